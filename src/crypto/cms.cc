@@ -1,0 +1,759 @@
+#include "crypto/cms.h"
+
+#include <openssl/rsa.h>
+
+#include "crypto/der.h"
+#include "crypto/primitives.h"
+
+namespace blindlist::crypto {
+
+namespace {
+
+Error Malformed(std::string_view why) {
+  return MakeError("malformed-der", "malformed CMS: " + std::string(why));
+}
+
+struct CipherInfo {
+  ContentCipher cipher;
+  std::string_view oid;
+  std::string_view name;
+};
+constexpr CipherInfo kCiphers[] = {
+    {ContentCipher::kAes128Cbc, "2.16.840.1.101.3.4.1.2", "aes-128-cbc"},
+    {ContentCipher::kAes192Cbc, "2.16.840.1.101.3.4.1.22", "aes-192-cbc"},
+    {ContentCipher::kAes256Cbc, "2.16.840.1.101.3.4.1.42", "aes-256-cbc"},
+    {ContentCipher::kAes128Gcm, "2.16.840.1.101.3.4.1.6", "aes-128-gcm"},
+    {ContentCipher::kAes192Gcm, "2.16.840.1.101.3.4.1.26", "aes-192-gcm"},
+    {ContentCipher::kAes256Gcm, "2.16.840.1.101.3.4.1.46", "aes-256-gcm"},
+};
+
+const CipherInfo& InfoFor(ContentCipher c) {
+  for (const auto& info : kCiphers) {
+    if (info.cipher == c) return info;
+  }
+  return kCiphers[2];
+}
+
+const EVP_CIPHER* EvpCipher(ContentCipher c) {
+  switch (c) {
+    case ContentCipher::kAes128Cbc:
+      return EVP_aes_128_cbc();
+    case ContentCipher::kAes192Cbc:
+      return EVP_aes_192_cbc();
+    case ContentCipher::kAes256Cbc:
+      return EVP_aes_256_cbc();
+    case ContentCipher::kAes128Gcm:
+      return EVP_aes_128_gcm();
+    case ContentCipher::kAes192Gcm:
+      return EVP_aes_192_gcm();
+    case ContentCipher::kAes256Gcm:
+      return EVP_aes_256_gcm();
+  }
+  return nullptr;
+}
+
+// RecipientIdentifier / KeyAgreeRecipientIdentifier.
+Result<RecipientId> ParseRid(const der::Tlv& tlv) {
+  RecipientId rid;
+  if (tlv.tag == der::kSequence) {
+    der::DerReader r(tlv);
+    BL_TRY_ASSIGN(der::Tlv issuer, r.Expect(der::kSequence, "issuer"));
+    BL_TRY_ASSIGN(der::Tlv serial, r.Expect(der::kInteger, "serial number"));
+    rid.kind = RecipientId::Kind::kIssuerSerial;
+    rid.issuer.assign(issuer.raw.begin(), issuer.raw.end());
+    rid.serial.assign(serial.content.begin(), serial.content.end());
+    return rid;
+  }
+  if (tlv.tag == der::ContextPrimitive(0) || tlv.tag == der::ContextConstructed(0)) {
+    rid.kind = RecipientId::Kind::kSubjectKeyId;
+    if (tlv.tag == der::ContextConstructed(0)) {
+      // KARI rKeyId: RecipientKeyIdentifier SEQUENCE { subjectKeyIdentifier, date, other }.
+      der::DerReader r(tlv);
+      BL_TRY_ASSIGN(der::Tlv ski, r.Next("subjectKeyIdentifier"));
+      if (!ski.Is(der::kOctetString)) return Malformed("subjectKeyIdentifier");
+      BL_TRY_ASSIGN(rid.key_id, der::OctetStringValue(ski, "subjectKeyIdentifier"));
+    } else {
+      rid.key_id.assign(tlv.content.begin(), tlv.content.end());
+    }
+    return rid;
+  }
+  return Malformed("unknown recipient identifier");
+}
+
+Bytes EncodeIssuerSerialRid(const Certificate& cert) { return cert.IssuerAndSerialDer(); }
+
+Result<RecipientInfo> ParseKtri(const der::Tlv& seq, RecipientInfo ri) {
+  der::DerReader r(seq);
+  BL_TRY_ASSIGN(der::Tlv version, r.Next("KeyTransRecipientInfo version"));
+  BL_TRY(der::SmallIntegerValue(version, "KeyTransRecipientInfo version"));
+  BL_TRY_ASSIGN(der::Tlv rid, r.Next("KeyTransRecipientInfo rid"));
+  BL_TRY_ASSIGN(ri.rid, ParseRid(rid));
+  BL_TRY_ASSIGN(der::Tlv alg_tlv, r.Expect(der::kSequence, "keyEncryptionAlgorithm"));
+  BL_TRY_ASSIGN(AlgorithmId alg, ParseAlgorithmId(alg_tlv.raw, "keyEncryptionAlgorithm"));
+  ri.key_alg_oid = alg.oid;
+  ri.key_alg_params = alg.params;
+  BL_TRY_ASSIGN(der::Tlv ek, r.Next("encryptedKey"));
+  if (!ek.Is(der::kOctetString)) return Malformed("encryptedKey");
+  BL_TRY_ASSIGN(ri.encrypted_key, der::OctetStringValue(ek, "encryptedKey"));
+  return ri;
+}
+
+Result<RecipientInfo> ParseKari(const der::Tlv& tlv, RecipientInfo ri) {
+  der::DerReader r(tlv);
+  BL_TRY_ASSIGN(der::Tlv version, r.Next("KeyAgreeRecipientInfo version"));
+  BL_TRY(der::SmallIntegerValue(version, "KeyAgreeRecipientInfo version"));
+  BL_TRY_ASSIGN(der::Tlv originator, r.Expect(der::ContextConstructed(0), "originator"));
+  {
+    der::DerReader o(originator);
+    BL_TRY_ASSIGN(der::Tlv choice, o.Next("originator"));
+    if (choice.tag == der::ContextConstructed(1)) {
+      der::DerReader k(choice);
+      BL_TRY(k.Expect(der::kSequence, "originator key algorithm"));
+      BL_TRY_ASSIGN(der::Tlv bits, k.Next("originator public key"));
+      if (!bits.Is(der::kBitString)) return Malformed("originator public key");
+      BL_TRY_ASSIGN(Bytes value, der::OctetStringValue(bits, "originator public key"));
+      if (value.empty() || value[0] != 0) return Malformed("originator public key bit string");
+      ri.originator_key.assign(value.begin() + 1, value.end());
+    }
+    // An originator named by certificate (static-static ECDH) is kept as is; we
+    // cannot unwrap it without the originator's certificate, which CMS omits.
+  }
+  if (r.PeekTag() == der::ContextConstructed(1)) {
+    BL_TRY_ASSIGN(der::Tlv ukm_tlv, r.Next("ukm"));
+    der::DerReader u(ukm_tlv);
+    BL_TRY_ASSIGN(der::Tlv ukm, u.Next("ukm"));
+    if (!ukm.Is(der::kOctetString)) return Malformed("ukm");
+    BL_TRY_ASSIGN(Bytes value, der::OctetStringValue(ukm, "ukm"));
+    ri.ukm = std::move(value);
+  }
+  BL_TRY_ASSIGN(der::Tlv alg_tlv, r.Expect(der::kSequence, "keyEncryptionAlgorithm"));
+  BL_TRY_ASSIGN(AlgorithmId alg, ParseAlgorithmId(alg_tlv.raw, "keyEncryptionAlgorithm"));
+  ri.key_alg_oid = alg.oid;
+  ri.key_alg_params = alg.params;
+  if (!alg.params.empty()) {
+    auto wrap = ParseAlgorithmId(alg.params, "key wrap algorithm");
+    if (wrap.ok()) ri.wrap_alg_oid = wrap->oid;
+  }
+  BL_TRY_ASSIGN(der::Tlv reks, r.Expect(der::kSequence, "recipientEncryptedKeys"));
+  der::DerReader k(reks);
+  while (!k.empty()) {
+    BL_TRY_ASSIGN(der::Tlv rek, k.Expect(der::kSequence, "RecipientEncryptedKey"));
+    der::DerReader e(rek);
+    BL_TRY_ASSIGN(der::Tlv rid, e.Next("RecipientEncryptedKey rid"));
+    RecipientEncryptedKey out;
+    BL_TRY_ASSIGN(out.rid, ParseRid(rid));
+    BL_TRY_ASSIGN(der::Tlv ek, e.Next("encryptedKey"));
+    if (!ek.Is(der::kOctetString)) return Malformed("encryptedKey");
+    BL_TRY_ASSIGN(out.encrypted_key, der::OctetStringValue(ek, "encryptedKey"));
+    ri.recipient_keys.push_back(std::move(out));
+  }
+  if (ri.recipient_keys.empty()) return Malformed("KeyAgreeRecipientInfo without recipients");
+  return ri;
+}
+
+Result<RecipientInfo> ParseKekri(const der::Tlv& tlv, RecipientInfo ri) {
+  der::DerReader r(tlv);
+  BL_TRY_ASSIGN(der::Tlv version, r.Next("KEKRecipientInfo version"));
+  BL_TRY(der::SmallIntegerValue(version, "KEKRecipientInfo version"));
+  BL_TRY_ASSIGN(der::Tlv kekid, r.Expect(der::kSequence, "KEKIdentifier"));
+  der::DerReader k(kekid);
+  BL_TRY_ASSIGN(der::Tlv id, k.Next("keyIdentifier"));
+  if (!id.Is(der::kOctetString)) return Malformed("keyIdentifier");
+  ri.rid.kind = RecipientId::Kind::kKekId;
+  BL_TRY_ASSIGN(ri.rid.key_id, der::OctetStringValue(id, "keyIdentifier"));
+  BL_TRY_ASSIGN(der::Tlv alg_tlv, r.Expect(der::kSequence, "keyEncryptionAlgorithm"));
+  BL_TRY_ASSIGN(AlgorithmId alg, ParseAlgorithmId(alg_tlv.raw, "keyEncryptionAlgorithm"));
+  ri.key_alg_oid = alg.oid;
+  ri.key_alg_params = alg.params;
+  BL_TRY_ASSIGN(der::Tlv ek, r.Next("encryptedKey"));
+  if (!ek.Is(der::kOctetString)) return Malformed("encryptedKey");
+  BL_TRY_ASSIGN(ri.encrypted_key, der::OctetStringValue(ek, "encryptedKey"));
+  return ri;
+}
+
+// Parses EncryptedContentInfo into `env`.
+Status ParseEncryptedContentInfo(const der::Tlv& eci, Envelope& env) {
+  env.encrypted_content_info.assign(eci.raw.begin(), eci.raw.end());
+  der::DerReader r(eci);
+  BL_TRY_ASSIGN(der::Tlv ct, r.Expect(der::kOid, "contentType"));
+  env.content_type_oid = der::OidToString(ct.content);
+  BL_TRY_ASSIGN(der::Tlv alg_tlv, r.Expect(der::kSequence, "contentEncryptionAlgorithm"));
+  BL_TRY_ASSIGN(AlgorithmId alg, ParseAlgorithmId(alg_tlv.raw, "contentEncryptionAlgorithm"));
+  env.cipher_oid = alg.oid;
+  for (const auto& info : kCiphers) {
+    if (info.oid == alg.oid) env.cipher = info.cipher;
+  }
+  if (env.cipher) {
+    if (alg.params.empty()) return Malformed("content cipher without parameters");
+    BL_TRY_ASSIGN(der::Tlv params, der::ParseSingle(alg.params, "cipher parameters"));
+    if (IsGcm(*env.cipher)) {
+      // GCMParameters ::= SEQUENCE { aes-nonce OCTET STRING, aes-ICVlen INTEGER DEFAULT 12 }
+      if (params.tag != der::kSequence) return Malformed("GCM parameters");
+      der::DerReader p(params);
+      BL_TRY_ASSIGN(der::Tlv nonce, p.Next("GCM nonce"));
+      if (!nonce.Is(der::kOctetString)) return Malformed("GCM nonce");
+      BL_TRY_ASSIGN(env.iv, der::OctetStringValue(nonce, "GCM nonce"));
+      env.tag_len = 12;
+      if (!p.empty()) {
+        BL_TRY_ASSIGN(der::Tlv icv, p.Next("GCM ICV length"));
+        BL_TRY_ASSIGN(std::uint32_t icv_len, der::SmallIntegerValue(icv, "GCM ICV length"));
+        env.tag_len = icv_len;
+      }
+      if (env.iv.empty() || env.iv.size() > 64) return Malformed("GCM nonce length");
+      if (env.tag_len < 12 || env.tag_len > 16) return Malformed("GCM ICV length");
+    } else {
+      if (!params.Is(der::kOctetString)) return Malformed("CBC IV");
+      BL_TRY_ASSIGN(env.iv, der::OctetStringValue(params, "CBC IV"));
+      if (env.iv.size() != 16) return Malformed("CBC IV must be 16 bytes");
+    }
+  }
+  if (!r.empty()) {
+    BL_TRY_ASSIGN(der::Tlv content, r.Next("encryptedContent"));
+    if (content.tag != der::ContextPrimitive(0) && content.tag != der::ContextConstructed(0)) {
+      return Malformed("encryptedContent");
+    }
+    BL_TRY_ASSIGN(env.ciphertext, der::OctetStringValue(content, "encryptedContent"));
+  } else {
+    return MakeError("unsupported", "detached encrypted content is not supported");
+  }
+  return Status::Ok();
+}
+
+std::uint32_t EnvelopedDataVersion(const Envelope& env) {
+  // RFC 5652 section 6.1.
+  bool all_v0 = true;
+  for (const auto& ri : env.recipients) {
+    if (ri.kind == RecipientKind::kPassword || ri.kind == RecipientKind::kOther) return 3;
+    if (ri.kind != RecipientKind::kKeyTrans || ri.rid.kind != RecipientId::Kind::kIssuerSerial) {
+      all_v0 = false;
+    }
+  }
+  if (env.originator_info.empty() && env.trailing_attrs.empty() && all_v0) return 0;
+  return 2;
+}
+
+}  // namespace
+
+std::string_view ContentCipherName(ContentCipher c) { return InfoFor(c).name; }
+bool IsGcm(ContentCipher c) {
+  return c == ContentCipher::kAes128Gcm || c == ContentCipher::kAes192Gcm ||
+         c == ContentCipher::kAes256Gcm;
+}
+std::size_t CekLength(ContentCipher c) {
+  switch (c) {
+    case ContentCipher::kAes128Cbc:
+    case ContentCipher::kAes128Gcm:
+      return 16;
+    case ContentCipher::kAes192Cbc:
+    case ContentCipher::kAes192Gcm:
+      return 24;
+    default:
+      return 32;
+  }
+}
+
+std::string_view RecipientKindName(RecipientKind k) {
+  switch (k) {
+    case RecipientKind::kKeyTrans:
+      return "ktri";
+    case RecipientKind::kKeyAgree:
+      return "kari";
+    case RecipientKind::kKek:
+      return "kekri";
+    case RecipientKind::kPassword:
+      return "pwri";
+    case RecipientKind::kOther:
+      break;
+  }
+  return "ori";
+}
+
+bool RecipientId::Matches(const Certificate& cert) const {
+  switch (kind) {
+    case Kind::kIssuerSerial: {
+      Bytes cert_serial = cert.SerialContent();
+      return issuer == cert.IssuerDer() && serial == cert_serial;
+    }
+    case Kind::kSubjectKeyId: {
+      auto ski = cert.SubjectKeyId();
+      return ski && *ski == key_id;
+    }
+    case Kind::kKekId:
+      return false;
+  }
+  return false;
+}
+
+std::string RecipientId::Describe() const {
+  switch (kind) {
+    case Kind::kIssuerSerial:
+      return "issuer-serial:" + ToHex(serial);
+    case Kind::kSubjectKeyId:
+      return "ski:" + ToHex(key_id);
+    case Kind::kKekId:
+      return "kek-id:" + ToHex(key_id);
+  }
+  return "";
+}
+
+Result<RecipientInfo> RecipientInfo::Parse(ByteView der_bytes) {
+  BL_TRY_ASSIGN(der::Tlv tlv, der::ParseSingle(der_bytes, "RecipientInfo"));
+  RecipientInfo ri;
+  ri.der.assign(tlv.raw.begin(), tlv.raw.end());
+  if (tlv.tag == der::kSequence) {
+    ri.kind = RecipientKind::kKeyTrans;
+    return ParseKtri(tlv, std::move(ri));
+  }
+  if (tlv.tag == der::ContextConstructed(1)) {
+    ri.kind = RecipientKind::kKeyAgree;
+    return ParseKari(tlv, std::move(ri));
+  }
+  if (tlv.tag == der::ContextConstructed(2)) {
+    ri.kind = RecipientKind::kKek;
+    return ParseKekri(tlv, std::move(ri));
+  }
+  if (tlv.tag == der::ContextConstructed(3)) {
+    ri.kind = RecipientKind::kPassword;
+    return ri;
+  }
+  if (tlv.tag == der::ContextConstructed(4)) {
+    ri.kind = RecipientKind::kOther;
+    return ri;
+  }
+  return Malformed("unknown RecipientInfo type");
+}
+
+std::string RecipientInfo::AlgorithmName() const {
+  switch (kind) {
+    case RecipientKind::kKeyTrans: {
+      if (key_alg_oid == oid::kRsaEncryption) return "RSA PKCS#1 v1.5";
+      if (key_alg_oid == oid::kRsaesOaep) {
+        auto p = ParseOaepParams(key_alg_params);
+        if (!p.ok()) return "RSA-OAEP (bad parameters)";
+        return std::string("RSA-OAEP (") + EVP_MD_get0_name(p->hash) + ")";
+      }
+      return "unsupported key transport " + key_alg_oid;
+    }
+    case RecipientKind::kKeyAgree: {
+      const EVP_MD* md = KdfDigestForScheme(key_alg_oid);
+      std::string kdf = md ? EVP_MD_get0_name(md) : ("unsupported scheme " + key_alg_oid);
+      std::size_t wrap = WrapKeyLength(wrap_alg_oid);
+      return "ECDH X9.63 " + kdf + " + " +
+             (wrap ? "AES-" + std::to_string(wrap * 8) + " wrap" : "wrap " + wrap_alg_oid);
+    }
+    case RecipientKind::kKek: {
+      std::size_t wrap = WrapKeyLength(key_alg_oid);
+      return wrap ? "AES-" + std::to_string(wrap * 8) + " key wrap" : "unsupported " + key_alg_oid;
+    }
+    case RecipientKind::kPassword:
+      return "password (unsupported)";
+    case RecipientKind::kOther:
+      break;
+  }
+  return "other (unsupported)";
+}
+
+Result<Envelope> Envelope::Parse(ByteView content_info) {
+  BL_TRY_ASSIGN(der::Tlv ci, der::ParseSingle(content_info, "ContentInfo"));
+  if (ci.tag != der::kSequence) return MakeError("not-cms", "input is not a CMS ContentInfo");
+  der::DerReader r(ci);
+  BL_TRY_ASSIGN(der::Tlv type, r.Expect(der::kOid, "contentType"));
+  std::string type_oid = der::OidToString(type.content);
+  Envelope env;
+  if (type_oid == oid::kAuthEnvelopedData) {
+    env.auth_enveloped = true;
+  } else if (type_oid == oid::kEnvelopedData) {
+    env.auth_enveloped = false;
+  } else {
+    return MakeError("not-enveloped",
+                     "CMS content type " + type_oid + " is not EnvelopedData or AuthEnvelopedData");
+  }
+  BL_TRY_ASSIGN(der::Tlv wrapper, r.Expect(der::ContextConstructed(0), "content"));
+  der::DerReader w(wrapper);
+  BL_TRY_ASSIGN(der::Tlv body, w.Expect(der::kSequence, "EnvelopedData"));
+  der::DerReader b(body);
+  BL_TRY_ASSIGN(der::Tlv version, b.Next("version"));
+  BL_TRY(der::SmallIntegerValue(version, "version"));
+  if (b.PeekTag() == der::ContextConstructed(0)) {
+    BL_TRY_ASSIGN(der::Tlv orig, b.Next("originatorInfo"));
+    env.originator_info.assign(orig.raw.begin(), orig.raw.end());
+  }
+  BL_TRY_ASSIGN(der::Tlv ris, b.Expect(der::kSet, "recipientInfos"));
+  der::DerReader ri_reader(ris);
+  while (!ri_reader.empty()) {
+    BL_TRY_ASSIGN(der::Tlv one, ri_reader.Next("RecipientInfo"));
+    BL_TRY_ASSIGN(RecipientInfo ri, RecipientInfo::Parse(one.raw));
+    env.recipients.push_back(std::move(ri));
+  }
+  if (env.recipients.empty()) return Malformed("no RecipientInfo");
+  BL_TRY_ASSIGN(der::Tlv eci, b.Expect(der::kSequence, "EncryptedContentInfo"));
+  BL_TRY(ParseEncryptedContentInfo(eci, env));
+  if (env.auth_enveloped) {
+    if (b.PeekTag() == der::ContextConstructed(1)) {
+      BL_TRY_ASSIGN(der::Tlv attrs, b.Next("authAttrs"));
+      env.auth_attrs.assign(attrs.raw.begin(), attrs.raw.end());
+    }
+    BL_TRY_ASSIGN(der::Tlv mac, b.Next("mac"));
+    if (!mac.Is(der::kOctetString)) return Malformed("mac");
+    BL_TRY_ASSIGN(env.mac, der::OctetStringValue(mac, "mac"));
+    if (b.PeekTag() == der::ContextConstructed(2)) {
+      BL_TRY_ASSIGN(der::Tlv attrs, b.Next("unauthAttrs"));
+      env.trailing_attrs.assign(attrs.raw.begin(), attrs.raw.end());
+    }
+    if (env.cipher && !IsGcm(*env.cipher)) {
+      return MakeError("unsupported", "AuthEnvelopedData with a non-AEAD cipher");
+    }
+  } else {
+    if (b.PeekTag() == der::ContextConstructed(1)) {
+      BL_TRY_ASSIGN(der::Tlv attrs, b.Next("unprotectedAttrs"));
+      env.trailing_attrs.assign(attrs.raw.begin(), attrs.raw.end());
+    }
+    if (env.cipher && IsGcm(*env.cipher)) {
+      return MakeError("unsupported", "EnvelopedData with GCM has no place for the tag");
+    }
+  }
+  if (!b.empty()) return Malformed("trailing fields in EnvelopedData");
+  return env;
+}
+
+Bytes Envelope::Serialize() const {
+  Bytes ris;
+  for (const auto& ri : recipients) ris.insert(ris.end(), ri.der.begin(), ri.der.end());
+  Bytes version = der::EncodeInteger(auth_enveloped ? 0 : EnvelopedDataVersion(*this));
+  Bytes mac_tlv;
+  if (auth_enveloped) mac_tlv = der::Encode(der::kOctetString, mac);
+  Bytes body =
+      der::Encode(der::kSequence, {version, originator_info, der::Encode(der::kSet, ris),
+                                   encrypted_content_info, auth_attrs, mac_tlv, trailing_attrs});
+  return der::Encode(der::kSequence, {der::EncodeOid(auth_enveloped ? oid::kAuthEnvelopedData
+                                                                    : oid::kEnvelopedData),
+                                      der::Encode(der::ContextConstructed(0), body)});
+}
+
+Status Envelope::AddRecipient(ByteView recipient_info_der) {
+  BL_TRY_ASSIGN(RecipientInfo ri, RecipientInfo::Parse(recipient_info_der));
+  recipients.push_back(std::move(ri));
+  return Status::Ok();
+}
+
+Status Envelope::ReplaceRecipient(std::size_t index, ByteView recipient_info_der) {
+  if (index >= recipients.size()) return MakeError("bad-index", "no RecipientInfo at that index");
+  BL_TRY_ASSIGN(RecipientInfo ri, RecipientInfo::Parse(recipient_info_der));
+  recipients[index] = std::move(ri);
+  return Status::Ok();
+}
+
+Status Envelope::RemoveRecipient(std::size_t index) {
+  if (index >= recipients.size()) return MakeError("bad-index", "no RecipientInfo at that index");
+  if (recipients.size() == 1) {
+    return MakeError("last-recipient",
+                     "removing the last RecipientInfo would make the message unreadable");
+  }
+  recipients.erase(recipients.begin() + static_cast<std::ptrdiff_t>(index));
+  return Status::Ok();
+}
+
+Result<Bytes> WrapCek(const SecretBytes& cek, const Certificate& cert, RsaPadding padding) {
+  EVP_PKEY* pub = X509_get0_pubkey(cert.impl().x509.get());
+  KeyType type = cert.key_type();
+  if (type == KeyType::kRsa) {
+    EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, pub, nullptr));
+    if (!ctx || EVP_PKEY_encrypt_init(ctx.get()) != 1)
+      return OsslError("crypto", "RSA setup failed");
+    Bytes alg;
+    if (padding == RsaPadding::kOaepSha256) {
+      if (EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_OAEP_PADDING) != 1 ||
+          EVP_PKEY_CTX_set_rsa_oaep_md(ctx.get(), EVP_sha256()) != 1 ||
+          EVP_PKEY_CTX_set_rsa_mgf1_md(ctx.get(), EVP_sha256()) != 1) {
+        return OsslError("crypto", "RSA-OAEP setup failed");
+      }
+      alg = OaepSha256AlgorithmId();
+    } else {
+      if (EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) != 1) {
+        return OsslError("crypto", "RSA setup failed");
+      }
+      alg = EncodeAlgorithmId(oid::kRsaEncryption, der::EncodeNull());
+    }
+    std::size_t len = 0;
+    if (EVP_PKEY_encrypt(ctx.get(), nullptr, &len, cek.data(), cek.size()) != 1) {
+      return OsslError("crypto", "RSA encryption failed");
+    }
+    Bytes ek(len);
+    if (EVP_PKEY_encrypt(ctx.get(), ek.data(), &len, cek.data(), cek.size()) != 1) {
+      return OsslError("crypto", "RSA encryption failed");
+    }
+    ek.resize(len);
+    return der::Encode(der::kSequence, {der::EncodeInteger(0), EncodeIssuerSerialRid(cert), alg,
+                                        der::Encode(der::kOctetString, ek)});
+  }
+  if (type == KeyType::kEcP256 || type == KeyType::kEcP384) {
+    EvpPkeyCtxPtr gen(EVP_PKEY_CTX_new_from_pkey(nullptr, pub, nullptr));
+    EVP_PKEY* eph_raw = nullptr;
+    if (!gen || EVP_PKEY_keygen_init(gen.get()) != 1 || EVP_PKEY_keygen(gen.get(), &eph_raw) != 1) {
+      return OsslError("crypto", "ephemeral EC key generation failed");
+    }
+    EvpPkeyPtr eph(eph_raw);
+    BL_TRY_ASSIGN(SecretBytes z, EcdhDerive(eph.get(), pub));
+    std::string_view wrap_oid = oid::kAes256Wrap;
+    BL_TRY_ASSIGN(SecretBytes kek, KariKek(EVP_sha256(), z.view(), wrap_oid, nullptr));
+    BL_TRY_ASSIGN(Bytes wrapped, AesWrap(kek, cek));
+    unsigned char* point = nullptr;
+    std::size_t point_len = EVP_PKEY_get1_encoded_public_key(eph.get(), &point);
+    if (point_len == 0) return OsslError("crypto", "cannot encode the ephemeral key");
+    Bytes bits{0x00};
+    bits.insert(bits.end(), point, point + point_len);
+    OPENSSL_free(point);
+    Bytes originator = der::Encode(
+        der::ContextConstructed(0),
+        der::Encode(der::ContextConstructed(1),
+                    {EncodeAlgorithmId(oid::kEcPublicKey), der::Encode(der::kBitString, bits)}));
+    Bytes alg = EncodeAlgorithmId(oid::kStdDhSha256Kdf, EncodeAlgorithmId(wrap_oid));
+    Bytes rek = der::Encode(der::kSequence,
+                            {EncodeIssuerSerialRid(cert), der::Encode(der::kOctetString, wrapped)});
+    return der::Encode(der::ContextConstructed(1),
+                       {der::EncodeInteger(3), originator, alg, der::Encode(der::kSequence, rek)});
+  }
+  return MakeError("unsupported-key", "unsupported recipient key type");
+}
+
+Result<Bytes> WrapCek(const SecretBytes& cek, const GroupSecret& secret) {
+  std::string_view wrap_oid = WrapOidForKeyLength(secret.key.size());
+  if (wrap_oid.empty()) return MakeError("bad-key", "a group secret must be 16, 24 or 32 bytes");
+  if (secret.id.empty()) return MakeError("bad-key", "a group secret needs a key identifier");
+  BL_TRY_ASSIGN(Bytes wrapped, AesWrap(secret.key, cek));
+  Bytes kekid = der::Encode(der::kSequence, der::Encode(der::kOctetString, secret.id));
+  return der::Encode(der::ContextConstructed(2),
+                     {der::EncodeInteger(4), kekid, EncodeAlgorithmId(wrap_oid),
+                      der::Encode(der::kOctetString, wrapped)});
+}
+
+Result<SecretBytes> UnwrapCek(const RecipientInfo& ri, const PrivateKey& key,
+                              std::size_t rek_index) {
+  EVP_PKEY* pkey = key.impl().pkey.get();
+  if (ri.kind == RecipientKind::kKeyTrans) {
+    if (key.type() != KeyType::kRsa)
+      return MakeError("wrong-key", "this RecipientInfo needs an RSA key");
+    EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey, nullptr));
+    if (!ctx || EVP_PKEY_decrypt_init(ctx.get()) != 1)
+      return OsslError("crypto", "RSA setup failed");
+    if (ri.key_alg_oid == oid::kRsaesOaep) {
+      BL_TRY_ASSIGN(OaepParams p, ParseOaepParams(ri.key_alg_params));
+      if (EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_OAEP_PADDING) != 1 ||
+          EVP_PKEY_CTX_set_rsa_oaep_md(ctx.get(), p.hash) != 1 ||
+          EVP_PKEY_CTX_set_rsa_mgf1_md(ctx.get(), p.mgf1_hash) != 1) {
+        return OsslError("crypto", "RSA-OAEP setup failed");
+      }
+      if (!p.label.empty()) {
+        auto* label = static_cast<unsigned char*>(OPENSSL_memdup(p.label.data(), p.label.size()));
+        if (EVP_PKEY_CTX_set0_rsa_oaep_label(ctx.get(), label, static_cast<int>(p.label.size())) !=
+            1) {
+          OPENSSL_free(label);
+          return OsslError("crypto", "RSA-OAEP label setup failed");
+        }
+      }
+    } else if (ri.key_alg_oid == oid::kRsaEncryption) {
+      if (EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) != 1) {
+        return OsslError("crypto", "RSA setup failed");
+      }
+    } else {
+      return MakeError("unsupported", "unsupported key transport algorithm " + ri.key_alg_oid);
+    }
+    std::size_t len = 0;
+    if (EVP_PKEY_decrypt(ctx.get(), nullptr, &len, ri.encrypted_key.data(),
+                         ri.encrypted_key.size()) != 1) {
+      ERR_clear_error();
+      return MakeError("unwrap-failed", "cannot unwrap the message key: wrong key");
+    }
+    SecretBytes cek(len);
+    if (EVP_PKEY_decrypt(ctx.get(), cek.data(), &len, ri.encrypted_key.data(),
+                         ri.encrypted_key.size()) != 1) {
+      ERR_clear_error();
+      return MakeError("unwrap-failed", "cannot unwrap the message key: wrong key");
+    }
+    cek.resize(len);
+    return cek;
+  }
+  if (ri.kind == RecipientKind::kKeyAgree) {
+    if (key.type() != KeyType::kEcP256 && key.type() != KeyType::kEcP384) {
+      return MakeError("wrong-key", "this RecipientInfo needs an EC key");
+    }
+    if (rek_index >= ri.recipient_keys.size())
+      return MakeError("bad-index", "no such recipient key");
+    const EVP_MD* kdf = KdfDigestForScheme(ri.key_alg_oid);
+    if (kdf == nullptr)
+      return MakeError("unsupported", "unsupported key agreement scheme " + ri.key_alg_oid);
+    if (ri.originator_key.empty()) {
+      return MakeError("unsupported",
+                       "key agreement with a static originator key is not supported");
+    }
+    BL_TRY_ASSIGN(EvpPkeyPtr peer, EcPeerKey(pkey, ri.originator_key));
+    BL_TRY_ASSIGN(SecretBytes z, EcdhDerive(pkey, peer.get()));
+    BL_TRY_ASSIGN(SecretBytes kek,
+                  KariKek(kdf, z.view(), ri.wrap_alg_oid, ri.ukm ? &*ri.ukm : nullptr));
+    return AesUnwrap(kek, ri.recipient_keys[rek_index].encrypted_key);
+  }
+  return MakeError("wrong-key", "this RecipientInfo is not for a private key");
+}
+
+Result<SecretBytes> UnwrapCek(const RecipientInfo& ri, const GroupSecret& secret) {
+  if (ri.kind != RecipientKind::kKek) return MakeError("wrong-key", "not a KEKRecipientInfo");
+  std::size_t need = WrapKeyLength(ri.key_alg_oid);
+  if (need == 0)
+    return MakeError("unsupported", "unsupported key wrap algorithm " + ri.key_alg_oid);
+  if (need != secret.key.size()) {
+    return MakeError("wrong-key", "the group secret is " + std::to_string(secret.key.size() * 8) +
+                                      " bits but the message uses AES-" + std::to_string(need * 8) +
+                                      " key wrap");
+  }
+  return AesUnwrap(secret.key, ri.encrypted_key);
+}
+
+Result<SecretBytes> FindAndUnwrapCek(const Envelope& env, const PrivateKey& key,
+                                     const Certificate* cert) {
+  bool any_candidate = false;
+  bool is_rsa = key.type() == KeyType::kRsa;
+  for (const auto& ri : env.recipients) {
+    if (is_rsa && ri.kind == RecipientKind::kKeyTrans) {
+      if (cert != nullptr && !ri.rid.Matches(*cert)) continue;
+      any_candidate = true;
+      auto cek = UnwrapCek(ri, key);
+      if (cek.ok() || cert != nullptr) return cek;
+    } else if (!is_rsa && ri.kind == RecipientKind::kKeyAgree) {
+      for (std::size_t i = 0; i < ri.recipient_keys.size(); ++i) {
+        if (cert != nullptr && !ri.recipient_keys[i].rid.Matches(*cert)) continue;
+        any_candidate = true;
+        auto cek = UnwrapCek(ri, key, i);
+        if (cek.ok() || cert != nullptr) return cek;
+      }
+    }
+  }
+  if (!any_candidate) {
+    return MakeError("no-recipient", cert != nullptr ? "no RecipientInfo for this certificate"
+                                                     : "no RecipientInfo for this kind of key");
+  }
+  return MakeError("unwrap-failed", "cannot unwrap the message key: wrong key");
+}
+
+Result<SecretBytes> FindAndUnwrapCek(const Envelope& env, const GroupSecret& secret) {
+  for (const auto& ri : env.recipients) {
+    if (ri.kind == RecipientKind::kKek && ConstantTimeEqual(ri.rid.key_id, secret.id)) {
+      return UnwrapCek(ri, secret);
+    }
+  }
+  return MakeError("no-recipient", "no KEKRecipientInfo for secret key id " + ToHex(secret.id));
+}
+
+Result<SecretBytes> DecryptContent(const Envelope& env, const SecretBytes& cek) {
+  if (!env.cipher) return MakeError("unsupported", "unsupported content cipher " + env.cipher_oid);
+  ContentCipher c = *env.cipher;
+  if (cek.size() != CekLength(c)) {
+    return MakeError("unwrap-failed", "cannot unwrap the message key: wrong key");
+  }
+  EvpCipherCtxPtr ctx(EVP_CIPHER_CTX_new());
+  if (!ctx || EVP_DecryptInit_ex(ctx.get(), EvpCipher(c), nullptr, nullptr, nullptr) != 1) {
+    return OsslError("crypto", "cipher setup failed");
+  }
+  if (IsGcm(c) && EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN,
+                                      static_cast<int>(env.iv.size()), nullptr) != 1) {
+    return OsslError("crypto", "GCM setup failed");
+  }
+  if (EVP_DecryptInit_ex(ctx.get(), nullptr, nullptr, cek.data(), env.iv.data()) != 1) {
+    return OsslError("crypto", "cipher setup failed");
+  }
+  int len = 0;
+  if (IsGcm(c)) {
+    if (env.mac.size() != env.tag_len)
+      return MakeError("tampered", "authentication tag has the wrong length");
+    if (!env.auth_attrs.empty()) {
+      // RFC 5083: the AAD is the DER of authAttrs with the SET OF tag, not [1].
+      Bytes aad = env.auth_attrs;
+      aad[0] = der::kSet;
+      if (EVP_DecryptUpdate(ctx.get(), nullptr, &len, aad.data(), static_cast<int>(aad.size())) !=
+          1) {
+        return OsslError("crypto", "GCM AAD failed");
+      }
+    }
+  }
+  SecretBytes plain(env.ciphertext.size() + 16);
+  int out_len = 0;
+  if (EVP_DecryptUpdate(ctx.get(), plain.data(), &len, env.ciphertext.data(),
+                        static_cast<int>(env.ciphertext.size())) != 1) {
+    return OsslError("crypto", "decryption failed");
+  }
+  out_len = len;
+  if (IsGcm(c) &&
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, static_cast<int>(env.mac.size()),
+                          const_cast<std::uint8_t*>(env.mac.data())) != 1) {
+    return OsslError("crypto", "GCM setup failed");
+  }
+  if (EVP_DecryptFinal_ex(ctx.get(), plain.data() + out_len, &len) != 1) {
+    ERR_clear_error();
+    plain.clear();
+    if (IsGcm(c))
+      return MakeError("tampered",
+                       "authentication failed: the message was tampered with or the key is wrong");
+    return MakeError("tampered",
+                     "bad CBC padding: the message was tampered with or the key is wrong");
+  }
+  out_len += len;
+  plain.resize(static_cast<std::size_t>(out_len));
+  return plain;
+}
+
+Result<Bytes> Encrypt(ByteView content, const std::vector<Certificate>& certs,
+                      const std::vector<GroupSecret>& secrets, const EncryptOptions& options) {
+  if (certs.empty() && secrets.empty()) return MakeError("usage", "no recipients");
+  ContentCipher c = options.cipher;
+  SecretBytes cek = RandomSecret(CekLength(c));
+  bool gcm = IsGcm(c);
+  Bytes iv(gcm ? 12 : 16);
+  BL_TRY(RandomBytes(iv.data(), iv.size()));
+
+  Envelope env;
+  env.auth_enveloped = gcm;
+  for (const auto& cert : certs) {
+    BL_TRY_ASSIGN(Bytes ri, WrapCek(cek, cert, options.rsa_padding));
+    BL_TRY(env.AddRecipient(ri));
+  }
+  for (const auto& secret : secrets) {
+    BL_TRY_ASSIGN(Bytes ri, WrapCek(cek, secret));
+    BL_TRY(env.AddRecipient(ri));
+  }
+
+  EvpCipherCtxPtr ctx(EVP_CIPHER_CTX_new());
+  if (!ctx || EVP_EncryptInit_ex(ctx.get(), EvpCipher(c), nullptr, cek.data(), iv.data()) != 1) {
+    return OsslError("crypto", "cipher setup failed");
+  }
+  Bytes ciphertext(content.size() + 16);
+  int len = 0;
+  int total = 0;
+  if (EVP_EncryptUpdate(ctx.get(), ciphertext.data(), &len, content.data(),
+                        static_cast<int>(content.size())) != 1) {
+    return OsslError("crypto", "encryption failed");
+  }
+  total = len;
+  if (EVP_EncryptFinal_ex(ctx.get(), ciphertext.data() + total, &len) != 1) {
+    return OsslError("crypto", "encryption failed");
+  }
+  total += len;
+  ciphertext.resize(static_cast<std::size_t>(total));
+
+  Bytes params;
+  if (gcm) {
+    constexpr int kTagLen = 16;
+    env.mac.resize(kTagLen);
+    if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTagLen, env.mac.data()) != 1) {
+      return OsslError("crypto", "GCM tag failed");
+    }
+    params = der::Encode(der::kSequence,
+                         {der::Encode(der::kOctetString, iv), der::EncodeInteger(kTagLen)});
+  } else {
+    params = der::Encode(der::kOctetString, iv);
+  }
+  env.encrypted_content_info = der::Encode(
+      der::kSequence, {der::EncodeOid(oid::kData), EncodeAlgorithmId(InfoFor(c).oid, params),
+                       der::Encode(der::ContextPrimitive(0), ciphertext)});
+  return env.Serialize();
+}
+
+}  // namespace blindlist::crypto

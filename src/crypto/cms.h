@@ -1,0 +1,128 @@
+// CMS envelopes (RFC 5652 EnvelopedData, RFC 5083 AuthEnvelopedData): parse
+// whatever stock S/MIME clients send, build our own, unwrap and wrap the
+// content-encryption key (CEK), and edit RecipientInfos at the DER level
+// without the CEK, leaving the encrypted content byte-identical.
+// Thread-safety: value types; functions share no state.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "blindlist/bytes.h"
+#include "blindlist/result.h"
+#include "crypto/keys.h"
+
+namespace blindlist::crypto {
+
+enum class ContentCipher { kAes128Cbc, kAes192Cbc, kAes256Cbc, kAes128Gcm, kAes192Gcm, kAes256Gcm };
+std::string_view ContentCipherName(ContentCipher c);
+bool IsGcm(ContentCipher c);
+std::size_t CekLength(ContentCipher c);
+
+enum class RsaPadding { kOaepSha256, kPkcs1v15 };
+
+enum class RecipientKind { kKeyTrans, kKeyAgree, kKek, kPassword, kOther };
+std::string_view RecipientKindName(RecipientKind k);
+
+struct RecipientId {
+  enum class Kind { kIssuerSerial, kSubjectKeyId, kKekId };
+  Kind kind = Kind::kIssuerSerial;
+  Bytes issuer;  // DER Name (kIssuerSerial)
+  Bytes serial;  // INTEGER contents (kIssuerSerial)
+  Bytes key_id;  // SubjectKeyIdentifier or KEK keyIdentifier
+  bool Matches(const Certificate& cert) const;
+  std::string Describe() const;  // one line for `inspect`
+};
+
+// One recipient of a KeyAgreeRecipientInfo.
+struct RecipientEncryptedKey {
+  RecipientId rid;
+  Bytes encrypted_key;
+};
+
+// A parsed RecipientInfo. `der` is its encoding exactly as received (or built).
+struct RecipientInfo {
+  RecipientKind kind = RecipientKind::kOther;
+  Bytes der;
+  std::string key_alg_oid;  // KTRI: key transport; KARI: key agreement scheme; KEKRI: key wrap
+  Bytes key_alg_params;     // the parameters TLV, empty when absent
+  // KTRI and KEKRI
+  RecipientId rid;
+  Bytes encrypted_key;
+  // KARI
+  std::string wrap_alg_oid;
+  Bytes originator_key;  // the ephemeral public point (SEC1 octets)
+  std::optional<Bytes> ukm;
+  std::vector<RecipientEncryptedKey> recipient_keys;
+
+  static Result<RecipientInfo> Parse(ByteView der);
+  // A human name for the key algorithm ("RSA-OAEP (SHA-256)", "ECDH P-256 X9.63 SHA-256 + AES-256
+  // wrap").
+  std::string AlgorithmName() const;
+};
+
+struct Envelope {
+  bool auth_enveloped = true;  // AuthEnvelopedData (GCM) or EnvelopedData
+  Bytes originator_info;       // [0] TLV verbatim, empty when absent
+  std::vector<RecipientInfo> recipients;
+  Bytes encrypted_content_info;  // the EncryptedContentInfo TLV verbatim
+  std::string content_type_oid;
+  std::optional<ContentCipher> cipher;  // nullopt: an algorithm we do not support
+  std::string cipher_oid;
+  Bytes iv;                 // CBC IV or GCM nonce
+  std::size_t tag_len = 0;  // GCM ICV length
+  Bytes ciphertext;         // the encrypted content, segments joined
+  Bytes auth_attrs;         // [1] TLV verbatim (AuthEnvelopedData)
+  Bytes mac;                // the GCM tag (AuthEnvelopedData)
+  Bytes trailing_attrs;     // unprotectedAttrs / unauthAttrs TLV verbatim
+
+  // Parses a ContentInfo holding EnvelopedData or AuthEnvelopedData (BER or DER).
+  static Result<Envelope> Parse(ByteView content_info);
+  // Writes the ContentInfo. The outer structure is re-encoded in DER; the
+  // EncryptedContentInfo and attributes are copied byte for byte.
+  Bytes Serialize() const;
+
+  // DER-level edits; none needs the CEK and none touches the encrypted content.
+  Status AddRecipient(ByteView recipient_info_der);
+  Status ReplaceRecipient(std::size_t index, ByteView recipient_info_der);
+  Status RemoveRecipient(std::size_t index);
+};
+
+// A group secret for KEKRecipientInfo: AES key wrap key and its identifier.
+struct GroupSecret {
+  Bytes id;
+  SecretBytes key;  // 16, 24 or 32 bytes
+};
+
+struct EncryptOptions {
+  ContentCipher cipher = ContentCipher::kAes256Gcm;
+  RsaPadding rsa_padding = RsaPadding::kOaepSha256;
+};
+
+// Encrypts `content` (the MIME entity) to each certificate and secret.
+Result<Bytes> Encrypt(ByteView content, const std::vector<Certificate>& certs,
+                      const std::vector<GroupSecret>& secrets, const EncryptOptions& options);
+
+// A RecipientInfo for `cert` (KTRI for RSA, KARI for EC) or `secret` (KEKRI) carrying `cek`.
+Result<Bytes> WrapCek(const SecretBytes& cek, const Certificate& cert, RsaPadding padding);
+Result<Bytes> WrapCek(const SecretBytes& cek, const GroupSecret& secret);
+
+// Unwraps the CEK from one RecipientInfo. For KARI, `rek_index` picks the
+// RecipientEncryptedKey. Every failure of the key itself is "unwrap-failed".
+Result<SecretBytes> UnwrapCek(const RecipientInfo& ri, const PrivateKey& key,
+                              std::size_t rek_index = 0);
+Result<SecretBytes> UnwrapCek(const RecipientInfo& ri, const GroupSecret& secret);
+
+// Finds the RecipientInfo for `cert` (by identifier), or when cert is null
+// tries every RecipientInfo of the key's kind. Returns the CEK.
+Result<SecretBytes> FindAndUnwrapCek(const Envelope& env, const PrivateKey& key,
+                                     const Certificate* cert);
+Result<SecretBytes> FindAndUnwrapCek(const Envelope& env, const GroupSecret& secret);
+
+// Decrypts the content; nothing is returned unless the GCM tag or the CBC
+// padding checks out. The plaintext is the MIME entity, not a key, but it is
+// still the secret the whole system protects, so it comes back as SecretBytes.
+Result<SecretBytes> DecryptContent(const Envelope& env, const SecretBytes& cek);
+
+}  // namespace blindlist::crypto

@@ -1,0 +1,257 @@
+#include "crypto/keys.h"
+
+#include <openssl/core_names.h>
+#include <openssl/obj_mac.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "crypto/der.h"
+#include "crypto/ossl.h"
+
+namespace blindlist::crypto {
+
+Error OsslError(std::string code, std::string_view what) {
+  std::string message(what);
+  unsigned long err = ERR_get_error();  // NOLINT(google-runtime-int): OpenSSL's type
+  if (err != 0) {
+    char buf[256];
+    ERR_error_string_n(err, buf, sizeof(buf));
+    message += " (";
+    message += buf;
+    message += ")";
+  }
+  ERR_clear_error();
+  return MakeError(std::move(code), std::move(message));
+}
+
+std::string_view KeyTypeName(KeyType type) {
+  switch (type) {
+    case KeyType::kRsa:
+      return "RSA";
+    case KeyType::kEcP256:
+      return "EC P-256";
+    case KeyType::kEcP384:
+      return "EC P-384";
+    case KeyType::kOther:
+      break;
+  }
+  return "unsupported";
+}
+
+KeyType KeyTypeOf(const EVP_PKEY* pkey) {
+  if (EVP_PKEY_is_a(pkey, "RSA")) return KeyType::kRsa;
+  if (EVP_PKEY_is_a(pkey, "EC")) {
+    char name[64] = {0};
+    size_t len = 0;
+    if (EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, name, sizeof(name),
+                                       &len) != 1) {
+      return KeyType::kOther;
+    }
+    std::string_view group(name, len);
+    if (group == "prime256v1" || group == "P-256") return KeyType::kEcP256;
+    if (group == "secp384r1" || group == "P-384") return KeyType::kEcP384;
+  }
+  return KeyType::kOther;
+}
+
+int CurveNid(KeyType type) {
+  switch (type) {
+    case KeyType::kEcP256:
+      return NID_X9_62_prime256v1;
+    case KeyType::kEcP384:
+      return NID_secp384r1;
+    default:
+      return NID_undef;
+  }
+}
+
+namespace {
+Result<Bytes> ReadWholeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return MakeError("io", "cannot open " + path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ToBytes(ss.str());
+}
+
+BioPtr MemBio(ByteView data) {
+  return BioPtr(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
+}
+
+bool LooksLikePem(ByteView data) {
+  return AsChars(data).find("-----BEGIN ") != std::string_view::npos;
+}
+
+int PassphraseCallback(char* buf, int size, int /*rwflag*/, void* u) {
+  auto* pass = static_cast<std::string_view*>(u);
+  if (pass == nullptr || pass->empty() || static_cast<int>(pass->size()) > size) return -1;
+  std::copy(pass->begin(), pass->end(), buf);
+  return static_cast<int>(pass->size());
+}
+}  // namespace
+
+Result<PrivateKey> PrivateKey::Load(ByteView data, std::string_view passphrase) {
+  EVP_PKEY* raw = nullptr;
+  if (LooksLikePem(data)) {
+    BioPtr bio = MemBio(data);
+    raw = PEM_read_bio_PrivateKey(bio.get(), nullptr, PassphraseCallback, &passphrase);
+  } else {
+    const unsigned char* p = data.data();
+    raw = d2i_AutoPrivateKey(nullptr, &p, static_cast<long>(data.size()));  // NOLINT
+  }
+  if (raw == nullptr) return OsslError("bad-key", "cannot read the private key");
+  PrivateKey key;
+  key.impl_ = std::make_shared<Impl>(Impl{EvpPkeyPtr(raw)});
+  if (key.type() == KeyType::kOther) {
+    return MakeError("unsupported-key", "unsupported private key type (need RSA, P-256 or P-384)");
+  }
+  return key;
+}
+
+Result<PrivateKey> PrivateKey::LoadFile(const std::string& path, std::string_view passphrase) {
+  BL_TRY_ASSIGN(Bytes data, ReadWholeFile(path));
+  auto key = Load(data, passphrase);
+  OPENSSL_cleanse(data.data(), data.size());
+  if (!key.ok()) return MakeError(key.error().code, path + ": " + key.error().message);
+  return key;
+}
+
+Result<PrivateKey> PrivateKey::Generate(KeyType type, int rsa_bits) {
+  EVP_PKEY* raw = nullptr;
+  switch (type) {
+    case KeyType::kRsa:
+      raw = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(rsa_bits));
+      break;
+    case KeyType::kEcP256:
+      raw = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
+      break;
+    case KeyType::kEcP384:
+      raw = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-384");
+      break;
+    case KeyType::kOther:
+      return MakeError("unsupported-key", "cannot generate this key type");
+  }
+  if (raw == nullptr) return OsslError("crypto", "key generation failed");
+  PrivateKey key;
+  key.impl_ = std::make_shared<Impl>(Impl{EvpPkeyPtr(raw)});
+  return key;
+}
+
+KeyType PrivateKey::type() const { return KeyTypeOf(impl_->pkey.get()); }
+int PrivateKey::bits() const { return EVP_PKEY_get_bits(impl_->pkey.get()); }
+
+Result<SecretBytes> PrivateKey::ToPem() const {
+  BioPtr bio(BIO_new(BIO_s_secmem()));
+  if (!bio || PEM_write_bio_PKCS8PrivateKey(bio.get(), impl_->pkey.get(), nullptr, nullptr, 0,
+                                            nullptr, nullptr) != 1) {
+    return OsslError("crypto", "cannot write the private key");
+  }
+  char* ptr = nullptr;
+  long len = BIO_get_mem_data(bio.get(), &ptr);  // NOLINT(google-runtime-int)
+  return SecretBytes(
+      ByteView(reinterpret_cast<const std::uint8_t*>(ptr), static_cast<size_t>(len)));
+}
+
+Bytes PrivateKey::PublicKeyDer() const {
+  unsigned char* out = nullptr;
+  int len = i2d_PUBKEY(impl_->pkey.get(), &out);
+  if (len <= 0) return {};
+  Bytes der(out, out + len);
+  OPENSSL_free(out);
+  return der;
+}
+
+Result<Certificate> Certificate::Load(ByteView data) {
+  X509* raw = nullptr;
+  if (LooksLikePem(data)) {
+    BioPtr bio = MemBio(data);
+    raw = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr);
+  } else {
+    const unsigned char* p = data.data();
+    raw = d2i_X509(nullptr, &p, static_cast<long>(data.size()));  // NOLINT(google-runtime-int)
+  }
+  if (raw == nullptr) return OsslError("bad-certificate", "cannot read the certificate");
+  Certificate cert;
+  cert.impl_ = std::make_shared<Impl>(Impl{X509Ptr(raw)});
+  if (cert.key_type() == KeyType::kOther) {
+    return MakeError("unsupported-key",
+                     "unsupported certificate key type (need RSA, P-256 or P-384)");
+  }
+  return cert;
+}
+
+Result<Certificate> Certificate::LoadFile(const std::string& path) {
+  BL_TRY_ASSIGN(Bytes data, ReadWholeFile(path));
+  auto cert = Load(data);
+  if (!cert.ok()) return MakeError(cert.error().code, path + ": " + cert.error().message);
+  return cert;
+}
+
+KeyType Certificate::key_type() const { return KeyTypeOf(X509_get0_pubkey(impl_->x509.get())); }
+
+Bytes Certificate::IssuerDer() const {
+  const unsigned char* der = nullptr;
+  size_t len = 0;
+  X509_NAME_get0_der(X509_get_issuer_name(impl_->x509.get()), &der, &len);
+  return Bytes(der, der + len);
+}
+
+Bytes Certificate::SerialContent() const {
+  const ASN1_INTEGER* serial = X509_get0_serialNumber(impl_->x509.get());
+  unsigned char* out = nullptr;
+  int len = i2d_ASN1_INTEGER(serial, &out);
+  Bytes tlv(out, out + std::max(len, 0));
+  OPENSSL_free(out);
+  auto parsed = der::ParseSingle(tlv, "serial");
+  if (!parsed.ok()) return {};
+  return Bytes(parsed->content.begin(), parsed->content.end());
+}
+
+Bytes Certificate::IssuerAndSerialDer() const {
+  Bytes issuer = IssuerDer();
+  Bytes serial = der::Encode(der::kInteger, SerialContent());
+  return der::Encode(der::kSequence, {issuer, serial});
+}
+
+std::optional<Bytes> Certificate::SubjectKeyId() const {
+  const ASN1_OCTET_STRING* ski = X509_get0_subject_key_id(impl_->x509.get());
+  if (ski == nullptr) return std::nullopt;
+  const unsigned char* p = ASN1_STRING_get0_data(ski);
+  return Bytes(p, p + ASN1_STRING_length(ski));
+}
+
+std::string Certificate::SubjectText() const {
+  char buf[512];
+  X509_NAME_oneline(X509_get_subject_name(impl_->x509.get()), buf, sizeof(buf));
+  return buf;
+}
+
+Bytes Certificate::Der() const {
+  unsigned char* out = nullptr;
+  int len = i2d_X509(impl_->x509.get(), &out);
+  Bytes der(out, out + std::max(len, 0));
+  OPENSSL_free(out);
+  return der;
+}
+
+bool Certificate::Matches(const PrivateKey& key) const {
+  return EVP_PKEY_eq(X509_get0_pubkey(impl_->x509.get()), key.impl().pkey.get()) == 1;
+}
+
+Status RandomBytes(std::uint8_t* out, std::size_t n) {
+  if (RAND_bytes(out, static_cast<int>(n)) != 1)
+    return OsslError("crypto", "random generator failed");
+  return Status::Ok();
+}
+
+SecretBytes RandomSecret(std::size_t n) {
+  SecretBytes s(n);
+  if (!RandomBytes(s.data(), n).ok()) std::abort();  // no entropy: nothing safe to do
+  return s;
+}
+
+}  // namespace blindlist::crypto

@@ -1,0 +1,55 @@
+// OpenSSL handles for src/crypto only: every handle in a unique_ptr with its
+// own deleter, every failure turned into an Error carrying OpenSSL's reason.
+#pragma once
+
+#include <openssl/bn.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "blindlist/result.h"
+#include "crypto/keys.h"
+
+namespace blindlist::crypto {
+
+template <auto Fn>
+struct OsslDeleter {
+  template <typename T>
+  void operator()(T* p) const {
+    Fn(p);
+  }
+};
+
+using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, OsslDeleter<EVP_PKEY_free>>;
+using EvpPkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, OsslDeleter<EVP_PKEY_CTX_free>>;
+using EvpCipherCtxPtr = std::unique_ptr<EVP_CIPHER_CTX, OsslDeleter<EVP_CIPHER_CTX_free>>;
+using EvpMdCtxPtr = std::unique_ptr<EVP_MD_CTX, OsslDeleter<EVP_MD_CTX_free>>;
+using X509Ptr = std::unique_ptr<X509, OsslDeleter<X509_free>>;
+using BnPtr = std::unique_ptr<BIGNUM, OsslDeleter<BN_free>>;
+using BnSecretPtr = std::unique_ptr<BIGNUM, OsslDeleter<BN_clear_free>>;
+using BnCtxPtr = std::unique_ptr<BN_CTX, OsslDeleter<BN_CTX_free>>;
+using EcGroupPtr = std::unique_ptr<EC_GROUP, OsslDeleter<EC_GROUP_free>>;
+using EcPointPtr = std::unique_ptr<EC_POINT, OsslDeleter<EC_POINT_clear_free>>;
+using BioPtr = std::unique_ptr<BIO, OsslDeleter<BIO_free_all>>;
+
+// An Error whose message ends with OpenSSL's queued reason; clears the queue.
+Error OsslError(std::string code, std::string_view what);
+
+struct PrivateKey::Impl {
+  EvpPkeyPtr pkey;
+};
+
+struct Certificate::Impl {
+  X509Ptr x509;
+};
+
+KeyType KeyTypeOf(const EVP_PKEY* pkey);
+// The curve NID for an EC key type (NID_undef otherwise).
+int CurveNid(KeyType type);
+
+}  // namespace blindlist::crypto

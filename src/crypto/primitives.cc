@@ -1,0 +1,244 @@
+#include "crypto/primitives.h"
+
+#include <openssl/core_names.h>
+#include <openssl/kdf.h>
+
+#include "crypto/der.h"
+
+namespace blindlist::crypto {
+
+const EVP_MD* DigestForOid(std::string_view o) {
+  if (o == oid::kSha1) return EVP_sha1();
+  if (o == oid::kSha224) return EVP_sha224();
+  if (o == oid::kSha256) return EVP_sha256();
+  if (o == oid::kSha384) return EVP_sha384();
+  if (o == oid::kSha512) return EVP_sha512();
+  return nullptr;
+}
+
+const EVP_MD* KdfDigestForScheme(std::string_view o) {
+  // RFC 5753 / SEC 1: dhSinglePass-stdDH-* and dhSinglePass-cofactorDH-*. The
+  // curves we accept have cofactor 1, so both families compute the same Z.
+  if (o == "1.3.133.16.840.63.0.2" || o == "1.3.133.16.840.63.0.3") return EVP_sha1();
+  if (o == "1.3.132.1.11.0" || o == "1.3.132.1.14.0") return EVP_sha224();
+  if (o == "1.3.132.1.11.1" || o == "1.3.132.1.14.1") return EVP_sha256();
+  if (o == "1.3.132.1.11.2" || o == "1.3.132.1.14.2") return EVP_sha384();
+  if (o == "1.3.132.1.11.3" || o == "1.3.132.1.14.3") return EVP_sha512();
+  return nullptr;
+}
+
+std::size_t WrapKeyLength(std::string_view o) {
+  if (o == oid::kAes128Wrap) return 16;
+  if (o == oid::kAes192Wrap) return 24;
+  if (o == oid::kAes256Wrap) return 32;
+  return 0;
+}
+
+std::string_view WrapOidForKeyLength(std::size_t len) {
+  switch (len) {
+    case 16:
+      return oid::kAes128Wrap;
+    case 24:
+      return oid::kAes192Wrap;
+    case 32:
+      return oid::kAes256Wrap;
+    default:
+      return {};
+  }
+}
+
+namespace {
+const EVP_CIPHER* WrapCipher(std::size_t key_len) {
+  switch (key_len) {
+    case 16:
+      return EVP_aes_128_wrap();
+    case 24:
+      return EVP_aes_192_wrap();
+    case 32:
+      return EVP_aes_256_wrap();
+    default:
+      return nullptr;
+  }
+}
+}  // namespace
+
+Result<Bytes> AesWrap(const SecretBytes& kek, const SecretBytes& key) {
+  const EVP_CIPHER* cipher = WrapCipher(kek.size());
+  if (cipher == nullptr)
+    return MakeError("bad-key", "key-encryption key must be 16, 24 or 32 bytes");
+  if (key.size() < 16 || key.size() % 8 != 0) return MakeError("bad-key", "cannot wrap this key");
+  EvpCipherCtxPtr ctx(EVP_CIPHER_CTX_new());
+  Bytes out(key.size() + 8);
+  int len = 0;
+  if (!ctx || EVP_EncryptInit_ex(ctx.get(), cipher, nullptr, kek.data(), nullptr) != 1 ||
+      EVP_EncryptUpdate(ctx.get(), out.data(), &len, key.data(), static_cast<int>(key.size())) !=
+          1) {
+    return OsslError("crypto", "AES key wrap failed");
+  }
+  out.resize(static_cast<std::size_t>(len));
+  return out;
+}
+
+Result<SecretBytes> AesUnwrap(const SecretBytes& kek, ByteView wrapped) {
+  const EVP_CIPHER* cipher = WrapCipher(kek.size());
+  if (cipher == nullptr)
+    return MakeError("bad-key", "key-encryption key must be 16, 24 or 32 bytes");
+  if (wrapped.size() < 24 || wrapped.size() % 8 != 0 || wrapped.size() > 72) {
+    return MakeError("unwrap-failed", "cannot unwrap the message key: bad wrapped key length");
+  }
+  EvpCipherCtxPtr ctx(EVP_CIPHER_CTX_new());
+  SecretBytes out(wrapped.size());
+  int len = 0;
+  if (!ctx || EVP_DecryptInit_ex(ctx.get(), cipher, nullptr, kek.data(), nullptr) != 1 ||
+      EVP_DecryptUpdate(ctx.get(), out.data(), &len, wrapped.data(),
+                        static_cast<int>(wrapped.size())) != 1 ||
+      len <= 0) {
+    ERR_clear_error();
+    return MakeError("unwrap-failed", "cannot unwrap the message key: wrong key");
+  }
+  out.resize(static_cast<std::size_t>(len));
+  return out;
+}
+
+Result<SecretBytes> KariKek(const EVP_MD* kdf_md, ByteView z, std::string_view wrap_oid,
+                            const Bytes* ukm) {
+  std::size_t kek_len = WrapKeyLength(wrap_oid);
+  if (kek_len == 0)
+    return MakeError("unsupported", "unsupported key wrap algorithm " + std::string(wrap_oid));
+  // ECC-CMS-SharedInfo (RFC 5753 section 7.2): AES wrap parameters are absent.
+  Bytes key_info = EncodeAlgorithmId(wrap_oid);
+  std::uint32_t bits = static_cast<std::uint32_t>(kek_len * 8);
+  std::uint8_t supp[4] = {static_cast<std::uint8_t>(bits >> 24),
+                          static_cast<std::uint8_t>(bits >> 16),
+                          static_cast<std::uint8_t>(bits >> 8), static_cast<std::uint8_t>(bits)};
+  Bytes entity;
+  if (ukm != nullptr) {
+    entity = der::Encode(der::ContextConstructed(0), der::Encode(der::kOctetString, *ukm));
+  }
+  Bytes supp_pub =
+      der::Encode(der::ContextConstructed(2), der::Encode(der::kOctetString, ByteView(supp, 4)));
+  Bytes shared_info = der::Encode(der::kSequence, {key_info, entity, supp_pub});
+
+  // X9.63: K = H(Z || counter || SharedInfo), counter from 1, concatenated and truncated.
+  SecretBytes kek(kek_len);
+  std::size_t md_len = static_cast<std::size_t>(EVP_MD_get_size(kdf_md));
+  SecretBytes block(md_len);
+  EvpMdCtxPtr md(EVP_MD_CTX_new());
+  std::size_t filled = 0;
+  for (std::uint32_t counter = 1; filled < kek_len; ++counter) {
+    std::uint8_t c[4] = {
+        static_cast<std::uint8_t>(counter >> 24), static_cast<std::uint8_t>(counter >> 16),
+        static_cast<std::uint8_t>(counter >> 8), static_cast<std::uint8_t>(counter)};
+    unsigned int out_len = 0;
+    if (!md || EVP_DigestInit_ex(md.get(), kdf_md, nullptr) != 1 ||
+        EVP_DigestUpdate(md.get(), z.data(), z.size()) != 1 ||
+        EVP_DigestUpdate(md.get(), c, 4) != 1 ||
+        EVP_DigestUpdate(md.get(), shared_info.data(), shared_info.size()) != 1 ||
+        EVP_DigestFinal_ex(md.get(), block.data(), &out_len) != 1) {
+      return OsslError("crypto", "X9.63 KDF failed");
+    }
+    std::size_t take = std::min(md_len, kek_len - filled);
+    std::copy(block.data(), block.data() + take, kek.data() + filled);
+    filled += take;
+  }
+  return kek;
+}
+
+Result<EvpPkeyPtr> EcPeerKey(const EVP_PKEY* like, ByteView point) {
+  // Only the uncompressed (04) and compressed (02/03) forms; a lone 00 is the
+  // point at infinity, which OpenSSL would otherwise accept as an encoding.
+  if (point.empty() || (point[0] != 0x04 && point[0] != 0x02 && point[0] != 0x03)) {
+    return MakeError("bad-point", "EC point is not a valid encoding (or is the point at infinity)");
+  }
+  EvpPkeyPtr peer(EVP_PKEY_new());
+  if (!peer || EVP_PKEY_copy_parameters(peer.get(), const_cast<EVP_PKEY*>(like)) != 1) {
+    return OsslError("crypto", "cannot set up the EC peer key");
+  }
+  // Decoding checks that the point lies on the curve.
+  if (EVP_PKEY_set1_encoded_public_key(peer.get(), point.data(), point.size()) != 1) {
+    ERR_clear_error();
+    return MakeError("bad-point", "EC point is not on the curve");
+  }
+  return peer;
+}
+
+Result<SecretBytes> EcdhDerive(const EVP_PKEY* priv, const EVP_PKEY* peer) {
+  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, const_cast<EVP_PKEY*>(priv), nullptr));
+  std::size_t len = 0;
+  if (!ctx || EVP_PKEY_derive_init(ctx.get()) != 1 ||
+      EVP_PKEY_derive_set_peer_ex(ctx.get(), const_cast<EVP_PKEY*>(peer), 0) != 1 ||
+      EVP_PKEY_derive(ctx.get(), nullptr, &len) != 1) {
+    return OsslError("unwrap-failed", "ECDH failed");
+  }
+  SecretBytes z(len);
+  if (EVP_PKEY_derive(ctx.get(), z.data(), &len) != 1)
+    return OsslError("unwrap-failed", "ECDH failed");
+  z.resize(len);
+  return z;
+}
+
+Result<AlgorithmId> ParseAlgorithmId(ByteView tlv_bytes, std::string_view what) {
+  BL_TRY_ASSIGN(der::Tlv seq, der::ParseSingle(tlv_bytes, what));
+  if (seq.tag != der::kSequence)
+    return MakeError("malformed-der", "malformed CMS: " + std::string(what));
+  der::DerReader r(seq);
+  BL_TRY_ASSIGN(der::Tlv o, r.Expect(der::kOid, what));
+  AlgorithmId alg;
+  alg.oid = der::OidToString(o.content);
+  if (!r.empty()) {
+    BL_TRY_ASSIGN(der::Tlv params, r.Next(what));
+    alg.params.assign(params.raw.begin(), params.raw.end());
+  }
+  return alg;
+}
+
+Bytes EncodeAlgorithmId(std::string_view o, ByteView params_tlv) {
+  return der::Encode(der::kSequence, {der::EncodeOid(o), params_tlv});
+}
+
+Result<OaepParams> ParseOaepParams(ByteView params_tlv) {
+  OaepParams p;
+  p.hash = EVP_sha1();
+  p.mgf1_hash = EVP_sha1();
+  if (params_tlv.empty()) return p;
+  BL_TRY_ASSIGN(der::Tlv seq, der::ParseSingle(params_tlv, "RSAES-OAEP-params"));
+  if (seq.tag == der::kNull) return p;
+  if (seq.tag != der::kSequence) return MakeError("malformed-der", "malformed RSAES-OAEP-params");
+  der::DerReader r(seq);
+  while (!r.empty()) {
+    BL_TRY_ASSIGN(der::Tlv field, r.Next("RSAES-OAEP-params"));
+    der::DerReader inner(field);
+    BL_TRY_ASSIGN(der::Tlv alg_tlv, inner.Next("RSAES-OAEP-params"));
+    BL_TRY_ASSIGN(AlgorithmId alg, ParseAlgorithmId(alg_tlv.raw, "RSAES-OAEP-params"));
+    if (field.tag == der::ContextConstructed(0)) {
+      p.hash = DigestForOid(alg.oid);
+      if (p.hash == nullptr) return MakeError("unsupported", "unsupported OAEP hash " + alg.oid);
+    } else if (field.tag == der::ContextConstructed(1)) {
+      if (alg.oid != oid::kMgf1)
+        return MakeError("unsupported", "unsupported OAEP mask function " + alg.oid);
+      BL_TRY_ASSIGN(AlgorithmId mgf_hash, ParseAlgorithmId(alg.params, "MGF1 hash"));
+      p.mgf1_hash = DigestForOid(mgf_hash.oid);
+      if (p.mgf1_hash == nullptr)
+        return MakeError("unsupported", "unsupported MGF1 hash " + mgf_hash.oid);
+    } else if (field.tag == der::ContextConstructed(2)) {
+      if (alg.oid != oid::kPSpecified)
+        return MakeError("unsupported", "unsupported OAEP label source");
+      BL_TRY_ASSIGN(der::Tlv label, der::ParseSingle(alg.params, "OAEP label"));
+      BL_TRY_ASSIGN(p.label, der::OctetStringValue(label, "OAEP label"));
+    } else {
+      return MakeError("malformed-der", "malformed RSAES-OAEP-params");
+    }
+  }
+  return p;
+}
+
+Bytes OaepSha256AlgorithmId() {
+  // RFC 4055: SHA-2 parameters absent; MGF1 parameterised with SHA-256.
+  Bytes sha256 = EncodeAlgorithmId(oid::kSha256);
+  Bytes mgf = EncodeAlgorithmId(oid::kMgf1, sha256);
+  Bytes params = der::Encode(der::kSequence, {der::Encode(der::ContextConstructed(0), sha256),
+                                              der::Encode(der::ContextConstructed(1), mgf)});
+  return EncodeAlgorithmId(oid::kRsaesOaep, params);
+}
+
+}  // namespace blindlist::crypto

@@ -1,0 +1,789 @@
+// S/MIME envelopes in and out, and RFC 9788 header protection (docs/header-protection.md).
+//
+// GMime parses what needs MIME knowledge (Content-Type parameters with their quoting, comments
+// and RFC 2231 forms; base64 decoding). Header sections are split by hand: header protection
+// must give back the original bytes, folds and line endings included, and GMime re-serialises.
+
+#include "mime/smime.h"
+
+#include <gmime/gmime.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace blindlist::mime {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// GMime
+
+void EnsureGMimeInitialised() {
+  static std::once_flag once;
+  std::call_once(once, [] { g_mime_init(); });
+}
+
+struct GObjectUnref {
+  void operator()(void* object) const { g_object_unref(object); }
+};
+template <typename T>
+using GObjectPtr = std::unique_ptr<T, GObjectUnref>;
+
+// ---------------------------------------------------------------------------------------------
+// Small text helpers
+
+constexpr std::string_view kCrlf = "\r\n";
+constexpr std::string_view kLf = "\n";
+
+char AsciiLower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (AsciiLower(a[i]) != AsciiLower(b[i])) return false;
+  }
+  return true;
+}
+
+bool StartsWithIgnoreCase(std::string_view text, std::string_view prefix) {
+  return text.size() >= prefix.size() && EqualsIgnoreCase(text.substr(0, prefix.size()), prefix);
+}
+
+std::string Lowercase(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = AsciiLower(c);
+  return out;
+}
+
+bool IsWsp(char c) { return c == ' ' || c == '\t'; }
+bool IsLineSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+std::string_view Trim(std::string_view text) {
+  while (!text.empty() && IsLineSpace(text.front())) text.remove_prefix(1);
+  while (!text.empty() && IsLineSpace(text.back())) text.remove_suffix(1);
+  return text;
+}
+
+// RFC 5322 ftext: printable US-ASCII except the colon.
+bool IsFieldNameChar(char c) {
+  const auto u = static_cast<unsigned char>(c);
+  return u >= 33 && u <= 126 && c != ':';
+}
+
+// The first line of `text` without its line ending.
+std::string_view FirstLine(std::string_view text) {
+  std::string_view line = text.substr(0, text.find('\n'));
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  return line;
+}
+
+// A field name (with the obsolete optional white space) followed by a colon.
+bool LooksLikeHeaderField(std::string_view line) {
+  std::size_t i = 0;
+  while (i < line.size() && IsFieldNameChar(line[i])) ++i;
+  if (i == 0) return false;
+  while (i < line.size() && IsWsp(line[i])) ++i;
+  return i < line.size() && line[i] == ':';
+}
+
+// The line ending a header section uses: CRLF if its first line ends in CRLF.
+std::string_view LineEndingOf(std::string_view text) {
+  const std::size_t newline = text.find('\n');
+  return (newline != std::string_view::npos && newline > 0 && text[newline - 1] == '\r') ? kCrlf
+                                                                                           : kLf;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw header sections: every field keeps its exact bytes.
+
+struct RawField {
+  std::string_view name;   // as spelled, without the obsolete white space before the colon
+  std::string_view value;  // after the colon up to the final line ending; folds kept
+  std::string_view bytes;  // the whole field, folds and final line ending included
+  std::string_view eol;    // the final line ending: "\r\n" or "\n"
+};
+
+struct RawHeaderSection {
+  std::vector<RawField> fields;
+  std::string_view eol;         // line ending of the first line, for lines we add
+  std::size_t fields_end = 0;   // offset just past the last field
+  bool has_separator = false;   // a blank line follows the fields
+};
+
+// Splits `text` into header fields up to the first blank line (or the end of the text).
+// Errors carry `error_code` so each caller reports in its own vocabulary.
+Result<RawHeaderSection> ParseHeaderSection(std::string_view text, const std::string& error_code) {
+  if (text.empty()) return MakeError(error_code, "input is empty");
+  struct Offsets {
+    std::size_t begin, name_end, value_begin, end, eol_size;
+  };
+  std::vector<Offsets> offsets;
+  RawHeaderSection section;
+  std::size_t pos = 0;
+  int line_number = 0;
+  bool found_separator = false;
+  while (pos < text.size()) {
+    ++line_number;
+    const std::size_t newline = text.find('\n', pos);
+    if (newline == std::string_view::npos) {
+      return MakeError(error_code, "header line " + std::to_string(line_number) +
+                                       " has no line ending (the header section is cut short)");
+    }
+    const std::string_view line = text.substr(pos, newline + 1 - pos);
+    const std::size_t eol_size = line.ends_with(kCrlf) ? 2 : 1;
+    const std::string_view content = line.substr(0, line.size() - eol_size);
+    if (section.eol.empty()) section.eol = eol_size == 2 ? kCrlf : kLf;
+    if (content.empty()) {
+      if (offsets.empty()) {
+        return MakeError(error_code, "no header section: the input starts with a blank line");
+      }
+      section.fields_end = pos;
+      found_separator = true;
+      break;
+    }
+    if (content.find('\0') != std::string_view::npos) {
+      return MakeError(error_code,
+                       "header line " + std::to_string(line_number) + " contains a NUL byte");
+    }
+    if (IsWsp(content.front())) {
+      if (offsets.empty()) {
+        return MakeError(error_code, "the header section starts with a continuation line");
+      }
+      offsets.back().end = newline + 1;
+      offsets.back().eol_size = eol_size;
+    } else {
+      std::size_t i = 0;
+      while (i < content.size() && IsFieldNameChar(content[i])) ++i;
+      const std::size_t name_end = i;
+      while (i < content.size() && IsWsp(content[i])) ++i;
+      if (name_end == 0 || i >= content.size() || content[i] != ':') {
+        return MakeError(error_code, "header line " + std::to_string(line_number) +
+                                         " is not a field (no name followed by a colon)");
+      }
+      offsets.push_back({pos, pos + name_end, pos + i + 1, newline + 1, eol_size});
+    }
+    pos = newline + 1;
+  }
+  if (!found_separator) section.fields_end = text.size();
+  section.has_separator = found_separator;
+  section.fields.reserve(offsets.size());
+  for (const Offsets& o : offsets) {
+    section.fields.push_back(RawField{
+        .name = text.substr(o.begin, o.name_end - o.begin),
+        .value = text.substr(o.value_begin, o.end - o.eol_size - o.value_begin),
+        .bytes = text.substr(o.begin, o.end - o.begin),
+        .eol = o.eol_size == 2 ? kCrlf : kLf,
+    });
+  }
+  return section;
+}
+
+// The field's bytes without the final line ending.
+std::string_view WithoutLineEnding(const RawField& field) {
+  return field.bytes.substr(0, field.bytes.size() - field.eol.size());
+}
+
+// A header value as one line: folds removed (RFC 5322 unfolding), outer white space trimmed.
+std::string Unfold(std::string_view value) {
+  std::string out;
+  out.reserve(value.size());
+  for (char c : value) {
+    if (c != '\r' && c != '\n') out.push_back(c);
+  }
+  return std::string(Trim(out));
+}
+
+bool IsStructuralField(std::string_view name) {
+  return StartsWithIgnoreCase(name, "Content-") || EqualsIgnoreCase(name, "MIME-Version");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Content-Type parameters, found in place so one can be removed without touching the others.
+
+struct ParameterSpan {
+  std::size_t begin = 0;  // offset of the ';' that introduces it, within the field value
+  std::size_t end = 0;    // offset just past it (the next top-level ';' or the end of the value)
+  std::string name;       // lowercased
+  std::string value;      // unquoted
+};
+
+struct ParameterScan {
+  bool balanced = true;  // every quoted string and comment is closed
+  std::vector<ParameterSpan> parameters;
+};
+
+ParameterScan ScanParameters(std::string_view value) {
+  ParameterScan scan;
+  std::vector<std::size_t> semicolons;
+  bool in_quotes = false;
+  int comment_depth = 0;
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    const char c = value[i];
+    if (in_quotes) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_quotes = false;
+      }
+    } else if (comment_depth > 0) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '(') {
+        ++comment_depth;
+      } else if (c == ')') {
+        --comment_depth;
+      }
+    } else if (c == '"') {
+      in_quotes = true;
+    } else if (c == '(') {
+      comment_depth = 1;
+    } else if (c == ';') {
+      semicolons.push_back(i);
+    }
+  }
+  scan.balanced = !in_quotes && comment_depth == 0;
+  for (std::size_t k = 0; k < semicolons.size(); ++k) {
+    ParameterSpan span;
+    span.begin = semicolons[k];
+    span.end = k + 1 < semicolons.size() ? semicolons[k + 1] : value.size();
+    std::string_view text = value.substr(span.begin + 1, span.end - span.begin - 1);
+    while (!text.empty() && IsLineSpace(text.front())) text.remove_prefix(1);
+    std::size_t i = 0;
+    while (i < text.size() && text[i] != '=' && text[i] != '*' && text[i] != '(' &&
+           !IsLineSpace(text[i])) {
+      ++i;
+    }
+    span.name = Lowercase(text.substr(0, i));
+    const std::size_t equals = text.find('=', i);
+    if (equals != std::string_view::npos) {
+      std::string_view rest = text.substr(equals + 1);
+      while (!rest.empty() && IsLineSpace(rest.front())) rest.remove_prefix(1);
+      if (!rest.empty() && rest.front() == '"') {
+        for (std::size_t j = 1; j < rest.size() && rest[j] != '"'; ++j) {
+          if (rest[j] == '\\' && j + 1 < rest.size()) ++j;
+          span.value.push_back(rest[j]);
+        }
+      } else {
+        std::size_t j = 0;
+        while (j < rest.size() && !IsLineSpace(rest[j]) && rest[j] != '(') ++j;
+        span.value = std::string(rest.substr(0, j));
+      }
+    }
+    scan.parameters.push_back(std::move(span));
+  }
+  return scan;
+}
+
+std::optional<ParameterSpan> FindParameter(const ParameterScan& scan, std::string_view name) {
+  for (const ParameterSpan& span : scan.parameters) {
+    if (span.name == name) return span;
+  }
+  return std::nullopt;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Base64
+
+bool IsBase64Alphabet(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+         c == '/';
+}
+
+// Strict: only the alphabet, line white space and final padding. GMime's decoder skips what it
+// does not know, so the text is checked here first and a corrupted body is an error, not data.
+Result<Bytes> DecodeBase64Strict(std::string_view text) {
+  std::string compact;
+  compact.reserve(text.size());
+  int padding = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (IsLineSpace(c)) continue;
+    if (c == '=') {
+      if (++padding > 2) return MakeError("bad-base64", "base64 has more than two '=' pad characters");
+    } else if (IsBase64Alphabet(c)) {
+      if (padding > 0) return MakeError("bad-base64", "base64 continues after its '=' padding");
+    } else {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "0x%02x", static_cast<unsigned>(static_cast<unsigned char>(c)));
+      return MakeError("bad-base64", std::string("invalid character ") + hex +
+                                         " in base64 at offset " + std::to_string(i));
+    }
+    compact.push_back(c);
+  }
+  if (compact.empty()) return MakeError("bad-base64", "base64 text is empty");
+  if (compact.size() % 4 != 0) {
+    return MakeError("bad-base64", "base64 length " + std::to_string(compact.size()) +
+                                       " is not a multiple of 4 (truncated or badly padded)");
+  }
+  Bytes out(compact.size() / 4 * 3 + 3);
+  int state = 0;
+  guint32 save = 0;
+  const std::size_t written = g_mime_encoding_base64_decode_step(
+      reinterpret_cast<const unsigned char*>(compact.data()), compact.size(), out.data(), &state,
+      &save);
+  out.resize(written);
+  return out;
+}
+
+// `line_length` characters a line, each line ended by `eol`.
+std::string EncodeBase64Lines(ByteView data, std::size_t line_length, std::string_view eol) {
+  gchar* encoded = g_base64_encode(data.data(), data.size());
+  const std::string_view text(encoded);
+  std::string out;
+  out.reserve(text.size() + (text.size() / line_length + 1) * eol.size());
+  for (std::size_t pos = 0; pos < text.size(); pos += line_length) {
+    out += text.substr(pos, line_length);
+    out += eol;
+  }
+  g_free(encoded);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// CMS ContentInfo: just enough DER to name the content type in an error.
+
+struct CmsContentType {
+  std::string_view der;  // the OID's content octets
+  std::string_view name;
+  bool encrypted;
+};
+
+constexpr std::string_view kPkcs7 = "\x2a\x86\x48\x86\xf7\x0d\x01\x07";
+constexpr std::string_view kSmimeCt = "\x2a\x86\x48\x86\xf7\x0d\x01\x09\x10\x01";
+
+const CmsContentType* KnownContentType(std::string_view oid) {
+  static const std::string kData = std::string(kPkcs7) + '\x01';
+  static const std::string kSigned = std::string(kPkcs7) + '\x02';
+  static const std::string kEnveloped = std::string(kPkcs7) + '\x03';
+  static const std::string kSignedAndEnveloped = std::string(kPkcs7) + '\x04';
+  static const std::string kDigested = std::string(kPkcs7) + '\x05';
+  static const std::string kEncrypted = std::string(kPkcs7) + '\x06';
+  static const std::string kCompressed = std::string(kSmimeCt) + '\x09';
+  static const std::string kAuthEnveloped = std::string(kSmimeCt) + '\x17';
+  static const CmsContentType kTypes[] = {
+      {kData, "data", false},
+      {kSigned, "signedData", false},
+      {kEnveloped, "envelopedData", true},
+      {kSignedAndEnveloped, "signedAndEnvelopedData", false},
+      {kDigested, "digestedData", false},
+      {kEncrypted, "encryptedData", false},
+      {kCompressed, "compressedData", false},
+      {kAuthEnveloped, "authEnvelopedData", true},
+  };
+  for (const CmsContentType& type : kTypes) {
+    if (type.der == oid) return &type;
+  }
+  return nullptr;
+}
+
+// The contentType OID of a ContentInfo (SEQUENCE { OID, [0] ... }), if it can be read.
+std::optional<std::string_view> ContentInfoOid(std::string_view der) {
+  if (der.size() < 2 || static_cast<unsigned char>(der[0]) != 0x30) return std::nullopt;
+  std::size_t pos = 1;
+  const auto length_octet = static_cast<unsigned char>(der[pos++]);
+  if (length_octet > 0x80) pos += length_octet & 0x7f;  // long form; 0x80 is BER indefinite
+  if (pos + 2 > der.size() || der[pos] != 0x06) return std::nullopt;
+  const auto oid_length = static_cast<unsigned char>(der[pos + 1]);
+  if (oid_length >= 0x80 || pos + 2 + oid_length > der.size()) return std::nullopt;
+  return der.substr(pos + 2, oid_length);
+}
+
+// Accepts bytes that are, or could be, an encrypted ContentInfo; the CMS layer does the rest.
+Status CheckEncryptedContentInfo(const Bytes& cms, std::string_view where) {
+  if (cms.empty() || cms[0] != 0x30) {
+    return MakeError("not-smime", std::string(where) + " does not hold a CMS ContentInfo (DER " +
+                                      "SEQUENCE), so it is not S/MIME");
+  }
+  if (const auto oid = ContentInfoOid(AsChars(cms))) {
+    if (const CmsContentType* type = KnownContentType(*oid); type && !type->encrypted) {
+      return MakeError("not-smime", std::string(where) + " is CMS " + std::string(type->name) +
+                                        ", not envelopedData or authEnvelopedData");
+    }
+  }
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The three input forms
+
+Result<SmimeEnvelope> EnvelopeFromBase64(std::string_view text, std::string_view where) {
+  BL_TRY_ASSIGN(Bytes cms, DecodeBase64Strict(text));
+  BL_TRY(CheckEncryptedContentInfo(cms, where));
+  return SmimeEnvelope{.form = SmimeForm::kBase64, .outer_headers = {}, .cms = std::move(cms)};
+}
+
+Result<SmimeEnvelope> ParsePemArmored(std::string_view text) {
+  constexpr std::string_view kBegin = "-----BEGIN ";
+  const std::string_view first_line = FirstLine(text);
+  const std::size_t label_end = first_line.find("-----", kBegin.size());
+  if (label_end == std::string_view::npos) {
+    return MakeError("bad-base64", "PEM armor line is not closed by -----");
+  }
+  const std::string_view label = first_line.substr(kBegin.size(), label_end - kBegin.size());
+  if (label != "CMS" && label != "PKCS7") {
+    return MakeError("not-smime", "input is a PEM block labelled " + std::string(label) +
+                                      ", not CMS or PKCS7");
+  }
+  const std::string end_marker = "-----END " + std::string(label) + "-----";
+  const std::size_t body_begin = text.find('\n');
+  const std::size_t end = text.find(end_marker);
+  if (body_begin == std::string_view::npos || end == std::string_view::npos || end < body_begin) {
+    return MakeError("bad-base64", "PEM armor has no " + end_marker + " line");
+  }
+  return EnvelopeFromBase64(text.substr(body_begin + 1, end - body_begin - 1), "the PEM block");
+}
+
+struct MediaType {
+  std::string type;     // "application/pkcs7-mime", lowercased
+  std::string smime_type;
+  std::string name;
+};
+
+MediaType ParseMediaType(std::string_view value) {
+  const std::string unfolded = Unfold(value);
+  GObjectPtr<GMimeContentType> content_type(g_mime_content_type_parse(nullptr, unfolded.c_str()));
+  MediaType media;
+  if (!content_type) return media;
+  const char* type = g_mime_content_type_get_media_type(content_type.get());
+  const char* subtype = g_mime_content_type_get_media_subtype(content_type.get());
+  media.type = Lowercase(std::string(type ? type : "") + "/" + (subtype ? subtype : ""));
+  if (const char* smime_type = g_mime_content_type_get_parameter(content_type.get(), "smime-type")) {
+    media.smime_type = smime_type;
+  }
+  if (const char* name = g_mime_content_type_get_parameter(content_type.get(), "name")) {
+    media.name = name;
+  }
+  return media;
+}
+
+std::string DispositionFilename(std::string_view value) {
+  const std::string unfolded = Unfold(value);
+  GObjectPtr<GMimeContentDisposition> disposition(
+      g_mime_content_disposition_parse(nullptr, unfolded.c_str()));
+  if (!disposition) return {};
+  const char* filename = g_mime_content_disposition_get_parameter(disposition.get(), "filename");
+  return filename ? filename : "";
+}
+
+Status CheckSmimeMediaType(const MediaType& media, std::string_view disposition_filename) {
+  constexpr std::string_view kWanted = ", not S/MIME (application/pkcs7-mime)";
+  if (media.type != "application/pkcs7-mime" && media.type != "application/x-pkcs7-mime") {
+    return MakeError("not-smime", "input is " + media.type + std::string(kWanted));
+  }
+  if (media.smime_type.empty()) {
+    // RFC 8551 3.2.2: older agents omit smime-type; the file name still says enveloped data.
+    if (EqualsIgnoreCase(media.name, "smime.p7m") ||
+        EqualsIgnoreCase(disposition_filename, "smime.p7m")) {
+      return Status::Ok();
+    }
+    return MakeError("not-smime", "input is " + media.type +
+                                      " without smime-type or name=smime.p7m, so not known to be "
+                                      "enveloped-data");
+  }
+  if (!EqualsIgnoreCase(media.smime_type, "enveloped-data") &&
+      !EqualsIgnoreCase(media.smime_type, "authEnveloped-data")) {
+    return MakeError("not-smime", "input is " + media.type + "; smime-type=" + media.smime_type +
+                                      ", not an encrypted S/MIME message (enveloped-data or "
+                                      "authEnveloped-data)");
+  }
+  return Status::Ok();
+}
+
+Result<SmimeEnvelope> ParseMimeMessage(std::string_view input) {
+  BL_TRY_ASSIGN(RawHeaderSection header, ParseHeaderSection(input, "malformed-mime"));
+  if (!header.has_separator) {
+    return MakeError("malformed-mime", "message has no body (no blank line after the header)");
+  }
+  const RawField* content_type = nullptr;
+  const RawField* transfer_encoding = nullptr;
+  const RawField* disposition = nullptr;
+  std::string outer_headers;
+  for (const RawField& field : header.fields) {
+    if (EqualsIgnoreCase(field.name, "Content-Type") && !content_type) content_type = &field;
+    if (EqualsIgnoreCase(field.name, "Content-Transfer-Encoding") && !transfer_encoding) {
+      transfer_encoding = &field;
+    }
+    if (EqualsIgnoreCase(field.name, "Content-Disposition") && !disposition) disposition = &field;
+    if (!IsStructuralField(field.name)) outer_headers += field.bytes;
+  }
+  if (!content_type) {
+    return MakeError("not-smime",
+                     "input is a message without Content-Type (so text/plain), not S/MIME "
+                     "(application/pkcs7-mime)");
+  }
+  BL_TRY(CheckSmimeMediaType(ParseMediaType(content_type->value),
+                             disposition ? DispositionFilename(disposition->value) : ""));
+
+  // The blank line that ends the header is not part of the body.
+  std::string_view body = input.substr(header.fields_end);
+  body.remove_prefix(body.starts_with(kCrlf) ? 2 : 1);
+  const std::string encoding =
+      transfer_encoding ? Lowercase(Unfold(transfer_encoding->value)) : std::string();
+  bool is_base64 = false;
+  if (encoding == "base64") {
+    is_base64 = true;
+  } else if (encoding == "binary" || encoding == "8bit") {
+    is_base64 = false;
+  } else if (encoding.empty() || encoding == "7bit") {
+    // Some agents send DER without saying so; base64 text can never start with 0x30 ('0').
+    is_base64 = body.empty() || static_cast<unsigned char>(body.front()) != 0x30;
+  } else {
+    return MakeError("malformed-mime",
+                     "unsupported Content-Transfer-Encoding " + encoding + " for S/MIME");
+  }
+  Bytes cms;
+  if (is_base64) {
+    BL_TRY_ASSIGN(cms, DecodeBase64Strict(body));
+  } else {
+    const ByteView raw = AsBytes(body);
+    cms.assign(raw.begin(), raw.end());
+  }
+  BL_TRY(CheckEncryptedContentInfo(cms, "the application/pkcs7-mime body"));
+  return SmimeEnvelope{
+      .form = SmimeForm::kMime, .outer_headers = std::move(outer_headers), .cms = std::move(cms)};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Header protection (RFC 9788)
+
+constexpr std::string_view kObscuredSubject = "[...]";
+constexpr std::string_view kHpOuter = "HP-Outer";
+constexpr std::string_view kHpParameter = "; hp=\"cipher\"";
+constexpr std::string_view kHpParameterFolded = " hp=\"cipher\"";  // after ";" and a line ending
+// For a message without Content-Type (RFC 2045 default, made explicit to carry hp).
+constexpr std::string_view kImpliedContentType =
+    "Content-Type: text/plain; charset=us-ascii; hp=\"cipher\"";
+constexpr std::size_t kFoldColumn = 78;  // RFC 5322 2.1.1 SHOULD
+
+enum class HcpVerdict { kKeep, kObscure, kRemove };
+
+// RFC 9788 3.2.2 hcp_baseline: the Subject is obscured, Keywords and Comments are removed,
+// every other non-structural field goes out as it is.
+HcpVerdict HcpBaseline(std::string_view name) {
+  if (EqualsIgnoreCase(name, "Subject")) return HcpVerdict::kObscure;
+  if (EqualsIgnoreCase(name, "Keywords") || EqualsIgnoreCase(name, "Comments")) {
+    return HcpVerdict::kRemove;
+  }
+  return HcpVerdict::kKeep;
+}
+
+// The Content-Type field with hp="cipher" appended as its last parameter. It is folded onto its
+// own line when the line would pass 78 columns, and also when the unfolded result would read
+// exactly like kImpliedContentType: that spelling must mean "there was no Content-Type".
+std::string WithHpParameter(const RawField& content_type) {
+  const std::string_view head = WithoutLineEnding(content_type);
+  const std::size_t last_line_begin = head.rfind('\n') == std::string_view::npos
+                                          ? 0
+                                          : head.rfind('\n') + 1;
+  const std::size_t last_line_length = head.size() - last_line_begin;
+  std::string out(head);
+  const bool fits = last_line_length + kHpParameter.size() <= kFoldColumn;
+  if (fits && std::string(head) + std::string(kHpParameter) != kImpliedContentType) {
+    out += kHpParameter;
+  } else {
+    out += ';';
+    out += content_type.eol;
+    out += kHpParameterFolded;
+  }
+  out += content_type.eol;
+  return out;
+}
+
+bool IsHpOuterField(const RawField& field) { return EqualsIgnoreCase(field.name, kHpOuter); }
+
+const RawField* FirstContentType(const RawHeaderSection& header) {
+  for (const RawField& field : header.fields) {
+    if (EqualsIgnoreCase(field.name, "Content-Type")) return &field;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+// -----------------------------------------------------------------------------------------------
+
+Result<SmimeEnvelope> ParseSmime(std::string_view input) {
+  EnsureGMimeInitialised();
+  if (input.empty()) return MakeError("not-smime", "input is empty");
+  if (static_cast<unsigned char>(input.front()) == 0x30) {
+    const ByteView raw = AsBytes(input);
+    Bytes cms(raw.begin(), raw.end());
+    BL_TRY(CheckEncryptedContentInfo(cms, "the DER input"));
+    return SmimeEnvelope{.form = SmimeForm::kDer, .outer_headers = {}, .cms = std::move(cms)};
+  }
+  std::string_view text = input;
+  while (!text.empty() && IsLineSpace(text.front())) text.remove_prefix(1);
+  if (text.starts_with("-----BEGIN ")) return ParsePemArmored(text);
+
+  const std::string_view first_line = FirstLine(input);
+  if (LooksLikeHeaderField(first_line)) return ParseMimeMessage(input);
+
+  // Base64 lines are single words; prose and other formats are not mistaken for broken base64.
+  const std::string_view first_word = Trim(FirstLine(text));
+  const bool one_word = !first_word.empty() && first_word.find_first_of(" \t:") ==
+                                                   std::string_view::npos;
+  if (one_word) return EnvelopeFromBase64(text, "the base64 input");
+  return MakeError("not-smime",
+                   "input is neither an RFC 5322 message, DER nor base64, so not S/MIME");
+}
+
+std::string SerializeSmime(const SmimeEnvelope& envelope, bool auth_enveloped) {
+  switch (envelope.form) {
+    case SmimeForm::kDer:
+      return std::string(AsChars(envelope.cms));
+    case SmimeForm::kBase64:
+      return EncodeBase64Lines(envelope.cms, 64, kLf);  // as PEM bodies are written
+    case SmimeForm::kMime:
+      break;
+  }
+  const std::string_view eol = LineEndingOf(envelope.outer_headers);
+  std::string out = envelope.outer_headers;
+  if (!out.empty() && out.back() != '\n') out += eol;
+  const std::string_view smime_type = auth_enveloped ? "authEnveloped-data" : "enveloped-data";
+  out += "MIME-Version: 1.0";
+  out += eol;
+  // Folded before name= to stay within 78 columns.
+  out += "Content-Type: application/pkcs7-mime; smime-type=";
+  out += smime_type;
+  out += ";";
+  out += eol;
+  out += " name=\"smime.p7m\"";
+  out += eol;
+  out += "Content-Disposition: attachment; filename=\"smime.p7m\"";
+  out += eol;
+  out += "Content-Transfer-Encoding: base64";
+  out += eol;
+  out += eol;
+  out += EncodeBase64Lines(envelope.cms, 76, eol);
+  return out;
+}
+
+Result<std::string> UnprotectHeaders(std::string_view inner, std::string_view outer_headers);
+
+Result<ProtectedMessage> ProtectHeaders(std::string_view rfc5322_message) {
+  if (rfc5322_message.empty()) return MakeError("malformed-message", "message is empty");
+  if (rfc5322_message.find('\0') != std::string_view::npos) {
+    return MakeError("malformed-message", "message contains a NUL byte");
+  }
+  BL_TRY_ASSIGN(RawHeaderSection header, ParseHeaderSection(rfc5322_message, "malformed-message"));
+
+  const RawField* content_type = nullptr;
+  for (const RawField& field : header.fields) {
+    if (IsHpOuterField(field)) {
+      return MakeError("malformed-message", "message already carries HP-Outer header fields");
+    }
+    if (EqualsIgnoreCase(field.name, "Content-Type")) {
+      if (content_type) return MakeError("malformed-message", "message has two Content-Type fields");
+      content_type = &field;
+    }
+  }
+  if (content_type) {
+    const ParameterScan scan = ScanParameters(content_type->value);
+    // An open quote or comment would swallow the parameter we append.
+    if (!scan.balanced) {
+      return MakeError("malformed-message",
+                       "Content-Type has an unterminated quoted string or comment");
+    }
+    if (FindParameter(scan, "hp")) {
+      return MakeError("malformed-message", "message already carries header protection (hp=)");
+    }
+  }
+
+  std::string inner;
+  std::string outer;
+  std::string hp_outer;  // RFC 9788 2.2: what went outside, recorded inside
+  inner.reserve(rfc5322_message.size() + 256);
+  for (const RawField& field : header.fields) {
+    inner += &field == content_type ? WithHpParameter(field) : std::string(field.bytes);
+    if (IsStructuralField(field.name)) continue;
+    switch (HcpBaseline(field.name)) {
+      case HcpVerdict::kKeep:
+        outer += field.bytes;
+        hp_outer += std::string(kHpOuter) + ": " + std::string(field.name) + ":" +
+                    std::string(field.value) + std::string(field.eol);
+        break;
+      case HcpVerdict::kObscure: {
+        const std::string obscured =
+            std::string(field.name) + ": " + std::string(kObscuredSubject) + std::string(field.eol);
+        outer += obscured;
+        hp_outer += std::string(kHpOuter) + ": " + obscured;
+        break;
+      }
+      case HcpVerdict::kRemove:
+        break;  // RFC 9788 2.2: a removed field gets no HP-Outer line
+    }
+  }
+  if (!content_type) {
+    inner += kImpliedContentType;
+    inner += header.eol;
+  }
+  inner += hp_outer;
+  inner += rfc5322_message.substr(header.fields_end);
+
+  // The round trip is the contract; a message it fails on is refused rather than altered.
+  auto restored = UnprotectHeaders(inner, outer);
+  if (!restored.ok() || *restored != rfc5322_message) {
+    return MakeError("malformed-message", "header protection would not restore this message");
+  }
+  return ProtectedMessage{.inner = std::move(inner), .outer_headers = std::move(outer)};
+}
+
+Result<std::string> UnprotectHeaders(std::string_view inner, std::string_view outer_headers) {
+  if (inner.empty()) return MakeError("malformed-message", "decrypted content is empty");
+  std::optional<RawHeaderSection> outer;
+  if (!outer_headers.empty()) {
+    BL_TRY_ASSIGN(outer, ParseHeaderSection(outer_headers, "malformed-message"));
+    if (outer->has_separator) {
+      return MakeError("malformed-message", "outer header section contains a blank line");
+    }
+  }
+
+  auto inner_header = ParseHeaderSection(inner, "malformed-message");
+  const RawField* content_type = inner_header.ok() ? FirstContentType(*inner_header) : nullptr;
+  std::optional<ParameterSpan> hp;
+  if (content_type) {
+    hp = FindParameter(ScanParameters(content_type->value), "hp");
+    // "clear" marks signed-only protection; its inner header section is just as authoritative.
+    if (hp && !EqualsIgnoreCase(hp->value, "cipher") && !EqualsIgnoreCase(hp->value, "clear")) {
+      hp.reset();
+    }
+  }
+
+  if (!hp) {
+    // Legacy: no header protection, so the header fields sent in the clear are the message's.
+    if (!outer || outer->fields.empty()) return std::string(inner);
+    std::string message(outer_headers);
+    const bool inner_is_entity =
+        inner_header.ok() || inner.starts_with(kCrlf) || inner.starts_with(kLf);
+    if (!inner_is_entity) message += outer->eol;  // inner is bare text: make it the body
+    message += inner;
+    return message;
+  }
+
+  // Protected: the inner header section is the message's; the outer one is ignored (RFC 9788 4.3).
+  std::string message;
+  message.reserve(inner.size());
+  for (const RawField& field : inner_header->fields) {
+    if (IsHpOuterField(field)) continue;
+    if (&field != content_type) {
+      message += field.bytes;
+      continue;
+    }
+    const std::string_view head = WithoutLineEnding(field);
+    if (head == kImpliedContentType) continue;
+    const auto value_offset = static_cast<std::size_t>(field.value.data() - field.bytes.data());
+    message += head.substr(0, value_offset + hp->begin);
+    message += head.substr(value_offset + hp->end);
+    message += field.eol;
+  }
+  message += inner.substr(inner_header->fields_end);
+  return message;
+}
+
+}  // namespace blindlist::mime
