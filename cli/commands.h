@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <string>
 
 #include "blindlist/result.h"
 
@@ -15,7 +16,16 @@ namespace blindlist::cli {
 
 using Action = std::function<Status()>;
 
-// Sets `*chosen` to the action of the subcommand that the user picked.
-void AddCryptoCommands(CLI::App& app, Action* chosen);
+// -i/--in and -o/--out, shared by every command that reads a message.
+struct IoOptions {
+  std::string in;
+  std::string out;
+};
+void AddIo(CLI::App* cmd, IoOptions& io);
+
+// Each sets `*chosen` to the action of the subcommand that the user picked.
+void AddCryptoCommands(CLI::App& app, Action* chosen);  // encrypt, decrypt, rewrap, inspect
+void AddAdminCommands(CLI::App& app, Action* chosen);   // admin ...
+void AddOpenCommand(CLI::App& app, Action* chosen);     // open
 
 }  // namespace blindlist::cli

@@ -20,16 +20,6 @@ using crypto::GroupSecret;
 using crypto::PrivateKey;
 using crypto::RecipientKind;
 
-struct IoOptions {
-  std::string in;
-  std::string out;
-};
-
-void AddIo(CLI::App* cmd, IoOptions& io) {
-  cmd->add_option("-i,--in", io.in, "Read from FILE instead of standard input");
-  cmd->add_option("-o,--out", io.out, "Write to FILE instead of standard output");
-}
-
 struct SecretOptions {
   std::string key_hex;
   std::string id_hex;
@@ -272,6 +262,11 @@ Status RunInspect(const InspectOptions& o) {
 }
 
 }  // namespace
+
+void AddIo(CLI::App* cmd, IoOptions& io) {
+  cmd->add_option("-i,--in", io.in, "Read from FILE instead of standard input");
+  cmd->add_option("-o,--out", io.out, "Write to FILE instead of standard output");
+}
 
 void AddCryptoCommands(CLI::App& app, Action* chosen) {
   auto enc = std::make_shared<EncryptOptions>();

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "blindlist 0.1.0");
   blindlist::cli::Action action;
   blindlist::cli::AddCryptoCommands(app, &action);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

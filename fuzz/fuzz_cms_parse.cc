@@ -9,8 +9,8 @@
 #include "crypto/cms.h"
 #include "fuzz_check.h"
 
-using blindlist::ByteView;
 using blindlist::Bytes;
+using blindlist::ByteView;
 using blindlist::crypto::Envelope;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

@@ -16,8 +16,8 @@
 #include "crypto/cms.h"
 #include "fuzz_check.h"
 
-using blindlist::ByteView;
 using blindlist::Bytes;
+using blindlist::ByteView;
 using blindlist::Status;
 using blindlist::crypto::Envelope;
 

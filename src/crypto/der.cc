@@ -106,6 +106,8 @@ std::string OidToString(ByteView content) {
   std::string out;
   std::uint64_t value = 0;
   bool first = true;
+  // The last octet of an OID must end a subidentifier; a truncated one is not a shorter OID.
+  if (!content.empty() && (content.back() & 0x80)) return "(invalid)";
   for (std::uint8_t b : content) {
     if (value > (UINT64_MAX >> 7)) return "(invalid)";
     value = (value << 7) | (b & 0x7f);

@@ -28,6 +28,8 @@ class PrivateKey {
   int bits() const;
   // Unencrypted PKCS#8 PEM. Only for tests and the explicit exports that need it.
   Result<SecretBytes> ToPem() const;
+  // PKCS#8 PEM encrypted under `passphrase` (AES-256-CBC, PBKDF2), for keys at rest.
+  Result<SecretBytes> ToEncryptedPem(std::string_view passphrase) const;
   // DER SubjectPublicKeyInfo of the public half.
   Bytes PublicKeyDer() const;
 

@@ -96,7 +96,7 @@ bool LooksLikeHeaderField(std::string_view line) {
 std::string_view LineEndingOf(std::string_view text) {
   const std::size_t newline = text.find('\n');
   return (newline != std::string_view::npos && newline > 0 && text[newline - 1] == '\r') ? kCrlf
-                                                                                           : kLf;
+                                                                                         : kLf;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -111,9 +111,9 @@ struct RawField {
 
 struct RawHeaderSection {
   std::vector<RawField> fields;
-  std::string_view eol;         // line ending of the first line, for lines we add
-  std::size_t fields_end = 0;   // offset just past the last field
-  bool has_separator = false;   // a blank line follows the fields
+  std::string_view eol;        // line ending of the first line, for lines we add
+  std::size_t fields_end = 0;  // offset just past the last field
+  bool has_separator = false;  // a blank line follows the fields
 };
 
 // Splits `text` into header fields up to the first blank line (or the end of the text).
@@ -305,12 +305,14 @@ Result<Bytes> DecodeBase64Strict(std::string_view text) {
     const char c = text[i];
     if (IsLineSpace(c)) continue;
     if (c == '=') {
-      if (++padding > 2) return MakeError("bad-base64", "base64 has more than two '=' pad characters");
+      if (++padding > 2)
+        return MakeError("bad-base64", "base64 has more than two '=' pad characters");
     } else if (IsBase64Alphabet(c)) {
       if (padding > 0) return MakeError("bad-base64", "base64 continues after its '=' padding");
     } else {
       char hex[8];
-      std::snprintf(hex, sizeof hex, "0x%02x", static_cast<unsigned>(static_cast<unsigned char>(c)));
+      std::snprintf(hex, sizeof hex, "0x%02x",
+                    static_cast<unsigned>(static_cast<unsigned char>(c)));
       return MakeError("bad-base64", std::string("invalid character ") + hex +
                                          " in base64 at offset " + std::to_string(i));
     }
@@ -324,9 +326,9 @@ Result<Bytes> DecodeBase64Strict(std::string_view text) {
   Bytes out(compact.size() / 4 * 3 + 3);
   int state = 0;
   guint32 save = 0;
-  const std::size_t written = g_mime_encoding_base64_decode_step(
-      reinterpret_cast<const unsigned char*>(compact.data()), compact.size(), out.data(), &state,
-      &save);
+  const std::size_t written =
+      g_mime_encoding_base64_decode_step(reinterpret_cast<const unsigned char*>(compact.data()),
+                                         compact.size(), out.data(), &state, &save);
   out.resize(written);
   return out;
 }
@@ -387,6 +389,7 @@ std::optional<std::string_view> ContentInfoOid(std::string_view der) {
   if (der.size() < 2 || static_cast<unsigned char>(der[0]) != 0x30) return std::nullopt;
   std::size_t pos = 1;
   const auto length_octet = static_cast<unsigned char>(der[pos++]);
+  if (length_octet > 0x84) return std::nullopt;         // longer than any message we could hold
   if (length_octet > 0x80) pos += length_octet & 0x7f;  // long form; 0x80 is BER indefinite
   if (pos + 2 > der.size() || der[pos] != 0x06) return std::nullopt;
   const auto oid_length = static_cast<unsigned char>(der[pos + 1]);
@@ -394,17 +397,24 @@ std::optional<std::string_view> ContentInfoOid(std::string_view der) {
   return der.substr(pos + 2, oid_length);
 }
 
-// Accepts bytes that are, or could be, an encrypted ContentInfo; the CMS layer does the rest.
+// Accepts bytes that start like an enveloped or authEnveloped ContentInfo; the CMS layer
+// checks the rest. Looking at the OID turns "0 apples" or a signed message into a clear error.
 Status CheckEncryptedContentInfo(const Bytes& cms, std::string_view where) {
-  if (cms.empty() || cms[0] != 0x30) {
-    return MakeError("not-smime", std::string(where) + " does not hold a CMS ContentInfo (DER " +
-                                      "SEQUENCE), so it is not S/MIME");
+  const auto oid = ContentInfoOid(AsChars(cms));
+  if (!oid) {
+    return MakeError("not-smime", std::string(where) +
+                                      " is not a CMS ContentInfo (no DER SEQUENCE with a content "
+                                      "type), so not S/MIME");
   }
-  if (const auto oid = ContentInfoOid(AsChars(cms))) {
-    if (const CmsContentType* type = KnownContentType(*oid); type && !type->encrypted) {
-      return MakeError("not-smime", std::string(where) + " is CMS " + std::string(type->name) +
-                                        ", not envelopedData or authEnvelopedData");
-    }
+  const CmsContentType* type = KnownContentType(*oid);
+  if (!type) {
+    return MakeError("not-smime", std::string(where) +
+                                      " has a CMS content type other than envelopedData or "
+                                      "authEnvelopedData");
+  }
+  if (!type->encrypted) {
+    return MakeError("not-smime", std::string(where) + " is CMS " + std::string(type->name) +
+                                      ", not envelopedData or authEnvelopedData");
   }
   return Status::Ok();
 }
@@ -427,8 +437,8 @@ Result<SmimeEnvelope> ParsePemArmored(std::string_view text) {
   }
   const std::string_view label = first_line.substr(kBegin.size(), label_end - kBegin.size());
   if (label != "CMS" && label != "PKCS7") {
-    return MakeError("not-smime", "input is a PEM block labelled " + std::string(label) +
-                                      ", not CMS or PKCS7");
+    return MakeError("not-smime",
+                     "input is a PEM block labelled " + std::string(label) + ", not CMS or PKCS7");
   }
   const std::string end_marker = "-----END " + std::string(label) + "-----";
   const std::size_t body_begin = text.find('\n');
@@ -436,11 +446,14 @@ Result<SmimeEnvelope> ParsePemArmored(std::string_view text) {
   if (body_begin == std::string_view::npos || end == std::string_view::npos || end < body_begin) {
     return MakeError("bad-base64", "PEM armor has no " + end_marker + " line");
   }
-  return EnvelopeFromBase64(text.substr(body_begin + 1, end - body_begin - 1), "the PEM block");
+  BL_TRY_ASSIGN(SmimeEnvelope env,
+                EnvelopeFromBase64(text.substr(body_begin + 1, end - body_begin - 1), "the PEM block"));
+  env.pem_label = std::string(label);
+  return env;
 }
 
 struct MediaType {
-  std::string type;     // "application/pkcs7-mime", lowercased
+  std::string type;  // "application/pkcs7-mime", lowercased
   std::string smime_type;
   std::string name;
 };
@@ -453,7 +466,8 @@ MediaType ParseMediaType(std::string_view value) {
   const char* type = g_mime_content_type_get_media_type(content_type.get());
   const char* subtype = g_mime_content_type_get_media_subtype(content_type.get());
   media.type = Lowercase(std::string(type ? type : "") + "/" + (subtype ? subtype : ""));
-  if (const char* smime_type = g_mime_content_type_get_parameter(content_type.get(), "smime-type")) {
+  if (const char* smime_type =
+          g_mime_content_type_get_parameter(content_type.get(), "smime-type")) {
     media.smime_type = smime_type;
   }
   if (const char* name = g_mime_content_type_get_parameter(content_type.get(), "name")) {
@@ -563,7 +577,7 @@ constexpr std::size_t kFoldColumn = 78;  // RFC 5322 2.1.1 SHOULD
 
 enum class HcpVerdict { kKeep, kObscure, kRemove };
 
-// RFC 9788 3.2.2 hcp_baseline: the Subject is obscured, Keywords and Comments are removed,
+// RFC 9788 hcp_baseline: the Subject is obscured, Keywords and Comments are removed,
 // every other non-structural field goes out as it is.
 HcpVerdict HcpBaseline(std::string_view name) {
   if (EqualsIgnoreCase(name, "Subject")) return HcpVerdict::kObscure;
@@ -578,9 +592,8 @@ HcpVerdict HcpBaseline(std::string_view name) {
 // exactly like kImpliedContentType: that spelling must mean "there was no Content-Type".
 std::string WithHpParameter(const RawField& content_type) {
   const std::string_view head = WithoutLineEnding(content_type);
-  const std::size_t last_line_begin = head.rfind('\n') == std::string_view::npos
-                                          ? 0
-                                          : head.rfind('\n') + 1;
+  const std::size_t last_line_begin =
+      head.rfind('\n') == std::string_view::npos ? 0 : head.rfind('\n') + 1;
   const std::size_t last_line_length = head.size() - last_line_begin;
   std::string out(head);
   const bool fits = last_line_length + kHpParameter.size() <= kFoldColumn;
@@ -626,8 +639,8 @@ Result<SmimeEnvelope> ParseSmime(std::string_view input) {
 
   // Base64 lines are single words; prose and other formats are not mistaken for broken base64.
   const std::string_view first_word = Trim(FirstLine(text));
-  const bool one_word = !first_word.empty() && first_word.find_first_of(" \t:") ==
-                                                   std::string_view::npos;
+  const bool one_word =
+      !first_word.empty() && first_word.find_first_of(" \t:") == std::string_view::npos;
   if (one_word) return EnvelopeFromBase64(text, "the base64 input");
   return MakeError("not-smime",
                    "input is neither an RFC 5322 message, DER nor base64, so not S/MIME");
@@ -637,8 +650,13 @@ std::string SerializeSmime(const SmimeEnvelope& envelope, bool auth_enveloped) {
   switch (envelope.form) {
     case SmimeForm::kDer:
       return std::string(AsChars(envelope.cms));
-    case SmimeForm::kBase64:
-      return EncodeBase64Lines(envelope.cms, 64, kLf);  // as PEM bodies are written
+    case SmimeForm::kBase64: {
+      std::string body = EncodeBase64Lines(envelope.cms, 64, kLf);  // as PEM bodies are written
+      if (envelope.pem_label.empty()) return body;
+      if (!body.empty() && body.back() != '\n') body += "\n";
+      return "-----BEGIN " + envelope.pem_label + "-----\n" + body + "-----END " + envelope.pem_label +
+             "-----\n";
+    }
     case SmimeForm::kMime:
       break;
   }
@@ -664,8 +682,6 @@ std::string SerializeSmime(const SmimeEnvelope& envelope, bool auth_enveloped) {
   return out;
 }
 
-Result<std::string> UnprotectHeaders(std::string_view inner, std::string_view outer_headers);
-
 Result<ProtectedMessage> ProtectHeaders(std::string_view rfc5322_message) {
   if (rfc5322_message.empty()) return MakeError("malformed-message", "message is empty");
   if (rfc5322_message.find('\0') != std::string_view::npos) {
@@ -679,7 +695,9 @@ Result<ProtectedMessage> ProtectHeaders(std::string_view rfc5322_message) {
       return MakeError("malformed-message", "message already carries HP-Outer header fields");
     }
     if (EqualsIgnoreCase(field.name, "Content-Type")) {
-      if (content_type) return MakeError("malformed-message", "message has two Content-Type fields");
+      if (content_type) {
+        return MakeError("malformed-message", "message has two Content-Type fields");
+      }
       content_type = &field;
     }
   }
@@ -697,7 +715,7 @@ Result<ProtectedMessage> ProtectHeaders(std::string_view rfc5322_message) {
 
   std::string inner;
   std::string outer;
-  std::string hp_outer;  // RFC 9788 2.2: what went outside, recorded inside
+  std::string hp_outer;  // RFC 9788 HP-Outer: what went outside, recorded inside
   inner.reserve(rfc5322_message.size() + 256);
   for (const RawField& field : header.fields) {
     inner += &field == content_type ? WithHpParameter(field) : std::string(field.bytes);
@@ -716,7 +734,7 @@ Result<ProtectedMessage> ProtectHeaders(std::string_view rfc5322_message) {
         break;
       }
       case HcpVerdict::kRemove:
-        break;  // RFC 9788 2.2: a removed field gets no HP-Outer line
+        break;  // RFC 9788: a removed field gets no HP-Outer line
     }
   }
   if (!content_type) {
@@ -766,7 +784,7 @@ Result<std::string> UnprotectHeaders(std::string_view inner, std::string_view ou
     return message;
   }
 
-  // Protected: the inner header section is the message's; the outer one is ignored (RFC 9788 4.3).
+  // Protected: the inner header section is the message's; the outer one is ignored (RFC 9788).
   std::string message;
   message.reserve(inner.size());
   for (const RawField& field : inner_header->fields) {

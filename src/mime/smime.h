@@ -24,6 +24,9 @@ struct SmimeEnvelope {
   // and MIME-Version fields (those are regenerated), each field with its CRLF/LF.
   std::string outer_headers;
   Bytes cms;  // the ContentInfo bytes (BER or DER)
+  // kBase64 only: the PEM label ("CMS", "PKCS7") when the input was armored, so the
+  // output is armored the same way (`openssl cms -inform PEM` needs the armor).
+  std::string pem_label;
 };
 
 // Recognises any of the three forms. Errors: "not-smime" (a MIME message whose

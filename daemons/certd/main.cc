@@ -1,0 +1,151 @@
+// blindlist-certd: the certificate server.
+//
+// SECURITY. certd holds one secret, the membership CA's private key (an
+// encrypted PKCS#8 file; the passphrase comes from a file or the environment).
+// It trusts its configuration and the roster in the store it shares with groupd.
+// It issues a short-lived certificate with a random, unlinkable subject and the
+// group bound as a SAN URI, only to a caller who authenticates as a current
+// member of that group; it never sees a member's private key when given a CSR.
+// It refuses CSRs that do not verify, use unsupported keys or claim another
+// group. Its audit links members to serials; groupd's audit of path G sees only
+// serials (docs/threat-model.md says what collusion reveals).
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sys/stat.h>
+
+#include "api/config_file.h"
+#include "api/daemon.h"
+#include "config.h"
+#include "crypto/keys.h"
+#include "crypto/x509.h"
+#include "net/https_server.h"
+#include "net/log.h"
+#include "service.h"
+#include "store/store.h"
+
+namespace {
+
+using namespace blindlist;  // NOLINT(google-build-using-namespace)
+
+int Fatal(const Error& e) { return api::Fatal("blindlist-certd", e); }
+
+Result<std::string> LoadPassphrase(const std::string& file) {
+  std::string pass;
+  if (!file.empty()) {
+    std::ifstream in(file);
+    if (!in) return MakeError("bad-config", "cannot read the CA passphrase file " + file);
+    std::getline(in, pass);
+  } else if (const char* env = std::getenv("BLINDLIST_CA_PASSPHRASE"); env != nullptr) {
+    pass = env;
+    ::unsetenv("BLINDLIST_CA_PASSPHRASE");
+  } else {
+    return MakeError("bad-config", "no CA passphrase: set [ca] passphrase_file or BLINDLIST_CA_PASSPHRASE");
+  }
+  while (!pass.empty() && (pass.back() == '\n' || pass.back() == '\r')) pass.pop_back();
+  if (pass.size() < 8) return MakeError("bad-config", "the CA passphrase needs at least 8 characters");
+  return pass;
+}
+
+Status WriteNewFile(const std::string& path, std::string_view data, mode_t mode) {
+  FILE* f = std::fopen(path.c_str(), "wx");  // never overwrite an existing CA
+  if (f == nullptr) return MakeError("io", "cannot create " + path + " (does it exist already?)");
+  ::chmod(path.c_str(), mode);
+  bool ok = std::fwrite(data.data(), 1, data.size(), f) == data.size();
+  ok = std::fclose(f) == 0 && ok;
+  if (!ok) return MakeError("io", "cannot write " + path);
+  return Status::Ok();
+}
+
+int InitCa(const certd::Config& config, const std::string& common_name) {
+  auto pass = LoadPassphrase(config.ca_passphrase_file);
+  if (!pass.ok()) return Fatal(pass.error());
+  auto key = crypto::PrivateKey::Generate(crypto::KeyType::kEcP256);
+  if (!key.ok()) return Fatal(key.error());
+  auto cert = crypto::MakeCaCertificate(*key, common_name, 10LL * 365 * 24 * 3600);
+  if (!cert.ok()) return Fatal(cert.error());
+  auto pem = key->ToEncryptedPem(*pass);
+  std::fill(pass->begin(), pass->end(), '\0');
+  if (!pem.ok()) return Fatal(pem.error());
+  Status st = WriteNewFile(config.ca_private_key_file, AsChars(pem->view()), 0600);
+  if (!st.ok()) return Fatal(st.error());
+  st = WriteNewFile(config.ca_certificate_file, crypto::ToPem("CERTIFICATE", cert->Der()), 0644);
+  if (!st.ok()) return Fatal(st.error());
+  std::printf("membership CA written: %s (key: %s, encrypted)\n", config.ca_certificate_file.c_str(),
+              config.ca_private_key_file.c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"blindlist-certd: issues short-lived membership certificates (path G)"};
+  std::string config_file;
+  std::string listen;
+  std::string store_url;
+  std::string log_level;
+  std::string port_file;
+  app.add_option("-c,--config", config_file, "TOML configuration file")->required()->check(CLI::ExistingFile);
+  app.add_option("--listen", listen, "Override [server] listen (ADDRESS:PORT)");
+  app.add_option("--store", store_url, "Override [store] url (sqlite:PATH or postgresql://...)");
+  app.add_option("--log-level", log_level, "debug, info, warning or error");
+  app.add_option("--port-file", port_file, "Write the bound port to FILE once listening (for listen port 0)");
+  std::string ca_name = "blindlist membership CA";
+  auto* init_ca = app.add_subcommand("init-ca", "Create the membership CA key (encrypted) and certificate");
+  init_ca->add_option("--common-name", ca_name, "The CA's name")->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  net::SetLogDaemonName("certd");
+  auto loaded = certd::LoadConfig(config_file);
+  if (!loaded.ok()) return Fatal(loaded.error());
+  certd::Config config = *loaded;
+  if (!listen.empty()) {
+    Status st = api::ParseListen(listen, config.common.server);
+    if (!st.ok()) return Fatal(MakeError("usage", "--listen: " + st.error().message));
+  }
+  if (!store_url.empty()) config.common.store_url = store_url;
+  if (!log_level.empty()) config.common.log_level = log_level;
+  net::SetLogLevel(api::ParseLogLevel(config.common.log_level));
+  if (init_ca->parsed()) return InitCa(config, ca_name);
+
+  auto pass = LoadPassphrase(config.ca_passphrase_file);
+  if (!pass.ok()) return Fatal(pass.error());
+  auto ca_key = crypto::PrivateKey::LoadFile(config.ca_private_key_file, *pass);
+  std::fill(pass->begin(), pass->end(), '\0');
+  if (!ca_key.ok()) return Fatal(ca_key.error());
+  auto ca_cert = crypto::Certificate::LoadFile(config.ca_certificate_file);
+  if (!ca_cert.ok()) return Fatal(ca_cert.error());
+  if (!ca_cert->Matches(*ca_key)) return Fatal(MakeError("bad-config", "[ca] private_key does not match certificate"));
+  auto store = store::Store::Open(config.common.store_url);
+  if (!store.ok()) return Fatal(store.error());
+
+  api::BlockServerSignals();
+  certd::CertService service(config, std::move(*store), std::move(*ca_cert), std::move(*ca_key));
+  net::HttpsServer server(config.common.server, [&service](const net::HttpRequest& r) { return service.Handle(r); });
+  Status started = server.Start();
+  if (!started.ok()) return Fatal(started.error());
+  if (!port_file.empty()) {
+    Status written = api::WritePortFile(port_file, server.port());
+    if (!written.ok()) return Fatal(written.error());
+  }
+  net::Log(net::LogLevel::kInfo, "listening",
+           {{"address", config.common.server.listen_address}, {"port", std::to_string(server.port())},
+            {"store", service.store().BackendName()}});
+  api::ServeUntilTerminated(server, [&] {
+    auto fresh = certd::LoadConfig(config_file);
+    if (!fresh.ok()) {
+      net::Log(net::LogLevel::kError, "reload failed; keeping the old configuration", {{"error", fresh.error().message}});
+      return;
+    }
+    Status reloaded = server.ReloadCertificates();
+    server.UpdateLimits(fresh->common.server);
+    service.UpdateLimits(*fresh);
+    net::Log(reloaded.ok() ? net::LogLevel::kInfo : net::LogLevel::kError, "reloaded certificates and limits",
+             {{"certificates", reloaded.ok() ? "ok" : reloaded.error().message}});
+  });
+  return 0;
+}

@@ -1,0 +1,241 @@
+#include "service.h"
+
+#include <chrono>
+#include <ctime>
+#include <nlohmann/json.hpp>
+
+#include "api/member_auth.h"
+#include "api/membership.h"
+#include "blindlist/base64.h"
+#include "crypto/x509.h"
+#include "net/log.h"
+
+namespace blindlist::certd {
+
+using json = nlohmann::json;
+using net::HttpRequest;
+using net::HttpResponse;
+
+struct CertService::Call {
+  std::string operation = "unknown";
+  std::string caller = "anonymous";
+  std::string group;
+  std::string reason;
+  std::string result = "ok";
+  bool audit = true;
+};
+
+namespace {
+
+std::int64_t Now() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+HttpResponse Fail(CertService::Call& call, int status, std::string_view code, std::string_view message) {
+  call.result = std::string(code);
+  return HttpResponse::Error(status, code, message);
+}
+
+HttpResponse StoreDown(CertService::Call& call, const Error& e) {
+  net::Log(net::LogLevel::kError, "store error", {{"error", e.message}});
+  return Fail(call, 503, "store-unavailable", "the store is unavailable; retry later");
+}
+
+std::vector<std::string> SplitPath(std::string_view path) {
+  std::vector<std::string> parts;
+  while (!path.empty()) {
+    auto slash = path.find('/');
+    std::string_view part = path.substr(0, slash);
+    if (!part.empty()) parts.emplace_back(part);
+    if (slash == std::string_view::npos) break;
+    path.remove_prefix(slash + 1);
+  }
+  return parts;
+}
+
+// A subject that says nothing about who the member is.
+std::string PseudonymousName() {
+  SecretBytes r = crypto::RandomSecret(16);
+  return "member-" + ToHex(r.view());
+}
+
+}  // namespace
+
+CertService::CertService(const Config& config, std::unique_ptr<store::Store> store, crypto::Certificate ca_cert,
+                         crypto::PrivateKey ca_key)
+    : config_(config),
+      store_(std::move(store)),
+      ca_cert_(std::move(ca_cert)),
+      ca_key_(std::move(ca_key)),
+      limiter_(config.common.rate_per_second, config.common.rate_burst) {}
+
+HttpResponse CertService::Handle(const HttpRequest& req) {
+  auto start = std::chrono::steady_clock::now();
+  Call call;
+  HttpResponse resp;
+  try {
+    resp = Route(req, call);
+  } catch (const std::exception& e) {
+    net::Log(net::LogLevel::kWarning, "request failed", {{"operation", call.operation}, {"what", e.what()}});
+    resp = Fail(call, 400, "malformed-request", "the request could not be processed");
+  }
+  if (call.audit) {
+    store::AuditRecord rec;
+    rec.time = Now();
+    rec.daemon = "certd";
+    rec.caller = call.caller;
+    rec.group = call.group;
+    rec.operation = call.operation;
+    rec.result = call.result;
+    rec.reason = call.reason;
+    Status st = store_->AppendAudit(rec);
+    if (!st.ok()) {
+      net::Log(net::LogLevel::kError, "audit write failed", {{"error", st.error().message}});
+      if (resp.status < 300) resp = Fail(call, 503, "store-unavailable", "the audit log is unavailable");
+    }
+  }
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  metrics.Increment("certd_requests_total", {{"operation", call.operation}, {"result", call.result}});
+  metrics.Observe("certd_request_duration_seconds", {{"operation", call.operation}}, seconds);
+  return resp;
+}
+
+HttpResponse CertService::Route(const HttpRequest& req, Call& call) {
+  std::vector<std::string> parts = SplitPath(req.path);
+  if (parts.size() == 1 && parts[0] == "healthz") {
+    call.audit = false;
+    call.operation = "healthz";
+    if (!store_->SchemaVersion().ok()) return Fail(call, 503, "store-unavailable", "the store is unavailable");
+    return HttpResponse::Json(200, json{{"status", "ok"}, {"store", store_->BackendName()}}.dump());
+  }
+  if (parts.size() == 1 && parts[0] == "metrics") {
+    call.audit = false;
+    call.operation = "metrics";
+    HttpResponse r;
+    r.content_type = "text/plain; version=0.0.4";
+    r.body = metrics.Render();
+    return r;
+  }
+  std::string token = api::BearerToken(req);
+  std::string rate_key = !token.empty() ? "t:" + ToHex(api::TokenHash(token))
+                         : !req.peer_certificate_der.empty()
+                             ? "c:" + api::CertificateFingerprint(req.peer_certificate_der)
+                             : "ip:" + req.peer_address;
+  if (int retry = limiter_.Acquire(rate_key); retry > 0) {
+    call.operation = "rate-limited";
+    HttpResponse r = Fail(call, 429, "rate-limited", "too many requests; retry later");
+    r.headers.emplace_back("Retry-After", std::to_string(retry));
+    return r;
+  }
+  if (parts.size() == 2 && parts[0] == "v1" && parts[1] == "crl" && req.method == "GET") {
+    call.audit = false;  // public and frequent; nothing secret
+    call.operation = "crl";
+    return Crl(call);
+  }
+  if (parts.size() == 2 && parts[0] == "v1" && parts[1] == "ca" && req.method == "GET") {
+    call.audit = false;
+    call.operation = "ca";
+    HttpResponse r;
+    r.content_type = "application/pem-certificate-chain";
+    r.body = crypto::ToPem("CERTIFICATE", ca_cert_.Der());
+    return r;
+  }
+  if (parts.size() == 4 && parts[0] == "v1" && parts[1] == "groups" && parts[3] == "certificates") {
+    call.operation = "issue";
+    call.group = parts[2];
+    if (req.method != "POST") return Fail(call, 405, "method-not-allowed", "use POST");
+    return Issue(req, call, parts[2]);
+  }
+  call.audit = false;
+  call.operation = "not-found";
+  return Fail(call, 404, "not-found", "no such endpoint");
+}
+
+HttpResponse CertService::Issue(const HttpRequest& req, Call& call, const std::string& group_name) {
+  json body = json::parse(req.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object()) {
+    return Fail(call, 400, "malformed-json", "the request body is not a JSON object");
+  }
+  auto group = store_->FindGroup(group_name);
+  if (!group.ok()) return StoreDown(call, group.error());
+  if (!*group) return Fail(call, 404, "unknown-group", "no such group");
+  api::MemberAuth auth = api::AuthenticateMember(*store_, req, **group);
+  call.caller = auth.caller;
+  if (!auth.member) return Fail(call, auth.status, auth.code, auth.message);
+
+  std::optional<crypto::PrivateKey> generated;
+  Bytes public_key;
+  bool generate = body.value("generate", false);
+  std::string passphrase;
+  if (generate) {
+    passphrase = body.value("passphrase", "");
+    if (passphrase.size() < 8) {
+      return Fail(call, 400, "weak-passphrase", "\"passphrase\" of at least 8 characters protects the PKCS#12");
+    }
+    std::string key_type = body.value("key_type", "p256");
+    if (key_type != "p256" && key_type != "rsa3072") {
+      return Fail(call, 400, "unsupported-key", "\"key_type\" must be p256 or rsa3072");
+    }
+    auto key = crypto::PrivateKey::Generate(key_type == "p256" ? crypto::KeyType::kEcP256 : crypto::KeyType::kRsa);
+    if (!key.ok()) return Fail(call, 500, "internal", "key generation failed");
+    public_key = key->PublicKeyDer();
+    generated = std::move(*key);
+  } else {
+    if (!body.contains("csr") || !body["csr"].is_string()) {
+      return Fail(call, 400, "malformed-request", "send \"csr\" (PEM) or \"generate\": true");
+    }
+    auto csr = crypto::ParseCsr(AsBytes(body["csr"].get<std::string>()));
+    if (!csr.ok()) {
+      std::string code = csr.error().code;
+      return Fail(call, 400, code, code == "bad-signature"   ? "the CSR's signature does not verify"
+                                   : code == "unsupported-key" ? "the CSR's key type is not supported (use RSA or EC P-256/P-384)"
+                                                               : "the CSR cannot be parsed");
+    }
+    // A CSR may claim nothing about groups but this one: certd decides what is bound.
+    for (const auto& uri : csr->uris) {
+      if (uri.rfind(api::kGroupUriPrefix, 0) == 0 && uri != api::GroupUri(group_name)) {
+        return Fail(call, 400, "forged-group", "the CSR claims another group");
+      }
+    }
+    public_key = csr->public_key_der;
+  }
+
+  crypto::CertificateProfile profile;
+  profile.common_name = PseudonymousName();
+  profile.uris = {api::GroupUri(group_name)};
+  profile.validity_seconds = config_.validity_hours * 3600;
+  profile.crl_url = config_.crl_url;
+  auto cert = crypto::IssueCertificate(public_key, profile, ca_cert_, ca_key_);
+  if (!cert.ok()) return Fail(call, 400, "issue-failed", cert.error().message);
+  crypto::CertificateInfo info = crypto::DescribeCertificate(*cert);
+  store::IssuedCertificate record{info.serial_hex, (*group)->id, auth.member->address, info.not_after, false, 0};
+  Status st = store_->RecordIssuedCertificate(record);
+  if (!st.ok()) return StoreDown(call, st.error());
+  // certd's audit links member and serial; groupd's audit for path G sees only the serial.
+  call.reason = "serial:" + info.serial_hex;
+
+  json out = {{"certificate", crypto::ToPem("CERTIFICATE", cert->Der())},
+              {"serial", info.serial_hex},
+              {"not_after", info.not_after}};
+  if (generated) {
+    auto p12 = crypto::ExportPkcs12(*generated, *cert, profile.common_name, passphrase);
+    std::fill(passphrase.begin(), passphrase.end(), '\0');
+    if (!p12.ok()) return Fail(call, 500, "internal", "PKCS#12 export failed");
+    out["pkcs12"] = Base64Encode(*p12);
+  }
+  return HttpResponse::Json(201, out.dump());
+}
+
+HttpResponse CertService::Crl(Call& call) {
+  auto revoked = store_->ListRevokedCertificates();
+  if (!revoked.ok()) return StoreDown(call, revoked.error());
+  std::vector<std::pair<std::string, std::int64_t>> entries;
+  entries.reserve(revoked->size());
+  for (const auto& r : *revoked) entries.emplace_back(r.serial_hex, r.revoked_at);
+  auto crl = crypto::MakeCrl(ca_cert_, ca_key_, entries, config_.crl_next_update_seconds);
+  if (!crl.ok()) return Fail(call, 500, "internal", "CRL generation failed");
+  HttpResponse r;
+  r.content_type = "application/pkix-crl";
+  r.body.assign(AsChars(*crl));
+  return r;
+}
+
+}  // namespace blindlist::certd

@@ -1,0 +1,82 @@
+#include "key_ring.h"
+
+#include "crypto/x509.h"
+
+namespace blindlist::groupd {
+
+std::string GroupKeyRing::KeyContext(const std::string& group, int version) {
+  return "blindlist group-key " + group + " v" + std::to_string(version);
+}
+
+std::string GroupKeyRing::SecretContext(const std::string& group, int version) {
+  return "blindlist group-secret " + group + " v" + std::to_string(version);
+}
+
+Result<Bytes> GroupKeyRing::SealKey(const std::string& group, int version,
+                                    const crypto::PrivateKey& key) const {
+  BL_TRY_ASSIGN(SecretBytes der, crypto::PrivateKeyToDer(key));
+  return crypto::Seal(master_key_, KeyContext(group, version), der.view());
+}
+
+Result<Bytes> GroupKeyRing::SealSecret(const std::string& group, int version,
+                                       const SecretBytes& secret) const {
+  return crypto::Seal(master_key_, SecretContext(group, version), secret.view());
+}
+
+Result<crypto::PrivateKey> GroupKeyRing::PrivateKeyFor(const std::string& group,
+                                                       const store::GroupKey& row) {
+  if (row.state == store::KeyState::kDestroyed || row.sealed_private_key.empty()) {
+    return MakeError("key-destroyed", "this key version has been destroyed");
+  }
+  std::string id = ToHex(crypto::Sha256(row.sealed_private_key));
+  {
+    std::lock_guard lock(mu_);
+    auto it = keys_.find(id);
+    if (it != keys_.end()) return it->second;
+  }
+  BL_TRY_ASSIGN(SecretBytes der,
+                crypto::Unseal(master_key_, KeyContext(group, row.version), row.sealed_private_key));
+  BL_TRY_ASSIGN(crypto::PrivateKey key, crypto::PrivateKey::Load(der.view()));
+  std::lock_guard lock(mu_);
+  keys_.emplace(id, key);
+  return key;
+}
+
+Result<crypto::Certificate> GroupKeyRing::CertificateFor(const store::GroupKey& row) {
+  if (row.certificate_der.empty()) return MakeError("no-certificate", "key version has no certificate yet");
+  std::string id = ToHex(crypto::Sha256(row.certificate_der));
+  {
+    std::lock_guard lock(mu_);
+    auto it = certs_.find(id);
+    if (it != certs_.end()) return it->second;
+  }
+  BL_TRY_ASSIGN(crypto::Certificate cert, crypto::Certificate::Load(row.certificate_der));
+  std::lock_guard lock(mu_);
+  certs_.emplace(id, cert);
+  return cert;
+}
+
+Result<SecretBytes> GroupKeyRing::SecretFor(const std::string& group,
+                                            const store::GroupSecretVersion& row) const {
+  return crypto::Unseal(master_key_, SecretContext(group, row.version), row.sealed_secret);
+}
+
+std::optional<KeyMatch> MatchRecipient(GroupKeyRing& ring, const std::vector<store::GroupKey>& keys,
+                                       const crypto::RecipientInfo& ri) {
+  for (const auto& key : keys) {
+    if (key.state == store::KeyState::kDestroyed) continue;
+    auto cert = ring.CertificateFor(key);
+    if (!cert.ok()) continue;
+    if (ri.kind == crypto::RecipientKind::kKeyTrans && ri.rid.Matches(*cert)) {
+      return KeyMatch{&key, 0};
+    }
+    if (ri.kind == crypto::RecipientKind::kKeyAgree) {
+      for (std::size_t i = 0; i < ri.recipient_keys.size(); ++i) {
+        if (ri.recipient_keys[i].rid.Matches(*cert)) return KeyMatch{&key, i};
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace blindlist::groupd

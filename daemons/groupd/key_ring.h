@@ -1,0 +1,52 @@
+// GroupKeyRing: turns the sealed key rows of a group into usable keys. Private
+// keys are unsealed under the master key on first use and kept decoded, keyed
+// by the sealed blob's hash, so a destroyed or replaced row is never served from
+// the cache (the caller always reads the rows from the store first).
+// Thread-safety: all methods are safe to call concurrently.
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "blindlist/bytes.h"
+#include "blindlist/result.h"
+#include "crypto/cms.h"
+#include "crypto/keys.h"
+#include "store/store.h"
+
+namespace blindlist::groupd {
+
+class GroupKeyRing {
+ public:
+  explicit GroupKeyRing(SecretBytes master_key) : master_key_(std::move(master_key)) {}
+
+  // The AAD that binds a sealed blob to its row.
+  static std::string KeyContext(const std::string& group, int version);
+  static std::string SecretContext(const std::string& group, int version);
+
+  Result<Bytes> SealKey(const std::string& group, int version, const crypto::PrivateKey& key) const;
+  Result<Bytes> SealSecret(const std::string& group, int version, const SecretBytes& secret) const;
+
+  Result<crypto::PrivateKey> PrivateKeyFor(const std::string& group, const store::GroupKey& row);
+  Result<crypto::Certificate> CertificateFor(const store::GroupKey& row);
+  Result<SecretBytes> SecretFor(const std::string& group, const store::GroupSecretVersion& row) const;
+
+ private:
+  SecretBytes master_key_;
+  std::mutex mu_;
+  std::map<std::string, crypto::PrivateKey> keys_;    // sha256(sealed) hex -> key
+  std::map<std::string, crypto::Certificate> certs_;  // sha256(der) hex -> certificate
+};
+
+// Which key version of `keys` a RecipientInfo is addressed to, and for KARI
+// which RecipientEncryptedKey. Only active or retired versions with a certificate count.
+struct KeyMatch {
+  const store::GroupKey* key = nullptr;
+  std::size_t rek_index = 0;
+};
+std::optional<KeyMatch> MatchRecipient(GroupKeyRing& ring, const std::vector<store::GroupKey>& keys,
+                                       const crypto::RecipientInfo& ri);
+
+}  // namespace blindlist::groupd

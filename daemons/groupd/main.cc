@@ -1,0 +1,129 @@
+// blindlist-groupd: the group server.
+//
+// SECURITY. This is the only process that holds group private keys and group
+// secrets (sealed at rest under the master key, opened in memory on use) and
+// the only authority on who is a member. It trusts: its configuration file, the
+// master key, the store (which it shares with certd and other groupd nodes), the
+// deployment CA key that signs group certificates, and certd's CA certificate
+// for path G. It never accepts a message body: callers send one RecipientInfo
+// and get back a key, a RecipientInfo or a blinded value. It refuses anyone not
+// on the roster at the moment of the request, audits every call without key
+// material, and never logs keys, tokens or secrets.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "api/config_file.h"
+#include "api/daemon.h"
+#include "config.h"
+#include "crypto/keys.h"
+#include "crypto/x509.h"
+#include "key_ring.h"
+#include "net/https_server.h"
+#include "net/log.h"
+#include "service.h"
+#include "store/store.h"
+
+namespace {
+using namespace blindlist;  // NOLINT(google-build-using-namespace)
+int Fatal(const Error& e) { return api::Fatal("blindlist-groupd", e); }
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"blindlist-groupd: the group server (holds group keys and the roster)"};
+  std::string config_file;
+  std::string listen;
+  std::string store_url;
+  std::string master_key_file;
+  std::string log_level;
+  std::string port_file;
+  app.add_option("-c,--config", config_file, "TOML configuration file")->required()->check(CLI::ExistingFile);
+  app.add_option("--listen", listen, "Override [server] listen (ADDRESS:PORT)");
+  app.add_option("--store", store_url, "Override [store] url (sqlite:PATH or postgresql://...)");
+  app.add_option("--master-key-file", master_key_file, "Override [keys] master_key_file");
+  app.add_option("--log-level", log_level, "debug, info, warning or error");
+  app.add_option("--port-file", port_file, "Write the bound port to FILE once listening (for listen port 0)");
+  std::string token_name;
+  auto* admin_token = app.add_subcommand("admin-token", "Create an administrator bearer token and print it once");
+  admin_token->add_option("name", token_name, "A name for the token (who holds it)")->required();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  net::SetLogDaemonName("groupd");
+
+  auto loaded = groupd::LoadConfig(config_file);
+  if (!loaded.ok()) return Fatal(loaded.error());
+  groupd::Config config = *loaded;
+  if (!listen.empty()) {
+    Status st = api::ParseListen(listen, config.common.server);
+    if (!st.ok()) return Fatal(MakeError("usage", "--listen: " + st.error().message));
+  }
+  if (!store_url.empty()) config.common.store_url = store_url;
+  if (!master_key_file.empty()) config.master_key_file = master_key_file;
+  if (!log_level.empty()) config.common.log_level = log_level;
+  net::SetLogLevel(api::ParseLogLevel(config.common.log_level));
+
+  auto store = store::Store::Open(config.common.store_url);
+  if (!store.ok()) return Fatal(store.error());
+
+  if (admin_token->parsed()) {
+    SecretBytes raw = crypto::RandomSecret(32);
+    std::string token = "bla_" + ToHex(raw.view());
+    store::AdminToken row{token_name, crypto::Sha256(AsBytes(token)), static_cast<std::int64_t>(std::time(nullptr))};
+    Status st = (*store)->AddAdminToken(row);
+    if (!st.ok()) return Fatal(st.error());
+    std::printf("%s\n", token.c_str());
+    std::fill(token.begin(), token.end(), '\0');
+    return 0;
+  }
+
+  auto master = api::LoadMasterKey(config.master_key_file);
+  if (!master.ok()) return Fatal(master.error());
+  std::optional<crypto::Certificate> ca_cert;
+  std::optional<crypto::PrivateKey> ca_key;
+  if (!config.ca_certificate_file.empty()) {
+    auto c = crypto::Certificate::LoadFile(config.ca_certificate_file);
+    if (!c.ok()) return Fatal(c.error());
+    auto k = crypto::PrivateKey::LoadFile(config.ca_private_key_file);
+    if (!k.ok()) return Fatal(k.error());
+    if (!c->Matches(*k)) return Fatal(MakeError("bad-config", "[keys] ca_private_key does not match ca_certificate"));
+    ca_cert = std::move(*c);
+    ca_key = std::move(*k);
+  }
+  std::optional<crypto::Certificate> membership_ca;
+  if (!config.membership_ca_certificate_file.empty()) {
+    auto c = crypto::Certificate::LoadFile(config.membership_ca_certificate_file);
+    if (!c.ok()) return Fatal(c.error());
+    membership_ca = std::move(*c);
+  }
+
+  api::BlockServerSignals();
+  groupd::GroupKeyRing ring(std::move(*master));
+  groupd::GroupService service(config, std::move(*store), &ring, std::move(ca_cert), std::move(ca_key),
+                               std::move(membership_ca));
+  net::HttpsServer server(config.common.server, [&service](const net::HttpRequest& r) { return service.Handle(r); });
+  Status started = server.Start();
+  if (!started.ok()) return Fatal(started.error());
+  if (!port_file.empty()) {
+    Status written = api::WritePortFile(port_file, server.port());
+    if (!written.ok()) return Fatal(written.error());
+  }
+  net::Log(net::LogLevel::kInfo, "listening",
+           {{"address", config.common.server.listen_address}, {"port", std::to_string(server.port())},
+            {"store", service.store().BackendName()}});
+
+  api::ServeUntilTerminated(server, [&] {
+    auto fresh = groupd::LoadConfig(config_file);
+    if (!fresh.ok()) {
+      net::Log(net::LogLevel::kError, "reload failed; keeping the old configuration", {{"error", fresh.error().message}});
+      return;
+    }
+    Status reloaded = server.ReloadCertificates();
+    server.UpdateLimits(fresh->common.server);
+    service.UpdateLimits(*fresh);
+    net::Log(reloaded.ok() ? net::LogLevel::kInfo : net::LogLevel::kError, "reloaded certificates and limits",
+             {{"certificates", reloaded.ok() ? "ok" : reloaded.error().message}});
+  });
+  return 0;
+}

@@ -1,0 +1,825 @@
+#include "service.h"
+
+#include <chrono>
+#include <ctime>
+#include <nlohmann/json.hpp>
+
+#include "api/member_auth.h"
+#include "api/membership.h"
+#include "blindlist/base64.h"
+#include "crypto/blind.h"
+#include "crypto/cms.h"
+#include "crypto/x509.h"
+#include "net/log.h"
+
+namespace blindlist::groupd {
+
+using json = nlohmann::json;
+using net::HttpRequest;
+using net::HttpResponse;
+
+struct GroupService::Call {
+  std::string operation = "unknown";
+  std::string caller = "anonymous";
+  std::string group;
+  int key_version = 0;
+  std::string reason;
+  std::string result = "ok";
+  bool audit = true;
+};
+
+namespace {
+
+constexpr std::size_t kMaxReason = 200;
+constexpr std::size_t kMaxBulk = 500;
+// Every failed unwrap gives exactly this, whatever went wrong inside.
+constexpr std::string_view kUnwrapFailed = "cannot unwrap this RecipientInfo for this group";
+
+std::int64_t Now() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+HttpResponse Fail(GroupService::Call& call, int status, std::string_view code, std::string_view message) {
+  call.result = std::string(code);
+  return HttpResponse::Error(status, code, message);
+}
+
+HttpResponse StoreDown(GroupService::Call& call, const Error& e) {
+  net::Log(net::LogLevel::kError, "store error", {{"error", e.message}});
+  return Fail(call, 503, "store-unavailable", "the store is unavailable; retry later");
+}
+
+HttpResponse Ok(int status, const json& body) { return HttpResponse::Json(status, body.dump()); }
+
+std::vector<std::string> SplitPath(std::string_view path) {
+  std::vector<std::string> parts;
+  while (!path.empty()) {
+    auto slash = path.find('/');
+    std::string_view part = path.substr(0, slash);
+    if (!part.empty()) parts.emplace_back(part);
+    if (slash == std::string_view::npos) break;
+    path.remove_prefix(slash + 1);
+  }
+  return parts;
+}
+
+bool ValidAddress(std::string_view a) {
+  if (a.empty() || a.size() > 254) return false;
+  auto at = a.find('@');
+  if (at == std::string_view::npos || at == 0 || at + 1 == a.size() || a.find('@', at + 1) != std::string_view::npos) {
+    return false;
+  }
+  for (char c : a) {
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '/' || c == '"' || c == '<' || c == '>') {
+      return false;
+    }
+  }
+  return true;
+}
+
+using api::BearerToken;
+using api::TokenHash;
+std::string Fingerprint(ByteView der) { return api::CertificateFingerprint(der); }
+
+std::string NewToken() {
+  SecretBytes raw = crypto::RandomSecret(32);
+  return "blt_" + ToHex(raw.view());
+}
+
+// Parses the body as a JSON object; nullopt (and `error` set) if it is not one.
+std::optional<json> ParseBody(const HttpRequest& req, GroupService::Call& call, HttpResponse& error) {
+  json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded() || !body.is_object()) {
+    error = Fail(call, 400, "malformed-json", "the request body is not a JSON object");
+    return std::nullopt;
+  }
+  return body;
+}
+
+std::optional<std::string> StringField(const json& j, const char* name) {
+  auto it = j.find(name);
+  if (it == j.end() || !it->is_string()) return std::nullopt;
+  return it->get<std::string>();
+}
+
+json KeyStateJson(store::KeyState s) {
+  switch (s) {
+    case store::KeyState::kActive:
+      return "active";
+    case store::KeyState::kRetired:
+      return "retired";
+    case store::KeyState::kDestroyed:
+      return "destroyed";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+GroupService::GroupService(const Config& config, std::unique_ptr<store::Store> store, GroupKeyRing* ring,
+                           std::optional<crypto::Certificate> ca_cert,
+                           std::optional<crypto::PrivateKey> ca_key,
+                           std::optional<crypto::Certificate> membership_ca)
+    : config_(config),
+      store_(std::move(store)),
+      ring_(ring),
+      ca_cert_(std::move(ca_cert)),
+      ca_key_(std::move(ca_key)),
+      membership_ca_(std::move(membership_ca)),
+      limiter_(config.common.rate_per_second, config.common.rate_burst) {}
+
+HttpResponse GroupService::Handle(const HttpRequest& req) {
+  auto start = std::chrono::steady_clock::now();
+  Call call;
+  HttpResponse resp;
+  try {
+    resp = Route(req, call);
+  } catch (const std::exception& e) {
+    // JSON type errors and the like: the request was malformed; anything else is ours.
+    net::Log(net::LogLevel::kWarning, "request failed", {{"operation", call.operation}, {"what", e.what()}});
+    resp = Fail(call, 400, "malformed-request", "the request could not be processed");
+  }
+  if (call.audit) {
+    store::AuditRecord rec;
+    rec.time = Now();
+    rec.daemon = "groupd";
+    rec.caller = call.caller;
+    rec.group = call.group;
+    rec.key_version = call.key_version;
+    rec.operation = call.operation;
+    rec.result = call.result;
+    rec.reason = call.reason.substr(0, kMaxReason);
+    Status st = store_->AppendAudit(rec);
+    if (!st.ok()) {
+      // An operation that cannot be audited must not succeed.
+      net::Log(net::LogLevel::kError, "audit write failed", {{"error", st.error().message}});
+      if (resp.status < 300) resp = Fail(call, 503, "store-unavailable", "the audit log is unavailable");
+    }
+  }
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  metrics.Increment("groupd_requests_total", {{"operation", call.operation}, {"result", call.result}});
+  metrics.Observe("groupd_request_duration_seconds", {{"operation", call.operation}}, seconds);
+  return resp;
+}
+
+HttpResponse GroupService::Route(const HttpRequest& req, Call& call) {
+  std::vector<std::string> parts = SplitPath(req.path);
+  if (parts.size() == 1 && parts[0] == "healthz") {
+    call.audit = false;
+    call.operation = "healthz";
+    auto version = store_->SchemaVersion();
+    if (!version.ok()) return Fail(call, 503, "store-unavailable", "the store is unavailable");
+    return Ok(200, {{"status", "ok"}, {"store", store_->BackendName()}});
+  }
+  if (parts.size() == 1 && parts[0] == "metrics") {
+    call.audit = false;
+    call.operation = "metrics";
+    HttpResponse r;
+    r.content_type = "text/plain; version=0.0.4";
+    r.body = metrics.Render();
+    return r;
+  }
+  if (parts.size() < 2 || parts[0] != "v1" || parts[1] != "groups") {
+    call.audit = false;
+    call.operation = "not-found";
+    return Fail(call, 404, "not-found", "no such endpoint");
+  }
+
+  // Rate limit by the credential presented (or the peer address) before any work.
+  std::string token = BearerToken(req);
+  std::string rate_key = !token.empty() ? "t:" + ToHex(TokenHash(token))
+                         : !req.peer_certificate_der.empty() ? "c:" + Fingerprint(req.peer_certificate_der)
+                                                             : "ip:" + req.peer_address;
+  if (int retry = limiter_.Acquire(rate_key); retry > 0) {
+    call.operation = "rate-limited";
+    HttpResponse r = Fail(call, 429, "rate-limited", "too many requests; retry later");
+    r.headers.emplace_back("Retry-After", std::to_string(retry));
+    return r;
+  }
+
+  if (parts.size() == 4 && parts[3] == "certificate" && req.method == "GET") {
+    return PublicCertificate(call, parts[2]);
+  }
+  static const std::vector<std::pair<std::vector<std::string>, std::string>> kOperations = {
+      {{"unwrap"}, "unwrap"},
+      {{"rewrap"}, "rewrap"},
+      {{"rewrap", "certificate"}, "rewrap-certificate"},
+      {{"rewrap", "secret"}, "rewrap-secret"},
+      {{"rewrap", "exploder"}, "rewrap-exploder"},
+      {{"blind"}, "blind"},
+      {{"bulk"}, "bulk"},
+      {{"secrets"}, "secrets"},
+  };
+  if (parts.size() >= 4) {
+    std::vector<std::string> tail(parts.begin() + 3, parts.end());
+    for (const auto& [path, op] : kOperations) {
+      if (tail != path) continue;
+      call.operation = op;
+      call.group = parts[2];
+      bool is_get = op == "secrets";
+      if (req.method != (is_get ? "GET" : "POST")) return Fail(call, 405, "method-not-allowed", "use " + std::string(is_get ? "GET" : "POST"));
+      auto found = store_->FindGroup(call.group);
+      if (!found.ok()) return StoreDown(call, found.error());
+      if (!*found) return Fail(call, 404, "unknown-group", "no such group");
+      if (op == "bulk") return Bulk(req, call, **found);
+      if (op == "secrets") return Secrets(req, call, **found);
+      return Operation(req, call, **found, op);
+    }
+  }
+  return Admin(req, call, parts);
+}
+
+namespace {
+
+// The outcome of authenticating a caller: who, or the response refusing it.
+struct Auth {
+  std::optional<store::Member> member;
+  std::optional<HttpResponse> refusal;
+};
+
+Auth AuthenticateMember(store::Store& st, const HttpRequest& req, GroupService::Call& call,
+                        const store::Group& group) {
+  api::MemberAuth a = api::AuthenticateMember(st, req, group);
+  call.caller = a.caller;
+  if (a.member) return {std::move(a.member), std::nullopt};
+  return {std::nullopt, Fail(call, a.status, a.code, a.message)};
+}
+
+std::optional<HttpResponse> AuthenticateExploder(store::Store& st, const HttpRequest& req,
+                                                 GroupService::Call& call, const store::Group& group) {
+  if (req.peer_certificate_der.empty()) {
+    return Fail(call, 401, "unauthenticated", "the exploder authenticates with its client certificate");
+  }
+  auto ex = st.FindExploder(group.id);
+  if (!ex.ok()) return StoreDown(call, ex.error());
+  std::string fp = Fingerprint(req.peer_certificate_der);
+  if (!*ex || (*ex)->cert_fingerprint.size() != fp.size() ||
+      !ConstantTimeEqual(AsBytes((*ex)->cert_fingerprint), AsBytes(fp))) {
+    call.caller = "cert-sha256:" + fp.substr(0, 16);
+    return Fail(call, 403, "not-exploder", "not the registered exploder of this group");
+  }
+  call.caller = "exploder";
+  return std::nullopt;
+}
+
+}  // namespace
+
+// What one operation needs besides its JSON item.
+struct OperationContext {
+  std::optional<store::Member> member;
+  std::optional<crypto::Certificate> target;  // path G: the presented membership certificate
+};
+
+namespace {
+
+// Checks a membership certificate for path G; on success fills ctx.target and call.caller.
+std::optional<HttpResponse> CheckMembershipCertificate(store::Store& st, const std::optional<crypto::Certificate>& ca,
+                                                       const json& body, GroupService::Call& call,
+                                                       const store::Group& group, OperationContext& ctx) {
+  if (!ca) return Fail(call, 403, "path-disabled", "this group server does not accept membership certificates");
+  auto pem = StringField(body, "certificate");
+  if (!pem) return Fail(call, 400, "malformed-request", "missing \"certificate\" (PEM)");
+  auto cert = crypto::Certificate::Load(AsBytes(*pem));
+  if (!cert.ok()) return Fail(call, 400, "malformed-certificate", "\"certificate\" is not a certificate");
+  crypto::CertificateInfo info = crypto::DescribeCertificate(*cert);
+  call.caller = "cert:" + info.serial_hex;
+  Status issued = crypto::VerifyIssuedBy(*cert, *ca, Now());
+  if (!issued.ok()) {
+    if (issued.error().code == "expired" || issued.error().code == "not-yet-valid") {
+      return Fail(call, 403, "expired-certificate", "the membership certificate is not valid now");
+    }
+    return Fail(call, 403, "foreign-certificate", "the certificate was not issued by the membership CA");
+  }
+  bool bound = false;
+  for (const auto& uri : info.uris) bound = bound || uri == api::GroupUri(group.name);
+  if (!bound) return Fail(call, 403, "wrong-group", "the membership certificate is for another group");
+  auto revoked = st.IsCertificateRevoked(info.serial_hex);
+  if (!revoked.ok()) return StoreDown(call, revoked.error());
+  if (*revoked) return Fail(call, 403, "revoked-certificate", "the membership certificate has been revoked");
+  ctx.target = std::move(*cert);
+  return std::nullopt;
+}
+
+// Runs one unwrap/rewrap/blind item. Returns the JSON result, or a refusal.
+struct ItemResult {
+  json body;
+  std::optional<HttpResponse> refusal;
+};
+
+}  // namespace
+
+HttpResponse GroupService::Operation(const HttpRequest& req, Call& call, const store::Group& group,
+                                     const std::string& op) {
+  HttpResponse error;
+  auto body = ParseBody(req, call, error);
+  if (!body) return error;
+  if (auto reason = StringField(*body, "reason")) call.reason = *reason;
+  OperationContext ctx;
+  if (op == "rewrap-exploder") {
+    if (auto refusal = AuthenticateExploder(*store_, req, call, group)) return *refusal;
+  } else if (op == "rewrap-certificate") {
+    if (auto refusal = CheckMembershipCertificate(*store_, membership_ca_, *body, call, group, ctx)) {
+      return *refusal;
+    }
+  } else {
+    Auth auth = AuthenticateMember(*store_, req, call, group);
+    if (auth.refusal) return *auth.refusal;
+    ctx.member = std::move(auth.member);
+  }
+  return RunItem(call, group, op, *body, ctx);
+}
+
+HttpResponse GroupService::RunItem(Call& call, const store::Group& group, const std::string& op,
+                                   const json& item, const OperationContext& ctx) {
+  auto ri_b64 = StringField(item, "recipient_info");
+  if (!ri_b64) return Fail(call, 400, "malformed-request", "missing \"recipient_info\" (base64 DER)");
+  Bytes ri_der;
+  if (!Base64Decode(*ri_b64, ri_der)) return Fail(call, 400, "malformed-base64", "\"recipient_info\" is not valid base64");
+  auto ri = crypto::RecipientInfo::Parse(ri_der);
+  if (!ri.ok()) return Fail(call, 400, "malformed-der", "\"recipient_info\" is not a RecipientInfo: " + ri.error().message);
+  auto keys = store_->ListGroupKeys(group.id);
+  if (!keys.ok()) return StoreDown(call, keys.error());
+  auto match = MatchRecipient(*ring_, *keys, *ri);
+  if (!match) return Fail(call, 400, "unwrap-failed", kUnwrapFailed);
+  call.key_version = match->key->version;
+  auto key = ring_->PrivateKeyFor(group.name, *match->key);
+  if (!key.ok()) {
+    net::Log(net::LogLevel::kError, "cannot open group key", {{"group", group.name}, {"error", key.error().code}});
+    return Fail(call, 400, "unwrap-failed", kUnwrapFailed);
+  }
+  json out = {{"key_version", match->key->version}};
+
+  if (op == "blind") {
+    auto blinded_b64 = StringField(item, "blinded");
+    if (!blinded_b64) return Fail(call, 400, "malformed-request", "missing \"blinded\" (base64)");
+    Bytes blinded;
+    if (!Base64Decode(*blinded_b64, blinded)) return Fail(call, 400, "malformed-base64", "\"blinded\" is not valid base64");
+    auto applied = crypto::ApplyBlind(*key, blinded);
+    if (!applied.ok()) return Fail(call, 400, applied.error().code, applied.error().message);
+    out["result"] = Base64Encode(*applied);
+    return Ok(200, out);
+  }
+
+  auto cek = crypto::UnwrapCek(*ri, *key, match->rek_index);
+  if (!cek.ok()) return Fail(call, 400, "unwrap-failed", kUnwrapFailed);
+  if (op == "unwrap") {
+    out["cek"] = Base64Encode(cek->view());
+    return Ok(200, out);
+  }
+  crypto::RsaPadding padding = StringField(item, "rsa_padding").value_or("oaep") == "pkcs1"
+                                   ? crypto::RsaPadding::kPkcs1v15
+                                   : crypto::RsaPadding::kOaepSha256;
+  Result<Bytes> wrapped = MakeError("internal", "no target");
+  if (op == "rewrap") {
+    if (!ctx.member || ctx.member->certificate_der.empty()) {
+      return Fail(call, 400, "no-certificate", "no certificate is registered for this member");
+    }
+    auto cert = crypto::Certificate::Load(ctx.member->certificate_der);
+    if (!cert.ok()) return Fail(call, 500, "internal", "the registered certificate cannot be read");
+    wrapped = crypto::WrapCek(*cek, *cert, padding);
+  } else if (op == "rewrap-certificate") {
+    wrapped = crypto::WrapCek(*cek, *ctx.target, padding);
+  } else {  // rewrap-secret, rewrap-exploder: the current group secret
+    auto secrets = store_->ListGroupSecrets(group.id);
+    if (!secrets.ok()) return StoreDown(call, secrets.error());
+    if (secrets->empty()) return Fail(call, 409, "no-secret", "this group has no group secret");
+    const store::GroupSecretVersion& current = secrets->back();
+    auto secret = ring_->SecretFor(group.name, current);
+    if (!secret.ok()) return Fail(call, 500, "internal", "the group secret cannot be opened");
+    wrapped = crypto::WrapCek(*cek, crypto::GroupSecret{current.key_id, std::move(*secret)});
+    out["secret_version"] = current.version;
+  }
+  if (!wrapped.ok()) return Fail(call, 400, "wrap-failed", wrapped.error().message);
+  out["recipient_info"] = Base64Encode(*wrapped);
+  return Ok(200, out);
+}
+
+HttpResponse GroupService::Bulk(const HttpRequest& req, Call& call, const store::Group& group) {
+  HttpResponse error;
+  auto body = ParseBody(req, call, error);
+  if (!body) return error;
+  if (auto reason = StringField(*body, "reason")) call.reason = *reason;
+  auto items = body->find("requests");
+  if (items == body->end() || !items->is_array()) {
+    return Fail(call, 400, "malformed-request", "missing \"requests\" (array)");
+  }
+  if (items->size() > kMaxBulk) return Fail(call, 413, "too-many", "at most 500 requests in one bulk call");
+  // One authentication for the whole batch: a member (or, for path G items, the certificate).
+  OperationContext ctx;
+  bool any_certificate = false;
+  for (const auto& item : *items) {
+    if (!item.is_object()) return Fail(call, 400, "malformed-request", "each request must be an object");
+    any_certificate = any_certificate || StringField(item, "operation").value_or("") == "rewrap-certificate";
+  }
+  if (any_certificate) {
+    if (auto refusal = CheckMembershipCertificate(*store_, membership_ca_, *body, call, group, ctx)) return *refusal;
+  } else {
+    Auth auth = AuthenticateMember(*store_, req, call, group);
+    if (auth.refusal) return *auth.refusal;
+    ctx.member = std::move(auth.member);
+  }
+  static const std::vector<std::string> kAllowed = {"unwrap", "rewrap", "rewrap-secret", "blind",
+                                                    "rewrap-certificate"};
+  json responses = json::array();
+  int failures = 0;
+  for (const auto& item : *items) {
+    std::string op = StringField(item, "operation").value_or("");
+    Call sub = call;
+    HttpResponse r;
+    if (std::find(kAllowed.begin(), kAllowed.end(), op) == kAllowed.end() ||
+        (any_certificate && op != "rewrap-certificate")) {
+      r = Fail(sub, 400, "bad-operation", "operation must be one of unwrap, rewrap, rewrap-secret, blind, rewrap-certificate (alone)");
+    } else {
+      r = RunItem(sub, group, op, item, ctx);
+    }
+    json one = json::parse(r.body, nullptr, false);
+    one["status"] = r.status;
+    responses.push_back(one);
+    if (r.status >= 300) ++failures;
+  }
+  call.result = failures == 0 ? "ok" : "partial:" + std::to_string(failures);
+  return Ok(200, {{"responses", responses}});
+}
+
+HttpResponse GroupService::Secrets(const HttpRequest& req, Call& call, const store::Group& group) {
+  Auth auth = AuthenticateMember(*store_, req, call, group);
+  if (auth.refusal) return *auth.refusal;
+  call.reason = req.Query("reason");
+  auto secrets = store_->ListGroupSecrets(group.id);
+  if (!secrets.ok()) return StoreDown(call, secrets.error());
+  std::string wanted = req.Query("version");
+  json out = json::array();
+  for (const auto& row : *secrets) {
+    if (!wanted.empty() && wanted != std::to_string(row.version)) continue;
+    auto secret = ring_->SecretFor(group.name, row);
+    if (!secret.ok()) return Fail(call, 500, "internal", "the group secret cannot be opened");
+    out.push_back({{"version", row.version}, {"key_id", ToHex(row.key_id)}, {"secret", Base64Encode(secret->view())}});
+    call.key_version = row.version;
+  }
+  if (!wanted.empty() && out.empty()) return Fail(call, 404, "unknown-version", "no such secret version");
+  return Ok(200, {{"secrets", out}});
+}
+
+HttpResponse GroupService::PublicCertificate(Call& call, const std::string& group_name) {
+  call.operation = "certificate";
+  call.group = group_name;
+  auto group = store_->FindGroup(group_name);
+  if (!group.ok()) return StoreDown(call, group.error());
+  if (!*group) return Fail(call, 404, "unknown-group", "no such group");
+  auto keys = store_->ListGroupKeys((*group)->id);
+  if (!keys.ok()) return StoreDown(call, keys.error());
+  for (auto it = keys->rbegin(); it != keys->rend(); ++it) {
+    if (it->state == store::KeyState::kActive && !it->certificate_der.empty()) {
+      call.key_version = it->version;
+      HttpResponse r;
+      r.content_type = "application/pem-certificate-chain";
+      r.body = crypto::ToPem("CERTIFICATE", it->certificate_der);
+      r.headers.emplace_back("X-Blindlist-Key-Version", std::to_string(it->version));
+      return r;
+    }
+  }
+  return Fail(call, 404, "no-certificate", "this group has no certificate yet");
+}
+
+// ---- administration ----
+
+HttpResponse GroupService::Admin(const HttpRequest& req, Call& call, const std::vector<std::string>& parts) {
+  // parts: v1 groups [GROUP [what [...]]]
+  call.operation = "admin";
+  if (parts.size() >= 3) call.group = parts[2];
+  // Authenticate: an admin token, or an admin client certificate listed in the config.
+  std::string token = BearerToken(req);
+  if (!token.empty()) {
+    auto admin = store_->FindAdminToken(TokenHash(token));
+    if (!admin.ok()) return StoreDown(call, admin.error());
+    if (!*admin) return Fail(call, 401, "bad-token", "the bearer token is not an administrator's");
+    call.caller = "admin:" + (*admin)->name;
+  } else if (!req.peer_certificate_der.empty()) {
+    std::string fp = Fingerprint(req.peer_certificate_der);
+    bool known = false;
+    for (const auto& allowed : config_.admin_cert_fingerprints) {
+      known = known || (allowed.size() == fp.size() && ConstantTimeEqual(AsBytes(allowed), AsBytes(fp)));
+    }
+    if (!known) return Fail(call, 403, "not-admin", "this certificate is not an administrator's");
+    call.caller = "admin-cert:" + fp.substr(0, 16);
+  } else {
+    return Fail(call, 401, "unauthenticated", "administration needs a bearer token or a client certificate");
+  }
+
+  if (parts.size() == 2) {
+    if (req.method == "POST") return CreateGroup(req, call);
+    if (req.method == "GET") {
+      call.operation = "group-list";
+      auto groups = store_->ListGroups();
+      if (!groups.ok()) return StoreDown(call, groups.error());
+      json out = json::array();
+      for (const auto& g : *groups) out.push_back({{"name", g.name}, {"created_at", g.created_at}});
+      return Ok(200, {{"groups", out}});
+    }
+    return Fail(call, 405, "method-not-allowed", "use GET or POST");
+  }
+  auto found = store_->FindGroup(parts[2]);
+  if (!found.ok()) return StoreDown(call, found.error());
+  if (!*found) return Fail(call, 404, "unknown-group", "no such group");
+  const store::Group& group = **found;
+  std::string what = parts.size() >= 4 ? parts[3] : "";
+
+  HttpResponse error;
+  if (what.empty() && req.method == "GET") {
+    call.operation = "group-show";
+    auto keys = store_->ListGroupKeys(group.id);
+    auto secrets = store_->ListGroupSecrets(group.id);
+    auto members = store_->ListMembers(group.id);
+    auto exploder = store_->FindExploder(group.id);
+    if (!keys.ok() || !secrets.ok() || !members.ok() || !exploder.ok()) {
+      return StoreDown(call, MakeError("store", "group show"));
+    }
+    json jkeys = json::array();
+    for (const auto& k : *keys) {
+      json jk = {{"version", k.version}, {"key_type", k.key_type}, {"state", KeyStateJson(k.state)},
+                 {"has_certificate", !k.certificate_der.empty()}, {"created_at", k.created_at}};
+      if (!k.certificate_der.empty()) {
+        if (auto cert = crypto::Certificate::Load(k.certificate_der); cert.ok()) {
+          auto info = crypto::DescribeCertificate(*cert);
+          jk["serial"] = info.serial_hex;
+          jk["not_after"] = info.not_after;
+          jk["fingerprint"] = info.fingerprint_sha256;
+        }
+      }
+      jkeys.push_back(jk);
+    }
+    json jsecrets = json::array();
+    for (const auto& s : *secrets) jsecrets.push_back({{"version", s.version}, {"key_id", ToHex(s.key_id)}});
+    return Ok(200, {{"name", group.name},
+                    {"created_at", group.created_at},
+                    {"keys", jkeys},
+                    {"secrets", jsecrets},
+                    {"members", members->size()},
+                    {"exploder", *exploder ? json((*exploder)->cert_fingerprint) : json(nullptr)}});
+  }
+  if (what == "rotate" && req.method == "POST") {
+    auto body = ParseBody(req, call, error);
+    if (!body) return error;
+    std::string kind = StringField(*body, "what").value_or("key");
+    if (kind == "secret") {
+      call.operation = "rotate-secret";
+      return NewSecretVersion(call, group);
+    }
+    if (kind != "key") return Fail(call, 400, "malformed-request", "\"what\" must be \"key\" or \"secret\"");
+    call.operation = "rotate-key";
+    auto keys = store_->ListGroupKeys(group.id);
+    if (!keys.ok()) return StoreDown(call, keys.error());
+    std::string key_type = StringField(*body, "key_type").value_or(keys->empty() ? "rsa3072" : keys->back().key_type);
+    bool csr = body->value("csr", false);
+    HttpResponse r = NewKeyVersion(call, group, key_type, csr);
+    if (r.status < 300) {
+      // Older versions stay usable for old posts; only the newest is handed to senders.
+      for (const auto& k : *keys) {
+        if (k.state == store::KeyState::kActive) (void)store_->SetGroupKeyState(group.id, k.version, store::KeyState::kRetired);
+      }
+    }
+    return r;
+  }
+  if (what == "keys" && parts.size() == 6 && req.method == "POST") {
+    int version = 0;
+    try {
+      version = std::stoi(parts[4]);
+    } catch (const std::exception&) {
+      return Fail(call, 400, "malformed-request", "bad key version");
+    }
+    call.key_version = version;
+    auto keys = store_->ListGroupKeys(group.id);
+    if (!keys.ok()) return StoreDown(call, keys.error());
+    const store::GroupKey* row = nullptr;
+    for (const auto& k : *keys) row = k.version == version ? &k : row;
+    if (row == nullptr) return Fail(call, 404, "unknown-version", "no such key version");
+    if (parts[5] == "destroy") {
+      call.operation = "key-destroy";
+      if (row->state == store::KeyState::kActive) {
+        return Fail(call, 409, "key-active", "rotate before destroying the current key");
+      }
+      Status st = store_->DestroyGroupKey(group.id, version);
+      if (!st.ok()) return StoreDown(call, st.error());
+      return Ok(200, {{"destroyed", version}});
+    }
+    if (parts[5] == "certificate") {
+      call.operation = "key-certificate";
+      auto body = ParseBody(req, call, error);
+      if (!body) return error;
+      auto pem = StringField(*body, "certificate");
+      if (!pem) return Fail(call, 400, "malformed-request", "missing \"certificate\" (PEM)");
+      auto cert = crypto::Certificate::Load(AsBytes(*pem));
+      if (!cert.ok()) return Fail(call, 400, "malformed-certificate", cert.error().message);
+      auto key = ring_->PrivateKeyFor(group.name, *row);
+      if (!key.ok()) return Fail(call, 409, "key-destroyed", "this key version has no private key");
+      if (!cert->Matches(*key)) return Fail(call, 400, "wrong-certificate", "the certificate is not for this key version");
+      Status st = store_->SetGroupKeyCertificate(group.id, version, cert->Der());
+      if (!st.ok()) return StoreDown(call, st.error());
+      return Ok(200, {{"key_version", version}});
+    }
+    return Fail(call, 404, "not-found", "no such endpoint");
+  }
+  if (what == "export" && req.method == "POST") {
+    call.operation = "export-key";
+    auto body = ParseBody(req, call, error);
+    if (!body) return error;
+    if (auto reason = StringField(*body, "reason")) call.reason = *reason;
+    auto pass = StringField(*body, "passphrase");
+    if (!pass || pass->size() < 8) return Fail(call, 400, "weak-passphrase", "\"passphrase\" of at least 8 characters is required");
+    auto keys = store_->ListGroupKeys(group.id);
+    if (!keys.ok()) return StoreDown(call, keys.error());
+    int version = body->value("version", 0);
+    const store::GroupKey* row = nullptr;
+    for (const auto& k : *keys) {
+      if ((version == 0 && k.state == store::KeyState::kActive) || k.version == version) row = &k;
+    }
+    if (row == nullptr) return Fail(call, 404, "unknown-version", "no such key version");
+    call.key_version = row->version;
+    auto key = ring_->PrivateKeyFor(group.name, *row);
+    auto cert = ring_->CertificateFor(*row);
+    if (!key.ok() || !cert.ok()) return Fail(call, 409, "not-exportable", "this key version has no key or certificate");
+    auto p12 = crypto::ExportPkcs12(*key, *cert, group.name, *pass);
+    if (!p12.ok()) return Fail(call, 500, "internal", "PKCS#12 export failed");
+    return Ok(200, {{"key_version", row->version}, {"pkcs12", Base64Encode(*p12)}});
+  }
+  if (what == "members") {
+    if (parts.size() == 4 && req.method == "POST") {
+      call.operation = "member-add";
+      auto body = ParseBody(req, call, error);
+      if (!body) return error;
+      store::Member m;
+      m.group_id = group.id;
+      m.address = StringField(*body, "address").value_or("");
+      if (!ValidAddress(m.address)) return Fail(call, 400, "bad-address", "\"address\" must be an email address");
+      if (auto pem = StringField(*body, "certificate")) {
+        auto cert = crypto::Certificate::Load(AsBytes(*pem));
+        if (!cert.ok()) return Fail(call, 400, "malformed-certificate", cert.error().message);
+        m.certificate_der = cert->Der();
+        m.cert_fingerprint = Fingerprint(m.certificate_der);
+      }
+      std::string member_token;
+      if (body->value("token", false)) {
+        member_token = NewToken();
+        m.token_hash = TokenHash(member_token);
+      }
+      m.created_at = Now();
+      Status st = store_->AddMember(m);
+      if (!st.ok() && st.error().code == "exists") return Fail(call, 409, "exists", "already a member");
+      if (!st.ok()) return StoreDown(call, st.error());
+      json out = {{"address", m.address}, {"certificate_fingerprint", m.cert_fingerprint}};
+      if (!member_token.empty()) out["token"] = member_token;  // shown once; only its hash is kept
+      return Ok(201, out);
+    }
+    if (parts.size() == 4 && req.method == "GET") {
+      call.operation = "member-list";
+      auto members = store_->ListMembers(group.id);
+      if (!members.ok()) return StoreDown(call, members.error());
+      json out = json::array();
+      for (const auto& m : *members) {
+        out.push_back({{"address", m.address},
+                       {"certificate_fingerprint", m.cert_fingerprint},
+                       {"has_token", !m.token_hash.empty()},
+                       {"created_at", m.created_at}});
+      }
+      return Ok(200, {{"members", out}});
+    }
+    if (parts.size() == 5 && req.method == "DELETE") {
+      call.operation = "member-remove";
+      Status st = store_->RemoveMember(group.id, parts[4]);
+      if (!st.ok() && st.error().code == "not-found") return Fail(call, 404, "not-a-member", "no such member");
+      if (!st.ok()) return StoreDown(call, st.error());
+      return Ok(200, {{"removed", parts[4]}});
+    }
+  }
+  if (what == "exploder" && parts.size() == 4 && req.method == "PUT") {
+    call.operation = "exploder-set";
+    auto body = ParseBody(req, call, error);
+    if (!body) return error;
+    auto pem = StringField(*body, "certificate");
+    if (!pem) return Fail(call, 400, "malformed-request", "missing \"certificate\" (PEM)");
+    auto cert = crypto::Certificate::Load(AsBytes(*pem));
+    if (!cert.ok()) return Fail(call, 400, "malformed-certificate", cert.error().message);
+    store::Exploder ex{group.id, cert->Der(), Fingerprint(cert->Der())};
+    Status st = store_->SetExploder(ex);
+    if (!st.ok()) return StoreDown(call, st.error());
+    return Ok(200, {{"exploder", ex.cert_fingerprint}});
+  }
+  if (what == "audit" && parts.size() == 4 && req.method == "GET") {
+    call.operation = "audit";
+    int limit = 100;
+    try {
+      if (!req.Query("limit").empty()) limit = std::clamp(std::stoi(req.Query("limit")), 1, 10000);
+    } catch (const std::exception&) {
+      return Fail(call, 400, "malformed-request", "bad limit");
+    }
+    auto records = store_->ListAudit(group.name, limit);
+    if (!records.ok()) return StoreDown(call, records.error());
+    json out = json::array();
+    for (const auto& r : *records) {
+      out.push_back({{"time", r.time}, {"daemon", r.daemon}, {"caller", r.caller}, {"group", r.group},
+                     {"key_version", r.key_version}, {"operation", r.operation}, {"result", r.result},
+                     {"reason", r.reason}});
+    }
+    return Ok(200, {{"audit", out}});
+  }
+  return Fail(call, 404, "not-found", "no such endpoint");
+}
+
+HttpResponse GroupService::CreateGroup(const HttpRequest& req, Call& call) {
+  call.operation = "group-create";
+  HttpResponse error;
+  auto body = ParseBody(req, call, error);
+  if (!body) return error;
+  std::string name = StringField(*body, "name").value_or("");
+  call.group = name;
+  if (!ValidAddress(name)) return Fail(call, 400, "bad-address", "\"name\" must be the list's email address");
+  std::string key_type = StringField(*body, "key_type").value_or("rsa3072");
+  if (key_type != "rsa3072" && key_type != "p256") return Fail(call, 400, "bad-key-type", "\"key_type\" must be rsa3072 or p256");
+  bool csr = body->value("csr", false);
+  if (!csr && (!ca_cert_ || !ca_key_)) {
+    return Fail(call, 409, "no-ca", "no deployment CA is configured: create the group with \"csr\": true");
+  }
+  auto group = store_->CreateGroup(name);
+  if (!group.ok() && group.error().code == "exists") return Fail(call, 409, "exists", "the group already exists");
+  if (!group.ok()) return StoreDown(call, group.error());
+  HttpResponse r = NewKeyVersion(call, *group, key_type, csr);
+  if (r.status >= 300) {
+    (void)store_->DeleteGroup(group->id);
+    return r;
+  }
+  HttpResponse s = NewSecretVersion(call, *group);
+  if (s.status >= 300) {
+    (void)store_->DeleteGroup(group->id);
+    return s;
+  }
+  json out = json::parse(r.body);
+  out["name"] = name;
+  out["secret_version"] = json::parse(s.body)["secret_version"];
+  return Ok(201, out);
+}
+
+HttpResponse GroupService::NewKeyVersion(Call& call, const store::Group& group, const std::string& key_type,
+                                         bool csr) {
+  if (key_type != "rsa3072" && key_type != "p256") return Fail(call, 400, "bad-key-type", "\"key_type\" must be rsa3072 or p256");
+  if (!csr && (!ca_cert_ || !ca_key_)) return Fail(call, 409, "no-ca", "no deployment CA is configured");
+  auto key = crypto::PrivateKey::Generate(key_type == "p256" ? crypto::KeyType::kEcP256 : crypto::KeyType::kRsa, 3072);
+  if (!key.ok()) return Fail(call, 500, "internal", "key generation failed");
+  crypto::CertificateProfile profile;
+  profile.common_name = group.name;
+  profile.email = group.name;
+  profile.validity_seconds = config_.group_cert_validity_days * 24 * 3600;
+  store::GroupKey row;
+  row.group_id = group.id;
+  row.key_type = key_type;
+  row.state = store::KeyState::kActive;
+  row.created_at = Now();
+  json out;
+  if (csr) {
+    auto req_der = crypto::MakeCsr(*key, profile);
+    if (!req_der.ok()) return Fail(call, 500, "internal", "CSR creation failed");
+    row.csr_der = *req_der;
+    out["csr"] = crypto::ToPem("CERTIFICATE REQUEST", *req_der);
+  } else {
+    auto cert = crypto::IssueCertificate(key->PublicKeyDer(), profile, *ca_cert_, *ca_key_);
+    if (!cert.ok()) return Fail(call, 500, "internal", "certificate issuance failed: " + cert.error().message);
+    row.certificate_der = cert->Der();
+    out["certificate"] = crypto::ToPem("CERTIFICATE", row.certificate_der);
+  }
+  // The version is assigned by the store; seal under the context of that version.
+  // Two steps keep the AAD honest: reserve the row, then store the sealed key.
+  auto existing = store_->ListGroupKeys(group.id);
+  if (!existing.ok()) return StoreDown(call, existing.error());
+  int expected = existing->empty() ? 1 : existing->back().version + 1;
+  auto sealed = ring_->SealKey(group.name, expected, *key);
+  if (!sealed.ok()) return Fail(call, 500, "internal", "sealing failed");
+  row.sealed_private_key = *sealed;
+  auto version = store_->AddGroupKey(row);
+  if (!version.ok()) return StoreDown(call, version.error());
+  if (*version != expected) {
+    // Another node rotated at the same moment: the blob is sealed for the wrong
+    // version and could never be opened; destroy the row and let the caller retry.
+    (void)store_->DestroyGroupKey(group.id, *version);
+    return Fail(call, 409, "conflict", "a concurrent rotation happened; retry");
+  }
+  call.key_version = *version;
+  out["key_version"] = *version;
+  return Ok(201, out);
+}
+
+HttpResponse GroupService::NewSecretVersion(Call& call, const store::Group& group) {
+  auto existing = store_->ListGroupSecrets(group.id);
+  if (!existing.ok()) return StoreDown(call, existing.error());
+  int expected = existing->empty() ? 1 : existing->back().version + 1;
+  SecretBytes secret = crypto::RandomSecret(32);
+  store::GroupSecretVersion row;
+  row.group_id = group.id;
+  row.key_id = ToBytes("blindlist:" + group.name + ":" + std::to_string(expected));
+  auto sealed = ring_->SealSecret(group.name, expected, secret);
+  if (!sealed.ok()) return Fail(call, 500, "internal", "sealing failed");
+  row.sealed_secret = *sealed;
+  row.created_at = Now();
+  auto version = store_->AddGroupSecret(row);
+  if (!version.ok()) return StoreDown(call, version.error());
+  if (*version != expected) return Fail(call, 409, "conflict", "a concurrent rotation happened; retry");
+  return Ok(201, {{"secret_version", *version}});
+}
+
+}  // namespace blindlist::groupd

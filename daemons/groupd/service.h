@@ -1,0 +1,67 @@
+// The group server's request handling: routing, authentication, membership
+// checks, the reading-path operations, administration, audit and rate limits.
+// Every request reads the roster from the store: nothing about membership is
+// cached, so a removal takes effect on the very next request, on every node.
+// Thread-safety: Handle() is called concurrently from the server's threads.
+#pragma once
+
+#include <memory>
+#include <nlohmann/json_fwd.hpp>
+#include <optional>
+
+#include "config.h"
+#include "crypto/keys.h"
+#include "key_ring.h"
+#include "net/https_server.h"
+#include "net/metrics.h"
+#include "api/rate_limiter.h"
+#include "store/store.h"
+
+namespace blindlist::groupd {
+
+struct OperationContext;
+
+class GroupService {
+ public:
+  // `ca_cert`/`ca_key`: the deployment CA that signs group certificates (absent:
+  // groups can only be created with a CSR). `membership_ca`: certd's CA (absent: path G is off).
+  GroupService(const Config& config, std::unique_ptr<store::Store> store, GroupKeyRing* ring,
+               std::optional<crypto::Certificate> ca_cert, std::optional<crypto::PrivateKey> ca_key,
+               std::optional<crypto::Certificate> membership_ca);
+
+  net::HttpResponse Handle(const net::HttpRequest& request);
+  void UpdateLimits(const Config& config) { limiter_.Update(config.common.rate_per_second, config.common.rate_burst); }
+  store::Store& store() { return *store_; }
+
+  struct Call;  // one request in flight: who, what, for the audit
+
+ private:
+  net::HttpResponse Route(const net::HttpRequest& req, Call& call);
+  // Operations (paths in DESIGN.md)
+  net::HttpResponse Operation(const net::HttpRequest& req, Call& call, const store::Group& group,
+                              const std::string& op);
+  net::HttpResponse RunItem(Call& call, const store::Group& group, const std::string& op,
+                            const nlohmann::json& item, const OperationContext& ctx);
+  net::HttpResponse Bulk(const net::HttpRequest& req, Call& call, const store::Group& group);
+  net::HttpResponse Secrets(const net::HttpRequest& req, Call& call, const store::Group& group);
+  net::HttpResponse PublicCertificate(Call& call, const std::string& group_name);
+  // Administration
+  net::HttpResponse Admin(const net::HttpRequest& req, Call& call, const std::vector<std::string>& parts);
+  net::HttpResponse CreateGroup(const net::HttpRequest& req, Call& call);
+  net::HttpResponse NewKeyVersion(Call& call, const store::Group& group, const std::string& key_type,
+                                  bool csr);
+  net::HttpResponse NewSecretVersion(Call& call, const store::Group& group);
+
+  Config config_;
+  std::unique_ptr<store::Store> store_;
+  GroupKeyRing* ring_;
+  std::optional<crypto::Certificate> ca_cert_;
+  std::optional<crypto::PrivateKey> ca_key_;
+  std::optional<crypto::Certificate> membership_ca_;
+  api::RateLimiter limiter_;
+
+ public:
+  net::Metrics metrics;
+};
+
+}  // namespace blindlist::groupd

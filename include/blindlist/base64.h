@@ -1,0 +1,18 @@
+// Standard base64 (RFC 4648 section 4) for JSON fields: strict decoding (no
+// whitespace, correct padding), so malformed input is an error, not a guess.
+// Thread-safety: free functions.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "blindlist/bytes.h"
+
+namespace blindlist {
+
+std::string Base64Encode(ByteView data);
+// False (and `out` cleared) on any character outside the alphabet or bad padding.
+bool Base64Decode(std::string_view text, Bytes& out);
+bool Base64Decode(std::string_view text, SecretBytes& out);
+
+}  // namespace blindlist

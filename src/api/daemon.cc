@@ -1,0 +1,88 @@
+#include "api/daemon.h"
+
+#include <pthread.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+
+namespace blindlist::api {
+
+Result<SecretBytes> LoadMasterKey(const std::string& file) {
+  std::string hex;
+  if (!file.empty()) {
+    std::ifstream in(file);
+    if (!in) return MakeError("bad-config", "cannot read the master key file " + file);
+    std::getline(in, hex);
+  } else if (const char* env = std::getenv("BLINDLIST_MASTER_KEY"); env != nullptr) {
+    hex = env;
+    ::unsetenv("BLINDLIST_MASTER_KEY");
+  } else {
+    return MakeError("bad-config", "no master key: set [keys] master_key_file or BLINDLIST_MASTER_KEY");
+  }
+  while (!hex.empty() && (hex.back() == '\n' || hex.back() == '\r' || hex.back() == ' ')) hex.pop_back();
+  SecretBytes key;
+  bool ok = FromHex(hex, key) && key.size() == 32;
+  std::fill(hex.begin(), hex.end(), '\0');
+  if (!ok) return MakeError("bad-config", "the master key must be 64 hex digits (32 bytes)");
+  return key;
+}
+
+int Fatal(const std::string& daemon, const Error& error) {
+  net::Log(net::LogLevel::kError, error.message, {{"code", error.code}});
+  std::fprintf(stderr, "%s: %s\n", daemon.c_str(), error.message.c_str());
+  return 1;
+}
+
+Status WritePortFile(const std::string& path, std::uint16_t port) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << port << "\n";
+    if (!out) return MakeError("io", "cannot write " + tmp);
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) return MakeError("io", "cannot rename into " + path);
+  return Status::Ok();
+}
+
+net::LogLevel ParseLogLevel(const std::string& s) {
+  if (s == "debug") return net::LogLevel::kDebug;
+  if (s == "warning") return net::LogLevel::kWarning;
+  if (s == "error") return net::LogLevel::kError;
+  return net::LogLevel::kInfo;
+}
+
+namespace {
+sigset_t ServerSignals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  return signals;
+}
+}  // namespace
+
+void BlockServerSignals() {
+  sigset_t signals = ServerSignals();
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+}
+
+void ServeUntilTerminated(net::HttpsServer& server, const std::function<void()>& on_reload) {
+  sigset_t signals = ServerSignals();
+  while (true) {
+    int sig = 0;
+    if (sigwait(&signals, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      on_reload();
+      continue;
+    }
+    net::Log(net::LogLevel::kInfo, "draining", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+    server.Stop();
+    net::Log(net::LogLevel::kInfo, "stopped");
+    return;
+  }
+}
+
+}  // namespace blindlist::api

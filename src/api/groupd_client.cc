@@ -1,0 +1,72 @@
+#include "api/groupd_client.h"
+
+#include <cctype>
+#include <nlohmann/json.hpp>
+
+namespace blindlist::api {
+
+using json = nlohmann::json;
+
+ApiClient::ApiClient(const ApiCredentials& creds) : server_(creds.server), token_(creds.token) {
+  while (!server_.empty() && server_.back() == '/') server_.pop_back();
+  net::HttpsClientConfig config;
+  config.ca_file = creds.ca_file;
+  config.client_cert_file = creds.client_cert_file;
+  config.client_key_file = creds.client_key_file;
+  http_ = std::make_unique<net::HttpsClient>(config);
+}
+
+ApiClient::~ApiClient() = default;
+
+std::string ApiClient::Segment(const std::string& s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '@' || c == '+') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+namespace {
+Error RefusalFrom(const net::ClientResponse& r) {
+  json body = json::parse(r.body, nullptr, false);
+  std::string code = "http-" + std::to_string(r.status);
+  std::string message = r.body.substr(0, 200);
+  if (!body.is_discarded() && body.is_object()) {
+    if (body.contains("error") && body["error"].is_string()) code = body["error"].get<std::string>();
+    if (body.contains("message") && body["message"].is_string()) message = body["message"].get<std::string>();
+  }
+  return MakeError(code, "server refused (" + std::to_string(r.status) + " " + code + "): " + message);
+}
+}  // namespace
+
+Result<json> ApiClient::Call(const std::string& method, const std::string& path, const json& body) {
+  std::vector<std::pair<std::string, std::string>> headers;
+  if (!token_.empty()) headers.emplace_back("authorization", "Bearer " + token_);
+  std::string payload;
+  if (!body.is_null()) {
+    headers.emplace_back("content-type", "application/json");
+    payload = body.dump();
+  }
+  BL_TRY_ASSIGN(net::ClientResponse r, http_->Request(method, server_ + path, payload, headers));
+  if (r.status < 200 || r.status >= 300) return RefusalFrom(r);
+  json reply = json::parse(r.body, nullptr, false);
+  if (reply.is_discarded()) return MakeError("bad-reply", "the server's reply is not JSON");
+  return reply;
+}
+
+Result<std::string> ApiClient::GetText(const std::string& path) {
+  std::vector<std::pair<std::string, std::string>> headers;
+  if (!token_.empty()) headers.emplace_back("authorization", "Bearer " + token_);
+  BL_TRY_ASSIGN(net::ClientResponse r, http_->Request("GET", server_ + path, {}, headers));
+  if (r.status < 200 || r.status >= 300) return RefusalFrom(r);
+  return r.body;
+}
+
+}  // namespace blindlist::api

@@ -1,0 +1,44 @@
+// A client for groupd's JSON API (and certd's, which shares the conventions):
+// base URL, credentials, and errors mapped from {"error","message"} bodies.
+// Thread-safety: one ApiClient per thread.
+#pragma once
+
+#include <memory>
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+
+#include "blindlist/result.h"
+#include "net/https_client.h"
+
+namespace blindlist::api {
+
+struct ApiCredentials {
+  std::string server;  // "https://host:port"
+  std::string token;   // bearer token, or empty
+  std::string client_cert_file;
+  std::string client_key_file;
+  std::string ca_file;  // to verify the server; empty: system store
+};
+
+class ApiClient {
+ public:
+  explicit ApiClient(const ApiCredentials& creds);
+  ~ApiClient();
+
+  // Sends `body` (a JSON value; null for none) and returns the parsed JSON reply.
+  // A non-2xx reply becomes an Error whose code is the server's "error" and whose
+  // message says "server refused (STATUS): MESSAGE".
+  Result<nlohmann::json> Call(const std::string& method, const std::string& path, const nlohmann::json& body);
+  // A GET whose reply is not JSON (e.g. a PEM certificate).
+  Result<std::string> GetText(const std::string& path);
+
+  // Percent-encodes one path segment (a group name or address).
+  static std::string Segment(const std::string& s);
+
+ private:
+  std::string server_;
+  std::string token_;
+  std::unique_ptr<net::HttpsClient> http_;
+};
+
+}  // namespace blindlist::api

@@ -1,0 +1,712 @@
+// HttpsServer: one C++20 coroutine per connection, each on its own strand.
+//
+// Shape of a connection: TLS 1.3 handshake (client certificate requested, any
+// chain accepted: the application judges it), then requests read one at a time
+// with a per-request deadline and header/body limits, the synchronous handler
+// run on the connection's strand, the response written, and keep-alive until a
+// limit, an error or a drain ends it. Expected I/O errors come back as values
+// (redirect_error); anything thrown is caught at the session boundary and logged.
+//
+// Stop() drains: the acceptor closes, idle connections (waiting for the first
+// byte of a request) are cancelled, connections with a request in flight finish
+// it and answer with "Connection: close"; after drain_timeout the io_context stops.
+
+// The own header first, as usual; here it also matters: Boost 1.74's
+// asio/awaitable.hpp uses std::exchange without including <utility>.
+#include "net/https_server.h"
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <cctype>
+#include <condition_variable>
+#include <exception>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <thread>
+#include <utility>
+
+#include "net/log.h"
+
+namespace blindlist::net {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+namespace ssl = boost::asio::ssl;
+using tcp = boost::asio::ip::tcp;
+
+using Strand = asio::strand<asio::io_context::executor_type>;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+// After an error response or the last response, how long we keep reading and
+// discarding what the client still sends, so that closing does not reset the
+// connection before the client has read our answer (Apache's lingering close).
+constexpr std::chrono::milliseconds kMaxLinger{2000};
+constexpr std::size_t kMaxLingerBytes = 8 * 1024 * 1024;
+
+std::string OpenSslError() {
+  std::string out;
+  while (unsigned long e = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    if (!out.empty()) out += "; ";
+    out += buf;
+  }
+  return out.empty() ? "unknown OpenSSL error" : out;
+}
+
+// The application, not TLS, decides what a client certificate means; the
+// handshake has still proved that the client holds its private key.
+int AcceptAnyClientChain(int /*preverify_ok*/, X509_STORE_CTX* /*ctx*/) { return 1; }
+
+Result<std::shared_ptr<ssl::context>> BuildTlsContext(const std::string& cert_file,
+                                                      const std::string& key_file) {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
+  SSL_CTX* native = ctx->native_handle();
+  ERR_clear_error();
+  if (SSL_CTX_set_min_proto_version(native, TLS1_3_VERSION) != 1 ||
+      SSL_CTX_set_max_proto_version(native, TLS1_3_VERSION) != 1) {
+    return MakeError("tls-config", "cannot restrict the server to TLS 1.3: " + OpenSslError());
+  }
+  SSL_CTX_set_options(native, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  if (SSL_CTX_use_certificate_chain_file(native, cert_file.c_str()) != 1) {
+    return MakeError("tls-config",
+                     "cannot load certificate chain " + cert_file + ": " + OpenSslError());
+  }
+  if (SSL_CTX_use_PrivateKey_file(native, key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    return MakeError("tls-config", "cannot load private key " + key_file + ": " + OpenSslError());
+  }
+  if (SSL_CTX_check_private_key(native) != 1) {
+    return MakeError("tls-config", "private key " + key_file + " does not match " + cert_file +
+                                       ": " + OpenSslError());
+  }
+  // Request, never require, a client certificate (no SSL_VERIFY_FAIL_IF_NO_PEER_CERT).
+  SSL_CTX_set_verify(native, SSL_VERIFY_PEER, AcceptAnyClientChain);
+  // No resumption: every connection proves possession of its client key afresh,
+  // and with verify mode set OpenSSL insists on a session id context anyway.
+  static const unsigned char kSessionContext[] = "blindlist-https";
+  SSL_CTX_set_session_id_context(native, kSessionContext, sizeof kSessionContext - 1);
+  SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_OFF);
+  SSL_CTX_set_num_tickets(native, 0);
+  return ctx;
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Percent-decoding; '+' means space only in a query. False on a malformed
+// escape or a decoded NUL (never useful, sometimes dangerous downstream).
+bool PercentDecode(std::string_view in, bool plus_is_space, std::string& out) {
+  out.clear();
+  out.reserve(in.size());
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    char c = in[i];
+    if (c == '%') {
+      if (i + 2 >= in.size()) return false;
+      int hi = HexValue(in[i + 1]);
+      int lo = HexValue(in[i + 2]);
+      if (hi < 0 || lo < 0) return false;
+      c = static_cast<char>(hi * 16 + lo);
+      if (c == '\0') return false;
+      i += 2;
+    } else if (c == '+' && plus_is_space) {
+      c = ' ';
+    }
+    out += c;
+  }
+  return true;
+}
+
+// origin-form only: "/path?query". Absolute-form and "*" are refused.
+bool ParseTarget(std::string_view target, std::string& path,
+                 std::vector<std::pair<std::string, std::string>>& query) {
+  if (target.empty() || target.front() != '/') return false;
+  std::size_t q = target.find('?');
+  if (!PercentDecode(target.substr(0, q), false, path)) return false;
+  if (q == std::string_view::npos) return true;
+  std::string_view rest = target.substr(q + 1);
+  while (!rest.empty()) {
+    std::size_t amp = rest.find('&');
+    std::string_view item = rest.substr(0, amp);
+    rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
+    if (item.empty()) continue;
+    std::size_t eq = item.find('=');
+    std::string key, value;
+    if (!PercentDecode(item.substr(0, eq), true, key)) return false;
+    if (eq != std::string_view::npos && !PercentDecode(item.substr(eq + 1), true, value)) {
+      return false;
+    }
+    query.emplace_back(std::move(key), std::move(value));
+  }
+  return true;
+}
+
+std::string Lowercase(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+bool HasControlChars(std::string_view s) {
+  return std::any_of(s.begin(), s.end(),
+                     [](unsigned char c) { return c == '\r' || c == '\n' || c == '\0'; });
+}
+
+http::response<http::string_body> ToBeast(const HttpResponse& r, unsigned version,
+                                          bool keep_alive) {
+  http::response<http::string_body> out;
+  out.version(version);
+  out.result(r.status >= 100 && r.status <= 599 ? static_cast<unsigned>(r.status) : 500u);
+  if (!r.content_type.empty() && !HasControlChars(r.content_type)) {
+    out.set(http::field::content_type, r.content_type);
+  }
+  // JSON answers carry keys, tokens and roster data: no cache may keep them.
+  if (r.content_type.rfind("application/json", 0) == 0) {
+    out.set(http::field::cache_control, "no-store");
+  }
+  for (const auto& [name, value] : r.headers) {
+    // A handler must not be able to split the response.
+    if (name.empty() || HasControlChars(name) || HasControlChars(value)) {
+      Log(LogLevel::kWarning, "dropping a response header with control characters",
+          {{"header", name}});
+      continue;
+    }
+    out.set(name, value);
+  }
+  out.body() = r.body;
+  out.keep_alive(keep_alive);
+  out.prepare_payload();  // Content-Length, always
+  return out;
+}
+
+std::string PeerAddress(const tcp::socket& socket) {
+  beast::error_code ec;
+  tcp::endpoint ep = socket.remote_endpoint(ec);
+  if (ec) return {};
+  asio::ip::address a = ep.address();
+  if (a.is_v6() && a.to_v6().is_v4_mapped()) {
+    a = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+  }
+  return a.to_string();
+}
+
+void LogException(std::string_view what, std::exception_ptr e) {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    Log(LogLevel::kError, what, {{"error", ex.what()}});
+  } catch (...) {
+    Log(LogLevel::kError, what, {{"error", "unknown exception"}});
+  }
+}
+
+// What Stop() needs to reach a live connection. Touched only on its strand.
+struct SessionControl {
+  explicit SessionControl(Strand s) : strand(std::move(s)) {}
+  Strand strand;
+  beast::tcp_stream* stream = nullptr;  // null once the session is over
+  bool idle = true;                     // waiting for the first byte of a request
+};
+
+}  // namespace
+
+std::string HttpRequest::Header(std::string_view name) const {
+  for (const auto& [k, v] : headers) {
+    if (k == name) return v;
+  }
+  return {};
+}
+
+std::string HttpRequest::Query(std::string_view name) const {
+  for (const auto& [k, v] : query) {
+    if (k == name) return v;
+  }
+  return {};
+}
+
+HttpResponse HttpResponse::Json(int status, std::string body) {
+  HttpResponse r;
+  r.status = status;
+  r.content_type = "application/json";
+  r.body = std::move(body);
+  return r;
+}
+
+HttpResponse HttpResponse::Error(int status, std::string_view code, std::string_view message) {
+  nlohmann::json j = {{"error", std::string(code)}, {"message", std::string(message)}};
+  return Json(status, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+struct HttpsServer::Impl {
+  Impl(HttpsServerConfig c, HttpHandler h)
+      : config(std::move(c)),
+        handler(std::move(h)),
+        limits(std::make_shared<const HttpsServerConfig>(config)),
+        accept_strand(asio::make_strand(ioc)),
+        acceptor(accept_strand) {}
+
+  // Counts a connection against the limits and registers it for draining;
+  // released by ConnectionSlot when the session ends (or is destroyed unrun).
+  class ConnectionSlot {
+   public:
+    ConnectionSlot(Impl* impl, std::uint64_t id, std::string peer,
+                   std::shared_ptr<SessionControl> control)
+        : impl_(impl), id_(id), peer_(std::move(peer)), control_(std::move(control)) {}
+    ConnectionSlot(ConnectionSlot&& o) noexcept
+        : impl_(std::exchange(o.impl_, nullptr)),
+          id_(o.id_),
+          peer_(std::move(o.peer_)),
+          control_(std::move(o.control_)) {}
+    ConnectionSlot& operator=(ConnectionSlot&&) = delete;
+    ~ConnectionSlot() {
+      if (impl_ != nullptr) impl_->Release(id_, peer_);
+    }
+    const std::string& peer() const { return peer_; }
+    SessionControl& control() const { return *control_; }
+
+   private:
+    Impl* impl_;
+    std::uint64_t id_;
+    std::string peer_;
+    std::shared_ptr<SessionControl> control_;
+  };
+
+  std::shared_ptr<const HttpsServerConfig> Limits() {
+    std::lock_guard lock(mu);
+    return limits;
+  }
+
+  void Release(std::uint64_t id, const std::string& peer) {
+    std::lock_guard lock(mu);
+    --connections;
+    auto it = per_peer.find(peer);
+    if (it != per_peer.end() && --it->second <= 0) per_peer.erase(it);
+    sessions.erase(id);
+    cv.notify_all();
+  }
+
+  asio::awaitable<void> AcceptLoop();
+  void Admit(tcp::socket socket, Strand strand);
+  asio::awaitable<void> RunSession(tcp::socket socket, std::shared_ptr<ssl::context> tls,
+                                   ConnectionSlot slot);
+  asio::awaitable<void> ServeRequests(TlsStream& stream, ConnectionSlot& slot);
+  asio::awaitable<void> CloseGracefully(TlsStream& stream, std::chrono::milliseconds timeout);
+
+  const HttpsServerConfig config;  // address, port, files, threads: fixed at construction
+  const HttpHandler handler;
+
+  std::mutex mu;  // guards the members up to `cv`
+  std::shared_ptr<const HttpsServerConfig> limits;
+  std::shared_ptr<ssl::context> tls;
+  int connections = 0;
+  std::map<std::string, int> per_peer;
+  std::map<std::uint64_t, std::shared_ptr<SessionControl>> sessions;
+  std::uint64_t next_session = 0;
+  bool started = false;
+  bool stop_called = false;
+  bool stopped = false;
+  std::condition_variable cv;  // connections dropped, or stopped
+
+  std::atomic<bool> draining{false};
+  std::uint16_t bound_port = 0;
+
+  // Declared after the state above so that destroying the io_context (and with
+  // it any coroutine frames still parked in it) finds that state alive.
+  asio::io_context ioc;
+  Strand accept_strand;
+  tcp::acceptor acceptor;
+  std::vector<std::thread> threads;
+};
+
+asio::awaitable<void> HttpsServer::Impl::AcceptLoop() {
+  for (;;) {
+    // The socket lives on the connection's own strand from the start: Beast's
+    // timeout handler runs on the socket's executor and must not race the session.
+    Strand strand = asio::make_strand(ioc);
+    tcp::socket socket(strand);
+    beast::error_code ec;
+    co_await acceptor.async_accept(socket, asio::redirect_error(asio::use_awaitable, ec));
+    if (draining) co_return;  // the socket, if any, closes on destruction
+    if (ec) {
+      if (!acceptor.is_open()) co_return;
+      // EMFILE and friends: back off instead of spinning, keep serving.
+      Log(LogLevel::kWarning, "accept failed", {{"error", ec.message()}});
+      asio::steady_timer pause(co_await asio::this_coro::executor, std::chrono::milliseconds(100));
+      co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      continue;
+    }
+    Admit(std::move(socket), std::move(strand));
+  }
+}
+
+void HttpsServer::Impl::Admit(tcp::socket socket, Strand strand) {
+  std::string peer = PeerAddress(socket);
+  if (peer.empty()) return;  // already gone
+  std::shared_ptr<ssl::context> ctx;
+  std::shared_ptr<SessionControl> control;
+  std::uint64_t id = 0;
+  {
+    std::lock_guard lock(mu);
+    if (stop_called) return;
+    auto it = per_peer.find(peer);
+    int from_peer = it == per_peer.end() ? 0 : it->second;
+    if (connections >= limits->max_connections || from_peer >= limits->max_connections_per_peer) {
+      Log(LogLevel::kWarning, "connection refused: limit reached",
+          {{"peer", peer},
+           {"connections", std::to_string(connections)},
+           {"from_peer", std::to_string(from_peer)}});
+      return;  // closing the socket refuses the connection
+    }
+    ++connections;
+    ++per_peer[peer];
+    id = next_session++;
+    control = std::make_shared<SessionControl>(std::move(strand));
+    sessions.emplace(id, control);
+    ctx = tls;
+  }
+  ConnectionSlot slot(this, id, std::move(peer), control);
+  asio::co_spawn(control->strand, RunSession(std::move(socket), std::move(ctx), std::move(slot)),
+                 [](std::exception_ptr e) { LogException("https session failed", e); });
+}
+
+asio::awaitable<void> HttpsServer::Impl::RunSession(tcp::socket socket,
+                                                    std::shared_ptr<ssl::context> ctx,
+                                                    ConnectionSlot slot) {
+  TlsStream stream(std::move(socket), *ctx);
+  SessionControl& control = slot.control();
+  control.stream = &beast::get_lowest_layer(stream);
+  struct Unregister {
+    SessionControl& c;
+    ~Unregister() { c.stream = nullptr; }
+  } unregister{control};
+
+  auto lim = Limits();
+  beast::error_code ec;
+  beast::get_lowest_layer(stream).expires_after(lim->read_timeout);
+  co_await stream.async_handshake(ssl::stream_base::server,
+                                  asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) {
+    Log(LogLevel::kDebug, "tls handshake failed", {{"peer", slot.peer()}, {"error", ec.message()}});
+    co_return;
+  }
+  co_await ServeRequests(stream, slot);
+}
+
+asio::awaitable<void> HttpsServer::Impl::ServeRequests(TlsStream& stream, ConnectionSlot& slot) {
+  SessionControl& control = slot.control();
+  beast::tcp_stream& tcp = beast::get_lowest_layer(stream);
+
+  Bytes peer_der;
+  if (X509* cert = SSL_get0_peer_certificate(stream.native_handle())) {
+    int len = i2d_X509(cert, nullptr);
+    if (len > 0) {
+      peer_der.resize(static_cast<std::size_t>(len));
+      unsigned char* p = peer_der.data();
+      i2d_X509(cert, &p);
+    }
+  }
+
+  beast::flat_buffer buffer;
+  for (int served = 0;;) {
+    auto lim = Limits();
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(
+        std::min<std::size_t>(lim->max_header_bytes, std::numeric_limits<std::uint32_t>::max())));
+    parser.body_limit(static_cast<std::uint64_t>(lim->max_body_bytes));
+
+    // One deadline for the whole request, so a slow sender cannot hold the slot.
+    beast::error_code ec;
+    tcp.expires_after(lim->read_timeout);
+    while (!parser.is_done()) {
+      control.idle = buffer.size() == 0 && !parser.got_some();
+      if (control.idle && draining) co_return;
+      co_await http::async_read_some(stream, buffer, parser,
+                                     asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) break;
+    }
+    control.idle = false;
+    tcp.expires_never();
+
+    if (ec) {
+      std::optional<HttpResponse> answer;
+      if (ec == http::error::body_limit) {
+        answer = HttpResponse::Error(
+            413, "body-too-large",
+            "the request body exceeds " + std::to_string(lim->max_body_bytes) + " bytes");
+      } else if (ec == http::error::header_limit) {
+        answer = HttpResponse::Error(
+            431, "headers-too-large",
+            "the request headers exceed " + std::to_string(lim->max_header_bytes) + " bytes");
+      } else if (ec.category() == http::make_error_code(http::error::bad_target).category()) {
+        if (ec != http::error::end_of_stream && ec != http::error::partial_message) {
+          answer = HttpResponse::Error(400, "bad-request", "malformed request: " + ec.message());
+        }
+      }
+      if (!answer) {
+        // end_of_stream, timeout, cancellation by a drain, a reset: nothing to answer.
+        Log(LogLevel::kDebug, "connection closed",
+            {{"peer", slot.peer()}, {"reason", ec.message()}});
+        co_return;
+      }
+      Log(LogLevel::kInfo, "request refused",
+          {{"peer", slot.peer()},
+           {"status", std::to_string(answer->status)},
+           {"reason", ec.message()}});
+      auto out = ToBeast(*answer, 11, false);
+      tcp.expires_after(lim->read_timeout);
+      co_await http::async_write(stream, out, asio::redirect_error(asio::use_awaitable, ec));
+      if (!ec) co_await CloseGracefully(stream, lim->read_timeout);
+      co_return;
+    }
+
+    auto& message = parser.get();
+    HttpRequest request;
+    request.method = std::string(message.method_string());
+    request.target = std::string(message.target());
+    HttpResponse response;
+    if (!ParseTarget(request.target, request.path, request.query)) {
+      response = HttpResponse::Error(400, "bad-target", "the request target is malformed");
+    } else {
+      for (const auto& field : message) {
+        request.headers.emplace_back(Lowercase(std::string(field.name_string())),
+                                     std::string(field.value()));
+      }
+      request.body = std::move(message.body());
+      request.peer_certificate_der = peer_der;
+      request.peer_address = slot.peer();
+      // Synchronous on this strand: the handler may block (database calls);
+      // the other `threads` keep serving meanwhile.
+      try {
+        response = handler(request);
+      } catch (const std::exception& e) {
+        Log(LogLevel::kError, "handler threw",
+            {{"path", request.path}, {"method", request.method}, {"error", e.what()}});
+        response = HttpResponse::Error(500, "internal", "internal server error");
+      } catch (...) {
+        Log(LogLevel::kError, "handler threw",
+            {{"path", request.path}, {"method", request.method}, {"error", "unknown exception"}});
+        response = HttpResponse::Error(500, "internal", "internal server error");
+      }
+    }
+    ++served;
+    const bool keep_alive =
+        message.keep_alive() && served < lim->max_requests_per_connection && !draining;
+    auto out = ToBeast(response, message.version(), keep_alive);
+    tcp.expires_after(lim->read_timeout);
+    co_await http::async_write(stream, out, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      Log(LogLevel::kDebug, "write failed", {{"peer", slot.peer()}, {"error", ec.message()}});
+      co_return;
+    }
+    if (!keep_alive) {
+      co_await CloseGracefully(stream, lim->read_timeout);
+      co_return;
+    }
+  }
+}
+
+asio::awaitable<void> HttpsServer::Impl::CloseGracefully(TlsStream& stream,
+                                                         std::chrono::milliseconds timeout) {
+  beast::tcp_stream& tcp = beast::get_lowest_layer(stream);
+  beast::error_code ec;
+  const auto linger = std::min<std::chrono::milliseconds>(timeout, kMaxLinger);
+  // Send close_notify without waiting for the client's: pretending it already
+  // arrived makes SSL_shutdown complete as soon as ours is written.
+  SSL_set_shutdown(stream.native_handle(), SSL_RECEIVED_SHUTDOWN);
+  tcp.expires_after(linger);
+  co_await stream.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
+  if (ec && ec != beast::error::timeout) {
+    tcp.close();
+    co_return;
+  }
+  tcp.socket().shutdown(tcp::socket::shutdown_send, ec);
+  std::array<char, 16 * 1024> scratch;
+  std::size_t discarded = 0;
+  tcp.expires_after(linger);
+  while (!ec && discarded < kMaxLingerBytes) {
+    discarded += co_await tcp.async_read_some(asio::buffer(scratch),
+                                              asio::redirect_error(asio::use_awaitable, ec));
+  }
+  tcp.close();
+}
+
+HttpsServer::HttpsServer(HttpsServerConfig config, HttpHandler handler)
+    : impl_(std::make_unique<Impl>(std::move(config), std::move(handler))) {}
+
+HttpsServer::~HttpsServer() { Stop(); }
+
+Status HttpsServer::Start() {
+  Impl& s = *impl_;
+  {
+    std::lock_guard lock(s.mu);
+    if (s.started || s.stop_called) return MakeError("bad-state", "the server was already started");
+  }
+  if (s.config.threads < 1) return MakeError("bad-config", "threads must be at least 1");
+  auto tls = BuildTlsContext(s.config.cert_file, s.config.key_file);
+  if (!tls.ok()) return tls.error();
+
+  beast::error_code ec;
+  asio::ip::address address = asio::ip::make_address(s.config.listen_address, ec);
+  if (ec) {
+    return MakeError("bad-config",
+                     "listen address '" + s.config.listen_address + "' is not an IP address");
+  }
+  tcp::endpoint endpoint(address, s.config.port);
+  const std::string where = s.config.listen_address + ":" + std::to_string(s.config.port);
+  s.acceptor.open(endpoint.protocol(), ec);
+  if (!ec) s.acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) s.acceptor.bind(endpoint, ec);
+  if (!ec) s.acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    beast::error_code ignored;
+    s.acceptor.close(ignored);
+    return MakeError("bind-failed", "cannot listen on " + where + ": " + ec.message());
+  }
+  s.bound_port = s.acceptor.local_endpoint(ec).port();
+  {
+    std::lock_guard lock(s.mu);
+    s.tls = std::move(tls).value();
+    s.started = true;
+  }
+  asio::co_spawn(s.accept_strand, s.AcceptLoop(),
+                 [](std::exception_ptr e) { LogException("https accept loop failed", e); });
+  for (int i = 0; i < s.config.threads; ++i) {
+    s.threads.emplace_back([&s] {
+      for (;;) {
+        try {
+          s.ioc.run();
+          return;
+        } catch (const std::exception& e) {
+          Log(LogLevel::kError, "https worker caught an exception", {{"error", e.what()}});
+        }
+      }
+    });
+  }
+  Log(LogLevel::kInfo, "https server listening",
+      {{"address", s.config.listen_address}, {"port", std::to_string(s.bound_port)}});
+  return Status::Ok();
+}
+
+std::uint16_t HttpsServer::port() const { return impl_->bound_port; }
+
+void HttpsServer::Stop() {
+  Impl& s = *impl_;
+  std::vector<std::shared_ptr<SessionControl>> live;
+  {
+    std::unique_lock lock(s.mu);
+    if (s.stop_called) {
+      // A second caller waits for the first to finish.
+      s.cv.wait(lock, [&] { return s.stopped; });
+      return;
+    }
+    s.stop_called = true;
+    s.draining = true;
+    if (!s.started) {
+      s.stopped = true;
+      s.cv.notify_all();
+      return;
+    }
+    for (const auto& [id, control] : s.sessions) live.push_back(control);
+  }
+  asio::post(s.accept_strand, [&s] {
+    beast::error_code ignored;
+    s.acceptor.close(ignored);
+  });
+  // Idle connections go now; the others see `draining` after their response.
+  for (auto& control : live) {
+    asio::post(control->strand, [control] {
+      if (control->stream != nullptr && control->idle) control->stream->cancel();
+    });
+  }
+  const auto deadline = std::chrono::steady_clock::now() + s.Limits()->drain_timeout;
+  {
+    std::unique_lock lock(s.mu);
+    if (!s.cv.wait_until(lock, deadline, [&] { return s.connections == 0; })) {
+      Log(LogLevel::kWarning, "drain timeout: closing connections still in flight",
+          {{"connections", std::to_string(s.connections)}});
+    }
+  }
+  s.ioc.stop();
+  for (auto& t : s.threads) {
+    // Stop() from inside a handler cannot join its own thread.
+    if (t.get_id() == std::this_thread::get_id()) {
+      t.detach();
+    } else if (t.joinable()) {
+      t.join();
+    }
+  }
+  s.threads.clear();
+  {
+    std::lock_guard lock(s.mu);
+    s.stopped = true;
+  }
+  s.cv.notify_all();
+  Log(LogLevel::kInfo, "https server stopped", {{"port", std::to_string(s.bound_port)}});
+}
+
+void HttpsServer::Wait() {
+  Impl& s = *impl_;
+  std::unique_lock lock(s.mu);
+  s.cv.wait(lock, [&] { return s.stopped; });
+}
+
+Status HttpsServer::ReloadCertificates() {
+  Impl& s = *impl_;
+  auto tls = BuildTlsContext(s.config.cert_file, s.config.key_file);
+  if (!tls.ok()) {
+    Log(LogLevel::kError, "certificate reload failed; keeping the old ones",
+        {{"error", tls.error().message}});
+    return tls.error();
+  }
+  {
+    std::lock_guard lock(s.mu);
+    s.tls = std::move(tls).value();  // connections already open keep theirs
+  }
+  Log(LogLevel::kInfo, "certificates reloaded", {{"cert_file", s.config.cert_file}});
+  return Status::Ok();
+}
+
+void HttpsServer::UpdateLimits(const HttpsServerConfig& limits) {
+  Impl& s = *impl_;
+  auto next = std::make_shared<HttpsServerConfig>(s.config);
+  next->max_header_bytes = limits.max_header_bytes;
+  next->max_body_bytes = limits.max_body_bytes;
+  next->read_timeout = limits.read_timeout;
+  next->drain_timeout = limits.drain_timeout;
+  next->max_connections = limits.max_connections;
+  next->max_connections_per_peer = limits.max_connections_per_peer;
+  next->max_requests_per_connection = limits.max_requests_per_connection;
+  std::lock_guard lock(s.mu);
+  s.limits = std::move(next);
+}
+
+}  // namespace blindlist::net

@@ -1,0 +1,98 @@
+// An HTTPS/1.1 server on Boost.Beast with C++20 coroutines, for groupd and certd.
+// TLS 1.3 only. Client certificates are requested but not required and not
+// chain-verified here: the application decides what a presented certificate
+// means (a pinned member or exploder fingerprint, or a membership certificate it
+// verifies itself); the TLS handshake already proved possession of its key.
+//
+// Everything is bounded: header and body sizes, read timeouts, connections in
+// total and per peer address, requests per connection. Stop() drains: it stops
+// accepting, lets in-flight requests finish (up to a deadline), then returns.
+// No Beast or Asio types appear here, so including this header is cheap.
+//
+// Thread-safety: Start/Stop/ReloadCertificates may be called from any thread;
+// the handler is called concurrently from `threads` threads and must be thread-safe.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "blindlist/bytes.h"
+#include "blindlist/result.h"
+
+namespace blindlist::net {
+
+struct HttpRequest {
+  std::string method;  // "GET", "POST", ...
+  std::string target;  // path and query, as sent
+  std::string path;    // target without the query, percent-decoded
+  std::vector<std::pair<std::string, std::string>> query;  // decoded query parameters
+  std::vector<std::pair<std::string, std::string>> headers;  // names lowercased
+  std::string body;
+  Bytes peer_certificate_der;  // empty if the client presented none
+  std::string peer_address;    // "127.0.0.1"
+
+  // The first header with this (lowercase) name, or "".
+  std::string Header(std::string_view name) const;
+  std::string Query(std::string_view name) const;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // extra headers, e.g. Retry-After
+
+  static HttpResponse Json(int status, std::string body);
+  // {"error": code, "message": message}
+  static HttpResponse Error(int status, std::string_view code, std::string_view message);
+};
+
+using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+
+struct HttpsServerConfig {
+  std::string listen_address = "127.0.0.1";
+  std::uint16_t port = 0;  // 0: pick a free port (see HttpsServer::port())
+  std::string cert_file;   // PEM server certificate chain
+  std::string key_file;    // PEM private key
+  int threads = 2;
+  std::size_t max_header_bytes = 8 * 1024;
+  std::size_t max_body_bytes = 1024 * 1024;
+  std::chrono::milliseconds read_timeout{10000};
+  std::chrono::milliseconds drain_timeout{10000};
+  int max_connections = 1024;
+  int max_connections_per_peer = 64;
+  int max_requests_per_connection = 1000;
+};
+
+class HttpsServer {
+ public:
+  HttpsServer(HttpsServerConfig config, HttpHandler handler);
+  ~HttpsServer();
+  HttpsServer(const HttpsServer&) = delete;
+  HttpsServer& operator=(const HttpsServer&) = delete;
+
+  // Loads the certificate, binds and starts the worker threads. Errors name the file or port.
+  Status Start();
+  // The bound port (after Start).
+  std::uint16_t port() const;
+  // Stops accepting, waits for in-flight requests up to drain_timeout, joins the threads.
+  void Stop();
+  // Blocks until Stop() has completed (e.g. from a signal handler thread).
+  void Wait();
+  // Re-reads cert_file/key_file for new connections (SIGHUP). Keeps the old ones on error.
+  Status ReloadCertificates();
+  // Replaces the limits for new connections and requests (SIGHUP).
+  void UpdateLimits(const HttpsServerConfig& limits);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace blindlist::net

@@ -1,0 +1,143 @@
+#include "store/migrations/migrations.h"
+
+#include <ctime>
+#include <string>
+
+namespace blindlist::store::migrations {
+namespace {
+
+// Issued certificates have no foreign key to groups on purpose: deleting a
+// group revokes them and keeps the records, so a serial never reads as unknown
+// (and so never as "not revoked") after its group is gone.
+constexpr std::string_view kInitialSchema = R"sql(
+CREATE TABLE groups (
+  id {ID_PK},
+  name TEXT NOT NULL UNIQUE,
+  created_at BIGINT NOT NULL,
+  last_key_version INTEGER NOT NULL DEFAULT 0,
+  last_secret_version INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE group_keys (
+  group_id BIGINT NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
+  version INTEGER NOT NULL,
+  key_type TEXT NOT NULL,
+  certificate_der {BLOB} NOT NULL,
+  csr_der {BLOB} NOT NULL,
+  sealed_private_key {BLOB} NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('active', 'retired', 'destroyed')),
+  created_at BIGINT NOT NULL,
+  PRIMARY KEY (group_id, version)
+);
+CREATE TABLE group_secrets (
+  group_id BIGINT NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
+  version INTEGER NOT NULL,
+  key_id {BLOB} NOT NULL,
+  sealed_secret {BLOB} NOT NULL,
+  created_at BIGINT NOT NULL,
+  PRIMARY KEY (group_id, version)
+);
+CREATE TABLE members (
+  group_id BIGINT NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
+  address TEXT NOT NULL,
+  certificate_der {BLOB} NOT NULL,
+  cert_fingerprint TEXT NOT NULL,
+  token_hash {BLOB} NOT NULL,
+  created_at BIGINT NOT NULL,
+  PRIMARY KEY (group_id, address)
+);
+CREATE INDEX members_by_fingerprint ON members (group_id, cert_fingerprint);
+CREATE INDEX members_by_token_hash ON members (group_id, token_hash);
+CREATE TABLE exploders (
+  group_id BIGINT PRIMARY KEY REFERENCES groups (id) ON DELETE CASCADE,
+  certificate_der {BLOB} NOT NULL,
+  cert_fingerprint TEXT NOT NULL
+);
+CREATE TABLE admin_tokens (
+  name TEXT PRIMARY KEY,
+  token_hash {BLOB} NOT NULL UNIQUE,
+  created_at BIGINT NOT NULL
+);
+CREATE TABLE audit_log (
+  id {ID_PK},
+  occurred_at BIGINT NOT NULL,
+  daemon TEXT NOT NULL,
+  caller TEXT NOT NULL,
+  group_name TEXT NOT NULL,
+  key_version INTEGER NOT NULL,
+  operation TEXT NOT NULL,
+  result TEXT NOT NULL,
+  reason TEXT NOT NULL
+);
+CREATE INDEX audit_log_by_group ON audit_log (group_name, id);
+CREATE TABLE issued_certificates (
+  serial_hex TEXT PRIMARY KEY,
+  group_id BIGINT NOT NULL,
+  member_address TEXT NOT NULL,
+  not_after BIGINT NOT NULL,
+  revoked INTEGER NOT NULL DEFAULT 0 CHECK (revoked IN (0, 1)),
+  revoked_at BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX issued_certificates_by_member ON issued_certificates (group_id, member_address);
+)sql";
+
+constexpr Migration kMigrations[] = {
+    {1, "initial schema", kInitialSchema},
+};
+
+constexpr std::string_view kCreateMigrationsTable = R"sql(
+CREATE TABLE IF NOT EXISTS schema_migrations (
+  version INTEGER PRIMARY KEY,
+  description TEXT NOT NULL,
+  applied_at BIGINT NOT NULL
+))sql";
+
+// pg_advisory_xact_lock key: serialises migrations between processes ("blnd").
+constexpr std::int64_t kMigrationLockKey = 0x626c6e64;
+
+// Applies at most one step; returns the version the database is at afterwards.
+Result<int> ApplyNextStep(sql::Connection& c, sql::Dialect dialect) {
+  if (dialect == sql::Dialect::kPostgres) {
+    BL_TRY(c.Query("SELECT pg_advisory_xact_lock($1)", {kMigrationLockKey}));
+  }
+  BL_TRY(c.ExecScript(std::string(kCreateMigrationsTable)));
+  BL_TRY_ASSIGN(auto rows, c.Query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", {}));
+  const int current = rows.empty() ? 0 : static_cast<int>(sql::AsInt(rows[0][0]));
+  if (current > LatestVersion()) {
+    return sql::UnavailableError("the database schema is version " + std::to_string(current) +
+                                 ", newer than this build knows (" +
+                                 std::to_string(LatestVersion()) + ")");
+  }
+  for (const Migration& m : kMigrations) {
+    if (m.version <= current) continue;
+    BL_TRY(c.ExecScript(sql::ForDialect(m.sql, dialect)));
+    BL_TRY(
+        c.Exec("INSERT INTO schema_migrations (version, description, applied_at) "
+               "VALUES ($1, $2, $3)",
+               {std::int64_t{m.version}, std::string(m.description),
+                static_cast<std::int64_t>(std::time(nullptr))}));
+    return m.version;
+  }
+  return current;
+}
+
+}  // namespace
+
+std::span<const Migration> All() { return kMigrations; }
+
+int LatestVersion() { return kMigrations[std::size(kMigrations) - 1].version; }
+
+Result<int> Apply(sql::ConnectionPool& pool) {
+  for (;;) {
+    BL_TRY_ASSIGN(sql::Lease lease, pool.Acquire());
+    BL_TRY(lease->Begin());
+    auto step = ApplyNextStep(*lease, pool.dialect());
+    if (!step.ok()) {
+      (void)lease->Rollback();
+      return step.error();
+    }
+    BL_TRY(lease->Commit());
+    if (*step == LatestVersion()) return *step;
+  }
+}
+
+}  // namespace blindlist::store::migrations

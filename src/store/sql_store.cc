@@ -1,0 +1,565 @@
+#include "store/sql_store.h"
+
+#include <algorithm>
+#include <cctype>
+#include <ctime>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "store/migrations/migrations.h"
+
+namespace blindlist::store {
+namespace {
+
+using sql::AsBlob;
+using sql::AsInt;
+using sql::AsText;
+using sql::Row;
+
+constexpr std::size_t kReasonChars = 200;
+// Audit fields other than the reason come from callers too; keep records bounded.
+constexpr std::size_t kAuditFieldChars = 1024;
+
+UnixTime Now() { return static_cast<UnixTime>(std::time(nullptr)); }
+
+// Fingerprints and serials are lowercase hex by contract; normalising here
+// keeps a caller's uppercase hex from silently missing a match.
+std::string Lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+std::string_view StateName(KeyState state) {
+  switch (state) {
+    case KeyState::kActive:
+      return "active";
+    case KeyState::kRetired:
+      return "retired";
+    case KeyState::kDestroyed:
+      return "destroyed";
+  }
+  return "active";
+}
+
+KeyState ParseState(std::string_view name) {
+  if (name == "retired") return KeyState::kRetired;
+  if (name == "destroyed") return KeyState::kDestroyed;
+  return KeyState::kActive;
+}
+
+Error NotFound(std::string what) { return MakeError("not-found", std::move(what)); }
+Error Exists(std::string what) { return MakeError("exists", std::move(what)); }
+Error InvalidArgument(std::string what) { return MakeError("invalid-argument", std::move(what)); }
+
+constexpr std::string_view kGroupColumns = "id, name, created_at";
+Group ToGroup(const Row& r) {
+  return Group{.id = AsInt(r[0]), .name = AsText(r[1]), .created_at = AsInt(r[2])};
+}
+
+constexpr std::string_view kKeyColumns =
+    "group_id, version, key_type, certificate_der, csr_der, sealed_private_key, state, "
+    "created_at";
+GroupKey ToGroupKey(const Row& r) {
+  return GroupKey{.group_id = AsInt(r[0]),
+                  .version = static_cast<int>(AsInt(r[1])),
+                  .key_type = AsText(r[2]),
+                  .certificate_der = AsBlob(r[3]),
+                  .csr_der = AsBlob(r[4]),
+                  .sealed_private_key = AsBlob(r[5]),
+                  .state = ParseState(AsText(r[6])),
+                  .created_at = AsInt(r[7])};
+}
+
+constexpr std::string_view kSecretColumns = "group_id, version, key_id, sealed_secret, created_at";
+GroupSecretVersion ToSecret(const Row& r) {
+  return GroupSecretVersion{.group_id = AsInt(r[0]),
+                            .version = static_cast<int>(AsInt(r[1])),
+                            .key_id = AsBlob(r[2]),
+                            .sealed_secret = AsBlob(r[3]),
+                            .created_at = AsInt(r[4])};
+}
+
+constexpr std::string_view kMemberColumns =
+    "group_id, address, certificate_der, cert_fingerprint, token_hash, created_at";
+Member ToMember(const Row& r) {
+  return Member{.group_id = AsInt(r[0]),
+                .address = AsText(r[1]),
+                .certificate_der = AsBlob(r[2]),
+                .cert_fingerprint = AsText(r[3]),
+                .token_hash = AsBlob(r[4]),
+                .created_at = AsInt(r[5])};
+}
+
+constexpr std::string_view kAuditColumns =
+    "id, occurred_at, daemon, caller, group_name, key_version, operation, result, reason";
+AuditRecord ToAudit(const Row& r) {
+  return AuditRecord{.id = AsInt(r[0]),
+                     .time = AsInt(r[1]),
+                     .daemon = AsText(r[2]),
+                     .caller = AsText(r[3]),
+                     .group = AsText(r[4]),
+                     .key_version = static_cast<int>(AsInt(r[5])),
+                     .operation = AsText(r[6]),
+                     .result = AsText(r[7]),
+                     .reason = AsText(r[8])};
+}
+
+constexpr std::string_view kCertificateColumns =
+    "serial_hex, group_id, member_address, not_after, revoked, revoked_at";
+IssuedCertificate ToCertificate(const Row& r) {
+  return IssuedCertificate{.serial_hex = AsText(r[0]),
+                           .group_id = AsInt(r[1]),
+                           .member_address = AsText(r[2]),
+                           .not_after = AsInt(r[3]),
+                           .revoked = AsInt(r[4]) != 0,
+                           .revoked_at = AsInt(r[5])};
+}
+
+std::string Select(std::string_view columns, std::string_view rest) {
+  std::string s = "SELECT ";
+  s += columns;
+  s += ' ';
+  s += rest;
+  return s;
+}
+
+template <typename T, typename F>
+Result<std::vector<T>> Map(Result<std::vector<Row>> rows, F convert) {
+  if (!rows.ok()) return rows.error();
+  std::vector<T> out;
+  out.reserve(rows->size());
+  for (const Row& r : *rows) out.push_back(convert(r));
+  return out;
+}
+
+template <typename T, typename F>
+Result<std::optional<T>> First(Result<std::vector<Row>> rows, F convert) {
+  if (!rows.ok()) return rows.error();
+  if (rows->empty()) return std::optional<T>();
+  return std::optional<T>(convert(rows->front()));
+}
+
+Status ToStatus(const Result<std::monostate>& r) {
+  if (!r.ok()) return r.error();
+  return Status::Ok();
+}
+
+Result<std::monostate> GroupMustExist(sql::Connection& c, std::int64_t group_id) {
+  BL_TRY_ASSIGN(auto rows, c.Query("SELECT 1 FROM groups WHERE id = $1", {group_id}));
+  if (rows.empty()) return NotFound("no group with id " + std::to_string(group_id));
+  return std::monostate{};
+}
+
+// Marks the unexpired, unrevoked certificates matching `where` revoked at `now` ($1).
+Result<std::int64_t> RevokeWhere(sql::Connection& c, std::string_view where,
+                                 const sql::Params& params) {
+  std::string statement =
+      "UPDATE issued_certificates SET revoked = 1, revoked_at = $1 "
+      "WHERE revoked = 0 AND not_after >= $1 AND ";
+  statement += where;
+  return c.Exec(statement, params);
+}
+
+class SqlStore final : public Store {
+ public:
+  explicit SqlStore(std::unique_ptr<sql::ConnectionPool> pool) : pool_(std::move(pool)) {}
+
+  Result<int> SchemaVersion() override {
+    return Read([](sql::Connection& c) -> Result<int> {
+      BL_TRY_ASSIGN(auto rows,
+                    c.Query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", {}));
+      return static_cast<int>(rows.empty() ? 0 : AsInt(rows[0][0]));
+    });
+  }
+
+  std::string BackendName() const override {
+    return pool_->dialect() == sql::Dialect::kSqlite ? "sqlite" : "postgresql";
+  }
+
+  // ---- groups and keys ----
+
+  Result<Group> CreateGroup(const std::string& name) override {
+    if (name.empty()) return InvalidArgument("the group name is empty");
+    return Write([&](sql::Connection& c) -> Result<Group> {
+      BL_TRY_ASSIGN(auto rows, c.Query("INSERT INTO groups (name, created_at) VALUES ($1, $2) "
+                                       "ON CONFLICT (name) DO NOTHING RETURNING id, created_at",
+                                       {name, Now()}));
+      if (rows.empty()) return Exists("a group named " + name + " exists");
+      return Group{.id = AsInt(rows[0][0]), .name = name, .created_at = AsInt(rows[0][1])};
+    });
+  }
+
+  Result<std::optional<Group>> FindGroup(const std::string& name) override {
+    return Read([&](sql::Connection& c) {
+      return First<Group>(c.Query(Select(kGroupColumns, "FROM groups WHERE name = $1"), {name}),
+                          ToGroup);
+    });
+  }
+
+  Result<std::vector<Group>> ListGroups() override {
+    return Read([&](sql::Connection& c) {
+      return Map<Group>(c.Query(Select(kGroupColumns, "FROM groups ORDER BY name"), {}), ToGroup);
+    });
+  }
+
+  Status DeleteGroup(std::int64_t group_id) override {
+    return ToStatus(Write([&](sql::Connection& c) -> Result<std::monostate> {
+      // Its members' certificates are revoked, as if each had been removed.
+      BL_TRY(RevokeWhere(c, "group_id = $2", {Now(), group_id}));
+      // Keys, secrets, members and the exploder go by ON DELETE CASCADE.
+      BL_TRY_ASSIGN(auto n, c.Exec("DELETE FROM groups WHERE id = $1", {group_id}));
+      if (n == 0) return NotFound("no group with id " + std::to_string(group_id));
+      return std::monostate{};
+    }));
+  }
+
+  Result<int> AddGroupKey(const GroupKey& key) override {
+    return Write([&](sql::Connection& c) -> Result<int> {
+      // The counter row is locked until commit, so concurrent writers (in any
+      // process) get distinct, increasing versions.
+      BL_TRY_ASSIGN(auto rows, c.Query("UPDATE groups SET last_key_version = last_key_version + 1 "
+                                       "WHERE id = $1 RETURNING last_key_version",
+                                       {key.group_id}));
+      if (rows.empty()) return NotFound("no group with id " + std::to_string(key.group_id));
+      const std::int64_t version = AsInt(rows[0][0]);
+      const bool destroyed = key.state == KeyState::kDestroyed;
+      BL_TRY(
+          c.Exec("INSERT INTO group_keys (" + std::string(kKeyColumns) +
+                     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                 {key.group_id, version, key.key_type, key.certificate_der, key.csr_der,
+                  destroyed ? Bytes{} : key.sealed_private_key, std::string(StateName(key.state)),
+                  key.created_at != 0 ? key.created_at : Now()}));
+      return static_cast<int>(version);
+    });
+  }
+
+  Result<std::vector<GroupKey>> ListGroupKeys(std::int64_t group_id) override {
+    return Read([&](sql::Connection& c) {
+      return Map<GroupKey>(
+          c.Query(Select(kKeyColumns, "FROM group_keys WHERE group_id = $1 ORDER BY version"),
+                  {group_id}),
+          ToGroupKey);
+    });
+  }
+
+  Status SetGroupKeyCertificate(std::int64_t group_id, int version,
+                                const Bytes& cert_der) override {
+    return ToStatus(Write([&](sql::Connection& c) -> Result<std::monostate> {
+      BL_TRY_ASSIGN(auto n, c.Exec("UPDATE group_keys SET certificate_der = $3 "
+                                   "WHERE group_id = $1 AND version = $2",
+                                   {group_id, std::int64_t{version}, cert_der}));
+      if (n == 0) return KeyNotFound(group_id, version);
+      return std::monostate{};
+    }));
+  }
+
+  Status SetGroupKeyState(std::int64_t group_id, int version, KeyState state) override {
+    // Destroyed is final and means the sealed key is gone, whichever call sets it.
+    if (state == KeyState::kDestroyed) return DestroyGroupKey(group_id, version);
+    return ToStatus(Write([&](sql::Connection& c) -> Result<std::monostate> {
+      BL_TRY_ASSIGN(auto rows, c.Query("SELECT state FROM group_keys "
+                                       "WHERE group_id = $1 AND version = $2",
+                                       {group_id, std::int64_t{version}}));
+      if (rows.empty()) return KeyNotFound(group_id, version);
+      if (ParseState(AsText(rows[0][0])) == KeyState::kDestroyed) {
+        return MakeError("key-destroyed", "key version " + std::to_string(version) +
+                                              " is destroyed; its state cannot change");
+      }
+      BL_TRY(c.Exec("UPDATE group_keys SET state = $3 WHERE group_id = $1 AND version = $2",
+                    {group_id, std::int64_t{version}, std::string(StateName(state))}));
+      return std::monostate{};
+    }));
+  }
+
+  Status DestroyGroupKey(std::int64_t group_id, int version) override {
+    return ToStatus(Write([&](sql::Connection& c) -> Result<std::monostate> {
+      BL_TRY_ASSIGN(auto n, c.Exec("UPDATE group_keys SET sealed_private_key = $3, state = $4 "
+                                   "WHERE group_id = $1 AND version = $2",
+                                   {group_id, std::int64_t{version}, Bytes{},
+                                    std::string(StateName(KeyState::kDestroyed))}));
+      if (n == 0) return KeyNotFound(group_id, version);
+      return std::monostate{};
+    }));
+  }
+
+  Result<int> AddGroupSecret(const GroupSecretVersion& secret) override {
+    return Write([&](sql::Connection& c) -> Result<int> {
+      BL_TRY_ASSIGN(auto rows,
+                    c.Query("UPDATE groups SET last_secret_version = last_secret_version + 1 "
+                            "WHERE id = $1 RETURNING last_secret_version",
+                            {secret.group_id}));
+      if (rows.empty()) return NotFound("no group with id " + std::to_string(secret.group_id));
+      const std::int64_t version = AsInt(rows[0][0]);
+      BL_TRY(c.Exec("INSERT INTO group_secrets (" + std::string(kSecretColumns) +
+                        ") VALUES ($1, $2, $3, $4, $5)",
+                    {secret.group_id, version, secret.key_id, secret.sealed_secret,
+                     secret.created_at != 0 ? secret.created_at : Now()}));
+      return static_cast<int>(version);
+    });
+  }
+
+  Result<std::vector<GroupSecretVersion>> ListGroupSecrets(std::int64_t group_id) override {
+    return Read([&](sql::Connection& c) {
+      return Map<GroupSecretVersion>(
+          c.Query(Select(kSecretColumns, "FROM group_secrets WHERE group_id = $1 ORDER BY version"),
+                  {group_id}),
+          ToSecret);
+    });
+  }
+
+  // ---- roster ----
+
+  Status AddMember(const Member& member) override {
+    if (member.address.empty()) return InvalidArgument("the member address is empty");
+    return ToStatus(Write([&](sql::Connection& c) -> Result<std::monostate> {
+      BL_TRY(GroupMustExist(c, member.group_id));
+      BL_TRY_ASSIGN(auto n, c.Exec("INSERT INTO members (" + std::string(kMemberColumns) +
+                                       ") VALUES ($1, $2, $3, $4, $5, $6) "
+                                       "ON CONFLICT (group_id, address) DO NOTHING",
+                                   {member.group_id, member.address, member.certificate_der,
+                                    Lower(member.cert_fingerprint), member.token_hash,
+                                    member.created_at != 0 ? member.created_at : Now()}));
+      if (n == 0) return Exists(member.address + " is already a member");
+      return std::monostate{};
+    }));
+  }
+
+  Status RemoveMember(std::int64_t group_id, const std::string& address) override {
+    return ToStatus(Write([&](sql::Connection& c) -> Result<std::monostate> {
+      BL_TRY_ASSIGN(auto n, c.Exec("DELETE FROM members WHERE group_id = $1 AND address = $2",
+                                   {group_id, address}));
+      if (n == 0) return NotFound(address + " is not a member");
+      BL_TRY(RevokeWhere(c, "group_id = $2 AND member_address = $3", {Now(), group_id, address}));
+      return std::monostate{};
+    }));
+  }
+
+  Result<std::optional<Member>> FindMember(std::int64_t group_id,
+                                           const std::string& address) override {
+    return FindMemberWhere("address = $2", {group_id, address});
+  }
+
+  Result<std::optional<Member>> FindMemberByCertFingerprint(
+      std::int64_t group_id, const std::string& fingerprint) override {
+    // Members without a certificate have an empty fingerprint: never match them.
+    if (fingerprint.empty()) return std::optional<Member>();
+    return FindMemberWhere("cert_fingerprint = $2", {group_id, Lower(fingerprint)});
+  }
+
+  Result<std::optional<Member>> FindMemberByTokenHash(std::int64_t group_id,
+                                                      const Bytes& token_hash) override {
+    if (token_hash.empty()) return std::optional<Member>();
+    return FindMemberWhere("token_hash = $2", {group_id, token_hash});
+  }
+
+  Result<std::vector<Member>> ListMembers(std::int64_t group_id) override {
+    return Read([&](sql::Connection& c) {
+      return Map<Member>(
+          c.Query(Select(kMemberColumns, "FROM members WHERE group_id = $1 ORDER BY address"),
+                  {group_id}),
+          ToMember);
+    });
+  }
+
+  Status SetExploder(const Exploder& exploder) override {
+    return ToStatus(Write([&](sql::Connection& c) -> Result<std::monostate> {
+      BL_TRY(GroupMustExist(c, exploder.group_id));
+      BL_TRY(
+          c.Exec("INSERT INTO exploders (group_id, certificate_der, cert_fingerprint) "
+                 "VALUES ($1, $2, $3) ON CONFLICT (group_id) DO UPDATE SET "
+                 "certificate_der = excluded.certificate_der, "
+                 "cert_fingerprint = excluded.cert_fingerprint",
+                 {exploder.group_id, exploder.certificate_der, Lower(exploder.cert_fingerprint)}));
+      return std::monostate{};
+    }));
+  }
+
+  Result<std::optional<Exploder>> FindExploder(std::int64_t group_id) override {
+    return Read([&](sql::Connection& c) {
+      return First<Exploder>(c.Query("SELECT group_id, certificate_der, cert_fingerprint "
+                                     "FROM exploders WHERE group_id = $1",
+                                     {group_id}),
+                             [](const Row& r) {
+                               return Exploder{.group_id = AsInt(r[0]),
+                                               .certificate_der = AsBlob(r[1]),
+                                               .cert_fingerprint = AsText(r[2])};
+                             });
+    });
+  }
+
+  // ---- administrators ----
+
+  Status AddAdminToken(const AdminToken& token) override {
+    if (token.name.empty()) return InvalidArgument("the administrator name is empty");
+    if (token.token_hash.empty()) return InvalidArgument("the token hash is empty");
+    return ToStatus(Write([&](sql::Connection& c) -> Result<std::monostate> {
+      BL_TRY_ASSIGN(auto n, c.Exec("INSERT INTO admin_tokens (name, token_hash, created_at) "
+                                   "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                                   {token.name, token.token_hash,
+                                    token.created_at != 0 ? token.created_at : Now()}));
+      if (n == 0) return Exists("the administrator name or token exists");
+      return std::monostate{};
+    }));
+  }
+
+  Result<std::optional<AdminToken>> FindAdminToken(const Bytes& token_hash) override {
+    if (token_hash.empty()) return std::optional<AdminToken>();
+    return Read([&](sql::Connection& c) {
+      return First<AdminToken>(
+          c.Query("SELECT name, token_hash, created_at FROM admin_tokens WHERE token_hash = $1",
+                  {token_hash}),
+          [](const Row& r) {
+            return AdminToken{
+                .name = AsText(r[0]), .token_hash = AsBlob(r[1]), .created_at = AsInt(r[2])};
+          });
+    });
+  }
+
+  // ---- audit ----
+
+  Status AppendAudit(const AuditRecord& record) override {
+    // Free text from callers is made storable rather than refused: an audit
+    // record must never be lost to a stray byte.
+    const auto field = [](const std::string& s) { return sql::SanitizeText(s, kAuditFieldChars); };
+    return ToStatus(Write([&](sql::Connection& c) -> Result<std::monostate> {
+      BL_TRY(c.Exec(
+          "INSERT INTO audit_log (occurred_at, daemon, caller, group_name, key_version, "
+          "operation, result, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+          {record.time != 0 ? record.time : Now(), field(record.daemon), field(record.caller),
+           field(record.group), std::int64_t{record.key_version}, field(record.operation),
+           field(record.result), sql::SanitizeText(record.reason, kReasonChars)}));
+      return std::monostate{};
+    }));
+  }
+
+  Result<std::vector<AuditRecord>> ListAudit(const std::string& group, int limit) override {
+    if (limit <= 0) return std::vector<AuditRecord>();
+    return Read([&](sql::Connection& c) {
+      if (group.empty()) {
+        return Map<AuditRecord>(
+            c.Query(Select(kAuditColumns, "FROM audit_log ORDER BY id DESC LIMIT $1"),
+                    {std::int64_t{limit}}),
+            ToAudit);
+      }
+      return Map<AuditRecord>(
+          c.Query(Select(kAuditColumns,
+                         "FROM audit_log WHERE group_name = $1 ORDER BY id DESC LIMIT $2"),
+                  {sql::SanitizeText(group, kAuditFieldChars), std::int64_t{limit}}),
+          ToAudit);
+    });
+  }
+
+  // ---- membership certificates ----
+
+  Status RecordIssuedCertificate(const IssuedCertificate& cert) override {
+    if (cert.serial_hex.empty()) return InvalidArgument("the serial number is empty");
+    return ToStatus(Write([&](sql::Connection& c) -> Result<std::monostate> {
+      BL_TRY(GroupMustExist(c, cert.group_id));
+      BL_TRY_ASSIGN(auto n,
+                    c.Exec("INSERT INTO issued_certificates (" + std::string(kCertificateColumns) +
+                               ") VALUES ($1, $2, $3, $4, $5, $6) "
+                               "ON CONFLICT (serial_hex) DO NOTHING",
+                           {Lower(cert.serial_hex), cert.group_id, cert.member_address,
+                            cert.not_after, std::int64_t{cert.revoked ? 1 : 0},
+                            cert.revoked ? cert.revoked_at : std::int64_t{0}}));
+      if (n == 0) return Exists("a certificate with serial " + cert.serial_hex + " is recorded");
+      return std::monostate{};
+    }));
+  }
+
+  Result<int> RevokeMemberCertificates(std::int64_t group_id, const std::string& address,
+                                       UnixTime now) override {
+    return Write([&](sql::Connection& c) -> Result<int> {
+      BL_TRY_ASSIGN(auto n, RevokeWhere(c, "group_id = $2 AND member_address = $3",
+                                        {now, group_id, address}));
+      return static_cast<int>(n);
+    });
+  }
+
+  Result<bool> IsCertificateRevoked(const std::string& serial_hex) override {
+    return Read([&](sql::Connection& c) -> Result<bool> {
+      BL_TRY_ASSIGN(auto rows, c.Query("SELECT revoked FROM issued_certificates "
+                                       "WHERE serial_hex = $1",
+                                       {Lower(serial_hex)}));
+      return !rows.empty() && AsInt(rows[0][0]) != 0;
+    });
+  }
+
+  Result<std::vector<IssuedCertificate>> ListRevokedCertificates() override {
+    return Read([&](sql::Connection& c) {
+      return Map<IssuedCertificate>(c.Query(Select(kCertificateColumns,
+                                                   "FROM issued_certificates WHERE revoked = 1 "
+                                                   "ORDER BY revoked_at, serial_hex"),
+                                            {}),
+                                    ToCertificate);
+    });
+  }
+
+ private:
+  static Error KeyNotFound(std::int64_t group_id, int version) {
+    return NotFound("group " + std::to_string(group_id) + " has no key version " +
+                    std::to_string(version));
+  }
+
+  Result<std::optional<Member>> FindMemberWhere(std::string_view where, const sql::Params& params) {
+    std::string rest = "FROM members WHERE group_id = $1 AND ";
+    rest += where;
+    return Read([&](sql::Connection& c) {
+      return First<Member>(c.Query(Select(kMemberColumns, rest), params), ToMember);
+    });
+  }
+
+  // Runs `body` on a pooled connection, inside a transaction if `transaction`.
+  // If the connection turns out to be lost before COMMIT was sent, nothing was
+  // written: reconnect once and run the body again.
+  template <typename F>
+  std::invoke_result_t<F&, sql::Connection&> Run(bool transaction, F& body) {
+    using R = std::invoke_result_t<F&, sql::Connection&>;
+    auto lease = pool_->Acquire();
+    if (!lease.ok()) return R(lease.error());
+    sql::Connection& c = **lease;
+    for (int attempt = 0;; ++attempt) {
+      bool committing = false;
+      R result = [&]() -> R {
+        if (transaction) {
+          if (Status s = c.Begin(); !s.ok()) return R(s.error());
+        }
+        R out = body(c);
+        if (!transaction) return out;
+        if (!out.ok()) {
+          (void)c.Rollback();
+          return out;
+        }
+        committing = true;
+        if (Status s = c.Commit(); !s.ok()) return R(s.error());
+        return out;
+      }();
+      if (!result.ok() && attempt == 0 && !committing && c.Broken() && c.Reconnect().ok()) {
+        continue;
+      }
+      return result;
+    }
+  }
+
+  template <typename F>
+  std::invoke_result_t<F&, sql::Connection&> Read(F body) {
+    return Run(false, body);
+  }
+  template <typename F>
+  std::invoke_result_t<F&, sql::Connection&> Write(F body) {
+    return Run(true, body);
+  }
+
+  std::unique_ptr<sql::ConnectionPool> pool_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> OpenSqlStore(std::unique_ptr<sql::ConnectionPool> pool) {
+  BL_TRY(migrations::Apply(*pool));
+  return std::unique_ptr<Store>(std::make_unique<SqlStore>(std::move(pool)));
+}
+
+}  // namespace blindlist::store

@@ -1,0 +1,166 @@
+// The storage interface shared by every daemon. One interface, two backends
+// chosen by URL: "sqlite:PATH" (WAL; the embedded default) and
+// "postgresql://..." (libpq). Both run the same versioned migrations at Open
+// and pass the same test suite (src/store/store_test.cc runs it on both).
+//
+// Thread-safety: a Store is safe to use from many threads at once; each call
+// takes a connection from an internal pool. No call caches anything: a write is
+// visible to the very next read from any process sharing the database (this is
+// what makes removing a member take effect on the next request).
+//
+// Secrets never reach this layer in the clear: private keys and group secrets
+// arrive already sealed under the master key; tokens arrive as SHA-256 hashes.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "blindlist/bytes.h"
+#include "blindlist/result.h"
+
+namespace blindlist::store {
+
+// Seconds since the Unix epoch (UTC).
+using UnixTime = std::int64_t;
+
+struct Group {
+  std::int64_t id = 0;
+  std::string name;  // the list address, e.g. "list@example.org"
+  UnixTime created_at = 0;
+};
+
+enum class KeyState { kActive, kRetired, kDestroyed };
+
+struct GroupKey {
+  std::int64_t group_id = 0;
+  int version = 0;           // 1, 2, ... ; the highest active one is current
+  std::string key_type;      // "rsa3072" | "p256"
+  Bytes certificate_der;     // empty while a CSR waits for an outside CA
+  Bytes csr_der;             // set when the group was created with a CSR
+  Bytes sealed_private_key;  // PKCS#8 DER sealed under the master key; empty once destroyed
+  KeyState state = KeyState::kActive;
+  UnixTime created_at = 0;
+};
+
+struct GroupSecretVersion {
+  std::int64_t group_id = 0;
+  int version = 0;
+  Bytes key_id;         // the KEKRecipientInfo keyIdentifier
+  Bytes sealed_secret;  // sealed under the master key
+  UnixTime created_at = 0;
+};
+
+struct Member {
+  std::int64_t group_id = 0;
+  std::string address;
+  Bytes certificate_der;         // empty if none registered
+  std::string cert_fingerprint;  // lowercase hex SHA-256 of certificate_der, empty if none
+  Bytes token_hash;              // SHA-256 of the bearer token, empty if none
+  UnixTime created_at = 0;
+};
+
+struct Exploder {
+  std::int64_t group_id = 0;
+  Bytes certificate_der;
+  std::string cert_fingerprint;
+};
+
+// An administrator's bearer token (stored hashed).
+struct AdminToken {
+  std::string name;
+  Bytes token_hash;
+  UnixTime created_at = 0;
+};
+
+struct AuditRecord {
+  std::int64_t id = 0;  // assigned by the store
+  UnixTime time = 0;
+  std::string daemon;     // "groupd" | "certd" | ...
+  std::string caller;     // member address, "exploder", "admin:NAME", "cert:SERIAL" or "anonymous"
+  std::string group;      // group name ("" if none)
+  int key_version = 0;    // 0 if none
+  std::string operation;  // "unwrap", "rewrap-member", "blind", ...
+  std::string result;     // "ok" or an error code
+  std::string reason;     // the caller's stated reason, truncated to 200 characters
+};
+
+// Membership certificates issued by certd (the issuance record) and revoked.
+struct IssuedCertificate {
+  std::string serial_hex;  // lowercase hex of the serial number
+  std::int64_t group_id = 0;
+  std::string member_address;  // known to certd only; groupd never reads it
+  UnixTime not_after = 0;
+  bool revoked = false;
+  UnixTime revoked_at = 0;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Opens (and migrates) the store named by url. Errors: "bad-url", "store-unavailable".
+  static Result<std::unique_ptr<Store>> Open(const std::string& url);
+  // The schema version after migrations.
+  virtual Result<int> SchemaVersion() = 0;
+  // "sqlite" or "postgresql".
+  virtual std::string BackendName() const = 0;
+
+  // ---- groups and keys (groupd) ----
+  // Errors: "exists" if the name is taken.
+  virtual Result<Group> CreateGroup(const std::string& name) = 0;
+  virtual Result<std::optional<Group>> FindGroup(const std::string& name) = 0;
+  virtual Result<std::vector<Group>> ListGroups() = 0;
+  virtual Status DeleteGroup(
+      std::int64_t group_id) = 0;  // with its keys, secrets, members, exploder
+
+  // Adds a key version; `key.version` is ignored and the next number is assigned and returned.
+  virtual Result<int> AddGroupKey(const GroupKey& key) = 0;
+  virtual Result<std::vector<GroupKey>> ListGroupKeys(std::int64_t group_id) = 0;  // by version
+  virtual Status SetGroupKeyCertificate(std::int64_t group_id, int version,
+                                        const Bytes& cert_der) = 0;
+  virtual Status SetGroupKeyState(std::int64_t group_id, int version, KeyState state) = 0;
+  // Erases the sealed private key and marks the version destroyed.
+  virtual Status DestroyGroupKey(std::int64_t group_id, int version) = 0;
+
+  virtual Result<int> AddGroupSecret(const GroupSecretVersion& secret) = 0;  // assigns the version
+  virtual Result<std::vector<GroupSecretVersion>> ListGroupSecrets(std::int64_t group_id) = 0;
+
+  // ---- roster (groupd, read by certd) ----
+  // Errors: "exists" if the address is already a member.
+  virtual Status AddMember(const Member& member) = 0;
+  // Also revokes the member's unexpired membership certificates, in the same
+  // transaction. Errors: "not-found".
+  virtual Status RemoveMember(std::int64_t group_id, const std::string& address) = 0;
+  virtual Result<std::optional<Member>> FindMember(std::int64_t group_id,
+                                                   const std::string& address) = 0;
+  virtual Result<std::optional<Member>> FindMemberByCertFingerprint(
+      std::int64_t group_id, const std::string& fingerprint) = 0;
+  virtual Result<std::optional<Member>> FindMemberByTokenHash(std::int64_t group_id,
+                                                              const Bytes& token_hash) = 0;
+  virtual Result<std::vector<Member>> ListMembers(std::int64_t group_id) = 0;
+
+  virtual Status SetExploder(const Exploder& exploder) = 0;  // replaces any previous one
+  virtual Result<std::optional<Exploder>> FindExploder(std::int64_t group_id) = 0;
+
+  // ---- administrators ----
+  virtual Status AddAdminToken(const AdminToken& token) = 0;
+  virtual Result<std::optional<AdminToken>> FindAdminToken(const Bytes& token_hash) = 0;
+
+  // ---- audit ----
+  virtual Status AppendAudit(const AuditRecord& record) = 0;
+  // Newest first; group "" means all groups.
+  virtual Result<std::vector<AuditRecord>> ListAudit(const std::string& group, int limit) = 0;
+
+  // ---- membership certificates (certd writes, groupd reads revocation) ----
+  virtual Status RecordIssuedCertificate(const IssuedCertificate& cert) = 0;
+  // Revokes every unexpired certificate of the member at `now`; returns how many.
+  virtual Result<int> RevokeMemberCertificates(std::int64_t group_id, const std::string& address,
+                                               UnixTime now) = 0;
+  virtual Result<bool> IsCertificateRevoked(const std::string& serial_hex) = 0;
+  virtual Result<std::vector<IssuedCertificate>> ListRevokedCertificates() = 0;
+};
+
+}  // namespace blindlist::store

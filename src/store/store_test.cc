@@ -1,0 +1,814 @@
+// One suite, run against both backends: SQLite in a temporary file and
+// PostgreSQL on the test server of the ctest fixture "postgres" (a fresh schema
+// per test). ctest runs the binary twice, with BLINDLIST_STORE_BACKEND=sqlite
+// and =postgresql; the PostgreSQL run fails, never skips, without a server.
+#include "store/store.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <ctime>
+#include <ostream>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "store/migrations/migrations.h"
+#include "store/scratch_database.h"
+
+// The tests build records with designated initializers and leave the fields a
+// case does not care about at their defaults, on purpose.
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+
+namespace blindlist::store {
+namespace testkit {
+// So gtest names the backend in failure messages.
+void PrintTo(Backend backend, std::ostream* os) { *os << BackendName(backend); }
+}  // namespace testkit
+
+namespace {
+
+using testkit::Backend;
+using testkit::ScratchDatabase;
+
+#define ASSERT_OK(expr)                                                                            \
+  do {                                                                                             \
+    const auto& bl_result_ = (expr);                                                               \
+    ASSERT_TRUE(bl_result_.ok()) << bl_result_.error().code << ": " << bl_result_.error().message; \
+  } while (0)
+
+#define EXPECT_ERROR(expr, expected_code)                                              \
+  do {                                                                                 \
+    const auto& bl_result_ = (expr);                                                   \
+    EXPECT_FALSE(bl_result_.ok());                                                     \
+    if (!bl_result_.ok()) {                                                            \
+      EXPECT_EQ(bl_result_.error().code, expected_code) << bl_result_.error().message; \
+    }                                                                                  \
+  } while (0)
+
+UnixTime Now() { return static_cast<UnixTime>(std::time(nullptr)); }
+
+Bytes B(std::initializer_list<int> bytes) {
+  Bytes out;
+  for (int b : bytes) out.push_back(static_cast<std::uint8_t>(b));
+  return out;
+}
+
+// Binary values with NUL and high bytes, so no backend gets away with text.
+Bytes Blob(std::uint8_t seed, std::size_t n = 40) {
+  Bytes out(n);
+  for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<std::uint8_t>(seed + i * 37);
+  out[0] = 0;
+  return out;
+}
+
+class StoreTest : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    auto db = ScratchDatabase::Create(GetParam());
+    ASSERT_TRUE(db.ok()) << "no " << testkit::BackendName(GetParam())
+                         << " database for the test: " << db.error().message;
+    db_ = std::move(db).value();
+    auto store = Store::Open(db_->url());
+    ASSERT_TRUE(store.ok()) << store.error().code << ": " << store.error().message;
+    store_ = std::move(store).value();
+  }
+
+  void TearDown() override {
+    store_.reset();
+    db_.reset();
+  }
+
+  // A group that must exist for the test to go on.
+  std::int64_t MakeGroup(const std::string& name) {
+    auto g = store_->CreateGroup(name);
+    EXPECT_TRUE(g.ok()) << g.error().message;
+    return g.ok() ? g->id : -1;
+  }
+
+  static Member MakeMember(std::int64_t group_id, const std::string& address, std::uint8_t seed) {
+    Member m;
+    m.group_id = group_id;
+    m.address = address;
+    m.certificate_der = Blob(seed);
+    m.cert_fingerprint = "ab" + std::to_string(seed) + "cd";
+    m.token_hash = Blob(static_cast<std::uint8_t>(seed + 100), 32);
+    return m;
+  }
+
+  std::unique_ptr<ScratchDatabase> db_;
+  std::unique_ptr<Store> store_;
+};
+
+std::string ParamName(const ::testing::TestParamInfo<Backend>& info) {
+  return std::string(testkit::BackendName(info.param));
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreTest,
+                         ::testing::ValuesIn(testkit::BackendsFromEnvironment()), ParamName);
+
+// ---- opening and migrations ----
+
+TEST_P(StoreTest, OpensTwiceAndKeepsTheSchemaVersion) {
+  EXPECT_EQ(store_->BackendName(), testkit::BackendName(GetParam()));
+  auto version = store_->SchemaVersion();
+  ASSERT_OK(version);
+  EXPECT_EQ(*version, migrations::LatestVersion());
+  EXPECT_GE(*version, 1);
+  ASSERT_OK(store_->CreateGroup("list@example.org"));
+
+  // Open again: the migrations see the schema is current and change nothing.
+  store_.reset();
+  auto again = Store::Open(db_->url());
+  ASSERT_OK(again);
+  store_ = std::move(again).value();
+  version = store_->SchemaVersion();
+  ASSERT_OK(version);
+  EXPECT_EQ(*version, migrations::LatestVersion());
+  auto found = store_->FindGroup("list@example.org");
+  ASSERT_OK(found);
+  EXPECT_TRUE(found->has_value());
+}
+
+TEST_P(StoreTest, OpensConcurrentlyOnAFreshDatabase) {
+  // Several processes starting at once on an empty database must not race the migrations.
+  auto fresh = ScratchDatabase::Create(GetParam());
+  ASSERT_OK(fresh);
+  std::vector<std::thread> threads;
+  std::atomic<int> opened{0};
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&] {
+      auto s = Store::Open((*fresh)->url());
+      if (s.ok() && (*s)->SchemaVersion().ok()) ++opened;
+      if (!s.ok()) ADD_FAILURE() << s.error().code << ": " << s.error().message;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(opened.load(), 4);
+}
+
+// ---- groups ----
+
+TEST_P(StoreTest, CreatesFindsAndListsGroups) {
+  const UnixTime before = Now();
+  auto b = store_->CreateGroup("b@example.org");
+  ASSERT_OK(b);
+  auto a = store_->CreateGroup("a@example.org");
+  ASSERT_OK(a);
+  EXPECT_NE(a->id, b->id);
+  EXPECT_EQ(b->name, "b@example.org");
+  EXPECT_GE(b->created_at, before);
+  EXPECT_LE(b->created_at, Now());
+
+  auto found = store_->FindGroup("b@example.org");
+  ASSERT_OK(found);
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->id, b->id);
+  EXPECT_EQ((*found)->created_at, b->created_at);
+
+  auto missing = store_->FindGroup("nobody@example.org");
+  ASSERT_OK(missing);
+  EXPECT_FALSE(missing->has_value());
+
+  auto all = store_->ListGroups();
+  ASSERT_OK(all);
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].name, "a@example.org");
+  EXPECT_EQ((*all)[1].name, "b@example.org");
+}
+
+TEST_P(StoreTest, RefusesADuplicateGroup) {
+  ASSERT_OK(store_->CreateGroup("list@example.org"));
+  EXPECT_ERROR(store_->CreateGroup("list@example.org"), "exists");
+  EXPECT_ERROR(store_->CreateGroup(""), "invalid-argument");
+  auto all = store_->ListGroups();
+  ASSERT_OK(all);
+  EXPECT_EQ(all->size(), 1u);
+}
+
+TEST_P(StoreTest, RefusesTextThatIsNotUtf8TheSameOnBothBackends) {
+  EXPECT_ERROR(store_->CreateGroup("bad\xff@example.org"), "invalid-argument");
+  EXPECT_ERROR(store_->CreateGroup(std::string("nul\0@example.org", 16)), "invalid-argument");
+  ASSERT_OK(store_->CreateGroup("liste-\xc3\xa9t\xc3\xa9@example.org"));  // é is fine
+  auto found = store_->FindGroup("liste-\xc3\xa9t\xc3\xa9@example.org");
+  ASSERT_OK(found);
+  EXPECT_TRUE(found->has_value());
+}
+
+TEST_P(StoreTest, DeleteGroupCascades) {
+  const std::int64_t g = MakeGroup("list@example.org");
+  const std::int64_t other = MakeGroup("other@example.org");
+  GroupKey key{.group_id = g, .key_type = "p256", .sealed_private_key = Blob(1)};
+  ASSERT_OK(store_->AddGroupKey(key));
+  ASSERT_OK(store_->AddGroupSecret({.group_id = g, .key_id = Blob(2), .sealed_secret = Blob(3)}));
+  ASSERT_OK(store_->AddMember(MakeMember(g, "alice@example.org", 4)));
+  ASSERT_OK(store_->AddMember(MakeMember(other, "alice@example.org", 4)));
+  ASSERT_OK(
+      store_->SetExploder({.group_id = g, .certificate_der = Blob(5), .cert_fingerprint = "ff"}));
+  ASSERT_OK(store_->RecordIssuedCertificate({.serial_hex = "01",
+                                             .group_id = g,
+                                             .member_address = "alice@example.org",
+                                             .not_after = Now() + 3600}));
+
+  ASSERT_OK(store_->DeleteGroup(g));
+
+  auto found = store_->FindGroup("list@example.org");
+  ASSERT_OK(found);
+  EXPECT_FALSE(found->has_value());
+  auto keys = store_->ListGroupKeys(g);
+  ASSERT_OK(keys);
+  EXPECT_TRUE(keys->empty());
+  auto secrets = store_->ListGroupSecrets(g);
+  ASSERT_OK(secrets);
+  EXPECT_TRUE(secrets->empty());
+  auto members = store_->ListMembers(g);
+  ASSERT_OK(members);
+  EXPECT_TRUE(members->empty());
+  auto exploder = store_->FindExploder(g);
+  ASSERT_OK(exploder);
+  EXPECT_FALSE(exploder->has_value());
+  // The deleted group's membership certificates stay known, as revoked.
+  auto revoked = store_->IsCertificateRevoked("01");
+  ASSERT_OK(revoked);
+  EXPECT_TRUE(*revoked);
+  // Other groups are untouched.
+  auto alice = store_->FindMember(other, "alice@example.org");
+  ASSERT_OK(alice);
+  EXPECT_TRUE(alice->has_value());
+
+  EXPECT_ERROR(store_->DeleteGroup(g), "not-found");
+  // The name is free again, under a new id.
+  auto again = store_->CreateGroup("list@example.org");
+  ASSERT_OK(again);
+  EXPECT_NE(again->id, g);
+}
+
+// ---- keys and secrets ----
+
+TEST_P(StoreTest, AssignsKeyVersionsAndTracksTheirState) {
+  const std::int64_t g = MakeGroup("list@example.org");
+  const std::int64_t other = MakeGroup("other@example.org");
+  for (int expected = 1; expected <= 3; ++expected) {
+    GroupKey key{.group_id = g,
+                 .version = 99,  // ignored
+                 .key_type = expected == 2 ? "rsa3072" : "p256",
+                 .certificate_der = expected == 3 ? Bytes{} : Blob(10),
+                 .csr_der = expected == 3 ? Blob(11) : Bytes{},
+                 .sealed_private_key = Blob(static_cast<std::uint8_t>(20 + expected)),
+                 .created_at = 1700000000 + expected};
+    auto version = store_->AddGroupKey(key);
+    ASSERT_OK(version);
+    EXPECT_EQ(*version, expected);
+  }
+  auto first_other = store_->AddGroupKey({.group_id = other, .key_type = "p256"});
+  ASSERT_OK(first_other);
+  EXPECT_EQ(*first_other, 1);  // versions count per group
+  EXPECT_ERROR(store_->AddGroupKey({.group_id = 9999, .key_type = "p256"}), "not-found");
+
+  auto keys = store_->ListGroupKeys(g);
+  ASSERT_OK(keys);
+  ASSERT_EQ(keys->size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    const GroupKey& k = (*keys)[i];
+    EXPECT_EQ(k.group_id, g);
+    EXPECT_EQ(k.version, i + 1);
+    EXPECT_EQ(k.state, KeyState::kActive);
+    EXPECT_EQ(k.sealed_private_key, Blob(static_cast<std::uint8_t>(21 + i)));
+    EXPECT_EQ(k.created_at, 1700000001 + i);
+  }
+  EXPECT_EQ((*keys)[1].key_type, "rsa3072");
+  EXPECT_EQ((*keys)[0].certificate_der, Blob(10));
+  EXPECT_TRUE((*keys)[0].csr_der.empty());
+  EXPECT_TRUE((*keys)[2].certificate_der.empty());
+  EXPECT_EQ((*keys)[2].csr_der, Blob(11));
+
+  // The outside CA's certificate arrives for the CSR.
+  ASSERT_OK(store_->SetGroupKeyCertificate(g, 3, Blob(12)));
+  ASSERT_OK(store_->SetGroupKeyState(g, 1, KeyState::kRetired));
+  EXPECT_ERROR(store_->SetGroupKeyState(g, 7, KeyState::kRetired), "not-found");
+  EXPECT_ERROR(store_->SetGroupKeyCertificate(g, 7, Blob(12)), "not-found");
+
+  ASSERT_OK(store_->DestroyGroupKey(g, 2));
+  EXPECT_ERROR(store_->DestroyGroupKey(g, 7), "not-found");
+  // Destroyed is final.
+  EXPECT_ERROR(store_->SetGroupKeyState(g, 2, KeyState::kActive), "key-destroyed");
+
+  keys = store_->ListGroupKeys(g);
+  ASSERT_OK(keys);
+  ASSERT_EQ(keys->size(), 3u);
+  EXPECT_EQ((*keys)[0].state, KeyState::kRetired);
+  EXPECT_EQ((*keys)[0].sealed_private_key, Blob(21));
+  EXPECT_EQ((*keys)[1].state, KeyState::kDestroyed);
+  EXPECT_TRUE((*keys)[1].sealed_private_key.empty());
+  EXPECT_EQ((*keys)[1].certificate_der, Blob(10));  // the public part stays
+  EXPECT_EQ((*keys)[2].state, KeyState::kActive);
+  EXPECT_EQ((*keys)[2].certificate_der, Blob(12));
+
+  // Setting the destroyed state through SetGroupKeyState erases the key too.
+  ASSERT_OK(store_->SetGroupKeyState(g, 3, KeyState::kDestroyed));
+  keys = store_->ListGroupKeys(g);
+  ASSERT_OK(keys);
+  EXPECT_EQ((*keys)[2].state, KeyState::kDestroyed);
+  EXPECT_TRUE((*keys)[2].sealed_private_key.empty());
+
+  // A new version after destruction still counts up.
+  auto next = store_->AddGroupKey({.group_id = g, .key_type = "p256"});
+  ASSERT_OK(next);
+  EXPECT_EQ(*next, 4);
+}
+
+TEST_P(StoreTest, AssignsGroupSecretVersions) {
+  const std::int64_t g = MakeGroup("list@example.org");
+  const std::int64_t other = MakeGroup("other@example.org");
+  for (int expected = 1; expected <= 3; ++expected) {
+    auto version =
+        store_->AddGroupSecret({.group_id = g,
+                                .version = 42,  // ignored
+                                .key_id = B({0, expected}),
+                                .sealed_secret = Blob(static_cast<std::uint8_t>(expected)),
+                                .created_at = 1700000000 + expected});
+    ASSERT_OK(version);
+    EXPECT_EQ(*version, expected);
+  }
+  auto first_other = store_->AddGroupSecret({.group_id = other, .key_id = B({9})});
+  ASSERT_OK(first_other);
+  EXPECT_EQ(*first_other, 1);
+  EXPECT_ERROR(store_->AddGroupSecret({.group_id = 9999}), "not-found");
+
+  auto secrets = store_->ListGroupSecrets(g);
+  ASSERT_OK(secrets);
+  ASSERT_EQ(secrets->size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    const GroupSecretVersion& s = (*secrets)[i];
+    EXPECT_EQ(s.group_id, g);
+    EXPECT_EQ(s.version, i + 1);
+    EXPECT_EQ(s.key_id, B({0, i + 1}));
+    EXPECT_EQ(s.sealed_secret, Blob(static_cast<std::uint8_t>(i + 1)));
+    EXPECT_EQ(s.created_at, 1700000001 + i);
+  }
+}
+
+// ---- roster ----
+
+TEST_P(StoreTest, AddsFindsListsAndRemovesMembers) {
+  const std::int64_t g = MakeGroup("list@example.org");
+  const std::int64_t other = MakeGroup("other@example.org");
+  const Member alice = MakeMember(g, "alice@example.org", 1);
+  const Member bob = MakeMember(g, "bob@example.org", 2);
+  Member carol = MakeMember(g, "carol@example.org", 3);  // no certificate, no token
+  carol.certificate_der.clear();
+  carol.cert_fingerprint.clear();
+  carol.token_hash.clear();
+  ASSERT_OK(store_->AddMember(bob));
+  ASSERT_OK(store_->AddMember(alice));
+  ASSERT_OK(store_->AddMember(carol));
+  EXPECT_ERROR(store_->AddMember(alice), "exists");
+  EXPECT_ERROR(store_->AddMember(MakeMember(9999, "x@example.org", 4)), "not-found");
+  EXPECT_ERROR(store_->AddMember(MakeMember(g, "", 4)), "invalid-argument");
+
+  auto found = store_->FindMember(g, "alice@example.org");
+  ASSERT_OK(found);
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->group_id, g);
+  EXPECT_EQ((*found)->address, "alice@example.org");
+  EXPECT_EQ((*found)->certificate_der, alice.certificate_der);
+  EXPECT_EQ((*found)->cert_fingerprint, alice.cert_fingerprint);
+  EXPECT_EQ((*found)->token_hash, alice.token_hash);
+  EXPECT_GT((*found)->created_at, 0);
+
+  auto by_fingerprint = store_->FindMemberByCertFingerprint(g, bob.cert_fingerprint);
+  ASSERT_OK(by_fingerprint);
+  ASSERT_TRUE(by_fingerprint->has_value());
+  EXPECT_EQ((*by_fingerprint)->address, "bob@example.org");
+  auto upper = store_->FindMemberByCertFingerprint(g, "AB2CD");
+  ASSERT_OK(upper);
+  EXPECT_TRUE(upper->has_value());
+
+  auto by_token = store_->FindMemberByTokenHash(g, alice.token_hash);
+  ASSERT_OK(by_token);
+  ASSERT_TRUE(by_token->has_value());
+  EXPECT_EQ((*by_token)->address, "alice@example.org");
+
+  // Lookups are per group, and an empty credential never matches a member without one.
+  auto elsewhere = store_->FindMemberByTokenHash(other, alice.token_hash);
+  ASSERT_OK(elsewhere);
+  EXPECT_FALSE(elsewhere->has_value());
+  auto empty_fingerprint = store_->FindMemberByCertFingerprint(g, "");
+  ASSERT_OK(empty_fingerprint);
+  EXPECT_FALSE(empty_fingerprint->has_value());
+  auto empty_token = store_->FindMemberByTokenHash(g, {});
+  ASSERT_OK(empty_token);
+  EXPECT_FALSE(empty_token->has_value());
+  auto wrong_token = store_->FindMemberByTokenHash(g, Blob(77, 32));
+  ASSERT_OK(wrong_token);
+  EXPECT_FALSE(wrong_token->has_value());
+
+  auto members = store_->ListMembers(g);
+  ASSERT_OK(members);
+  ASSERT_EQ(members->size(), 3u);
+  EXPECT_EQ((*members)[0].address, "alice@example.org");
+  EXPECT_EQ((*members)[1].address, "bob@example.org");
+  EXPECT_EQ((*members)[2].address, "carol@example.org");
+  EXPECT_TRUE((*members)[2].certificate_der.empty());
+
+  ASSERT_OK(store_->RemoveMember(g, "alice@example.org"));
+  EXPECT_ERROR(store_->RemoveMember(g, "alice@example.org"), "not-found");
+  found = store_->FindMember(g, "alice@example.org");
+  ASSERT_OK(found);
+  EXPECT_FALSE(found->has_value());
+  by_token = store_->FindMemberByTokenHash(g, alice.token_hash);
+  ASSERT_OK(by_token);
+  EXPECT_FALSE(by_token->has_value());
+  by_fingerprint = store_->FindMemberByCertFingerprint(g, alice.cert_fingerprint);
+  ASSERT_OK(by_fingerprint);
+  EXPECT_FALSE(by_fingerprint->has_value());
+  members = store_->ListMembers(g);
+  ASSERT_OK(members);
+  EXPECT_EQ(members->size(), 2u);
+}
+
+TEST_P(StoreTest, RemovingAMemberRevokesItsUnexpiredCertificates) {
+  const std::int64_t g = MakeGroup("list@example.org");
+  const std::int64_t other = MakeGroup("other@example.org");
+  ASSERT_OK(store_->AddMember(MakeMember(g, "alice@example.org", 1)));
+  ASSERT_OK(store_->AddMember(MakeMember(g, "bob@example.org", 2)));
+  const UnixTime now = Now();
+  const auto issue = [&](const std::string& serial, std::int64_t group, const std::string& who,
+                         UnixTime not_after) {
+    return store_->RecordIssuedCertificate(
+        {.serial_hex = serial, .group_id = group, .member_address = who, .not_after = not_after});
+  };
+  ASSERT_OK(issue("0a01", g, "alice@example.org", now + 3600));      // current
+  ASSERT_OK(issue("0a02", g, "alice@example.org", now + 86400));     // current
+  ASSERT_OK(issue("0a03", g, "alice@example.org", now - 3600));      // expired
+  ASSERT_OK(issue("0b01", g, "bob@example.org", now + 3600));        // someone else
+  ASSERT_OK(issue("0c01", other, "alice@example.org", now + 3600));  // another group
+  EXPECT_ERROR(issue("0a01", g, "alice@example.org", now + 3600), "exists");
+  EXPECT_ERROR(issue("0d01", 9999, "alice@example.org", now + 3600), "not-found");
+
+  auto revoked = store_->IsCertificateRevoked("0a01");
+  ASSERT_OK(revoked);
+  EXPECT_FALSE(*revoked);
+
+  ASSERT_OK(store_->RemoveMember(g, "alice@example.org"));
+
+  for (const char* serial : {"0a01", "0A02"}) {  // any case
+    revoked = store_->IsCertificateRevoked(serial);
+    ASSERT_OK(revoked);
+    EXPECT_TRUE(*revoked) << serial;
+  }
+  for (const char* serial : {"0a03", "0b01", "0c01", "ffff"}) {
+    revoked = store_->IsCertificateRevoked(serial);
+    ASSERT_OK(revoked);
+    EXPECT_FALSE(*revoked) << serial;
+  }
+
+  auto list = store_->ListRevokedCertificates();
+  ASSERT_OK(list);
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].serial_hex, "0a01");
+  EXPECT_EQ((*list)[1].serial_hex, "0a02");
+  for (const IssuedCertificate& c : *list) {
+    EXPECT_TRUE(c.revoked);
+    EXPECT_EQ(c.group_id, g);
+    EXPECT_EQ(c.member_address, "alice@example.org");
+    EXPECT_GE(c.revoked_at, now);
+    EXPECT_LE(c.revoked_at, Now());
+  }
+}
+
+TEST_P(StoreTest, RevokesMemberCertificatesOnRequest) {
+  const std::int64_t g = MakeGroup("list@example.org");
+  const UnixTime now = 1800000000;
+  ASSERT_OK(store_->RecordIssuedCertificate(
+      {.serial_hex = "01", .group_id = g, .member_address = "a@x", .not_after = now + 10}));
+  ASSERT_OK(store_->RecordIssuedCertificate(
+      {.serial_hex = "02", .group_id = g, .member_address = "a@x", .not_after = now}));
+  ASSERT_OK(store_->RecordIssuedCertificate(
+      {.serial_hex = "03", .group_id = g, .member_address = "a@x", .not_after = now - 1}));
+  ASSERT_OK(store_->RecordIssuedCertificate({.serial_hex = "04",
+                                             .group_id = g,
+                                             .member_address = "b@x",
+                                             .not_after = now + 10,
+                                             .revoked = true,
+                                             .revoked_at = now - 5}));
+  auto n = store_->RevokeMemberCertificates(g, "a@x", now);
+  ASSERT_OK(n);
+  EXPECT_EQ(*n, 2);  // 01 and 02 (valid through not_after); 03 had expired
+  n = store_->RevokeMemberCertificates(g, "a@x", now);
+  ASSERT_OK(n);
+  EXPECT_EQ(*n, 0);
+
+  auto list = store_->ListRevokedCertificates();
+  ASSERT_OK(list);
+  ASSERT_EQ(list->size(), 3u);
+  EXPECT_EQ((*list)[0].serial_hex, "04");  // oldest revocation first
+  EXPECT_EQ((*list)[0].revoked_at, now - 5);
+  EXPECT_EQ((*list)[1].serial_hex, "01");
+  EXPECT_EQ((*list)[1].revoked_at, now);
+  EXPECT_EQ((*list)[1].not_after, now + 10);
+  EXPECT_EQ((*list)[2].serial_hex, "02");
+}
+
+TEST_P(StoreTest, SetsAndReplacesTheExploder) {
+  const std::int64_t g = MakeGroup("list@example.org");
+  auto none = store_->FindExploder(g);
+  ASSERT_OK(none);
+  EXPECT_FALSE(none->has_value());
+
+  ASSERT_OK(
+      store_->SetExploder({.group_id = g, .certificate_der = Blob(1), .cert_fingerprint = "aa"}));
+  auto found = store_->FindExploder(g);
+  ASSERT_OK(found);
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->group_id, g);
+  EXPECT_EQ((*found)->certificate_der, Blob(1));
+  EXPECT_EQ((*found)->cert_fingerprint, "aa");
+
+  ASSERT_OK(
+      store_->SetExploder({.group_id = g, .certificate_der = Blob(2), .cert_fingerprint = "bb"}));
+  found = store_->FindExploder(g);
+  ASSERT_OK(found);
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->certificate_der, Blob(2));
+  EXPECT_EQ((*found)->cert_fingerprint, "bb");
+
+  EXPECT_ERROR(store_->SetExploder({.group_id = 9999, .certificate_der = Blob(3)}), "not-found");
+}
+
+// ---- administrators ----
+
+TEST_P(StoreTest, StoresAdminTokens) {
+  const Bytes hash = Blob(1, 32);
+  ASSERT_OK(store_->AddAdminToken({.name = "root", .token_hash = hash, .created_at = 1700000000}));
+  EXPECT_ERROR(store_->AddAdminToken({.name = "root", .token_hash = Blob(2, 32)}), "exists");
+  EXPECT_ERROR(store_->AddAdminToken({.name = "other", .token_hash = hash}), "exists");
+  EXPECT_ERROR(store_->AddAdminToken({.name = "empty", .token_hash = {}}), "invalid-argument");
+  ASSERT_OK(store_->AddAdminToken({.name = "second", .token_hash = Blob(3, 32)}));
+
+  auto found = store_->FindAdminToken(hash);
+  ASSERT_OK(found);
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->name, "root");
+  EXPECT_EQ((*found)->token_hash, hash);
+  EXPECT_EQ((*found)->created_at, 1700000000);
+
+  auto unknown = store_->FindAdminToken(Blob(4, 32));
+  ASSERT_OK(unknown);
+  EXPECT_FALSE(unknown->has_value());
+  auto empty = store_->FindAdminToken({});
+  ASSERT_OK(empty);
+  EXPECT_FALSE(empty->has_value());
+}
+
+// ---- audit ----
+
+TEST_P(StoreTest, ListsAuditNewestFirstPerGroupAndWithinTheLimit) {
+  const auto record = [](const std::string& group, const std::string& operation) {
+    return AuditRecord{.time = 1700000000,
+                       .daemon = "groupd",
+                       .caller = "alice@example.org",
+                       .group = group,
+                       .key_version = 2,
+                       .operation = operation,
+                       .result = "ok",
+                       .reason = "reading the list"};
+  };
+  ASSERT_OK(store_->AppendAudit(record("a@example.org", "op1")));
+  ASSERT_OK(store_->AppendAudit(record("b@example.org", "op2")));
+  ASSERT_OK(store_->AppendAudit(record("a@example.org", "op3")));
+  ASSERT_OK(store_->AppendAudit(record("", "op4")));
+  ASSERT_OK(store_->AppendAudit(record("a@example.org", "op5")));
+
+  auto all = store_->ListAudit("", 100);
+  ASSERT_OK(all);
+  ASSERT_EQ(all->size(), 5u);
+  const char* expected[] = {"op5", "op4", "op3", "op2", "op1"};
+  for (std::size_t i = 0; i < 5; ++i) EXPECT_EQ((*all)[i].operation, expected[i]);
+  for (std::size_t i = 1; i < 5; ++i) EXPECT_GT((*all)[i - 1].id, (*all)[i].id);
+  const AuditRecord& r = (*all)[0];
+  EXPECT_EQ(r.time, 1700000000);
+  EXPECT_EQ(r.daemon, "groupd");
+  EXPECT_EQ(r.caller, "alice@example.org");
+  EXPECT_EQ(r.group, "a@example.org");
+  EXPECT_EQ(r.key_version, 2);
+  EXPECT_EQ(r.result, "ok");
+  EXPECT_EQ(r.reason, "reading the list");
+
+  auto a = store_->ListAudit("a@example.org", 100);
+  ASSERT_OK(a);
+  ASSERT_EQ(a->size(), 3u);
+  EXPECT_EQ((*a)[0].operation, "op5");
+  EXPECT_EQ((*a)[2].operation, "op1");
+
+  auto limited = store_->ListAudit("", 2);
+  ASSERT_OK(limited);
+  ASSERT_EQ(limited->size(), 2u);
+  EXPECT_EQ((*limited)[0].operation, "op5");
+  EXPECT_EQ((*limited)[1].operation, "op4");
+  limited = store_->ListAudit("a@example.org", 1);
+  ASSERT_OK(limited);
+  ASSERT_EQ(limited->size(), 1u);
+  EXPECT_EQ((*limited)[0].operation, "op5");
+  auto none = store_->ListAudit("", 0);
+  ASSERT_OK(none);
+  EXPECT_TRUE(none->empty());
+  auto unknown = store_->ListAudit("nobody@example.org", 10);
+  ASSERT_OK(unknown);
+  EXPECT_TRUE(unknown->empty());
+}
+
+TEST_P(StoreTest, TruncatesTheAuditReasonAndKeepsOddText) {
+  AuditRecord r{.daemon = "certd", .caller = "anonymous", .operation = "issue", .result = "ok"};
+  r.reason = std::string(300, 'x');
+  ASSERT_OK(store_->AppendAudit(r));
+  // 300 two-byte characters: cut after 200 characters, never inside one.
+  r.reason.clear();
+  for (int i = 0; i < 300; ++i) r.reason += "\xc3\xa9";
+  ASSERT_OK(store_->AppendAudit(r));
+  // Bytes that are not UTF-8 are recorded as U+FFFD, not refused.
+  static constexpr char kOdd[] = "bad \xff byte and a \0 NUL";
+  r.reason = std::string(kOdd, sizeof kOdd - 1);
+  r.caller = "caller\xfe";
+  ASSERT_OK(store_->AppendAudit(r));
+
+  auto list = store_->ListAudit("", 10);
+  ASSERT_OK(list);
+  ASSERT_EQ(list->size(), 3u);
+  EXPECT_EQ((*list)[2].reason, std::string(200, 'x'));
+  EXPECT_GT((*list)[2].time, 0);  // the store filled in the time
+  EXPECT_EQ((*list)[1].reason.size(), 400u);
+  EXPECT_EQ((*list)[0].reason, "bad \xef\xbf\xbd byte and a \xef\xbf\xbd NUL");
+  EXPECT_EQ((*list)[0].caller, "caller\xef\xbf\xbd");
+}
+
+// ---- concurrency ----
+
+TEST_P(StoreTest, ManyThreadsWriteAtOnce) {
+  const std::int64_t g = MakeGroup("list@example.org");
+  constexpr int kThreads = 4;
+  constexpr int kEach = 15;
+  std::vector<std::thread> threads;
+  std::vector<std::vector<int>> versions(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        const std::string address = "m" + std::to_string(t) + "-" + std::to_string(i) + "@x";
+        Status added = store_->AddMember(MakeMember(g, address, static_cast<std::uint8_t>(i)));
+        EXPECT_TRUE(added.ok()) << added.error().message;
+        Status audited = store_->AppendAudit({.daemon = "groupd",
+                                              .caller = address,
+                                              .group = "list@example.org",
+                                              .operation = "add-member",
+                                              .result = "ok"});
+        EXPECT_TRUE(audited.ok()) << audited.error().message;
+        auto found = store_->FindMember(g, address);
+        EXPECT_TRUE(found.ok() && found->has_value());
+        if (i % 5 == 0) {
+          auto v = store_->AddGroupKey({.group_id = g, .key_type = "p256"});
+          EXPECT_TRUE(v.ok());
+          if (v.ok()) versions[t].push_back(*v);
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+
+  auto members = store_->ListMembers(g);
+  ASSERT_OK(members);
+  EXPECT_EQ(members->size(), static_cast<std::size_t>(kThreads * kEach));
+  auto audit = store_->ListAudit("list@example.org", 1000);
+  ASSERT_OK(audit);
+  EXPECT_EQ(audit->size(), static_cast<std::size_t>(kThreads * kEach));
+  std::set<int> distinct;
+  for (const auto& vs : versions) distinct.insert(vs.begin(), vs.end());
+  EXPECT_EQ(distinct.size(), static_cast<std::size_t>(kThreads * 3));
+  EXPECT_EQ(*distinct.begin(), 1);
+  EXPECT_EQ(*distinct.rbegin(), kThreads * 3);
+}
+
+// Two Stores on one database stand for two processes (two groupd replicas).
+TEST_P(StoreTest, TwoStoresOnOneDatabaseSeeEachOthersWritesAtOnce) {
+  auto second = Store::Open(db_->url());
+  ASSERT_OK(second);
+  Store& other = **second;
+  const std::int64_t g = MakeGroup("list@example.org");
+  ASSERT_OK(store_->AddMember(MakeMember(g, "alice@example.org", 1)));
+
+  auto seen = other.FindMember(g, "alice@example.org");
+  ASSERT_OK(seen);
+  EXPECT_TRUE(seen->has_value());
+  ASSERT_OK(store_->RemoveMember(g, "alice@example.org"));
+  // The very next call through the other Store no longer finds the member.
+  seen = other.FindMember(g, "alice@example.org");
+  ASSERT_OK(seen);
+  EXPECT_FALSE(seen->has_value());
+
+  // Both add key versions at once: every version is handed out exactly once.
+  constexpr int kEach = 10;
+  std::vector<int> from_first;
+  std::vector<int> from_second;
+  const auto add_keys = [g](Store* s, std::vector<int>* out) {
+    for (int i = 0; i < kEach; ++i) {
+      auto v = s->AddGroupKey({.group_id = g, .key_type = "p256", .sealed_private_key = Blob(1)});
+      EXPECT_TRUE(v.ok()) << (v.ok() ? "" : v.error().message);
+      if (v.ok()) out->push_back(*v);
+    }
+  };
+  std::thread a(add_keys, store_.get(), &from_first);
+  std::thread b(add_keys, &other, &from_second);
+  a.join();
+  b.join();
+  std::vector<int> all = from_first;
+  all.insert(all.end(), from_second.begin(), from_second.end());
+  std::sort(all.begin(), all.end());
+  std::vector<int> expected(2 * kEach);
+  for (int i = 0; i < 2 * kEach; ++i) expected[i] = i + 1;
+  EXPECT_EQ(all, expected);
+  auto keys = other.ListGroupKeys(g);
+  ASSERT_OK(keys);
+  EXPECT_EQ(keys->size(), static_cast<std::size_t>(2 * kEach));
+}
+
+// ---- PostgreSQL only ----
+
+class PostgresStoreTest : public StoreTest {};
+
+std::vector<Backend> PostgresOnly() {
+  std::vector<Backend> out;
+  for (Backend b : testkit::BackendsFromEnvironment()) {
+    if (b == Backend::kPostgres) out.push_back(b);
+  }
+  return out;
+}
+
+// Empty in the SQLite-only run.
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(PostgresStoreTest);
+INSTANTIATE_TEST_SUITE_P(Backends, PostgresStoreTest, ::testing::ValuesIn(PostgresOnly()),
+                         ParamName);
+
+TEST_P(PostgresStoreTest, ReconnectsWhenTheServerDropsItsConnections) {
+  const std::string app = "blindlist-reconnect-test-" + std::to_string(getpid());
+  auto opened = Store::Open(testkit::WithUrlParameter(db_->url(), "application_name", app));
+  ASSERT_OK(opened);
+  Store& s = **opened;
+  ASSERT_OK(s.CreateGroup("list@example.org"));
+
+  auto server = testkit::PostgresTestUrl();
+  ASSERT_OK(server);
+  const std::string terminate =
+      "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE application_name = '" +
+      app + "'";
+  ASSERT_OK(testkit::PostgresExec(*server, terminate));
+  auto found = s.FindGroup("list@example.org");  // a read
+  ASSERT_OK(found);
+  EXPECT_TRUE(found->has_value());
+
+  ASSERT_OK(testkit::PostgresExec(*server, terminate));
+  ASSERT_OK(s.CreateGroup("second@example.org"));  // a write, in a transaction
+  auto all = s.ListGroups();
+  ASSERT_OK(all);
+  EXPECT_EQ(all->size(), 2u);
+}
+
+TEST_P(PostgresStoreTest, ReportsAnUnreachableServerWithoutThePassword) {
+  auto s = Store::Open("postgresql://blindlist:hunter2secret@127.0.0.1:1/blindlist");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, "store-unavailable");
+  EXPECT_EQ(s.error().message.find("hunter2secret"), std::string::npos) << s.error().message;
+}
+
+// ---- URLs and the SQLite file (no server needed) ----
+
+TEST(StoreOpenTest, RefusesUnknownUrls) {
+  for (const char* url : {"", "mysql://localhost/db", "sqlite:", "file:/tmp/x.db", "SQLITE:/x"}) {
+    auto s = Store::Open(url);
+    ASSERT_FALSE(s.ok()) << url;
+    EXPECT_EQ(s.error().code, "bad-url") << url;
+  }
+}
+
+TEST(StoreOpenTest, ReportsAnUnusableSqlitePath) {
+  auto s = Store::Open("sqlite:/nonexistent-directory/store.db");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, "store-unavailable");
+}
+
+TEST(StoreOpenTest, CreatesTheSqliteFileReadableByItsOwnerOnly) {
+  auto db = ScratchDatabase::Create(Backend::kSqlite);
+  ASSERT_OK(db);
+  auto s = Store::Open((*db)->url());
+  ASSERT_OK(s);
+  const std::string path = (*db)->url().substr(std::string("sqlite:").size());
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ((*s)->BackendName(), "sqlite");
+}
+
+}  // namespace
+}  // namespace blindlist::store
