@@ -9,7 +9,6 @@
 //   --key-dir=DIR   reuse or create rsa3072.{key,crt} and p256.{key,crt} in DIR
 //                   (default: a fresh directory under $TMPDIR, removed at exit)
 #include <benchmark/benchmark.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>

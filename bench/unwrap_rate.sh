@@ -7,14 +7,17 @@
 # as a percentage of the raw primitive rate. Target: >= 90%.
 #
 # The machine may be shared, so both sides are measured in CPU time (openssl
-# speed's default; Google Benchmark's default) and the script does R rounds
-# (default 5), each alternating `openssl speed rsa3072`, the RSA benchmarks,
-# `openssl speed ecdhp256`, the P-256 benchmarks, and keeps each rate's best
-# round: interference only ever slows a run down.
+# speed's default, Google Benchmark's default) and in R paired rounds
+# (default 5): openssl speed rsa3072, then the RSA benchmarks, then openssl
+# speed ecdhp256, then the P-256 benchmarks. Each round gives one percentage
+# from two measurements taken seconds apart; the verdict uses the median over
+# the rounds. The best-of-rounds figures are printed too. The member side of
+# the blind unwrap (no target) runs once at the end.
 #
 # Usage: bench/unwrap_rate.sh [BENCH_UNWRAP] [--quick] [--rounds R] [--seconds S] [--out DIR]
 #   BENCH_UNWRAP  the bench_unwrap binary (default build/bench/bench_unwrap)
 #   --quick       one round of 1 s per measurement instead of 5 rounds of 3 s
+#   --seconds     whole seconds per measurement (openssl speed takes no fraction)
 #   --out         keep the raw outputs and a Markdown table there
 set -euo pipefail
 
@@ -26,9 +29,9 @@ while (($#)); do
   case "$1" in
     --quick) rounds=1; seconds=1 ;;
     --rounds) rounds="$2"; shift ;;
-    --seconds) seconds="$2"; shift ;;  # whole seconds: openssl speed takes no fraction
+    --seconds) seconds="$2"; shift ;;
     --out) out="$2"; shift ;;
-    -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "unwrap_rate: unknown option $1" >&2; exit 2 ;;
     *) bench="$1" ;;
   esac
@@ -38,66 +41,84 @@ done
 die() { echo "unwrap_rate: $*" >&2; exit 1; }
 for tool in openssl jq awk; do command -v "$tool" >/dev/null || die "needs $tool"; done
 [[ -x "$bench" ]] || die "no bench_unwrap at $bench (cmake --build BUILD --target bench)"
+[[ "$seconds" =~ ^[1-9][0-9]*$ ]] || die "--seconds takes a whole number"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/unwrap-rate.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 if [[ -z "$out" ]]; then out="$work/results"; fi
 mkdir -p "$out" "$work/keys"
 
+# run_bench NAME FILTER: one bench_unwrap run; prints "NAME RATE" per benchmark.
+run_bench() {
+  "$bench" --key-dir="$work/keys" --benchmark_min_time="$seconds" --benchmark_filter="$2" \
+    --benchmark_out="$out/bench-$1.json" --benchmark_out_format=json >&2
+  jq -r '.benchmarks[] | "\(.name) \(.items_per_second)"' "$out/bench-$1.json"
+}
+
 for ((r = 1; r <= rounds; r++)); do
   echo "== round $r of $rounds" >&2
   openssl speed -seconds "$seconds" rsa3072 2>/dev/null >"$out/speed-rsa-$r.txt"
-  "$bench" --key-dir="$work/keys" --benchmark_min_time="$seconds" --benchmark_filter=Rsa \
-    --benchmark_out="$out/bench-rsa-$r.json" --benchmark_out_format=json >&2
-  openssl speed -seconds "$seconds" ecdhp256 2>/dev/null >"$out/speed-ecdh-$r.txt"
-  "$bench" --key-dir="$work/keys" --benchmark_min_time="$seconds" --benchmark_filter=P256 \
-    --benchmark_out="$out/bench-p256-$r.json" --benchmark_out_format=json >&2
   # "rsa 3072 bits 0.002258s 0.000053s    442.8  18715.1": sign/s is field 6.
-  awk '$1 == "rsa" && $2 == "3072" { print "raw_rsa3072_private", $6 }' "$out/speed-rsa-$r.txt"
+  awk -v r="$r" '$1 == "rsa" && $2 == "3072" { print r, "raw_rsa", $6 }' "$out/speed-rsa-$r.txt"
+  run_bench "rsa-$r" '^BM_(Unwrap|ApplyBlind)Rsa' | sed "s/^/$r /"
+  openssl speed -seconds "$seconds" ecdhp256 2>/dev/null >"$out/speed-ecdh-$r.txt"
   # " 256 bits ecdh (nistp256)   0.0001s  13967.2": op/s is the last field.
-  awk '/ecdh \(nistp256\)/ { print "raw_ecdh_p256", $NF }' "$out/speed-ecdh-$r.txt"
-  jq -r '.benchmarks[] | "\(.name) \(.items_per_second)"' "$out/bench-rsa-$r.json" \
-    "$out/bench-p256-$r.json"
+  awk -v r="$r" '/ecdh \(nistp256\)/ { print r, "raw_ecdh", $NF }' "$out/speed-ecdh-$r.txt"
+  run_bench "p256-$r" '^BM_(Unwrap|ApplyBlind)P256' | sed "s/^/$r /"
 done >"$out/rates.txt"
+echo "== member side" >&2
+run_bench member '^BM_Blind' | sed 's/^/0 /' >>"$out/rates.txt"
 
-grep -q raw_rsa3072_private "$out/rates.txt" || die "could not read openssl speed rsa3072"
-grep -q raw_ecdh_p256 "$out/rates.txt" || die "could not read openssl speed ecdhp256"
+grep -q raw_rsa "$out/rates.txt" || die "could not read openssl speed rsa3072"
+grep -q raw_ecdh "$out/rates.txt" || die "could not read openssl speed ecdhp256"
 
 {
-  echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
-  echo "$(openssl version); $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+  echo "$(openssl version); $(date -u '+%Y-%m-%d %H:%M UTC'); load average $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
   awk -v rounds="$rounds" -v secs="$seconds" '
-    { v = $2 + 0; if (!($1 in best) || v > best[$1]) best[$1] = v
-      all[$1] = ($1 in all) ? all[$1] " " sprintf("%.0f", v) : sprintf("%.0f", v) }
+    { rate[$1, $2] = $3 + 0; if (!($2 in best) || $3 + 0 > best[$2]) best[$2] = $3 + 0 }
     END {
-      printf "best of %d rounds of %s s each, CPU time; every round in the last column.\n\n", rounds, secs
-      printf "| variant | library call | ops/s | raw ops/s | %% of raw | >= 90%% | rounds (ops/s) |\n"
-      printf "|---|---|--:|--:|--:|---|---|\n"
-      raw("raw RSA-3072 private op", "openssl speed rsa3072 (sign/s)", "raw_rsa3072_private")
-      row("RSA-3072 OAEP (KTRI)", "UnwrapCek", "BM_UnwrapRsa3072Oaep", "raw_rsa3072_private", 1)
-      row("RSA-3072 PKCS#1 v1.5 (KTRI)", "UnwrapCek", "BM_UnwrapRsa3072Pkcs1", "raw_rsa3072_private", 1)
-      row("blind RSA-3072, key holder", "ApplyBlind", "BM_ApplyBlindRsa3072", "raw_rsa3072_private", 1)
-      raw("raw ECDH P-256", "openssl speed ecdhp256 (op/s)", "raw_ecdh_p256")
-      row("EC P-256 (KARI)", "UnwrapCek", "BM_UnwrapP256Kari", "raw_ecdh_p256", 1)
-      row("blind P-256, key holder", "ApplyBlind", "BM_ApplyBlindP256", "raw_ecdh_p256", 1)
-      printf "\nthe member side of the blind unwrap, for information (no target):\n\n"
-      printf "| variant | library call | ops/s | us/op | rounds (ops/s) |\n|---|---|--:|--:|---|\n"
+      printf "%d paired rounds of %s s per measurement, CPU time. %% of raw: median over the\n", rounds, secs
+      printf "rounds of (blindlist rate / openssl speed rate of the same round); best: best\n"
+      printf "blindlist round / best openssl round.\n\n"
+      printf "| variant | library call | median ops/s | median raw ops/s | %% of raw (median) |"
+      printf " %% of raw (best) | >= 90%% | per round %% |\n|---|---|--:|--:|--:|--:|---|---|\n"
+      row("RSA-3072 OAEP (KTRI)", "UnwrapCek", "BM_UnwrapRsa3072Oaep", "raw_rsa")
+      row("RSA-3072 PKCS#1 v1.5 (KTRI)", "UnwrapCek", "BM_UnwrapRsa3072Pkcs1", "raw_rsa")
+      row("blind RSA-3072, key holder", "ApplyBlind", "BM_ApplyBlindRsa3072", "raw_rsa")
+      row("EC P-256 (KARI)", "UnwrapCek", "BM_UnwrapP256Kari", "raw_ecdh")
+      row("blind P-256, key holder", "ApplyBlind", "BM_ApplyBlindP256", "raw_ecdh")
+      printf "\nraw rates per round (ops/s): openssl speed rsa3072 sign/s:%s; ecdhp256 op/s:%s\n",
+        series("raw_rsa"), series("raw_ecdh")
+      printf "\nthe member side of the blind unwrap, for information (no target), one run:\n\n"
+      printf "| variant | library call | ops/s | us/op |\n|---|---|--:|--:|\n"
       info("blind RSA-3072, member", "BlindRequest::Create", "BM_BlindCreateRsa3072")
       info("blind RSA-3072, member", "BlindRequest::Finish", "BM_BlindFinishRsa3072")
       info("blind P-256, member", "BlindRequest::Create", "BM_BlindCreateP256")
       info("blind P-256, member", "BlindRequest::Finish", "BM_BlindFinishP256")
     }
-    function raw(label, call, name) {
-      printf "| **%s** | %s | | **%.1f** | | | %s |\n", label, call, best[name], all[name]
+    function median(a, n,   i, j, t) {
+      for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) {
+        t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+      return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
     }
-    function row(label, call, name, raw, judged,   pct) {
-      pct = 100 * best[name] / best[raw]
-      printf "| %s | %s | %.1f | %.1f | %.1f%% | %s | %s |\n", label, call, best[name], best[raw],
-        pct, pct >= 90 ? "MET" : "MISSED", all[name]
+    function series(name,   r, s) {
+      for (r = 1; r <= rounds; r++) s = s sprintf(" %.0f", rate[r, name])
+      return s
+    }
+    function row(label, call, name, base,   r, pct, ops, raw, list, m, b) {
+      for (r = 1; r <= rounds; r++) {
+        pct[r] = 100 * rate[r, name] / rate[r, base]
+        list = list sprintf("%s%.0f", (r > 1 ? " " : ""), pct[r])
+        ops[r] = rate[r, name]; raw[r] = rate[r, base]
+      }
+      m = median(pct, rounds); b = 100 * best[name] / best[base]
+      printf "| %s | %s | %.1f | %.1f | %.1f%% | %.1f%% | %s | %s |\n", label, call,
+        median(ops, rounds), median(raw, rounds), m, b, (m >= 90 ? "MET" : "MISSED"), list
     }
     function info(label, call, name) {
-      printf "| %s | %s | %.1f | %.1f | %s |\n", label, call, best[name], 1e6 / best[name], all[name]
+      printf "| %s | %s | %.1f | %.1f |\n", label, call, rate[0, name], 1e6 / rate[0, name]
     }' "$out/rates.txt"
 } | tee "$out/table.md"
 if [[ "$out" != "$work/results" ]]; then echo "raw results in $out" >&2; fi

@@ -41,6 +41,7 @@ struct AdminState {
   std::string group;
   std::string address;
   std::string key_type = "rsa3072";
+  std::string rotate_key_type;  // empty: the server keeps the group's current key type
   bool csr = false;
   bool secret = false;
   bool token = false;
@@ -79,7 +80,7 @@ Status GroupCreate(AdminState& s) {
 
 Status GroupRotate(AdminState& s) {
   json body = {{"what", s.secret ? "secret" : "key"}, {"csr", s.csr}};
-  if (!s.secret) body["key_type"] = s.key_type;
+  if (!s.secret && !s.rotate_key_type.empty()) body["key_type"] = s.rotate_key_type;
   BL_TRY_ASSIGN(json r, Call(s, "POST", G(s) + "/rotate", body));
   if (s.json_out) return Print(s, r, "");
   if (s.secret) {
@@ -201,7 +202,8 @@ void AddAdminCommands(CLI::App& app, Action* chosen) {
   auto* rotate = group->add_subcommand("rotate", "Add a key version (or with --secret, a group secret version)");
   rotate->add_option("name", s->group, "The list address")->required();
   rotate->add_flag("--secret", s->secret, "Rotate the group secret instead of the key pair");
-  rotate->add_option("--key-type", s->key_type, "rsa3072 or p256")->check(CLI::IsMember({"rsa3072", "p256"}));
+  rotate->add_option("--key-type", s->rotate_key_type, "rsa3072 or p256 (default: the group's current type)")
+      ->check(CLI::IsMember({"rsa3072", "p256"}));
   rotate->add_flag("--csr", s->csr, "Emit a CSR for an outside CA");
   bind(rotate, GroupRotate);
   auto* show = group->add_subcommand("show", "Key versions, secrets, member count, exploder");

@@ -1,6 +1,7 @@
 // blindlist: the one command for senders, members and administrators.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <string>
 
 #include "commands.h"
 
@@ -12,11 +13,22 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "blindlist 0.1.0");
   blindlist::cli::Action action;
   blindlist::cli::AddCryptoCommands(app, &action);
+  blindlist::cli::AddAdminCommands(app, &action);
+  blindlist::cli::AddOpenCommand(app, &action);
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    // Usage errors keep the one-line contract: "blindlist: WHAT", exit 2.
+    std::string what = e.what();
+    if (argc >= 2 && argv[1][0] != '-' && app.get_subcommands().empty()) {
+      what = std::string("unknown command \"") + argv[1] + "\" (try blindlist --help)";
+    } else if (what.empty() || (e.get_name() == "RequiredError" && what.find("subcommand") != std::string::npos)) {
+      what = "a subcommand is required: encrypt, decrypt, rewrap, inspect, admin, open (try blindlist --help)";
+    }
+    std::fprintf(stderr, "blindlist: %s\n", what.c_str());
+    return 2;
   }
   blindlist::Status status = action ? action() : blindlist::Status::Ok();
   if (!status.ok()) {

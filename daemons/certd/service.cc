@@ -114,6 +114,8 @@ HttpResponse CertService::Route(const HttpRequest& req, Call& call) {
     r.body = metrics.Render();
     return r;
   }
+  // The group named in the path goes into the audit record, so a 429 shows in that group's audit.
+  if (parts.size() == 4 && parts[0] == "v1" && parts[1] == "groups") call.group = parts[2];
   std::string token = api::BearerToken(req);
   std::string rate_key = !token.empty() ? "t:" + ToHex(api::TokenHash(token))
                          : !req.peer_certificate_der.empty()

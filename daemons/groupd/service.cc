@@ -184,6 +184,8 @@ HttpResponse GroupService::Route(const HttpRequest& req, Call& call) {
   }
 
   // Rate limit by the credential presented (or the peer address) before any work.
+  // The group named in the path goes into the audit record, so a 429 shows in that group's audit.
+  if (parts.size() >= 3) call.group = parts[2];
   std::string token = BearerToken(req);
   std::string rate_key = !token.empty() ? "t:" + ToHex(TokenHash(token))
                          : !req.peer_certificate_der.empty() ? "c:" + Fingerprint(req.peer_certificate_der)

@@ -47,7 +47,7 @@ class BlindRequest {
 
 // The key holder's side. EC: `blinded` must be a point on the key's curve and
 // not the point at infinity; returns the x-coordinate of d·P. RSA: `blinded`
-// must be an integer in [1, n-1] of the modulus length; returns the raw
+// must be an integer in [2, n-1] of the modulus length; returns the raw
 // private-key operation on it. Errors name the problem ("bad-point", "out-of-range").
 Result<Bytes> ApplyBlind(const PrivateKey& key, ByteView blinded);
 

@@ -33,7 +33,6 @@ Bytes SampleContent(std::size_t n) {
   return ToBytes(s);
 }
 
-
 // The RSA modulus n of `cert`, big-endian, from its SubjectPublicKeyInfo.
 Bytes RsaModulus(const Certificate& cert) {
   // Certificate ::= SEQUENCE { tbs SEQUENCE { [0] version, serial, sigalg, issuer,
@@ -288,10 +287,10 @@ TEST(ApplyBlindEc, RejectsBadPoints) {
   auto m256 = Encrypt(SampleContent(10), {Pki().p256().cert}, {}, EncryptOptions{});
   auto m384 = Encrypt(SampleContent(10), {Pki().p384().cert}, {}, EncryptOptions{});
   ASSERT_TRUE(m256.ok() && m384.ok());
-  auto r256 = BlindRequest::Create(Unwrap(Envelope::Parse(*m256), "p").recipients[0],
-                                   Pki().p256().cert);
-  auto r384 = BlindRequest::Create(Unwrap(Envelope::Parse(*m384), "p").recipients[0],
-                                   Pki().p384().cert);
+  auto r256 =
+      BlindRequest::Create(Unwrap(Envelope::Parse(*m256), "p").recipients[0], Pki().p256().cert);
+  auto r384 =
+      BlindRequest::Create(Unwrap(Envelope::Parse(*m384), "p").recipients[0], Pki().p384().cert);
   ASSERT_TRUE(r256.ok() && r384.ok());
   EXPECT_EQ(ErrorCode(ApplyBlind(Pki().p384().key, r256->blinded())), "bad-point");
   EXPECT_EQ(ErrorCode(ApplyBlind(Pki().p256().key, r384->blinded())), "bad-point");
@@ -384,8 +383,8 @@ TEST(BlindRequestCreate, RefusesMismatchedInputs) {
   SecretBytes cek = RandomSecret(32);
   auto ktri = RecipientInfo::Parse(
       Unwrap(WrapCek(cek, Pki().rsa2048().cert, RsaPadding::kOaepSha256), "w"));
-  auto kari = RecipientInfo::Parse(
-      Unwrap(WrapCek(cek, Pki().p256().cert, RsaPadding::kOaepSha256), "w"));
+  auto kari =
+      RecipientInfo::Parse(Unwrap(WrapCek(cek, Pki().p256().cert, RsaPadding::kOaepSha256), "w"));
   GroupSecret secret;
   secret.id = ToBytes("v1");
   secret.key = RandomSecret(32);
@@ -424,8 +423,7 @@ TEST(BlindInterop, OpensslMessages) {
     SCOPED_TRACE(std::string(c.id->name) + " " + c.args);
     std::string out = dir.File("m" + std::to_string(++i));
     Openssl(dir, "cms -encrypt -binary -outform DER -recip " + ShellQuote(c.id->cert_path) + " " +
-                     c.args + " -in " + ShellQuote(dir.File("in")) +
-                     " -out " + ShellQuote(out));
+                     c.args + " -in " + ShellQuote(dir.File("in")) + " -out " + ShellQuote(out));
     auto env = Envelope::Parse(ReadFileBytes(out));
     ASSERT_TRUE(env.ok()) << env.error().message;
     const RecipientInfo& ri = env->recipients.at(0);

@@ -457,6 +457,11 @@ Result<Bytes> WrapCek(const SecretBytes& cek, const Certificate& cert, RsaPaddin
   EVP_PKEY* pub = X509_get0_pubkey(cert.impl().x509.get());
   KeyType type = cert.key_type();
   if (type == KeyType::kRsa) {
+    // Reading old mail to short keys still works; wrapping new keys to them does not.
+    if (int bits = EVP_PKEY_get_bits(pub); bits < 2048) {
+      return MakeError("weak-key", "the recipient's RSA key has " + std::to_string(bits) +
+                                       " bits; at least 2048 are required");
+    }
     EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, pub, nullptr));
     if (!ctx || EVP_PKEY_encrypt_init(ctx.get()) != 1)
       return OsslError("crypto", "RSA setup failed");
@@ -617,6 +622,12 @@ Result<SecretBytes> FindAndUnwrapCek(const Envelope& env, const PrivateKey& key,
       if (cert != nullptr && !ri.rid.Matches(*cert)) continue;
       any_candidate = true;
       auto cek = UnwrapCek(ri, key);
+      // PKCS#1 v1.5 under the wrong key can pass its padding check (by chance, or
+      // always with OpenSSL 3.2+ implicit rejection): a CEK of the wrong length for
+      // the content cipher is such a failure, so keep looking.
+      if (cek.ok() && env.cipher && cek->size() != CekLength(*env.cipher)) {
+        cek = MakeError("unwrap-failed", "cannot unwrap the message key: wrong key");
+      }
       if (cek.ok() || cert != nullptr) return cek;
     } else if (!is_rsa && ri.kind == RecipientKind::kKeyAgree) {
       for (std::size_t i = 0; i < ri.recipient_keys.size(); ++i) {

@@ -53,7 +53,6 @@ GroupSecret MakeSecret(std::size_t len, std::string_view id = "group-secret-v1")
   return s;
 }
 
-
 ::testing::AssertionResult SamePlaintext(const Result<SecretBytes>& plain, ByteView expected) {
   if (!plain.ok()) {
     return ::testing::AssertionFailure()
@@ -285,8 +284,8 @@ INSTANTIATE_TEST_SUITE_P(AllCiphersAndRecipients, CmsRoundTrip,
                            std::string name =
                                CipherTestName(p.param.cipher) + "_" + WhoName(p.param.who);
                            if (IsRsa(p.param.who)) {
-                             name += p.param.padding == RsaPadding::kOaepSha256 ? "_oaep"
-                                                                                   : "_pkcs1";
+                             name +=
+                                 p.param.padding == RsaPadding::kOaepSha256 ? "_oaep" : "_pkcs1";
                            }
                            return name;
                          });
@@ -352,18 +351,16 @@ TEST(CmsEncrypt, EveryRecipientOfOneMessageGetsTheSameCek) {
   for (ContentCipher c : {ContentCipher::kAes256Gcm, ContentCipher::kAes256Cbc}) {
     EncryptOptions options;
     options.cipher = c;
-    auto message = Encrypt(content,
-                           {Pki().rsa2048().cert, Pki().p256().cert, Pki().p384().cert,
-                            Pki().rsa3072().cert},
-                           {secret}, options);
+    auto message = Encrypt(
+        content, {Pki().rsa2048().cert, Pki().p256().cert, Pki().p384().cert, Pki().rsa3072().cert},
+        {secret}, options);
     ASSERT_TRUE(message.ok()) << message.error().message;
     auto env = Envelope::Parse(*message);
     ASSERT_TRUE(env.ok()) << env.error().message;
     ASSERT_EQ(env->recipients.size(), 5u);
     auto reference = FindAndUnwrapCek(*env, secret);
     ASSERT_TRUE(reference.ok());
-    for (const Identity* id :
-         {&Pki().rsa2048(), &Pki().p256(), &Pki().p384(), &Pki().rsa3072()}) {
+    for (const Identity* id : {&Pki().rsa2048(), &Pki().p256(), &Pki().p384(), &Pki().rsa3072()}) {
       auto cek = FindAndUnwrapCek(*env, id->key, &id->cert);
       ASSERT_TRUE(cek.ok()) << id->name << ": " << cek.error().message;
       EXPECT_EQ(*cek, *reference) << id->name;
@@ -419,6 +416,32 @@ TEST(CmsRecipientId, IssuerAndSerialPicksTheRightCertificate) {
   auto mismatched = FindAndUnwrapCek(*env, b.key, &a.cert);
   ASSERT_FALSE(mismatched.ok());
   EXPECT_EQ(mismatched.error().code, "unwrap-failed");
+}
+
+TEST(CmsRecipientId, WithoutCertificateAWrongLengthUnwrapIsNotTheAnswer) {
+  // PKCS#1 v1.5 under a wrong key sometimes "succeeds" with garbage (always, with
+  // OpenSSL 3.2+ implicit rejection). Simulate it deterministically: a decoy KTRI
+  // that unwraps under the member's key to 20 bytes, ahead of the real one.
+  const Identity& member = Pki().rsa2048b();
+  const Bytes content = SampleContent(64);
+  EncryptOptions options;
+  options.cipher = ContentCipher::kAes256Cbc;
+  options.rsa_padding = RsaPadding::kPkcs1v15;
+  auto message = Encrypt(content, {member.cert}, {}, options);
+  ASSERT_TRUE(message.ok());
+  auto env = Envelope::Parse(*message);
+  ASSERT_TRUE(env.ok());
+  const Bytes real = env->recipients[0].der;
+  Bytes decoy = Unwrap(WrapCek(RandomSecret(20), member.cert, RsaPadding::kPkcs1v15), "decoy wrap");
+  ASSERT_TRUE(env->ReplaceRecipient(0, decoy).ok());
+  ASSERT_TRUE(env->AddRecipient(real).ok());
+  Bytes edited = env->Serialize();
+  EXPECT_TRUE(DecryptsWithKey(edited, member.key, nullptr, content));
+  // Named by certificate, the first matching RecipientInfo is the answer; a CEK of
+  // the wrong length is reported as a failed unwrap, not handed out.
+  auto reparsed = Envelope::Parse(edited);
+  ASSERT_TRUE(reparsed.ok());
+  EXPECT_EQ(ErrorCode(FindAndUnwrapCek(*reparsed, member.key, &member.cert)), "unwrap-failed");
 }
 
 TEST(CmsRecipientId, SameSerialFromAnotherIssuerDoesNotMatch) {
@@ -495,8 +518,8 @@ TEST(CmsRecipientId, HandBuiltKtriV2WithSubjectKeyIdentifier) {
     TempDir dir;
     WriteFileBytes(dir.File("m.der"), edited);
     Openssl(dir, "cms -decrypt -binary -inform DER -in " + ShellQuote(dir.File("m.der")) +
-                     " -recip " + ShellQuote(id.cert_path) + " -inkey " +
-                     ShellQuote(id.key_path) + " -out " + ShellQuote(dir.File("out")));
+                     " -recip " + ShellQuote(id.cert_path) + " -inkey " + ShellQuote(id.key_path) +
+                     " -out " + ShellQuote(dir.File("out")));
     EXPECT_EQ(ReadFileBytes(dir.File("out")), content);
   }
 }
@@ -672,9 +695,8 @@ TEST(CmsTamper, GcmTagCiphertextAndAttributes) {
   {
     // authAttrs are authenticated: adding some breaks the tag.
     Envelope t = *env;
-    Bytes attr = der::Encode(
-        der::kSequence, {der::EncodeOid("1.2.840.113549.1.9.3"),
-                         der::Encode(der::kSet, der::EncodeOid(oid::kData))});
+    Bytes attr = der::Encode(der::kSequence, {der::EncodeOid("1.2.840.113549.1.9.3"),
+                                              der::Encode(der::kSet, der::EncodeOid(oid::kData))});
     t.auth_attrs = der::Encode(der::ContextConstructed(1), attr);
     EXPECT_EQ(ErrorCode(DecryptContent(t, *cek)), "tampered");
   }
@@ -751,8 +773,8 @@ TEST(CmsParse, RejectsNonEnvelopes) {
 }
 
 TEST(CmsParse, EveryPrefixAndEveryByteFlipIsHandled) {
-  auto message = Encrypt(SampleContent(40), {Pki().p256().cert}, {MakeSecret(16)},
-                         EncryptOptions{});
+  auto message =
+      Encrypt(SampleContent(40), {Pki().p256().cert}, {MakeSecret(16)}, EncryptOptions{});
   ASSERT_TRUE(message.ok());
   ASSERT_TRUE(Envelope::Parse(*message).ok());
   for (std::size_t n = 0; n < message->size(); ++n) {
@@ -812,10 +834,10 @@ TEST(CmsParse, StructuralErrors) {
   {
     Envelope e = *cbc_env;  // an 8-byte CBC IV
     e.encrypted_content_info = der::Encode(
-        der::kSequence, {der::EncodeOid(oid::kData),
-                         EncodeAlgorithmId(cbc_env->cipher_oid,
-                                           der::Encode(der::kOctetString, Bytes(8, 1))),
-                         der::Encode(der::ContextPrimitive(0), cbc_env->ciphertext)});
+        der::kSequence,
+        {der::EncodeOid(oid::kData),
+         EncodeAlgorithmId(cbc_env->cipher_oid, der::Encode(der::kOctetString, Bytes(8, 1))),
+         der::Encode(der::ContextPrimitive(0), cbc_env->ciphertext)});
     EXPECT_EQ(ErrorCode(Envelope::Parse(e.Serialize())), "malformed-der");
   }
   {
@@ -832,12 +854,13 @@ TEST(CmsParse, StructuralErrors) {
   {
     // GCM parameters without aes-ICVlen: the default is 12.
     Envelope e = *gcm_env;
-    e.encrypted_content_info = der::Encode(
-        der::kSequence,
-        {der::EncodeOid(oid::kData),
-         EncodeAlgorithmId(gcm_env->cipher_oid,
-                           der::Encode(der::kSequence, der::Encode(der::kOctetString, gcm_env->iv))),
-         der::Encode(der::ContextPrimitive(0), gcm_env->ciphertext)});
+    e.encrypted_content_info =
+        der::Encode(der::kSequence,
+                    {der::EncodeOid(oid::kData),
+                     EncodeAlgorithmId(
+                         gcm_env->cipher_oid,
+                         der::Encode(der::kSequence, der::Encode(der::kOctetString, gcm_env->iv))),
+                     der::Encode(der::ContextPrimitive(0), gcm_env->ciphertext)});
     auto parsed = Envelope::Parse(e.Serialize());
     ASSERT_TRUE(parsed.ok()) << parsed.error().message;
     EXPECT_EQ(parsed->tag_len, 12u);
@@ -884,6 +907,39 @@ TEST(CmsParse, OtherRecipientKindsAreKeptAndSkipped) {
   EXPECT_TRUE(DecryptsWithKey(edited, id.key, nullptr, content));
   EXPECT_EQ(ErrorCode(RecipientInfo::Parse(Hex("0500"))), "malformed-der");
   EXPECT_EQ(ErrorCode(UnwrapCek(reparsed->recipients[1], id.key)), "wrong-key");
+}
+
+TEST(CmsParse, TrailingAttributesAreKeptVerbatim) {
+  const Identity& id = Pki().rsa2048();
+  const Bytes content = SampleContent(90);
+  // Attribute ::= SEQUENCE { attrType OID, attrValues SET OF ANY }
+  const Bytes attribute = der::Encode(
+      der::kSequence, {der::EncodeOid("1.2.3.4.5"),
+                       der::Encode(der::kSet, der::Encode(der::kOctetString, Hex("01")))});
+  struct Case {
+    ContentCipher cipher;
+    std::uint8_t tag;  // unprotectedAttrs [1] (EnvelopedData), unauthAttrs [2] (AuthEnvelopedData)
+    std::uint32_t version;
+  };
+  for (const Case& c : {Case{ContentCipher::kAes128Cbc, der::ContextConstructed(1), 2},
+                        Case{ContentCipher::kAes128Gcm, der::ContextConstructed(2), 0}}) {
+    EncryptOptions options;
+    options.cipher = c.cipher;
+    auto message = Encrypt(content, {id.cert}, {}, options);
+    ASSERT_TRUE(message.ok());
+    auto env = Envelope::Parse(*message);
+    ASSERT_TRUE(env.ok());
+    EXPECT_EQ(BodyVersion(*message), 0u);
+    env->trailing_attrs = der::Encode(c.tag, attribute);
+    Bytes with_attrs = env->Serialize();
+    // RFC 5652 6.1: unprotectedAttrs make EnvelopedData version 2; AuthEnvelopedData stays 0.
+    EXPECT_EQ(BodyVersion(with_attrs), c.version);
+    auto reparsed = Envelope::Parse(with_attrs);
+    ASSERT_TRUE(reparsed.ok()) << reparsed.error().message;
+    EXPECT_EQ(reparsed->trailing_attrs, env->trailing_attrs);
+    EXPECT_EQ(reparsed->Serialize(), with_attrs);
+    EXPECT_TRUE(DecryptsWithKey(with_attrs, id.key, &id.cert, content));
+  }
 }
 
 // ---- DER-level edits: the EncryptedContentInfo never changes ----
@@ -973,8 +1029,8 @@ TEST_P(CmsEdit, RemoveRecipient) {
   EditFixture f = EncryptForEdit(GetParam(), content);
   const Bytes eci = f.env.encrypted_content_info;
   const Identity& p256 = Pki().p256();
-  ASSERT_TRUE(f.env.AddRecipient(Unwrap(WrapCek(f.cek, p256.cert, RsaPadding::kOaepSha256), "w"))
-                  .ok());
+  ASSERT_TRUE(
+      f.env.AddRecipient(Unwrap(WrapCek(f.cek, p256.cert, RsaPadding::kOaepSha256), "w")).ok());
   ASSERT_TRUE(f.env.RemoveRecipient(0).ok());
   Bytes edited = f.env.Serialize();
   auto env = Envelope::Parse(edited);
@@ -1035,9 +1091,9 @@ TEST(CmsEditInterop, SpliceIntoBerMessageFromOpenssl) {
   EXPECT_EQ(eci[1], 0x80);  // the streamed EncryptedContentInfo, verbatim
   auto cek = FindAndUnwrapCek(*env, group.key, &group.cert);
   ASSERT_TRUE(cek.ok()) << cek.error().message;
-  ASSERT_TRUE(env->ReplaceRecipient(0, Unwrap(WrapCek(*cek, member.cert, RsaPadding::kOaepSha256),
-                                              "wrap"))
-                  .ok());
+  ASSERT_TRUE(
+      env->ReplaceRecipient(0, Unwrap(WrapCek(*cek, member.cert, RsaPadding::kOaepSha256), "wrap"))
+          .ok());
   Bytes edited = env->Serialize();
   auto reparsed = Envelope::Parse(edited);
   ASSERT_TRUE(reparsed.ok()) << reparsed.error().message;
@@ -1058,12 +1114,12 @@ TEST(CmsWrapCek, CertificateRecipientsRoundTrip) {
     const Identity* id;
     RsaPadding padding;
   };
-  for (const Case& c : {Case{&Pki().rsa2048(), RsaPadding::kOaepSha256},
-                        Case{&Pki().rsa2048(), RsaPadding::kPkcs1v15},
-                        Case{&Pki().rsa3072(), RsaPadding::kOaepSha256},
-                        Case{&Pki().rsa3072(), RsaPadding::kPkcs1v15},
-                        Case{&Pki().p256(), RsaPadding::kOaepSha256},
-                        Case{&Pki().p384(), RsaPadding::kOaepSha256}}) {
+  for (const Case& c :
+       {Case{&Pki().rsa2048(), RsaPadding::kOaepSha256},
+        Case{&Pki().rsa2048(), RsaPadding::kPkcs1v15},
+        Case{&Pki().rsa3072(), RsaPadding::kOaepSha256},
+        Case{&Pki().rsa3072(), RsaPadding::kPkcs1v15}, Case{&Pki().p256(), RsaPadding::kOaepSha256},
+        Case{&Pki().p384(), RsaPadding::kOaepSha256}}) {
     for (std::size_t len : {16, 24, 32}) {
       SecretBytes cek = RandomSecret(len);
       auto der = WrapCek(cek, c.id->cert, c.padding);
@@ -1163,8 +1219,8 @@ TEST(CmsWrapCek, Errors) {
 
   auto ktri = RecipientInfo::Parse(
       Unwrap(WrapCek(cek, Pki().rsa2048().cert, RsaPadding::kOaepSha256), "w"));
-  auto kari = RecipientInfo::Parse(
-      Unwrap(WrapCek(cek, Pki().p256().cert, RsaPadding::kOaepSha256), "w"));
+  auto kari =
+      RecipientInfo::Parse(Unwrap(WrapCek(cek, Pki().p256().cert, RsaPadding::kOaepSha256), "w"));
   auto kekri = RecipientInfo::Parse(Unwrap(WrapCek(cek, MakeSecret(32)), "w"));
   ASSERT_TRUE(ktri.ok() && kari.ok() && kekri.ok());
   EXPECT_EQ(ErrorCode(UnwrapCek(*ktri, Pki().p256().key)), "wrong-key");
@@ -1283,8 +1339,8 @@ TEST_P(CmsFromOpenssl, ParsesAndDecrypts) {
     recipient_args = " -recip " + ShellQuote(IdentityFor(tc.who).cert_path);
   }
   // -keyopt applies to the -recip before it.
-  Openssl(dir, "cms -encrypt -binary -outform DER" + recipient_args + " " + tc.args +
-                   " -in " + ShellQuote(dir.File("in")) + " -out " + ShellQuote(dir.File("m")));
+  Openssl(dir, "cms -encrypt -binary -outform DER" + recipient_args + " " + tc.args + " -in " +
+                   ShellQuote(dir.File("in")) + " -out " + ShellQuote(dir.File("m")));
   Bytes message = ReadFileBytes(dir.File("m"));
   ASSERT_GE(message.size(), 2u);
   EXPECT_EQ(message[1] == 0x80, tc.ber) << "first octets " << ToHex(ByteView(message).first(2));
@@ -1297,7 +1353,8 @@ TEST_P(CmsFromOpenssl, ParsesAndDecrypts) {
   const RecipientInfo& ri = env->recipients[0];
   EXPECT_EQ(ri.kind, tc.kind);
   EXPECT_EQ(ri.key_alg_oid, tc.key_alg_oid);
-  const RecipientId& rid = ri.kind == RecipientKind::kKeyAgree ? ri.recipient_keys.at(0).rid : ri.rid;
+  const RecipientId& rid =
+      ri.kind == RecipientKind::kKeyAgree ? ri.recipient_keys.at(0).rid : ri.rid;
   EXPECT_EQ(rid.kind, tc.rid);
 
   SecretBytes cek;
@@ -1374,18 +1431,19 @@ TEST_P(CmsToOpenssl, OpensslDecrypts) {
 
 INSTANTIATE_TEST_SUITE_P(
     Openssl, CmsToOpenssl,
-    ::testing::Values(ToOpensslCase{ContentCipher::kAes256Gcm, Who::kRsa2048, RsaPadding::kOaepSha256},
-                      ToOpensslCase{ContentCipher::kAes256Cbc, Who::kRsa2048, RsaPadding::kPkcs1v15},
-                      ToOpensslCase{ContentCipher::kAes128Cbc, Who::kRsa3072, RsaPadding::kOaepSha256},
-                      ToOpensslCase{ContentCipher::kAes192Gcm, Who::kRsa3072, RsaPadding::kPkcs1v15},
-                      ToOpensslCase{ContentCipher::kAes256Gcm, Who::kP256, RsaPadding::kOaepSha256},
-                      ToOpensslCase{ContentCipher::kAes128Cbc, Who::kP256, RsaPadding::kOaepSha256},
-                      ToOpensslCase{ContentCipher::kAes192Cbc, Who::kP384, RsaPadding::kOaepSha256},
-                      ToOpensslCase{ContentCipher::kAes256Gcm, Who::kP384, RsaPadding::kOaepSha256},
-                      ToOpensslCase{ContentCipher::kAes128Gcm, Who::kKek16, RsaPadding::kOaepSha256},
-                      ToOpensslCase{ContentCipher::kAes192Cbc, Who::kKek24, RsaPadding::kOaepSha256},
-                      ToOpensslCase{ContentCipher::kAes256Gcm, Who::kKek32, RsaPadding::kOaepSha256},
-                      ToOpensslCase{ContentCipher::kAes256Cbc, Who::kKek32, RsaPadding::kOaepSha256}),
+    ::testing::Values(
+        ToOpensslCase{ContentCipher::kAes256Gcm, Who::kRsa2048, RsaPadding::kOaepSha256},
+        ToOpensslCase{ContentCipher::kAes256Cbc, Who::kRsa2048, RsaPadding::kPkcs1v15},
+        ToOpensslCase{ContentCipher::kAes128Cbc, Who::kRsa3072, RsaPadding::kOaepSha256},
+        ToOpensslCase{ContentCipher::kAes192Gcm, Who::kRsa3072, RsaPadding::kPkcs1v15},
+        ToOpensslCase{ContentCipher::kAes256Gcm, Who::kP256, RsaPadding::kOaepSha256},
+        ToOpensslCase{ContentCipher::kAes128Cbc, Who::kP256, RsaPadding::kOaepSha256},
+        ToOpensslCase{ContentCipher::kAes192Cbc, Who::kP384, RsaPadding::kOaepSha256},
+        ToOpensslCase{ContentCipher::kAes256Gcm, Who::kP384, RsaPadding::kOaepSha256},
+        ToOpensslCase{ContentCipher::kAes128Gcm, Who::kKek16, RsaPadding::kOaepSha256},
+        ToOpensslCase{ContentCipher::kAes192Cbc, Who::kKek24, RsaPadding::kOaepSha256},
+        ToOpensslCase{ContentCipher::kAes256Gcm, Who::kKek32, RsaPadding::kOaepSha256},
+        ToOpensslCase{ContentCipher::kAes256Cbc, Who::kKek32, RsaPadding::kOaepSha256}),
     [](const ::testing::TestParamInfo<ToOpensslCase>& p) {
       std::string name = CipherTestName(p.param.cipher) + "_" + WhoName(p.param.who);
       if (IsRsa(p.param.who)) {
@@ -1398,8 +1456,8 @@ TEST(CmsToOpensslMulti, EachRecipientOfAMultiRecipientMessage) {
   TempDir dir;
   const Bytes content = SampleContent(800);
   GroupSecret secret = FixedSecret(Who::kKek32);
-  auto message = Encrypt(content, {Pki().rsa3072().cert, Pki().p384().cert}, {secret},
-                         EncryptOptions{});
+  auto message =
+      Encrypt(content, {Pki().rsa3072().cert, Pki().p384().cert}, {secret}, EncryptOptions{});
   ASSERT_TRUE(message.ok());
   WriteFileBytes(dir.File("m.der"), *message);
   for (Who w : {Who::kRsa3072, Who::kP384, Who::kKek32}) {

@@ -77,7 +77,10 @@ TEST(DerReader, ToleratesNonMinimalLongFormLengths) {
 }
 
 TEST(DerReader, IteratesChildrenInOrder) {
-  Bytes in = Hex("300a020105040101" "0500" "0600");
+  Bytes in =
+      Hex("300a020105040101"
+          "0500"
+          "0600");
   auto seq = ParseSingle(in, "seq");
   ASSERT_TRUE(seq.ok()) << seq.error().message;
   EXPECT_TRUE(seq->constructed());
@@ -139,7 +142,11 @@ TEST(DerReader, TrailingBytesAreAnErrorForParseSingle) {
 // ---- reading: indefinite lengths (BER, as openssl -stream writes) ----
 
 TEST(DerReader, IndefiniteLength) {
-  Bytes in = Hex("3080" "020105" "0401ff" "0000");
+  Bytes in =
+      Hex("3080"
+          "020105"
+          "0401ff"
+          "0000");
   auto r = ParseSingle(in, "x");
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_TRUE(r->indefinite);
@@ -154,7 +161,15 @@ TEST(DerReader, IndefiniteLength) {
 
 TEST(DerReader, NestedIndefiniteLengthsFollowedByMore) {
   // SEQUENCE(indef){ SEQUENCE(indef){ INTEGER 1 } [0](indef){ } } NULL
-  Bytes in = Hex("3080" "3080" "020101" "0000" "a080" "0000" "0000" "0500");
+  Bytes in =
+      Hex("3080"
+          "3080"
+          "020101"
+          "0000"
+          "a080"
+          "0000"
+          "0000"
+          "0500");
   DerReader r(in);
   auto outer = r.Next("outer");
   ASSERT_TRUE(outer.ok()) << outer.error().message;
@@ -206,10 +221,23 @@ TEST(DerReader, TruncatedInput) {
 
 TEST(DerReader, EveryStrictPrefixIsRejected) {
   // A definite-length structure and its BER indefinite twin, as CMS uses them.
-  const Bytes definite = Hex("3014" "06092a864886f70d010703" "a007" "04050102030405");
+  const Bytes definite =
+      Hex("3014"
+          "06092a864886f70d010703"
+          "a007"
+          "04050102030405");
   const Bytes indefinite =
-      Hex("3080" "06092a864886f70d010703" "a080" "2480" "0402" "0102" "0403" "030405" "0000"
-          "0000" "0000");
+      Hex("3080"
+          "06092a864886f70d010703"
+          "a080"
+          "2480"
+          "0402"
+          "0102"
+          "0403"
+          "030405"
+          "0000"
+          "0000"
+          "0000");
   for (const Bytes* whole : {&definite, &indefinite}) {
     ASSERT_TRUE(ParseSingle(*whole, "whole").ok()) << ToHex(*whole);
     for (std::size_t n = 0; n < whole->size(); ++n) {
@@ -225,7 +253,11 @@ TEST(DerReader, LengthPastTheEnd) {
   ExpectMalformed(Hex("04817f00"), "past the end");
   ExpectMalformed(Hex("0484ffffffff00"), "past the end");
   // A child whose length runs past its parent's end, though not past the buffer.
-  Bytes in = Hex("3003" "0405" "01" "0203040506");
+  Bytes in =
+      Hex("3003"
+          "0405"
+          "01"
+          "0203040506");
   DerReader r(in);
   auto seq = r.Next("seq");
   ASSERT_TRUE(seq.ok());
@@ -241,12 +273,14 @@ TEST(DerReader, LengthOfMoreThanFourOctetsIsRejected) {
 }
 
 TEST(DerReader, HighTagNumbersAreRejected) {
-  ExpectMalformed(Hex("1f810000"), "high tag");     // universal, tag 128
-  ExpectMalformed(Hex("bf2200"), "high tag");       // context-specific constructed [34]
-  ExpectMalformed(Hex("5f0100"), "high tag");       // application [1] in high-tag form
+  ExpectMalformed(Hex("1f810000"), "high tag");      // universal, tag 128
+  ExpectMalformed(Hex("bf2200"), "high tag");        // context-specific constructed [34]
+  ExpectMalformed(Hex("5f0100"), "high tag");        // application [1] in high-tag form
   ExpectMalformed(Hex("3f8080800100"), "high tag");  // multi-octet tag number
   // Inside a structure too.
-  Bytes in = Hex("3003" "9f0100");
+  Bytes in =
+      Hex("3003"
+          "9f0100");
   auto seq = ParseSingle(in, "seq");
   ASSERT_TRUE(seq.ok());
   DerReader r(*seq);
@@ -328,7 +362,11 @@ TEST(OctetStringValue, Primitive) {
 }
 
 TEST(OctetStringValue, ConstructedDefiniteSegmentsAreJoined) {
-  Bytes in = Hex("2409" "0402aabb" "0400" "0401cc");
+  Bytes in =
+      Hex("2409"
+          "0402aabb"
+          "0400"
+          "0401cc");
   auto t = ParseSingle(in, "x");
   ASSERT_TRUE(t.ok()) << t.error().message;
   auto v = OctetStringValue(*t, "x");
@@ -337,7 +375,14 @@ TEST(OctetStringValue, ConstructedDefiniteSegmentsAreJoined) {
 }
 
 TEST(OctetStringValue, ConstructedIndefiniteNestedSegmentsAreJoined) {
-  Bytes in = Hex("2480" "0402aabb" "2480" "0401cc" "0000" "0401dd" "0000");
+  Bytes in =
+      Hex("2480"
+          "0402aabb"
+          "2480"
+          "0401cc"
+          "0000"
+          "0401dd"
+          "0000");
   auto t = ParseSingle(in, "x");
   ASSERT_TRUE(t.ok()) << t.error().message;
   auto v = OctetStringValue(*t, "x");
@@ -347,7 +392,10 @@ TEST(OctetStringValue, ConstructedIndefiniteNestedSegmentsAreJoined) {
 
 TEST(OctetStringValue, ImplicitlyTaggedConstructedString) {
   // CMS encryptedContent [0] IMPLICIT OCTET STRING, streamed.
-  Bytes in = Hex("a080" "040301020304020405" "0000");
+  Bytes in =
+      Hex("a080"
+          "040301020304020405"
+          "0000");
   auto t = ParseSingle(in, "x");
   ASSERT_TRUE(t.ok()) << t.error().message;
   auto v = OctetStringValue(*t, "x");
@@ -356,7 +404,10 @@ TEST(OctetStringValue, ImplicitlyTaggedConstructedString) {
 }
 
 TEST(OctetStringValue, NonOctetStringSegmentIsRejected) {
-  Bytes in = Hex("2407" "0402aabb" "020101");
+  Bytes in =
+      Hex("2407"
+          "0402aabb"
+          "020101");
   auto t = ParseSingle(in, "x");
   ASSERT_TRUE(t.ok());
   auto v = OctetStringValue(*t, "x");
@@ -384,8 +435,8 @@ TEST(SmallIntegerValue, Values) {
 }
 
 TEST(SmallIntegerValue, Rejects) {
-  for (const char* hex : {"0200", "020180", "0202ff00", "02050100000000", "0206000100000000",
-                          "040100", "0a0100"}) {
+  for (const char* hex :
+       {"0200", "020180", "0202ff00", "02050100000000", "0206000100000000", "040100", "0a0100"}) {
     Bytes in = Hex(hex);
     auto t = ParseSingle(in, "int");
     ASSERT_TRUE(t.ok()) << hex;
@@ -488,7 +539,9 @@ TEST(DerWriter, AppendTlvAppends) {
   Bytes out = Hex("ff");
   AppendTlv(out, kNull, {});
   AppendTlv(out, kOctetString, Hex("0102"));
-  EXPECT_EQ(out, Hex("ff" "0500" "04020102"));
+  EXPECT_EQ(out, Hex("ff"
+                     "0500"
+                     "04020102"));
 }
 
 TEST(DerWriter, ConcatAndPartsEncode) {
@@ -523,9 +576,9 @@ TEST(DerWriter, EncodeOidRoundTrips) {
 TEST(DerWriter, NestedStructureRoundTripsByteForByte) {
   Bytes big = Repeat(0x42, 300);
   Bytes inner = Encode(ContextConstructed(0), Encode(kOctetString, big));
-  Bytes doc = Encode(kSequence, {EncodeInteger(2), EncodeOid("1.2.840.113549.1.7.3"), inner,
-                                 Encode(kSet, {}), EncodeNull(),
-                                 Encode(ContextPrimitive(1), Hex("beef"))});
+  Bytes doc =
+      Encode(kSequence, {EncodeInteger(2), EncodeOid("1.2.840.113549.1.7.3"), inner,
+                         Encode(kSet, {}), EncodeNull(), Encode(ContextPrimitive(1), Hex("beef"))});
   auto t = ParseSingle(doc, "doc");
   ASSERT_TRUE(t.ok()) << t.error().message;
   DerReader r(*t);
@@ -552,8 +605,8 @@ TEST(DerWriter, NestedStructureRoundTripsByteForByte) {
   EXPECT_TRUE(r.empty());
 
   // Re-encoding the parsed parts gives the same bytes.
-  Bytes again = Encode(kSequence, {version->raw, oid->raw, ctx->raw, set->raw, EncodeNull(),
-                                   prim->raw});
+  Bytes again =
+      Encode(kSequence, {version->raw, oid->raw, ctx->raw, set->raw, EncodeNull(), prim->raw});
   EXPECT_EQ(again, doc);
 }
 

@@ -177,21 +177,20 @@ class TestPki {
 
  private:
   TestPki() {
-    WriteFileBytes(dir_.path() / "ext.cnf",
-                   AsBytes("[rsa]\n"
-                           "basicConstraints=CA:FALSE\n"
-                           "keyUsage=critical,keyEncipherment\n"
-                           "extendedKeyUsage=emailProtection\n"
-                           "subjectKeyIdentifier=hash\n"
-                           "authorityKeyIdentifier=keyid\n"
-                           "subjectAltName=email:list@example.org\n"
-                           "[ec]\n"
-                           "basicConstraints=CA:FALSE\n"
-                           "keyUsage=critical,keyAgreement\n"
-                           "extendedKeyUsage=emailProtection\n"
-                           "subjectKeyIdentifier=hash\n"
-                           "authorityKeyIdentifier=keyid\n"
-                           "subjectAltName=email:list@example.org\n"));
+    WriteFileBytes(dir_.path() / "ext.cnf", AsBytes("[rsa]\n"
+                                                    "basicConstraints=CA:FALSE\n"
+                                                    "keyUsage=critical,keyEncipherment\n"
+                                                    "extendedKeyUsage=emailProtection\n"
+                                                    "subjectKeyIdentifier=hash\n"
+                                                    "authorityKeyIdentifier=keyid\n"
+                                                    "subjectAltName=email:list@example.org\n"
+                                                    "[ec]\n"
+                                                    "basicConstraints=CA:FALSE\n"
+                                                    "keyUsage=critical,keyAgreement\n"
+                                                    "extendedKeyUsage=emailProtection\n"
+                                                    "subjectKeyIdentifier=hash\n"
+                                                    "authorityKeyIdentifier=keyid\n"
+                                                    "subjectAltName=email:list@example.org\n"));
     ca_.name = "ca";
     ca_.key = Unwrap(PrivateKey::Generate(KeyType::kEcP256), "CA keygen");
     ca_.key_path = WriteKey("ca", ca_.key);
@@ -222,14 +221,14 @@ class TestPki {
                     const std::string& ext_section) {
     Identity id;
     id.name = name;
-    id.key = Unwrap(type == KeyType::kRsa ? PrivateKey::Generate(type, rsa_bits)
-                                          : PrivateKey::Generate(type),
-                    name + " keygen");
+    id.key = Unwrap(
+        type == KeyType::kRsa ? PrivateKey::Generate(type, rsa_bits) : PrivateKey::Generate(type),
+        name + " keygen");
     id.key_path = WriteKey(name, id.key);
     id.cert_path = dir_.File(name + ".cert.pem");
     std::string csr = dir_.File(name + ".csr");
-    Openssl(dir_, "req -new -key " + ShellQuote(id.key_path) + " -subj '/O=blindlist tests/CN=" +
-                      name + "' -out " + ShellQuote(csr));
+    Openssl(dir_, "req -new -key " + ShellQuote(id.key_path) +
+                      " -subj '/O=blindlist tests/CN=" + name + "' -out " + ShellQuote(csr));
     Openssl(dir_, "x509 -req -in " + ShellQuote(csr) + " -CA " + ShellQuote(ca_.cert_path) +
                       " -CAkey " + ShellQuote(ca_.key_path) + " -set_serial " + serial +
                       " -days 2 -sha256 -extfile " + ShellQuote(dir_.File("ext.cnf")) +

@@ -425,7 +425,7 @@ Status CheckEncryptedContentInfo(const Bytes& cms, std::string_view where) {
 Result<SmimeEnvelope> EnvelopeFromBase64(std::string_view text, std::string_view where) {
   BL_TRY_ASSIGN(Bytes cms, DecodeBase64Strict(text));
   BL_TRY(CheckEncryptedContentInfo(cms, where));
-  return SmimeEnvelope{.form = SmimeForm::kBase64, .outer_headers = {}, .cms = std::move(cms)};
+  return SmimeEnvelope{.form = SmimeForm::kBase64, .outer_headers = {}, .cms = std::move(cms), .pem_label = {}};
 }
 
 Result<SmimeEnvelope> ParsePemArmored(std::string_view text) {
@@ -560,7 +560,7 @@ Result<SmimeEnvelope> ParseMimeMessage(std::string_view input) {
   }
   BL_TRY(CheckEncryptedContentInfo(cms, "the application/pkcs7-mime body"));
   return SmimeEnvelope{
-      .form = SmimeForm::kMime, .outer_headers = std::move(outer_headers), .cms = std::move(cms)};
+      .form = SmimeForm::kMime, .outer_headers = std::move(outer_headers), .cms = std::move(cms), .pem_label = {}};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -628,7 +628,7 @@ Result<SmimeEnvelope> ParseSmime(std::string_view input) {
     const ByteView raw = AsBytes(input);
     Bytes cms(raw.begin(), raw.end());
     BL_TRY(CheckEncryptedContentInfo(cms, "the DER input"));
-    return SmimeEnvelope{.form = SmimeForm::kDer, .outer_headers = {}, .cms = std::move(cms)};
+    return SmimeEnvelope{.form = SmimeForm::kDer, .outer_headers = {}, .cms = std::move(cms), .pem_label = {}};
   }
   std::string_view text = input;
   while (!text.empty() && IsLineSpace(text.front())) text.remove_prefix(1);

@@ -220,9 +220,9 @@ std::optional<Error> HttpsClient::Impl::Connect(const Url& url,
   }
 
   stream = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(ioc, tls);
-  beast::tcp_stream& tcp = beast::get_lowest_layer(*stream);
-  tcp.expires_at(deadline);
-  ec = Run([&](auto handler) { tcp.async_connect(endpoints, std::move(handler)); });
+  beast::tcp_stream& lowest = beast::get_lowest_layer(*stream);
+  lowest.expires_at(deadline);
+  ec = Run([&](auto handler) { lowest.async_connect(endpoints, std::move(handler)); });
   if (ec) {
     Disconnect();
     if (ec == beast::error::timeout) return MakeError("timeout", "connecting to " + where);
@@ -265,8 +265,8 @@ Result<ClientResponse> HttpsClient::Impl::Exchange(const Url& url,
                                                    std::chrono::steady_clock::time_point deadline,
                                                    bool& stale) {
   const std::string where = url.host + ":" + url.port;
-  beast::tcp_stream& tcp = beast::get_lowest_layer(*stream);
-  tcp.expires_at(deadline);
+  beast::tcp_stream& lowest = beast::get_lowest_layer(*stream);
+  lowest.expires_at(deadline);
   beast::error_code ec =
       Run([&](auto handler) { http::async_write(*stream, request, std::move(handler)); });
   if (ec) {
@@ -278,6 +278,8 @@ Result<ClientResponse> HttpsClient::Impl::Exchange(const Url& url,
   http::response_parser<http::string_body> parser;
   parser.header_limit(kMaxResponseHeaderBytes);
   parser.body_limit(kMaxResponseBodyBytes);
+  // A response to HEAD announces a body it does not carry.
+  parser.skip(request.method() == http::verb::head);
   ec = Run([&](auto handler) { http::async_read(*stream, buffer, parser, std::move(handler)); });
   if (ec) {
     stale = !parser.got_some() && IsStaleConnection(ec);
@@ -285,7 +287,7 @@ Result<ClientResponse> HttpsClient::Impl::Exchange(const Url& url,
     if (ec == beast::error::timeout) return MakeError("timeout", "waiting for " + where);
     return MakeError("connect-failed", "reading the response from " + where + ": " + ec.message());
   }
-  tcp.expires_never();
+  lowest.expires_never();
 
   auto& message = parser.get();
   ClientResponse out;

@@ -66,6 +66,8 @@ using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 // connection before the client has read our answer (Apache's lingering close).
 constexpr std::chrono::milliseconds kMaxLinger{2000};
 constexpr std::size_t kMaxLingerBytes = 8 * 1024 * 1024;
+// The first read of a request only tells us one has begun; the parser reads the rest.
+constexpr std::size_t kFirstReadBytes = 16 * 1024;
 
 std::string OpenSslError() {
   std::string out;
@@ -423,7 +425,7 @@ asio::awaitable<void> HttpsServer::Impl::RunSession(tcp::socket socket,
 
 asio::awaitable<void> HttpsServer::Impl::ServeRequests(TlsStream& stream, ConnectionSlot& slot) {
   SessionControl& control = slot.control();
-  beast::tcp_stream& tcp = beast::get_lowest_layer(stream);
+  beast::tcp_stream& lowest = beast::get_lowest_layer(stream);
 
   Bytes peer_der;
   if (X509* cert = SSL_get0_peer_certificate(stream.native_handle())) {
@@ -437,6 +439,24 @@ asio::awaitable<void> HttpsServer::Impl::ServeRequests(TlsStream& stream, Connec
 
   beast::flat_buffer buffer;
   for (int served = 0;;) {
+    beast::error_code ec;
+    if (buffer.size() == 0) {
+      // Idle between requests: the only state in which a drain may cut us off.
+      control.idle = true;
+      if (draining) co_return;
+      lowest.expires_after(Limits()->read_timeout);
+      std::size_t n = co_await stream.async_read_some(
+          buffer.prepare(kFirstReadBytes), asio::redirect_error(asio::use_awaitable, ec));
+      buffer.commit(n);
+      control.idle = false;
+      if (ec) {
+        // eof, a truncated stream, a timeout or a drain: nothing to answer.
+        Log(LogLevel::kDebug, "connection closed",
+            {{"peer", slot.peer()}, {"reason", ec.message()}});
+        co_return;
+      }
+    }
+    // The limits in force when the request's first bytes arrived.
     auto lim = Limits();
     http::request_parser<http::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(
@@ -444,17 +464,13 @@ asio::awaitable<void> HttpsServer::Impl::ServeRequests(TlsStream& stream, Connec
     parser.body_limit(static_cast<std::uint64_t>(lim->max_body_bytes));
 
     // One deadline for the whole request, so a slow sender cannot hold the slot.
-    beast::error_code ec;
-    tcp.expires_after(lim->read_timeout);
+    lowest.expires_after(lim->read_timeout);
     while (!parser.is_done()) {
-      control.idle = buffer.size() == 0 && !parser.got_some();
-      if (control.idle && draining) co_return;
       co_await http::async_read_some(stream, buffer, parser,
                                      asio::redirect_error(asio::use_awaitable, ec));
       if (ec) break;
     }
-    control.idle = false;
-    tcp.expires_never();
+    lowest.expires_never();
 
     if (ec) {
       std::optional<HttpResponse> answer;
@@ -482,7 +498,7 @@ asio::awaitable<void> HttpsServer::Impl::ServeRequests(TlsStream& stream, Connec
            {"status", std::to_string(answer->status)},
            {"reason", ec.message()}});
       auto out = ToBeast(*answer, 11, false);
-      tcp.expires_after(lim->read_timeout);
+      lowest.expires_after(lim->read_timeout);
       co_await http::async_write(stream, out, asio::redirect_error(asio::use_awaitable, ec));
       if (!ec) co_await CloseGracefully(stream, lim->read_timeout);
       co_return;
@@ -521,8 +537,15 @@ asio::awaitable<void> HttpsServer::Impl::ServeRequests(TlsStream& stream, Connec
     const bool keep_alive =
         message.keep_alive() && served < lim->max_requests_per_connection && !draining;
     auto out = ToBeast(response, message.version(), keep_alive);
-    tcp.expires_after(lim->read_timeout);
-    co_await http::async_write(stream, out, asio::redirect_error(asio::use_awaitable, ec));
+    lowest.expires_after(lim->read_timeout);
+    if (message.method() == http::verb::head) {
+      // Content-Length as for GET, but no body: it would corrupt the next response.
+      http::response_serializer<http::string_body> serializer(out);
+      co_await http::async_write_header(stream, serializer,
+                                        asio::redirect_error(asio::use_awaitable, ec));
+    } else {
+      co_await http::async_write(stream, out, asio::redirect_error(asio::use_awaitable, ec));
+    }
     if (ec) {
       Log(LogLevel::kDebug, "write failed", {{"peer", slot.peer()}, {"error", ec.message()}});
       co_return;
@@ -536,27 +559,27 @@ asio::awaitable<void> HttpsServer::Impl::ServeRequests(TlsStream& stream, Connec
 
 asio::awaitable<void> HttpsServer::Impl::CloseGracefully(TlsStream& stream,
                                                          std::chrono::milliseconds timeout) {
-  beast::tcp_stream& tcp = beast::get_lowest_layer(stream);
+  beast::tcp_stream& lowest = beast::get_lowest_layer(stream);
   beast::error_code ec;
   const auto linger = std::min<std::chrono::milliseconds>(timeout, kMaxLinger);
   // Send close_notify without waiting for the client's: pretending it already
   // arrived makes SSL_shutdown complete as soon as ours is written.
   SSL_set_shutdown(stream.native_handle(), SSL_RECEIVED_SHUTDOWN);
-  tcp.expires_after(linger);
+  lowest.expires_after(linger);
   co_await stream.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
-  if (ec && ec != beast::error::timeout) {
-    tcp.close();
+  if (ec) {  // includes a timeout, after which Beast has closed the socket
+    lowest.close();
     co_return;
   }
-  tcp.socket().shutdown(tcp::socket::shutdown_send, ec);
+  lowest.socket().shutdown(tcp::socket::shutdown_send, ec);
   std::array<char, 16 * 1024> scratch;
   std::size_t discarded = 0;
-  tcp.expires_after(linger);
+  lowest.expires_after(linger);
   while (!ec && discarded < kMaxLingerBytes) {
-    discarded += co_await tcp.async_read_some(asio::buffer(scratch),
-                                              asio::redirect_error(asio::use_awaitable, ec));
+    discarded += co_await lowest.async_read_some(asio::buffer(scratch),
+                                                 asio::redirect_error(asio::use_awaitable, ec));
   }
-  tcp.close();
+  lowest.close();
 }
 
 HttpsServer::HttpsServer(HttpsServerConfig config, HttpHandler handler)

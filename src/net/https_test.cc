@@ -267,6 +267,20 @@ TEST_F(HttpsTest, KeepAliveReusesOneConnection) {
   EXPECT_EQ(HeaderOf(*fourth, "connection"), "");
 }
 
+TEST_F(HttpsTest, HeadGetsHeadersOnly) {
+  auto server = StartServer(Config());
+  HttpsClient client(ClientConfig());
+  auto head = client.Request("HEAD", Url(*server, "/echo"));
+  ASSERT_TRUE(head.ok()) << head.error().message;
+  EXPECT_EQ(head->status, 200);
+  EXPECT_TRUE(head->body.empty());
+  EXPECT_NE(HeaderOf(*head, "content-length"), "0");
+  // The connection is still in step: the next response is read correctly.
+  auto get = client.Request("GET", Url(*server, "/echo"));
+  ASSERT_TRUE(get.ok()) << get.error().message;
+  EXPECT_EQ(Json::parse(get->body)["method"], "GET");
+}
+
 TEST_F(HttpsTest, HandlerSeesClientCertificate) {
   auto server = StartServer(Config());
   HttpsClientConfig cc = ClientConfig();
@@ -307,6 +321,51 @@ TEST_F(HttpsTest, BodyTooLargeGets413) {
   auto ok = client.Request("POST", Url(*server, "/submit"), std::string(1024, 'y'));
   ASSERT_TRUE(ok.ok()) << ok.error().message;
   EXPECT_EQ(ok->status, 200);
+}
+
+TEST_F(HttpsTest, LargeBodyOverLimitStillGets413) {
+  // Megabytes the server never reads: it must keep draining them after its answer
+  // so that closing does not reset the connection before the client reads the 413.
+  HttpsServerConfig config = Config();
+  config.max_body_bytes = 1024;
+  auto server = StartServer(config);
+  HttpsClient client(ClientConfig());
+  auto r = client.Request("POST", Url(*server, "/submit"), std::string(4 * 1024 * 1024, 'x'));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->status, 413);
+}
+
+TEST_F(HttpsTest, UpdateLimitsAppliesToNewRequests) {
+  auto server = StartServer(Config());
+  HttpsClient client(ClientConfig());
+  auto r = client.Request("POST", Url(*server, "/submit"), std::string(2048, 'x'));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->status, 200);
+  HttpsServerConfig limits = Config();
+  limits.max_body_bytes = 1024;
+  server->UpdateLimits(limits);
+  r = client.Request("POST", Url(*server, "/submit"), std::string(2048, 'x'));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->status, 413);
+}
+
+TEST_F(HttpsTest, MalformedRequestsGet400) {
+  auto server = StartServer(Config());
+  HttpsClient client(ClientConfig());
+  auto r = client.Request("GET", Url(*server, "/a%zz"));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(Json::parse(r->body)["error"], "bad-target");
+
+  // A raw TLS client sends what HttpsClient never would.
+  const std::string out = Path("raw.log").string();
+  const std::string cmd =
+      "printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: abc\\r\\n\\r\\n' | "
+      "timeout 20 openssl s_client -quiet -connect 127.0.0.1:" +
+      std::to_string(server->port()) + " >" + out + " 2>/dev/null";
+  [[maybe_unused]] int rc = std::system(cmd.c_str());  // the output is what counts
+  EXPECT_NE(ReadFile(out).find("HTTP/1.1 400"), std::string::npos) << ReadFile(out);
+  EXPECT_NE(ReadFile(out).find("bad-request"), std::string::npos) << ReadFile(out);
 }
 
 TEST_F(HttpsTest, HeadersTooLargeGetErrorStatus) {

@@ -75,6 +75,8 @@ Status PostgresExec(const std::string& url, const std::string& sql) {
   if (PQstatus(conn.get()) != CONNECTION_OK) {
     return MakeError("store-unavailable", Trimmed(PQerrorMessage(conn.get())));
   }
+  PQsetNoticeProcessor(
+      conn.get(), [](void*, const char*) {}, nullptr);  // "drop cascades to ..."
   std::unique_ptr<PGresult, ResultDeleter> result(PQexec(conn.get(), sql.c_str()));
   const ExecStatusType status = PQresultStatus(result.get());
   if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {

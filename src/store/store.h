@@ -110,6 +110,9 @@ class Store {
 
   // ---- groups and keys (groupd) ----
   // Errors: "exists" if the name is taken.
+  // Every call may also fail with "store-unavailable" or "store-error"; text
+  // arguments that are not UTF-8 (or hold a NUL byte) give "invalid-argument".
+  // A created_at of 0 in a record means "now".
   virtual Result<Group> CreateGroup(const std::string& name) = 0;
   virtual Result<std::optional<Group>> FindGroup(const std::string& name) = 0;
   virtual Result<std::vector<Group>> ListGroups() = 0;
@@ -117,10 +120,12 @@ class Store {
       std::int64_t group_id) = 0;  // with its keys, secrets, members, exploder
 
   // Adds a key version; `key.version` is ignored and the next number is assigned and returned.
+  // Versions are never reused, also across processes. Errors: "not-found" (no such group).
   virtual Result<int> AddGroupKey(const GroupKey& key) = 0;
   virtual Result<std::vector<GroupKey>> ListGroupKeys(std::int64_t group_id) = 0;  // by version
   virtual Status SetGroupKeyCertificate(std::int64_t group_id, int version,
                                         const Bytes& cert_der) = 0;
+  // kDestroyed acts as DestroyGroupKey. Errors: "not-found", "key-destroyed" (destroyed is final).
   virtual Status SetGroupKeyState(std::int64_t group_id, int version, KeyState state) = 0;
   // Erases the sealed private key and marks the version destroyed.
   virtual Status DestroyGroupKey(std::int64_t group_id, int version) = 0;
@@ -136,6 +141,7 @@ class Store {
   virtual Status RemoveMember(std::int64_t group_id, const std::string& address) = 0;
   virtual Result<std::optional<Member>> FindMember(std::int64_t group_id,
                                                    const std::string& address) = 0;
+  // An empty fingerprint or token hash never matches (members without one have it empty).
   virtual Result<std::optional<Member>> FindMemberByCertFingerprint(
       std::int64_t group_id, const std::string& fingerprint) = 0;
   virtual Result<std::optional<Member>> FindMemberByTokenHash(std::int64_t group_id,
@@ -150,16 +156,19 @@ class Store {
   virtual Result<std::optional<AdminToken>> FindAdminToken(const Bytes& token_hash) = 0;
 
   // ---- audit ----
+  // Text that is not UTF-8 is stored with U+FFFD, never refused; time 0 means "now".
   virtual Status AppendAudit(const AuditRecord& record) = 0;
-  // Newest first; group "" means all groups.
+  // Newest first; group "" means all groups; limit <= 0 gives none.
   virtual Result<std::vector<AuditRecord>> ListAudit(const std::string& group, int limit) = 0;
 
   // ---- membership certificates (certd writes, groupd reads revocation) ----
+  // Errors: "exists" (serial recorded), "not-found" (no such group).
   virtual Status RecordIssuedCertificate(const IssuedCertificate& cert) = 0;
-  // Revokes every unexpired certificate of the member at `now`; returns how many.
+  // Revokes every unexpired (not_after >= now) certificate of the member at `now`; returns how
+  // many. DeleteGroup revokes the group's certificates the same way and keeps their records.
   virtual Result<int> RevokeMemberCertificates(std::int64_t group_id, const std::string& address,
                                                UnixTime now) = 0;
-  virtual Result<bool> IsCertificateRevoked(const std::string& serial_hex) = 0;
+  virtual Result<bool> IsCertificateRevoked(const std::string& serial_hex) = 0;  // unknown: false
   virtual Result<std::vector<IssuedCertificate>> ListRevokedCertificates() = 0;
 };
 

@@ -6,6 +6,7 @@
 # a tampered GCM tag or ciphertext, tampered CBC ciphertext, unsupported
 # algorithms, and CMS types that are not envelopes (signed-data and friends).
 set -euo pipefail
+# shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 make_pki
@@ -170,6 +171,17 @@ for c in des3 camellia256 aria256; do
     step "openssl here cannot encrypt with -$c; skipped"
   fi
 done
+# Key types outside RSA, P-256 and P-384 (P-521 here): refused when encrypting, decrypting, rewrapping.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-521 -nodes -keyout "$T/p521.key" -out "$T/p521.crt" \
+  -subj "/CN=p521@example.org" -days 2 -addext "subjectAltName=email:p521@example.org" 2>/dev/null ||
+  fail "openssl cannot make a P-521 certificate (test setup)"
+expect_fail "encrypt to a P-521 certificate" 'unsupported|P-521|key type' "$E" -- \
+  "$BL" encrypt --to "$P/group-rsa.crt" --to "$T/p521.crt" -i "$M/crlf.eml"
+openssl cms -encrypt -binary -aes-256-gcm -in "$M/entity.txt" -out "$T/p521.smime" "$T/p521.crt"
+expect_fail "decrypt an openssl message with a P-521 key" 'unsupported|P-521|key type' "$E" -- \
+  "$BL" decrypt --key "$T/p521.key" -i "$T/p521.smime"
+expect_fail "rewrap as a P-521 group" 'unsupported|P-521|key type' "$E" -- \
+  "$BL" rewrap --key "$T/p521.key" --cert "$T/p521.crt" --for "$P/member-rsa.crt" -i "$T/p521.smime"
 openssl cms -encrypt -binary -aes256 -pwri_password 'correct horse' -in "$M/entity.txt" -out "$T/pwri.smime"
 expect_fail "password recipient (PWRI) with a key" 'recipient|unsupported|password|kind of key' "$E" -- \
   "$BL" decrypt --key "$P/group-rsa.key" -i "$T/pwri.smime"

@@ -5,6 +5,7 @@
 # the inner entity carries the real Subject (RFC 9788 header protection) while the
 # outer message shows "[...]"; `blindlist decrypt` restores the message byte for byte.
 set -euo pipefail
+# shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 make_pki
@@ -18,13 +19,9 @@ mkdir -p "$T"
 header_section() {
   tr -d '\r' <"$1" | sed '/^$/q' | sed -e ':a' -e '$!N' -e 's/\n[ \t]\+/ /' -e 'ta' -e 'P' -e 'D'
 }
-# body_of FILE: everything after the first blank line, bytes unchanged.
+# body_of FILE: everything after the first empty line (LF or CRLF), bytes unchanged.
 body_of() {
-  python3 -c '
-import re, sys
-d = open(sys.argv[1], "rb").read()
-m = re.search(rb"\r?\n\r?\n", d)
-sys.stdout.buffer.write(d[m.end():] if m else b"")' "$1"
+  sed '1,/^\r\{0,1\}$/d' "$1"
 }
 
 # osl_decrypt WHAT IN OUT ARGS...

@@ -4,6 +4,7 @@
 # stdout; `decrypt -o FILE` never creates (or clobbers) FILE when it fails, and
 # leaves no temporary file behind; -o writes the same bytes as stdout.
 set -euo pipefail
+# shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 make_pki
@@ -90,15 +91,32 @@ expect_fail "rewrap without --for or --secret-key" 'for|secret' "$E" -- \
   "$BL" rewrap --key "$P/group-rsa.key" --cert "$P/group-rsa.crt" -i "$T/msg.smime"
 expect_fail "decrypt of a missing input file" 'cannot open|No such|not exist' "$E" -- \
   "$BL" decrypt --key "$P/group-rsa.key" -i "$T/does-not-exist.smime"
-# Argument-parser errors are errors too: same contract.
-expect_fail "decrypt --key of a missing file" 'not exist|No such|key' "$E" -- \
+# Argument-parser errors are errors too: same contract. Every case runs (in a subshell)
+# so one run lists all the cases that break it.
+broken=()
+parser_case() {
+  local what=$1
+  if ! (expect_fail "$@"); then
+    broken+=("$what")
+  fi
+}
+parser_case "decrypt --key of a missing file" 'not exist|No such|key' "$E" -- \
   "$BL" decrypt --key "$T/missing.key" -i "$T/msg.smime"
-expect_fail "encrypt --cipher with an unknown cipher" 'cipher|des' "$E" -- \
+parser_case "encrypt --to of a missing file" 'not exist|No such|to' "$E" -- \
+  "$BL" encrypt --to "$T/missing.crt" -i "$M/crlf.eml"
+parser_case "encrypt --cipher with an unknown cipher" 'cipher|des' "$E" -- \
   "$BL" encrypt --to "$P/group-rsa.crt" --cipher des-cbc -i "$M/crlf.eml"
-expect_fail "an unknown option" 'bogus|not expected|unknown' "$E" -- "$BL" decrypt --bogus -i "$T/msg.smime"
-expect_fail "--secret-key without --secret-key-id" 'secret-key-id|needs|requires' "$E" -- \
+parser_case "encrypt --rsa-padding with an unknown padding" 'padding|pss' "$E" -- \
+  "$BL" encrypt --to "$P/group-rsa.crt" --rsa-padding pss -i "$M/crlf.eml"
+parser_case "an unknown option" 'bogus|not expected|unknown' "$E" -- "$BL" decrypt --bogus -i "$T/msg.smime"
+parser_case "--secret-key without --secret-key-id" 'secret-key-id|needs|requires' "$E" -- \
   "$BL" decrypt --secret-key "$SECRET32" -i "$T/msg.smime"
-expect_fail "no subcommand" 'subcommand' "$E" -- "$BL"
-expect_fail "an unknown subcommand" 'frobnicate|subcommand|unknown' "$E" -- "$BL" frobnicate
+parser_case "rewrap without --key and --cert" 'key|cert|required' "$E" -- \
+  "$BL" rewrap --for "$P/member-rsa.crt" -i "$T/msg.smime"
+parser_case "no subcommand" 'subcommand' "$E" -- "$BL"
+parser_case "an unknown subcommand" 'frobnicate|unknown' "$E" -- "$BL" frobnicate
+if [[ ${#broken[@]} -gt 0 ]]; then
+  fail "${#broken[@]} command-line mistakes break the error contract (one line on stderr): $(printf '[%s] ' "${broken[@]}")"
+fi
 
 echo "PASS cli_contract"

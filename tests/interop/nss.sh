@@ -7,6 +7,7 @@
 #     member's (or group's) key; the result is the header-protected inner entity.
 # Exits 77 (skipped) when the NSS tools are not installed.
 set -euo pipefail
+# shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 for tool in cmsutil certutil pk12util; do

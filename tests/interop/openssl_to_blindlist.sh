@@ -4,6 +4,7 @@
 # cipher, key transport/agreement variant, recipient identifier, KEK secret size
 # and output form that openssl can produce and blindlist supports.
 set -euo pipefail
+# shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 make_pki
@@ -73,8 +74,12 @@ done
 osl_encrypt "$T/oaepl.smime" -aes-256-gcm -recip "$P/member-rsa.crt" -keyopt rsa_padding_mode:oaep \
   -keyopt rsa_oaep_md:sha256 -keyopt rsa_mgf1_md:sha384 -keyopt rsa_oaep_label:00112233445566
 bl_decrypt_check "RSA-OAEP SHA-256, MGF1-SHA-384, with a label" "$T/oaepl.smime" --key "$P/member-rsa.key"
+for md in sha384 sha512; do
+  osl_encrypt "$T/oaep-$md.smime" -aes-256-gcm -recip "$P/group-rsa.crt" -keyopt rsa_padding_mode:oaep -keyopt "rsa_oaep_md:$md"
+  bl_decrypt_check "RSA-OAEP $md" "$T/oaep-$md.smime" --key "$P/group-rsa.key"
+done
 
-step "3. EC key agreement: P-256 and P-384, KDF SHA-1 (openssl default), SHA-256, SHA-384, cofactor DH"
+step "3. EC key agreement: P-256 and P-384, KDF SHA-1 (openssl default), SHA-224/256/384/512, cofactor DH"
 for cert in group-ec member-p256 member-p384; do
   for cipher in -aes-256-gcm -aes128; do
     osl_encrypt "$T/ec1.smime" "$cipher" -recip "$P/$cert.crt"
@@ -82,7 +87,7 @@ for cert in group-ec member-p256 member-p384; do
     run_ok "inspect" "$BL" inspect -i "$T/ec1.smime" -o "$T/inspect.txt"
     grep -qi 'SHA.\{0,1\}1' "$T/inspect.txt" ||
       fail "blindlist inspect does not name the SHA-1 KDF of openssl's default ECDH: $(cat "$T/inspect.txt")"
-    for md in sha256 sha384; do
+    for md in sha224 sha256 sha384 sha512; do
       osl_encrypt "$T/ec2.smime" "$cipher" -recip "$P/$cert.crt" -keyopt "ecdh_kdf_md:$md"
       bl_decrypt_check "ECDH KDF $md ($cert, $cipher)" "$T/ec2.smime" --key "$P/$cert.key" --cert "$P/$cert.crt"
     done
@@ -97,19 +102,33 @@ for keyid in "" -keyid; do
   for cipher in -aes-256-gcm -aes256; do
     osl_encrypt "$T/multi.smime" "$cipher" $keyid "${ALL_CERTS[@]}"
     run_ok "inspect" "$BL" inspect --json -i "$T/multi.smime" -o "$T/multi.json"
-    n=$(json_get "$T/multi.json" 'len(j["recipient_infos"])')
-    [[ $n -eq 5 ]] || fail "blindlist inspect counts $n RecipientInfos in a message openssl made for 5 recipients"
-    kinds=$(json_get "$T/multi.json" '" ".join(sorted(r["kind"] for r in j["recipient_infos"]))')
-    [[ "$kinds" == "kari kari kari ktri ktri" ]] || fail "blindlist inspect reports kinds '$kinds' for 2 RSA + 3 EC recipients"
+    # One python3 run checks count, kinds and (with -keyid) that every certificate's SKI is named.
+    skis=""
     if [[ -n "$keyid" ]]; then
-      ids=$(json_get "$T/multi.json" '" ".join(r["recipient_id"] for r in j["recipient_infos"])')
-      [[ "$ids" != *issuer-serial* ]] || fail "blindlist inspect shows issuer-serial ids for a -keyid message: $ids"
       for c in group-rsa group-ec member-rsa member-p256 member-p384; do
-        ski=$(openssl x509 -in "$P/$c.crt" -noout -ext subjectKeyIdentifier | tail -1 | tr -d ' :' | tr 'A-F' 'a-f')
-        grep -qi "$ski" "$T/multi.json" ||
-          fail "blindlist inspect does not show the subjectKeyIdentifier $ski of $c in a -keyid message"
+        skis+=" $(openssl x509 -in "$P/$c.crt" -noout -ext subjectKeyIdentifier | tail -1 | tr -d ' :' | tr 'A-F' 'a-f')"
       done
     fi
+    # shellcheck disable=SC2086  # $skis: one argument per identifier
+    problem=$(python3 -c '
+import json, sys
+j = json.load(open(sys.argv[1]))
+ris = j["recipient_infos"]
+kinds = sorted(r["kind"] for r in ris)
+ids = " ".join(r["recipient_id"] for r in ris).lower()
+if len(ris) != 5:
+    print("blindlist inspect counts %d RecipientInfos in a message openssl made for 5 recipients" % len(ris))
+elif kinds != ["kari", "kari", "kari", "ktri", "ktri"]:
+    print("blindlist inspect reports kinds %s for 2 RSA + 3 EC recipients" % kinds)
+elif sys.argv[2:] and "issuer-serial" in ids:
+    print("blindlist inspect shows issuer-serial ids for a -keyid message: " + ids)
+else:
+    for ski in sys.argv[2:]:
+        if ski not in ids:
+            print("blindlist inspect does not show the subjectKeyIdentifier %s in a -keyid message: %s" % (ski, ids))
+            break
+' "$T/multi.json" $skis) || fail "cannot read blindlist inspect --json output: $(head -c 300 "$T/multi.json")"
+    [[ -z $problem ]] || fail "$problem"
     for c in group-rsa group-ec member-rsa member-p256 member-p384; do
       bl_decrypt_check "five recipients $keyid $cipher, key of $c with --cert" "$T/multi.smime" \
         --key "$P/$c.key" --cert "$P/$c.crt"
@@ -185,5 +204,26 @@ run_ok "outer headers: blindlist decrypt" "$BL" decrypt --key "$P/group-rsa.key"
 same_bytes "message with outer To/From/Subject (outer non-MIME headers, then the entity)" "$T/hdr.expected" "$T/hdr.out"
 grep -qi '^Content-Type: application/pkcs7-mime' "$T/hdr.out" &&
   fail "decrypting a message with outer headers left the outer application/pkcs7-mime Content-Type in the output"
+
+step "10. legacy labels: application/x-pkcs7-mime, and no smime-type parameter"
+osl_encrypt "$T/legacy.smime" -aes256 "$P/group-rsa.crt"
+sed 's#application/pkcs7-mime#application/x-pkcs7-mime#' "$T/legacy.smime" >"$T/x-pkcs7.smime"
+grep -q 'application/x-pkcs7-mime' "$T/x-pkcs7.smime" || fail "test setup: could not relabel the Content-Type"
+bl_decrypt_check "application/x-pkcs7-mime (older clients)" "$T/x-pkcs7.smime" --key "$P/group-rsa.key"
+sed 's#; smime-type=enveloped-data##' "$T/legacy.smime" >"$T/no-smime-type.smime"
+grep -q 'smime-type' "$T/no-smime-type.smime" && fail "test setup: could not remove smime-type"
+bl_decrypt_check "application/pkcs7-mime without smime-type" "$T/no-smime-type.smime" --key "$P/group-rsa.key"
+
+step "11. an RFC 9788 entity (hp=\"cipher\") encrypted by openssl, as another header-protecting client sends it"
+# The protected inner entity as blindlist builds it, re-encrypted by openssl under an outer
+# header with Subject [...]: blindlist decrypt must restore the original message.
+run_ok "blindlist encrypt" "$BL" encrypt --to "$P/group-rsa.crt" -i "$M/crlf.eml" -o "$T/hp.smime"
+openssl cms -decrypt -inkey "$P/group-rsa.key" -in "$T/hp.smime" -out "$T/hp.inner" ||
+  fail "openssl cannot decrypt blindlist's message (test setup)"
+openssl cms -encrypt -binary -aes-256-gcm -to list-rsa@example.org -from "Alice <alice@example.org>" \
+  -subject "[...]" -in "$T/hp.inner" -out "$T/hp-osl.smime" "$P/group-ec.crt" ||
+  fail "openssl cms -encrypt failed (test setup)"
+run_ok "decrypt an openssl-encrypted RFC 9788 entity" "$BL" decrypt --key "$P/group-ec.key" -i "$T/hp-osl.smime" -o "$T/hp.out"
+same_bytes "RFC 9788 entity from another client (the original message must come back)" "$M/crlf.eml" "$T/hp.out"
 
 echo "PASS openssl_to_blindlist"

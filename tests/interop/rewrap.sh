@@ -10,6 +10,7 @@
 # streamed BER, several recipients, chained rewraps). Split so ctest runs both halves in parallel.
 set -euo pipefail
 PART=${2:-all}
+# shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 [[ $PART == rsa || $PART == ec || $PART == all ]] || fail "unknown part '$PART' (rsa, ec or all)"
 
@@ -25,22 +26,35 @@ to_der() {
   if head -c 1 "$1" | od -An -tx1 | grep -q '30'; then cp "$1" "$2"; else smime_to_der "$1" "$2"; fi
 }
 
-# kinds_of IN: "ktri kari ..." in RecipientInfo order, via blindlist inspect --json.
+# describe IN: "KINDS|ENCRYPTED_CONTENT_SIZE" from blindlist inspect --json. One python3 per
+# file: each file here is written once, so the answer is cached (in files, as callers use $(...)).
+mkdir -p "$T/desc"
+describe() {
+  local cache
+  cache=$T/desc/$(tr '/' '_' <<<"$1")
+  if [[ ! -s $cache ]]; then
+    "$BL" inspect --json -i "$1" >"$cache.json" 2>"$T/desc.err" ||
+      fail "blindlist inspect cannot read $1: $(cat "$T/desc.err")"
+    json_get "$cache.json" '" ".join(r["kind"] for r in j["recipient_infos"])+"|"+str(j["encrypted_content_size"])' >"$cache"
+  fi
+  cp "$cache.json" "$T/k.json"
+  cat "$cache"
+}
+# kinds_of IN: "ktri kari ..." in RecipientInfo order.
 kinds_of() {
-  "$BL" inspect --json -i "$1" >"$T/k.json" 2>"$T/k.err" ||
-    fail "blindlist inspect cannot read $1: $(cat "$T/k.err")"
-  json_get "$T/k.json" '" ".join(r["kind"] for r in j["recipient_infos"])'
+  local d
+  d=$(describe "$1")
+  echo "${d%|*}"
 }
 
 # content_unchanged WHAT BEFORE AFTER: same encrypted_content_size, and the same
 # EncryptedContentInfo (and everything after it: GCM mac, attributes) byte for byte.
 content_unchanged() {
-  local what=$1 before=$2 after=$3
-  "$BL" inspect --json -i "$before" -o "$T/before.json" || fail "$what: blindlist inspect cannot read $before"
-  "$BL" inspect --json -i "$after" -o "$T/after.json" || fail "$what: blindlist inspect cannot read $after"
-  python3 -c 'import json,sys; a,b=(json.load(open(f))["encrypted_content_size"] for f in sys.argv[1:]); sys.exit(a!=b)' \
-    "$T/before.json" "$T/after.json" ||
-    fail "$what: encrypted_content_size changed from $(json_get "$T/before.json" 'j["encrypted_content_size"]') to $(json_get "$T/after.json" 'j["encrypted_content_size"]') (rewrap must not touch the ciphertext)"
+  local what=$1 before=$2 after=$3 d0 d1
+  d0=$(describe "$before")
+  d1=$(describe "$after")
+  [[ ${d0#*|} == "${d1#*|}" ]] ||
+    fail "$what: encrypted_content_size changed from ${d0#*|} to ${d1#*|} (rewrap must not touch the ciphertext)"
   to_der "$before" "$T/before.der"
   to_der "$after" "$T/after.der"
   same_eci "$what" "$T/before.der" "$T/after.der"
@@ -194,12 +208,25 @@ if [[ $PART != rsa ]]; then
   openssl cms -encrypt -binary -aes-128-gcm -in "$M/entity.txt" -out "$T/g-ec-osl.smime" "$P/group-ec.crt"
   rewrap_suite "EC group, openssl -aes-128-gcm S/MIME" "$T/g-ec-osl.smime" group-ec "$M/entity.txt" "" member-rsa
 
-  step "4. streamed BER input (openssl -stream), several recipients"
+  step "4. streamed BER input (openssl -stream), subjectKeyIdentifier rids, several recipients"
   openssl cms -encrypt -binary -stream -aes-256-gcm -outform DER -in "$M/entity.txt" -out "$T/ber.der" "$P/group-ec.crt"
   run_ok "rewrap BER" "$BL" rewrap --key "$P/group-ec.key" --cert "$P/group-ec.crt" --for "$P/member-rsa.crt" \
     -i "$T/ber.der" -o "$T/ber.out"
   content_unchanged "rewrap of streamed BER" "$T/ber.der" "$T/ber.out"
   osl_decrypt_as "rewrap of streamed BER" "$T/ber.out" "$M/entity.txt" member-rsa
+
+  # A stock client naming the group by subjectKeyIdentifier (-keyid), RSA and EC.
+  for g in group-rsa group-ec; do
+    openssl cms -encrypt -binary -keyid -aes256 -in "$M/entity.txt" -out "$T/keyid-$g.smime" "$P/$g.crt"
+    run_ok "rewrap of a -keyid message ($g)" "$BL" rewrap --key "$P/$g.key" --cert "$P/$g.crt" \
+      --for "$P/member-p384.crt" -i "$T/keyid-$g.smime" -o "$T/keyid-$g-add.smime"
+    content_unchanged "rewrap of a -keyid message ($g)" "$T/keyid-$g.smime" "$T/keyid-$g-add.smime"
+    osl_decrypt_as "rewrap of a -keyid message ($g)" "$T/keyid-$g-add.smime" "$M/entity.txt" member-p384
+    run_ok "rewrap --replace of a -keyid message ($g)" "$BL" rewrap --replace --key "$P/$g.key" --cert "$P/$g.crt" \
+      --for "$P/member-rsa.crt" -i "$T/keyid-$g.smime" -o "$T/keyid-$g-rep.smime"
+    osl_decrypt_as "rewrap --replace of a -keyid message ($g)" "$T/keyid-$g-rep.smime" "$M/entity.txt" member-rsa
+    osl_cannot_decrypt "rewrap --replace of a -keyid message ($g)" "$T/keyid-$g-rep.smime" "$g"
+  done
 
   # To a member, the group and the secret: --replace swaps only the group's RecipientInfo.
   run_ok "encrypt" "$BL" encrypt --to "$P/member-p256.crt" --to "$P/group-rsa.crt" \

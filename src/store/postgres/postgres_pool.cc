@@ -78,6 +78,9 @@ class PostgresConnection final : public Connection {
     PGconn* conn = PQconnectdbParams(keywords, values, /*expand_dbname=*/1);
     if (conn == nullptr) return UnavailableError("postgresql: out of memory");
     auto connection = std::make_unique<PostgresConnection>(conn);
+    // libpq prints server notices to stderr by default; a library does not write to stderr.
+    PQsetNoticeProcessor(
+        conn, [](void*, const char*) {}, nullptr);
     if (PQstatus(conn) != CONNECTION_OK) {
       return UnavailableError("postgresql: " + OneLine(PQerrorMessage(conn)));
     }

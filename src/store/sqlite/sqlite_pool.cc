@@ -215,7 +215,9 @@ Result<std::unique_ptr<ConnectionPool>> OpenSqlitePool(const std::string& path) 
     return UnavailableError("sqlite: cannot switch " + path + " to WAL mode");
   }
   // FULL: a committed removal or audit record survives a power loss, even in WAL mode.
-  BL_TRY(connection->ExecScript("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON"));
+  // secure_delete: a destroyed key's sealed bytes are overwritten, not left in free pages.
+  BL_TRY(connection->ExecScript(
+      "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON"));
   return std::unique_ptr<ConnectionPool>(std::make_unique<SqlitePool>(std::move(connection)));
 }
 
