@@ -185,6 +185,9 @@ void AddAdminCommands(CLI::App& app, Action* chosen) {
   auto s = std::make_shared<AdminState>();
   auto* admin = app.add_subcommand("admin", "Administer groups, keys, members and the exploder on groupd");
   admin->require_subcommand(1);
+  // The subcommands made below inherit this: --server, --json, -o ... may also follow them
+  // (`admin group export-key LIST --passphrase-file F -o FILE.p12`).
+  admin->fallthrough();
   AddServerOptions(admin, s->creds);
   admin->add_flag("--json", s->json_out, "Print the server's JSON reply");
   admin->add_option("-o,--out", s->out, "Write to FILE instead of standard output");

@@ -8,8 +8,8 @@ std::string GroupKeyRing::KeyContext(const std::string& group, int version) {
   return "blindlist group-key " + group + " v" + std::to_string(version);
 }
 
-std::string GroupKeyRing::SecretContext(const std::string& group, int version) {
-  return "blindlist group-secret " + group + " v" + std::to_string(version);
+std::string GroupKeyRing::SecretContext(const std::string& group, const Bytes& key_id) {
+  return "blindlist group-secret " + group + " " + ToHex(key_id);
 }
 
 Result<Bytes> GroupKeyRing::SealKey(const std::string& group, int version,
@@ -18,9 +18,9 @@ Result<Bytes> GroupKeyRing::SealKey(const std::string& group, int version,
   return crypto::Seal(master_key_, KeyContext(group, version), der.view());
 }
 
-Result<Bytes> GroupKeyRing::SealSecret(const std::string& group, int version,
+Result<Bytes> GroupKeyRing::SealSecret(const std::string& group, const Bytes& key_id,
                                        const SecretBytes& secret) const {
-  return crypto::Seal(master_key_, SecretContext(group, version), secret.view());
+  return crypto::Seal(master_key_, SecretContext(group, key_id), secret.view());
 }
 
 Result<crypto::PrivateKey> GroupKeyRing::PrivateKeyFor(const std::string& group,
@@ -58,7 +58,7 @@ Result<crypto::Certificate> GroupKeyRing::CertificateFor(const store::GroupKey& 
 
 Result<SecretBytes> GroupKeyRing::SecretFor(const std::string& group,
                                             const store::GroupSecretVersion& row) const {
-  return crypto::Unseal(master_key_, SecretContext(group, row.version), row.sealed_secret);
+  return crypto::Unseal(master_key_, SecretContext(group, row.key_id), row.sealed_secret);
 }
 
 std::optional<KeyMatch> MatchRecipient(GroupKeyRing& ring, const std::vector<store::GroupKey>& keys,

@@ -24,10 +24,10 @@ class GroupKeyRing {
 
   // The AAD that binds a sealed blob to its row.
   static std::string KeyContext(const std::string& group, int version);
-  static std::string SecretContext(const std::string& group, int version);
+  static std::string SecretContext(const std::string& group, const Bytes& key_id);
 
   Result<Bytes> SealKey(const std::string& group, int version, const crypto::PrivateKey& key) const;
-  Result<Bytes> SealSecret(const std::string& group, int version, const SecretBytes& secret) const;
+  Result<Bytes> SealSecret(const std::string& group, const Bytes& key_id, const SecretBytes& secret) const;
 
   Result<crypto::PrivateKey> PrivateKeyFor(const std::string& group, const store::GroupKey& row);
   Result<crypto::Certificate> CertificateFor(const store::GroupKey& row);

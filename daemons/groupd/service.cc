@@ -807,20 +807,20 @@ HttpResponse GroupService::NewKeyVersion(Call& call, const store::Group& group, 
 }
 
 HttpResponse GroupService::NewSecretVersion(Call& call, const store::Group& group) {
-  auto existing = store_->ListGroupSecrets(group.id);
-  if (!existing.ok()) return StoreDown(call, existing.error());
-  int expected = existing->empty() ? 1 : existing->back().version + 1;
+  // The key identifier is random, and it (not the version number, which the
+  // store assigns) binds the sealed secret to its row, so concurrent rotations
+  // on two nodes cannot leave a secret sealed under the wrong context.
   SecretBytes secret = crypto::RandomSecret(32);
+  SecretBytes id_bytes = crypto::RandomSecret(12);
   store::GroupSecretVersion row;
   row.group_id = group.id;
-  row.key_id = ToBytes("blindlist:" + group.name + ":" + std::to_string(expected));
-  auto sealed = ring_->SealSecret(group.name, expected, secret);
+  row.key_id = ToBytes("blindlist:" + ToHex(id_bytes.view()));
+  auto sealed = ring_->SealSecret(group.name, row.key_id, secret);
   if (!sealed.ok()) return Fail(call, 500, "internal", "sealing failed");
   row.sealed_secret = *sealed;
   row.created_at = Now();
   auto version = store_->AddGroupSecret(row);
   if (!version.ok()) return StoreDown(call, version.error());
-  if (*version != expected) return Fail(call, 409, "conflict", "a concurrent rotation happened; retry");
   return Ok(201, {{"secret_version", *version}});
 }
 

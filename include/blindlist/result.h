@@ -62,10 +62,13 @@ class [[nodiscard]] Status {
 // Propagates an error from an expression yielding Result<T> or Status.
 #define BL_CONCAT_INNER(a, b) a##b
 #define BL_CONCAT(a, b) BL_CONCAT_INNER(a, b)
+// `lhs` may be a declaration ("Tlv t"), so it cannot be parenthesised.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define BL_TRY_ASSIGN_IMPL(tmp, lhs, expr) \
   auto tmp = (expr);                       \
   if (!tmp.ok()) return tmp.error();       \
   lhs = std::move(tmp).value()
+// NOLINTEND(bugprone-macro-parentheses)
 #define BL_TRY_ASSIGN(lhs, expr) BL_TRY_ASSIGN_IMPL(BL_CONCAT(bl_try_, __LINE__), lhs, expr)
 #define BL_TRY(expr)                                 \
   do {                                               \

@@ -392,6 +392,20 @@ TEST_F(HttpsTest, SilentClientIsDisconnectedAfterReadTimeout) {
   ASSERT_TRUE(r.ok()) << r.error().message;
 }
 
+TEST_F(HttpsTest, ClientReconnectsWhenServerClosedIdleConnection) {
+  HttpsServerConfig config = Config();
+  config.read_timeout = 200ms;
+  auto server = StartServer(config);
+  HttpsClient client(ClientConfig());
+  ASSERT_TRUE(client.Request("GET", Url(*server, "/1")).ok());
+  // Long enough for the server to drop the kept-alive connection; the request
+  // below succeeds either way (fresh connection or retry), never on timing.
+  std::this_thread::sleep_for(1s);
+  auto r = client.Request("POST", Url(*server, "/2"), "payload");
+  ASSERT_TRUE(r.ok()) << r.error().code << ": " << r.error().message;
+  EXPECT_EQ(Json::parse(r->body)["body"], "payload");
+}
+
 TEST_F(HttpsTest, HandlerExceptionGives500AndServerKeepsServing) {
   auto server = StartServer(Config(), [](const HttpRequest& req) {
     if (req.path == "/throw") throw std::runtime_error("boom");
