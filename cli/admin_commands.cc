@@ -14,14 +14,16 @@ namespace blindlist::cli {
 using json = nlohmann::json;
 
 void AddServerOptions(CLI::App* cmd, api::ApiCredentials& creds, bool server_required) {
-  auto* server = cmd->add_option("--server", creds.server, "Server URL, e.g. https://groupd.example.org:8443");
+  auto* server =
+      cmd->add_option("--server", creds.server, "Server URL, e.g. https://groupd.example.org:8443");
   if (server_required) server->required();
   cmd->add_option("--token", creds.token, "Bearer token (or set BLINDLIST_TOKEN)");
   cmd->add_option("--client-cert", creds.client_cert_file, "Client certificate for mTLS (PEM)")
       ->check(CLI::ExistingFile);
   cmd->add_option("--client-key", creds.client_key_file, "Client private key for mTLS (PEM)")
       ->check(CLI::ExistingFile);
-  cmd->add_option("--ca", creds.ca_file, "CA certificate(s) that verify the server (PEM)")->check(CLI::ExistingFile);
+  cmd->add_option("--ca", creds.ca_file, "CA certificate(s) that verify the server (PEM)")
+      ->check(CLI::ExistingFile);
 }
 
 Status FinishServerOptions(api::ApiCredentials& creds) {
@@ -60,7 +62,8 @@ Status Print(const AdminState& s, const json& j, const std::string& text) {
 
 Result<std::string> ReadPem(const std::string& path) { return ReadInput(path, 1 << 20); }
 
-Result<json> Call(AdminState& s, const std::string& method, const std::string& path, const json& body) {
+Result<json> Call(AdminState& s, const std::string& method, const std::string& path,
+                  const json& body) {
   BL_TRY(FinishServerOptions(s.creds));
   api::ApiClient client(s.creds);
   return client.Call(method, path, body);
@@ -71,9 +74,11 @@ std::string G(const AdminState& s) { return "/v1/groups/" + api::ApiClient::Segm
 Status GroupCreate(AdminState& s) {
   json body = {{"name", s.group}, {"key_type", s.key_type}, {"csr", s.csr}};
   BL_TRY_ASSIGN(json r, Call(s, "POST", "/v1/groups", body));
-  std::string pem = r.contains("csr") ? r["csr"].get<std::string>() : r["certificate"].get<std::string>();
+  std::string pem =
+      r.contains("csr") ? r["csr"].get<std::string>() : r["certificate"].get<std::string>();
   if (s.json_out) return Print(s, r, "");
-  std::fprintf(stderr, "created %s, key version %d%s\n", s.group.c_str(), r["key_version"].get<int>(),
+  std::fprintf(stderr, "created %s, key version %d%s\n", s.group.c_str(),
+               r["key_version"].get<int>(),
                s.csr ? " (CSR: have it signed, then `admin group install-cert`)" : "");
   return WriteOutput(s.out, pem);
 }
@@ -89,50 +94,63 @@ Status GroupRotate(AdminState& s) {
   }
   std::fprintf(stderr, "key version %d is now current; older versions stay usable for old posts\n",
                r["key_version"].get<int>());
-  return WriteOutput(s.out, r.contains("csr") ? r["csr"].get<std::string>() : r["certificate"].get<std::string>());
+  return WriteOutput(
+      s.out, r.contains("csr") ? r["csr"].get<std::string>() : r["certificate"].get<std::string>());
 }
 
 Status GroupShow(AdminState& s) {
   BL_TRY_ASSIGN(json r, Call(s, "GET", G(s), nullptr));
-  std::string text = "group:    " + r["name"].get<std::string>() + "\nmembers:  " +
-                     std::to_string(r["members"].get<int>()) + "\nexploder: " +
-                     (r["exploder"].is_null() ? std::string("(none)") : r["exploder"].get<std::string>()) + "\nkeys:\n";
+  std::string text =
+      "group:    " + r["name"].get<std::string>() +
+      "\nmembers:  " + std::to_string(r["members"].get<int>()) + "\nexploder: " +
+      (r["exploder"].is_null() ? std::string("(none)") : r["exploder"].get<std::string>()) +
+      "\nkeys:\n";
   for (const auto& k : r["keys"]) {
-    text += "  v" + std::to_string(k["version"].get<int>()) + "  " + k["key_type"].get<std::string>() + "  " +
-            k["state"].get<std::string>() + (k.contains("serial") ? "  serial " + k["serial"].get<std::string>() : "") +
-            "\n";
+    text += "  v" + std::to_string(k["version"].get<int>()) + "  " +
+            k["key_type"].get<std::string>() + "  " + k["state"].get<std::string>() +
+            (k.contains("serial") ? "  serial " + k["serial"].get<std::string>() : "") + "\n";
   }
   text += "secrets:\n";
   for (const auto& v : r["secrets"]) {
-    text += "  v" + std::to_string(v["version"].get<int>()) + "  id " + v["key_id"].get<std::string>() + "\n";
+    text += "  v" + std::to_string(v["version"].get<int>()) + "  id " +
+            v["key_id"].get<std::string>() + "\n";
   }
   return Print(s, r, text);
 }
 
 Status GroupExport(AdminState& s) {
-  if (s.out.empty() || s.out == "-") return MakeError("usage", "export-key writes a PKCS#12 file: give -o FILE.p12");
+  if (s.out.empty() || s.out == "-")
+    return MakeError("usage", "export-key writes a PKCS#12 file: give -o FILE.p12");
   BL_TRY_ASSIGN(std::string pass, ReadInput(s.passphrase_file, 4096));
   while (!pass.empty() && (pass.back() == '\n' || pass.back() == '\r')) pass.pop_back();
   json body = {{"passphrase", pass}, {"version", s.version}, {"reason", s.reason}};
   std::fill(pass.begin(), pass.end(), '\0');
   BL_TRY_ASSIGN(json r, Call(s, "POST", G(s) + "/export", body));
   Bytes p12;
-  if (!Base64Decode(r["pkcs12"].get<std::string>(), p12)) return MakeError("bad-reply", "bad PKCS#12 in the reply");
-  std::fprintf(stderr, "exported key version %d: whoever holds this file and passphrase reads the list (path C)\n",
-               r["key_version"].get<int>());
+  if (!Base64Decode(r["pkcs12"].get<std::string>(), p12))
+    return MakeError("bad-reply", "bad PKCS#12 in the reply");
+  std::fprintf(
+      stderr,
+      "exported key version %d: whoever holds this file and passphrase reads the list (path C)\n",
+      r["key_version"].get<int>());
   return WriteOutput(s.out, AsChars(p12));
 }
 
 Status GroupInstallCert(AdminState& s) {
   BL_TRY_ASSIGN(std::string pem, ReadPem(s.cert_file));
-  BL_TRY_ASSIGN(json r, Call(s, "POST", G(s) + "/keys/" + std::to_string(s.version) + "/certificate",
-                             {{"certificate", pem}}));
-  return Print(s, r, "installed the certificate for key version " + std::to_string(s.version) + "\n");
+  BL_TRY_ASSIGN(json r,
+                Call(s, "POST", G(s) + "/keys/" + std::to_string(s.version) + "/certificate",
+                     {{"certificate", pem}}));
+  return Print(s, r,
+               "installed the certificate for key version " + std::to_string(s.version) + "\n");
 }
 
 Status GroupDestroyKey(AdminState& s) {
-  BL_TRY_ASSIGN(json r, Call(s, "POST", G(s) + "/keys/" + std::to_string(s.version) + "/destroy", json::object()));
-  return Print(s, r, "destroyed key version " + std::to_string(s.version) + ": posts wrapped to it are now unreadable\n");
+  BL_TRY_ASSIGN(json r, Call(s, "POST", G(s) + "/keys/" + std::to_string(s.version) + "/destroy",
+                             json::object()));
+  return Print(s, r,
+               "destroyed key version " + std::to_string(s.version) +
+                   ": posts wrapped to it are now unreadable\n");
 }
 
 Status MemberAdd(AdminState& s) {
@@ -143,12 +161,14 @@ Status MemberAdd(AdminState& s) {
   }
   BL_TRY_ASSIGN(json r, Call(s, "POST", G(s) + "/members", body));
   std::string text = "added " + s.address + "\n";
-  if (r.contains("token")) text += "token (shown once, keep it secret): " + r["token"].get<std::string>() + "\n";
+  if (r.contains("token"))
+    text += "token (shown once, keep it secret): " + r["token"].get<std::string>() + "\n";
   return Print(s, r, text);
 }
 
 Status MemberRemove(AdminState& s) {
-  BL_TRY_ASSIGN(json r, Call(s, "DELETE", G(s) + "/members/" + api::ApiClient::Segment(s.address), nullptr));
+  BL_TRY_ASSIGN(
+      json r, Call(s, "DELETE", G(s) + "/members/" + api::ApiClient::Segment(s.address), nullptr));
   return Print(s, r, "removed " + s.address + " (effective on the next request)\n");
 }
 
@@ -157,7 +177,10 @@ Status MemberList(AdminState& s) {
   std::string text;
   for (const auto& m : r["members"]) {
     text += m["address"].get<std::string>() + (m["has_token"].get<bool>() ? "  token" : "") +
-            (m["certificate_fingerprint"].get<std::string>().empty() ? "" : "  cert " + m["certificate_fingerprint"].get<std::string>().substr(0, 16)) + "\n";
+            (m["certificate_fingerprint"].get<std::string>().empty()
+                 ? ""
+                 : "  cert " + m["certificate_fingerprint"].get<std::string>().substr(0, 16)) +
+            "\n";
   }
   return Print(s, r, text);
 }
@@ -172,9 +195,10 @@ Status Audit(AdminState& s) {
   BL_TRY_ASSIGN(json r, Call(s, "GET", G(s) + "/audit?limit=" + std::to_string(s.limit), nullptr));
   std::string text;
   for (const auto& a : r["audit"]) {
-    text += std::to_string(a["time"].get<std::int64_t>()) + "  " + a["operation"].get<std::string>() + "  " +
-            a["caller"].get<std::string>() + "  v" + std::to_string(a["key_version"].get<int>()) + "  " +
-            a["result"].get<std::string>() + "  " + a["reason"].get<std::string>() + "\n";
+    text += std::to_string(a["time"].get<std::int64_t>()) + "  " +
+            a["operation"].get<std::string>() + "  " + a["caller"].get<std::string>() + "  v" +
+            std::to_string(a["key_version"].get<int>()) + "  " + a["result"].get<std::string>() +
+            "  " + a["reason"].get<std::string>() + "\n";
   }
   return Print(s, r, text);
 }
@@ -183,7 +207,8 @@ Status Audit(AdminState& s) {
 
 void AddAdminCommands(CLI::App& app, Action* chosen) {
   auto s = std::make_shared<AdminState>();
-  auto* admin = app.add_subcommand("admin", "Administer groups, keys, members and the exploder on groupd");
+  auto* admin =
+      app.add_subcommand("admin", "Administer groups, keys, members and the exploder on groupd");
   admin->require_subcommand(1);
   // The subcommands made below inherit this: --server, --json, -o ... may also follow them
   // (`admin group export-key LIST --passphrase-file F -o FILE.p12`).
@@ -197,46 +222,62 @@ void AddAdminCommands(CLI::App& app, Action* chosen) {
   };
   auto* group = admin->add_subcommand("group", "Groups and their keys");
   group->require_subcommand(1);
-  auto* create = group->add_subcommand("create", "Create a group: key pair, certificate (or CSR), group secret");
+  auto* create = group->add_subcommand(
+      "create", "Create a group: key pair, certificate (or CSR), group secret");
   create->add_option("name", s->group, "The list address")->required();
-  create->add_option("--key-type", s->key_type, "rsa3072 or p256")->check(CLI::IsMember({"rsa3072", "p256"}))->capture_default_str();
+  create->add_option("--key-type", s->key_type, "rsa3072 or p256")
+      ->check(CLI::IsMember({"rsa3072", "p256"}))
+      ->capture_default_str();
   create->add_flag("--csr", s->csr, "Emit a CSR for an outside CA instead of a certificate");
   bind(create, GroupCreate);
-  auto* rotate = group->add_subcommand("rotate", "Add a key version (or with --secret, a group secret version)");
+  auto* rotate = group->add_subcommand(
+      "rotate", "Add a key version (or with --secret, a group secret version)");
   rotate->add_option("name", s->group, "The list address")->required();
   rotate->add_flag("--secret", s->secret, "Rotate the group secret instead of the key pair");
-  rotate->add_option("--key-type", s->rotate_key_type, "rsa3072 or p256 (default: the group's current type)")
+  rotate
+      ->add_option("--key-type", s->rotate_key_type,
+                   "rsa3072 or p256 (default: the group's current type)")
       ->check(CLI::IsMember({"rsa3072", "p256"}));
   rotate->add_flag("--csr", s->csr, "Emit a CSR for an outside CA");
   bind(rotate, GroupRotate);
   auto* show = group->add_subcommand("show", "Key versions, secrets, member count, exploder");
   show->add_option("name", s->group, "The list address")->required();
   bind(show, GroupShow);
-  auto* exp = group->add_subcommand("export-key", "Export the group key as PKCS#12 for path C members");
+  auto* exp =
+      group->add_subcommand("export-key", "Export the group key as PKCS#12 for path C members");
   exp->add_option("name", s->group, "The list address")->required();
-  exp->add_option("--passphrase-file", s->passphrase_file, "File holding the PKCS#12 passphrase (- for stdin)")->required();
+  exp->add_option("--passphrase-file", s->passphrase_file,
+                  "File holding the PKCS#12 passphrase (- for stdin)")
+      ->required();
   exp->add_option("--version", s->version, "Key version (default: the current one)");
   exp->add_option("--reason", s->reason, "Why (recorded in the audit)");
   bind(exp, GroupExport);
-  auto* install = group->add_subcommand("install-cert", "Install the CA-signed certificate for a CSR key version");
+  auto* install = group->add_subcommand("install-cert",
+                                        "Install the CA-signed certificate for a CSR key version");
   install->add_option("name", s->group, "The list address")->required();
   install->add_option("--version", s->version, "Key version")->required();
-  install->add_option("--cert", s->cert_file, "Certificate (PEM)")->required()->check(CLI::ExistingFile);
+  install->add_option("--cert", s->cert_file, "Certificate (PEM)")
+      ->required()
+      ->check(CLI::ExistingFile);
   bind(install, GroupInstallCert);
-  auto* destroy = group->add_subcommand("destroy-key", "Destroy a retired key version (its posts become unreadable)");
+  auto* destroy = group->add_subcommand(
+      "destroy-key", "Destroy a retired key version (its posts become unreadable)");
   destroy->add_option("name", s->group, "The list address")->required();
   destroy->add_option("--version", s->version, "Key version")->required();
   bind(destroy, GroupDestroyKey);
 
   auto* member = admin->add_subcommand("member", "The roster");
   member->require_subcommand(1);
-  auto* add = member->add_subcommand("add", "Add a member (with a certificate for paths E/F, a token for F/S/blind)");
+  auto* add = member->add_subcommand(
+      "add", "Add a member (with a certificate for paths E/F, a token for F/S/blind)");
   add->add_option("group", s->group, "The list address")->required();
   add->add_option("address", s->address, "The member's address")->required();
-  add->add_option("--cert", s->cert_file, "The member's certificate (PEM)")->check(CLI::ExistingFile);
+  add->add_option("--cert", s->cert_file, "The member's certificate (PEM)")
+      ->check(CLI::ExistingFile);
   add->add_flag("--token", s->token, "Issue a bearer token (printed once)");
   bind(add, MemberAdd);
-  auto* remove = member->add_subcommand("remove", "Remove a member: effective on the very next request");
+  auto* remove =
+      member->add_subcommand("remove", "Remove a member: effective on the very next request");
   remove->add_option("group", s->group, "The list address")->required();
   remove->add_option("address", s->address, "The member's address")->required();
   bind(remove, MemberRemove);
@@ -246,9 +287,12 @@ void AddAdminCommands(CLI::App& app, Action* chosen) {
 
   auto* exploder = admin->add_subcommand("exploder", "The group's exploder identity");
   exploder->require_subcommand(1);
-  auto* set = exploder->add_subcommand("set", "Register the exploder's client certificate (path B)");
+  auto* set =
+      exploder->add_subcommand("set", "Register the exploder's client certificate (path B)");
   set->add_option("group", s->group, "The list address")->required();
-  set->add_option("--cert", s->cert_file, "The exploder's certificate (PEM)")->required()->check(CLI::ExistingFile);
+  set->add_option("--cert", s->cert_file, "The exploder's certificate (PEM)")
+      ->required()
+      ->check(CLI::ExistingFile);
   bind(set, ExploderSet);
 
   auto* audit = admin->add_subcommand("audit", "Show the group's audit log, newest first");

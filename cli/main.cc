@@ -24,8 +24,11 @@ int main(int argc, char** argv) {
     std::string what = e.what();
     if (argc >= 2 && argv[1][0] != '-' && app.get_subcommands().empty()) {
       what = std::string("unknown command \"") + argv[1] + "\" (try blindlist --help)";
-    } else if (what.empty() || (e.get_name() == "RequiredError" && what.find("subcommand") != std::string::npos)) {
-      what = "a subcommand is required: encrypt, decrypt, rewrap, inspect, admin, open (try blindlist --help)";
+    } else if (what.empty() ||
+               (e.get_name() == "RequiredError" && what.find("subcommand") != std::string::npos)) {
+      what =
+          "a subcommand is required: encrypt, decrypt, rewrap, inspect, admin, open (try blindlist "
+          "--help)";
     }
     std::fprintf(stderr, "blindlist: %s\n", what.c_str());
     return 2;

@@ -33,7 +33,8 @@ struct OpenOptions {
 
 // The RecipientInfos that may be the group's: key transport and key agreement,
 // minus those addressed to the member's own certificate.
-std::vector<std::size_t> GroupCandidates(const crypto::Envelope& env, const crypto::Certificate* mine) {
+std::vector<std::size_t> GroupCandidates(const crypto::Envelope& env,
+                                         const crypto::Certificate* mine) {
   std::vector<std::size_t> out;
   for (std::size_t i = 0; i < env.recipients.size(); ++i) {
     const auto& ri = env.recipients[i];
@@ -49,9 +50,12 @@ std::vector<std::size_t> GroupCandidates(const crypto::Envelope& env, const cryp
 }
 
 // Asks groupd for `path` with each candidate RecipientInfo until one is the group's.
-Result<json> AskForGroupRecipient(api::ApiClient& client, const std::string& path, const crypto::Envelope& env,
-                                  const std::vector<std::size_t>& candidates, json body, std::size_t* used) {
-  if (candidates.empty()) return MakeError("no-recipient", "the message has no RecipientInfo for a group key");
+Result<json> AskForGroupRecipient(api::ApiClient& client, const std::string& path,
+                                  const crypto::Envelope& env,
+                                  const std::vector<std::size_t>& candidates, json body,
+                                  std::size_t* used) {
+  if (candidates.empty())
+    return MakeError("no-recipient", "the message has no RecipientInfo for a group key");
   Error last = MakeError("no-recipient", "no RecipientInfo of this message belongs to the group");
   for (std::size_t index : candidates) {
     body["recipient_info"] = Base64Encode(env.recipients[index].der);
@@ -66,7 +70,8 @@ Result<json> AskForGroupRecipient(api::ApiClient& client, const std::string& pat
   return last;
 }
 
-Result<std::string> Finish(const mime::SmimeEnvelope& smime, const crypto::Envelope& env, const SecretBytes& cek) {
+Result<std::string> Finish(const mime::SmimeEnvelope& smime, const crypto::Envelope& env,
+                           const SecretBytes& cek) {
   BL_TRY_ASSIGN(SecretBytes plain, crypto::DecryptContent(env, cek));
   return mime::UnprotectHeaders(AsChars(plain.view()), smime.outer_headers);
 }
@@ -74,10 +79,12 @@ Result<std::string> Finish(const mime::SmimeEnvelope& smime, const crypto::Envel
 Status RunOpen(OpenOptions& o) {
   BL_TRY(FinishServerOptions(o.creds));
   bool needs_member_key = o.method == "rewrap" || o.method == "cert";
-  if (needs_member_key && (o.member_cert.empty() || o.member_key.empty()) && !(o.splice_only && !o.member_cert.empty())) {
+  if (needs_member_key && (o.member_cert.empty() || o.member_key.empty()) &&
+      !(o.splice_only && !o.member_cert.empty())) {
     return MakeError("usage", "--method " + o.method + " needs --member-cert and --member-key");
   }
-  if (o.splice_only && !needs_member_key) return MakeError("usage", "--splice-only works with --method rewrap or cert");
+  if (o.splice_only && !needs_member_key)
+    return MakeError("usage", "--splice-only works with --method rewrap or cert");
   BL_TRY_ASSIGN(std::string input, ReadInput(o.io.in));
   BL_TRY_ASSIGN(mime::SmimeEnvelope smime, mime::ParseSmime(input));
   BL_TRY_ASSIGN(crypto::Envelope env, crypto::Envelope::Parse(smime.cms));
@@ -94,9 +101,11 @@ Status RunOpen(OpenOptions& o) {
   auto candidates = GroupCandidates(env, member_cert ? &*member_cert : nullptr);
 
   if (o.method == "tls") {
-    BL_TRY_ASSIGN(json r, AskForGroupRecipient(client, base + "/unwrap", env, candidates, body, &used));
+    BL_TRY_ASSIGN(json r,
+                  AskForGroupRecipient(client, base + "/unwrap", env, candidates, body, &used));
     SecretBytes cek;
-    if (!Base64Decode(r["cek"].get<std::string>(), cek)) return MakeError("bad-reply", "bad key in the server's reply");
+    if (!Base64Decode(r["cek"].get<std::string>(), cek))
+      return MakeError("bad-reply", "bad key in the server's reply");
     BL_TRY_ASSIGN(std::string message, Finish(smime, env, cek));
     return WriteOutput(o.io.out, message);
   }
@@ -109,7 +118,8 @@ Status RunOpen(OpenOptions& o) {
     }
     BL_TRY_ASSIGN(json r, AskForGroupRecipient(client, path, env, candidates, body, &used));
     Bytes ri;
-    if (!Base64Decode(r["recipient_info"].get<std::string>(), ri)) return MakeError("bad-reply", "bad RecipientInfo in the reply");
+    if (!Base64Decode(r["recipient_info"].get<std::string>(), ri))
+      return MakeError("bad-reply", "bad RecipientInfo in the reply");
     // The splice: the member's RecipientInfo replaces the group's, so the post is
     // ordinary S/MIME for this member; the encrypted content is untouched.
     BL_TRY(env.ReplaceRecipient(used, ri));
@@ -143,22 +153,27 @@ Status RunOpen(OpenOptions& o) {
       body["blinded"] = Base64Encode(req.blinded());
       BL_TRY_ASSIGN(json r, client.Call("POST", base + "/blind", body));
       Bytes response;
-      if (!Base64Decode(r["result"].get<std::string>(), response)) return MakeError("bad-reply", "bad blind result");
+      if (!Base64Decode(r["result"].get<std::string>(), response))
+        return MakeError("bad-reply", "bad blind result");
       BL_TRY_ASSIGN(SecretBytes cek, req.Finish(response));
       BL_TRY_ASSIGN(std::string message, Finish(smime, env, cek));
       return WriteOutput(o.io.out, message);
     }
-    return MakeError("no-recipient", "no RecipientInfo for the group's current certificate (blind reads need it)");
+    return MakeError("no-recipient",
+                     "no RecipientInfo for the group's current certificate (blind reads need it)");
   }
 
   if (o.method == "secret") {
     // Group secrets this member may hold; a post from the exploder (path B) already
     // carries a KEKRecipientInfo, otherwise ask for one (path S).
-    BL_TRY_ASSIGN(json secrets, client.Call("GET", base + "/secrets?reason=" + api::ApiClient::Segment(o.reason), nullptr));
+    BL_TRY_ASSIGN(
+        json secrets,
+        client.Call("GET", base + "/secrets?reason=" + api::ApiClient::Segment(o.reason), nullptr));
     auto try_secrets = [&](const crypto::Envelope& e) -> Result<SecretBytes> {
       for (const auto& s : secrets["secrets"]) {
         crypto::GroupSecret gs;
-        if (!FromHex(s["key_id"].get<std::string>(), gs.id) || !Base64Decode(s["secret"].get<std::string>(), gs.key)) {
+        if (!FromHex(s["key_id"].get<std::string>(), gs.id) ||
+            !Base64Decode(s["secret"].get<std::string>(), gs.key)) {
           return MakeError("bad-reply", "bad group secret in the reply");
         }
         auto cek = crypto::FindAndUnwrapCek(e, gs);
@@ -171,9 +186,11 @@ Status RunOpen(OpenOptions& o) {
       BL_TRY_ASSIGN(std::string message, Finish(smime, env, *direct));
       return WriteOutput(o.io.out, message);
     }
-    BL_TRY_ASSIGN(json r, AskForGroupRecipient(client, base + "/rewrap/secret", env, candidates, body, &used));
+    BL_TRY_ASSIGN(json r, AskForGroupRecipient(client, base + "/rewrap/secret", env, candidates,
+                                               body, &used));
     Bytes ri;
-    if (!Base64Decode(r["recipient_info"].get<std::string>(), ri)) return MakeError("bad-reply", "bad RecipientInfo in the reply");
+    if (!Base64Decode(r["recipient_info"].get<std::string>(), ri))
+      return MakeError("bad-reply", "bad RecipientInfo in the reply");
     BL_TRY(env.AddRecipient(ri));
     BL_TRY_ASSIGN(SecretBytes cek, try_secrets(env));
     BL_TRY_ASSIGN(std::string message, Finish(smime, env, cek));
@@ -193,12 +210,15 @@ void AddOpenCommand(CLI::App& app, Action* chosen) {
   cmd->add_option("--method", o->method, "tls (F), rewrap (E), cert (G), blind, secret (S/B)")
       ->required()
       ->check(CLI::IsMember({"tls", "rewrap", "cert", "blind", "secret"}));
-  cmd->add_option("--member-cert", o->member_cert, "Your certificate (rewrap) or membership certificate (cert)")
+  cmd->add_option("--member-cert", o->member_cert,
+                  "Your certificate (rewrap) or membership certificate (cert)")
       ->check(CLI::ExistingFile);
   cmd->add_option("--member-key", o->member_key, "Its private key")->check(CLI::ExistingFile);
-  cmd->add_option("--reason", o->reason, "Why (recorded in the group server's audit)")->capture_default_str();
-  cmd->add_flag("--splice-only", o->splice_only,
-                "With rewrap/cert: write the post as ordinary S/MIME for you instead of decrypting it");
+  cmd->add_option("--reason", o->reason, "Why (recorded in the group server's audit)")
+      ->capture_default_str();
+  cmd->add_flag(
+      "--splice-only", o->splice_only,
+      "With rewrap/cert: write the post as ordinary S/MIME for you instead of decrypting it");
   cmd->callback([chosen, o] { *chosen = [o] { return RunOpen(*o); }; });
 }
 

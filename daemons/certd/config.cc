@@ -11,7 +11,8 @@ Result<Config> LoadConfig(const std::string& path) {
   BL_TRY_ASSIGN(c.ca_passphrase_file, file.String("ca", "passphrase_file", ""));
   BL_TRY_ASSIGN(c.validity_hours, file.Int("certificates", "validity_hours", 24));
   BL_TRY_ASSIGN(c.crl_url, file.String("certificates", "crl_url", ""));
-  BL_TRY_ASSIGN(c.crl_next_update_seconds, file.Int("certificates", "crl_next_update_seconds", 3600));
+  BL_TRY_ASSIGN(c.crl_next_update_seconds,
+                file.Int("certificates", "crl_next_update_seconds", 3600));
   if (c.ca_certificate_file.empty() || c.ca_private_key_file.empty()) {
     return MakeError("bad-config", path + ": [ca] certificate and private_key are required");
   }
@@ -19,7 +20,8 @@ Result<Config> LoadConfig(const std::string& path) {
     return MakeError("bad-config", path + ": [certificates] validity_hours must be 1..8784");
   }
   if (c.crl_next_update_seconds < 60) {
-    return MakeError("bad-config", path + ": [certificates] crl_next_update_seconds must be at least 60");
+    return MakeError("bad-config",
+                     path + ": [certificates] crl_next_update_seconds must be at least 60");
   }
   return c;
 }

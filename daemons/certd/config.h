@@ -10,12 +10,12 @@
 namespace blindlist::certd {
 
 struct Config {
-  api::CommonConfig common;           // [server], [limits], [store], [log]
-  std::string ca_certificate_file;    // [ca] certificate: the membership CA (PEM)
-  std::string ca_private_key_file;    // [ca] private_key: encrypted PKCS#8 PEM
-  std::string ca_passphrase_file;     // [ca] passphrase_file; or env BLINDLIST_CA_PASSPHRASE
-  std::int64_t validity_hours = 24;   // [certificates] validity_hours
-  std::string crl_url;                // [certificates] crl_url, written into issued certificates
+  api::CommonConfig common;          // [server], [limits], [store], [log]
+  std::string ca_certificate_file;   // [ca] certificate: the membership CA (PEM)
+  std::string ca_private_key_file;   // [ca] private_key: encrypted PKCS#8 PEM
+  std::string ca_passphrase_file;    // [ca] passphrase_file; or env BLINDLIST_CA_PASSPHRASE
+  std::int64_t validity_hours = 24;  // [certificates] validity_hours
+  std::string crl_url;               // [certificates] crl_url, written into issued certificates
   std::int64_t crl_next_update_seconds = 3600;
 };
 

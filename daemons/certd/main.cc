@@ -9,11 +9,12 @@
 // It refuses CSRs that do not verify, use unsupported keys or claim another
 // group. Its audit links members to serials; groupd's audit of path G sees only
 // serials (docs/threat-model.md says what collusion reveals).
+#include <sys/stat.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <sys/stat.h>
 
 #include "api/config_file.h"
 #include "api/daemon.h"
@@ -41,10 +42,12 @@ Result<std::string> LoadPassphrase(const std::string& file) {
     pass = env;
     ::unsetenv("BLINDLIST_CA_PASSPHRASE");
   } else {
-    return MakeError("bad-config", "no CA passphrase: set [ca] passphrase_file or BLINDLIST_CA_PASSPHRASE");
+    return MakeError("bad-config",
+                     "no CA passphrase: set [ca] passphrase_file or BLINDLIST_CA_PASSPHRASE");
   }
   while (!pass.empty() && (pass.back() == '\n' || pass.back() == '\r')) pass.pop_back();
-  if (pass.size() < 8) return MakeError("bad-config", "the CA passphrase needs at least 8 characters");
+  if (pass.size() < 8)
+    return MakeError("bad-config", "the CA passphrase needs at least 8 characters");
   return pass;
 }
 
@@ -72,8 +75,8 @@ int InitCa(const certd::Config& config, const std::string& common_name) {
   if (!st.ok()) return Fatal(st.error());
   st = WriteNewFile(config.ca_certificate_file, crypto::ToPem("CERTIFICATE", cert->Der()), 0644);
   if (!st.ok()) return Fatal(st.error());
-  std::printf("membership CA written: %s (key: %s, encrypted)\n", config.ca_certificate_file.c_str(),
-              config.ca_private_key_file.c_str());
+  std::printf("membership CA written: %s (key: %s, encrypted)\n",
+              config.ca_certificate_file.c_str(), config.ca_private_key_file.c_str());
   return 0;
 }
 
@@ -86,13 +89,17 @@ int main(int argc, char** argv) {
   std::string store_url;
   std::string log_level;
   std::string port_file;
-  app.add_option("-c,--config", config_file, "TOML configuration file")->required()->check(CLI::ExistingFile);
+  app.add_option("-c,--config", config_file, "TOML configuration file")
+      ->required()
+      ->check(CLI::ExistingFile);
   app.add_option("--listen", listen, "Override [server] listen (ADDRESS:PORT)");
   app.add_option("--store", store_url, "Override [store] url (sqlite:PATH or postgresql://...)");
   app.add_option("--log-level", log_level, "debug, info, warning or error");
-  app.add_option("--port-file", port_file, "Write the bound port to FILE once listening (for listen port 0)");
+  app.add_option("--port-file", port_file,
+                 "Write the bound port to FILE once listening (for listen port 0)");
   std::string ca_name = "blindlist membership CA";
-  auto* init_ca = app.add_subcommand("init-ca", "Create the membership CA key (encrypted) and certificate");
+  auto* init_ca =
+      app.add_subcommand("init-ca", "Create the membership CA key (encrypted) and certificate");
   init_ca->add_option("--common-name", ca_name, "The CA's name")->capture_default_str();
   try {
     app.parse(argc, argv);
@@ -119,13 +126,15 @@ int main(int argc, char** argv) {
   if (!ca_key.ok()) return Fatal(ca_key.error());
   auto ca_cert = crypto::Certificate::LoadFile(config.ca_certificate_file);
   if (!ca_cert.ok()) return Fatal(ca_cert.error());
-  if (!ca_cert->Matches(*ca_key)) return Fatal(MakeError("bad-config", "[ca] private_key does not match certificate"));
+  if (!ca_cert->Matches(*ca_key))
+    return Fatal(MakeError("bad-config", "[ca] private_key does not match certificate"));
   auto store = store::Store::Open(config.common.store_url);
   if (!store.ok()) return Fatal(store.error());
 
   api::BlockServerSignals();
   certd::CertService service(config, std::move(*store), std::move(*ca_cert), std::move(*ca_key));
-  net::HttpsServer server(config.common.server, [&service](const net::HttpRequest& r) { return service.Handle(r); });
+  net::HttpsServer server(config.common.server,
+                          [&service](const net::HttpRequest& r) { return service.Handle(r); });
   Status started = server.Start();
   if (!started.ok()) return Fatal(started.error());
   if (!port_file.empty()) {
@@ -133,18 +142,21 @@ int main(int argc, char** argv) {
     if (!written.ok()) return Fatal(written.error());
   }
   net::Log(net::LogLevel::kInfo, "listening",
-           {{"address", config.common.server.listen_address}, {"port", std::to_string(server.port())},
+           {{"address", config.common.server.listen_address},
+            {"port", std::to_string(server.port())},
             {"store", service.store().BackendName()}});
   api::ServeUntilTerminated(server, [&] {
     auto fresh = certd::LoadConfig(config_file);
     if (!fresh.ok()) {
-      net::Log(net::LogLevel::kError, "reload failed; keeping the old configuration", {{"error", fresh.error().message}});
+      net::Log(net::LogLevel::kError, "reload failed; keeping the old configuration",
+               {{"error", fresh.error().message}});
       return;
     }
     Status reloaded = server.ReloadCertificates();
     server.UpdateLimits(fresh->common.server);
     service.UpdateLimits(*fresh);
-    net::Log(reloaded.ok() ? net::LogLevel::kInfo : net::LogLevel::kError, "reloaded certificates and limits",
+    net::Log(reloaded.ok() ? net::LogLevel::kInfo : net::LogLevel::kError,
+             "reloaded certificates and limits",
              {{"certificates", reloaded.ok() ? "ok" : reloaded.error().message}});
   });
   return 0;

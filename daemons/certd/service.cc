@@ -29,7 +29,8 @@ namespace {
 
 std::int64_t Now() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
-HttpResponse Fail(CertService::Call& call, int status, std::string_view code, std::string_view message) {
+HttpResponse Fail(CertService::Call& call, int status, std::string_view code,
+                  std::string_view message) {
   call.result = std::string(code);
   return HttpResponse::Error(status, code, message);
 }
@@ -59,8 +60,8 @@ std::string PseudonymousName() {
 
 }  // namespace
 
-CertService::CertService(const Config& config, std::unique_ptr<store::Store> store, crypto::Certificate ca_cert,
-                         crypto::PrivateKey ca_key)
+CertService::CertService(const Config& config, std::unique_ptr<store::Store> store,
+                         crypto::Certificate ca_cert, crypto::PrivateKey ca_key)
     : config_(config),
       store_(std::move(store)),
       ca_cert_(std::move(ca_cert)),
@@ -74,7 +75,8 @@ HttpResponse CertService::Handle(const HttpRequest& req) {
   try {
     resp = Route(req, call);
   } catch (const std::exception& e) {
-    net::Log(net::LogLevel::kWarning, "request failed", {{"operation", call.operation}, {"what", e.what()}});
+    net::Log(net::LogLevel::kWarning, "request failed",
+             {{"operation", call.operation}, {"what", e.what()}});
     resp = Fail(call, 400, "malformed-request", "the request could not be processed");
   }
   if (call.audit) {
@@ -89,11 +91,13 @@ HttpResponse CertService::Handle(const HttpRequest& req) {
     Status st = store_->AppendAudit(rec);
     if (!st.ok()) {
       net::Log(net::LogLevel::kError, "audit write failed", {{"error", st.error().message}});
-      if (resp.status < 300) resp = Fail(call, 503, "store-unavailable", "the audit log is unavailable");
+      if (resp.status < 300)
+        resp = Fail(call, 503, "store-unavailable", "the audit log is unavailable");
     }
   }
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  metrics.Increment("certd_requests_total", {{"operation", call.operation}, {"result", call.result}});
+  metrics.Increment("certd_requests_total",
+                    {{"operation", call.operation}, {"result", call.result}});
   metrics.Observe("certd_request_duration_seconds", {{"operation", call.operation}}, seconds);
   return resp;
 }
@@ -103,7 +107,8 @@ HttpResponse CertService::Route(const HttpRequest& req, Call& call) {
   if (parts.size() == 1 && parts[0] == "healthz") {
     call.audit = false;
     call.operation = "healthz";
-    if (!store_->SchemaVersion().ok()) return Fail(call, 503, "store-unavailable", "the store is unavailable");
+    if (!store_->SchemaVersion().ok())
+      return Fail(call, 503, "store-unavailable", "the store is unavailable");
     return HttpResponse::Json(200, json{{"status", "ok"}, {"store", store_->BackendName()}}.dump());
   }
   if (parts.size() == 1 && parts[0] == "metrics") {
@@ -170,13 +175,15 @@ HttpResponse CertService::Issue(const HttpRequest& req, Call& call, const std::s
   if (generate) {
     passphrase = body.value("passphrase", "");
     if (passphrase.size() < 8) {
-      return Fail(call, 400, "weak-passphrase", "\"passphrase\" of at least 8 characters protects the PKCS#12");
+      return Fail(call, 400, "weak-passphrase",
+                  "\"passphrase\" of at least 8 characters protects the PKCS#12");
     }
     std::string key_type = body.value("key_type", "p256");
     if (key_type != "p256" && key_type != "rsa3072") {
       return Fail(call, 400, "unsupported-key", "\"key_type\" must be p256 or rsa3072");
     }
-    auto key = crypto::PrivateKey::Generate(key_type == "p256" ? crypto::KeyType::kEcP256 : crypto::KeyType::kRsa);
+    auto key = crypto::PrivateKey::Generate(key_type == "p256" ? crypto::KeyType::kEcP256
+                                                               : crypto::KeyType::kRsa);
     if (!key.ok()) return Fail(call, 500, "internal", "key generation failed");
     public_key = key->PublicKeyDer();
     generated = std::move(*key);
@@ -187,9 +194,11 @@ HttpResponse CertService::Issue(const HttpRequest& req, Call& call, const std::s
     auto csr = crypto::ParseCsr(AsBytes(body["csr"].get<std::string>()));
     if (!csr.ok()) {
       std::string code = csr.error().code;
-      return Fail(call, 400, code, code == "bad-signature"   ? "the CSR's signature does not verify"
-                                   : code == "unsupported-key" ? "the CSR's key type is not supported (use RSA or EC P-256/P-384)"
-                                                               : "the CSR cannot be parsed");
+      return Fail(call, 400, code,
+                  code == "bad-signature" ? "the CSR's signature does not verify"
+                  : code == "unsupported-key"
+                      ? "the CSR's key type is not supported (use RSA or EC P-256/P-384)"
+                      : "the CSR cannot be parsed");
     }
     // A CSR may claim nothing about groups but this one: certd decides what is bound.
     for (const auto& uri : csr->uris) {
@@ -208,7 +217,8 @@ HttpResponse CertService::Issue(const HttpRequest& req, Call& call, const std::s
   auto cert = crypto::IssueCertificate(public_key, profile, ca_cert_, ca_key_);
   if (!cert.ok()) return Fail(call, 400, "issue-failed", cert.error().message);
   crypto::CertificateInfo info = crypto::DescribeCertificate(*cert);
-  store::IssuedCertificate record{info.serial_hex, (*group)->id, auth.member->address, info.not_after, false, 0};
+  store::IssuedCertificate record{info.serial_hex, (*group)->id, auth.member->address,
+                                  info.not_after,  false,        0};
   Status st = store_->RecordIssuedCertificate(record);
   if (!st.ok()) return StoreDown(call, st.error());
   // certd's audit links member and serial; groupd's audit for path G sees only the serial.

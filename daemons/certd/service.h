@@ -16,8 +16,8 @@ namespace blindlist::certd {
 
 class CertService {
  public:
-  CertService(const Config& config, std::unique_ptr<store::Store> store, crypto::Certificate ca_cert,
-              crypto::PrivateKey ca_key);
+  CertService(const Config& config, std::unique_ptr<store::Store> store,
+              crypto::Certificate ca_cert, crypto::PrivateKey ca_key);
 
   net::HttpResponse Handle(const net::HttpRequest& request);
   void UpdateLimits(const Config& config) {

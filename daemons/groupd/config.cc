@@ -9,13 +9,15 @@ Result<Config> LoadConfig(const std::string& path) {
   BL_TRY_ASSIGN(c.master_key_file, file.String("keys", "master_key_file", ""));
   BL_TRY_ASSIGN(c.ca_certificate_file, file.String("keys", "ca_certificate", ""));
   BL_TRY_ASSIGN(c.ca_private_key_file, file.String("keys", "ca_private_key", ""));
-  BL_TRY_ASSIGN(c.membership_ca_certificate_file, file.String("keys", "membership_ca_certificate", ""));
+  BL_TRY_ASSIGN(c.membership_ca_certificate_file,
+                file.String("keys", "membership_ca_certificate", ""));
   BL_TRY_ASSIGN(c.group_cert_validity_days, file.Int("keys", "group_certificate_days", 825));
   BL_TRY_ASSIGN(c.admin_cert_fingerprints, file.Strings("admin", "certificate_fingerprints"));
   if (c.ca_certificate_file.empty() != c.ca_private_key_file.empty()) {
     return MakeError("bad-config", path + ": [keys] ca_certificate and ca_private_key go together");
   }
-  if (c.group_cert_validity_days < 1) return MakeError("bad-config", path + ": [keys] group_certificate_days must be positive");
+  if (c.group_cert_validity_days < 1)
+    return MakeError("bad-config", path + ": [keys] group_certificate_days must be positive");
   return c;
 }
 

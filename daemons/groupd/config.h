@@ -12,11 +12,11 @@
 namespace blindlist::groupd {
 
 struct Config {
-  api::CommonConfig common;  // [server], [limits], [store], [log]
-  std::string master_key_file;                 // 64 hex digits; or env BLINDLIST_MASTER_KEY
-  std::string ca_certificate_file;             // deployment CA that signs group certificates
+  api::CommonConfig common;         // [server], [limits], [store], [log]
+  std::string master_key_file;      // 64 hex digits; or env BLINDLIST_MASTER_KEY
+  std::string ca_certificate_file;  // deployment CA that signs group certificates
   std::string ca_private_key_file;
-  std::string membership_ca_certificate_file;  // certd's CA, for path G
+  std::string membership_ca_certificate_file;        // certd's CA, for path G
   std::vector<std::string> admin_cert_fingerprints;  // SHA-256 hex of admin client certs (mTLS)
   std::int64_t group_cert_validity_days = 825;
 };

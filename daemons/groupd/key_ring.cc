@@ -34,8 +34,8 @@ Result<crypto::PrivateKey> GroupKeyRing::PrivateKeyFor(const std::string& group,
     auto it = keys_.find(id);
     if (it != keys_.end()) return it->second;
   }
-  BL_TRY_ASSIGN(SecretBytes der,
-                crypto::Unseal(master_key_, KeyContext(group, row.version), row.sealed_private_key));
+  BL_TRY_ASSIGN(SecretBytes der, crypto::Unseal(master_key_, KeyContext(group, row.version),
+                                                row.sealed_private_key));
   BL_TRY_ASSIGN(crypto::PrivateKey key, crypto::PrivateKey::Load(der.view()));
   std::lock_guard lock(mu_);
   keys_.emplace(id, key);
@@ -43,7 +43,8 @@ Result<crypto::PrivateKey> GroupKeyRing::PrivateKeyFor(const std::string& group,
 }
 
 Result<crypto::Certificate> GroupKeyRing::CertificateFor(const store::GroupKey& row) {
-  if (row.certificate_der.empty()) return MakeError("no-certificate", "key version has no certificate yet");
+  if (row.certificate_der.empty())
+    return MakeError("no-certificate", "key version has no certificate yet");
   std::string id = ToHex(crypto::Sha256(row.certificate_der));
   {
     std::lock_guard lock(mu_);

@@ -27,11 +27,13 @@ class GroupKeyRing {
   static std::string SecretContext(const std::string& group, const Bytes& key_id);
 
   Result<Bytes> SealKey(const std::string& group, int version, const crypto::PrivateKey& key) const;
-  Result<Bytes> SealSecret(const std::string& group, const Bytes& key_id, const SecretBytes& secret) const;
+  Result<Bytes> SealSecret(const std::string& group, const Bytes& key_id,
+                           const SecretBytes& secret) const;
 
   Result<crypto::PrivateKey> PrivateKeyFor(const std::string& group, const store::GroupKey& row);
   Result<crypto::Certificate> CertificateFor(const store::GroupKey& row);
-  Result<SecretBytes> SecretFor(const std::string& group, const store::GroupSecretVersion& row) const;
+  Result<SecretBytes> SecretFor(const std::string& group,
+                                const store::GroupSecretVersion& row) const;
 
  private:
   SecretBytes master_key_;

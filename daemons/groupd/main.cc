@@ -36,14 +36,18 @@ int main(int argc, char** argv) {
   std::string master_key_file;
   std::string log_level;
   std::string port_file;
-  app.add_option("-c,--config", config_file, "TOML configuration file")->required()->check(CLI::ExistingFile);
+  app.add_option("-c,--config", config_file, "TOML configuration file")
+      ->required()
+      ->check(CLI::ExistingFile);
   app.add_option("--listen", listen, "Override [server] listen (ADDRESS:PORT)");
   app.add_option("--store", store_url, "Override [store] url (sqlite:PATH or postgresql://...)");
   app.add_option("--master-key-file", master_key_file, "Override [keys] master_key_file");
   app.add_option("--log-level", log_level, "debug, info, warning or error");
-  app.add_option("--port-file", port_file, "Write the bound port to FILE once listening (for listen port 0)");
+  app.add_option("--port-file", port_file,
+                 "Write the bound port to FILE once listening (for listen port 0)");
   std::string token_name;
-  auto* admin_token = app.add_subcommand("admin-token", "Create an administrator bearer token and print it once");
+  auto* admin_token =
+      app.add_subcommand("admin-token", "Create an administrator bearer token and print it once");
   admin_token->add_option("name", token_name, "A name for the token (who holds it)")->required();
   try {
     app.parse(argc, argv);
@@ -70,7 +74,8 @@ int main(int argc, char** argv) {
   if (admin_token->parsed()) {
     SecretBytes raw = crypto::RandomSecret(32);
     std::string token = "bla_" + ToHex(raw.view());
-    store::AdminToken row{token_name, crypto::Sha256(AsBytes(token)), static_cast<std::int64_t>(std::time(nullptr))};
+    store::AdminToken row{token_name, crypto::Sha256(AsBytes(token)),
+                          static_cast<std::int64_t>(std::time(nullptr))};
     Status st = (*store)->AddAdminToken(row);
     if (!st.ok()) return Fatal(st.error());
     std::printf("%s\n", token.c_str());
@@ -87,7 +92,8 @@ int main(int argc, char** argv) {
     if (!c.ok()) return Fatal(c.error());
     auto k = crypto::PrivateKey::LoadFile(config.ca_private_key_file);
     if (!k.ok()) return Fatal(k.error());
-    if (!c->Matches(*k)) return Fatal(MakeError("bad-config", "[keys] ca_private_key does not match ca_certificate"));
+    if (!c->Matches(*k))
+      return Fatal(MakeError("bad-config", "[keys] ca_private_key does not match ca_certificate"));
     ca_cert = std::move(*c);
     ca_key = std::move(*k);
   }
@@ -100,9 +106,10 @@ int main(int argc, char** argv) {
 
   api::BlockServerSignals();
   groupd::GroupKeyRing ring(std::move(*master));
-  groupd::GroupService service(config, std::move(*store), &ring, std::move(ca_cert), std::move(ca_key),
-                               std::move(membership_ca));
-  net::HttpsServer server(config.common.server, [&service](const net::HttpRequest& r) { return service.Handle(r); });
+  groupd::GroupService service(config, std::move(*store), &ring, std::move(ca_cert),
+                               std::move(ca_key), std::move(membership_ca));
+  net::HttpsServer server(config.common.server,
+                          [&service](const net::HttpRequest& r) { return service.Handle(r); });
   Status started = server.Start();
   if (!started.ok()) return Fatal(started.error());
   if (!port_file.empty()) {
@@ -110,19 +117,22 @@ int main(int argc, char** argv) {
     if (!written.ok()) return Fatal(written.error());
   }
   net::Log(net::LogLevel::kInfo, "listening",
-           {{"address", config.common.server.listen_address}, {"port", std::to_string(server.port())},
+           {{"address", config.common.server.listen_address},
+            {"port", std::to_string(server.port())},
             {"store", service.store().BackendName()}});
 
   api::ServeUntilTerminated(server, [&] {
     auto fresh = groupd::LoadConfig(config_file);
     if (!fresh.ok()) {
-      net::Log(net::LogLevel::kError, "reload failed; keeping the old configuration", {{"error", fresh.error().message}});
+      net::Log(net::LogLevel::kError, "reload failed; keeping the old configuration",
+               {{"error", fresh.error().message}});
       return;
     }
     Status reloaded = server.ReloadCertificates();
     server.UpdateLimits(fresh->common.server);
     service.UpdateLimits(*fresh);
-    net::Log(reloaded.ok() ? net::LogLevel::kInfo : net::LogLevel::kError, "reloaded certificates and limits",
+    net::Log(reloaded.ok() ? net::LogLevel::kInfo : net::LogLevel::kError,
+             "reloaded certificates and limits",
              {{"certificates", reloaded.ok() ? "ok" : reloaded.error().message}});
   });
   return 0;

@@ -37,7 +37,8 @@ constexpr std::string_view kUnwrapFailed = "cannot unwrap this RecipientInfo for
 
 std::int64_t Now() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
-HttpResponse Fail(GroupService::Call& call, int status, std::string_view code, std::string_view message) {
+HttpResponse Fail(GroupService::Call& call, int status, std::string_view code,
+                  std::string_view message) {
   call.result = std::string(code);
   return HttpResponse::Error(status, code, message);
 }
@@ -64,11 +65,13 @@ std::vector<std::string> SplitPath(std::string_view path) {
 bool ValidAddress(std::string_view a) {
   if (a.empty() || a.size() > 254) return false;
   auto at = a.find('@');
-  if (at == std::string_view::npos || at == 0 || at + 1 == a.size() || a.find('@', at + 1) != std::string_view::npos) {
+  if (at == std::string_view::npos || at == 0 || at + 1 == a.size() ||
+      a.find('@', at + 1) != std::string_view::npos) {
     return false;
   }
   for (char c : a) {
-    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '/' || c == '"' || c == '<' || c == '>') {
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '/' || c == '"' || c == '<' ||
+        c == '>') {
       return false;
     }
   }
@@ -85,7 +88,8 @@ std::string NewToken() {
 }
 
 // Parses the body as a JSON object; nullopt (and `error` set) if it is not one.
-std::optional<json> ParseBody(const HttpRequest& req, GroupService::Call& call, HttpResponse& error) {
+std::optional<json> ParseBody(const HttpRequest& req, GroupService::Call& call,
+                              HttpResponse& error) {
   json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded() || !body.is_object()) {
     error = Fail(call, 400, "malformed-json", "the request body is not a JSON object");
@@ -114,8 +118,8 @@ json KeyStateJson(store::KeyState s) {
 
 }  // namespace
 
-GroupService::GroupService(const Config& config, std::unique_ptr<store::Store> store, GroupKeyRing* ring,
-                           std::optional<crypto::Certificate> ca_cert,
+GroupService::GroupService(const Config& config, std::unique_ptr<store::Store> store,
+                           GroupKeyRing* ring, std::optional<crypto::Certificate> ca_cert,
                            std::optional<crypto::PrivateKey> ca_key,
                            std::optional<crypto::Certificate> membership_ca)
     : config_(config),
@@ -134,7 +138,8 @@ HttpResponse GroupService::Handle(const HttpRequest& req) {
     resp = Route(req, call);
   } catch (const std::exception& e) {
     // JSON type errors and the like: the request was malformed; anything else is ours.
-    net::Log(net::LogLevel::kWarning, "request failed", {{"operation", call.operation}, {"what", e.what()}});
+    net::Log(net::LogLevel::kWarning, "request failed",
+             {{"operation", call.operation}, {"what", e.what()}});
     resp = Fail(call, 400, "malformed-request", "the request could not be processed");
   }
   if (call.audit) {
@@ -151,11 +156,13 @@ HttpResponse GroupService::Handle(const HttpRequest& req) {
     if (!st.ok()) {
       // An operation that cannot be audited must not succeed.
       net::Log(net::LogLevel::kError, "audit write failed", {{"error", st.error().message}});
-      if (resp.status < 300) resp = Fail(call, 503, "store-unavailable", "the audit log is unavailable");
+      if (resp.status < 300)
+        resp = Fail(call, 503, "store-unavailable", "the audit log is unavailable");
     }
   }
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  metrics.Increment("groupd_requests_total", {{"operation", call.operation}, {"result", call.result}});
+  metrics.Increment("groupd_requests_total",
+                    {{"operation", call.operation}, {"result", call.result}});
   metrics.Observe("groupd_request_duration_seconds", {{"operation", call.operation}}, seconds);
   return resp;
 }
@@ -188,8 +195,9 @@ HttpResponse GroupService::Route(const HttpRequest& req, Call& call) {
   if (parts.size() >= 3) call.group = parts[2];
   std::string token = BearerToken(req);
   std::string rate_key = !token.empty() ? "t:" + ToHex(TokenHash(token))
-                         : !req.peer_certificate_der.empty() ? "c:" + Fingerprint(req.peer_certificate_der)
-                                                             : "ip:" + req.peer_address;
+                         : !req.peer_certificate_der.empty()
+                             ? "c:" + Fingerprint(req.peer_certificate_der)
+                             : "ip:" + req.peer_address;
   if (int retry = limiter_.Acquire(rate_key); retry > 0) {
     call.operation = "rate-limited";
     HttpResponse r = Fail(call, 429, "rate-limited", "too many requests; retry later");
@@ -217,7 +225,8 @@ HttpResponse GroupService::Route(const HttpRequest& req, Call& call) {
       call.operation = op;
       call.group = parts[2];
       bool is_get = op == "secrets";
-      if (req.method != (is_get ? "GET" : "POST")) return Fail(call, 405, "method-not-allowed", "use " + std::string(is_get ? "GET" : "POST"));
+      if (req.method != (is_get ? "GET" : "POST"))
+        return Fail(call, 405, "method-not-allowed", "use " + std::string(is_get ? "GET" : "POST"));
       auto found = store_->FindGroup(call.group);
       if (!found.ok()) return StoreDown(call, found.error());
       if (!*found) return Fail(call, 404, "unknown-group", "no such group");
@@ -246,9 +255,11 @@ Auth AuthenticateMember(store::Store& st, const HttpRequest& req, GroupService::
 }
 
 std::optional<HttpResponse> AuthenticateExploder(store::Store& st, const HttpRequest& req,
-                                                 GroupService::Call& call, const store::Group& group) {
+                                                 GroupService::Call& call,
+                                                 const store::Group& group) {
   if (req.peer_certificate_der.empty()) {
-    return Fail(call, 401, "unauthenticated", "the exploder authenticates with its client certificate");
+    return Fail(call, 401, "unauthenticated",
+                "the exploder authenticates with its client certificate");
   }
   auto ex = st.FindExploder(group.id);
   if (!ex.ok()) return StoreDown(call, ex.error());
@@ -273,14 +284,19 @@ struct OperationContext {
 namespace {
 
 // Checks a membership certificate for path G; on success fills ctx.target and call.caller.
-std::optional<HttpResponse> CheckMembershipCertificate(store::Store& st, const std::optional<crypto::Certificate>& ca,
+std::optional<HttpResponse> CheckMembershipCertificate(store::Store& st,
+                                                       const std::optional<crypto::Certificate>& ca,
                                                        const json& body, GroupService::Call& call,
-                                                       const store::Group& group, OperationContext& ctx) {
-  if (!ca) return Fail(call, 403, "path-disabled", "this group server does not accept membership certificates");
+                                                       const store::Group& group,
+                                                       OperationContext& ctx) {
+  if (!ca)
+    return Fail(call, 403, "path-disabled",
+                "this group server does not accept membership certificates");
   auto pem = StringField(body, "certificate");
   if (!pem) return Fail(call, 400, "malformed-request", "missing \"certificate\" (PEM)");
   auto cert = crypto::Certificate::Load(AsBytes(*pem));
-  if (!cert.ok()) return Fail(call, 400, "malformed-certificate", "\"certificate\" is not a certificate");
+  if (!cert.ok())
+    return Fail(call, 400, "malformed-certificate", "\"certificate\" is not a certificate");
   crypto::CertificateInfo info = crypto::DescribeCertificate(*cert);
   call.caller = "cert:" + info.serial_hex;
   Status issued = crypto::VerifyIssuedBy(*cert, *ca, Now());
@@ -288,14 +304,17 @@ std::optional<HttpResponse> CheckMembershipCertificate(store::Store& st, const s
     if (issued.error().code == "expired" || issued.error().code == "not-yet-valid") {
       return Fail(call, 403, "expired-certificate", "the membership certificate is not valid now");
     }
-    return Fail(call, 403, "foreign-certificate", "the certificate was not issued by the membership CA");
+    return Fail(call, 403, "foreign-certificate",
+                "the certificate was not issued by the membership CA");
   }
   bool bound = false;
   for (const auto& uri : info.uris) bound = bound || uri == api::GroupUri(group.name);
-  if (!bound) return Fail(call, 403, "wrong-group", "the membership certificate is for another group");
+  if (!bound)
+    return Fail(call, 403, "wrong-group", "the membership certificate is for another group");
   auto revoked = st.IsCertificateRevoked(info.serial_hex);
   if (!revoked.ok()) return StoreDown(call, revoked.error());
-  if (*revoked) return Fail(call, 403, "revoked-certificate", "the membership certificate has been revoked");
+  if (*revoked)
+    return Fail(call, 403, "revoked-certificate", "the membership certificate has been revoked");
   ctx.target = std::move(*cert);
   return std::nullopt;
 }
@@ -318,7 +337,8 @@ HttpResponse GroupService::Operation(const HttpRequest& req, Call& call, const s
   if (op == "rewrap-exploder") {
     if (auto refusal = AuthenticateExploder(*store_, req, call, group)) return *refusal;
   } else if (op == "rewrap-certificate") {
-    if (auto refusal = CheckMembershipCertificate(*store_, membership_ca_, *body, call, group, ctx)) {
+    if (auto refusal =
+            CheckMembershipCertificate(*store_, membership_ca_, *body, call, group, ctx)) {
       return *refusal;
     }
   } else {
@@ -332,11 +352,15 @@ HttpResponse GroupService::Operation(const HttpRequest& req, Call& call, const s
 HttpResponse GroupService::RunItem(Call& call, const store::Group& group, const std::string& op,
                                    const json& item, const OperationContext& ctx) {
   auto ri_b64 = StringField(item, "recipient_info");
-  if (!ri_b64) return Fail(call, 400, "malformed-request", "missing \"recipient_info\" (base64 DER)");
+  if (!ri_b64)
+    return Fail(call, 400, "malformed-request", "missing \"recipient_info\" (base64 DER)");
   Bytes ri_der;
-  if (!Base64Decode(*ri_b64, ri_der)) return Fail(call, 400, "malformed-base64", "\"recipient_info\" is not valid base64");
+  if (!Base64Decode(*ri_b64, ri_der))
+    return Fail(call, 400, "malformed-base64", "\"recipient_info\" is not valid base64");
   auto ri = crypto::RecipientInfo::Parse(ri_der);
-  if (!ri.ok()) return Fail(call, 400, "malformed-der", "\"recipient_info\" is not a RecipientInfo: " + ri.error().message);
+  if (!ri.ok())
+    return Fail(call, 400, "malformed-der",
+                "\"recipient_info\" is not a RecipientInfo: " + ri.error().message);
   auto keys = store_->ListGroupKeys(group.id);
   if (!keys.ok()) return StoreDown(call, keys.error());
   auto match = MatchRecipient(*ring_, *keys, *ri);
@@ -344,7 +368,8 @@ HttpResponse GroupService::RunItem(Call& call, const store::Group& group, const 
   call.key_version = match->key->version;
   auto key = ring_->PrivateKeyFor(group.name, *match->key);
   if (!key.ok()) {
-    net::Log(net::LogLevel::kError, "cannot open group key", {{"group", group.name}, {"error", key.error().code}});
+    net::Log(net::LogLevel::kError, "cannot open group key",
+             {{"group", group.name}, {"error", key.error().code}});
     return Fail(call, 400, "unwrap-failed", kUnwrapFailed);
   }
   json out = {{"key_version", match->key->version}};
@@ -353,7 +378,8 @@ HttpResponse GroupService::RunItem(Call& call, const store::Group& group, const 
     auto blinded_b64 = StringField(item, "blinded");
     if (!blinded_b64) return Fail(call, 400, "malformed-request", "missing \"blinded\" (base64)");
     Bytes blinded;
-    if (!Base64Decode(*blinded_b64, blinded)) return Fail(call, 400, "malformed-base64", "\"blinded\" is not valid base64");
+    if (!Base64Decode(*blinded_b64, blinded))
+      return Fail(call, 400, "malformed-base64", "\"blinded\" is not valid base64");
     auto applied = crypto::ApplyBlind(*key, blinded);
     if (!applied.ok()) return Fail(call, 400, applied.error().code, applied.error().message);
     out["result"] = Base64Encode(*applied);
@@ -403,16 +429,20 @@ HttpResponse GroupService::Bulk(const HttpRequest& req, Call& call, const store:
   if (items == body->end() || !items->is_array()) {
     return Fail(call, 400, "malformed-request", "missing \"requests\" (array)");
   }
-  if (items->size() > kMaxBulk) return Fail(call, 413, "too-many", "at most 500 requests in one bulk call");
+  if (items->size() > kMaxBulk)
+    return Fail(call, 413, "too-many", "at most 500 requests in one bulk call");
   // One authentication for the whole batch: a member (or, for path G items, the certificate).
   OperationContext ctx;
   bool any_certificate = false;
   for (const auto& item : *items) {
-    if (!item.is_object()) return Fail(call, 400, "malformed-request", "each request must be an object");
-    any_certificate = any_certificate || StringField(item, "operation").value_or("") == "rewrap-certificate";
+    if (!item.is_object())
+      return Fail(call, 400, "malformed-request", "each request must be an object");
+    any_certificate =
+        any_certificate || StringField(item, "operation").value_or("") == "rewrap-certificate";
   }
   if (any_certificate) {
-    if (auto refusal = CheckMembershipCertificate(*store_, membership_ca_, *body, call, group, ctx)) return *refusal;
+    if (auto refusal = CheckMembershipCertificate(*store_, membership_ca_, *body, call, group, ctx))
+      return *refusal;
   } else {
     Auth auth = AuthenticateMember(*store_, req, call, group);
     if (auth.refusal) return *auth.refusal;
@@ -428,7 +458,9 @@ HttpResponse GroupService::Bulk(const HttpRequest& req, Call& call, const store:
     HttpResponse r;
     if (std::find(kAllowed.begin(), kAllowed.end(), op) == kAllowed.end() ||
         (any_certificate && op != "rewrap-certificate")) {
-      r = Fail(sub, 400, "bad-operation", "operation must be one of unwrap, rewrap, rewrap-secret, blind, rewrap-certificate (alone)");
+      r = Fail(sub, 400, "bad-operation",
+               "operation must be one of unwrap, rewrap, rewrap-secret, blind, rewrap-certificate "
+               "(alone)");
     } else {
       r = RunItem(sub, group, op, item, ctx);
     }
@@ -453,10 +485,13 @@ HttpResponse GroupService::Secrets(const HttpRequest& req, Call& call, const sto
     if (!wanted.empty() && wanted != std::to_string(row.version)) continue;
     auto secret = ring_->SecretFor(group.name, row);
     if (!secret.ok()) return Fail(call, 500, "internal", "the group secret cannot be opened");
-    out.push_back({{"version", row.version}, {"key_id", ToHex(row.key_id)}, {"secret", Base64Encode(secret->view())}});
+    out.push_back({{"version", row.version},
+                   {"key_id", ToHex(row.key_id)},
+                   {"secret", Base64Encode(secret->view())}});
     call.key_version = row.version;
   }
-  if (!wanted.empty() && out.empty()) return Fail(call, 404, "unknown-version", "no such secret version");
+  if (!wanted.empty() && out.empty())
+    return Fail(call, 404, "unknown-version", "no such secret version");
   return Ok(200, {{"secrets", out}});
 }
 
@@ -483,7 +518,8 @@ HttpResponse GroupService::PublicCertificate(Call& call, const std::string& grou
 
 // ---- administration ----
 
-HttpResponse GroupService::Admin(const HttpRequest& req, Call& call, const std::vector<std::string>& parts) {
+HttpResponse GroupService::Admin(const HttpRequest& req, Call& call,
+                                 const std::vector<std::string>& parts) {
   // parts: v1 groups [GROUP [what [...]]]
   call.operation = "admin";
   if (parts.size() >= 3) call.group = parts[2];
@@ -498,12 +534,14 @@ HttpResponse GroupService::Admin(const HttpRequest& req, Call& call, const std::
     std::string fp = Fingerprint(req.peer_certificate_der);
     bool known = false;
     for (const auto& allowed : config_.admin_cert_fingerprints) {
-      known = known || (allowed.size() == fp.size() && ConstantTimeEqual(AsBytes(allowed), AsBytes(fp)));
+      known = known ||
+              (allowed.size() == fp.size() && ConstantTimeEqual(AsBytes(allowed), AsBytes(fp)));
     }
     if (!known) return Fail(call, 403, "not-admin", "this certificate is not an administrator's");
     call.caller = "admin-cert:" + fp.substr(0, 16);
   } else {
-    return Fail(call, 401, "unauthenticated", "administration needs a bearer token or a client certificate");
+    return Fail(call, 401, "unauthenticated",
+                "administration needs a bearer token or a client certificate");
   }
 
   if (parts.size() == 2) {
@@ -536,8 +574,11 @@ HttpResponse GroupService::Admin(const HttpRequest& req, Call& call, const std::
     }
     json jkeys = json::array();
     for (const auto& k : *keys) {
-      json jk = {{"version", k.version}, {"key_type", k.key_type}, {"state", KeyStateJson(k.state)},
-                 {"has_certificate", !k.certificate_der.empty()}, {"created_at", k.created_at}};
+      json jk = {{"version", k.version},
+                 {"key_type", k.key_type},
+                 {"state", KeyStateJson(k.state)},
+                 {"has_certificate", !k.certificate_der.empty()},
+                 {"created_at", k.created_at}};
       if (!k.certificate_der.empty()) {
         if (auto cert = crypto::Certificate::Load(k.certificate_der); cert.ok()) {
           auto info = crypto::DescribeCertificate(*cert);
@@ -549,7 +590,8 @@ HttpResponse GroupService::Admin(const HttpRequest& req, Call& call, const std::
       jkeys.push_back(jk);
     }
     json jsecrets = json::array();
-    for (const auto& s : *secrets) jsecrets.push_back({{"version", s.version}, {"key_id", ToHex(s.key_id)}});
+    for (const auto& s : *secrets)
+      jsecrets.push_back({{"version", s.version}, {"key_id", ToHex(s.key_id)}});
     return Ok(200, {{"name", group.name},
                     {"created_at", group.created_at},
                     {"keys", jkeys},
@@ -565,17 +607,20 @@ HttpResponse GroupService::Admin(const HttpRequest& req, Call& call, const std::
       call.operation = "rotate-secret";
       return NewSecretVersion(call, group);
     }
-    if (kind != "key") return Fail(call, 400, "malformed-request", "\"what\" must be \"key\" or \"secret\"");
+    if (kind != "key")
+      return Fail(call, 400, "malformed-request", "\"what\" must be \"key\" or \"secret\"");
     call.operation = "rotate-key";
     auto keys = store_->ListGroupKeys(group.id);
     if (!keys.ok()) return StoreDown(call, keys.error());
-    std::string key_type = StringField(*body, "key_type").value_or(keys->empty() ? "rsa3072" : keys->back().key_type);
+    std::string key_type =
+        StringField(*body, "key_type").value_or(keys->empty() ? "rsa3072" : keys->back().key_type);
     bool csr = body->value("csr", false);
     HttpResponse r = NewKeyVersion(call, group, key_type, csr);
     if (r.status < 300) {
       // Older versions stay usable for old posts; only the newest is handed to senders.
       for (const auto& k : *keys) {
-        if (k.state == store::KeyState::kActive) (void)store_->SetGroupKeyState(group.id, k.version, store::KeyState::kRetired);
+        if (k.state == store::KeyState::kActive)
+          (void)store_->SetGroupKeyState(group.id, k.version, store::KeyState::kRetired);
       }
     }
     return r;
@@ -612,7 +657,8 @@ HttpResponse GroupService::Admin(const HttpRequest& req, Call& call, const std::
       if (!cert.ok()) return Fail(call, 400, "malformed-certificate", cert.error().message);
       auto key = ring_->PrivateKeyFor(group.name, *row);
       if (!key.ok()) return Fail(call, 409, "key-destroyed", "this key version has no private key");
-      if (!cert->Matches(*key)) return Fail(call, 400, "wrong-certificate", "the certificate is not for this key version");
+      if (!cert->Matches(*key))
+        return Fail(call, 400, "wrong-certificate", "the certificate is not for this key version");
       Status st = store_->SetGroupKeyCertificate(group.id, version, cert->Der());
       if (!st.ok()) return StoreDown(call, st.error());
       return Ok(200, {{"key_version", version}});
@@ -625,7 +671,9 @@ HttpResponse GroupService::Admin(const HttpRequest& req, Call& call, const std::
     if (!body) return error;
     if (auto reason = StringField(*body, "reason")) call.reason = *reason;
     auto pass = StringField(*body, "passphrase");
-    if (!pass || pass->size() < 8) return Fail(call, 400, "weak-passphrase", "\"passphrase\" of at least 8 characters is required");
+    if (!pass || pass->size() < 8)
+      return Fail(call, 400, "weak-passphrase",
+                  "\"passphrase\" of at least 8 characters is required");
     auto keys = store_->ListGroupKeys(group.id);
     if (!keys.ok()) return StoreDown(call, keys.error());
     int version = body->value("version", 0);
@@ -637,7 +685,8 @@ HttpResponse GroupService::Admin(const HttpRequest& req, Call& call, const std::
     call.key_version = row->version;
     auto key = ring_->PrivateKeyFor(group.name, *row);
     auto cert = ring_->CertificateFor(*row);
-    if (!key.ok() || !cert.ok()) return Fail(call, 409, "not-exportable", "this key version has no key or certificate");
+    if (!key.ok() || !cert.ok())
+      return Fail(call, 409, "not-exportable", "this key version has no key or certificate");
     auto p12 = crypto::ExportPkcs12(*key, *cert, group.name, *pass);
     if (!p12.ok()) return Fail(call, 500, "internal", "PKCS#12 export failed");
     return Ok(200, {{"key_version", row->version}, {"pkcs12", Base64Encode(*p12)}});
@@ -650,7 +699,8 @@ HttpResponse GroupService::Admin(const HttpRequest& req, Call& call, const std::
       store::Member m;
       m.group_id = group.id;
       m.address = StringField(*body, "address").value_or("");
-      if (!ValidAddress(m.address)) return Fail(call, 400, "bad-address", "\"address\" must be an email address");
+      if (!ValidAddress(m.address))
+        return Fail(call, 400, "bad-address", "\"address\" must be an email address");
       if (auto pem = StringField(*body, "certificate")) {
         auto cert = crypto::Certificate::Load(AsBytes(*pem));
         if (!cert.ok()) return Fail(call, 400, "malformed-certificate", cert.error().message);
@@ -664,7 +714,8 @@ HttpResponse GroupService::Admin(const HttpRequest& req, Call& call, const std::
       }
       m.created_at = Now();
       Status st = store_->AddMember(m);
-      if (!st.ok() && st.error().code == "exists") return Fail(call, 409, "exists", "already a member");
+      if (!st.ok() && st.error().code == "exists")
+        return Fail(call, 409, "exists", "already a member");
       if (!st.ok()) return StoreDown(call, st.error());
       json out = {{"address", m.address}, {"certificate_fingerprint", m.cert_fingerprint}};
       if (!member_token.empty()) out["token"] = member_token;  // shown once; only its hash is kept
@@ -686,7 +737,8 @@ HttpResponse GroupService::Admin(const HttpRequest& req, Call& call, const std::
     if (parts.size() == 5 && req.method == "DELETE") {
       call.operation = "member-remove";
       Status st = store_->RemoveMember(group.id, parts[4]);
-      if (!st.ok() && st.error().code == "not-found") return Fail(call, 404, "not-a-member", "no such member");
+      if (!st.ok() && st.error().code == "not-found")
+        return Fail(call, 404, "not-a-member", "no such member");
       if (!st.ok()) return StoreDown(call, st.error());
       return Ok(200, {{"removed", parts[4]}});
     }
@@ -716,8 +768,13 @@ HttpResponse GroupService::Admin(const HttpRequest& req, Call& call, const std::
     if (!records.ok()) return StoreDown(call, records.error());
     json out = json::array();
     for (const auto& r : *records) {
-      out.push_back({{"time", r.time}, {"daemon", r.daemon}, {"caller", r.caller}, {"group", r.group},
-                     {"key_version", r.key_version}, {"operation", r.operation}, {"result", r.result},
+      out.push_back({{"time", r.time},
+                     {"daemon", r.daemon},
+                     {"caller", r.caller},
+                     {"group", r.group},
+                     {"key_version", r.key_version},
+                     {"operation", r.operation},
+                     {"result", r.result},
                      {"reason", r.reason}});
     }
     return Ok(200, {{"audit", out}});
@@ -732,15 +789,19 @@ HttpResponse GroupService::CreateGroup(const HttpRequest& req, Call& call) {
   if (!body) return error;
   std::string name = StringField(*body, "name").value_or("");
   call.group = name;
-  if (!ValidAddress(name)) return Fail(call, 400, "bad-address", "\"name\" must be the list's email address");
+  if (!ValidAddress(name))
+    return Fail(call, 400, "bad-address", "\"name\" must be the list's email address");
   std::string key_type = StringField(*body, "key_type").value_or("rsa3072");
-  if (key_type != "rsa3072" && key_type != "p256") return Fail(call, 400, "bad-key-type", "\"key_type\" must be rsa3072 or p256");
+  if (key_type != "rsa3072" && key_type != "p256")
+    return Fail(call, 400, "bad-key-type", "\"key_type\" must be rsa3072 or p256");
   bool csr = body->value("csr", false);
   if (!csr && (!ca_cert_ || !ca_key_)) {
-    return Fail(call, 409, "no-ca", "no deployment CA is configured: create the group with \"csr\": true");
+    return Fail(call, 409, "no-ca",
+                "no deployment CA is configured: create the group with \"csr\": true");
   }
   auto group = store_->CreateGroup(name);
-  if (!group.ok() && group.error().code == "exists") return Fail(call, 409, "exists", "the group already exists");
+  if (!group.ok() && group.error().code == "exists")
+    return Fail(call, 409, "exists", "the group already exists");
   if (!group.ok()) return StoreDown(call, group.error());
   HttpResponse r = NewKeyVersion(call, *group, key_type, csr);
   if (r.status >= 300) {
@@ -758,11 +819,14 @@ HttpResponse GroupService::CreateGroup(const HttpRequest& req, Call& call) {
   return Ok(201, out);
 }
 
-HttpResponse GroupService::NewKeyVersion(Call& call, const store::Group& group, const std::string& key_type,
-                                         bool csr) {
-  if (key_type != "rsa3072" && key_type != "p256") return Fail(call, 400, "bad-key-type", "\"key_type\" must be rsa3072 or p256");
-  if (!csr && (!ca_cert_ || !ca_key_)) return Fail(call, 409, "no-ca", "no deployment CA is configured");
-  auto key = crypto::PrivateKey::Generate(key_type == "p256" ? crypto::KeyType::kEcP256 : crypto::KeyType::kRsa, 3072);
+HttpResponse GroupService::NewKeyVersion(Call& call, const store::Group& group,
+                                         const std::string& key_type, bool csr) {
+  if (key_type != "rsa3072" && key_type != "p256")
+    return Fail(call, 400, "bad-key-type", "\"key_type\" must be rsa3072 or p256");
+  if (!csr && (!ca_cert_ || !ca_key_))
+    return Fail(call, 409, "no-ca", "no deployment CA is configured");
+  auto key = crypto::PrivateKey::Generate(
+      key_type == "p256" ? crypto::KeyType::kEcP256 : crypto::KeyType::kRsa, 3072);
   if (!key.ok()) return Fail(call, 500, "internal", "key generation failed");
   crypto::CertificateProfile profile;
   profile.common_name = group.name;
@@ -781,7 +845,8 @@ HttpResponse GroupService::NewKeyVersion(Call& call, const store::Group& group, 
     out["csr"] = crypto::ToPem("CERTIFICATE REQUEST", *req_der);
   } else {
     auto cert = crypto::IssueCertificate(key->PublicKeyDer(), profile, *ca_cert_, *ca_key_);
-    if (!cert.ok()) return Fail(call, 500, "internal", "certificate issuance failed: " + cert.error().message);
+    if (!cert.ok())
+      return Fail(call, 500, "internal", "certificate issuance failed: " + cert.error().message);
     row.certificate_der = cert->Der();
     out["certificate"] = crypto::ToPem("CERTIFICATE", row.certificate_der);
   }

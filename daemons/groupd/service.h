@@ -9,12 +9,12 @@
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
 
+#include "api/rate_limiter.h"
 #include "config.h"
 #include "crypto/keys.h"
 #include "key_ring.h"
 #include "net/https_server.h"
 #include "net/metrics.h"
-#include "api/rate_limiter.h"
 #include "store/store.h"
 
 namespace blindlist::groupd {
@@ -30,7 +30,9 @@ class GroupService {
                std::optional<crypto::Certificate> membership_ca);
 
   net::HttpResponse Handle(const net::HttpRequest& request);
-  void UpdateLimits(const Config& config) { limiter_.Update(config.common.rate_per_second, config.common.rate_burst); }
+  void UpdateLimits(const Config& config) {
+    limiter_.Update(config.common.rate_per_second, config.common.rate_burst);
+  }
   store::Store& store() { return *store_; }
 
   struct Call;  // one request in flight: who, what, for the audit
@@ -46,10 +48,11 @@ class GroupService {
   net::HttpResponse Secrets(const net::HttpRequest& req, Call& call, const store::Group& group);
   net::HttpResponse PublicCertificate(Call& call, const std::string& group_name);
   // Administration
-  net::HttpResponse Admin(const net::HttpRequest& req, Call& call, const std::vector<std::string>& parts);
+  net::HttpResponse Admin(const net::HttpRequest& req, Call& call,
+                          const std::vector<std::string>& parts);
   net::HttpResponse CreateGroup(const net::HttpRequest& req, Call& call);
-  net::HttpResponse NewKeyVersion(Call& call, const store::Group& group, const std::string& key_type,
-                                  bool csr);
+  net::HttpResponse NewKeyVersion(Call& call, const store::Group& group,
+                                  const std::string& key_type, bool csr);
   net::HttpResponse NewSecretVersion(Call& call, const store::Group& group);
 
   Config config_;

@@ -24,45 +24,51 @@ Result<ConfigFile> ConfigFile::Load(const std::string& path) {
 
 namespace {
 template <typename T>
-Result<T> Get(const toml::table& t, const std::string& file, std::string_view section, std::string_view key,
-              T fallback) {
+Result<T> Get(const toml::table& t, const std::string& file, std::string_view section,
+              std::string_view key, T fallback) {
   const toml::node* node = t.at_path(std::string(section) + "." + std::string(key)).node();
   if (node == nullptr) return fallback;
   auto v = node->value<T>();
   if (!v) {
-    return MakeError("bad-config",
-                     file + ": [" + std::string(section) + "] " + std::string(key) + " has the wrong type");
+    return MakeError("bad-config", file + ": [" + std::string(section) + "] " + std::string(key) +
+                                       " has the wrong type");
   }
   return *v;
 }
 }  // namespace
 
-Result<std::string> ConfigFile::String(std::string_view section, std::string_view key, std::string fallback) const {
+Result<std::string> ConfigFile::String(std::string_view section, std::string_view key,
+                                       std::string fallback) const {
   return Get<std::string>(table_->table, path_, section, key, std::move(fallback));
 }
-Result<std::int64_t> ConfigFile::Int(std::string_view section, std::string_view key, std::int64_t fallback) const {
+Result<std::int64_t> ConfigFile::Int(std::string_view section, std::string_view key,
+                                     std::int64_t fallback) const {
   return Get<std::int64_t>(table_->table, path_, section, key, fallback);
 }
-Result<double> ConfigFile::Double(std::string_view section, std::string_view key, double fallback) const {
+Result<double> ConfigFile::Double(std::string_view section, std::string_view key,
+                                  double fallback) const {
   return Get<double>(table_->table, path_, section, key, fallback);
 }
 Result<bool> ConfigFile::Bool(std::string_view section, std::string_view key, bool fallback) const {
   return Get<bool>(table_->table, path_, section, key, fallback);
 }
 
-Result<std::vector<std::string>> ConfigFile::Strings(std::string_view section, std::string_view key) const {
+Result<std::vector<std::string>> ConfigFile::Strings(std::string_view section,
+                                                     std::string_view key) const {
   std::vector<std::string> out;
-  const toml::node* node = table_->table.at_path(std::string(section) + "." + std::string(key)).node();
+  const toml::node* node =
+      table_->table.at_path(std::string(section) + "." + std::string(key)).node();
   if (node == nullptr) return out;
   const toml::array* arr = node->as_array();
   if (arr == nullptr) {
-    return MakeError("bad-config", path_ + ": [" + std::string(section) + "] " + std::string(key) + " must be a list");
+    return MakeError("bad-config", path_ + ": [" + std::string(section) + "] " + std::string(key) +
+                                       " must be a list");
   }
   for (const auto& item : *arr) {
     auto s = item.value<std::string>();
     if (!s) {
-      return MakeError("bad-config",
-                       path_ + ": [" + std::string(section) + "] " + std::string(key) + " must hold strings");
+      return MakeError("bad-config", path_ + ": [" + std::string(section) + "] " +
+                                         std::string(key) + " must hold strings");
     }
     out.push_back(*s);
   }
@@ -86,13 +92,15 @@ Status ParseListen(const std::string& listen, net::HttpsServerConfig& server) {
   } catch (const std::exception&) {
     port = -1;
   }
-  if (port < 0 || port > 65535) return MakeError("bad-config", "listen has a bad port: \"" + listen + "\"");
+  if (port < 0 || port > 65535)
+    return MakeError("bad-config", "listen has a bad port: \"" + listen + "\"");
   server.listen_address = address;
   server.port = static_cast<std::uint16_t>(port);
   return Status::Ok();
 }
 
-Result<CommonConfig> ConfigFile::Common(const std::string& default_listen, const std::string& default_store) const {
+Result<CommonConfig> ConfigFile::Common(const std::string& default_listen,
+                                        const std::string& default_store) const {
   CommonConfig c;
   BL_TRY_ASSIGN(std::string listen, String("server", "listen", default_listen));
   Status st = ParseListen(listen, c.server);
@@ -102,22 +110,29 @@ Result<CommonConfig> ConfigFile::Common(const std::string& default_listen, const
   BL_TRY_ASSIGN(std::int64_t threads, Int("server", "threads", c.server.threads));
   BL_TRY_ASSIGN(c.store_url, String("store", "url", default_store));
   BL_TRY_ASSIGN(c.log_level, String("log", "level", "info"));
-  BL_TRY_ASSIGN(std::int64_t max_body, Int("limits", "max_body_bytes", static_cast<std::int64_t>(c.server.max_body_bytes)));
-  BL_TRY_ASSIGN(std::int64_t max_header,
-                Int("limits", "max_header_bytes", static_cast<std::int64_t>(c.server.max_header_bytes)));
-  BL_TRY_ASSIGN(std::int64_t read_timeout_ms, Int("limits", "read_timeout_ms", c.server.read_timeout.count()));
+  BL_TRY_ASSIGN(std::int64_t max_body, Int("limits", "max_body_bytes",
+                                           static_cast<std::int64_t>(c.server.max_body_bytes)));
+  BL_TRY_ASSIGN(std::int64_t max_header, Int("limits", "max_header_bytes",
+                                             static_cast<std::int64_t>(c.server.max_header_bytes)));
+  BL_TRY_ASSIGN(std::int64_t read_timeout_ms,
+                Int("limits", "read_timeout_ms", c.server.read_timeout.count()));
   BL_TRY_ASSIGN(std::int64_t max_conn, Int("limits", "max_connections", c.server.max_connections));
-  BL_TRY_ASSIGN(std::int64_t max_conn_peer, Int("limits", "max_connections_per_peer", c.server.max_connections_per_peer));
+  BL_TRY_ASSIGN(std::int64_t max_conn_peer,
+                Int("limits", "max_connections_per_peer", c.server.max_connections_per_peer));
   BL_TRY_ASSIGN(c.rate_per_second, Double("limits", "rate_per_second", c.rate_per_second));
   BL_TRY_ASSIGN(c.rate_burst, Double("limits", "rate_burst", c.rate_burst));
-  if (threads < 1 || threads > 256) return MakeError("bad-config", path_ + ": [server] threads must be 1..256");
-  if (max_body < 1024 || max_header < 1024 || read_timeout_ms < 100 || max_conn < 1 || max_conn_peer < 1) {
+  if (threads < 1 || threads > 256)
+    return MakeError("bad-config", path_ + ": [server] threads must be 1..256");
+  if (max_body < 1024 || max_header < 1024 || read_timeout_ms < 100 || max_conn < 1 ||
+      max_conn_peer < 1) {
     return MakeError("bad-config", path_ + ": [limits] a value is out of range");
   }
   if (c.rate_per_second <= 0 || c.rate_burst < 1) {
-    return MakeError("bad-config", path_ + ": [limits] rate_per_second and rate_burst must be positive");
+    return MakeError("bad-config",
+                     path_ + ": [limits] rate_per_second and rate_burst must be positive");
   }
-  if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warning" && c.log_level != "error") {
+  if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warning" &&
+      c.log_level != "error") {
     return MakeError("bad-config", path_ + ": [log] level must be debug, info, warning or error");
   }
   c.server.threads = static_cast<int>(threads);

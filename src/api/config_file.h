@@ -27,15 +27,18 @@ class ConfigFile {
   static Result<ConfigFile> Load(const std::string& path);
 
   // Each returns `fallback` when the key is absent and an error when it has the wrong type.
-  Result<std::string> String(std::string_view section, std::string_view key, std::string fallback) const;
-  Result<std::int64_t> Int(std::string_view section, std::string_view key, std::int64_t fallback) const;
+  Result<std::string> String(std::string_view section, std::string_view key,
+                             std::string fallback) const;
+  Result<std::int64_t> Int(std::string_view section, std::string_view key,
+                           std::int64_t fallback) const;
   Result<double> Double(std::string_view section, std::string_view key, double fallback) const;
   Result<bool> Bool(std::string_view section, std::string_view key, bool fallback) const;
   Result<std::vector<std::string>> Strings(std::string_view section, std::string_view key) const;
 
   // [server] listen/certificate/private_key/threads, [limits], [store] url, [log] level.
   // `default_listen` and `default_store` apply when the file leaves them out.
-  Result<CommonConfig> Common(const std::string& default_listen, const std::string& default_store) const;
+  Result<CommonConfig> Common(const std::string& default_listen,
+                              const std::string& default_store) const;
 
   const std::string& path() const { return path_; }
 

@@ -19,9 +19,11 @@ Result<SecretBytes> LoadMasterKey(const std::string& file) {
     hex = env;
     ::unsetenv("BLINDLIST_MASTER_KEY");
   } else {
-    return MakeError("bad-config", "no master key: set [keys] master_key_file or BLINDLIST_MASTER_KEY");
+    return MakeError("bad-config",
+                     "no master key: set [keys] master_key_file or BLINDLIST_MASTER_KEY");
   }
-  while (!hex.empty() && (hex.back() == '\n' || hex.back() == '\r' || hex.back() == ' ')) hex.pop_back();
+  while (!hex.empty() && (hex.back() == '\n' || hex.back() == '\r' || hex.back() == ' '))
+    hex.pop_back();
   SecretBytes key;
   bool ok = FromHex(hex, key) && key.size() == 32;
   std::fill(hex.begin(), hex.end(), '\0');
@@ -42,7 +44,8 @@ Status WritePortFile(const std::string& path, std::uint16_t port) {
     out << port << "\n";
     if (!out) return MakeError("io", "cannot write " + tmp);
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) return MakeError("io", "cannot rename into " + path);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    return MakeError("io", "cannot rename into " + path);
   return Status::Ok();
 }
 

@@ -39,10 +39,13 @@ Error RefusalFrom(const net::ClientResponse& r) {
   std::string code = "http-" + std::to_string(r.status);
   std::string message = r.body.substr(0, 200);
   if (!body.is_discarded() && body.is_object()) {
-    if (body.contains("error") && body["error"].is_string()) code = body["error"].get<std::string>();
-    if (body.contains("message") && body["message"].is_string()) message = body["message"].get<std::string>();
+    if (body.contains("error") && body["error"].is_string())
+      code = body["error"].get<std::string>();
+    if (body.contains("message") && body["message"].is_string())
+      message = body["message"].get<std::string>();
   }
-  return MakeError(code, "server refused (" + std::to_string(r.status) + " " + code + "): " + message);
+  return MakeError(code,
+                   "server refused (" + std::to_string(r.status) + " " + code + "): " + message);
 }
 }  // namespace
 

@@ -28,7 +28,8 @@ class ApiClient {
   // Sends `body` (a JSON value; null for none) and returns the parsed JSON reply.
   // A non-2xx reply becomes an Error whose code is the server's "error" and whose
   // message says "server refused (STATUS): MESSAGE".
-  Result<nlohmann::json> Call(const std::string& method, const std::string& path, const nlohmann::json& body);
+  Result<nlohmann::json> Call(const std::string& method, const std::string& path,
+                              const nlohmann::json& body);
   // A GET whose reply is not JSON (e.g. a PEM certificate).
   Result<std::string> GetText(const std::string& path);
 

@@ -26,12 +26,14 @@ MemberAuth Refuse(int status, std::string code, std::string message, std::string
 }
 }  // namespace
 
-MemberAuth AuthenticateMember(store::Store& st, const net::HttpRequest& req, const store::Group& group) {
+MemberAuth AuthenticateMember(store::Store& st, const net::HttpRequest& req,
+                              const store::Group& group) {
   std::string token = BearerToken(req);
   if (!token.empty()) {
     Bytes hash = TokenHash(token);
     auto m = st.FindMemberByTokenHash(group.id, hash);
-    if (!m.ok()) return Refuse(503, "store-unavailable", "the store is unavailable; retry later", "anonymous");
+    if (!m.ok())
+      return Refuse(503, "store-unavailable", "the store is unavailable; retry later", "anonymous");
     if (*m) {
       MemberAuth a;
       a.member = **m;
@@ -43,7 +45,8 @@ MemberAuth AuthenticateMember(store::Store& st, const net::HttpRequest& req, con
       for (const auto& other : *groups) {
         if (other.id == group.id) continue;
         auto om = st.FindMemberByTokenHash(other.id, hash);
-        if (om.ok() && *om) return Refuse(403, "not-a-member", "not a member of this group", (*om)->address);
+        if (om.ok() && *om)
+          return Refuse(403, "not-a-member", "not a member of this group", (*om)->address);
       }
     }
     return Refuse(401, "bad-token", "the bearer token is not valid", "anonymous");
@@ -51,16 +54,19 @@ MemberAuth AuthenticateMember(store::Store& st, const net::HttpRequest& req, con
   if (!req.peer_certificate_der.empty()) {
     std::string fp = CertificateFingerprint(req.peer_certificate_der);
     auto m = st.FindMemberByCertFingerprint(group.id, fp);
-    if (!m.ok()) return Refuse(503, "store-unavailable", "the store is unavailable; retry later", "anonymous");
+    if (!m.ok())
+      return Refuse(503, "store-unavailable", "the store is unavailable; retry later", "anonymous");
     if (*m) {
       MemberAuth a;
       a.member = **m;
       a.caller = a.member->address;
       return a;
     }
-    return Refuse(403, "not-a-member", "not a member of this group", "cert-sha256:" + fp.substr(0, 16));
+    return Refuse(403, "not-a-member", "not a member of this group",
+                  "cert-sha256:" + fp.substr(0, 16));
   }
-  return Refuse(401, "unauthenticated", "authenticate with a bearer token or a client certificate", "anonymous");
+  return Refuse(401, "unauthenticated", "authenticate with a bearer token or a client certificate",
+                "anonymous");
 }
 
 }  // namespace blindlist::api

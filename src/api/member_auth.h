@@ -24,7 +24,8 @@ struct MemberAuth {
   std::string caller;  // for the audit: the address, or what identifies a stranger
 };
 
-MemberAuth AuthenticateMember(store::Store& store, const net::HttpRequest& request, const store::Group& group);
+MemberAuth AuthenticateMember(store::Store& store, const net::HttpRequest& request,
+                              const store::Group& group);
 
 // The bearer token of an "Authorization: Bearer ..." header, or "".
 std::string BearerToken(const net::HttpRequest& request);

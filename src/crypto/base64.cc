@@ -20,7 +20,8 @@ bool Decode(std::string_view text, Out& out) {
   out.clear();
   if (text.size() % 4 != 0) return false;
   std::size_t pad = 0;
-  if (!text.empty() && text.back() == '=') pad = (text.size() >= 2 && text[text.size() - 2] == '=') ? 2 : 1;
+  if (!text.empty() && text.back() == '=')
+    pad = (text.size() >= 2 && text[text.size() - 2] == '=') ? 2 : 1;
   out.resize(text.size() / 4 * 3 - pad);
   std::size_t o = 0;
   for (std::size_t i = 0; i < text.size(); i += 4) {
@@ -39,7 +40,8 @@ bool Decode(std::string_view text, Out& out) {
       }
     }
     std::uint32_t triple = static_cast<std::uint32_t>(v[0] << 18 | v[1] << 12 | v[2] << 6 | v[3]);
-    std::uint8_t bytes[3] = {static_cast<std::uint8_t>(triple >> 16), static_cast<std::uint8_t>(triple >> 8),
+    std::uint8_t bytes[3] = {static_cast<std::uint8_t>(triple >> 16),
+                             static_cast<std::uint8_t>(triple >> 8),
                              static_cast<std::uint8_t>(triple)};
     for (int k = 0; k < 3 && o < out.size(); ++k) out[o++] = bytes[k];
     // Non-canonical encodings (stray bits under the padding) are refused.
@@ -65,7 +67,8 @@ std::string Base64Encode(ByteView data) {
   }
   std::size_t rest = data.size() - i;
   if (rest > 0) {
-    std::uint32_t t = static_cast<std::uint32_t>(data[i] << 16 | (rest == 2 ? data[i + 1] << 8 : 0));
+    std::uint32_t t =
+        static_cast<std::uint32_t>(data[i] << 16 | (rest == 2 ? data[i + 1] << 8 : 0));
     out.push_back(kAlphabet[t >> 18 & 63]);
     out.push_back(kAlphabet[t >> 12 & 63]);
     out.push_back(rest == 2 ? kAlphabet[t >> 6 & 63] : '=');

@@ -157,17 +157,20 @@ Result<SecretBytes> PrivateKey::ToPem() const {
 }
 
 Result<SecretBytes> PrivateKey::ToEncryptedPem(std::string_view passphrase) const {
-  if (passphrase.size() < 8) return MakeError("weak-passphrase", "the passphrase needs at least 8 characters");
+  if (passphrase.size() < 8)
+    return MakeError("weak-passphrase", "the passphrase needs at least 8 characters");
   BioPtr bio(BIO_new(BIO_s_secmem()));
   std::string pass(passphrase);
-  int ok = bio ? PEM_write_bio_PKCS8PrivateKey(bio.get(), impl_->pkey.get(), EVP_aes_256_cbc(), pass.data(),
-                                               static_cast<int>(pass.size()), nullptr, nullptr)
+  int ok = bio ? PEM_write_bio_PKCS8PrivateKey(bio.get(), impl_->pkey.get(), EVP_aes_256_cbc(),
+                                               pass.data(), static_cast<int>(pass.size()), nullptr,
+                                               nullptr)
                : 0;
   OPENSSL_cleanse(pass.data(), pass.size());
   if (ok != 1) return OsslError("crypto", "cannot write the encrypted private key");
   char* ptr = nullptr;
   long len = BIO_get_mem_data(bio.get(), &ptr);  // NOLINT(google-runtime-int)
-  return SecretBytes(ByteView(reinterpret_cast<const std::uint8_t*>(ptr), static_cast<size_t>(len)));
+  return SecretBytes(
+      ByteView(reinterpret_cast<const std::uint8_t*>(ptr), static_cast<size_t>(len)));
 }
 
 Bytes PrivateKey::PublicKeyDer() const {

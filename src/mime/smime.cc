@@ -425,7 +425,8 @@ Status CheckEncryptedContentInfo(const Bytes& cms, std::string_view where) {
 Result<SmimeEnvelope> EnvelopeFromBase64(std::string_view text, std::string_view where) {
   BL_TRY_ASSIGN(Bytes cms, DecodeBase64Strict(text));
   BL_TRY(CheckEncryptedContentInfo(cms, where));
-  return SmimeEnvelope{.form = SmimeForm::kBase64, .outer_headers = {}, .cms = std::move(cms), .pem_label = {}};
+  return SmimeEnvelope{
+      .form = SmimeForm::kBase64, .outer_headers = {}, .cms = std::move(cms), .pem_label = {}};
 }
 
 Result<SmimeEnvelope> ParsePemArmored(std::string_view text) {
@@ -446,8 +447,9 @@ Result<SmimeEnvelope> ParsePemArmored(std::string_view text) {
   if (body_begin == std::string_view::npos || end == std::string_view::npos || end < body_begin) {
     return MakeError("bad-base64", "PEM armor has no " + end_marker + " line");
   }
-  BL_TRY_ASSIGN(SmimeEnvelope env,
-                EnvelopeFromBase64(text.substr(body_begin + 1, end - body_begin - 1), "the PEM block"));
+  BL_TRY_ASSIGN(
+      SmimeEnvelope env,
+      EnvelopeFromBase64(text.substr(body_begin + 1, end - body_begin - 1), "the PEM block"));
   env.pem_label = std::string(label);
   return env;
 }
@@ -559,8 +561,10 @@ Result<SmimeEnvelope> ParseMimeMessage(std::string_view input) {
     cms.assign(raw.begin(), raw.end());
   }
   BL_TRY(CheckEncryptedContentInfo(cms, "the application/pkcs7-mime body"));
-  return SmimeEnvelope{
-      .form = SmimeForm::kMime, .outer_headers = std::move(outer_headers), .cms = std::move(cms), .pem_label = {}};
+  return SmimeEnvelope{.form = SmimeForm::kMime,
+                       .outer_headers = std::move(outer_headers),
+                       .cms = std::move(cms),
+                       .pem_label = {}};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -628,7 +632,8 @@ Result<SmimeEnvelope> ParseSmime(std::string_view input) {
     const ByteView raw = AsBytes(input);
     Bytes cms(raw.begin(), raw.end());
     BL_TRY(CheckEncryptedContentInfo(cms, "the DER input"));
-    return SmimeEnvelope{.form = SmimeForm::kDer, .outer_headers = {}, .cms = std::move(cms), .pem_label = {}};
+    return SmimeEnvelope{
+        .form = SmimeForm::kDer, .outer_headers = {}, .cms = std::move(cms), .pem_label = {}};
   }
   std::string_view text = input;
   while (!text.empty() && IsLineSpace(text.front())) text.remove_prefix(1);
@@ -654,8 +659,8 @@ std::string SerializeSmime(const SmimeEnvelope& envelope, bool auth_enveloped) {
       std::string body = EncodeBase64Lines(envelope.cms, 64, kLf);  // as PEM bodies are written
       if (envelope.pem_label.empty()) return body;
       if (!body.empty() && body.back() != '\n') body += "\n";
-      return "-----BEGIN " + envelope.pem_label + "-----\n" + body + "-----END " + envelope.pem_label +
-             "-----\n";
+      return "-----BEGIN " + envelope.pem_label + "-----\n" + body + "-----END " +
+             envelope.pem_label + "-----\n";
     }
     case SmimeForm::kMime:
       break;

@@ -298,7 +298,8 @@ TEST(ParseSmime, RejectsMalformedHeaderSections) {
 TEST(SerializeSmime, WritesTheMimeFormItDocuments) {
   SmimeEnvelope envelope{.form = SmimeForm::kMime,
                          .outer_headers = "From: a@example.org\nSubject: [...]\n",
-                         .cms = BytesOf(Vector("enveloped.der")), .pem_label = {}};
+                         .cms = BytesOf(Vector("enveloped.der")),
+                         .pem_label = {}};
   const std::string out = SerializeSmime(envelope, /*auth_enveloped=*/false);
   EXPECT_TRUE(out.starts_with(
       "From: a@example.org\nSubject: [...]\nMIME-Version: 1.0\n"
@@ -326,7 +327,8 @@ TEST(SerializeSmime, WritesTheMimeFormItDocuments) {
 TEST(SerializeSmime, FollowsCrlfOuterHeaders) {
   SmimeEnvelope envelope{.form = SmimeForm::kMime,
                          .outer_headers = "From: a@example.org\r\nSubject: [...]\r\n",
-                         .cms = BytesOf(Vector("enveloped.der")), .pem_label = {}};
+                         .cms = BytesOf(Vector("enveloped.der")),
+                         .pem_label = {}};
   const std::string out = SerializeSmime(envelope, false);
   EXPECT_EQ(out.find("\n"), out.find("\r\n") + 1);
   std::size_t bare_lf = 0;
@@ -342,7 +344,8 @@ TEST(SerializeSmime, FollowsCrlfOuterHeaders) {
 
 TEST(SerializeSmime, WritesDerAndBase64Back) {
   const std::string der = Vector("enveloped.der");
-  SmimeEnvelope envelope{.form = SmimeForm::kDer, .outer_headers = {}, .cms = BytesOf(der), .pem_label = {}};
+  SmimeEnvelope envelope{
+      .form = SmimeForm::kDer, .outer_headers = {}, .cms = BytesOf(der), .pem_label = {}};
   EXPECT_EQ(SerializeSmime(envelope, false), der);
 
   envelope.form = SmimeForm::kBase64;

@@ -39,9 +39,9 @@ class HttpsClient {
   // url: "https://host:port/path?query". headers: extra request headers
   // (e.g. {"authorization", "Bearer ..."}). Errors: "bad-url", "connect-failed",
   // "tls-failed" (with the verification reason), "timeout".
-  Result<ClientResponse> Request(const std::string& method, const std::string& url,
-                                 const std::string& body = {},
-                                 const std::vector<std::pair<std::string, std::string>>& headers = {});
+  Result<ClientResponse> Request(
+      const std::string& method, const std::string& url, const std::string& body = {},
+      const std::vector<std::pair<std::string, std::string>>& headers = {});
 
  private:
   struct Impl;

@@ -31,7 +31,7 @@ struct HttpRequest {
   std::string method;  // "GET", "POST", ...
   std::string target;  // path and query, as sent
   std::string path;    // target without the query, percent-decoded
-  std::vector<std::pair<std::string, std::string>> query;  // decoded query parameters
+  std::vector<std::pair<std::string, std::string>> query;    // decoded query parameters
   std::vector<std::pair<std::string, std::string>> headers;  // names lowercased
   std::string body;
   Bytes peer_certificate_der;  // empty if the client presented none

@@ -202,8 +202,8 @@ class Certd(harness.TestCase):
         r = self.d.c.post("/v1/groups/%s/certificates" % quote(A), {"csr": 17}, **tok)
         self.assertRefused(r, 400, "malformed-request")
         # Oversized request.
-        r = self.d.c.post("/v1/groups/%s/certificates" % quote(A),
-                          {"csr": "A" * (self.d.certd_limits["max_body_bytes"] + 10)}, **tok)
+        r = self.d.c.oversized("POST", "/v1/groups/%s/certificates" % quote(A),
+                               self.d.certd_limits["max_body_bytes"] + 10, **tok)
         self.assertRefused(r, 413, "body-too-large")
         # Wrong method, unknown endpoint.
         r = self.d.c.get("/v1/groups/%s/certificates" % quote(A), **tok)

@@ -456,6 +456,43 @@ class HttpsEndpoint:
         finally:
             conn.close()
 
+    def oversized(self, method, path, size, *, token=None, cert=None, timeout=120):
+        """A request declaring a `size`-byte JSON body of which only the first KiB is sent.
+
+        The server must refuse on the declared length alone (413); not sending the
+        rest avoids a race between our send and its close on a loaded machine.
+        """
+        import socket
+        head = ["%s %s HTTP/1.1" % (method, path), "Host: 127.0.0.1:%d" % self.port,
+                "Content-Type: application/json", "Content-Length: %d" % size]
+        if token:
+            head.append("Authorization: Bearer " + token)
+        data = ("\r\n".join(head) + "\r\n\r\n").encode() + b'{"recipient_info": "' + b"A" * 1000
+        raw_sock = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        with self.context(cert).wrap_socket(raw_sock, server_hostname="127.0.0.1") as s:
+            s.sendall(data)
+            reply = b""
+            while True:
+                try:
+                    chunk = s.recv(65536)
+                except (ssl.SSLError, ConnectionResetError):
+                    break
+                if not chunk:
+                    break
+                reply += chunk
+                if b"\r\n\r\n" in reply:
+                    headers, _, body = reply.partition(b"\r\n\r\n")
+                    m = re.search(rb"(?i)\r\ncontent-length: *(\d+)", headers)
+                    if m and len(body) >= int(m.group(1)):
+                        break
+        headers, _, body = reply.partition(b"\r\n\r\n")
+        lines = headers.decode(errors="replace").split("\r\n")
+        if not lines or not lines[0].startswith("HTTP/1.1 "):
+            raise AssertionError("no HTTP reply to the oversized request: %r" % reply[:300])
+        status = int(lines[0].split()[1])
+        hdrs = [tuple(x.strip() for x in line.split(":", 1)) for line in lines[1:] if ":" in line]
+        return Response(status, hdrs, body)
+
     def get(self, path, **kw):
         return self.request("GET", path, **kw)
 
@@ -682,7 +719,10 @@ class Deployment:
                              {}, self.f("groupd.log"), self.f("groupd.port"))
         self.groupd.start()
         self.g = HttpsEndpoint(self.groupd.port, self.pki.crt("tls-ca"))
-        self.groupd.wait_healthy(self.g)
+        health = self.groupd.wait_healthy(self.g)
+        expected = "postgresql" if self.store_url.startswith("postgresql:") else "sqlite"
+        if health.get("store") != expected:
+            raise AssertionError("groupd reports store %r, expected %r" % (health.get("store"), expected))
         if self.with_certd:
             self.certd = Daemon("certd-" + self.name,
                                 [certd_bin(), "--config", self.certd_config, "--port-file", self.f("certd.port")],
