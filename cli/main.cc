@@ -5,7 +5,7 @@
 
 #include "commands.h"
 
-int main(int argc, char** argv) {
+int Run(int argc, char** argv) {
   CLI::App app{
       "blindlist: confidential mailing lists whose list server cannot read the mail.\n"
       "Reads standard input and writes standard output unless -i/-o are given."};
@@ -39,4 +39,14 @@ int main(int argc, char** argv) {
     return 1;
   }
   return 0;
+}
+
+int main(int argc, char** argv) {
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& e) {
+    // Nothing is expected to throw this far; if something does, fail with one line.
+    std::fprintf(stderr, "blindlist: internal error: %s\n", e.what());
+    return 1;
+  }
 }

@@ -16,7 +16,7 @@ Result<Config> LoadConfig(const std::string& path) {
   if (c.ca_certificate_file.empty() || c.ca_private_key_file.empty()) {
     return MakeError("bad-config", path + ": [ca] certificate and private_key are required");
   }
-  if (c.validity_hours < 1 || c.validity_hours > 24 * 366) {
+  if (c.validity_hours < 1 || c.validity_hours > std::int64_t{24} * 366) {
     return MakeError("bad-config", path + ": [certificates] validity_hours must be 1..8784");
   }
   if (c.crl_next_update_seconds < 60) {

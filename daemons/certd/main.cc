@@ -82,7 +82,7 @@ int InitCa(const certd::Config& config, const std::string& common_name) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int Run(int argc, char** argv) {
   CLI::App app{"blindlist-certd: issues short-lived membership certificates (path G)"};
   std::string config_file;
   std::string listen;
@@ -160,4 +160,14 @@ int main(int argc, char** argv) {
              {{"certificates", reloaded.ok() ? "ok" : reloaded.error().message}});
   });
   return 0;
+}
+
+int main(int argc, char** argv) {
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& e) {
+    // Nothing is expected to throw this far; if something does, fail with one line.
+    std::fprintf(stderr, "blindlist-certd: internal error: %s\n", e.what());
+    return 1;
+  }
 }

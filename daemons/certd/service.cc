@@ -95,6 +95,7 @@ HttpResponse CertService::Handle(const HttpRequest& req) {
         resp = Fail(call, 503, "store-unavailable", "the audit log is unavailable");
     }
   }
+  if (resp.status == 401 || resp.status == 403) (void)limiter_.Acquire("fail:" + req.peer_address);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   metrics.Increment("certd_requests_total",
                     {{"operation", call.operation}, {"result", call.result}});
@@ -126,7 +127,13 @@ HttpResponse CertService::Route(const HttpRequest& req, Call& call) {
                          : !req.peer_certificate_der.empty()
                              ? "c:" + api::CertificateFingerprint(req.peer_certificate_der)
                              : "ip:" + req.peer_address;
-  if (int retry = limiter_.Acquire(rate_key); retry > 0) {
+  int retry = limiter_.Acquire(rate_key);
+  // Failed authentications are charged to the peer address (see Handle), so fresh
+  // bogus credentials on every request cannot dodge the per-caller limit.
+  bool presents_credentials = !token.empty() || !req.peer_certificate_der.empty();
+  if (retry == 0 && presents_credentials && limiter_.Exhausted("fail:" + req.peer_address))
+    retry = 1;
+  if (retry > 0) {
     call.operation = "rate-limited";
     HttpResponse r = Fail(call, 429, "rate-limited", "too many requests; retry later");
     r.headers.emplace_back("Retry-After", std::to_string(retry));

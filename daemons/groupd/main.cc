@@ -28,7 +28,7 @@ using namespace blindlist;  // NOLINT(google-build-using-namespace)
 int Fatal(const Error& e) { return api::Fatal("blindlist-groupd", e); }
 }  // namespace
 
-int main(int argc, char** argv) {
+int Run(int argc, char** argv) {
   CLI::App app{"blindlist-groupd: the group server (holds group keys and the roster)"};
   std::string config_file;
   std::string listen;
@@ -110,6 +110,9 @@ int main(int argc, char** argv) {
                                std::move(ca_key), std::move(membership_ca));
   net::HttpsServer server(config.common.server,
                           [&service](const net::HttpRequest& r) { return service.Handle(r); });
+  server.SetRefusalObserver([&service](const net::HttpRequest& r, const net::HttpResponse& resp) {
+    service.AuditRefusal(r, resp);
+  });
   Status started = server.Start();
   if (!started.ok()) return Fatal(started.error());
   if (!port_file.empty()) {
@@ -136,4 +139,14 @@ int main(int argc, char** argv) {
              {{"certificates", reloaded.ok() ? "ok" : reloaded.error().message}});
   });
   return 0;
+}
+
+int main(int argc, char** argv) {
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& e) {
+    // Nothing is expected to throw this far; if something does, fail with one line.
+    std::fprintf(stderr, "blindlist-groupd: internal error: %s\n", e.what());
+    return 1;
+  }
 }

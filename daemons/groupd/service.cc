@@ -143,28 +143,56 @@ HttpResponse GroupService::Handle(const HttpRequest& req) {
     resp = Fail(call, 400, "malformed-request", "the request could not be processed");
   }
   if (call.audit) {
-    store::AuditRecord rec;
-    rec.time = Now();
-    rec.daemon = "groupd";
-    rec.caller = call.caller;
-    rec.group = call.group;
-    rec.key_version = call.key_version;
-    rec.operation = call.operation;
-    rec.result = call.result;
-    rec.reason = call.reason.substr(0, kMaxReason);
-    Status st = store_->AppendAudit(rec);
-    if (!st.ok()) {
+    Status st = WriteAudit(call);
+    if (!st.ok() && resp.status < 300) {
       // An operation that cannot be audited must not succeed.
-      net::Log(net::LogLevel::kError, "audit write failed", {{"error", st.error().message}});
-      if (resp.status < 300)
-        resp = Fail(call, 503, "store-unavailable", "the audit log is unavailable");
+      resp = Fail(call, 503, "store-unavailable", "the audit log is unavailable");
     }
   }
+  // Failed authentications are charged to the peer address, so fresh bogus
+  // credentials on every request cannot dodge the per-caller limit.
+  if (resp.status == 401 || resp.status == 403) (void)limiter_.Acquire("fail:" + req.peer_address);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   metrics.Increment("groupd_requests_total",
                     {{"operation", call.operation}, {"result", call.result}});
   metrics.Observe("groupd_request_duration_seconds", {{"operation", call.operation}}, seconds);
   return resp;
+}
+
+Status GroupService::WriteAudit(const Call& call) {
+  store::AuditRecord rec;
+  rec.time = Now();
+  rec.daemon = "groupd";
+  rec.caller = call.caller;
+  rec.group = call.group;
+  rec.key_version = call.key_version;
+  rec.operation = call.operation;
+  rec.result = call.result;
+  rec.reason = call.reason.substr(0, kMaxReason);
+  Status st = store_->AppendAudit(rec);
+  if (!st.ok())
+    net::Log(net::LogLevel::kError, "audit write failed", {{"error", st.error().message}});
+  return st;
+}
+
+void GroupService::AuditRefusal(const HttpRequest& req, const HttpResponse& resp) {
+  Call call;
+  call.operation = "refused";
+  call.caller = "ip:" + req.peer_address;
+  std::vector<std::string> parts = SplitPath(req.path);
+  if (parts.size() >= 3 && parts[0] == "v1" && parts[1] == "groups") call.group = parts[2];
+  if (parts.size() >= 4) {
+    // "rewrap/certificate" -> "rewrap-certificate": the operation names of Route().
+    call.operation = parts[3];
+    for (std::size_t i = 4; i < parts.size(); ++i) call.operation += "-" + parts[i];
+  }
+  json body = json::parse(resp.body, nullptr, false);
+  call.result = body.is_object() && body.contains("error") && body["error"].is_string()
+                    ? body["error"].get<std::string>()
+                    : "http-" + std::to_string(resp.status);
+  (void)WriteAudit(call);
+  metrics.Increment("groupd_requests_total",
+                    {{"operation", call.operation}, {"result", call.result}});
 }
 
 HttpResponse GroupService::Route(const HttpRequest& req, Call& call) {
@@ -198,7 +226,11 @@ HttpResponse GroupService::Route(const HttpRequest& req, Call& call) {
                          : !req.peer_certificate_der.empty()
                              ? "c:" + Fingerprint(req.peer_certificate_der)
                              : "ip:" + req.peer_address;
-  if (int retry = limiter_.Acquire(rate_key); retry > 0) {
+  int retry = limiter_.Acquire(rate_key);
+  bool presents_credentials = !token.empty() || !req.peer_certificate_der.empty();
+  if (retry == 0 && presents_credentials && limiter_.Exhausted("fail:" + req.peer_address))
+    retry = 1;
+  if (retry > 0) {
     call.operation = "rate-limited";
     HttpResponse r = Fail(call, 429, "rate-limited", "too many requests; retry later");
     r.headers.emplace_back("Retry-After", std::to_string(retry));

@@ -30,6 +30,8 @@ class GroupService {
                std::optional<crypto::Certificate> membership_ca);
 
   net::HttpResponse Handle(const net::HttpRequest& request);
+  // Audits a request that the HTTPS layer refused before Handle() (413, 431, 400).
+  void AuditRefusal(const net::HttpRequest& request, const net::HttpResponse& response);
   void UpdateLimits(const Config& config) {
     limiter_.Update(config.common.rate_per_second, config.common.rate_burst);
   }
@@ -39,6 +41,7 @@ class GroupService {
 
  private:
   net::HttpResponse Route(const net::HttpRequest& req, Call& call);
+  Status WriteAudit(const Call& call);
   // Operations (paths in DESIGN.md)
   net::HttpResponse Operation(const net::HttpRequest& req, Call& call, const store::Group& group,
                               const std::string& op);

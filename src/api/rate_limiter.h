@@ -33,6 +33,16 @@ class RateLimiter {
     return static_cast<int>(wait) + 1;
   }
 
+  // Whether `caller` has less than one token left, without taking any.
+  bool Exhausted(const std::string& caller) {
+    auto now = std::chrono::steady_clock::now();
+    std::lock_guard lock(mu_);
+    auto it = buckets_.find(caller);
+    if (it == buckets_.end()) return false;
+    double elapsed = std::chrono::duration<double>(now - it->second.last).count();
+    return std::min(burst_, it->second.tokens + elapsed * per_second_) < 1;
+  }
+
   void Update(double per_second, double burst) {
     std::lock_guard lock(mu_);
     per_second_ = per_second;

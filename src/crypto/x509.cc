@@ -220,7 +220,7 @@ Status PushIa5Name(GENERAL_NAMES* names, int type, const std::string& value) {
   if (sk_GENERAL_NAME_push(names, name.get()) <= 0) {
     return OsslError("crypto", "cannot build a general name");
   }
-  name.release();
+  (void)name.release();  // ownership passed to OpenSSL above
   return Status::Ok();
 }
 
@@ -256,7 +256,7 @@ Status AddCrlDistributionPoint(X509* cert, const std::string& url) {
   if (sk_DIST_POINT_push(points.get(), point.get()) <= 0) {
     return OsslError("crypto", "cannot build the distribution points");
   }
-  point.release();
+  (void)point.release();  // ownership passed to OpenSSL above
   if (X509_add1_ext_i2d(cert, NID_crl_distribution_points, points.get(), 0, X509V3_ADD_DEFAULT) !=
       1) {
     return OsslError("crypto", "cannot add the CRL distribution point");
@@ -408,7 +408,7 @@ Result<Bytes> MakeCsr(const PrivateKey& key, const CertificateProfile& profile) 
     if (!exts || !san || sk_X509_EXTENSION_push(exts.get(), san.get()) <= 0) {
       return OsslError("crypto", "cannot build the extension request");
     }
-    san.release();
+    (void)san.release();  // ownership passed to OpenSSL above
     if (X509_REQ_add_extensions(req.get(), exts.get()) != 1) {
       return OsslError("crypto", "cannot add the extension request");
     }
@@ -525,7 +525,7 @@ Result<Bytes> MakeCrl(const Certificate& ca_cert, const PrivateKey& ca_key,
         X509_CRL_add0_revoked(crl.get(), entry.get()) != 1) {
       return OsslError("crypto", "cannot add a revoked entry");
     }
-    entry.release();
+    (void)entry.release();  // ownership passed to OpenSSL above
   }
   // The CRL number must grow with every CRL (RFC 5280 5.2.3); the issue time in
   // microseconds does that without keeping state.

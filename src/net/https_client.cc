@@ -29,7 +29,7 @@ namespace ssl = boost::asio::ssl;
 using tcp = boost::asio::ip::tcp;
 
 constexpr std::uint32_t kMaxResponseHeaderBytes = 64 * 1024;
-constexpr std::uint64_t kMaxResponseBodyBytes = 64 * 1024 * 1024;
+constexpr std::uint64_t kMaxResponseBodyBytes = std::uint64_t{64} * 1024 * 1024;
 
 std::string OpenSslError() {
   std::string out;

@@ -38,6 +38,7 @@
 #include <boost/beast/ssl.hpp>
 #include <cctype>
 #include <condition_variable>
+#include <cstdio>
 #include <exception>
 #include <limits>
 #include <map>
@@ -65,9 +66,9 @@ using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 // discarding what the client still sends, so that closing does not reset the
 // connection before the client has read our answer (Apache's lingering close).
 constexpr std::chrono::milliseconds kMaxLinger{2000};
-constexpr std::size_t kMaxLingerBytes = 8 * 1024 * 1024;
+constexpr std::size_t kMaxLingerBytes = std::size_t{8} * 1024 * 1024;
 // The first read of a request only tells us one has begun; the parser reads the rest.
-constexpr std::size_t kFirstReadBytes = 16 * 1024;
+constexpr std::size_t kFirstReadBytes = std::size_t{16} * 1024;
 
 std::string OpenSslError() {
   std::string out;
@@ -220,7 +221,7 @@ std::string PeerAddress(const tcp::socket& socket) {
   return a.to_string();
 }
 
-void LogException(std::string_view what, std::exception_ptr e) {
+void LogException(std::string_view what, const std::exception_ptr& e) {
   if (!e) return;
   try {
     std::rethrow_exception(e);
@@ -325,6 +326,7 @@ struct HttpsServer::Impl {
 
   const HttpsServerConfig config;  // address, port, files, threads: fixed at construction
   const HttpHandler handler;
+  RefusalObserver refusal_observer;  // set before Start, read-only afterwards
 
   std::mutex mu;  // guards the members up to `cv`
   std::shared_ptr<const HttpsServerConfig> limits;
@@ -397,7 +399,7 @@ void HttpsServer::Impl::Admit(tcp::socket socket, Strand strand) {
   }
   ConnectionSlot slot(this, id, std::move(peer), control);
   asio::co_spawn(control->strand, RunSession(std::move(socket), std::move(ctx), std::move(slot)),
-                 [](std::exception_ptr e) { LogException("https session failed", e); });
+                 [](const std::exception_ptr& e) { LogException("https session failed", e); });
 }
 
 asio::awaitable<void> HttpsServer::Impl::RunSession(tcp::socket socket,
@@ -497,6 +499,22 @@ asio::awaitable<void> HttpsServer::Impl::ServeRequests(TlsStream& stream, Connec
           {{"peer", slot.peer()},
            {"status", std::to_string(answer->status)},
            {"reason", ec.message()}});
+      if (refusal_observer) {
+        // What is known of a request refused before the handler saw it, so the
+        // application can audit it too.
+        HttpRequest partial;
+        partial.peer_address = slot.peer();
+        // The request line is stored as soon as it is parsed, before the fields
+        // (where a too-large Content-Length is caught), so it is usually known.
+        partial.method = std::string(parser.get().method_string());
+        partial.target = std::string(parser.get().target());
+        if (!partial.target.empty()) (void)ParseTarget(partial.target, partial.path, partial.query);
+        try {
+          refusal_observer(partial, *answer);
+        } catch (const std::exception& ex) {
+          Log(LogLevel::kError, "refusal observer failed", {{"error", ex.what()}});
+        }
+      }
       auto out = ToBeast(*answer, 11, false);
       lowest.expires_after(lim->read_timeout);
       co_await http::async_write(stream, out, asio::redirect_error(asio::use_awaitable, ec));
@@ -572,7 +590,7 @@ asio::awaitable<void> HttpsServer::Impl::CloseGracefully(TlsStream& stream,
     co_return;
   }
   lowest.socket().shutdown(tcp::socket::shutdown_send, ec);
-  std::array<char, 16 * 1024> scratch;
+  std::array<char, std::size_t{16} * 1024> scratch;
   std::size_t discarded = 0;
   lowest.expires_after(linger);
   while (!ec && discarded < kMaxLingerBytes) {
@@ -585,7 +603,22 @@ asio::awaitable<void> HttpsServer::Impl::CloseGracefully(TlsStream& stream,
 HttpsServer::HttpsServer(HttpsServerConfig config, HttpHandler handler)
     : impl_(std::make_unique<Impl>(std::move(config), std::move(handler))) {}
 
-HttpsServer::~HttpsServer() { Stop(); }
+HttpsServer::~HttpsServer() {
+  // A destructor must not throw: stopping is best effort here, and so is saying it failed.
+  try {
+    Stop();
+  } catch (...) {
+    try {
+      Log(LogLevel::kError, "stopping the server failed");
+    } catch (...) {
+      std::fputs("https server: stopping failed\n", stderr);
+    }
+  }
+}
+
+void HttpsServer::SetRefusalObserver(RefusalObserver observer) {
+  impl_->refusal_observer = std::move(observer);
+}
 
 Status HttpsServer::Start() {
   Impl& s = *impl_;
@@ -621,7 +654,7 @@ Status HttpsServer::Start() {
     s.started = true;
   }
   asio::co_spawn(s.accept_strand, s.AcceptLoop(),
-                 [](std::exception_ptr e) { LogException("https accept loop failed", e); });
+                 [](const std::exception_ptr& e) { LogException("https accept loop failed", e); });
   for (int i = 0; i < s.config.threads; ++i) {
     s.threads.emplace_back([&s] {
       for (;;) {

@@ -54,6 +54,10 @@ struct HttpResponse {
 };
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+// Told about each request the server refuses itself (too large, malformed) before
+// any handler runs: what is known of the request (at least peer_address; method,
+// target and path when the header was read) and the error response sent.
+using RefusalObserver = std::function<void(const HttpRequest&, const HttpResponse&)>;
 
 struct HttpsServerConfig {
   std::string listen_address = "127.0.0.1";
@@ -61,8 +65,8 @@ struct HttpsServerConfig {
   std::string cert_file;   // PEM server certificate chain
   std::string key_file;    // PEM private key
   int threads = 2;
-  std::size_t max_header_bytes = 8 * 1024;
-  std::size_t max_body_bytes = 1024 * 1024;
+  std::size_t max_header_bytes = std::size_t{8} * 1024;
+  std::size_t max_body_bytes = std::size_t{1024} * 1024;
   std::chrono::milliseconds read_timeout{10000};
   std::chrono::milliseconds drain_timeout{10000};
   int max_connections = 1024;
@@ -77,6 +81,8 @@ class HttpsServer {
   HttpsServer(const HttpsServer&) = delete;
   HttpsServer& operator=(const HttpsServer&) = delete;
 
+  // Call before Start().
+  void SetRefusalObserver(RefusalObserver observer);
   // Loads the certificate, binds and starts the worker threads. Errors name the file or port.
   Status Start();
   // The bound port (after Start).

@@ -142,12 +142,23 @@ std::string Metrics::Render() const {
       double cumulative = 0;
       for (std::size_t i = 0; i < kBucketBounds.size(); ++i) {
         cumulative += i < h.counts.size() ? h.counts[i] : 0;
-        out += name + "_bucket{" + prefix + "le=\"" + std::string(kBucketLabels[i]) + "\"} " +
-               FormatValue(cumulative) + "\n";
+        out.append(name).append("_bucket{").append(prefix).append("le=\"").append(kBucketLabels[i]);
+        out.append("\"} ").append(FormatValue(cumulative)).append("\n");
       }
-      out += name + "_bucket{" + prefix + "le=\"+Inf\"} " + FormatValue(h.count) + "\n";
-      out += name + "_sum" + Braced(key) + " " + FormatValue(h.sum) + "\n";
-      out += name + "_count" + Braced(key) + " " + FormatValue(h.count) + "\n";
+      out.append(name).append("_bucket{").append(prefix).append("le=\"+Inf\"} ");
+      out.append(FormatValue(h.count)).append("\n");
+      out.append(name)
+          .append("_sum")
+          .append(Braced(key))
+          .append(" ")
+          .append(FormatValue(h.sum))
+          .append("\n");
+      out.append(name)
+          .append("_count")
+          .append(Braced(key))
+          .append(" ")
+          .append(FormatValue(h.count))
+          .append("\n");
     }
   }
   return out;

@@ -70,7 +70,7 @@ class Certd(harness.TestCase):
         r = self.issue(group, harness.read(csr, "r"), **auth)
         self.assertEqual(r.status, 201, r)
         crt = harness.write(self.d.pki.crt(name), r.json["certificate"])
-        self.assertEqual(harness.norm_serial(r.json["serial"]), harness.cert_serial(crt))
+        self.assertEqual(r.json["serial"], harness.cert_serial(crt))
         return (crt, self.d.pki.key(name)), r.json["serial"]
 
     def rewrap(self, group, cert_path, ri=None):
@@ -122,6 +122,32 @@ class Certd(harness.TestCase):
         # certd's record (same store, included in the group's audit) links the address to the serial.
         issued = [r for r in records if r["daemon"] == "certd" and r["operation"] == "issue" and r["result"] == "ok"]
         self.assertIn((member_address, "serial:" + serial), [(r["caller"], r["reason"]) for r in issued])
+
+    def test_bulk_path_G(self):
+        member, serial = self.issue_ok(A, "bulk", token=self.tok["alice"])
+        osl_ri = harness.recipient_infos(harness.cms_of(self.osl_post))[0]
+        body = {"certificate": harness.read(member[0], "r"), "reason": "archive", "requests": [
+            {"operation": "rewrap-certificate", "recipient_info": b64(self.ri)},
+            {"operation": "rewrap-certificate", "recipient_info": b64(osl_ri)},
+            {"operation": "unwrap", "recipient_info": b64(osl_ri)},  # cannot ride on a certificate
+        ]}
+        r = self.d.g.post("/v1/groups/%s/bulk" % quote(A), body)  # no credentials at all
+        self.assertEqual(r.status, 200, r)
+        out = r.json["responses"]
+        self.assertEqual([x["status"] for x in out], [200, 200, 400], out)
+        self.assertEqual(out[2]["error"], "bad-operation")
+        spliced = harness.write(self.f("bulk-G.der"), harness.replace_recipient(
+            harness.cms_of(self.osl_post), 0, harness.unb64(out[1]["recipient_info"])))
+        self.assertEqual(harness.osl_decrypt(spliced, member[1], member[0], inform="DER"), self.entity)
+        self.assertAudited(self.d, A, "bulk", "partial:1", caller="cert:" + serial)
+        # A refused certificate refuses the whole batch.
+        d = self.d
+        expired = d.pki.dated_certificate("bulk-expired", ca_crt=d.membership_ca_crt,
+                                          ca_key=d.membership_ca_plain_key(), start="20200101000000Z",
+                                          end="20200102000000Z", san="URI:urn:blindlist:group:" + A)
+        body["certificate"] = harness.read(expired, "r")
+        r = self.d.g.post("/v1/groups/%s/bulk" % quote(A), body)
+        self.assertRefused(r, 403, "expired-certificate")
 
     def test_generated_key_pkcs12(self):
         r = self.d.c.post("/v1/groups/%s/certificates" % quote(A),

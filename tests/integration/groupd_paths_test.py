@@ -54,6 +54,7 @@ class ReadingPaths(harness.TestCase):
         cls.groups = {RSA: d.create_group(RSA, "rsa3072"), EC: d.create_group(EC, "p256")}
         d.create_group(ROT, "p256")
         cls.tokens = {}
+        cls.seen_secrets = set()  # CEKs and group secrets handed out: never in the audit or the logs
         for g in (RSA, EC, ROT):
             r = d.admin("member", "add", g, "alice@example.org", "--cert", cls.alice[0], "--token")
             cls.tokens[(g, "alice")] = r["token"]
@@ -134,6 +135,10 @@ class ReadingPaths(harness.TestCase):
             harness.openssl(*args, self.cert[g])
         r = self.d.g.get("/v1/groups/%s/certificate" % quote("nobody@example.org"))
         self.assertRefused(r, 404, "unknown-group")
+        r = self.d.g.get("/metrics")
+        self.assertEqual(r.status, 200, r)
+        self.assertIn(b'groupd_requests_total{operation="certificate",result="ok"}', r.body)
+        self.assertIn(b"groupd_request_duration_seconds", r.body)
 
     # -- C
     def test_path_C_exported_key_reads_with_openssl(self):
@@ -207,6 +212,7 @@ class ReadingPaths(harness.TestCase):
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.json["key_version"], 1)
         self.assertEqual(len(unb64(r.json["cek"])), 32)  # AES-256-GCM
+        self.seen_secrets.add(r.json["cek"])
 
     # -- G
     def issue_membership(self, g, name, alg, auth):
@@ -244,6 +250,17 @@ class ReadingPaths(harness.TestCase):
                     self.check_plain(g, kind, p.stdout)
             self.assertAudited(self.d, g, "rewrap-secret", "ok", caller="carol@example.org")
             self.assertAudited(self.d, g, "secrets", "ok", caller="carol@example.org")
+            # One version, by number; an unknown one is a 404.
+            r = self.d.g.get("/v1/groups/%s/secrets?version=1&reason=archive" % quote(g),
+                             token=self.token(g, "carol"))
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual([x["version"] for x in r.json["secrets"]], [1])
+            self.assertEqual(len(unb64(r.json["secrets"][0]["secret"])), 32)  # AES-256 key wrap
+            # The KEKRecipientInfo keyIdentifier: "blindlist:" and 24 random hex digits.
+            self.assertRegex(bytes.fromhex(r.json["secrets"][0]["key_id"]).decode(), r"^blindlist:[0-9a-f]{24}$")
+            self.seen_secrets.add(r.json["secrets"][0]["secret"])
+            r = self.d.g.get("/v1/groups/%s/secrets?version=9" % quote(g), token=self.token(g, "carol"))
+            self.assertRefused(r, 404, "unknown-version")
 
     # -- B
     def test_path_B_exploder(self):
@@ -265,6 +282,7 @@ class ReadingPaths(harness.TestCase):
                     self.assertIn(key_id.hex(), by_id, "the KEKRI's key id is none of the group's secrets")
                     secret = by_id[key_id.hex()]
                     self.assertEqual(secret["version"], r.json["secret_version"])
+                    self.seen_secrets.add(secret["secret"])
                     # What the exploder forwards: the group's RecipientInfo replaced by the KEKRI.
                     forwarded = harness.write(self.f("B-%s-%s.der" % (g, kind)), harness.replace_recipient(cms, 0, kekri))
                     out = harness.osl_decrypt_secret(forwarded, unb64(secret["secret"]).hex(), key_id.hex(),
@@ -308,6 +326,7 @@ class ReadingPaths(harness.TestCase):
         self.assertEqual([x["status"] for x in out], [200, 200, 200, 200, 400], out)
         self.assertEqual(out[0]["cek"], single["osl"])
         self.assertEqual(out[1]["cek"], single["bl"])
+        self.seen_secrets.update(single.values())
         self.assertEqual(out[4]["error"], "unwrap-failed")
         # The rewrap-secret item: a KEKRI that openssl opens with the group secret.
         kekri = unb64(out[2]["recipient_info"])
@@ -400,6 +419,24 @@ class ReadingPaths(harness.TestCase):
         self.assertContains(text, "rsa3072")
         p = self.d.bl("admin", *self.d.server_args(token=self.d.admin_token), "audit", RSA, "--limit", "5")
         self.assertTrue(p.stdout.strip(), "empty audit")
+
+    # -- last (alphabetically): nothing secret in the audit or the logs
+    def test_zz_no_key_material_in_audit_or_logs(self):
+        self.assertTrue(self.seen_secrets, "the path tests handed out no CEK or secret?")
+        secrets_ = set(self.seen_secrets) | set(self.tokens.values()) | {self.d.admin_token}
+        # Also in hex, the form a careless log line might use.
+        secrets_ |= {unb64(x).hex() for x in self.seen_secrets}
+        records = []
+        for g in (RSA, EC, ROT):
+            records += self.d.audit(g, limit=10000)
+        text = "\n".join(repr(r) for r in records)
+        logs = self.d.groupd.log_text() + self.d.certd.log_text()
+        for secret in secrets_:
+            self.assertNotIn(secret, text, "key material or a token in the audit")
+            self.assertNotIn(secret, logs, "key material or a token in a daemon log")
+        # Every record names a known operation and a result.
+        for r in records:
+            self.assertTrue(r["operation"] and r["result"], r)
 
 
 if __name__ == "__main__":

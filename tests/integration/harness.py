@@ -217,7 +217,8 @@ class Pki:
         d = os.path.join(self.dir, "ca-" + name)
         os.makedirs(d, exist_ok=True)
         write(os.path.join(d, "index.txt"), "")
-        write(os.path.join(d, "serial"), secrets.token_hex(10).upper() + "\n")
+        # A first byte under 0x10 on purpose: serials are written "07ab...", not "7ab...".
+        write(os.path.join(d, "serial"), ("0" + secrets.token_hex(10)[1:]).upper() + "\n")
         ku = "keyEncipherment" if alg.startswith("rsa") else "keyAgreement"
         conf = write(os.path.join(d, "ca.cnf"), """
 [ca]
@@ -254,8 +255,10 @@ def cert_text(path):
 
 
 def cert_serial(path):
+    """The serial as the daemons write it (audit `cert:SERIAL`, certd's "serial"):
+    lowercase hex of the magnitude's bytes, so an even number of digits ("07ab...")."""
     out = openssl("x509", "-in", path, "-noout", "-serial").stdout.decode().strip()
-    return norm_serial(out.split("=", 1)[1])
+    return out.split("=", 1)[1].strip().lower()
 
 
 def norm_serial(s):
@@ -743,6 +746,11 @@ class Deployment:
         d.wait_healthy(ep)
         self._extra = getattr(self, "_extra", []) + [d]
         return d, ep
+
+    def reload_extra_groupd(self, name, daemon, limits):
+        """Rewrites that groupd's [limits] and sends SIGHUP (it reloads certificates and limits)."""
+        self._write_toml(self.f("groupd-%s.toml" % name), self.groupd_config(limits))
+        daemon.proc.send_signal(signal.SIGHUP)
 
     def daemons(self):
         return [d for d in [self.groupd, self.certd] + getattr(self, "_extra", []) if d is not None]
