@@ -27,5 +27,6 @@ void AddIo(CLI::App* cmd, IoOptions& io);
 void AddCryptoCommands(CLI::App& app, Action* chosen);  // encrypt, decrypt, rewrap, inspect
 void AddAdminCommands(CLI::App& app, Action* chosen);   // admin ...
 void AddOpenCommand(CLI::App& app, Action* chosen);     // open
+void AddCertCommand(CLI::App& app, Action* chosen);     // cert request
 
 }  // namespace blindlist::cli

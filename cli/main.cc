@@ -15,6 +15,7 @@ int Run(int argc, char** argv) {
   blindlist::cli::AddCryptoCommands(app, &action);
   blindlist::cli::AddAdminCommands(app, &action);
   blindlist::cli::AddOpenCommand(app, &action);
+  blindlist::cli::AddCertCommand(app, &action);
 
   try {
     app.parse(argc, argv);
@@ -27,7 +28,8 @@ int Run(int argc, char** argv) {
     } else if (what.empty() ||
                (e.get_name() == "RequiredError" && what.find("subcommand") != std::string::npos)) {
       what =
-          "a subcommand is required: encrypt, decrypt, rewrap, inspect, admin, open (try blindlist "
+          "a subcommand is required: encrypt, decrypt, rewrap, inspect, admin, open, cert (try "
+          "blindlist "
           "--help)";
     }
     std::fprintf(stderr, "blindlist: %s\n", what.c_str());

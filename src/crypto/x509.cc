@@ -549,6 +549,36 @@ Result<Bytes> MakeCrl(const Certificate& ca_cert, const PrivateKey& ca_key,
   return ToDer<X509_CRL, i2d_X509_CRL>(crl.get(), "CRL");
 }
 
+Result<KeyAndCertificate> ImportPkcs12(ByteView der, const std::string& passphrase) {
+  const unsigned char* p = der.data();
+  std::unique_ptr<PKCS12, OsslDeleter<PKCS12_free>> p12(
+      d2i_PKCS12(nullptr, &p, static_cast<long>(der.size())));  // NOLINT(google-runtime-int)
+  if (!p12) return OsslError("bad-pkcs12", "cannot read the PKCS#12");
+  EVP_PKEY* pkey = nullptr;
+  X509* cert = nullptr;
+  if (PKCS12_parse(p12.get(), passphrase.c_str(), &pkey, &cert, nullptr) != 1) {
+    return OsslError("bad-pkcs12", "cannot open the PKCS#12 (wrong passphrase?)");
+  }
+  EvpPkeyPtr key_owner(pkey);
+  X509Ptr cert_owner(cert);
+  if (!key_owner || !cert_owner)
+    return MakeError("bad-pkcs12", "the PKCS#12 lacks a key or a certificate");
+  // Round-trip through the public loaders so the usual type checks apply.
+  unsigned char* key_der = nullptr;
+  int key_len = i2d_PrivateKey(key_owner.get(), &key_der);
+  if (key_len <= 0) return OsslError("bad-pkcs12", "cannot encode the PKCS#12 key");
+  SecretBytes key_bytes(ByteView(key_der, static_cast<std::size_t>(key_len)));
+  OPENSSL_clear_free(key_der, static_cast<std::size_t>(key_len));
+  unsigned char* cert_der = nullptr;
+  int cert_len = i2d_X509(cert_owner.get(), &cert_der);
+  if (cert_len <= 0) return OsslError("bad-pkcs12", "cannot encode the PKCS#12 certificate");
+  Bytes cert_bytes(cert_der, cert_der + cert_len);
+  OPENSSL_free(cert_der);
+  BL_TRY_ASSIGN(PrivateKey key, PrivateKey::Load(key_bytes.view()));
+  BL_TRY_ASSIGN(Certificate certificate, Certificate::Load(cert_bytes));
+  return KeyAndCertificate{std::move(key), std::move(certificate)};
+}
+
 Result<Bytes> ExportPkcs12(const PrivateKey& key, const Certificate& cert,
                            const std::string& friendly_name, const std::string& passphrase) {
   return ExportPkcs12(key, cert, friendly_name, passphrase, kPkcs12DefaultIterations);

@@ -89,6 +89,14 @@ Result<Bytes> ExportPkcs12(const PrivateKey& key, const Certificate& cert,
                            const std::string& friendly_name, const std::string& passphrase,
                            int iterations);
 
+// Reads a PKCS#12 (as ExportPkcs12 or certd writes it) under `passphrase`.
+// Errors: "bad-pkcs12" (unparsable, wrong passphrase or no key and certificate).
+struct KeyAndCertificate {
+  PrivateKey key;
+  Certificate certificate;
+};
+Result<KeyAndCertificate> ImportPkcs12(ByteView der, const std::string& passphrase);
+
 // PEM armour helpers.
 std::string ToPem(std::string_view label, ByteView der);  // label: "CERTIFICATE", ...
 Result<Bytes> FromPem(std::string_view pem, std::string_view label);

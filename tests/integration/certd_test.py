@@ -110,6 +110,30 @@ class Certd(harness.TestCase):
                 self.unlinkable(member_address="alice@example.org" if alg == "ec" else "bob@example.org",
                                 serial=serial)
 
+    def test_cert_request_command(self):
+        # `blindlist cert request`: a CSR made locally (the default) or a key made by certd.
+        d = self.d
+        for generate in (False, True):
+            with self.subTest(generate=generate):
+                crt, key = self.f("cli-%s.crt" % generate), self.f("cli-%s.key" % generate)
+                args = ["cert", "request", *d.server_args(endpoint=d.c, token=self.tok["alice"]),
+                        "--group", A, "-o", crt, "--key-out", key]
+                if generate:
+                    args += ["--generate", "--passphrase-file",
+                             harness.write(self.f("gen.pass"), "generated passphrase\n")]
+                d.bl(*args)
+                harness.openssl("verify", "-CAfile", d.membership_ca_crt, crt)
+                self.assertContains(harness.cert_text(crt), "URI:urn:blindlist:group:" + A)
+                p = d.open(A, "cert", self.post, member=(crt, key))
+                self.assertContains(p.stdout.decode(), "Subject: Path G")
+        # A non-member gets a one-line refusal and no files.
+        crt, key = self.f("cli-no.crt"), self.f("cli-no.key")
+        p = d.bl("cert", "request", *d.server_args(endpoint=d.c, token="blt_" + "0" * 64), "--group", A,
+                 "-o", crt, "--key-out", key, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertContains(p.stderr.decode(), "bad-token")
+        self.assertFalse(os.path.exists(crt) or os.path.exists(key))
+
     def unlinkable(self, member_address, serial):
         records = self.d.audit(A)
         g_records = [r for r in records if r["daemon"] == "groupd" and r["operation"] == "rewrap-certificate"]
