@@ -35,14 +35,17 @@
 # a one-minute run.
 #
 # Usage: bench/groupd_load.sh [BUILD_DIR] [--quick] [--connections N]
-#                             [--open-connections N] [--nice N] [--store-dir DIR]
-#                             [--out DIR] [--keep]
+#                             [--open-connections N] [--groupd-threads N] [--nice N]
+#                             [--store-dir DIR] [--out DIR] [--keep]
 #   BUILD_DIR      where blindlist, blindlist-groupd and bench_groupd_load
 #                  were built (default build; `cmake --build BUILD --target bench`)
 #   --quick        3 s peak, 4 s half-peak, 15 s memory runs, openssl speed
 #                  for 1 s and only before (about 2 minutes instead of about 6)
 #   --connections  connections of the closed-loop runs (default 2 x nproc)
 #   --open-connections  connections of the open-loop runs (default 8 x nproc)
+#   --groupd-threads  groupd's [server] threads (default nproc, as deploy/groupd.toml
+#                  has for 2 CPUs); more threads let some requests compute while
+#                  others wait for the store
 #   --nice         run groupd and the load client under `nice -n N` (negative
 #                  N needs root), so that other load on a shared machine takes
 #                  less of the cores from them; openssl speed runs under it too
@@ -59,6 +62,7 @@ keep=0
 out=""
 connections=$((2 * $(nproc)))
 open_connections=$((8 * $(nproc)))
+groupd_threads=$(nproc)
 niceness=0
 store_dir=""
 while (($#)); do
@@ -67,10 +71,11 @@ while (($#)); do
     --keep) keep=1 ;;
     --connections) connections="$2"; shift ;;
     --open-connections) open_connections="$2"; shift ;;
+    --groupd-threads) groupd_threads="$2"; shift ;;
     --nice) niceness="$2"; shift ;;
     --store-dir) store_dir="$2"; shift ;;
     --out) out="$2"; shift ;;
-    -h | --help) sed -n '2,53p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,56p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "groupd_load: unknown option $1" >&2; exit 2 ;;
     *) build="$1" ;;
   esac
@@ -158,7 +163,7 @@ cat >"$work/groupd.toml" <<EOF
 listen = "127.0.0.1:0"
 certificate = "$pki/groupd.crt"
 private_key = "$pki/groupd.key"
-threads = $ncpu
+threads = $groupd_threads
 
 [store]
 url = "sqlite:$store_dir/groupd.db"
@@ -327,7 +332,7 @@ sync_after=$(sync_write_ms)
 {
   echo "machine: $machine; $(openssl version); $started"
   echo "load average before $load_before, after $load_after"
-  echo "groupd and the load client at nice $niceness; groupd: threads = $ncpu, SQLite (WAL, synchronous=FULL) on $(df -T "$store_dir" | awk 'NR == 2 { print $2 }'),"
+  echo "groupd and the load client at nice $niceness; groupd: threads = $groupd_threads, SQLite (WAL, synchronous=FULL) on $(df -T "$store_dir" | awk 'NR == 2 { print $2 }'),"
   echo "a 4 KiB O_DSYNC write there takes $sync_before ms before the load, $sync_after ms after it"
   echo "runs: peak = closed loop ${peak_s} s, half = open loop ${half_s} s at half the peak;" \
     "keep-alive TLS 1.3 connections: $connections closed loop, $open_connections open loop;" \
@@ -392,8 +397,9 @@ sync_after=$(sync_write_ms)
       printf "\npeak req/s: closed loop, wall clock. req per groupd CPU-s: requests / groupd utime+stime.\n"
       printf "client CPU share: the load client'"'"'s CPU / (client + groupd), peak run. machine busy: all CPUs,\n"
       printf "peak run (/proc/stat). p50/p99 @ half: open loop at half the peak, from when each request was\n"
-      printf "due; from send: from when it was sent. handler: groupd'"'"'s own time in the request handler (/metrics; p99 as a histogram bucket\n"
-      printf "bound). errors: peak + half runs (non-200, bad body, I/O, unsent).\n"
+      printf "due; from send: from when it was sent. handler: groupd'"'"'s own time in the request handler\n"
+      printf "(/metrics; p99 as a histogram bucket bound). errors: peak + half runs (non-200, bad body, I/O,\n"
+      printf "unsent).\n"
     }'
   echo
   awk -v start="$rss_start" -v before="$rss_before_mix" -v end="$rss_end" '
