@@ -18,6 +18,11 @@
 // post back to what was encrypted. During the run each response must be a 200
 // carrying the expected field.
 //
+// With --bulk N, each request is one POST /v1/groups/G/bulk carrying N items of
+// the operation (how a member opening an archive asks); the check before the
+// run still uses a single-item request, and every bulk response must carry N
+// successful items. Throughput is then reported in items as well as requests.
+//
 // Connections are made before the clock starts; the server closes a
 // connection after its request limit, and the client then reconnects within
 // the run (counted as "reconnects": those handshakes are part of the load).
@@ -111,6 +116,7 @@ struct Options {
   int threads = 1;
   int pool = 64;
   int server_pid = 0;
+  int bulk = 0;  // items per /bulk request; 0: single-item requests
   bool check = true;
 };
 
@@ -166,10 +172,26 @@ struct Plan {
   Endpoint endpoint;
   tcp::endpoint address;
   std::vector<Post> posts;
-  std::vector<crypto::BlindRequest> blind_requests;  // blind: one per request body
-  std::vector<http::request<http::string_body>> requests;
-  std::string expected_field;  // in every successful response body
+  std::vector<crypto::BlindRequest> blind_requests;             // blind: one per request body
+  std::vector<http::request<http::string_body>> requests;       // single-item
+  std::vector<http::request<http::string_body>> bulk_requests;  // --bulk: what the run sends
+  std::string expected_field;  // in every successful response body (--bulk: once per item)
+  const std::vector<http::request<http::string_body>>& run_requests() const {
+    return bulk_requests.empty() ? requests : bulk_requests;
+  }
+  std::size_t items_per_request() const {
+    return options.bulk > 0 ? static_cast<std::size_t>(options.bulk) : 1;
+  }
 };
+
+std::size_t CountOf(std::string_view haystack, std::string_view needle) {
+  std::size_t n = 0;
+  for (auto at = haystack.find(needle); at != std::string_view::npos;
+       at = haystack.find(needle, at + needle.size())) {
+    ++n;
+  }
+  return n;
+}
 
 void PreparePlan(Plan& plan) {
   const Options& o = plan.options;
@@ -189,6 +211,18 @@ void PreparePlan(Plan& plan) {
   }
   std::string target = "/v1/groups/" + PercentEncode(o.group) + "/" + o.operation;
   std::string host = plan.endpoint.host + ":" + plan.endpoint.port;
+  auto make_request = [&](const std::string& path, const json& body) {
+    http::request<http::string_body> req{http::verb::post, path, 11};
+    req.set(http::field::host, host);
+    req.set(http::field::authorization, "Bearer " + o.token);
+    req.set(http::field::content_type, "application/json");
+    req.set(http::field::user_agent, "bench_groupd_load");
+    req.keep_alive(true);
+    req.body() = body.dump();
+    req.prepare_payload();
+    return req;
+  };
+  std::vector<json> items;
   for (int i = 0; i < o.pool; ++i) {
     const Post& post = plan.posts[static_cast<std::size_t>(i) % plan.posts.size()];
     json body = {{"recipient_info", Base64Encode(post.recipient.der)}, {"reason", o.reason}};
@@ -197,15 +231,24 @@ void PreparePlan(Plan& plan) {
       body["blinded"] = Base64Encode(br.blinded());
       plan.blind_requests.push_back(std::move(br));
     }
-    http::request<http::string_body> req{http::verb::post, target, 11};
-    req.set(http::field::host, host);
-    req.set(http::field::authorization, "Bearer " + o.token);
-    req.set(http::field::content_type, "application/json");
-    req.set(http::field::user_agent, "bench_groupd_load");
-    req.keep_alive(true);
-    req.body() = body.dump();
-    req.prepare_payload();
-    plan.requests.push_back(std::move(req));
+    plan.requests.push_back(make_request(target, body));
+    json item = body;
+    item.erase("reason");
+    item["operation"] = o.operation;
+    items.push_back(std::move(item));
+  }
+  if (o.bulk > 0) {
+    // Each bulk body takes the next N items of the pool, cycling.
+    const std::string bulk_target = "/v1/groups/" + PercentEncode(o.group) + "/bulk";
+    const std::size_t bodies =
+        std::max<std::size_t>(1, items.size() / static_cast<std::size_t>(o.bulk));
+    std::size_t next = 0;
+    for (std::size_t b = 0; b < bodies; ++b) {
+      json list = json::array();
+      for (int k = 0; k < o.bulk; ++k) list.push_back(items[next++ % items.size()]);
+      plan.bulk_requests.push_back(
+          make_request(bulk_target, {{"requests", list}, {"reason", o.reason}}));
+    }
   }
   plan.expected_field = o.operation == "unwrap"   ? "\"cek\""
                         : o.operation == "rewrap" ? "\"recipient_info\""
@@ -278,8 +321,9 @@ asio::awaitable<void> RunConnection(const Plan& plan, ssl::context& tls, const W
   asio::steady_timer timer(ex);
   const bool open_loop = o.rate > 0;
   // Spread the connections' bodies and, in the open loop, their schedules evenly.
-  std::size_t next_body = static_cast<std::size_t>(index) * plan.requests.size() /
-                          static_cast<std::size_t>(o.connections);
+  const auto& requests = plan.run_requests();
+  std::size_t next_body =
+      static_cast<std::size_t>(index) * requests.size() / static_cast<std::size_t>(o.connections);
   Clock::time_point due = window.start + window.interval * index / o.connections;
   beast::flat_buffer buffer;
   for (;;) {
@@ -311,8 +355,8 @@ asio::awaitable<void> RunConnection(const Plan& plan, ssl::context& tls, const W
       ++stats.reconnects;
       buffer.clear();
     }
-    const auto& request = plan.requests[next_body];
-    next_body = (next_body + 1) % plan.requests.size();
+    const auto& request = requests[next_body];
+    next_body = (next_body + 1) % requests.size();
     const Clock::time_point scheduled = due;
     if (open_loop) due += window.interval;
     const Clock::time_point sent = Clock::now();
@@ -346,7 +390,7 @@ asio::awaitable<void> RunConnection(const Plan& plan, ssl::context& tls, const W
         if (stats.first_error.empty())
           stats.first_error = "status " + std::to_string(response.result_int()) + ": " +
                               response.body().substr(0, 300);
-      } else if (response.body().find(plan.expected_field) == std::string::npos) {
+      } else if (CountOf(response.body(), plan.expected_field) < plan.items_per_request()) {
         ++stats.bad_bodies;
         if (stats.first_error.empty())
           stats.first_error = "body: " + response.body().substr(0, 300);
@@ -498,6 +542,9 @@ int Main(int argc, char** argv) {
   app.add_option("--member-key", o.member_key_file,
                  "rewrap: the member's private key, to check the re-wrapped CEK")
       ->check(CLI::ExistingFile);
+  app.add_option("--bulk", o.bulk, "Items per POST .../bulk request (0: single-item requests)")
+      ->check(CLI::Range(0, 500))
+      ->capture_default_str();
   app.add_option("--server-pid", o.server_pid, "groupd's PID: report its CPU time over the run");
   app.add_flag("!--no-check", o.check, "Skip the end-to-end check before the run");
   try {
@@ -522,7 +569,7 @@ int Main(int argc, char** argv) {
   asio::io_context ioc;
 
   if (o.check) {
-    asio::co_spawn(ioc, SelfCheck(plan, tls), [](std::exception_ptr e) {
+    asio::co_spawn(ioc, SelfCheck(plan, tls), [](const std::exception_ptr& e) {
       if (e) std::rethrow_exception(e);
     });
     RunIo(ioc, 1);
@@ -531,6 +578,7 @@ int Main(int argc, char** argv) {
   // Every connection is up before the clock starts.
   std::vector<std::unique_ptr<TlsStream>> streams(static_cast<std::size_t>(o.connections));
   std::vector<Strand> strands;
+  strands.reserve(static_cast<std::size_t>(o.connections));
   for (int i = 0; i < o.connections; ++i) strands.push_back(asio::make_strand(ioc));
   std::atomic<int> failed_connects{0};
   for (int i = 0; i < o.connections; ++i) {
@@ -563,7 +611,7 @@ int Main(int argc, char** argv) {
     auto idx = static_cast<std::size_t>(i);
     asio::co_spawn(strands[idx],
                    RunConnection(plan, tls, window, i, std::move(streams[idx]), stats[idx]),
-                   [](std::exception_ptr e) {
+                   [](const std::exception_ptr& e) {
                      if (e) std::rethrow_exception(e);
                    });
   }
@@ -605,6 +653,8 @@ int Main(int argc, char** argv) {
       {"responses", responses},
       {"ok", ok},
       {"throughput_rps", round1(static_cast<double>(ok) / o.duration)},
+      {"items_per_request", plan.items_per_request()},
+      {"items_per_s", round1(static_cast<double>(ok * plan.items_per_request()) / o.duration)},
       {"latency_ms", LatencyJson(all.latency_us)},
       {"service_latency_ms", LatencyJson(all.service_us)},
       {"errors",
@@ -625,6 +675,8 @@ int Main(int argc, char** argv) {
     out["server_cpu_s"] = round3(server_cpu);
     out["server_requests_per_cpu_s"] =
         round1(server_cpu > 0 ? static_cast<double>(ok) / server_cpu : 0);
+    out["server_items_per_cpu_s"] = round1(
+        server_cpu > 0 ? static_cast<double>(ok * plan.items_per_request()) / server_cpu : 0);
   }
   if (!all.first_error.empty()) out["first_error"] = all.first_error;
   std::printf("%s\n", out.dump(-1, ' ', false, json::error_handler_t::replace).c_str());
@@ -634,4 +686,11 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace blindlist::bench
 
-int main(int argc, char** argv) { return blindlist::bench::Main(argc, argv); }
+int main(int argc, char** argv) {
+  try {
+    return blindlist::bench::Main(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_groupd_load: %s\n", e.what());
+    return 1;
+  }
+}

@@ -10,6 +10,9 @@
 #   half   open loop at half the measured peak, 8 x nproc connections (enough
 #          that a slow answer on one does not hold up the requests due on the
 #          others): latency percentiles
+#   bulk   (--bulk N, default 50) the same two runs with POST .../bulk requests
+#          of N items each: per-item throughput, and the latency of a whole
+#          N-item request at half its peak
 # then one run of all six at once, each at a sixth of its half peak, while
 # groupd's VmRSS is sampled every second (memory flatness).
 #
@@ -36,22 +39,23 @@
 #
 # Usage: bench/groupd_load.sh [BUILD_DIR] [--quick] [--connections N]
 #                             [--open-connections N] [--groupd-threads N] [--nice N]
-#                             [--store-dir DIR] [--out DIR] [--keep]
+#                             [--store-dir DIR] [--bulk N] [--out DIR] [--keep]
 #   BUILD_DIR      where blindlist, blindlist-groupd and bench_groupd_load
 #                  were built (default build; `cmake --build BUILD --target bench`)
 #   --quick        3 s peak, 4 s half-peak, 15 s memory runs, openssl speed
 #                  for 1 s and only before (about 2 minutes instead of about 6)
 #   --connections  connections of the closed-loop runs (default 2 x nproc)
 #   --open-connections  connections of the open-loop runs (default 8 x nproc)
-#   --groupd-threads  groupd's [server] threads (default nproc, as deploy/groupd.toml
-#                  has for 2 CPUs); more threads let some requests compute while
-#                  others wait for the store
+#   --groupd-threads  groupd's [server] threads (default: as deploy/groupd.toml, 8);
+#                  more threads let some requests compute while others wait for
+#                  their audit commit
 #   --nice         run groupd and the load client under `nice -n N` (negative
 #                  N needs root), so that other load on a shared machine takes
 #                  less of the cores from them; openssl speed runs under it too
 #   --store-dir    put groupd's SQLite file in DIR instead of the temporary
 #                  directory (e.g. /dev/shm: syncs cost nothing there, which
 #                  shows what the per-request audit commit costs elsewhere)
+#   --bulk         items per bulk request in the bulk runs (default 50; 0: no bulk runs)
 #   --out          keep the JSON results, groupd's log and a Markdown table there
 #   --keep         keep the temporary directory (PKI, store, configuration)
 set -euo pipefail
@@ -62,9 +66,11 @@ keep=0
 out=""
 connections=$((2 * $(nproc)))
 open_connections=$((8 * $(nproc)))
-groupd_threads=$(nproc)
+groupd_threads=$(awk -F= '$1 ~ /^threads *$/ { gsub(/ /, "", $2); print $2 }' \
+  "$(dirname "$0")/../deploy/groupd.toml")
 niceness=0
 store_dir=""
+bulk=50
 while (($#)); do
   case "$1" in
     --quick) quick=1 ;;
@@ -74,8 +80,9 @@ while (($#)); do
     --groupd-threads) groupd_threads="$2"; shift ;;
     --nice) niceness="$2"; shift ;;
     --store-dir) store_dir="$2"; shift ;;
+    --bulk) bulk="$2"; shift ;;
     --out) out="$2"; shift ;;
-    -h | --help) sed -n '2,56p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,62p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "groupd_load: unknown option $1" >&2; exit 2 ;;
     *) build="$1" ;;
   esac
@@ -238,11 +245,12 @@ handler_stats() {
       printf "%d %.3f %.4f %s\n", n, 1000 * (s[2] - s[1]) / n, le5, (p99 == "+Inf" ? "inf" : 1000 * p99)
     }' "$2" "$3"
 }
-# run_load NAME OP KIND CONNECTIONS RATE SECONDS: one bench_groupd_load run;
+# run_load NAME OP KIND CONNECTIONS RATE SECONDS [BULK]: one bench_groupd_load run;
 # adds groupd's handler figures and the machine's CPU use to its JSON line.
 run_load() {
-  local name=$1 op=$2 kind=$3 conns=$4 rate=$5 secs=$6 extra=()
+  local name=$1 op=$2 kind=$3 conns=$4 rate=$5 secs=$6 items=${7:-0} extra=() hop=$2
   [[ $op == rewrap ]] && extra=(--member-key "$pki/member.key")
+  if ((items > 0)); then extra+=(--bulk "$items"); hop=bulk; fi
   metrics >"$work/m1"
   read -r busy1 total1 < <(cpu_busy)
   nice -n "$niceness" "$load" --url "$url" --ca "$pki/tls-ca.crt" --token "${token[$kind]}" \
@@ -251,7 +259,7 @@ run_load() {
     --duration "$secs" --server-pid "$groupd_pid" "${extra[@]}" >"$work/run.json"
   read -r busy2 total2 < <(cpu_busy)
   metrics >"$work/m2"
-  read -r hn hmean hle5 hp99 < <(handler_stats "$op" "$work/m1" "$work/m2")
+  read -r hn hmean hle5 hp99 < <(handler_stats "$hop" "$work/m1" "$work/m2")
   jq -c --arg kind "$kind" --argjson busy "$(awk -v a="$busy1" -v b="$busy2" -v c="$total1" \
     -v d="$total2" 'BEGIN { printf "%.4f", (d > c) ? (b - a) / (d - c) : 0 }')" \
     --argjson hn "$hn" --argjson hmean "$hmean" --argjson hle5 "$hle5" --arg hp99 "$hp99" \
@@ -270,8 +278,8 @@ speed() {  # WHEN: openssl speed for rsa3072 and ecdhp256, one line "rsa_sign rs
 }
 
 # What one synchronous write costs on the store's file system: groupd's SQLite
-# (WAL, synchronous=FULL) syncs the WAL at every commit, and every request
-# commits an audit record. Prints the mean milliseconds per 4 KiB O_DSYNC write.
+# (WAL, synchronous=FULL) syncs the WAL at every commit, and every request's
+# audit record is committed (in a batch with those of concurrent requests). Prints the mean milliseconds per 4 KiB O_DSYNC write.
 sync_write_ms() {
   local n=200 t0 t1
   t0=$(date +%s%N)
@@ -296,6 +304,18 @@ for kind in rsa3072 p256; do
     run_load "half-$kind-$op" "$op" "$kind" "$open_connections" "$half" "$half_s"
   done
 done
+
+if ((bulk > 0)); then
+  for kind in rsa3072 p256; do
+    for op in unwrap rewrap blind; do
+      log "$kind $op bulk x $bulk: closed loop, $connections connections, $peak_s s"
+      run_load "bulk-peak-$kind-$op" "$op" "$kind" "$connections" 0 "$peak_s" "$bulk"
+      half=$(jq -r '.throughput_rps / 2' "$out/bulk-peak-$kind-$op.json")
+      log "$kind $op bulk x $bulk: open loop at $half requests/s, $open_connections connections, $half_s s"
+      run_load "bulk-half-$kind-$op" "$op" "$kind" "$open_connections" "$half" "$half_s" "$bulk"
+    done
+  done
+fi
 
 log "memory: all six at once, each at a sixth of its half peak, $mem_s s, VmRSS every second"
 rss_before_mix=$(rss_kb)
@@ -401,6 +421,34 @@ sync_after=$(sync_write_ms)
       printf "(/metrics; p99 as a histogram bucket bound). errors: peak + half runs (non-200, bad body, I/O,\n"
       printf "unsent).\n"
     }'
+  if ((bulk > 0)); then
+    echo
+    echo "Bulk: POST .../bulk with $bulk items per request (items/s; p50/p99 are of a whole request)."
+    echo
+    echo "| operation | group | peak items/s | items per groupd CPU-s | raw ops per CPU-s | % of raw (CPU) | % of $ncpu x raw (wall) | p50 @ half | p99 @ half | errors |"
+    echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|"
+    read -r sb vb eb < "$out/speed-before.txt"
+    read -r sa va ea < "$out/speed-after.txt"
+    for kind in rsa3072 p256; do
+      for op in unwrap rewrap blind; do
+        pk="$out/bulk-peak-$kind-$op.json" hf="$out/bulk-half-$kind-$op.json"
+        [[ -e "$pk" && -e "$hf" ]] || continue
+        awk -v kind="$kind" -v op="$op" -v ncpu="$ncpu" -v sb="$sb" -v vb="$vb" -v eb="$eb" \
+          -v sa="$sa" -v va="$va" -v ea="$ea" \
+          -v ips="$(jq -r .items_per_s "$pk")" -v ipc="$(jq -r '.server_items_per_cpu_s // 0' "$pk")" \
+          -v p50="$(jq -r .latency_ms.p50 "$hf")" -v p99="$(jq -r .latency_ms.p99 "$hf")" \
+          -v err="$(jq -r '.errors.total' "$pk") + $(jq -r '.errors.total' "$hf")" 'BEGIN {
+            sign = (sb + sa) / 2; verify = (vb + va) / 2; ecdh = (eb + ea) / 2
+            prim = (kind == "p256") ? ecdh : sign
+            raw = (op == "rewrap") ? 1 / (1 / prim + 1 / verify) : prim
+            pc = 100 * ipc / raw; pw = 100 * ips / (ncpu * raw)
+            printf "| %s | %s | %.0f | %.0f | %.0f | %.0f%% %s | %.0f%% %s | %.2f ms | %.2f ms | %s |\n",
+              op, (kind == "p256" ? "P-256" : "RSA-3072"), ips, ipc, raw,
+              pc, (pc >= 70 ? "MET" : "MISSED"), pw, (pw >= 70 ? "MET" : "MISSED"), p50, p99, err
+          }'
+      done
+    done
+  fi
   echo
   awk -v start="$rss_start" -v before="$rss_before_mix" -v end="$rss_end" '
     { t[NR] = $1; r[NR] = $2; if (NR == 1 || $2 > max) max = $2; if (NR == 1 || $2 < min) min = $2 }

@@ -28,32 +28,33 @@ Result<crypto::PrivateKey> GroupKeyRing::PrivateKeyFor(const std::string& group,
   if (row.state == store::KeyState::kDestroyed || row.sealed_private_key.empty()) {
     return MakeError("key-destroyed", "this key version has been destroyed");
   }
-  std::string id = ToHex(crypto::Sha256(row.sealed_private_key));
+  // Keyed by the row, served only if the sealed bytes are the same: cheaper than hashing them.
+  std::string id = group + "\n" + std::to_string(row.version);
   {
     std::lock_guard lock(mu_);
     auto it = keys_.find(id);
-    if (it != keys_.end()) return it->second;
+    if (it != keys_.end() && it->second.sealed == row.sealed_private_key) return it->second.key;
   }
   BL_TRY_ASSIGN(SecretBytes der, crypto::Unseal(master_key_, KeyContext(group, row.version),
                                                 row.sealed_private_key));
   BL_TRY_ASSIGN(crypto::PrivateKey key, crypto::PrivateKey::Load(der.view()));
   std::lock_guard lock(mu_);
-  keys_.emplace(id, key);
+  keys_.insert_or_assign(id, CachedKey{row.sealed_private_key, key});
   return key;
 }
 
 Result<crypto::Certificate> GroupKeyRing::CertificateFor(const store::GroupKey& row) {
   if (row.certificate_der.empty())
     return MakeError("no-certificate", "key version has no certificate yet");
-  std::string id = ToHex(crypto::Sha256(row.certificate_der));
+  std::string id = std::to_string(row.group_id) + "\n" + std::to_string(row.version);
   {
     std::lock_guard lock(mu_);
     auto it = certs_.find(id);
-    if (it != certs_.end()) return it->second;
+    if (it != certs_.end() && it->second.der == row.certificate_der) return it->second.certificate;
   }
   BL_TRY_ASSIGN(crypto::Certificate cert, crypto::Certificate::Load(row.certificate_der));
   std::lock_guard lock(mu_);
-  certs_.emplace(id, cert);
+  certs_.insert_or_assign(id, CachedCertificate{row.certificate_der, cert});
   return cert;
 }
 

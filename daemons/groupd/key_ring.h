@@ -1,7 +1,8 @@
 // GroupKeyRing: turns the sealed key rows of a group into usable keys. Private
 // keys are unsealed under the master key on first use and kept decoded, keyed
-// by the sealed blob's hash, so a destroyed or replaced row is never served from
-// the cache (the caller always reads the rows from the store first).
+// by (group, version) and served only while the row's sealed bytes are the same,
+// so a destroyed or replaced row is never served from the cache (the caller
+// always reads the rows from the store first). Certificates likewise.
 // Thread-safety: all methods are safe to call concurrently.
 #pragma once
 
@@ -38,8 +39,16 @@ class GroupKeyRing {
  private:
   SecretBytes master_key_;
   std::mutex mu_;
-  std::map<std::string, crypto::PrivateKey> keys_;    // sha256(sealed) hex -> key
-  std::map<std::string, crypto::Certificate> certs_;  // sha256(der) hex -> certificate
+  struct CachedKey {
+    Bytes sealed;
+    crypto::PrivateKey key;
+  };
+  struct CachedCertificate {
+    Bytes der;
+    crypto::Certificate certificate;
+  };
+  std::map<std::string, CachedKey> keys_;  // "group\nversion" -> key, with its sealed bytes
+  std::map<std::string, CachedCertificate> certs_;  // "group_id\nversion" -> certificate
 };
 
 // Which key version of `keys` a RecipientInfo is addressed to, and for KARI

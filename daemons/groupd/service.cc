@@ -124,6 +124,7 @@ GroupService::GroupService(const Config& config, std::unique_ptr<store::Store> s
                            std::optional<crypto::Certificate> membership_ca)
     : config_(config),
       store_(std::move(store)),
+      audit_(store_.get()),
       ring_(ring),
       ca_cert_(std::move(ca_cert)),
       ca_key_(std::move(ca_key)),
@@ -169,7 +170,7 @@ Status GroupService::WriteAudit(const Call& call) {
   rec.operation = call.operation;
   rec.result = call.result;
   rec.reason = call.reason.substr(0, kMaxReason);
-  Status st = store_->AppendAudit(rec);
+  Status st = audit_.Append(std::move(rec));
   if (!st.ok())
     net::Log(net::LogLevel::kError, "audit write failed", {{"error", st.error().message}});
   return st;
@@ -432,7 +433,7 @@ HttpResponse GroupService::RunItem(Call& call, const store::Group& group, const 
     if (!ctx.member || ctx.member->certificate_der.empty()) {
       return Fail(call, 400, "no-certificate", "no certificate is registered for this member");
     }
-    auto cert = crypto::Certificate::Load(ctx.member->certificate_der);
+    auto cert = member_certificates_.Get(ctx.member->cert_fingerprint, ctx.member->certificate_der);
     if (!cert.ok()) return Fail(call, 500, "internal", "the registered certificate cannot be read");
     wrapped = crypto::WrapCek(*cek, *cert, padding);
   } else if (op == "rewrap-certificate") {

@@ -2,6 +2,8 @@
 // checks, the reading-path operations, administration, audit and rate limits.
 // Every request reads the roster from the store: nothing about membership is
 // cached, so a removal takes effect on the very next request, on every node.
+// Audit records are group-committed (AuditWriter): a response waits for its own
+// record's commit, shared with the records of concurrent requests.
 // Thread-safety: Handle() is called concurrently from the server's threads.
 #pragma once
 
@@ -10,9 +12,11 @@
 #include <optional>
 
 #include "api/rate_limiter.h"
+#include "audit_writer.h"
 #include "config.h"
 #include "crypto/keys.h"
 #include "key_ring.h"
+#include "member_certificates.h"
 #include "net/https_server.h"
 #include "net/metrics.h"
 #include "store/store.h"
@@ -60,6 +64,8 @@ class GroupService {
 
   Config config_;
   std::unique_ptr<store::Store> store_;
+  AuditWriter audit_;  // after store_: destroyed (drained) before it
+  MemberCertificateCache member_certificates_;
   GroupKeyRing* ring_;
   std::optional<crypto::Certificate> ca_cert_;
   std::optional<crypto::PrivateKey> ca_key_;

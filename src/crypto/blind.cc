@@ -244,8 +244,7 @@ Result<Bytes> ApplyBlind(const PrivateKey& key, ByteView blinded) {
     return out;
   }
   if (key.type() == KeyType::kEcP256 || key.type() == KeyType::kEcP384) {
-    BL_TRY_ASSIGN(EvpPkeyPtr peer, EcPeerKey(pkey, blinded));
-    BL_TRY_ASSIGN(SecretBytes z, EcdhDerive(pkey, peer.get()));
+    BL_TRY_ASSIGN(SecretBytes z, EcdhWithKey(key, blinded));
     // x(d·r·E) reveals nothing about the CEK without r, so it leaves as plain bytes.
     return Bytes(z.data(), z.data() + z.size());
   }

@@ -1,3 +1,7 @@
+// EVP_PKEY_get0_EC_KEY is deprecated in OpenSSL 3.0; the EC_KEY it gives lets ECDH skip
+// building a peer EVP_PKEY and a derive context per call (see EcdhWithKey).
+#define OPENSSL_SUPPRESS_DEPRECATED 1
+
 #include "crypto/keys.h"
 
 #include <openssl/core_names.h>
@@ -70,6 +74,19 @@ int CurveNid(KeyType type) {
 }
 
 namespace {
+// Caches what every operation would otherwise look up by name: the key type and,
+// for EC keys, the EC_KEY that ECDH runs on (EcdhWithKey in primitives.cc).
+std::shared_ptr<PrivateKey::Impl> MakeKeyImpl(EVP_PKEY* raw) {
+  auto impl = std::make_shared<PrivateKey::Impl>();
+  impl->pkey.reset(raw);
+  impl->type = KeyTypeOf(raw);
+  if (impl->type == KeyType::kEcP256 || impl->type == KeyType::kEcP384) {
+    // Made here, before the key is shared: OpenSSL caches the legacy copy inside pkey.
+    impl->ec = EVP_PKEY_get0_EC_KEY(raw);
+  }
+  return impl;
+}
+
 Result<Bytes> ReadWholeFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return MakeError("io", "cannot open " + path);
@@ -105,7 +122,7 @@ Result<PrivateKey> PrivateKey::Load(ByteView data, std::string_view passphrase) 
   }
   if (raw == nullptr) return OsslError("bad-key", "cannot read the private key");
   PrivateKey key;
-  key.impl_ = std::make_shared<Impl>(Impl{EvpPkeyPtr(raw)});
+  key.impl_ = MakeKeyImpl(raw);
   if (key.type() == KeyType::kOther) {
     return MakeError("unsupported-key", "unsupported private key type (need RSA, P-256 or P-384)");
   }
@@ -137,11 +154,11 @@ Result<PrivateKey> PrivateKey::Generate(KeyType type, int rsa_bits) {
   }
   if (raw == nullptr) return OsslError("crypto", "key generation failed");
   PrivateKey key;
-  key.impl_ = std::make_shared<Impl>(Impl{EvpPkeyPtr(raw)});
+  key.impl_ = MakeKeyImpl(raw);
   return key;
 }
 
-KeyType PrivateKey::type() const { return KeyTypeOf(impl_->pkey.get()); }
+KeyType PrivateKey::type() const { return impl_->type; }
 int PrivateKey::bits() const { return EVP_PKEY_get_bits(impl_->pkey.get()); }
 
 Result<SecretBytes> PrivateKey::ToPem() const {

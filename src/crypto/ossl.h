@@ -42,6 +42,8 @@ Error OsslError(std::string code, std::string_view what);
 
 struct PrivateKey::Impl {
   EvpPkeyPtr pkey;
+  KeyType type = KeyType::kOther;  // computed once at load: the name lookups cost per call
+  const EC_KEY* ec = nullptr;      // EC keys: the legacy view of pkey (owned by it), for ECDH
 };
 
 struct Certificate::Impl {

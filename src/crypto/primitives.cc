@@ -1,7 +1,17 @@
+// ECDH_compute_key and EC_KEY_get0_group are deprecated in OpenSSL 3.0. They are the
+// same constant-time code that EVP_PKEY_derive reaches, without a peer EVP_PKEY and a
+// derive context per call (EcdhWithKey).
+#define OPENSSL_SUPPRESS_DEPRECATED 1
+
 #include "crypto/primitives.h"
 
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/ecdh.h>
 #include <openssl/kdf.h>
+
+#include <array>
+#include <cstring>
 
 #include "crypto/der.h"
 
@@ -48,56 +58,108 @@ std::string_view WrapOidForKeyLength(std::size_t len) {
 }
 
 namespace {
-const EVP_CIPHER* WrapCipher(std::size_t key_len) {
+// AES-ECB for the KEK's length, fetched once (fetching by name per call walks the provider's maps).
+const EVP_CIPHER* EcbCipher(std::size_t key_len) {
+  static const std::array<EVP_CIPHER*, 3> kCiphers = {
+      EVP_CIPHER_fetch(nullptr, "AES-128-ECB", nullptr),
+      EVP_CIPHER_fetch(nullptr, "AES-192-ECB", nullptr),
+      EVP_CIPHER_fetch(nullptr, "AES-256-ECB", nullptr)};
   switch (key_len) {
     case 16:
-      return EVP_aes_128_wrap();
+      return kCiphers[0];
     case 24:
-      return EVP_aes_192_wrap();
+      return kCiphers[1];
     case 32:
-      return EVP_aes_256_wrap();
+      return kCiphers[2];
     default:
       return nullptr;
   }
 }
+
+constexpr std::array<std::uint8_t, 8> kWrapIv = {0xA6, 0xA6, 0xA6, 0xA6, 0xA6, 0xA6, 0xA6, 0xA6};
+
+// A ^= t, t as a 64-bit big-endian integer (RFC 3394 section 2.2.1).
+void XorCounter(std::uint8_t* a, std::uint64_t t) {
+  for (int i = 7; i >= 0; --i) {
+    a[i] ^= static_cast<std::uint8_t>(t & 0xFF);
+    t >>= 8;
+  }
+}
+
+EvpCipherCtxPtr EcbContext(const SecretBytes& kek, bool encrypt) {
+  const EVP_CIPHER* cipher = EcbCipher(kek.size());
+  EvpCipherCtxPtr ctx(EVP_CIPHER_CTX_new());
+  if (cipher == nullptr || !ctx ||
+      EVP_CipherInit_ex2(ctx.get(), cipher, kek.data(), nullptr, encrypt ? 1 : 0, nullptr) != 1 ||
+      EVP_CIPHER_CTX_set_padding(ctx.get(), 0) != 1) {
+    return nullptr;
+  }
+  return ctx;
+}
+
+// One AES block in place.
+bool EcbBlock(EVP_CIPHER_CTX* ctx, std::uint8_t* block) {
+  int len = 0;
+  return EVP_CipherUpdate(ctx, block, &len, block, 16) == 1 && len == 16;
+}
 }  // namespace
 
 Result<Bytes> AesWrap(const SecretBytes& kek, const SecretBytes& key) {
-  const EVP_CIPHER* cipher = WrapCipher(kek.size());
-  if (cipher == nullptr)
+  if (EcbCipher(kek.size()) == nullptr)
     return MakeError("bad-key", "key-encryption key must be 16, 24 or 32 bytes");
   if (key.size() < 16 || key.size() % 8 != 0) return MakeError("bad-key", "cannot wrap this key");
-  EvpCipherCtxPtr ctx(EVP_CIPHER_CTX_new());
+  EvpCipherCtxPtr ctx = EcbContext(kek, /*encrypt=*/true);
+  if (!ctx) return OsslError("crypto", "AES key wrap failed");
+  const std::size_t n = key.size() / 8;
+  // out = A || R[1] || ... || R[n]; each step encrypts A || R[i] in `block`.
   Bytes out(key.size() + 8);
-  int len = 0;
-  if (!ctx || EVP_EncryptInit_ex(ctx.get(), cipher, nullptr, kek.data(), nullptr) != 1 ||
-      EVP_EncryptUpdate(ctx.get(), out.data(), &len, key.data(), static_cast<int>(key.size())) !=
-          1) {
-    return OsslError("crypto", "AES key wrap failed");
+  std::memcpy(out.data(), kWrapIv.data(), 8);
+  std::memcpy(out.data() + 8, key.data(), key.size());
+  std::uint8_t block[16];
+  for (std::uint64_t j = 0; j < 6; ++j) {
+    for (std::size_t i = 1; i <= n; ++i) {
+      std::memcpy(block, out.data(), 8);
+      std::memcpy(block + 8, out.data() + 8 * i, 8);
+      if (!EcbBlock(ctx.get(), block)) return OsslError("crypto", "AES key wrap failed");
+      XorCounter(block, n * j + i);
+      std::memcpy(out.data(), block, 8);
+      std::memcpy(out.data() + 8 * i, block + 8, 8);
+    }
   }
-  out.resize(static_cast<std::size_t>(len));
+  OPENSSL_cleanse(block, sizeof(block));
   return out;
 }
 
 Result<SecretBytes> AesUnwrap(const SecretBytes& kek, ByteView wrapped) {
-  const EVP_CIPHER* cipher = WrapCipher(kek.size());
-  if (cipher == nullptr)
+  if (EcbCipher(kek.size()) == nullptr)
     return MakeError("bad-key", "key-encryption key must be 16, 24 or 32 bytes");
   if (wrapped.size() < 24 || wrapped.size() % 8 != 0 || wrapped.size() > 72) {
     return MakeError("unwrap-failed", "cannot unwrap the message key: bad wrapped key length");
   }
-  EvpCipherCtxPtr ctx(EVP_CIPHER_CTX_new());
-  SecretBytes out(wrapped.size());
-  int len = 0;
-  if (!ctx || EVP_DecryptInit_ex(ctx.get(), cipher, nullptr, kek.data(), nullptr) != 1 ||
-      EVP_DecryptUpdate(ctx.get(), out.data(), &len, wrapped.data(),
-                        static_cast<int>(wrapped.size())) != 1 ||
-      len <= 0) {
+  EvpCipherCtxPtr ctx = EcbContext(kek, /*encrypt=*/false);
+  if (!ctx) return OsslError("crypto", "AES key unwrap failed");
+  const std::size_t n = wrapped.size() / 8 - 1;
+  // The working buffer holds A || R[1] || ... || R[n]; the key is R[1..n] at the end.
+  SecretBytes work(wrapped);
+  std::uint8_t block[16];
+  bool ok = true;
+  for (std::uint64_t j = 6; j-- > 0;) {
+    for (std::size_t i = n; i >= 1; --i) {
+      std::memcpy(block, work.data(), 8);
+      XorCounter(block, n * j + i);
+      std::memcpy(block + 8, work.data() + 8 * i, 8);
+      ok = EcbBlock(ctx.get(), block) && ok;
+      std::memcpy(work.data(), block, 8);
+      std::memcpy(work.data() + 8 * i, block + 8, 8);
+    }
+  }
+  OPENSSL_cleanse(block, sizeof(block));
+  // Constant time: a wrong KEK and a tampered key must look the same to a timer.
+  if (!ok || CRYPTO_memcmp(work.data(), kWrapIv.data(), 8) != 0) {
     ERR_clear_error();
     return MakeError("unwrap-failed", "cannot unwrap the message key: wrong key");
   }
-  out.resize(static_cast<std::size_t>(len));
-  return out;
+  return SecretBytes(ByteView(work.data() + 8, n * 8));
 }
 
 Result<SecretBytes> KariKek(const EVP_MD* kdf_md, ByteView z, std::string_view wrap_oid,
@@ -174,6 +236,26 @@ Result<SecretBytes> EcdhDerive(const EVP_PKEY* priv, const EVP_PKEY* peer) {
   if (EVP_PKEY_derive(ctx.get(), z.data(), &len) != 1)
     return OsslError("unwrap-failed", "ECDH failed");
   z.resize(len);
+  return z;
+}
+
+Result<SecretBytes> EcdhWithKey(const PrivateKey& key, ByteView point) {
+  if (point.empty() || (point[0] != 0x04 && point[0] != 0x02 && point[0] != 0x03)) {
+    return MakeError("bad-point", "EC point is not a valid encoding (or is the point at infinity)");
+  }
+  const EC_KEY* ec = key.impl().ec;
+  if (ec == nullptr) return MakeError("wrong-key", "ECDH needs an EC private key");
+  const EC_GROUP* group = EC_KEY_get0_group(ec);
+  EcPointPtr peer(EC_POINT_new(group));
+  // oct2point checks that the point lies on the curve.
+  if (!peer || EC_POINT_oct2point(group, peer.get(), point.data(), point.size(), nullptr) != 1) {
+    ERR_clear_error();
+    return MakeError("bad-point", "EC point is not on the curve");
+  }
+  const int field_bytes = (EC_GROUP_get_degree(group) + 7) / 8;
+  SecretBytes z(static_cast<std::size_t>(field_bytes));
+  const int len = ECDH_compute_key(z.data(), z.size(), peer.get(), ec, nullptr);
+  if (len != field_bytes) return OsslError("unwrap-failed", "ECDH failed");
   return z;
 }
 

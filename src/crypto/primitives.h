@@ -40,7 +40,9 @@ const EVP_MD* KdfDigestForScheme(std::string_view scheme_oid);
 std::size_t WrapKeyLength(std::string_view wrap_oid);
 std::string_view WrapOidForKeyLength(std::size_t len);
 
-// RFC 3394 AES key wrap.
+// RFC 3394 AES key wrap, computed over AES-ECB (AES-NI where the CPU has it:
+// OpenSSL 3.0's own wrap cipher uses the portable AES). The integrity check of
+// the unwrap is constant time.
 Result<Bytes> AesWrap(const SecretBytes& kek, const SecretBytes& key);
 Result<SecretBytes> AesUnwrap(const SecretBytes& kek, ByteView wrapped);
 
@@ -54,6 +56,11 @@ Result<SecretBytes> KariKek(const EVP_MD* kdf_md, ByteView z, std::string_view w
 Result<EvpPkeyPtr> EcPeerKey(const EVP_PKEY* like, ByteView point);
 // ECDH: the x-coordinate of priv·peer.
 Result<SecretBytes> EcdhDerive(const EVP_PKEY* priv, const EVP_PKEY* peer);
+// ECDH with a loaded EC private key and a peer point given as SEC1 octets: the
+// x-coordinate of key·point. Refuses what EcPeerKey refuses ("bad-point"). The
+// point is decoded on the key's own curve and no EVP_PKEY is built per call
+// (the key holder's hot path: unwrap and blind).
+Result<SecretBytes> EcdhWithKey(const PrivateKey& key, ByteView point);
 
 // RSA-OAEP parameters from an RSAES-OAEP-params TLV (empty: all defaults, SHA-1).
 struct OaepParams {

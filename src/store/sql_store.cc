@@ -420,16 +420,16 @@ class SqlStore final : public Store {
   // ---- audit ----
 
   Status AppendAudit(const AuditRecord& record) override {
-    // Free text from callers is made storable rather than refused: an audit
-    // record must never be lost to a stray byte.
-    const auto field = [](const std::string& s) { return sql::SanitizeText(s, kAuditFieldChars); };
     return ToStatus(Write([&](sql::Connection& c) -> Result<std::monostate> {
-      BL_TRY(c.Exec(
-          "INSERT INTO audit_log (occurred_at, daemon, caller, group_name, key_version, "
-          "operation, result, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-          {record.time != 0 ? record.time : Now(), field(record.daemon), field(record.caller),
-           field(record.group), std::int64_t{record.key_version}, field(record.operation),
-           field(record.result), sql::SanitizeText(record.reason, kReasonChars)}));
+      BL_TRY(InsertAudit(c, record));
+      return std::monostate{};
+    }));
+  }
+
+  Status AppendAuditBatch(const std::vector<AuditRecord>& records) override {
+    if (records.empty()) return Status::Ok();
+    return ToStatus(Write([&](sql::Connection& c) -> Result<std::monostate> {
+      for (const auto& record : records) BL_TRY(InsertAudit(c, record));
       return std::monostate{};
     }));
   }
@@ -501,6 +501,19 @@ class SqlStore final : public Store {
   static Error KeyNotFound(std::int64_t group_id, int version) {
     return NotFound("group " + std::to_string(group_id) + " has no key version " +
                     std::to_string(version));
+  }
+
+  static Status InsertAudit(sql::Connection& c, const AuditRecord& record) {
+    // Free text from callers is made storable rather than refused: an audit
+    // record must never be lost to a stray byte.
+    const auto field = [](const std::string& s) { return sql::SanitizeText(s, kAuditFieldChars); };
+    BL_TRY(
+        c.Exec("INSERT INTO audit_log (occurred_at, daemon, caller, group_name, key_version, "
+               "operation, result, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+               {record.time != 0 ? record.time : Now(), field(record.daemon), field(record.caller),
+                field(record.group), std::int64_t{record.key_version}, field(record.operation),
+                field(record.result), sql::SanitizeText(record.reason, kReasonChars)}));
+    return Status::Ok();
   }
 
   Result<std::optional<Member>> FindMemberWhere(std::string_view where, const sql::Params& params) {

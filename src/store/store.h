@@ -158,6 +158,12 @@ class Store {
   // ---- audit ----
   // Text that is not UTF-8 is stored with U+FFFD, never refused; time 0 means "now".
   virtual Status AppendAudit(const AuditRecord& record) = 0;
+  // Appends the records in order in one transaction (one commit, one sync): all land or none.
+  // For group commit (groupd's AuditWriter). The default appends them one by one.
+  virtual Status AppendAuditBatch(const std::vector<AuditRecord>& records) {
+    for (const auto& r : records) BL_TRY(AppendAudit(r));
+    return Status::Ok();
+  }
   // Newest first; group "" means all groups; limit <= 0 gives none.
   virtual Result<std::vector<AuditRecord>> ListAudit(const std::string& group, int limit) = 0;
 

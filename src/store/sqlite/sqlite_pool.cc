@@ -1,5 +1,7 @@
-// The SQLite backend: one connection per Store, handed to one thread at a
-// time. WAL lets readers in other processes proceed while a write is open;
+// The SQLite backend: a few connections per Store, each handed to one thread at
+// a time. WAL lets readers (here and in other processes) proceed while a write is
+// open, so a lookup never queues behind a commit's sync. Writers in this process
+// take turns on a write gate instead of spinning in SQLite's busy handler;
 // busy_timeout makes writers in other processes wait instead of failing.
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -12,6 +14,7 @@
 #include <mutex>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "store/sql.h"
 
@@ -19,6 +22,31 @@ namespace blindlist::store::sql {
 namespace {
 
 constexpr int kBusyTimeoutMs = 10000;
+// Connections are opened on demand up to this many; more would only wait for the CPUs.
+constexpr std::size_t kMaxConnections = 8;
+
+// One writer at a time in this process. Not a std::mutex: Begin and Commit may in
+// principle run on different threads of one lease holder.
+class WriteGate {
+ public:
+  void Enter() {
+    std::unique_lock lock(mutex_);
+    free_.wait(lock, [this] { return !held_; });
+    held_ = true;
+  }
+  void Leave() {
+    {
+      std::lock_guard lock(mutex_);
+      held_ = false;
+    }
+    free_.notify_one();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable free_;
+  bool held_ = false;
+};
 
 // $1, $2, ... become ?1, ?2, ... (the SQL never has '$' inside a literal).
 std::string RewritePlaceholders(std::string_view sql) {
@@ -31,7 +59,7 @@ std::string RewritePlaceholders(std::string_view sql) {
 
 class SqliteConnection final : public Connection {
  public:
-  explicit SqliteConnection(sqlite3* db) : db_(db) {}
+  SqliteConnection(sqlite3* db, WriteGate* gate) : db_(db), gate_(gate) {}
   SqliteConnection(const SqliteConnection&) = delete;
   SqliteConnection& operator=(const SqliteConnection&) = delete;
   ~SqliteConnection() override {
@@ -59,11 +87,27 @@ class SqliteConnection final : public Connection {
     return Failure(rc, text);
   }
 
-  Status Begin() override { return ExecScript("BEGIN IMMEDIATE"); }
-  Status Commit() override { return ExecScript("COMMIT"); }
+  Status Begin() override {
+    gate_->Enter();
+    Status st = ExecScript("BEGIN IMMEDIATE");
+    if (!st.ok()) gate_->Leave();
+    in_write_ = st.ok();
+    return st;
+  }
+  Status Commit() override {
+    Status st = ExecScript("COMMIT");
+    // A failed COMMIT may leave the transaction open; Rollback() then ends it and leaves.
+    if (sqlite3_get_autocommit(db_) != 0) LeaveGate();
+    return st;
+  }
   Status Rollback() override {
-    if (sqlite3_get_autocommit(db_) != 0) return Status::Ok();  // nothing open
-    return ExecScript("ROLLBACK");
+    if (sqlite3_get_autocommit(db_) != 0) {  // nothing open
+      LeaveGate();
+      return Status::Ok();
+    }
+    Status st = ExecScript("ROLLBACK");
+    LeaveGate();
+    return st;
   }
 
   // A local file does not drop its connection.
@@ -152,20 +196,77 @@ class SqliteConnection final : public Connection {
     }
   }
 
+  void LeaveGate() {
+    if (in_write_) gate_->Leave();
+    in_write_ = false;
+  }
+
   sqlite3* db_;
+  WriteGate* gate_;
+  bool in_write_ = false;
   std::map<std::string, sqlite3_stmt*, std::less<>> statements_;
 };
 
+// Opens one connection with this backend's settings.
+Result<std::unique_ptr<SqliteConnection>> OpenConnection(const std::string& path, WriteGate* gate) {
+  sqlite3* db = nullptr;
+  const int rc = sqlite3_open_v2(
+      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string reason = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    sqlite3_close_v2(db);
+    return UnavailableError("sqlite: cannot open " + path + ": " + reason);
+  }
+  auto connection = std::make_unique<SqliteConnection>(db, gate);
+  sqlite3_busy_timeout(db, kBusyTimeoutMs);
+  BL_TRY_ASSIGN(auto mode, connection->Query("PRAGMA journal_mode=WAL", {}));
+  if (path != ":memory:" && (mode.empty() || AsText(mode[0][0]) != "wal")) {
+    return UnavailableError("sqlite: cannot switch " + path + " to WAL mode");
+  }
+  // FULL: a committed removal or audit record survives a power loss, even in WAL mode.
+  // (groupd commits its audit records in batches, so this costs one sync per batch.)
+  // secure_delete: a destroyed key's sealed bytes are overwritten, not left in free pages.
+  BL_TRY(connection->ExecScript(
+      "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON"));
+  return connection;
+}
+
 class SqlitePool final : public ConnectionPool {
  public:
-  explicit SqlitePool(std::unique_ptr<SqliteConnection> connection)
-      : connection_(std::move(connection)) {}
+  // ":memory:" gets one connection: each connection to it would be a database of its own.
+  SqlitePool(std::string path, std::unique_ptr<WriteGate> gate,
+             std::unique_ptr<SqliteConnection> first)
+      : path_(std::move(path)),
+        gate_(std::move(gate)),
+        max_(path_ == ":memory:" ? 1 : kMaxConnections) {
+    idle_.push_back(first.get());
+    all_.push_back(std::move(first));
+  }
 
   Result<Lease> Acquire() override {
     std::unique_lock lock(mutex_);
-    released_.wait(lock, [this] { return !in_use_; });
-    in_use_ = true;
-    return Lease(this, connection_.get());
+    for (;;) {
+      if (!idle_.empty()) {
+        SqliteConnection* c = idle_.back();
+        idle_.pop_back();
+        return Lease(this, c);
+      }
+      if (all_.size() + opening_ < max_) break;
+      released_.wait(lock);
+    }
+    // Open outside the lock: opening is file I/O.
+    ++opening_;
+    lock.unlock();
+    auto opened = OpenConnection(path_, gate_.get());
+    lock.lock();
+    --opening_;
+    if (!opened.ok()) {
+      released_.notify_one();  // a waiter may open instead, or wait for a release
+      return opened.error();
+    }
+    SqliteConnection* c = opened->get();
+    all_.push_back(std::move(*opened));
+    return Lease(this, c);
   }
 
   Dialect dialect() const override { return Dialect::kSqlite; }
@@ -176,16 +277,20 @@ class SqlitePool final : public ConnectionPool {
     (void)connection->Rollback();
     {
       std::lock_guard lock(mutex_);
-      in_use_ = false;
+      idle_.push_back(static_cast<SqliteConnection*>(connection));
     }
     released_.notify_one();
   }
 
  private:
-  std::unique_ptr<SqliteConnection> connection_;
+  const std::string path_;
+  std::unique_ptr<WriteGate> gate_;  // declared before the connections, which point to it
+  const std::size_t max_;
   std::mutex mutex_;
   std::condition_variable released_;
-  bool in_use_ = false;
+  std::vector<std::unique_ptr<SqliteConnection>> all_;
+  std::vector<SqliteConnection*> idle_;
+  std::size_t opening_ = 0;
 };
 
 }  // namespace
@@ -200,25 +305,10 @@ Result<std::unique_ptr<ConnectionPool>> OpenSqlitePool(const std::string& path) 
     }
     ::close(fd);
   }
-  sqlite3* db = nullptr;
-  const int rc = sqlite3_open_v2(
-      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
-  if (rc != SQLITE_OK) {
-    std::string reason = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-    sqlite3_close_v2(db);
-    return UnavailableError("sqlite: cannot open " + path + ": " + reason);
-  }
-  auto connection = std::make_unique<SqliteConnection>(db);
-  sqlite3_busy_timeout(db, kBusyTimeoutMs);
-  BL_TRY_ASSIGN(auto mode, connection->Query("PRAGMA journal_mode=WAL", {}));
-  if (path != ":memory:" && (mode.empty() || AsText(mode[0][0]) != "wal")) {
-    return UnavailableError("sqlite: cannot switch " + path + " to WAL mode");
-  }
-  // FULL: a committed removal or audit record survives a power loss, even in WAL mode.
-  // secure_delete: a destroyed key's sealed bytes are overwritten, not left in free pages.
-  BL_TRY(connection->ExecScript(
-      "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON"));
-  return std::unique_ptr<ConnectionPool>(std::make_unique<SqlitePool>(std::move(connection)));
+  auto gate = std::make_unique<WriteGate>();
+  BL_TRY_ASSIGN(auto first, OpenConnection(path, gate.get()));
+  return std::unique_ptr<ConnectionPool>(
+      std::make_unique<SqlitePool>(path, std::move(gate), std::move(first)));
 }
 
 }  // namespace blindlist::store::sql

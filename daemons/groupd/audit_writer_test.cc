@@ -1,0 +1,129 @@
+#include "audit_writer.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "store/scratch_database.h"
+
+namespace blindlist::groupd {
+namespace {
+
+using store::testkit::Backend;
+using store::testkit::ScratchDatabase;
+
+class AuditWriterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto db = ScratchDatabase::Create(Backend::kSqlite);
+    ASSERT_TRUE(db.ok()) << db.error().message;
+    db_ = std::move(*db);
+    auto st = store::Store::Open(db_->url());
+    ASSERT_TRUE(st.ok()) << st.error().message;
+    store_ = std::move(*st);
+  }
+  void TearDown() override { store_.reset(); }
+
+  static store::AuditRecord Record(const std::string& caller, const std::string& operation) {
+    store::AuditRecord r;
+    r.daemon = "groupd";
+    r.caller = caller;
+    r.group = "list@example.org";
+    r.operation = operation;
+    r.result = "ok";
+    return r;
+  }
+
+  // Oldest first.
+  std::vector<store::AuditRecord> All() {
+    auto rows = store_->ListAudit("", 100000);
+    EXPECT_TRUE(rows.ok());
+    return {rows->rbegin(), rows->rend()};
+  }
+
+  std::unique_ptr<ScratchDatabase> db_;
+  std::unique_ptr<store::Store> store_;
+};
+
+TEST_F(AuditWriterTest, RecordsFromOneThreadLandInOrder) {
+  AuditWriter writer(store_.get());
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(writer.Append(Record("a@example.org", "op" + std::to_string(i))).ok());
+  }
+  auto rows = All();
+  ASSERT_EQ(rows.size(), 20u);
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(rows[i].operation, "op" + std::to_string(i));
+}
+
+TEST_F(AuditWriterTest, ConcurrentRecordsAllLandKeepingEachCallersOrderInSharedCommits) {
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 40;
+  AuditWriter writer(store_.get());
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  threads.reserve(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        Status st = writer.Append(Record("t" + std::to_string(t), std::to_string(i)));
+        if (!st.ok()) ++failures;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  auto rows = All();
+  ASSERT_EQ(rows.size(), static_cast<std::size_t>(kThreads * kPerThread));
+  std::map<std::string, int> next;
+  for (const auto& r : rows) {
+    EXPECT_EQ(r.operation, std::to_string(next[r.caller])) << r.caller;
+    ++next[r.caller];
+  }
+  EXPECT_EQ(writer.records(), static_cast<std::size_t>(kThreads * kPerThread));
+  // Group commit: concurrent callers shared transactions.
+  EXPECT_LT(writer.batches(), writer.records());
+}
+
+TEST_F(AuditWriterTest, StopDrainsWhatIsQueuedAndLaterRecordsStillLand) {
+  constexpr int kThreads = 6;
+  constexpr int kPerThread = 30;
+  auto writer = std::make_unique<AuditWriter>(store_.get());
+  std::atomic<int> ok{0};
+  std::atomic<int> started{0};
+  std::vector<std::thread> threads;
+  threads.reserve(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      ++started;
+      for (int i = 0; i < kPerThread; ++i) {
+        if (writer->Append(Record("t" + std::to_string(t), std::to_string(i))).ok()) ++ok;
+      }
+    });
+  }
+  while (started.load() < kThreads) std::this_thread::yield();
+  writer->Stop();  // while the threads are still appending
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(ok.load(), kThreads * kPerThread);
+  EXPECT_EQ(All().size(), static_cast<std::size_t>(kThreads * kPerThread));
+  // After Stop(), Append() writes directly.
+  EXPECT_TRUE(writer->Append(Record("late", "after-stop")).ok());
+  writer.reset();
+  auto rows = All();
+  ASSERT_FALSE(rows.empty());
+  EXPECT_EQ(rows.back().operation, "after-stop");
+}
+
+TEST_F(AuditWriterTest, TextThatIsNotUtf8IsStoredNotRefused) {
+  AuditWriter writer(store_.get());
+  ASSERT_TRUE(writer.Append(Record("a@example.org", std::string("bad\xff\0x", 6))).ok());
+  auto rows = All();
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_NE(rows[0].operation.find("bad"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace blindlist::groupd
