@@ -28,5 +28,7 @@ void AddCryptoCommands(CLI::App& app, Action* chosen);  // encrypt, decrypt, rew
 void AddAdminCommands(CLI::App& app, Action* chosen);   // admin ...
 void AddOpenCommand(CLI::App& app, Action* chosen);     // open
 void AddCertCommand(CLI::App& app, Action* chosen);     // cert request
+void AddListCommands(CLI::App& app, Action* chosen);    // list ... (listd's database)
+void AddPostCommand(CLI::App& app, Action* chosen);     // post
 
 }  // namespace blindlist::cli

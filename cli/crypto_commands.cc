@@ -7,9 +7,23 @@
 #include "crypto/cms.h"
 #include "crypto/keys.h"
 #include "io.h"
+#include "message_crypto.h"
 #include "mime/smime.h"
 
 namespace blindlist::cli {
+
+Result<std::string> EncryptMessage(std::string_view message,
+                                   const std::vector<crypto::Certificate>& certs,
+                                   const std::vector<crypto::GroupSecret>& secrets,
+                                   const crypto::EncryptOptions& options) {
+  BL_TRY_ASSIGN(mime::ProtectedMessage protected_message, mime::ProtectHeaders(message));
+  mime::SmimeEnvelope out;
+  out.form = mime::SmimeForm::kMime;
+  out.outer_headers = protected_message.outer_headers;
+  BL_TRY_ASSIGN(out.cms,
+                crypto::Encrypt(AsBytes(protected_message.inner), certs, secrets, options));
+  return mime::SerializeSmime(out, crypto::IsGcm(options.cipher));
+}
 
 namespace {
 
@@ -110,13 +124,8 @@ Status RunEncrypt(const EncryptOptions& o) {
   options.rsa_padding =
       o.padding == "pkcs1" ? crypto::RsaPadding::kPkcs1v15 : crypto::RsaPadding::kOaepSha256;
   BL_TRY_ASSIGN(std::string message, ReadInput(o.io.in));
-  BL_TRY_ASSIGN(mime::ProtectedMessage protected_message, mime::ProtectHeaders(message));
-  mime::SmimeEnvelope out;
-  out.form = mime::SmimeForm::kMime;
-  out.outer_headers = protected_message.outer_headers;
-  BL_TRY_ASSIGN(out.cms,
-                crypto::Encrypt(AsBytes(protected_message.inner), certs, secrets, options));
-  return WriteOutput(o.io.out, mime::SerializeSmime(out, crypto::IsGcm(options.cipher)));
+  BL_TRY_ASSIGN(std::string encrypted, EncryptMessage(message, certs, secrets, options));
+  return WriteOutput(o.io.out, encrypted);
 }
 
 // ---- decrypt ----

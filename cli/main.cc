@@ -16,6 +16,8 @@ int Run(int argc, char** argv) {
   blindlist::cli::AddAdminCommands(app, &action);
   blindlist::cli::AddOpenCommand(app, &action);
   blindlist::cli::AddCertCommand(app, &action);
+  blindlist::cli::AddListCommands(app, &action);
+  blindlist::cli::AddPostCommand(app, &action);
 
   try {
     app.parse(argc, argv);
@@ -28,7 +30,9 @@ int Run(int argc, char** argv) {
     } else if (what.empty() ||
                (e.get_name() == "RequiredError" && what.find("subcommand") != std::string::npos)) {
       what =
-          "a subcommand is required: encrypt, decrypt, rewrap, inspect, admin, open, cert (try "
+          "a subcommand is required: encrypt, decrypt, rewrap, inspect, admin, open, cert, list, "
+          "post "
+          "(try "
           "blindlist "
           "--help)";
     }
@@ -38,7 +42,8 @@ int Run(int argc, char** argv) {
   blindlist::Status status = action ? action() : blindlist::Status::Ok();
   if (!status.ok()) {
     std::fprintf(stderr, "blindlist: %s\n", status.error().message.c_str());
-    return 1;
+    // EX_TEMPFAIL, so a mail system running blindlist as a filter tries again later.
+    return status.error().code == "tempfail" ? 75 : 1;
   }
   return 0;
 }

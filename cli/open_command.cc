@@ -1,6 +1,7 @@
 // blindlist open: read list mail as a member, through one of the reading paths
 // (DESIGN.md): tls (F), rewrap (E), cert (G), blind, secret (S; also B posts).
 #include <CLI/CLI.hpp>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "api/groupd_client.h"
@@ -29,6 +30,7 @@ struct OpenOptions {
   std::string member_key;
   std::string reason = "read";
   bool splice_only = false;
+  bool filter = false;
 };
 
 // The RecipientInfos that may be the group's: key transport and key agreement,
@@ -76,7 +78,7 @@ Result<std::string> Finish(const mime::SmimeEnvelope& smime, const crypto::Envel
   return mime::UnprotectHeaders(AsChars(plain.view()), smime.outer_headers);
 }
 
-Status RunOpen(OpenOptions& o) {
+Status OpenMessage(OpenOptions& o, const std::string& input) {
   BL_TRY(FinishServerOptions(o.creds));
   bool needs_member_key = o.method == "rewrap" || o.method == "cert";
   if (needs_member_key && (o.member_cert.empty() || o.member_key.empty()) &&
@@ -85,7 +87,6 @@ Status RunOpen(OpenOptions& o) {
   }
   if (o.splice_only && !needs_member_key)
     return MakeError("usage", "--splice-only works with --method rewrap or cert");
-  BL_TRY_ASSIGN(std::string input, ReadInput(o.io.in));
   BL_TRY_ASSIGN(mime::SmimeEnvelope smime, mime::ParseSmime(input));
   BL_TRY_ASSIGN(crypto::Envelope env, crypto::Envelope::Parse(smime.cms));
 
@@ -199,6 +200,26 @@ Status RunOpen(OpenOptions& o) {
   return MakeError("usage", "unknown --method " + o.method);
 }
 
+// As a delivery filter (Postfix, procmail, maildrop), mail must never be lost:
+// whatever goes wrong, the original goes out unchanged and the exit status is 0;
+// only when the message cannot even be read is it 75 (EX_TEMPFAIL: try later).
+Status RunOpen(OpenOptions& o) {
+  auto input = ReadInput(o.io.in);
+  if (!input.ok()) {
+    if (o.filter) return MakeError("tempfail", input.error().message);
+    return input.error();
+  }
+  if (!o.filter) return OpenMessage(o, *input);
+  o.splice_only = true;
+  Status st = OpenMessage(o, *input);
+  if (st.ok()) return st;
+  std::fprintf(stderr, "blindlist: open --filter: %s; delivering the message unchanged\n",
+               st.error().message.c_str());
+  Status passed = WriteOutput(o.io.out, *input);
+  if (!passed.ok()) return MakeError("tempfail", passed.error().message);
+  return Status::Ok();
+}
+
 }  // namespace
 
 void AddOpenCommand(CLI::App& app, Action* chosen) {
@@ -219,6 +240,9 @@ void AddOpenCommand(CLI::App& app, Action* chosen) {
   cmd->add_flag(
       "--splice-only", o->splice_only,
       "With rewrap/cert: write the post as ordinary S/MIME for you instead of decrypting it");
+  cmd->add_flag("--filter", o->filter,
+                "Delivery filter (Postfix, procmail, maildrop): like --splice-only, but on any "
+                "failure write the message unchanged and exit 0 (75 if it cannot be read)");
   cmd->callback([chosen, o] { *chosen = [o] { return RunOpen(*o); }; });
 }
 

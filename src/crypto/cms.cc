@@ -353,6 +353,84 @@ std::string RecipientInfo::AlgorithmName() const {
   return "other (unsupported)";
 }
 
+namespace {
+
+// One identifier-and-length header at `pos`: its size and, unless indefinite, the content length.
+struct Header {
+  std::uint8_t tag = 0;
+  std::size_t size = 0;
+  std::optional<std::size_t> length;
+};
+
+Result<Header> ReadHeader(ByteView data, std::size_t pos, std::string_view what) {
+  if (pos + 2 > data.size()) return MakeError("truncated", std::string(what) + ": truncated");
+  Header h;
+  h.tag = data[pos];
+  const std::uint8_t first = data[pos + 1];
+  h.size = 2;
+  if (first < 0x80) {
+    h.length = first;
+  } else if (first != 0x80) {
+    const std::size_t octets = first & 0x7f;
+    if (octets > 4) return Malformed(std::string(what) + ": length too large");
+    if (pos + 2 + octets > data.size())
+      return MakeError("truncated", std::string(what) + ": truncated");
+    std::size_t length = 0;
+    for (std::size_t i = 0; i < octets; ++i) length = (length << 8) | data[pos + 2 + i];
+    h.length = length;
+    h.size += octets;
+  }
+  return h;
+}
+
+}  // namespace
+
+Result<std::vector<RecipientInfo>> PeekRecipientInfos(ByteView prefix) {
+  std::size_t pos = 0;
+  BL_TRY_ASSIGN(Header ci, ReadHeader(prefix, pos, "ContentInfo"));
+  if (ci.tag != der::kSequence) return MakeError("not-cms", "input is not a CMS ContentInfo");
+  pos += ci.size;
+  BL_TRY_ASSIGN(Header type, ReadHeader(prefix, pos, "contentType"));
+  if (type.tag != der::kOid || !type.length || pos + type.size + *type.length > prefix.size())
+    return Malformed("bad contentType");
+  const std::string type_oid = der::OidToString(prefix.subspan(pos + type.size, *type.length));
+  if (type_oid != oid::kAuthEnvelopedData && type_oid != oid::kEnvelopedData) {
+    return MakeError("not-enveloped",
+                     "CMS content type " + type_oid + " is not EnvelopedData or AuthEnvelopedData");
+  }
+  pos += type.size + *type.length;
+  BL_TRY_ASSIGN(Header wrapper, ReadHeader(prefix, pos, "content"));
+  if (wrapper.tag != der::ContextConstructed(0)) return Malformed("missing content");
+  pos += wrapper.size;
+  BL_TRY_ASSIGN(Header body, ReadHeader(prefix, pos, "EnvelopedData"));
+  if (body.tag != der::kSequence) return Malformed("EnvelopedData is not a SEQUENCE");
+  pos += body.size;
+  // version, then an optional originatorInfo: both whole inside the prefix.
+  for (int i = 0; i < 2; ++i) {
+    BL_TRY_ASSIGN(Header h, ReadHeader(prefix, pos, "EnvelopedData"));
+    if (i == 1 && h.tag != der::ContextConstructed(0)) break;
+    if (i == 0 && h.tag != der::kInteger) return Malformed("bad version");
+    if (!h.length) return MakeError("truncated", "indefinite originatorInfo");
+    if (pos + h.size + *h.length > prefix.size())
+      return MakeError("truncated", "EnvelopedData: truncated");
+    pos += h.size + *h.length;
+  }
+  BL_TRY_ASSIGN(Header set, ReadHeader(prefix, pos, "recipientInfos"));
+  if (set.tag != der::kSet) return Malformed("recipientInfos is not a SET");
+  if (!set.length) return MakeError("truncated", "recipientInfos: indefinite length");
+  if (pos + set.size + *set.length > prefix.size())
+    return MakeError("truncated", "recipientInfos: truncated");
+  der::DerReader reader(prefix.subspan(pos + set.size, *set.length), 3);
+  std::vector<RecipientInfo> out;
+  while (!reader.empty()) {
+    BL_TRY_ASSIGN(der::Tlv one, reader.Next("RecipientInfo"));
+    BL_TRY_ASSIGN(RecipientInfo ri, RecipientInfo::Parse(one.raw));
+    out.push_back(std::move(ri));
+  }
+  if (out.empty()) return Malformed("no RecipientInfo");
+  return out;
+}
+
 Result<Envelope> Envelope::Parse(ByteView content_info) {
   BL_TRY_ASSIGN(der::Tlv ci, der::ParseSingle(content_info, "ContentInfo"));
   if (ci.tag != der::kSequence) return MakeError("not-cms", "input is not a CMS ContentInfo");
@@ -591,8 +669,7 @@ Result<SecretBytes> UnwrapCek(const RecipientInfo& ri, const PrivateKey& key,
       return MakeError("unsupported",
                        "key agreement with a static originator key is not supported");
     }
-    BL_TRY_ASSIGN(EvpPkeyPtr peer, EcPeerKey(pkey, ri.originator_key));
-    BL_TRY_ASSIGN(SecretBytes z, EcdhDerive(pkey, peer.get()));
+    BL_TRY_ASSIGN(SecretBytes z, EcdhWithKey(key, ri.originator_key));
     BL_TRY_ASSIGN(SecretBytes kek,
                   KariKek(kdf, z.view(), ri.wrap_alg_oid, ri.ukm ? &*ri.ukm : nullptr));
     return AesUnwrap(kek, ri.recipient_keys[rek_index].encrypted_key);

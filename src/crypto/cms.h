@@ -89,6 +89,14 @@ struct Envelope {
   Status RemoveRecipient(std::size_t index);
 };
 
+// The RecipientInfos of a ContentInfo from the first bytes of its encoding only:
+// they come before the encrypted content, so an exploder can see whom a 25 MB
+// post is encrypted to without holding it decoded. The enclosing elements may
+// run past `prefix`; the RecipientInfos themselves must be inside it and use
+// definite lengths. Errors as Envelope::Parse, plus "truncated" when the
+// prefix is too short.
+Result<std::vector<RecipientInfo>> PeekRecipientInfos(ByteView prefix);
+
 // A group secret for KEKRecipientInfo: AES key wrap key and its identifier.
 struct GroupSecret {
   Bytes id;

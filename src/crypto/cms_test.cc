@@ -375,6 +375,30 @@ TEST(CmsEncrypt, EveryRecipientOfOneMessageGetsTheSameCek) {
   }
 }
 
+TEST(CmsPeek, RecipientInfosFromTheFirstBytesOfALargePost) {
+  const Bytes content = SampleContent(200000);
+  auto message = Encrypt(content, {Pki().rsa3072().cert, Pki().p256().cert}, {MakeSecret(32)},
+                         EncryptOptions{});
+  ASSERT_TRUE(message.ok()) << message.error().message;
+  auto full = Envelope::Parse(*message);
+  ASSERT_TRUE(full.ok());
+  const ByteView prefix = ByteView(*message).first(4096);
+  auto peeked = PeekRecipientInfos(prefix);
+  ASSERT_TRUE(peeked.ok()) << peeked.error().message;
+  ASSERT_EQ(peeked->size(), full->recipients.size());
+  for (std::size_t i = 0; i < peeked->size(); ++i)
+    EXPECT_EQ((*peeked)[i].der, full->recipients[i].der);
+  EXPECT_TRUE((*peeked)[0].rid.Matches(Pki().rsa3072().cert));
+  // Too short a prefix says so; a whole message works too.
+  auto cut = PeekRecipientInfos(ByteView(*message).first(200));
+  ASSERT_FALSE(cut.ok());
+  EXPECT_EQ(cut.error().code, "truncated");
+  EXPECT_TRUE(PeekRecipientInfos(*message).ok());
+  // Not CMS, or not an envelope.
+  EXPECT_FALSE(PeekRecipientInfos(Hex("3003020100")).ok());
+  EXPECT_FALSE(PeekRecipientInfos(Hex("00")).ok());
+}
+
 // ---- recipient identifiers ----
 
 TEST(CmsRecipientId, IssuerAndSerialPicksTheRightCertificate) {
@@ -1562,6 +1586,78 @@ TEST(CmsVectors, AesKeyWrapRejectsBadSizes) {
   EXPECT_EQ(ErrorCode(AesUnwrap(kek, Bytes(16, 0))), "unwrap-failed");
   EXPECT_EQ(ErrorCode(AesUnwrap(kek, Bytes(25, 0))), "unwrap-failed");
   EXPECT_EQ(ErrorCode(AesUnwrap(kek, Bytes(80, 0))), "unwrap-failed");
+}
+
+// AesWrap/AesUnwrap run RFC 3394 over AES-ECB; OpenSSL's own wrap cipher is the reference.
+TEST(CmsVectors, AesKeyWrapOverEcbMatchesOpensslWrapCipher) {
+  for (std::size_t kek_len : {16u, 24u, 32u}) {
+    for (std::size_t key_len : {16u, 24u, 32u, 64u}) {
+      SCOPED_TRACE("kek " + std::to_string(kek_len) + " key " + std::to_string(key_len));
+      SecretBytes kek = RandomSecret(kek_len);
+      SecretBytes key = RandomSecret(key_len);
+      const EVP_CIPHER* reference = kek_len == 16   ? EVP_aes_128_wrap()
+                                    : kek_len == 24 ? EVP_aes_192_wrap()
+                                                    : EVP_aes_256_wrap();
+      EvpCipherCtxPtr ctx(EVP_CIPHER_CTX_new());
+      Bytes expected(key_len + 8);
+      int len = 0;
+      ASSERT_EQ(EVP_EncryptInit_ex(ctx.get(), reference, nullptr, kek.data(), nullptr), 1);
+      ASSERT_EQ(EVP_EncryptUpdate(ctx.get(), expected.data(), &len, key.data(),
+                                  static_cast<int>(key_len)),
+                1);
+      ASSERT_EQ(static_cast<std::size_t>(len), key_len + 8);
+      auto w = AesWrap(kek, key);
+      ASSERT_TRUE(w.ok()) << w.error().message;
+      EXPECT_EQ(ToHex(*w), ToHex(expected));
+      auto u = AesUnwrap(kek, expected);
+      ASSERT_TRUE(u.ok()) << u.error().message;
+      EXPECT_EQ(*u, key);
+      // Each 64-bit block is covered by the integrity check, the first and the last too.
+      for (std::size_t at : {std::size_t{0}, std::size_t{8}, expected.size() - 1}) {
+        Bytes bad = expected;
+        bad[at] ^= 0x80;
+        EXPECT_EQ(ErrorCode(AesUnwrap(kek, bad)), "unwrap-failed") << "byte " << at;
+      }
+    }
+  }
+}
+
+// The key holder's ECDH (no peer EVP_PKEY) agrees with the EVP path and refuses the same points.
+TEST(CmsVectors, EcdhWithKeyMatchesEvpDerive) {
+  for (KeyType type : {KeyType::kEcP256, KeyType::kEcP384}) {
+    SCOPED_TRACE(std::string(KeyTypeName(type)));
+    auto mine = PrivateKey::Generate(type);
+    auto theirs = PrivateKey::Generate(type);
+    ASSERT_TRUE(mine.ok() && theirs.ok());
+    EXPECT_EQ(mine->type(), type);
+    // Their public point, uncompressed, as a KARI originator key carries it.
+    EVP_PKEY* their_pkey = theirs->impl().pkey.get();
+    std::uint8_t* encoded = nullptr;
+    std::size_t encoded_len = EVP_PKEY_get1_encoded_public_key(their_pkey, &encoded);
+    ASSERT_GT(encoded_len, 0u);
+    Bytes point(encoded, encoded + encoded_len);
+    OPENSSL_free(encoded);
+    auto z = EcdhWithKey(*mine, point);
+    ASSERT_TRUE(z.ok()) << z.error().message;
+    auto reference = EcdhDerive(mine->impl().pkey.get(), their_pkey);
+    ASSERT_TRUE(reference.ok()) << reference.error().message;
+    EXPECT_EQ(*z, *reference);
+    // Compressed form of the same point gives the same secret.
+    Bytes compressed(point.begin(), point.begin() + 1 + (point.size() - 1) / 2);
+    compressed[0] = static_cast<std::uint8_t>(0x02 | (point.back() & 1));
+    auto zc = EcdhWithKey(*mine, compressed);
+    ASSERT_TRUE(zc.ok()) << zc.error().message;
+    EXPECT_EQ(*zc, *reference);
+    // The point at infinity, a point off the curve and an empty point are refused.
+    EXPECT_EQ(ErrorCode(EcdhWithKey(*mine, Bytes{0x00})), "bad-point");
+    EXPECT_EQ(ErrorCode(EcdhWithKey(*mine, Bytes{})), "bad-point");
+    Bytes off = point;
+    off.back() ^= 0x01;
+    EXPECT_EQ(ErrorCode(EcdhWithKey(*mine, off)), "bad-point");
+  }
+  auto rsa = PrivateKey::Generate(KeyType::kRsa, 2048);
+  ASSERT_TRUE(rsa.ok());
+  EXPECT_EQ(ErrorCode(EcdhWithKey(*rsa, Bytes(65, 0x04))), "wrong-key");
 }
 
 TEST(CmsVectors, X963KdfForKari) {

@@ -46,6 +46,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
+#include <type_traits>
 #include <utility>
 
 #include "net/log.h"
@@ -321,8 +322,11 @@ struct HttpsServer::Impl {
   void Admit(tcp::socket socket, Strand strand);
   asio::awaitable<void> RunSession(tcp::socket socket, std::shared_ptr<ssl::context> tls,
                                    ConnectionSlot slot);
-  asio::awaitable<void> ServeRequests(TlsStream& stream, ConnectionSlot& slot);
-  asio::awaitable<void> CloseGracefully(TlsStream& stream, std::chrono::milliseconds timeout);
+  // Stream: TlsStream, or beast::tcp_stream when config.plain_http.
+  template <typename Stream>
+  asio::awaitable<void> ServeRequests(Stream& stream, ConnectionSlot& slot, Bytes peer_der);
+  template <typename Stream>
+  asio::awaitable<void> CloseGracefully(Stream& stream, std::chrono::milliseconds timeout);
 
   const HttpsServerConfig config;  // address, port, files, threads: fixed at construction
   const HttpHandler handler;
@@ -405,8 +409,18 @@ void HttpsServer::Impl::Admit(tcp::socket socket, Strand strand) {
 asio::awaitable<void> HttpsServer::Impl::RunSession(tcp::socket socket,
                                                     std::shared_ptr<ssl::context> ctx,
                                                     ConnectionSlot slot) {
-  TlsStream stream(std::move(socket), *ctx);
   SessionControl& control = slot.control();
+  if (config.plain_http) {
+    beast::tcp_stream plain(std::move(socket));
+    control.stream = &plain;
+    struct Unregister {
+      SessionControl& c;
+      ~Unregister() { c.stream = nullptr; }
+    } unregister{control};
+    co_await ServeRequests(plain, slot, Bytes());
+    co_return;
+  }
+  TlsStream stream(std::move(socket), *ctx);
   control.stream = &beast::get_lowest_layer(stream);
   struct Unregister {
     SessionControl& c;
@@ -422,13 +436,6 @@ asio::awaitable<void> HttpsServer::Impl::RunSession(tcp::socket socket,
     Log(LogLevel::kDebug, "tls handshake failed", {{"peer", slot.peer()}, {"error", ec.message()}});
     co_return;
   }
-  co_await ServeRequests(stream, slot);
-}
-
-asio::awaitable<void> HttpsServer::Impl::ServeRequests(TlsStream& stream, ConnectionSlot& slot) {
-  SessionControl& control = slot.control();
-  beast::tcp_stream& lowest = beast::get_lowest_layer(stream);
-
   Bytes peer_der;
   if (X509* cert = SSL_get0_peer_certificate(stream.native_handle())) {
     int len = i2d_X509(cert, nullptr);
@@ -438,6 +445,14 @@ asio::awaitable<void> HttpsServer::Impl::ServeRequests(TlsStream& stream, Connec
       i2d_X509(cert, &p);
     }
   }
+  co_await ServeRequests(stream, slot, std::move(peer_der));
+}
+
+template <typename Stream>
+asio::awaitable<void> HttpsServer::Impl::ServeRequests(Stream& stream, ConnectionSlot& slot,
+                                                       Bytes peer_der) {
+  SessionControl& control = slot.control();
+  beast::tcp_stream& lowest = beast::get_lowest_layer(stream);
 
   beast::flat_buffer buffer;
   for (int served = 0;;) {
@@ -575,19 +590,22 @@ asio::awaitable<void> HttpsServer::Impl::ServeRequests(TlsStream& stream, Connec
   }
 }
 
-asio::awaitable<void> HttpsServer::Impl::CloseGracefully(TlsStream& stream,
+template <typename Stream>
+asio::awaitable<void> HttpsServer::Impl::CloseGracefully(Stream& stream,
                                                          std::chrono::milliseconds timeout) {
   beast::tcp_stream& lowest = beast::get_lowest_layer(stream);
   beast::error_code ec;
   const auto linger = std::min<std::chrono::milliseconds>(timeout, kMaxLinger);
-  // Send close_notify without waiting for the client's: pretending it already
-  // arrived makes SSL_shutdown complete as soon as ours is written.
-  SSL_set_shutdown(stream.native_handle(), SSL_RECEIVED_SHUTDOWN);
-  lowest.expires_after(linger);
-  co_await stream.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) {  // includes a timeout, after which Beast has closed the socket
-    lowest.close();
-    co_return;
+  if constexpr (std::is_same_v<Stream, TlsStream>) {
+    // Send close_notify without waiting for the client's: pretending it already
+    // arrived makes SSL_shutdown complete as soon as ours is written.
+    SSL_set_shutdown(stream.native_handle(), SSL_RECEIVED_SHUTDOWN);
+    lowest.expires_after(linger);
+    co_await stream.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {  // includes a timeout, after which Beast has closed the socket
+      lowest.close();
+      co_return;
+    }
   }
   lowest.socket().shutdown(tcp::socket::shutdown_send, ec);
   std::array<char, std::size_t{16} * 1024> scratch;
@@ -627,8 +645,12 @@ Status HttpsServer::Start() {
     if (s.started || s.stop_called) return MakeError("bad-state", "the server was already started");
   }
   if (s.config.threads < 1) return MakeError("bad-config", "threads must be at least 1");
-  auto tls = BuildTlsContext(s.config.cert_file, s.config.key_file);
-  if (!tls.ok()) return tls.error();
+  std::shared_ptr<ssl::context> tls;
+  if (!s.config.plain_http) {
+    auto built = BuildTlsContext(s.config.cert_file, s.config.key_file);
+    if (!built.ok()) return built.error();
+    tls = std::move(built).value();
+  }
 
   beast::error_code ec;
   asio::ip::address address = asio::ip::make_address(s.config.listen_address, ec);
@@ -650,7 +672,7 @@ Status HttpsServer::Start() {
   s.bound_port = s.acceptor.local_endpoint(ec).port();
   {
     std::lock_guard lock(s.mu);
-    s.tls = std::move(tls).value();
+    s.tls = std::move(tls);
     s.started = true;
   }
   asio::co_spawn(s.accept_strand, s.AcceptLoop(),
@@ -737,6 +759,7 @@ void HttpsServer::Wait() {
 
 Status HttpsServer::ReloadCertificates() {
   Impl& s = *impl_;
+  if (s.config.plain_http) return Status::Ok();  // no certificates to reload
   auto tls = BuildTlsContext(s.config.cert_file, s.config.key_file);
   if (!tls.ok()) {
     Log(LogLevel::kError, "certificate reload failed; keeping the old ones",

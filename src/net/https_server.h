@@ -1,5 +1,6 @@
 // An HTTPS/1.1 server on Boost.Beast with C++20 coroutines, for groupd and certd.
-// TLS 1.3 only. Client certificates are requested but not required and not
+// TLS 1.3 only (or plain HTTP with plain_http, for loopback status ports).
+// Client certificates are requested but not required and not
 // chain-verified here: the application decides what a presented certificate
 // means (a pinned member or exploder fingerprint, or a membership certificate it
 // verifies itself); the TLS handshake already proved possession of its key.
@@ -64,6 +65,9 @@ struct HttpsServerConfig {
   std::uint16_t port = 0;  // 0: pick a free port (see HttpsServer::port())
   std::string cert_file;   // PEM server certificate chain
   std::string key_file;    // PEM private key
+  // Plain HTTP/1.1, no TLS (cert_file/key_file unused): only for loopback-only endpoints
+  // such as listd's /metrics and /healthz, which carry nothing secret.
+  bool plain_http = false;
   int threads = 2;
   std::size_t max_header_bytes = std::size_t{8} * 1024;
   std::size_t max_body_bytes = std::size_t{1024} * 1024;

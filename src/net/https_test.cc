@@ -535,6 +535,30 @@ TEST_F(HttpsTest, BadUrls) {
   }
 }
 
+TEST_F(HttpsTest, PlainHttpServesWithoutTls) {
+  HttpsServerConfig config;
+  config.plain_http = true;  // no certificate files at all
+  auto server = StartServer(config);
+  int fd = RawConnect(server->port());
+  ASSERT_GE(fd, 0);
+  const std::string request =
+      "GET /metrics?x=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  ASSERT_EQ(::send(fd, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
+  std::string response;
+  char buf[4096];
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;)
+    response.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  EXPECT_EQ(response.rfind("HTTP/1.1 200", 0), 0u) << response;
+  const std::string body = response.substr(response.find("\r\n\r\n") + 4);
+  Json j = Json::parse(body);
+  EXPECT_EQ(j["path"], "/metrics");
+  EXPECT_EQ(j["query"]["x"], "1");
+  // And an HTTPS client gets no TLS handshake from it.
+  HttpsClient client(ClientConfig());
+  EXPECT_FALSE(client.Request("GET", Url(*server, "/metrics")).ok());
+}
+
 TEST(MetricsTest, RendersPrometheusText) {
   Metrics m;
   m.Increment("groupd_requests_total", {{"result", "ok"}, {"operation", "unwrap"}});

@@ -927,7 +927,7 @@ class TestCase(unittest.TestCase):
 
 def main():
     args = sys.argv[1:]
-    names = ["blindlist", "groupd", "certd"]
+    names = ["blindlist", "groupd", "certd", "listd"]
     while args and names and not args[0].startswith("-"):
         BINARIES[names.pop(0)] = os.path.abspath(args.pop(0))
     verbosity = 2

@@ -84,37 +84,38 @@ constexpr Migration kMigrations[] = {
     {1, "initial schema", kInitialSchema},
 };
 
-constexpr std::string_view kCreateMigrationsTable = R"sql(
-CREATE TABLE IF NOT EXISTS schema_migrations (
-  version INTEGER PRIMARY KEY,
-  description TEXT NOT NULL,
-  applied_at BIGINT NOT NULL
-))sql";
-
 // pg_advisory_xact_lock key: serialises migrations between processes ("blnd").
 constexpr std::int64_t kMigrationLockKey = 0x626c6e64;
 
+int Latest(const Schema& schema) { return schema.steps.back().version; }
+
 // Applies at most one step; returns the version the database is at afterwards.
-Result<int> ApplyNextStep(sql::Connection& c, sql::Dialect dialect) {
+Result<int> ApplyNextStep(sql::Connection& c, sql::Dialect dialect, const Schema& schema) {
   if (dialect == sql::Dialect::kPostgres) {
-    BL_TRY(c.Query("SELECT pg_advisory_xact_lock($1)", {kMigrationLockKey}));
+    BL_TRY(c.Query("SELECT pg_advisory_xact_lock($1)", {schema.lock_key}));
   }
-  BL_TRY(c.ExecScript(std::string(kCreateMigrationsTable)));
-  BL_TRY_ASSIGN(auto rows, c.Query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", {}));
+  const std::string table(schema.version_table);
+  BL_TRY(c.ExecScript("CREATE TABLE IF NOT EXISTS " + table +
+                      " (\n"
+                      "  version INTEGER PRIMARY KEY,\n"
+                      "  description TEXT NOT NULL,\n"
+                      "  applied_at BIGINT NOT NULL\n"
+                      ")"));
+  BL_TRY_ASSIGN(auto rows, c.Query("SELECT COALESCE(MAX(version), 0) FROM " + table, {}));
   const int current = rows.empty() ? 0 : static_cast<int>(sql::AsInt(rows[0][0]));
-  if (current > LatestVersion()) {
+  if (current > Latest(schema)) {
     return sql::UnavailableError("the database schema is version " + std::to_string(current) +
                                  ", newer than this build knows (" +
-                                 std::to_string(LatestVersion()) + ")");
+                                 std::to_string(Latest(schema)) + ")");
   }
-  for (const Migration& m : kMigrations) {
+  for (const Migration& m : schema.steps) {
     if (m.version <= current) continue;
     BL_TRY(c.ExecScript(sql::ForDialect(m.sql, dialect)));
-    BL_TRY(
-        c.Exec("INSERT INTO schema_migrations (version, description, applied_at) "
-               "VALUES ($1, $2, $3)",
-               {std::int64_t{m.version}, std::string(m.description),
-                static_cast<std::int64_t>(std::time(nullptr))}));
+    BL_TRY(c.Exec("INSERT INTO " + table +
+                      " (version, description, applied_at) "
+                      "VALUES ($1, $2, $3)",
+                  {std::int64_t{m.version}, std::string(m.description),
+                   static_cast<std::int64_t>(std::time(nullptr))}));
     return m.version;
   }
   return current;
@@ -127,16 +128,23 @@ std::span<const Migration> All() { return kMigrations; }
 int LatestVersion() { return kMigrations[std::size(kMigrations) - 1].version; }
 
 Result<int> Apply(sql::ConnectionPool& pool) {
+  return Apply(pool, Schema{.steps = kMigrations,
+                            .version_table = "schema_migrations",
+                            .lock_key = kMigrationLockKey});
+}
+
+Result<int> Apply(sql::ConnectionPool& pool, const Schema& schema) {
+  if (schema.steps.empty()) return sql::StoreError("a schema without migration steps");
   for (;;) {
     BL_TRY_ASSIGN(sql::Lease lease, pool.Acquire());
     BL_TRY(lease->Begin());
-    auto step = ApplyNextStep(*lease, pool.dialect());
+    auto step = ApplyNextStep(*lease, pool.dialect(), schema);
     if (!step.ok()) {
       (void)lease->Rollback();
       return step.error();
     }
     BL_TRY(lease->Commit());
-    if (*step == LatestVersion()) return *step;
+    if (*step == Latest(schema)) return *step;
   }
 }
 

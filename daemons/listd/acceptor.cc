@@ -1,0 +1,238 @@
+#include "acceptor.h"
+
+#include <cctype>
+#include <cerrno>
+
+#include "blindlist/base64.h"
+#include "crypto/cms.h"
+#include "crypto/keys.h"
+#include "list_headers.h"
+#include "mime/dsn.h"
+#include "mime/smime.h"
+#include "net/log.h"
+
+namespace blindlist::listd {
+namespace {
+
+Verdict Reply(int code, std::string enhanced, std::string text) {
+  return Verdict{code, std::move(enhanced), std::move(text)};
+}
+
+Verdict StoreDown(const Error& e) {
+  net::Log(net::LogLevel::kError, "list database unavailable", {{"error", e.message}});
+  return Reply(451, "4.3.0", "list database unavailable, try again later");
+}
+
+// Above this size a post's RecipientInfos are read from the start of its body
+// only, so a 25 MB post is never held decoded (or three times) at intake; the
+// rest of its CMS is then checked by the members' software, not here.
+constexpr std::size_t kFullParseLimit = std::size_t{1} << 20;
+constexpr std::size_t kPeekBase64Chars = 96 * 1024;
+
+// What a post is, as far as the posting rules care.
+struct PostShape {
+  bool plaintext = false;
+  std::vector<crypto::RecipientInfo> recipients;
+};
+
+std::string Lowered(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+Result<PostShape> FullShape(std::string_view message) {
+  PostShape shape;
+  auto smime = mime::ParseSmime(message);
+  if (!smime.ok()) {
+    if (smime.error().code != "not-smime")
+      return MakeError("malformed", "malformed message: " + smime.error().message);
+    shape.plaintext = true;
+    return shape;
+  }
+  auto env = crypto::Envelope::Parse(smime->cms);
+  if (!env.ok()) return MakeError("malformed", "malformed CMS: " + env.error().message);
+  shape.recipients = std::move(env->recipients);
+  return shape;
+}
+
+Result<PostShape> Shape(std::string_view message) {
+  if (message.size() <= kFullParseLimit) return FullShape(message);
+  PostShape shape;
+  const std::string type = Lowered(HeaderValue(message, "Content-Type"));
+  if (type.find("pkcs7-mime") == std::string::npos) {
+    shape.plaintext = true;
+    return shape;
+  }
+  if (Lowered(HeaderValue(message, "Content-Transfer-Encoding")) != "base64")
+    return MakeError("malformed", "malformed message: an S/MIME body must be base64");
+  std::string b64;
+  b64.reserve(kPeekBase64Chars);
+  for (std::size_t i = BodyOffset(message); i < message.size() && b64.size() < kPeekBase64Chars;
+       ++i) {
+    const char c = message[i];
+    if (c == '\r' || c == '\n' || c == ' ' || c == '\t') continue;
+    if (c == '=') break;
+    b64 += c;
+  }
+  b64.resize(b64.size() - b64.size() % 4);
+  Bytes prefix;
+  if (!Base64Decode(b64, prefix)) return MakeError("malformed", "malformed message: bad base64");
+  auto ris = crypto::PeekRecipientInfos(prefix);
+  if (!ris.ok()) {
+    // RecipientInfos bigger than the peek (hundreds of recipients): read it all.
+    if (ris.error().code == "truncated") return FullShape(message);
+    return MakeError("malformed", "malformed CMS: " + ris.error().message);
+  }
+  shape.recipients = std::move(*ris);
+  return shape;
+}
+
+// True when one of the RecipientInfos names one of the list's certificates.
+bool EncryptedToList(const std::vector<crypto::RecipientInfo>& recipients,
+                     const std::vector<crypto::Certificate>& certs) {
+  for (const crypto::RecipientInfo& ri : recipients) {
+    for (const crypto::Certificate& cert : certs) {
+      if (ri.kind == crypto::RecipientKind::kKeyTrans && ri.rid.Matches(cert)) return true;
+      if (ri.kind == crypto::RecipientKind::kKeyAgree) {
+        for (const crypto::RecipientEncryptedKey& rek : ri.recipient_keys) {
+          if (rek.rid.Matches(cert)) return true;
+        }
+      }
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+int SysexitOf(const Verdict& v) {
+  if (v.ok()) return 0;
+  if (v.code / 100 == 4) return 75;      // EX_TEMPFAIL
+  if (v.enhanced == "5.1.1") return 67;  // EX_NOUSER
+  return 65;                             // EX_DATAERR
+}
+
+PostAcceptor::PostAcceptor(const Config& config, store::ListStore* lists, spool::Spool* spool,
+                           net::Metrics* metrics, std::function<void()> on_queued)
+    : config_(config),
+      lists_(lists),
+      spool_(spool),
+      metrics_(metrics),
+      on_queued_(std::move(on_queued)) {}
+
+Verdict PostAcceptor::Count(const std::string& what, Verdict v) {
+  if (metrics_ != nullptr) {
+    metrics_->Increment("listd_received_total",
+                        {{"kind", what}, {"reply", std::to_string(v.code) + " " + v.enhanced}});
+  }
+  return v;
+}
+
+Verdict PostAcceptor::CheckRecipient(const std::string& recipient) {
+  auto list = lists_->FindList(recipient);
+  if (!list.ok()) return StoreDown(list.error());
+  if (list->has_value()) return Reply(250, "2.1.5", "list " + (*list)->address);
+  auto bounce = lists_->FindListByBounceAddress(recipient);
+  if (!bounce.ok()) return StoreDown(bounce.error());
+  if (bounce->has_value()) return Reply(250, "2.1.5", "bounce address of " + (*bounce)->address);
+  return Reply(550, "5.1.1", "no such list here: " + recipient);
+}
+
+Verdict PostAcceptor::Accept(const std::string& recipient, const std::string& sender,
+                             std::string_view message) {
+  auto list = lists_->FindList(recipient);
+  if (!list.ok()) return Count("post", StoreDown(list.error()));
+  if (list->has_value()) return Count("post", AcceptPost(**list, sender, message));
+  auto bounce = lists_->FindListByBounceAddress(recipient);
+  if (!bounce.ok()) return Count("bounce", StoreDown(bounce.error()));
+  if (bounce->has_value()) return Count("bounce", AcceptBounce(**bounce, message));
+  return Count("post", Reply(550, "5.1.1", "no such list here: " + recipient));
+}
+
+Verdict PostAcceptor::AcceptPost(const store::MailingList& list, const std::string& sender,
+                                 std::string_view message) {
+  // What the message is: S/MIME to this list, other S/MIME, plaintext, or broken.
+  auto shape = Shape(message);
+  if (!shape.ok()) return Reply(554, "5.6.0", shape.error().message);
+  if (shape->plaintext) {
+    if (list.encrypted_only) {
+      std::string where =
+          config_.groupd.public_url.empty()
+              ? "from the list administrator"
+              : "at " + config_.groupd.public_url + "/v1/groups/" + list.group + "/certificate";
+      return Reply(
+          550, "5.7.1",
+          list.address + " takes only S/MIME-encrypted posts; get the list certificate " + where);
+    }
+  } else {
+    std::vector<crypto::Certificate> certs;
+    for (const Bytes& der : list.certificates) {
+      auto cert = crypto::Certificate::Load(der);
+      if (cert.ok()) certs.push_back(std::move(*cert));
+    }
+    if (!EncryptedToList(shape->recipients, certs)) {
+      return Reply(550, "5.7.1", "not encrypted to a current or retired key of " + list.address);
+    }
+  }
+
+  if (list.posting != "open") {
+    std::vector<std::string> candidates = {NormaliseAddress(sender)};
+    std::string from = MailboxOf(HeaderValue(message, "From"));
+    if (!from.empty()) candidates.push_back(NormaliseAddress(from));
+    bool member = false;
+    for (const std::string& who : candidates) {
+      if (who.empty()) continue;
+      auto m = lists_->FindMember(list.id, who);
+      if (!m.ok()) return StoreDown(m.error());
+      if (m->has_value() && (*m)->enabled) {
+        member = true;
+        break;
+      }
+    }
+    if (!member) {
+      return Reply(550, "5.7.1", list.address + " takes posts from its members only");
+    }
+  }
+
+  auto id = spool_->Accept(list.address, sender, message);
+  if (!id.ok()) {
+    net::Log(net::LogLevel::kError, "spool write failed", {{"error", id.error().message}});
+    if (id.error().message.find("No space") != std::string::npos ||
+        id.error().message.find("ENOSPC") != std::string::npos) {
+      return Reply(452, "4.3.1", "insufficient system storage, try again later");
+    }
+    return Reply(451, "4.3.0", "cannot queue the post now, try again later");
+  }
+  net::Log(net::LogLevel::kInfo, "post queued",
+           {{"id", *id}, {"list", list.address}, {"bytes", std::to_string(message.size())}});
+  if (on_queued_) on_queued_();
+  return Reply(250, "2.0.0", "queued as " + *id);
+}
+
+Verdict PostAcceptor::AcceptBounce(const store::MailingList& list, std::string_view message) {
+  auto dsn = mime::ParseDsn(message);
+  if (!dsn.ok()) {
+    // Not a delivery report (an auto-reply, a person): nothing to count.
+    net::Log(net::LogLevel::kInfo, "message to the bounce address is not a DSN; ignored",
+             {{"list", list.address}, {"error", dsn.error().message}});
+    return Reply(250, "2.0.0", "received");
+  }
+  for (const mime::DsnRecipient& r : *dsn) {
+    if (r.action != "failed") continue;
+    std::string address = NormaliseAddress(r.final_recipient);
+    auto member = lists_->FindMember(list.id, address);
+    if (!member.ok()) return StoreDown(member.error());
+    if (!member->has_value()) continue;
+    std::string reason = r.status + (r.diagnostic.empty() ? "" : " " + r.diagnostic);
+    auto updated = lists_->RecordBounce(list.id, address, reason.substr(0, 200));
+    if (!updated.ok()) return StoreDown(updated.error());
+    net::Log(net::LogLevel::kInfo, "bounce recorded",
+             {{"list", list.address},
+              {"member", address},
+              {"score", std::to_string(updated->bounce_score)},
+              {"disabled", updated->enabled ? "no" : "yes"}});
+  }
+  return Reply(250, "2.0.0", "delivery report processed");
+}
+
+}  // namespace blindlist::listd

@@ -1,0 +1,59 @@
+// listd's configuration: TOML file, then command-line flags on top. Built once
+// at start and passed down; no globals. Holds no key material: path B' names a
+// directory of group key files, read only when [unsafe] allows it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "blindlist/result.h"
+#include "net/https_server.h"
+#include "net/smtp_client.h"
+#include "net/smtp_server.h"
+
+namespace blindlist::listd {
+
+struct DeliveryConfig {
+  enum class Mode { kMaildir, kSmtp } mode = Mode::kMaildir;
+  std::string maildir_root = "/var/mail/blindlist";
+  net::SmtpClientConfig smarthost;  // host, port, STARTTLS, CA
+  int batch_size = 100;             // recipients per SMTP transaction
+  std::chrono::seconds retry_initial{60};
+  std::chrono::seconds retry_max{3600};
+  std::chrono::seconds max_age{5 * 24 * 3600};  // then 4xx recipients expire
+};
+
+struct GroupdConfig {
+  std::string url;                 // for path B: "https://host:port"
+  std::string public_url;          // named in refusals of plaintext posts; default: url
+  std::string client_certificate;  // the exploder identity registered with groupd
+  std::string client_key;
+  std::string ca;
+};
+
+struct Config {
+  std::string path;            // the file it came from
+  net::SmtpServerConfig smtp;  // port 0 with an empty listen: disabled
+  bool smtp_enabled = true;
+  net::SmtpServerConfig lmtp;
+  bool lmtp_enabled = false;
+  net::HttpsServerConfig status;  // plain HTTP: /healthz, /metrics
+  bool status_enabled = true;
+  std::string store_url = "sqlite:/var/lib/blindlist/listd.db";
+  std::string spool_dir = "/var/spool/blindlist";
+  DeliveryConfig delivery;
+  GroupdConfig groupd;
+  // Path B': listd re-wraps with group keys from this directory. Breaks the
+  // trust split, so it needs allow_local_group_keys = true and is logged loudly.
+  bool allow_local_group_keys = false;
+  std::string group_keys_dir;
+  std::string log_level = "info";
+};
+
+Result<Config> LoadConfig(const std::string& path);
+
+// "ADDRESS:PORT" (IPv6 in brackets).
+Status ParseHostPort(const std::string& text, std::string& host, std::uint16_t& port);
+
+}  // namespace blindlist::listd

@@ -1,0 +1,262 @@
+#include "incoming.h"
+
+#include <fstream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string_view>
+#include <vector>
+
+#include "api/groupd_client.h"
+#include "blindlist/base64.h"
+#include "crypto/cms.h"
+#include "crypto/keys.h"
+#include "list_headers.h"
+#include "mime/smime.h"
+#include "net/log.h"
+
+namespace blindlist::listd {
+namespace {
+
+class GroupdRewrap final : public GroupSecretRewrap {
+ public:
+  explicit GroupdRewrap(const GroupdConfig& config) {
+    creds_.server = config.url;
+    creds_.client_cert_file = config.client_certificate;
+    creds_.client_key_file = config.client_key;
+    creds_.ca_file = config.ca;
+  }
+  Result<Bytes> Rewrap(const store::MailingList& list, ByteView recipient_info,
+                       const std::string& post_id) override {
+    if (creds_.server.empty())
+      return MakeError("not-configured", "path B needs [groupd] url in the configuration");
+    if (creds_.client_cert_file.empty())
+      return MakeError("not-configured", "path B needs [groupd] client_certificate and client_key");
+    api::ApiClient client(creds_);
+    nlohmann::json body = {{"recipient_info", Base64Encode(recipient_info)},
+                           {"reason", "exploder: post " + post_id + " to " + list.address}};
+    BL_TRY_ASSIGN(
+        nlohmann::json reply,
+        client.Call("POST",
+                    "/v1/groups/" + api::ApiClient::Segment(list.group) + "/rewrap/exploder",
+                    body));
+    Bytes der;
+    if (!reply.contains("recipient_info") || !reply["recipient_info"].is_string() ||
+        !Base64Decode(reply["recipient_info"].get<std::string>(), der)) {
+      return MakeError("bad-reply", "groupd's rewrap reply has no recipient_info");
+    }
+    return der;
+  }
+
+ private:
+  api::ApiCredentials creds_;
+};
+
+class LocalKeyRewrap final : public GroupSecretRewrap {
+ public:
+  explicit LocalKeyRewrap(std::string dir) : dir_(std::move(dir)) {}
+  Result<Bytes> Rewrap(const store::MailingList& list, ByteView recipient_info,
+                       const std::string& /*post_id*/) override {
+    BL_TRY_ASSIGN(auto ri, crypto::RecipientInfo::Parse(recipient_info));
+    BL_TRY_ASSIGN(auto key, crypto::PrivateKey::LoadFile(dir_ + "/" + list.address + ".key.pem"));
+    BL_TRY_ASSIGN(crypto::GroupSecret secret,
+                  LoadSecret(dir_ + "/" + list.address + ".secret.json"));
+    Result<SecretBytes> cek = MakeError("unwrap-failed", "no key");
+    if (ri.kind == crypto::RecipientKind::kKeyAgree) {
+      for (std::size_t i = 0; i < ri.recipient_keys.size() && !cek.ok(); ++i) {
+        cek = crypto::UnwrapCek(ri, key, i);
+      }
+    } else {
+      cek = crypto::UnwrapCek(ri, key);
+    }
+    if (!cek.ok()) return cek.error();
+    return crypto::WrapCek(*cek, secret);
+  }
+
+ private:
+  static Result<crypto::GroupSecret> LoadSecret(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return MakeError("not-configured", path + ": cannot read the group secret file");
+    std::stringstream text;
+    text << in.rdbuf();
+    std::string s = text.str();
+    nlohmann::json j = nlohmann::json::parse(s, nullptr, false);
+    std::fill(s.begin(), s.end(), '\0');
+    crypto::GroupSecret secret;
+    SecretBytes key;
+    Bytes id;
+    if (!j.is_object() || !j.contains("key_id") || !j.contains("secret") ||
+        !j["key_id"].is_string() || !j["secret"].is_string() ||
+        !Base64Decode(j["secret"].get<std::string>(), key)) {
+      return MakeError("not-configured", path + ": expected {\"key_id\": HEX, \"secret\": BASE64}");
+    }
+    if (!FromHex(j["key_id"].get<std::string>(), id))
+      return MakeError("not-configured", path + ": key_id is not hex");
+    secret.id = std::move(id);
+    secret.key = std::move(key);
+    return secret;
+  }
+  std::string dir_;
+};
+
+// The index of the RecipientInfo that names one of the list's certificates.
+std::optional<std::size_t> GroupRecipientIndex(const crypto::Envelope& env,
+                                               const store::MailingList& list) {
+  for (const Bytes& der : list.certificates) {
+    auto cert = crypto::Certificate::Load(der);
+    if (!cert.ok()) continue;
+    for (std::size_t i = 0; i < env.recipients.size(); ++i) {
+      const crypto::RecipientInfo& ri = env.recipients[i];
+      if (ri.kind == crypto::RecipientKind::kKeyTrans && ri.rid.Matches(*cert)) return i;
+      if (ri.kind == crypto::RecipientKind::kKeyAgree) {
+        for (const auto& rek : ri.recipient_keys) {
+          if (rek.rid.Matches(*cert)) return i;
+        }
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::unique_ptr<GroupSecretRewrap> MakeGroupdRewrap(const GroupdConfig& config) {
+  return std::make_unique<GroupdRewrap>(config);
+}
+std::unique_ptr<GroupSecretRewrap> MakeLocalKeyRewrap(const std::string& dir) {
+  return std::make_unique<LocalKeyRewrap>(dir);
+}
+
+Result<std::string> ReplaceGroupRecipient(std::string_view message, const store::MailingList& list,
+                                          GroupSecretRewrap& rewrap, const std::string& post_id) {
+  BL_TRY_ASSIGN(mime::SmimeEnvelope smime, mime::ParseSmime(message));
+  BL_TRY_ASSIGN(crypto::Envelope env, crypto::Envelope::Parse(smime.cms));
+  auto index = GroupRecipientIndex(env, list);
+  if (!index) return MakeError("not-for-list", "the post names none of the list's certificates");
+  BL_TRY_ASSIGN(Bytes kekri, rewrap.Rewrap(list, env.recipients[*index].der, post_id));
+  BL_TRY(env.ReplaceRecipient(*index, kekri));
+  smime.cms = env.Serialize();
+  return mime::SerializeSmime(smime, env.auth_enveloped);
+}
+
+IncomingProcessor::IncomingProcessor(const Config& config, store::ListStore* lists,
+                                     spool::Spool* spool, net::Metrics* metrics,
+                                     GroupSecretRewrap* path_b, GroupSecretRewrap* path_b_prime)
+    : config_(config),
+      lists_(lists),
+      spool_(spool),
+      metrics_(metrics),
+      path_b_(path_b),
+      path_b_prime_(path_b_prime) {}
+
+int IncomingProcessor::RunOnce(std::int64_t now) {
+  auto ids = spool_->ListIncoming();
+  if (!ids.ok()) {
+    net::Log(net::LogLevel::kError, "cannot list the spool", {{"error", ids.error().message}});
+    return 0;
+  }
+  int waiting = 0;
+  for (const std::string& id : *ids) {
+    auto it = waiting_.find(id);
+    if (it != waiting_.end() && it->second.next_at > now) {
+      ++waiting;
+      continue;
+    }
+    auto post = spool_->ReadIncoming(id);
+    if (!post.ok()) {
+      // ReadIncoming moved a damaged file aside (or it was finished by another
+      // process); either way there is nothing to do with it here.
+      net::Log(net::LogLevel::kWarning, "incoming post unreadable",
+               {{"id", id}, {"error", post.error().message}});
+      waiting_.erase(id);
+      continue;
+    }
+    Status st = Prepare(*post);
+    if (st.ok()) {
+      waiting_.erase(id);
+      continue;
+    }
+    Backoff& b = waiting_[id];
+    ++b.attempts;
+    std::int64_t delay = config_.delivery.retry_initial.count();
+    for (int i = 1; i < b.attempts && delay < config_.delivery.retry_max.count(); ++i) delay *= 2;
+    delay = std::min<std::int64_t>(delay, config_.delivery.retry_max.count());
+    b.next_at = now + delay;
+    if (metrics_ != nullptr) metrics_->Increment("listd_prepare_failures_total", {});
+    if (now - post->received_at > config_.delivery.max_age.count()) {
+      net::Log(net::LogLevel::kError,
+               "post could not be prepared before its maximum age; moved aside",
+               {{"id", id}, {"list", post->list}, {"error", st.error().message}});
+      Status q = spool_->Quarantine(id, "not prepared before max age: " + st.error().message);
+      if (!q.ok())
+        net::Log(net::LogLevel::kError, "quarantine failed", {{"error", q.error().message}});
+      waiting_.erase(id);
+      continue;
+    }
+    net::Log(net::LogLevel::kWarning, "post waits in the queue",
+             {{"id", id},
+              {"list", post->list},
+              {"error", st.error().message},
+              {"retry_in_seconds", std::to_string(delay)}});
+    ++waiting;
+  }
+  return waiting;
+}
+
+Status IncomingProcessor::Prepare(spool::IncomingPost& post) {
+  BL_TRY_ASSIGN(auto found, lists_->FindList(post.list));
+  if (!found) {
+    // The list was deleted after the post was accepted: keep the post, aside.
+    net::Log(net::LogLevel::kWarning, "list no longer exists; post moved aside",
+             {{"id", post.id}, {"list", post.list}});
+    return spool_->Quarantine(post.id, "list " + post.list + " no longer exists");
+  }
+  const store::MailingList& list = *found;
+
+  const ListIdentity identity{list.address, list.description, list.bounce_address};
+  std::string rewrapped;
+  if (list.reading == "path-b" || list.reading == "path-b-prime") {
+    // Only encrypted posts are re-wrapped (a list that allows plaintext forwards those as they
+    // are).
+    GroupSecretRewrap* rewrap = list.reading == "path-b" ? path_b_ : path_b_prime_;
+    if (mime::ParseSmime(post.message).ok()) {
+      if (rewrap == nullptr) {
+        return MakeError("not-configured", list.reading == "path-b"
+                                               ? "path B is not configured"
+                                               : "list reads by path B' but [unsafe] "
+                                                 "allow_local_group_keys is off");
+      }
+      BL_TRY_ASSIGN(rewrapped, ReplaceGroupRecipient(post.message, list, *rewrap, post.id));
+      std::string().swap(post.message);
+    }
+  }
+  // The post goes out as the new header section followed by the original body, written to
+  // the queue file from where they are: a 25 MB post is not copied again.
+  const std::string_view source = rewrapped.empty() ? std::string_view(post.message) : rewrapped;
+  const ListHeaderEdit edit = EditListHeaders(source, identity);
+  const std::vector<std::string_view> parts = {edit.header, source.substr(edit.body_from)};
+
+  BL_TRY_ASSIGN(auto members, lists_->ListMembers(list.id, /*enabled_only=*/true));
+  spool::ActivePost active;
+  active.id = post.id;
+  active.list = list.address;
+  active.envelope_sender = list.bounce_address;
+  active.received_at = post.received_at;
+  active.recipients.reserve(members.size());
+  for (const store::ListMember& m : members) {
+    spool::RecipientEntry e;
+    e.address = m.address;
+    active.recipients.push_back(std::move(e));
+  }
+  BL_TRY(spool_->Activate(active, parts));
+  if (metrics_ != nullptr)
+    metrics_->Increment("listd_posts_prepared_total", {{"reading", list.reading}});
+  net::Log(net::LogLevel::kInfo, "post ready for fan-out",
+           {{"id", post.id},
+            {"list", list.address},
+            {"reading", list.reading},
+            {"members", std::to_string(active.recipients.size())}});
+  return Status::Ok();
+}
+
+}  // namespace blindlist::listd

@@ -1,0 +1,68 @@
+// Turns an incoming post into a post ready for fan-out: the list's enabled
+// members as recipients, the list's bounce address as envelope sender, the
+// List-* fields on top and, for lists that read by path B, the group's
+// RecipientInfo replaced by a KEKRecipientInfo under the group secret. A post
+// whose re-wrap fails waits in the queue and is retried; it is never forwarded
+// without it. After max_age it is moved aside, never deleted.
+// Thread-safety: one IncomingProcessor per thread (the runner's).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "blindlist/bytes.h"
+#include "blindlist/result.h"
+#include "config.h"
+#include "net/metrics.h"
+#include "spool/spool.h"
+#include "store/list_store.h"
+
+namespace blindlist::listd {
+
+// Re-wraps the group RecipientInfo of a post to the group secret (path B or B').
+class GroupSecretRewrap {
+ public:
+  virtual ~GroupSecretRewrap() = default;
+  // Returns the DER of a KEKRecipientInfo carrying the same CEK.
+  virtual Result<Bytes> Rewrap(const store::MailingList& list, ByteView recipient_info,
+                               const std::string& post_id) = 0;
+};
+
+// Path B: ask groupd, authenticated (mTLS) as the list's registered exploder.
+std::unique_ptr<GroupSecretRewrap> MakeGroupdRewrap(const GroupdConfig& config);
+// Path B': the group key and secret from files in `dir` (LIST.key.pem, LIST.secret.json).
+std::unique_ptr<GroupSecretRewrap> MakeLocalKeyRewrap(const std::string& dir);
+
+// Applies the re-wrap to an RFC 5322 S/MIME message: the RecipientInfo naming one
+// of `certificates` is replaced; nothing else in the CMS changes.
+Result<std::string> ReplaceGroupRecipient(std::string_view message, const store::MailingList& list,
+                                          GroupSecretRewrap& rewrap, const std::string& post_id);
+
+class IncomingProcessor {
+ public:
+  IncomingProcessor(const Config& config, store::ListStore* lists, spool::Spool* spool,
+                    net::Metrics* metrics, GroupSecretRewrap* path_b,
+                    GroupSecretRewrap* path_b_prime);
+
+  // Prepares every incoming post that is due. Returns the number still waiting.
+  int RunOnce(std::int64_t now);
+
+ private:
+  Status Prepare(spool::IncomingPost& post);  // frees post.message once prepared
+
+  const Config& config_;
+  store::ListStore* lists_;
+  spool::Spool* spool_;
+  net::Metrics* metrics_;
+  GroupSecretRewrap* path_b_;
+  GroupSecretRewrap* path_b_prime_;
+  struct Backoff {
+    int attempts = 0;
+    std::int64_t next_at = 0;
+  };
+  std::map<std::string, Backoff> waiting_;  // post id -> when to try again
+};
+
+}  // namespace blindlist::listd

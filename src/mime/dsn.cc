@@ -1,0 +1,211 @@
+// DSN parsing: GMime finds the report and decodes the status part (any transfer encoding); the
+// status fields themselves (RFC 3464 section 2) are read here, as they are not a message header.
+
+#include "mime/dsn.h"
+
+#include <gmime/gmime.h>
+
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace blindlist::mime {
+namespace {
+
+void EnsureGMimeInitialised() {
+  static std::once_flag once;
+  std::call_once(once, [] { g_mime_init(); });
+}
+
+struct GObjectUnref {
+  void operator()(void* object) const { g_object_unref(object); }
+};
+template <typename T>
+using GObjectPtr = std::unique_ptr<T, GObjectUnref>;
+
+// A report with more recipient groups than this is refused rather than read.
+constexpr std::size_t kMaxRecipients = 10'000;
+
+char AsciiLower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+std::string Lowercase(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = AsciiLower(c);
+  return out;
+}
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (AsciiLower(a[i]) != AsciiLower(b[i])) return false;
+  }
+  return true;
+}
+
+bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+std::string_view Trim(std::string_view text) {
+  while (!text.empty() && IsSpace(text.front())) text.remove_prefix(1);
+  while (!text.empty() && IsSpace(text.back())) text.remove_suffix(1);
+  return text;
+}
+
+// The first whitespace- or comment-delimited token: "5.1.1 (unknown)" -> "5.1.1".
+std::string_view FirstToken(std::string_view text) {
+  text = Trim(text);
+  const std::size_t end = text.find_first_of(" \t(");
+  return text.substr(0, end);
+}
+
+// "rfc822; bob@example.net" -> "bob@example.net"; "smtp; 550 ..." -> "550 ...".
+std::string_view AfterType(std::string_view value) {
+  const std::size_t semi = value.find(';');
+  return Trim(semi == std::string_view::npos ? value : value.substr(semi + 1));
+}
+
+Error NotADsn(std::string message) { return MakeError("not-a-dsn", std::move(message)); }
+Error Malformed(std::string message) { return MakeError("malformed-dsn", std::move(message)); }
+
+struct Field {
+  std::string name;   // lowercased
+  std::string value;  // unfolded, trimmed
+};
+using FieldGroup = std::vector<Field>;
+
+// Splits the status part into blank-line separated groups of (unfolded) fields.
+Result<std::vector<FieldGroup>> SplitGroups(std::string_view text) {
+  std::vector<FieldGroup> groups(1);
+  while (!text.empty()) {
+    std::size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (Trim(line).empty()) {
+      if (!groups.back().empty()) groups.emplace_back();
+      if (groups.size() > kMaxRecipients + 2) return Malformed("too many recipient groups");
+      continue;
+    }
+    if (line.front() == ' ' || line.front() == '\t') {
+      if (groups.back().empty()) return Malformed("a continuation line with no field before it");
+      std::string& value = groups.back().back().value;
+      value.push_back(' ');
+      value.append(Trim(line));
+      continue;
+    }
+    const std::size_t colon = line.find(':');
+    if (colon == std::string_view::npos || colon == 0) {
+      return Malformed("status line without a field name: " + std::string(line.substr(0, 60)));
+    }
+    groups.back().push_back(
+        Field{Lowercase(Trim(line.substr(0, colon))), std::string(Trim(line.substr(colon + 1)))});
+  }
+  if (groups.back().empty()) groups.pop_back();
+  return groups;
+}
+
+const std::string* Find(const FieldGroup& group, std::string_view name) {
+  for (const Field& f : group) {
+    if (f.name == name) return &f.value;
+  }
+  return nullptr;
+}
+
+Result<DsnRecipient> ReadRecipient(const FieldGroup& group, std::size_t n) {
+  const std::string which = "recipient group " + std::to_string(n);
+  const std::string* final_recipient = Find(group, "final-recipient");
+  if (final_recipient == nullptr) return Malformed(which + " has no Final-Recipient");
+  const std::string* action = Find(group, "action");
+  if (action == nullptr) return Malformed(which + " has no Action");
+
+  DsnRecipient out;
+  std::string_view address = AfterType(*final_recipient);
+  if (address.size() >= 2 && address.front() == '<' && address.back() == '>') {
+    address = Trim(address.substr(1, address.size() - 2));
+  }
+  if (address.empty()) return Malformed(which + " has an empty Final-Recipient");
+  out.final_recipient = std::string(address);
+  out.action = Lowercase(FirstToken(*action));
+  if (out.action != "failed" && out.action != "delayed" && out.action != "delivered" &&
+      out.action != "relayed" && out.action != "expanded") {
+    return Malformed(which + " has an unknown Action '" + out.action + "'");
+  }
+  if (const std::string* status = Find(group, "status"))
+    out.status = std::string(FirstToken(*status));
+  if (const std::string* diag = Find(group, "diagnostic-code")) {
+    out.diagnostic = std::string(AfterType(*diag));
+  }
+  return out;
+}
+
+// The decoded bytes of a leaf part.
+Result<std::string> PartContent(GMimeObject* object) {
+  if (!GMIME_IS_PART(object)) return Malformed("the delivery-status part is not a leaf part");
+  GMimeDataWrapper* content = g_mime_part_get_content(GMIME_PART(object));
+  if (content == nullptr) return std::string();
+  GObjectPtr<GMimeStream> out(g_mime_stream_mem_new());
+  if (g_mime_data_wrapper_write_to_stream(content, out.get()) < 0) {
+    return Malformed("cannot decode the delivery-status part");
+  }
+  GByteArray* bytes = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(out.get()));
+  return std::string(reinterpret_cast<const char*>(bytes->data), bytes->len);
+}
+
+}  // namespace
+
+Result<std::vector<DsnRecipient>> ParseDsn(std::string_view message) {
+  EnsureGMimeInitialised();
+  GObjectPtr<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(message.data(), message.size()));
+  GObjectPtr<GMimeParser> parser(g_mime_parser_new_with_stream(stream.get()));
+  g_mime_parser_set_format(parser.get(), GMIME_FORMAT_MESSAGE);
+  GObjectPtr<GMimeMessage> parsed(g_mime_parser_construct_message(parser.get(), nullptr));
+  if (!parsed) return NotADsn("not an RFC 5322 message");
+  GMimeObject* body = g_mime_message_get_mime_part(parsed.get());
+  if (body == nullptr) return NotADsn("the message has no body");
+
+  GMimeContentType* type = g_mime_object_get_content_type(body);
+  if (type == nullptr || !g_mime_content_type_is_type(type, "multipart", "report")) {
+    return NotADsn("not a multipart/report");
+  }
+  const char* report_type = g_mime_content_type_get_parameter(type, "report-type");
+  if (report_type == nullptr || (!EqualsIgnoreCase(report_type, "delivery-status") &&
+                                 !EqualsIgnoreCase(report_type, "global-delivery-status"))) {
+    return NotADsn(std::string("a report of type '") + (report_type == nullptr ? "" : report_type) +
+                   "', not delivery-status");
+  }
+  if (!GMIME_IS_MULTIPART(body)) return Malformed("the report is not a multipart");
+
+  GMimeMultipart* report = GMIME_MULTIPART(body);
+  GMimeObject* status_part = nullptr;
+  for (int i = 0; i < g_mime_multipart_get_count(report); ++i) {
+    GMimeObject* part = g_mime_multipart_get_part(report, i);
+    GMimeContentType* part_type = g_mime_object_get_content_type(part);
+    if (part_type != nullptr &&
+        (g_mime_content_type_is_type(part_type, "message", "delivery-status") ||
+         g_mime_content_type_is_type(part_type, "message", "global-delivery-status"))) {
+      status_part = part;
+      break;
+    }
+  }
+  if (status_part == nullptr) return Malformed("the report has no message/delivery-status part");
+
+  BL_TRY_ASSIGN(const std::string text, PartContent(status_part));
+  BL_TRY_ASSIGN(const std::vector<FieldGroup> groups, SplitGroups(text));
+  // The first group is about the message (Reporting-MTA, ...); each later one is a recipient.
+  // Some MTAs leave the message group out: then the first group is already a recipient.
+  const std::size_t first =
+      !groups.empty() && Find(groups[0], "final-recipient") != nullptr ? 0 : 1;
+  if (groups.size() <= first) return Malformed("the delivery-status part names no recipient");
+  std::vector<DsnRecipient> recipients;
+  recipients.reserve(groups.size() - first);
+  for (std::size_t i = first; i < groups.size(); ++i) {
+    BL_TRY_ASSIGN(DsnRecipient r, ReadRecipient(groups[i], i));
+    recipients.push_back(std::move(r));
+  }
+  return recipients;
+}
+
+}  // namespace blindlist::mime

@@ -1,0 +1,77 @@
+// A blocking SMTP/LMTP client for one connection: listd's delivery workers (fan-out to a
+// smarthost), `blindlist post`, and the benchmark baseline. It takes STARTTLS when offered
+// (or insists on it), pipelines MAIL/RCPT/DATA when the server offers PIPELINING, and
+// dot-stuffs the message while streaming it, so a large post is never copied whole.
+// Thread-safety: one SmtpClient per thread; not thread-safe.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "blindlist/result.h"
+
+namespace blindlist::net {
+
+struct SmtpClientConfig {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 25;
+  std::string helo_name = "localhost";
+  enum class StartTls { kIfOffered, kRequired, kNever } starttls = StartTls::kIfOffered;
+  // Verify the server certificate against this (and its name against `host`) when set.
+  // kRequired needs it: TLS without verification would not protect anything it promises.
+  // kIfOffered without it is opportunistic TLS (RFC 7435): encrypted, unauthenticated.
+  std::string ca_file;
+  bool lmtp = false;                         // LHLO and per-recipient DATA replies
+  std::chrono::milliseconds timeout{60000};  // per read/write, connect included
+};
+
+struct SmtpRecipientResult {
+  std::string address;
+  int code = 0;
+  std::string enhanced;
+  std::string text;
+};
+// One per recipient passed in, in order: the RCPT refusal, or the DATA reply that applies
+// to it. 2xx: delivered; 4xx: retry later; 5xx: bounce.
+struct SmtpSendResult {
+  std::vector<SmtpRecipientResult> recipients;
+};
+
+class SmtpClient {
+ public:
+  // Connects, reads the greeting, EHLO/LHLO, STARTTLS as configured. Errors:
+  // "smtp-unavailable" (connect, greeting, TLS failure, 421) with the server's text;
+  // "bad-config" (kRequired without ca_file, an unreadable ca_file).
+  static Result<std::unique_ptr<SmtpClient>> Connect(const SmtpClientConfig& config);
+
+  // One transaction. A connection-level failure (including a 421) returns an error
+  // ("smtp-unavailable"): the caller retries everyone, on a new connection. MAIL FROM
+  // refused -> every recipient gets that reply. No recipient accepted -> RSET, no DATA.
+  // `message` is sent as is (CRLF line endings expected), dot-stuffed on the way.
+  Result<SmtpSendResult> Send(const std::string& mail_from,
+                              const std::vector<std::string>& recipients, std::string_view message);
+  // Best effort: QUIT, then close. The client is unusable afterwards.
+  void Quit();
+  bool tls() const;
+  // What the server's EHLO offered.
+  bool pipelining() const;
+
+  ~SmtpClient();
+  SmtpClient(const SmtpClient&) = delete;
+  SmtpClient& operator=(const SmtpClient&) = delete;
+
+  // Bytes handed to one socket write while streaming a message (a test checks that Send
+  // never buffers more than about this much of it).
+  static constexpr std::size_t kStreamChunkBytes = std::size_t{64} * 1024;
+
+ private:
+  struct Impl;
+  explicit SmtpClient(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace blindlist::net

@@ -1,0 +1,129 @@
+// SMTP/LMTP wire syntax without any I/O (RFC 5321, RFC 2033, RFC 2920, RFC 1870, RFC 2034):
+// command parsing, reply formatting and parsing, and the DATA dot-stuffing in both
+// directions. Shared by SmtpServer, SmtpClient and the fuzz target; needs no Boost.
+// Thread-safety: free functions are pure; DotUnstuffer and DotStuffer are plain values,
+// one per stream.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "blindlist/result.h"
+
+namespace blindlist::net {
+
+struct SmtpReply {
+  int code = 250;
+  std::string enhanced;  // "2.0.0"; empty: none
+  std::string text;      // may hold several lines separated by '\n'
+};
+
+struct SmtpCommand {
+  enum class Verb {
+    kHelo,
+    kEhlo,
+    kLhlo,
+    kMail,
+    kRcpt,
+    kData,
+    kRset,
+    kNoop,
+    kQuit,
+    kVrfy,
+    kHelp,
+    kStartTls,
+    kUnknown
+  } verb = Verb::kUnknown;
+  std::string argument;  // everything after the verb and one space, as sent
+  std::string address;   // MAIL/RCPT path, angle brackets and source route removed, "" for <>
+  std::vector<std::pair<std::string, std::string>> parameters;  // SIZE=, BODY= ...; keys uppercase
+};
+
+// The longest forward or reverse path RFC 5321 4.5.3.1.3 allows, brackets included.
+inline constexpr std::size_t kMaxSmtpPathBytes = 256;
+
+// Parses one command line (without its CRLF). An unrecognised verb is not an error: it
+// comes back as kUnknown so the caller can count it. Errors have code "smtp-syntax" and
+// carry in `message` the whole reply line to send, e.g. "501 5.5.2 Syntax: MAIL FROM:<address>";
+// ReplyForError turns one into an SmtpReply. MAIL takes only SIZE= (digits) and
+// BODY=7BIT|8BITMIME (value uppercased), RCPT no parameter at all: other parameters
+// are 555 5.5.4 since we advertise no extension that defines them.
+Result<SmtpCommand> ParseCommand(std::string_view line);
+
+// The reply carried by a ParseCommand error (500 5.5.2 if it carries none).
+SmtpReply ReplyForError(const Error& error);
+
+// "250-first\r\n250-second\r\n250 last\r\n", each line prefixed with the enhanced code when
+// there is one. CR, LF and other control characters in the text cannot split the reply: the
+// text is cut into lines at '\n' and other control characters become spaces. A code outside
+// 200..599 becomes 451 4.3.0 (it would confuse the client).
+std::string FormatReply(const SmtpReply& reply);
+void AppendReply(const SmtpReply& reply, std::string& out);
+
+// One line of a server reply, without its CRLF.
+struct SmtpReplyLine {
+  int code = 0;
+  bool last = true;      // "250 " rather than "250-"
+  std::string enhanced;  // when the text starts with one whose class matches the code
+  std::string text;      // the rest
+};
+// Errors: code "smtp-protocol" naming the line's problem.
+Result<SmtpReplyLine> ParseReplyLine(std::string_view line);
+
+// The DATA section as it arrives after 354: removes the leading dot of each line and stops
+// after the end marker CRLF "." CRLF. Only that ends the message: "." CRLF after a bare LF
+// is content (no SMTP smuggling through a lenient next hop), though its dot is unstuffed
+// like any other, mirroring DotStuffer, which doubles a dot after every LF so a message
+// survives the round trip exactly. The message keeps its line endings as received,
+// without the end marker's "." CRLF. Past max_message_bytes nothing more is stored, but the
+// input is still consumed to the end marker so the session stays in step.
+class DotUnstuffer {
+ public:
+  DotUnstuffer(std::size_t max_message_bytes, std::size_t max_line_bytes);
+
+  // Consumes from `in` up to and including the end marker; returns how many bytes it took.
+  std::size_t Feed(std::string_view in);
+  bool done() const { return done_; }
+  // The unstuffed size, counted even past the limit.
+  std::uint64_t size() const { return size_; }
+  bool too_large() const { return size_ > max_message_bytes_; }
+  bool line_too_long() const { return line_too_long_; }
+  // The message so far (empty once too_large()).
+  std::string& message() { return message_; }
+
+ private:
+  enum class State { kLineStart, kDot, kDotCr, kText, kCr };
+  void Emit(std::string_view bytes);
+
+  std::size_t max_message_bytes_;
+  std::size_t max_line_bytes_;
+  State state_ = State::kLineStart;
+  bool crlf_line_start_ = true;  // the current line followed CRLF (or began the message)
+  std::size_t line_bytes_ = 0;
+  std::uint64_t size_ = 0;
+  bool line_too_long_ = false;
+  bool done_ = false;
+  std::string message_;
+};
+
+// The other direction, streaming: appends `in` dot-stuffed to `out` (a dot is doubled at the
+// start of the message and after every LF), so a message of any size goes out in chunks
+// without a second full copy. Finish() appends the CRLF the message may lack and "." CRLF.
+class DotStuffer {
+ public:
+  void Stuff(std::string_view in, std::string& out);
+  void Finish(std::string& out);
+
+ private:
+  bool empty_ = true;
+  bool at_line_start_ = true;  // the last byte was LF (or nothing yet)
+  bool crlf_ = false;          // the last two bytes were CRLF
+  char last_ = 0;
+};
+
+}  // namespace blindlist::net

@@ -1,0 +1,356 @@
+// The Spool: queue files in tmp/, incoming/, active/ and corrupt/ (docs/queue-format.md).
+
+#include "spool/spool.h"
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace blindlist::spool {
+namespace {
+
+constexpr std::string_view kTmp = "tmp";
+constexpr std::string_view kIncoming = "incoming";
+constexpr std::string_view kActive = "active";
+constexpr std::string_view kCorrupt = "corrupt";
+constexpr unsigned kDirMode = 0700;
+constexpr std::string_view kReasonSuffix = ".reason";
+// "\nend " + 8 hex digits + "\n": what every complete queue file ends with.
+constexpr std::size_t kEndMarkerBytes = 14;
+
+bool LooksComplete(std::string_view tail) {
+  if (tail.size() != kEndMarkerBytes || tail.substr(0, 5) != "\nend " || tail.back() != '\n') {
+    return false;
+  }
+  return std::all_of(tail.begin() + 5, tail.end() - 1,
+                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+std::string RandomInstance() {
+  std::random_device rd;
+  char buf[9];
+  std::snprintf(buf, sizeof(buf), "%08x", static_cast<unsigned>(rd()));
+  return std::string(buf, 8);
+}
+
+Error InvalidUpdate(std::string message) {
+  return MakeError("spool-invalid-update", std::move(message));
+}
+
+}  // namespace
+
+Spool::Spool(std::string dir, Env* env, std::string instance)
+    : dir_(std::move(dir)), env_(env), instance_(std::move(instance)) {}
+
+std::string Spool::Path(std::string_view sub, std::string_view name) const {
+  std::string path = dir_;
+  path.push_back('/');
+  path.append(sub);
+  if (!name.empty()) {
+    path.push_back('/');
+    path.append(name);
+  }
+  return path;
+}
+
+Result<std::unique_ptr<Spool>> Spool::Open(const std::string& dir, Env* env, Role role) {
+  if (dir.empty()) return MakeError("spool-invalid", "empty spool directory name");
+  std::unique_ptr<Spool> spool(new Spool(dir, env, RandomInstance()));
+  BL_TRY(env->CreateDir(dir, kDirMode));
+  for (const std::string_view sub : {kTmp, kIncoming, kActive, kCorrupt}) {
+    BL_TRY(env->CreateDir(spool->Path(sub, ""), kDirMode));
+  }
+  BL_TRY(env->SyncDir(dir));
+
+  if (role == Role::kGuest) return spool;
+  // Whatever is in tmp/ was never acknowledged: the sender still has it.
+  BL_TRY_ASSIGN(const std::vector<std::string> stale, env->ListDir(spool->Path(kTmp, "")));
+  for (const std::string& name : stale) BL_TRY(env->RemoveFile(spool->Path(kTmp, name)));
+  if (!stale.empty()) BL_TRY(env->SyncDir(spool->Path(kTmp, "")));
+
+  // Activation writes the active file before it removes the incoming one.
+  BL_TRY_ASSIGN(const std::vector<std::string> incoming, env->ListDir(spool->Path(kIncoming, "")));
+  bool removed = false;
+  for (const std::string& name : incoming) {
+    if (IsValidId(name) && env->Exists(spool->Path(kActive, name))) {
+      BL_TRY(env->RemoveFile(spool->Path(kIncoming, name)));
+      removed = true;
+    }
+  }
+  if (removed) BL_TRY(env->SyncDir(spool->Path(kIncoming, "")));
+  return spool;
+}
+
+std::string Spool::NewId() {
+  std::int64_t micros = env_->NowMicros();
+  {
+    const std::lock_guard<std::mutex> lock(id_mu_);
+    micros = std::max(micros, last_id_micros_ + 1);  // strictly increasing within this run
+    last_id_micros_ = micros;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%017lld", static_cast<long long>(micros));
+  return std::string(buf) + "-" + instance_;
+}
+
+Status Spool::WriteDurably(const std::string& tmp_name, const QueueFileFrame& frame,
+                           const std::vector<std::string_view>& message_parts,
+                           std::string_view to_sub, const std::string& id) {
+  const std::string tmp = Path(kTmp, tmp_name);
+  const std::string final_path = Path(to_sub, id);
+  BL_TRY_ASSIGN(std::unique_ptr<File> file, env_->CreateExclusive(tmp));
+  Status written = file->WriteAt(0, frame.head);
+  std::uint64_t offset = frame.head.size();
+  for (const std::string_view part : message_parts) {
+    if (!written.ok()) break;
+    written = file->WriteAt(offset, part);
+    offset += part.size();
+  }
+  if (written.ok()) written = file->WriteAt(offset, frame.tail);
+  if (written.ok()) written = file->Sync();
+  file.reset();
+  if (written.ok()) written = env_->Rename(tmp, final_path);
+  if (!written.ok()) {
+    (void)env_->RemoveFile(tmp);  // best effort: Open clears tmp/ anyway
+    return written;
+  }
+  if (Status synced = env_->SyncDir(Path(to_sub, "")); !synced.ok()) {
+    // Not known to be durable, so not acknowledged: take it back out of the queue.
+    (void)env_->RemoveFile(final_path);
+    return synced;
+  }
+  return Status::Ok();
+}
+
+Result<std::string> Spool::Accept(const std::string& list, const std::string& sender,
+                                  std::string_view message) {
+  std::string id = NewId();
+  const IncomingPost meta{id, list, sender, env_->NowMicros() / 1'000'000, {}};
+  BL_TRY_ASSIGN(const QueueFileFrame frame, FrameIncoming(meta, message));
+  BL_TRY(WriteDurably(id + ".incoming", frame, {message}, kIncoming, id));
+  return id;
+}
+
+Result<std::vector<std::string>> Spool::ListQueue(std::string_view sub) {
+  BL_TRY_ASSIGN(std::vector<std::string> names, env_->ListDir(Path(sub, "")));
+  std::vector<std::string> ids;
+  ids.reserve(names.size());
+  for (std::string& name : names) {
+    if (!IsValidId(name)) continue;  // not ours (an editor's backup, a stray file): left alone
+    // A cheap look at the end marker, so an incomplete file is never offered for delivery.
+    const std::string path = Path(sub, name);
+    auto size = env_->FileSize(path);
+    if (!size.ok()) continue;  // removed meanwhile
+    bool complete = false;
+    if (*size >= kEndMarkerBytes) {
+      auto file = env_->OpenExisting(path);
+      if (!file.ok()) continue;
+      auto tail = (*file)->ReadAt(*size - kEndMarkerBytes, kEndMarkerBytes);
+      if (!tail.ok()) return tail.error();
+      complete = LooksComplete(*tail);
+    }
+    if (!complete) {
+      BL_TRY(QuarantineFile(sub, name, "incomplete: no end marker"));
+      continue;
+    }
+    ids.push_back(std::move(name));
+  }
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+Result<std::vector<std::string>> Spool::ListIncoming() {
+  const std::lock_guard<std::mutex> lock(mu_);
+  return ListQueue(kIncoming);
+}
+
+Result<std::vector<std::string>> Spool::ListActive() {
+  const std::lock_guard<std::mutex> lock(mu_);
+  return ListQueue(kActive);
+}
+
+Result<IncomingPost> Spool::ReadIncoming(const std::string& id) {
+  if (!IsValidId(id)) return MakeError("spool-invalid-id", "bad queue id '" + id + "'");
+  const std::lock_guard<std::mutex> lock(mu_);
+  BL_TRY_ASSIGN(std::string bytes, env_->ReadWholeFile(Path(kIncoming, id)));
+  auto post = ParseIncomingFileInPlace(std::move(bytes));
+  if (post.ok() && post->id != id) post = MakeError("spool-corrupt", "the id inside differs");
+  if (!post.ok()) {
+    BL_TRY(QuarantineFile(kIncoming, id, post.error().message));
+    return MakeError("spool-corrupt",
+                     "incoming " + id + ": " + post.error().message + " (moved to corrupt/)");
+  }
+  return post;
+}
+
+Result<ActivePost> Spool::ReadActive(const std::string& id) {
+  if (!IsValidId(id)) return MakeError("spool-invalid-id", "bad queue id '" + id + "'");
+  const std::lock_guard<std::mutex> lock(mu_);
+  BL_TRY_ASSIGN(std::string bytes, env_->ReadWholeFile(Path(kActive, id)));
+  auto post = ParseActiveFileInPlace(std::move(bytes));
+  if (post.ok() && post->id != id) post = MakeError("spool-corrupt", "the id inside differs");
+  if (!post.ok()) {
+    BL_TRY(QuarantineFile(kActive, id, post.error().message));
+    return MakeError("spool-corrupt",
+                     "active " + id + ": " + post.error().message + " (moved to corrupt/)");
+  }
+  return post;
+}
+
+Status Spool::Activate(const ActivePost& post) { return Activate(post, {post.message}); }
+
+Status Spool::Activate(const ActivePost& post, const std::vector<std::string_view>& message_parts) {
+  BL_TRY_ASSIGN(const QueueFileFrame frame, FrameActive(post, message_parts));
+  const std::lock_guard<std::mutex> lock(mu_);
+  if (env_->Exists(Path(kActive, post.id))) {
+    return MakeError("spool-already-active", "post " + post.id + " already has an active file");
+  }
+  BL_TRY(WriteDurably(post.id + ".active", frame, message_parts, kActive, post.id));
+  const std::string incoming = Path(kIncoming, post.id);
+  if (env_->Exists(incoming)) {
+    // No directory sync: if the removal is lost in a crash, Open removes the file again.
+    BL_TRY(env_->RemoveFile(incoming));
+  }
+  return Status::Ok();
+}
+
+Status Spool::UpdateRecipients(const std::string& id,
+                               const std::vector<std::pair<std::size_t, RecipientEntry>>& updates,
+                               bool sync) {
+  if (!IsValidId(id)) return MakeError("spool-invalid-id", "bad queue id '" + id + "'");
+  if (updates.empty()) return Status::Ok();
+  const std::lock_guard<std::mutex> lock(mu_);
+  BL_TRY_ASSIGN(std::unique_ptr<File> file, env_->OpenExisting(Path(kActive, id)));
+  BL_TRY_ASSIGN(const std::string prefix, file->ReadAt(0, kActiveHeadProbeBytes));
+  BL_TRY_ASSIGN(const RecipientTable table, ParseRecipientTable(prefix));
+
+  // A batch of neighbouring records (the usual fan-out batch) is read in one call and, below,
+  // written back in one call; scattered updates go record by record.
+  std::size_t low = table.count;
+  std::size_t high = 0;
+  for (const auto& update : updates) {
+    if (update.first >= table.count) {
+      return InvalidUpdate("recipient " + std::to_string(update.first) + " out of range (" +
+                           std::to_string(table.count) + " recipients)");
+    }
+    low = std::min(low, update.first);
+    high = std::max(high, update.first);
+  }
+  const bool dense = high - low + 1 <= 2 * updates.size();
+  std::string range;
+  const std::uint64_t range_offset = table.offset + std::uint64_t{low} * table.width;
+  if (dense) {
+    BL_TRY_ASSIGN(range, file->ReadAt(range_offset, (high - low + 1) * table.width));
+    if (range.size() != (high - low + 1) * table.width) {
+      return MakeError("spool-corrupt", "post " + id + ": recipient table is truncated");
+    }
+  }
+
+  // Check the whole batch before writing any of it.
+  std::vector<std::pair<std::uint64_t, std::string>> writes;
+  writes.reserve(updates.size());
+  for (const auto& [index, entry] : updates) {
+    const std::uint64_t offset = table.offset + std::uint64_t{index} * table.width;
+    std::string record;
+    if (dense) {
+      record = range.substr((index - low) * table.width, table.width);
+    } else {
+      BL_TRY_ASSIGN(record, file->ReadAt(offset, table.width));
+    }
+    BL_TRY_ASSIGN(const RecipientEntry current, ParseRecord(record, index));
+    if (current.address != entry.address) {
+      return InvalidUpdate("recipient " + std::to_string(index) + " is " + current.address +
+                           ", not " + entry.address);
+    }
+    if (IsFinal(current.state)) {
+      if (entry.state == current.state) continue;  // already crossed off
+      return InvalidUpdate("recipient " + std::to_string(index) + " (" + current.address +
+                           ") is already in a final state");
+    }
+    BL_TRY_ASSIGN(std::string state, EncodeRecordState(index, entry));
+    writes.emplace_back(offset, std::move(state));
+  }
+  if (writes.empty()) return Status::Ok();
+  if (dense) {
+    for (const auto& [offset, state] : writes) {
+      range.replace(static_cast<std::size_t>(offset - range_offset), state.size(), state);
+    }
+    BL_TRY(file->WriteAt(range_offset, range));
+  } else {
+    for (const auto& [offset, state] : writes) BL_TRY(file->WriteAt(offset, state));
+  }
+  return sync ? file->Sync() : Status::Ok();
+}
+
+Status Spool::Remove(const std::string& id) {
+  if (!IsValidId(id)) return MakeError("spool-invalid-id", "bad queue id '" + id + "'");
+  const std::lock_guard<std::mutex> lock(mu_);
+  bool found = false;
+  for (const std::string_view sub : {kActive, kIncoming}) {
+    const std::string path = Path(sub, id);
+    if (!env_->Exists(path)) continue;
+    found = true;
+    BL_TRY(env_->RemoveFile(path));
+    BL_TRY(env_->SyncDir(Path(sub, "")));
+  }
+  if (!found) return MakeError("spool-not-found", "no queued post " + id);
+  return Status::Ok();
+}
+
+Status Spool::Quarantine(const std::string& id, const std::string& reason) {
+  if (!IsValidId(id)) return MakeError("spool-invalid-id", "bad queue id '" + id + "'");
+  const std::lock_guard<std::mutex> lock(mu_);
+  bool found = false;
+  for (const std::string_view sub : {kActive, kIncoming}) {
+    if (!env_->Exists(Path(sub, id))) continue;
+    found = true;
+    BL_TRY(QuarantineFile(sub, id, reason));
+  }
+  if (!found) return MakeError("spool-not-found", "no queued post " + id);
+  return Status::Ok();
+}
+
+Status Spool::QuarantineFile(std::string_view sub, const std::string& id,
+                             const std::string& reason) {
+  // corrupt/<id>.<incoming|active>[.<n>]: never overwrites an earlier one.
+  std::string name = id + "." + std::string(sub);
+  for (int n = 1; env_->Exists(Path(kCorrupt, name)); ++n) {
+    name = id + "." + std::string(sub) + "." + std::to_string(n);
+  }
+  BL_TRY(env_->Rename(Path(sub, id), Path(kCorrupt, name)));
+  std::string text = reason;
+  std::replace(text.begin(), text.end(), '\n', ' ');
+  text.push_back('\n');
+  BL_TRY_ASSIGN(std::unique_ptr<File> note,
+                env_->CreateExclusive(Path(kCorrupt, name + std::string(kReasonSuffix))));
+  BL_TRY(note->WriteAt(0, text));
+  BL_TRY(note->Sync());
+  return env_->SyncDir(Path(kCorrupt, ""));
+}
+
+Result<SpoolCounts> Spool::Counts() {
+  SpoolCounts counts;
+  BL_TRY_ASSIGN(const std::vector<std::string> incoming, env_->ListDir(Path(kIncoming, "")));
+  BL_TRY_ASSIGN(const std::vector<std::string> active, env_->ListDir(Path(kActive, "")));
+  BL_TRY_ASSIGN(const std::vector<std::string> corrupt, env_->ListDir(Path(kCorrupt, "")));
+  counts.incoming = static_cast<std::size_t>(std::count_if(
+      incoming.begin(), incoming.end(), [](const std::string& n) { return IsValidId(n); }));
+  counts.active = static_cast<std::size_t>(std::count_if(
+      active.begin(), active.end(), [](const std::string& n) { return IsValidId(n); }));
+  counts.corrupt = static_cast<std::size_t>(
+      std::count_if(corrupt.begin(), corrupt.end(), [](const std::string& n) {
+        return n.size() < kReasonSuffix.size() ||
+               n.compare(n.size() - kReasonSuffix.size(), kReasonSuffix.size(), kReasonSuffix) != 0;
+      }));
+  return counts;
+}
+
+}  // namespace blindlist::spool

@@ -1,0 +1,135 @@
+// The exploder's (blindlist-listd's) own database: its mailing lists, the group
+// certificates posts to each may be encrypted to, and each list's delivery
+// list. It is never groupd's roster: nothing written here makes anyone a
+// member (an address added here receives only ciphertext). SQLite (embedded)
+// or PostgreSQL (several listd nodes sharing it), over the SQL layer in sql.h.
+//
+// Addresses are compared with their domain lowercased (CanonicalMailbox);
+// the local part is kept as given.
+//
+// Thread-safety: a ListStore is safe to use from many threads; each call takes
+// its own pooled connection. Errors: "invalid-argument", "not-found",
+// "exists", "store-unavailable", "store-error", "bad-url".
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "blindlist/bytes.h"
+#include "blindlist/result.h"
+
+namespace blindlist::store {
+
+// local@domain with no spaces, CR, LF, NUL, control characters, angle
+// brackets, quotes or other RFC 5322 specials, valid UTF-8, local part at most
+// 64 bytes and the whole at most 254. Used by the store and by `blindlist list`.
+bool IsValidMailbox(std::string_view address);
+// The form stored and compared: the domain lowercased (ASCII), the local part as given.
+std::string CanonicalMailbox(std::string_view address);
+// local-part + "-bounces@" + domain, the default bounce address of a list.
+std::string DefaultBounceAddress(std::string_view list_address);
+
+struct MailingList {
+  std::int64_t id = 0;
+  std::string address;  // list@example.org (lowercased domain; local part as given)
+  std::string group;    // the group name on groupd whose certificate the list uses
+  std::string description;
+  // "direct": forward as received; "path-b": ask groupd to re-wrap to the group
+  // secret; "path-b-prime": listd re-wraps itself with a local group key file
+  // (off by default, dangerous: it breaks the trust split).
+  std::string reading = "direct";
+  std::string posting = "members";  // "members" (sender must be an enabled member) or "open"
+  bool encrypted_only = true;       // refuse plaintext posts
+  std::string bounce_address;       // default: local-part + "-bounces@" + domain
+  int bounce_threshold = 5;         // members whose score reaches it are disabled
+  // Group certificates (DER) posts may be encrypted to: the current one first,
+  // then retired ones. Never empty in a stored list.
+  std::vector<Bytes> certificates;
+  std::int64_t created_at = 0;
+};
+
+struct ListMember {
+  std::string address;
+  bool enabled = true;
+  int bounce_score = 0;
+  std::string disabled_reason;  // e.g. "bounces: 5.1.1 user unknown"
+  std::int64_t added_at = 0;
+};
+
+struct MemberCounts {
+  std::int64_t enabled = 0;
+  std::int64_t disabled = 0;
+};
+
+class ListStore {
+ public:
+  virtual ~ListStore() = default;
+
+  // "sqlite" or "postgresql".
+  virtual std::string BackendName() const = 0;
+  // The applied version of listd's schema (migrations/list_migrations.h).
+  virtual Result<int> SchemaVersion() = 0;
+
+  // ---- lists ----
+
+  // Validates and stores a new list (id and created_at are assigned; an empty
+  // bounce_address gets the default). "exists" if the address or the bounce
+  // address is taken by any list, as its address or its bounce address.
+  virtual Result<MailingList> CreateList(const MailingList& list) = 0;
+  // By id: group, description, reading, posting, encrypted_only, bounce_address
+  // (empty: the default), bounce_threshold; the certificates are replaced.
+  // The address cannot change. "not-found", "exists" (bounce address taken).
+  virtual Status UpdateList(const MailingList& list) = 0;
+  // The list with its certificates and delivery list. "not-found".
+  virtual Status DeleteList(const std::string& address) = 0;
+  // Case-insensitive in the domain.
+  virtual Result<std::optional<MailingList>> FindList(const std::string& address) = 0;
+  virtual Result<std::optional<MailingList>> FindListByBounceAddress(
+      const std::string& address) = 0;
+  // Ordered by address (byte order, the same on both backends).
+  virtual Result<std::vector<MailingList>> ListLists() = 0;
+
+  // ---- delivery lists ----
+
+  // "not-found" (no such list), "exists", "invalid-argument" (not a mailbox,
+  // or the list's own address or bounce address, which would loop).
+  virtual Status AddMember(std::int64_t list_id, const std::string& address) = 0;
+  // "not-found".
+  virtual Status RemoveMember(std::int64_t list_id, const std::string& address) = 0;
+  virtual Result<std::optional<ListMember>> FindMember(std::int64_t list_id,
+                                                       const std::string& address) = 0;
+  // Ordered by address (byte order).
+  virtual Result<std::vector<ListMember>> ListMembers(std::int64_t list_id, bool enabled_only) = 0;
+  virtual Result<std::int64_t> CountMembers(std::int64_t list_id) = 0;
+  virtual Result<MemberCounts> CountMembersByState(std::int64_t list_id) = 0;
+  // The disabled members only, ordered by address (for `blindlist list show`).
+  virtual Result<std::vector<ListMember>> ListDisabledMembers(std::int64_t list_id) = 0;
+
+  // Adds one hard bounce; returns the member after the update. A member whose
+  // score reaches the list's threshold is disabled with the reason
+  // "bounces: " + reason (free text from a remote server, made storable and
+  // bounded, never refused). "not-found".
+  virtual Result<ListMember> RecordBounce(std::int64_t list_id, const std::string& address,
+                                          const std::string& reason) = 0;
+  // Re-enables the member and resets its score. "not-found".
+  virtual Status EnableMember(std::int64_t list_id, const std::string& address) = 0;
+
+  // Bulk insert for import, one transaction per chunk of kAddMembersChunk;
+  // returns how many were added (existing ones and repeats are skipped). Every
+  // address is checked before anything is written: one invalid address fails
+  // the call ("invalid-argument", naming it) with nothing added.
+  virtual Result<std::int64_t> AddMembers(std::int64_t list_id,
+                                          const std::vector<std::string>& addresses) = 0;
+  static constexpr std::size_t kAddMembersChunk = 1000;
+};
+
+// "sqlite:PATH" or "postgresql://..." / "postgres://..." (the URL forms of
+// Store::Open). Connects and migrates listd's schema. Errors: "bad-url",
+// "store-unavailable".
+Result<std::unique_ptr<ListStore>> OpenListStore(const std::string& url);
+
+}  // namespace blindlist::store

@@ -1,0 +1,589 @@
+// listd's list database, one suite run against both backends like store_test:
+// ctest runs it with BLINDLIST_STORE_BACKEND=sqlite and =postgresql (fixture
+// "postgres"); the PostgreSQL run fails, never skips, without a server.
+#include "store/list_store.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <ctime>
+#include <ostream>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "store/migrations/list_migrations.h"
+#include "store/scratch_database.h"
+#include "store/store.h"
+
+namespace blindlist::store {
+namespace testkit {
+// So gtest names the backend in failure messages.
+void PrintTo(Backend backend, std::ostream* os) { *os << BackendName(backend); }
+}  // namespace testkit
+
+namespace {
+
+using testkit::Backend;
+using testkit::ScratchDatabase;
+
+#define ASSERT_OK(expr)                                                                            \
+  do {                                                                                             \
+    const auto& bl_result_ = (expr);                                                               \
+    ASSERT_TRUE(bl_result_.ok()) << bl_result_.error().code << ": " << bl_result_.error().message; \
+  } while (0)
+
+#define EXPECT_OK(expr)                                                                            \
+  do {                                                                                             \
+    const auto& bl_result_ = (expr);                                                               \
+    EXPECT_TRUE(bl_result_.ok()) << bl_result_.error().code << ": " << bl_result_.error().message; \
+  } while (0)
+
+#define EXPECT_ERROR(expr, expected_code)                                              \
+  do {                                                                                 \
+    const auto& bl_result_ = (expr);                                                   \
+    EXPECT_FALSE(bl_result_.ok());                                                     \
+    if (!bl_result_.ok()) {                                                            \
+      EXPECT_EQ(bl_result_.error().code, expected_code) << bl_result_.error().message; \
+    }                                                                                  \
+  } while (0)
+
+std::int64_t Now() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+// Stand-ins for DER certificates, with NUL and high bytes so no backend gets away with text.
+Bytes Cert(std::uint8_t seed) {
+  Bytes out(64);
+  for (std::size_t i = 0; i < out.size(); ++i) out[i] = static_cast<std::uint8_t>(seed + i * 37);
+  out[0] = 0x30;
+  out[1] = 0;
+  return out;
+}
+
+MailingList MakeList(const std::string& address) {
+  MailingList l;
+  l.address = address;
+  l.group = address;
+  l.description = "a list";
+  l.certificates = {Cert(1)};
+  return l;
+}
+
+class ListStoreTest : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    auto db = ScratchDatabase::Create(GetParam());
+    ASSERT_TRUE(db.ok()) << "no " << testkit::BackendName(GetParam())
+                         << " database for the test: " << db.error().message;
+    db_ = std::move(db).value();
+    auto store = OpenListStore(db_->url());
+    ASSERT_TRUE(store.ok()) << store.error().code << ": " << store.error().message;
+    store_ = std::move(store).value();
+  }
+
+  void TearDown() override {
+    store_.reset();
+    db_.reset();
+  }
+
+  // A list that must exist for the test to go on.
+  MailingList Make(const std::string& address) {
+    auto l = store_->CreateList(MakeList(address));
+    EXPECT_TRUE(l.ok()) << l.error().code << ": " << l.error().message;
+    return l.ok() ? *l : MailingList{};
+  }
+
+  std::vector<std::string> Addresses(std::int64_t list_id, bool enabled_only) {
+    std::vector<std::string> out;
+    auto members = store_->ListMembers(list_id, enabled_only);
+    EXPECT_TRUE(members.ok()) << members.error().message;
+    if (members.ok()) {
+      for (const ListMember& m : *members) out.push_back(m.address);
+    }
+    return out;
+  }
+
+  std::unique_ptr<ScratchDatabase> db_;
+  std::unique_ptr<ListStore> store_;
+};
+
+std::string ParamName(const ::testing::TestParamInfo<Backend>& info) {
+  return std::string(testkit::BackendName(info.param));
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, ListStoreTest,
+                         ::testing::ValuesIn(testkit::BackendsFromEnvironment()), ParamName);
+
+// ---- addresses ----
+
+TEST(MailboxTest, AcceptsOrdinaryAddressesAndRefusesHeaderBreakers) {
+  EXPECT_TRUE(IsValidMailbox("list@example.org"));
+  EXPECT_TRUE(IsValidMailbox("first.last+tag@Sub.Example.ORG"));
+  EXPECT_TRUE(IsValidMailbox("o'brien@example.org"));
+  EXPECT_TRUE(
+      IsValidMailbox("j\xc3\xb6rg@b\xc3\xbc"
+                     "cher.example"));  // UTF-8 (SMTPUTF8)
+  EXPECT_FALSE(IsValidMailbox(""));
+  EXPECT_FALSE(IsValidMailbox("list"));
+  EXPECT_FALSE(IsValidMailbox("@example.org"));
+  EXPECT_FALSE(IsValidMailbox("list@"));
+  EXPECT_FALSE(IsValidMailbox("a@b@example.org"));
+  EXPECT_FALSE(IsValidMailbox("a b@example.org"));
+  EXPECT_FALSE(IsValidMailbox("ab@exa mple.org"));
+  EXPECT_FALSE(IsValidMailbox("ab@example.org\r\nBcc: x@evil.example"));
+  EXPECT_FALSE(IsValidMailbox("ab\n@example.org"));
+  EXPECT_FALSE(IsValidMailbox(std::string("ab\0c@example.org", 16)));
+  EXPECT_FALSE(IsValidMailbox("<ab@example.org>"));
+  EXPECT_FALSE(IsValidMailbox("ab,cd@example.org"));
+  EXPECT_FALSE(IsValidMailbox("\"quoted\"@example.org"));
+  EXPECT_FALSE(IsValidMailbox("ab@example..org"));
+  EXPECT_FALSE(IsValidMailbox("ab@.example.org"));
+  EXPECT_FALSE(IsValidMailbox(".ab@example.org"));
+  EXPECT_FALSE(IsValidMailbox("a..b@example.org"));
+  EXPECT_FALSE(IsValidMailbox("ab@exa_mple.org"));
+  EXPECT_FALSE(IsValidMailbox("bad\xff@example.org"));
+  EXPECT_FALSE(IsValidMailbox(std::string(65, 'a') + "@example.org"));
+  EXPECT_TRUE(IsValidMailbox(std::string(64, 'a') + "@example.org"));
+  EXPECT_FALSE(IsValidMailbox("a@" + std::string(64, 'b') + ".org"));
+  // A domain of 259 bytes, every label within 63.
+  const std::string label(63, 'b');
+  EXPECT_FALSE(IsValidMailbox("a@" + label + "." + label + "." + label + "." + label + ".org"));
+}
+
+TEST(MailboxTest, CanonicalFormLowersOnlyTheDomain) {
+  EXPECT_EQ(CanonicalMailbox("Alice.Smith@Example.ORG"), "Alice.Smith@example.org");
+  EXPECT_EQ(DefaultBounceAddress("Team@Example.org"), "Team-bounces@example.org");
+}
+
+// ---- opening and migrations ----
+
+TEST_P(ListStoreTest, OpensTwiceAndKeepsItsSchemaApartFromGroupds) {
+  EXPECT_EQ(store_->BackendName(), testkit::BackendName(GetParam()));
+  auto version = store_->SchemaVersion();
+  ASSERT_OK(version);
+  EXPECT_EQ(*version, migrations::ListLatestVersion());
+  Make("list@example.org");
+
+  // groupd's store on the same database migrates its own schema, and neither
+  // sees the other's rows: the delivery list is not the roster.
+  auto groupd = Store::Open(db_->url());
+  ASSERT_OK(groupd);
+  auto group_version = (*groupd)->SchemaVersion();
+  ASSERT_OK(group_version);
+  EXPECT_GE(*group_version, 1);
+  auto groups = (*groupd)->ListGroups();
+  ASSERT_OK(groups);
+  EXPECT_TRUE(groups->empty());
+
+  store_.reset();
+  auto again = OpenListStore(db_->url());
+  ASSERT_OK(again);
+  store_ = std::move(again).value();
+  version = store_->SchemaVersion();
+  ASSERT_OK(version);
+  EXPECT_EQ(*version, migrations::ListLatestVersion());
+  auto found = store_->FindList("list@example.org");
+  ASSERT_OK(found);
+  EXPECT_TRUE(found->has_value());
+}
+
+TEST_P(ListStoreTest, OpensConcurrentlyOnAFreshDatabase) {
+  auto fresh = ScratchDatabase::Create(GetParam());
+  ASSERT_OK(fresh);
+  std::vector<std::thread> threads;
+  threads.reserve(4);
+  std::atomic<int> opened{0};
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&] {
+      auto s = OpenListStore((*fresh)->url());
+      if (s.ok() && (*s)->SchemaVersion().ok()) ++opened;
+      if (!s.ok()) ADD_FAILURE() << s.error().code << ": " << s.error().message;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(opened.load(), 4);
+}
+
+TEST(OpenListStoreTest, RefusesAnUnknownUrl) {
+  EXPECT_ERROR(OpenListStore("mysql://localhost/lists"), "bad-url");
+  EXPECT_ERROR(OpenListStore("sqlite:"), "bad-url");
+  EXPECT_ERROR(OpenListStore("sqlite:/nonexistent-dir/x/lists.db"), "store-unavailable");
+}
+
+// ---- lists ----
+
+TEST_P(ListStoreTest, CreatesAListWithDefaultsAndFindsItWithAnyDomainCase) {
+  const std::int64_t before = Now();
+  MailingList in = MakeList("Team@Example.ORG");
+  in.certificates = {Cert(1), Cert(2)};
+  auto created = store_->CreateList(in);
+  ASSERT_OK(created);
+  EXPECT_GT(created->id, 0);
+  EXPECT_EQ(created->address, "Team@example.org");
+  EXPECT_EQ(created->bounce_address, "Team-bounces@example.org");
+  EXPECT_GE(created->created_at, before);
+
+  for (const char* spelling : {"Team@example.org", "Team@EXAMPLE.org", "Team@Example.ORG"}) {
+    auto found = store_->FindList(spelling);
+    ASSERT_OK(found);
+    ASSERT_TRUE(found->has_value()) << spelling;
+    const MailingList& l = **found;
+    EXPECT_EQ(l.id, created->id);
+    EXPECT_EQ(l.address, "Team@example.org");
+    EXPECT_EQ(l.group, "Team@Example.ORG");
+    EXPECT_EQ(l.description, "a list");
+    EXPECT_EQ(l.reading, "direct");
+    EXPECT_EQ(l.posting, "members");
+    EXPECT_TRUE(l.encrypted_only);
+    EXPECT_EQ(l.bounce_threshold, 5);
+    EXPECT_EQ(l.created_at, created->created_at);
+    ASSERT_EQ(l.certificates.size(), 2u);
+    EXPECT_EQ(l.certificates[0], Cert(1));
+    EXPECT_EQ(l.certificates[1], Cert(2));
+  }
+  // The local part is as given: another case is another mailbox.
+  auto other = store_->FindList("team@example.org");
+  ASSERT_OK(other);
+  EXPECT_FALSE(other->has_value());
+
+  auto by_bounce = store_->FindListByBounceAddress("Team-bounces@EXAMPLE.ORG");
+  ASSERT_OK(by_bounce);
+  ASSERT_TRUE(by_bounce->has_value());
+  EXPECT_EQ((*by_bounce)->id, created->id);
+  auto not_bounce = store_->FindListByBounceAddress("Team@example.org");
+  ASSERT_OK(not_bounce);
+  EXPECT_FALSE(not_bounce->has_value());
+}
+
+TEST_P(ListStoreTest, StoresEveryField) {
+  MailingList in = MakeList("l@example.org");
+  in.group = "the-group";
+  in.description = "Caf\xc3\xa9 talk";
+  in.reading = "path-b";
+  in.posting = "open";
+  in.encrypted_only = false;
+  in.bounce_address = "returns@Bounces.Example.org";
+  in.bounce_threshold = 2;
+  ASSERT_OK(store_->CreateList(in));
+  auto found = store_->FindList("l@example.org");
+  ASSERT_OK(found);
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->group, "the-group");
+  EXPECT_EQ((*found)->description, "Caf\xc3\xa9 talk");
+  EXPECT_EQ((*found)->reading, "path-b");
+  EXPECT_EQ((*found)->posting, "open");
+  EXPECT_FALSE((*found)->encrypted_only);
+  EXPECT_EQ((*found)->bounce_address, "returns@bounces.example.org");
+  EXPECT_EQ((*found)->bounce_threshold, 2);
+}
+
+TEST_P(ListStoreTest, RefusesBadListsAndTakenAddresses) {
+  Make("a@example.org");
+  EXPECT_ERROR(store_->CreateList(MakeList("a@EXAMPLE.org")), "exists");
+  // A new list may not take another's bounce address, nor use one as its own bounce address.
+  EXPECT_ERROR(store_->CreateList(MakeList("a-bounces@example.org")), "exists");
+  MailingList steals = MakeList("b@example.org");
+  steals.bounce_address = "a@example.org";
+  EXPECT_ERROR(store_->CreateList(steals), "exists");
+
+  MailingList bad = MakeList("not an address");
+  EXPECT_ERROR(store_->CreateList(bad), "invalid-argument");
+  bad = MakeList("c@example.org");
+  bad.reading = "psychic";
+  EXPECT_ERROR(store_->CreateList(bad), "invalid-argument");
+  bad = MakeList("c@example.org");
+  bad.posting = "anyone";
+  EXPECT_ERROR(store_->CreateList(bad), "invalid-argument");
+  bad = MakeList("c@example.org");
+  bad.bounce_threshold = 0;
+  EXPECT_ERROR(store_->CreateList(bad), "invalid-argument");
+  bad = MakeList("c@example.org");
+  bad.certificates.clear();
+  EXPECT_ERROR(store_->CreateList(bad), "invalid-argument");
+  bad = MakeList("c@example.org");
+  bad.group.clear();
+  EXPECT_ERROR(store_->CreateList(bad), "invalid-argument");
+  bad = MakeList("c@example.org");
+  bad.description = "bad\xff";
+  EXPECT_ERROR(store_->CreateList(bad), "invalid-argument");
+  bad = MakeList("c@example.org");
+  bad.bounce_address = "c@example.org";
+  EXPECT_ERROR(store_->CreateList(bad), "invalid-argument");
+
+  auto all = store_->ListLists();
+  ASSERT_OK(all);
+  EXPECT_EQ(all->size(), 1u);
+}
+
+TEST_P(ListStoreTest, UpdatesSettingsAndReplacesCertificates) {
+  MailingList l = Make("l@example.org");
+  l.address = "ignored@example.org";  // the address cannot change
+  l.group = "g2";
+  l.description = "new";
+  l.reading = "path-b-prime";
+  l.posting = "open";
+  l.encrypted_only = false;
+  l.bounce_address = "";  // back to the default
+  l.bounce_threshold = 9;
+  l.certificates = {Cert(7), Cert(1)};
+  ASSERT_OK(store_->UpdateList(l));
+  auto found = store_->FindList("l@example.org");
+  ASSERT_OK(found);
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->group, "g2");
+  EXPECT_EQ((*found)->description, "new");
+  EXPECT_EQ((*found)->reading, "path-b-prime");
+  EXPECT_EQ((*found)->posting, "open");
+  EXPECT_FALSE((*found)->encrypted_only);
+  EXPECT_EQ((*found)->bounce_address, "l-bounces@example.org");
+  EXPECT_EQ((*found)->bounce_threshold, 9);
+  ASSERT_EQ((*found)->certificates.size(), 2u);
+  EXPECT_EQ((*found)->certificates[0], Cert(7));
+  EXPECT_EQ((*found)->certificates[1], Cert(1));
+  auto ignored = store_->FindList("ignored@example.org");
+  ASSERT_OK(ignored);
+  EXPECT_FALSE(ignored->has_value());
+
+  MailingList other = Make("m@example.org");
+  other.bounce_address = "l-bounces@example.org";
+  EXPECT_ERROR(store_->UpdateList(other), "exists");
+  other.bounce_address = "m-returns@example.org";
+  EXPECT_OK(store_->UpdateList(other));
+  other.certificates.clear();
+  EXPECT_ERROR(store_->UpdateList(other), "invalid-argument");
+  other.id = 999999;
+  other.certificates = {Cert(3)};
+  EXPECT_ERROR(store_->UpdateList(other), "not-found");
+}
+
+TEST_P(ListStoreTest, ListsInByteOrderAndDeletesWithMembers) {
+  const MailingList b = Make("b@example.org");
+  Make("B@example.org");
+  Make("a@example.org");
+  auto all = store_->ListLists();
+  ASSERT_OK(all);
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ((*all)[0].address, "B@example.org");
+  EXPECT_EQ((*all)[1].address, "a@example.org");
+  EXPECT_EQ((*all)[2].address, "b@example.org");
+  EXPECT_EQ((*all)[2].certificates.size(), 1u);
+
+  ASSERT_OK(store_->AddMember(b.id, "x@example.net"));
+  ASSERT_OK(store_->DeleteList("b@EXAMPLE.org"));
+  EXPECT_ERROR(store_->DeleteList("b@example.org"), "not-found");
+  auto gone = store_->FindList("b@example.org");
+  ASSERT_OK(gone);
+  EXPECT_FALSE(gone->has_value());
+  // The members went with it: a new list at the address starts empty.
+  const MailingList again = Make("b@example.org");
+  auto count = store_->CountMembers(again.id);
+  ASSERT_OK(count);
+  EXPECT_EQ(*count, 0);
+  EXPECT_ERROR(store_->AddMember(b.id, "y@example.net"), "not-found");
+}
+
+// ---- members ----
+
+TEST_P(ListStoreTest, AddsFindsListsAndRemovesMembers) {
+  const MailingList l = Make("l@example.org");
+  const MailingList other = Make("other@example.org");
+  const std::int64_t before = Now();
+  ASSERT_OK(store_->AddMember(l.id, "carol@Example.NET"));
+  ASSERT_OK(store_->AddMember(l.id, "alice@example.net"));
+  ASSERT_OK(store_->AddMember(l.id, "Bob@example.net"));
+  ASSERT_OK(store_->AddMember(other.id, "alice@example.net"));
+  EXPECT_ERROR(store_->AddMember(l.id, "alice@EXAMPLE.net"), "exists");
+  EXPECT_ERROR(store_->AddMember(l.id, "not an address"), "invalid-argument");
+  // The list's own addresses would loop; most servers ignore the local part's case, so this does
+  // too.
+  EXPECT_ERROR(store_->AddMember(l.id, "l@EXAMPLE.org"), "invalid-argument");
+  EXPECT_ERROR(store_->AddMember(l.id, "L@example.org"), "invalid-argument");
+  EXPECT_ERROR(store_->AddMember(l.id, "l-bounces@example.org"), "invalid-argument");
+  EXPECT_ERROR(store_->AddMember(999999, "alice@example.net"), "not-found");
+
+  EXPECT_EQ(
+      Addresses(l.id, false),
+      (std::vector<std::string>{"Bob@example.net", "alice@example.net", "carol@example.net"}));
+  auto m = store_->FindMember(l.id, "CAROL@example.net");
+  ASSERT_OK(m);
+  EXPECT_FALSE(m->has_value());  // the local part is as given
+  m = store_->FindMember(l.id, "carol@EXAMPLE.NET");
+  ASSERT_OK(m);
+  ASSERT_TRUE(m->has_value());
+  EXPECT_EQ((*m)->address, "carol@example.net");
+  EXPECT_TRUE((*m)->enabled);
+  EXPECT_EQ((*m)->bounce_score, 0);
+  EXPECT_EQ((*m)->disabled_reason, "");
+  EXPECT_GE((*m)->added_at, before);
+
+  auto count = store_->CountMembers(l.id);
+  ASSERT_OK(count);
+  EXPECT_EQ(*count, 3);
+  ASSERT_OK(store_->RemoveMember(l.id, "alice@Example.net"));
+  EXPECT_ERROR(store_->RemoveMember(l.id, "alice@example.net"), "not-found");
+  count = store_->CountMembers(l.id);
+  ASSERT_OK(count);
+  EXPECT_EQ(*count, 2);
+  // Removing from one list leaves the other alone.
+  EXPECT_EQ(Addresses(other.id, false), (std::vector<std::string>{"alice@example.net"}));
+}
+
+TEST_P(ListStoreTest, BouncesDisableAMemberAtTheThresholdAndEnableResets) {
+  MailingList in = MakeList("l@example.org");
+  in.bounce_threshold = 3;
+  auto l = store_->CreateList(in);
+  ASSERT_OK(l);
+  ASSERT_OK(store_->AddMember(l->id, "gone@example.net"));
+  ASSERT_OK(store_->AddMember(l->id, "fine@example.net"));
+
+  for (int i = 1; i <= 2; ++i) {
+    auto m = store_->RecordBounce(l->id, "gone@EXAMPLE.net", "5.1.1 user unknown");
+    ASSERT_OK(m);
+    EXPECT_EQ(m->bounce_score, i);
+    EXPECT_TRUE(m->enabled);
+    EXPECT_EQ(m->disabled_reason, "");
+  }
+  auto m = store_->RecordBounce(l->id, "gone@example.net", "5.1.1 user unknown");
+  ASSERT_OK(m);
+  EXPECT_EQ(m->bounce_score, 3);
+  EXPECT_FALSE(m->enabled);
+  EXPECT_EQ(m->disabled_reason, "bounces: 5.1.1 user unknown");
+  // Later bounces count but keep the reason that disabled it.
+  m = store_->RecordBounce(l->id, "gone@example.net", "5.2.2 mailbox full");
+  ASSERT_OK(m);
+  EXPECT_EQ(m->bounce_score, 4);
+  EXPECT_FALSE(m->enabled);
+  EXPECT_EQ(m->disabled_reason, "bounces: 5.1.1 user unknown");
+
+  EXPECT_EQ(Addresses(l->id, true), (std::vector<std::string>{"fine@example.net"}));
+  EXPECT_EQ(Addresses(l->id, false),
+            (std::vector<std::string>{"fine@example.net", "gone@example.net"}));
+  auto counts = store_->CountMembersByState(l->id);
+  ASSERT_OK(counts);
+  EXPECT_EQ(counts->enabled, 1);
+  EXPECT_EQ(counts->disabled, 1);
+  auto disabled = store_->ListDisabledMembers(l->id);
+  ASSERT_OK(disabled);
+  ASSERT_EQ(disabled->size(), 1u);
+  EXPECT_EQ((*disabled)[0].address, "gone@example.net");
+  EXPECT_EQ((*disabled)[0].disabled_reason, "bounces: 5.1.1 user unknown");
+
+  ASSERT_OK(store_->EnableMember(l->id, "gone@Example.Net"));
+  auto found = store_->FindMember(l->id, "gone@example.net");
+  ASSERT_OK(found);
+  ASSERT_TRUE(found->has_value());
+  EXPECT_TRUE((*found)->enabled);
+  EXPECT_EQ((*found)->bounce_score, 0);
+  EXPECT_EQ((*found)->disabled_reason, "");
+  EXPECT_EQ(Addresses(l->id, true).size(), 2u);
+  // Re-enabled, it needs the full threshold again.
+  m = store_->RecordBounce(l->id, "gone@example.net", "x");
+  ASSERT_OK(m);
+  EXPECT_TRUE(m->enabled);
+
+  EXPECT_ERROR(store_->RecordBounce(l->id, "nobody@example.net", "x"), "not-found");
+  EXPECT_ERROR(store_->EnableMember(l->id, "nobody@example.net"), "not-found");
+}
+
+TEST_P(ListStoreTest, BounceReasonsFromRemoteServersAreStoredNotRefused) {
+  MailingList in = MakeList("l@example.org");
+  in.bounce_threshold = 1;
+  auto l = store_->CreateList(in);
+  ASSERT_OK(l);
+  ASSERT_OK(store_->AddMember(l->id, "x@example.net"));
+  auto m = store_->RecordBounce(l->id, "x@example.net",
+                                std::string("bad\xff\0byte", 9) + std::string(1000, 'r'));
+  ASSERT_OK(m);
+  EXPECT_FALSE(m->enabled);
+  EXPECT_EQ(m->disabled_reason.rfind("bounces: bad", 0), 0u);
+  EXPECT_LT(m->disabled_reason.size(), 300u);
+}
+
+TEST_P(ListStoreTest, AddsMembersInBulkSkippingExistingOnes) {
+  const MailingList l = Make("l@example.org");
+  ASSERT_OK(store_->AddMember(l.id, "m00007@example.net"));
+  std::vector<std::string> addresses;
+  for (int i = 0; i < 2345; ++i) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "m%05d@Example.net", i);
+    addresses.emplace_back(buf);
+  }
+  addresses.emplace_back("m00001@example.NET");  // a repeat in another spelling
+  auto added = store_->AddMembers(l.id, addresses);
+  ASSERT_OK(added);
+  EXPECT_EQ(*added, 2344);
+  auto count = store_->CountMembers(l.id);
+  ASSERT_OK(count);
+  EXPECT_EQ(*count, 2345);
+  auto members = Addresses(l.id, false);
+  ASSERT_EQ(members.size(), 2345u);
+  EXPECT_EQ(members.front(), "m00000@example.net");
+  EXPECT_EQ(members.back(), "m02344@example.net");
+
+  added = store_->AddMembers(l.id, addresses);
+  ASSERT_OK(added);
+  EXPECT_EQ(*added, 0);
+
+  // One bad address: nothing is written.
+  EXPECT_ERROR(store_->AddMembers(l.id, {"new@example.net", "bad address"}), "invalid-argument");
+  EXPECT_ERROR(store_->AddMembers(l.id, {"new@example.net", "l@example.org"}), "invalid-argument");
+  auto none = store_->FindMember(l.id, "new@example.net");
+  ASSERT_OK(none);
+  EXPECT_FALSE(none->has_value());
+  EXPECT_ERROR(store_->AddMembers(999999, {"new@example.net"}), "not-found");
+  added = store_->AddMembers(l.id, {});
+  ASSERT_OK(added);
+  EXPECT_EQ(*added, 0);
+}
+
+TEST_P(ListStoreTest, ConcurrentAddMemberFromThreadsLosesNothing) {
+  const MailingList l = Make("l@example.org");
+  constexpr int kThreads = 4;
+  constexpr int kEach = 25;
+  std::atomic<int> exists{0};
+  std::vector<std::thread> threads;
+  threads.reserve(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        // Each thread adds its own addresses and one shared address races between all.
+        Status s = store_->AddMember(
+            l.id, "t" + std::to_string(t) + "-" + std::to_string(i) + "@example.net");
+        if (!s.ok()) ADD_FAILURE() << s.error().code << ": " << s.error().message;
+        Status shared = store_->AddMember(l.id, "shared" + std::to_string(i) + "@example.net");
+        if (!shared.ok()) {
+          if (shared.error().code == "exists") {
+            ++exists;
+          } else {
+            ADD_FAILURE() << shared.error().code << ": " << shared.error().message;
+          }
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  auto count = store_->CountMembers(l.id);
+  ASSERT_OK(count);
+  EXPECT_EQ(*count, kThreads * kEach + kEach);
+  EXPECT_EQ(exists.load(), (kThreads - 1) * kEach);
+  const auto members = Addresses(l.id, false);
+  EXPECT_EQ(std::set<std::string>(members.begin(), members.end()).size(), members.size());
+}
+
+TEST_P(ListStoreTest, TwoStoresOnOneDatabaseSeeEachOthersWrites) {
+  // Several listd nodes share one database: a member removed on one is gone on the other.
+  auto second = OpenListStore(db_->url());
+  ASSERT_OK(second);
+  const MailingList l = Make("l@example.org");
+  ASSERT_OK((*second)->AddMember(l.id, "x@example.net"));
+  auto m = store_->FindMember(l.id, "x@example.net");
+  ASSERT_OK(m);
+  EXPECT_TRUE(m->has_value());
+  ASSERT_OK(store_->RemoveMember(l.id, "x@example.net"));
+  m = (*second)->FindMember(l.id, "x@example.net");
+  ASSERT_OK(m);
+  EXPECT_FALSE(m->has_value());
+}
+
+}  // namespace
+}  // namespace blindlist::store

@@ -1,0 +1,63 @@
+#include "store/migrations/list_migrations.h"
+
+#include <string_view>
+
+namespace blindlist::store::migrations {
+namespace {
+
+// Addresses are stored canonical (domain lowercased, CanonicalMailbox), so
+// equality is the case-insensitive-domain lookup. A list's bounce address is
+// unique too: a bounce must lead back to exactly one list.
+// list_certificates.position 0 is the current group certificate; higher ones
+// are retired certificates that posts may still be encrypted to.
+constexpr std::string_view kInitialListSchema = R"sql(
+CREATE TABLE lists (
+  id {ID_PK},
+  address TEXT NOT NULL UNIQUE,
+  group_name TEXT NOT NULL,
+  description TEXT NOT NULL,
+  reading TEXT NOT NULL CHECK (reading IN ('direct', 'path-b', 'path-b-prime')),
+  posting TEXT NOT NULL CHECK (posting IN ('members', 'open')),
+  encrypted_only INTEGER NOT NULL CHECK (encrypted_only IN (0, 1)),
+  bounce_address TEXT NOT NULL UNIQUE,
+  bounce_threshold INTEGER NOT NULL CHECK (bounce_threshold >= 1),
+  created_at BIGINT NOT NULL
+);
+CREATE TABLE list_certificates (
+  list_id BIGINT NOT NULL REFERENCES lists (id) ON DELETE CASCADE,
+  position INTEGER NOT NULL,
+  certificate_der {BLOB} NOT NULL,
+  PRIMARY KEY (list_id, position)
+);
+CREATE TABLE list_members (
+  list_id BIGINT NOT NULL REFERENCES lists (id) ON DELETE CASCADE,
+  address TEXT NOT NULL,
+  enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+  bounce_score INTEGER NOT NULL DEFAULT 0,
+  disabled_reason TEXT NOT NULL DEFAULT '',
+  added_at BIGINT NOT NULL,
+  PRIMARY KEY (list_id, address)
+);
+CREATE INDEX list_members_by_state ON list_members (list_id, enabled, address);
+)sql";
+
+constexpr Migration kListMigrations[] = {
+    {1, "initial list schema", kInitialListSchema},
+};
+
+// pg_advisory_xact_lock key for listd's migrations ("blls"), distinct from groupd's.
+constexpr std::int64_t kListMigrationLockKey = 0x626c6c73;
+
+}  // namespace
+
+std::span<const Migration> ListSteps() { return kListMigrations; }
+
+int ListLatestVersion() { return kListMigrations[std::size(kListMigrations) - 1].version; }
+
+Schema ListSchema() {
+  return Schema{.steps = kListMigrations,
+                .version_table = "list_schema_migrations",
+                .lock_key = kListMigrationLockKey};
+}
+
+}  // namespace blindlist::store::migrations

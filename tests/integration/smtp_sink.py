@@ -1,0 +1,96 @@
+#!/usr/bin/python3
+"""A real SMTP sink for listd's tests, on Debian's python3-aiosmtpd.
+
+Usage: smtp_sink.py --dir DIR --port-file FILE [--reject ADDR=CODE ...] [--hostname H]
+
+Every accepted message is written to DIR/msg-N.eml; every accepted
+(message, recipient) pair is appended to DIR/deliveries.jsonl as
+{"file": "msg-N.eml", "rcpt": ADDR, "mail_from": ...}. --reject makes RCPT TO
+ADDR fail with CODE (e.g. 550 or 451). Runs until SIGTERM. Run it with
+/usr/bin/python3: aiosmtpd is a Debian package, not in a virtualenv.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import threading
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
+
+
+class Recorder:
+    def __init__(self, directory, rejects):
+        self.dir = directory
+        self.rejects = rejects
+        # A restarted sink goes on numbering after the files already there, so earlier
+        # delivery records keep pointing at their own messages.
+        self.count = len([n for n in os.listdir(directory) if n.startswith("msg-")])
+        self.lock = threading.Lock()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        code = self.rejects.get(address.lower())
+        if code:
+            text = "no such user here" if code.startswith("5") else "mailbox busy, try later"
+            enh = "5.1.1" if code.startswith("5") else "4.2.1"
+            return "%s %s %s" % (code, enh, text)
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            self.count += 1
+            name = "msg-%d.eml" % self.count
+            path = os.path.join(self.dir, name)
+            with open(path + ".tmp", "wb") as f:
+                f.write(envelope.original_content or envelope.content)
+            os.rename(path + ".tmp", path)
+            with open(os.path.join(self.dir, "deliveries.jsonl"), "a") as log:
+                for rcpt in envelope.rcpt_tos:
+                    log.write(json.dumps({"file": name, "rcpt": rcpt,
+                                          "mail_from": envelope.mail_from}) + "\n")
+        return "250 2.0.0 OK"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dir", required=True)
+    ap.add_argument("--port-file", required=True)
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--reject", action="append", default=[])
+    args = ap.parse_args()
+    rejects = {}
+    for r in args.reject:
+        addr, code = r.split("=", 1)
+        rejects[addr.lower()] = code
+    os.makedirs(args.dir, exist_ok=True)
+    handler = Recorder(args.dir, rejects)
+
+    class Ctl(Controller):
+        def factory(self):
+            return SMTP(self.handler, data_size_limit=64 << 20, enable_SMTPUTF8=True,
+                        hostname="sink.test")
+
+    port = args.port
+    if port == 0:
+        import socket
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+    ctl = Ctl(handler, hostname="127.0.0.1", port=port)
+    ctl.start()
+    with open(args.port_file + ".tmp", "w") as f:
+        f.write(str(port))
+    os.rename(args.port_file + ".tmp", args.port_file)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    ctl.stop()
+
+
+if __name__ == "__main__":
+    main()
