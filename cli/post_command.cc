@@ -6,6 +6,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -85,8 +86,12 @@ Status RunPost(PostOptions o) {
     std::size_t colon = o.smtp.rfind(':');
     if (colon == std::string::npos) return MakeError("usage", "--smtp takes HOST:PORT");
     smtp.host = o.smtp.substr(0, colon);
-    int port = std::atoi(o.smtp.c_str() + colon + 1);
-    if (port <= 0 || port > 65535) return MakeError("usage", "--smtp: bad port in " + o.smtp);
+    unsigned port = 0;
+    const char* first = o.smtp.data() + colon + 1;
+    const char* last = o.smtp.data() + o.smtp.size();
+    auto [end, ec] = std::from_chars(first, last, port);
+    if (ec != std::errc() || end != last || port == 0 || port > 65535)
+      return MakeError("usage", "--smtp: bad port in " + o.smtp);
     smtp.port = static_cast<std::uint16_t>(port);
   }
   smtp.ca_file = o.smtp_ca;

@@ -27,7 +27,7 @@ Verdict StoreDown(const Error& e) {
 // only, so a 25 MB post is never held decoded (or three times) at intake; the
 // rest of its CMS is then checked by the members' software, not here.
 constexpr std::size_t kFullParseLimit = std::size_t{1} << 20;
-constexpr std::size_t kPeekBase64Chars = 96 * 1024;
+constexpr std::size_t kPeekBase64Chars = std::size_t{96} * 1024;
 
 // What a post is, as far as the posting rules care.
 struct PostShape {

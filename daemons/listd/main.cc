@@ -170,12 +170,13 @@ int Run(int argc, char** argv) {
     enabled = true;
     return Status::Ok();
   };
-  for (Status st : {override_listen("--listen", listen, config.smtp.listen_address,
-                                    config.smtp.port, config.smtp_enabled),
-                    override_listen("--lmtp-listen", lmtp_listen, config.lmtp.listen_address,
-                                    config.lmtp.port, config.lmtp_enabled),
-                    override_listen("--status-listen", status_listen, config.status.listen_address,
-                                    config.status.port, config.status_enabled)}) {
+  for (const Status& st :
+       {override_listen("--listen", listen, config.smtp.listen_address, config.smtp.port,
+                        config.smtp_enabled),
+        override_listen("--lmtp-listen", lmtp_listen, config.lmtp.listen_address, config.lmtp.port,
+                        config.lmtp_enabled),
+        override_listen("--status-listen", status_listen, config.status.listen_address,
+                        config.status.port, config.status_enabled)}) {
     if (!st.ok()) return Fatal(st.error());
   }
   if (!store_url.empty()) config.store_url = store_url;
