@@ -135,30 +135,12 @@ int Run(int argc, char** argv) {
   certd::CertService service(config, std::move(*store), std::move(*ca_cert), std::move(*ca_key));
   net::HttpsServer server(config.common.server,
                           [&service](const net::HttpRequest& r) { return service.Handle(r); });
-  Status started = server.Start();
+  Status started =
+      api::StartServer(server, config.common.server, port_file, service.store().BackendName());
   if (!started.ok()) return Fatal(started.error());
-  if (!port_file.empty()) {
-    Status written = api::WritePortFile(port_file, server.port());
-    if (!written.ok()) return Fatal(written.error());
-  }
-  net::Log(net::LogLevel::kInfo, "listening",
-           {{"address", config.common.server.listen_address},
-            {"port", std::to_string(server.port())},
-            {"store", service.store().BackendName()}});
-  api::ServeUntilTerminated(server, [&] {
-    auto fresh = certd::LoadConfig(config_file);
-    if (!fresh.ok()) {
-      net::Log(net::LogLevel::kError, "reload failed; keeping the old configuration",
-               {{"error", fresh.error().message}});
-      return;
-    }
-    Status reloaded = server.ReloadCertificates();
-    server.UpdateLimits(fresh->common.server);
-    service.UpdateLimits(*fresh);
-    net::Log(reloaded.ok() ? net::LogLevel::kInfo : net::LogLevel::kError,
-             "reloaded certificates and limits",
-             {{"certificates", reloaded.ok() ? "ok" : reloaded.error().message}});
-  });
+  api::ServeWithReload(
+      server, [&] { return certd::LoadConfig(config_file); },
+      [&](const certd::Config& fresh) { service.UpdateLimits(fresh); });
   return 0;
 }
 

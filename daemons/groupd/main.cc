@@ -113,31 +113,12 @@ int Run(int argc, char** argv) {
   server.SetRefusalObserver([&service](const net::HttpRequest& r, const net::HttpResponse& resp) {
     service.AuditRefusal(r, resp);
   });
-  Status started = server.Start();
+  Status started =
+      api::StartServer(server, config.common.server, port_file, service.store().BackendName());
   if (!started.ok()) return Fatal(started.error());
-  if (!port_file.empty()) {
-    Status written = api::WritePortFile(port_file, server.port());
-    if (!written.ok()) return Fatal(written.error());
-  }
-  net::Log(net::LogLevel::kInfo, "listening",
-           {{"address", config.common.server.listen_address},
-            {"port", std::to_string(server.port())},
-            {"store", service.store().BackendName()}});
-
-  api::ServeUntilTerminated(server, [&] {
-    auto fresh = groupd::LoadConfig(config_file);
-    if (!fresh.ok()) {
-      net::Log(net::LogLevel::kError, "reload failed; keeping the old configuration",
-               {{"error", fresh.error().message}});
-      return;
-    }
-    Status reloaded = server.ReloadCertificates();
-    server.UpdateLimits(fresh->common.server);
-    service.UpdateLimits(*fresh);
-    net::Log(reloaded.ok() ? net::LogLevel::kInfo : net::LogLevel::kError,
-             "reloaded certificates and limits",
-             {{"certificates", reloaded.ok() ? "ok" : reloaded.error().message}});
-  });
+  api::ServeWithReload(
+      server, [&] { return groupd::LoadConfig(config_file); },
+      [&](const groupd::Config& fresh) { service.UpdateLimits(fresh); });
   return 0;
 }
 

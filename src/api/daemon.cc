@@ -88,4 +88,15 @@ void ServeUntilTerminated(net::HttpsServer& server, const std::function<void()>&
   }
 }
 
+Status StartServer(net::HttpsServer& server, const net::HttpsServerConfig& config,
+                   const std::string& port_file, const std::string& store_backend) {
+  BL_TRY(server.Start());
+  if (!port_file.empty()) BL_TRY(WritePortFile(port_file, server.port()));
+  net::Log(net::LogLevel::kInfo, "listening",
+           {{"address", config.listen_address},
+            {"port", std::to_string(server.port())},
+            {"store", store_backend}});
+  return Status::Ok();
+}
+
 }  // namespace blindlist::api

@@ -26,11 +26,38 @@ Status WritePortFile(const std::string& path, std::uint16_t port);
 
 net::LogLevel ParseLogLevel(const std::string& level);
 
+// Starts `server`, writes its port to `port_file` (when set) and logs where it
+// listens. The error, if any, is for Fatal().
+Status StartServer(net::HttpsServer& server, const net::HttpsServerConfig& config,
+                   const std::string& port_file, const std::string& store_backend);
+
 // Blocks SIGTERM, SIGINT and SIGHUP in this thread (call before starting
 // threads so they inherit the mask).
 void BlockServerSignals();
 // Waits for signals: SIGHUP calls `on_reload`; SIGTERM/SIGINT stop `server`
 // (draining in-flight requests) and return.
 void ServeUntilTerminated(net::HttpsServer& server, const std::function<void()>& on_reload);
+
+// ServeUntilTerminated with the SIGHUP reload groupd and certd share: `load()`
+// re-reads the configuration (a Result of a config with a `common` member); on
+// success the server takes its certificates and limits and `apply(config)` gives
+// the service its new limits; on failure the old configuration stays.
+template <typename Load, typename Apply>
+void ServeWithReload(net::HttpsServer& server, Load load, Apply apply) {
+  ServeUntilTerminated(server, [&] {
+    auto fresh = load();
+    if (!fresh.ok()) {
+      net::Log(net::LogLevel::kError, "reload failed; keeping the old configuration",
+               {{"error", fresh.error().message}});
+      return;
+    }
+    Status reloaded = server.ReloadCertificates();
+    server.UpdateLimits(fresh->common.server);
+    apply(*fresh);
+    net::Log(reloaded.ok() ? net::LogLevel::kInfo : net::LogLevel::kError,
+             "reloaded certificates and limits",
+             {{"certificates", reloaded.ok() ? "ok" : reloaded.error().message}});
+  });
+}
 
 }  // namespace blindlist::api

@@ -13,19 +13,10 @@
 #include <utility>
 #include <vector>
 
+#include "mime/gmime_support.h"
+
 namespace blindlist::mime {
 namespace {
-
-void EnsureGMimeInitialised() {
-  static std::once_flag once;
-  std::call_once(once, [] { g_mime_init(); });
-}
-
-struct GObjectUnref {
-  void operator()(void* object) const { g_object_unref(object); }
-};
-template <typename T>
-using GObjectPtr = std::unique_ptr<T, GObjectUnref>;
 
 // A report with more recipient groups than this is refused rather than read.
 constexpr std::size_t kMaxRecipients = 10'000;

@@ -18,22 +18,10 @@
 #include <string_view>
 #include <vector>
 
+#include "mime/gmime_support.h"
+
 namespace blindlist::mime {
 namespace {
-
-// ---------------------------------------------------------------------------------------------
-// GMime
-
-void EnsureGMimeInitialised() {
-  static std::once_flag once;
-  std::call_once(once, [] { g_mime_init(); });
-}
-
-struct GObjectUnref {
-  void operator()(void* object) const { g_object_unref(object); }
-};
-template <typename T>
-using GObjectPtr = std::unique_ptr<T, GObjectUnref>;
 
 // ---------------------------------------------------------------------------------------------
 // Small text helpers

@@ -19,6 +19,8 @@
 #include <cctype>
 #include <optional>
 
+#include "net/openssl_error.h"
+
 namespace blindlist::net {
 namespace {
 
@@ -30,17 +32,6 @@ using tcp = boost::asio::ip::tcp;
 
 constexpr std::uint32_t kMaxResponseHeaderBytes = 64 * 1024;
 constexpr std::uint64_t kMaxResponseBodyBytes = std::uint64_t{64} * 1024 * 1024;
-
-std::string OpenSslError() {
-  std::string out;
-  while (unsigned long e = ERR_get_error()) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    if (!out.empty()) out += "; ";
-    out += buf;
-  }
-  return out.empty() ? "unknown OpenSSL error" : out;
-}
 
 struct Url {
   std::string host;  // without brackets for IPv6

@@ -50,6 +50,7 @@
 #include <utility>
 
 #include "net/log.h"
+#include "net/openssl_error.h"
 
 namespace blindlist::net {
 namespace {
@@ -70,17 +71,6 @@ constexpr std::chrono::milliseconds kMaxLinger{2000};
 constexpr std::size_t kMaxLingerBytes = std::size_t{8} * 1024 * 1024;
 // The first read of a request only tells us one has begun; the parser reads the rest.
 constexpr std::size_t kFirstReadBytes = std::size_t{16} * 1024;
-
-std::string OpenSslError() {
-  std::string out;
-  while (unsigned long e = ERR_get_error()) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    if (!out.empty()) out += "; ";
-    out += buf;
-  }
-  return out.empty() ? "unknown OpenSSL error" : out;
-}
 
 // The application, not TLS, decides what a client certificate means; the
 // handshake has still proved that the client holds its private key.

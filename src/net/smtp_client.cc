@@ -20,6 +20,7 @@
 #include <optional>
 #include <utility>
 
+#include "net/openssl_error.h"
 #include "net/smtp_protocol.h"
 
 namespace blindlist::net {
@@ -34,17 +35,6 @@ constexpr std::size_t kReadChunk = std::size_t{16} * 1024;
 // A reply line longer than this is not SMTP (RFC 5321 allows 512 bytes).
 constexpr std::size_t kMaxReplyLine = std::size_t{64} * 1024;
 constexpr int kMaxReplyLines = 1000;
-
-std::string OpenSslError() {
-  std::string out;
-  while (unsigned long e = ERR_get_error()) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    if (!out.empty()) out += "; ";
-    out += buf;
-  }
-  return out.empty() ? "unknown OpenSSL error" : out;
-}
 
 Error Unavailable(std::string message) { return MakeError("smtp-unavailable", std::move(message)); }
 

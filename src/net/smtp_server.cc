@@ -42,6 +42,7 @@
 #include <utility>
 
 #include "net/log.h"
+#include "net/openssl_error.h"
 
 namespace blindlist::net {
 namespace {
@@ -59,17 +60,6 @@ constexpr std::chrono::milliseconds kLinger{1000};
 constexpr std::chrono::milliseconds kWriteTimeout{30000};
 // Once the drain deadline has passed, how long the cancelled sessions get to say 421.
 constexpr std::chrono::milliseconds kDrainGrace{1000};
-
-std::string OpenSslError() {
-  std::string out;
-  while (unsigned long e = ERR_get_error()) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    if (!out.empty()) out += "; ";
-    out += buf;
-  }
-  return out.empty() ? "unknown OpenSSL error" : out;
-}
 
 // TLS 1.2 as the floor, unlike our HTTPS (1.3 only): the peers here are other MTAs, and
 // STARTTLS is opportunistic, so refusing 1.2 would only push them to plaintext.

@@ -612,20 +612,8 @@ std::string DefaultBounceAddress(std::string_view list_address) {
 }
 
 Result<std::unique_ptr<ListStore>> OpenListStore(const std::string& url) {
-  const std::string_view u = url;
-  Result<std::unique_ptr<sql::ConnectionPool>> pool =
-      MakeError("bad-url", "the store URL must start with sqlite:, postgresql:// or postgres://");
-  if (u.starts_with("sqlite:")) {
-    pool = sql::OpenSqlitePool(std::string(u.substr(7)));
-  } else if (u.starts_with("postgresql://") || u.starts_with("postgres://")) {
-    // libpq reads the URL itself; it is never echoed, since it may carry a password.
-    pool = sql::OpenPostgresPool(url);
-  }
-  if (!pool.ok()) {
-    const Error& e = pool.error();
-    if (e.code == "bad-url" || e.code == "store-unavailable") return e;
-    return sql::UnavailableError(e.message);
-  }
+  auto pool = sql::OpenPool(url);
+  if (!pool.ok()) return pool.error();
   auto migrated = migrations::Apply(**pool, migrations::ListSchema());
   if (!migrated.ok()) {
     if (migrated.error().code == "store-unavailable") return migrated.error();

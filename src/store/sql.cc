@@ -135,4 +135,22 @@ Error UnavailableError(std::string message) {
   return MakeError("store-unavailable", std::move(message));
 }
 
+Result<std::unique_ptr<ConnectionPool>> OpenPool(const std::string& url) {
+  const std::string_view u = url;
+  Result<std::unique_ptr<ConnectionPool>> pool =
+      MakeError("bad-url", "the store URL must start with sqlite:, postgresql:// or postgres://");
+  if (u.starts_with("sqlite:")) {
+    pool = OpenSqlitePool(std::string(u.substr(7)));
+  } else if (u.starts_with("postgresql://") || u.starts_with("postgres://")) {
+    // libpq reads the URL itself; it is never echoed, since it may carry a password.
+    pool = OpenPostgresPool(url);
+  }
+  if (!pool.ok()) {
+    const Error& e = pool.error();
+    if (e.code == "bad-url" || e.code == "store-unavailable") return e;
+    return UnavailableError(e.message);
+  }
+  return pool;
+}
+
 }  // namespace blindlist::store::sql

@@ -91,6 +91,10 @@ Result<std::unique_ptr<ConnectionPool>> OpenSqlitePool(const std::string& path);
 // PostgreSQL; `conninfo` is a libpq URL or keyword string. Errors: "store-unavailable".
 Result<std::unique_ptr<ConnectionPool>> OpenPostgresPool(const std::string& conninfo);
 
+// The backend a store URL names: "sqlite:PATH", or "postgresql://..." / "postgres://...".
+// Errors: "bad-url", "store-unavailable" (the URL itself is never echoed: it may hold a password).
+Result<std::unique_ptr<ConnectionPool>> OpenPool(const std::string& url);
+
 // ---- helpers shared by both backends and the domain code ----
 
 // Replaces the dialect tokens used by the migrations: {BLOB} and {ID_PK}
