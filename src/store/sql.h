@@ -15,6 +15,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
@@ -94,6 +95,38 @@ Result<std::unique_ptr<ConnectionPool>> OpenPostgresPool(const std::string& conn
 // The backend a store URL names: "sqlite:PATH", or "postgresql://..." / "postgres://...".
 // Errors: "bad-url", "store-unavailable" (the URL itself is never echoed: it may hold a password).
 Result<std::unique_ptr<ConnectionPool>> OpenPool(const std::string& url);
+
+// Runs `body(Connection&)` on a pooled connection, inside a transaction if
+// `transaction`. If the connection turns out to be lost before COMMIT was sent,
+// nothing was written: it reconnects once and runs the body again.
+template <typename F>
+std::invoke_result_t<F&, Connection&> RunOnPool(ConnectionPool& pool, bool transaction, F& body) {
+  using R = std::invoke_result_t<F&, Connection&>;
+  auto lease = pool.Acquire();
+  if (!lease.ok()) return R(lease.error());
+  Connection& c = **lease;
+  for (int attempt = 0;; ++attempt) {
+    bool committing = false;
+    R result = [&]() -> R {
+      if (transaction) {
+        if (Status s = c.Begin(); !s.ok()) return R(s.error());
+      }
+      R out = body(c);
+      if (!transaction) return out;
+      if (!out.ok()) {
+        (void)c.Rollback();
+        return out;
+      }
+      committing = true;
+      if (Status s = c.Commit(); !s.ok()) return R(s.error());
+      return out;
+    }();
+    if (!result.ok() && attempt == 0 && !committing && c.Broken() && c.Reconnect().ok()) {
+      continue;
+    }
+    return result;
+  }
+}
 
 // ---- helpers shared by both backends and the domain code ----
 

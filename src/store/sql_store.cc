@@ -524,45 +524,13 @@ class SqlStore final : public Store {
     });
   }
 
-  // Runs `body` on a pooled connection, inside a transaction if `transaction`.
-  // If the connection turns out to be lost before COMMIT was sent, nothing was
-  // written: reconnect once and run the body again.
-  template <typename F>
-  std::invoke_result_t<F&, sql::Connection&> Run(bool transaction, F& body) {
-    using R = std::invoke_result_t<F&, sql::Connection&>;
-    auto lease = pool_->Acquire();
-    if (!lease.ok()) return R(lease.error());
-    sql::Connection& c = **lease;
-    for (int attempt = 0;; ++attempt) {
-      bool committing = false;
-      R result = [&]() -> R {
-        if (transaction) {
-          if (Status s = c.Begin(); !s.ok()) return R(s.error());
-        }
-        R out = body(c);
-        if (!transaction) return out;
-        if (!out.ok()) {
-          (void)c.Rollback();
-          return out;
-        }
-        committing = true;
-        if (Status s = c.Commit(); !s.ok()) return R(s.error());
-        return out;
-      }();
-      if (!result.ok() && attempt == 0 && !committing && c.Broken() && c.Reconnect().ok()) {
-        continue;
-      }
-      return result;
-    }
-  }
-
   template <typename F>
   std::invoke_result_t<F&, sql::Connection&> Read(F body) {
-    return Run(false, body);
+    return sql::RunOnPool(*pool_, /*transaction=*/false, body);
   }
   template <typename F>
   std::invoke_result_t<F&, sql::Connection&> Write(F body) {
-    return Run(true, body);
+    return sql::RunOnPool(*pool_, /*transaction=*/true, body);
   }
 
   std::unique_ptr<sql::ConnectionPool> pool_;
