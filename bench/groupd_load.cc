@@ -222,6 +222,19 @@ void PreparePlan(Plan& plan) {
     req.prepare_payload();
     return req;
   };
+  if (o.operation == "certificate") {
+    // The floor: the same TLS, HTTP, store reads and audit commit as an operation,
+    // but no private-key operation (the public certificate, unauthenticated).
+    http::request<http::string_body> req{
+        http::verb::get, "/v1/groups/" + PercentEncode(o.group) + "/certificate", 11};
+    req.set(http::field::host, host);
+    req.set(http::field::user_agent, "bench_groupd_load");
+    req.keep_alive(true);
+    req.prepare_payload();
+    for (int i = 0; i < o.pool; ++i) plan.requests.push_back(req);
+    plan.expected_field = "-----BEGIN CERTIFICATE-----";
+    return;
+  }
   std::vector<json> items;
   for (int i = 0; i < o.pool; ++i) {
     const Post& post = plan.posts[static_cast<std::size_t>(i) % plan.posts.size()];
@@ -430,6 +443,12 @@ asio::awaitable<void> SelfCheck(const Plan& plan, ssl::context& tls) {
   if (ec) Die("self-check request failed: " + ec.message());
   if (response.result_int() != 200)
     Die("self-check: status " + std::to_string(response.result_int()) + ": " + response.body());
+  if (o.operation == "certificate") {
+    auto cert = crypto::Certificate::Load(AsBytes(response.body()));
+    if (!cert.ok()) Die("self-check: the group certificate does not load: " + cert.error().message);
+    beast::get_lowest_layer(*stream).socket().shutdown(tcp::socket::shutdown_both, ec);
+    co_return;
+  }
   json body = json::parse(response.body(), nullptr, false);
   if (body.is_discarded()) Die("self-check: the response is not JSON: " + response.body());
   const Post& post = plan.posts[0];
@@ -519,8 +538,10 @@ int Main(int argc, char** argv) {
   app.add_option("--group-cert", o.group_cert_file, "The group's certificate (PEM)")
       ->required()
       ->check(CLI::ExistingFile);
-  app.add_option("--operation", o.operation, "unwrap, rewrap or blind")
-      ->check(CLI::IsMember({"unwrap", "rewrap", "blind"}))
+  app.add_option("--operation", o.operation,
+                 "unwrap, rewrap or blind; or certificate: GET the group's public certificate, "
+                 "the same path through groupd without a private-key operation (the floor)")
+      ->check(CLI::IsMember({"unwrap", "rewrap", "blind", "certificate"}))
       ->capture_default_str();
   app.add_option("--connections", o.connections, "Keep-alive TLS connections")
       ->check(CLI::Range(1, 4096))
@@ -551,6 +572,9 @@ int Main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  }
+  if (o.operation == "certificate" && o.bulk > 0) {
+    Die("--bulk does not apply to --operation certificate");
   }
 
   Plan plan;

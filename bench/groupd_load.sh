@@ -46,9 +46,9 @@
 #                  for 1 s and only before (about 2 minutes instead of about 6)
 #   --connections  connections of the closed-loop runs (default 2 x nproc)
 #   --open-connections  connections of the open-loop runs (default 8 x nproc)
-#   --groupd-threads  groupd's [server] threads (default: as deploy/groupd.toml, 8);
-#                  more threads let some requests compute while others wait for
-#                  their audit commit
+#   --groupd-threads  groupd's [server] threads (default: as deploy/groupd.toml, 2);
+#                  requests do not hold a thread while their audit record is
+#                  committed, so one per core is enough
 #   --nice         run groupd and the load client under `nice -n N` (negative
 #                  N needs root), so that other load on a shared machine takes
 #                  less of the cores from them; openssl speed runs under it too
@@ -303,6 +303,10 @@ for kind in rsa3072 p256; do
     log "$kind $op: open loop at $half requests/s, $open_connections connections, $half_s s"
     run_load "half-$kind-$op" "$op" "$kind" "$open_connections" "$half" "$half_s"
   done
+  # The floor: GET the group certificate takes the same TLS, HTTP, store reads
+  # and audit commit as an operation, without the private-key operation.
+  log "$kind floor (GET certificate): closed loop, $connections connections, $peak_s s"
+  run_load "floor-$kind" certificate "$kind" "$connections" 0 "$peak_s"
 done
 
 if ((bulk > 0)); then
@@ -421,14 +425,27 @@ sync_after=$(sync_write_ms)
       printf "(/metrics; p99 as a histogram bucket bound). errors: peak + half runs (non-200, bad body, I/O,\n"
       printf "unsent).\n"
     }'
+  echo
+  read -r sb vb eb < "$out/speed-before.txt"
+  read -r sa va ea < "$out/speed-after.txt"
+  for kind in rsa3072 p256; do
+    f="$out/floor-$kind.json"
+    [[ -e "$f" ]] || continue
+    awk -v kind="$kind" -v sb="$sb" -v sa="$sa" -v eb="$eb" -v ea="$ea" \
+      -v fpc="$(jq -r .server_requests_per_cpu_s "$f")" -v ftp="$(jq -r .throughput_rps "$f")" 'BEGIN {
+        raw = (kind == "p256") ? (eb + ea) / 2 : (sb + sa) / 2
+        printf "floor, %s group: GET certificate %.0f req/s, %.0f req per groupd CPU-s (%.0f us each);", \
+          (kind == "p256" ? "P-256" : "RSA-3072"), ftp, fpc, 1e6 / fpc
+        printf " so one %s per request can reach at most %.0f%% of the raw rate per CPU-s\n", \
+          (kind == "p256" ? "ECDH" : "RSA private op"), 100 * fpc / (fpc + raw)
+      }'
+  done
   if ((bulk > 0)); then
     echo
     echo "Bulk: POST .../bulk with $bulk items per request (items/s; p50/p99 are of a whole request)."
     echo
     echo "| operation | group | peak items/s | items per groupd CPU-s | raw ops per CPU-s | % of raw (CPU) | % of $ncpu x raw (wall) | p50 @ half | p99 @ half | errors |"
     echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|"
-    read -r sb vb eb < "$out/speed-before.txt"
-    read -r sa va ea < "$out/speed-after.txt"
     for kind in rsa3072 p256; do
       for op in unwrap rewrap blind; do
         pk="$out/bulk-peak-$kind-$op.json" hf="$out/bulk-half-$kind-$op.json"

@@ -1,15 +1,18 @@
 #include "audit_writer.h"
 
+#include <memory>
 #include <optional>
 #include <utility>
 #include <vector>
 
 namespace blindlist::groupd {
 
-// Lives on the stack of the Append() caller until its result is set.
+// Append(): lives on the caller's stack until its result is set.
+// AppendAsync(): owned by the queue, then by the batch, which calls `done`.
 struct AuditWriter::Pending {
   store::AuditRecord record;
   std::optional<Status> result;
+  std::function<void(Status)> done;
 };
 
 AuditWriter::AuditWriter(store::Store* store, std::size_t max_batch)
@@ -18,7 +21,7 @@ AuditWriter::AuditWriter(store::Store* store, std::size_t max_batch)
 AuditWriter::~AuditWriter() { Stop(); }
 
 Status AuditWriter::Append(store::AuditRecord record) {
-  Pending pending{std::move(record), std::nullopt};
+  Pending pending{std::move(record), std::nullopt, nullptr};
   std::unique_lock lock(mu_);
   if (stopped_) {
     lock.unlock();
@@ -30,6 +33,20 @@ Status AuditWriter::Append(store::AuditRecord record) {
   lock.lock();
   done_.wait(lock, [&] { return pending.result.has_value(); });
   return *pending.result;
+}
+
+void AuditWriter::AppendAsync(store::AuditRecord record, std::function<void(Status)> done) {
+  auto pending =
+      std::make_unique<Pending>(Pending{std::move(record), std::nullopt, std::move(done)});
+  std::unique_lock lock(mu_);
+  if (stopped_) {
+    lock.unlock();
+    pending->done(store_->AppendAudit(pending->record));
+    return;
+  }
+  queue_.push_back(pending.release());
+  lock.unlock();
+  work_.notify_one();
 }
 
 void AuditWriter::Stop() {
@@ -79,12 +96,30 @@ void AuditWriter::Drain() {
     }
 
     lock.lock();
+    std::vector<std::unique_ptr<Pending>> answered;  // AppendAsync() records
+    bool waiters = false;
     for (std::size_t i = 0; i < batch.size(); ++i) {
-      batch[i]->result = results[i];
       if (results[i].ok()) ++records_;
+      if (batch[i]->done) {
+        batch[i]->result = results[i];
+        answered.emplace_back(batch[i]);
+      } else {
+        batch[i]->result = results[i];  // the Append() caller may return now
+        waiters = true;
+      }
     }
     if (st.ok()) ++batches_;
-    done_.notify_all();
+    lock.unlock();
+    if (waiters) done_.notify_all();
+    for (auto& p : answered) {
+      try {
+        p->done(*p->result);
+      } catch (...) {
+        // A callback that throws (out of memory) must not end the writer; its
+        // request's answer is then lost with its connection, not the audit record.
+      }
+    }
+    lock.lock();
   }
 }
 

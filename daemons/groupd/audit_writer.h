@@ -16,6 +16,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -34,6 +35,10 @@ class AuditWriter {
 
   // Blocks until the record is committed (Ok) or cannot be (the store's error).
   Status Append(store::AuditRecord record);
+  // Returns at once; `done` is called with what Append() would return, on the
+  // writer's thread once the record's batch is committed (or on this thread after
+  // Stop()). `done` must be quick: the next batch waits for it.
+  void AppendAsync(store::AuditRecord record, std::function<void(Status)> done);
   // Commits what is queued and stops the writer thread. Idempotent.
   void Stop();
 

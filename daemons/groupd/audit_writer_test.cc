@@ -117,6 +117,42 @@ TEST_F(AuditWriterTest, StopDrainsWhatIsQueuedAndLaterRecordsStillLand) {
   EXPECT_EQ(rows.back().operation, "after-stop");
 }
 
+// AppendAsync: `done` runs only once the record is committed (it is then in the
+// store), records keep their order with the blocking ones, and Stop() answers
+// every record still queued.
+TEST_F(AuditWriterTest, AsyncRecordsAreAnsweredOnlyOnceCommitted) {
+  constexpr int kRecords = 200;
+  auto writer = std::make_unique<AuditWriter>(store_.get());
+  std::atomic<int> answered{0};
+  std::atomic<int> committed_when_answered{0};
+  for (int i = 0; i < kRecords; ++i) {
+    std::string op = "async" + std::to_string(i);
+    writer->AppendAsync(Record("a", op), [&, op](const Status& st) {
+      EXPECT_TRUE(st.ok());
+      // The writer answers after its commit: the record is visible to a reader now.
+      auto rows = store_->ListAudit("", 100000);
+      bool found = false;
+      for (const auto& r : *rows) found = found || r.operation == op;
+      if (found) ++committed_when_answered;
+      ++answered;
+    });
+    if (i == kRecords / 2) {
+      ASSERT_TRUE(writer->Append(Record("a", "blocking")).ok());
+    }
+  }
+  writer->Stop();  // answers what is still queued
+  EXPECT_EQ(answered.load(), kRecords);
+  EXPECT_EQ(committed_when_answered.load(), kRecords);
+  auto rows = All();
+  ASSERT_EQ(rows.size(), static_cast<std::size_t>(kRecords + 1));
+  EXPECT_EQ(rows[kRecords / 2 + 1].operation, "blocking");
+  EXPECT_EQ(rows.back().operation, "async" + std::to_string(kRecords - 1));
+  // After Stop(), AppendAsync() writes directly and answers on the caller's thread.
+  bool late = false;
+  writer->AppendAsync(Record("late", "after-stop"), [&](const Status& st) { late = st.ok(); });
+  EXPECT_TRUE(late);
+}
+
 TEST_F(AuditWriterTest, TextThatIsNotUtf8IsStoredNotRefused) {
   AuditWriter writer(store_.get());
   ASSERT_TRUE(writer.Append(Record("a@example.org", std::string("bad\xff\0x", 6))).ok());

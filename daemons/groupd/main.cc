@@ -108,8 +108,11 @@ int Run(int argc, char** argv) {
   groupd::GroupKeyRing ring(std::move(*master));
   groupd::GroupService service(config, std::move(*store), &ring, std::move(ca_cert),
                                std::move(ca_key), std::move(membership_ca));
-  net::HttpsServer server(config.common.server,
-                          [&service](const net::HttpRequest& r) { return service.Handle(r); });
+  net::HttpsServer server(
+      config.common.server,
+      net::AsyncHttpHandler([&service](const net::HttpRequest& r, net::HttpResponder respond) {
+        service.Handle(r, std::move(respond));
+      }));
   server.SetRefusalObserver([&service](const net::HttpRequest& r, const net::HttpResponse& resp) {
     service.AuditRefusal(r, resp);
   });

@@ -131,7 +131,9 @@ GroupService::GroupService(const Config& config, std::unique_ptr<store::Store> s
       membership_ca_(std::move(membership_ca)),
       limiter_(config.common.rate_per_second, config.common.rate_burst) {}
 
-HttpResponse GroupService::Handle(const HttpRequest& req) {
+GroupService::~GroupService() { audit_.Stop(); }
+
+void GroupService::Handle(const HttpRequest& req, net::HttpResponder respond) {
   auto start = std::chrono::steady_clock::now();
   Call call;
   HttpResponse resp;
@@ -143,24 +145,39 @@ HttpResponse GroupService::Handle(const HttpRequest& req) {
              {{"operation", call.operation}, {"what", e.what()}});
     resp = Fail(call, 400, "malformed-request", "the request could not be processed");
   }
-  if (call.audit) {
-    Status st = WriteAudit(call);
-    if (!st.ok() && resp.status < 300) {
-      // An operation that cannot be audited must not succeed.
-      resp = Fail(call, 503, "store-unavailable", "the audit log is unavailable");
-    }
+  if (!call.audit) {
+    Finish(call, std::move(resp), req.peer_address, start, respond);
+    return;
   }
+  // The answer waits for its audit record's commit, but no thread waits with it.
+  audit_.AppendAsync(
+      AuditRecordOf(call), [this, call, resp = std::move(resp), peer = req.peer_address, start,
+                            respond = std::move(respond)](const Status& st) mutable {
+        if (!st.ok()) {
+          net::Log(net::LogLevel::kError, "audit write failed", {{"error", st.error().message}});
+          // An operation that cannot be audited must not succeed.
+          if (resp.status < 300) {
+            resp = Fail(call, 503, "store-unavailable", "the audit log is unavailable");
+          }
+        }
+        Finish(call, std::move(resp), peer, start, respond);
+      });
+}
+
+void GroupService::Finish(const Call& call, HttpResponse resp, const std::string& peer,
+                          std::chrono::steady_clock::time_point start,
+                          const net::HttpResponder& respond) {
   // Failed authentications are charged to the peer address, so fresh bogus
   // credentials on every request cannot dodge the per-caller limit.
-  if (resp.status == 401 || resp.status == 403) (void)limiter_.Acquire("fail:" + req.peer_address);
+  if (resp.status == 401 || resp.status == 403) (void)limiter_.Acquire("fail:" + peer);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   metrics.Increment("groupd_requests_total",
                     {{"operation", call.operation}, {"result", call.result}});
   metrics.Observe("groupd_request_duration_seconds", {{"operation", call.operation}}, seconds);
-  return resp;
+  respond(std::move(resp));
 }
 
-Status GroupService::WriteAudit(const Call& call) {
+store::AuditRecord GroupService::AuditRecordOf(const Call& call) {
   store::AuditRecord rec;
   rec.time = Now();
   rec.daemon = "groupd";
@@ -170,7 +187,11 @@ Status GroupService::WriteAudit(const Call& call) {
   rec.operation = call.operation;
   rec.result = call.result;
   rec.reason = call.reason.substr(0, kMaxReason);
-  Status st = audit_.Append(std::move(rec));
+  return rec;
+}
+
+Status GroupService::WriteAudit(const Call& call) {
+  Status st = audit_.Append(AuditRecordOf(call));
   if (!st.ok())
     net::Log(net::LogLevel::kError, "audit write failed", {{"error", st.error().message}});
   return st;
@@ -312,7 +333,33 @@ std::optional<HttpResponse> AuthenticateExploder(store::Store& st, const HttpReq
 struct OperationContext {
   std::optional<store::Member> member;
   std::optional<crypto::Certificate> target;  // path G: the presented membership certificate
+  // Read from the store at the first item that needs them, once per request.
+  std::optional<std::vector<store::GroupKey>> keys;
+  std::optional<std::vector<store::GroupSecretVersion>> secrets;
 };
+
+// One unwrap/rewrap/blind item's answer: its status and JSON body (the
+// error body {"error", "message"} for a refusal), kept as JSON so that a bulk
+// request assembles its answer without printing and re-reading each item.
+struct ItemOutcome {
+  int status = 200;
+  json body;
+};
+
+namespace {
+
+ItemOutcome ItemFail(GroupService::Call& call, int status, std::string_view code,
+                     std::string_view message) {
+  call.result = std::string(code);
+  return {status, {{"error", code}, {"message", message}}};
+}
+
+// A refusal made as an HTTP response (rare: the store is down).
+ItemOutcome ItemOf(const HttpResponse& r) {
+  return {r.status, json::parse(r.body, nullptr, false)};
+}
+
+}  // namespace
 
 namespace {
 
@@ -352,12 +399,6 @@ std::optional<HttpResponse> CheckMembershipCertificate(store::Store& st,
   return std::nullopt;
 }
 
-// Runs one unwrap/rewrap/blind item. Returns the JSON result, or a refusal.
-struct ItemResult {
-  json body;
-  std::optional<HttpResponse> refusal;
-};
-
 }  // namespace
 
 HttpResponse GroupService::Operation(const HttpRequest& req, Call& call, const store::Group& group,
@@ -379,51 +420,57 @@ HttpResponse GroupService::Operation(const HttpRequest& req, Call& call, const s
     if (auth.refusal) return *auth.refusal;
     ctx.member = std::move(auth.member);
   }
-  return RunItem(call, group, op, *body, ctx);
+  ItemOutcome outcome = RunItem(call, group, op, *body, ctx);
+  return HttpResponse::Json(outcome.status,
+                            outcome.body.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
-HttpResponse GroupService::RunItem(Call& call, const store::Group& group, const std::string& op,
-                                   const json& item, const OperationContext& ctx) {
+ItemOutcome GroupService::RunItem(Call& call, const store::Group& group, const std::string& op,
+                                  const json& item, OperationContext& ctx) {
   auto ri_b64 = StringField(item, "recipient_info");
   if (!ri_b64)
-    return Fail(call, 400, "malformed-request", "missing \"recipient_info\" (base64 DER)");
+    return ItemFail(call, 400, "malformed-request", "missing \"recipient_info\" (base64 DER)");
   Bytes ri_der;
   if (!Base64Decode(*ri_b64, ri_der))
-    return Fail(call, 400, "malformed-base64", "\"recipient_info\" is not valid base64");
+    return ItemFail(call, 400, "malformed-base64", "\"recipient_info\" is not valid base64");
   auto ri = crypto::RecipientInfo::Parse(ri_der);
   if (!ri.ok())
-    return Fail(call, 400, "malformed-der",
-                "\"recipient_info\" is not a RecipientInfo: " + ri.error().message);
-  auto keys = store_->ListGroupKeys(group.id);
-  if (!keys.ok()) return StoreDown(call, keys.error());
-  auto match = MatchRecipient(*ring_, *keys, *ri);
-  if (!match) return Fail(call, 400, "unwrap-failed", kUnwrapFailed);
+    return ItemFail(call, 400, "malformed-der",
+                    "\"recipient_info\" is not a RecipientInfo: " + ri.error().message);
+  if (!ctx.keys) {  // once per request, however many items
+    auto keys = store_->ListGroupKeys(group.id);
+    if (!keys.ok()) return ItemOf(StoreDown(call, keys.error()));
+    ctx.keys = std::move(*keys);
+  }
+  auto match = MatchRecipient(*ring_, *ctx.keys, *ri);
+  if (!match) return ItemFail(call, 400, "unwrap-failed", kUnwrapFailed);
   call.key_version = match->key->version;
   auto key = ring_->PrivateKeyFor(group.name, *match->key);
   if (!key.ok()) {
     net::Log(net::LogLevel::kError, "cannot open group key",
              {{"group", group.name}, {"error", key.error().code}});
-    return Fail(call, 400, "unwrap-failed", kUnwrapFailed);
+    return ItemFail(call, 400, "unwrap-failed", kUnwrapFailed);
   }
   json out = {{"key_version", match->key->version}};
 
   if (op == "blind") {
     auto blinded_b64 = StringField(item, "blinded");
-    if (!blinded_b64) return Fail(call, 400, "malformed-request", "missing \"blinded\" (base64)");
+    if (!blinded_b64)
+      return ItemFail(call, 400, "malformed-request", "missing \"blinded\" (base64)");
     Bytes blinded;
     if (!Base64Decode(*blinded_b64, blinded))
-      return Fail(call, 400, "malformed-base64", "\"blinded\" is not valid base64");
+      return ItemFail(call, 400, "malformed-base64", "\"blinded\" is not valid base64");
     auto applied = crypto::ApplyBlind(*key, blinded);
-    if (!applied.ok()) return Fail(call, 400, applied.error().code, applied.error().message);
+    if (!applied.ok()) return ItemFail(call, 400, applied.error().code, applied.error().message);
     out["result"] = Base64Encode(*applied);
-    return Ok(200, out);
+    return {200, std::move(out)};
   }
 
   auto cek = crypto::UnwrapCek(*ri, *key, match->rek_index);
-  if (!cek.ok()) return Fail(call, 400, "unwrap-failed", kUnwrapFailed);
+  if (!cek.ok()) return ItemFail(call, 400, "unwrap-failed", kUnwrapFailed);
   if (op == "unwrap") {
     out["cek"] = Base64Encode(cek->view());
-    return Ok(200, out);
+    return {200, std::move(out)};
   }
   crypto::RsaPadding padding = StringField(item, "rsa_padding").value_or("oaep") == "pkcs1"
                                    ? crypto::RsaPadding::kPkcs1v15
@@ -431,26 +478,31 @@ HttpResponse GroupService::RunItem(Call& call, const store::Group& group, const 
   Result<Bytes> wrapped = MakeError("internal", "no target");
   if (op == "rewrap") {
     if (!ctx.member || ctx.member->certificate_der.empty()) {
-      return Fail(call, 400, "no-certificate", "no certificate is registered for this member");
+      return ItemFail(call, 400, "no-certificate", "no certificate is registered for this member");
     }
     auto cert = member_certificates_.Get(ctx.member->cert_fingerprint, ctx.member->certificate_der);
-    if (!cert.ok()) return Fail(call, 500, "internal", "the registered certificate cannot be read");
+    if (!cert.ok())
+      return ItemFail(call, 500, "internal", "the registered certificate cannot be read");
     wrapped = crypto::WrapCek(*cek, *cert, padding);
   } else if (op == "rewrap-certificate") {
     wrapped = crypto::WrapCek(*cek, *ctx.target, padding);
   } else {  // rewrap-secret, rewrap-exploder: the current group secret
-    auto secrets = store_->ListGroupSecrets(group.id);
-    if (!secrets.ok()) return StoreDown(call, secrets.error());
-    if (secrets->empty()) return Fail(call, 409, "no-secret", "this group has no group secret");
-    const store::GroupSecretVersion& current = secrets->back();
+    if (!ctx.secrets) {
+      auto secrets = store_->ListGroupSecrets(group.id);
+      if (!secrets.ok()) return ItemOf(StoreDown(call, secrets.error()));
+      ctx.secrets = std::move(*secrets);
+    }
+    if (ctx.secrets->empty())
+      return ItemFail(call, 409, "no-secret", "this group has no group secret");
+    const store::GroupSecretVersion& current = ctx.secrets->back();
     auto secret = ring_->SecretFor(group.name, current);
-    if (!secret.ok()) return Fail(call, 500, "internal", "the group secret cannot be opened");
+    if (!secret.ok()) return ItemFail(call, 500, "internal", "the group secret cannot be opened");
     wrapped = crypto::WrapCek(*cek, crypto::GroupSecret{current.key_id, std::move(*secret)});
     out["secret_version"] = current.version;
   }
-  if (!wrapped.ok()) return Fail(call, 400, "wrap-failed", wrapped.error().message);
+  if (!wrapped.ok()) return ItemFail(call, 400, "wrap-failed", wrapped.error().message);
   out["recipient_info"] = Base64Encode(*wrapped);
-  return Ok(200, out);
+  return {200, std::move(out)};
 }
 
 HttpResponse GroupService::Bulk(const HttpRequest& req, Call& call, const store::Group& group) {
@@ -488,19 +540,18 @@ HttpResponse GroupService::Bulk(const HttpRequest& req, Call& call, const store:
   for (const auto& item : *items) {
     std::string op = StringField(item, "operation").value_or("");
     Call sub = call;
-    HttpResponse r;
+    ItemOutcome r;
     if (std::find(kAllowed.begin(), kAllowed.end(), op) == kAllowed.end() ||
         (any_certificate && op != "rewrap-certificate")) {
-      r = Fail(sub, 400, "bad-operation",
-               "operation must be one of unwrap, rewrap, rewrap-secret, blind, rewrap-certificate "
-               "(alone)");
+      r = ItemFail(sub, 400, "bad-operation",
+                   "operation must be one of unwrap, rewrap, rewrap-secret, blind, "
+                   "rewrap-certificate (alone)");
     } else {
       r = RunItem(sub, group, op, item, ctx);
     }
-    json one = json::parse(r.body, nullptr, false);
-    one["status"] = r.status;
-    responses.push_back(one);
+    r.body["status"] = r.status;
     if (r.status >= 300) ++failures;
+    responses.push_back(std::move(r.body));
   }
   call.result = failures == 0 ? "ok" : "partial:" + std::to_string(failures);
   return Ok(200, {{"responses", responses}});

@@ -3,13 +3,16 @@
 // Every request reads the roster from the store: nothing about membership is
 // cached, so a removal takes effect on the very next request, on every node.
 // Audit records are group-committed (AuditWriter): a response waits for its own
-// record's commit, shared with the records of concurrent requests.
+// record's commit, shared with the records of concurrent requests, but no thread
+// waits for it: the answer is sent from the commit's completion.
 // Thread-safety: Handle() is called concurrently from the server's threads.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
+#include <string>
 
 #include "api/rate_limiter.h"
 #include "audit_writer.h"
@@ -24,6 +27,7 @@
 namespace blindlist::groupd {
 
 struct OperationContext;
+struct ItemOutcome;
 
 class GroupService {
  public:
@@ -32,8 +36,15 @@ class GroupService {
   GroupService(const Config& config, std::unique_ptr<store::Store> store, GroupKeyRing* ring,
                std::optional<crypto::Certificate> ca_cert, std::optional<crypto::PrivateKey> ca_key,
                std::optional<crypto::Certificate> membership_ca);
+  // Commits the audit records still queued, answering their requests, while
+  // everything their answers touch (metrics, limits) still exists.
+  ~GroupService();
+  GroupService(const GroupService&) = delete;
+  GroupService& operator=(const GroupService&) = delete;
 
-  net::HttpResponse Handle(const net::HttpRequest& request);
+  // Answers through `respond` once the request's audit record is committed (on
+  // the audit writer's thread), or at once for what is not audited.
+  void Handle(const net::HttpRequest& request, net::HttpResponder respond);
   // Audits a request that the HTTPS layer refused before Handle() (413, 431, 400).
   void AuditRefusal(const net::HttpRequest& request, const net::HttpResponse& response);
   void UpdateLimits(const Config& config) {
@@ -45,12 +56,16 @@ class GroupService {
 
  private:
   net::HttpResponse Route(const net::HttpRequest& req, Call& call);
-  Status WriteAudit(const Call& call);
+  Status WriteAudit(const Call& call);  // blocks until committed
+  static store::AuditRecord AuditRecordOf(const Call& call);
+  // Charges failed authentications, records the metrics, answers.
+  void Finish(const Call& call, net::HttpResponse resp, const std::string& peer,
+              std::chrono::steady_clock::time_point start, const net::HttpResponder& respond);
   // Operations (paths in DESIGN.md)
   net::HttpResponse Operation(const net::HttpRequest& req, Call& call, const store::Group& group,
                               const std::string& op);
-  net::HttpResponse RunItem(Call& call, const store::Group& group, const std::string& op,
-                            const nlohmann::json& item, const OperationContext& ctx);
+  ItemOutcome RunItem(Call& call, const store::Group& group, const std::string& op,
+                      const nlohmann::json& item, OperationContext& ctx);
   net::HttpResponse Bulk(const net::HttpRequest& req, Call& call, const store::Group& group);
   net::HttpResponse Secrets(const net::HttpRequest& req, Call& call, const store::Group& group);
   net::HttpResponse PublicCertificate(Call& call, const std::string& group_name);

@@ -2,8 +2,9 @@
 //
 // Shape of a connection: TLS 1.3 handshake (client certificate requested, any
 // chain accepted: the application judges it), then requests read one at a time
-// with a per-request deadline and header/body limits, the synchronous handler
-// run on the connection's strand, the response written, and keep-alive until a
+// with a per-request deadline and header/body limits, the handler called on the
+// connection's strand (it answers at once, or later from any thread through an
+// HttpResponder), the response written, and keep-alive until a
 // limit, an error or a drain ends it. Expected I/O errors come back as values
 // (redirect_error); anything thrown is caught at the session boundary and logged.
 //
@@ -260,8 +261,57 @@ HttpResponse HttpResponse::Error(int status, std::string_view code, std::string_
   return Json(status, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
+namespace {
+
+// The answers the server still waits for. A responder may outlive the server
+// (a handler hands it to another thread), so it holds this registry, not the
+// server: at Stop() the registry closes and drops every waiting completion while
+// the io_context still exists, and responders called later do nothing.
+class PendingCalls {
+ public:
+  using Resume = std::function<void(HttpResponse)>;
+
+  // Registers `resume` (which posts to the session's strand); 0 if closed.
+  std::uint64_t Add(Resume resume) {
+    std::lock_guard lock(mu_);
+    if (!open_) return 0;
+    live_.emplace(++next_, std::move(resume));
+    return next_;
+  }
+  // The first answer for `id` resumes its session; later ones are ignored.
+  void Answer(std::uint64_t id, HttpResponse response) {
+    std::lock_guard lock(mu_);  // held while posting, so Close() cannot pass us
+    auto it = live_.find(id);
+    if (it == live_.end()) return;
+    Resume resume = std::move(it->second);
+    live_.erase(it);
+    resume(std::move(response));
+  }
+  void Close() {
+    std::map<std::uint64_t, Resume> dropped;
+    std::lock_guard lock(mu_);
+    open_ = false;
+    dropped.swap(live_);
+    dropped.clear();  // under the lock: a racing Answer() must not post afterwards
+  }
+
+ private:
+  std::mutex mu_;
+  bool open_ = true;
+  std::uint64_t next_ = 0;
+  std::map<std::uint64_t, Resume> live_;
+};
+
+AsyncHttpHandler FromSync(HttpHandler handler) {
+  return [handler = std::move(handler)](const HttpRequest& request, const HttpResponder& respond) {
+    respond(handler(request));
+  };
+}
+
+}  // namespace
+
 struct HttpsServer::Impl {
-  Impl(HttpsServerConfig c, HttpHandler h)
+  Impl(HttpsServerConfig c, AsyncHttpHandler h)
       : config(std::move(c)),
         handler(std::move(h)),
         limits(std::make_shared<const HttpsServerConfig>(config)),
@@ -318,8 +368,12 @@ struct HttpsServer::Impl {
   template <typename Stream>
   asio::awaitable<void> CloseGracefully(Stream& stream, std::chrono::milliseconds timeout);
 
+  // Runs the handler and waits, without holding a thread, for its answer.
+  asio::awaitable<HttpResponse> Call(const HttpRequest& request);
+
   const HttpsServerConfig config;  // address, port, files, threads: fixed at construction
-  const HttpHandler handler;
+  const AsyncHttpHandler handler;
+  const std::shared_ptr<PendingCalls> pending = std::make_shared<PendingCalls>();
   RefusalObserver refusal_observer;  // set before Start, read-only afterwards
 
   std::mutex mu;  // guards the members up to `cv`
@@ -542,19 +596,7 @@ asio::awaitable<void> HttpsServer::Impl::ServeRequests(Stream& stream, Connectio
       request.body = std::move(message.body());
       request.peer_certificate_der = peer_der;
       request.peer_address = slot.peer();
-      // Synchronous on this strand: the handler may block (database calls);
-      // the other `threads` keep serving meanwhile.
-      try {
-        response = handler(request);
-      } catch (const std::exception& e) {
-        Log(LogLevel::kError, "handler threw",
-            {{"path", request.path}, {"method", request.method}, {"error", e.what()}});
-        response = HttpResponse::Error(500, "internal", "internal server error");
-      } catch (...) {
-        Log(LogLevel::kError, "handler threw",
-            {{"path", request.path}, {"method", request.method}, {"error", "unknown exception"}});
-        response = HttpResponse::Error(500, "internal", "internal server error");
-      }
+      response = co_await Call(request);
     }
     ++served;
     const bool keep_alive =
@@ -578,6 +620,41 @@ asio::awaitable<void> HttpsServer::Impl::ServeRequests(Stream& stream, Connectio
       co_return;
     }
   }
+}
+
+asio::awaitable<HttpResponse> HttpsServer::Impl::Call(const HttpRequest& request) {
+  auto executor = co_await asio::this_coro::executor;
+  auto initiate = [this, &request, executor](auto completion) {
+    // The completion resumes this coroutine; it is move-only, so it is shared.
+    auto shared = std::make_shared<decltype(completion)>(std::move(completion));
+    std::uint64_t id = pending->Add([shared, executor](HttpResponse response) {
+      asio::post(executor, [shared, response = std::move(response)]() mutable {
+        std::move (*shared)(std::move(response));
+      });
+    });
+    if (id == 0) return;  // stopping: the session is dropped with the io_context
+    HttpResponder respond = [calls = pending, id](HttpResponse response) {
+      calls->Answer(id, std::move(response));
+    };
+    const char* failure = nullptr;
+    std::string what;
+    try {
+      handler(request, respond);
+    } catch (const std::exception& e) {
+      failure = "handler threw";
+      what = e.what();
+    } catch (...) {
+      failure = "handler threw";
+      what = "unknown exception";
+    }
+    if (failure != nullptr) {
+      Log(LogLevel::kError, failure,
+          {{"path", request.path}, {"method", request.method}, {"error", what}});
+      respond(HttpResponse::Error(500, "internal", "internal server error"));  // unless answered
+    }
+  };
+  co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(HttpResponse)>(
+      std::move(initiate), asio::use_awaitable);
 }
 
 template <typename Stream>
@@ -609,6 +686,9 @@ asio::awaitable<void> HttpsServer::Impl::CloseGracefully(Stream& stream,
 }
 
 HttpsServer::HttpsServer(HttpsServerConfig config, HttpHandler handler)
+    : impl_(std::make_unique<Impl>(std::move(config), FromSync(std::move(handler)))) {}
+
+HttpsServer::HttpsServer(HttpsServerConfig config, AsyncHttpHandler handler)
     : impl_(std::make_unique<Impl>(std::move(config), std::move(handler))) {}
 
 HttpsServer::~HttpsServer() {
@@ -733,6 +813,8 @@ void HttpsServer::Stop() {
     }
   }
   s.threads.clear();
+  // Handlers still owing an answer (past the drain deadline) answer into nothing.
+  s.pending->Close();
   {
     std::lock_guard lock(s.mu);
     s.stopped = true;

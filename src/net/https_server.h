@@ -12,6 +12,8 @@
 //
 // Thread-safety: Start/Stop/ReloadCertificates may be called from any thread;
 // the handler is called concurrently from `threads` threads and must be thread-safe.
+// A synchronous handler holds its thread until it returns; an asynchronous one
+// (AsyncHttpHandler) holds it only until it returns, and answers whenever it can.
 #pragma once
 
 #include <chrono>
@@ -55,6 +57,15 @@ struct HttpResponse {
 };
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+// Answers one request. Call it exactly once, from any thread, now or later (a
+// second call is ignored); after the server has stopped it does nothing.
+using HttpResponder = std::function<void(HttpResponse)>;
+// A handler that answers through `respond`, so no server thread waits while the
+// answer depends on something slow elsewhere (groupd: the audit commit). If it
+// throws before answering, the server answers 500. The request stays valid until
+// `respond` is called (its session waits for the answer), or until the server
+// is destroyed if it never is.
+using AsyncHttpHandler = std::function<void(const HttpRequest&, HttpResponder respond)>;
 // Told about each request the server refuses itself (too large, malformed) before
 // any handler runs: what is known of the request (at least peer_address; method,
 // target and path when the header was read) and the error response sent.
@@ -81,6 +92,7 @@ struct HttpsServerConfig {
 class HttpsServer {
  public:
   HttpsServer(HttpsServerConfig config, HttpHandler handler);
+  HttpsServer(HttpsServerConfig config, AsyncHttpHandler handler);
   ~HttpsServer();
   HttpsServer(const HttpsServer&) = delete;
   HttpsServer& operator=(const HttpsServer&) = delete;

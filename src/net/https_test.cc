@@ -19,11 +19,14 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "net/https_client.h"
 #include "net/https_server.h"
@@ -459,6 +462,103 @@ TEST_F(HttpsTest, StopLetsInFlightRequestFinish) {
   auto refused = late.Request("GET", Url(*server, "/"));
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.error().code, "connect-failed");
+}
+
+// An asynchronous handler answers from another thread, later; meanwhile its
+// server thread serves other requests. With one server thread, a second request
+// is answered while the first still waits for its answer.
+TEST_F(HttpsTest, AsyncHandlerAnswersLaterWithoutHoldingAThread) {
+  std::mutex mu;
+  std::vector<HttpResponder> parked;
+  HttpsServerConfig config = Config();
+  config.threads = 1;
+  HttpsServer server(config, AsyncHttpHandler([&](const HttpRequest& req, HttpResponder respond) {
+                       if (req.path == "/later") {
+                         std::lock_guard lock(mu);
+                         parked.push_back(std::move(respond));
+                         return;
+                       }
+                       respond(HttpResponse::Json(200, "{\"now\":true}"));
+                     }));
+  ASSERT_TRUE(server.Start().ok());
+  std::optional<Result<ClientResponse>> later;
+  std::thread t([&] {
+    HttpsClient client(ClientConfig());
+    later = client.Request("POST", Url(server, "/later"), "{}");
+  });
+  ASSERT_TRUE(Eventually([&] {
+    std::lock_guard lock(mu);
+    return parked.size() == 1;
+  }));
+  HttpsClient other(ClientConfig());
+  auto now = other.Request("GET", Url(server, "/now"));
+  ASSERT_TRUE(now.ok()) << now.error().message;
+  EXPECT_EQ(now->status, 200);
+  EXPECT_FALSE(later.has_value());
+
+  // Answered from a thread the server does not know; a second answer is ignored.
+  std::thread answer([&] {
+    std::lock_guard lock(mu);
+    parked[0](HttpResponse::Json(201, "{\"later\":true}"));
+    parked[0](HttpResponse::Json(500, "{}"));
+  });
+  answer.join();
+  t.join();
+  ASSERT_TRUE(later.has_value());
+  ASSERT_TRUE(later->ok()) << later->error().message;
+  EXPECT_EQ((*later)->status, 201);
+  EXPECT_EQ(Json::parse((*later)->body)["later"], true);
+}
+
+TEST_F(HttpsTest, AsyncHandlerThatThrowsBeforeAnsweringGets500) {
+  HttpsServer server(Config(), AsyncHttpHandler([](const HttpRequest& req, HttpResponder respond) {
+                       if (req.path == "/throw") throw std::runtime_error("boom");
+                       respond(HttpResponse::Json(200, "{}"));
+                     }));
+  ASSERT_TRUE(server.Start().ok());
+  HttpsClient client(ClientConfig());
+  auto r = client.Request("GET", Url(server, "/throw"));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->status, 500);
+  EXPECT_EQ(Json::parse(r->body)["error"], "internal");
+  r = client.Request("GET", Url(server, "/fine"));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->status, 200);
+}
+
+// A handler that never answers within the drain deadline cannot hold Stop()
+// forever, and answering after the server is gone does nothing.
+TEST_F(HttpsTest, StopDoesNotWaitForeverForAnUnansweredRequest) {
+  std::mutex mu;
+  std::vector<HttpResponder> parked;
+  HttpsServerConfig config = Config();
+  config.drain_timeout = 300ms;
+  auto server = std::make_unique<HttpsServer>(
+      config, AsyncHttpHandler([&](const HttpRequest&, HttpResponder respond) {
+        std::lock_guard lock(mu);
+        parked.push_back(std::move(respond));
+      }));
+  ASSERT_TRUE(server->Start().ok());
+  HttpsClientConfig cc = ClientConfig();
+  cc.timeout = 5s;
+  std::optional<Result<ClientResponse>> r;
+  std::thread t([&] {
+    HttpsClient client(cc);
+    r = client.Request("GET", Url(*server, "/never"));
+  });
+  ASSERT_TRUE(Eventually([&] {
+    std::lock_guard lock(mu);
+    return parked.size() == 1;
+  }));
+  const auto start = std::chrono::steady_clock::now();
+  server->Stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
+  server.reset();  // closes the connection still waiting
+  t.join();
+  ASSERT_TRUE(r.has_value());
+  EXPECT_FALSE(r->ok());  // closed without an answer
+  std::lock_guard lock(mu);
+  parked[0](HttpResponse::Json(200, "{}"));  // the server is gone: nothing happens
 }
 
 TEST_F(HttpsTest, PerPeerConnectionLimit) {
