@@ -341,6 +341,7 @@ struct OperationContext {
 // One unwrap/rewrap/blind item's answer: its status and JSON body (the
 // error body {"error", "message"} for a refusal), kept as JSON so that a bulk
 // request assembles its answer without printing and re-reading each item.
+// NOLINTNEXTLINE(bugprone-exception-escape): its implicit move is nlohmann::json's, noexcept
 struct ItemOutcome {
   int status = 200;
   json body;

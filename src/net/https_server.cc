@@ -368,8 +368,9 @@ struct HttpsServer::Impl {
   template <typename Stream>
   asio::awaitable<void> CloseGracefully(Stream& stream, std::chrono::milliseconds timeout);
 
-  // Runs the handler and waits, without holding a thread, for its answer.
-  asio::awaitable<HttpResponse> Call(const HttpRequest& request);
+  // Runs the handler and waits, without holding a thread, for its answer, which
+  // resumes the session on `strand` (the session's own).
+  asio::awaitable<HttpResponse> Call(const HttpRequest& request, Strand strand);
 
   const HttpsServerConfig config;  // address, port, files, threads: fixed at construction
   const AsyncHttpHandler handler;
@@ -596,7 +597,7 @@ asio::awaitable<void> HttpsServer::Impl::ServeRequests(Stream& stream, Connectio
       request.body = std::move(message.body());
       request.peer_certificate_der = peer_der;
       request.peer_address = slot.peer();
-      response = co_await Call(request);
+      response = co_await Call(request, control.strand);
     }
     ++served;
     const bool keep_alive =
@@ -622,9 +623,8 @@ asio::awaitable<void> HttpsServer::Impl::ServeRequests(Stream& stream, Connectio
   }
 }
 
-asio::awaitable<HttpResponse> HttpsServer::Impl::Call(const HttpRequest& request) {
-  auto executor = co_await asio::this_coro::executor;
-  auto initiate = [this, &request, executor](auto completion) {
+asio::awaitable<HttpResponse> HttpsServer::Impl::Call(const HttpRequest& request, Strand strand) {
+  auto initiate = [this, &request, executor = std::move(strand)](auto completion) {
     // The completion resumes this coroutine; it is move-only, so it is shared.
     auto shared = std::make_shared<decltype(completion)>(std::move(completion));
     std::uint64_t id = pending->Add([shared, executor](HttpResponse response) {
