@@ -267,14 +267,26 @@ run_load() {
           handler: {count: $hn, mean_ms: $hmean, share_le_5ms: $hle5, p99_bucket_ms: $hp99}}' \
     "$work/run.json" | tee "$out/$name.json" >&2
 }
-speed() {  # WHEN: openssl speed for rsa3072 and ecdhp256, one line "rsa_sign rsa_verify ecdh"
-  nice -n "$niceness" openssl speed -seconds "$speed_s" rsa3072 2>/dev/null >"$out/speed-rsa-$1.txt"
-  nice -n "$niceness" openssl speed -seconds "$speed_s" ecdhp256 2>/dev/null >"$out/speed-ecdh-$1.txt"
+speed() {  # WHEN [SECONDS]: openssl speed for rsa3072 and ecdhp256, one line "rsa_sign rsa_verify ecdh"
+  local secs=${2:-$speed_s}
+  nice -n "$niceness" openssl speed -seconds "$secs" rsa3072 2>/dev/null >"$out/speed-rsa-$1.txt"
+  nice -n "$niceness" openssl speed -seconds "$secs" ecdhp256 2>/dev/null >"$out/speed-ecdh-$1.txt"
   # "rsa 3072 bits 0.002258s 0.000053s    442.8  18715.1": sign/s, verify/s are fields 6 and 7.
   # " 256 bits ecdh (nistp256)   0.0001s  13967.2": op/s is the last field.
   echo "$(awk '$1 == "rsa" && $2 == "3072" { print $6, $7 }' "$out/speed-rsa-$1.txt")" \
     "$(awk '/ecdh \(nistp256\)/ { print $NF }' "$out/speed-ecdh-$1.txt")" >"$out/speed-$1.txt"
   [[ $(wc -w <"$out/speed-$1.txt") -eq 3 ]] || die "could not read openssl speed's output"
+}
+# NAME: openssl speed just before and just after the peak run NAME (1 s each), averaged
+# into "$out/raw-NAME.txt": on a shared machine the raw rate moves within minutes, and
+# each row's "% of raw" compares its peak with the primitive measured seconds apart.
+row_speed() {
+  speed "pre-$1" 1
+}
+row_speed_done() {
+  speed "post-$1" 1
+  paste -d' ' "$out/speed-pre-$1.txt" "$out/speed-post-$1.txt" |
+    awk '{ printf "%.1f %.1f %.1f\n", ($1 + $4) / 2, ($2 + $5) / 2, ($3 + $6) / 2 }' >"$out/raw-$1.txt"
 }
 
 # What one synchronous write costs on the store's file system: groupd's SQLite
@@ -298,7 +310,9 @@ sync_before=$(sync_write_ms)
 for kind in rsa3072 p256; do
   for op in unwrap rewrap blind; do
     log "$kind $op: closed loop, $connections connections, $peak_s s"
+    row_speed "peak-$kind-$op"
     run_load "peak-$kind-$op" "$op" "$kind" "$connections" 0 "$peak_s"
+    row_speed_done "peak-$kind-$op"
     half=$(jq -r '.throughput_rps / 2' "$out/peak-$kind-$op.json")
     log "$kind $op: open loop at $half requests/s, $open_connections connections, $half_s s"
     run_load "half-$kind-$op" "$op" "$kind" "$open_connections" "$half" "$half_s"
@@ -313,7 +327,9 @@ if ((bulk > 0)); then
   for kind in rsa3072 p256; do
     for op in unwrap rewrap blind; do
       log "$kind $op bulk x $bulk: closed loop, $connections connections, $peak_s s"
+      row_speed "bulk-peak-$kind-$op"
       run_load "bulk-peak-$kind-$op" "$op" "$kind" "$connections" 0 "$peak_s" "$bulk"
+      row_speed_done "bulk-peak-$kind-$op"
       half=$(jq -r '.throughput_rps / 2' "$out/bulk-peak-$kind-$op.json")
       log "$kind $op bulk x $bulk: open loop at $half requests/s, $open_connections connections, $half_s s"
       run_load "bulk-half-$kind-$op" "$op" "$kind" "$open_connections" "$half" "$half_s" "$bulk"
@@ -363,7 +379,8 @@ sync_after=$(sync_write_ms)
     "memory run ${mem_s} s"
   echo
   for f in "$out"/peak-*.json "$out"/half-*.json; do jq -c --arg f "$(basename "$f" .json)" '{f: $f} + .' "$f"; done |
-    awk -v ncpu="$ncpu" -v before="$(cat "$out/speed-before.txt")" -v after="$(cat "$out/speed-after.txt")" '
+    awk -v ncpu="$ncpu" -v before="$(cat "$out/speed-before.txt")" -v after="$(cat "$out/speed-after.txt")" \
+      -v rows="$(for f in "$out"/raw-peak-*.txt; do [[ -e $f ]] && echo "$(basename "$f" .txt | cut -d- -f3-4 | tr - ' ')=$(tr ' ' , <"$f")"; done | paste -sd';')" '
     function num(key,   r) {  # the number after "key": in the current line
       if (!match($0, "\"" key "\":[-0-9.e+]+")) return 0
       r = substr($0, RSTART, RLENGTH); sub(/.*:/, "", r); return r + 0
@@ -383,8 +400,19 @@ sync_after=$(sync_write_ms)
       raw["rsa3072 rewrap"] = 1 / (1 / sign + 1 / verify)
       raw["p256 unwrap"] = ecdh; raw["p256 blind"] = ecdh
       raw["p256 rewrap"] = 1 / (1 / ecdh + 1 / verify)
+      # The rates measured around each peak run, where there are any, replace the global ones.
+      nrows = split(rows, rr, ";")
+      for (i = 1; i <= nrows; i++) {
+        split(rr[i], kv, "="); split(kv[2], v, ",")
+        if (split(kv[1], kk, " ") != 2) continue
+        prim = (kk[1] == "p256") ? v[3] : v[1]
+        raw[kv[1]] = (kk[2] == "rewrap") ? 1 / (1 / prim + 1 / v[2]) : prim
+        local_raw = 1
+      }
       printf "openssl speed (per CPU-second of one core), before / after the load: rsa3072 sign/s %.1f / %.1f,", b[1], a[1]
-      printf " verify/s %.1f / %.1f; ecdhp256 op/s %.1f / %.1f\n\n", b[2], a[2], b[3], a[3]
+      printf " verify/s %.1f / %.1f; ecdhp256 op/s %.1f / %.1f\n", b[2], a[2], b[3], a[3]
+      if (local_raw) printf "raw ops per CPU-s below: openssl speed for 1 s just before and just after each peak run, averaged\n"
+      printf "\n"
     }
     {
       split($0, parts, "\""); name = parts[4]; split(name, n, "-"); key = n[2] " " n[3]
@@ -431,6 +459,10 @@ sync_after=$(sync_write_ms)
   for kind in rsa3072 p256; do
     f="$out/floor-$kind.json"
     [[ -e "$f" ]] || continue
+    if [[ -e "$out/raw-peak-$kind-unwrap.txt" ]]; then
+      read -r sb vb eb < "$out/raw-peak-$kind-unwrap.txt"
+      sa=$sb ea=$eb
+    fi
     awk -v kind="$kind" -v sb="$sb" -v sa="$sa" -v eb="$eb" -v ea="$ea" \
       -v fpc="$(jq -r .server_requests_per_cpu_s "$f")" -v ftp="$(jq -r .throughput_rps "$f")" 'BEGIN {
         raw = (kind == "p256") ? (eb + ea) / 2 : (sb + sa) / 2
@@ -450,6 +482,10 @@ sync_after=$(sync_write_ms)
       for op in unwrap rewrap blind; do
         pk="$out/bulk-peak-$kind-$op.json" hf="$out/bulk-half-$kind-$op.json"
         [[ -e "$pk" && -e "$hf" ]] || continue
+        if [[ -e "$out/raw-bulk-peak-$kind-$op.txt" ]]; then
+          read -r sb vb eb < "$out/raw-bulk-peak-$kind-$op.txt"
+          sa=$sb va=$vb ea=$eb
+        fi
         awk -v kind="$kind" -v op="$op" -v ncpu="$ncpu" -v sb="$sb" -v vb="$vb" -v eb="$eb" \
           -v sa="$sa" -v va="$va" -v ea="$ea" \
           -v ips="$(jq -r .items_per_s "$pk")" -v ipc="$(jq -r '.server_items_per_cpu_s // 0' "$pk")" \
