@@ -219,6 +219,10 @@ std::optional<Error> HttpsClient::Impl::Connect(const Url& url,
     if (ec == beast::error::timeout) return MakeError("timeout", "connecting to " + where);
     return MakeError("connect-failed", "cannot connect to " + where + ": " + ec.message());
   }
+  // A request larger than one TLS record (a bulk request) goes out whole, without its
+  // tail waiting for the server's delayed ACK.
+  beast::error_code ignored;
+  lowest.socket().set_option(tcp::no_delay(true), ignored);
 
   SSL* ssl = stream->native_handle();
   ERR_clear_error();

@@ -446,6 +446,10 @@ void HttpsServer::Impl::Admit(tcp::socket socket, Strand strand) {
     sessions.emplace(id, control);
     ctx = tls;
   }
+  // Every response is written whole, at once: with Nagle's algorithm, the tail of a
+  // response larger than one TLS record waited for the client's delayed ACK (40 ms).
+  beast::error_code ignored;
+  socket.set_option(tcp::no_delay(true), ignored);
   ConnectionSlot slot(this, id, std::move(peer), control);
   asio::co_spawn(control->strand, RunSession(std::move(socket), std::move(ctx), std::move(slot)),
                  [](const std::exception_ptr& e) { LogException("https session failed", e); });
