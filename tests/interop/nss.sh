@@ -5,13 +5,15 @@
 #     rewrap --replace --rsa-padding pkcs1 of an NSS message -> NSS member decrypts (path E).
 #  b) blindlist encrypt --cipher aes-256-cbc --rsa-padding pkcs1 -> cmsutil -D with the
 #     member's (or group's) key; the result is the header-protected inner entity.
-# Exits 77 (skipped) when the NSS tools are not installed.
+# Exits 77 (skipped) when the NSS tools are not installed, or fails if BLINDLIST_REQUIRE_PEERS=1.
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 for tool in cmsutil certutil pk12util; do
   if ! command -v "$tool" >/dev/null; then
+    # BLINDLIST_REQUIRE_PEERS=1 (scripts/test, CI): a missing peer is a failure, not a skip.
+    [ "${BLINDLIST_REQUIRE_PEERS:-0}" = 1 ] && fail "$tool not found (install libnss3-tools)"
     echo "SKIP: $tool not found (install libnss3-tools)"
     exit 77
   fi
