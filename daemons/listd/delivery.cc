@@ -51,6 +51,37 @@ std::atomic<unsigned> maildir_counter{0};
 
 constexpr int kBatchesPerSync = 10;
 
+bool WriteAll(int fd, const char* data, std::size_t size) {
+  std::size_t done = 0;
+  while (done < size) {
+    ssize_t n = ::write(fd, data + done, size - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+// Maildir files hold lines ending in LF, as Maildir readers expect: CRLF and a bare CR
+// become LF. Written through a small buffer, so a 25 MB post is never copied whole.
+bool WriteWithLf(int fd, std::string_view message) {
+  char buf[64 * 1024];
+  std::size_t used = 0;
+  for (std::size_t i = 0; i < message.size(); ++i) {
+    char c = message[i];
+    if (c == '\r') {
+      if (i + 1 < message.size() && message[i + 1] == '\n') continue;
+      c = '\n';
+    }
+    buf[used++] = c;
+    if (used == sizeof(buf)) {
+      if (!WriteAll(fd, buf, used)) return false;
+      used = 0;
+    }
+  }
+  return WriteAll(fd, buf, used);
+}
+
 }  // namespace
 
 Status DeliverToMaildir(const std::string& root, const std::string& address,
@@ -74,17 +105,11 @@ Status DeliverToMaildir(const std::string& root, const std::string& address,
   const std::string tmp = dir + "/tmp/" + name;
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) return SysError("create " + tmp);
-  std::size_t done = 0;
-  while (done < message.size()) {
-    ssize_t n = ::write(fd, message.data() + done, message.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      Error e = SysError("write " + tmp);
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return e;
-    }
-    done += static_cast<std::size_t>(n);
+  if (!WriteWithLf(fd, message)) {
+    Error e = SysError("write " + tmp);
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return e;
   }
   if (::fsync(fd) != 0) {
     Error e = SysError("fsync " + tmp);

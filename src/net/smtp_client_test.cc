@@ -397,7 +397,9 @@ TEST_F(SmtpClientTest, DotStuffingRoundTrip) {
   ASSERT_TRUE(sent.ok()) << sent.error().message;
   auto got = handler_->Deliveries();
   ASSERT_EQ(got.size(), 2u);
-  EXPECT_EQ(got[0].message, message);
+  // The bare LF went out as CRLF: a strict next hop refuses bare line ends.
+  EXPECT_EQ(got[0].message,
+            ".\r\n..\r\n.leading\r\nmiddle . dot\r\n.\r\n\r\n.\r\nbare\r\n.lf\r\nend\r\n");
   EXPECT_EQ(got[1].message, "no newline at the end\r\n");
 }
 

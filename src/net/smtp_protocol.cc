@@ -412,23 +412,39 @@ std::size_t DotUnstuffer::Feed(std::string_view in) {
 void DotStuffer::Stuff(std::string_view in, std::string& out) {
   std::size_t i = 0;
   while (i < in.size()) {
-    if (at_line_start_ && in[i] == '.') out += '.';
-    const void* nl = std::memchr(in.data() + i, '\n', in.size() - i);
-    const std::size_t end =
-        nl == nullptr ? in.size()
-                      : static_cast<std::size_t>(static_cast<const char*>(nl) - in.data()) + 1;
+    const char c = in[i];
+    if (pending_cr_) {  // a CR ends the line whether or not an LF follows it
+      pending_cr_ = false;
+      out += "\r\n";
+      at_line_start_ = true;
+      if (c == '\n') {
+        ++i;
+        continue;
+      }
+    }
+    if (c == '\r') {
+      pending_cr_ = true;
+      ++i;
+      continue;
+    }
+    if (c == '\n') {  // a bare LF
+      out += "\r\n";
+      at_line_start_ = true;
+      ++i;
+      continue;
+    }
+    if (at_line_start_ && c == '.') out += '.';
+    std::size_t end = i;
+    while (end < in.size() && in[end] != '\r' && in[end] != '\n') ++end;
     out.append(in.data() + i, end - i);
-    at_line_start_ = nl != nullptr;
-    crlf_ = nl != nullptr && (end - i >= 2 ? in[end - 2] == '\r' : last_ == '\r');
-    last_ = in[end - 1];
-    empty_ = false;
+    at_line_start_ = false;
     i = end;
   }
 }
 
 void DotStuffer::Finish(std::string& out) {
   // The end marker must follow a CRLF, or a strict server never sees it.
-  if (!empty_ && !crlf_) out += "\r\n";
+  if (pending_cr_ || !at_line_start_) out += "\r\n";
   out += ".\r\n";
   *this = DotStuffer();
 }

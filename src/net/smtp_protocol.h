@@ -78,8 +78,8 @@ Result<SmtpReplyLine> ParseReplyLine(std::string_view line);
 // The DATA section as it arrives after 354: removes the leading dot of each line and stops
 // after the end marker CRLF "." CRLF. Only that ends the message: "." CRLF after a bare LF
 // is content (no SMTP smuggling through a lenient next hop), though its dot is unstuffed
-// like any other, mirroring DotStuffer, which doubles a dot after every LF so a message
-// survives the round trip exactly. The message keeps its line endings as received,
+// like any other, mirroring DotStuffer, which doubles a dot at every line start (and sends
+// every line end as CRLF). The message keeps its line endings as received,
 // without the end marker's "." CRLF. Past max_message_bytes nothing more is stored, but the
 // input is still consumed to the end marker so the session stays in step.
 class DotUnstuffer {
@@ -111,19 +111,19 @@ class DotUnstuffer {
   std::string message_;
 };
 
-// The other direction, streaming: appends `in` dot-stuffed to `out` (a dot is doubled at the
-// start of the message and after every LF), so a message of any size goes out in chunks
-// without a second full copy. Finish() appends the CRLF the message may lack and "." CRLF.
+// The other direction, streaming: appends `in` to `out` as valid SMTP DATA, so a message of
+// any size goes out in chunks without a second full copy. Every line ends in CRLF: a bare LF
+// (pipe(8) hands over LF lines) or a bare CR becomes CRLF (RFC 5321 section 2.3.8; strict
+// receivers refuse bare line ends against SMTP smuggling), and a dot is doubled at the start
+// of every line. Finish() appends the CRLF the message may lack and "." CRLF.
 class DotStuffer {
  public:
   void Stuff(std::string_view in, std::string& out);
   void Finish(std::string& out);
 
  private:
-  bool empty_ = true;
-  bool at_line_start_ = true;  // the last byte was LF (or nothing yet)
-  bool crlf_ = false;          // the last two bytes were CRLF
-  char last_ = 0;
+  bool at_line_start_ = true;  // the last line end was written (or nothing yet)
+  bool pending_cr_ = false;    // the last byte was a CR: the line ends, CRLF or not
 };
 
 }  // namespace blindlist::net

@@ -215,7 +215,7 @@ TEST(DotStuffer, StuffsEveryLineStartAndEnds) {
   s.Stuff("split\r\n", out);
   s.Stuff("bare\n.lf", out);
   s.Finish(out);
-  EXPECT_EQ(out, "..first\r\nmid.dle\r\n..split\r\nbare\n..lf\r\n.\r\n");
+  EXPECT_EQ(out, "..first\r\nmid.dle\r\n..split\r\nbare\r\n..lf\r\n.\r\n");
 
   std::string empty;
   DotStuffer e;
@@ -230,6 +230,25 @@ TEST(DotStuffer, StuffsEveryLineStartAndEnds) {
   EXPECT_EQ(crlf, "x\r\n.\r\n");
 }
 
+// pipe(8) hands listd LF lines; what goes out over SMTP has CRLF everywhere, whatever the
+// chunking, and a bare CR ends its line too: no bare CR or LF ever reaches the next hop.
+TEST(DotStuffer, NormalizesBareLineEnds) {
+  const std::string in = "a\nb\r\nc\rd\r\r\n.e\n\n.\n";
+  const std::string want = "a\r\nb\r\nc\r\nd\r\n\r\n..e\r\n\r\n..\r\n.\r\n";
+  for (std::size_t chunk : {1u, 2u, 3u, 5u, 100u}) {
+    DotStuffer s;
+    std::string out;
+    for (std::size_t i = 0; i < in.size(); i += chunk) s.Stuff(in.substr(i, chunk), out);
+    s.Finish(out);
+    EXPECT_EQ(out, want) << "chunk " << chunk;
+  }
+  DotStuffer cr;
+  std::string ends_in_cr;
+  cr.Stuff("x\r", ends_in_cr);
+  cr.Finish(ends_in_cr);
+  EXPECT_EQ(ends_in_cr, "x\r\n.\r\n");
+}
+
 TEST(DotStuffing, RoundTrip) {
   const std::string message = ".\r\n..\r\n.x\r\nplain\n.bare\n.\r\n\r\n.\r\n";
   for (std::size_t chunk : {1u, 2u, 3u, 7u, 100u}) {
@@ -242,7 +261,9 @@ TEST(DotStuffing, RoundTrip) {
     DotUnstuffer u(1000, 100);
     EXPECT_EQ(u.Feed(wire), wire.size());
     EXPECT_TRUE(u.done());
-    EXPECT_EQ(u.message(), message) << "chunk " << chunk;
+    // The same message, its bare LFs now CRLF.
+    EXPECT_EQ(u.message(), ".\r\n..\r\n.x\r\nplain\r\n.bare\r\n.\r\n\r\n.\r\n")
+        << "chunk " << chunk;
   }
 }
 

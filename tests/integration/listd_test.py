@@ -166,7 +166,8 @@ class ListdTest(harness.TestCase):
 
     def test_d_pipe_mode_exit_codes(self):
         msg = self.post(RSA, "pipe-post", "Hello through pipe(8).")
-        p = self.l.pipe(RSA, msg)
+        # pipe(8) hands the message over with LF line ends.
+        p = self.l.pipe(RSA, msg.replace(b"\r\n", b"\n"))
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(self.l.pipe("nosuch@example.org", msg).returncode, 67)
         p = self.l.pipe(RSA, harness.rfc5322("plain", "x", to=RSA))
@@ -176,6 +177,14 @@ class ListdTest(harness.TestCase):
         broken = lh.Listd(self.d, "broken-store", store_url="postgresql://127.0.0.1:1/none?connect_timeout=2")
         self.assertEqual(broken.pipe(RSA, msg).returncode, 75)
         self.wait_delivered("pipe-post", MEMBERS)
+        # What reached the smarthost is valid SMTP: every line ends in CRLF, no bare CR or LF.
+        delivered = self.sink.message(self.deliveries_of("pipe-post")[0]["file"])
+        self.assertNotRegex(delivered, rb"(?<!\r)\n", "a bare LF reached the smarthost")
+        self.assertNotRegex(delivered, rb"\r(?!\n)", "a bare CR reached the smarthost")
+        self.assertEqual(lh.smime_body(delivered), lh.smime_body(msg), "ciphertext changed in transit")
+        f = harness.write(os.path.join(self.work, "delivered-pipe.eml"), delivered)
+        plain = self.d.open(RSA, "tls", f, token=self.tokens[(RSA, "bob@example.org")]).stdout
+        self.assertIn(b"Hello through pipe(8).", plain)
 
     def test_e_path_b_waits_for_groupd_then_forwards_kekri(self):
         self.d.groupd.stop()
@@ -318,6 +327,8 @@ class ListdTest(harness.TestCase):
             for m in ("dora@example.org", "eve@example.org"):
                 lh.wait_for(lambda m=m: glob.glob(os.path.join(root, m, "new", "*")), 120, "maildir of " + m)
             f = glob.glob(os.path.join(root, "eve@example.org", "new", "*"))[0]
+            # Maildir files hold LF lines, as Maildir readers expect (the post came in CRLF).
+            self.assertNotIn(b"\r", harness.read(f))
             ris = harness.recipient_infos(harness.cms_of(f))
             self.assertEqual(len(ris), 1)
             self.assertEqual(harness.kekri_key_id(ris[0]).hex(), s["key_id"])
