@@ -75,7 +75,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::string wire;
   for (std::size_t i = 0; i < size; i += piece) stuffer.Stuff(input.substr(i, piece), wire);
   stuffer.Finish(wire);
-  DotUnstuffer unstuffer(size + 16, size + 16);
+  for (std::size_t i = 0; i < wire.size(); ++i) {
+    if (wire[i] == '\r') FUZZ_CHECK(i + 1 < wire.size() && wire[i + 1] == '\n', "bare CR sent");
+    if (wire[i] == '\n') FUZZ_CHECK(i > 0 && wire[i - 1] == '\r', "bare LF sent");
+  }
+  DotUnstuffer unstuffer(2 * size + 16, 2 * size + 16);
   std::size_t used = 0;
   for (std::size_t i = 0; i < wire.size() && !unstuffer.done(); i += piece + 1) {
     const std::string_view chunk = std::string_view(wire).substr(i, piece + 1);
@@ -86,11 +90,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   FUZZ_CHECK(unstuffer.done(), "the stuffed message has no end the unstuffer sees");
   FUZZ_CHECK(used == wire.size(), "the end was seen before the real end marker");
-  std::string expected(input);
-  if (!expected.empty() &&
-      expected.substr(expected.size() > 1 ? expected.size() - 2 : 0) != "\r\n") {
-    expected += "\r\n";
+  // The input with every line end (CRLF, bare CR, bare LF) as CRLF, and a last one added.
+  std::string expected;
+  for (std::size_t i = 0; i < size; ++i) {
+    if (input[i] == '\r' && i + 1 < size && input[i + 1] == '\n') continue;
+    expected +=
+        input[i] == '\r' || input[i] == '\n' ? std::string("\r\n") : std::string(1, input[i]);
   }
+  if (!expected.empty() && expected.back() != '\n') expected += "\r\n";
   FUZZ_CHECK(unstuffer.message() == expected, "the message changed on the round trip");
 
   // Raw input as a DATA section: never past the end marker, never more out than in.
