@@ -122,7 +122,8 @@ class RemovedMember(harness.TestCase):
                 counts[node]["revoked-certificate"] = counts[node].get("revoked-certificate", 0) + 1
         # certd: no new membership certificate, by token or certificate.
         key = al.ec_key_file(os.path.join(W["tmp"], "after-%s.key" % who))
-        for cred, status, code in (({"token": m["token"]}, 401, "bad-token"), ({"cert": m["cert"]}, 403, "not-a-member")):
+        for cred, status, code in (({"token": m["token"]}, 401, "bad-token"),
+                                   ({"cert": m["cert"]}, 403, "not-a-member")):
             with self.subTest(member=who, path="certd-issue", cred=list(cred)[0]):
                 r = D.c.post("/v1/groups/%s/certificates" % quote(GROUP), {"csr": al.csr_pem(key)}, **cred)
                 self.assertRefused(r, status, code)
