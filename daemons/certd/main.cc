@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "api/config_file.h"
 #include "api/daemon.h"
@@ -23,6 +24,7 @@
 #include "crypto/x509.h"
 #include "net/https_server.h"
 #include "net/log.h"
+#include "net/metrics.h"
 #include "service.h"
 #include "store/store.h"
 
@@ -59,6 +61,17 @@ Status WriteNewFile(const std::string& path, std::string_view data, mode_t mode)
   ok = std::fclose(f) == 0 && ok;
   if (!ok) return MakeError("io", "cannot write " + path);
   return Status::Ok();
+}
+
+// What the HTTP layer refuses before the service sees it (too large, malformed) is
+// counted like any other refusal. The operation is fixed: a path chosen by the
+// caller must not create metric series.
+void CountRefusal(net::Metrics& metrics, const net::HttpResponse& resp) {
+  auto body = nlohmann::json::parse(resp.body, nullptr, /*allow_exceptions=*/false);
+  std::string code = body.is_object() && body.contains("error") && body["error"].is_string()
+                         ? body["error"].get<std::string>()
+                         : "http-" + std::to_string(resp.status);
+  metrics.Increment("certd_requests_total", {{"operation", "refused"}, {"result", code}});
 }
 
 int InitCa(const certd::Config& config, const std::string& common_name) {
@@ -135,6 +148,9 @@ int Run(int argc, char** argv) {
   certd::CertService service(config, std::move(*store), std::move(*ca_cert), std::move(*ca_key));
   net::HttpsServer server(config.common.server,
                           [&service](const net::HttpRequest& r) { return service.Handle(r); });
+  server.SetRefusalObserver([&service](const net::HttpRequest&, const net::HttpResponse& resp) {
+    CountRefusal(service.metrics, resp);
+  });
   Status started =
       api::StartServer(server, config.common.server, port_file, service.store().BackendName());
   if (!started.ok()) return Fatal(started.error());

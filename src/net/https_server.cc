@@ -593,6 +593,17 @@ asio::awaitable<void> HttpsServer::Impl::ServeRequests(Stream& stream, Connectio
     HttpResponse response;
     if (!ParseTarget(request.target, request.path, request.query)) {
       response = HttpResponse::Error(400, "bad-target", "the request target is malformed");
+      // Refused here like a malformed header: the application counts it too.
+      request.path.clear();
+      request.query.clear();
+      request.peer_address = slot.peer();
+      if (refusal_observer) {
+        try {
+          refusal_observer(request, response);
+        } catch (const std::exception& ex) {
+          Log(LogLevel::kError, "refusal observer failed", {{"error", ex.what()}});
+        }
+      }
     } else {
       for (const auto& field : message) {
         request.headers.emplace_back(Lowercase(std::string(field.name_string())),

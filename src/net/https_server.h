@@ -66,9 +66,10 @@ using HttpResponder = std::function<void(HttpResponse)>;
 // `respond` is called (its session waits for the answer), or until the server
 // is destroyed if it never is.
 using AsyncHttpHandler = std::function<void(const HttpRequest&, HttpResponder respond)>;
-// Told about each request the server refuses itself (too large, malformed) before
-// any handler runs: what is known of the request (at least peer_address; method,
-// target and path when the header was read) and the error response sent.
+// Told about each request the server refuses itself (too large, malformed, a target
+// that does not decode) before any handler runs: what is known of the request (at
+// least peer_address; method and target when the request line was read, path when it
+// decoded) and the error response sent.
 using RefusalObserver = std::function<void(const HttpRequest&, const HttpResponse&)>;
 
 struct HttpsServerConfig {

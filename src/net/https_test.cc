@@ -371,6 +371,35 @@ TEST_F(HttpsTest, MalformedRequestsGet400) {
   EXPECT_NE(ReadFile(out).find("bad-request"), std::string::npos) << ReadFile(out);
 }
 
+TEST_F(HttpsTest, RefusalObserverSeesEveryRefusalTheServerMakesItself) {
+  // A daemon counts what the server refuses before its handler runs: a body too
+  // large and a target that does not decode alike.
+  HttpsServerConfig config = Config();
+  config.max_body_bytes = 1024;
+  auto server = std::make_unique<HttpsServer>(config, Echo);
+  std::mutex mu;
+  std::vector<std::string> seen;  // "STATUS error target"
+  server->SetRefusalObserver([&](const HttpRequest& req, const HttpResponse& resp) {
+    std::lock_guard lock(mu);
+    seen.push_back(std::to_string(resp.status) + " " +
+                   Json::parse(resp.body)["error"].get<std::string>() + " " + req.target);
+    EXPECT_FALSE(req.peer_address.empty());
+  });
+  ASSERT_TRUE(server->Start().ok());
+  HttpsClient client(ClientConfig());
+  auto r = client.Request("GET", Url(*server, "/a%zz"));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->status, 400);
+  r = client.Request("POST", Url(*server, "/submit"), std::string(4096, 'x'));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->status, 413);
+  r = client.Request("GET", Url(*server, "/fine"));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->status, 200);
+  std::lock_guard lock(mu);
+  EXPECT_EQ(seen, (std::vector<std::string>{"400 bad-target /a%zz", "413 body-too-large /submit"}));
+}
+
 TEST_F(HttpsTest, HeadersTooLargeGetErrorStatus) {
   HttpsServerConfig config = Config();
   config.max_header_bytes = 2048;
