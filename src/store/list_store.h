@@ -46,8 +46,8 @@ struct MailingList {
   bool encrypted_only = true;       // refuse plaintext posts
   // Refuse EnvelopedData (CBC): only RFC 5083 AuthEnvelopedData (AES-GCM) is forwarded.
   bool require_aead = false;
-  std::string bounce_address;       // default: local-part + "-bounces@" + domain
-  int bounce_threshold = 5;         // members whose score reaches it are disabled
+  std::string bounce_address;  // default: local-part + "-bounces@" + domain
+  int bounce_threshold = 5;    // members whose score reaches it are disabled
   // Group certificates (DER) posts may be encrypted to: the current one first,
   // then retired ones. Never empty in a stored list.
   std::vector<Bytes> certificates;
