@@ -446,6 +446,16 @@ Status DecodeBodyInto(std::string_view body, CmsObjectCheck& check) {
   return Status::Ok();
 }
 
+// Text from the message, quoted in an error that becomes an SMTP reply: printable ASCII only,
+// bounded.
+std::string Quoted(std::string_view text) {
+  constexpr std::size_t kMax = 60;
+  std::string out;
+  for (char c : text.substr(0, kMax)) out += (c >= 0x21 && c <= 0x7e) ? c : '?';
+  if (text.size() > kMax) out += "...";
+  return out;
+}
+
 struct TopFields {
   const RawField* content_type = nullptr;
   const RawField* transfer_encoding = nullptr;
@@ -483,13 +493,13 @@ Result<MessageShape> CheckWholeMessage(std::string_view message, SmimeShapeLimit
     return shape;
   }
   const MediaType media = ParseMediaType(top.content_type->value);
-  shape.media_type = media.type.empty() ? "an unreadable Content-Type" : media.type;
+  shape.media_type = media.type.empty() ? "an unreadable Content-Type" : Quoted(media.type);
   if (media.type != "application/pkcs7-mime" && media.type != "application/x-pkcs7-mime") {
     return shape;
   }
   if (!media.smime_type.empty() && !EqualsIgnoreCase(media.smime_type, "enveloped-data") &&
       !EqualsIgnoreCase(media.smime_type, "authEnveloped-data")) {
-    return Fail("not-one-entity", media.type + "; smime-type=" + media.smime_type +
+    return Fail("not-one-entity", media.type + "; smime-type=" + Quoted(media.smime_type) +
                                       " is not an encrypted S/MIME message (enveloped-data or "
                                       "authEnveloped-data)");
   }
@@ -504,7 +514,8 @@ Result<MessageShape> CheckWholeMessage(std::string_view message, SmimeShapeLimit
   const std::string encoding = Lowercase(Unfold(top.transfer_encoding->value));
   if (encoding != "base64") {
     return Fail("not-one-entity",
-                "the S/MIME entity's Content-Transfer-Encoding is " + encoding + ", not base64");
+                "the S/MIME entity's Content-Transfer-Encoding is " + Quoted(encoding) +
+                    ", not base64");
   }
   if (!header.has_separator) {
     return Fail("not-one-entity", "the message has no body (no blank line after the header)");
