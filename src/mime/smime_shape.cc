@@ -32,7 +32,7 @@ constexpr std::uint8_t kOctetStringConstructed = der::kOctetString | der::kConst
 // up to three attribute sets. More than this is malformed whatever they are.
 constexpr int kMaxEnvelopedFields = 8;
 // Base64 characters decoded at a time (a multiple of 4).
-constexpr std::size_t kBase64Block = 16 * 1024;
+constexpr std::size_t kBase64Block = std::size_t{16} * 1024;
 
 // What an element is in the ContentInfo.
 enum class Role : std::uint8_t {
@@ -331,7 +331,7 @@ Status CmsObjectCheck::State::Consume(ByteView bytes) {
     if (header_size < needed) continue;
     Status st = ReadHeader();
     header_size = 0;
-    BL_TRY(st);
+    if (!st.ok()) return st;
   }
   return Status::Ok();
 }
@@ -513,9 +513,8 @@ Result<MessageShape> CheckWholeMessage(std::string_view message, SmimeShapeLimit
   }
   const std::string encoding = Lowercase(Unfold(top.transfer_encoding->value));
   if (encoding != "base64") {
-    return Fail("not-one-entity",
-                "the S/MIME entity's Content-Transfer-Encoding is " + Quoted(encoding) +
-                    ", not base64");
+    return Fail("not-one-entity", "the S/MIME entity's Content-Transfer-Encoding is " +
+                                      Quoted(encoding) + ", not base64");
   }
   if (!header.has_separator) {
     return Fail("not-one-entity", "the message has no body (no blank line after the header)");
