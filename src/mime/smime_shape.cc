@@ -456,6 +456,28 @@ std::string Quoted(std::string_view text) {
   return out;
 }
 
+// Lines some mail readers split differently from RFC 5322: a line of only white space (which a
+// reader may take for the end of the header, showing what follows as a plaintext body) and a CR
+// not followed by LF (which a reader may take for a line break). Refused in an S/MIME post, so
+// that every reader sees the header, and the body, where this check does.
+Status CheckUnambiguousHeader(std::string_view header) {
+  std::size_t line_start = 0;
+  for (std::size_t i = 0; i < header.size(); ++i) {
+    if (header[i] == '\r' && (i + 1 == header.size() || header[i + 1] != '\n')) {
+      return Fail("malformed-message", "the header section has a CR that does not end a line");
+    }
+    if (header[i] != '\n') continue;
+    const std::string_view line = header.substr(line_start, i - line_start);
+    line_start = i + 1;
+    if (!line.empty() && line.find_first_not_of(" \t\r") == std::string_view::npos) {
+      return Fail("malformed-message",
+                  "the header section has a line of only white space, which readers may take "
+                  "for its end");
+    }
+  }
+  return Status::Ok();
+}
+
 struct TopFields {
   const RawField* content_type = nullptr;
   const RawField* transfer_encoding = nullptr;
@@ -497,6 +519,7 @@ Result<MessageShape> CheckWholeMessage(std::string_view message, SmimeShapeLimit
   if (media.type != "application/pkcs7-mime" && media.type != "application/x-pkcs7-mime") {
     return shape;
   }
+  BL_TRY(CheckUnambiguousHeader(message.substr(0, header.fields_end)));
   if (!media.smime_type.empty() && !EqualsIgnoreCase(media.smime_type, "enveloped-data") &&
       !EqualsIgnoreCase(media.smime_type, "authEnveloped-data")) {
     return Fail("not-one-entity", media.type + "; smime-type=" + Quoted(media.smime_type) +

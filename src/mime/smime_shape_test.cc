@@ -348,6 +348,27 @@ TEST_F(SmimeShapeRefusal, ASecondContentTypeOrTransferEncoding) {
             "not-one-entity");
 }
 
+TEST_F(SmimeShapeRefusal, HeaderLinesReadersSplitDifferently) {
+  // A reader that ends the header at a white-space-only line would show the lines after it,
+  // Content-Type included, as a plaintext body.
+  const std::string blank_line =
+      "From: a@example.org\r\nSubject: x\r\n \r\nThe plaintext: hello\r\n"
+      "Content-Type: application/pkcs7-mime; smime-type=enveloped-data\r\n"
+      "Content-Transfer-Encoding: base64\r\n\r\n";
+  EXPECT_EQ(Code(CheckWholeMessage(Post(*der_, blank_line))), "malformed-message");
+  const std::string lone_cr =
+      "From: a@example.org\r\nSubject: x\rThe plaintext: hello\r\n"
+      "Content-Type: application/pkcs7-mime; smime-type=enveloped-data\r\n"
+      "Content-Transfer-Encoding: base64\r\n\r\n";
+  EXPECT_EQ(Code(CheckWholeMessage(Post(*der_, lone_cr))), "malformed-message");
+  // Ordinary folding is fine.
+  const std::string folded =
+      "From: a@example.org\r\nSubject: a long\r\n subject\r\n"
+      "Content-Type: application/pkcs7-mime;\r\n\tsmime-type=enveloped-data\r\n"
+      "Content-Transfer-Encoding: base64\r\n\r\n";
+  EXPECT_EQ(Code(CheckWholeMessage(Post(*der_, folded))), "ok");
+}
+
 TEST_F(SmimeShapeRefusal, Base64WithGarbage) {
   std::string post = Post(*der_);
   post[std::string(kSmimeHeader).size() + 100] = '*';
