@@ -11,8 +11,9 @@
 // delivery at most, never loses one. It refuses, at every entrance and for any
 // size, a post that claims S/MIME but is not one whole S/MIME object (one
 // application/pkcs7-mime entity whose whole body is exactly one EnvelopedData or
-// AuthEnvelopedData naming the list), and plaintext on lists that want S/MIME. Path B' (listd holding group keys) breaks
-// the trust split and needs an explicit [unsafe] setting, logged at every start.
+// AuthEnvelopedData naming the list), and plaintext on lists that want S/MIME.
+// Path B' (listd holding group keys) breaks the trust split and needs an
+// explicit [unsafe] setting, logged at every start.
 #include <malloc.h>
 #include <signal.h>
 
