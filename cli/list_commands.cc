@@ -42,6 +42,8 @@ struct ListOptions {
   std::string posting;
   bool allow_plaintext = false;
   bool encrypted_only = false;
+  bool require_aead = false;
+  bool allow_cbc = false;
   std::string bounce_address;
   int bounce_threshold = 0;
   std::string description;
@@ -150,6 +152,7 @@ json ListJson(const store::MailingList& l) {
           {"reading", l.reading},
           {"posting", l.posting},
           {"encrypted_only", l.encrypted_only},
+          {"require_aead", l.require_aead},
           {"bounce_address", l.bounce_address},
           {"bounce_threshold", l.bounce_threshold},
           {"created_at", l.created_at},
@@ -178,6 +181,11 @@ Status ApplySettings(const ListOptions& o, store::MailingList& list) {
   }
   if (o.allow_plaintext) list.encrypted_only = false;
   if (o.encrypted_only) list.encrypted_only = true;
+  if (o.require_aead && o.allow_cbc) {
+    return MakeError("usage", "--require-aead and --allow-cbc contradict each other");
+  }
+  if (o.require_aead) list.require_aead = true;
+  if (o.allow_cbc) list.require_aead = false;
   if (o.has_bounce_address) list.bounce_address = o.bounce_address;
   if (o.has_bounce_threshold) list.bounce_threshold = o.bounce_threshold;
   if (o.has_description) list.description = o.description;
@@ -237,6 +245,10 @@ Status Show(ListOptions& o) {
        (l.reading == "path-b-prime" ? "  (the exploder holds the group key)" : "") + "\n";
   t += "posting:      " + l.posting + "\n";
   t += std::string("plaintext:    ") + (l.encrypted_only ? "refused" : "accepted") + "\n";
+  t += std::string("ciphers:      ") +
+       (l.require_aead ? "AuthEnvelopedData (AES-GCM) only; CBC refused"
+                       : "AuthEnvelopedData (AES-GCM) and EnvelopedData (AES-CBC)") +
+       "\n";
   t += "bounces:      " + l.bounce_address + ", disable after " +
        std::to_string(l.bounce_threshold) + "\n";
   t += "created:      " + IsoTime(l.created_at) + "\n";
@@ -498,6 +510,14 @@ void AddSettings(CLI::App* cmd, ListOptions& o, bool create) {
   cmd->add_flag("--allow-plaintext", o.allow_plaintext, "Forward plaintext posts too");
   if (!create) {
     cmd->add_flag("--encrypted-only", o.encrypted_only, "Refuse plaintext posts again");
+  }
+  cmd->add_flag("--require-aead", o.require_aead,
+                "Take only AuthEnvelopedData (RFC 5083, AES-GCM) posts; refuse EnvelopedData "
+                "(AES-CBC), whose ciphertext can be altered undetected (EFAIL). Off by default: "
+                "Thunderbird sends AES-CBC");
+  if (!create) {
+    cmd->add_flag("--allow-cbc", o.allow_cbc,
+                  "Take EnvelopedData (AES-CBC) posts again (undoes --require-aead)");
   }
   cmd->add_option("--bounce-address", o.bounce_address,
                   "Envelope sender of forwarded posts (default LOCAL-bounces@DOMAIN)");

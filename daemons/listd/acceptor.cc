@@ -3,12 +3,11 @@
 #include <cctype>
 #include <cerrno>
 
-#include "blindlist/base64.h"
 #include "crypto/cms.h"
 #include "crypto/keys.h"
 #include "list_headers.h"
 #include "mime/dsn.h"
-#include "mime/smime.h"
+#include "mime/smime_shape.h"
 #include "net/log.h"
 
 namespace blindlist::listd {
@@ -23,68 +22,16 @@ Verdict StoreDown(const Error& e) {
   return Reply(451, "4.3.0", "list database unavailable, try again later");
 }
 
-// Above this size a post's RecipientInfos are read from the start of its body
-// only, so a 25 MB post is never held decoded (or three times) at intake; the
-// rest of its CMS is then checked by the members' software, not here.
-constexpr std::size_t kFullParseLimit = std::size_t{1} << 20;
-constexpr std::size_t kPeekBase64Chars = std::size_t{96} * 1024;
-
-// What a post is, as far as the posting rules care.
-struct PostShape {
-  bool plaintext = false;
-  std::vector<crypto::RecipientInfo> recipients;
-};
-
-std::string Lowered(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-Result<PostShape> FullShape(std::string_view message) {
-  PostShape shape;
-  auto smime = mime::ParseSmime(message);
-  if (!smime.ok()) {
-    if (smime.error().code != "not-smime")
-      return MakeError("malformed", "malformed message: " + smime.error().message);
-    shape.plaintext = true;
-    return shape;
+// What the post is, by the whole-message rule (mime/smime_shape.h): plaintext, or one whole
+// S/MIME object. Anything that claims S/MIME and is not exactly one is refused, whatever the
+// list: the reply says what is wrong. The check streams, so a 25 MB post is never held decoded.
+Result<mime::MessageShape> Shape(std::string_view message) {
+  auto shape = mime::CheckWholeMessage(message);
+  if (shape.ok()) return shape;
+  if (shape.error().code == "malformed-message") {
+    return MakeError("malformed", "malformed message: " + shape.error().message);
   }
-  auto env = crypto::Envelope::Parse(smime->cms);
-  if (!env.ok()) return MakeError("malformed", "malformed CMS: " + env.error().message);
-  shape.recipients = std::move(env->recipients);
-  return shape;
-}
-
-Result<PostShape> Shape(std::string_view message) {
-  if (message.size() <= kFullParseLimit) return FullShape(message);
-  PostShape shape;
-  const std::string type = Lowered(HeaderValue(message, "Content-Type"));
-  if (type.find("pkcs7-mime") == std::string::npos) {
-    shape.plaintext = true;
-    return shape;
-  }
-  if (Lowered(HeaderValue(message, "Content-Transfer-Encoding")) != "base64")
-    return MakeError("malformed", "malformed message: an S/MIME body must be base64");
-  std::string b64;
-  b64.reserve(kPeekBase64Chars);
-  for (std::size_t i = BodyOffset(message); i < message.size() && b64.size() < kPeekBase64Chars;
-       ++i) {
-    const char c = message[i];
-    if (c == '\r' || c == '\n' || c == ' ' || c == '\t') continue;
-    if (c == '=') break;
-    b64 += c;
-  }
-  b64.resize(b64.size() - b64.size() % 4);
-  Bytes prefix;
-  if (!Base64Decode(b64, prefix)) return MakeError("malformed", "malformed message: bad base64");
-  auto ris = crypto::PeekRecipientInfos(prefix);
-  if (!ris.ok()) {
-    // RecipientInfos bigger than the peek (hundreds of recipients): read it all.
-    if (ris.error().code == "truncated") return FullShape(message);
-    return MakeError("malformed", "malformed CMS: " + ris.error().message);
-  }
-  shape.recipients = std::move(*ris);
-  return shape;
+  return MakeError("not-one-object", "not one S/MIME object: " + shape.error().message);
 }
 
 // True when one of the RecipientInfos names one of the list's certificates.
@@ -107,9 +54,10 @@ bool EncryptedToList(const std::vector<crypto::RecipientInfo>& recipients,
 
 int SysexitOf(const Verdict& v) {
   if (v.ok()) return 0;
-  if (v.code / 100 == 4) return 75;      // EX_TEMPFAIL
-  if (v.enhanced == "5.1.1") return 67;  // EX_NOUSER
-  return 65;                             // EX_DATAERR
+  if (v.code / 100 == 4) return 75;               // EX_TEMPFAIL
+  if (v.enhanced == "5.1.1") return 67;           // EX_NOUSER
+  if (v.enhanced.starts_with("5.7.")) return 77;  // EX_NOPERM: the list's policy refuses it
+  return 65;                                      // EX_DATAERR: the message itself is wrong
 }
 
 PostAcceptor::PostAcceptor(const Config& config, store::ListStore* lists, spool::Spool* spool,
@@ -154,15 +102,16 @@ Verdict PostAcceptor::AcceptPost(const store::MailingList& list, const std::stri
   // What the message is: S/MIME to this list, other S/MIME, plaintext, or broken.
   auto shape = Shape(message);
   if (!shape.ok()) return Reply(554, "5.6.0", shape.error().message);
-  if (shape->plaintext) {
+  if (!shape->smime) {
     if (list.encrypted_only) {
       std::string where =
           config_.groupd.public_url.empty()
               ? "from the list administrator"
               : "at " + config_.groupd.public_url + "/v1/groups/" + list.group + "/certificate";
-      return Reply(
-          550, "5.7.1",
-          list.address + " takes only S/MIME-encrypted posts; get the list certificate " + where);
+      return Reply(550, "5.7.1",
+                   list.address + " takes only S/MIME-encrypted posts; get the list certificate " +
+                       where + " (plaintext posts are not accepted on this list: this one is " +
+                       shape->media_type + ", not one application/pkcs7-mime entity)");
     }
   } else {
     std::vector<crypto::Certificate> certs;
@@ -170,8 +119,19 @@ Verdict PostAcceptor::AcceptPost(const store::MailingList& list, const std::stri
       auto cert = crypto::Certificate::Load(der);
       if (cert.ok()) certs.push_back(std::move(*cert));
     }
-    if (!EncryptedToList(shape->recipients, certs)) {
+    if (!EncryptedToList(shape->cms.recipients, certs)) {
       return Reply(550, "5.7.1", "not encrypted to a current or retired key of " + list.address);
+    }
+    if (list.require_aead && !shape->cms.auth_enveloped) {
+      // RFC 3463 5.7.6: cryptographic algorithm not supported.
+      const std::string cipher = shape->cms.cipher
+                                     ? std::string(crypto::ContentCipherName(*shape->cms.cipher))
+                                     : shape->cms.cipher_oid;
+      return Reply(554, "5.7.6",
+                   list.address +
+                       " requires authenticated encryption: RFC 5083 AuthEnvelopedData "
+                       "(AES-GCM); this post is EnvelopedData with " +
+                       cipher + ", which cannot detect tampering");
     }
   }
 

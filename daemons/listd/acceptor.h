@@ -24,7 +24,10 @@ struct Verdict {
   bool ok() const { return code / 100 == 2; }
 };
 
-// sysexits(3) for pipe mode: 0 queued, 67 unknown list, 65 refused data, 75 try later.
+// sysexits(3) for pipe mode, each a permanent refusal except 75: 0 queued, 67 unknown list,
+// 77 refused by the list's policy (5.7.x: plaintext, not a member, not its key, CBC on a list
+// that requires AEAD), 65 refused data (5.6.0: not one S/MIME object, 5.3.4 too large),
+// 75 try later.
 int SysexitOf(const Verdict& v);
 
 class PostAcceptor {

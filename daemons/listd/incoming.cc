@@ -13,6 +13,7 @@
 #include "crypto/keys.h"
 #include "list_headers.h"
 #include "mime/smime.h"
+#include "mime/smime_shape.h"
 #include "net/log.h"
 
 namespace blindlist::listd {
@@ -129,14 +130,19 @@ std::unique_ptr<GroupSecretRewrap> MakeLocalKeyRewrap(const std::string& dir) {
 
 Result<std::string> ReplaceGroupRecipient(std::string_view message, const store::MailingList& list,
                                           GroupSecretRewrap& rewrap, const std::string& post_id) {
-  BL_TRY_ASSIGN(mime::SmimeEnvelope smime, mime::ParseSmime(message));
-  BL_TRY_ASSIGN(crypto::Envelope env, crypto::Envelope::Parse(smime.cms));
-  auto index = GroupRecipientIndex(env, list);
-  if (!index) return MakeError("not-for-list", "the post names none of the list's certificates");
-  BL_TRY_ASSIGN(Bytes kekri, rewrap.Rewrap(list, env.recipients[*index].der, post_id));
-  BL_TRY(env.ReplaceRecipient(*index, kekri));
-  smime.cms = env.Serialize();
-  return mime::SerializeSmime(smime, env.auth_enveloped);
+  // Everything before the call to groupd is about the post itself: a failure there is
+  // permanent ("unparseable"), never a reason to wait and try again.
+  const auto unparseable = [](const Error& e) { return MakeError("unparseable", e.message); };
+  auto smime = mime::ParseSmime(message);
+  if (!smime.ok()) return unparseable(smime.error());
+  auto env = crypto::Envelope::Parse(smime->cms);
+  if (!env.ok()) return unparseable(env.error());
+  auto index = GroupRecipientIndex(*env, list);
+  if (!index) return MakeError("unparseable", "the post names none of the list's certificates");
+  BL_TRY_ASSIGN(Bytes kekri, rewrap.Rewrap(list, env->recipients[*index].der, post_id));
+  BL_TRY(env->ReplaceRecipient(*index, kekri));
+  smime->cms = env->Serialize();
+  return mime::SerializeSmime(*smime, env->auth_enveloped);
 }
 
 IncomingProcessor::IncomingProcessor(const Config& config, store::ListStore* lists,
@@ -203,6 +209,16 @@ int IncomingProcessor::RunOnce(std::int64_t now) {
   return waiting;
 }
 
+Status IncomingProcessor::Hold(const spool::IncomingPost& post, const store::MailingList& list,
+                               const std::string& reason) {
+  net::Log(net::LogLevel::kError, "post cannot be re-wrapped; held in the spool, not forwarded",
+           {{"id", post.id}, {"list", list.address}, {"reading", list.reading}, {"error", reason}});
+  if (metrics_ != nullptr)
+    metrics_->Increment("listd_posts_held_total", {{"reading", list.reading}});
+  return spool_->Quarantine(
+      post.id, "held, not forwarded: the " + list.reading + " re-wrap cannot use it: " + reason);
+}
+
 Status IncomingProcessor::Prepare(spool::IncomingPost& post) {
   BL_TRY_ASSIGN(auto found, lists_->FindList(post.list));
   if (!found) {
@@ -216,19 +232,37 @@ Status IncomingProcessor::Prepare(spool::IncomingPost& post) {
   const ListIdentity identity{list.address, list.description, list.bounce_address};
   std::string rewrapped;
   if (list.reading == "path-b" || list.reading == "path-b-prime") {
-    // Only encrypted posts are re-wrapped (a list that allows plaintext forwards those as they
-    // are).
-    GroupSecretRewrap* rewrap = list.reading == "path-b" ? path_b_ : path_b_prime_;
-    if (mime::ParseSmime(post.message).ok()) {
+    // The post passed the whole-message rule at intake; it is checked again because the rules
+    // may have changed since (or an older listd took it), and a post the re-wrap cannot parse is
+    // never forwarded as received: it is held, moved aside in the spool with the reason.
+    auto shape = mime::CheckWholeMessage(post.message);
+    std::string unparseable;
+    if (!shape.ok()) {
+      unparseable = "not one S/MIME object: " + shape.error().message;
+    } else if (!shape->smime && list.encrypted_only) {
+      unparseable = "a plaintext post (" + shape->media_type + ") to an encrypted-only list";
+    }
+    if (shape.ok() && shape->smime) {
+      // Only encrypted posts are re-wrapped (a list that allows plaintext forwards those as
+      // they are).
+      GroupSecretRewrap* rewrap = list.reading == "path-b" ? path_b_ : path_b_prime_;
       if (rewrap == nullptr) {
         return MakeError("not-configured", list.reading == "path-b"
                                                ? "path B is not configured"
                                                : "list reads by path B' but [unsafe] "
                                                  "allow_local_group_keys is off");
       }
-      BL_TRY_ASSIGN(rewrapped, ReplaceGroupRecipient(post.message, list, *rewrap, post.id));
-      std::string().swap(post.message);
+      auto replaced = ReplaceGroupRecipient(post.message, list, *rewrap, post.id);
+      if (replaced.ok()) {
+        rewrapped = std::move(*replaced);
+        std::string().swap(post.message);
+      } else if (replaced.error().code == "unparseable") {
+        unparseable = replaced.error().message;
+      } else {
+        return replaced.error();  // groupd: waits in the queue and is tried again
+      }
     }
+    if (!unparseable.empty()) return Hold(post, list, unparseable);
   }
   // The post goes out as the new header section followed by the original body, written to
   // the queue file from where they are: a 25 MB post is not copied again.

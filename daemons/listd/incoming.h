@@ -3,7 +3,9 @@
 // List-* fields on top and, for lists that read by path B, the group's
 // RecipientInfo replaced by a KEKRecipientInfo under the group secret. A post
 // whose re-wrap fails waits in the queue and is retried; it is never forwarded
-// without it. After max_age it is moved aside, never deleted.
+// without it. After max_age it is moved aside, never deleted. A post the re-wrap
+// cannot parse (not one whole S/MIME object, or naming none of the list's
+// certificates) is moved aside at once: it is held, never forwarded as received.
 // Thread-safety: one IncomingProcessor per thread (the runner's).
 #pragma once
 
@@ -36,7 +38,8 @@ std::unique_ptr<GroupSecretRewrap> MakeGroupdRewrap(const GroupdConfig& config);
 std::unique_ptr<GroupSecretRewrap> MakeLocalKeyRewrap(const std::string& dir);
 
 // Applies the re-wrap to an RFC 5322 S/MIME message: the RecipientInfo naming one
-// of `certificates` is replaced; nothing else in the CMS changes.
+// of `certificates` is replaced; nothing else in the CMS changes. "unparseable" when
+// the post itself is at fault (permanent); any other error is the re-wrap's.
 Result<std::string> ReplaceGroupRecipient(std::string_view message, const store::MailingList& list,
                                           GroupSecretRewrap& rewrap, const std::string& post_id);
 
@@ -51,6 +54,9 @@ class IncomingProcessor {
 
  private:
   Status Prepare(spool::IncomingPost& post);  // frees post.message once prepared
+  // Moves a post the re-wrap cannot use aside in the spool, with the reason.
+  Status Hold(const spool::IncomingPost& post, const store::MailingList& list,
+              const std::string& reason);
 
   const Config& config_;
   store::ListStore* lists_;

@@ -8,8 +8,12 @@
 // authenticates to groupd as the list's registered exploder and gets back only a
 // RecipientInfo. It answers 250 only once a post is on disk (file and directory
 // fsynced) and crosses members off as they are delivered: a crash repeats a
-// delivery at most, never loses one. Path B' (listd holding group keys) breaks
-// the trust split and needs an explicit [unsafe] setting, logged at every start.
+// delivery at most, never loses one. It refuses, at every entrance and for any
+// size, a post that claims S/MIME but is not one whole S/MIME object (one
+// application/pkcs7-mime entity whose whole body is exactly one EnvelopedData or
+// AuthEnvelopedData naming the list), and plaintext on lists that want S/MIME.
+// Path B' (listd holding group keys) breaks the trust split and needs an
+// explicit [unsafe] setting, logged at every start.
 #include <malloc.h>
 #include <signal.h>
 

@@ -19,177 +19,10 @@
 #include <vector>
 
 #include "mime/gmime_support.h"
+#include "mime/smime_common.h"
 
 namespace blindlist::mime {
 namespace {
-
-// ---------------------------------------------------------------------------------------------
-// Small text helpers
-
-constexpr std::string_view kCrlf = "\r\n";
-constexpr std::string_view kLf = "\n";
-
-char AsciiLower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (AsciiLower(a[i]) != AsciiLower(b[i])) return false;
-  }
-  return true;
-}
-
-bool StartsWithIgnoreCase(std::string_view text, std::string_view prefix) {
-  return text.size() >= prefix.size() && EqualsIgnoreCase(text.substr(0, prefix.size()), prefix);
-}
-
-std::string Lowercase(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) c = AsciiLower(c);
-  return out;
-}
-
-bool IsWsp(char c) { return c == ' ' || c == '\t'; }
-bool IsLineSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-
-std::string_view Trim(std::string_view text) {
-  while (!text.empty() && IsLineSpace(text.front())) text.remove_prefix(1);
-  while (!text.empty() && IsLineSpace(text.back())) text.remove_suffix(1);
-  return text;
-}
-
-// RFC 5322 ftext: printable US-ASCII except the colon.
-bool IsFieldNameChar(char c) {
-  const auto u = static_cast<unsigned char>(c);
-  return u >= 33 && u <= 126 && c != ':';
-}
-
-// The first line of `text` without its line ending.
-std::string_view FirstLine(std::string_view text) {
-  std::string_view line = text.substr(0, text.find('\n'));
-  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  return line;
-}
-
-// A field name (with the obsolete optional white space) followed by a colon.
-bool LooksLikeHeaderField(std::string_view line) {
-  std::size_t i = 0;
-  while (i < line.size() && IsFieldNameChar(line[i])) ++i;
-  if (i == 0) return false;
-  while (i < line.size() && IsWsp(line[i])) ++i;
-  return i < line.size() && line[i] == ':';
-}
-
-// The line ending a header section uses: CRLF if its first line ends in CRLF.
-std::string_view LineEndingOf(std::string_view text) {
-  const std::size_t newline = text.find('\n');
-  return (newline != std::string_view::npos && newline > 0 && text[newline - 1] == '\r') ? kCrlf
-                                                                                         : kLf;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Raw header sections: every field keeps its exact bytes.
-
-struct RawField {
-  std::string_view name;   // as spelled, without the obsolete white space before the colon
-  std::string_view value;  // after the colon up to the final line ending; folds kept
-  std::string_view bytes;  // the whole field, folds and final line ending included
-  std::string_view eol;    // the final line ending: "\r\n" or "\n"
-};
-
-struct RawHeaderSection {
-  std::vector<RawField> fields;
-  std::string_view eol;        // line ending of the first line, for lines we add
-  std::size_t fields_end = 0;  // offset just past the last field
-  bool has_separator = false;  // a blank line follows the fields
-};
-
-// Splits `text` into header fields up to the first blank line (or the end of the text).
-// Errors carry `error_code` so each caller reports in its own vocabulary.
-Result<RawHeaderSection> ParseHeaderSection(std::string_view text, const std::string& error_code) {
-  if (text.empty()) return MakeError(error_code, "input is empty");
-  struct Offsets {
-    std::size_t begin, name_end, value_begin, end, eol_size;
-  };
-  std::vector<Offsets> offsets;
-  RawHeaderSection section;
-  std::size_t pos = 0;
-  int line_number = 0;
-  bool found_separator = false;
-  while (pos < text.size()) {
-    ++line_number;
-    const std::size_t newline = text.find('\n', pos);
-    if (newline == std::string_view::npos) {
-      return MakeError(error_code, "header line " + std::to_string(line_number) +
-                                       " has no line ending (the header section is cut short)");
-    }
-    const std::string_view line = text.substr(pos, newline + 1 - pos);
-    const std::size_t eol_size = line.ends_with(kCrlf) ? 2 : 1;
-    const std::string_view content = line.substr(0, line.size() - eol_size);
-    if (section.eol.empty()) section.eol = eol_size == 2 ? kCrlf : kLf;
-    if (content.empty()) {
-      if (offsets.empty()) {
-        return MakeError(error_code, "no header section: the input starts with a blank line");
-      }
-      section.fields_end = pos;
-      found_separator = true;
-      break;
-    }
-    if (content.find('\0') != std::string_view::npos) {
-      return MakeError(error_code,
-                       "header line " + std::to_string(line_number) + " contains a NUL byte");
-    }
-    if (IsWsp(content.front())) {
-      if (offsets.empty()) {
-        return MakeError(error_code, "the header section starts with a continuation line");
-      }
-      offsets.back().end = newline + 1;
-      offsets.back().eol_size = eol_size;
-    } else {
-      std::size_t i = 0;
-      while (i < content.size() && IsFieldNameChar(content[i])) ++i;
-      const std::size_t name_end = i;
-      while (i < content.size() && IsWsp(content[i])) ++i;
-      if (name_end == 0 || i >= content.size() || content[i] != ':') {
-        return MakeError(error_code, "header line " + std::to_string(line_number) +
-                                         " is not a field (no name followed by a colon)");
-      }
-      offsets.push_back({pos, pos + name_end, pos + i + 1, newline + 1, eol_size});
-    }
-    pos = newline + 1;
-  }
-  if (!found_separator) section.fields_end = text.size();
-  section.has_separator = found_separator;
-  section.fields.reserve(offsets.size());
-  for (const Offsets& o : offsets) {
-    section.fields.push_back(RawField{
-        .name = text.substr(o.begin, o.name_end - o.begin),
-        .value = text.substr(o.value_begin, o.end - o.eol_size - o.value_begin),
-        .bytes = text.substr(o.begin, o.end - o.begin),
-        .eol = o.eol_size == 2 ? kCrlf : kLf,
-    });
-  }
-  return section;
-}
-
-// The field's bytes without the final line ending.
-std::string_view WithoutLineEnding(const RawField& field) {
-  return field.bytes.substr(0, field.bytes.size() - field.eol.size());
-}
-
-// A header value as one line: folds removed (RFC 5322 unfolding), outer white space trimmed.
-std::string Unfold(std::string_view value) {
-  std::string out;
-  out.reserve(value.size());
-  for (char c : value) {
-    if (c != '\r' && c != '\n') out.push_back(c);
-  }
-  return std::string(Trim(out));
-}
-
-bool IsStructuralField(std::string_view name) {
-  return StartsWithIgnoreCase(name, "Content-") || EqualsIgnoreCase(name, "MIME-Version");
-}
 
 // ---------------------------------------------------------------------------------------------
 // Content-Type parameters, found in place so one can be removed without touching the others.
@@ -278,11 +111,6 @@ std::optional<ParameterSpan> FindParameter(const ParameterScan& scan, std::strin
 // ---------------------------------------------------------------------------------------------
 // Base64
 
-bool IsBase64Alphabet(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
-         c == '/';
-}
-
 // Strict: only the alphabet, line white space and final padding. GMime's decoder skips what it
 // does not know, so the text is checked here first and a corrupted body is an error, not data.
 Result<Bytes> DecodeBase64Strict(std::string_view text) {
@@ -333,43 +161,6 @@ std::string EncodeBase64Lines(ByteView data, std::size_t line_length, std::strin
   }
   g_free(encoded);
   return out;
-}
-
-// ---------------------------------------------------------------------------------------------
-// CMS ContentInfo: just enough DER to name the content type in an error.
-
-struct CmsContentType {
-  std::string_view der;  // the OID's content octets
-  std::string_view name;
-  bool encrypted;
-};
-
-constexpr std::string_view kPkcs7 = "\x2a\x86\x48\x86\xf7\x0d\x01\x07";
-constexpr std::string_view kSmimeCt = "\x2a\x86\x48\x86\xf7\x0d\x01\x09\x10\x01";
-
-const CmsContentType* KnownContentType(std::string_view oid) {
-  static const std::string kData = std::string(kPkcs7) + '\x01';
-  static const std::string kSigned = std::string(kPkcs7) + '\x02';
-  static const std::string kEnveloped = std::string(kPkcs7) + '\x03';
-  static const std::string kSignedAndEnveloped = std::string(kPkcs7) + '\x04';
-  static const std::string kDigested = std::string(kPkcs7) + '\x05';
-  static const std::string kEncrypted = std::string(kPkcs7) + '\x06';
-  static const std::string kCompressed = std::string(kSmimeCt) + '\x09';
-  static const std::string kAuthEnveloped = std::string(kSmimeCt) + '\x17';
-  static const CmsContentType kTypes[] = {
-      {kData, "data", false},
-      {kSigned, "signedData", false},
-      {kEnveloped, "envelopedData", true},
-      {kSignedAndEnveloped, "signedAndEnvelopedData", false},
-      {kDigested, "digestedData", false},
-      {kEncrypted, "encryptedData", false},
-      {kCompressed, "compressedData", false},
-      {kAuthEnveloped, "authEnvelopedData", true},
-  };
-  for (const CmsContentType& type : kTypes) {
-    if (type.der == oid) return &type;
-  }
-  return nullptr;
 }
 
 // The contentType OID of a ContentInfo (SEQUENCE { OID, [0] ... }), if it can be read.
@@ -440,30 +231,6 @@ Result<SmimeEnvelope> ParsePemArmored(std::string_view text) {
       EnvelopeFromBase64(text.substr(body_begin + 1, end - body_begin - 1), "the PEM block"));
   env.pem_label = std::string(label);
   return env;
-}
-
-struct MediaType {
-  std::string type;  // "application/pkcs7-mime", lowercased
-  std::string smime_type;
-  std::string name;
-};
-
-MediaType ParseMediaType(std::string_view value) {
-  const std::string unfolded = Unfold(value);
-  GObjectPtr<GMimeContentType> content_type(g_mime_content_type_parse(nullptr, unfolded.c_str()));
-  MediaType media;
-  if (!content_type) return media;
-  const char* type = g_mime_content_type_get_media_type(content_type.get());
-  const char* subtype = g_mime_content_type_get_media_subtype(content_type.get());
-  media.type = Lowercase(std::string(type ? type : "") + "/" + (subtype ? subtype : ""));
-  if (const char* smime_type =
-          g_mime_content_type_get_parameter(content_type.get(), "smime-type")) {
-    media.smime_type = smime_type;
-  }
-  if (const char* name = g_mime_content_type_get_parameter(content_type.get(), "name")) {
-    media.name = name;
-  }
-  return media;
 }
 
 std::string DispositionFilename(std::string_view value) {

@@ -89,7 +89,7 @@ Status ToStatus(const Result<std::monostate>& r) {
 
 constexpr std::string_view kListColumns =
     "id, address, group_name, description, reading, posting, encrypted_only, bounce_address, "
-    "bounce_threshold, created_at";
+    "bounce_threshold, created_at, require_aead";
 
 MailingList ToList(const sql::Row& r) {
   MailingList l;
@@ -103,6 +103,7 @@ MailingList ToList(const sql::Row& r) {
   l.bounce_address = sql::AsText(r[7]);
   l.bounce_threshold = static_cast<int>(sql::AsInt(r[8]));
   l.created_at = sql::AsInt(r[9]);
+  l.require_aead = sql::AsInt(r[10]) != 0;
   return l;
 }
 
@@ -206,12 +207,13 @@ class SqlListStore final : public ListStore {
       BL_TRY_ASSIGN(
           auto rows,
           c.Query("INSERT INTO lists (address, group_name, description, reading, posting, "
-                  "encrypted_only, bounce_address, bounce_threshold, created_at) "
-                  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+                  "encrypted_only, bounce_address, bounce_threshold, created_at, require_aead) "
+                  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
                   "ON CONFLICT DO NOTHING RETURNING id",
                   {list.address, list.group, list.description, list.reading, list.posting,
                    std::int64_t{list.encrypted_only ? 1 : 0}, list.bounce_address,
-                   std::int64_t{list.bounce_threshold}, list.created_at}));
+                   std::int64_t{list.bounce_threshold}, list.created_at,
+                   std::int64_t{list.require_aead ? 1 : 0}}));
       // Only a writer in another process between our check and the insert gets here.
       if (rows.empty()) return Exists("a list at " + list.address + " exists");
       list.id = sql::AsInt(rows[0][0]);
@@ -233,10 +235,11 @@ class SqlListStore final : public ListStore {
       BL_TRY_ASSIGN(
           auto n,
           c.Exec("UPDATE lists SET group_name = $2, description = $3, reading = $4, posting = $5, "
-                 "encrypted_only = $6, bounce_address = $7, bounce_threshold = $8 WHERE id = $1",
+                 "encrypted_only = $6, bounce_address = $7, bounce_threshold = $8, "
+                 "require_aead = $9 WHERE id = $1",
                  {list.id, list.group, list.description, list.reading, list.posting,
                   std::int64_t{list.encrypted_only ? 1 : 0}, list.bounce_address,
-                  std::int64_t{list.bounce_threshold}}));
+                  std::int64_t{list.bounce_threshold}, std::int64_t{list.require_aead ? 1 : 0}}));
       if (n == 0) return NotFound("no list with id " + std::to_string(list.id));
       BL_TRY(c.Exec("DELETE FROM list_certificates WHERE list_id = $1", {list.id}));
       BL_TRY(WriteCertificates(c, list));

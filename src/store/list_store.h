@@ -44,8 +44,10 @@ struct MailingList {
   std::string reading = "direct";
   std::string posting = "members";  // "members" (sender must be an enabled member) or "open"
   bool encrypted_only = true;       // refuse plaintext posts
-  std::string bounce_address;       // default: local-part + "-bounces@" + domain
-  int bounce_threshold = 5;         // members whose score reaches it are disabled
+  // Refuse EnvelopedData (CBC): only RFC 5083 AuthEnvelopedData (AES-GCM) is forwarded.
+  bool require_aead = false;
+  std::string bounce_address;  // default: local-part + "-bounces@" + domain
+  int bounce_threshold = 5;    // members whose score reaches it are disabled
   // Group certificates (DER) posts may be encrypted to: the current one first,
   // then retired ones. Never empty in a stored list.
   std::vector<Bytes> certificates;
@@ -80,7 +82,7 @@ class ListStore {
   // bounce_address gets the default). "exists" if the address or the bounce
   // address is taken by any list, as its address or its bounce address.
   virtual Result<MailingList> CreateList(const MailingList& list) = 0;
-  // By id: group, description, reading, posting, encrypted_only, bounce_address
+  // By id: group, description, reading, posting, encrypted_only, require_aead, bounce_address
   // (empty: the default), bounce_threshold; the certificates are replaced.
   // The address cannot change. "not-found", "exists" (bounce address taken).
   virtual Status UpdateList(const MailingList& list) = 0;

@@ -14,7 +14,9 @@
 #include <vector>
 
 #include "store/migrations/list_migrations.h"
+#include "store/migrations/migrations.h"
 #include "store/scratch_database.h"
+#include "store/sql.h"
 #include "store/store.h"
 
 namespace blindlist::store {
@@ -187,6 +189,40 @@ TEST_P(ListStoreTest, OpensTwiceAndKeepsItsSchemaApartFromGroupds) {
   EXPECT_TRUE(found->has_value());
 }
 
+TEST_P(ListStoreTest, UpgradesASchemaOneDatabaseWithAeadOff) {
+  // A database made by a build that knew only step 1, with a list in it.
+  auto old = ScratchDatabase::Create(GetParam());
+  ASSERT_OK(old);
+  {
+    auto pool = sql::OpenPool((*old)->url());
+    ASSERT_OK(pool);
+    const auto steps = migrations::ListSchema();
+    migrations::Schema first = steps;
+    first.steps = steps.steps.first(1);
+    auto version = migrations::Apply(**pool, first);
+    ASSERT_OK(version);
+    ASSERT_EQ(*version, 1);
+    auto insert = [](sql::Connection& c) {
+      return c.Exec(
+          "INSERT INTO lists (address, group_name, description, reading, posting, "
+          "encrypted_only, bounce_address, bounce_threshold, created_at) VALUES "
+          "('old@example.org', 'g', '', 'direct', 'members', 1, 'old-bounces@example.org', 5, 1)",
+          {});
+    };
+    auto inserted = sql::RunOnPool(**pool, true, insert);
+    ASSERT_OK(inserted);
+  }
+  auto upgraded = OpenListStore((*old)->url());
+  ASSERT_OK(upgraded);
+  auto version = (*upgraded)->SchemaVersion();
+  ASSERT_OK(version);
+  EXPECT_EQ(*version, migrations::ListLatestVersion());
+  auto found = (*upgraded)->FindList("old@example.org");
+  ASSERT_OK(found);
+  ASSERT_TRUE(found->has_value());
+  EXPECT_FALSE((*found)->require_aead);
+}
+
 TEST_P(ListStoreTest, OpensConcurrentlyOnAFreshDatabase) {
   auto fresh = ScratchDatabase::Create(GetParam());
   ASSERT_OK(fresh);
@@ -235,6 +271,7 @@ TEST_P(ListStoreTest, CreatesAListWithDefaultsAndFindsItWithAnyDomainCase) {
     EXPECT_EQ(l.reading, "direct");
     EXPECT_EQ(l.posting, "members");
     EXPECT_TRUE(l.encrypted_only);
+    EXPECT_FALSE(l.require_aead);  // Thunderbird sends AES-CBC
     EXPECT_EQ(l.bounce_threshold, 5);
     EXPECT_EQ(l.created_at, created->created_at);
     ASSERT_EQ(l.certificates.size(), 2u);
@@ -262,6 +299,7 @@ TEST_P(ListStoreTest, StoresEveryField) {
   in.reading = "path-b";
   in.posting = "open";
   in.encrypted_only = false;
+  in.require_aead = true;
   in.bounce_address = "returns@Bounces.Example.org";
   in.bounce_threshold = 2;
   ASSERT_OK(store_->CreateList(in));
@@ -273,6 +311,7 @@ TEST_P(ListStoreTest, StoresEveryField) {
   EXPECT_EQ((*found)->reading, "path-b");
   EXPECT_EQ((*found)->posting, "open");
   EXPECT_FALSE((*found)->encrypted_only);
+  EXPECT_TRUE((*found)->require_aead);
   EXPECT_EQ((*found)->bounce_address, "returns@bounces.example.org");
   EXPECT_EQ((*found)->bounce_threshold, 2);
 }
@@ -323,6 +362,7 @@ TEST_P(ListStoreTest, UpdatesSettingsAndReplacesCertificates) {
   l.reading = "path-b-prime";
   l.posting = "open";
   l.encrypted_only = false;
+  l.require_aead = true;
   l.bounce_address = "";  // back to the default
   l.bounce_threshold = 9;
   l.certificates = {Cert(7), Cert(1)};
@@ -335,6 +375,7 @@ TEST_P(ListStoreTest, UpdatesSettingsAndReplacesCertificates) {
   EXPECT_EQ((*found)->reading, "path-b-prime");
   EXPECT_EQ((*found)->posting, "open");
   EXPECT_FALSE((*found)->encrypted_only);
+  EXPECT_TRUE((*found)->require_aead);
   EXPECT_EQ((*found)->bounce_address, "l-bounces@example.org");
   EXPECT_EQ((*found)->bounce_threshold, 9);
   ASSERT_EQ((*found)->certificates.size(), 2u);

@@ -92,6 +92,8 @@ class ListCliTest(unittest.TestCase):
         self.assertEqual(j["reading"], "direct")
         self.assertEqual(j["posting"], "members")
         self.assertFalse(j["encrypted_only"])
+        self.assertFalse(j["require_aead"], "AES-CBC is taken by default (Thunderbird sends it)")
+        self.assertIn("ciphers:      AuthEnvelopedData (AES-GCM) and EnvelopedData (AES-CBC)", text)
         self.assertEqual(j["certificates"][0]["sha256"], fingerprint(self.cert))
         self.assertEqual(j["certificates"][0]["state"], "current")
 
@@ -106,6 +108,19 @@ class ListCliTest(unittest.TestCase):
 
         p = self.bl("set", "team@example.org", "--reading", "path-b-prime")
         self.assertIn(b"breaks the trust split", p.stderr)
+
+        # require_aead: set, shown, undone; the two flags together are a usage error.
+        self.bl("set", "team@example.org", "--require-aead")
+        self.assertTrue(self.show_json()["require_aead"])
+        self.assertIn("ciphers:      AuthEnvelopedData (AES-GCM) only; CBC refused",
+                      self.bl("show", "team@example.org").stdout.decode())
+        self.assertIn("contradict", self.fails("set", "team@example.org", "--require-aead", "--allow-cbc"))
+        self.bl("set", "team@example.org", "--allow-cbc")
+        self.assertFalse(self.show_json()["require_aead"])
+        self.create("aead@example.org", "--require-aead")
+        self.assertTrue(self.show_json("aead@example.org")["require_aead"])
+        self.assertIn(b"EFAIL", self.bl("set", "--help").stdout)
+        self.bl("delete", "aead@example.org")
 
         self.fails("create", "team@example.org", "--group", "team", "--certificate", self.cert)
         self.bl("delete", "team@example.org")

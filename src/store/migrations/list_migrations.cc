@@ -41,8 +41,15 @@ CREATE TABLE list_members (
 CREATE INDEX list_members_by_state ON list_members (list_id, enabled, address);
 )sql";
 
+// A list may require RFC 5083 AuthEnvelopedData (an AEAD cipher): off by default, since
+// Thunderbird sends AES-CBC EnvelopedData.
+constexpr std::string_view kRequireAead = R"sql(
+ALTER TABLE lists ADD COLUMN require_aead INTEGER NOT NULL DEFAULT 0 CHECK (require_aead IN (0, 1));
+)sql";
+
 constexpr Migration kListMigrations[] = {
     {1, "initial list schema", kInitialListSchema},
+    {2, "lists.require_aead", kRequireAead},
 };
 
 // pg_advisory_xact_lock key for listd's migrations ("blls"), distinct from groupd's.
