@@ -921,7 +921,8 @@ TEST(CmsParse, OtherRecipientKindsAreKeptAndSkipped) {
   Bytes pwri = der::Encode(der::ContextConstructed(3),
                            {der::EncodeInteger(0), EncodeAlgorithmId(oid::kAes128Wrap),
                             der::Encode(der::kOctetString, Bytes(24, 7))});
-  Bytes ori = der::Encode(der::ContextConstructed(4), {der::EncodeOid("1.2.3.4"), der::EncodeNull()});
+  Bytes ori =
+      der::Encode(der::ContextConstructed(4), {der::EncodeOid("1.2.3.4"), der::EncodeNull()});
   ASSERT_TRUE(env->AddRecipient(pwri).ok());
   ASSERT_TRUE(env->AddRecipient(ori).ok());
   Bytes edited = env->Serialize();
@@ -1014,8 +1015,8 @@ struct StrictCase {
     return ::testing::AssertionFailure() << s.error().code << ": " << s.error().message;
   }
   if (s.error().message.find(names) == std::string::npos) {
-    return ::testing::AssertionFailure() << "message does not name " << names << ": "
-                                         << s.error().message;
+    return ::testing::AssertionFailure()
+           << "message does not name " << names << ": " << s.error().message;
   }
   return ::testing::AssertionSuccess();
 }
@@ -1035,7 +1036,8 @@ std::vector<StrictCase> RecipientInfoCases() {
                                   der::Encode(der::kOctetString, Bytes(24, 7))});
   const Bytes ori =
       der::Encode(der::ContextConstructed(4), {der::EncodeOid("1.2.3.4"), der::EncodeNull()});
-  const Bytes ukm = der::Encode(der::ContextConstructed(1), der::Encode(der::kOctetString, Hex("01")));
+  const Bytes ukm =
+      der::Encode(der::ContextConstructed(1), der::Encode(der::kOctetString, Hex("01")));
   const Bytes ukm_extra = der::Encode(
       der::ContextConstructed(1), {der::Encode(der::kOctetString, Hex("01")), der::EncodeNull()});
   const Bytes date = der::Encode(der::kGeneralizedTime, ToBytes("20250101000000Z"));
@@ -1043,8 +1045,8 @@ std::vector<StrictCase> RecipientInfoCases() {
   const Bytes rkeyid = der::Encode(der::ContextConstructed(0),
                                    {der::Encode(der::kOctetString, Hex("0102")), date, other});
   const Bytes rkeyid_extra =
-      der::Encode(der::ContextConstructed(0), {der::Encode(der::kOctetString, Hex("0102")), date,
-                                               other, der::EncodeNull()});
+      der::Encode(der::ContextConstructed(0),
+                  {der::Encode(der::kOctetString, Hex("0102")), date, other, der::EncodeNull()});
   auto insert_at = [](std::size_t i, const Bytes& kid) {
     return [i, kid](std::vector<Bytes>& kids) {
       kids.insert(kids.begin() + static_cast<std::ptrdiff_t>(i), kid);
@@ -1054,8 +1056,8 @@ std::vector<StrictCase> RecipientInfoCases() {
     return [i, kid](std::vector<Bytes>& kids) { kids.at(i) = kid; };
   };
   // The OAEP parameters of RFC 4055 with [1] before [0].
-  const Bytes oaep_unordered =
-      EditChildren(ktri, {2, 1}, [](std::vector<Bytes>& kids) { std::swap(kids.at(0), kids.at(1)); });
+  const Bytes oaep_unordered = EditChildren(
+      ktri, {2, 1}, [](std::vector<Bytes>& kids) { std::swap(kids.at(0), kids.at(1)); });
   return {
       // Well-formed variants first (names empty): these must parse.
       {"ktri", ktri, ""},
@@ -1066,10 +1068,11 @@ std::vector<StrictCase> RecipientInfoCases() {
       {"kari-with-ukm", EditChildren(kari, {}, insert_at(2, ukm)), ""},
       {"kari-rkeyid", EditChildren(kari, {3, 0}, replace_at(0, rkeyid)), ""},
       {"kekid-date-other",
-       EditChildren(kekri, {1}, [&](std::vector<Bytes>& kids) {
-         kids.push_back(date);
-         kids.push_back(other);
-       }),
+       EditChildren(kekri, {1},
+                    [&](std::vector<Bytes>& kids) {
+                      kids.push_back(date);
+                      kids.push_back(other);
+                    }),
        ""},
       // One element too many, at every level.
       {"ktri-extra", AppendNull(ktri, {}), "KeyTransRecipientInfo"},
@@ -1097,16 +1100,17 @@ std::vector<StrictCase> RecipientInfoCases() {
        "recipient identifier"},
       {"kekri-extra", AppendNull(kekri, {}), "KEKRecipientInfo"},
       {"kekri-kekid-extra",
-       EditChildren(kekri, {1}, [&](std::vector<Bytes>& kids) {
-         kids.push_back(date);
-         kids.push_back(other);
-         kids.push_back(der::EncodeNull());
-       }),
+       EditChildren(kekri, {1},
+                    [&](std::vector<Bytes>& kids) {
+                      kids.push_back(date);
+                      kids.push_back(other);
+                      kids.push_back(der::EncodeNull());
+                    }),
        "KEKIdentifier"},
       {"kekri-alg-extra", AppendNull(kekri, {2}, 2), "AlgorithmIdentifier keyEncryptionAlgorithm"},
       {"pwri-extra", AppendNull(pwri, {}), "PasswordRecipientInfo"},
-      {"pwri-missing-key", EditChildren(pwri, {}, [](std::vector<Bytes>& kids) { kids.pop_back(); }),
-       "encryptedKey"},
+      {"pwri-missing-key",
+       EditChildren(pwri, {}, [](std::vector<Bytes>& kids) { kids.pop_back(); }), "encryptedKey"},
       {"ori-extra", AppendNull(ori, {}), "OtherRecipientInfo"},
       {"ori-no-value", EditChildren(ori, {}, [](std::vector<Bytes>& kids) { kids.pop_back(); }),
        "oriValue"},
@@ -1143,11 +1147,11 @@ TEST(CmsParseStrict, RecipientInfosWithAnElementTooManyAreMalformed) {
 
 TEST(CmsParseStrict, RecipientKeyIdentifierIsReadFromAStrictKari) {
   // The rKeyId of a KARI carries a SubjectKeyIdentifier, optionally a date and other attribute.
-  const Bytes kari = Unwrap(WrapCek(RandomSecret(32), Pki().p256().cert, RsaPadding::kOaepSha256),
-                            "kari");
-  const Bytes rkeyid = der::Encode(der::ContextConstructed(0),
-                                   {der::Encode(der::kOctetString, Hex("0a0b0c")),
-                                    der::Encode(der::kGeneralizedTime, ToBytes("20250101000000Z"))});
+  const Bytes kari =
+      Unwrap(WrapCek(RandomSecret(32), Pki().p256().cert, RsaPadding::kOaepSha256), "kari");
+  const Bytes rkeyid = der::Encode(
+      der::ContextConstructed(0), {der::Encode(der::kOctetString, Hex("0a0b0c")),
+                                   der::Encode(der::kGeneralizedTime, ToBytes("20250101000000Z"))});
   auto ri = RecipientInfo::Parse(
       EditChildren(kari, {3, 0}, [&](std::vector<Bytes>& kids) { kids.at(0) = rkeyid; }));
   ASSERT_TRUE(ri.ok()) << ri.error().message;
@@ -1155,8 +1159,8 @@ TEST(CmsParseStrict, RecipientKeyIdentifierIsReadFromAStrictKari) {
   EXPECT_EQ(ri->recipient_keys[0].rid.kind, RecipientId::Kind::kSubjectKeyId);
   EXPECT_EQ(ri->recipient_keys[0].rid.key_id, Hex("0a0b0c"));
   // A KTRI's [0] is the SubjectKeyIdentifier itself, also as a BER constructed string.
-  const Bytes ktri = Unwrap(WrapCek(RandomSecret(32), Pki().rsa2048().cert, RsaPadding::kPkcs1v15),
-                            "ktri");
+  const Bytes ktri =
+      Unwrap(WrapCek(RandomSecret(32), Pki().rsa2048().cert, RsaPadding::kPkcs1v15), "ktri");
   const Bytes segmented = der::Encode(
       der::ContextConstructed(0),
       {der::Encode(der::kOctetString, Hex("0a")), der::Encode(der::kOctetString, Hex("0b0c"))});
@@ -1189,9 +1193,8 @@ TEST(CmsParseStrict, EnvelopesWithAnElementTooManyAreMalformed) {
   env.originator_info = der::Encode(der::ContextConstructed(0), der::EncodeNull());
   cases.push_back({"originator-info-unknown-field", env.Serialize(), "OriginatorInfo"});
   env.originator_info = der::Encode(
-      der::ContextConstructed(0),
-      {der::Encode(der::ContextConstructed(0), id.cert.Der()), der::Encode(der::ContextConstructed(1), {}),
-       der::EncodeNull()});
+      der::ContextConstructed(0), {der::Encode(der::ContextConstructed(0), id.cert.Der()),
+                                   der::Encode(der::ContextConstructed(1), {}), der::EncodeNull()});
   cases.push_back({"originator-info-extra", env.Serialize(), "OriginatorInfo"});
   for (const StrictCase& c : cases) {
     SCOPED_TRACE(c.name);
@@ -1202,10 +1205,11 @@ TEST(CmsParseStrict, EnvelopesWithAnElementTooManyAreMalformed) {
   env.originator_info = der::Encode(der::ContextConstructed(0),
                                     {der::Encode(der::ContextConstructed(0), id.cert.Der()),
                                      der::Encode(der::ContextConstructed(1), {})});
-  env.trailing_attrs = der::Encode(
-      der::ContextConstructed(1),
-      der::Encode(der::kSequence, {der::EncodeOid("1.2.3.4.5"),
-                                   der::Encode(der::kSet, der::Encode(der::kOctetString, Hex("01")))}));
+  env.trailing_attrs =
+      der::Encode(der::ContextConstructed(1),
+                  der::Encode(der::kSequence,
+                              {der::EncodeOid("1.2.3.4.5"),
+                               der::Encode(der::kSet, der::Encode(der::kOctetString, Hex("01")))}));
   const Bytes with_optional = env.Serialize();
   auto parsed = Envelope::Parse(with_optional);
   ASSERT_TRUE(parsed.ok()) << parsed.error().message;

@@ -273,8 +273,8 @@ Result<AlgorithmId> ParseAlgorithmId(ByteView tlv_bytes, std::string_view what) 
   }
   // AlgorithmIdentifier ::= SEQUENCE { algorithm, parameters ANY OPTIONAL }: nothing after.
   if (!r.empty()) {
-    return MakeError("malformed-der",
-                     "malformed CMS: trailing elements in AlgorithmIdentifier " + std::string(what));
+    return MakeError("malformed-der", "malformed CMS: trailing elements in AlgorithmIdentifier " +
+                                          std::string(what));
   }
   return alg;
 }
