@@ -52,29 +52,46 @@ const EVP_CIPHER* EvpCipher(ContentCipher c) {
   return nullptr;
 }
 
-// RecipientIdentifier / KeyAgreeRecipientIdentifier.
-Result<RecipientId> ParseRid(const der::Tlv& tlv) {
+// Every SEQUENCE parsed here has a fixed ASN.1 definition without an extension point: an
+// element after its last field is smuggled data, and the reader refuses it.
+Status ExpectEnd(const der::DerReader& r, std::string_view structure) {
+  if (!r.empty()) return Malformed("trailing elements in " + std::string(structure));
+  return Status::Ok();
+}
+
+// IssuerAndSerialNumber ::= SEQUENCE { issuer Name, serialNumber CertificateSerialNumber }
+Result<RecipientId> ParseIssuerSerial(const der::Tlv& tlv) {
   RecipientId rid;
-  if (tlv.tag == der::kSequence) {
-    der::DerReader r(tlv);
-    BL_TRY_ASSIGN(der::Tlv issuer, r.Expect(der::kSequence, "issuer"));
-    BL_TRY_ASSIGN(der::Tlv serial, r.Expect(der::kInteger, "serial number"));
-    rid.kind = RecipientId::Kind::kIssuerSerial;
-    rid.issuer.assign(issuer.raw.begin(), issuer.raw.end());
-    rid.serial.assign(serial.content.begin(), serial.content.end());
+  der::DerReader r(tlv);
+  BL_TRY_ASSIGN(der::Tlv issuer, r.Expect(der::kSequence, "issuer"));
+  BL_TRY_ASSIGN(der::Tlv serial, r.Expect(der::kInteger, "serial number"));
+  BL_TRY(ExpectEnd(r, "IssuerAndSerialNumber"));
+  rid.kind = RecipientId::Kind::kIssuerSerial;
+  rid.issuer.assign(issuer.raw.begin(), issuer.raw.end());
+  rid.serial.assign(serial.content.begin(), serial.content.end());
+  return rid;
+}
+
+// RecipientIdentifier (KTRI: [0] is an implicit SubjectKeyIdentifier OCTET STRING, either form)
+// or KeyAgreeRecipientIdentifier (KARI: [0] is an implicit RecipientKeyIdentifier SEQUENCE).
+Result<RecipientId> ParseRid(const der::Tlv& tlv, bool key_agree) {
+  if (tlv.tag == der::kSequence) return ParseIssuerSerial(tlv);
+  RecipientId rid;
+  rid.kind = RecipientId::Kind::kSubjectKeyId;
+  if (!key_agree && tlv.Is(der::ContextPrimitive(0))) {
+    BL_TRY_ASSIGN(rid.key_id, der::OctetStringValue(tlv, "subjectKeyIdentifier"));
     return rid;
   }
-  if (tlv.tag == der::ContextPrimitive(0) || tlv.tag == der::ContextConstructed(0)) {
-    rid.kind = RecipientId::Kind::kSubjectKeyId;
-    if (tlv.tag == der::ContextConstructed(0)) {
-      // KARI rKeyId: RecipientKeyIdentifier SEQUENCE { subjectKeyIdentifier, date, other }.
-      der::DerReader r(tlv);
-      BL_TRY_ASSIGN(der::Tlv ski, r.Next("subjectKeyIdentifier"));
-      if (!ski.Is(der::kOctetString)) return Malformed("subjectKeyIdentifier");
-      BL_TRY_ASSIGN(rid.key_id, der::OctetStringValue(ski, "subjectKeyIdentifier"));
-    } else {
-      rid.key_id.assign(tlv.content.begin(), tlv.content.end());
-    }
+  if (key_agree && tlv.tag == der::ContextConstructed(0)) {
+    // RecipientKeyIdentifier ::= SEQUENCE { subjectKeyIdentifier, date GeneralizedTime OPTIONAL,
+    //                                       other OtherKeyAttribute OPTIONAL }
+    der::DerReader r(tlv);
+    BL_TRY_ASSIGN(der::Tlv ski, r.Next("subjectKeyIdentifier"));
+    if (!ski.Is(der::kOctetString)) return Malformed("subjectKeyIdentifier");
+    BL_TRY_ASSIGN(rid.key_id, der::OctetStringValue(ski, "subjectKeyIdentifier"));
+    if (r.PeekTag() == der::kGeneralizedTime) BL_TRY(r.Next("RecipientKeyIdentifier date"));
+    if (r.PeekTag() == der::kSequence) BL_TRY(r.Next("RecipientKeyIdentifier other"));
+    BL_TRY(ExpectEnd(r, "RecipientKeyIdentifier"));
     return rid;
   }
   return Malformed("unknown recipient identifier");
@@ -82,47 +99,72 @@ Result<RecipientId> ParseRid(const der::Tlv& tlv) {
 
 Bytes EncodeIssuerSerialRid(const Certificate& cert) { return cert.IssuerAndSerialDer(); }
 
+// KeyTransRecipientInfo ::= SEQUENCE { version, rid, keyEncryptionAlgorithm, encryptedKey }
 Result<RecipientInfo> ParseKtri(const der::Tlv& seq, RecipientInfo ri) {
   der::DerReader r(seq);
   BL_TRY_ASSIGN(der::Tlv version, r.Next("KeyTransRecipientInfo version"));
   BL_TRY(der::SmallIntegerValue(version, "KeyTransRecipientInfo version"));
   BL_TRY_ASSIGN(der::Tlv rid, r.Next("KeyTransRecipientInfo rid"));
-  BL_TRY_ASSIGN(ri.rid, ParseRid(rid));
+  BL_TRY_ASSIGN(ri.rid, ParseRid(rid, /*key_agree=*/false));
   BL_TRY_ASSIGN(der::Tlv alg_tlv, r.Expect(der::kSequence, "keyEncryptionAlgorithm"));
   BL_TRY_ASSIGN(AlgorithmId alg, ParseAlgorithmId(alg_tlv.raw, "keyEncryptionAlgorithm"));
   ri.key_alg_oid = alg.oid;
   ri.key_alg_params = alg.params;
+  if (alg.oid == oid::kRsaesOaep) {
+    // Malformed parameters are malformed here; an unsupported hash is the unwrap's concern.
+    auto params = ParseOaepParams(alg.params);
+    if (!params.ok() && params.error().code == "malformed-der") return params.error();
+  }
   BL_TRY_ASSIGN(der::Tlv ek, r.Next("encryptedKey"));
   if (!ek.Is(der::kOctetString)) return Malformed("encryptedKey");
   BL_TRY_ASSIGN(ri.encrypted_key, der::OctetStringValue(ek, "encryptedKey"));
+  BL_TRY(ExpectEnd(r, "KeyTransRecipientInfo"));
   return ri;
 }
 
+// originator [0] EXPLICIT OriginatorIdentifierOrKey ::= CHOICE { issuerAndSerialNumber,
+//   subjectKeyIdentifier [0], originatorKey [1] OriginatorPublicKey }
+Status ParseOriginator(const der::Tlv& originator, RecipientInfo& ri) {
+  der::DerReader o(originator);
+  BL_TRY_ASSIGN(der::Tlv choice, o.Next("originator"));
+  BL_TRY(ExpectEnd(o, "originator"));
+  if (choice.tag == der::ContextConstructed(1)) {
+    // OriginatorPublicKey ::= SEQUENCE { algorithm AlgorithmIdentifier, publicKey BIT STRING }
+    der::DerReader k(choice);
+    BL_TRY_ASSIGN(der::Tlv alg, k.Expect(der::kSequence, "originator key algorithm"));
+    BL_TRY(ParseAlgorithmId(alg.raw, "originator key algorithm"));
+    BL_TRY_ASSIGN(der::Tlv bits, k.Next("originator public key"));
+    if (!bits.Is(der::kBitString)) return Malformed("originator public key");
+    BL_TRY(ExpectEnd(k, "OriginatorPublicKey"));
+    BL_TRY_ASSIGN(Bytes value, der::OctetStringValue(bits, "originator public key"));
+    if (value.empty() || value[0] != 0) return Malformed("originator public key bit string");
+    ri.originator_key.assign(value.begin() + 1, value.end());
+    return Status::Ok();
+  }
+  // An originator named by certificate (static-static ECDH) is kept as is; we
+  // cannot unwrap it without the originator's certificate, which CMS omits.
+  if (choice.tag == der::kSequence) {
+    BL_TRY(ParseIssuerSerial(choice));
+    return Status::Ok();
+  }
+  if (choice.Is(der::ContextPrimitive(0))) return Status::Ok();
+  return Malformed("unknown originator choice");
+}
+
+// KeyAgreeRecipientInfo ::= SEQUENCE { version, originator [0], ukm [1] OPTIONAL,
+//   keyEncryptionAlgorithm, recipientEncryptedKeys SEQUENCE OF RecipientEncryptedKey }
 Result<RecipientInfo> ParseKari(const der::Tlv& tlv, RecipientInfo ri) {
   der::DerReader r(tlv);
   BL_TRY_ASSIGN(der::Tlv version, r.Next("KeyAgreeRecipientInfo version"));
   BL_TRY(der::SmallIntegerValue(version, "KeyAgreeRecipientInfo version"));
   BL_TRY_ASSIGN(der::Tlv originator, r.Expect(der::ContextConstructed(0), "originator"));
-  {
-    der::DerReader o(originator);
-    BL_TRY_ASSIGN(der::Tlv choice, o.Next("originator"));
-    if (choice.tag == der::ContextConstructed(1)) {
-      der::DerReader k(choice);
-      BL_TRY(k.Expect(der::kSequence, "originator key algorithm"));
-      BL_TRY_ASSIGN(der::Tlv bits, k.Next("originator public key"));
-      if (!bits.Is(der::kBitString)) return Malformed("originator public key");
-      BL_TRY_ASSIGN(Bytes value, der::OctetStringValue(bits, "originator public key"));
-      if (value.empty() || value[0] != 0) return Malformed("originator public key bit string");
-      ri.originator_key.assign(value.begin() + 1, value.end());
-    }
-    // An originator named by certificate (static-static ECDH) is kept as is; we
-    // cannot unwrap it without the originator's certificate, which CMS omits.
-  }
+  BL_TRY(ParseOriginator(originator, ri));
   if (r.PeekTag() == der::ContextConstructed(1)) {
     BL_TRY_ASSIGN(der::Tlv ukm_tlv, r.Next("ukm"));
     der::DerReader u(ukm_tlv);
     BL_TRY_ASSIGN(der::Tlv ukm, u.Next("ukm"));
     if (!ukm.Is(der::kOctetString)) return Malformed("ukm");
+    BL_TRY(ExpectEnd(u, "ukm"));
     BL_TRY_ASSIGN(Bytes value, der::OctetStringValue(ukm, "ukm"));
     ri.ukm = std::move(value);
   }
@@ -131,34 +173,45 @@ Result<RecipientInfo> ParseKari(const der::Tlv& tlv, RecipientInfo ri) {
   ri.key_alg_oid = alg.oid;
   ri.key_alg_params = alg.params;
   if (!alg.params.empty()) {
-    auto wrap = ParseAlgorithmId(alg.params, "key wrap algorithm");
-    if (wrap.ok()) ri.wrap_alg_oid = wrap->oid;
+    // RFC 5753: the parameters are the KeyWrapAlgorithm identifier.
+    BL_TRY_ASSIGN(AlgorithmId wrap, ParseAlgorithmId(alg.params, "key wrap algorithm"));
+    ri.wrap_alg_oid = wrap.oid;
   }
   BL_TRY_ASSIGN(der::Tlv reks, r.Expect(der::kSequence, "recipientEncryptedKeys"));
+  BL_TRY(ExpectEnd(r, "KeyAgreeRecipientInfo"));
   der::DerReader k(reks);
   while (!k.empty()) {
+    // RecipientEncryptedKey ::= SEQUENCE { rid KeyAgreeRecipientIdentifier, encryptedKey }
     BL_TRY_ASSIGN(der::Tlv rek, k.Expect(der::kSequence, "RecipientEncryptedKey"));
     der::DerReader e(rek);
     BL_TRY_ASSIGN(der::Tlv rid, e.Next("RecipientEncryptedKey rid"));
     RecipientEncryptedKey out;
-    BL_TRY_ASSIGN(out.rid, ParseRid(rid));
+    BL_TRY_ASSIGN(out.rid, ParseRid(rid, /*key_agree=*/true));
     BL_TRY_ASSIGN(der::Tlv ek, e.Next("encryptedKey"));
     if (!ek.Is(der::kOctetString)) return Malformed("encryptedKey");
     BL_TRY_ASSIGN(out.encrypted_key, der::OctetStringValue(ek, "encryptedKey"));
+    BL_TRY(ExpectEnd(e, "RecipientEncryptedKey"));
     ri.recipient_keys.push_back(std::move(out));
   }
   if (ri.recipient_keys.empty()) return Malformed("KeyAgreeRecipientInfo without recipients");
   return ri;
 }
 
+// KEKRecipientInfo ::= SEQUENCE { version, kekid KEKIdentifier, keyEncryptionAlgorithm,
+//   encryptedKey }
 Result<RecipientInfo> ParseKekri(const der::Tlv& tlv, RecipientInfo ri) {
   der::DerReader r(tlv);
   BL_TRY_ASSIGN(der::Tlv version, r.Next("KEKRecipientInfo version"));
   BL_TRY(der::SmallIntegerValue(version, "KEKRecipientInfo version"));
   BL_TRY_ASSIGN(der::Tlv kekid, r.Expect(der::kSequence, "KEKIdentifier"));
+  // KEKIdentifier ::= SEQUENCE { keyIdentifier OCTET STRING, date GeneralizedTime OPTIONAL,
+  //                              other OtherKeyAttribute OPTIONAL }
   der::DerReader k(kekid);
   BL_TRY_ASSIGN(der::Tlv id, k.Next("keyIdentifier"));
   if (!id.Is(der::kOctetString)) return Malformed("keyIdentifier");
+  if (k.PeekTag() == der::kGeneralizedTime) BL_TRY(k.Next("KEKIdentifier date"));
+  if (k.PeekTag() == der::kSequence) BL_TRY(k.Next("KEKIdentifier other"));
+  BL_TRY(ExpectEnd(k, "KEKIdentifier"));
   ri.rid.kind = RecipientId::Kind::kKekId;
   BL_TRY_ASSIGN(ri.rid.key_id, der::OctetStringValue(id, "keyIdentifier"));
   BL_TRY_ASSIGN(der::Tlv alg_tlv, r.Expect(der::kSequence, "keyEncryptionAlgorithm"));
@@ -168,7 +221,39 @@ Result<RecipientInfo> ParseKekri(const der::Tlv& tlv, RecipientInfo ri) {
   BL_TRY_ASSIGN(der::Tlv ek, r.Next("encryptedKey"));
   if (!ek.Is(der::kOctetString)) return Malformed("encryptedKey");
   BL_TRY_ASSIGN(ri.encrypted_key, der::OctetStringValue(ek, "encryptedKey"));
+  BL_TRY(ExpectEnd(r, "KEKRecipientInfo"));
   return ri;
+}
+
+// PasswordRecipientInfo ::= SEQUENCE { version, keyDerivationAlgorithm [0] OPTIONAL,
+//   keyEncryptionAlgorithm, encryptedKey }. Not supported, so only its shape is checked.
+Status CheckPwri(const der::Tlv& tlv) {
+  der::DerReader r(tlv);
+  BL_TRY_ASSIGN(der::Tlv version, r.Next("PasswordRecipientInfo version"));
+  BL_TRY(der::SmallIntegerValue(version, "PasswordRecipientInfo version"));
+  if (r.PeekTag() == der::ContextConstructed(0)) BL_TRY(r.Next("keyDerivationAlgorithm"));
+  BL_TRY_ASSIGN(der::Tlv alg_tlv, r.Expect(der::kSequence, "keyEncryptionAlgorithm"));
+  BL_TRY(ParseAlgorithmId(alg_tlv.raw, "keyEncryptionAlgorithm"));
+  BL_TRY_ASSIGN(der::Tlv ek, r.Next("encryptedKey"));
+  if (!ek.Is(der::kOctetString)) return Malformed("encryptedKey");
+  return ExpectEnd(r, "PasswordRecipientInfo");
+}
+
+// OtherRecipientInfo ::= SEQUENCE { oriType OBJECT IDENTIFIER, oriValue ANY DEFINED BY oriType }
+Status CheckOri(const der::Tlv& tlv) {
+  der::DerReader r(tlv);
+  BL_TRY(r.Expect(der::kOid, "oriType"));
+  BL_TRY(r.Next("oriValue"));
+  return ExpectEnd(r, "OtherRecipientInfo");
+}
+
+// OriginatorInfo ::= SEQUENCE { certs [0] IMPLICIT CertificateSet OPTIONAL,
+//   crls [1] IMPLICIT RevocationInfoChoices OPTIONAL }, kept verbatim.
+Status CheckOriginatorInfo(const der::Tlv& tlv) {
+  der::DerReader r(tlv);
+  if (r.PeekTag() == der::ContextConstructed(0)) BL_TRY(r.Next("originatorInfo certs"));
+  if (r.PeekTag() == der::ContextConstructed(1)) BL_TRY(r.Next("originatorInfo crls"));
+  return ExpectEnd(r, "OriginatorInfo");
 }
 
 // Parses EncryptedContentInfo into `env`.
@@ -199,6 +284,7 @@ Status ParseEncryptedContentInfo(const der::Tlv& eci, Envelope& env) {
         BL_TRY_ASSIGN(std::uint32_t icv_len, der::SmallIntegerValue(icv, "GCM ICV length"));
         env.tag_len = icv_len;
       }
+      BL_TRY(ExpectEnd(p, "GCMParameters"));
       if (env.iv.empty() || env.iv.size() > 64) return Malformed("GCM nonce length");
       if (env.tag_len < 12 || env.tag_len > 16) return Malformed("GCM ICV length");
     } else {
@@ -213,6 +299,7 @@ Status ParseEncryptedContentInfo(const der::Tlv& eci, Envelope& env) {
       return Malformed("encryptedContent");
     }
     BL_TRY_ASSIGN(env.ciphertext, der::OctetStringValue(content, "encryptedContent"));
+    BL_TRY(ExpectEnd(r, "EncryptedContentInfo"));
   } else {
     return MakeError("unsupported", "detached encrypted content is not supported");
   }
@@ -314,10 +401,12 @@ Result<RecipientInfo> RecipientInfo::Parse(ByteView der_bytes) {
   }
   if (tlv.tag == der::ContextConstructed(3)) {
     ri.kind = RecipientKind::kPassword;
+    BL_TRY(CheckPwri(tlv));
     return ri;
   }
   if (tlv.tag == der::ContextConstructed(4)) {
     ri.kind = RecipientKind::kOther;
+    BL_TRY(CheckOri(tlv));
     return ri;
   }
   return Malformed("unknown RecipientInfo type");
@@ -447,13 +536,17 @@ Result<Envelope> Envelope::Parse(ByteView content_info) {
                      "CMS content type " + type_oid + " is not EnvelopedData or AuthEnvelopedData");
   }
   BL_TRY_ASSIGN(der::Tlv wrapper, r.Expect(der::ContextConstructed(0), "content"));
+  BL_TRY(ExpectEnd(r, "ContentInfo"));
+  const std::string_view body_name = env.auth_enveloped ? "AuthEnvelopedData" : "EnvelopedData";
   der::DerReader w(wrapper);
-  BL_TRY_ASSIGN(der::Tlv body, w.Expect(der::kSequence, "EnvelopedData"));
+  BL_TRY_ASSIGN(der::Tlv body, w.Expect(der::kSequence, body_name));
+  BL_TRY(ExpectEnd(w, "ContentInfo content"));
   der::DerReader b(body);
   BL_TRY_ASSIGN(der::Tlv version, b.Next("version"));
   BL_TRY(der::SmallIntegerValue(version, "version"));
   if (b.PeekTag() == der::ContextConstructed(0)) {
     BL_TRY_ASSIGN(der::Tlv orig, b.Next("originatorInfo"));
+    BL_TRY(CheckOriginatorInfo(orig));
     env.originator_info.assign(orig.raw.begin(), orig.raw.end());
   }
   BL_TRY_ASSIGN(der::Tlv ris, b.Expect(der::kSet, "recipientInfos"));
@@ -490,7 +583,7 @@ Result<Envelope> Envelope::Parse(ByteView content_info) {
       return MakeError("unsupported", "EnvelopedData with GCM has no place for the tag");
     }
   }
-  if (!b.empty()) return Malformed("trailing fields in EnvelopedData");
+  BL_TRY(ExpectEnd(b, body_name));
   return env;
 }
 

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -916,8 +917,12 @@ TEST(CmsParse, OtherRecipientKindsAreKeptAndSkipped) {
   ASSERT_TRUE(message.ok());
   auto env = Envelope::Parse(*message);
   ASSERT_TRUE(env.ok());
-  Bytes pwri = Hex("a303020100");  // [3] PasswordRecipientInfo, contents not interpreted
-  Bytes ori = Hex("a40506032a0304");
+  // [3] PasswordRecipientInfo and [4] OtherRecipientInfo: only their shape is checked.
+  Bytes pwri = der::Encode(der::ContextConstructed(3),
+                           {der::EncodeInteger(0), EncodeAlgorithmId(oid::kAes128Wrap),
+                            der::Encode(der::kOctetString, Bytes(24, 7))});
+  Bytes ori =
+      der::Encode(der::ContextConstructed(4), {der::EncodeOid("1.2.3.4"), der::EncodeNull()});
   ASSERT_TRUE(env->AddRecipient(pwri).ok());
   ASSERT_TRUE(env->AddRecipient(ori).ok());
   Bytes edited = env->Serialize();
@@ -964,6 +969,251 @@ TEST(CmsParse, TrailingAttributesAreKeptVerbatim) {
     EXPECT_EQ(reparsed->Serialize(), with_attrs);
     EXPECT_TRUE(DecryptsWithKey(with_attrs, id.key, &id.cert, content));
   }
+}
+
+// ---- strict structure: nothing after the last field of a SEQUENCE ----
+
+// The children of the element at `path` (child indices, outermost first) of a definite-length
+// encoding, passed to `edit`; every enclosing element is re-encoded around the result.
+Bytes EditChildren(ByteView encoding, const std::vector<std::size_t>& path,
+                   const std::function<void(std::vector<Bytes>&)>& edit, std::size_t depth = 0) {
+  der::Tlv tlv = Unwrap(der::ParseSingle(encoding, "edit"), "edit: parse");
+  std::vector<Bytes> kids;
+  der::DerReader r(tlv);
+  while (!r.empty()) {
+    der::Tlv kid = Unwrap(r.Next("edit"), "edit: child");
+    kids.emplace_back(kid.raw.begin(), kid.raw.end());
+  }
+  if (depth == path.size()) {
+    edit(kids);
+  } else {
+    Bytes& kid = kids.at(path[depth]);
+    kid = EditChildren(kid, path, edit, depth + 1);
+  }
+  Bytes content;
+  for (const auto& kid : kids) content.insert(content.end(), kid.begin(), kid.end());
+  return der::Encode(tlv.tag, content);
+}
+
+// `count` NULLs after the last child (two for an AlgorithmIdentifier without parameters, whose
+// first NULL would be its parameters).
+Bytes AppendNull(ByteView encoding, const std::vector<std::size_t>& path, int count = 1) {
+  return EditChildren(encoding, path, [count](std::vector<Bytes>& kids) {
+    for (int i = 0; i < count; ++i) kids.push_back(der::EncodeNull());
+  });
+}
+
+struct StrictCase {
+  std::string name;
+  Bytes der;
+  std::string names;  // the structure the error message must name
+};
+
+::testing::AssertionResult RefusedNaming(const Status& s, std::string_view names) {
+  if (s.ok()) return ::testing::AssertionFailure() << "accepted";
+  if (s.error().code != "malformed-der") {
+    return ::testing::AssertionFailure() << s.error().code << ": " << s.error().message;
+  }
+  if (s.error().message.find(names) == std::string::npos) {
+    return ::testing::AssertionFailure()
+           << "message does not name " << names << ": " << s.error().message;
+  }
+  return ::testing::AssertionSuccess();
+}
+
+template <typename T>
+Status AsStatus(const Result<T>& r) {
+  return r.ok() ? Status::Ok() : Status(r.error());
+}
+
+std::vector<StrictCase> RecipientInfoCases() {
+  const SecretBytes cek = RandomSecret(32);
+  const Bytes ktri = Unwrap(WrapCek(cek, Pki().rsa2048().cert, RsaPadding::kOaepSha256), "ktri");
+  const Bytes kari = Unwrap(WrapCek(cek, Pki().p256().cert, RsaPadding::kOaepSha256), "kari");
+  const Bytes kekri = Unwrap(WrapCek(cek, MakeSecret(32)), "kekri");
+  const Bytes pwri = der::Encode(der::ContextConstructed(3),
+                                 {der::EncodeInteger(0), EncodeAlgorithmId(oid::kAes128Wrap),
+                                  der::Encode(der::kOctetString, Bytes(24, 7))});
+  const Bytes ori =
+      der::Encode(der::ContextConstructed(4), {der::EncodeOid("1.2.3.4"), der::EncodeNull()});
+  const Bytes ukm =
+      der::Encode(der::ContextConstructed(1), der::Encode(der::kOctetString, Hex("01")));
+  const Bytes ukm_extra = der::Encode(
+      der::ContextConstructed(1), {der::Encode(der::kOctetString, Hex("01")), der::EncodeNull()});
+  const Bytes date = der::Encode(der::kGeneralizedTime, ToBytes("20250101000000Z"));
+  const Bytes other = der::Encode(der::kSequence, der::EncodeOid("1.2.3.4"));
+  const Bytes rkeyid = der::Encode(der::ContextConstructed(0),
+                                   {der::Encode(der::kOctetString, Hex("0102")), date, other});
+  const Bytes rkeyid_extra =
+      der::Encode(der::ContextConstructed(0),
+                  {der::Encode(der::kOctetString, Hex("0102")), date, other, der::EncodeNull()});
+  auto insert_at = [](std::size_t i, const Bytes& kid) {
+    return [i, kid](std::vector<Bytes>& kids) {
+      kids.insert(kids.begin() + static_cast<std::ptrdiff_t>(i), kid);
+    };
+  };
+  auto replace_at = [](std::size_t i, const Bytes& kid) {
+    return [i, kid](std::vector<Bytes>& kids) { kids.at(i) = kid; };
+  };
+  // The OAEP parameters of RFC 4055 with [1] before [0].
+  const Bytes oaep_unordered = EditChildren(
+      ktri, {2, 1}, [](std::vector<Bytes>& kids) { std::swap(kids.at(0), kids.at(1)); });
+  return {
+      // Well-formed variants first (names empty): these must parse.
+      {"ktri", ktri, ""},
+      {"kari", kari, ""},
+      {"kekri", kekri, ""},
+      {"pwri", pwri, ""},
+      {"ori", ori, ""},
+      {"kari-with-ukm", EditChildren(kari, {}, insert_at(2, ukm)), ""},
+      {"kari-rkeyid", EditChildren(kari, {3, 0}, replace_at(0, rkeyid)), ""},
+      {"kekid-date-other",
+       EditChildren(kekri, {1},
+                    [&](std::vector<Bytes>& kids) {
+                      kids.push_back(date);
+                      kids.push_back(other);
+                    }),
+       ""},
+      // One element too many, at every level.
+      {"ktri-extra", AppendNull(ktri, {}), "KeyTransRecipientInfo"},
+      {"ktri-rid-extra", AppendNull(ktri, {1}), "IssuerAndSerialNumber"},
+      {"ktri-alg-extra", AppendNull(ktri, {2}), "AlgorithmIdentifier keyEncryptionAlgorithm"},
+      {"ktri-oaep-hash-extra", AppendNull(ktri, {2, 1, 0}), "RSAES-OAEP-params"},
+      {"ktri-oaep-hash-alg-extra", AppendNull(ktri, {2, 1, 0, 0}, 2), "AlgorithmIdentifier"},
+      {"ktri-oaep-mgf1-hash-extra", AppendNull(ktri, {2, 1, 1, 0, 1}, 2), "MGF1 hash"},
+      {"ktri-oaep-unordered", oaep_unordered, "RSAES-OAEP-params"},
+      {"kari-extra", AppendNull(kari, {}), "KeyAgreeRecipientInfo"},
+      {"kari-originator-extra", AppendNull(kari, {1}), "originator"},
+      {"kari-originator-key-extra", AppendNull(kari, {1, 0}), "OriginatorPublicKey"},
+      {"kari-originator-alg-extra", AppendNull(kari, {1, 0, 0}, 2), "originator key algorithm"},
+      {"kari-originator-unknown-choice", EditChildren(kari, {1}, replace_at(0, der::EncodeNull())),
+       "originator"},
+      {"kari-ukm-extra", EditChildren(kari, {}, insert_at(2, ukm_extra)), "ukm"},
+      {"kari-alg-extra", AppendNull(kari, {2}), "AlgorithmIdentifier keyEncryptionAlgorithm"},
+      {"kari-wrap-alg-extra", AppendNull(kari, {2, 1}, 2), "key wrap algorithm"},
+      {"kari-rek-extra", AppendNull(kari, {3, 0}), "RecipientEncryptedKey"},
+      {"kari-rek-rid-extra", AppendNull(kari, {3, 0, 0}), "IssuerAndSerialNumber"},
+      {"kari-rkeyid-extra", EditChildren(kari, {3, 0}, replace_at(0, rkeyid_extra)),
+       "RecipientKeyIdentifier"},
+      {"kari-rid-primitive-0",
+       EditChildren(kari, {3, 0}, replace_at(0, der::Encode(der::ContextPrimitive(0), Hex("01")))),
+       "recipient identifier"},
+      {"kekri-extra", AppendNull(kekri, {}), "KEKRecipientInfo"},
+      {"kekri-kekid-extra",
+       EditChildren(kekri, {1},
+                    [&](std::vector<Bytes>& kids) {
+                      kids.push_back(date);
+                      kids.push_back(other);
+                      kids.push_back(der::EncodeNull());
+                    }),
+       "KEKIdentifier"},
+      {"kekri-alg-extra", AppendNull(kekri, {2}, 2), "AlgorithmIdentifier keyEncryptionAlgorithm"},
+      {"pwri-extra", AppendNull(pwri, {}), "PasswordRecipientInfo"},
+      {"pwri-missing-key",
+       EditChildren(pwri, {}, [](std::vector<Bytes>& kids) { kids.pop_back(); }), "encryptedKey"},
+      {"ori-extra", AppendNull(ori, {}), "OtherRecipientInfo"},
+      {"ori-no-value", EditChildren(ori, {}, [](std::vector<Bytes>& kids) { kids.pop_back(); }),
+       "oriValue"},
+  };
+}
+
+TEST(CmsParseStrict, RecipientInfosWithAnElementTooManyAreMalformed) {
+  const Identity& id = Pki().rsa2048();
+  const Bytes message = Unwrap(Encrypt(SampleContent(50), {id.cert}, {}, EncryptOptions{}), "enc");
+  for (const StrictCase& c : RecipientInfoCases()) {
+    SCOPED_TRACE(c.name);
+    auto ri = RecipientInfo::Parse(c.der);
+    // In an envelope, and seen by the exploder's prefix peek: the same answer.
+    Envelope env = Unwrap(Envelope::Parse(message), "parse");
+    env.recipients.push_back(RecipientInfo{});
+    env.recipients.back().der = c.der;
+    const Bytes spliced = env.Serialize();
+    auto parsed = Envelope::Parse(spliced);
+    auto peeked = PeekRecipientInfos(spliced);
+    if (c.names.empty()) {
+      EXPECT_TRUE(ri.ok()) << ri.error().message;
+      EXPECT_TRUE(parsed.ok()) << parsed.error().message;
+      EXPECT_TRUE(peeked.ok()) << peeked.error().message;
+      continue;
+    }
+    EXPECT_TRUE(RefusedNaming(AsStatus(ri), c.names));
+    EXPECT_TRUE(RefusedNaming(AsStatus(parsed), c.names));
+    EXPECT_TRUE(RefusedNaming(AsStatus(peeked), c.names));
+    // Nor can an edit put it in.
+    Envelope edited = Unwrap(Envelope::Parse(message), "parse");
+    EXPECT_EQ(ErrorCode(edited.AddRecipient(c.der)), "malformed-der");
+  }
+}
+
+TEST(CmsParseStrict, RecipientKeyIdentifierIsReadFromAStrictKari) {
+  // The rKeyId of a KARI carries a SubjectKeyIdentifier, optionally a date and other attribute.
+  const Bytes kari =
+      Unwrap(WrapCek(RandomSecret(32), Pki().p256().cert, RsaPadding::kOaepSha256), "kari");
+  const Bytes rkeyid = der::Encode(
+      der::ContextConstructed(0), {der::Encode(der::kOctetString, Hex("0a0b0c")),
+                                   der::Encode(der::kGeneralizedTime, ToBytes("20250101000000Z"))});
+  auto ri = RecipientInfo::Parse(
+      EditChildren(kari, {3, 0}, [&](std::vector<Bytes>& kids) { kids.at(0) = rkeyid; }));
+  ASSERT_TRUE(ri.ok()) << ri.error().message;
+  ASSERT_EQ(ri->recipient_keys.size(), 1u);
+  EXPECT_EQ(ri->recipient_keys[0].rid.kind, RecipientId::Kind::kSubjectKeyId);
+  EXPECT_EQ(ri->recipient_keys[0].rid.key_id, Hex("0a0b0c"));
+  // A KTRI's [0] is the SubjectKeyIdentifier itself, also as a BER constructed string.
+  const Bytes ktri =
+      Unwrap(WrapCek(RandomSecret(32), Pki().rsa2048().cert, RsaPadding::kPkcs1v15), "ktri");
+  const Bytes segmented = der::Encode(
+      der::ContextConstructed(0),
+      {der::Encode(der::kOctetString, Hex("0a")), der::Encode(der::kOctetString, Hex("0b0c"))});
+  auto kt = RecipientInfo::Parse(
+      EditChildren(ktri, {}, [&](std::vector<Bytes>& kids) { kids.at(1) = segmented; }));
+  ASSERT_TRUE(kt.ok()) << kt.error().message;
+  EXPECT_EQ(kt->rid.kind, RecipientId::Kind::kSubjectKeyId);
+  EXPECT_EQ(kt->rid.key_id, Hex("0a0b0c"));
+}
+
+TEST(CmsParseStrict, EnvelopesWithAnElementTooManyAreMalformed) {
+  const Identity& id = Pki().rsa2048();
+  EncryptOptions cbc;
+  cbc.cipher = ContentCipher::kAes256Cbc;
+  const Bytes gcm = Unwrap(Encrypt(SampleContent(50), {id.cert}, {}, EncryptOptions{}), "gcm");
+  const Bytes cbc_message = Unwrap(Encrypt(SampleContent(50), {id.cert}, {}, cbc), "cbc");
+  // ContentInfo { type, [0] { body { version, recipientInfos, EncryptedContentInfo, ... } } }
+  std::vector<StrictCase> cases = {
+      {"content-info-extra", AppendNull(gcm, {}), "trailing elements in ContentInfo"},
+      {"content-wrapper-extra", AppendNull(gcm, {1}), "ContentInfo content"},
+      {"auth-enveloped-data-extra", AppendNull(gcm, {1, 0}), "AuthEnvelopedData"},
+      {"enveloped-data-extra", AppendNull(cbc_message, {1, 0}), "EnvelopedData"},
+      {"eci-extra", AppendNull(gcm, {1, 0, 2}), "EncryptedContentInfo"},
+      {"cbc-eci-extra", AppendNull(cbc_message, {1, 0, 2}), "EncryptedContentInfo"},
+      {"content-alg-extra", AppendNull(gcm, {1, 0, 2, 1}),
+       "AlgorithmIdentifier contentEncryptionAlgorithm"},
+      {"gcm-parameters-extra", AppendNull(gcm, {1, 0, 2, 1, 1}), "GCMParameters"},
+  };
+  Envelope env = Unwrap(Envelope::Parse(cbc_message), "parse");
+  env.originator_info = der::Encode(der::ContextConstructed(0), der::EncodeNull());
+  cases.push_back({"originator-info-unknown-field", env.Serialize(), "OriginatorInfo"});
+  env.originator_info = der::Encode(
+      der::ContextConstructed(0), {der::Encode(der::ContextConstructed(0), id.cert.Der()),
+                                   der::Encode(der::ContextConstructed(1), {}), der::EncodeNull()});
+  cases.push_back({"originator-info-extra", env.Serialize(), "OriginatorInfo"});
+  for (const StrictCase& c : cases) {
+    SCOPED_TRACE(c.name);
+    EXPECT_TRUE(RefusedNaming(AsStatus(Envelope::Parse(c.der)), c.names));
+  }
+  // What the optional fields allow still parses: originatorInfo with certs and crls, and
+  // unprotectedAttrs after the EncryptedContentInfo.
+  env.originator_info = der::Encode(der::ContextConstructed(0),
+                                    {der::Encode(der::ContextConstructed(0), id.cert.Der()),
+                                     der::Encode(der::ContextConstructed(1), {})});
+  env.trailing_attrs =
+      der::Encode(der::ContextConstructed(1),
+                  der::Encode(der::kSequence,
+                              {der::EncodeOid("1.2.3.4.5"),
+                               der::Encode(der::kSet, der::Encode(der::kOctetString, Hex("01")))}));
+  const Bytes with_optional = env.Serialize();
+  auto parsed = Envelope::Parse(with_optional);
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  EXPECT_TRUE(DecryptsWithKey(with_optional, id.key, &id.cert, SampleContent(50)));
 }
 
 // ---- DER-level edits: the EncryptedContentInfo never changes ----

@@ -11,6 +11,7 @@
 #include <openssl/x509v3.h>
 
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "crypto/der.h"
@@ -103,6 +104,15 @@ bool LooksLikePem(ByteView data) {
   return AsChars(data).find("-----BEGIN ") != std::string_view::npos;
 }
 
+bool IsPemSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+// What a read-only memory BIO has not read yet.
+std::string_view Unread(BIO* bio) {
+  char* data = nullptr;
+  long len = BIO_get_mem_data(bio, &data);  // NOLINT(google-runtime-int): OpenSSL's type
+  return len <= 0 ? std::string_view() : std::string_view(data, static_cast<std::size_t>(len));
+}
+
 int PassphraseCallback(char* buf, int size, int /*rwflag*/, void* u) {
   auto* pass = static_cast<std::string_view*>(u);
   if (pass == nullptr || pass->empty() || static_cast<int>(pass->size()) > size) return -1;
@@ -110,6 +120,48 @@ int PassphraseCallback(char* buf, int size, int /*rwflag*/, void* u) {
   return static_cast<int>(pass->size());
 }
 }  // namespace
+
+Result<Bytes> PemObjectDer(ByteView pem, std::initializer_list<std::string_view> labels,
+                           std::string_view code, std::string_view what) {
+  const std::string code_s(code);
+  const std::string what_s(what);
+  BioPtr bio = MemBio(pem);
+  if (!bio) return OsslError("crypto", "cannot allocate a BIO");
+  std::optional<Bytes> der;
+  bool headers = false;
+  for (bool first = true;; first = false) {
+    if (!first) {
+      // Between and after blocks: whitespace, then the next BEGIN line or the end.
+      std::string_view rest = Unread(bio.get());
+      std::size_t i = 0;
+      while (i < rest.size() && IsPemSpace(rest[i])) ++i;
+      if (i == rest.size()) break;
+      if (rest.substr(i).rfind("-----BEGIN ", 0) != 0) {
+        return MakeError(code_s, "text after the END line of a PEM block in the " + what_s);
+      }
+    }
+    char* name = nullptr;
+    char* header = nullptr;
+    unsigned char* data = nullptr;
+    long len = 0;  // NOLINT(google-runtime-int): OpenSSL's type
+    if (PEM_read_bio(bio.get(), &name, &header, &data, &len) != 1) {
+      return OsslError(code_s, first ? "no readable PEM block in the " + what_s
+                                     : "an unreadable PEM block in the " + what_s);
+    }
+    bool wanted = false;
+    for (std::string_view label : labels) wanted = wanted || label == name;
+    if (wanted && !der) {
+      der.emplace(data, data + len);
+      headers = header[0] != '\0';
+    }
+    OPENSSL_free(name);
+    OPENSSL_free(header);
+    OPENSSL_clear_free(data, static_cast<std::size_t>(len));
+  }
+  if (!der) return MakeError(code_s, "no PEM block labelled " + std::string(*labels.begin()));
+  if (headers) return MakeError(code_s, "PEM headers in the " + what_s);
+  return std::move(*der);
+}
 
 Result<PrivateKey> PrivateKey::Load(ByteView data, std::string_view passphrase) {
   EVP_PKEY* raw = nullptr;
@@ -200,17 +252,21 @@ Bytes PrivateKey::PublicKeyDer() const {
 }
 
 Result<Certificate> Certificate::Load(ByteView data) {
-  X509* raw = nullptr;
+  Bytes from_pem;
   if (LooksLikePem(data)) {
-    BioPtr bio = MemBio(data);
-    raw = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr);
-  } else {
-    const unsigned char* p = data.data();
-    raw = d2i_X509(nullptr, &p, static_cast<long>(data.size()));  // NOLINT(google-runtime-int)
+    BL_TRY_ASSIGN(from_pem, PemObjectDer(data, {"CERTIFICATE", "X509 CERTIFICATE"},
+                                         "bad-certificate", "certificate"));
+    data = from_pem;
   }
+  const unsigned char* p = data.data();
+  X509* raw = d2i_X509(nullptr, &p, static_cast<long>(data.size()));  // NOLINT(google-runtime-int)
   if (raw == nullptr) return OsslError("bad-certificate", "cannot read the certificate");
+  X509Ptr owned(raw);
+  if (p != data.data() + data.size()) {
+    return MakeError("bad-certificate", "trailing bytes after the certificate");
+  }
   Certificate cert;
-  cert.impl_ = std::make_shared<Impl>(Impl{X509Ptr(raw)});
+  cert.impl_ = std::make_shared<Impl>(Impl{std::move(owned)});
   if (cert.key_type() == KeyType::kOther) {
     return MakeError("unsupported-key",
                      "unsupported certificate key type (need RSA, P-256 or P-384)");

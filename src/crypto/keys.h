@@ -42,6 +42,11 @@ class PrivateKey {
 
 class Certificate {
  public:
+  // DER: exactly one certificate, no bytes after it. PEM (RFC 7468): the first block labelled
+  // CERTIFICATE (or X509 CERTIFICATE), whose body is exactly one certificate and which has no
+  // headers. Text before the first BEGIN line is explanatory and ignored; after an END line only
+  // whitespace or further PEM blocks may follow (a chain file loads as its first certificate),
+  // and those blocks must be readable PEM. Errors: "bad-certificate", "unsupported-key".
   static Result<Certificate> Load(ByteView pem_or_der);
   static Result<Certificate> LoadFile(const std::string& path);
 

@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -49,6 +50,14 @@ struct PrivateKey::Impl {
 struct Certificate::Impl {
   X509Ptr x509;
 };
+
+// The DER of the one object labelled one of `labels` in a PEM text (RFC 7468), for public
+// objects (certificates, CSRs). Text before the first BEGIN line is explanatory and ignored; from
+// there on the text is PEM blocks and whitespace only, so nothing can ride along after an END
+// line. Blocks with other labels, before or after, are read and skipped; the object is the first
+// block with a wanted label and carries no PEM headers. Errors: `code` ("bad-certificate", ...).
+Result<Bytes> PemObjectDer(ByteView pem, std::initializer_list<std::string_view> labels,
+                           std::string_view code, std::string_view what);
 
 KeyType KeyTypeOf(const EVP_PKEY* pkey);
 // The curve NID for an EC key type (NID_undef otherwise).

@@ -271,6 +271,11 @@ Result<AlgorithmId> ParseAlgorithmId(ByteView tlv_bytes, std::string_view what) 
     BL_TRY_ASSIGN(der::Tlv params, r.Next(what));
     alg.params.assign(params.raw.begin(), params.raw.end());
   }
+  // AlgorithmIdentifier ::= SEQUENCE { algorithm, parameters ANY OPTIONAL }: nothing after.
+  if (!r.empty()) {
+    return MakeError("malformed-der", "malformed CMS: trailing elements in AlgorithmIdentifier " +
+                                          std::string(what));
+  }
   return alg;
 }
 
@@ -287,10 +292,21 @@ Result<OaepParams> ParseOaepParams(ByteView params_tlv) {
   if (seq.tag == der::kNull) return p;
   if (seq.tag != der::kSequence) return MakeError("malformed-der", "malformed RSAES-OAEP-params");
   der::DerReader r(seq);
+  int last_field = -1;
   while (!r.empty()) {
     BL_TRY_ASSIGN(der::Tlv field, r.Next("RSAES-OAEP-params"));
+    // Each of [0] [1] [2] at most once and in order; each holds exactly one AlgorithmIdentifier.
+    const int number = field.tag - der::ContextConstructed(0);
+    if (number <= last_field || number > 2) {
+      return MakeError("malformed-der",
+                       "malformed CMS: RSAES-OAEP-params: unknown, repeated or unordered field");
+    }
+    last_field = number;
     der::DerReader inner(field);
     BL_TRY_ASSIGN(der::Tlv alg_tlv, inner.Next("RSAES-OAEP-params"));
+    if (!inner.empty()) {
+      return MakeError("malformed-der", "malformed CMS: trailing elements in RSAES-OAEP-params");
+    }
     BL_TRY_ASSIGN(AlgorithmId alg, ParseAlgorithmId(alg_tlv.raw, "RSAES-OAEP-params"));
     if (field.tag == der::ContextConstructed(0)) {
       p.hash = DigestForOid(alg.oid);

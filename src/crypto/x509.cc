@@ -420,19 +420,21 @@ Result<Bytes> MakeCsr(const PrivateKey& key, const CertificateProfile& profile) 
 }
 
 Result<CsrInfo> ParseCsr(ByteView pem_or_der) {
-  X509ReqPtr req;
   if (pem_or_der.empty()) return MakeError("bad-csr", "empty CSR");
+  // Exactly one CSR: a PEM body (or the DER given) with bytes after the CSR is refused, so what
+  // is signed and checked is all there is.
+  Bytes from_pem;
+  ByteView der = pem_or_der;
   if (LooksLikePem(pem_or_der)) {
-    BioPtr bio = MemBio(pem_or_der);
-    if (bio) req.reset(PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr));
-  } else {
-    const unsigned char* p = pem_or_der.data();
-    req.reset(d2i_X509_REQ(nullptr, &p, static_cast<long>(pem_or_der.size())));  // NOLINT
-    if (req && p != pem_or_der.data() + pem_or_der.size()) {
-      return MakeError("bad-csr", "trailing bytes after the CSR");
-    }
+    BL_TRY_ASSIGN(from_pem,
+                  PemObjectDer(pem_or_der, {"CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"},
+                               "bad-csr", "CSR"));
+    der = from_pem;
   }
+  const unsigned char* p = der.data();
+  X509ReqPtr req(d2i_X509_REQ(nullptr, &p, static_cast<long>(der.size())));  // NOLINT
   if (!req) return OsslError("bad-csr", "cannot read the CSR");
+  if (p != der.data() + der.size()) return MakeError("bad-csr", "trailing bytes after the CSR");
 
   EVP_PKEY* pkey = X509_REQ_get0_pubkey(req.get());
   if (pkey == nullptr) return OsslError("unsupported-key", "cannot use the CSR's public key");

@@ -50,8 +50,11 @@ struct CsrInfo {
   std::vector<std::string> emails;
   std::vector<std::string> uris;
 };
-// Parses a CSR (PEM or DER) and verifies its self-signature.
-// Errors: "bad-csr" (unparsable), "bad-signature", "unsupported-key".
+// Parses a CSR (PEM or DER) and verifies its self-signature. The DER (given, or the body of the
+// first PEM block labelled CERTIFICATE REQUEST or NEW CERTIFICATE REQUEST) must be exactly one
+// CSR: bytes after it are refused. PEM follows Certificate::Load (keys.h): text before the first
+// BEGIN line is ignored, after an END line only whitespace or further PEM blocks, no headers.
+// Errors: "bad-csr" (unparsable, trailing bytes or text), "bad-signature", "unsupported-key".
 // Supported keys are those IssueCertificate certifies: RSA >= 2048 bits, P-256, P-384.
 Result<CsrInfo> ParseCsr(ByteView pem_or_der);
 

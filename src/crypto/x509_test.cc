@@ -509,6 +509,111 @@ TEST(Csr, GarbageIsBadCsr) {
   }
 }
 
+// A PEM text with a block whose headers are `headers` (e.g. "Proc-Type: 4,ENCRYPTED\n...").
+std::string WithHeaders(const std::string& pem, std::string_view headers) {
+  std::size_t eol = pem.find('\n');
+  return pem.substr(0, eol + 1) + std::string(headers) + "\n" + pem.substr(eol + 1);
+}
+
+TEST(Csr, ExactlyOneCsrNothingAfterIt) {
+  const Pki& pki = Shared();
+  const Bytes csr = Must(MakeCsr(pki.ec_key, ListProfile()), "csr");
+  const std::string pem = ToPem("CERTIFICATE REQUEST", csr);
+  Bytes junk = csr;
+  for (char c : std::string("junk")) junk.push_back(static_cast<std::uint8_t>(c));
+  Bytes zero = csr;
+  zero.push_back(0);
+  Bytes twice = csr;
+  twice.insert(twice.end(), csr.begin(), csr.end());
+  struct Case {
+    const char* name;
+    std::string input;
+    std::string_view message;
+  };
+  const Case refused[] = {
+      // Bytes after the CSR inside the PEM body, as they would be in DER.
+      {"pem-body-trailing-junk", ToPem("CERTIFICATE REQUEST", junk), "trailing bytes"},
+      {"pem-body-trailing-zero", ToPem("CERTIFICATE REQUEST", zero), "trailing bytes"},
+      {"pem-body-two-csrs", ToPem("CERTIFICATE REQUEST", twice), "trailing bytes"},
+      {"der-two-csrs", std::string(AsChars(twice)), "trailing bytes"},
+      // Text after the END line.
+      {"text-after-end", pem + "trailing text\n", "after the END line"},
+      {"text-after-end-no-newline", pem + "x", "after the END line"},
+      {"bad-block-after", pem + "-----BEGIN X-----\n!!!!\n-----END X-----\n", "unreadable"},
+      {"headers", WithHeaders(pem, "Comment: hello\n"), "headers"},
+  };
+  for (const Case& c : refused) {
+    auto r = ParseCsr(AsBytes(c.input));
+    ASSERT_FALSE(r.ok()) << c.name;
+    EXPECT_EQ(r.error().code, "bad-csr") << c.name << ": " << r.error().message;
+    EXPECT_NE(r.error().message.find(c.message), std::string::npos)
+        << c.name << ": " << r.error().message;
+  }
+  // Explanatory text before the block (RFC 7468), whitespace and other blocks after it, the old
+  // label: still exactly one CSR.
+  const std::string accepted[] = {
+      pem,
+      pem + "\n\n  \t\r\n",
+      "Certificate Request:\n    Subject: CN = list@example.org\n" + pem,
+      pem + "\n" + ToPem("CERTIFICATE", pki.ca.Der()),
+      ToPem("NEW CERTIFICATE REQUEST", csr),
+  };
+  for (const std::string& input : accepted) {
+    auto r = ParseCsr(AsBytes(input));
+    EXPECT_TRUE(r.ok()) << input << ": " << r.error().message;
+  }
+}
+
+TEST(CertificateLoad, ExactlyOneCertificateNothingAfterIt) {
+  const Pki& pki = Shared();
+  const Bytes der = pki.ca.Der();
+  const std::string pem = ToPem("CERTIFICATE", der);
+  Bytes junk = der;
+  for (char c : std::string("junk")) junk.push_back(static_cast<std::uint8_t>(c));
+  Bytes twice = der;
+  twice.insert(twice.end(), der.begin(), der.end());
+  struct Case {
+    const char* name;
+    std::string input;
+    std::string_view message;
+  };
+  const Case refused[] = {
+      {"der-trailing-junk", std::string(AsChars(junk)), "trailing bytes"},
+      {"der-two-certificates", std::string(AsChars(twice)), "trailing bytes"},
+      {"pem-body-trailing-junk", ToPem("CERTIFICATE", junk), "trailing bytes"},
+      {"pem-body-two-certificates", ToPem("CERTIFICATE", twice), "trailing bytes"},
+      {"text-after-end", pem + "trailing text\n", "after the END line"},
+      {"text-between-blocks", pem + "junk\n" + pem, "after the END line"},
+      {"bad-block-after", pem + "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+       "unreadable"},
+      {"headers", WithHeaders(pem, "Proc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n"),
+       "headers"},
+      {"no-certificate-block", ToPem("X509 CRL", der), "no PEM block"},
+  };
+  for (const Case& c : refused) {
+    auto r = Certificate::Load(AsBytes(c.input));
+    ASSERT_FALSE(r.ok()) << c.name;
+    EXPECT_EQ(r.error().code, "bad-certificate") << c.name << ": " << r.error().message;
+    EXPECT_NE(r.error().message.find(c.message), std::string::npos)
+        << c.name << ": " << r.error().message;
+  }
+  // A chain file (the first certificate is the one), other blocks before it, explanatory text
+  // before the first block, trailing whitespace, the old label.
+  const std::string accepted[] = {
+      pem,
+      pem + "\r\n\r\n",
+      pem + ToPem("CERTIFICATE", pki.rsa_ca.Der()),
+      ToPem("X509 CRL", ToBytes("not read")) + "\n" + pem,
+      "subject=CN = blindlist test CA\n" + pem,
+      ToPem("X509 CERTIFICATE", der),
+  };
+  for (const std::string& input : accepted) {
+    auto r = Certificate::Load(AsBytes(input));
+    ASSERT_TRUE(r.ok()) << input << ": " << r.error().message;
+    EXPECT_EQ(r->Der(), der) << input;
+  }
+}
+
 TEST(Csr, TamperedCsrIsBadSignature) {
   const Pki& pki = Shared();
   for (const PrivateKey* key : {&pki.rsa_key, &pki.ec_key}) {
