@@ -74,8 +74,21 @@ Result<json> AskForGroupRecipient(api::ApiClient& client, const std::string& pat
 
 Result<std::string> Finish(const mime::SmimeEnvelope& smime, const crypto::Envelope& env,
                            const SecretBytes& cek) {
-  BL_TRY_ASSIGN(SecretBytes plain, crypto::DecryptContent(env, cek));
-  return mime::UnprotectHeaders(AsChars(plain.view()), smime.outer_headers);
+  auto plain = crypto::DecryptContent(env, cek);
+  if (!plain.ok()) {
+    // groupd answers a RecipientInfo of its key that does not really unwrap (altered, or bad
+    // padding) with a key all the same (implicit rejection): that key fails here, the GCM tag
+    // or the CBC padding, and nothing of the content is shown.
+    const std::string& code = plain.error().code;
+    if (code == "tampered" || code == "unwrap-failed") {
+      return MakeError(
+          "unreadable",
+          "cannot read this post: the message key from the group server does not "
+          "decrypt it (the post was altered, or is not encrypted to this group's key)");
+    }
+    return plain.error();
+  }
+  return mime::UnprotectHeaders(AsChars(plain->view()), smime.outer_headers);
 }
 
 Status OpenMessage(OpenOptions& o, const std::string& input) {

@@ -426,6 +426,30 @@ HttpResponse GroupService::Operation(const HttpRequest& req, Call& call, const s
                             outcome.body.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
+namespace {
+
+// Where a re-wrap goes: a certificate (rewrap, rewrap-certificate) or the current group secret
+// (rewrap-secret, rewrap-exploder).
+struct WrapTarget {
+  std::optional<crypto::Certificate> certificate;
+  std::optional<crypto::GroupSecret> secret;
+  int secret_version = 0;
+};
+
+// The answer to an implicit unwrap's error. Each is a public property of the request (or our own
+// failure), never of the padding: those never fail (crypto::UnwrapCekImplicit).
+ItemOutcome UnwrapRefusal(GroupService::Call& call, const store::Group& group, const Error& e) {
+  if (e.code == "bad-point") return ItemFail(call, 400, "bad-point", e.message);
+  if (e.code == "crypto") {
+    net::Log(net::LogLevel::kError, "unwrap failed inside",
+             {{"group", group.name}, {"error", e.message}});
+    return ItemFail(call, 500, "internal", "the unwrap failed on the server");
+  }
+  return ItemFail(call, 400, "unwrap-failed", kUnwrapFailed);
+}
+
+}  // namespace
+
 ItemOutcome GroupService::RunItem(Call& call, const store::Group& group, const std::string& op,
                                   const json& item, OperationContext& ctx) {
   auto ri_b64 = StringField(item, "recipient_info");
@@ -443,6 +467,7 @@ ItemOutcome GroupService::RunItem(Call& call, const store::Group& group, const s
     if (!keys.ok()) return ItemOf(StoreDown(call, keys.error()));
     ctx.keys = std::move(*keys);
   }
+  // Which key version the RecipientInfo names is public (its identifier, not its padding).
   auto match = MatchRecipient(*ring_, *ctx.keys, *ri);
   if (!match) return ItemFail(call, 400, "unwrap-failed", kUnwrapFailed);
   call.key_version = match->key->version;
@@ -455,6 +480,8 @@ ItemOutcome GroupService::RunItem(Call& call, const store::Group& group, const s
   json out = {{"key_version", match->key->version}};
 
   if (op == "blind") {
+    // The raw private-key operation on the blinded value: no padding is looked at here, and
+    // the only refusals are about the value itself (bad-point, out-of-range).
     auto blinded_b64 = StringField(item, "blinded");
     if (!blinded_b64)
       return ItemFail(call, 400, "malformed-request", "missing \"blinded\" (base64)");
@@ -467,16 +494,9 @@ ItemOutcome GroupService::RunItem(Call& call, const store::Group& group, const s
     return {200, std::move(out)};
   }
 
-  auto cek = crypto::UnwrapCek(*ri, *key, match->rek_index);
-  if (!cek.ok()) return ItemFail(call, 400, "unwrap-failed", kUnwrapFailed);
-  if (op == "unwrap") {
-    out["cek"] = Base64Encode(cek->view());
-    return {200, std::move(out)};
-  }
-  crypto::RsaPadding padding = StringField(item, "rsa_padding").value_or("oaep") == "pkcs1"
-                                   ? crypto::RsaPadding::kPkcs1v15
-                                   : crypto::RsaPadding::kOaepSha256;
-  Result<Bytes> wrapped = MakeError("internal", "no target");
+  // The re-wrap target first: whether it can be wrapped to depends on it alone, so no refusal
+  // (no-certificate, wrap-failed, no-secret) can depend on what the RecipientInfo decrypts to.
+  WrapTarget target;
   if (op == "rewrap") {
     if (!ctx.member || ctx.member->certificate_der.empty()) {
       return ItemFail(call, 400, "no-certificate", "no certificate is registered for this member");
@@ -484,10 +504,10 @@ ItemOutcome GroupService::RunItem(Call& call, const store::Group& group, const s
     auto cert = member_certificates_.Get(ctx.member->cert_fingerprint, ctx.member->certificate_der);
     if (!cert.ok())
       return ItemFail(call, 500, "internal", "the registered certificate cannot be read");
-    wrapped = crypto::WrapCek(*cek, *cert, padding);
+    target.certificate = std::move(*cert);
   } else if (op == "rewrap-certificate") {
-    wrapped = crypto::WrapCek(*cek, *ctx.target, padding);
-  } else {  // rewrap-secret, rewrap-exploder: the current group secret
+    target.certificate = *ctx.target;
+  } else if (op != "unwrap") {  // rewrap-secret, rewrap-exploder: the current group secret
     if (!ctx.secrets) {
       auto secrets = store_->ListGroupSecrets(group.id);
       if (!secrets.ok()) return ItemOf(StoreDown(call, secrets.error()));
@@ -498,10 +518,34 @@ ItemOutcome GroupService::RunItem(Call& call, const store::Group& group, const s
     const store::GroupSecretVersion& current = ctx.secrets->back();
     auto secret = ring_->SecretFor(group.name, current);
     if (!secret.ok()) return ItemFail(call, 500, "internal", "the group secret cannot be opened");
-    wrapped = crypto::WrapCek(*cek, crypto::GroupSecret{current.key_id, std::move(*secret)});
-    out["secret_version"] = current.version;
+    target.secret = crypto::GroupSecret{current.key_id, std::move(*secret)};
+    target.secret_version = current.version;
   }
-  if (!wrapped.ok()) return ItemFail(call, 400, "wrap-failed", wrapped.error().message);
+  Status wrappable = target.certificate ? crypto::CheckWrapTarget(*target.certificate)
+                     : target.secret    ? crypto::CheckWrapTarget(*target.secret)
+                                        : Status::Ok();
+  if (!wrappable.ok()) return ItemFail(call, 400, "wrap-failed", wrappable.error().message);
+
+  // Implicit rejection: a RecipientInfo for this key version gives a key whether or not its
+  // padding was valid (a synthetic one if not), and everything below runs the same for both.
+  auto cek = crypto::UnwrapCekImplicit(*ri, *key, match->rek_index);
+  if (!cek.ok()) return UnwrapRefusal(call, group, cek.error());
+  if (op == "unwrap") {
+    out["cek"] = Base64Encode(cek->view());
+    return {200, std::move(out)};
+  }
+  crypto::RsaPadding padding = StringField(item, "rsa_padding").value_or("oaep") == "pkcs1"
+                                   ? crypto::RsaPadding::kPkcs1v15
+                                   : crypto::RsaPadding::kOaepSha256;
+  Result<Bytes> wrapped = target.certificate ? crypto::WrapCek(*cek, *target.certificate, padding)
+                                             : crypto::WrapCek(*cek, *target.secret);
+  if (!wrapped.ok()) {
+    // Checked above for every key length an unwrap gives: this is ours, not the caller's.
+    net::Log(net::LogLevel::kError, "re-wrap failed after the target check",
+             {{"group", group.name}, {"error", wrapped.error().message}});
+    return ItemFail(call, 500, "internal", "the re-wrap failed on the server");
+  }
+  if (target.secret) out["secret_version"] = target.secret_version;
   out["recipient_info"] = Base64Encode(*wrapped);
   return {200, std::move(out)};
 }

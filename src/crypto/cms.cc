@@ -624,15 +624,32 @@ Status Envelope::RemoveRecipient(std::size_t index) {
   return Status::Ok();
 }
 
-Result<Bytes> WrapCek(const SecretBytes& cek, const Certificate& cert, RsaPadding padding) {
-  EVP_PKEY* pub = X509_get0_pubkey(cert.impl().x509.get());
+Status CheckWrapTarget(const Certificate& cert) {
   KeyType type = cert.key_type();
   if (type == KeyType::kRsa) {
     // Reading old mail to short keys still works; wrapping new keys to them does not.
-    if (int bits = EVP_PKEY_get_bits(pub); bits < 2048) {
+    if (int bits = EVP_PKEY_get_bits(X509_get0_pubkey(cert.impl().x509.get())); bits < 2048) {
       return MakeError("weak-key", "the recipient's RSA key has " + std::to_string(bits) +
                                        " bits; at least 2048 are required");
     }
+    return Status::Ok();
+  }
+  if (type == KeyType::kEcP256 || type == KeyType::kEcP384) return Status::Ok();
+  return MakeError("unsupported-key", "unsupported recipient key type");
+}
+
+Status CheckWrapTarget(const GroupSecret& secret) {
+  if (WrapOidForKeyLength(secret.key.size()).empty())
+    return MakeError("bad-key", "a group secret must be 16, 24 or 32 bytes");
+  if (secret.id.empty()) return MakeError("bad-key", "a group secret needs a key identifier");
+  return Status::Ok();
+}
+
+Result<Bytes> WrapCek(const SecretBytes& cek, const Certificate& cert, RsaPadding padding) {
+  BL_TRY(CheckWrapTarget(cert));
+  EVP_PKEY* pub = X509_get0_pubkey(cert.impl().x509.get());
+  KeyType type = cert.key_type();
+  if (type == KeyType::kRsa) {
     EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, pub, nullptr));
     if (!ctx || EVP_PKEY_encrypt_init(ctx.get()) != 1)
       return OsslError("crypto", "RSA setup failed");
@@ -693,9 +710,8 @@ Result<Bytes> WrapCek(const SecretBytes& cek, const Certificate& cert, RsaPaddin
 }
 
 Result<Bytes> WrapCek(const SecretBytes& cek, const GroupSecret& secret) {
+  BL_TRY(CheckWrapTarget(secret));
   std::string_view wrap_oid = WrapOidForKeyLength(secret.key.size());
-  if (wrap_oid.empty()) return MakeError("bad-key", "a group secret must be 16, 24 or 32 bytes");
-  if (secret.id.empty()) return MakeError("bad-key", "a group secret needs a key identifier");
   BL_TRY_ASSIGN(Bytes wrapped, AesWrap(secret.key, cek));
   Bytes kekid = der::Encode(der::kSequence, der::Encode(der::kOctetString, secret.id));
   return der::Encode(der::ContextConstructed(2),

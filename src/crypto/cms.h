@@ -115,12 +115,32 @@ Result<Bytes> Encrypt(ByteView content, const std::vector<Certificate>& certs,
 // A RecipientInfo for `cert` (KTRI for RSA, KARI for EC) or `secret` (KEKRI) carrying `cek`.
 Result<Bytes> WrapCek(const SecretBytes& cek, const Certificate& cert, RsaPadding padding);
 Result<Bytes> WrapCek(const SecretBytes& cek, const GroupSecret& secret);
+// Whether WrapCek can wrap a key of 16 to 64 octets (a multiple of 8) to this target: the
+// same refusals ("weak-key", "unsupported-key", "bad-key"), decided by the target alone, so a
+// server can check its target before it unwraps anything.
+Status CheckWrapTarget(const Certificate& cert);
+Status CheckWrapTarget(const GroupSecret& secret);
 
 // Unwraps the CEK from one RecipientInfo. For KARI, `rek_index` picks the
 // RecipientEncryptedKey. Every failure of the key itself is "unwrap-failed".
 Result<SecretBytes> UnwrapCek(const RecipientInfo& ri, const PrivateKey& key,
                               std::size_t rek_index = 0);
 Result<SecretBytes> UnwrapCek(const RecipientInfo& ri, const GroupSecret& secret);
+
+// The key holder's unwrap for a server that answers others (groupd; implicit_rejection.cc):
+// no failure that depends on the private key is ever reported. RSA PKCS#1 v1.5 and OAEP use
+// implicit rejection: bad padding, or a key that is not 16, 24 or 32 octets, or a ciphertext
+// that is not the modulus length or not below n, gives a synthetic key (16, 24 or 32 octets)
+// derived from a per-key secret and the ciphertext, the same each time for the same both; EC: a
+// failed AES key-unwrap check gives a synthetic key of the wrapped key's length. The work done
+// does not depend on which key comes out. Errors only for public properties of the request:
+// "unsupported" (algorithm, OAEP parameters, KDF, wrap, static originator), "wrong-key" (the
+// kind of RecipientInfo does not fit the key), "bad-index", "bad-point" (an EC point off the
+// curve, or the point at infinity), "unwrap-failed" (a wrapped EC key of an impossible
+// length), and "crypto" (OpenSSL itself failed, or the key does not give up its secret).
+// Local reads, which may say why they failed, keep UnwrapCek.
+Result<SecretBytes> UnwrapCekImplicit(const RecipientInfo& ri, const PrivateKey& key,
+                                      std::size_t rek_index = 0);
 
 // Finds the RecipientInfo for `cert` (by identifier), or when cert is null
 // tries every RecipientInfo of the key's kind. Returns the CEK.

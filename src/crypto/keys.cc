@@ -85,6 +85,7 @@ std::shared_ptr<PrivateKey::Impl> MakeKeyImpl(EVP_PKEY* raw) {
     // Made here, before the key is shared: OpenSSL caches the legacy copy inside pkey.
     impl->ec = EVP_PKEY_get0_EC_KEY(raw);
   }
+  DeriveRejectionKey(*impl);  // once per loaded key, not per unwrap
   return impl;
 }
 

@@ -45,7 +45,14 @@ struct PrivateKey::Impl {
   EvpPkeyPtr pkey;
   KeyType type = KeyType::kOther;  // computed once at load: the name lookups cost per call
   const EC_KEY* ec = nullptr;      // EC keys: the legacy view of pkey (owned by it), for ECDH
+  // Implicit rejection (implicit_rejection.cc): SHA-256 of the private exponent (RSA) or scalar
+  // (EC), derived once at load; empty if the key would not give it up. RSA: n, big-endian.
+  SecretBytes rejection_key;
+  Bytes rsa_modulus;
 };
+
+// Fills impl.rejection_key and impl.rsa_modulus from impl.pkey (implicit_rejection.cc).
+void DeriveRejectionKey(PrivateKey::Impl& impl);
 
 struct Certificate::Impl {
   X509Ptr x509;

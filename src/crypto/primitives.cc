@@ -13,6 +13,7 @@
 #include <array>
 #include <cstring>
 
+#include "crypto/constant_time.h"
 #include "crypto/der.h"
 
 namespace blindlist::crypto {
@@ -130,7 +131,7 @@ Result<Bytes> AesWrap(const SecretBytes& kek, const SecretBytes& key) {
   return out;
 }
 
-Result<SecretBytes> AesUnwrap(const SecretBytes& kek, ByteView wrapped) {
+Result<std::uint32_t> AesUnwrapMasked(const SecretBytes& kek, ByteView wrapped, SecretBytes& out) {
   if (EcbCipher(kek.size()) == nullptr)
     return MakeError("bad-key", "key-encryption key must be 16, 24 or 32 bytes");
   if (wrapped.size() < 24 || wrapped.size() % 8 != 0 || wrapped.size() > 72) {
@@ -154,12 +155,22 @@ Result<SecretBytes> AesUnwrap(const SecretBytes& kek, ByteView wrapped) {
     }
   }
   OPENSSL_cleanse(block, sizeof(block));
+  if (!ok) return OsslError("crypto", "AES key unwrap failed");  // OpenSSL itself, not the data
   // Constant time: a wrong KEK and a tampered key must look the same to a timer.
-  if (!ok || CRYPTO_memcmp(work.data(), kWrapIv.data(), 8) != 0) {
+  const auto diff = static_cast<std::uint32_t>(CRYPTO_memcmp(work.data(), kWrapIv.data(), 8));
+  out = SecretBytes(ByteView(work.data() + 8, n * 8));
+  return ct::IsZero(diff);
+}
+
+Result<SecretBytes> AesUnwrap(const SecretBytes& kek, ByteView wrapped) {
+  SecretBytes key;
+  auto intact = AesUnwrapMasked(kek, wrapped, key);
+  if (!intact.ok() && intact.error().code != "crypto") return intact.error();
+  if (!intact.ok() || *intact == 0) {
     ERR_clear_error();
     return MakeError("unwrap-failed", "cannot unwrap the message key: wrong key");
   }
-  return SecretBytes(ByteView(work.data() + 8, n * 8));
+  return key;
 }
 
 Result<SecretBytes> KariKek(const EVP_MD* kdf_md, ByteView z, std::string_view wrap_oid,

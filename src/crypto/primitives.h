@@ -45,6 +45,10 @@ std::string_view WrapOidForKeyLength(std::size_t len);
 // the unwrap is constant time.
 Result<Bytes> AesWrap(const SecretBytes& kek, const SecretBytes& key);
 Result<SecretBytes> AesUnwrap(const SecretBytes& kek, ByteView wrapped);
+// The same unwrap without a verdict that branches: `out` gets R[1..n] whatever the integrity
+// check says, and the result is that check as a mask (all ones: intact). Errors only for a KEK
+// or wrapped length that is not allowed ("bad-key", "unwrap-failed") and for OpenSSL ("crypto").
+Result<std::uint32_t> AesUnwrapMasked(const SecretBytes& kek, ByteView wrapped, SecretBytes& out);
 
 // ANSI X9.63 KDF as RFC 5753 uses it for ECDH in CMS: the KEK for the wrap
 // algorithm `wrap_oid` from the shared secret Z.

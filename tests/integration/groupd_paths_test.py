@@ -318,16 +318,21 @@ class ReadingPaths(harness.TestCase):
             {"operation": "unwrap", "recipient_info": b64(ri_bl)},
             {"operation": "rewrap-secret", "recipient_info": b64(ri_osl)},
             {"operation": "rewrap", "recipient_info": b64(ri_bl)},
+            # Tampered: a key all the same (implicit rejection), not the post's.
             {"operation": "unwrap", "recipient_info": b64(harness.flip_last_byte(ri_bl))},
+            # Names no key of this group: refused.
+            {"operation": "unwrap", "recipient_info": b64(self.ri_of(self.posts[(RSA, "bl")]))},
         ]}
         r = self.d.g.post("/v1/groups/%s/bulk" % quote(g), body, token=token)
         self.assertEqual(r.status, 200, r)
         out = r.json["responses"]
-        self.assertEqual([x["status"] for x in out], [200, 200, 200, 200, 400], out)
+        self.assertEqual([x["status"] for x in out], [200, 200, 200, 200, 200, 400], out)
         self.assertEqual(out[0]["cek"], single["osl"])
         self.assertEqual(out[1]["cek"], single["bl"])
         self.seen_secrets.update(single.values())
-        self.assertEqual(out[4]["error"], "unwrap-failed")
+        self.assertEqual(len(unb64(out[4]["cek"])), 32)
+        self.assertNotEqual(out[4]["cek"], single["bl"])
+        self.assertEqual(out[5]["error"], "unwrap-failed")
         # The rewrap-secret item: a KEKRI that openssl opens with the group secret.
         kekri = unb64(out[2]["recipient_info"])
         secrets_reply = self.d.g.get("/v1/groups/%s/secrets" % quote(g), token=token).json["secrets"]
