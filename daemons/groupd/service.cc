@@ -392,9 +392,16 @@ std::optional<HttpResponse> CheckMembershipCertificate(store::Store& st,
   for (const auto& uri : info.uris) bound = bound || uri == api::GroupUri(group.name);
   if (!bound)
     return Fail(call, 403, "wrong-group", "the membership certificate is for another group");
-  auto revoked = st.IsCertificateRevoked(info.serial_hex);
-  if (!revoked.ok()) return StoreDown(call, revoked.error());
-  if (*revoked)
+  // Fails closed: only a serial certd recorded for this group, unrevoked, whose member is still
+  // on the roster. A certificate signed but never recorded (a stolen CA signature, or certd
+  // stopped between signing and recording) is worth nothing.
+  auto issued_record = st.FindIssuedCertificate(info.serial_hex);
+  if (!issued_record.ok()) return StoreDown(call, issued_record.error());
+  if (!*issued_record || (*issued_record)->record.group_id != group.id) {
+    return Fail(call, 403, "unknown-certificate",
+                "no membership certificate with this serial was issued for this group");
+  }
+  if ((*issued_record)->record.revoked || !(*issued_record)->member_current)
     return Fail(call, 403, "revoked-certificate", "the membership certificate has been revoked");
   ctx.target = std::move(*cert);
   return std::nullopt;
