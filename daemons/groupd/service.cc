@@ -737,6 +737,7 @@ HttpResponse GroupService::Admin(const HttpRequest& req, Call& call,
       }
       Status st = store_->DestroyGroupKey(group.id, version);
       if (!st.ok()) return StoreDown(call, st.error());
+      ring_->Forget(group.id, version);  // out of this node's memory now; others prune on read
       return Ok(200, {{"destroyed", version}});
     }
     if (parts[5] == "certificate") {

@@ -862,6 +862,41 @@ TEST(PrivateKeyToDer, Pkcs8RoundTrip) {
   }
 }
 
+TEST(EncryptedPem, ScryptAes256CbcReadableByOpensslAndOldFilesStillLoad) {
+  const Pki& pki = Shared();
+  ScratchDir dir;
+  const std::string pass = "correct horse, battery";
+  SecretBytes pem = Must(pki.ec_key.ToEncryptedPem(pass), "encrypt");
+  std::string path = dir.File("ca.key");
+  WriteFile(path, pem.view());
+  EXPECT_TRUE(Has(std::string(AsChars(pem.view())), "-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+  // PBES2 with scrypt (RFC 7914): N = 16384, r = 8, p = 5, a 16-byte salt; AES-256-CBC.
+  RunResult asn1 = Shell(dir, "openssl asn1parse -in " + Quote(path));
+  for (const char* part : {"PBES2", ":scrypt", "aes-256-cbc"}) {
+    EXPECT_TRUE(Has(asn1.output, part)) << part << "\n" << asn1.output;
+  }
+  EXPECT_FALSE(Has(asn1.output, "PBKDF2")) << asn1.output;
+  EXPECT_TRUE(Has(asn1.output, "INTEGER           :4000")) << asn1.output;  // N
+  EXPECT_TRUE(Has(asn1.output, "INTEGER           :08")) << asn1.output;    // r
+  EXPECT_TRUE(Has(asn1.output, "INTEGER           :05")) << asn1.output;    // p
+  MustRun(dir, "openssl pkey -in " + Quote(path) + " -passin " + Quote("pass:" + pass) + " -noout");
+  PrivateKey back = Must(PrivateKey::Load(pem.view(), pass), "load");
+  EXPECT_EQ(back.PublicKeyDer(), pki.ec_key.PublicKeyDer());
+  auto wrong = PrivateKey::Load(pem.view(), "not the passphrase");
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(wrong.error().code, "bad-key");
+
+  // A file written the old way (PBKDF2, 2048 iterations) still loads.
+  std::string plain = dir.File("plain.key");
+  WriteFile(plain, Must(pki.ec_key.ToPem(), "plain").view());
+  std::string old = dir.File("old.key");
+  MustRun(dir, "openssl pkcs8 -topk8 -v2 aes-256-cbc -iter 2048 -in " + Quote(plain) + " -out " +
+                   Quote(old) + " -passout " + Quote("pass:" + pass));
+  EXPECT_TRUE(Has(Shell(dir, "openssl asn1parse -in " + Quote(old)).output, "PBKDF2"));
+  PrivateKey loaded = Must(PrivateKey::LoadFile(old, pass), "load old");
+  EXPECT_EQ(loaded.PublicKeyDer(), pki.ec_key.PublicKeyDer());
+}
+
 TEST(Sha256, KnownAnswers) {
   EXPECT_EQ(ToHex(Sha256(AsBytes("abc"))),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");

@@ -9,10 +9,10 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <optional>
 #include <atomic>
 #include <chrono>
 #include <ctime>
+#include <optional>
 #include <ostream>
 #include <set>
 #include <string>
@@ -884,9 +884,10 @@ TEST_P(PostgresStoreTest, AnIssuanceWaitsForAnUncommittedRemovalAndThenFails) {
   ASSERT_NE(removal, nullptr);
   ASSERT_OK((*removal)->Exec("DELETE FROM members WHERE group_id = $1 AND address = $2",
                              {g, std::string("alice@example.org")}));
-  ASSERT_OK((*removal)->Exec("UPDATE issued_certificates SET revoked = 1, revoked_at = $1 "
-                             "WHERE revoked = 0 AND group_id = $2 AND member_address = $3",
-                             {Now(), g, std::string("alice@example.org")}));
+  ASSERT_OK(
+      (*removal)->Exec("UPDATE issued_certificates SET revoked = 1, revoked_at = $1 "
+                       "WHERE revoked = 0 AND group_id = $2 AND member_address = $3",
+                       {Now(), g, std::string("alice@example.org")}));
   Status issued = Status::Ok();
   std::thread issue([&] {
     issued = store_->RecordIssuedCertificate({.serial_hex = "0e01",
