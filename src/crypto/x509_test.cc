@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "crypto/signature.h"
+
 // The openssl and NSS command-line tools are the independent peers here: what
 // they accept is what S/MIME clients and other PKIX code will accept.
 namespace blindlist::crypto {
@@ -895,6 +897,47 @@ TEST(EncryptedPem, ScryptAes256CbcReadableByOpensslAndOldFilesStillLoad) {
   EXPECT_TRUE(Has(Shell(dir, "openssl asn1parse -in " + Quote(old)).output, "PBKDF2"));
   PrivateKey loaded = Must(PrivateKey::LoadFile(old, pass), "load old");
   EXPECT_EQ(loaded.PublicKeyDer(), pki.ec_key.PublicKeyDer());
+}
+
+TEST(SignMessage, EcdsaAndRsaPssVerifyHereAndWithOpenssl) {
+  const Pki& pki = Shared();
+  ScratchDir dir;
+  const Bytes message = ToBytes("a domain-separated message");
+  std::string msg_path = dir.File("msg");
+  WriteFile(msg_path, message);
+  for (const PrivateKey* key : {&pki.ec_key, &pki.rsa_key}) {
+    SCOPED_TRACE(KeyTypeName(key->type()));
+    Certificate cert =
+        Must(IssueCertificate(key->PublicKeyDer(), ListProfile(), pki.ca, pki.ca_key), "issue");
+    Bytes sig = Must(SignMessage(*key, message), "sign");
+    EXPECT_TRUE(VerifyMessage(cert, message, sig));
+    // openssl reads it as ECDSA-SHA256, or RSA-PSS with SHA-256, MGF1-SHA-256 and a 32-byte salt.
+    std::string sig_path = dir.File("sig");
+    std::string pub_path = dir.File("pub.pem");
+    WriteFile(sig_path, sig);
+    WriteFile(pub_path, AsBytes(ToPem("PUBLIC KEY", key->PublicKeyDer())));
+    std::string pss = key->type() == KeyType::kRsa
+                          ? " -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:32 -sigopt "
+                            "rsa_mgf1_md:sha256"
+                          : "";
+    MustRun(dir, "openssl dgst -sha256 -verify " + Quote(pub_path) + pss + " -signature " +
+                     Quote(sig_path) + " " + Quote(msg_path));
+    // And the other way round.
+    std::string key_path = dir.File("key.pem");
+    WriteFile(key_path, Must(key->ToPem(), "pem").view());
+    MustRun(dir, "openssl dgst -sha256 -sign " + Quote(key_path) + pss + " -out " +
+                     Quote(sig_path) + " " + Quote(msg_path));
+    EXPECT_TRUE(VerifyMessage(cert, message, ReadFile(sig_path)));
+
+    Bytes other_message = message;
+    other_message.back() ^= 1;
+    EXPECT_FALSE(VerifyMessage(cert, other_message, sig));
+    Bytes flipped = sig;
+    flipped[flipped.size() / 2] ^= 1;
+    EXPECT_FALSE(VerifyMessage(cert, message, flipped));
+    EXPECT_FALSE(VerifyMessage(cert, message, {}));
+    EXPECT_FALSE(VerifyMessage(pki.ca, message, sig));  // another key
+  }
 }
 
 TEST(Sha256, KnownAnswers) {

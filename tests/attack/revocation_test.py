@@ -11,6 +11,9 @@ The attacker holds a membership certificate that groupd should not honour:
     sign-then-record race of old certd left it): `403 revoked-certificate`;
   - an expired, a not yet valid, a foreign (another CA) and another group's certificate:
     `403 expired-certificate`, `foreign-certificate`, `wrong-group`.
+  - a current member's certificate copied without its key: no proof of possession, a proof by
+    another key, for another RecipientInfo or group, stale or ahead by ten minutes, or with a
+    flipped bit: `403 no-proof-of-possession` (the owner, signing, still reads).
 Each refusal is the documented JSON error, is audited with the serial only, holds for bulk
 `rewrap-certificate` too, and leaves groupd serving. The removal race itself (certd checked
 the roster, then the member was removed, then certd records) is the store test
@@ -71,14 +74,24 @@ class Revocation(harness.TestCase):
         crt = harness.write(self.d.pki.crt(name), r.json["certificate"])
         return (crt, self.d.pki.key(name)), r.json["serial"]
 
-    def rewrap(self, group, cert_path, ri=None):
-        return self.d.g.post("/v1/groups/%s/rewrap/certificate" % quote(group),
-                             {"recipient_info": b64(ri or self.ri), "certificate": harness.read(cert_path, "r")})
+    def rewrap(self, group, cert_path, ri=None, proof="sign"):
+        """proof: "sign" (by the certificate's key), None (left out) or a proof object."""
+        ri = b64(ri or self.ri)
+        body = {"recipient_info": ri, "certificate": harness.read(cert_path, "r")}
+        if proof == "sign":
+            proof = harness.possession_proof(group, [ri], harness.key_of(cert_path))
+        if proof is not None:
+            body["proof"] = proof
+        return self.d.g.post("/v1/groups/%s/rewrap/certificate" % quote(group), body)
 
-    def bulk(self, group, cert_path):
-        return self.d.g.post("/v1/groups/%s/bulk" % quote(group),
-                             {"certificate": harness.read(cert_path, "r"),
-                              "requests": [{"operation": "rewrap-certificate", "recipient_info": b64(self.ri)}]})
+    def bulk(self, group, cert_path, proof="sign"):
+        items = [{"operation": "rewrap-certificate", "recipient_info": b64(self.ri)}]
+        body = {"certificate": harness.read(cert_path, "r"), "requests": items}
+        if proof == "sign":
+            proof = harness.possession_proof(group, [b64(self.ri)], harness.key_of(cert_path))
+        if proof is not None:
+            body["proof"] = proof
+        return self.d.g.post("/v1/groups/%s/bulk" % quote(group), body)
 
     def forged(self, name, *, start=-1, end=24, group=A, ca="membership"):
         """A certificate made with the openssl CLI, as an attacker holding a CA signature would."""
@@ -142,6 +155,46 @@ class Revocation(harness.TestCase):
         self.refused_everywhere(A, self.forged("future", start=24, end=48), 403, "expired-certificate")
         self.refused_everywhere(A, self.forged("foreign", ca="foreign-ca"), 403, "foreign-certificate")
         self.refused_everywhere(A, self.forged("for-b", group=B), 403, "wrong-group")
+
+    def test_a_copied_certificate_without_its_key_is_refused(self):
+        # A current member's valid, recorded certificate, in the hands of someone without its key.
+        d = self.d
+        member, serial = self.issue(A, "alice-copied", self.tok["alice"])
+        self.assertEqual(self.rewrap(A, member[0]).status, 200)
+        ri = b64(self.ri)
+        now = int(harness.time.time())
+        stranger = d.pki.gen_key("stranger-pop", "ec")
+        other_ri = b64(harness.recipient_infos(harness.cms_of(harness.osl_encrypt(
+            harness.write(self.f("other.txt"), harness.entity("other")), self.f("other.smime"), self.cert[A])))[0])
+        attempts = {
+            "no proof": None,
+            "not an object": "yes, I have the key",
+            "no signature": {"time": now},
+            "signature not base64": {"time": now, "signature": "!!"},
+            "time as text": dict(harness.possession_proof(A, [ri], member[1]), time=str(now)),
+            "another key": harness.possession_proof(A, [ri], stranger),
+            "another RecipientInfo": harness.possession_proof(A, [other_ri], member[1]),
+            "another group": harness.possession_proof(B, [ri], member[1]),
+            "ten minutes old": harness.possession_proof(A, [ri], member[1], when=now - 600),
+            "ten minutes ahead": harness.possession_proof(A, [ri], member[1], when=now + 600),
+            "bit flipped": dict(harness.possession_proof(A, [ri], member[1])),
+        }
+        sig = bytearray(harness.unb64(attempts["bit flipped"]["signature"]))
+        sig[len(sig) // 2] ^= 1
+        attempts["bit flipped"]["signature"] = b64(bytes(sig))
+        for what, proof in attempts.items():
+            with self.subTest(what):
+                self.assertRefused(self.rewrap(A, member[0], proof=proof), 403, "no-proof-of-possession")
+                self.assertRefused(self.bulk(A, member[0], proof=proof), 403, "no-proof-of-possession")
+        self.assertAudited(d, A, "rewrap-certificate", "no-proof-of-possession", caller="cert:" + serial)
+        # The owner, with the key, still reads: through the API and with `blindlist open --method cert`.
+        self.assertEqual(self.rewrap(A, member[0]).status, 200)
+        self.assertContains(d.open(A, "cert", self.post, member=member).stdout.decode(), "for A")
+        # The command needs the key for path G, even to splice.
+        p = d.bl("open", *d.server_args(), "--group", A, "--method", "cert", "--member-cert", member[0],
+                 "--splice-only", "-i", self.post, check=False)
+        self.assertCliRefused(p, "--member-key")
+        self.assertEqual(self.d.g.get("/healthz").status, 200)
 
     def test_a_current_members_certificate_still_works(self):
         member, serial = self.issue(A, "alice-g", self.tok["alice"])
