@@ -2,14 +2,18 @@
 // (DESIGN.md): tls (F), rewrap (E), cert (G), blind, secret (S; also B posts).
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <ctime>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "api/groupd_client.h"
+#include "api/membership.h"
 #include "blindlist/base64.h"
 #include "commands.h"
 #include "crypto/blind.h"
 #include "crypto/cms.h"
 #include "crypto/keys.h"
+#include "crypto/signature.h"
 #include "io.h"
 #include "mime/smime.h"
 #include "server_options.h"
@@ -51,16 +55,33 @@ std::vector<std::size_t> GroupCandidates(const crypto::Envelope& env,
   return out;
 }
 
+// Signs path G requests with the membership certificate's key (api::PossessionMessage).
+struct PossessionProver {
+  std::string group;
+  crypto::PrivateKey key;
+
+  Result<json> Prove(const std::string& recipient_info_b64) const {
+    const auto now = static_cast<std::int64_t>(std::time(nullptr));
+    BL_TRY_ASSIGN(Bytes signature, crypto::SignMessage(key, api::PossessionMessage(
+                                                                group, now, {recipient_info_b64})));
+    return json{{"time", now}, {"signature", Base64Encode(signature)}};
+  }
+};
+
 // Asks groupd for `path` with each candidate RecipientInfo until one is the group's.
+// With `prover` (path G), each request carries the proof of possession of its key.
 Result<json> AskForGroupRecipient(api::ApiClient& client, const std::string& path,
                                   const crypto::Envelope& env,
                                   const std::vector<std::size_t>& candidates, json body,
-                                  std::size_t* used) {
+                                  std::size_t* used, const PossessionProver* prover = nullptr) {
   if (candidates.empty())
     return MakeError("no-recipient", "the message has no RecipientInfo for a group key");
   Error last = MakeError("no-recipient", "no RecipientInfo of this message belongs to the group");
   for (std::size_t index : candidates) {
     body["recipient_info"] = Base64Encode(env.recipients[index].der);
+    if (prover != nullptr) {
+      BL_TRY_ASSIGN(body["proof"], prover->Prove(body["recipient_info"].get<std::string>()));
+    }
     auto r = client.Call("POST", path, body);
     if (r.ok()) {
       *used = index;
@@ -94,8 +115,9 @@ Result<std::string> Finish(const mime::SmimeEnvelope& smime, const crypto::Envel
 Status OpenMessage(OpenOptions& o, const std::string& input) {
   BL_TRY(FinishServerOptions(o.creds));
   bool needs_member_key = o.method == "rewrap" || o.method == "cert";
+  // Path G proves possession of the key on every request, so it needs the key even to splice.
   if (needs_member_key && (o.member_cert.empty() || o.member_key.empty()) &&
-      !(o.splice_only && !o.member_cert.empty())) {
+      !(o.method == "rewrap" && o.splice_only && !o.member_cert.empty())) {
     return MakeError("usage", "--method " + o.method + " needs --member-cert and --member-key");
   }
   if (o.splice_only && !needs_member_key)
@@ -126,11 +148,15 @@ Status OpenMessage(OpenOptions& o, const std::string& input) {
 
   if (o.method == "rewrap" || o.method == "cert") {
     std::string path = base + (o.method == "rewrap" ? "/rewrap" : "/rewrap/certificate");
+    std::optional<PossessionProver> prover;
     if (o.method == "cert") {
       BL_TRY_ASSIGN(std::string pem, ReadInput(o.member_cert, 1 << 20));
       body["certificate"] = pem;
+      BL_TRY_ASSIGN(crypto::PrivateKey key, crypto::PrivateKey::LoadFile(o.member_key));
+      prover = PossessionProver{o.group, std::move(key)};
     }
-    BL_TRY_ASSIGN(json r, AskForGroupRecipient(client, path, env, candidates, body, &used));
+    BL_TRY_ASSIGN(json r, AskForGroupRecipient(client, path, env, candidates, body, &used,
+                                               prover ? &*prover : nullptr));
     Bytes ri;
     if (!Base64Decode(r["recipient_info"].get<std::string>(), ri))
       return MakeError("bad-reply", "bad RecipientInfo in the reply");
@@ -247,7 +273,9 @@ void AddOpenCommand(CLI::App& app, Action* chosen) {
   cmd->add_option("--member-cert", o->member_cert,
                   "Your certificate (rewrap) or membership certificate (cert)")
       ->check(CLI::ExistingFile);
-  cmd->add_option("--member-key", o->member_key, "Its private key")->check(CLI::ExistingFile);
+  cmd->add_option("--member-key", o->member_key,
+                  "Its private key (cert: also signs each request, proving possession)")
+      ->check(CLI::ExistingFile);
   cmd->add_option("--reason", o->reason, "Why (recorded in the group server's audit)")
       ->capture_default_str();
   cmd->add_flag(

@@ -8,10 +8,14 @@
 // member of that group; it never sees a member's private key when given a CSR.
 // It refuses CSRs that do not verify, use unsupported keys or claim another
 // group. Its audit links members to serials; groupd's audit of path G sees only
-// serials (docs/threat-model.md says what collusion reveals).
+// serials (docs/threat-model.md says what collusion reveals). It refuses to start
+// when the CA key, its passphrase file or its TLS key is open to group or others.
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -37,6 +41,7 @@ int Fatal(const Error& e) { return api::Fatal("blindlist-certd", e); }
 Result<std::string> LoadPassphrase(const std::string& file) {
   std::string pass;
   if (!file.empty()) {
+    BL_TRY(api::CheckSecretFileModes({file}));
     std::ifstream in(file);
     if (!in) return MakeError("bad-config", "cannot read the CA passphrase file " + file);
     std::getline(in, pass);
@@ -53,12 +58,20 @@ Result<std::string> LoadPassphrase(const std::string& file) {
   return pass;
 }
 
+// Creates `path` with `mode` from the first byte (O_CREAT|O_EXCL: never over an existing CA, and
+// never a moment with wider permissions), writes `data` and syncs it.
 Status WriteNewFile(const std::string& path, std::string_view data, mode_t mode) {
-  FILE* f = std::fopen(path.c_str(), "wx");  // never overwrite an existing CA
-  if (f == nullptr) return MakeError("io", "cannot create " + path + " (does it exist already?)");
-  ::chmod(path.c_str(), mode);
-  bool ok = std::fwrite(data.data(), 1, data.size(), f) == data.size();
-  ok = std::fclose(f) == 0 && ok;
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+  if (fd < 0) return MakeError("io", "cannot create " + path + " (does it exist already?)");
+  bool ok = true;
+  for (std::size_t done = 0; ok && done < data.size();) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    ok = n > 0;
+    if (ok) done += static_cast<std::size_t>(n);
+  }
+  ok = ::fsync(fd) == 0 && ok;
+  ok = ::close(fd) == 0 && ok;
   if (!ok) return MakeError("io", "cannot write " + path);
   return Status::Ok();
 }
@@ -132,6 +145,10 @@ int Run(int argc, char** argv) {
   net::SetLogLevel(api::ParseLogLevel(config.common.log_level));
   if (init_ca->parsed()) return InitCa(config, ca_name);
 
+  // Secrets nobody else on the host may read: refuse to start rather than serve with them.
+  Status private_files =
+      api::CheckSecretFileModes({config.ca_private_key_file, config.common.server.key_file});
+  if (!private_files.ok()) return Fatal(private_files.error());
   auto pass = LoadPassphrase(config.ca_passphrase_file);
   if (!pass.ok()) return Fatal(pass.error());
   auto ca_key = crypto::PrivateKey::LoadFile(config.ca_private_key_file, *pass);

@@ -226,7 +226,14 @@ HttpResponse CertService::Issue(const HttpRequest& req, Call& call, const std::s
   crypto::CertificateInfo info = crypto::DescribeCertificate(*cert);
   store::IssuedCertificate record{info.serial_hex, (*group)->id, auth.member->address,
                                   info.not_after,  false,        0};
+  // Recorded in one transaction that re-checks the roster: a member removed since the check
+  // above never gets this certificate (it is signed, but it leaves certd only after the commit,
+  // and groupd refuses a serial that is not recorded).
   Status st = store_->RecordIssuedCertificate(record);
+  if (!st.ok() && st.error().code == "not-a-member") {
+    call.reason = "removed while issuing";
+    return Fail(call, 403, "not-a-member", "not a member of this group");
+  }
   if (!st.ok()) return StoreDown(call, st.error());
   // certd's audit links member and serial; groupd's audit for path G sees only the serial.
   call.reason = "serial:" + info.serial_hex;

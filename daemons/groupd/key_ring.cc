@@ -1,5 +1,8 @@
 #include "key_ring.h"
 
+#include <iterator>
+#include <limits>
+
 #include "crypto/x509.h"
 
 namespace blindlist::groupd {
@@ -29,9 +32,11 @@ Result<crypto::PrivateKey> GroupKeyRing::PrivateKeyFor(const std::string& group,
     return MakeError("key-destroyed", "this key version has been destroyed");
   }
   // Keyed by the row, served only if the sealed bytes are the same: cheaper than hashing them.
-  std::string id = group + "\n" + std::to_string(row.version);
+  const VersionId id{row.group_id, row.version};
   {
     std::lock_guard lock(mu_);
+    if (destroyed_.count(id) != 0)
+      return MakeError("key-destroyed", "this key version has been destroyed");
     auto it = keys_.find(id);
     if (it != keys_.end() && it->second.sealed == row.sealed_private_key) return it->second.key;
   }
@@ -39,14 +44,52 @@ Result<crypto::PrivateKey> GroupKeyRing::PrivateKeyFor(const std::string& group,
                                                 row.sealed_private_key));
   BL_TRY_ASSIGN(crypto::PrivateKey key, crypto::PrivateKey::Load(der.view()));
   std::lock_guard lock(mu_);
-  keys_.insert_or_assign(id, CachedKey{row.sealed_private_key, key});
+  // Destroyed while this request unsealed it (from rows read before): serve it this once, as
+  // a request already in flight, but never keep it.
+  if (destroyed_.count(id) == 0) keys_.insert_or_assign(id, CachedKey{row.sealed_private_key, key});
   return key;
+}
+
+void GroupKeyRing::ForgetLocked(const VersionId& id) {
+  destroyed_.insert(id);
+  keys_.erase(id);
+  certs_.erase(id);
+}
+
+void GroupKeyRing::Forget(std::int64_t group_id, int version) {
+  std::lock_guard lock(mu_);
+  ForgetLocked({group_id, version});
+}
+
+void GroupKeyRing::Retain(const std::vector<store::GroupKey>& rows) {
+  if (rows.empty()) return;
+  const std::int64_t group_id = rows.front().group_id;
+  const auto live = [&rows](int version) {
+    for (const auto& r : rows) {
+      if (r.version == version)
+        return r.state != store::KeyState::kDestroyed && !r.sealed_private_key.empty();
+    }
+    return false;
+  };
+  std::lock_guard lock(mu_);
+  for (const auto& r : rows) {
+    if (r.state == store::KeyState::kDestroyed) ForgetLocked({group_id, r.version});
+  }
+  const VersionId first{group_id, std::numeric_limits<int>::min()};
+  for (auto it = keys_.lower_bound(first); it != keys_.end() && it->first.first == group_id;) {
+    it = live(it->first.second) ? std::next(it) : keys_.erase(it);
+  }
+}
+
+std::size_t GroupKeyRing::CachedKeyCount() {
+  std::lock_guard lock(mu_);
+  return keys_.size();
 }
 
 Result<crypto::Certificate> GroupKeyRing::CertificateFor(const store::GroupKey& row) {
   if (row.certificate_der.empty())
     return MakeError("no-certificate", "key version has no certificate yet");
-  std::string id = std::to_string(row.group_id) + "\n" + std::to_string(row.version);
+  const VersionId id{row.group_id, row.version};
   {
     std::lock_guard lock(mu_);
     auto it = certs_.find(id);
@@ -65,6 +108,7 @@ Result<SecretBytes> GroupKeyRing::SecretFor(const std::string& group,
 
 std::optional<KeyMatch> MatchRecipient(GroupKeyRing& ring, const std::vector<store::GroupKey>& keys,
                                        const crypto::RecipientInfo& ri) {
+  ring.Retain(keys);  // whatever another node destroyed leaves this node's memory now
   for (const auto& key : keys) {
     if (key.state == store::KeyState::kDestroyed) continue;
     auto cert = ring.CertificateFor(key);

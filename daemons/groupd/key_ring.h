@@ -1,15 +1,22 @@
 // GroupKeyRing: turns the sealed key rows of a group into usable keys. Private
 // keys are unsealed under the master key on first use and kept decoded, keyed
-// by (group, version) and served only while the row's sealed bytes are the same,
+// by (group id, version) and served only while the row's sealed bytes are the same,
 // so a destroyed or replaced row is never served from the cache (the caller
 // always reads the rows from the store first). Certificates likewise.
+// A destroyed version leaves the cache at once: Forget() on this node, and Retain()
+// (called by MatchRecipient with the rows just read) for a version another node
+// sharing the store destroyed. Destroyed is final, so a forgotten version is never
+// cached again, even by a request that read its rows before the destruction.
 // Thread-safety: all methods are safe to call concurrently.
 #pragma once
 
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "blindlist/bytes.h"
 #include "blindlist/result.h"
@@ -32,6 +39,13 @@ class GroupKeyRing {
                            const SecretBytes& secret) const;
 
   Result<crypto::PrivateKey> PrivateKeyFor(const std::string& group, const store::GroupKey& row);
+  // Drops the decoded private key and certificate of a destroyed version now.
+  void Forget(std::int64_t group_id, int version);
+  // Drops what is cached for the group of `rows` (one group's rows, as just read from the
+  // store) but not live in them: a version destroyed, or gone, there.
+  void Retain(const std::vector<store::GroupKey>& rows);
+  // How many decoded private keys are held (for tests).
+  std::size_t CachedKeyCount();
   Result<crypto::Certificate> CertificateFor(const store::GroupKey& row);
   Result<SecretBytes> SecretFor(const std::string& group,
                                 const store::GroupSecretVersion& row) const;
@@ -47,8 +61,11 @@ class GroupKeyRing {
     Bytes der;
     crypto::Certificate certificate;
   };
-  std::map<std::string, CachedKey> keys_;  // "group\nversion" -> key, with its sealed bytes
-  std::map<std::string, CachedCertificate> certs_;  // "group_id\nversion" -> certificate
+  using VersionId = std::pair<std::int64_t, int>;  // (group id, version)
+  void ForgetLocked(const VersionId& id);
+  std::map<VersionId, CachedKey> keys_;  // with the sealed bytes it came from
+  std::map<VersionId, CachedCertificate> certs_;
+  std::set<VersionId> destroyed_;  // never cached again
 };
 
 // Which key version of `keys` a RecipientInfo is addressed to, and for KARI

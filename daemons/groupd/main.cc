@@ -8,7 +8,8 @@
 // for path G. It never accepts a message body: callers send one RecipientInfo
 // and get back a key, a RecipientInfo or a blinded value. It refuses anyone not
 // on the roster at the moment of the request, audits every call without key
-// material, and never logs keys, tokens or secrets.
+// material, and never logs keys, tokens or secrets. It refuses to start when the
+// master key, its TLS key or the deployment CA key is open to group or others.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
@@ -83,6 +84,10 @@ int Run(int argc, char** argv) {
     return 0;
   }
 
+  // Secrets nobody else on the host may read: refuse to start rather than serve with them.
+  Status private_files = api::CheckSecretFileModes(
+      {config.master_key_file, config.common.server.key_file, config.ca_private_key_file});
+  if (!private_files.ok()) return Fatal(private_files.error());
   auto master = api::LoadMasterKey(config.master_key_file);
   if (!master.ok()) return Fatal(master.error());
   std::optional<crypto::Certificate> ca_cert;

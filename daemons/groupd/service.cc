@@ -9,6 +9,7 @@
 #include "blindlist/base64.h"
 #include "crypto/blind.h"
 #include "crypto/cms.h"
+#include "crypto/signature.h"
 #include "crypto/x509.h"
 #include "net/log.h"
 
@@ -364,6 +365,36 @@ ItemOutcome ItemOf(const HttpResponse& r) {
 
 namespace {
 
+// Whether the request carries a fresh signature by `cert`'s key over its group, its
+// RecipientInfos and its time (api::PossessionMessage): a copied certificate alone is worth
+// nothing. For bulk, the RecipientInfos of every item, in order.
+bool ProvesPossession(const json& body, const store::Group& group,
+                      const crypto::Certificate& cert) {
+  auto proof = body.find("proof");
+  if (proof == body.end() || !proof->is_object()) return false;
+  auto time = proof->find("time");
+  auto signature_b64 = StringField(*proof, "signature");
+  if (time == proof->end() || !time->is_number_integer() || !signature_b64) return false;
+  const std::int64_t t = time->get<std::int64_t>();
+  const std::int64_t now = Now();
+  if (t < now - api::kPossessionWindowSeconds || t > now + api::kPossessionWindowSeconds)
+    return false;
+  std::vector<std::string> recipient_infos;
+  auto items = body.find("requests");
+  if (items != body.end() && items->is_array()) {
+    for (const auto& item : *items) {
+      recipient_infos.push_back(item.is_object() ? StringField(item, "recipient_info").value_or("")
+                                                 : "");
+    }
+  } else {
+    recipient_infos.push_back(StringField(body, "recipient_info").value_or(""));
+  }
+  Bytes signature;
+  if (!Base64Decode(*signature_b64, signature)) return false;
+  return crypto::VerifyMessage(cert, api::PossessionMessage(group.name, t, recipient_infos),
+                               signature);
+}
+
 // Checks a membership certificate for path G; on success fills ctx.target and call.caller.
 std::optional<HttpResponse> CheckMembershipCertificate(store::Store& st,
                                                        const std::optional<crypto::Certificate>& ca,
@@ -392,9 +423,21 @@ std::optional<HttpResponse> CheckMembershipCertificate(store::Store& st,
   for (const auto& uri : info.uris) bound = bound || uri == api::GroupUri(group.name);
   if (!bound)
     return Fail(call, 403, "wrong-group", "the membership certificate is for another group");
-  auto revoked = st.IsCertificateRevoked(info.serial_hex);
-  if (!revoked.ok()) return StoreDown(call, revoked.error());
-  if (*revoked)
+  // Before any store read: without the key, a certificate learns nothing, not even its state.
+  if (!ProvesPossession(body, group, *cert)) {
+    return Fail(call, 403, "no-proof-of-possession",
+                "\"proof\" must be a fresh signature by the membership certificate's key");
+  }
+  // Fails closed: only a serial certd recorded for this group, unrevoked, whose member is still
+  // on the roster. A certificate signed but never recorded (a stolen CA signature, or certd
+  // stopped between signing and recording) is worth nothing.
+  auto issued_record = st.FindIssuedCertificate(info.serial_hex);
+  if (!issued_record.ok()) return StoreDown(call, issued_record.error());
+  if (!*issued_record || (*issued_record)->record.group_id != group.id) {
+    return Fail(call, 403, "unknown-certificate",
+                "no membership certificate with this serial was issued for this group");
+  }
+  if ((*issued_record)->record.revoked || !(*issued_record)->member_current)
     return Fail(call, 403, "revoked-certificate", "the membership certificate has been revoked");
   ctx.target = std::move(*cert);
   return std::nullopt;
@@ -774,6 +817,7 @@ HttpResponse GroupService::Admin(const HttpRequest& req, Call& call,
       }
       Status st = store_->DestroyGroupKey(group.id, version);
       if (!st.ok()) return StoreDown(call, st.error());
+      ring_->Forget(group.id, version);  // out of this node's memory now; others prune on read
       return Ok(200, {{"destroyed", version}});
     }
     if (parts[5] == "certificate") {

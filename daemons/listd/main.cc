@@ -190,6 +190,10 @@ int Run(int argc, char** argv) {
 
   if (deliver->parsed()) return RunPipe(config, pipe_list, pipe_sender);
 
+  Status private_files = api::CheckSecretFileModes(
+      {config.smtp.key_file, config.lmtp.key_file, config.groupd.client_key});
+  if (!private_files.ok()) return Fatal(private_files.error());
+
   if (config.allow_local_group_keys) {
     net::Log(net::LogLevel::kWarning,
              "PATH B' IS ON: this exploder holds group keys from " + config.group_keys_dir +

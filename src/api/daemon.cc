@@ -1,6 +1,7 @@
 #include "api/daemon.h"
 
 #include <pthread.h>
+#include <sys/stat.h>
 
 #include <csignal>
 #include <cstdio>
@@ -29,6 +30,22 @@ Result<SecretBytes> LoadMasterKey(const std::string& file) {
   std::fill(hex.begin(), hex.end(), '\0');
   if (!ok) return MakeError("bad-config", "the master key must be 64 hex digits (32 bytes)");
   return key;
+}
+
+Status CheckSecretFileModes(std::initializer_list<std::string_view> paths) {
+  for (std::string_view path : paths) {
+    if (path.empty()) continue;
+    const std::string file(path);
+    struct stat st {};
+    if (::stat(file.c_str(), &st) != 0) continue;  // the loader reports a missing file
+    if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+      char mode[8];
+      std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+      return MakeError("bad-config", file + " is readable or writable by group or others (mode " +
+                                         mode + "); make it 0600 (chmod 600)");
+    }
+  }
+  return Status::Ok();
 }
 
 int Fatal(const std::string& daemon, const Error& error) {

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <functional>
+#include <initializer_list>
 #include <string>
+#include <string_view>
 
 #include "blindlist/bytes.h"
 #include "blindlist/result.h"
@@ -16,6 +18,11 @@ namespace blindlist::api {
 // 64 hex digits from `file`, or from env BLINDLIST_MASTER_KEY when no file is set
 // (the variable is then removed from the environment).
 Result<SecretBytes> LoadMasterKey(const std::string& file);
+
+// Refuses to go on with a secret file (a private key, the master key, a CA passphrase) that
+// group or others may read or write: "bad-config", naming the file and its mode in one line.
+// Empty paths are skipped; a file that cannot be examined is left to its loader to report.
+Status CheckSecretFileModes(std::initializer_list<std::string_view> paths);
 
 // Logs the error and prints "DAEMON: MESSAGE" on stderr; returns the exit status 1.
 int Fatal(const std::string& daemon, const Error& error);

@@ -28,7 +28,8 @@ class PrivateKey {
   int bits() const;
   // Unencrypted PKCS#8 PEM. Only for tests and the explicit exports that need it.
   Result<SecretBytes> ToPem() const;
-  // PKCS#8 PEM encrypted under `passphrase` (AES-256-CBC, PBKDF2), for keys at rest.
+  // PKCS#8 PEM encrypted under `passphrase` (PBES2: scrypt N=2^14 r=8 p=5, AES-256-CBC),
+  // for keys at rest. About 0.2 s of CPU to write and to load.
   Result<SecretBytes> ToEncryptedPem(std::string_view passphrase) const;
   // DER SubjectPublicKeyInfo of the public half.
   Bytes PublicKeyDer() const;

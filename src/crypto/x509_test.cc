@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "crypto/signature.h"
 #include "peer.h"
 
 // The openssl and NSS command-line tools are the independent peers here: what
@@ -966,6 +967,82 @@ TEST(PrivateKeyToDer, Pkcs8RoundTrip) {
     RunResult asn1 = Shell(dir, "openssl asn1parse -inform DER -in " + Quote(path));
     EXPECT_TRUE(Has(asn1.output, key->type() == KeyType::kRsa ? "rsaEncryption" : "id-ecPublicKey"))
         << asn1.output;
+  }
+}
+
+TEST(EncryptedPem, ScryptAes256CbcReadableByOpensslAndOldFilesStillLoad) {
+  const Pki& pki = Shared();
+  ScratchDir dir;
+  const std::string pass = "correct horse, battery";
+  SecretBytes pem = Must(pki.ec_key.ToEncryptedPem(pass), "encrypt");
+  std::string path = dir.File("ca.key");
+  WriteFile(path, pem.view());
+  EXPECT_TRUE(Has(std::string(AsChars(pem.view())), "-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+  // PBES2 with scrypt (RFC 7914): N = 16384, r = 8, p = 5, a 16-byte salt; AES-256-CBC.
+  RunResult asn1 = Shell(dir, "openssl asn1parse -in " + Quote(path));
+  for (const char* part : {"PBES2", ":scrypt", "aes-256-cbc"}) {
+    EXPECT_TRUE(Has(asn1.output, part)) << part << "\n" << asn1.output;
+  }
+  EXPECT_FALSE(Has(asn1.output, "PBKDF2")) << asn1.output;
+  EXPECT_TRUE(Has(asn1.output, "INTEGER           :4000")) << asn1.output;  // N
+  EXPECT_TRUE(Has(asn1.output, "INTEGER           :08")) << asn1.output;    // r
+  EXPECT_TRUE(Has(asn1.output, "INTEGER           :05")) << asn1.output;    // p
+  MustRun(dir, "openssl pkey -in " + Quote(path) + " -passin " + Quote("pass:" + pass) + " -noout");
+  PrivateKey back = Must(PrivateKey::Load(pem.view(), pass), "load");
+  EXPECT_EQ(back.PublicKeyDer(), pki.ec_key.PublicKeyDer());
+  auto wrong = PrivateKey::Load(pem.view(), "not the passphrase");
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(wrong.error().code, "bad-key");
+
+  // A file written the old way (PBKDF2, 2048 iterations) still loads.
+  std::string plain = dir.File("plain.key");
+  WriteFile(plain, Must(pki.ec_key.ToPem(), "plain").view());
+  std::string old = dir.File("old.key");
+  MustRun(dir, "openssl pkcs8 -topk8 -v2 aes-256-cbc -iter 2048 -in " + Quote(plain) + " -out " +
+                   Quote(old) + " -passout " + Quote("pass:" + pass));
+  EXPECT_TRUE(Has(Shell(dir, "openssl asn1parse -in " + Quote(old)).output, "PBKDF2"));
+  PrivateKey loaded = Must(PrivateKey::LoadFile(old, pass), "load old");
+  EXPECT_EQ(loaded.PublicKeyDer(), pki.ec_key.PublicKeyDer());
+}
+
+TEST(SignMessage, EcdsaAndRsaPssVerifyHereAndWithOpenssl) {
+  const Pki& pki = Shared();
+  ScratchDir dir;
+  const Bytes message = ToBytes("a domain-separated message");
+  std::string msg_path = dir.File("msg");
+  WriteFile(msg_path, message);
+  for (const PrivateKey* key : {&pki.ec_key, &pki.rsa_key}) {
+    SCOPED_TRACE(KeyTypeName(key->type()));
+    Certificate cert =
+        Must(IssueCertificate(key->PublicKeyDer(), ListProfile(), pki.ca, pki.ca_key), "issue");
+    Bytes sig = Must(SignMessage(*key, message), "sign");
+    EXPECT_TRUE(VerifyMessage(cert, message, sig));
+    // openssl reads it as ECDSA-SHA256, or RSA-PSS with SHA-256, MGF1-SHA-256 and a 32-byte salt.
+    std::string sig_path = dir.File("sig");
+    std::string pub_path = dir.File("pub.pem");
+    WriteFile(sig_path, sig);
+    WriteFile(pub_path, AsBytes(ToPem("PUBLIC KEY", key->PublicKeyDer())));
+    std::string pss = key->type() == KeyType::kRsa
+                          ? " -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:32 -sigopt "
+                            "rsa_mgf1_md:sha256"
+                          : "";
+    MustRun(dir, "openssl dgst -sha256 -verify " + Quote(pub_path) + pss + " -signature " +
+                     Quote(sig_path) + " " + Quote(msg_path));
+    // And the other way round.
+    std::string key_path = dir.File("key.pem");
+    WriteFile(key_path, Must(key->ToPem(), "pem").view());
+    MustRun(dir, "openssl dgst -sha256 -sign " + Quote(key_path) + pss + " -out " +
+                     Quote(sig_path) + " " + Quote(msg_path));
+    EXPECT_TRUE(VerifyMessage(cert, message, ReadFile(sig_path)));
+
+    Bytes other_message = message;
+    other_message.back() ^= 1;
+    EXPECT_FALSE(VerifyMessage(cert, other_message, sig));
+    Bytes flipped = sig;
+    flipped[flipped.size() / 2] ^= 1;
+    EXPECT_FALSE(VerifyMessage(cert, message, flipped));
+    EXPECT_FALSE(VerifyMessage(cert, message, {}));
+    EXPECT_FALSE(VerifyMessage(pki.ca, message, sig));  // another key
   }
 }
 

@@ -206,11 +206,13 @@ class SqlStore final : public Store {
 
   Status DeleteGroup(std::int64_t group_id) override {
     return ToStatus(Write([&](sql::Connection& c) -> Result<std::monostate> {
-      // Its members' certificates are revoked, as if each had been removed.
-      BL_TRY(RevokeWhere(c, "group_id = $2", {Now(), group_id}));
       // Keys, secrets, members and the exploder go by ON DELETE CASCADE.
       BL_TRY_ASSIGN(auto n, c.Exec("DELETE FROM groups WHERE id = $1", {group_id}));
       if (n == 0) return NotFound("no group with id " + std::to_string(group_id));
+      // Then its members' certificates are revoked, as if each had been removed. After the
+      // DELETE, which waited for any issuance holding a member row (RecordIssuedCertificate),
+      // so on PostgreSQL this statement's snapshot includes that certificate.
+      BL_TRY(RevokeWhere(c, "group_id = $2", {Now(), group_id}));
       return std::monostate{};
     }));
   }
@@ -455,8 +457,20 @@ class SqlStore final : public Store {
 
   Status RecordIssuedCertificate(const IssuedCertificate& cert) override {
     if (cert.serial_hex.empty()) return InvalidArgument("the serial number is empty");
+    // SQLite: BEGIN IMMEDIATE already excludes every other writer until commit. PostgreSQL
+    // (READ COMMITTED): FOR SHARE holds the member's row, so a concurrent RemoveMember's DELETE
+    // waits for this commit and its revocation then sees the new row; a DELETE that came first
+    // makes this SELECT wait for it and find nothing.
+    const std::string member_row =
+        std::string("SELECT 1 FROM members WHERE group_id = $1 AND address = $2") +
+        (pool_->dialect() == sql::Dialect::kPostgres ? " FOR SHARE" : "");
     return ToStatus(Write([&](sql::Connection& c) -> Result<std::monostate> {
       BL_TRY(GroupMustExist(c, cert.group_id));
+      BL_TRY_ASSIGN(auto member, c.Query(member_row, {cert.group_id, cert.member_address}));
+      if (member.empty()) {
+        return MakeError("not-a-member", cert.member_address + " is not a member of group " +
+                                             std::to_string(cert.group_id));
+      }
       BL_TRY_ASSIGN(auto n,
                     c.Exec("INSERT INTO issued_certificates (" + std::string(kCertificateColumns) +
                                ") VALUES ($1, $2, $3, $4, $5, $6) "
@@ -478,12 +492,20 @@ class SqlStore final : public Store {
     });
   }
 
-  Result<bool> IsCertificateRevoked(const std::string& serial_hex) override {
-    return Read([&](sql::Connection& c) -> Result<bool> {
-      BL_TRY_ASSIGN(auto rows, c.Query("SELECT revoked FROM issued_certificates "
-                                       "WHERE serial_hex = $1",
-                                       {Lower(serial_hex)}));
-      return !rows.empty() && AsInt(rows[0][0]) != 0;
+  Result<std::optional<IssuedCertificateStatus>> FindIssuedCertificate(
+      const std::string& serial_hex) override {
+    return Read([&](sql::Connection& c) {
+      return First<IssuedCertificateStatus>(
+          c.Query(Select(kCertificateColumns,
+                         ", CASE WHEN EXISTS (SELECT 1 FROM members m WHERE m.group_id = "
+                         "issued_certificates.group_id AND m.address = "
+                         "issued_certificates.member_address) THEN 1 ELSE 0 END "
+                         "FROM issued_certificates WHERE serial_hex = $1"),
+                  {Lower(serial_hex)}),
+          [](const Row& r) {
+            return IssuedCertificateStatus{.record = ToCertificate(r),
+                                           .member_current = AsInt(r[6]) != 0};
+          });
     });
   }
 

@@ -97,6 +97,12 @@ struct IssuedCertificate {
   UnixTime revoked_at = 0;
 };
 
+// An issuance record as path G reads it: the record, and whether the member is on the roster.
+struct IssuedCertificateStatus {
+  IssuedCertificate record;
+  bool member_current = false;  // member_address is a member of group_id now
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -167,14 +173,23 @@ class Store {
   // Newest first; group "" means all groups; limit <= 0 gives none.
   virtual Result<std::vector<AuditRecord>> ListAudit(const std::string& group, int limit) = 0;
 
-  // ---- membership certificates (certd writes, groupd reads revocation) ----
-  // Errors: "exists" (serial recorded), "not-found" (no such group).
+  // ---- membership certificates (certd writes, groupd reads them for path G) ----
+  // Records a certificate certd has just signed, in one transaction that re-checks that
+  // `member_address` is a member of the group now and holds that member's row against
+  // removal until commit: a member removed before the commit gets "not-a-member" and nothing
+  // is recorded; one removed after it has the certificate revoked by RemoveMember. certd
+  // hands the certificate out only after this succeeds. Errors: "exists" (serial recorded),
+  // "not-found" (no such group), "not-a-member".
   virtual Status RecordIssuedCertificate(const IssuedCertificate& cert) = 0;
   // Revokes every unexpired (not_after >= now) certificate of the member at `now`; returns how
   // many. DeleteGroup revokes the group's certificates the same way and keeps their records.
   virtual Result<int> RevokeMemberCertificates(std::int64_t group_id, const std::string& address,
                                                UnixTime now) = 0;
-  virtual Result<bool> IsCertificateRevoked(const std::string& serial_hex) = 0;  // unknown: false
+  // The record of a serial (any case), with whether its member is still a member of its
+  // group; nothing for a serial certd never recorded. Path G accepts only a record that is
+  // unrevoked and whose member is current (an unknown serial is refused, never "not revoked").
+  virtual Result<std::optional<IssuedCertificateStatus>> FindIssuedCertificate(
+      const std::string& serial_hex) = 0;
   virtual Result<std::vector<IssuedCertificate>> ListRevokedCertificates() = 0;
 };
 

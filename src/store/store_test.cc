@@ -10,7 +10,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <ctime>
+#include <optional>
 #include <ostream>
 #include <set>
 #include <string>
@@ -19,6 +21,7 @@
 
 #include "store/migrations/migrations.h"
 #include "store/scratch_database.h"
+#include "store/sql.h"
 
 // The tests build records with designated initializers and leave the fields a
 // case does not care about at their defaults, on purpose.
@@ -98,6 +101,14 @@ class StoreTest : public ::testing::TestWithParam<Backend> {
     m.cert_fingerprint = "ab" + std::to_string(seed) + "cd";
     m.token_hash = Blob(static_cast<std::uint8_t>(seed + 100), 32);
     return m;
+  }
+
+  // Whether `serial` is recorded and revoked; nothing if it is not recorded.
+  std::optional<bool> Revoked(const std::string& serial) {
+    auto found = store_->FindIssuedCertificate(serial);
+    EXPECT_TRUE(found.ok()) << found.error().message;
+    if (!found.ok() || !found->has_value()) return std::nullopt;
+    return (*found)->record.revoked;
   }
 
   std::unique_ptr<ScratchDatabase> db_;
@@ -232,9 +243,7 @@ TEST_P(StoreTest, DeleteGroupCascades) {
   ASSERT_OK(exploder);
   EXPECT_FALSE(exploder->has_value());
   // The deleted group's membership certificates stay known, as revoked.
-  auto revoked = store_->IsCertificateRevoked("01");
-  ASSERT_OK(revoked);
-  EXPECT_TRUE(*revoked);
+  EXPECT_EQ(Revoked("01"), std::optional<bool>(true));
   // Other groups are untouched.
   auto alice = store_->FindMember(other, "alice@example.org");
   ASSERT_OK(alice);
@@ -436,6 +445,7 @@ TEST_P(StoreTest, RemovingAMemberRevokesItsUnexpiredCertificates) {
   const std::int64_t other = MakeGroup("other@example.org");
   ASSERT_OK(store_->AddMember(MakeMember(g, "alice@example.org", 1)));
   ASSERT_OK(store_->AddMember(MakeMember(g, "bob@example.org", 2)));
+  ASSERT_OK(store_->AddMember(MakeMember(other, "alice@example.org", 3)));
   const UnixTime now = Now();
   const auto issue = [&](const std::string& serial, std::int64_t group, const std::string& who,
                          UnixTime not_after) {
@@ -450,22 +460,17 @@ TEST_P(StoreTest, RemovingAMemberRevokesItsUnexpiredCertificates) {
   EXPECT_ERROR(issue("0a01", g, "alice@example.org", now + 3600), "exists");
   EXPECT_ERROR(issue("0d01", 9999, "alice@example.org", now + 3600), "not-found");
 
-  auto revoked = store_->IsCertificateRevoked("0a01");
-  ASSERT_OK(revoked);
-  EXPECT_FALSE(*revoked);
+  EXPECT_EQ(Revoked("0a01"), std::optional<bool>(false));
 
   ASSERT_OK(store_->RemoveMember(g, "alice@example.org"));
 
   for (const char* serial : {"0a01", "0A02"}) {  // any case
-    revoked = store_->IsCertificateRevoked(serial);
-    ASSERT_OK(revoked);
-    EXPECT_TRUE(*revoked) << serial;
+    EXPECT_EQ(Revoked(serial), std::optional<bool>(true)) << serial;
   }
-  for (const char* serial : {"0a03", "0b01", "0c01", "ffff"}) {
-    revoked = store_->IsCertificateRevoked(serial);
-    ASSERT_OK(revoked);
-    EXPECT_FALSE(*revoked) << serial;
+  for (const char* serial : {"0a03", "0b01", "0c01"}) {
+    EXPECT_EQ(Revoked(serial), std::optional<bool>(false)) << serial;
   }
+  EXPECT_EQ(Revoked("ffff"), std::nullopt);  // never recorded: unknown, not "not revoked"
 
   auto list = store_->ListRevokedCertificates();
   ASSERT_OK(list);
@@ -483,6 +488,8 @@ TEST_P(StoreTest, RemovingAMemberRevokesItsUnexpiredCertificates) {
 
 TEST_P(StoreTest, RevokesMemberCertificatesOnRequest) {
   const std::int64_t g = MakeGroup("list@example.org");
+  ASSERT_OK(store_->AddMember(MakeMember(g, "a@x", 1)));
+  ASSERT_OK(store_->AddMember(MakeMember(g, "b@x", 2)));
   const UnixTime now = 1800000000;
   ASSERT_OK(store_->RecordIssuedCertificate(
       {.serial_hex = "01", .group_id = g, .member_address = "a@x", .not_after = now + 10}));
@@ -512,6 +519,75 @@ TEST_P(StoreTest, RevokesMemberCertificatesOnRequest) {
   EXPECT_EQ((*list)[1].revoked_at, now);
   EXPECT_EQ((*list)[1].not_after, now + 10);
   EXPECT_EQ((*list)[2].serial_hex, "02");
+}
+
+TEST_P(StoreTest, RecordsACertificateOnlyForACurrentMember) {
+  const std::int64_t g = MakeGroup("list@example.org");
+  const std::int64_t other = MakeGroup("other@example.org");
+  ASSERT_OK(store_->AddMember(MakeMember(g, "alice@example.org", 1)));
+  ASSERT_OK(store_->AddMember(MakeMember(other, "bob@example.org", 2)));
+  const auto issue = [&](const std::string& serial, std::int64_t group, const std::string& who) {
+    return store_->RecordIssuedCertificate(
+        {.serial_hex = serial, .group_id = group, .member_address = who, .not_after = Now() + 60});
+  };
+  EXPECT_ERROR(issue("01", g, "mallory@example.org"), "not-a-member");
+  EXPECT_ERROR(issue("02", g, "bob@example.org"), "not-a-member");  // a member elsewhere
+  EXPECT_ERROR(issue("03", 9999, "alice@example.org"), "not-found");
+  ASSERT_OK(issue("04", g, "alice@example.org"));
+  for (const char* serial : {"01", "02", "03"}) EXPECT_EQ(Revoked(serial), std::nullopt) << serial;
+
+  auto found = store_->FindIssuedCertificate("04");
+  ASSERT_OK(found);
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->record.group_id, g);
+  EXPECT_EQ((*found)->record.member_address, "alice@example.org");
+  EXPECT_FALSE((*found)->record.revoked);
+  EXPECT_TRUE((*found)->member_current);
+
+  // The removal race, sequentially: a member removed after certd checked the roster but before
+  // the certificate was recorded gets nothing recorded, so certd never hands it out.
+  ASSERT_OK(store_->RemoveMember(g, "alice@example.org"));
+  EXPECT_ERROR(issue("05", g, "alice@example.org"), "not-a-member");
+  EXPECT_EQ(Revoked("05"), std::nullopt);
+  found = store_->FindIssuedCertificate("04");
+  ASSERT_OK(found);
+  ASSERT_TRUE(found->has_value());
+  EXPECT_TRUE((*found)->record.revoked);
+  EXPECT_FALSE((*found)->member_current);
+
+  // Re-added, the member has a current record again for new certificates, not for old ones.
+  ASSERT_OK(store_->AddMember(MakeMember(g, "alice@example.org", 1)));
+  found = store_->FindIssuedCertificate("04");
+  ASSERT_OK(found);
+  EXPECT_TRUE((*found)->record.revoked);
+  EXPECT_TRUE((*found)->member_current);
+}
+
+TEST_P(StoreTest, IssuingRacingRemovalNeverLeavesAnUnrevokedCertificate) {
+  auto second = Store::Open(db_->url());
+  ASSERT_OK(second);
+  Store& remover = **second;
+  const std::int64_t g = MakeGroup("list@example.org");
+  constexpr int kRounds = 30;
+  for (int i = 0; i < kRounds; ++i) {
+    const std::string who = "m" + std::to_string(i) + "@example.org";
+    const std::string serial = "0f" + std::to_string(1000 + i);
+    ASSERT_OK(store_->AddMember(MakeMember(g, who, 1)));
+    Status issued = Status::Ok();
+    std::thread issue([&] {
+      issued = store_->RecordIssuedCertificate(
+          {.serial_hex = serial, .group_id = g, .member_address = who, .not_after = Now() + 60});
+    });
+    ASSERT_OK(remover.RemoveMember(g, who));
+    issue.join();
+    // Either the issuance lost (nothing recorded, nothing handed out) or the removal revoked it.
+    if (issued.ok()) {
+      EXPECT_EQ(Revoked(serial), std::optional<bool>(true)) << serial;
+    } else {
+      EXPECT_EQ(issued.error().code, "not-a-member");
+      EXPECT_EQ(Revoked(serial), std::nullopt) << serial;
+    }
+  }
 }
 
 TEST_P(StoreTest, SetsAndReplacesTheExploder) {
@@ -773,6 +849,98 @@ TEST_P(PostgresStoreTest, ReconnectsWhenTheServerDropsItsConnections) {
   auto all = s.ListGroups();
   ASSERT_OK(all);
   EXPECT_EQ(all->size(), 2u);
+}
+
+// Another session's transaction on the same database, held open while the store works, so the
+// interleavings of an issuance and a removal (or a group deletion) are forced, not hoped for.
+class HeldTransaction {
+ public:
+  static std::unique_ptr<HeldTransaction> Begin(const std::string& url) {
+    auto pool = sql::OpenPool(url);
+    if (!pool.ok()) return nullptr;
+    auto held = std::unique_ptr<HeldTransaction>(new HeldTransaction(std::move(*pool)));
+    auto lease = held->pool_->Acquire();
+    if (!lease.ok()) return nullptr;
+    held->lease_.emplace(std::move(*lease));
+    if (!(*held->lease_)->Begin().ok()) return nullptr;
+    return held;
+  }
+  sql::Connection& operator*() { return **lease_; }
+  sql::Connection* operator->() { return &**lease_; }
+
+ private:
+  explicit HeldTransaction(std::unique_ptr<sql::ConnectionPool> pool) : pool_(std::move(pool)) {}
+  std::unique_ptr<sql::ConnectionPool> pool_;
+  std::optional<sql::Lease> lease_;
+};
+
+constexpr auto kLongEnoughToRace = std::chrono::milliseconds(400);
+
+TEST_P(PostgresStoreTest, AnIssuanceWaitsForAnUncommittedRemovalAndThenFails) {
+  const std::int64_t g = MakeGroup("list@example.org");
+  ASSERT_OK(store_->AddMember(MakeMember(g, "alice@example.org", 1)));
+  // RemoveMember's own statements, in another session, not yet committed.
+  auto removal = HeldTransaction::Begin(db_->url());
+  ASSERT_NE(removal, nullptr);
+  ASSERT_OK((*removal)->Exec("DELETE FROM members WHERE group_id = $1 AND address = $2",
+                             {g, std::string("alice@example.org")}));
+  ASSERT_OK(
+      (*removal)->Exec("UPDATE issued_certificates SET revoked = 1, revoked_at = $1 "
+                       "WHERE revoked = 0 AND group_id = $2 AND member_address = $3",
+                       {Now(), g, std::string("alice@example.org")}));
+  Status issued = Status::Ok();
+  std::thread issue([&] {
+    issued = store_->RecordIssuedCertificate({.serial_hex = "0e01",
+                                              .group_id = g,
+                                              .member_address = "alice@example.org",
+                                              .not_after = Now() + 60});
+  });
+  // An issuance that read the roster without holding the row would record now, unrevoked.
+  std::this_thread::sleep_for(kLongEnoughToRace);
+  ASSERT_OK((*removal)->Commit());
+  issue.join();
+  EXPECT_FALSE(issued.ok());
+  if (!issued.ok()) {
+    EXPECT_EQ(issued.error().code, "not-a-member");
+  }
+  EXPECT_EQ(Revoked("0e01"), std::nullopt);
+}
+
+TEST_P(PostgresStoreTest, ARemovalOrDeletionWaitingForAnIssuanceRevokesItsCertificate) {
+  const std::int64_t g = MakeGroup("list@example.org");
+  for (const char* who : {"alice@example.org", "bob@example.org"}) {
+    ASSERT_OK(store_->AddMember(MakeMember(g, who, 1)));
+  }
+  // RecordIssuedCertificate's statements for each member in another session, not yet committed,
+  // while RemoveMember (alice) and then DeleteGroup (bob) run.
+  const auto hold_issuance = [&](const std::string& who, const std::string& serial) {
+    auto held = HeldTransaction::Begin(db_->url());
+    EXPECT_NE(held, nullptr);
+    if (held == nullptr) return held;
+    EXPECT_TRUE((*held)
+                    ->Query("SELECT 1 FROM members WHERE group_id = $1 AND address = $2 FOR SHARE",
+                            {g, who})
+                    .ok());
+    EXPECT_TRUE((*held)
+                    ->Exec("INSERT INTO issued_certificates (serial_hex, group_id, member_address, "
+                           "not_after, revoked, revoked_at) VALUES ($1, $2, $3, $4, 0, 0)",
+                           {serial, g, who, Now() + 60})
+                    .ok());
+    return held;
+  };
+  const auto race = [&](std::unique_ptr<HeldTransaction> held, const auto& write) {
+    Status written = Status::Ok();
+    std::thread t([&] { written = write(); });
+    std::this_thread::sleep_for(kLongEnoughToRace);
+    EXPECT_TRUE((*held)->Commit().ok());
+    t.join();
+    EXPECT_TRUE(written.ok()) << written.error().message;
+  };
+  race(hold_issuance("alice@example.org", "0e02"),
+       [&] { return store_->RemoveMember(g, "alice@example.org"); });
+  EXPECT_EQ(Revoked("0e02"), std::optional<bool>(true));
+  race(hold_issuance("bob@example.org", "0e03"), [&] { return store_->DeleteGroup(g); });
+  EXPECT_EQ(Revoked("0e03"), std::optional<bool>(true));
 }
 
 TEST_P(PostgresStoreTest, ReportsAnUnreachableServerWithoutThePassword) {

@@ -74,8 +74,10 @@ class Certd(harness.TestCase):
         return (crt, self.d.pki.key(name)), r.json["serial"]
 
     def rewrap(self, group, cert_path, ri=None):
+        ri = b64(ri or self.ri)
         return self.d.g.post("/v1/groups/%s/rewrap/certificate" % quote(group),
-                             {"recipient_info": b64(ri or self.ri), "certificate": harness.read(cert_path, "r"),
+                             {"recipient_info": ri, "certificate": harness.read(cert_path, "r"),
+                              "proof": harness.possession_proof(group, [ri], harness.key_of(cert_path)),
                               "reason": "G"})
 
     # -- the full path
@@ -155,6 +157,7 @@ class Certd(harness.TestCase):
             {"operation": "rewrap-certificate", "recipient_info": b64(osl_ri)},
             {"operation": "unwrap", "recipient_info": b64(osl_ri)},  # cannot ride on a certificate
         ]}
+        body["proof"] = harness.possession_proof(A, [x["recipient_info"] for x in body["requests"]], member[1])
         r = self.d.g.post("/v1/groups/%s/bulk" % quote(A), body)  # no credentials at all
         self.assertEqual(r.status, 200, r)
         out = r.json["responses"]

@@ -135,8 +135,10 @@ class AccessMatrix(harness.TestCase):
         return harness.write(p.crt(name), r.json["certificate"]), r.json["serial"]
 
     def rewrap_certificate(self, group, cert_path):
+        ri = b64(self.ri[A][0])
         return self.d.g.post("/v1/groups/%s/rewrap/certificate" % quote(group),
-                             {"recipient_info": b64(self.ri[A][0]), "certificate": harness.read(cert_path, "r"),
+                             {"recipient_info": ri, "certificate": harness.read(cert_path, "r"),
+                              "proof": harness.possession_proof(group, [ri], harness.key_of(cert_path)),
                               "reason": "G"})
 
     def test_path_G_refusals(self):

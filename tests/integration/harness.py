@@ -414,6 +414,43 @@ def unb64(s):
 
 
 # ---------------------------------------------------------------------------
+# path G: proof of possession of the membership certificate's key (src/api/membership.h)
+
+POSSESSION_LABEL = b"blindlist path-G proof of possession v1"
+
+
+def possession_message(group, when, recipient_infos_b64):
+    def s(v):
+        v = v.encode() if isinstance(v, str) else v
+        return len(v).to_bytes(4, "big") + v
+    return (POSSESSION_LABEL + b"\0" + s(group) + int(when).to_bytes(8, "big", signed=True) +
+            len(recipient_infos_b64).to_bytes(4, "big") + b"".join(s(ri) for ri in recipient_infos_b64))
+
+
+def key_of(cert_path):
+    """The Pki's key file beside a certificate file (NAME.crt -> NAME.key)."""
+    return re.sub(r"\.crt$", ".key", cert_path)
+
+
+def possession_proof(group, recipient_infos_b64, key_path, when=None):
+    """{"time", "signature"}: the key's signature (ECDSA or RSA-PSS, SHA-256) made with openssl."""
+    when = int(time.time()) if when is None else when
+    d = tempfile.mkdtemp(prefix="blindlist-proof-")
+    try:
+        msg = write(os.path.join(d, "msg"), possession_message(group, when, recipient_infos_b64))
+        sig = os.path.join(d, "sig")
+        text = openssl("pkey", "-in", key_path, "-noout", "-text_pub").stdout.decode()
+        args = ["dgst", "-sha256", "-sign", key_path, "-out", sig]
+        if "Modulus" in text:
+            args += ["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:32",
+                     "-sigopt", "rsa_mgf1_md:sha256"]
+        openssl(*args, msg)
+        return {"time": when, "signature": b64(read(sig))}
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------
 # HTTPS
 
 
