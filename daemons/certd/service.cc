@@ -58,6 +58,7 @@ std::vector<std::string> SplitPath(std::string_view path) {
 
 // A 429: counted, and audited in aggregate, so a flood of them writes nothing per request.
 HttpResponse RateLimited(CertService::Call& call, int retry, std::string_view bucket) {
+  call.operation = "rate-limited";
   call.limited_by = std::string(bucket);
   call.tally = true;
   if (call.caller == "anonymous") call.caller = "ip:" + call.address;
@@ -155,14 +156,12 @@ HttpResponse CertService::Route(const HttpRequest& req, Call& call) {
   call.address = api::AddressBucket(req.peer_address);
   call.rate_key = "ip:" + call.address;
   if (int retry = address_limiter_.Acquire("addr:" + call.address); retry > 0) {
-    call.operation = "rate-limited";
     return RateLimited(call, retry, "address");
   }
   // Failed authentications are charged to the peer address (see Handle): an address
   // that keeps failing pauses before its next credentials are tried.
   bool presents_credentials = !api::BearerToken(req).empty() || !req.peer_certificate_der.empty();
   if (presents_credentials && limiter_.Exhausted("fail:" + call.address)) {
-    call.operation = "rate-limited";
     return RateLimited(call, 1, "failures");
   }
   if (parts.size() == 2 && parts[0] == "v1" && parts[1] == "crl" && req.method == "GET") {

@@ -58,6 +58,7 @@ HttpResponse Ok(int status, const json& body) { return HttpResponse::Json(status
 
 // A 429: counted, and audited in aggregate, so a flood of them writes nothing per request.
 HttpResponse RateLimited(GroupService::Call& call, int retry, std::string_view bucket) {
+  call.operation = "rate-limited";
   call.limited_by = std::string(bucket);
   call.tally = true;
   if (call.caller == "anonymous") call.caller = "ip:" + call.address;
@@ -298,13 +299,11 @@ HttpResponse GroupService::Route(const HttpRequest& req, Call& call) {
   call.address = api::AddressBucket(req.peer_address);
   call.rate_key = "ip:" + call.address;
   if (int retry = address_limiter_.Acquire("addr:" + call.address); retry > 0) {
-    call.operation = "rate-limited";
     return RateLimited(call, retry, "address");
   }
   // An address that keeps failing to authenticate pauses before its next credentials are tried.
   bool presents_credentials = !BearerToken(req).empty() || !req.peer_certificate_der.empty();
   if (presents_credentials && limiter_.Exhausted("fail:" + call.address)) {
-    call.operation = "rate-limited";
     return RateLimited(call, 1, "failures");
   }
 
