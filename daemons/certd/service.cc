@@ -87,7 +87,7 @@ CertService::CertService(const Config& config, std::unique_ptr<store::Store> sto
       refusals_("certd",
                 std::chrono::milliseconds(
                     static_cast<std::int64_t>(config.common.refusal_audit_seconds * 1000)),
-                [this](std::vector<store::AuditRecord> records) {
+                [this](const std::vector<store::AuditRecord>& records) {
                   return store_->AppendAuditBatch(records);
                 }) {}
 
