@@ -909,54 +909,58 @@ HttpResponse GroupService::Admin(const HttpRequest& req, Call& call,
     if (!st.ok()) return StoreDown(call, st.error());
     return Ok(200, {{"exploder", ex.cert_fingerprint}});
   }
-  if (what == "audit" && parts.size() == 4 && req.method == "GET") {
-    call.operation = "audit";
-    store::AuditQuery query{.group = group.name};
-    // ?limit=N (1..10000, default 100), ?before=ID (older than that record: the next page),
-    // ?since=T and ?until=T (Unix seconds: T <= time < T').
-    const auto number = [&](const char* name, std::int64_t low, std::int64_t high,
-                            std::int64_t& out) {
-      std::string text = req.Query(name);
-      if (text.empty()) return true;
-      std::size_t used = 0;
-      try {
-        std::int64_t v = std::stoll(text, &used);
-        if (used != text.size() || v < low || v > high) return false;
-        out = v;
-        return true;
-      } catch (const std::exception&) {
-        return false;
-      }
-    };
-    std::int64_t limit = 100;
-    constexpr std::int64_t kMaxTime = std::int64_t{1} << 40;
-    if (!number("limit", 1, 10000, limit) || !number("before", 1, INT64_MAX, query.before_id) ||
-        !number("since", 0, kMaxTime, query.since) || !number("until", 0, kMaxTime, query.until)) {
-      return Fail(call, 400, "malformed-request",
-                  "limit (1..10000), before (a record id), since and until (Unix seconds) "
-                  "must be whole numbers");
-    }
-    query.limit = static_cast<int>(limit);
-    auto records = store_->ListAudit(query);
-    if (!records.ok()) return StoreDown(call, records.error());
-    json out = json::array();
-    for (const auto& r : *records) {
-      out.push_back({{"id", r.id},
-                     {"time", r.time},
-                     {"daemon", r.daemon},
-                     {"caller", r.caller},
-                     {"group", r.group},
-                     {"key_version", r.key_version},
-                     {"operation", r.operation},
-                     {"result", r.result},
-                     {"reason", r.reason}});
-    }
-    // A full page may have more behind it: ask again with ?before=next_before.
-    json next = records->size() == static_cast<std::size_t>(limit) ? json(records->back().id)
-                                                                   : json(nullptr);
-    return Ok(200, {{"audit", out}, {"next_before", next}});
-  }
+  if (what == "audit" && parts.size() == 4 && req.method == "GET")
+    return AuditLog(req, call, group);
   return Fail(call, 404, "not-found", "no such endpoint");
+}
+
+// GET /v1/groups/G/audit: newest first, paged backwards by record id or windowed by time.
+HttpResponse GroupService::AuditLog(const HttpRequest& req, Call& call, const store::Group& group) {
+  call.operation = "audit";
+  store::AuditQuery query{.group = group.name};
+  // ?limit=N (1..10000, default 100), ?before=ID (older than that record: the next page),
+  // ?since=T and ?until=T (Unix seconds: T <= time < T').
+  const auto number = [&](const char* name, std::int64_t low, std::int64_t high,
+                          std::int64_t& out) {
+    std::string text = req.Query(name);
+    if (text.empty()) return true;
+    std::size_t used = 0;
+    try {
+      std::int64_t v = std::stoll(text, &used);
+      if (used != text.size() || v < low || v > high) return false;
+      out = v;
+      return true;
+    } catch (const std::exception&) {
+      return false;
+    }
+  };
+  std::int64_t limit = 100;
+  constexpr std::int64_t kMaxTime = std::int64_t{1} << 40;
+  if (!number("limit", 1, 10000, limit) || !number("before", 1, INT64_MAX, query.before_id) ||
+      !number("since", 0, kMaxTime, query.since) || !number("until", 0, kMaxTime, query.until)) {
+    return Fail(call, 400, "malformed-request",
+                "limit (1..10000), before (a record id), since and until (Unix seconds) "
+                "must be whole numbers");
+  }
+  query.limit = static_cast<int>(limit);
+  auto records = store_->ListAudit(query);
+  if (!records.ok()) return StoreDown(call, records.error());
+  json out = json::array();
+  for (const auto& r : *records) {
+    out.push_back({{"id", r.id},
+                   {"time", r.time},
+                   {"daemon", r.daemon},
+                   {"caller", r.caller},
+                   {"group", r.group},
+                   {"key_version", r.key_version},
+                   {"operation", r.operation},
+                   {"result", r.result},
+                   {"reason", r.reason}});
+  }
+  // A full page may have more behind it: ask again with ?before=next_before.
+  json next =
+      records->size() == static_cast<std::size_t>(limit) ? json(records->back().id) : json(nullptr);
+  return Ok(200, {{"audit", out}, {"next_before", next}});
 }
 
 HttpResponse GroupService::CreateGroup(const HttpRequest& req, Call& call) {

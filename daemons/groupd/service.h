@@ -81,6 +81,7 @@ class GroupService {
   net::HttpResponse Admin(const net::HttpRequest& req, Call& call,
                           const std::vector<std::string>& parts);
   net::HttpResponse CreateGroup(const net::HttpRequest& req, Call& call);
+  net::HttpResponse AuditLog(const net::HttpRequest& req, Call& call, const store::Group& group);
   net::HttpResponse NewKeyVersion(Call& call, const store::Group& group,
                                   const std::string& key_type, bool csr);
   net::HttpResponse NewSecretVersion(Call& call, const store::Group& group);
