@@ -53,6 +53,9 @@ struct AdminState {
   std::string passphrase_file;
   int version = 0;
   int limit = 100;
+  std::int64_t before = 0;  // audit paging: records older than this id
+  std::int64_t since = 0;   // audit window, Unix seconds
+  std::int64_t until = 0;
   std::string reason;
 };
 
@@ -192,13 +195,21 @@ Status ExploderSet(AdminState& s) {
 }
 
 Status Audit(AdminState& s) {
-  BL_TRY_ASSIGN(json r, Call(s, "GET", G(s) + "/audit?limit=" + std::to_string(s.limit), nullptr));
+  std::string query = "/audit?limit=" + std::to_string(s.limit);
+  if (s.before > 0) query += "&before=" + std::to_string(s.before);
+  if (s.since > 0) query += "&since=" + std::to_string(s.since);
+  if (s.until > 0) query += "&until=" + std::to_string(s.until);
+  BL_TRY_ASSIGN(json r, Call(s, "GET", G(s) + query, nullptr));
   std::string text;
   for (const auto& a : r["audit"]) {
-    text += std::to_string(a["time"].get<std::int64_t>()) + "  " +
+    text += "#" + std::to_string(a.value("id", std::int64_t{0})) + "  " +
+            std::to_string(a["time"].get<std::int64_t>()) + "  " +
             a["operation"].get<std::string>() + "  " + a["caller"].get<std::string>() + "  v" +
             std::to_string(a["key_version"].get<int>()) + "  " + a["result"].get<std::string>() +
             "  " + a["reason"].get<std::string>() + "\n";
+  }
+  if (r.contains("next_before") && r["next_before"].is_number_integer()) {
+    text += "(more: --before " + std::to_string(r["next_before"].get<std::int64_t>()) + ")\n";
   }
   return Print(s, r, text);
 }
@@ -297,7 +308,17 @@ void AddAdminCommands(CLI::App& app, Action* chosen) {
 
   auto* audit = admin->add_subcommand("audit", "Show the group's audit log, newest first");
   audit->add_option("group", s->group, "The list address")->required();
-  audit->add_option("--limit", s->limit, "How many records")->capture_default_str();
+  audit->add_option("--limit", s->limit, "How many records (1..10000)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000));
+  audit
+      ->add_option("--before", s->before,
+                   "Only records older than this record id (the next page: the id it printed)")
+      ->check(CLI::PositiveNumber);
+  audit->add_option("--since", s->since, "Only records at or after this time (Unix seconds)")
+      ->check(CLI::NonNegativeNumber);
+  audit->add_option("--until", s->until, "Only records before this time (Unix seconds)")
+      ->check(CLI::NonNegativeNumber);
   bind(audit, Audit);
 }
 

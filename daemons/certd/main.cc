@@ -165,8 +165,9 @@ int Run(int argc, char** argv) {
   certd::CertService service(config, std::move(*store), std::move(*ca_cert), std::move(*ca_key));
   net::HttpsServer server(config.common.server,
                           [&service](const net::HttpRequest& r) { return service.Handle(r); });
-  server.SetRefusalObserver([&service](const net::HttpRequest&, const net::HttpResponse& resp) {
+  server.SetRefusalObserver([&service](const net::HttpRequest& r, const net::HttpResponse& resp) {
     CountRefusal(service.metrics, resp);
+    service.AuditRefusal(r, resp);
   });
   Status started =
       api::StartServer(server, config.common.server, port_file, service.store().BackendName());

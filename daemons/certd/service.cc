@@ -23,6 +23,10 @@ struct CertService::Call {
   std::string reason;
   std::string result = "ok";
   bool audit = true;
+  std::string address;     // the peer's rate-limit bucket (api::AddressBucket)
+  std::string rate_key;    // "ip:" + address until a member is authenticated
+  std::string limited_by;  // for a 429: "address", "failures" or "caller"
+  bool tally = false;      // audited in aggregate, not one record each
 };
 
 namespace {
@@ -52,6 +56,17 @@ std::vector<std::string> SplitPath(std::string_view path) {
   return parts;
 }
 
+// A 429: counted, and audited in aggregate, so a flood of them writes nothing per request.
+HttpResponse RateLimited(CertService::Call& call, int retry, std::string_view bucket) {
+  call.operation = "rate-limited";
+  call.limited_by = std::string(bucket);
+  call.tally = true;
+  if (call.caller == "anonymous") call.caller = "ip:" + call.address;
+  HttpResponse r = Fail(call, 429, "rate-limited", "too many requests; retry later");
+  r.headers.emplace_back("Retry-After", std::to_string(retry));
+  return r;
+}
+
 // A subject that says nothing about who the member is.
 std::string PseudonymousName() {
   SecretBytes r = crypto::RandomSecret(16);
@@ -66,7 +81,15 @@ CertService::CertService(const Config& config, std::unique_ptr<store::Store> sto
       store_(std::move(store)),
       ca_cert_(std::move(ca_cert)),
       ca_key_(std::move(ca_key)),
-      limiter_(config.common.rate_per_second, config.common.rate_burst) {}
+      limiter_(config.common.rate_per_second, config.common.rate_burst),
+      address_limiter_(config.common.rate_per_second * config.common.address_rate_factor,
+                       config.common.rate_burst * config.common.address_rate_factor),
+      refusals_("certd",
+                std::chrono::milliseconds(
+                    static_cast<std::int64_t>(config.common.refusal_audit_seconds * 1000)),
+                [this](const std::vector<store::AuditRecord>& records) {
+                  return store_->AppendAuditBatch(records);
+                }) {}
 
 HttpResponse CertService::Handle(const HttpRequest& req) {
   auto start = std::chrono::steady_clock::now();
@@ -79,7 +102,9 @@ HttpResponse CertService::Handle(const HttpRequest& req) {
              {{"operation", call.operation}, {"what", e.what()}});
     resp = Fail(call, 400, "malformed-request", "the request could not be processed");
   }
-  if (call.audit) {
+  if (call.tally) {
+    refusals_.Count(call.caller, call.group, call.operation, call.result);
+  } else if (call.audit) {
     store::AuditRecord rec;
     rec.time = Now();
     rec.daemon = "certd";
@@ -95,7 +120,10 @@ HttpResponse CertService::Handle(const HttpRequest& req) {
         resp = Fail(call, 503, "store-unavailable", "the audit log is unavailable");
     }
   }
-  if (resp.status == 401 || resp.status == 403) (void)limiter_.Acquire("fail:" + req.peer_address);
+  if (resp.status == 401 || resp.status == 403)
+    (void)limiter_.Acquire("fail:" + api::AddressBucket(req.peer_address));
+  if (resp.status == 429)
+    metrics.Increment("certd_rate_limited_total", {{"bucket", call.limited_by}});
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   metrics.Increment("certd_requests_total",
                     {{"operation", call.operation}, {"result", call.result}});
@@ -120,33 +148,32 @@ HttpResponse CertService::Route(const HttpRequest& req, Call& call) {
     r.body = metrics.Render();
     return r;
   }
-  // The group named in the path goes into the audit record, so a 429 shows in that group's audit.
+  // Rate limits (docs/api.md): the peer address's bucket first, before any credential
+  // is looked up; then the caller's: the member once authenticated (Issue), else the
+  // address. A made-up token buys nothing. The group named in the path goes into the
+  // audit record, so a 429 shows in that group's audit.
   if (parts.size() == 4 && parts[0] == "v1" && parts[1] == "groups") call.group = parts[2];
-  std::string token = api::BearerToken(req);
-  std::string rate_key = !token.empty() ? "t:" + ToHex(api::TokenHash(token))
-                         : !req.peer_certificate_der.empty()
-                             ? "c:" + api::CertificateFingerprint(req.peer_certificate_der)
-                             : "ip:" + req.peer_address;
-  int retry = limiter_.Acquire(rate_key);
-  // Failed authentications are charged to the peer address (see Handle), so fresh
-  // bogus credentials on every request cannot dodge the per-caller limit.
-  bool presents_credentials = !token.empty() || !req.peer_certificate_der.empty();
-  if (retry == 0 && presents_credentials && limiter_.Exhausted("fail:" + req.peer_address))
-    retry = 1;
-  if (retry > 0) {
-    call.operation = "rate-limited";
-    HttpResponse r = Fail(call, 429, "rate-limited", "too many requests; retry later");
-    r.headers.emplace_back("Retry-After", std::to_string(retry));
-    return r;
+  call.address = api::AddressBucket(req.peer_address);
+  call.rate_key = "ip:" + call.address;
+  if (int retry = address_limiter_.Acquire("addr:" + call.address); retry > 0) {
+    return RateLimited(call, retry, "address");
+  }
+  // Failed authentications are charged to the peer address (see Handle): an address
+  // that keeps failing pauses before its next credentials are tried.
+  bool presents_credentials = !api::BearerToken(req).empty() || !req.peer_certificate_der.empty();
+  if (presents_credentials && limiter_.Exhausted("fail:" + call.address)) {
+    return RateLimited(call, 1, "failures");
   }
   if (parts.size() == 2 && parts[0] == "v1" && parts[1] == "crl" && req.method == "GET") {
     call.audit = false;  // public and frequent; nothing secret
     call.operation = "crl";
+    if (auto limited = Charge(call, 1)) return *limited;
     return Crl(call);
   }
   if (parts.size() == 2 && parts[0] == "v1" && parts[1] == "ca" && req.method == "GET") {
     call.audit = false;
     call.operation = "ca";
+    if (auto limited = Charge(call, 1)) return *limited;
     HttpResponse r;
     r.content_type = "application/pem-certificate-chain";
     r.body = crypto::ToPem("CERTIFICATE", ca_cert_.Der());
@@ -174,6 +201,8 @@ HttpResponse CertService::Issue(const HttpRequest& req, Call& call, const std::s
   api::MemberAuth auth = api::AuthenticateMember(*store_, req, **group);
   call.caller = auth.caller;
   if (!auth.member) return Fail(call, auth.status, auth.code, auth.message);
+  call.rate_key = "member:" + std::to_string((*group)->id) + ":" + auth.member->address;
+  if (auto limited = Charge(call, 1)) return *limited;
 
   std::optional<crypto::PrivateKey> generated;
   Bytes public_key;
@@ -248,6 +277,31 @@ HttpResponse CertService::Issue(const HttpRequest& req, Call& call, const std::s
     out["pkcs12"] = Base64Encode(*p12);
   }
   return HttpResponse::Json(201, out.dump());
+}
+
+std::optional<HttpResponse> CertService::Charge(Call& call, double cost) {
+  int retry = limiter_.Acquire(call.rate_key, cost);
+  if (retry == 0) return std::nullopt;
+  return RateLimited(call, retry, "caller");
+}
+
+void CertService::AuditRefusal(const HttpRequest& req, const HttpResponse& resp) {
+  std::vector<std::string> parts = SplitPath(req.path);
+  std::string group;
+  std::string operation = "refused";
+  if (parts.size() == 4 && parts[0] == "v1" && parts[1] == "groups" && parts[3] == "certificates") {
+    group = parts[2];
+    operation = "issue";
+  } else if (parts.size() == 2 && parts[0] == "v1" && (parts[1] == "crl" || parts[1] == "ca")) {
+    operation = parts[1];
+  }
+  json body = json::parse(resp.body, nullptr, false);
+  std::string result = body.is_object() && body.contains("error") && body["error"].is_string()
+                           ? body["error"].get<std::string>()
+                           : "http-" + std::to_string(resp.status);
+  refusals_.Count("ip:" + api::AddressBucket(req.peer_address), group, operation, result);
+  metrics.Increment("certd_requests_total", {{"operation", "refused"}, {"result", result}});
+  metrics.Increment("certd_refused_total", {{"result", result}});
 }
 
 HttpResponse CertService::Crl(Call& call) {

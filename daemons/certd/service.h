@@ -4,7 +4,9 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 
+#include "api/audit_tally.h"
 #include "api/rate_limiter.h"
 #include "config.h"
 #include "crypto/keys.h"
@@ -20,8 +22,12 @@ class CertService {
               crypto::Certificate ca_cert, crypto::PrivateKey ca_key);
 
   net::HttpResponse Handle(const net::HttpRequest& request);
+  // Counts a request the HTTPS layer refused (as groupd's GroupService::AuditRefusal).
+  void AuditRefusal(const net::HttpRequest& request, const net::HttpResponse& response);
   void UpdateLimits(const Config& config) {
     limiter_.Update(config.common.rate_per_second, config.common.rate_burst);
+    address_limiter_.Update(config.common.rate_per_second * config.common.address_rate_factor,
+                            config.common.rate_burst * config.common.address_rate_factor);
   }
   store::Store& store() { return *store_; }
 
@@ -31,12 +37,16 @@ class CertService {
   net::HttpResponse Route(const net::HttpRequest& req, Call& call);
   net::HttpResponse Issue(const net::HttpRequest& req, Call& call, const std::string& group_name);
   net::HttpResponse Crl(Call& call);
+  // Takes `cost` units from call.rate_key's bucket; the 429 if it cannot.
+  std::optional<net::HttpResponse> Charge(Call& call, double cost);
 
   Config config_;
   std::unique_ptr<store::Store> store_;
   crypto::Certificate ca_cert_;
   crypto::PrivateKey ca_key_;
-  api::RateLimiter limiter_;
+  api::RateLimiter limiter_;          // per caller: the verified member, else the address
+  api::RateLimiter address_limiter_;  // per peer address, one unit per request, before auth
+  api::AuditTally refusals_;          // 429s and transport refusals, in aggregate
 
  public:
   net::Metrics metrics;

@@ -27,6 +27,12 @@ struct GroupService::Call {
   std::string reason;
   std::string result = "ok";
   bool audit = true;
+  // Rate limits: the peer's address bucket, and the caller's bucket ("ip:" + that
+  // address until a credential is verified, then the member, exploder or administrator).
+  std::string address;
+  std::string rate_key;
+  std::string limited_by;  // for a 429: "address", "failures" or "caller"
+  bool tally = false;      // audited in aggregate (api::AuditTally), not one record each
 };
 
 namespace {
@@ -50,6 +56,17 @@ HttpResponse StoreDown(GroupService::Call& call, const Error& e) {
 }
 
 HttpResponse Ok(int status, const json& body) { return HttpResponse::Json(status, body.dump()); }
+
+// A 429: counted, and audited in aggregate, so a flood of them writes nothing per request.
+HttpResponse RateLimited(GroupService::Call& call, int retry, std::string_view bucket) {
+  call.operation = "rate-limited";
+  call.limited_by = std::string(bucket);
+  call.tally = true;
+  if (call.caller == "anonymous") call.caller = "ip:" + call.address;
+  HttpResponse r = Fail(call, 429, "rate-limited", "too many requests; retry later");
+  r.headers.emplace_back("Retry-After", std::to_string(retry));
+  return r;
+}
 
 std::vector<std::string> SplitPath(std::string_view path) {
   std::vector<std::string> parts;
@@ -130,9 +147,28 @@ GroupService::GroupService(const Config& config, std::unique_ptr<store::Store> s
       ca_cert_(std::move(ca_cert)),
       ca_key_(std::move(ca_key)),
       membership_ca_(std::move(membership_ca)),
-      limiter_(config.common.rate_per_second, config.common.rate_burst) {}
+      limiter_(config.common.rate_per_second, config.common.rate_burst),
+      address_limiter_(config.common.rate_per_second * config.common.address_rate_factor,
+                       config.common.rate_burst * config.common.address_rate_factor),
+      refusals_("groupd",
+                std::chrono::milliseconds(
+                    static_cast<std::int64_t>(config.common.refusal_audit_seconds * 1000)),
+                [this](std::vector<store::AuditRecord> records) {
+                  for (auto& r : records) {
+                    audit_.AppendAsync(std::move(r), [](const Status& st) {
+                      if (!st.ok()) {
+                        net::Log(net::LogLevel::kError, "refusal audit write failed",
+                                 {{"error", st.error().message}});
+                      }
+                    });
+                  }
+                  return Status::Ok();
+                }) {}
 
-GroupService::~GroupService() { audit_.Stop(); }
+GroupService::~GroupService() {
+  refusals_.Stop();  // its last records go through the audit writer, which drains next
+  audit_.Stop();
+}
 
 void GroupService::Handle(const HttpRequest& req, net::HttpResponder respond) {
   auto start = std::chrono::steady_clock::now();
@@ -145,6 +181,11 @@ void GroupService::Handle(const HttpRequest& req, net::HttpResponder respond) {
     net::Log(net::LogLevel::kWarning, "request failed",
              {{"operation", call.operation}, {"what", e.what()}});
     resp = Fail(call, 400, "malformed-request", "the request could not be processed");
+  }
+  if (call.tally) {
+    refusals_.Count(call.caller, call.group, call.operation, call.result);
+    Finish(call, std::move(resp), req.peer_address, start, respond);
+    return;
   }
   if (!call.audit) {
     Finish(call, std::move(resp), req.peer_address, start, respond);
@@ -170,7 +211,10 @@ void GroupService::Finish(const Call& call, HttpResponse resp, const std::string
                           const net::HttpResponder& respond) {
   // Failed authentications are charged to the peer address, so fresh bogus
   // credentials on every request cannot dodge the per-caller limit.
-  if (resp.status == 401 || resp.status == 403) (void)limiter_.Acquire("fail:" + peer);
+  if (resp.status == 401 || resp.status == 403)
+    (void)limiter_.Acquire("fail:" + api::AddressBucket(peer));
+  if (resp.status == 429)
+    metrics.Increment("groupd_rate_limited_total", {{"bucket", call.limited_by}});
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   metrics.Increment("groupd_requests_total",
                     {{"operation", call.operation}, {"result", call.result}});
@@ -199,23 +243,29 @@ Status GroupService::WriteAudit(const Call& call) {
 }
 
 void GroupService::AuditRefusal(const HttpRequest& req, const HttpResponse& resp) {
-  Call call;
-  call.operation = "refused";
-  call.caller = "ip:" + req.peer_address;
+  std::string group;
+  std::string operation = "refused";
   std::vector<std::string> parts = SplitPath(req.path);
-  if (parts.size() >= 3 && parts[0] == "v1" && parts[1] == "groups") call.group = parts[2];
+  if (parts.size() >= 3 && parts[0] == "v1" && parts[1] == "groups") group = parts[2];
   if (parts.size() >= 4) {
     // "rewrap/certificate" -> "rewrap-certificate": the operation names of Route().
-    call.operation = parts[3];
-    for (std::size_t i = 4; i < parts.size(); ++i) call.operation += "-" + parts[i];
+    operation = parts[3];
+    for (std::size_t i = 4; i < parts.size(); ++i) operation += "-" + parts[i];
   }
   json body = json::parse(resp.body, nullptr, false);
-  call.result = body.is_object() && body.contains("error") && body["error"].is_string()
-                    ? body["error"].get<std::string>()
-                    : "http-" + std::to_string(resp.status);
-  (void)WriteAudit(call);
-  metrics.Increment("groupd_requests_total",
-                    {{"operation", call.operation}, {"result", call.result}});
+  std::string result = body.is_object() && body.contains("error") && body["error"].is_string()
+                           ? body["error"].get<std::string>()
+                           : "http-" + std::to_string(resp.status);
+  refusals_.Count("ip:" + api::AddressBucket(req.peer_address), group, operation, result);
+  // Labels the server chose (the error code), never the caller's path: bounded series.
+  metrics.Increment("groupd_requests_total", {{"operation", "refused"}, {"result", result}});
+  metrics.Increment("groupd_refused_total", {{"result", result}});
+}
+
+std::optional<HttpResponse> GroupService::Charge(Call& call, double cost) {
+  int retry = limiter_.Acquire(call.rate_key, cost);
+  if (retry == 0) return std::nullopt;
+  return RateLimited(call, retry, "caller");
 }
 
 HttpResponse GroupService::Route(const HttpRequest& req, Call& call) {
@@ -241,26 +291,26 @@ HttpResponse GroupService::Route(const HttpRequest& req, Call& call) {
     return Fail(call, 404, "not-found", "no such endpoint");
   }
 
-  // Rate limit by the credential presented (or the peer address) before any work.
+  // Rate limits (docs/api.md): first the peer address's bucket, one unit, before any
+  // credential is looked up, so bogus credentials cannot make us search the store
+  // without limit; then the caller's bucket, by the cost of the work, once a
+  // credential is verified (or at once, charged to the address, where none is checked).
   // The group named in the path goes into the audit record, so a 429 shows in that group's audit.
   if (parts.size() >= 3) call.group = parts[2];
-  std::string token = BearerToken(req);
-  std::string rate_key = !token.empty() ? "t:" + ToHex(TokenHash(token))
-                         : !req.peer_certificate_der.empty()
-                             ? "c:" + Fingerprint(req.peer_certificate_der)
-                             : "ip:" + req.peer_address;
-  int retry = limiter_.Acquire(rate_key);
-  bool presents_credentials = !token.empty() || !req.peer_certificate_der.empty();
-  if (retry == 0 && presents_credentials && limiter_.Exhausted("fail:" + req.peer_address))
-    retry = 1;
-  if (retry > 0) {
-    call.operation = "rate-limited";
-    HttpResponse r = Fail(call, 429, "rate-limited", "too many requests; retry later");
-    r.headers.emplace_back("Retry-After", std::to_string(retry));
-    return r;
+  call.address = api::AddressBucket(req.peer_address);
+  call.rate_key = "ip:" + call.address;
+  if (int retry = address_limiter_.Acquire("addr:" + call.address); retry > 0) {
+    return RateLimited(call, retry, "address");
+  }
+  // An address that keeps failing to authenticate pauses before its next credentials are tried.
+  bool presents_credentials = !BearerToken(req).empty() || !req.peer_certificate_der.empty();
+  if (presents_credentials && limiter_.Exhausted("fail:" + call.address)) {
+    return RateLimited(call, 1, "failures");
   }
 
   if (parts.size() == 4 && parts[3] == "certificate" && req.method == "GET") {
+    call.operation = "certificate";
+    if (auto limited = Charge(call, 1)) return *limited;
     return PublicCertificate(call, parts[2]);
   }
   static const std::vector<std::pair<std::vector<std::string>, std::string>> kOperations = {
@@ -305,7 +355,10 @@ Auth AuthenticateMember(store::Store& st, const HttpRequest& req, GroupService::
                         const store::Group& group) {
   api::MemberAuth a = api::AuthenticateMember(st, req, group);
   call.caller = a.caller;
-  if (a.member) return {std::move(a.member), std::nullopt};
+  if (a.member) {
+    call.rate_key = "member:" + std::to_string(group.id) + ":" + a.member->address;
+    return {std::move(a.member), std::nullopt};
+  }
   return {std::nullopt, Fail(call, a.status, a.code, a.message)};
 }
 
@@ -325,6 +378,7 @@ std::optional<HttpResponse> AuthenticateExploder(store::Store& st, const HttpReq
     return Fail(call, 403, "not-exploder", "not the registered exploder of this group");
   }
   call.caller = "exploder";
+  call.rate_key = "exploder:" + std::to_string(group.id);
   return std::nullopt;
 }
 
@@ -464,6 +518,8 @@ HttpResponse GroupService::Operation(const HttpRequest& req, Call& call, const s
     if (auth.refusal) return *auth.refusal;
     ctx.member = std::move(auth.member);
   }
+  // Path G stays charged to the address: its certificate names no one.
+  if (auto limited = Charge(call, 1)) return *limited;
   ItemOutcome outcome = RunItem(call, group, op, *body, ctx);
   return HttpResponse::Json(outcome.status,
                             outcome.body.dump(-1, ' ', false, json::error_handler_t::replace));
@@ -602,8 +658,13 @@ HttpResponse GroupService::Bulk(const HttpRequest& req, Call& call, const store:
   if (items == body->end() || !items->is_array()) {
     return Fail(call, 400, "malformed-request", "missing \"requests\" (array)");
   }
-  if (items->size() > kMaxBulk)
-    return Fail(call, 413, "too-many", "at most 500 requests in one bulk call");
+  // Each item is charged one unit (below), so a bulk call can be no larger than a full bucket.
+  const auto max_items =
+      std::min(kMaxBulk, static_cast<std::size_t>(std::max(1.0, limiter_.burst())));
+  if (items->size() > max_items) {
+    return Fail(call, 413, "too-many",
+                "at most " + std::to_string(max_items) + " requests in one bulk call");
+  }
   // One authentication for the whole batch: a member (or, for path G items, the certificate).
   OperationContext ctx;
   bool any_certificate = false;
@@ -621,6 +682,9 @@ HttpResponse GroupService::Bulk(const HttpRequest& req, Call& call, const store:
     if (auth.refusal) return *auth.refusal;
     ctx.member = std::move(auth.member);
   }
+  // All or nothing, before any item runs: N private-key operations cost N units.
+  if (auto limited = Charge(call, static_cast<double>(std::max<std::size_t>(1, items->size()))))
+    return *limited;
   static const std::vector<std::string> kAllowed = {"unwrap", "rewrap", "rewrap-secret", "blind",
                                                     "rewrap-certificate"};
   json responses = json::array();
@@ -648,6 +712,7 @@ HttpResponse GroupService::Bulk(const HttpRequest& req, Call& call, const store:
 HttpResponse GroupService::Secrets(const HttpRequest& req, Call& call, const store::Group& group) {
   Auth auth = AuthenticateMember(*store_, req, call, group);
   if (auth.refusal) return *auth.refusal;
+  if (auto limited = Charge(call, 1)) return *limited;
   call.reason = req.Query("reason");
   auto secrets = store_->ListGroupSecrets(group.id);
   if (!secrets.ok()) return StoreDown(call, secrets.error());
@@ -702,6 +767,7 @@ HttpResponse GroupService::Admin(const HttpRequest& req, Call& call,
     if (!admin.ok()) return StoreDown(call, admin.error());
     if (!*admin) return Fail(call, 401, "bad-token", "the bearer token is not an administrator's");
     call.caller = "admin:" + (*admin)->name;
+    call.rate_key = call.caller;
   } else if (!req.peer_certificate_der.empty()) {
     std::string fp = Fingerprint(req.peer_certificate_der);
     bool known = false;
@@ -711,10 +777,12 @@ HttpResponse GroupService::Admin(const HttpRequest& req, Call& call,
     }
     if (!known) return Fail(call, 403, "not-admin", "this certificate is not an administrator's");
     call.caller = "admin-cert:" + fp.substr(0, 16);
+    call.rate_key = "admin-cert:" + fp;
   } else {
     return Fail(call, 401, "unauthenticated",
                 "administration needs a bearer token or a client certificate");
   }
+  if (auto limited = Charge(call, 1)) return *limited;
 
   if (parts.size() == 2) {
     if (req.method == "POST") return CreateGroup(req, call);
@@ -929,30 +997,58 @@ HttpResponse GroupService::Admin(const HttpRequest& req, Call& call,
     if (!st.ok()) return StoreDown(call, st.error());
     return Ok(200, {{"exploder", ex.cert_fingerprint}});
   }
-  if (what == "audit" && parts.size() == 4 && req.method == "GET") {
-    call.operation = "audit";
-    int limit = 100;
-    try {
-      if (!req.Query("limit").empty()) limit = std::clamp(std::stoi(req.Query("limit")), 1, 10000);
-    } catch (const std::exception&) {
-      return Fail(call, 400, "malformed-request", "bad limit");
-    }
-    auto records = store_->ListAudit(group.name, limit);
-    if (!records.ok()) return StoreDown(call, records.error());
-    json out = json::array();
-    for (const auto& r : *records) {
-      out.push_back({{"time", r.time},
-                     {"daemon", r.daemon},
-                     {"caller", r.caller},
-                     {"group", r.group},
-                     {"key_version", r.key_version},
-                     {"operation", r.operation},
-                     {"result", r.result},
-                     {"reason", r.reason}});
-    }
-    return Ok(200, {{"audit", out}});
-  }
+  if (what == "audit" && parts.size() == 4 && req.method == "GET")
+    return AuditLog(req, call, group);
   return Fail(call, 404, "not-found", "no such endpoint");
+}
+
+// GET /v1/groups/G/audit: newest first, paged backwards by record id or windowed by time.
+HttpResponse GroupService::AuditLog(const HttpRequest& req, Call& call, const store::Group& group) {
+  call.operation = "audit";
+  store::AuditQuery query{.group = group.name};
+  // ?limit=N (1..10000, default 100), ?before=ID (older than that record: the next page),
+  // ?since=T and ?until=T (Unix seconds: T <= time < T').
+  const auto number = [&](const char* name, std::int64_t low, std::int64_t high,
+                          std::int64_t& out) {
+    std::string text = req.Query(name);
+    if (text.empty()) return true;
+    std::size_t used = 0;
+    try {
+      std::int64_t v = std::stoll(text, &used);
+      if (used != text.size() || v < low || v > high) return false;
+      out = v;
+      return true;
+    } catch (const std::exception&) {
+      return false;
+    }
+  };
+  std::int64_t limit = 100;
+  constexpr std::int64_t kMaxTime = std::int64_t{1} << 40;
+  if (!number("limit", 1, 10000, limit) || !number("before", 1, INT64_MAX, query.before_id) ||
+      !number("since", 0, kMaxTime, query.since) || !number("until", 0, kMaxTime, query.until)) {
+    return Fail(call, 400, "malformed-request",
+                "limit (1..10000), before (a record id), since and until (Unix seconds) "
+                "must be whole numbers");
+  }
+  query.limit = static_cast<int>(limit);
+  auto records = store_->ListAudit(query);
+  if (!records.ok()) return StoreDown(call, records.error());
+  json out = json::array();
+  for (const auto& r : *records) {
+    out.push_back({{"id", r.id},
+                   {"time", r.time},
+                   {"daemon", r.daemon},
+                   {"caller", r.caller},
+                   {"group", r.group},
+                   {"key_version", r.key_version},
+                   {"operation", r.operation},
+                   {"result", r.result},
+                   {"reason", r.reason}});
+  }
+  // A full page may have more behind it: ask again with ?before=next_before.
+  json next =
+      records->size() == static_cast<std::size_t>(limit) ? json(records->back().id) : json(nullptr);
+  return Ok(200, {{"audit", out}, {"next_before", next}});
 }
 
 HttpResponse GroupService::CreateGroup(const HttpRequest& req, Call& call) {

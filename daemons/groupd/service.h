@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 
+#include "api/audit_tally.h"
 #include "api/rate_limiter.h"
 #include "audit_writer.h"
 #include "config.h"
@@ -45,10 +46,14 @@ class GroupService {
   // Answers through `respond` once the request's audit record is committed (on
   // the audit writer's thread), or at once for what is not audited.
   void Handle(const net::HttpRequest& request, net::HttpResponder respond);
-  // Audits a request that the HTTPS layer refused before Handle() (413, 431, 400).
+  // Counts a request that the HTTPS layer refused before Handle() (413, 431, 400, too
+  // many connections) in the metrics and the aggregated refusal audit. Cheap: it runs
+  // on an I/O thread and writes nothing itself.
   void AuditRefusal(const net::HttpRequest& request, const net::HttpResponse& response);
   void UpdateLimits(const Config& config) {
     limiter_.Update(config.common.rate_per_second, config.common.rate_burst);
+    address_limiter_.Update(config.common.rate_per_second * config.common.address_rate_factor,
+                            config.common.rate_burst * config.common.address_rate_factor);
   }
   store::Store& store() { return *store_; }
 
@@ -56,6 +61,9 @@ class GroupService {
 
  private:
   net::HttpResponse Route(const net::HttpRequest& req, Call& call);
+  // Takes `cost` units from the caller's bucket (call.rate_key: the verified
+  // credential, else the peer address); the 429 refusing the request if it cannot.
+  std::optional<net::HttpResponse> Charge(Call& call, double cost);
   Status WriteAudit(const Call& call);  // blocks until committed
   static store::AuditRecord AuditRecordOf(const Call& call);
   // Charges failed authentications, records the metrics, answers.
@@ -73,6 +81,7 @@ class GroupService {
   net::HttpResponse Admin(const net::HttpRequest& req, Call& call,
                           const std::vector<std::string>& parts);
   net::HttpResponse CreateGroup(const net::HttpRequest& req, Call& call);
+  net::HttpResponse AuditLog(const net::HttpRequest& req, Call& call, const store::Group& group);
   net::HttpResponse NewKeyVersion(Call& call, const store::Group& group,
                                   const std::string& key_type, bool csr);
   net::HttpResponse NewSecretVersion(Call& call, const store::Group& group);
@@ -85,7 +94,9 @@ class GroupService {
   std::optional<crypto::Certificate> ca_cert_;
   std::optional<crypto::PrivateKey> ca_key_;
   std::optional<crypto::Certificate> membership_ca_;
-  api::RateLimiter limiter_;
+  api::RateLimiter limiter_;          // per caller, charged by the cost of the work
+  api::RateLimiter address_limiter_;  // per peer address, one unit per request, before auth
+  api::AuditTally refusals_;          // after audit_: stopped (flushed into it) before it
 
  public:
   net::Metrics metrics;

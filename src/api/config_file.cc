@@ -121,6 +121,10 @@ Result<CommonConfig> ConfigFile::Common(const std::string& default_listen,
                 Int("limits", "max_connections_per_peer", c.server.max_connections_per_peer));
   BL_TRY_ASSIGN(c.rate_per_second, Double("limits", "rate_per_second", c.rate_per_second));
   BL_TRY_ASSIGN(c.rate_burst, Double("limits", "rate_burst", c.rate_burst));
+  BL_TRY_ASSIGN(c.address_rate_factor,
+                Double("limits", "address_rate_factor", c.address_rate_factor));
+  BL_TRY_ASSIGN(c.refusal_audit_seconds,
+                Double("limits", "refusal_audit_seconds", c.refusal_audit_seconds));
   if (threads < 1 || threads > 256)
     return MakeError("bad-config", path_ + ": [server] threads must be 1..256");
   if (max_body < 1024 || max_header < 1024 || read_timeout_ms < 100 || max_conn < 1 ||
@@ -130,6 +134,12 @@ Result<CommonConfig> ConfigFile::Common(const std::string& default_listen,
   if (c.rate_per_second <= 0 || c.rate_burst < 1) {
     return MakeError("bad-config",
                      path_ + ": [limits] rate_per_second and rate_burst must be positive");
+  }
+  if (c.address_rate_factor < 1 || c.refusal_audit_seconds < 0.1 ||
+      c.refusal_audit_seconds > 3600) {
+    return MakeError("bad-config", path_ +
+                                       ": [limits] address_rate_factor must be at least 1 and "
+                                       "refusal_audit_seconds 0.1..3600");
   }
   if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warning" &&
       c.log_level != "error") {

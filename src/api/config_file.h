@@ -18,8 +18,15 @@ struct CommonConfig {
   net::HttpsServerConfig server;
   std::string store_url;
   std::string log_level = "info";
-  double rate_per_second = 50;  // per caller
+  double rate_per_second = 50;  // per caller (a verified credential, else the peer address)
   double rate_burst = 100;
+  // The bucket every request is charged first, before any credential is looked at,
+  // is per peer address and holds this many times the per-caller rate and burst
+  // (members behind one address share it).
+  double address_rate_factor = 4;
+  // Refused requests (429, and what the HTTPS layer refuses) are audited in aggregate,
+  // one record per caller, group, operation and result every this many seconds.
+  double refusal_audit_seconds = 60;
 };
 
 class ConfigFile {

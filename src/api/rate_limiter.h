@@ -1,5 +1,7 @@
-// Per-caller token buckets. A caller is whatever identifies it best: a token
-// hash, a certificate fingerprint, or the peer address for anonymous calls.
+// Per-caller token buckets. A caller is a credential the daemon has verified (a
+// member, an administrator, the exploder) or, before or without one, the peer
+// address (AddressBucket). Never something the caller merely claims: a made-up
+// token must not buy a fresh bucket.
 // Thread-safety: all methods are safe to call concurrently.
 #pragma once
 
@@ -9,6 +11,11 @@
 #include <unordered_map>
 
 namespace blindlist::api {
+
+// The bucket name of a peer address: the address itself for IPv4, its /64 prefix
+// for IPv6 (one host usually holds a whole /64, so single IPv6 addresses are free
+// to an attacker). Anything that does not parse is returned as it is.
+std::string AddressBucket(const std::string& peer_address);
 
 class RateLimiter {
  public:
@@ -41,6 +48,12 @@ class RateLimiter {
     if (it == buckets_.end()) return false;
     double elapsed = std::chrono::duration<double>(now - it->second.last).count();
     return std::min(burst_, it->second.tokens + elapsed * per_second_) < 1;
+  }
+
+  // The most a single Acquire() can ever take: a larger cost is never granted.
+  double burst() {
+    std::lock_guard lock(mu_);
+    return burst_;
   }
 
   void Update(double per_second, double burst) {

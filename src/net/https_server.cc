@@ -371,6 +371,8 @@ struct HttpsServer::Impl {
   // Runs the handler and waits, without holding a thread, for its answer, which
   // resumes the session on `strand` (the session's own).
   asio::awaitable<HttpResponse> Call(const HttpRequest& request, Strand strand);
+  // Tells the refusal observer, if any, of a request refused before the handler.
+  void Observe(const HttpRequest& partial, const HttpResponse& answer) const;
 
   const HttpsServerConfig config;  // address, port, files, threads: fixed at construction
   const AsyncHttpHandler handler;
@@ -427,6 +429,7 @@ void HttpsServer::Impl::Admit(tcp::socket socket, Strand strand) {
   std::shared_ptr<ssl::context> ctx;
   std::shared_ptr<SessionControl> control;
   std::uint64_t id = 0;
+  bool refused = false;
   {
     std::lock_guard lock(mu);
     if (stop_called) return;
@@ -437,14 +440,23 @@ void HttpsServer::Impl::Admit(tcp::socket socket, Strand strand) {
           {{"peer", peer},
            {"connections", std::to_string(connections)},
            {"from_peer", std::to_string(from_peer)}});
-      return;  // closing the socket refuses the connection
+      refused = true;  // closing the socket refuses the connection
+    } else {
+      ++connections;
+      ++per_peer[peer];
+      id = next_session++;
+      control = std::make_shared<SessionControl>(std::move(strand));
+      sessions.emplace(id, control);
+      ctx = tls;
     }
-    ++connections;
-    ++per_peer[peer];
-    id = next_session++;
-    control = std::make_shared<SessionControl>(std::move(strand));
-    sessions.emplace(id, control);
-    ctx = tls;
+  }
+  if (refused) {
+    // Nothing is sent; the observer hears of it as the 503 it amounts to.
+    HttpRequest partial;
+    partial.peer_address = peer;
+    Observe(partial,
+            HttpResponse::Error(503, "too-many-connections", "too many connections; retry later"));
+    return;
   }
   // Every response is written whole, at once: with Nagle's algorithm, the tail of a
   // response larger than one TLS record waited for the client's delayed ACK (40 ms).
@@ -573,11 +585,7 @@ asio::awaitable<void> HttpsServer::Impl::ServeRequests(Stream& stream, Connectio
         partial.method = std::string(parser.get().method_string());
         partial.target = std::string(parser.get().target());
         if (!partial.target.empty()) (void)ParseTarget(partial.target, partial.path, partial.query);
-        try {
-          refusal_observer(partial, *answer);
-        } catch (const std::exception& ex) {
-          Log(LogLevel::kError, "refusal observer failed", {{"error", ex.what()}});
-        }
+        Observe(partial, *answer);
       }
       auto out = ToBeast(*answer, 11, false);
       lowest.expires_after(lim->read_timeout);
@@ -593,17 +601,10 @@ asio::awaitable<void> HttpsServer::Impl::ServeRequests(Stream& stream, Connectio
     HttpResponse response;
     if (!ParseTarget(request.target, request.path, request.query)) {
       response = HttpResponse::Error(400, "bad-target", "the request target is malformed");
-      // Refused here like a malformed header: the application counts it too.
-      request.path.clear();
-      request.query.clear();
-      request.peer_address = slot.peer();
-      if (refusal_observer) {
-        try {
-          refusal_observer(request, response);
-        } catch (const std::exception& ex) {
-          Log(LogLevel::kError, "refusal observer failed", {{"error", ex.what()}});
-        }
-      }
+      HttpRequest partial;
+      partial.peer_address = slot.peer();
+      partial.method = request.method;
+      Observe(partial, response);
     } else {
       for (const auto& field : message) {
         request.headers.emplace_back(Lowercase(std::string(field.name_string())),
@@ -716,6 +717,15 @@ HttpsServer::~HttpsServer() {
     } catch (...) {
       std::fputs("https server: stopping failed\n", stderr);
     }
+  }
+}
+
+void HttpsServer::Impl::Observe(const HttpRequest& partial, const HttpResponse& answer) const {
+  if (!refusal_observer) return;
+  try {
+    refusal_observer(partial, answer);
+  } catch (const std::exception& ex) {
+    Log(LogLevel::kError, "refusal observer failed", {{"error", ex.what()}});
   }
 }
 

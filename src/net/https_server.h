@@ -66,10 +66,12 @@ using HttpResponder = std::function<void(HttpResponse)>;
 // `respond` is called (its session waits for the answer), or until the server
 // is destroyed if it never is.
 using AsyncHttpHandler = std::function<void(const HttpRequest&, HttpResponder respond)>;
-// Told about each request the server refuses itself (too large, malformed, a target
-// that does not decode) before any handler runs: what is known of the request (at
-// least peer_address; method and target when the request line was read, path when it
-// decoded) and the error response sent.
+// Told about each request the server refuses itself (too large, malformed, a target that
+// does not decode) before
+// any handler runs: what is known of the request (at least peer_address; method,
+// target and path when the header was read) and the error response sent; and about
+// each connection refused for the connection limits, as a 503 too-many-connections
+// (nothing is sent: the socket is closed). Called on I/O threads: it must be quick.
 using RefusalObserver = std::function<void(const HttpRequest&, const HttpResponse&)>;
 
 struct HttpsServerConfig {

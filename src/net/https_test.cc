@@ -593,12 +593,26 @@ TEST_F(HttpsTest, StopDoesNotWaitForeverForAnUnansweredRequest) {
 TEST_F(HttpsTest, PerPeerConnectionLimit) {
   HttpsServerConfig config = Config();
   config.max_connections_per_peer = 1;
-  auto server = StartServer(config);
+  auto server = std::make_unique<HttpsServer>(config, Echo);
+  // A refused connection is reported to the refusal observer (counted and audited
+  // by the daemons), as the 503 it amounts to.
+  std::mutex mu;
+  std::vector<std::pair<std::string, int>> observed;
+  server->SetRefusalObserver([&](const HttpRequest& req, const HttpResponse& resp) {
+    std::lock_guard lock(mu);
+    observed.emplace_back(req.peer_address, resp.status);
+  });
+  ASSERT_TRUE(server->Start().ok());
   int fd = RawConnect(server->port());  // takes the one slot (it is accepted first)
   ASSERT_GE(fd, 0);
   HttpsClient client(ClientConfig());
   auto refused = client.Request("GET", Url(*server, "/"));
   EXPECT_FALSE(refused.ok());
+  {
+    std::lock_guard lock(mu);
+    ASSERT_FALSE(observed.empty());
+    EXPECT_EQ(observed[0], std::make_pair(std::string("127.0.0.1"), 503));
+  }
   ::close(fd);
   // The slot frees once the server notices the close.
   EXPECT_TRUE(Eventually([&] { return client.Request("GET", Url(*server, "/")).ok(); }));

@@ -165,6 +165,7 @@ Result<std::int64_t> RevokeWhere(sql::Connection& c, std::string_view where,
 class SqlStore final : public Store {
  public:
   explicit SqlStore(std::unique_ptr<sql::ConnectionPool> pool) : pool_(std::move(pool)) {}
+  using Store::ListAudit;
 
   Result<int> SchemaVersion() override {
     return Read([](sql::Connection& c) -> Result<int> {
@@ -436,20 +437,25 @@ class SqlStore final : public Store {
     }));
   }
 
-  Result<std::vector<AuditRecord>> ListAudit(const std::string& group, int limit) override {
-    if (limit <= 0) return std::vector<AuditRecord>();
+  Result<std::vector<AuditRecord>> ListAudit(const AuditQuery& q) override {
+    if (q.limit <= 0) return std::vector<AuditRecord>();
+    std::string where;
+    sql::Params params;
+    const auto add = [&](std::string_view condition, sql::Value value) {
+      params.push_back(std::move(value));
+      where += where.empty() ? "WHERE " : " AND ";
+      where += condition;
+      where += "$" + std::to_string(params.size());
+    };
+    if (!q.group.empty()) add("group_name = ", sql::SanitizeText(q.group, kAuditFieldChars));
+    if (q.before_id > 0) add("id < ", q.before_id);
+    if (q.since > 0) add("occurred_at >= ", q.since);
+    if (q.until > 0) add("occurred_at < ", q.until);
+    params.emplace_back(std::int64_t{q.limit});
+    std::string rest =
+        "FROM audit_log " + where + " ORDER BY id DESC LIMIT $" + std::to_string(params.size());
     return Read([&](sql::Connection& c) {
-      if (group.empty()) {
-        return Map<AuditRecord>(
-            c.Query(Select(kAuditColumns, "FROM audit_log ORDER BY id DESC LIMIT $1"),
-                    {std::int64_t{limit}}),
-            ToAudit);
-      }
-      return Map<AuditRecord>(
-          c.Query(Select(kAuditColumns,
-                         "FROM audit_log WHERE group_name = $1 ORDER BY id DESC LIMIT $2"),
-                  {sql::SanitizeText(group, kAuditFieldChars), std::int64_t{limit}}),
-          ToAudit);
+      return Map<AuditRecord>(c.Query(Select(kAuditColumns, rest), params), ToAudit);
     });
   }
 

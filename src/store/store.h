@@ -87,6 +87,16 @@ struct AuditRecord {
   std::string reason;     // the caller's stated reason, truncated to 200 characters
 };
 
+// Which audit records ListAudit() returns: newest first, at most `limit`, optionally only
+// those older than a record id (paging backwards) and within a time window.
+struct AuditQuery {
+  std::string group;           // "" means all groups
+  int limit = 100;             // <= 0 gives none
+  std::int64_t before_id = 0;  // > 0: only records with id < before_id
+  UnixTime since = 0;          // > 0: only records with time >= since
+  UnixTime until = 0;          // > 0: only records with time < until
+};
+
 // Membership certificates issued by certd (the issuance record) and revoked.
 struct IssuedCertificate {
   std::string serial_hex;  // lowercase hex of the serial number
@@ -170,8 +180,12 @@ class Store {
     for (const auto& r : records) BL_TRY(AppendAudit(r));
     return Status::Ok();
   }
+  // Newest first (by id), filtered and paged as `query` says.
+  virtual Result<std::vector<AuditRecord>> ListAudit(const AuditQuery& query) = 0;
   // Newest first; group "" means all groups; limit <= 0 gives none.
-  virtual Result<std::vector<AuditRecord>> ListAudit(const std::string& group, int limit) = 0;
+  Result<std::vector<AuditRecord>> ListAudit(const std::string& group, int limit) {
+    return ListAudit(AuditQuery{.group = group, .limit = limit});
+  }
 
   // ---- membership certificates (certd writes, groupd reads them for path G) ----
   // Records a certificate certd has just signed, in one transaction that re-checks that

@@ -698,6 +698,67 @@ TEST_P(StoreTest, ListsAuditNewestFirstPerGroupAndWithinTheLimit) {
   EXPECT_TRUE(unknown->empty());
 }
 
+TEST_P(StoreTest, PagesTheAuditBackwardsAndByTimeSoOldRecordsStayInView) {
+  // 30 records of one group, one a minute, interleaved with another group's.
+  constexpr int kRecords = 30;
+  for (int i = 0; i < kRecords; ++i) {
+    ASSERT_OK(store_->AppendAudit({.time = 1700000000 + 60 * i,
+                                   .daemon = "groupd",
+                                   .caller = "ip:192.0.2.1",
+                                   .group = "a@example.org",
+                                   .operation = "op" + std::to_string(i),
+                                   .result = "ok"}));
+    ASSERT_OK(store_->AppendAudit({.time = 1700000000 + 60 * i,
+                                   .daemon = "groupd",
+                                   .caller = "ip:192.0.2.1",
+                                   .group = "b@example.org",
+                                   .operation = "other",
+                                   .result = "ok"}));
+  }
+  // Page through with before_id: every record once, newest first, the oldest included.
+  std::vector<std::string> seen;
+  AuditQuery q{.group = "a@example.org", .limit = 7};
+  for (int pages = 0; pages < 10; ++pages) {
+    auto page = store_->ListAudit(q);
+    ASSERT_OK(page);
+    if (page->empty()) break;
+    EXPECT_LE(page->size(), 7u);
+    for (const auto& r : *page) {
+      EXPECT_EQ(r.group, "a@example.org");
+      if (q.before_id > 0) {
+        EXPECT_LT(r.id, q.before_id);
+      }
+      seen.push_back(r.operation);
+    }
+    q.before_id = page->back().id;
+  }
+  ASSERT_EQ(seen.size(), static_cast<std::size_t>(kRecords));
+  for (int i = 0; i < kRecords; ++i) EXPECT_EQ(seen[i], "op" + std::to_string(kRecords - 1 - i));
+
+  // A time window: [since, until), newest first.
+  auto window = store_->ListAudit(AuditQuery{.group = "a@example.org",
+                                             .limit = 100,
+                                             .since = 1700000000 + 60 * 3,
+                                             .until = 1700000000 + 60 * 6});
+  ASSERT_OK(window);
+  ASSERT_EQ(window->size(), 3u);
+  EXPECT_EQ((*window)[0].operation, "op5");
+  EXPECT_EQ((*window)[2].operation, "op3");
+  // The oldest record is reachable however many newer ones there are.
+  auto oldest =
+      store_->ListAudit(AuditQuery{.group = "a@example.org", .limit = 1, .until = 1700000000 + 1});
+  ASSERT_OK(oldest);
+  ASSERT_EQ(oldest->size(), 1u);
+  EXPECT_EQ((*oldest)[0].operation, "op0");
+  // All groups, paged and windowed together.
+  auto both = store_->ListAudit(AuditQuery{.limit = 100, .since = 1700000000 + 60 * 29});
+  ASSERT_OK(both);
+  EXPECT_EQ(both->size(), 2u);
+  auto before_all = store_->ListAudit(AuditQuery{.limit = 100, .before_id = 1});
+  ASSERT_OK(before_all);
+  EXPECT_TRUE(before_all->empty());
+}
+
 TEST_P(StoreTest, TruncatesTheAuditReasonAndKeepsOddText) {
   AuditRecord r{.daemon = "certd", .caller = "anonymous", .operation = "issue", .result = "ok"};
   r.reason = std::string(300, 'x');

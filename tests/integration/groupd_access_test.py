@@ -265,12 +265,14 @@ class AccessMatrix(harness.TestCase):
         self.assertRefused(r, 431, "headers-too-large")
 
     def test_oversized_request_is_audited(self):
-        # The 413 is answered by the HTTPS layer before the handler runs; groupd audits it
-        # through the server's refusal observer.
+        # The 413 is answered by the HTTPS layer before the handler runs; groupd counts it
+        # through the server's refusal observer and audits the count (one record per
+        # address, group, operation and result every refusal_audit_seconds).
         r = self.d.g.oversized("POST", "/v1/groups/%s/rewrap" % quote(A), self.d.limits["max_body_bytes"] + 100,
                                token=self.tok["m1"])
         self.assertEqual(r.status, 413)
-        self.assertAudited(self.d, A, "rewrap", "body-too-large")
+        rec = self.assertAuditedSoon(self.d, A, "rewrap", "body-too-large", caller="ip:127.0.0.1")
+        self.assertRegex(rec["reason"], r"^count:[0-9]+$")
 
     def test_bulk_limits(self):
         items = [{"operation": "unwrap", "recipient_info": "AA=="}] * 501  # small: under max_body_bytes
@@ -346,7 +348,8 @@ class AccessMatrix(harness.TestCase):
         # Another caller (its own bucket) still gets through.
         r = ep.post("/v1/groups/%s/unwrap" % quote(A), {"recipient_info": b64(self.ri[A][0])}, token=self.tok["m1"])
         self.assertEqual(r.status, 200, r)
-        self.assertAudited(self.d, A, "rate-limited", "rate-limited", caller="anonymous")
+        # 429s are audited in aggregate, by address (limits: refusal_audit_seconds).
+        self.assertAuditedSoon(self.d, A, "rate-limited", "rate-limited", caller="ip:127.0.0.1")
         # SIGHUP reloads the limits: a generous bucket lets the same caller through again.
         self.d.reload_extra_groupd("limited", daemon, dict(self.d.limits, rate_per_second=1000, rate_burst=10000))
         deadline = time.monotonic() + 60

@@ -679,9 +679,12 @@ class Deployment:
         self.dir = tempdir(name)
         self.pki = pki or Pki(os.path.join(self.dir, "pki"))
         self.with_certd = with_certd
-        self.limits = {"max_body_bytes": 65536, "rate_per_second": 1000, "rate_burst": 10000}
+        # Refusals (429, 413 ...) are audited in aggregate every refusal_audit_seconds.
+        self.limits = {"max_body_bytes": 65536, "rate_per_second": 1000, "rate_burst": 10000,
+                       "refusal_audit_seconds": 0.5}
         self.limits.update(limits or {})
-        self.certd_limits = {"max_body_bytes": 65536, "rate_per_second": 1000, "rate_burst": 10000}
+        self.certd_limits = {"max_body_bytes": 65536, "rate_per_second": 1000, "rate_burst": 10000,
+                             "refusal_audit_seconds": 0.5}
         self.certd_limits.update(certd_limits or {})
         self.validity_hours = validity_hours
         self.admin_fingerprints = list(admin_fingerprints)
@@ -957,6 +960,19 @@ class TestCase(unittest.TestCase):
         self.fail("no audit record of %s: operation=%s result=%s caller=%s among:\n%s" %
                   (group, operation, result, caller,
                    "\n".join(json.dumps(r) for r in records[:60])))
+
+    def assertAuditedSoon(self, dep, group, operation, result, caller=None, daemon="groupd", timeout=60):
+        """A record written in aggregate (refusals: every refusal_audit_seconds): polls for it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            records = dep.audit(group)
+            for rec in records:
+                if (rec["operation"] == operation and rec["result"] == result and rec["daemon"] == daemon and
+                        (caller is None or rec["caller"] == caller)):
+                    return rec
+            if time.monotonic() > deadline:
+                return self.assertAudited(dep, group, operation, result, caller, daemon, records)
+            time.sleep(0.2)
 
     def assertContains(self, haystack, needle):
         if needle not in haystack:
