@@ -76,17 +76,6 @@ Status WriteNewFile(const std::string& path, std::string_view data, mode_t mode)
   return Status::Ok();
 }
 
-// What the HTTP layer refuses before the service sees it (too large, malformed) is
-// counted like any other refusal. The operation is fixed: a path chosen by the
-// caller must not create metric series.
-void CountRefusal(net::Metrics& metrics, const net::HttpResponse& resp) {
-  auto body = nlohmann::json::parse(resp.body, nullptr, /*allow_exceptions=*/false);
-  std::string code = body.is_object() && body.contains("error") && body["error"].is_string()
-                         ? body["error"].get<std::string>()
-                         : "http-" + std::to_string(resp.status);
-  metrics.Increment("certd_requests_total", {{"operation", "refused"}, {"result", code}});
-}
-
 int InitCa(const certd::Config& config, const std::string& common_name) {
   auto pass = LoadPassphrase(config.ca_passphrase_file);
   if (!pass.ok()) return Fatal(pass.error());
@@ -166,7 +155,6 @@ int Run(int argc, char** argv) {
   net::HttpsServer server(config.common.server,
                           [&service](const net::HttpRequest& r) { return service.Handle(r); });
   server.SetRefusalObserver([&service](const net::HttpRequest& r, const net::HttpResponse& resp) {
-    CountRefusal(service.metrics, resp);
     service.AuditRefusal(r, resp);
   });
   Status started =

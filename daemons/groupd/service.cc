@@ -1,5 +1,6 @@
 #include "service.h"
 
+#include <array>
 #include <chrono>
 #include <ctime>
 #include <nlohmann/json.hpp>
@@ -111,6 +112,39 @@ std::optional<json> ParseBody(const HttpRequest& req, GroupService::Call& call,
   json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded() || !body.is_object()) {
     error = Fail(call, 400, "malformed-json", "the request body is not a JSON object");
+    return std::nullopt;
+  }
+  // Every field any endpoint reads, with its one JSON type: a field of another type is the
+  // caller's mistake, never "absent" (which would pick a default: an RSA group, a rotation).
+  static const std::array<std::pair<const char*, json::value_t>, 14> kFieldTypes = {{
+      {"recipient_info", json::value_t::string},
+      {"blinded", json::value_t::string},
+      {"certificate", json::value_t::string},
+      {"rsa_padding", json::value_t::string},
+      {"reason", json::value_t::string},
+      {"name", json::value_t::string},
+      {"key_type", json::value_t::string},
+      {"what", json::value_t::string},
+      {"passphrase", json::value_t::string},
+      {"address", json::value_t::string},
+      {"csr", json::value_t::boolean},
+      {"token", json::value_t::boolean},
+      {"version", json::value_t::number_unsigned},
+      {"requests", json::value_t::array},
+  }};
+  for (const auto& [name, type] : kFieldTypes) {
+    auto it = body.find(name);
+    if (it == body.end()) continue;
+    const bool integer = type == json::value_t::number_unsigned;
+    if (integer ? !it->is_number_integer() : it->type() != type) {
+      error =
+          Fail(call, 400, "malformed-request", std::string("\"") + name + "\" has the wrong type");
+      return std::nullopt;
+    }
+  }
+  if (auto padding = body.find("rsa_padding");
+      padding != body.end() && *padding != "oaep" && *padding != "pkcs1") {
+    error = Fail(call, 400, "malformed-request", "\"rsa_padding\" must be \"oaep\" or \"pkcs1\"");
     return std::nullopt;
   }
   return body;

@@ -604,6 +604,7 @@ asio::awaitable<void> HttpsServer::Impl::ServeRequests(Stream& stream, Connectio
       HttpRequest partial;
       partial.peer_address = slot.peer();
       partial.method = request.method;
+      partial.target = request.target;
       Observe(partial, response);
     } else {
       for (const auto& field : message) {

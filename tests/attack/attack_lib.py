@@ -340,27 +340,32 @@ def bad_pkcs1_v15_blocks(k):
 # path G: the one function that builds its requests
 
 
-def path_g_body(cert_pem, items, *, key=None, reason="attack"):
+def path_g_body(cert_pem, items, *, key=None, reason="attack", group=None):
     """The JSON body of a path G request: rewrap/certificate (one item) or bulk (a list of items).
 
     `items`: a dict (one rewrap/certificate request: recipient_info and maybe rsa_padding) or a
     list of such dicts (bulk, each given "operation": "rewrap-certificate"). `key` is the
-    membership certificate's private key (a path); the place for a proof of possession.
+    membership certificate's private key (a path): with `group`, the body carries the proof of
+    possession groupd requires (none without them, as an attacker holding only a copy would send).
     """
-    del key  # no proof of possession is sent today
     if isinstance(items, dict):
         body = dict(items)
         body["certificate"] = cert_pem
         body["reason"] = reason
-        return body
-    return {"certificate": cert_pem, "reason": reason,
-            "requests": [dict(it, operation=it.get("operation", "rewrap-certificate")) for it in items]}
+        ris = [items.get("recipient_info", "")]
+    else:
+        body = {"certificate": cert_pem, "reason": reason,
+                "requests": [dict(it, operation=it.get("operation", "rewrap-certificate")) for it in items]}
+        ris = [it.get("recipient_info", "") if isinstance(it, dict) else "" for it in items]
+    if key is not None and group is not None:
+        body["proof"] = harness.possession_proof(group, [r if isinstance(r, str) else "" for r in ris], key)
+    return body
 
 
 def path_g(ep, group, cert_pem, items, *, key=None, reason="attack"):
     """POST the path G request (single when `items` is a dict, bulk when a list); the Response."""
     path = "/v1/groups/%s/%s" % (harness.quote(group), "rewrap/certificate" if isinstance(items, dict) else "bulk")
-    return ep.post(path, path_g_body(cert_pem, items, key=key, reason=reason))
+    return ep.post(path, path_g_body(cert_pem, items, key=key, reason=reason, group=group))
 
 
 # ---------------------------------------------------------------------------

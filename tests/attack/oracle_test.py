@@ -106,6 +106,7 @@ class PaddingOracle(harness.TestCase):
                      token=cls.tok["carol"])
         assert r.status == 201, r
         cls.membership_pem = r.json["certificate"]
+        cls.membership_key = p.key("g-member")
 
         cls.cert = {}
         for g, tag in ((G, "rsa"), (EC, "ec")):
@@ -161,6 +162,8 @@ class PaddingOracle(harness.TestCase):
     def answers(self, path, ri, **kw):
         body = {"recipient_info": b64(ri), "reason": "oracle"}
         body.update(kw.pop("extra", {}))
+        if path == "rewrap/certificate":  # the holder of the membership key proves it
+            body["proof"] = harness.possession_proof(G, [body["recipient_info"]], self.membership_key)
         return self.d.g.post("/v1/groups/%s/%s" % (quote(G), path), body, **kw)
 
     def assertUniform(self, name, replies, fixed_length, length_field=None):
@@ -252,7 +255,9 @@ class PaddingOracle(harness.TestCase):
         items = [(c, {"operation": "rewrap-certificate", "recipient_info": b64(ri)})
                  for c, ris in self.classes.items() for ri in ris]
         r = self.d.g.post("/v1/groups/%s/bulk" % quote(G),
-                          {"certificate": self.membership_pem, "requests": [i[1] for i in items]})
+                          {"certificate": self.membership_pem, "requests": [i[1] for i in items],
+                           "proof": harness.possession_proof(G, [i[1]["recipient_info"] for i in items],
+                                                             self.membership_key)})
         self.assertEqual(r.status, 200, r)
         replies = {}
         for (cls_, _), answer in zip(items, r.json["responses"]):

@@ -97,6 +97,7 @@ class RateLimits(harness.TestCase):
         r = d.c.post("/v1/groups/%s/certificates" % quote(R), {"csr": harness.read(csr, "r")}, token=cls.tok["g"])
         assert r.status == 201, r
         cls.membership_cert = r.json["certificate"]
+        cls.membership_key = p.key("rl-g")
         cls.small, cls.ep = d.extra_groupd("small", dict(SMALL))
         cls.next_source = 10
 
@@ -115,7 +116,8 @@ class RateLimits(harness.TestCase):
     # -- made-up tokens buy no fresh bucket
     def test_made_up_tokens_on_token_free_endpoints_are_limited_like_no_token(self):
         ri = {"recipient_info": b64(self.ri), "reason": "rl"}
-        path_g = dict(ri, certificate=self.membership_cert)
+        path_g = dict(ri, certificate=self.membership_cert,
+                      proof=harness.possession_proof(R, [ri["recipient_info"]], self.membership_key))
         endpoints = {
             "groupd certificate": (self.ep, "GET", "/v1/groups/%s/certificate" % quote(R), None, None),
             "groupd rewrap/exploder (path B)": (self.ep, "POST", "/v1/groups/%s/rewrap/exploder" % quote(R), ri,
