@@ -48,7 +48,7 @@ constexpr std::chrono::milliseconds kLinger{1000};
 constexpr std::chrono::milliseconds kWriteTimeout{30000};
 // Once the drain deadline has passed, how long the cancelled sessions get to say 421.
 constexpr std::chrono::milliseconds kDrainGrace{1000};
-const SmtpReply kInternalError{451, "4.3.0", "Internal error, try again later"};
+SmtpReply InternalError() { return SmtpReply{451, "4.3.0", "Internal error, try again later"}; }
 
 // A handler that throws costs the client a 451 (nullopt here), not the session.
 template <typename Fn>
@@ -100,10 +100,8 @@ struct Connection : Session, std::enable_shared_from_this<Connection> {
 
   asio::awaitable<std::size_t> ReadSome(asio::mutable_buffer into, error_code& ec) {
     if (tls)
-      co_return co_await tls->async_read_some(into,
-                                              asio::redirect_error(asio::use_awaitable, ec));
-    co_return co_await socket.async_read_some(into,
-                                              asio::redirect_error(asio::use_awaitable, ec));
+      co_return co_await tls->async_read_some(into, asio::redirect_error(asio::use_awaitable, ec));
+    co_return co_await socket.async_read_some(into, asio::redirect_error(asio::use_awaitable, ec));
   }
   asio::awaitable<void> Write(std::string_view data, error_code& ec) {
     if (tls) {
@@ -271,7 +269,7 @@ void SmtpServer::Impl::CallData(SmtpSession& smtp, const std::string& peer) {
   const std::size_t wanted = smtp.data_replies_wanted();
   std::vector<SmtpReply> replies = CallHandler("OnData", peer, [&] {
                                      return handler->OnData(smtp.envelope(), smtp.TakeMessage());
-                                   }).value_or(std::vector<SmtpReply>(wanted, kInternalError));
+                                   }).value_or(std::vector<SmtpReply>(wanted, InternalError()));
   if (replies.size() != wanted) {
     Log(LogLevel::kError, "smtp handler gave the wrong number of DATA replies",
         {{"wanted", std::to_string(wanted)}, {"got", std::to_string(replies.size())}});
@@ -309,12 +307,12 @@ asio::awaitable<void> SmtpServer::Impl::Serve(tcp::socket socket, std::shared_pt
       case Action::kMailFrom:
         smtp.MailFromDone(CallHandler("OnMailFrom", peer, [&] {
                             return handler->OnMailFrom(smtp.envelope());
-                          }).value_or(kInternalError));
+                          }).value_or(InternalError()));
         break;
       case Action::kRcptTo:
         smtp.RcptToDone(CallHandler("OnRcptTo", peer, [&] {
                           return handler->OnRcptTo(smtp.envelope(), smtp.recipient());
-                        }).value_or(kInternalError));
+                        }).value_or(InternalError()));
         break;
       case Action::kData:
         CallData(smtp, peer);
