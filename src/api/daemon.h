@@ -11,7 +11,7 @@
 #include "blindlist/bytes.h"
 #include "blindlist/result.h"
 #include "net/https_server.h"
-#include "net/log.h"
+#include "obs/log.h"
 
 namespace blindlist::api {
 

@@ -51,7 +51,7 @@
 #include <utility>
 
 #include "net/listener.h"
-#include "net/log.h"
+#include "obs/log.h"
 
 namespace blindlist::net {
 namespace {

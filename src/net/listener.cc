@@ -20,8 +20,8 @@
 #include <mutex>
 #include <thread>
 
-#include "net/log.h"
 #include "net/openssl_error.h"
+#include "obs/log.h"
 
 namespace blindlist::net {
 namespace {

@@ -31,7 +31,7 @@
 #include <vector>
 
 #include "net/listener.h"
-#include "net/log.h"
+#include "obs/log.h"
 
 namespace blindlist::net {
 namespace {
