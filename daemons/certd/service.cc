@@ -8,7 +8,7 @@
 #include "api/membership.h"
 #include "blindlist/base64.h"
 #include "crypto/x509.h"
-#include "net/log.h"
+#include "obs/log.h"
 
 namespace blindlist::certd {
 

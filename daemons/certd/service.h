@@ -11,7 +11,7 @@
 #include "config.h"
 #include "crypto/keys.h"
 #include "net/https_server.h"
-#include "net/metrics.h"
+#include "obs/metrics.h"
 #include "store/store.h"
 
 namespace blindlist::certd {

@@ -12,7 +12,7 @@
 #include "crypto/cms.h"
 #include "crypto/signature.h"
 #include "crypto/x509.h"
-#include "net/log.h"
+#include "obs/log.h"
 
 namespace blindlist::groupd {
 

@@ -22,7 +22,7 @@
 #include "key_ring.h"
 #include "member_certificates.h"
 #include "net/https_server.h"
-#include "net/metrics.h"
+#include "obs/metrics.h"
 #include "store/store.h"
 
 namespace blindlist::groupd {

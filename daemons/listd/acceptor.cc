@@ -8,7 +8,7 @@
 #include "list_headers.h"
 #include "mime/dsn.h"
 #include "mime/smime_shape.h"
-#include "net/log.h"
+#include "obs/log.h"
 
 namespace blindlist::listd {
 namespace {

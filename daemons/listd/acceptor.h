@@ -11,7 +11,7 @@
 #include <string_view>
 
 #include "config.h"
-#include "net/metrics.h"
+#include "obs/metrics.h"
 #include "spool/spool.h"
 #include "store/list_store.h"
 

@@ -8,8 +8,8 @@
 #include <cerrno>
 #include <cstring>
 
-#include "net/log.h"
 #include "net/smtp_client.h"
+#include "obs/log.h"
 
 namespace blindlist::listd {
 namespace {

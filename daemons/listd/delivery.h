@@ -12,7 +12,7 @@
 #include <string>
 
 #include "config.h"
-#include "net/metrics.h"
+#include "obs/metrics.h"
 #include "spool/spool.h"
 #include "store/list_store.h"
 

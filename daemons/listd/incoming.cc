@@ -14,7 +14,7 @@
 #include "list_headers.h"
 #include "mime/smime.h"
 #include "mime/smime_shape.h"
-#include "net/log.h"
+#include "obs/log.h"
 
 namespace blindlist::listd {
 namespace {

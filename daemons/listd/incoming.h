@@ -17,7 +17,7 @@
 #include "blindlist/bytes.h"
 #include "blindlist/result.h"
 #include "config.h"
-#include "net/metrics.h"
+#include "obs/metrics.h"
 #include "spool/spool.h"
 #include "store/list_store.h"
 

@@ -15,7 +15,6 @@
 // Path B' (listd holding group keys) breaks the trust split and needs an
 // explicit [unsafe] setting, logged at every start.
 #include <malloc.h>
-#include <signal.h>
 
 #include <CLI/CLI.hpp>
 #include <condition_variable>
@@ -34,9 +33,9 @@
 #include "incoming.h"
 #include "list_headers.h"
 #include "net/https_server.h"
-#include "net/log.h"
-#include "net/metrics.h"
 #include "net/smtp_server.h"
+#include "obs/log.h"
+#include "obs/metrics.h"
 #include "smtp_intake.h"
 #include "spool/spool.h"
 #include "store/list_store.h"
@@ -302,25 +301,13 @@ int Run(int argc, char** argv) {
     }
   });
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGHUP);
-  while (true) {
-    int sig = 0;
-    if (sigwait(&signals, &sig) != 0) continue;
-    if (sig == SIGHUP) {
-      for (auto& l : listeners) {
-        Status st = l->ReloadCertificates();
-        net::Log(st.ok() ? net::LogLevel::kInfo : net::LogLevel::kError, "reloaded certificates",
-                 {{"result", st.ok() ? "ok" : st.error().message}});
-      }
-      continue;
+  api::WaitForTermination([&] {
+    for (auto& l : listeners) {
+      Status st = l->ReloadCertificates();
+      net::Log(st.ok() ? net::LogLevel::kInfo : net::LogLevel::kError, "reloaded certificates",
+               {{"result", st.ok() ? "ok" : st.error().message}});
     }
-    break;
-  }
-  net::Log(net::LogLevel::kInfo, "stopping: draining connections", {});
+  });
   for (auto& l : listeners) l->Stop();
   runner_signal.Stop();
   runner.join();
