@@ -128,8 +128,10 @@ Result<json> AskForGroupRecipient(Groupd& client, const std::string& path,
                                   const std::vector<std::size_t>& candidates, json body,
                                   std::size_t* used, const PossessionProver* prover = nullptr) {
   if (candidates.empty())
-    return MakeError("no-recipient", "the message has no RecipientInfo for a group key");
-  Error last = MakeError("no-recipient", "no RecipientInfo of this message belongs to the group");
+    return MakeError(std::string(errc::kNoRecipient),
+                     "the message has no RecipientInfo for a group key");
+  Error last = MakeError(std::string(errc::kNoRecipient),
+                         "no RecipientInfo of this message belongs to the group");
   for (std::size_t index : candidates) {
     std::string recipient_info = Base64Encode(env.recipients[index].der);
     body["recipient_info"] = recipient_info;
