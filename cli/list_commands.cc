@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "api/config_file.h"
+#include "blindlist/error_codes.h"
 #include "commands.h"
 #include "crypto/keys.h"
 #include "crypto/x509.h"
@@ -318,7 +319,7 @@ Status MemberAdd(ListOptions& o) {
   std::string text;
   for (const std::string& m : o.members) {
     Status s = db->AddMember(l.id, m);
-    if (!s.ok() && s.error().code != "exists") return s.error();
+    if (!s.ok() && s.error().code != errc::kExists) return s.error();
     const std::string canonical = store::CanonicalMailbox(m);
     (s.ok() ? added : skipped).push_back(canonical);
     text += s.ok() ? "added " + canonical + "\n" : canonical + " is already on the list\n";
@@ -353,7 +354,7 @@ Status MemberEnable(ListOptions& o) {
   BL_TRY_ASSIGN(store::MailingList l, MustFindList(*db, o.address));
   const std::string& m = o.members.front();
   Status s = db->EnableMember(l.id, m);
-  if (!s.ok() && s.error().code == "not-found") {
+  if (!s.ok() && s.error().code == errc::kNotFound) {
     return MakeError("not-found", m + " is not on " + l.address);
   }
   if (!s.ok()) return s;

@@ -1,12 +1,15 @@
 #include "service.h"
 
+#include <array>
 #include <chrono>
 #include <ctime>
 #include <nlohmann/json.hpp>
 
+#include "api/json_fields.h"
 #include "api/member_auth.h"
 #include "api/membership.h"
 #include "blindlist/base64.h"
+#include "blindlist/error_codes.h"
 #include "crypto/x509.h"
 #include "obs/log.h"
 
@@ -41,8 +44,23 @@ HttpResponse Fail(CertService::Call& call, int status, std::string_view code,
 
 HttpResponse StoreDown(CertService::Call& call, const Error& e) {
   net::Log(net::LogLevel::kError, "store error", {{"error", e.message}});
-  return Fail(call, 503, "store-unavailable", "the store is unavailable; retry later");
+  return Fail(call, 503, errc::kStoreUnavailable, "the store is unavailable; retry later");
 }
+
+// An internal error: a 500 whose detail goes to the log only.
+HttpResponse Internal(CertService::Call& call, std::string_view what, const Error& e) {
+  net::Log(net::LogLevel::kError, "internal error",
+           {{"operation", call.operation}, {"what", std::string(what)}, {"error", e.message}});
+  return Fail(call, 500, errc::kInternal, what);
+}
+
+// Every field Issue reads, with its one JSON type (as groupd's ParseBody).
+constexpr std::array<api::JsonField, 4> kIssueFields = {{
+    {"csr", api::JsonType::kString},
+    {"generate", api::JsonType::kBoolean},
+    {"passphrase", api::JsonType::kString},
+    {"key_type", api::JsonType::kString},
+}};
 
 std::vector<std::string> SplitPath(std::string_view path) {
   std::vector<std::string> parts;
@@ -62,7 +80,7 @@ HttpResponse RateLimited(CertService::Call& call, int retry, std::string_view bu
   call.limited_by = std::string(bucket);
   call.tally = true;
   if (call.caller == "anonymous") call.caller = "ip:" + call.address;
-  HttpResponse r = Fail(call, 429, "rate-limited", "too many requests; retry later");
+  HttpResponse r = Fail(call, 429, errc::kRateLimited, "too many requests; retry later");
   r.headers.emplace_back("Retry-After", std::to_string(retry));
   return r;
 }
@@ -98,9 +116,10 @@ HttpResponse CertService::Handle(const HttpRequest& req) {
   try {
     resp = Route(req, call);
   } catch (const std::exception& e) {
-    net::Log(net::LogLevel::kWarning, "request failed",
+    // Every field is checked before it is read (kIssueFields): an exception is ours, a 500.
+    net::Log(net::LogLevel::kError, "request failed",
              {{"operation", call.operation}, {"what", e.what()}});
-    resp = Fail(call, 400, "malformed-request", "the request could not be processed");
+    resp = Fail(call, 500, errc::kInternal, "internal server error");
   }
   if (call.tally) {
     refusals_.Count(call.caller, call.group, call.operation, call.result);
@@ -117,7 +136,7 @@ HttpResponse CertService::Handle(const HttpRequest& req) {
     if (!st.ok()) {
       net::Log(net::LogLevel::kError, "audit write failed", {{"error", st.error().message}});
       if (resp.status < 300)
-        resp = Fail(call, 503, "store-unavailable", "the audit log is unavailable");
+        resp = Fail(call, 503, errc::kStoreUnavailable, "the audit log is unavailable");
     }
   }
   if (resp.status == 401 || resp.status == 403)
@@ -137,7 +156,7 @@ HttpResponse CertService::Route(const HttpRequest& req, Call& call) {
     call.audit = false;
     call.operation = "healthz";
     if (!store_->SchemaVersion().ok())
-      return Fail(call, 503, "store-unavailable", "the store is unavailable");
+      return Fail(call, 503, errc::kStoreUnavailable, "the store is unavailable");
     return HttpResponse::Json(200, json{{"status", "ok"}, {"store", store_->BackendName()}}.dump());
   }
   if (parts.size() == 1 && parts[0] == "metrics") {
@@ -187,14 +206,16 @@ HttpResponse CertService::Route(const HttpRequest& req, Call& call) {
   }
   call.audit = false;
   call.operation = "not-found";
-  return Fail(call, 404, "not-found", "no such endpoint");
+  return Fail(call, 404, errc::kNotFound, "no such endpoint");
 }
 
 HttpResponse CertService::Issue(const HttpRequest& req, Call& call, const std::string& group_name) {
   json body = json::parse(req.body, nullptr, false);
   if (body.is_discarded() || !body.is_object()) {
-    return Fail(call, 400, "malformed-json", "the request body is not a JSON object");
+    return Fail(call, 400, errc::kMalformedJson, "the request body is not a JSON object");
   }
+  if (auto wrong = api::WrongFieldType(body, kIssueFields))
+    return Fail(call, 400, errc::kMalformedRequest, *wrong);
   auto group = store_->FindGroup(group_name);
   if (!group.ok()) return StoreDown(call, group.error());
   if (!*group) return Fail(call, 404, "unknown-group", "no such group");
@@ -220,12 +241,12 @@ HttpResponse CertService::Issue(const HttpRequest& req, Call& call, const std::s
     }
     auto key = crypto::PrivateKey::Generate(key_type == "p256" ? crypto::KeyType::kEcP256
                                                                : crypto::KeyType::kRsa);
-    if (!key.ok()) return Fail(call, 500, "internal", "key generation failed");
+    if (!key.ok()) return Internal(call, "key generation failed", key.error());
     public_key = key->PublicKeyDer();
     generated = std::move(*key);
   } else {
-    if (!body.contains("csr") || !body["csr"].is_string()) {
-      return Fail(call, 400, "malformed-request", "send \"csr\" (PEM) or \"generate\": true");
+    if (!body.contains("csr")) {
+      return Fail(call, 400, errc::kMalformedRequest, "send \"csr\" (PEM) or \"generate\": true");
     }
     auto csr = crypto::ParseCsr(AsBytes(body["csr"].get<std::string>()));
     if (!csr.ok()) {
@@ -259,9 +280,9 @@ HttpResponse CertService::Issue(const HttpRequest& req, Call& call, const std::s
   // above never gets this certificate (it is signed, but it leaves certd only after the commit,
   // and groupd refuses a serial that is not recorded).
   Status st = store_->RecordIssuedCertificate(record);
-  if (!st.ok() && st.error().code == "not-a-member") {
+  if (!st.ok() && st.error().code == errc::kNotAMember) {
     call.reason = "removed while issuing";
-    return Fail(call, 403, "not-a-member", "not a member of this group");
+    return Fail(call, 403, errc::kNotAMember, "not a member of this group");
   }
   if (!st.ok()) return StoreDown(call, st.error());
   // certd's audit links member and serial; groupd's audit for path G sees only the serial.
@@ -273,7 +294,7 @@ HttpResponse CertService::Issue(const HttpRequest& req, Call& call, const std::s
   if (generated) {
     auto p12 = crypto::ExportPkcs12(*generated, *cert, profile.common_name, passphrase);
     std::fill(passphrase.begin(), passphrase.end(), '\0');
-    if (!p12.ok()) return Fail(call, 500, "internal", "PKCS#12 export failed");
+    if (!p12.ok()) return Internal(call, "PKCS#12 export failed", p12.error());
     out["pkcs12"] = Base64Encode(*p12);
   }
   return HttpResponse::Json(201, out.dump());
@@ -311,7 +332,7 @@ HttpResponse CertService::Crl(Call& call) {
   entries.reserve(revoked->size());
   for (const auto& r : *revoked) entries.emplace_back(r.serial_hex, r.revoked_at);
   auto crl = crypto::MakeCrl(ca_cert_, ca_key_, entries, config_.crl_next_update_seconds);
-  if (!crl.ok()) return Fail(call, 500, "internal", "CRL generation failed");
+  if (!crl.ok()) return Internal(call, "CRL generation failed", crl.error());
   HttpResponse r;
   r.content_type = "application/pkix-crl";
   r.body.assign(AsChars(*crl));

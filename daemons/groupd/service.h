@@ -82,9 +82,19 @@ class GroupService {
                           const std::vector<std::string>& parts);
   net::HttpResponse CreateGroup(const net::HttpRequest& req, Call& call);
   net::HttpResponse AuditLog(const net::HttpRequest& req, Call& call, const store::Group& group);
+  // A rotation: the next key version, stored with the older ones retired in one transaction.
   net::HttpResponse NewKeyVersion(Call& call, const store::Group& group,
                                   const std::string& key_type, bool csr);
   net::HttpResponse NewSecretVersion(Call& call, const store::Group& group);
+  // A key version made and sealed for `version` of group `group_name`, not stored yet: `row` and
+  // `out` (the answer's "certificate" or "csr") filled in; or the response refusing it.
+  std::optional<net::HttpResponse> PrepareKeyVersion(Call& call, const std::string& group_name,
+                                                     const std::string& key_type, bool csr,
+                                                     int version, store::GroupKey& row,
+                                                     nlohmann::json& out);
+  // A fresh group secret, sealed, not stored yet.
+  std::optional<net::HttpResponse> PrepareSecretVersion(Call& call, const std::string& group_name,
+                                                        store::GroupSecretVersion& row);
 
   Config config_;
   std::unique_ptr<store::Store> store_;

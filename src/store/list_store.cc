@@ -7,6 +7,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "blindlist/error_codes.h"
 #include "store/migrations/list_migrations.h"
 #include "store/migrations/migrations.h"
 #include "store/sql.h"
@@ -587,7 +588,7 @@ Result<std::unique_ptr<ListStore>> OpenListStore(const std::string& url) {
   if (!pool.ok()) return pool.error();
   auto migrated = migrations::Apply(**pool, migrations::ListSchema());
   if (!migrated.ok()) {
-    if (migrated.error().code == "store-unavailable") return migrated.error();
+    if (migrated.error().code == errc::kStoreUnavailable) return migrated.error();
     return sql::UnavailableError("cannot migrate the list database: " + migrated.error().message);
   }
   return std::unique_ptr<ListStore>(std::make_unique<SqlListStore>(std::move(pool).value()));

@@ -134,10 +134,18 @@ class Store {
   virtual Result<std::vector<Group>> ListGroups() = 0;
   virtual Status DeleteGroup(
       std::int64_t group_id) = 0;  // with its keys, secrets, members, exploder
+  // A group with its first key version and first secret version, in one transaction: all of it
+  // or nothing. The records' group_id is ignored. Errors: "exists", as CreateGroup.
+  virtual Result<Group> CreateGroupWithKeys(const std::string& name, const GroupKey& key,
+                                            const GroupSecretVersion& secret) = 0;
 
   // Adds a key version; `key.version` is ignored and the next number is assigned and returned.
   // Versions are never reused, also across processes. Errors: "not-found" (no such group).
   virtual Result<int> AddGroupKey(const GroupKey& key) = 0;
+  // A key rotation in one transaction: adds `key` as version `expected_version` (sealed for that
+  // version) and retires every older active version. Errors: "conflict" (a concurrent rotation
+  // took that version; nothing is written), "not-found" (no such group).
+  virtual Result<int> RotateGroupKey(const GroupKey& key, int expected_version) = 0;
   virtual Result<std::vector<GroupKey>> ListGroupKeys(std::int64_t group_id) = 0;  // by version
   virtual Status SetGroupKeyCertificate(std::int64_t group_id, int version,
                                         const Bytes& cert_der) = 0;

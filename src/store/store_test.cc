@@ -330,6 +330,68 @@ TEST_P(StoreTest, AssignsKeyVersionsAndTracksTheirState) {
   EXPECT_EQ(*next, 4);
 }
 
+TEST_P(StoreTest, RotatesAKeyInOneTransaction) {
+  const std::int64_t g = MakeGroup("list@example.org");
+  ASSERT_OK(
+      store_->AddGroupKey({.group_id = g, .key_type = "p256", .sealed_private_key = Blob(1)}));
+  ASSERT_OK(
+      store_->AddGroupKey({.group_id = g, .key_type = "p256", .sealed_private_key = Blob(2)}));
+  ASSERT_OK(store_->SetGroupKeyState(g, 1, KeyState::kRetired));
+  ASSERT_OK(store_->DestroyGroupKey(g, 1));
+  // Version 3, and the older active one (2) retired with it; destroyed stays destroyed.
+  auto v3 =
+      store_->RotateGroupKey({.group_id = g, .key_type = "p256", .sealed_private_key = Blob(3)}, 3);
+  ASSERT_OK(v3);
+  EXPECT_EQ(*v3, 3);
+  auto keys = store_->ListGroupKeys(g);
+  ASSERT_OK(keys);
+  ASSERT_EQ(keys->size(), 3u);
+  EXPECT_EQ((*keys)[0].state, KeyState::kDestroyed);
+  EXPECT_EQ((*keys)[1].state, KeyState::kRetired);
+  EXPECT_EQ((*keys)[2].state, KeyState::kActive);
+  EXPECT_EQ((*keys)[2].sealed_private_key, Blob(3));
+  // A rotation sealed for a version another one took writes nothing: no row, no retirement,
+  // and the next version is still 4.
+  EXPECT_ERROR(
+      store_->RotateGroupKey({.group_id = g, .key_type = "p256", .sealed_private_key = Blob(4)}, 3),
+      "conflict");
+  keys = store_->ListGroupKeys(g);
+  ASSERT_OK(keys);
+  ASSERT_EQ(keys->size(), 3u);
+  EXPECT_EQ((*keys)[2].state, KeyState::kActive);
+  EXPECT_ERROR(store_->RotateGroupKey({.group_id = 9999, .key_type = "p256"}, 1), "not-found");
+  auto v4 =
+      store_->RotateGroupKey({.group_id = g, .key_type = "p256", .sealed_private_key = Blob(4)}, 4);
+  ASSERT_OK(v4);
+  EXPECT_EQ(*v4, 4);
+}
+
+TEST_P(StoreTest, CreatesAGroupWithItsFirstKeysOrNothing) {
+  const GroupKey key{.key_type = "p256", .certificate_der = Blob(5), .sealed_private_key = Blob(6)};
+  const GroupSecretVersion secret{.key_id = Blob(7, 16), .sealed_secret = Blob(8)};
+  auto g = store_->CreateGroupWithKeys("list@example.org", key, secret);
+  ASSERT_OK(g);
+  auto keys = store_->ListGroupKeys(g->id);
+  ASSERT_OK(keys);
+  ASSERT_EQ(keys->size(), 1u);
+  EXPECT_EQ((*keys)[0].version, 1);
+  EXPECT_EQ((*keys)[0].group_id, g->id);
+  EXPECT_EQ((*keys)[0].sealed_private_key, Blob(6));
+  auto secrets = store_->ListGroupSecrets(g->id);
+  ASSERT_OK(secrets);
+  ASSERT_EQ(secrets->size(), 1u);
+  EXPECT_EQ((*secrets)[0].version, 1);
+  EXPECT_EQ((*secrets)[0].key_id, Blob(7, 16));
+  EXPECT_ERROR(store_->CreateGroupWithKeys("list@example.org", key, secret), "exists");
+  // A failure after the group's row (text a backend refuses, in the key) leaves no group behind.
+  GroupKey bad = key;
+  bad.key_type = "bad\xff";
+  EXPECT_ERROR(store_->CreateGroupWithKeys("other@example.org", bad, secret), "invalid-argument");
+  auto other = store_->FindGroup("other@example.org");
+  ASSERT_OK(other);
+  EXPECT_FALSE(other->has_value()) << "a failed creation left a group without keys";
+}
+
 TEST_P(StoreTest, AssignsGroupSecretVersions) {
   const std::int64_t g = MakeGroup("list@example.org");
   const std::int64_t other = MakeGroup("other@example.org");
