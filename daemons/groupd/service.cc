@@ -775,17 +775,47 @@ struct GroupService::Handlers {
     return s.Secrets(req, call, *t.group);
   }
 
+  // The addresses of the group's current members, for its registered exploder (listd's roster
+  // sync): nothing else about them (no certificate, no token state).
+  static HttpResponse Roster(GroupService& s, const HttpRequest& req, Call& call, const Target& t) {
+    if (auto refusal = AuthenticateExploder(*s.store_, req, call, *t.group)) return *refusal;
+    if (auto limited = s.Charge(call, 1)) return *limited;
+    auto members = s.store_->ListMembers(t.group->id);
+    if (!members.ok()) return StoreDown(call, members.error());
+    json out = json::array();
+    for (const auto& m : *members) out.push_back(m.address);
+    call.reason = "members:" + std::to_string(members->size());
+    return Ok(200, {{"group", t.group->name}, {"members", out}});
+  }
+
   static HttpResponse CreateGroup(GroupService& s, const HttpRequest& req, Call& call,
                                   const Target& /*t*/) {
     return s.CreateGroup(req, call);
   }
 
+  // Each group with its current key (type and version) and its member count.
   static HttpResponse GroupList(GroupService& s, const HttpRequest& /*req*/, Call& call,
                                 const Target& /*t*/) {
     auto groups = s.store_->ListGroups();
     if (!groups.ok()) return StoreDown(call, groups.error());
     json out = json::array();
-    for (const auto& g : *groups) out.push_back({{"name", g.name}, {"created_at", g.created_at}});
+    for (const auto& g : *groups) {
+      auto keys = s.store_->ListGroupKeys(g.id);
+      if (!keys.ok()) return StoreDown(call, keys.error());
+      auto members = s.store_->ListMembers(g.id);
+      if (!members.ok()) return StoreDown(call, members.error());
+      json jg = {{"name", g.name},
+                 {"created_at", g.created_at},
+                 {"key_type", nullptr},
+                 {"key_version", nullptr},
+                 {"members", members->size()}};
+      for (const auto& k : *keys) {
+        if (k.state != store::KeyState::kActive) continue;
+        jg["key_type"] = k.key_type;
+        jg["key_version"] = k.version;
+      }
+      out.push_back(std::move(jg));
+    }
     return Ok(200, {{"groups", out}});
   }
 
@@ -998,6 +1028,39 @@ struct GroupService::Handlers {
     return Ok(200, {{"removed", address}});
   }
 
+  // A renewed S/MIME certificate for a member: the roster entry, its token and its
+  // membership certificates (path G) stay as they are.
+  static HttpResponse MemberSetCertificate(GroupService& s, const HttpRequest& req, Call& call,
+                                           const Target& t) {
+    const std::string& address = t.params[0];
+    HttpResponse error;
+    auto body = ParseBody(req, call, error);
+    if (!body) return error;
+    auto pem = StringField(*body, "certificate");
+    if (!pem) return Fail(call, 400, "malformed-request", "missing \"certificate\" (PEM)");
+    auto cert = crypto::Certificate::Load(AsBytes(*pem));
+    if (!cert.ok()) return Fail(call, 400, "malformed-certificate", cert.error().message);
+    const std::string fp = Fingerprint(cert->Der());
+    Status st = s.store_->SetMemberCertificate(t.group->id, address, cert->Der(), fp);
+    if (!st.ok() && st.error().code == "not-found")
+      return Fail(call, 404, "not-a-member", "no such member");
+    if (!st.ok()) return StoreDown(call, st.error());
+    call.reason = "cert-sha256:" + fp.substr(0, 16);
+    return Ok(200, {{"address", address}, {"certificate_fingerprint", fp}});
+  }
+
+  // A new bearer token for a member; the old one fails from the next request on.
+  static HttpResponse MemberNewToken(GroupService& s, const HttpRequest& /*req*/, Call& call,
+                                     const Target& t) {
+    const std::string& address = t.params[0];
+    const std::string member_token = NewToken();
+    Status st = s.store_->SetMemberTokenHash(t.group->id, address, TokenHash(member_token));
+    if (!st.ok() && st.error().code == "not-found")
+      return Fail(call, 404, "not-a-member", "no such member");
+    if (!st.ok()) return StoreDown(call, st.error());
+    return Ok(200, {{"address", address}, {"token", member_token}});  // shown once
+  }
+
   static HttpResponse ExploderSet(GroupService& s, const HttpRequest& req, Call& call,
                                   const Target& t) {
     HttpResponse error;
@@ -1015,6 +1078,27 @@ struct GroupService::Handlers {
 
   static HttpResponse Audit(GroupService& s, const HttpRequest& req, Call& call, const Target& t) {
     return s.AuditLog(req, call, *t.group);
+  }
+
+  // POST /v1/audit/prune {"before": T}: deletes every group's records older than T (Unix
+  // seconds). Its own record is written after the deletion, so it is never pruned by itself.
+  static HttpResponse AuditPrune(GroupService& s, const HttpRequest& req, Call& call,
+                                 const Target& /*t*/) {
+    HttpResponse error;
+    auto body = ParseBody(req, call, error);
+    if (!body) return error;
+    auto before = body->find("before");
+    constexpr std::int64_t kMaxTime = std::int64_t{1} << 40;
+    if (before == body->end() || !before->is_number_integer() || before->get<std::int64_t>() < 1 ||
+        before->get<std::int64_t>() > kMaxTime) {
+      return Fail(call, 400, "malformed-request", "\"before\" must be a time in Unix seconds");
+    }
+    const std::int64_t t = before->get<std::int64_t>();
+    if (t > Now()) return Fail(call, 400, "malformed-request", "\"before\" is in the future");
+    auto pruned = s.store_->PruneAudit(t);
+    if (!pruned.ok()) return StoreDown(call, pruned.error());
+    call.reason = "before:" + std::to_string(t) + " pruned:" + std::to_string(*pruned);
+    return Ok(200, {{"pruned", *pruned}, {"before", t}});
   }
 };
 
@@ -1201,6 +1285,7 @@ const api::RouteTable<GroupService::RouteHandler>& GroupService::Routes() {
       {"POST", "/v1/groups/{group}/blind", "blind", Access::kMember, &H::Operation},
       {"POST", "/v1/groups/{group}/bulk", "bulk", Access::kMember, &H::Bulk},
       {"GET", "/v1/groups/{group}/secrets", "secrets", Access::kMember, &H::Secrets},
+      {"GET", "/v1/groups/{group}/roster", "roster", Access::kExploder, &H::Roster},
       {"GET", "/v1/groups", "group-list", Access::kAdmin, &H::GroupList},
       {"POST", "/v1/groups", "group-create", Access::kAdmin, &H::CreateGroup},
       {"GET", "/v1/groups/{group}", "group-show", Access::kAdmin, &H::GroupShow},
@@ -1214,8 +1299,13 @@ const api::RouteTable<GroupService::RouteHandler>& GroupService::Routes() {
       {"POST", "/v1/groups/{group}/members", "member-add", Access::kAdmin, &H::MemberAdd},
       {"DELETE", "/v1/groups/{group}/members/{member}", "member-remove", Access::kAdmin,
        &H::MemberRemove},
+      {"PUT", "/v1/groups/{group}/members/{member}/certificate", "member-set-cert", Access::kAdmin,
+       &H::MemberSetCertificate},
+      {"POST", "/v1/groups/{group}/members/{member}/token", "member-new-token", Access::kAdmin,
+       &H::MemberNewToken},
       {"PUT", "/v1/groups/{group}/exploder", "exploder-set", Access::kAdmin, &H::ExploderSet},
       {"GET", "/v1/groups/{group}/audit", "audit", Access::kAdmin, &H::Audit},
+      {"POST", "/v1/audit/prune", "audit-prune", Access::kAdmin, &H::AuditPrune},
   });
   return kTable;
 }
