@@ -37,6 +37,7 @@
 #include "net/log.h"
 #include "net/metrics.h"
 #include "net/smtp_server.h"
+#include "roster_sync.h"
 #include "smtp_intake.h"
 #include "spool/spool.h"
 #include "store/list_store.h"
@@ -301,6 +302,9 @@ int Run(int argc, char** argv) {
       if (!runner_signal.WaitFor(std::chrono::milliseconds(1000))) break;
     }
   });
+
+  // Delivery lists that follow groupd's roster ([groupd] roster_sync_seconds); stopped at exit.
+  auto roster_sync = listd::StartRosterSync(config.groupd, lists->get(), &metrics);
 
   sigset_t signals;
   sigemptyset(&signals);
