@@ -2,6 +2,8 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <ctime>
+#include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "api/groupd_client.h"
@@ -279,6 +281,45 @@ Status Audit(AdminState& s) {
   return Print(s, r, text);
 }
 
+using Binder = std::function<void(CLI::App*, Status (*)(AdminState&))>;
+
+void AddMemberCommands(CLI::App* admin, const std::shared_ptr<AdminState>& s, const Binder& bind) {
+  auto* member = admin->add_subcommand("member", "The roster");
+  member->require_subcommand(1);
+  auto* add = member->add_subcommand(
+      "add", "Add a member (with a certificate for paths E/F, a token for F/S/blind)");
+  add->add_option("group", s->group, "The list address")->required();
+  add->add_option("address", s->address, "The member's address")->required();
+  add->add_option("--cert", s->cert_file, "The member's certificate (PEM)")
+      ->check(CLI::ExistingFile);
+  add->add_flag("--token", s->token, "Issue a bearer token (printed once)");
+  bind(add, MemberAdd);
+  auto* remove =
+      member->add_subcommand("remove", "Remove a member: effective on the very next request");
+  remove->add_option("group", s->group, "The list address")->required();
+  remove->add_option("address", s->address, "The member's address")->required();
+  bind(remove, MemberRemove);
+  auto* set_cert = member->add_subcommand(
+      "set-cert",
+      "Replace a member's registered S/MIME certificate (renewal): the member stays, and so do "
+      "its token and membership certificates");
+  set_cert->add_option("group", s->group, "The list address")->required();
+  set_cert->add_option("address", s->address, "The member's address")->required();
+  set_cert->add_option("--cert", s->cert_file, "The member's new certificate (PEM)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  bind(set_cert, MemberSetCert);
+  auto* new_token = member->add_subcommand(
+      "new-token",
+      "Issue a new bearer token (printed once); the old one stops working on the next request");
+  new_token->add_option("group", s->group, "The list address")->required();
+  new_token->add_option("address", s->address, "The member's address")->required();
+  bind(new_token, MemberNewToken);
+  auto* list = member->add_subcommand("list", "List the members");
+  list->add_option("group", s->group, "The list address")->required();
+  bind(list, MemberList);
+}
+
 }  // namespace
 
 void AddAdminCommands(CLI::App& app, Action* chosen) {
@@ -345,40 +386,7 @@ void AddAdminCommands(CLI::App& app, Action* chosen) {
   destroy->add_option("--version", s->version, "Key version")->required();
   bind(destroy, GroupDestroyKey);
 
-  auto* member = admin->add_subcommand("member", "The roster");
-  member->require_subcommand(1);
-  auto* add = member->add_subcommand(
-      "add", "Add a member (with a certificate for paths E/F, a token for F/S/blind)");
-  add->add_option("group", s->group, "The list address")->required();
-  add->add_option("address", s->address, "The member's address")->required();
-  add->add_option("--cert", s->cert_file, "The member's certificate (PEM)")
-      ->check(CLI::ExistingFile);
-  add->add_flag("--token", s->token, "Issue a bearer token (printed once)");
-  bind(add, MemberAdd);
-  auto* remove =
-      member->add_subcommand("remove", "Remove a member: effective on the very next request");
-  remove->add_option("group", s->group, "The list address")->required();
-  remove->add_option("address", s->address, "The member's address")->required();
-  bind(remove, MemberRemove);
-  auto* set_cert = member->add_subcommand(
-      "set-cert",
-      "Replace a member's registered S/MIME certificate (renewal): the member stays, and so do "
-      "its token and membership certificates");
-  set_cert->add_option("group", s->group, "The list address")->required();
-  set_cert->add_option("address", s->address, "The member's address")->required();
-  set_cert->add_option("--cert", s->cert_file, "The member's new certificate (PEM)")
-      ->required()
-      ->check(CLI::ExistingFile);
-  bind(set_cert, MemberSetCert);
-  auto* new_token = member->add_subcommand(
-      "new-token",
-      "Issue a new bearer token (printed once); the old one stops working on the next request");
-  new_token->add_option("group", s->group, "The list address")->required();
-  new_token->add_option("address", s->address, "The member's address")->required();
-  bind(new_token, MemberNewToken);
-  auto* list = member->add_subcommand("list", "List the members");
-  list->add_option("group", s->group, "The list address")->required();
-  bind(list, MemberList);
+  AddMemberCommands(admin, s, bind);
 
   auto* exploder = admin->add_subcommand("exploder", "The group's exploder identity");
   exploder->require_subcommand(1);

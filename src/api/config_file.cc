@@ -89,30 +89,39 @@ Result<std::vector<std::string>> ConfigFile::Strings(std::string_view section,
   return out;
 }
 
+namespace {
+// "FILE: unknown key "KEY" in section [SECTION]" and its kin: `parts` in order after "FILE: ".
+Error UnknownKey(const std::string& file, std::initializer_list<std::string_view> parts) {
+  std::string message = file + ": ";
+  for (std::string_view part : parts) message += part;
+  return MakeError("bad-config", message);
+}
+}  // namespace
+
 Status ConfigFile::CheckKnownKeys() const {
   std::lock_guard<std::mutex> lock(table_->mu);
   const auto& asked = table_->asked;
   for (const auto& [name, node] : table_->table) {
-    const std::string section(name.str());
+    const std::string_view section = name.str();
     const toml::table* keys = node.as_table();
-    if (keys == nullptr) {
-      return MakeError("bad-config",
-                       path_ + ": unknown key \"" + section + "\" outside any section");
-    }
+    if (keys == nullptr)
+      return UnknownKey(path_, {"unknown key \"", section, "\" outside any section"});
     const bool known_section = asked.contains(section);
+    std::string dotted(section);
+    dotted += '.';
+    const std::size_t prefix = dotted.size();
     for (const auto& [key_name, value] : *keys) {
-      const std::string key(key_name.str());
+      const std::string_view key = key_name.str();
       if (!known_section) {
-        return MakeError("bad-config",
-                         path_ + ": unknown section [" + section + "] (key \"" + key + "\")");
+        return UnknownKey(path_, {"unknown section [", section, "] (key \"", key, "\")"});
       }
-      if (!asked.contains(section + "." + key)) {
-        return MakeError("bad-config",
-                         path_ + ": unknown key \"" + key + "\" in section [" + section + "]");
-      }
+      dotted.resize(prefix);
+      dotted += key;
+      if (!asked.contains(dotted))
+        return UnknownKey(path_, {"unknown key \"", key, "\" in section [", section, "]"});
     }
     if (!known_section && keys->empty())
-      return MakeError("bad-config", path_ + ": unknown section [" + section + "]");
+      return UnknownKey(path_, {"unknown section [", section, "]"});
   }
   return Status::Ok();
 }
