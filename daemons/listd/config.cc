@@ -138,7 +138,7 @@ Result<Config> LoadConfig(const std::string& path) {
     return Bad(path, "[groupd] client_certificate and client_key go together");
   BL_TRY_ASSIGN(g.roster_sync_seconds,
                 file.Int("groupd", "roster_sync_seconds", g.roster_sync_seconds));
-  if (g.roster_sync_seconds < 0 || g.roster_sync_seconds > 7 * 24 * 3600)
+  if (g.roster_sync_seconds < 0 || g.roster_sync_seconds > std::int64_t{7} * 24 * 3600)
     return Bad(path, "[groupd] roster_sync_seconds must be 0..604800 (0: on demand only)");
 
   BL_TRY_ASSIGN(c.allow_local_group_keys, file.Bool("unsafe", "allow_local_group_keys", false));
