@@ -14,11 +14,11 @@ Table Sample() {
       {"POST", "/v1/groups", "group-create", Access::kAdmin, 3},
       {"GET", "/v1/groups/{group}", "group-show", Access::kAdmin, 4},
       {"POST", "/v1/groups/{group}/rewrap", "rewrap", Access::kMember, 5},
-      {"POST", "/v1/groups/{group}/rewrap/certificate", "rewrap-certificate",
-       Access::kCertificate, 6},
+      {"POST", "/v1/groups/{group}/rewrap/certificate", "rewrap-certificate", Access::kCertificate,
+       6},
       {"DELETE", "/v1/groups/{group}/members/{member}", "member-remove", Access::kAdmin, 7},
-      {"PUT", "/v1/groups/{group}/members/{member}/certificate", "member-set-cert",
-       Access::kAdmin, 8},
+      {"PUT", "/v1/groups/{group}/members/{member}/certificate", "member-set-cert", Access::kAdmin,
+       8},
   });
 }
 
