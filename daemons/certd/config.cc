@@ -23,6 +23,7 @@ Result<Config> LoadConfig(const std::string& path) {
     return MakeError("bad-config",
                      path + ": [certificates] crl_next_update_seconds must be at least 60");
   }
+  BL_TRY(file.CheckKnownKeys());
   return c;
 }
 

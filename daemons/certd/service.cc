@@ -8,6 +8,7 @@
 #include "api/json_fields.h"
 #include "api/member_auth.h"
 #include "api/membership.h"
+#include "api/route_table.h"
 #include "blindlist/base64.h"
 #include "blindlist/error_codes.h"
 #include "crypto/x509.h"
@@ -62,17 +63,7 @@ constexpr std::array<api::JsonField, 4> kIssueFields = {{
     {"key_type", api::JsonType::kString},
 }};
 
-std::vector<std::string> SplitPath(std::string_view path) {
-  std::vector<std::string> parts;
-  while (!path.empty()) {
-    auto slash = path.find('/');
-    std::string_view part = path.substr(0, slash);
-    if (!part.empty()) parts.emplace_back(part);
-    if (slash == std::string_view::npos) break;
-    path.remove_prefix(slash + 1);
-  }
-  return parts;
-}
+using api::SplitPath;
 
 // A 429: counted, and audited in aggregate, so a flood of them writes nothing per request.
 HttpResponse RateLimited(CertService::Call& call, int retry, std::string_view bucket) {
@@ -150,28 +141,73 @@ HttpResponse CertService::Handle(const HttpRequest& req) {
   return resp;
 }
 
-HttpResponse CertService::Route(const HttpRequest& req, Call& call) {
-  std::vector<std::string> parts = SplitPath(req.path);
-  if (parts.size() == 1 && parts[0] == "healthz") {
-    call.audit = false;
-    call.operation = "healthz";
-    if (!store_->SchemaVersion().ok())
+// The route table's handlers.
+struct CertService::Handlers {
+  static HttpResponse Healthz(CertService& s, const HttpRequest& /*req*/, Call& call,
+                              const std::vector<std::string>& /*params*/) {
+    if (!s.store_->SchemaVersion().ok())
       return Fail(call, 503, errc::kStoreUnavailable, "the store is unavailable");
-    return HttpResponse::Json(200, json{{"status", "ok"}, {"store", store_->BackendName()}}.dump());
+    return HttpResponse::Json(200,
+                              json{{"status", "ok"}, {"store", s.store_->BackendName()}}.dump());
   }
-  if (parts.size() == 1 && parts[0] == "metrics") {
-    call.audit = false;
-    call.operation = "metrics";
+
+  static HttpResponse Metrics(CertService& s, const HttpRequest& /*req*/, Call& /*call*/,
+                              const std::vector<std::string>& /*params*/) {
     HttpResponse r;
     r.content_type = "text/plain; version=0.0.4";
-    r.body = metrics.Render();
+    r.body = s.metrics.Render();
     return r;
+  }
+
+  static HttpResponse Crl(CertService& s, const HttpRequest& /*req*/, Call& call,
+                          const std::vector<std::string>& /*params*/) {
+    call.audit = false;  // public and frequent; nothing secret
+    return s.Crl(call);
+  }
+
+  static HttpResponse Ca(CertService& s, const HttpRequest& /*req*/, Call& call,
+                         const std::vector<std::string>& /*params*/) {
+    call.audit = false;
+    HttpResponse r;
+    r.content_type = "application/pem-certificate-chain";
+    r.body = crypto::ToPem("CERTIFICATE", s.ca_cert_.Der());
+    return r;
+  }
+
+  static HttpResponse Issue(CertService& s, const HttpRequest& req, Call& call,
+                            const std::vector<std::string>& params) {
+    return s.Issue(req, call, params[0]);
+  }
+};
+
+const api::RouteTable<CertService::RouteHandler>& CertService::Routes() {
+  using H = Handlers;
+  using api::Access;
+  static const api::RouteTable<RouteHandler> kTable({
+      {"GET", "/healthz", "healthz", Access::kInfrastructure, &H::Healthz},
+      {"GET", "/metrics", "metrics", Access::kInfrastructure, &H::Metrics},
+      {"GET", "/v1/crl", "crl", Access::kPublic, &H::Crl},
+      {"GET", "/v1/ca", "ca", Access::kPublic, &H::Ca},
+      {"POST", "/v1/groups/{group}/certificates", "issue", Access::kMember, &H::Issue},
+  });
+  return kTable;
+}
+
+HttpResponse CertService::Route(const HttpRequest& req, Call& call) {
+  const auto found = Routes().Find(req.method, req.path);
+  if (found.route != nullptr && found.route->access == api::Access::kInfrastructure) {
+    call.audit = false;
+    call.operation = std::string(found.route->operation);
+    return found.route->handler(*this, req, call, found.params);
   }
   // Rate limits (docs/api.md): the peer address's bucket first, before any credential
   // is looked up; then the caller's: the member once authenticated (Issue), else the
   // address. A made-up token buys nothing. The group named in the path goes into the
   // audit record, so a 429 shows in that group's audit.
-  if (parts.size() == 4 && parts[0] == "v1" && parts[1] == "groups") call.group = parts[2];
+  const auto* route = found.route != nullptr ? found.route : found.same_path;
+  if (route != nullptr && route->pattern.starts_with("/v1/groups/{group}")) {
+    call.group = found.params[0];
+  }
   call.address = api::AddressBucket(req.peer_address);
   call.rate_key = "ip:" + call.address;
   if (int retry = address_limiter_.Acquire("addr:" + call.address); retry > 0) {
@@ -183,30 +219,21 @@ HttpResponse CertService::Route(const HttpRequest& req, Call& call) {
   if (presents_credentials && limiter_.Exhausted("fail:" + call.address)) {
     return RateLimited(call, 1, "failures");
   }
-  if (parts.size() == 2 && parts[0] == "v1" && parts[1] == "crl" && req.method == "GET") {
-    call.audit = false;  // public and frequent; nothing secret
-    call.operation = "crl";
-    if (auto limited = Charge(call, 1)) return *limited;
-    return Crl(call);
-  }
-  if (parts.size() == 2 && parts[0] == "v1" && parts[1] == "ca" && req.method == "GET") {
+  if (route == nullptr) {
     call.audit = false;
-    call.operation = "ca";
+    call.operation = "not-found";
+    return Fail(call, 404, errc::kNotFound, "no such endpoint");
+  }
+  call.operation = std::string(route->operation);
+  if (found.route == nullptr) {
+    call.audit = route->access == api::Access::kMember;
+    return Fail(call, 405, "method-not-allowed", "use " + found.allowed);
+  }
+  // The issuing route authenticates the member itself (Issue), after finding the group.
+  if (route->access == api::Access::kPublic) {
     if (auto limited = Charge(call, 1)) return *limited;
-    HttpResponse r;
-    r.content_type = "application/pem-certificate-chain";
-    r.body = crypto::ToPem("CERTIFICATE", ca_cert_.Der());
-    return r;
   }
-  if (parts.size() == 4 && parts[0] == "v1" && parts[1] == "groups" && parts[3] == "certificates") {
-    call.operation = "issue";
-    call.group = parts[2];
-    if (req.method != "POST") return Fail(call, 405, "method-not-allowed", "use POST");
-    return Issue(req, call, parts[2]);
-  }
-  call.audit = false;
-  call.operation = "not-found";
-  return Fail(call, 404, errc::kNotFound, "no such endpoint");
+  return route->handler(*this, req, call, found.params);
 }
 
 HttpResponse CertService::Issue(const HttpRequest& req, Call& call, const std::string& group_name) {

@@ -18,6 +18,7 @@ Result<Config> LoadConfig(const std::string& path) {
   }
   if (c.group_cert_validity_days < 1)
     return MakeError("bad-config", path + ": [keys] group_certificate_days must be positive");
+  BL_TRY(file.CheckKnownKeys());
   return c;
 }
 

@@ -4,10 +4,12 @@
 #include <chrono>
 #include <ctime>
 #include <nlohmann/json.hpp>
+#include <variant>
 
 #include "api/json_fields.h"
 #include "api/member_auth.h"
 #include "api/membership.h"
+#include "api/route_table.h"
 #include "blindlist/base64.h"
 #include "blindlist/error_codes.h"
 #include "crypto/blind.h"
@@ -78,17 +80,7 @@ HttpResponse RateLimited(GroupService::Call& call, int retry, std::string_view b
   return r;
 }
 
-std::vector<std::string> SplitPath(std::string_view path) {
-  std::vector<std::string> parts;
-  while (!path.empty()) {
-    auto slash = path.find('/');
-    std::string_view part = path.substr(0, slash);
-    if (!part.empty()) parts.emplace_back(part);
-    if (slash == std::string_view::npos) break;
-    path.remove_prefix(slash + 1);
-  }
-  return parts;
-}
+using api::SplitPath;
 
 bool ValidAddress(std::string_view a) {
   if (a.empty() || a.size() > 254) return false;
@@ -316,81 +308,6 @@ std::optional<HttpResponse> GroupService::Charge(Call& call, double cost) {
   int retry = limiter_.Acquire(call.rate_key, cost);
   if (retry == 0) return std::nullopt;
   return RateLimited(call, retry, "caller");
-}
-
-HttpResponse GroupService::Route(const HttpRequest& req, Call& call) {
-  std::vector<std::string> parts = SplitPath(req.path);
-  if (parts.size() == 1 && parts[0] == "healthz") {
-    call.audit = false;
-    call.operation = "healthz";
-    auto version = store_->SchemaVersion();
-    if (!version.ok()) return Fail(call, 503, errc::kStoreUnavailable, "the store is unavailable");
-    return Ok(200, {{"status", "ok"}, {"store", store_->BackendName()}});
-  }
-  if (parts.size() == 1 && parts[0] == "metrics") {
-    call.audit = false;
-    call.operation = "metrics";
-    HttpResponse r;
-    r.content_type = "text/plain; version=0.0.4";
-    r.body = metrics.Render();
-    return r;
-  }
-  if (parts.size() < 2 || parts[0] != "v1" || parts[1] != "groups") {
-    call.audit = false;
-    call.operation = "not-found";
-    return Fail(call, 404, errc::kNotFound, "no such endpoint");
-  }
-
-  // Rate limits (docs/api.md): first the peer address's bucket, one unit, before any
-  // credential is looked up, so bogus credentials cannot make us search the store
-  // without limit; then the caller's bucket, by the cost of the work, once a
-  // credential is verified (or at once, charged to the address, where none is checked).
-  // The group named in the path goes into the audit record, so a 429 shows in that group's audit.
-  if (parts.size() >= 3) call.group = parts[2];
-  call.address = api::AddressBucket(req.peer_address);
-  call.rate_key = "ip:" + call.address;
-  if (int retry = address_limiter_.Acquire("addr:" + call.address); retry > 0) {
-    return RateLimited(call, retry, "address");
-  }
-  // An address that keeps failing to authenticate pauses before its next credentials are tried.
-  bool presents_credentials = !BearerToken(req).empty() || !req.peer_certificate_der.empty();
-  if (presents_credentials && limiter_.Exhausted("fail:" + call.address)) {
-    return RateLimited(call, 1, "failures");
-  }
-
-  if (parts.size() == 4 && parts[3] == "certificate" && req.method == "GET") {
-    call.operation = "certificate";
-    if (auto limited = Charge(call, 1)) return *limited;
-    return PublicCertificate(call, parts[2]);
-  }
-  static const std::vector<std::pair<std::vector<std::string>, std::string>> kOperations = {
-      {{"unwrap"}, "unwrap"},
-      {{"rewrap"}, "rewrap"},
-      {{"rewrap", "certificate"}, "rewrap-certificate"},
-      {{"rewrap", "secret"}, "rewrap-secret"},
-      {{"rewrap", "exploder"}, "rewrap-exploder"},
-      {{"blind"}, "blind"},
-      {{"bulk"}, "bulk"},
-      {{"secrets"}, "secrets"},
-  };
-  if (parts.size() >= 4) {
-    std::vector<std::string> tail(parts.begin() + 3, parts.end());
-    for (const auto& [path, op] : kOperations) {
-      if (tail != path) continue;
-      call.operation = op;
-      call.group = parts[2];
-      bool is_get = op == "secrets";
-      if (req.method != (is_get ? "GET" : "POST"))
-        return Fail(call, 405, "method-not-allowed", "use " + std::string(is_get ? "GET" : "POST"));
-      auto found = store_->FindGroup(call.group);
-      if (!found.ok()) return StoreDown(call, found.error());
-      if (!*found) return Fail(call, 404, "unknown-group", "no such group");
-      if (op == "bulk") return Bulk(req, call, **found);
-      if (op == "secrets") return Secrets(req, call, **found);
-      return Operation(req, call, **found, op);
-    }
-  }
-  return Admin(req, call, parts);
 }
 
 namespace {
@@ -815,12 +732,15 @@ HttpResponse GroupService::PublicCertificate(Call& call, const std::string& grou
 
 // ---- administration ----
 
-HttpResponse GroupService::Admin(const HttpRequest& req, Call& call,
-                                 const std::vector<std::string>& parts) {
-  // parts: v1 groups [GROUP [what [...]]]
-  call.operation = "admin";
-  if (parts.size() >= 3) call.group = parts[2];
-  // Authenticate: an admin token, or an admin client certificate listed in the config.
+// What a route found in its path: the group (looked up before the handler runs, for every
+// route with one) and the path parameters after it, in order.
+struct GroupService::Target {
+  const store::Group* group = nullptr;
+  std::vector<std::string> params;
+};
+
+// An admin token, or an admin client certificate listed in the config; then the caller's charge.
+std::optional<HttpResponse> GroupService::AuthenticateAdmin(const HttpRequest& req, Call& call) {
   std::string token = BearerToken(req);
   if (!token.empty()) {
     auto admin = store_->FindAdminToken(TokenHash(token));
@@ -842,33 +762,96 @@ HttpResponse GroupService::Admin(const HttpRequest& req, Call& call,
     return Fail(call, 401, "unauthenticated",
                 "administration needs a bearer token or a client certificate");
   }
-  if (auto limited = Charge(call, 1)) return *limited;
+  return Charge(call, 1);
+}
 
-  if (parts.size() == 2) {
-    if (req.method == "POST") return CreateGroup(req, call);
-    if (req.method == "GET") {
-      call.operation = "group-list";
-      auto groups = store_->ListGroups();
-      if (!groups.ok()) return StoreDown(call, groups.error());
-      json out = json::array();
-      for (const auto& g : *groups) out.push_back({{"name", g.name}, {"created_at", g.created_at}});
-      return Ok(200, {{"groups", out}});
-    }
-    return Fail(call, 405, "method-not-allowed", "use GET or POST");
+// The route table's handlers: one per endpoint, each with the group its route looked up.
+struct GroupService::Handlers {
+  static HttpResponse Healthz(GroupService& s, const HttpRequest& /*req*/, Call& call,
+                              const Target& /*t*/) {
+    auto version = s.store_->SchemaVersion();
+    if (!version.ok()) return Fail(call, 503, errc::kStoreUnavailable, "the store is unavailable");
+    return Ok(200, {{"status", "ok"}, {"store", s.store_->BackendName()}});
   }
-  auto found = store_->FindGroup(parts[2]);
-  if (!found.ok()) return StoreDown(call, found.error());
-  if (!*found) return Fail(call, 404, "unknown-group", "no such group");
-  const store::Group& group = **found;
-  std::string what = parts.size() >= 4 ? parts[3] : "";
 
-  HttpResponse error;
-  if (what.empty() && req.method == "GET") {
-    call.operation = "group-show";
-    auto keys = store_->ListGroupKeys(group.id);
-    auto secrets = store_->ListGroupSecrets(group.id);
-    auto members = store_->ListMembers(group.id);
-    auto exploder = store_->FindExploder(group.id);
+  static HttpResponse Metrics(GroupService& s, const HttpRequest& /*req*/, Call& /*call*/,
+                              const Target& /*t*/) {
+    HttpResponse r;
+    r.content_type = "text/plain; version=0.0.4";
+    r.body = s.metrics.Render();
+    return r;
+  }
+
+  static HttpResponse Certificate(GroupService& s, const HttpRequest& /*req*/, Call& call,
+                                  const Target& t) {
+    return s.PublicCertificate(call, t.params[0]);
+  }
+
+  static HttpResponse Operation(GroupService& s, const HttpRequest& req, Call& call,
+                                const Target& t) {
+    return s.Operation(req, call, *t.group, call.operation);
+  }
+
+  static HttpResponse Bulk(GroupService& s, const HttpRequest& req, Call& call, const Target& t) {
+    return s.Bulk(req, call, *t.group);
+  }
+
+  static HttpResponse Secrets(GroupService& s, const HttpRequest& req, Call& call,
+                              const Target& t) {
+    return s.Secrets(req, call, *t.group);
+  }
+
+  // The addresses of the group's current members, for its registered exploder (listd's roster
+  // sync): nothing else about them (no certificate, no token state).
+  static HttpResponse Roster(GroupService& s, const HttpRequest& req, Call& call, const Target& t) {
+    if (auto refusal = AuthenticateExploder(*s.store_, req, call, *t.group)) return *refusal;
+    if (auto limited = s.Charge(call, 1)) return *limited;
+    auto members = s.store_->ListMembers(t.group->id);
+    if (!members.ok()) return StoreDown(call, members.error());
+    json out = json::array();
+    for (const auto& m : *members) out.push_back(m.address);
+    call.reason = "members:" + std::to_string(members->size());
+    return Ok(200, {{"group", t.group->name}, {"members", out}});
+  }
+
+  static HttpResponse CreateGroup(GroupService& s, const HttpRequest& req, Call& call,
+                                  const Target& /*t*/) {
+    return s.CreateGroup(req, call);
+  }
+
+  // Each group with its current key (type and version) and its member count.
+  static HttpResponse GroupList(GroupService& s, const HttpRequest& /*req*/, Call& call,
+                                const Target& /*t*/) {
+    auto groups = s.store_->ListGroups();
+    if (!groups.ok()) return StoreDown(call, groups.error());
+    json out = json::array();
+    for (const auto& g : *groups) {
+      auto keys = s.store_->ListGroupKeys(g.id);
+      if (!keys.ok()) return StoreDown(call, keys.error());
+      auto members = s.store_->ListMembers(g.id);
+      if (!members.ok()) return StoreDown(call, members.error());
+      json jg = {{"name", g.name},
+                 {"created_at", g.created_at},
+                 {"key_type", nullptr},
+                 {"key_version", nullptr},
+                 {"members", members->size()}};
+      for (const auto& k : *keys) {
+        if (k.state != store::KeyState::kActive) continue;
+        jg["key_type"] = k.key_type;
+        jg["key_version"] = k.version;
+      }
+      out.push_back(std::move(jg));
+    }
+    return Ok(200, {{"groups", out}});
+  }
+
+  static HttpResponse GroupShow(GroupService& s, const HttpRequest& /*req*/, Call& call,
+                                const Target& t) {
+    const store::Group& group = *t.group;
+    auto keys = s.store_->ListGroupKeys(group.id);
+    auto secrets = s.store_->ListGroupSecrets(group.id);
+    auto members = s.store_->ListMembers(group.id);
+    auto exploder = s.store_->FindExploder(group.id);
     if (!keys.ok() || !secrets.ok() || !members.ok() || !exploder.ok()) {
       return StoreDown(call, MakeError("store", "group show"));
     }
@@ -890,8 +873,8 @@ HttpResponse GroupService::Admin(const HttpRequest& req, Call& call,
       jkeys.push_back(jk);
     }
     json jsecrets = json::array();
-    for (const auto& s : *secrets)
-      jsecrets.push_back({{"version", s.version}, {"key_id", ToHex(s.key_id)}});
+    for (const auto& v : *secrets)
+      jsecrets.push_back({{"version", v.version}, {"key_id", ToHex(v.key_id)}});
     return Ok(200, {{"name", group.name},
                     {"created_at", group.created_at},
                     {"keys", jkeys},
@@ -899,67 +882,90 @@ HttpResponse GroupService::Admin(const HttpRequest& req, Call& call,
                     {"members", members->size()},
                     {"exploder", *exploder ? json((*exploder)->cert_fingerprint) : json(nullptr)}});
   }
-  if (what == "rotate" && req.method == "POST") {
+
+  static HttpResponse Rotate(GroupService& s, const HttpRequest& req, Call& call, const Target& t) {
+    const store::Group& group = *t.group;
+    HttpResponse error;
     auto body = ParseBody(req, call, error);
     if (!body) return error;
     std::string kind = StringField(*body, "what").value_or("key");
     if (kind == "secret") {
       call.operation = "rotate-secret";
-      return NewSecretVersion(call, group);
+      return s.NewSecretVersion(call, group);
     }
     if (kind != "key")
       return Fail(call, 400, errc::kMalformedRequest, "\"what\" must be \"key\" or \"secret\"");
     call.operation = "rotate-key";
-    auto keys = store_->ListGroupKeys(group.id);
+    auto keys = s.store_->ListGroupKeys(group.id);
     if (!keys.ok()) return StoreDown(call, keys.error());
     std::string key_type =
         StringField(*body, "key_type").value_or(keys->empty() ? "rsa3072" : keys->back().key_type);
     bool csr = body->value("csr", false);
-    return NewKeyVersion(call, group, key_type, csr);  // retires the older versions with it
+    return s.NewKeyVersion(call, group, key_type, csr);  // retires the older versions with it
   }
-  if (what == "keys" && parts.size() == 6 && req.method == "POST") {
+
+  // The key version named in the path ("keys/{version}/..."): its row, or the refusal.
+  static std::variant<const store::GroupKey*, HttpResponse> KeyVersion(
+      const std::vector<store::GroupKey>& keys, Call& call, const std::string& text) {
     int version = 0;
     try {
-      version = std::stoi(parts[4]);
+      version = std::stoi(text);
     } catch (const std::exception&) {
       return Fail(call, 400, errc::kMalformedRequest, "bad key version");
     }
     call.key_version = version;
-    auto keys = store_->ListGroupKeys(group.id);
-    if (!keys.ok()) return StoreDown(call, keys.error());
     const store::GroupKey* row = nullptr;
-    for (const auto& k : *keys) row = k.version == version ? &k : row;
+    for (const auto& k : keys) row = k.version == version ? &k : row;
     if (row == nullptr) return Fail(call, 404, "unknown-version", "no such key version");
-    if (parts[5] == "destroy") {
-      call.operation = "key-destroy";
-      if (row->state == store::KeyState::kActive) {
-        return Fail(call, 409, "key-active", "rotate before destroying the current key");
-      }
-      Status st = store_->DestroyGroupKey(group.id, version);
-      if (!st.ok()) return StoreDown(call, st.error());
-      ring_->Forget(group.id, version);  // out of this node's memory now; others prune on read
-      return Ok(200, {{"destroyed", version}});
-    }
-    if (parts[5] == "certificate") {
-      call.operation = "key-certificate";
-      auto body = ParseBody(req, call, error);
-      if (!body) return error;
-      auto pem = StringField(*body, "certificate");
-      if (!pem) return Fail(call, 400, errc::kMalformedRequest, "missing \"certificate\" (PEM)");
-      auto cert = crypto::Certificate::Load(AsBytes(*pem));
-      if (!cert.ok()) return Fail(call, 400, "malformed-certificate", cert.error().message);
-      auto key = ring_->PrivateKeyFor(group.name, *row);
-      if (!key.ok()) return Fail(call, 409, "key-destroyed", "this key version has no private key");
-      if (!cert->Matches(*key))
-        return Fail(call, 400, "wrong-certificate", "the certificate is not for this key version");
-      Status st = store_->SetGroupKeyCertificate(group.id, version, cert->Der());
-      if (!st.ok()) return StoreDown(call, st.error());
-      return Ok(200, {{"key_version", version}});
-    }
-    return Fail(call, 404, errc::kNotFound, "no such endpoint");
+    return row;
   }
-  if (what == "export" && req.method == "POST") {
-    call.operation = "export-key";
+
+  static HttpResponse KeyDestroy(GroupService& s, const HttpRequest& /*req*/, Call& call,
+                                 const Target& t) {
+    const store::Group& group = *t.group;
+    auto keys = s.store_->ListGroupKeys(group.id);
+    if (!keys.ok()) return StoreDown(call, keys.error());
+    auto found = KeyVersion(*keys, call, t.params[0]);
+    if (auto* refusal = std::get_if<HttpResponse>(&found)) return *refusal;
+    const store::GroupKey* row = std::get<const store::GroupKey*>(found);
+    int version = row->version;
+    if (row->state == store::KeyState::kActive) {
+      return Fail(call, 409, "key-active", "rotate before destroying the current key");
+    }
+    Status st = s.store_->DestroyGroupKey(group.id, version);
+    if (!st.ok()) return StoreDown(call, st.error());
+    s.ring_->Forget(group.id, version);  // out of this node's memory now; others prune on read
+    return Ok(200, {{"destroyed", version}});
+  }
+
+  static HttpResponse KeyCertificate(GroupService& s, const HttpRequest& req, Call& call,
+                                     const Target& t) {
+    const store::Group& group = *t.group;
+    auto keys = s.store_->ListGroupKeys(group.id);
+    if (!keys.ok()) return StoreDown(call, keys.error());
+    auto found = KeyVersion(*keys, call, t.params[0]);
+    if (auto* refusal = std::get_if<HttpResponse>(&found)) return *refusal;
+    const store::GroupKey* row = std::get<const store::GroupKey*>(found);
+    int version = row->version;
+    HttpResponse error;
+    auto body = ParseBody(req, call, error);
+    if (!body) return error;
+    auto pem = StringField(*body, "certificate");
+    if (!pem) return Fail(call, 400, errc::kMalformedRequest, "missing \"certificate\" (PEM)");
+    auto cert = crypto::Certificate::Load(AsBytes(*pem));
+    if (!cert.ok()) return Fail(call, 400, "malformed-certificate", cert.error().message);
+    auto key = s.ring_->PrivateKeyFor(group.name, *row);
+    if (!key.ok()) return Fail(call, 409, "key-destroyed", "this key version has no private key");
+    if (!cert->Matches(*key))
+      return Fail(call, 400, "wrong-certificate", "the certificate is not for this key version");
+    Status st = s.store_->SetGroupKeyCertificate(group.id, version, cert->Der());
+    if (!st.ok()) return StoreDown(call, st.error());
+    return Ok(200, {{"key_version", version}});
+  }
+
+  static HttpResponse Export(GroupService& s, const HttpRequest& req, Call& call, const Target& t) {
+    const store::Group& group = *t.group;
+    HttpResponse error;
     auto body = ParseBody(req, call, error);
     if (!body) return error;
     if (auto reason = StringField(*body, "reason")) call.reason = *reason;
@@ -967,7 +973,7 @@ HttpResponse GroupService::Admin(const HttpRequest& req, Call& call,
     if (!pass || pass->size() < 8)
       return Fail(call, 400, "weak-passphrase",
                   "\"passphrase\" of at least 8 characters is required");
-    auto keys = store_->ListGroupKeys(group.id);
+    auto keys = s.store_->ListGroupKeys(group.id);
     if (!keys.ok()) return StoreDown(call, keys.error());
     int version = body->value("version", 0);
     const store::GroupKey* row = nullptr;
@@ -976,83 +982,143 @@ HttpResponse GroupService::Admin(const HttpRequest& req, Call& call,
     }
     if (row == nullptr) return Fail(call, 404, "unknown-version", "no such key version");
     call.key_version = row->version;
-    auto key = ring_->PrivateKeyFor(group.name, *row);
-    auto cert = ring_->CertificateFor(*row);
+    auto key = s.ring_->PrivateKeyFor(group.name, *row);
+    auto cert = s.ring_->CertificateFor(*row);
     if (!key.ok() || !cert.ok())
       return Fail(call, 409, "not-exportable", "this key version has no key or certificate");
     auto p12 = crypto::ExportPkcs12(*key, *cert, group.name, *pass);
     if (!p12.ok()) return Fail(call, 500, errc::kInternal, "PKCS#12 export failed");
     return Ok(200, {{"key_version", row->version}, {"pkcs12", Base64Encode(*p12)}});
   }
-  if (what == "members") {
-    if (parts.size() == 4 && req.method == "POST") {
-      call.operation = "member-add";
-      auto body = ParseBody(req, call, error);
-      if (!body) return error;
-      store::Member m;
-      m.group_id = group.id;
-      m.address = StringField(*body, "address").value_or("");
-      if (!ValidAddress(m.address))
-        return Fail(call, 400, "bad-address", "\"address\" must be an email address");
-      if (auto pem = StringField(*body, "certificate")) {
-        auto cert = crypto::Certificate::Load(AsBytes(*pem));
-        if (!cert.ok()) return Fail(call, 400, "malformed-certificate", cert.error().message);
-        m.certificate_der = cert->Der();
-        m.cert_fingerprint = Fingerprint(m.certificate_der);
-      }
-      std::string member_token;
-      if (body->value("token", false)) {
-        member_token = NewToken();
-        m.token_hash = TokenHash(member_token);
-      }
-      m.created_at = Now();
-      Status st = store_->AddMember(m);
-      if (!st.ok() && st.error().code == errc::kExists)
-        return Fail(call, 409, errc::kExists, "already a member");
-      if (!st.ok()) return StoreDown(call, st.error());
-      json out = {{"address", m.address}, {"certificate_fingerprint", m.cert_fingerprint}};
-      if (!member_token.empty()) out["token"] = member_token;  // shown once; only its hash is kept
-      return Ok(201, out);
+
+  static HttpResponse MemberAdd(GroupService& s, const HttpRequest& req, Call& call,
+                                const Target& t) {
+    HttpResponse error;
+    auto body = ParseBody(req, call, error);
+    if (!body) return error;
+    store::Member m;
+    m.group_id = t.group->id;
+    m.address = StringField(*body, "address").value_or("");
+    if (!ValidAddress(m.address))
+      return Fail(call, 400, "bad-address", "\"address\" must be an email address");
+    if (auto pem = StringField(*body, "certificate")) {
+      auto cert = crypto::Certificate::Load(AsBytes(*pem));
+      if (!cert.ok()) return Fail(call, 400, "malformed-certificate", cert.error().message);
+      m.certificate_der = cert->Der();
+      m.cert_fingerprint = Fingerprint(m.certificate_der);
     }
-    if (parts.size() == 4 && req.method == "GET") {
-      call.operation = "member-list";
-      auto members = store_->ListMembers(group.id);
-      if (!members.ok()) return StoreDown(call, members.error());
-      json out = json::array();
-      for (const auto& m : *members) {
-        out.push_back({{"address", m.address},
-                       {"certificate_fingerprint", m.cert_fingerprint},
-                       {"has_token", !m.token_hash.empty()},
-                       {"created_at", m.created_at}});
-      }
-      return Ok(200, {{"members", out}});
+    std::string member_token;
+    if (body->value("token", false)) {
+      member_token = NewToken();
+      m.token_hash = TokenHash(member_token);
     }
-    if (parts.size() == 5 && req.method == "DELETE") {
-      call.operation = "member-remove";
-      Status st = store_->RemoveMember(group.id, parts[4]);
-      if (!st.ok() && st.error().code == errc::kNotFound)
-        return Fail(call, 404, errc::kNotAMember, "no such member");
-      if (!st.ok()) return StoreDown(call, st.error());
-      return Ok(200, {{"removed", parts[4]}});
-    }
+    m.created_at = Now();
+    Status st = s.store_->AddMember(m);
+    if (!st.ok() && st.error().code == "exists")
+      return Fail(call, 409, "exists", "already a member");
+    if (!st.ok()) return StoreDown(call, st.error());
+    json out = {{"address", m.address}, {"certificate_fingerprint", m.cert_fingerprint}};
+    if (!member_token.empty()) out["token"] = member_token;  // shown once; only its hash is kept
+    return Ok(201, out);
   }
-  if (what == "exploder" && parts.size() == 4 && req.method == "PUT") {
-    call.operation = "exploder-set";
+
+  static HttpResponse MemberList(GroupService& s, const HttpRequest& /*req*/, Call& call,
+                                 const Target& t) {
+    auto members = s.store_->ListMembers(t.group->id);
+    if (!members.ok()) return StoreDown(call, members.error());
+    json out = json::array();
+    for (const auto& m : *members) {
+      out.push_back({{"address", m.address},
+                     {"certificate_fingerprint", m.cert_fingerprint},
+                     {"has_token", !m.token_hash.empty()},
+                     {"created_at", m.created_at}});
+    }
+    return Ok(200, {{"members", out}});
+  }
+
+  static HttpResponse MemberRemove(GroupService& s, const HttpRequest& /*req*/, Call& call,
+                                   const Target& t) {
+    const std::string& address = t.params[0];
+    Status st = s.store_->RemoveMember(t.group->id, address);
+    if (!st.ok() && st.error().code == errc::kNotFound)
+      return Fail(call, 404, "not-a-member", "no such member");
+    if (!st.ok()) return StoreDown(call, st.error());
+    return Ok(200, {{"removed", address}});
+  }
+
+  // A renewed S/MIME certificate for a member: the roster entry, its token and its
+  // membership certificates (path G) stay as they are.
+  static HttpResponse MemberSetCertificate(GroupService& s, const HttpRequest& req, Call& call,
+                                           const Target& t) {
+    const std::string& address = t.params[0];
+    HttpResponse error;
     auto body = ParseBody(req, call, error);
     if (!body) return error;
     auto pem = StringField(*body, "certificate");
     if (!pem) return Fail(call, 400, errc::kMalformedRequest, "missing \"certificate\" (PEM)");
     auto cert = crypto::Certificate::Load(AsBytes(*pem));
     if (!cert.ok()) return Fail(call, 400, "malformed-certificate", cert.error().message);
-    store::Exploder ex{group.id, cert->Der(), Fingerprint(cert->Der())};
-    Status st = store_->SetExploder(ex);
+    const std::string fp = Fingerprint(cert->Der());
+    Status st = s.store_->SetMemberCertificate(t.group->id, address, cert->Der(), fp);
+    if (!st.ok() && st.error().code == errc::kNotFound)
+      return Fail(call, 404, "not-a-member", "no such member");
+    if (!st.ok()) return StoreDown(call, st.error());
+    call.reason = "cert-sha256:" + fp.substr(0, 16);
+    return Ok(200, {{"address", address}, {"certificate_fingerprint", fp}});
+  }
+
+  // A new bearer token for a member; the old one fails from the next request on.
+  static HttpResponse MemberNewToken(GroupService& s, const HttpRequest& /*req*/, Call& call,
+                                     const Target& t) {
+    const std::string& address = t.params[0];
+    const std::string member_token = NewToken();
+    Status st = s.store_->SetMemberTokenHash(t.group->id, address, TokenHash(member_token));
+    if (!st.ok() && st.error().code == errc::kNotFound)
+      return Fail(call, 404, "not-a-member", "no such member");
+    if (!st.ok()) return StoreDown(call, st.error());
+    return Ok(200, {{"address", address}, {"token", member_token}});  // shown once
+  }
+
+  static HttpResponse ExploderSet(GroupService& s, const HttpRequest& req, Call& call,
+                                  const Target& t) {
+    HttpResponse error;
+    auto body = ParseBody(req, call, error);
+    if (!body) return error;
+    auto pem = StringField(*body, "certificate");
+    if (!pem) return Fail(call, 400, errc::kMalformedRequest, "missing \"certificate\" (PEM)");
+    auto cert = crypto::Certificate::Load(AsBytes(*pem));
+    if (!cert.ok()) return Fail(call, 400, "malformed-certificate", cert.error().message);
+    store::Exploder ex{t.group->id, cert->Der(), Fingerprint(cert->Der())};
+    Status st = s.store_->SetExploder(ex);
     if (!st.ok()) return StoreDown(call, st.error());
     return Ok(200, {{"exploder", ex.cert_fingerprint}});
   }
-  if (what == "audit" && parts.size() == 4 && req.method == "GET")
-    return AuditLog(req, call, group);
-  return Fail(call, 404, errc::kNotFound, "no such endpoint");
-}
+
+  static HttpResponse Audit(GroupService& s, const HttpRequest& req, Call& call, const Target& t) {
+    return s.AuditLog(req, call, *t.group);
+  }
+
+  // POST /v1/audit/prune {"before": T}: deletes every group's records older than T (Unix
+  // seconds). Its own record is written after the deletion, so it is never pruned by itself.
+  static HttpResponse AuditPrune(GroupService& s, const HttpRequest& req, Call& call,
+                                 const Target& /*t*/) {
+    HttpResponse error;
+    auto body = ParseBody(req, call, error);
+    if (!body) return error;
+    auto before = body->find("before");
+    constexpr std::int64_t kMaxTime = std::int64_t{1} << 40;
+    if (before == body->end() || !before->is_number_integer() || before->get<std::int64_t>() < 1 ||
+        before->get<std::int64_t>() > kMaxTime) {
+      return Fail(call, 400, errc::kMalformedRequest, "\"before\" must be a time in Unix seconds");
+    }
+    const std::int64_t t = before->get<std::int64_t>();
+    if (t > Now()) return Fail(call, 400, errc::kMalformedRequest, "\"before\" is in the future");
+    auto pruned = s.store_->PruneAudit(t);
+    if (!pruned.ok()) return StoreDown(call, pruned.error());
+    call.reason = "before:" + std::to_string(t) + " pruned:" + std::to_string(*pruned);
+    return Ok(200, {{"pruned", *pruned}, {"before", t}});
+  }
+};
 
 // GET /v1/groups/G/audit: newest first, paged backwards by record id or windowed by time.
 HttpResponse GroupService::AuditLog(const HttpRequest& req, Call& call, const store::Group& group) {
@@ -1224,6 +1290,116 @@ HttpResponse GroupService::NewSecretVersion(Call& call, const store::Group& grou
   auto version = store_->AddGroupSecret(row);
   if (!version.ok()) return StoreDown(call, version.error());
   return Ok(201, {{"secret_version", *version}});
+}
+
+// ---- routing ----
+
+namespace {
+
+using Access = api::Access;
+
+}  // namespace
+
+// Every endpoint (docs/api.md). Who may call decides what Route() does before the handler:
+// kAdmin routes authenticate the administrator first; the reading operations find the group
+// first, and their handlers authenticate the member, exploder or certificate.
+const api::RouteTable<GroupService::RouteHandler>& GroupService::Routes() {
+  using H = Handlers;
+  static const api::RouteTable<RouteHandler> kTable({
+      {"GET", "/healthz", "healthz", Access::kInfrastructure, &H::Healthz},
+      {"GET", "/metrics", "metrics", Access::kInfrastructure, &H::Metrics},
+      {"GET", "/v1/groups/{group}/certificate", "certificate", Access::kPublic, &H::Certificate},
+      {"POST", "/v1/groups/{group}/unwrap", "unwrap", Access::kMember, &H::Operation},
+      {"POST", "/v1/groups/{group}/rewrap", "rewrap", Access::kMember, &H::Operation},
+      {"POST", "/v1/groups/{group}/rewrap/certificate", "rewrap-certificate", Access::kCertificate,
+       &H::Operation},
+      {"POST", "/v1/groups/{group}/rewrap/secret", "rewrap-secret", Access::kMember, &H::Operation},
+      {"POST", "/v1/groups/{group}/rewrap/exploder", "rewrap-exploder", Access::kExploder,
+       &H::Operation},
+      {"POST", "/v1/groups/{group}/blind", "blind", Access::kMember, &H::Operation},
+      {"POST", "/v1/groups/{group}/bulk", "bulk", Access::kMember, &H::Bulk},
+      {"GET", "/v1/groups/{group}/secrets", "secrets", Access::kMember, &H::Secrets},
+      {"GET", "/v1/groups/{group}/roster", "roster", Access::kExploder, &H::Roster},
+      {"GET", "/v1/groups", "group-list", Access::kAdmin, &H::GroupList},
+      {"POST", "/v1/groups", "group-create", Access::kAdmin, &H::CreateGroup},
+      {"GET", "/v1/groups/{group}", "group-show", Access::kAdmin, &H::GroupShow},
+      {"POST", "/v1/groups/{group}/rotate", "rotate-key", Access::kAdmin, &H::Rotate},
+      {"POST", "/v1/groups/{group}/keys/{version}/destroy", "key-destroy", Access::kAdmin,
+       &H::KeyDestroy},
+      {"POST", "/v1/groups/{group}/keys/{version}/certificate", "key-certificate", Access::kAdmin,
+       &H::KeyCertificate},
+      {"POST", "/v1/groups/{group}/export", "export-key", Access::kAdmin, &H::Export},
+      {"GET", "/v1/groups/{group}/members", "member-list", Access::kAdmin, &H::MemberList},
+      {"POST", "/v1/groups/{group}/members", "member-add", Access::kAdmin, &H::MemberAdd},
+      {"DELETE", "/v1/groups/{group}/members/{member}", "member-remove", Access::kAdmin,
+       &H::MemberRemove},
+      {"PUT", "/v1/groups/{group}/members/{member}/certificate", "member-set-cert", Access::kAdmin,
+       &H::MemberSetCertificate},
+      {"POST", "/v1/groups/{group}/members/{member}/token", "member-new-token", Access::kAdmin,
+       &H::MemberNewToken},
+      {"PUT", "/v1/groups/{group}/exploder", "exploder-set", Access::kAdmin, &H::ExploderSet},
+      {"GET", "/v1/groups/{group}/audit", "audit", Access::kAdmin, &H::Audit},
+      {"POST", "/v1/audit/prune", "audit-prune", Access::kAdmin, &H::AuditPrune},
+  });
+  return kTable;
+}
+
+HttpResponse GroupService::Route(const HttpRequest& req, Call& call) {
+  const auto found = Routes().Find(req.method, req.path);
+  Target target;
+  if (found.route != nullptr && found.route->access == Access::kInfrastructure) {
+    call.audit = false;
+    call.operation = std::string(found.route->operation);
+    return found.route->handler(*this, req, call, target);
+  }
+  const auto* route = found.route != nullptr ? found.route : found.same_path;
+  if (route == nullptr) {
+    call.audit = false;
+    call.operation = "not-found";
+    return Fail(call, 404, errc::kNotFound, "no such endpoint");
+  }
+  call.audit = route->access != Access::kInfrastructure;
+
+  // Rate limits (docs/api.md): first the peer address's bucket, one unit, before any
+  // credential is looked up, so bogus credentials cannot make us search the store
+  // without limit; then the caller's bucket, by the cost of the work, once a
+  // credential is verified (or at once, charged to the address, where none is checked).
+  // The group named in the path goes into the audit record, so a 429 shows in that group's audit.
+  const bool has_group = route->pattern.starts_with("/v1/groups/{group}");
+  if (has_group) call.group = found.params[0];
+  call.address = api::AddressBucket(req.peer_address);
+  call.rate_key = "ip:" + call.address;
+  if (int retry = address_limiter_.Acquire("addr:" + call.address); retry > 0) {
+    return RateLimited(call, retry, "address");
+  }
+  // An address that keeps failing to authenticate pauses before its next credentials are tried.
+  bool presents_credentials = !BearerToken(req).empty() || !req.peer_certificate_der.empty();
+  if (presents_credentials && limiter_.Exhausted("fail:" + call.address)) {
+    return RateLimited(call, 1, "failures");
+  }
+  call.operation = std::string(route->operation);
+  if (found.route == nullptr) return Fail(call, 405, "method-not-allowed", "use " + found.allowed);
+  target.params = found.params;
+  if (route->access == Access::kPublic) {
+    if (auto limited = Charge(call, 1)) return *limited;
+    return route->handler(*this, req, call, target);
+  }
+  if (route->access == Access::kAdmin) {
+    // Refusals of administrators are audited as "admin", whatever they asked for.
+    call.operation = "admin";
+    if (auto refusal = AuthenticateAdmin(req, call)) return *refusal;
+    call.operation = std::string(route->operation);
+  }
+  std::optional<store::Group> group;
+  if (has_group) {
+    auto looked_up = store_->FindGroup(call.group);
+    if (!looked_up.ok()) return StoreDown(call, looked_up.error());
+    if (!*looked_up) return Fail(call, 404, "unknown-group", "no such group");
+    group = std::move(**looked_up);
+    target.group = &*group;
+    target.params.erase(target.params.begin());
+  }
+  return route->handler(*this, req, call, target);
 }
 
 }  // namespace blindlist::groupd

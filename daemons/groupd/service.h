@@ -16,6 +16,7 @@
 
 #include "api/audit_tally.h"
 #include "api/rate_limiter.h"
+#include "api/route_table.h"
 #include "audit_writer.h"
 #include "config.h"
 #include "crypto/keys.h"
@@ -57,7 +58,14 @@ class GroupService {
   }
   store::Store& store() { return *store_; }
 
-  struct Call;  // one request in flight: who, what, for the audit
+  struct Call;    // one request in flight: who, what, for the audit
+  struct Target;  // what a route found in its path: the group, the other parameters
+
+ private:
+  struct Handlers;  // one per endpoint, in the route table (service.cc)
+  using RouteHandler = net::HttpResponse (*)(GroupService&, const net::HttpRequest&, Call&,
+                                             const Target&);
+  static const api::RouteTable<RouteHandler>& Routes();
 
  private:
   net::HttpResponse Route(const net::HttpRequest& req, Call& call);
@@ -78,8 +86,7 @@ class GroupService {
   net::HttpResponse Secrets(const net::HttpRequest& req, Call& call, const store::Group& group);
   net::HttpResponse PublicCertificate(Call& call, const std::string& group_name);
   // Administration
-  net::HttpResponse Admin(const net::HttpRequest& req, Call& call,
-                          const std::vector<std::string>& parts);
+  std::optional<net::HttpResponse> AuthenticateAdmin(const net::HttpRequest& req, Call& call);
   net::HttpResponse CreateGroup(const net::HttpRequest& req, Call& call);
   net::HttpResponse AuditLog(const net::HttpRequest& req, Call& call, const store::Group& group);
   // A rotation: the next key version, stored with the older ones retired in one transaction.

@@ -136,11 +136,16 @@ Result<Config> LoadConfig(const std::string& path) {
   BL_TRY_ASSIGN(g.ca, file.String("groupd", "ca", ""));
   if (g.client_certificate.empty() != g.client_key.empty())
     return Bad(path, "[groupd] client_certificate and client_key go together");
+  BL_TRY_ASSIGN(g.roster_sync_seconds,
+                file.Int("groupd", "roster_sync_seconds", g.roster_sync_seconds));
+  if (g.roster_sync_seconds < 0 || g.roster_sync_seconds > std::int64_t{7} * 24 * 3600)
+    return Bad(path, "[groupd] roster_sync_seconds must be 0..604800 (0: on demand only)");
 
   BL_TRY_ASSIGN(c.allow_local_group_keys, file.Bool("unsafe", "allow_local_group_keys", false));
   BL_TRY_ASSIGN(c.group_keys_dir, file.String("unsafe", "group_keys_directory", ""));
   if (c.allow_local_group_keys && c.group_keys_dir.empty())
     return Bad(path, "[unsafe] allow_local_group_keys needs group_keys_directory");
+  BL_TRY(file.CheckKnownKeys());
   return c;
 }
 

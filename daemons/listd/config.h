@@ -30,6 +30,8 @@ struct GroupdConfig {
   std::string client_certificate;  // the exploder identity registered with groupd
   std::string client_key;
   std::string ca;
+  // Lists with roster = "groupd" copy groupd's roster this often (0: only `blindlist list sync`).
+  std::int64_t roster_sync_seconds = 300;
 };
 
 struct Config {

@@ -36,6 +36,7 @@
 #include "net/smtp_server.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
+#include "roster_sync.h"
 #include "smtp_intake.h"
 #include "spool/spool.h"
 #include "store/list_store.h"
@@ -300,6 +301,9 @@ int Run(int argc, char** argv) {
       if (!runner_signal.WaitFor(std::chrono::milliseconds(1000))) break;
     }
   });
+
+  // Delivery lists that follow groupd's roster ([groupd] roster_sync_seconds); stopped at exit.
+  auto roster_sync = listd::StartRosterSync(config.groupd, lists->get(), &metrics);
 
   api::WaitForTermination([&] {
     for (auto& l : listeners) {

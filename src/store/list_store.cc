@@ -90,7 +90,7 @@ Status ToStatus(const Result<std::monostate>& r) {
 
 constexpr std::string_view kListColumns =
     "id, address, group_name, description, reading, posting, encrypted_only, bounce_address, "
-    "bounce_threshold, created_at, require_aead";
+    "bounce_threshold, created_at, require_aead, roster";
 
 MailingList ToList(const sql::Row& r) {
   MailingList l;
@@ -105,6 +105,7 @@ MailingList ToList(const sql::Row& r) {
   l.bounce_threshold = static_cast<int>(sql::AsInt(r[8]));
   l.created_at = sql::AsInt(r[9]);
   l.require_aead = sql::AsInt(r[10]) != 0;
+  l.roster = sql::AsText(r[11]);
   return l;
 }
 
@@ -142,6 +143,10 @@ Status Normalise(MailingList& list) {
   if (list.reading != "direct" && list.reading != "path-b" && list.reading != "path-b-prime") {
     return InvalidArgument("reading must be direct, path-b or path-b-prime, not \"" +
                            sql::SanitizeText(list.reading, 40) + "\"");
+  }
+  if (list.roster != "manual" && list.roster != "groupd") {
+    return InvalidArgument("roster must be manual or groupd, not \"" +
+                           sql::SanitizeText(list.roster, 40) + "\"");
   }
   if (list.posting != "members" && list.posting != "open") {
     return InvalidArgument("posting must be members or open, not \"" +
@@ -208,13 +213,13 @@ class SqlListStore final : public ListStore {
       BL_TRY_ASSIGN(
           auto rows,
           c.Query("INSERT INTO lists (address, group_name, description, reading, posting, "
-                  "encrypted_only, bounce_address, bounce_threshold, created_at, require_aead) "
-                  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+                  "encrypted_only, bounce_address, bounce_threshold, created_at, require_aead, "
+                  "roster) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
                   "ON CONFLICT DO NOTHING RETURNING id",
                   {list.address, list.group, list.description, list.reading, list.posting,
                    std::int64_t{list.encrypted_only ? 1 : 0}, list.bounce_address,
                    std::int64_t{list.bounce_threshold}, list.created_at,
-                   std::int64_t{list.require_aead ? 1 : 0}}));
+                   std::int64_t{list.require_aead ? 1 : 0}, list.roster}));
       // Only a writer in another process between our check and the insert gets here.
       if (rows.empty()) return Exists("a list at " + list.address + " exists");
       list.id = sql::AsInt(rows[0][0]);
@@ -237,10 +242,11 @@ class SqlListStore final : public ListStore {
           auto n,
           c.Exec("UPDATE lists SET group_name = $2, description = $3, reading = $4, posting = $5, "
                  "encrypted_only = $6, bounce_address = $7, bounce_threshold = $8, "
-                 "require_aead = $9 WHERE id = $1",
+                 "require_aead = $9, roster = $10 WHERE id = $1",
                  {list.id, list.group, list.description, list.reading, list.posting,
                   std::int64_t{list.encrypted_only ? 1 : 0}, list.bounce_address,
-                  std::int64_t{list.bounce_threshold}, std::int64_t{list.require_aead ? 1 : 0}}));
+                  std::int64_t{list.bounce_threshold}, std::int64_t{list.require_aead ? 1 : 0},
+                  list.roster}));
       if (n == 0) return NotFound("no list with id " + std::to_string(list.id));
       BL_TRY(c.Exec("DELETE FROM list_certificates WHERE list_id = $1", {list.id}));
       BL_TRY(WriteCertificates(c, list));
@@ -412,6 +418,48 @@ class SqlListStore final : public ListStore {
       added += n;
     }
     return added;
+  }
+
+  Result<RosterChange> ReplaceMembers(std::int64_t list_id,
+                                      const std::vector<std::string>& addresses) override {
+    std::set<std::string, std::less<>> wanted;
+    RosterChange change;
+    BL_TRY_ASSIGN(MailingList list,
+                  Read([&](sql::Connection& c) { return ListForMembers(c, list_id); }));
+    for (const std::string& a : addresses) {
+      const std::string canonical = CanonicalMailbox(a);
+      if (!IsValidMailbox(a) || !NotTheListItself(list, canonical).ok()) {
+        change.skipped.push_back(sql::SanitizeText(a, 300));
+        continue;
+      }
+      wanted.insert(canonical);
+    }
+    auto written = Write([&](sql::Connection& c) -> Result<std::monostate> {
+      change.added.clear();
+      change.removed.clear();
+      change.unchanged = 0;
+      BL_TRY(ListForMembers(c, list_id));  // still there
+      BL_TRY_ASSIGN(auto rows,
+                    c.Query("SELECT address FROM list_members WHERE list_id = $1", {list_id}));
+      std::set<std::string, std::less<>> current;
+      for (const sql::Row& r : rows) current.insert(sql::AsText(r[0]));
+      for (const std::string& a : current) {
+        if (wanted.contains(a)) {
+          ++change.unchanged;
+          continue;
+        }
+        BL_TRY(
+            c.Exec("DELETE FROM list_members WHERE list_id = $1 AND address = $2", {list_id, a}));
+        change.removed.push_back(a);
+      }
+      for (const std::string& a : wanted) {
+        if (!current.contains(a)) change.added.push_back(a);
+      }
+      BL_TRY(InsertMembers(c, list_id, change.added, 0, change.added.size(), Now()));
+      return std::monostate{};
+    });
+    if (!written.ok()) return written.error();
+    return change;
   }
 
  private:

@@ -46,6 +46,9 @@ struct MailingList {
   bool encrypted_only = true;       // refuse plaintext posts
   // Refuse EnvelopedData (CBC): only RFC 5083 AuthEnvelopedData (AES-GCM) is forwarded.
   bool require_aead = false;
+  // Where the delivery list comes from: "manual" (`blindlist list member ...`) or "groupd"
+  // (listd copies the addresses of the group's roster from groupd: ReplaceMembers).
+  std::string roster = "manual";
   std::string bounce_address;  // default: local-part + "-bounces@" + domain
   int bounce_threshold = 5;    // members whose score reaches it are disabled
   // Group certificates (DER) posts may be encrypted to: the current one first,
@@ -60,6 +63,15 @@ struct ListMember {
   int bounce_score = 0;
   std::string disabled_reason;  // e.g. "bounces: 5.1.1 user unknown"
   std::int64_t added_at = 0;
+};
+
+// What ReplaceMembers changed, each list of addresses ordered by address.
+struct RosterChange {
+  std::vector<std::string> added;
+  std::vector<std::string> removed;
+  std::int64_t unchanged = 0;
+  // Given but not storable (not a mailbox, or the list's own address): left out, and reported.
+  std::vector<std::string> skipped;
 };
 
 struct MemberCounts {
@@ -127,6 +139,13 @@ class ListStore {
   virtual Result<std::int64_t> AddMembers(std::int64_t list_id,
                                           const std::vector<std::string>& addresses) = 0;
   static constexpr std::size_t kAddMembersChunk = 1000;
+
+  // Makes the delivery list exactly `addresses` (a roster copied from groupd), in one
+  // transaction: new ones are added enabled, missing ones removed, the others keep their
+  // state (a member disabled for bounces stays disabled). Addresses that are not mailboxes
+  // or that are the list's own are skipped, never fatal. "not-found" (no such list).
+  virtual Result<RosterChange> ReplaceMembers(std::int64_t list_id,
+                                              const std::vector<std::string>& addresses) = 0;
 };
 
 // "sqlite:PATH" or "postgresql://..." / "postgres://..." (the URL forms of

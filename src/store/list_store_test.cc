@@ -425,6 +425,47 @@ TEST_P(ListStoreTest, ListsInByteOrderAndDeletesWithMembers) {
 
 // ---- members ----
 
+TEST_P(ListStoreTest, ReplacesTheDeliveryListWithARosterKeepingMemberState) {
+  MailingList l = Make("l@example.org");
+  EXPECT_EQ(l.roster, "manual");
+  l.roster = "groupd";
+  ASSERT_OK(store_->UpdateList(l));
+  auto found = store_->FindList("l@example.org");
+  ASSERT_OK(found);
+  EXPECT_EQ((*found)->roster, "groupd");
+  l.roster = "sometimes";
+  EXPECT_ERROR(store_->UpdateList(l), "invalid-argument");
+
+  ASSERT_OK(store_->AddMembers(l.id, {"alice@example.net", "bob@example.net", "old@example.net"}));
+  auto bounced = store_->RecordBounce(l.id, "bob@example.net", "5.1.1");
+  ASSERT_OK(bounced);
+  ASSERT_OK(store_->RecordBounce(l.id, "bob@example.net", "5.1.1"));
+  ASSERT_OK(store_->RecordBounce(l.id, "bob@example.net", "5.1.1"));
+  ASSERT_OK(store_->RecordBounce(l.id, "bob@example.net", "5.1.1"));
+  ASSERT_OK(store_->RecordBounce(l.id, "bob@example.net", "5.1.1"));  // disabled at 5
+
+  auto change =
+      store_->ReplaceMembers(l.id, {"carol@Example.NET", "bob@example.net", "alice@example.net",
+                                    "not a mailbox", "l@example.org", "carol@example.net"});
+  ASSERT_OK(change);
+  EXPECT_EQ(change->added, (std::vector<std::string>{"carol@example.net"}));
+  EXPECT_EQ(change->removed, (std::vector<std::string>{"old@example.net"}));
+  EXPECT_EQ(change->unchanged, 2);
+  EXPECT_EQ(change->skipped, (std::vector<std::string>{"not a mailbox", "l@example.org"}));
+  EXPECT_EQ(
+      Addresses(l.id, false),
+      (std::vector<std::string>{"alice@example.net", "bob@example.net", "carol@example.net"}));
+  auto bob = store_->FindMember(l.id, "bob@example.net");
+  ASSERT_OK(bob);
+  EXPECT_FALSE((*bob)->enabled);  // a sync does not undo the bounce handling
+
+  change = store_->ReplaceMembers(l.id, {});
+  ASSERT_OK(change);
+  EXPECT_EQ(change->removed.size(), 3U);
+  EXPECT_TRUE(Addresses(l.id, false).empty());
+  EXPECT_ERROR(store_->ReplaceMembers(999999, {"a@example.net"}), "not-found");
+}
+
 TEST_P(ListStoreTest, AddsFindsListsAndRemovesMembers) {
   const MailingList l = Make("l@example.org");
   const MailingList other = Make("other@example.org");

@@ -382,6 +382,29 @@ class SqlStore final : public Store {
     }));
   }
 
+  Status SetMemberCertificate(std::int64_t group_id, const std::string& address,
+                              const Bytes& certificate_der,
+                              const std::string& cert_fingerprint) override {
+    return ToStatus(Write([&](sql::Connection& c) -> Result<std::monostate> {
+      BL_TRY_ASSIGN(auto n, c.Exec("UPDATE members SET certificate_der = $3, cert_fingerprint = $4 "
+                                   "WHERE group_id = $1 AND address = $2",
+                                   {group_id, address, certificate_der, Lower(cert_fingerprint)}));
+      if (n == 0) return NotFound(address + " is not a member");
+      return std::monostate{};
+    }));
+  }
+
+  Status SetMemberTokenHash(std::int64_t group_id, const std::string& address,
+                            const Bytes& token_hash) override {
+    return ToStatus(Write([&](sql::Connection& c) -> Result<std::monostate> {
+      BL_TRY_ASSIGN(auto n, c.Exec("UPDATE members SET token_hash = $3 "
+                                   "WHERE group_id = $1 AND address = $2",
+                                   {group_id, address, token_hash}));
+      if (n == 0) return NotFound(address + " is not a member");
+      return std::monostate{};
+    }));
+  }
+
   Result<std::optional<Member>> FindMember(std::int64_t group_id,
                                            const std::string& address) override {
     return FindMemberWhere("address = $2", {group_id, address});
@@ -478,6 +501,13 @@ class SqlStore final : public Store {
       for (const auto& record : records) BL_TRY(InsertAudit(c, record));
       return std::monostate{};
     }));
+  }
+
+  Result<std::int64_t> PruneAudit(UnixTime before) override {
+    return Write([&](sql::Connection& c) -> Result<std::int64_t> {
+      BL_TRY_ASSIGN(auto n, c.Exec("DELETE FROM audit_log WHERE occurred_at < $1", {before}));
+      return static_cast<std::int64_t>(n);
+    });
   }
 
   Result<std::vector<AuditRecord>> ListAudit(const AuditQuery& q) override {

@@ -171,6 +171,14 @@ class Store {
   virtual Result<std::optional<Member>> FindMemberByTokenHash(std::int64_t group_id,
                                                               const Bytes& token_hash) = 0;
   virtual Result<std::vector<Member>> ListMembers(std::int64_t group_id) = 0;
+  // Replace one credential of a current member, leaving the other and the member's
+  // membership certificates as they are. An empty value removes that credential.
+  // Errors: "not-found" (not a member).
+  virtual Status SetMemberCertificate(std::int64_t group_id, const std::string& address,
+                                      const Bytes& certificate_der,
+                                      const std::string& cert_fingerprint) = 0;
+  virtual Status SetMemberTokenHash(std::int64_t group_id, const std::string& address,
+                                    const Bytes& token_hash) = 0;
 
   virtual Status SetExploder(const Exploder& exploder) = 0;  // replaces any previous one
   virtual Result<std::optional<Exploder>> FindExploder(std::int64_t group_id) = 0;
@@ -188,6 +196,8 @@ class Store {
     for (const auto& r : records) BL_TRY(AppendAudit(r));
     return Status::Ok();
   }
+  // Deletes every record older than `before` (time < before); returns how many.
+  virtual Result<std::int64_t> PruneAudit(UnixTime before) = 0;
   // Newest first (by id), filtered and paged as `query` says.
   virtual Result<std::vector<AuditRecord>> ListAudit(const AuditQuery& query) = 0;
   // Newest first; group "" means all groups; limit <= 0 gives none.

@@ -548,6 +548,48 @@ TEST_P(StoreTest, RemovingAMemberRevokesItsUnexpiredCertificates) {
   }
 }
 
+TEST_P(StoreTest, ReplacesOneCredentialKeepingTheMemberAndItsCertificates) {
+  const std::int64_t g = MakeGroup("list@example.org");
+  const Member alice = MakeMember(g, "alice@example.org", 1);
+  const Member renewed = MakeMember(g, "alice@example.org", 7);  // another certificate and token
+  ASSERT_OK(store_->AddMember(alice));
+  ASSERT_OK(store_->RecordIssuedCertificate({.serial_hex = "0a01",
+                                             .group_id = g,
+                                             .member_address = "alice@example.org",
+                                             .not_after = Now() + 3600}));
+  ASSERT_OK(store_->SetMemberCertificate(g, "alice@example.org", renewed.certificate_der,
+                                         renewed.cert_fingerprint));
+  auto by_new = store_->FindMemberByCertFingerprint(g, renewed.cert_fingerprint);
+  ASSERT_OK(by_new);
+  ASSERT_TRUE(by_new->has_value());
+  EXPECT_EQ((*by_new)->token_hash, alice.token_hash);  // the token is untouched
+  auto by_old = store_->FindMemberByCertFingerprint(g, alice.cert_fingerprint);
+  ASSERT_OK(by_old);
+  EXPECT_FALSE(by_old->has_value());
+
+  ASSERT_OK(store_->SetMemberTokenHash(g, "alice@example.org", renewed.token_hash));
+  auto by_token = store_->FindMemberByTokenHash(g, renewed.token_hash);
+  ASSERT_OK(by_token);
+  ASSERT_TRUE(by_token->has_value());
+  EXPECT_EQ((*by_token)->cert_fingerprint, renewed.cert_fingerprint);
+  auto old_token = store_->FindMemberByTokenHash(g, alice.token_hash);
+  ASSERT_OK(old_token);
+  EXPECT_FALSE(old_token->has_value());
+
+  // Path G certificates stay valid: the member never left the roster.
+  auto issued = store_->FindIssuedCertificate("0a01");
+  ASSERT_OK(issued);
+  ASSERT_TRUE(issued->has_value());
+  EXPECT_FALSE((*issued)->record.revoked);
+  EXPECT_TRUE((*issued)->member_current);
+
+  EXPECT_ERROR(store_->SetMemberCertificate(g, "nobody@example.org", renewed.certificate_der,
+                                            renewed.cert_fingerprint),
+               "not-found");
+  EXPECT_ERROR(store_->SetMemberTokenHash(g, "nobody@example.org", renewed.token_hash),
+               "not-found");
+}
+
 TEST_P(StoreTest, RevokesMemberCertificatesOnRequest) {
   const std::int64_t g = MakeGroup("list@example.org");
   ASSERT_OK(store_->AddMember(MakeMember(g, "a@x", 1)));
@@ -819,6 +861,27 @@ TEST_P(StoreTest, PagesTheAuditBackwardsAndByTimeSoOldRecordsStayInView) {
   auto before_all = store_->ListAudit(AuditQuery{.limit = 100, .before_id = 1});
   ASSERT_OK(before_all);
   EXPECT_TRUE(before_all->empty());
+}
+
+TEST_P(StoreTest, PrunesAuditRecordsOlderThanATime) {
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_OK(store_->AppendAudit({.time = 1700000000 + 60 * i,
+                                   .daemon = "groupd",
+                                   .caller = "admin:x",
+                                   .group = i % 2 == 0 ? "a@example.org" : "b@example.org",
+                                   .operation = "op" + std::to_string(i),
+                                   .result = "ok"}));
+  }
+  auto pruned = store_->PruneAudit(1700000000 + 60 * 4);  // op0..op3
+  ASSERT_OK(pruned);
+  EXPECT_EQ(*pruned, 4);
+  auto left = store_->ListAudit("", 100);
+  ASSERT_OK(left);
+  ASSERT_EQ(left->size(), 6U);
+  EXPECT_EQ(left->back().operation, "op4");
+  pruned = store_->PruneAudit(1700000000 + 60 * 4);
+  ASSERT_OK(pruned);
+  EXPECT_EQ(*pruned, 0);
 }
 
 TEST_P(StoreTest, TruncatesTheAuditReasonAndKeepsOddText) {

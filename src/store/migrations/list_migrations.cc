@@ -47,9 +47,15 @@ constexpr std::string_view kRequireAead = R"sql(
 ALTER TABLE lists ADD COLUMN require_aead INTEGER NOT NULL DEFAULT 0 CHECK (require_aead IN (0, 1));
 )sql";
 
+// A list's delivery list may follow groupd's roster ("groupd") instead of being kept by hand.
+constexpr std::string_view kRoster = R"sql(
+ALTER TABLE lists ADD COLUMN roster TEXT NOT NULL DEFAULT 'manual' CHECK (roster IN ('manual', 'groupd'));
+)sql";
+
 constexpr Migration kListMigrations[] = {
     {1, "initial list schema", kInitialListSchema},
     {2, "lists.require_aead", kRequireAead},
+    {3, "lists.roster", kRoster},
 };
 
 // pg_advisory_xact_lock key for listd's migrations ("blls"), distinct from groupd's.
