@@ -10,8 +10,8 @@ Every accepted message is written to DIR/msg-N.eml; every accepted
 ADDR fail with CODE (e.g. 550 or 451). --xverp offers Postfix's XVERP in EHLO
 and expands it as Postfix does: the recorded mail_from of each recipient is the
 sender's local part + "+" + local=domain of the recipient. --data-reply CODE
-refuses the message after its body with CODE (5.6.0), every message or only
-those containing TEXT (--data-reply-match); refused messages are recorded in
+refuses the message after its body with CODE (5.6.0), every message with a
+sender (null-sender reports pass) or only those containing TEXT (--data-reply-match); refused messages are recorded in
 DIR/refused.jsonl. Runs until SIGTERM. Run it with /usr/bin/python3: aiosmtpd is
 a Debian package, not in a virtualenv.
 """
@@ -64,7 +64,8 @@ class Recorder:
 
     async def handle_DATA(self, server, session, envelope):
         content = envelope.original_content or envelope.content
-        if self.data_reply and (self.data_match is None or self.data_match in content):
+        # A report from the null sender (a DSN) is never refused, so it can reach its reader.
+        if self.data_reply and envelope.mail_from not in ("", "<>") and (self.data_match is None or self.data_match in content):
             with self.lock:
                 with open(os.path.join(self.dir, "refused.jsonl"), "a") as log:
                     log.write(json.dumps({"rcpts": envelope.rcpt_tos,
