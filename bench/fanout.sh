@@ -17,13 +17,15 @@
 #   25 MB post, N = 10,000             listd's peak memory (VmHWM) < 64 MB (1 round)
 #
 # Usage: bench/fanout.sh BUILD_DIR [--quick] [--n "10 500 10000"] [--no-large]
-#                        [--batch B] [--spool-dir DIR] [--out DIR] [--keep]
+#                        [--batch B] [--verp MODE] [--spool-dir DIR] [--out DIR] [--keep]
 #   BUILD_DIR   where blindlist, blindlist-listd and bench_fanout were built
 #               (cmake --build BUILD --target blindlist blindlist-listd bench_fanout)
 #   --quick     2, 2 and 1 rounds instead of 5, 5 and 3 (the 25 MB case is 1 round anyway)
 #   --n         the list sizes of the 100 KB case
 #   --no-large  skip the 25 MB case
 #   --batch     recipients per SMTP transaction, listd's and the raw client's (default 100)
+#   --verp      listd's [delivery] verp: off (default: today's batches), per-recipient (one
+#               transaction per member), xverp or auto (these need a smarthost offering XVERP)
 #   --spool-dir put listd's spool in DIR (e.g. /dev/shm: fsync costs nothing there, which
 #               shows what the spool's syncs cost)
 #   --out       keep the JSON results and a Markdown table there
@@ -37,6 +39,7 @@ large=1
 out=""
 sizes="10 500 10000"
 batch=100
+verp=off
 spool_dir=""
 while (($#)); do
   case "$1" in
@@ -45,9 +48,10 @@ while (($#)); do
     --no-large) large=0 ;;
     --n) sizes="$2"; shift ;;
     --batch) batch="$2"; shift ;;
+    --verp) verp="$2"; shift ;;
     --spool-dir) spool_dir="$2"; shift ;;
     --out) out="$2"; shift ;;
-    -h | --help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "fanout: unknown option $1" >&2; exit 2 ;;
     *) build="$1" ;;
   esac
@@ -128,7 +132,7 @@ run_case() {  # NAME N POST ROUNDS WARMUP
   log "$name: N=$n, $warmup warm-up + $rounds rounds, load $(cut -d' ' -f1-3 /proc/loadavg)"
   "$bench" --listd "$listd" --store "$store" --list "$list" --post "$post" \
     --members "$work/n$n/members.txt" --work "$rounds_dir" --runs "$rounds" --warmup "$warmup" \
-    --batch "$batch" >"$out/fanout-$name-$n.json"
+    --batch "$batch" --verp "$verp" >"$out/fanout-$name-$n.json"
   jq -c --arg name "$name" '. + {case: $name}' "$out/fanout-$name-$n.json" >>"$out/fanout.jsonl"
   cp "$rounds_dir/listd/listd.log" "$out/listd-$name-$n.log"
   rm -rf "$rounds_dir"

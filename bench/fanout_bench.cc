@@ -74,6 +74,10 @@ struct Options {
   int runs = 3;
   int warmup = 1;
   int batch = 100;
+  // listd's [delivery] verp: "off" (plain batches, as the raw client sends them),
+  // "per-recipient" (one transaction per member) or "xverp"/"auto" (needs a sink offering
+  // XVERP, i.e. Postfix: this in-process sink does not).
+  std::string verp = "off";
   int sink_threads = 2;
   double timeout_s = 1800;
 };
@@ -375,7 +379,7 @@ std::string ListdConfig(const Options& o, const std::string& run_dir, std::uint1
     << "[store]\nurl = \"" << o.store_url << "\"\n\n"
     << "[spool]\ndirectory = \"" << run_dir << "/spool\"\n\n"
     << "[delivery]\nmode = \"smtp\"\nsmarthost = \"127.0.0.1:" << sink_port << "\"\n"
-    << "starttls = \"never\"\nbatch_size = " << o.batch << "\n\n"
+    << "starttls = \"never\"\nbatch_size = " << o.batch << "\nverp = \"" << o.verp << "\"\n\n"
     << "[log]\nlevel = \"warning\"\n";
   return c.str();
 }
@@ -446,7 +450,9 @@ Result<ListdRound> PostThroughListd(const Options& o, Sink& sink, RunningListd& 
   }
   const Clock::time_point deadline =
       t0 + std::chrono::milliseconds(static_cast<std::int64_t>(o.timeout_s * 1000));
-  BL_TRY_ASSIGN(Sink::Seen seen, Collect(sink, members.size(), o.batch, deadline, "listd"));
+  BL_TRY_ASSIGN(
+      Sink::Seen seen,
+      Collect(sink, members.size(), o.verp == "per-recipient" ? 1 : o.batch, deadline, "listd"));
 
   // The last batch's results are written after its DATA; the post is done when it has left
   // the spool, and the memory and CPU figures cover that.
@@ -673,6 +679,8 @@ int Main(int argc, char** argv) {
   app.add_option("--warmup", o.warmup, "Rounds before the measured ones, not reported")
       ->check(CLI::Range(0, 100))
       ->capture_default_str();
+  app.add_option("--verp", o.verp, "listd's [delivery] verp: off, per-recipient, xverp, auto")
+      ->check(CLI::IsMember({"off", "per-recipient", "xverp", "auto"}));
   app.add_option("--batch", o.batch,
                  "Recipients per transaction: listd's batch_size and the raw one")
       ->check(CLI::Range(1, 10000))

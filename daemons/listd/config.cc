@@ -127,6 +127,22 @@ Result<Config> LoadConfig(const std::string& path) {
   d.retry_initial = std::chrono::seconds(initial);
   d.retry_max = std::chrono::seconds(max_retry);
   d.max_age = std::chrono::seconds(max_age);
+  BL_TRY_ASSIGN(std::string verp, file.String("delivery", "verp", "auto"));
+  if (verp == "auto") {
+    d.verp = DeliveryConfig::Verp::kAuto;
+  } else if (verp == "xverp") {
+    d.verp = DeliveryConfig::Verp::kXverp;
+  } else if (verp == "per-recipient") {
+    d.verp = DeliveryConfig::Verp::kPerRecipient;
+  } else if (verp == "off") {
+    d.verp = DeliveryConfig::Verp::kOff;
+  } else {
+    return Bad(path, "[delivery] verp must be \"auto\", \"xverp\", \"per-recipient\" or \"off\"");
+  }
+  BL_TRY_ASSIGN(d.verp_secret_file, file.String("delivery", "verp_secret_file", ""));
+  BL_TRY_ASSIGN(std::int64_t connections, file.Int("delivery", "connections", d.connections));
+  if (connections < 1 || connections > 64) return Bad(path, "[delivery] connections must be 1..64");
+  d.connections = static_cast<int>(connections);
 
   GroupdConfig& g = c.groupd;
   BL_TRY_ASSIGN(g.url, file.String("groupd", "url", ""));
@@ -147,6 +163,11 @@ Result<Config> LoadConfig(const std::string& path) {
     return Bad(path, "[unsafe] allow_local_group_keys needs group_keys_directory");
   BL_TRY(file.CheckKnownKeys());
   return c;
+}
+
+std::string VerpSecretPath(const Config& config) {
+  if (!config.delivery.verp_secret_file.empty()) return config.delivery.verp_secret_file;
+  return config.spool_dir + "/verp.key";
 }
 
 }  // namespace blindlist::listd

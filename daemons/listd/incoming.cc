@@ -274,7 +274,9 @@ Status IncomingProcessor::Prepare(spool::IncomingPost& post) {
   spool::ActivePost active;
   active.id = post.id;
   active.list = list.address;
-  active.envelope_sender = list.bounce_address;
+  // The post's own sender: a refusal of the message is reported to it (delivery.h). Delivery
+  // sends from the list's bounce address, with a VERP tag.
+  active.envelope_sender = post.sender;
   active.received_at = post.received_at;
   active.recipients.reserve(members.size());
   for (const store::ListMember& m : members) {

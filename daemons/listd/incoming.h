@@ -1,5 +1,5 @@
 // Turns an incoming post into a post ready for fan-out: the list's enabled
-// members as recipients, the list's bounce address as envelope sender, the
+// members as recipients, the post's sender kept (for a DSN if the message is refused), the
 // List-* fields on top and, for lists that read by path B, the group's
 // RecipientInfo replaced by a KEKRecipientInfo under the group secret. A post
 // whose re-wrap fails waits in the queue and is retried; it is never forwarded

@@ -40,6 +40,7 @@
 #include "smtp_intake.h"
 #include "spool/spool.h"
 #include "store/list_store.h"
+#include "verp.h"
 
 namespace {
 using namespace blindlist;  // NOLINT(google-build-using-namespace)
@@ -108,6 +109,17 @@ int RunPipe(const listd::Config& config, const std::string& list, const std::str
     return 65;
   }
   listd::PostAcceptor acceptor(config, lists->get(), spool->get(), nullptr, nullptr);
+  // The daemon creates the VERP key; pipe mode only reads it, to check bounce reports.
+  std::unique_ptr<listd::VerpSigner> verp;
+  if (config.delivery.verp != listd::DeliveryConfig::Verp::kOff) {
+    auto key = listd::LoadVerpSecret(listd::VerpSecretPath(config), /*create=*/false);
+    if (!key.ok()) {
+      std::fprintf(stderr, "blindlist-listd: %s\n", key.error().message.c_str());
+      return 75;
+    }
+    verp = std::make_unique<listd::VerpSigner>(std::move(*key));
+    acceptor.set_verp(verp.get());
+  }
   listd::Verdict v = acceptor.Accept(listd::NormaliseAddress(list), sender, message);
   std::fprintf(v.ok() ? stdout : stderr, "%s%s %s\n",
                v.ok() ? "" : "blindlist-listd: ", v.enhanced.c_str(), v.text.c_str());
@@ -206,12 +218,23 @@ int Run(int argc, char** argv) {
   if (!lists.ok()) return Fatal(lists.error());
   auto spool = spool::Spool::Open(config.spool_dir);
   if (!spool.ok()) return Fatal(spool.error());
+  std::unique_ptr<listd::VerpSigner> verp;
+  if (config.delivery.verp != listd::DeliveryConfig::Verp::kOff) {
+    auto key = listd::LoadVerpSecret(listd::VerpSecretPath(config), /*create=*/true);
+    if (!key.ok()) return Fatal(key.error());
+    verp = std::make_unique<listd::VerpSigner>(std::move(*key));
+  } else {
+    net::Log(net::LogLevel::kWarning,
+             "[delivery] verp = \"off\": bounce reports cannot be attributed and are only logged",
+             {});
+  }
 
   api::BlockServerSignals();
   net::Metrics metrics;
   RunnerSignal runner_signal;
   listd::PostAcceptor acceptor(config, lists->get(), spool->get(), &metrics,
                                [&runner_signal] { runner_signal.Notify(); });
+  acceptor.set_verp(verp.get());
 
   std::vector<std::unique_ptr<net::SmtpServer>> listeners;
   struct Listener {
@@ -290,7 +313,8 @@ int Run(int argc, char** argv) {
   std::thread runner([&] {
     listd::IncomingProcessor processor(config, lists->get(), spool_ptr, &metrics, path_b.get(),
                                        path_b_prime.get());
-    listd::Deliverer deliverer(config, lists->get(), spool_ptr, &metrics);
+    listd::Deliverer deliverer(config, lists->get(), spool_ptr, &metrics, verp.get(),
+                               [&runner_signal] { runner_signal.Notify(); });
     while (!runner_signal.stopped()) {
       try {
         processor.RunOnce(Now());
