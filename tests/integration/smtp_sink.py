@@ -2,11 +2,17 @@
 """A real SMTP sink for listd's tests, on Debian's python3-aiosmtpd.
 
 Usage: smtp_sink.py --dir DIR --port-file FILE [--reject ADDR=CODE ...] [--hostname H]
+                    [--refuse-bare-lf]
 
 Every accepted message is written to DIR/msg-N.eml; every accepted
 (message, recipient) pair is appended to DIR/deliveries.jsonl as
 {"file": "msg-N.eml", "rcpt": ADDR, "mail_from": ...}. --reject makes RCPT TO
-ADDR fail with CODE (e.g. 550 or 451). Runs until SIGTERM. Run it with
+ADDR fail with CODE (e.g. 550 or 451). --refuse-bare-lf makes it a strict
+receiver, as many MTAs now are against SMTP smuggling: DATA gets 550 5.6.0 when
+the message holds a LF not preceded by CR or a CR not followed by LF. The check
+reads the bytes as they came off the wire (aiosmtpd splits DATA only at CRLF and
+keeps every other byte in original_content; only the leading dot is unstuffed),
+so nothing is normalized before it. Runs until SIGTERM. Run it with
 /usr/bin/python3: aiosmtpd is a Debian package, not in a virtualenv.
 """
 
@@ -14,6 +20,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import signal
 import threading
 
@@ -21,10 +28,16 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
 
 
+def has_bare_line_end(data):
+    """True when `data` holds a LF without a CR before it or a CR without a LF after it."""
+    return re.search(rb"(?<!\r)\n|\r(?!\n)", data) is not None
+
+
 class Recorder:
-    def __init__(self, directory, rejects):
+    def __init__(self, directory, rejects, refuse_bare_lf=False):
         self.dir = directory
         self.rejects = rejects
+        self.refuse_bare_lf = refuse_bare_lf
         # A restarted sink goes on numbering after the files already there, so earlier
         # delivery records keep pointing at their own messages.
         self.count = len([n for n in os.listdir(directory) if n.startswith("msg-")])
@@ -40,6 +53,11 @@ class Recorder:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.refuse_bare_lf and has_bare_line_end(envelope.original_content or b""):
+            with self.lock, open(os.path.join(self.dir, "refused.jsonl"), "a") as log:
+                log.write(json.dumps({"rcpts": envelope.rcpt_tos, "mail_from": envelope.mail_from,
+                                      "reason": "bare LF or CR"}) + "\n")
+            return "550 5.6.0 bare LF or bare CR in the message (RFC 5321 section 2.3.8)"
         with self.lock:
             self.count += 1
             name = "msg-%d.eml" % self.count
@@ -60,13 +78,14 @@ def main():
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--reject", action="append", default=[])
+    ap.add_argument("--refuse-bare-lf", action="store_true")
     args = ap.parse_args()
     rejects = {}
     for r in args.reject:
         addr, code = r.split("=", 1)
         rejects[addr.lower()] = code
     os.makedirs(args.dir, exist_ok=True)
-    handler = Recorder(args.dir, rejects)
+    handler = Recorder(args.dir, rejects, args.refuse_bare_lf)
 
     class Ctl(Controller):
         def factory(self):
