@@ -9,11 +9,11 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <thread>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "api/groupd_client.h"
@@ -180,7 +180,8 @@ Result<std::unique_ptr<IncomingWatch>> IncomingWatch::Start(const std::string& i
     return MakeError("inotify", "watch " + incoming_dir + ": " + std::strerror(errno));
   }
   state->stop_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (state->stop_fd < 0) return MakeError("inotify", std::string("eventfd: ") + std::strerror(errno));
+  if (state->stop_fd < 0)
+    return MakeError("inotify", std::string("eventfd: ") + std::strerror(errno));
   State* raw = state.get();
   state->thread = std::thread([raw] { raw->Run(); });
   return std::unique_ptr<IncomingWatch>(new IncomingWatch(std::move(state)));
@@ -191,7 +192,8 @@ IncomingWatch::IncomingWatch(std::unique_ptr<State> state) : state_(std::move(st
 IncomingWatch::~IncomingWatch() {
   const std::uint64_t one = 1;
   if (::write(state_->stop_fd, &one, sizeof one) < 0) {
-    net::Log(net::LogLevel::kError, "cannot stop the spool watch", {{"error", std::strerror(errno)}});
+    net::Log(net::LogLevel::kError, "cannot stop the spool watch",
+             {{"error", std::strerror(errno)}});
   }
   if (state_->thread.joinable()) state_->thread.join();
 }

@@ -51,9 +51,10 @@ TEST(ListHeaders, SeesALoopByListIdOrTraceFieldAnywhereInTheHeader) {
   EXPECT_TRUE(AlreadyExploded("From: a\r\nX-Loop:\r\n team@Example.org\r\n\r\n", kList));
   EXPECT_TRUE(AlreadyExploded("x-loop: <team@example.org>\r\n\r\n", kList));
   // Another list's marks, or ours in the body only, are not a loop.
-  EXPECT_FALSE(AlreadyExploded("List-Id: <other.example.org>\r\nX-Loop: other@example.org\r\n\r\n"
-                               "List-Id: <team.example.org>\r\nX-Loop: team@example.org\r\n",
-                               kList));
+  EXPECT_FALSE(
+      AlreadyExploded("List-Id: <other.example.org>\r\nX-Loop: other@example.org\r\n\r\n"
+                      "List-Id: <team.example.org>\r\nX-Loop: team@example.org\r\n",
+                      kList));
   EXPECT_FALSE(AlreadyExploded("List-Id: <team.example.org.evil>\r\n\r\n", kList));
   EXPECT_FALSE(AlreadyExploded("X-Loop: steam@example.org\r\n\r\n", kList));
 }
