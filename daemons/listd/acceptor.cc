@@ -115,6 +115,19 @@ Verdict PostAcceptor::Accept(const std::string& recipient, const std::string& se
 
 Verdict PostAcceptor::AcceptPost(const store::MailingList& list, const std::string& sender,
                                  std::string_view message) {
+  // One canonical form in the spool, whatever the entrance: CRLF lines, no stray CR
+  // (list_headers.h, the way Postfix reads mail). Copied only when it is not that already;
+  // the checks below see what will be spooled.
+  std::string canonical;
+  if (!HasCanonicalLineEndings(message)) {
+    canonical = CanonicalLineEndings(message);
+    message = canonical;
+  }
+  // A post this list has already exploded (a member address that forwards back into the
+  // list) is a mail loop: refused, never exploded again.
+  if (AlreadyExploded(message, ListIdentity{list.address, list.description, list.bounce_address})) {
+    return Reply(550, "5.4.6", "mail loop: already exploded by this list");
+  }
   // What the message is: S/MIME to this list, other S/MIME, plaintext, or broken.
   auto shape = Shape(message);
   if (!shape.ok()) return Reply(554, "5.6.0", shape.error().message);

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -42,6 +43,25 @@ std::unique_ptr<GroupSecretRewrap> MakeLocalKeyRewrap(const std::string& dir);
 // the post itself is at fault (permanent); any other error is the re-wrap's.
 Result<std::string> ReplaceGroupRecipient(std::string_view message, const store::MailingList& list,
                                           GroupSecretRewrap& rewrap, const std::string& post_id);
+
+// Calls `on_arrival` as soon as a queue file is renamed into the spool's incoming/ directory,
+// by this process or by another one (pipe mode runs as its own process): the queue runner is
+// woken at once instead of at its next tick. inotify(7); a thread of its own, stopped and
+// joined by the destructor. `on_arrival` runs on that thread.
+class IncomingWatch {
+ public:
+  // Error "inotify" when the directory cannot be watched (the runner then keeps its tick).
+  static Result<std::unique_ptr<IncomingWatch>> Start(const std::string& incoming_dir,
+                                                      std::function<void()> on_arrival);
+  IncomingWatch(const IncomingWatch&) = delete;
+  IncomingWatch& operator=(const IncomingWatch&) = delete;
+  ~IncomingWatch();
+
+ private:
+  struct State;
+  explicit IncomingWatch(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
 
 class IncomingProcessor {
  public:

@@ -310,6 +310,15 @@ int Run(int argc, char** argv) {
   if (config.allow_local_group_keys)
     path_b_prime = listd::MakeLocalKeyRewrap(config.group_keys_dir);
 
+  // Pipe mode queues from another process: the runner is woken when its file lands in
+  // incoming/, not at the next tick (SMTP and LMTP wake it through the acceptor).
+  auto watch = listd::IncomingWatch::Start(spool_ptr->dir() + "/incoming",
+                                           [&runner_signal] { runner_signal.Notify(); });
+  if (!watch.ok()) {
+    net::Log(net::LogLevel::kWarning, "spool not watched; pipe-mode posts wait for the next tick",
+             {{"error", watch.error().message}});
+  }
+
   std::thread runner([&] {
     listd::IncomingProcessor processor(config, lists->get(), spool_ptr, &metrics, path_b.get(),
                                        path_b_prime.get());

@@ -48,11 +48,13 @@ def wait_for(predicate, timeout=120, what="condition", interval=0.2):
 class Sink:
     """The smarthost: aiosmtpd recording every (message, recipient) it accepts."""
 
-    def __init__(self, directory, rejects=None, port=0, xverp=False, data_reply=None, data_reply_match=None):
+    def __init__(self, directory, rejects=None, port=0, xverp=False, data_reply=None, data_reply_match=None,
+                 refuse_bare_lf=False):
         self.dir = directory
         self.rejects = dict(rejects or {})
         self.flags = (["--xverp"] if xverp else []) + (["--data-reply", data_reply] if data_reply else []) + \
-            (["--data-reply-match", data_reply_match] if data_reply_match else [])
+            (["--data-reply-match", data_reply_match] if data_reply_match else []) + \
+            (["--refuse-bare-lf"] if refuse_bare_lf else [])  # a strict receiver: 550 5.6.0 to bare LF or CR
         self.port = port or free_port()
         self.proc = None
 
