@@ -81,7 +81,10 @@ Result<Config> LoadConfig(const std::string& path) {
     if (!st.ok()) return Bad(path, "[status] listen: " + st.error().message);
   }
 
-  BL_TRY_ASSIGN(c.store_url, file.String("store", "url", c.store_url));
+  BL_TRY_ASSIGN(c.store_url, file.String("store", "url", ""));
+  if (c.store_url.empty()) {
+    return Bad(path, "[store] url is required (sqlite:PATH or postgresql://...)");
+  }
   BL_TRY_ASSIGN(c.spool_dir, file.String("spool", "directory", c.spool_dir));
   BL_TRY_ASSIGN(c.log_level, file.String("log", "level", c.log_level));
   if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warning" &&
@@ -114,6 +117,12 @@ Result<Config> LoadConfig(const std::string& path) {
     return Bad(path, "[delivery] starttls must be \"if-offered\", \"required\" or \"never\"");
   }
   BL_TRY_ASSIGN(d.smarthost.ca_file, file.String("delivery", "ca", ""));
+  if (d.smarthost.starttls == net::SmtpClientConfig::StartTls::kRequired &&
+      d.smarthost.ca_file.empty()) {
+    return Bad(path,
+               "[delivery] starttls = \"required\" needs ca (the CA that signed the "
+               "smarthost's certificate)");
+  }
   BL_TRY_ASSIGN(std::int64_t batch, file.Int("delivery", "batch_size", d.batch_size));
   BL_TRY_ASSIGN(std::int64_t initial,
                 file.Int("delivery", "retry_initial_seconds", d.retry_initial.count()));

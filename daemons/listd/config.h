@@ -50,7 +50,7 @@ struct Config {
   bool lmtp_enabled = false;
   net::HttpsServerConfig status;  // plain HTTP: /healthz, /metrics
   bool status_enabled = true;
-  std::string store_url = "sqlite:/var/lib/blindlist/listd.db";
+  std::string store_url;  // [store] url: required
   std::string spool_dir = "/var/spool/blindlist";
   DeliveryConfig delivery;
   GroupdConfig groupd;
