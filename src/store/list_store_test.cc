@@ -437,12 +437,16 @@ TEST_P(ListStoreTest, ReplacesTheDeliveryListWithARosterKeepingMemberState) {
   EXPECT_ERROR(store_->UpdateList(l), "invalid-argument");
 
   ASSERT_OK(store_->AddMembers(l.id, {"alice@example.net", "bob@example.net", "old@example.net"}));
-  auto bounced = store_->RecordBounce(l.id, "bob@example.net", "5.1.1");
-  ASSERT_OK(bounced);
-  ASSERT_OK(store_->RecordBounce(l.id, "bob@example.net", "5.1.1"));
-  ASSERT_OK(store_->RecordBounce(l.id, "bob@example.net", "5.1.1"));
-  ASSERT_OK(store_->RecordBounce(l.id, "bob@example.net", "5.1.1"));
-  ASSERT_OK(store_->RecordBounce(l.id, "bob@example.net", "5.1.1"));  // disabled at 5
+  // Bob is disabled for bounces: five days of bounces, then a bounced probe.
+  constexpr std::int64_t kT0 = 1'700'000'000;
+  constexpr std::int64_t kDay = 86'400;
+  for (int i = 0; i < 5; ++i)
+    ASSERT_OK(store_->RecordBounce(l.id, "bob@example.net", kT0 + i * kDay));
+  ASSERT_OK(store_->MarkProbeSent(l.id, "bob@example.net", kT0 + 5 * kDay));
+  auto confirmed =
+      store_->ConfirmProbeBounce(l.id, "bob@example.net", kT0 + 5 * kDay, "5.1.1 user unknown");
+  ASSERT_OK(confirmed);
+  ASSERT_TRUE(confirmed->has_value());
 
   auto change =
       store_->ReplaceMembers(l.id, {"carol@Example.NET", "bob@example.net", "alice@example.net",
