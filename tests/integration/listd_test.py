@@ -281,7 +281,8 @@ class ListdTest(harness.TestCase):
 
     def test_h2_bad_configuration_is_one_line(self):
         bad = harness.write(os.path.join(self.work, "bad.toml"),
-                            '[delivery]\nmode = "carrier-pigeon"\n')
+                            '[store]\nurl = "sqlite:%s"\n[delivery]\nmode = "carrier-pigeon"\n'
+                            % os.path.join(self.work, "bad.db"))
         p = harness.run([lh.listd_bin(), "--config", bad], check=False)
         self.assertEqual(p.returncode, 1)
         err = p.stderr.decode().strip().splitlines()

@@ -100,22 +100,28 @@ class RosterSync(harness.TestCase):
         self.assertCliRefused(refused, "roster = manual", "--roster groupd")
         self.l.lists("set", ONDEMAND, "--roster", "groupd")
         self.l.lists("member", "add", ONDEMAND, "stale@example.org")  # not on the roster
+        # listd's own schedule (1 s in this test) may sync the list between our change and our
+        # `list sync`: then the change shows in the schedule's run, not ours. The report is
+        # checked as a subset of the change and the delivery list exactly.
         r = json.loads(self.sync(ONDEMAND).stdout)["synced"][0]
         self.assertEqual(r["list"], ONDEMAND)
-        self.assertEqual(r["added"], ["alice@example.org", "bob@example.org"])
-        self.assertEqual(r["removed"], ["stale@example.org"])
-        self.assertEqual(r["unchanged"], 0)
+        self.assertLessEqual(set(r["added"]), {"alice@example.org", "bob@example.org"})
+        self.assertLessEqual(set(r["removed"]), {"stale@example.org"})
         self.assertEqual(self.members(ONDEMAND), ["alice@example.org", "bob@example.org"])
         # Adding a member is one command on groupd; the sync brings it over.
         self.d.admin("member", "add", ONDEMAND, "dave@example.org")
         r = json.loads(self.sync(ONDEMAND).stdout)["synced"][0]
-        self.assertEqual((r["added"], r["removed"], r["unchanged"]), (["dave@example.org"], [], 2))
+        self.assertLessEqual(set(r["added"]), {"dave@example.org"})
+        self.assertEqual(r["removed"], [])
+        self.assertEqual(self.members(ONDEMAND), ["alice@example.org", "bob@example.org", "dave@example.org"])
         # The text report names each change.
         self.d.admin("member", "remove", ONDEMAND, "alice@example.org")
         out = harness.run([harness.blindlist_bin(), "list", "--config", self.l.config, "sync", ONDEMAND])
         text = out.stdout.decode()
-        self.assertIn("%s: 0 added, 1 removed, 2 unchanged" % ONDEMAND, text)
-        self.assertIn("  - alice@example.org", text)
+        if "%s: 0 added, 1 removed, 2 unchanged" % ONDEMAND in text:
+            self.assertIn("  - alice@example.org", text)
+        else:  # the schedule was first
+            self.assertIn("%s: 0 added, 0 removed, 2 unchanged" % ONDEMAND, text)
         self.assertEqual(self.members(ONDEMAND), ["bob@example.org", "dave@example.org"])
         # The list is shown as following groupd.
         shown = json.loads(self.l.lists("--json", "list").stdout)["lists"]
