@@ -204,7 +204,7 @@ Verdict PostAcceptor::AcceptPost(const store::MailingList& list, const std::stri
 // the same reply whatever it scored, so the reply tells a forger nothing.
 Verdict PostAcceptor::AcceptBounce(const store::MailingList& list, const std::string& tag,
                                    std::string_view message) {
-  const Verdict received = Reply(250, "2.0.0", "delivery report received");
+  Verdict received = Reply(250, "2.0.0", "delivery report received");
   auto ignore = [&](const std::string& why) {
     net::Log(net::LogLevel::kInfo, "bounce report not scored",
              {{"list", list.address}, {"why", why}});
@@ -244,7 +244,7 @@ Verdict PostAcceptor::AcceptBounce(const store::MailingList& list, const std::st
 Status PostAcceptor::ScoreReport(const store::MailingList& list, const VerpTag& tag,
                                  std::string_view reason) {
   const auto refused = [](const std::string& why) { return MakeError("not-scored", why); };
-  constexpr std::int64_t kDay = 24 * 3600;
+  constexpr std::int64_t kDay = std::int64_t{24} * 3600;
   const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
   BL_TRY_ASSIGN(auto member, lists_->FindMember(list.id, tag.member));
   if (!member.has_value()) return refused("not a member of the list");

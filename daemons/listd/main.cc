@@ -15,8 +15,10 @@
 // Path B' (listd holding group keys) breaks the trust split and needs an
 // explicit [unsafe] setting, logged at every start.
 #include <malloc.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <condition_variable>
 #include <cstdio>
 #include <ctime>
@@ -109,16 +111,28 @@ int RunPipe(const listd::Config& config, const std::string& list, const std::str
     return 65;
   }
   listd::PostAcceptor acceptor(config, lists->get(), spool->get(), nullptr, nullptr);
-  // The daemon creates the VERP key; pipe mode only reads it, to check bounce reports.
+  // The daemon creates the VERP key; pipe mode only reads it, to check bounce reports. Before
+  // the daemon's first start there is none: posts are queued all the same, and a bounce
+  // report (to a list's bounce address, tagged or not) waits (75) until the key exists.
   std::unique_ptr<listd::VerpSigner> verp;
   if (config.delivery.verp != listd::DeliveryConfig::Verp::kOff) {
-    auto key = listd::LoadVerpSecret(listd::VerpSecretPath(config), /*create=*/false);
-    if (!key.ok()) {
+    const std::string key_path = listd::VerpSecretPath(config);
+    auto key = listd::LoadVerpSecret(key_path, /*create=*/false);
+    const std::string to = listd::NormaliseAddress(list);
+    const bool no_key_yet = !key.ok() && ::access(key_path.c_str(), F_OK) != 0 && errno == ENOENT;
+    const bool post_to_list = to.find('+') == std::string::npos && [&] {
+      auto found = (*lists)->FindList(to);
+      return found.ok() && found->has_value();
+    }();
+    if (no_key_yet && post_to_list) {
+      // A post, not a report: nothing to verify.
+    } else if (!key.ok()) {
       std::fprintf(stderr, "blindlist-listd: %s\n", key.error().message.c_str());
       return 75;
+    } else {
+      verp = std::make_unique<listd::VerpSigner>(std::move(*key));
+      acceptor.set_verp(verp.get());
     }
-    verp = std::make_unique<listd::VerpSigner>(std::move(*key));
-    acceptor.set_verp(verp.get());
   }
   listd::Verdict v = acceptor.Accept(listd::NormaliseAddress(list), sender, message);
   std::fprintf(v.ok() ? stdout : stderr, "%s%s %s\n",
