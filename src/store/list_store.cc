@@ -130,7 +130,7 @@ ListMember ToMember(const sql::Row& r) {
                     .owner_notice_due = sql::AsInt(r[8]) != 0};
 }
 
-constexpr std::int64_t kDay = 24 * 3600;
+constexpr std::int64_t kDay = std::int64_t{24} * 3600;
 
 std::string Select(std::string_view columns, std::string_view rest) {
   std::string s = "SELECT ";
