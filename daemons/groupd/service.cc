@@ -42,12 +42,23 @@ struct GroupService::Call {
 
 namespace {
 
-constexpr std::size_t kMaxReason = 200;
+constexpr std::size_t kMaxReasonChars = 200;
 constexpr std::size_t kMaxBulk = 500;
 // Every failed unwrap gives exactly this, whatever went wrong inside.
 constexpr std::string_view kUnwrapFailed = "cannot unwrap this RecipientInfo for this group";
 
 std::int64_t Now() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+// The first `max_chars` characters of `s`, cut before a UTF-8 lead byte so that a multi-byte
+// character is kept whole or left out (the store replaces a broken sequence with U+FFFD).
+std::string FirstChars(const std::string& s, std::size_t max_chars) {
+  std::size_t chars = 0;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const bool lead = (static_cast<unsigned char>(s[i]) & 0xC0U) != 0x80U;
+    if (lead && ++chars > max_chars) return s.substr(0, i);
+  }
+  return s;
+}
 
 HttpResponse Fail(GroupService::Call& call, int status, std::string_view code,
                   std::string_view message) {
@@ -273,7 +284,7 @@ store::AuditRecord GroupService::AuditRecordOf(const Call& call) {
   rec.key_version = call.key_version;
   rec.operation = call.operation;
   rec.result = call.result;
-  rec.reason = call.reason.substr(0, kMaxReason);
+  rec.reason = FirstChars(call.reason, kMaxReasonChars);
   return rec;
 }
 

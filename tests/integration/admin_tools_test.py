@@ -103,6 +103,15 @@ class AdminTools(harness.TestCase):
         p = d.admin("member", "new-token", B, "nobody@example.org", check=False)
         self.assertCliRefused(p, "not-a-member")
 
+    def test_audit_reason_cut_on_a_character_boundary(self):
+        # A reason longer than the audit keeps is cut, never in the middle of a UTF-8 sequence:
+        # the request still succeeds and the audit shows whole characters.
+        reason = "x" * 199 + "\u00e9" * 3
+        r = self.d.g.get("/v1/groups/%s/secrets?reason=%s" % (quote(A), quote(reason)), token=self.token)
+        self.assertEqual(r.status, 200, r)
+        got = [rec["reason"] for rec in self.d.audit(A) if rec["operation"] == "secrets"]
+        self.assertIn("x" * 199 + "\u00e9", got)
+
     def test_z_audit_prune(self):
         d = self.d
         self.assertTrue(d.audit(A))
