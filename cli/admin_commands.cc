@@ -8,6 +8,7 @@
 
 #include "api/groupd_client.h"
 #include "blindlist/base64.h"
+#include "blindlist/error_codes.h"
 #include "commands.h"
 #include "io.h"
 #include "server_options.h"
@@ -62,6 +63,20 @@ struct AdminState {
   std::string reason;
   std::string prune_before;  // audit prune: YYYY-MM-DD, an ISO 8601 UTC time, or Unix seconds
 };
+
+// Runs one admin command. The printers read groupd's reply with get<>(): a reply without a
+// field they read, or with one of another type, is groupd's fault (an older or newer server),
+// reported as one line naming it, never as an internal error of this command.
+Status RunChecked(Status (*fn)(AdminState&), AdminState& s) {
+  try {
+    return fn(s);
+  } catch (const json::exception& e) {
+    return MakeError(std::string(errc::kBadReply),
+                     std::string("groupd's reply lacks a field this command reads, or has one of "
+                                 "another type (a server of another version?): ") +
+                         e.what());
+  }
+}
 
 Status Print(const AdminState& s, const json& j, const std::string& text) {
   return WriteOutput(s.out, s.json_out ? j.dump(2) + "\n" : text);
@@ -335,7 +350,7 @@ void AddAdminCommands(CLI::App& app, Action* chosen) {
   admin->add_option("-o,--out", s->out, "Write to FILE instead of standard output");
 
   auto bind = [chosen, s](CLI::App* cmd, Status (*fn)(AdminState&)) {
-    cmd->callback([chosen, s, fn] { *chosen = [s, fn] { return fn(*s); }; });
+    cmd->callback([chosen, s, fn] { *chosen = [s, fn] { return RunChecked(fn, *s); }; });
   };
   auto* group = admin->add_subcommand("group", "Groups and their keys");
   group->require_subcommand(1);
@@ -424,7 +439,7 @@ void AddAdminCommands(CLI::App& app, Action* chosen) {
     if (prune->parsed()) return;
     *chosen = [s] {
       if (s->group.empty()) return Status(MakeError("usage", "admin audit needs GROUP"));
-      return Audit(*s);
+      return RunChecked(Audit, *s);
     };
   });
 }

@@ -1002,6 +1002,12 @@ struct GroupService::Handlers {
     return Ok(200, {{"key_version", row->version}, {"pkcs12", Base64Encode(*p12)}});
   }
 
+  static std::optional<HttpResponse> CertificateInUse(Call& call, const Status& st) {
+    if (st.ok() || st.error().code != errc::kCertificateInUse) return std::nullopt;
+    return Fail(call, 409, errc::kCertificateInUse,
+                "another member of this group has registered this certificate");
+  }
+
   static HttpResponse MemberAdd(GroupService& s, const HttpRequest& req, Call& call,
                                 const Target& t) {
     HttpResponse error;
@@ -1025,8 +1031,9 @@ struct GroupService::Handlers {
     }
     m.created_at = Now();
     Status st = s.store_->AddMember(m);
-    if (!st.ok() && st.error().code == "exists")
-      return Fail(call, 409, "exists", "already a member");
+    if (!st.ok() && st.error().code == errc::kExists)
+      return Fail(call, 409, errc::kExists, "already a member");
+    if (auto refused = CertificateInUse(call, st)) return *refused;
     if (!st.ok()) return StoreDown(call, st.error());
     json out = {{"address", m.address}, {"certificate_fingerprint", m.cert_fingerprint}};
     if (!member_token.empty()) out["token"] = member_token;  // shown once; only its hash is kept
@@ -1073,6 +1080,7 @@ struct GroupService::Handlers {
     Status st = s.store_->SetMemberCertificate(t.group->id, address, cert->Der(), fp);
     if (!st.ok() && st.error().code == errc::kNotFound)
       return Fail(call, 404, "not-a-member", "no such member");
+    if (auto refused = CertificateInUse(call, st)) return *refused;
     if (!st.ok()) return StoreDown(call, st.error());
     call.reason = "cert-sha256:" + fp.substr(0, 16);
     return Ok(200, {{"address", address}, {"certificate_fingerprint", fp}});

@@ -14,6 +14,8 @@ inline constexpr std::string_view kNotFound = "not-found";
 inline constexpr std::string_view kStoreUnavailable = "store-unavailable";
 inline constexpr std::string_view kNotAMember = "not-a-member";  // also an HTTP refusal (403)
 inline constexpr std::string_view kConflict = "conflict";        // also an HTTP refusal (409)
+// Another member of the group has registered this certificate (also an HTTP refusal, 409).
+inline constexpr std::string_view kCertificateInUse = "certificate-in-use";
 
 // ---- crypto (src/crypto) ----
 inline constexpr std::string_view kCrypto = "crypto";  // an OpenSSL failure: ours, not the input's

@@ -357,10 +357,25 @@ class SqlStore final : public Store {
 
   // ---- roster ----
 
+  // One certificate authenticates one member of a group: were it registered to two, removing
+  // one of them would leave its holder reading as the other.
+  static Status CertificateFree(sql::Connection& c, std::int64_t group_id,
+                                const std::string& address, const std::string& fingerprint) {
+    if (fingerprint.empty()) return Status::Ok();
+    BL_TRY_ASSIGN(auto rows, c.Query("SELECT 1 FROM members WHERE group_id = $1 AND "
+                                     "cert_fingerprint = $2 AND address <> $3",
+                                     {group_id, Lower(fingerprint), address}));
+    if (!rows.empty())
+      return MakeError(std::string(errc::kCertificateInUse),
+                       "another member of the group has registered this certificate");
+    return Status::Ok();
+  }
+
   Status AddMember(const Member& member) override {
     if (member.address.empty()) return InvalidArgument("the member address is empty");
     return ToStatus(Write([&](sql::Connection& c) -> Result<std::monostate> {
       BL_TRY(GroupMustExist(c, member.group_id));
+      BL_TRY(CertificateFree(c, member.group_id, member.address, member.cert_fingerprint));
       BL_TRY_ASSIGN(auto n, c.Exec("INSERT INTO members (" + std::string(kMemberColumns) +
                                        ") VALUES ($1, $2, $3, $4, $5, $6) "
                                        "ON CONFLICT (group_id, address) DO NOTHING",
@@ -390,6 +405,7 @@ class SqlStore final : public Store {
                                    "WHERE group_id = $1 AND address = $2",
                                    {group_id, address, certificate_der, Lower(cert_fingerprint)}));
       if (n == 0) return NotFound(address + " is not a member");
+      BL_TRY(CertificateFree(c, group_id, address, cert_fingerprint));  // a refusal rolls back
       return std::monostate{};
     }));
   }

@@ -908,6 +908,25 @@ TEST_P(StoreTest, TruncatesTheAuditReasonAndKeepsOddText) {
   EXPECT_EQ((*list)[0].caller, "caller\xef\xbf\xbd");
 }
 
+TEST_P(StoreTest, OneCertificateAuthenticatesOneMemberOfAGroup) {
+  const std::int64_t g = MakeGroup("list@example.org");
+  const std::int64_t other = MakeGroup("other@example.org");
+  ASSERT_OK(store_->AddMember(MakeMember(g, "alice@example.org", 7)));
+  ASSERT_OK(store_->AddMember(MakeMember(other, "alice2@example.org", 7)));  // another group
+  EXPECT_ERROR(store_->AddMember(MakeMember(g, "bob@example.org", 7)), "certificate-in-use");
+  ASSERT_OK(store_->AddMember(MakeMember(g, "bob@example.org", 8)));
+  const Member alice = MakeMember(g, "alice@example.org", 7);
+  EXPECT_ERROR(store_->SetMemberCertificate(g, "bob@example.org", alice.certificate_der,
+                                            alice.cert_fingerprint),
+               "certificate-in-use");
+  auto bob = store_->FindMember(g, "bob@example.org");
+  ASSERT_TRUE(bob.ok() && bob->has_value());
+  EXPECT_EQ((*bob)->cert_fingerprint, MakeMember(g, "bob@example.org", 8).cert_fingerprint);
+  // Setting a member's own certificate again is no conflict.
+  ASSERT_OK(store_->SetMemberCertificate(g, "alice@example.org", alice.certificate_der,
+                                         alice.cert_fingerprint));
+}
+
 // ---- concurrency ----
 
 TEST_P(StoreTest, ManyThreadsWriteAtOnce) {
@@ -920,7 +939,8 @@ TEST_P(StoreTest, ManyThreadsWriteAtOnce) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kEach; ++i) {
         const std::string address = "m" + std::to_string(t) + "-" + std::to_string(i) + "@x";
-        Status added = store_->AddMember(MakeMember(g, address, static_cast<std::uint8_t>(i)));
+        Status added =
+            store_->AddMember(MakeMember(g, address, static_cast<std::uint8_t>(t * kEach + i)));
         EXPECT_TRUE(added.ok()) << added.error().message;
         Status audited = store_->AppendAudit({.daemon = "groupd",
                                               .caller = address,
@@ -1094,9 +1114,8 @@ TEST_P(PostgresStoreTest, AnIssuanceWaitsForAnUncommittedRemovalAndThenFails) {
 
 TEST_P(PostgresStoreTest, ARemovalOrDeletionWaitingForAnIssuanceRevokesItsCertificate) {
   const std::int64_t g = MakeGroup("list@example.org");
-  for (const char* who : {"alice@example.org", "bob@example.org"}) {
-    ASSERT_OK(store_->AddMember(MakeMember(g, who, 1)));
-  }
+  ASSERT_OK(store_->AddMember(MakeMember(g, "alice@example.org", 1)));
+  ASSERT_OK(store_->AddMember(MakeMember(g, "bob@example.org", 2)));
   // RecordIssuedCertificate's statements for each member in another session, not yet committed,
   // while RemoveMember (alice) and then DeleteGroup (bob) run.
   const auto hold_issuance = [&](const std::string& who, const std::string& serial) {

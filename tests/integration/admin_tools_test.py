@@ -103,6 +103,23 @@ class AdminTools(harness.TestCase):
         p = d.admin("member", "new-token", B, "nobody@example.org", check=False)
         self.assertCliRefused(p, "not-a-member")
 
+    def test_one_certificate_one_member(self):
+        # A certificate registered to two members would keep a removed member reading as the other.
+        d = self.d
+        with open(self.old[0]) as f:
+            pem = f.read()
+        r = d.g.post("/v1/groups/%s/members" % quote(B), {"address": "erin@example.org", "certificate": pem},
+                     token=d.admin_token)
+        self.assertEqual(r.status, 201, r)  # another group: the same person on another list
+        r = d.g.post("/v1/groups/%s/members" % quote(B), {"address": "frank@example.org", "certificate": pem},
+                     token=d.admin_token)
+        self.assertRefused(r, 409, "certificate-in-use")
+        d.admin("member", "add", B, "frank@example.org")
+        p = d.admin("member", "set-cert", B, "frank@example.org", "--cert", self.old[0], check=False)
+        self.assertCliRefused(p, "certificate-in-use")
+        # Renewing to the same certificate is not a conflict with oneself.
+        d.admin("member", "set-cert", B, "erin@example.org", "--cert", self.old[0])
+
     def test_audit_reason_cut_on_a_character_boundary(self):
         # A reason longer than the audit keeps is cut, never in the middle of a UTF-8 sequence:
         # the request still succeeds and the audit shows whole characters.
