@@ -7,6 +7,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -35,7 +36,7 @@ class PostAcceptor {
   PostAcceptor(const Config& config, store::ListStore* lists, spool::Spool* spool,
                net::Metrics* metrics, std::function<void()> on_queued);
 
-  // RCPT TO: a list address or a list's bounce address. 550 5.1.1 otherwise.
+  // RCPT TO: a list address, a list's bounce address or LIST-request@. 550 5.1.1 otherwise.
   Verdict CheckRecipient(const std::string& recipient);
   // The message for one recipient (a list, or a list's bounce address).
   Verdict Accept(const std::string& recipient, const std::string& sender, std::string_view message);
@@ -44,7 +45,11 @@ class PostAcceptor {
   Verdict AcceptPost(const store::MailingList& list, const std::string& sender,
                      std::string_view message);
   Verdict AcceptBounce(const store::MailingList& list, std::string_view message);
+  // LIST-request@: 250, and an automatic answer saying whom to ask (request_reply.h).
+  Verdict AcceptRequest(const store::MailingList& list, const std::string& sender,
+                        std::string_view message);
   Verdict Count(const std::string& what, Verdict v);
+  std::optional<Result<store::MailingList>> RequestList(const std::string& recipient);
 
   const Config& config_;
   store::ListStore* lists_;

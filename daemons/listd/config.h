@@ -32,6 +32,13 @@ struct GroupdConfig {
   std::string ca;
 };
 
+// LIST-request@: the automatic answer saying whom to ask (request_reply.h).
+struct RequestConfig {
+  bool enabled = true;
+  std::string owner;  // named in the answer; "" means postmaster@ the list's domain
+  std::chrono::seconds interval{24 * 3600};  // one answer per sender and list per interval
+};
+
 struct Config {
   std::string path;            // the file it came from
   net::SmtpServerConfig smtp;  // port 0 with an empty listen: disabled
@@ -44,6 +51,7 @@ struct Config {
   std::string spool_dir = "/var/spool/blindlist";
   DeliveryConfig delivery;
   GroupdConfig groupd;
+  RequestConfig request;
   // Path B': listd re-wraps with group keys from this directory. Breaks the
   // trust split, so it needs allow_local_group_keys = true and is logged loudly.
   bool allow_local_group_keys = false;
