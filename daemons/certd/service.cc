@@ -4,6 +4,7 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
+#include "api/certificate_expiry.h"
 #include "api/member_auth.h"
 #include "api/membership.h"
 #include "blindlist/base64.h"
@@ -145,7 +146,11 @@ HttpResponse CertService::Route(const HttpRequest& req, Call& call) {
     call.operation = "metrics";
     HttpResponse r;
     r.content_type = "text/plain; version=0.0.4";
-    r.body = metrics.Render();
+    r.body = metrics.Render() +
+             api::RenderCertificateExpiry("certd",
+                                          {{"tls-server", "", config_.common.server.cert_file, {}},
+                                           {"membership-ca", "", config_.ca_certificate_file, {}}},
+                                          static_cast<std::int64_t>(std::time(nullptr)));
     return r;
   }
   // Rate limits (docs/api.md): the peer address's bucket first, before any credential

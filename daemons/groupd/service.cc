@@ -316,7 +316,7 @@ HttpResponse GroupService::Route(const HttpRequest& req, Call& call) {
     call.operation = "metrics";
     HttpResponse r;
     r.content_type = "text/plain; version=0.0.4";
-    r.body = metrics.Render();
+    r.body = metrics.Render() + CertificateMetrics();
     return r;
   }
   if (parts.size() < 2 || parts[0] != "v1" || parts[1] != "groups") {

@@ -66,6 +66,9 @@ class GroupService {
   std::optional<net::HttpResponse> Charge(Call& call, double cost);
   Status WriteAudit(const Call& call);  // blocks until committed
   static store::AuditRecord AuditRecordOf(const Call& call);
+  // /metrics: seconds until notAfter of the TLS, CA and current group certificates
+  // (certificate_metrics.cc).
+  std::string CertificateMetrics();
   // Charges failed authentications, records the metrics, answers.
   void Finish(const Call& call, net::HttpResponse resp, const std::string& peer,
               std::chrono::steady_clock::time_point start, const net::HttpResponder& respond);

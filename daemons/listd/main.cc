@@ -33,6 +33,7 @@
 #include "delivery.h"
 #include "incoming.h"
 #include "list_headers.h"
+#include "monitoring.h"
 #include "net/https_server.h"
 #include "net/log.h"
 #include "net/metrics.h"
@@ -243,7 +244,7 @@ int Run(int argc, char** argv) {
   if (config.status_enabled) {
     store::ListStore* list_store = lists->get();
     status = std::make_unique<net::HttpsServer>(
-        config.status, [&metrics, spool_ptr, list_store](const net::HttpRequest& r) {
+        config.status, [&config, &metrics, spool_ptr, list_store](const net::HttpRequest& r) {
           if (r.method != "GET")
             return net::HttpResponse::Error(405, "method-not-allowed", "GET only");
           if (r.path == "/healthz") {
@@ -269,7 +270,9 @@ int Run(int argc, char** argv) {
             }
             net::HttpResponse resp;
             resp.content_type = "text/plain; version=0.0.4";
-            resp.body = metrics.Render();
+            resp.body = metrics.Render() +
+                        listd::MonitoringMetrics(config, list_store, spool_ptr,
+                                                 static_cast<std::int64_t>(std::time(nullptr)));
             return resp;
           }
           return net::HttpResponse::Error(404, "not-found", "no such path");
