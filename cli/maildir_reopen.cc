@@ -57,6 +57,13 @@ std::string InfoOf(const std::string& name) {
   return colon == std::string::npos ? std::string() : name.substr(colon);
 }
 
+std::string Join(std::string_view a, std::string_view b, std::string_view c = {}) {
+  std::string out;
+  out.reserve(a.size() + b.size() + c.size() + 1);
+  out.append(a).append("/").append(b).append(c);
+  return out;
+}
+
 }  // namespace
 
 Result<ReopenCounts> ReopenMaildir(
@@ -71,17 +78,17 @@ Result<ReopenCounts> ReopenMaildir(
   ReopenCounts counts;
   int serial = 0;
   for (const char* sub : {"new", "cur"}) {
-    const std::string folder = dir + "/" + sub;
+    const std::string folder = Join(dir, sub);
     BL_TRY_ASSIGN(std::vector<std::string> names, ListFiles(folder));
     for (const std::string& name : names) {
-      const std::string path = folder + "/" + name;
+      const std::string path = Join(folder, name);
       auto message = ReadInput(path);
       if (!message.ok() || !is_candidate(*message)) {
         ++counts.skipped;
         continue;
       }
       const std::string base = UniqueName(serial++);
-      const std::string tmp = dir + "/tmp/" + base;
+      const std::string tmp = Join(dir, "tmp/", base);
       Status opened = open_into(*message, tmp);
       if (!opened.ok()) {
         ::unlink(tmp.c_str());
@@ -90,7 +97,7 @@ Result<ReopenCounts> ReopenMaildir(
         ++counts.failed;
         continue;
       }
-      const std::string final_path = folder + "/" + base + InfoOf(name);
+      const std::string final_path = Join(folder, base, InfoOf(name));
       if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
         std::fprintf(stderr, "blindlist: cannot move %s into %s: %s; kept as it is\n", tmp.c_str(),
                      folder.c_str(), std::strerror(errno));
