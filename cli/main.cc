@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <string>
 
+#include "blindlist/error_codes.h"
 #include "commands.h"
 
 int Run(int argc, char** argv) {
@@ -43,7 +44,7 @@ int Run(int argc, char** argv) {
   if (!status.ok()) {
     std::fprintf(stderr, "blindlist: %s\n", status.error().message.c_str());
     // EX_TEMPFAIL, so a mail system running blindlist as a filter tries again later.
-    return status.error().code == "tempfail" ? 75 : 1;
+    return status.error().code == blindlist::errc::kTempFail ? 75 : 1;
   }
   return 0;
 }

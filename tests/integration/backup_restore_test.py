@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Backup and restore of groupd on SQLite, following docs/operations.md ("Backup and restore").
+"""Backup and restore of groupd on SQLite, following docs/operations.md ("Back up", "Restore").
 
 Usage: backup_restore_test.py BLINDLIST GROUPD CERTD LISTD [unittest args]
 

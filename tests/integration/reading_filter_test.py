@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Reading list mail in a Maildir: `blindlist open --maildir DIR --reopen`, and the
-Dovecot recipe of docs/operations.md ("Reading with Dovecot"), for real.
+Dovecot recipe of docs/operations.md ("Dovecot: the filter inside Sieve"), for real.
 
 Usage: reading_filter_test.py BLINDLIST GROUPD CERTD LISTD [unittest args]
 
