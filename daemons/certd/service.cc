@@ -152,8 +152,12 @@ struct CertService::Handlers {
                               json{{"status", "ok"}, {"store", s.store_->BackendName()}}.dump());
   }
 
-  static HttpResponse Metrics(CertService& s, const HttpRequest& /*req*/, Call& /*call*/,
+  static HttpResponse Metrics(CertService& s, const HttpRequest& req, Call& call,
                               const std::vector<std::string>& /*params*/) {
+    if (auto refused = s.metrics_access.Refusal(req)) {
+      call.result = "unauthenticated";
+      return *refused;
+    }
     HttpResponse r;
     r.content_type = "text/plain; version=0.0.4";
     r.body = s.metrics.Render() + api::RenderCertificateExpiry(

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "api/audit_tally.h"
+#include "api/metrics_access.h"
 #include "api/rate_limiter.h"
 #include "api/route_table.h"
 #include "audit_writer.h"
@@ -120,6 +121,8 @@ class GroupService {
 
  public:
   net::Metrics metrics;
+  // Who may read /metrics ([metrics] token_file); loaded by main, at start and on SIGHUP.
+  api::MetricsAccess metrics_access;
 };
 
 }  // namespace blindlist::groupd

@@ -95,6 +95,7 @@ Result<Config> LoadConfig(const std::string& path) {
     Status st = ParseHostPort(status, c.status.listen_address, c.status.port);
     if (!st.ok()) return Bad(path, "[status] listen: " + st.error().message);
   }
+  BL_TRY_ASSIGN(c.metrics_token_file, file.String("metrics", "token_file", ""));
 
   BL_TRY_ASSIGN(c.store_url, file.String("store", "url", ""));
   if (c.store_url.empty()) {

@@ -57,7 +57,8 @@ struct Config {
   bool lmtp_enabled = false;
   net::HttpsServerConfig status;  // plain HTTP: /healthz, /metrics
   bool status_enabled = true;
-  std::string store_url;  // [store] url: required
+  std::string metrics_token_file;  // [metrics] token_file: /metrics needs this bearer token
+  std::string store_url;           // [store] url: required
   std::string spool_dir = "/var/spool/blindlist";
   DeliveryConfig delivery;
   GroupdConfig groupd;

@@ -30,6 +30,7 @@
 
 #include "acceptor.h"
 #include "api/daemon.h"
+#include "api/metrics_access.h"
 #include "config.h"
 #include "delivery.h"
 #include "incoming.h"
@@ -220,6 +221,9 @@ int Run(int argc, char** argv) {
   Status private_files = api::CheckSecretFileModes(
       {config.smtp.key_file, config.lmtp.key_file, config.groupd.client_key});
   if (!private_files.ok()) return Fatal(private_files.error());
+  api::MetricsAccess metrics_access;
+  if (Status st = metrics_access.Load(config.metrics_token_file); !st.ok())
+    return Fatal(st.error());
 
   if (config.allow_local_group_keys) {
     net::Log(net::LogLevel::kWarning,
@@ -281,7 +285,8 @@ int Run(int argc, char** argv) {
   if (config.status_enabled) {
     store::ListStore* list_store = lists->get();
     status = std::make_unique<net::HttpsServer>(
-        config.status, [&config, &metrics, spool_ptr, list_store](const net::HttpRequest& r) {
+        config.status,
+        [&config, &metrics, &metrics_access, spool_ptr, list_store](const net::HttpRequest& r) {
           if (r.method != "GET")
             return net::HttpResponse::Error(405, "method-not-allowed", "GET only");
           if (r.path == "/healthz") {
@@ -300,6 +305,7 @@ int Run(int argc, char** argv) {
                 200, nlohmann::json{{"status", "ok"}, {"store", list_store->BackendName()}}.dump());
           }
           if (r.path == "/metrics") {
+            if (auto refused = metrics_access.Refusal(r)) return *refused;
             if (auto counts = spool_ptr->Counts(); counts.ok()) {
               metrics.SetGauge("listd_spool_incoming", static_cast<double>(counts->incoming));
               metrics.SetGauge("listd_spool_active", static_cast<double>(counts->active));
@@ -356,6 +362,7 @@ int Run(int argc, char** argv) {
   auto roster_sync = listd::StartRosterSync(config.groupd, lists->get(), &metrics);
 
   api::WaitForTermination([&] {
+    metrics_access.Reload(config.metrics_token_file);
     for (auto& l : listeners) {
       Status st = l->ReloadCertificates();
       net::Log(st.ok() ? net::LogLevel::kInfo : net::LogLevel::kError, "reloaded certificates",
