@@ -47,20 +47,23 @@ struct PostOptions {
   std::string cipher = "aes-256-gcm";
 };
 
-std::string DefaultKnownLists() {
-  if (const char* xdg = std::getenv("XDG_CONFIG_HOME"); xdg != nullptr && *xdg != '\0')
-    return std::string(xdg) + "/blindlist/known_lists";
+// `leaf` under the XDG base directory `xdg_variable` names, else under ~/`home_dir`,
+// else `fallback` (no HOME: the current directory).
+std::string XdgPath(const char* xdg_variable, const char* home_dir, const char* leaf,
+                    const char* fallback) {
+  if (const char* xdg = std::getenv(xdg_variable); xdg != nullptr && *xdg != '\0')
+    return std::string(xdg) + "/" + leaf;
   if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0')
-    return std::string(home) + "/.config/blindlist/known_lists";
-  return "known_lists";
+    return std::string(home) + "/" + home_dir + "/" + leaf;
+  return fallback;
+}
+
+std::string DefaultKnownLists() {
+  return XdgPath("XDG_CONFIG_HOME", ".config", "blindlist/known_lists", "known_lists");
 }
 
 std::string DefaultCacheDir() {
-  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg != nullptr && *xdg != '\0')
-    return std::string(xdg) + "/blindlist";
-  if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0')
-    return std::string(home) + "/.cache/blindlist";
-  return ".blindlist-cache";
+  return XdgPath("XDG_CACHE_HOME", ".cache", "blindlist", ".blindlist-cache");
 }
 
 // Lines "LIST SHA256-HEX"; the last line for a list wins.

@@ -44,13 +44,6 @@ class BackupRestoreTest(harness.TestCase):
         self.d.public_certificate(LIST, path)
         return path
 
-    def restart_groupd(self):
-        d = self.d
-        d.groupd.exit_status = None
-        d.groupd.start()
-        d.g = harness.HttpsEndpoint(d.groupd.port, d.pki.crt("tls-ca"))
-        d.groupd.wait_healthy(d.g)
-
     def test_restore_loses_newer_keys_and_brings_back_removed_members(self):
         d = self.d
         db = d.store_url[len("sqlite:"):]
@@ -81,7 +74,7 @@ class BackupRestoreTest(harness.TestCase):
             if os.path.exists(db + suffix):
                 os.unlink(db + suffix)
         shutil.copy(backup, db)
-        self.restart_groupd()
+        d.restart_groupd()
 
         # What the doc warns about.
         ok, err = self.reads(alice, p2)

@@ -190,10 +190,7 @@ class PostSubmissionTest(harness.TestCase):
             self.assertIn("does not hold the pinned certificate", err)
             harness.write(cache, saved)
         finally:
-            d.groupd.exit_status = None
-            d.groupd.start()
-            d.g = harness.HttpsEndpoint(d.groupd.port, d.pki.crt("tls-ca"))
-            d.groupd.wait_healthy(d.g)
+            d.restart_groupd()
         files = [r["file"] for r in s.records("deliveries.jsonl")]
         self.assertEqual(len(files), 2, files)
         self.assertIn("the body of offline", self.read_as_member(os.path.join(s.dir, files[1])))

@@ -78,13 +78,6 @@ class ReadingFilterTest(harness.TestCase):
     def stop_groupd(self):
         self.assertEqual(self.d.groupd.stop(), 0)
 
-    def start_groupd(self):
-        d = self.d
-        d.groupd.exit_status = None
-        d.groupd.start()
-        d.g = harness.HttpsEndpoint(d.groupd.port, d.pki.crt("tls-ca"))
-        d.groupd.wait_healthy(d.g)
-
     def reopen(self, maildir, as_user=None):
         args = [harness.blindlist_bin(), "open", "--maildir", maildir, "--reopen", "--server", self.d.g.url(),
                 "--ca", self.ca_copy(), "--group", LIST, "--method", "rewrap", "--member-cert",
@@ -140,7 +133,7 @@ class ReadingFilterTest(harness.TestCase):
             self.assertIn(b"0 opened, 2 still encrypted (kept), 3 other messages", p.stderr)
             self.assertEqual(snapshot(), files)
         finally:
-            self.start_groupd()
+            self.d.restart_groupd()
 
         p = self.reopen(md)
         self.assertEqual(p.returncode, 0, p.stderr)
@@ -285,7 +278,7 @@ lmtp_save_to_detail_mailbox = no
         try:
             self.lmtp(port, "alice", list_post(self.work, self.certs[LIST], LIST, "dovecot-2"))
         finally:
-            self.start_groupd()
+            self.d.restart_groupd()
         stored = [f for f in glob.glob(os.path.join(alice_md, "new", "*")) if b"dovecot-2" in harness.read(f)
                   and not self.readable_by_alice_alone(f) and b"pkcs7-mime" in harness.read(f)]
         self.assertEqual(len(stored), 1, "the post stored while groupd was down")

@@ -16,13 +16,15 @@ DIR/deliveries.jsonl. Runs until SIGTERM. Run it with /usr/bin/python3.
 import argparse
 import json
 import os
-import signal
-import socket
 import ssl
+import sys
 import threading
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from smtp_sink import free_loopback_port, serve  # noqa: E402
 
 
 class Recorder:
@@ -79,22 +81,9 @@ def main():
         kwargs.update(tls_context=ctx, require_starttls=True, auth_require_tls=True)
     else:
         kwargs.update(auth_require_tls=not a.plaintext_auth)
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    controller = Controller(rec, hostname="127.0.0.1", port=port, server_hostname="submission.test",
-                            **kwargs)
-    controller.start()
-    tmp = a.port_file + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(str(port))
-    os.rename(tmp, a.port_file)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
-    controller.stop()
+    port = free_loopback_port()
+    serve(Controller(rec, hostname="127.0.0.1", port=port, server_hostname="submission.test", **kwargs),
+          port, a.port_file)
 
 
 if __name__ == "__main__":
