@@ -1,6 +1,8 @@
 // blindlist open: read list mail as a member, through one of the reading paths
 // (DESIGN.md): tls (F), rewrap (E), cert (G), blind, secret (S; also B posts).
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <ctime>
 #include <nlohmann/json.hpp>
@@ -16,6 +18,7 @@
 #include "crypto/keys.h"
 #include "crypto/signature.h"
 #include "io.h"
+#include "maildir_reopen.h"
 #include "mime/smime.h"
 #include "server_options.h"
 
@@ -37,6 +40,8 @@ struct OpenOptions {
   std::string rsa_padding;  // empty: groupd's default (OAEP)
   bool splice_only = false;
   bool filter = false;
+  std::string maildir;
+  bool reopen = false;
 };
 
 // groupd as `open` asks it. As a delivery filter, each failed call is sorted at once: one that
@@ -336,6 +341,73 @@ Status OpenMessage(OpenOptions& o, const std::string& input, bool* is_smime) {
   return MakeError("usage", "unknown --method " + o.method);
 }
 
+// True when the header section has a List-Id field naming <list-id> (the list address with
+// '@' as '.', as listd writes it), compared without regard to case.
+bool HasListId(const std::string& message, const std::string& list) {
+  std::string id = "<" + list + ">";
+  std::replace(id.begin(), id.end(), '@', '.');
+  auto lower = [](std::string s) {
+    for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+  };
+  id = lower(id);
+  std::size_t pos = 0;
+  while (pos < message.size()) {
+    std::size_t eol = message.find('\n', pos);
+    if (eol == std::string::npos) eol = message.size();
+    std::string line = lower(message.substr(pos, eol - pos));
+    if (line.empty() || line == "\r") break;  // end of the header section
+    if (line.starts_with("list-id:")) {
+      // The value may be folded onto continuation lines.
+      std::size_t next = eol + 1;
+      while (next < message.size() && (message[next] == ' ' || message[next] == '\t')) {
+        const std::size_t e = std::min(message.find('\n', next), message.size());
+        line += lower(message.substr(next, e - next));
+        next = e + 1;
+      }
+      if (line.find(id) != std::string::npos) return true;
+    }
+    pos = eol + 1;
+  }
+  return false;
+}
+
+// --maildir DIR --reopen: the posts of this list a delivery filter passed through still
+// encrypted to the group are opened as --filter opens them (ordinary S/MIME for the member,
+// never plaintext on the mail server), each replacing its original (maildir_reopen.h).
+Status RunReopen(OpenOptions& o) {
+  if (o.maildir.empty() || !o.reopen)
+    return MakeError("usage", "--reopen and --maildir DIR go together");
+  if ((o.method != "rewrap" && o.method != "cert") || o.member_cert.empty()) {
+    return MakeError("usage",
+                     "--reopen works like --filter: --method rewrap or cert with --member-cert");
+  }
+  BL_TRY_ASSIGN(crypto::Certificate mine, crypto::Certificate::LoadFile(o.member_cert));
+  o.splice_only = true;
+  auto is_candidate = [&](const std::string& message) {
+    if (!HasListId(message, o.group)) return false;
+    auto smime = mime::ParseSmime(message);
+    if (!smime.ok()) return false;
+    auto env = crypto::Envelope::Parse(smime->cms);
+    return env.ok() && !GroupCandidates(*env, &mine).empty();
+  };
+  auto open_into = [&](const std::string& message, const std::string& out_path) {
+    OpenOptions one = o;
+    one.io.out = out_path;
+    bool is_smime = false;
+    return OpenMessage(one, message, &is_smime);
+  };
+  BL_TRY_ASSIGN(ReopenCounts counts, ReopenMaildir(o.maildir, is_candidate, open_into));
+  std::fprintf(stderr, "blindlist: %s: %d opened, %d still encrypted (kept), %d other messages\n",
+               o.maildir.c_str(), counts.opened, counts.failed, counts.skipped);
+  if (counts.failed > 0) {
+    return MakeError(
+        std::string(errc::kTempFail),
+        std::to_string(counts.failed) + " post(s) could not be opened now; run it again later");
+  }
+  return Status::Ok();
+}
+
 // The pass-through copy of a post the filter could not open: the input unchanged, but for one
 // header line at the end of the outer header block (never in the CMS body), saying why.
 std::string WithFilterHeader(const std::string& input, const std::string& code) {
@@ -401,6 +473,7 @@ Status RunFilter(OpenOptions& o) {
 }
 
 Status RunOpen(OpenOptions& o) {
+  if (o.reopen || !o.maildir.empty()) return RunReopen(o);
   if (o.filter) return RunFilter(o);
   BL_TRY_ASSIGN(std::string input, ReadInput(o.io.in));
   bool is_smime = false;
@@ -445,6 +518,11 @@ void AddOpenCommand(CLI::App& app, Action* chosen) {
       "      unreachable (refused, timed out, TLS failed), a 5xx or 429 answer, a malformed\n"
       "      answer, or the message could not be read or written; the mail system retries\n"
       "  2   a usage error on the command line");
+  cmd->add_option("--maildir", o->maildir,
+                  "With --reopen: the Maildir (with tmp/, new/, cur/) to search");
+  cmd->add_flag("--reopen", o->reopen,
+                "Open, in place, the posts of --group in --maildir that --filter passed through "
+                "still encrypted (groupd was down); exit 75 if some still cannot be opened");
   cmd->callback([chosen, o] { *chosen = [o] { return RunOpen(*o); }; });
 }
 

@@ -5,6 +5,7 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
+#include "api/certificate_expiry.h"
 #include "api/json_fields.h"
 #include "api/member_auth.h"
 #include "api/membership.h"
@@ -151,11 +152,19 @@ struct CertService::Handlers {
                               json{{"status", "ok"}, {"store", s.store_->BackendName()}}.dump());
   }
 
-  static HttpResponse Metrics(CertService& s, const HttpRequest& /*req*/, Call& /*call*/,
+  static HttpResponse Metrics(CertService& s, const HttpRequest& req, Call& call,
                               const std::vector<std::string>& /*params*/) {
+    if (auto refused = s.metrics_access.Refusal(req)) {
+      call.result = "unauthenticated";
+      return *refused;
+    }
     HttpResponse r;
     r.content_type = "text/plain; version=0.0.4";
-    r.body = s.metrics.Render();
+    r.body = s.metrics.Render() + api::RenderCertificateExpiry(
+                                      "certd",
+                                      {{"tls-server", "", s.config_.common.server.cert_file, {}},
+                                       {"membership-ca", "", s.config_.ca_certificate_file, {}}},
+                                      static_cast<std::int64_t>(std::time(nullptr)));
     return r;
   }
 

@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "api/audit_tally.h"
+#include "api/metrics_access.h"
 #include "api/rate_limiter.h"
 #include "api/route_table.h"
 #include "config.h"
@@ -55,6 +56,8 @@ class CertService {
 
  public:
   net::Metrics metrics;
+  // Who may read /metrics ([metrics] token_file); loaded by main, at start and on SIGHUP.
+  api::MetricsAccess metrics_access;
 };
 
 }  // namespace blindlist::certd

@@ -121,12 +121,17 @@ int Run(int argc, char** argv) {
   server.SetRefusalObserver([&service](const net::HttpRequest& r, const net::HttpResponse& resp) {
     service.AuditRefusal(r, resp);
   });
+  Status metrics_token = service.metrics_access.Load(config.common.metrics_token_file);
+  if (!metrics_token.ok()) return Fatal(metrics_token.error());
   Status started =
       api::StartServer(server, config.common.server, port_file, service.store().BackendName());
   if (!started.ok()) return Fatal(started.error());
   api::ServeWithReload(
       server, [&] { return groupd::LoadConfig(config_file); },
-      [&](const groupd::Config& fresh) { service.UpdateLimits(fresh); });
+      [&](const groupd::Config& fresh) {
+        service.UpdateLimits(fresh);
+        service.metrics_access.Reload(fresh.common.metrics_token_file);
+      });
   return 0;
 }
 

@@ -785,11 +785,15 @@ struct GroupService::Handlers {
     return Ok(200, {{"status", "ok"}, {"store", s.store_->BackendName()}});
   }
 
-  static HttpResponse Metrics(GroupService& s, const HttpRequest& /*req*/, Call& /*call*/,
+  static HttpResponse Metrics(GroupService& s, const HttpRequest& req, Call& call,
                               const Target& /*t*/) {
+    if (auto refused = s.metrics_access.Refusal(req)) {
+      call.result = "unauthenticated";
+      return *refused;
+    }
     HttpResponse r;
     r.content_type = "text/plain; version=0.0.4";
-    r.body = s.metrics.Render();
+    r.body = s.metrics.Render() + s.CertificateMetrics();
     return r;
   }
 

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "api/audit_tally.h"
+#include "api/metrics_access.h"
 #include "api/rate_limiter.h"
 #include "api/route_table.h"
 #include "audit_writer.h"
@@ -74,6 +75,9 @@ class GroupService {
   std::optional<net::HttpResponse> Charge(Call& call, double cost);
   Status WriteAudit(const Call& call);  // blocks until committed
   static store::AuditRecord AuditRecordOf(const Call& call);
+  // /metrics: seconds until notAfter of the TLS, CA and current group certificates
+  // (certificate_metrics.cc).
+  std::string CertificateMetrics();
   // Charges failed authentications, records the metrics, answers.
   void Finish(const Call& call, net::HttpResponse resp, const std::string& peer,
               std::chrono::steady_clock::time_point start, const net::HttpResponder& respond);
@@ -117,6 +121,8 @@ class GroupService {
 
  public:
   net::Metrics metrics;
+  // Who may read /metrics ([metrics] token_file); loaded by main, at start and on SIGHUP.
+  api::MetricsAccess metrics_access;
 };
 
 }  // namespace blindlist::groupd

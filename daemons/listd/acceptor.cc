@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <charconv>
 #include <ctime>
+#include <optional>
 
 #include "crypto/cms.h"
 #include "crypto/keys.h"
@@ -11,6 +12,7 @@
 #include "mime/dsn.h"
 #include "mime/smime_shape.h"
 #include "obs/log.h"
+#include "request_reply.h"
 
 namespace blindlist::listd {
 namespace {
@@ -52,6 +54,20 @@ bool EncryptedToList(const std::vector<crypto::RecipientInfo>& recipients,
   return false;
 }
 
+// The list whose LIST-request@ address `recipient` is, when [request] is on: nothing when it is
+// not such an address (or no such list), an error when the database cannot tell.
+std::optional<Result<store::MailingList>> FindRequestList(const Config& config,
+                                                          store::ListStore* lists,
+                                                          const std::string& recipient) {
+  if (!config.request.enabled) return std::nullopt;
+  std::optional<std::string> address = RequestListOf(recipient);
+  if (!address) return std::nullopt;
+  auto list = lists->FindList(*address);
+  if (!list.ok()) return Result<store::MailingList>(list.error());
+  if (!list->has_value()) return std::nullopt;
+  return Result<store::MailingList>(std::move(**list));
+}
+
 }  // namespace
 
 int SysexitOf(const Verdict& v) {
@@ -86,6 +102,10 @@ Verdict PostAcceptor::CheckRecipient(const std::string& recipient) {
   auto bounce = BounceList(recipient, &tag);
   if (!bounce.ok()) return StoreDown(bounce.error());
   if (bounce->has_value()) return Reply(250, "2.1.5", "bounce address of " + (*bounce)->address);
+  if (auto request = RequestList(recipient); request.has_value()) {
+    if (!request->ok()) return StoreDown(request->error());
+    return Reply(250, "2.1.5", "request address of " + (*request)->address);
+  }
   return Reply(550, "5.1.1", "no such list here: " + recipient);
 }
 
@@ -110,6 +130,10 @@ Verdict PostAcceptor::Accept(const std::string& recipient, const std::string& se
   auto bounce = BounceList(recipient, &tag);
   if (!bounce.ok()) return Count("bounce", StoreDown(bounce.error()));
   if (bounce->has_value()) return Count("bounce", AcceptBounce(**bounce, tag, message));
+  if (auto request = RequestList(recipient); request.has_value()) {
+    if (!request->ok()) return Count("request", StoreDown(request->error()));
+    return Count("request", AcceptRequest(**request, sender, message));
+  }
   return Count("post", Reply(550, "5.1.1", "no such list here: " + recipient));
 }
 
@@ -196,6 +220,46 @@ Verdict PostAcceptor::AcceptPost(const store::MailingList& list, const std::stri
            {{"id", *id}, {"list", list.address}, {"bytes", std::to_string(message.size())}});
   if (on_queued_) on_queued_();
   return Reply(250, "2.0.0", "queued as " + *id);
+}
+
+std::optional<Result<store::MailingList>> PostAcceptor::RequestList(const std::string& recipient) {
+  return FindRequestList(config_, lists_, recipient);
+}
+
+Verdict PostAcceptor::AcceptRequest(const store::MailingList& list, const std::string& sender,
+                                    std::string_view message) {
+  const std::string why_not = !store::IsValidMailbox(sender) && !sender.empty()
+                                  ? std::string("not a plain address")
+                                  : NoAutoReplyReason(sender, message);
+  if (!why_not.empty()) {
+    net::Log(net::LogLevel::kInfo, "request address: no automatic answer",
+             {{"list", list.address}, {"reason", why_not}});
+    return Reply(250, "2.0.0", "received");
+  }
+  const auto now = static_cast<std::int64_t>(std::time(nullptr));
+  RequestReplyLimiter limiter(config_.spool_dir + "/request-replies", config_.request.interval);
+  auto reserved = limiter.TryReserve(list.address, sender, now);
+  if (!reserved.ok() || !*reserved) {
+    net::Log(net::LogLevel::kInfo, "request address: answered recently, no answer now",
+             {{"list", list.address},
+              {"error", reserved.ok() ? std::string() : reserved.error().message}});
+    return Reply(250, "2.0.0", "received");
+  }
+  RequestReply r;
+  r.list = list.address;
+  r.owner = config_.request.owner.empty()
+                ? "postmaster@" + list.address.substr(list.address.rfind('@') + 1)
+                : config_.request.owner;
+  r.sender = sender;
+  r.hostname = config_.smtp.hostname;
+  Status sent = SendAutoReply(config_, sender, BuildRequestReply(r, message, now));
+  net::Log(sent.ok() ? net::LogLevel::kInfo : net::LogLevel::kWarning,
+           sent.ok() ? "request address: answered" : "request address: answer not sent",
+           {{"list", list.address}, {"error", sent.ok() ? std::string() : sent.error().message}});
+  if (metrics_ != nullptr) {
+    metrics_->Increment("listd_request_replies_total", {{"result", sent.ok() ? "sent" : "failed"}});
+  }
+  return Reply(250, "2.0.0", "received; see the automatic answer");
 }
 
 // A report counts only through its VERP tag: the tag, made with listd's key, says which member

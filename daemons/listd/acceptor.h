@@ -7,6 +7,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -42,7 +43,7 @@ class PostAcceptor {
 
   // RCPT TO: a list address, a list's bounce address, or its bounce address with a +TAG
   // (accepted whatever the tag: it is checked, with the same answer, only once the report is
-  // in). 550 5.1.1 otherwise.
+  // in), or LIST-request@. 550 5.1.1 otherwise.
   Verdict CheckRecipient(const std::string& recipient);
   // The message for one recipient (a list, or a list's bounce address).
   Verdict Accept(const std::string& recipient, const std::string& sender, std::string_view message);
@@ -57,7 +58,11 @@ class PostAcceptor {
                        std::string_view message);
   // What a verified tag scores; every refusal is only logged (the reply is always the same).
   Status ScoreReport(const store::MailingList& list, const VerpTag& tag, std::string_view reason);
+  // LIST-request@: 250, and an automatic answer saying whom to ask (request_reply.h).
+  Verdict AcceptRequest(const store::MailingList& list, const std::string& sender,
+                        std::string_view message);
   Verdict Count(const std::string& what, Verdict v);
+  std::optional<Result<store::MailingList>> RequestList(const std::string& recipient);
 
   const Config& config_;
   store::ListStore* lists_;

@@ -46,6 +46,21 @@ Result<net::SmtpServerConfig> ReadListener(const api::ConfigFile& file, std::str
   return c;
 }
 
+Result<RequestConfig> ReadRequest(const api::ConfigFile& file) {
+  RequestConfig r;
+  BL_TRY_ASSIGN(r.enabled, file.Bool("request", "enabled", r.enabled));
+  BL_TRY_ASSIGN(r.owner, file.String("request", "owner", ""));
+  BL_TRY_ASSIGN(std::int64_t interval,
+                file.Int("request", "reply_interval_seconds", r.interval.count()));
+  if (interval < 60) return Bad(file.path(), "[request] reply_interval_seconds must be >= 60");
+  if (!r.owner.empty() && (r.owner.find('@') == std::string::npos ||
+                           r.owner.find_first_of(" <>\r\n\t\"") != std::string::npos)) {
+    return Bad(file.path(), "[request] owner must be a plain address (local@domain)");
+  }
+  r.interval = std::chrono::seconds(interval);
+  return r;
+}
+
 }  // namespace
 
 Status ParseHostPort(const std::string& text, std::string& host, std::uint16_t& port) {
@@ -80,6 +95,7 @@ Result<Config> LoadConfig(const std::string& path) {
     Status st = ParseHostPort(status, c.status.listen_address, c.status.port);
     if (!st.ok()) return Bad(path, "[status] listen: " + st.error().message);
   }
+  BL_TRY_ASSIGN(c.metrics_token_file, file.String("metrics", "token_file", ""));
 
   BL_TRY_ASSIGN(c.store_url, file.String("store", "url", ""));
   if (c.store_url.empty()) {
@@ -165,6 +181,8 @@ Result<Config> LoadConfig(const std::string& path) {
                 file.Int("groupd", "roster_sync_seconds", g.roster_sync_seconds));
   if (g.roster_sync_seconds < 0 || g.roster_sync_seconds > std::int64_t{7} * 24 * 3600)
     return Bad(path, "[groupd] roster_sync_seconds must be 0..604800 (0: on demand only)");
+
+  BL_TRY_ASSIGN(c.request, ReadRequest(file));
 
   BL_TRY_ASSIGN(c.allow_local_group_keys, file.Bool("unsafe", "allow_local_group_keys", false));
   BL_TRY_ASSIGN(c.group_keys_dir, file.String("unsafe", "group_keys_directory", ""));

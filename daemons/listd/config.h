@@ -42,6 +42,13 @@ struct GroupdConfig {
   std::int64_t roster_sync_seconds = 300;
 };
 
+// LIST-request@: the automatic answer saying whom to ask (request_reply.h).
+struct RequestConfig {
+  bool enabled = true;
+  std::string owner;  // named in the answer; "" means postmaster@ the list's domain
+  std::chrono::seconds interval{24 * 3600};  // one answer per sender and list per interval
+};
+
 struct Config {
   std::string path;            // the file it came from
   net::SmtpServerConfig smtp;  // port 0 with an empty listen: disabled
@@ -50,10 +57,12 @@ struct Config {
   bool lmtp_enabled = false;
   net::HttpsServerConfig status;  // plain HTTP: /healthz, /metrics
   bool status_enabled = true;
-  std::string store_url;  // [store] url: required
+  std::string metrics_token_file;  // [metrics] token_file: /metrics needs this bearer token
+  std::string store_url;           // [store] url: required
   std::string spool_dir = "/var/spool/blindlist";
   DeliveryConfig delivery;
   GroupdConfig groupd;
+  RequestConfig request;
   // Path B': listd re-wraps with group keys from this directory. Breaks the
   // trust split, so it needs allow_local_group_keys = true and is logged loudly.
   bool allow_local_group_keys = false;

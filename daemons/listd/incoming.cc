@@ -232,6 +232,14 @@ IncomingProcessor::IncomingProcessor(const Config& config, store::ListStore* lis
       path_b_(path_b),
       path_b_prime_(path_b_prime) {}
 
+// Posts by intake, counted once when first picked up: pipe mode is another process, which
+// cannot touch the daemon's counters, so its posts are told apart by their id.
+void IncomingProcessor::CountPickup(const std::string& id) {
+  if (metrics_ == nullptr) return;
+  metrics_->Increment("listd_posts_received_total",
+                      {{"intake", spool::Spool::WrittenByGuest(id) ? "pipe" : "smtp-lmtp"}});
+}
+
 int IncomingProcessor::RunOnce(std::int64_t now) {
   auto ids = spool_->ListIncoming();
   if (!ids.ok()) {
@@ -254,6 +262,7 @@ int IncomingProcessor::RunOnce(std::int64_t now) {
       waiting_.erase(id);
       continue;
     }
+    if (it == waiting_.end()) CountPickup(id);
     Status st = Prepare(*post);
     if (st.ok()) {
       waiting_.erase(id);

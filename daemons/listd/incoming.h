@@ -73,6 +73,7 @@ class IncomingProcessor {
   int RunOnce(std::int64_t now);
 
  private:
+  void CountPickup(const std::string& id);
   Status Prepare(spool::IncomingPost& post);  // frees post.message once prepared
   // Moves a post the re-wrap cannot use aside in the spool, with the reason.
   Status Hold(const spool::IncomingPost& post, const store::MailingList& list,

@@ -30,10 +30,12 @@
 
 #include "acceptor.h"
 #include "api/daemon.h"
+#include "api/metrics_access.h"
 #include "config.h"
 #include "delivery.h"
 #include "incoming.h"
 #include "list_headers.h"
+#include "monitoring.h"
 #include "net/https_server.h"
 #include "net/smtp_server.h"
 #include "obs/log.h"
@@ -219,6 +221,9 @@ int Run(int argc, char** argv) {
   Status private_files = api::CheckSecretFileModes(
       {config.smtp.key_file, config.lmtp.key_file, config.groupd.client_key});
   if (!private_files.ok()) return Fatal(private_files.error());
+  api::MetricsAccess metrics_access;
+  if (Status st = metrics_access.Load(config.metrics_token_file); !st.ok())
+    return Fatal(st.error());
 
   if (config.allow_local_group_keys) {
     net::Log(net::LogLevel::kWarning,
@@ -280,7 +285,8 @@ int Run(int argc, char** argv) {
   if (config.status_enabled) {
     store::ListStore* list_store = lists->get();
     status = std::make_unique<net::HttpsServer>(
-        config.status, [&metrics, spool_ptr, list_store](const net::HttpRequest& r) {
+        config.status,
+        [&config, &metrics, &metrics_access, spool_ptr, list_store](const net::HttpRequest& r) {
           if (r.method != "GET")
             return net::HttpResponse::Error(405, "method-not-allowed", "GET only");
           if (r.path == "/healthz") {
@@ -299,6 +305,7 @@ int Run(int argc, char** argv) {
                 200, nlohmann::json{{"status", "ok"}, {"store", list_store->BackendName()}}.dump());
           }
           if (r.path == "/metrics") {
+            if (auto refused = metrics_access.Refusal(r)) return *refused;
             if (auto counts = spool_ptr->Counts(); counts.ok()) {
               metrics.SetGauge("listd_spool_incoming", static_cast<double>(counts->incoming));
               metrics.SetGauge("listd_spool_active", static_cast<double>(counts->active));
@@ -306,7 +313,9 @@ int Run(int argc, char** argv) {
             }
             net::HttpResponse resp;
             resp.content_type = "text/plain; version=0.0.4";
-            resp.body = metrics.Render();
+            resp.body = metrics.Render() +
+                        listd::MonitoringMetrics(config, list_store, spool_ptr,
+                                                 static_cast<std::int64_t>(std::time(nullptr)));
             return resp;
           }
           return net::HttpResponse::Error(404, "not-found", "no such path");
@@ -353,6 +362,7 @@ int Run(int argc, char** argv) {
   auto roster_sync = listd::StartRosterSync(config.groupd, lists->get(), &metrics);
 
   api::WaitForTermination([&] {
+    metrics_access.Reload(config.metrics_token_file);
     for (auto& l : listeners) {
       Status st = l->ReloadCertificates();
       net::Log(st.ok() ? net::LogLevel::kInfo : net::LogLevel::kError, "reloaded certificates",

@@ -161,6 +161,7 @@ Result<CommonConfig> ConfigFile::Common(const std::string& default_listen,
   BL_TRY_ASSIGN(std::int64_t threads, Int("server", "threads", c.server.threads));
   BL_TRY_ASSIGN(c.store_url, String("store", "url", default_store));
   BL_TRY_ASSIGN(c.log_level, String("log", "level", "info"));
+  BL_TRY_ASSIGN(c.metrics_token_file, String("metrics", "token_file", ""));
   BL_TRY_ASSIGN(std::int64_t max_body, Int("limits", "max_body_bytes",
                                            static_cast<std::int64_t>(c.server.max_body_bytes)));
   BL_TRY_ASSIGN(std::int64_t max_header, Int("limits", "max_header_bytes",

@@ -1,5 +1,5 @@
 // TOML configuration files for the daemons (toml++ stays in the .cc). The
-// sections every daemon shares — [server], [limits], [store], [log] — are read
+// sections every daemon shares — [server], [limits], [store], [log], [metrics] — are read
 // here once; each daemon reads its own sections with the typed getters.
 // Errors name the file, the section, the key and what is wrong.
 // Thread-safety: the getters and CheckKnownKeys may be called from any thread (the set of
@@ -28,6 +28,8 @@ struct CommonConfig {
   // Refused requests (429, and what the HTTPS layer refuses) are audited in aggregate,
   // one record per caller, group, operation and result every this many seconds.
   double refusal_audit_seconds = 60;
+  // [metrics] token_file: /metrics needs this bearer token (metrics_access.h); "": open.
+  std::string metrics_token_file;
 };
 
 class ConfigFile {
@@ -43,7 +45,8 @@ class ConfigFile {
   Result<bool> Bool(std::string_view section, std::string_view key, bool fallback) const;
   Result<std::vector<std::string>> Strings(std::string_view section, std::string_view key) const;
 
-  // [server] listen/certificate/private_key/threads, [limits], [store] url, [log] level.
+  // [server] listen/certificate/private_key/threads, [limits], [store] url, [log] level,
+  // [metrics] token_file.
   // `default_listen` and `default_store` apply when the file leaves them out.
   Result<CommonConfig> Common(const std::string& default_listen,
                               const std::string& default_store) const;

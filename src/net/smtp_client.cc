@@ -6,7 +6,9 @@
 // The own header first: Boost 1.74's asio/awaitable.hpp needs <utility> included before it.
 #include "net/smtp_client.h"
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -210,6 +212,7 @@ struct SmtpClient::Impl {
     }
     if (!reply.ok()) return Unavailable(Where() + " refused our greeting: " + reply.Describe());
     pipelining = false;
+    auth_mechanisms.clear();
     starttls_offered = false;
     size_offered = false;
     eight_bit = false;
@@ -221,9 +224,21 @@ struct SmtpClient::Impl {
       if (keyword == "STARTTLS") starttls_offered = true;
       if (keyword == "SIZE") size_offered = true;
       if (keyword == "8BITMIME") eight_bit = true;
+      if (keyword == "AUTH" || keyword.starts_with("AUTH=")) NoteAuthMechanisms(line);
       if (keyword == "XVERP") xverp = true;
     }
     return Status::Ok();
+  }
+
+  // "AUTH PLAIN LOGIN" (RFC 4954) or the old "AUTH=PLAIN LOGIN" form.
+  void NoteAuthMechanisms(const std::string& line) {
+    std::size_t pos = 5;
+    while (pos < line.size()) {
+      std::size_t end = line.find(' ', pos);
+      if (end == std::string::npos) end = line.size();
+      if (end > pos) auth_mechanisms.push_back(line.substr(pos, end - pos));
+      pos = end + 1;
+    }
   }
 
   Status StartTls() {
@@ -308,6 +323,7 @@ struct SmtpClient::Impl {
   bool starttls_offered = false;
   bool size_offered = false;
   bool eight_bit = false;
+  std::vector<std::string> auth_mechanisms;
   bool xverp = false;
   bool batch_done = true;
   error_code batch_error;
@@ -481,6 +497,97 @@ void SmtpClient::Quit() {
   s.broken = true;
   error_code ignored;
   s.socket.close(ignored);
+}
+
+namespace {
+
+// Appends base64 of bytes that may be secret to `out`, which has the room reserved, so no
+// copy of them is left in freed memory; the caller cleanses `out`.
+void AppendBase64(std::string& out, const std::uint8_t* data, std::size_t size) {
+  const std::size_t at = out.size();
+  out.resize(at + 4 * ((size + 2) / 3) + 1);
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data() + at), data,
+                                static_cast<int>(size));
+  out.resize(at + static_cast<std::size_t>(std::max(n, 0)));
+}
+
+// Clears a string that held a credential before it is freed.
+struct CleansedString {
+  std::string value;
+  CleansedString() = default;
+  explicit CleansedString(std::string v) : value(std::move(v)) {}
+  CleansedString(const CleansedString&) = delete;
+  CleansedString& operator=(const CleansedString&) = delete;
+  ~CleansedString() { OPENSSL_cleanse(value.data(), value.size()); }
+};
+
+}  // namespace
+
+Status SmtpClient::Authenticate(std::string_view user, const SecretBytes& password) {
+  Impl& s = *impl_;
+  if (s.broken) return Unavailable("the connection to " + s.Where() + " is broken");
+  if (!s.tls) {
+    return MakeError("auth-needs-tls", "not sending a password to " + s.Where() +
+                                           " without TLS: the server did not offer STARTTLS");
+  }
+  const auto offered = [&](std::string_view m) {
+    return std::find(s.auth_mechanisms.begin(), s.auth_mechanisms.end(), m) !=
+           s.auth_mechanisms.end();
+  };
+  const bool has_nul =
+      std::find(user.begin(), user.end(), '\0') != user.end() ||
+      std::find(password.view().begin(), password.view().end(), 0) != password.view().end();
+  if (has_nul || user.find_first_of("\r\n") != std::string_view::npos) {
+    return MakeError("bad-config", "the SMTP user name or password contains NUL, CR or LF");
+  }
+  Reply reply;
+  if (offered("PLAIN")) {
+    // RFC 4616: authzid NUL authcid NUL passwd; the empty authzid means "as the user".
+    CleansedString plain;
+    plain.value.reserve(user.size() + password.size() + 2);
+    plain.value.push_back('\0');
+    plain.value.append(user);
+    plain.value.push_back('\0');
+    plain.value.append(reinterpret_cast<const char*>(password.data()), password.size());
+    CleansedString line;
+    line.value.reserve(16 + 4 * plain.value.size() / 3 + 8);
+    line.value = "AUTH PLAIN ";
+    AppendBase64(line.value, reinterpret_cast<const std::uint8_t*>(plain.value.data()),
+                 plain.value.size());
+    line.value += "\r\n";
+    BL_TRY(s.WriteAll(line.value));
+    BL_TRY_ASSIGN(reply, s.ReadReply());
+  } else if (offered("LOGIN")) {
+    BL_TRY_ASSIGN(reply, s.Command("AUTH LOGIN"));
+    if (reply.code == 334) {
+      std::string name;
+      AppendBase64(name, reinterpret_cast<const std::uint8_t*>(user.data()), user.size());
+      BL_TRY_ASSIGN(reply, s.Command(name));
+    }
+    if (reply.code == 334) {
+      CleansedString secret;
+      secret.value.reserve(4 * password.size() / 3 + 8);
+      AppendBase64(secret.value, password.data(), password.size());
+      secret.value += "\r\n";
+      BL_TRY(s.WriteAll(secret.value));
+      BL_TRY_ASSIGN(reply, s.ReadReply());
+    }
+  } else {
+    return MakeError("auth-unsupported", s.Where() + " offers neither AUTH PLAIN nor AUTH LOGIN");
+  }
+  if (reply.code == 334) {
+    // A challenge we did not expect: cancel the exchange (RFC 4954 section 4).
+    BL_TRY_ASSIGN(reply, s.Command("*"));
+    return MakeError("auth-refused", s.Where() + " sent an unexpected AUTH challenge");
+  }
+  if (reply.code != 235) {
+    return MakeError("auth-refused", s.Where() + " refused the login: " + reply.Describe());
+  }
+  return Status::Ok();
+}
+
+const std::vector<std::string>& SmtpClient::auth_mechanisms() const {
+  return impl_->auth_mechanisms;
 }
 
 bool SmtpClient::tls() const { return impl_->tls != nullptr; }

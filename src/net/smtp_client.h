@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "blindlist/bytes.h"
 #include "blindlist/result.h"
 
 namespace blindlist::net {
@@ -61,12 +62,20 @@ class SmtpClient {
   Result<SmtpSendResult> Send(const std::string& mail_from,
                               const std::vector<std::string>& recipients, std::string_view message,
                               bool xverp = false);
+  // SMTP AUTH (RFC 4954) with PLAIN (RFC 4616), or LOGIN when the server offers only that,
+  // for a submission server (port 587, RFC 6409). Only on a TLS connection: the password never
+  // crosses plaintext, whatever the server offers. Errors: "auth-needs-tls" (no TLS),
+  // "auth-unsupported" (neither mechanism offered), "auth-refused" (535 and the like: the
+  // server's reply), "smtp-unavailable" (connection failures).
+  Status Authenticate(std::string_view user, const SecretBytes& password);
   // Best effort: QUIT, then close. The client is unusable afterwards.
   void Quit();
   bool tls() const;
   // What the server's EHLO offered.
   bool pipelining() const;
   bool xverp() const;
+  // The SASL mechanisms of the server's (last) EHLO AUTH line, upper case.
+  const std::vector<std::string>& auth_mechanisms() const;
 
   ~SmtpClient();
   SmtpClient(const SmtpClient&) = delete;

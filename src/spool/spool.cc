@@ -63,7 +63,8 @@ std::string Spool::Path(std::string_view sub, std::string_view name) const {
 
 Result<std::unique_ptr<Spool>> Spool::Open(const std::string& dir, Env* env, Role role) {
   if (dir.empty()) return MakeError("spool-invalid", "empty spool directory name");
-  std::unique_ptr<Spool> spool(new Spool(dir, env, RandomInstance()));
+  std::unique_ptr<Spool> spool(
+      new Spool(dir, env, (role == Role::kGuest ? "p" : "") + RandomInstance()));
   BL_TRY(env->CreateDir(dir, kDirMode));
   for (const std::string_view sub : {kTmp, kIncoming, kActive, kCorrupt}) {
     BL_TRY(env->CreateDir(spool->Path(sub, ""), kDirMode));
@@ -87,6 +88,11 @@ Result<std::unique_ptr<Spool>> Spool::Open(const std::string& dir, Env* env, Rol
   }
   if (removed) BL_TRY(env->SyncDir(spool->Path(kIncoming, "")));
   return spool;
+}
+
+bool Spool::WrittenByGuest(std::string_view id) {
+  const std::size_t dash = id.find('-');
+  return dash != std::string_view::npos && dash + 1 < id.size() && id[dash + 1] == 'p';
 }
 
 std::string Spool::NewId() {

@@ -44,6 +44,10 @@ class Spool {
   Spool& operator=(const Spool&) = delete;
   ~Spool() = default;
 
+  // True for an id a guest wrote (pipe mode): its instance part starts with 'p'
+  // (docs/queue-format.md), so the daemon can count pipe-mode posts when it picks them up.
+  static bool WrittenByGuest(std::string_view id);
+
   // Durable on return (the caller may then answer 250); returns the new id: unique, sortable by
   // time, safe as a file name. On error nothing is visible in the queue (answer 451).
   Result<std::string> Accept(const std::string& list, const std::string& sender,

@@ -805,6 +805,13 @@ class Deployment:
         self._write_toml(self.f("groupd-%s.toml" % name), self.groupd_config(limits))
         daemon.proc.send_signal(signal.SIGHUP)
 
+    def restart_groupd(self):
+        """Starts groupd again after `groupd.stop()`: on a new port, which self.g follows."""
+        self.groupd.exit_status = None
+        self.groupd.start()
+        self.g = HttpsEndpoint(self.groupd.port, self.pki.crt("tls-ca"))
+        self.groupd.wait_healthy(self.g)
+
     def daemons(self):
         return [d for d in [self.groupd, self.certd] + getattr(self, "_extra", []) if d is not None]
 

@@ -199,10 +199,7 @@ class ListdTest(harness.TestCase):
             self.assertEqual(self.deliveries_of("path-b-post"), [], "forwarded without the re-wrap")
             self.assertIn("post waits in the queue", self.l.log_text())
         finally:
-            self.d.groupd.exit_status = None
-            self.d.groupd.start()
-            self.d.g = harness.HttpsEndpoint(self.d.groupd.port, self.d.pki.crt("tls-ca"))
-            self.d.groupd.wait_healthy(self.d.g)
+            self.d.restart_groupd()
             # groupd came back on another port: point listd at it.
             self.l.sections["groupd"]["url"] = self.d.g.url()
             self.l.write_config()

@@ -27,6 +27,7 @@ import json
 import os
 import re
 import signal
+import socket
 import threading
 
 from aiosmtpd.controller import Controller
@@ -101,6 +102,28 @@ class Recorder:
         return "250 2.0.0 OK"
 
 
+def free_loopback_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def serve(controller, port, port_file):
+    """Starts an aiosmtpd controller, writes its port to port_file (atomically, for the test
+    that waits for it) and serves until SIGTERM or SIGINT."""
+    controller.start()
+    with open(port_file + ".tmp", "w") as f:
+        f.write(str(port))
+    os.rename(port_file + ".tmp", port_file)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    controller.stop()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dir", required=True)
@@ -136,23 +159,8 @@ def main():
             return SinkSMTP(self.handler, data_size_limit=64 << 20, enable_SMTPUTF8=True,
                             hostname="sink.test")
 
-    port = args.port
-    if port == 0:
-        import socket
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-    ctl = Ctl(handler, hostname="127.0.0.1", port=port)
-    ctl.start()
-    with open(args.port_file + ".tmp", "w") as f:
-        f.write(str(port))
-    os.rename(args.port_file + ".tmp", args.port_file)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
-    ctl.stop()
+    port = args.port or free_loopback_port()
+    serve(Ctl(handler, hostname="127.0.0.1", port=port), port, args.port_file)
 
 
 if __name__ == "__main__":
