@@ -450,9 +450,9 @@ class OperatorTest(harness.TestCase):
 
     def install(self):
         order = ["programs", "users", "directories-groupd", "directories-listd", "tls-ca", "groupd-certificate",
-                 "certd-certificate", "deployment-ca", "exploder-certificate", "configuration", "membership-ca",
-                 "admin-token", "postfix-transport", "postfix-main", "postfix-master", "postfix-reload",
-                 "units-groupd", "units-listd", "health"]
+                 "certd-certificate", "deployment-ca", "exploder-certificate", "configuration", "metrics-tokens",
+                 "membership-ca", "admin-token", "postfix-transport", "postfix-main", "postfix-master",
+                 "postfix-reload", "units-groupd", "units-listd", "health", "metrics"]
         # Step 7 of the install sends the reader to the Postfix section and back: that is the order here.
         for name in order:
             self.block(name)
@@ -466,13 +466,20 @@ class OperatorTest(harness.TestCase):
             if name == "health":
                 out = p.stdout.decode()
                 self.assertEqual(out.count('"status":"ok"'), 3, out)
+            if name == "metrics":
+                # With the token groupd's metrics; without it 401 (the samples turn the token on).
+                count, status = p.stdout.decode().split()
+                self.assertGreater(int(count), 0)
+                self.assertEqual(status, "401")
         # What the doc promised about the files and the site's Postfix.
         for path, owner, mode in (("/etc/blindlist/master.key", "blindlist-groupd", 0o400),
                                   ("/etc/blindlist/groupd.key", "blindlist-groupd", 0o600),
                                   ("/etc/blindlist/certd.key", "blindlist-certd", 0o600),
                                   ("/etc/blindlist/ca.key", "blindlist-groupd", 0o600),
                                   ("/etc/blindlist/exploder.key", "blindlist-listd", 0o600),
-                                  ("/etc/blindlist/membership-ca.key", "blindlist-certd", 0o600)):
+                                  ("/etc/blindlist/membership-ca.key", "blindlist-certd", 0o600),
+                                  ("/etc/blindlist/metrics-groupd.token", "blindlist-groupd", 0o600),
+                                  ("/etc/blindlist/metrics-listd.token", "blindlist-listd", 0o600)):
             st = os.stat(path)
             self.assertEqual((pwd.getpwuid(st.st_uid).pw_name, st.st_mode & 0o777), (owner, mode), path)
         san = harness.cert_text("/etc/blindlist/groupd.crt")
