@@ -372,6 +372,29 @@ bool HasListId(const std::string& message, const std::string& list) {
   return false;
 }
 
+// `message` without the X-Blindlist-Filter lines of its outer header block: once a post the
+// filter passed through is opened, the reason it was passed through no longer holds.
+std::string WithoutFilterHeader(const std::string& message) {
+  static constexpr std::string_view kField = "x-blindlist-filter:";
+  std::string out;
+  out.reserve(message.size());
+  std::size_t pos = 0;
+  while (pos < message.size()) {
+    std::size_t eol = message.find('\n', pos);
+    if (eol == std::string::npos) break;
+    const std::string_view line(message.data() + pos, eol + 1 - pos);
+    if (line == "\n" || line == "\r\n") break;  // the end of the header block
+    const bool ours = line.size() >= kField.size() &&
+                      std::equal(kField.begin(), kField.end(), line.begin(), [](char a, char b) {
+                        return a == std::tolower(static_cast<unsigned char>(b));
+                      });
+    if (!ours) out.append(line);
+    pos = eol + 1;
+  }
+  out.append(message, pos, std::string::npos);
+  return out;
+}
+
 // --maildir DIR --reopen: the posts of this list a delivery filter passed through still
 // encrypted to the group are opened as --filter opens them (ordinary S/MIME for the member,
 // never plaintext on the mail server), each replacing its original (maildir_reopen.h).
@@ -395,7 +418,7 @@ Status RunReopen(OpenOptions& o) {
     OpenOptions one = o;
     one.io.out = out_path;
     bool is_smime = false;
-    return OpenMessage(one, message, &is_smime);
+    return OpenMessage(one, WithoutFilterHeader(message), &is_smime);
   };
   BL_TRY_ASSIGN(ReopenCounts counts, ReopenMaildir(o.maildir, is_candidate, open_into));
   std::fprintf(stderr, "blindlist: %s: %d opened, %d still encrypted (kept), %d other messages\n",

@@ -111,7 +111,9 @@ class ReadingFilterTest(harness.TestCase):
             os.makedirs(os.path.join(md, sub))
         files = {
             "new/1000.A.host": list_post(self.work, self.certs[LIST], LIST, "reopen-new"),
-            "cur/1001.B.host,S=9999:2,S": list_post(self.work, self.certs[LIST], LIST, "reopen-cur"),
+            # As the filter passed it through: the reason in one header, which the reopened post drops.
+            "cur/1001.B.host,S=9999:2,S": b"X-Blindlist-Filter: passed-through; reason=not-a-member\r\n"
+            + list_post(self.work, self.certs[LIST], LIST, "reopen-cur"),
             "cur/1002.C.host:2,": plain("not a post"),
             "new/1003.D.host": list_post(self.work, self.certs[OTHER], OTHER, "other-list"),
         }
@@ -152,6 +154,7 @@ class ReadingFilterTest(harness.TestCase):
         for n in new_names:
             self.assertTrue(self.readable_by_alice_alone(os.path.join(md, n)), n)
             self.assertIn(b"List-Id: <team.lists.test>", after[n])
+            self.assertNotIn(b"X-Blindlist-Filter", after[n])
         p = self.reopen(md)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn(b"0 opened, 0 still encrypted (kept), 5 other messages", p.stderr)
