@@ -142,13 +142,8 @@ int RunPipe(const listd::Config& config, const std::string& list, const std::str
   return listd::SysexitOf(v);
 }
 
-}  // namespace
-
-int Run(int argc, char** argv) {
-  // Posts can be 25 MB: keep large buffers out of the heap so they go back to the
-  // system when freed (glibc's dynamic threshold would otherwise keep them).
-  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
-  CLI::App app{"blindlist-listd: the list exploder (forwards encrypted posts; holds no keys)"};
+// What the command line may override in the configuration, and pipe mode's arguments.
+struct CommandLine {
   std::string config_file;
   std::string listen;
   std::string lmtp_listen;
@@ -159,41 +154,32 @@ int Run(int argc, char** argv) {
   std::string port_file;
   std::string lmtp_port_file;
   std::string status_port_file;
-  app.add_option("-c,--config", config_file, "TOML configuration file")
-      ->required()
-      ->check(CLI::ExistingFile);
-  app.add_option("--listen", listen, "Override [smtp] listen (ADDRESS:PORT)");
-  app.add_option("--lmtp-listen", lmtp_listen, "Override [lmtp] listen (ADDRESS:PORT)");
-  app.add_option("--status-listen", status_listen, "Override [status] listen (ADDRESS:PORT)");
-  app.add_option("--store", store_url, "Override [store] url (sqlite:PATH or postgresql://...)");
-  app.add_option("--spool", spool_dir, "Override [spool] directory");
-  app.add_option("--log-level", log_level, "debug, info, warning or error");
-  app.add_option("--port-file", port_file, "Write the SMTP port to FILE once listening");
-  app.add_option("--lmtp-port-file", lmtp_port_file, "Write the LMTP port to FILE");
-  app.add_option("--status-port-file", status_port_file, "Write the status HTTP port to FILE");
   std::string pipe_list;
   std::string pipe_sender;
-  auto* deliver = app.add_subcommand(
-      "deliver", "Pipe mode for Postfix pipe(8): queue one message from stdin; sysexits codes");
-  deliver->fallthrough();  // `deliver --config FILE --list ADDR`, as pipe(8) argv has it
-  deliver->add_option("--list", pipe_list, "The list address the message is for")->required();
-  deliver->add_option("--sender", pipe_sender, "The envelope sender (Postfix: ${sender})");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
-  net::SetLogDaemonName("listd");
+  CLI::App* deliver = nullptr;  // parsed: pipe mode
+};
 
-  auto loaded = listd::LoadConfig(config_file);
-  if (!loaded.ok()) {
-    if (deliver->parsed()) {
-      std::fprintf(stderr, "blindlist-listd: %s\n", loaded.error().message.c_str());
-      return 75;
-    }
-    return Fatal(loaded.error());
-  }
-  listd::Config config = *loaded;
+void AddOptions(CLI::App& app, CommandLine& c) {
+  app.add_option("-c,--config", c.config_file, "TOML configuration file")
+      ->required()
+      ->check(CLI::ExistingFile);
+  app.add_option("--listen", c.listen, "Override [smtp] listen (ADDRESS:PORT)");
+  app.add_option("--lmtp-listen", c.lmtp_listen, "Override [lmtp] listen (ADDRESS:PORT)");
+  app.add_option("--status-listen", c.status_listen, "Override [status] listen (ADDRESS:PORT)");
+  app.add_option("--store", c.store_url, "Override [store] url (sqlite:PATH or postgresql://...)");
+  app.add_option("--spool", c.spool_dir, "Override [spool] directory");
+  app.add_option("--log-level", c.log_level, "debug, info, warning or error");
+  app.add_option("--port-file", c.port_file, "Write the SMTP port to FILE once listening");
+  app.add_option("--lmtp-port-file", c.lmtp_port_file, "Write the LMTP port to FILE");
+  app.add_option("--status-port-file", c.status_port_file, "Write the status HTTP port to FILE");
+  c.deliver = app.add_subcommand(
+      "deliver", "Pipe mode for Postfix pipe(8): queue one message from stdin; sysexits codes");
+  c.deliver->fallthrough();  // `deliver --config FILE --list ADDR`, as pipe(8) argv has it
+  c.deliver->add_option("--list", c.pipe_list, "The list address the message is for")->required();
+  c.deliver->add_option("--sender", c.pipe_sender, "The envelope sender (Postfix: ${sender})");
+}
+
+Status ApplyOverrides(const CommandLine& c, listd::Config& config) {
   auto override_listen = [](const std::string& flag, const std::string& value, std::string& host,
                             std::uint16_t& port, bool& enabled) -> Status {
     if (value.empty()) return Status::Ok();
@@ -202,21 +188,141 @@ int Run(int argc, char** argv) {
     enabled = true;
     return Status::Ok();
   };
-  for (const Status& st :
-       {override_listen("--listen", listen, config.smtp.listen_address, config.smtp.port,
-                        config.smtp_enabled),
-        override_listen("--lmtp-listen", lmtp_listen, config.lmtp.listen_address, config.lmtp.port,
-                        config.lmtp_enabled),
-        override_listen("--status-listen", status_listen, config.status.listen_address,
-                        config.status.port, config.status_enabled)}) {
-    if (!st.ok()) return Fatal(st.error());
+  BL_TRY(override_listen("--listen", c.listen, config.smtp.listen_address, config.smtp.port,
+                         config.smtp_enabled));
+  BL_TRY(override_listen("--lmtp-listen", c.lmtp_listen, config.lmtp.listen_address,
+                         config.lmtp.port, config.lmtp_enabled));
+  BL_TRY(override_listen("--status-listen", c.status_listen, config.status.listen_address,
+                         config.status.port, config.status_enabled));
+  if (!c.store_url.empty()) config.store_url = c.store_url;
+  if (!c.spool_dir.empty()) config.spool_dir = c.spool_dir;
+  if (!c.log_level.empty()) config.log_level = c.log_level;
+  return Status::Ok();
+}
+
+// The VERP signer, or none with `[delivery] verp = "off"` (logged: bounces are then only logged).
+Result<std::unique_ptr<listd::VerpSigner>> LoadVerp(const listd::Config& config) {
+  if (config.delivery.verp == listd::DeliveryConfig::Verp::kOff) {
+    net::Log(net::LogLevel::kWarning,
+             "[delivery] verp = \"off\": bounce reports cannot be attributed and are only logged",
+             {});
+    return std::unique_ptr<listd::VerpSigner>();
   }
-  if (!store_url.empty()) config.store_url = store_url;
-  if (!spool_dir.empty()) config.spool_dir = spool_dir;
-  if (!log_level.empty()) config.log_level = log_level;
+  BL_TRY_ASSIGN(auto key, listd::LoadVerpSecret(listd::VerpSecretPath(config), /*create=*/true));
+  return std::make_unique<listd::VerpSigner>(std::move(key));
+}
+
+// The SMTP and LMTP listeners the configuration enables, started, their ports written.
+Result<std::vector<std::unique_ptr<net::SmtpServer>>> StartMailListeners(
+    const listd::Config& config, const CommandLine& c, listd::PostAcceptor* acceptor) {
+  std::vector<std::unique_ptr<net::SmtpServer>> listeners;
+  struct Listener {
+    bool enabled;
+    const net::SmtpServerConfig* config;
+    bool lmtp;
+    const std::string* port_file;
+  };
+  for (const Listener& l : {Listener{config.smtp_enabled, &config.smtp, false, &c.port_file},
+                            Listener{config.lmtp_enabled, &config.lmtp, true, &c.lmtp_port_file}}) {
+    if (!l.enabled) continue;
+    auto server =
+        std::make_unique<net::SmtpServer>(*l.config, listd::MakeSmtpIntake(acceptor, l.lmtp));
+    BL_TRY(server->Start());
+    if (!l.port_file->empty()) BL_TRY(api::WritePortFile(*l.port_file, server->port()));
+    net::Log(net::LogLevel::kInfo, "listening",
+             {{"protocol", l.lmtp ? "lmtp" : "smtp"},
+              {"address", l.config->listen_address},
+              {"port", std::to_string(server->port())}});
+    listeners.push_back(std::move(server));
+  }
+  return listeners;
+}
+
+// The status listener's answers: /healthz (the list database answers and the spool is
+// readable: posts can be taken) and /metrics (behind the bearer token when one is set).
+struct StatusPages {
+  const listd::Config* config;
+  net::Metrics* metrics;
+  const api::MetricsAccess* access;
+  spool::Spool* spool;
+  store::ListStore* lists;
+
+  net::HttpResponse operator()(const net::HttpRequest& r) const {
+    if (r.method != "GET") return net::HttpResponse::Error(405, "method-not-allowed", "GET only");
+    if (r.path == "/healthz") return Health();
+    if (r.path == "/metrics") {
+      if (auto refused = access->Refusal(r)) return *refused;
+      return Metrics();
+    }
+    return net::HttpResponse::Error(404, "not-found", "no such path");
+  }
+
+  net::HttpResponse Health() const {
+    auto probe = lists->FindList("healthz@healthz.invalid");
+    auto counts = spool->Counts();
+    if (!probe.ok() || !counts.ok()) {
+      return net::HttpResponse::Json(503,
+                                     nlohmann::json{{"status", "unavailable"},
+                                                    {"store", probe.ok() ? "ok" : "unavailable"},
+                                                    {"spool", counts.ok() ? "ok" : "unavailable"}}
+                                         .dump());
+    }
+    return net::HttpResponse::Json(
+        200, nlohmann::json{{"status", "ok"}, {"store", lists->BackendName()}}.dump());
+  }
+
+  net::HttpResponse Metrics() const {
+    if (auto counts = spool->Counts(); counts.ok()) {
+      metrics->SetGauge("listd_spool_incoming", static_cast<double>(counts->incoming));
+      metrics->SetGauge("listd_spool_active", static_cast<double>(counts->active));
+      metrics->SetGauge("listd_spool_corrupt", static_cast<double>(counts->corrupt));
+    }
+    net::HttpResponse resp;
+    resp.content_type = "text/plain; version=0.0.4";
+    resp.body = metrics->Render() + listd::MonitoringMetrics(*config, lists, spool, Now());
+    return resp;
+  }
+};
+
+Result<std::unique_ptr<net::HttpsServer>> StartStatusServer(const listd::Config& config,
+                                                            const std::string& port_file,
+                                                            const StatusPages& pages) {
+  if (!config.status_enabled) return std::unique_ptr<net::HttpsServer>();
+  auto status = std::make_unique<net::HttpsServer>(config.status, pages);
+  BL_TRY(status->Start());
+  if (!port_file.empty()) BL_TRY(api::WritePortFile(port_file, status->port()));
+  return status;
+}
+
+}  // namespace
+
+int Run(int argc, char** argv) {
+  // Posts can be 25 MB: keep large buffers out of the heap so they go back to the
+  // system when freed (glibc's dynamic threshold would otherwise keep them).
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+  CLI::App app{"blindlist-listd: the list exploder (forwards encrypted posts; holds no keys)"};
+  CommandLine cl;
+  AddOptions(app, cl);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  net::SetLogDaemonName("listd");
+
+  auto loaded = listd::LoadConfig(cl.config_file);
+  if (!loaded.ok()) {
+    if (cl.deliver->parsed()) {
+      std::fprintf(stderr, "blindlist-listd: %s\n", loaded.error().message.c_str());
+      return 75;
+    }
+    return Fatal(loaded.error());
+  }
+  listd::Config config = *loaded;
+  if (Status st = ApplyOverrides(cl, config); !st.ok()) return Fatal(st.error());
   net::SetLogLevel(api::ParseLogLevel(config.log_level));
 
-  if (deliver->parsed()) return RunPipe(config, pipe_list, pipe_sender);
+  if (cl.deliver->parsed()) return RunPipe(config, cl.pipe_list, cl.pipe_sender);
 
   Status private_files = api::CheckSecretFileModes(
       {config.smtp.key_file, config.lmtp.key_file, config.groupd.client_key});
@@ -237,96 +343,22 @@ int Run(int argc, char** argv) {
   if (!lists.ok()) return Fatal(lists.error());
   auto spool = spool::Spool::Open(config.spool_dir);
   if (!spool.ok()) return Fatal(spool.error());
-  std::unique_ptr<listd::VerpSigner> verp;
-  if (config.delivery.verp != listd::DeliveryConfig::Verp::kOff) {
-    auto key = listd::LoadVerpSecret(listd::VerpSecretPath(config), /*create=*/true);
-    if (!key.ok()) return Fatal(key.error());
-    verp = std::make_unique<listd::VerpSigner>(std::move(*key));
-  } else {
-    net::Log(net::LogLevel::kWarning,
-             "[delivery] verp = \"off\": bounce reports cannot be attributed and are only logged",
-             {});
-  }
+  auto verp = LoadVerp(config);
+  if (!verp.ok()) return Fatal(verp.error());
 
   api::BlockServerSignals();
   net::Metrics metrics;
   RunnerSignal runner_signal;
   listd::PostAcceptor acceptor(config, lists->get(), spool->get(), &metrics,
                                [&runner_signal] { runner_signal.Notify(); });
-  acceptor.set_verp(verp.get());
-
-  std::vector<std::unique_ptr<net::SmtpServer>> listeners;
-  struct Listener {
-    bool enabled;
-    const net::SmtpServerConfig* config;
-    bool lmtp;
-    const std::string* port_file;
-  };
-  for (const Listener& l : {Listener{config.smtp_enabled, &config.smtp, false, &port_file},
-                            Listener{config.lmtp_enabled, &config.lmtp, true, &lmtp_port_file}}) {
-    if (!l.enabled) continue;
-    auto server =
-        std::make_unique<net::SmtpServer>(*l.config, listd::MakeSmtpIntake(&acceptor, l.lmtp));
-    Status st = server->Start();
-    if (!st.ok()) return Fatal(st.error());
-    if (!l.port_file->empty()) {
-      Status written = api::WritePortFile(*l.port_file, server->port());
-      if (!written.ok()) return Fatal(written.error());
-    }
-    net::Log(net::LogLevel::kInfo, "listening",
-             {{"protocol", l.lmtp ? "lmtp" : "smtp"},
-              {"address", l.config->listen_address},
-              {"port", std::to_string(server->port())}});
-    listeners.push_back(std::move(server));
-  }
-
+  acceptor.set_verp(verp->get());
+  auto listeners = StartMailListeners(config, cl, &acceptor);
+  if (!listeners.ok()) return Fatal(listeners.error());
   spool::Spool* spool_ptr = spool->get();
-  std::unique_ptr<net::HttpsServer> status;
-  if (config.status_enabled) {
-    store::ListStore* list_store = lists->get();
-    status = std::make_unique<net::HttpsServer>(
-        config.status,
-        [&config, &metrics, &metrics_access, spool_ptr, list_store](const net::HttpRequest& r) {
-          if (r.method != "GET")
-            return net::HttpResponse::Error(405, "method-not-allowed", "GET only");
-          if (r.path == "/healthz") {
-            // Healthy means posts can be taken: the list database answers and the spool is
-            // readable.
-            auto probe = list_store->FindList("healthz@healthz.invalid");
-            auto counts = spool_ptr->Counts();
-            if (!probe.ok() || !counts.ok()) {
-              return net::HttpResponse::Json(
-                  503, nlohmann::json{{"status", "unavailable"},
-                                      {"store", probe.ok() ? "ok" : "unavailable"},
-                                      {"spool", counts.ok() ? "ok" : "unavailable"}}
-                           .dump());
-            }
-            return net::HttpResponse::Json(
-                200, nlohmann::json{{"status", "ok"}, {"store", list_store->BackendName()}}.dump());
-          }
-          if (r.path == "/metrics") {
-            if (auto refused = metrics_access.Refusal(r)) return *refused;
-            if (auto counts = spool_ptr->Counts(); counts.ok()) {
-              metrics.SetGauge("listd_spool_incoming", static_cast<double>(counts->incoming));
-              metrics.SetGauge("listd_spool_active", static_cast<double>(counts->active));
-              metrics.SetGauge("listd_spool_corrupt", static_cast<double>(counts->corrupt));
-            }
-            net::HttpResponse resp;
-            resp.content_type = "text/plain; version=0.0.4";
-            resp.body = metrics.Render() +
-                        listd::MonitoringMetrics(config, list_store, spool_ptr,
-                                                 static_cast<std::int64_t>(std::time(nullptr)));
-            return resp;
-          }
-          return net::HttpResponse::Error(404, "not-found", "no such path");
-        });
-    Status st = status->Start();
-    if (!st.ok()) return Fatal(st.error());
-    if (!status_port_file.empty()) {
-      Status written = api::WritePortFile(status_port_file, status->port());
-      if (!written.ok()) return Fatal(written.error());
-    }
-  }
+  auto status =
+      StartStatusServer(config, cl.status_port_file,
+                        StatusPages{&config, &metrics, &metrics_access, spool_ptr, lists->get()});
+  if (!status.ok()) return Fatal(status.error());
 
   auto path_b = listd::MakeGroupdRewrap(config.groupd);
   std::unique_ptr<listd::GroupSecretRewrap> path_b_prime;
@@ -345,7 +377,7 @@ int Run(int argc, char** argv) {
   std::thread runner([&] {
     listd::IncomingProcessor processor(config, lists->get(), spool_ptr, &metrics, path_b.get(),
                                        path_b_prime.get());
-    listd::Deliverer deliverer(config, lists->get(), spool_ptr, &metrics, verp.get(),
+    listd::Deliverer deliverer(config, lists->get(), spool_ptr, &metrics, verp->get(),
                                [&runner_signal] { runner_signal.Notify(); });
     while (!runner_signal.stopped()) {
       try {
@@ -363,16 +395,16 @@ int Run(int argc, char** argv) {
 
   api::WaitForTermination([&] {
     metrics_access.Reload(config.metrics_token_file);
-    for (auto& l : listeners) {
+    for (auto& l : *listeners) {
       Status st = l->ReloadCertificates();
       net::Log(st.ok() ? net::LogLevel::kInfo : net::LogLevel::kError, "reloaded certificates",
                {{"result", st.ok() ? "ok" : st.error().message}});
     }
   });
-  for (auto& l : listeners) l->Stop();
+  for (auto& l : *listeners) l->Stop();
   runner_signal.Stop();
   runner.join();
-  if (status) status->Stop();
+  if (*status) (*status)->Stop();
   net::Log(net::LogLevel::kInfo, "stopped", {});
   return 0;
 }
