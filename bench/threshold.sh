@@ -3,7 +3,7 @@
 # node CPU per request against `openssl speed ecdhp256` (docs/threshold.md, docs/benchmarks.md).
 #
 # Usage: bench/threshold.sh [BUILD_DIR] [--posts N] [--out DIR]
-#   BUILD_DIR  the build tree with blindlist and the daemons (default build)
+#   BUILD_DIR  the build tree with blindlist, the daemons and bench_threshold_ops (default build)
 #   --posts    posts opened per configuration (default 20)
 #   --out      where to keep the raw output (default bench/results/<commit>/threshold)
 set -euo pipefail
@@ -28,5 +28,8 @@ BLINDLIST_TEST_STORE=sqlite python3 "$root/bench/threshold_bench.py" \
   "$build/cli/blindlist" "$build/daemons/groupd/blindlist-groupd" \
   "$build/daemons/certd/blindlist-certd" "$build/daemons/listd/blindlist-listd" \
   --posts "$posts" | tee "$out/threshold.md"
+# The node's and the member's crypto alone, in CPU time, against the same primitive.
+"$build/bench/bench_threshold_ops" --benchmark_min_time=1 | tee "$out/threshold_ops.txt"
+openssl speed -seconds 3 ecdhp256 2>/dev/null | tail -1 | tee -a "$out/threshold_ops.txt"
 nproc > "$out/nproc.txt"
 uptime > "$out/load.txt"

@@ -130,14 +130,15 @@ Result<BnPtr> Challenge(const Curve& c, std::span<const Bytes* const> points) {
   };
   append(AsBytes(kDleqTag));
   for (const Bytes* p : points) append(*p);
-  std::array<std::uint8_t, 2 * SHA256_DIGEST_LENGTH> wide{};
-  for (std::uint8_t block = 0; block < 2; ++block) {
+  constexpr std::size_t kDigest = SHA256_DIGEST_LENGTH;
+  std::array<std::uint8_t, 2 * kDigest> wide{};
+  for (std::size_t block = 0; block < 2; ++block) {
     EvpMdCtxPtr md(EVP_MD_CTX_new());
-    const std::uint8_t counter = block + 1;
+    const auto counter = static_cast<std::uint8_t>(block + 1);
     if (!md || EVP_DigestInit_ex(md.get(), EVP_sha256(), nullptr) != 1 ||
         EVP_DigestUpdate(md.get(), &counter, 1) != 1 ||
         EVP_DigestUpdate(md.get(), transcript.data(), transcript.size()) != 1 ||
-        EVP_DigestFinal_ex(md.get(), wide.data() + block * SHA256_DIGEST_LENGTH, nullptr) != 1) {
+        EVP_DigestFinal_ex(md.get(), wide.data() + (block * kDigest), nullptr) != 1) {
       return OsslError(std::string(errc::kCrypto), "SHA-256 failed");
     }
   }

@@ -44,6 +44,7 @@ Bytes Times(const SecretBytes& d, const Bytes& b) {
 std::vector<Partial> PartialsFor(const Dealing& dealing, const std::vector<int>& nodes,
                                  const Bytes& b) {
   std::vector<Partial> out;
+  out.reserve(nodes.size());
   for (int i : nodes) {
     const Share& s = dealing.shares[static_cast<std::size_t>(i - 1)];
     Evaluation e = Unwrap(Evaluate(s, b), "evaluate");
@@ -82,6 +83,7 @@ TEST(Threshold, AnyKSharesRecoverAndKMinusOneDoNot) {
       std::vector<Partial> partials = PartialsFor(dealing, pick, b);
       EXPECT_EQ(Unwrap(CombinePartials(partials), "combine"), want);
       std::vector<Share> shares;
+      shares.reserve(pick.size());
       for (int i : pick) shares.push_back(dealing.shares[static_cast<std::size_t>(i - 1)]);
       EXPECT_EQ(Unwrap(InterpolateSecret(shares), "interpolate"), d);
       // k - 1 of them: a point, and the wrong one; the scalar is wrong too.
