@@ -987,6 +987,10 @@ struct GroupService::Handlers {
     if (!pem) return Fail(call, 400, errc::kMalformedRequest, "missing \"certificate\" (PEM)");
     auto cert = crypto::Certificate::Load(AsBytes(*pem));
     if (!cert.ok()) return Fail(call, 400, "malformed-certificate", cert.error().message);
+    if (row->key_type == kThresholdKeyType) {
+      return Fail(call, 409, "threshold-group",
+                  "a threshold group's certificate comes with its dealing (docs/threshold.md)");
+    }
     auto key = s.ring_->PrivateKeyFor(group.name, *row);
     if (!key.ok()) return Fail(call, 409, "key-destroyed", "this key version has no private key");
     if (!cert->Matches(*key))
