@@ -8,6 +8,7 @@
 
 #include "api/groupd_client.h"
 #include "blindlist/base64.h"
+#include "blindlist/error_codes.h"
 #include "commands.h"
 #include "crypto/keys.h"
 #include "crypto/threshold.h"
@@ -146,6 +147,73 @@ Status GroupCreateThreshold(AdminState& s) {
   std::fprintf(stderr, "created %s on %d nodes, any %d of which can read; the key is wiped\n",
                s.group.c_str(), n, s.threshold);
   return WriteOutput(s.out, certificate);
+}
+
+// A refresh (proactive resharing, docs/threshold.md): every node adds its share of a random
+// polynomial with f(0) = 0, so the key and the certificate stay, and shares taken before the
+// refresh no longer combine with those after it. The command never sees the key or any share.
+Status GroupRefreshShares(AdminState& s) {
+  namespace th = crypto::threshold;
+  if (s.nodes.size() < 2) return MakeError("usage", "refresh-shares needs --nodes (every node)");
+  BL_TRY(FinishServerOptions(s.creds));
+  // Where each node stands: its index, k, n and commitments (all must agree).
+  std::vector<int> index(s.nodes.size());
+  std::string previous;
+  int k = 0;
+  int n = 0;
+  for (std::size_t i = 0; i < s.nodes.size(); ++i) {
+    api::ApiCredentials creds = s.creds;
+    creds.server = s.nodes[i];
+    api::ApiClient client(creds);
+    auto r = client.Call("GET", G(s), nullptr);
+    if (!r.ok()) return MakeError(r.error().code, s.nodes[i] + ": " + r.error().message);
+    json t;
+    for (const auto& key : r->value("keys", json::array())) {
+      if (key.contains("threshold") && key.value("state", "") == "active") t = key["threshold"];
+    }
+    if (!t.is_object()) return MakeError("not-threshold-group", s.nodes[i] + ": no threshold key");
+    index[i] = t.value("index", 0);
+    const std::string c = t.value("commitments", "");
+    if (i == 0) {
+      previous = c;
+      k = t.value("k", 0);
+      n = t.value("n", 0);
+    } else if (c != previous || t.value("k", 0) != k || t.value("n", 0) != n) {
+      return MakeError(std::string(errc::kConflict),
+                       s.nodes[i] + " holds other commitments than " + s.nodes[0] +
+                           ": finish or repair the last refresh first");
+    }
+  }
+  if (n != static_cast<int>(s.nodes.size()))
+    return MakeError("usage", "--nodes must list all " + std::to_string(n) + " nodes");
+  Bytes previous_bytes;
+  if (!Base64Decode(previous, previous_bytes)) return MakeError("bad-reply", "commitments");
+  BL_TRY_ASSIGN(std::vector<Bytes> old_commitments, th::ParseCommitments(previous_bytes, k));
+  BL_TRY_ASSIGN(th::Dealing zero, th::SplitZero(k, n));
+  BL_TRY_ASSIGN(std::vector<Bytes> fresh, th::AddCommitments(old_commitments, zero.commitments));
+  const std::string commitments = Base64Encode(th::EncodeCommitments(fresh));
+  json done = json::array();
+  for (std::size_t i = 0; i < s.nodes.size(); ++i) {
+    if (index[i] < 1 || index[i] > n) return MakeError("bad-reply", s.nodes[i] + ": bad index");
+    const SecretBytes delta = th::EncodeShare(zero.shares[static_cast<std::size_t>(index[i] - 1)]);
+    api::ApiCredentials creds = s.creds;
+    creds.server = s.nodes[i];
+    api::ApiClient client(creds);
+    auto r = client.Call("POST", G(s) + "/threshold/refresh",
+                         {{"share", Base64Encode(delta.view())},
+                          {"previous", previous},
+                          {"commitments", commitments}});
+    if (!r.ok()) {
+      return MakeError(r.error().code, s.nodes[i] + ": " + r.error().message + "; refreshed: " +
+                                           done.dump() + " (reads need k nodes on one side)");
+    }
+    done.push_back(s.nodes[i]);
+  }
+  json out = {{"name", s.group}, {"refreshed", done}, {"commitments", commitments}};
+  if (s.json_out) return Print(s, out, "");
+  std::fprintf(stderr, "refreshed the shares of %s on %zu nodes\n", s.group.c_str(),
+               s.nodes.size());
+  return Status::Ok();
 }
 
 Status GroupCreate(AdminState& s) {
@@ -427,6 +495,13 @@ void AddAdminCommands(CLI::App& app, Action* chosen) {
       ->delimiter(',');
   create->add_flag("--csr", s->csr, "Emit a CSR for an outside CA instead of a certificate");
   bind(create, GroupCreate);
+  auto* refresh = group->add_subcommand(
+      "refresh-shares", "Threshold groups: new shares of the same key; old shares stop combining");
+  refresh->add_option("name", s->group, "The list address")->required();
+  refresh->add_option("--nodes", s->nodes, "Every node of the group, comma-separated")
+      ->delimiter(',')
+      ->required();
+  bind(refresh, GroupRefreshShares);
   auto* rotate = group->add_subcommand(
       "rotate", "Add a key version (or with --secret, a group secret version)");
   rotate->add_option("name", s->group, "The list address")->required();

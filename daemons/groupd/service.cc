@@ -111,7 +111,7 @@ std::string NewToken() {
 
 // Every field any endpoint reads, with its one JSON type: a field of another type is the
 // caller's mistake, never "absent" (which would pick a default: an RSA group, a rotation).
-constexpr std::array<api::JsonField, 17> kFieldTypes = {{
+constexpr std::array<api::JsonField, 18> kFieldTypes = {{
     {"recipient_info", api::JsonType::kString},
     {"blinded", api::JsonType::kString},
     {"certificate", api::JsonType::kString},
@@ -129,6 +129,7 @@ constexpr std::array<api::JsonField, 17> kFieldTypes = {{
     {"share", api::JsonType::kString},
     {"commitments", api::JsonType::kString},
     {"key_version", api::JsonType::kInteger},
+    {"previous", api::JsonType::kString},
 }};
 // The fields of one item of a bulk request (a request of its own is checked as a whole).
 constexpr std::array<api::JsonField, 3> kItemFieldTypes = {{
@@ -821,6 +822,11 @@ struct GroupService::Handlers {
     return s.ThresholdEvaluate(req, call, *t.group);
   }
 
+  static HttpResponse ThresholdRefresh(GroupService& s, const HttpRequest& req, Call& call,
+                                       const Target& t) {
+    return s.RefreshShare(req, call, *t.group);
+  }
+
   static HttpResponse Bulk(GroupService& s, const HttpRequest& req, Call& call, const Target& t) {
     return s.Bulk(req, call, *t.group);
   }
@@ -897,6 +903,19 @@ struct GroupService::Handlers {
           jk["serial"] = info.serial_hex;
           jk["not_after"] = info.not_after;
           jk["fingerprint"] = info.fingerprint_sha256;
+        }
+      }
+      if (k.key_type == kThresholdKeyType && k.state != store::KeyState::kDestroyed) {
+        // Public parts only: which share this node holds, and the commitments it checks.
+        if (auto record = s.ring_->ShareFor(group.name, k); record.ok()) {
+          auto public_share = crypto::threshold::PublicShareOf(record->share);
+          jk["threshold"] = {
+              {"index", record->share.index},
+              {"k", record->share.k},
+              {"n", record->share.n},
+              {"commitments",
+               Base64Encode(crypto::threshold::EncodeCommitments(record->commitments))},
+              {"public_share", public_share.ok() ? Base64Encode(*public_share) : ""}};
         }
       }
       jkeys.push_back(jk);
@@ -1457,6 +1476,64 @@ HttpResponse GroupService::ThresholdEvaluate(const HttpRequest& req, Call& call,
                    Base64Encode(crypto::threshold::EncodeCommitments(record->commitments))}});
 }
 
+// A refresh (docs/threshold.md): d_i' = d_i + delta_i, checked against the new commitments, whose
+// C_0 must be the old one, from the commitments this node holds now (so every node refreshes
+// from the same state); the row is replaced only if no other refresh got there first.
+HttpResponse GroupService::RefreshShare(const HttpRequest& req, Call& call,
+                                        const store::Group& group) {
+  namespace th = crypto::threshold;
+  HttpResponse error;
+  auto body = ParseBody(req, call, error);
+  if (!body) return error;
+  auto keys = store_->ListGroupKeys(group.id);
+  if (!keys.ok()) return StoreDown(call, keys.error());
+  const store::GroupKey* row = nullptr;
+  for (const auto& k : *keys) {
+    if (k.key_type == kThresholdKeyType && k.state == store::KeyState::kActive) row = &k;
+  }
+  if (row == nullptr)
+    return Fail(call, 409, "not-threshold-group", "this group has no active threshold key");
+  call.key_version = row->version;
+  auto record = ring_->ShareFor(group.name, *row);
+  if (!record.ok()) return Internal(call, "the share cannot be opened", record.error());
+  Bytes previous;
+  Bytes next;
+  Bytes delta_bytes;
+  if (!Base64Decode(StringField(*body, "previous").value_or(""), previous) ||
+      !Base64Decode(StringField(*body, "commitments").value_or(""), next) ||
+      !Base64Decode(StringField(*body, "share").value_or(""), delta_bytes)) {
+    return Fail(call, 400, errc::kMalformedRequest,
+                "\"share\", \"previous\" and \"commitments\" (base64) are required");
+  }
+  SecretBytes delta_secret(delta_bytes);
+  std::fill(delta_bytes.begin(), delta_bytes.end(), 0);
+  if (previous != th::EncodeCommitments(record->commitments)) {
+    return Fail(call, 409, errc::kConflict,
+                "this node's commitments are not the ones the refresh starts from");
+  }
+  auto delta = th::ParseShare(delta_secret.view());
+  if (!delta.ok()) return Fail(call, 400, "bad-share", delta.error().message);
+  auto commitments = th::ParseCommitments(next, record->share.k);
+  if (!commitments.ok()) return Fail(call, 400, "bad-commitments", commitments.error().message);
+  if ((*commitments)[0] != record->commitments[0])
+    return Fail(call, 400, "bad-commitments", "a refresh keeps the group key (C_0)");
+  auto fresh = th::AddShare(record->share, *delta);
+  if (!fresh.ok() || !th::VerifyShare(*fresh, *commitments).ok())
+    return Fail(call, 400, "bad-share", "the refreshed share does not match the new commitments");
+  auto sealed = ring_->SealShare(group.name, row->version, *fresh, *commitments);
+  if (!sealed.ok()) return Internal(call, "sealing failed", sealed.error());
+  Status replaced =
+      store_->ReplaceSealedKey(group.id, row->version, row->sealed_private_key, *sealed);
+  if (!replaced.ok() && replaced.error().code == errc::kConflict)
+    return Fail(call, 409, errc::kConflict, "another refresh happened; start again");
+  if (!replaced.ok()) return StoreDown(call, replaced.error());
+  auto public_share = th::PublicShareOf(*fresh);
+  if (!public_share.ok()) return Internal(call, "public share failed", public_share.error());
+  return Ok(200, {{"key_version", row->version},
+                  {"index", fresh->index},
+                  {"public_share", Base64Encode(*public_share)}});
+}
+
 // ---- routing ----
 
 namespace {
@@ -1483,6 +1560,8 @@ const api::RouteTable<GroupService::RouteHandler>& GroupService::Routes() {
        &H::Operation},
       {"POST", "/v1/groups/{group}/blind", "blind", Access::kMember, &H::Operation},
       {"POST", "/v1/groups/{group}/threshold", "threshold", Access::kMember, &H::Threshold},
+      {"POST", "/v1/groups/{group}/threshold/refresh", "threshold-refresh", Access::kAdmin,
+       &H::ThresholdRefresh},
       {"POST", "/v1/groups/{group}/bulk", "bulk", Access::kMember, &H::Bulk},
       {"GET", "/v1/groups/{group}/secrets", "secrets", Access::kMember, &H::Secrets},
       {"GET", "/v1/groups/{group}/roster", "roster", Access::kExploder, &H::Roster},

@@ -89,6 +89,8 @@ class GroupService {
   // creation of the group on this node with its one share.
   net::HttpResponse ThresholdEvaluate(const net::HttpRequest& req, Call& call,
                                       const store::Group& group);
+  net::HttpResponse RefreshShare(const net::HttpRequest& req, Call& call,
+                                 const store::Group& group);
   net::HttpResponse CreateThresholdGroup(Call& call, const nlohmann::json& body,
                                          const std::string& name);
   // Administration

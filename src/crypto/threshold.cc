@@ -308,37 +308,88 @@ Result<Bytes> SpkiOfPoint(ByteView point) {
   return out;
 }
 
-Result<Dealing> Split(const SecretBytes& secret, int k, int n) {
+namespace {
+
+// f(x) = a_0 + a_1·x + ... with a_0 = `secret`, or 0 for a refresh (`secret` null).
+Result<Dealing> SplitPolynomial(const SecretBytes* secret, int k, int n) {
   if (!ValidParameters(k, n)) return MakeError("bad-threshold", "need 2 <= k <= n <= 16");
   BL_TRY_ASSIGN(Curve c, MakeCurve());
   for (;;) {
     std::vector<BnSecretPtr> coeffs;
-    BL_TRY_ASSIGN(BnSecretPtr a0, ScalarBn(c, secret.view(), true, "bad-share"));
-    coeffs.push_back(std::move(a0));
+    if (secret != nullptr) {
+      BL_TRY_ASSIGN(BnSecretPtr a0, ScalarBn(c, secret->view(), true, "bad-share"));
+      coeffs.push_back(std::move(a0));
+    } else {
+      BnSecretPtr zero = NewSecretBn();
+      if (!zero) return OsslError(std::string(errc::kCrypto), "out of memory");
+      BN_zero(zero.get());
+      coeffs.push_back(std::move(zero));
+    }
     for (int j = 1; j < k; ++j) {
       BL_TRY_ASSIGN(BnSecretPtr aj, RandomNonzeroScalar(c));
       coeffs.push_back(std::move(aj));
     }
     Dealing out;
     bool zero_share = false;
-    for (int i = 1; i <= n; ++i) {
+    for (int i = 1; i <= n && !zero_share; ++i) {
       BL_TRY_ASSIGN(BnSecretPtr fi, EvaluatePolynomial(c, coeffs, static_cast<std::uint8_t>(i)));
-      zero_share = zero_share || BN_is_zero(fi.get());
-      BL_TRY_ASSIGN(EcPointPtr di, Mul(c, fi.get(), nullptr));
+      zero_share = BN_is_zero(fi.get()) == 1;
       if (zero_share) break;
+      BL_TRY_ASSIGN(EcPointPtr di, Mul(c, fi.get(), nullptr));
       BL_TRY_ASSIGN(Bytes di_bytes, PointBytes(c, di.get()));
       out.public_shares.push_back(std::move(di_bytes));
       out.shares.push_back(Share{static_cast<std::uint8_t>(i), static_cast<std::uint8_t>(k),
                                  static_cast<std::uint8_t>(n), ScalarBytes(fi.get())});
     }
     if (zero_share) continue;  // a share of 0 cannot be encoded; probability 2^-256
-    for (const auto& a : coeffs) {
-      BL_TRY_ASSIGN(EcPointPtr cj, Mul(c, a.get(), nullptr));
+    for (std::size_t j = 0; j < coeffs.size(); ++j) {
+      if (j == 0 && secret == nullptr) {
+        out.commitments.emplace_back();
+        continue;
+      }
+      BL_TRY_ASSIGN(EcPointPtr cj, Mul(c, coeffs[j].get(), nullptr));
       BL_TRY_ASSIGN(Bytes cj_bytes, PointBytes(c, cj.get()));
       out.commitments.push_back(std::move(cj_bytes));
     }
     return out;
   }
+}
+
+}  // namespace
+
+Result<Dealing> Split(const SecretBytes& secret, int k, int n) {
+  return SplitPolynomial(&secret, k, n);
+}
+
+Result<Dealing> SplitZero(int k, int n) { return SplitPolynomial(nullptr, k, n); }
+
+Result<std::vector<Bytes>> AddCommitments(std::span<const Bytes> old_commitments,
+                                          std::span<const Bytes> zero_commitments) {
+  if (old_commitments.size() != zero_commitments.size() || old_commitments.size() < 2)
+    return MakeError("bad-commitments", "the refresh is for another k");
+  BL_TRY_ASSIGN(Curve c, MakeCurve());
+  std::vector<Bytes> out{old_commitments[0]};
+  for (std::size_t j = 1; j < old_commitments.size(); ++j) {
+    BL_TRY_ASSIGN(EcPointPtr a, ParsePoint(c, old_commitments[j]));
+    BL_TRY_ASSIGN(EcPointPtr b, ParsePoint(c, zero_commitments[j]));
+    BL_TRY(AddInto(c, a.get(), b.get()));
+    auto sum = PointBytes(c, a.get());
+    if (!sum.ok()) return MakeError("bad-commitments", "a refreshed commitment is infinity");
+    out.push_back(std::move(*sum));
+  }
+  return out;
+}
+
+Result<Share> AddShare(const Share& share, const Share& delta) {
+  if (share.index != delta.index || share.k != delta.k || share.n != delta.n)
+    return MakeError("bad-share", "the refresh share is for another index, k or n");
+  BL_TRY_ASSIGN(Curve c, MakeCurve());
+  BL_TRY_ASSIGN(BnSecretPtr d, ScalarBn(c, share.scalar.view(), true, "bad-share"));
+  BL_TRY_ASSIGN(BnSecretPtr e, ScalarBn(c, delta.scalar.view(), true, "bad-share"));
+  if (BN_mod_add(d.get(), d.get(), e.get(), c.order(), c.ctx.get()) != 1)
+    return OsslError(std::string(errc::kCrypto), "share addition failed");
+  if (BN_is_zero(d.get())) return MakeError("bad-share", "the refreshed share is 0");
+  return Share{share.index, share.k, share.n, ScalarBytes(d.get())};
 }
 
 Result<Bytes> ExpectedPublicShare(std::span<const Bytes> commitments, std::uint8_t index) {

@@ -65,6 +65,15 @@ Result<Bytes> SpkiOfPoint(ByteView point);
 
 // Splits `secret` (a scalar in [1, q-1]) into n shares, any k of which recover it.
 Result<Dealing> Split(const SecretBytes& secret, int k, int n);
+// A refresh (proactive resharing): n shares of 0, any k of which sum to nothing, and their
+// commitments for j >= 1 (commitments[0] is left empty: it would be the point at infinity).
+Result<Dealing> SplitZero(int k, int n);
+// The commitments after a refresh: C'_0 = C_0, C'_j = C_j + B_j.
+Result<std::vector<Bytes>> AddCommitments(std::span<const Bytes> old_commitments,
+                                          std::span<const Bytes> zero_commitments);
+// d_i + delta_i mod q, for the same index, k and n ("bad-share", also if the sum is 0).
+Result<Share> AddShare(const Share& share, const Share& delta);
+
 // D_index computed from the commitments: sum_j C_j·index^j.
 Result<Bytes> ExpectedPublicShare(std::span<const Bytes> commitments, std::uint8_t index);
 // Whether `share` matches the commitments (d_i·G == sum_j C_j·i^j). Errors: "bad-share".

@@ -227,6 +227,31 @@ TEST(Threshold, EncodingsAreStrict) {
   EXPECT_EQ(ErrorCode(ParseCommitments(broken, 3)), "bad-commitments");
 }
 
+TEST(Threshold, RefreshKeepsTheKeyAndRetiresOldShares) {
+  const SecretBytes d = FreshScalar();
+  Dealing old = Unwrap(Split(d, 2, 3), "split");
+  Dealing zero = Unwrap(SplitZero(2, 3), "split zero");
+  EXPECT_TRUE(zero.commitments[0].empty());
+  Dealing fresh;
+  fresh.commitments = Unwrap(AddCommitments(old.commitments, zero.commitments), "commitments");
+  EXPECT_EQ(fresh.commitments[0], old.commitments[0]);
+  EXPECT_NE(fresh.commitments[1], old.commitments[1]);
+  for (std::size_t i = 0; i < 3; ++i) {
+    fresh.shares.push_back(Unwrap(AddShare(old.shares[i], zero.shares[i]), "add"));
+    EXPECT_TRUE(VerifyShare(fresh.shares[i], fresh.commitments).ok());
+    EXPECT_FALSE(VerifyShare(old.shares[i], fresh.commitments).ok());
+    fresh.public_shares.push_back(Unwrap(PublicShareOf(fresh.shares[i]), "D_i"));
+  }
+  const Bytes b = RandomPoint();
+  const Bytes want = Times(d, b);
+  EXPECT_EQ(Unwrap(CombinePartials(PartialsFor(fresh, {1, 3}, b)), "new"), want);
+  // One old share and one new one: no longer the key.
+  std::vector<Partial> mixed = PartialsFor(old, {1}, b);
+  mixed.push_back(PartialsFor(fresh, {3}, b)[0]);
+  EXPECT_NE(Unwrap(CombinePartials(mixed), "mixed"), want);
+  EXPECT_EQ(ErrorCode(AddShare(old.shares[0], zero.shares[1])), "bad-share");
+}
+
 TEST(Threshold, KeyScalarRoundTrip) {
   PrivateKey key = Unwrap(PrivateKey::Generate(KeyType::kEcP256), "keygen");
   const SecretBytes d = Unwrap(ScalarOf(key), "scalar");

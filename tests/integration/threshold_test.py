@@ -18,7 +18,9 @@ Checked:
   4. the paths that need one holder of the key (F, E, S, blind, export, rotate) answer
      409 threshold-group at every node;
   5. the shares of k - 1 nodes, read from their stores and unsealed with their master keys, do
-     not give a key that opens the post; the shares of k nodes do (the control).
+     not give a key that opens the post; the shares of k nodes do (the control);
+  6. a share refresh keeps the certificate and old posts readable; new shares combine, an old
+     share with a new one does not; a refresh from a stale state is refused (409 conflict).
 """
 
 import base64
@@ -306,6 +308,38 @@ class Threshold(harness.TestCase):
             p = self.admin_at(d, "group", "rotate", GROUP, check=False)
             self.assertNotEqual(p.returncode, 0)
             self.assertIn("threshold-group", p.stderr.decode())
+
+    # 6
+    def test_refresh_keeps_the_key_and_retires_old_shares(self):
+        before = [self.sealed_share(d) for d in self.nodes]
+        show = self.admin_at(self.nodes[0], "group", "show", GROUP)
+        previous = show["keys"][0]["threshold"]["commitments"]
+        r = self.nodes[0].bl("admin", *self.admin_args(self.urls[0]), "group", "refresh-shares", GROUP,
+                             "--nodes", ",".join(self.urls))
+        self.assertEqual(json.loads(r.stdout)["refreshed"], self.urls)
+        after = [self.sealed_share(d) for d in self.nodes]
+        for (i, old), (j, new) in zip(before, after):
+            self.assertEqual(i, j)
+            self.assertNotEqual(old, new)
+        # The same certificate everywhere, and the post made before the refresh still opens.
+        for d in self.nodes:
+            r = d.g.get("/v1/groups/%s/certificate" % harness.quote(GROUP))
+            self.assertEqual(harness.cert_der(r.body.decode()), harness.cert_der(self.created["certificate"]))
+        for pair in ([0, 1], [1, 2]):
+            self.assertOpens(self.read([self.urls[i] for i in pair]))
+        # New shares combine; an old share with a new one does not.
+        key = self.key_file(self.interpolate(after[:2]), "refreshed-two")
+        self.assertIn(b"the threshold secret", harness.osl_decrypt(self.post, key))
+        for mixed in ([before[0], after[1]], [after[0], before[2]]):
+            key = self.key_file(self.interpolate(mixed), "mixed")
+            with self.assertRaises(harness.CommandFailed):
+                harness.osl_decrypt(self.post, key)
+        # A refresh from a stale state is refused, and changes nothing.
+        r = self.nodes[1].g.post("/v1/groups/%s/threshold/refresh" % harness.quote(GROUP),
+                                 {"share": harness.b64(b"\x01" * 36), "previous": previous,
+                                  "commitments": previous}, cert=self.admin_cert)
+        self.assertRefused(r, 409, "conflict")
+        self.assertEqual(self.sealed_share(self.nodes[1]), after[1])
 
     # 5
     def sealed_share(self, d):
