@@ -10,6 +10,8 @@
 #include "blindlist/base64.h"
 #include "blindlist/error_codes.h"
 #include "commands.h"
+#include "crypto/keys.h"
+#include "crypto/threshold.h"
 #include "io.h"
 #include "server_options.h"
 
@@ -17,9 +19,15 @@ namespace blindlist::cli {
 
 using json = nlohmann::json;
 
-void AddServerOptions(CLI::App* cmd, api::ApiCredentials& creds, bool server_required) {
+void AddServerOptions(CLI::App* cmd, api::ApiCredentials& creds, bool server_required,
+                      std::vector<std::string>* servers) {
   auto* server =
-      cmd->add_option("--server", creds.server, "Server URL, e.g. https://groupd.example.org:8443");
+      servers != nullptr
+          ? cmd->add_option("--server", *servers,
+                            "Server URL, e.g. https://groupd.example.org:8443 (threshold: one "
+                            "--server per node)")
+          : cmd->add_option("--server", creds.server,
+                            "Server URL, e.g. https://groupd.example.org:8443");
   if (server_required) server->required();
   cmd->add_option("--token", creds.token, "Bearer token (or set BLINDLIST_TOKEN)");
   cmd->add_option("--client-cert", creds.client_cert_file, "Client certificate for mTLS (PEM)")
@@ -61,7 +69,9 @@ struct AdminState {
   std::int64_t since = 0;   // audit window, Unix seconds
   std::int64_t until = 0;
   std::string reason;
-  std::string prune_before;  // audit prune: YYYY-MM-DD, an ISO 8601 UTC time, or Unix seconds
+  std::string prune_before;        // audit prune: YYYY-MM-DD, an ISO 8601 UTC time, or Unix seconds
+  int threshold = 0;               // p256-threshold: k
+  std::vector<std::string> nodes;  // p256-threshold: the n groupd nodes, in share order
 };
 
 // Runs one admin command. The printers read groupd's reply with get<>(): a reply without a
@@ -93,7 +103,137 @@ Result<json> Call(AdminState& s, const std::string& method, const std::string& p
 
 std::string G(const AdminState& s) { return "/v1/groups/" + api::ApiClient::Segment(s.group); }
 
+// The dealer (docs/threshold.md): the weaker first step before a distributed key generation.
+// The key exists only here, for the length of this function: it is made, split into n Shamir
+// shares with Feldman commitments, each node gets its own share (node 1 issues the group
+// certificate for the committed key, the others check and store that certificate), and the key
+// and shares are wiped when their SecretBytes go out of scope.
+Status GroupCreateThreshold(AdminState& s) {
+  namespace th = crypto::threshold;
+  const int n = static_cast<int>(s.nodes.size());
+  if (s.threshold < 2 || s.threshold > n || n > th::kMaxNodes)
+    return MakeError("usage",
+                     "p256-threshold needs --threshold K and --nodes with 2 <= K <= n <= 16");
+  if (s.csr) return MakeError("usage", "--csr does not apply to p256-threshold groups");
+  BL_TRY(FinishServerOptions(s.creds));
+  th::Dealing dealing;
+  {
+    BL_TRY_ASSIGN(crypto::PrivateKey key, crypto::PrivateKey::Generate(crypto::KeyType::kEcP256));
+    BL_TRY_ASSIGN(SecretBytes scalar, th::ScalarOf(key));
+    BL_TRY_ASSIGN(dealing, th::Split(scalar, s.threshold, n));
+  }
+  const std::string commitments = Base64Encode(th::EncodeCommitments(dealing.commitments));
+  std::string certificate;
+  json nodes = json::array();
+  for (int i = 0; i < n; ++i) {
+    const std::string& url = s.nodes[static_cast<std::size_t>(i)];
+    api::ApiCredentials creds = s.creds;
+    creds.server = url;
+    const SecretBytes share = th::EncodeShare(dealing.shares[static_cast<std::size_t>(i)]);
+    json body = {{"name", s.group},
+                 {"key_type", "p256-threshold"},
+                 {"share", Base64Encode(share.view())},
+                 {"commitments", commitments}};
+    if (!certificate.empty()) body["certificate"] = certificate;
+    api::ApiClient client(creds);
+    auto r = client.Call("POST", "/v1/groups", body);
+    body["share"] = "";
+    if (!r.ok()) {
+      return MakeError(r.error().code, "node " + std::to_string(i + 1) + " (" + url +
+                                           "): " + r.error().message +
+                                           "; the group exists on nodes 1.." + std::to_string(i) +
+                                           " only: delete it there and create it again");
+    }
+    if (certificate.empty()) certificate = r->value("certificate", "");
+    nodes.push_back(
+        {{"node", url},
+         {"index", i + 1},
+         {"public_share", Base64Encode(dealing.public_shares[static_cast<std::size_t>(i)])}});
+  }
+  json out = {{"name", s.group},
+              {"key_type", "p256-threshold"},
+              {"key_version", 1},
+              {"threshold", s.threshold},
+              {"nodes", nodes},
+              {"commitments", commitments},
+              {"certificate", certificate}};
+  if (s.json_out) return Print(s, out, "");
+  std::fprintf(stderr, "created %s on %d nodes, any %d of which can read; the key is wiped\n",
+               s.group.c_str(), n, s.threshold);
+  return WriteOutput(s.out, certificate);
+}
+
+// A refresh (proactive resharing, docs/threshold.md): every node adds its share of a random
+// polynomial with f(0) = 0, so the key and the certificate stay, and shares taken before the
+// refresh no longer combine with those after it. The command never sees the key or any share.
+Status GroupRefreshShares(AdminState& s) {
+  namespace th = crypto::threshold;
+  if (s.nodes.size() < 2) return MakeError("usage", "refresh-shares needs --nodes (every node)");
+  BL_TRY(FinishServerOptions(s.creds));
+  // Where each node stands: its index, k, n and commitments (all must agree).
+  std::vector<int> index(s.nodes.size());
+  std::string previous;
+  int k = 0;
+  int n = 0;
+  for (std::size_t i = 0; i < s.nodes.size(); ++i) {
+    api::ApiCredentials creds = s.creds;
+    creds.server = s.nodes[i];
+    api::ApiClient client(creds);
+    auto r = client.Call("GET", G(s), nullptr);
+    if (!r.ok()) return MakeError(r.error().code, s.nodes[i] + ": " + r.error().message);
+    json t;
+    for (const auto& key : r->value("keys", json::array())) {
+      if (key.contains("threshold") && key.value("state", "") == "active") t = key["threshold"];
+    }
+    if (!t.is_object()) return MakeError("not-threshold-group", s.nodes[i] + ": no threshold key");
+    index[i] = t.value("index", 0);
+    const std::string c = t.value("commitments", "");
+    if (i == 0) {
+      previous = c;
+      k = t.value("k", 0);
+      n = t.value("n", 0);
+    } else if (c != previous || t.value("k", 0) != k || t.value("n", 0) != n) {
+      return MakeError(std::string(errc::kConflict),
+                       s.nodes[i] + " holds other commitments than " + s.nodes[0] +
+                           ": finish or repair the last refresh first");
+    }
+  }
+  if (n != static_cast<int>(s.nodes.size()))
+    return MakeError("usage", "--nodes must list all " + std::to_string(n) + " nodes");
+  Bytes previous_bytes;
+  if (!Base64Decode(previous, previous_bytes)) return MakeError("bad-reply", "commitments");
+  BL_TRY_ASSIGN(std::vector<Bytes> old_commitments, th::ParseCommitments(previous_bytes, k));
+  BL_TRY_ASSIGN(th::Dealing zero, th::SplitZero(k, n));
+  BL_TRY_ASSIGN(std::vector<Bytes> fresh, th::AddCommitments(old_commitments, zero.commitments));
+  const std::string commitments = Base64Encode(th::EncodeCommitments(fresh));
+  json done = json::array();
+  for (std::size_t i = 0; i < s.nodes.size(); ++i) {
+    if (index[i] < 1 || index[i] > n) return MakeError("bad-reply", s.nodes[i] + ": bad index");
+    const SecretBytes delta = th::EncodeShare(zero.shares[static_cast<std::size_t>(index[i] - 1)]);
+    api::ApiCredentials creds = s.creds;
+    creds.server = s.nodes[i];
+    api::ApiClient client(creds);
+    auto r = client.Call("POST", G(s) + "/threshold/refresh",
+                         {{"share", Base64Encode(delta.view())},
+                          {"previous", previous},
+                          {"commitments", commitments}});
+    if (!r.ok()) {
+      return MakeError(r.error().code, s.nodes[i] + ": " + r.error().message + "; refreshed: " +
+                                           done.dump() + " (reads need k nodes on one side)");
+    }
+    done.push_back(s.nodes[i]);
+  }
+  json out = {{"name", s.group}, {"refreshed", done}, {"commitments", commitments}};
+  if (s.json_out) return Print(s, out, "");
+  std::fprintf(stderr, "refreshed the shares of %s on %zu nodes\n", s.group.c_str(),
+               s.nodes.size());
+  return Status::Ok();
+}
+
 Status GroupCreate(AdminState& s) {
+  if (s.key_type == "p256-threshold") return GroupCreateThreshold(s);
+  if (!s.nodes.empty() || s.threshold != 0)
+    return MakeError("usage", "--nodes and --threshold are for --key-type p256-threshold");
   json body = {{"name", s.group}, {"key_type", s.key_type}, {"csr", s.csr}};
   BL_TRY_ASSIGN(json r, Call(s, "POST", "/v1/groups", body));
   std::string pem =
@@ -357,11 +497,25 @@ void AddAdminCommands(CLI::App& app, Action* chosen) {
   auto* create = group->add_subcommand(
       "create", "Create a group: key pair, certificate (or CSR), group secret");
   create->add_option("name", s->group, "The list address")->required();
-  create->add_option("--key-type", s->key_type, "rsa3072 or p256")
-      ->check(CLI::IsMember({"rsa3072", "p256"}))
+  create->add_option("--key-type", s->key_type, "rsa3072, p256 or p256-threshold")
+      ->check(CLI::IsMember({"rsa3072", "p256", "p256-threshold"}))
       ->capture_default_str();
+  create->add_option("--threshold", s->threshold,
+                     "p256-threshold: how many nodes (k) must answer to read");
+  create
+      ->add_option("--nodes", s->nodes,
+                   "p256-threshold: the groupd nodes, comma-separated (node i gets share i); "
+                   "authenticate with an admin client certificate all of them list")
+      ->delimiter(',');
   create->add_flag("--csr", s->csr, "Emit a CSR for an outside CA instead of a certificate");
   bind(create, GroupCreate);
+  auto* refresh = group->add_subcommand(
+      "refresh-shares", "Threshold groups: new shares of the same key; old shares stop combining");
+  refresh->add_option("name", s->group, "The list address")->required();
+  refresh->add_option("--nodes", s->nodes, "Every node of the group, comma-separated")
+      ->delimiter(',')
+      ->required();
+  bind(refresh, GroupRefreshShares);
   auto* rotate = group->add_subcommand(
       "rotate", "Add a key version (or with --secret, a group secret version)");
   rotate->add_option("name", s->group, "The list address")->required();

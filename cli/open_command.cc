@@ -21,6 +21,7 @@
 #include "maildir_reopen.h"
 #include "mime/smime.h"
 #include "server_options.h"
+#include "threshold_open.h"
 
 namespace blindlist::cli {
 
@@ -34,6 +35,7 @@ struct OpenOptions {
   api::ApiCredentials creds;
   std::string group;
   std::string method;
+  std::vector<std::string> servers;  // --server, repeated for threshold reads
   std::string member_cert;
   std::string member_key;
   std::string reason = "read";
@@ -264,6 +266,16 @@ Status OpenBlind(Reading& r) {
                    "no RecipientInfo for the group's current certificate (blind reads need it)");
 }
 
+// A threshold group: k of n nodes, each asked for its share of the blinded point.
+Status OpenThreshold(Reading& r) {
+  ThresholdRead t{r.o.servers, r.o.creds, r.o.group, r.o.reason, r.o.filter};
+  std::vector<std::string> notes;
+  auto cek = ThresholdUnwrap(t, r.env, r.candidates, notes);
+  for (const auto& note : notes) std::fprintf(stderr, "blindlist: open: %s\n", note.c_str());
+  if (!cek.ok()) return cek.error();
+  return r.EmitPlain(*cek);
+}
+
 // Paths S and B: group secrets this member may hold; a post from the exploder (path B) already
 // carries a KEKRecipientInfo, otherwise ask for one (path S).
 Status OpenSecret(Reading& r) {
@@ -305,6 +317,12 @@ Status OpenSecret(Reading& r) {
 
 // `*is_smime` is set once the input parsed as an S/MIME envelope.
 Status OpenMessage(OpenOptions& o, const std::string& input, bool* is_smime) {
+  if (o.method != "threshold" && o.servers.size() != 1)
+    return MakeError("usage", "--method " + o.method + " takes exactly one --server");
+  if (o.method != "threshold") o.creds.server = o.servers.front();
+  if (o.method == "threshold" && o.splice_only)
+    return MakeError("usage",
+                     "--method threshold decrypts; it cannot splice (--filter, --splice-only)");
   BL_TRY(FinishServerOptions(o.creds));
   bool needs_member_key = o.method == "rewrap" || o.method == "cert";
   // Path G proves possession of the key on every request, so it needs the key even to splice.
@@ -337,6 +355,7 @@ Status OpenMessage(OpenOptions& o, const std::string& input, bool* is_smime) {
   if (o.method == "tls") return OpenTls(r);
   if (o.method == "rewrap" || o.method == "cert") return OpenRewrap(r);
   if (o.method == "blind") return OpenBlind(r);
+  if (o.method == "threshold") return OpenThreshold(r);
   if (o.method == "secret") return OpenSecret(r);
   return MakeError("usage", "unknown --method " + o.method);
 }
@@ -508,11 +527,13 @@ void AddOpenCommand(CLI::App& app, Action* chosen) {
   auto o = std::make_shared<OpenOptions>();
   auto* cmd = app.add_subcommand("open", "Read list mail as a member, through the group server");
   AddIo(cmd, o->io);
-  AddServerOptions(cmd, o->creds);
+  AddServerOptions(cmd, o->creds, true, &o->servers);
   cmd->add_option("--group", o->group, "The list address")->required();
-  cmd->add_option("--method", o->method, "tls (F), rewrap (E), cert (G), blind, secret (S/B)")
+  cmd->add_option("--method", o->method,
+                  "tls (F), rewrap (E), cert (G), blind, secret (S/B), threshold (k of n nodes, "
+                  "one --server each)")
       ->required()
-      ->check(CLI::IsMember({"tls", "rewrap", "cert", "blind", "secret"}));
+      ->check(CLI::IsMember({"tls", "rewrap", "cert", "blind", "secret", "threshold"}));
   cmd->add_option("--member-cert", o->member_cert,
                   "Your certificate (rewrap) or membership certificate (cert)")
       ->check(CLI::ExistingFile);

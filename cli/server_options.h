@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "api/groupd_client.h"
 
@@ -14,7 +15,9 @@ class App;
 namespace blindlist::cli {
 
 // Adds --server, --token (or env BLINDLIST_TOKEN), --client-cert, --client-key, --ca.
-void AddServerOptions(CLI::App* cmd, api::ApiCredentials& creds, bool server_required = true);
+// With `servers`, --server may be repeated (threshold reads: one per node) and fills it instead.
+void AddServerOptions(CLI::App* cmd, api::ApiCredentials& creds, bool server_required = true,
+                      std::vector<std::string>* servers = nullptr);
 // Fills the token from the environment when not given; checks cert/key come together.
 Status FinishServerOptions(api::ApiCredentials& creds);
 

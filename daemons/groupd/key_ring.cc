@@ -1,5 +1,6 @@
 #include "key_ring.h"
 
+#include <algorithm>
 #include <iterator>
 #include <limits>
 
@@ -24,6 +25,39 @@ Result<Bytes> GroupKeyRing::SealKey(const std::string& group, int version,
 Result<Bytes> GroupKeyRing::SealSecret(const std::string& group, const Bytes& key_id,
                                        const SecretBytes& secret) const {
   return crypto::Seal(master_key_, SecretContext(group, key_id), secret.view());
+}
+
+std::string GroupKeyRing::ShareContext(const std::string& group, int version) {
+  return "blindlist threshold-share " + group + " v" + std::to_string(version);
+}
+
+Result<Bytes> GroupKeyRing::SealShare(const std::string& group, int version,
+                                      const crypto::threshold::Share& share,
+                                      const std::vector<Bytes>& commitments) const {
+  const SecretBytes encoded = crypto::threshold::EncodeShare(share);
+  const Bytes tail = crypto::threshold::EncodeCommitments(commitments);
+  SecretBytes plain(encoded.size() + tail.size());
+  std::copy(encoded.data(), encoded.data() + encoded.size(), plain.data());
+  std::copy(tail.begin(), tail.end(), plain.data() + encoded.size());
+  return crypto::Seal(master_key_, ShareContext(group, version), plain.view());
+}
+
+Result<ThresholdShareRecord> GroupKeyRing::ShareFor(const std::string& group,
+                                                    const store::GroupKey& row) const {
+  if (row.key_type != kThresholdKeyType)
+    return MakeError("not-threshold", "this key version is not a threshold share");
+  if (row.state == store::KeyState::kDestroyed || row.sealed_private_key.empty())
+    return MakeError("key-destroyed", "this key version has been destroyed");
+  BL_TRY_ASSIGN(SecretBytes plain, crypto::Unseal(master_key_, ShareContext(group, row.version),
+                                                  row.sealed_private_key));
+  if (plain.size() < crypto::threshold::kShareLen)
+    return MakeError("bad-share", "the sealed share is too short");
+  const ByteView all = plain.view();
+  ThresholdShareRecord out;
+  BL_TRY_ASSIGN(out.share, crypto::threshold::ParseShare(all.first(crypto::threshold::kShareLen)));
+  BL_TRY_ASSIGN(out.commitments, crypto::threshold::ParseCommitments(
+                                     all.subspan(crypto::threshold::kShareLen), out.share.k));
+  return out;
 }
 
 Result<crypto::PrivateKey> GroupKeyRing::PrivateKeyFor(const std::string& group,

@@ -22,9 +22,19 @@
 #include "blindlist/result.h"
 #include "crypto/cms.h"
 #include "crypto/keys.h"
+#include "crypto/threshold.h"
 #include "store/store.h"
 
 namespace blindlist::groupd {
+
+// A threshold group's key version on this node: its one share and the dealer's commitments.
+struct ThresholdShareRecord {
+  crypto::threshold::Share share;
+  std::vector<Bytes> commitments;
+};
+
+// The key type of a threshold group's key versions (docs/threshold.md).
+inline constexpr std::string_view kThresholdKeyType = "p256-threshold";
 
 class GroupKeyRing {
  public:
@@ -37,6 +47,15 @@ class GroupKeyRing {
   Result<Bytes> SealKey(const std::string& group, int version, const crypto::PrivateKey& key) const;
   Result<Bytes> SealSecret(const std::string& group, const Bytes& key_id,
                            const SecretBytes& secret) const;
+
+  // A threshold share sealed for key version `version`: the share's encoding, then the
+  // commitments, in the row's sealed_private_key (the AEAD binds the commitments too).
+  static std::string ShareContext(const std::string& group, int version);
+  Result<Bytes> SealShare(const std::string& group, int version,
+                          const crypto::threshold::Share& share,
+                          const std::vector<Bytes>& commitments) const;
+  // Unsealed on every call (one AES-GCM open): a share is never kept decoded.
+  Result<ThresholdShareRecord> ShareFor(const std::string& group, const store::GroupKey& row) const;
 
   Result<crypto::PrivateKey> PrivateKeyFor(const std::string& group, const store::GroupKey& row);
   // Drops the decoded private key and certificate of a destroyed version now.

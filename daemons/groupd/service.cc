@@ -1,5 +1,6 @@
 #include "service.h"
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <ctime>
@@ -15,6 +16,7 @@
 #include "crypto/blind.h"
 #include "crypto/cms.h"
 #include "crypto/signature.h"
+#include "crypto/threshold.h"
 #include "crypto/x509.h"
 #include "obs/log.h"
 
@@ -120,7 +122,7 @@ std::string NewToken() {
 
 // Every field any endpoint reads, with its one JSON type: a field of another type is the
 // caller's mistake, never "absent" (which would pick a default: an RSA group, a rotation).
-constexpr std::array<api::JsonField, 14> kFieldTypes = {{
+constexpr std::array<api::JsonField, 18> kFieldTypes = {{
     {"recipient_info", api::JsonType::kString},
     {"blinded", api::JsonType::kString},
     {"certificate", api::JsonType::kString},
@@ -135,6 +137,10 @@ constexpr std::array<api::JsonField, 14> kFieldTypes = {{
     {"token", api::JsonType::kBoolean},
     {"version", api::JsonType::kInteger},
     {"requests", api::JsonType::kArray},
+    {"share", api::JsonType::kString},
+    {"commitments", api::JsonType::kString},
+    {"key_version", api::JsonType::kInteger},
+    {"previous", api::JsonType::kString},
 }};
 // The fields of one item of a bulk request (a request of its own is checked as a whole).
 constexpr std::array<api::JsonField, 3> kItemFieldTypes = {{
@@ -362,6 +368,21 @@ std::optional<HttpResponse> AuthenticateExploder(store::Store& st, const HttpReq
 
 }  // namespace
 
+namespace {
+
+// A threshold group's key exists only as shares on k of n nodes: any path that needs one party
+// to hold the unwrapped key (F, E, G, S, B, the single-node blind, export) cannot be served.
+constexpr std::string_view kThresholdRefusal =
+    "this is a threshold group: no single group server holds its key, so this path is refused; "
+    "read with the threshold method (docs/threshold.md)";
+
+bool HasThresholdKey(const std::vector<store::GroupKey>& keys) {
+  return std::any_of(keys.begin(), keys.end(),
+                     [](const store::GroupKey& k) { return k.key_type == kThresholdKeyType; });
+}
+
+}  // namespace
+
 // What one operation needs besides its JSON item.
 struct OperationContext {
   std::optional<store::Member> member;
@@ -555,6 +576,7 @@ ItemOutcome GroupService::RunItem(Call& call, const store::Group& group, const s
     if (!keys.ok()) return ItemOf(StoreDown(call, keys.error()));
     ctx.keys = std::move(*keys);
   }
+  if (HasThresholdKey(*ctx.keys)) return ItemFail(call, 409, "threshold-group", kThresholdRefusal);
   // Which key version the RecipientInfo names is public (its identifier, not its padding).
   auto match = MatchRecipient(*ring_, *ctx.keys, *ri);
   if (!match) return ItemFail(call, 400, errc::kUnwrapFailed, kUnwrapFailed);
@@ -702,6 +724,9 @@ HttpResponse GroupService::Secrets(const HttpRequest& req, Call& call, const sto
   if (auth.refusal) return *auth.refusal;
   if (auto limited = Charge(call, 1)) return *limited;
   call.reason = req.Query("reason");
+  auto keys = store_->ListGroupKeys(group.id);
+  if (!keys.ok()) return StoreDown(call, keys.error());
+  if (HasThresholdKey(*keys)) return Fail(call, 409, "threshold-group", kThresholdRefusal);
   auto secrets = store_->ListGroupSecrets(group.id);
   if (!secrets.ok()) return StoreDown(call, secrets.error());
   std::string wanted = req.Query("version");
@@ -807,6 +832,16 @@ struct GroupService::Handlers {
     return s.Operation(req, call, *t.group, call.operation);
   }
 
+  static HttpResponse Threshold(GroupService& s, const HttpRequest& req, Call& call,
+                                const Target& t) {
+    return s.ThresholdEvaluate(req, call, *t.group);
+  }
+
+  static HttpResponse ThresholdRefresh(GroupService& s, const HttpRequest& req, Call& call,
+                                       const Target& t) {
+    return s.RefreshShare(req, call, *t.group);
+  }
+
   static HttpResponse Bulk(GroupService& s, const HttpRequest& req, Call& call, const Target& t) {
     return s.Bulk(req, call, *t.group);
   }
@@ -885,6 +920,19 @@ struct GroupService::Handlers {
           jk["fingerprint"] = info.fingerprint_sha256;
         }
       }
+      if (k.key_type == kThresholdKeyType && k.state != store::KeyState::kDestroyed) {
+        // Public parts only: which share this node holds, and the commitments it checks.
+        if (auto record = s.ring_->ShareFor(group.name, k); record.ok()) {
+          auto public_share = crypto::threshold::PublicShareOf(record->share);
+          jk["threshold"] = {
+              {"index", record->share.index},
+              {"k", record->share.k},
+              {"n", record->share.n},
+              {"commitments",
+               Base64Encode(crypto::threshold::EncodeCommitments(record->commitments))},
+              {"public_share", public_share.ok() ? Base64Encode(*public_share) : ""}};
+        }
+      }
       jkeys.push_back(jk);
     }
     json jsecrets = json::array();
@@ -913,6 +961,10 @@ struct GroupService::Handlers {
     call.operation = "rotate-key";
     auto keys = s.store_->ListGroupKeys(group.id);
     if (!keys.ok()) return StoreDown(call, keys.error());
+    if (HasThresholdKey(*keys)) {
+      return Fail(call, 409, "threshold-group",
+                  "a threshold group gets new keys by a new dealing, not by rotation");
+    }
     std::string key_type =
         StringField(*body, "key_type").value_or(keys->empty() ? "rsa3072" : keys->back().key_type);
     bool csr = body->value("csr", false);
@@ -969,6 +1021,10 @@ struct GroupService::Handlers {
     if (!pem) return Fail(call, 400, errc::kMalformedRequest, "missing \"certificate\" (PEM)");
     auto cert = crypto::Certificate::Load(AsBytes(*pem));
     if (!cert.ok()) return Fail(call, 400, "malformed-certificate", cert.error().message);
+    if (row->key_type == kThresholdKeyType) {
+      return Fail(call, 409, "threshold-group",
+                  "a threshold group's certificate comes with its dealing (docs/threshold.md)");
+    }
     auto key = s.ring_->PrivateKeyFor(group.name, *row);
     if (!key.ok()) return Fail(call, 409, "key-destroyed", "this key version has no private key");
     if (!cert->Matches(*key))
@@ -997,6 +1053,7 @@ struct GroupService::Handlers {
     }
     if (row == nullptr) return Fail(call, 404, "unknown-version", "no such key version");
     call.key_version = row->version;
+    if (HasThresholdKey(*keys)) return Fail(call, 409, "threshold-group", kThresholdRefusal);
     auto key = s.ring_->PrivateKeyFor(group.name, *row);
     auto cert = s.ring_->CertificateFor(*row);
     if (!key.ok() || !cert.ok())
@@ -1202,8 +1259,9 @@ HttpResponse GroupService::CreateGroup(const HttpRequest& req, Call& call) {
   if (!ValidAddress(name))
     return Fail(call, 400, "bad-address", "\"name\" must be the list's email address");
   std::string key_type = StringField(*body, "key_type").value_or("rsa3072");
+  if (key_type == kThresholdKeyType) return CreateThresholdGroup(call, *body, name);
   if (key_type != "rsa3072" && key_type != "p256")
-    return Fail(call, 400, "bad-key-type", "\"key_type\" must be rsa3072 or p256");
+    return Fail(call, 400, "bad-key-type", "\"key_type\" must be rsa3072, p256 or p256-threshold");
   bool csr = body->value("csr", false);
   if (!csr && (!ca_cert_ || !ca_key_)) {
     return Fail(call, 409, "no-ca",
@@ -1315,6 +1373,190 @@ HttpResponse GroupService::NewSecretVersion(Call& call, const store::Group& grou
   return Ok(201, {{"secret_version", *version}});
 }
 
+// ---- threshold groups (docs/threshold.md) ----
+
+HttpResponse GroupService::CreateThresholdGroup(Call& call, const json& body,
+                                                const std::string& name) {
+  namespace th = crypto::threshold;
+  Bytes share_bytes;
+  Bytes commitment_bytes;
+  if (!Base64Decode(StringField(body, "share").value_or(""), share_bytes) || share_bytes.empty())
+    return Fail(call, 400, errc::kMalformedRequest, "missing \"share\" (base64)");
+  if (!Base64Decode(StringField(body, "commitments").value_or(""), commitment_bytes) ||
+      commitment_bytes.empty()) {
+    return Fail(call, 400, errc::kMalformedRequest, "missing \"commitments\" (base64)");
+  }
+  SecretBytes share_secret(share_bytes);
+  std::fill(share_bytes.begin(), share_bytes.end(), 0);
+  auto share = th::ParseShare(share_secret.view());
+  if (!share.ok()) return Fail(call, 400, "bad-share", share.error().message);
+  auto commitments = th::ParseCommitments(commitment_bytes, share->k);
+  if (!commitments.ok()) return Fail(call, 400, "bad-commitments", commitments.error().message);
+  // Feldman: the share must lie on the committed polynomial, or this node would answer with a
+  // share no proof can match.
+  if (!th::VerifyShare(*share, *commitments).ok())
+    return Fail(call, 400, "bad-share", "the share does not match the commitments");
+  auto found = store_->FindGroup(name);
+  if (!found.ok()) return StoreDown(call, found.error());
+  if (*found) return Fail(call, 409, errc::kExists, "the group already exists");
+  // The group certificate: the one given (made by the first node), or issued here for C_0.
+  store::GroupKey key_row;
+  key_row.key_type = std::string(kThresholdKeyType);
+  key_row.state = store::KeyState::kActive;
+  key_row.created_at = Now();
+  if (auto pem = StringField(body, "certificate")) {
+    auto cert = crypto::Certificate::Load(AsBytes(*pem));
+    if (!cert.ok()) return Fail(call, 400, "malformed-certificate", cert.error().message);
+    auto point = th::PublicPointOf(*cert);
+    if (!point.ok() || *point != (*commitments)[0]) {
+      return Fail(call, 400, "wrong-certificate",
+                  "the certificate's key is not the committed group key");
+    }
+    key_row.certificate_der = cert->Der();
+  } else {
+    if (!ca_cert_ || !ca_key_) {
+      return Fail(call, 409, "no-ca",
+                  "no deployment CA is configured: pass the group \"certificate\"");
+    }
+    auto spki = th::SpkiOfPoint((*commitments)[0]);
+    if (!spki.ok()) return Internal(call, "public key encoding failed", spki.error());
+    crypto::CertificateProfile profile;
+    profile.common_name = name;
+    profile.email = name;
+    profile.validity_seconds = config_.group_cert_validity_days * 24 * 3600;
+    auto cert = crypto::IssueCertificate(*spki, profile, *ca_cert_, *ca_key_);
+    if (!cert.ok()) return Internal(call, "certificate issuance failed", cert.error());
+    key_row.certificate_der = cert->Der();
+  }
+  auto sealed = ring_->SealShare(name, 1, *share, *commitments);
+  if (!sealed.ok()) return Internal(call, "sealing failed", sealed.error());
+  key_row.sealed_private_key = *sealed;
+  // The group secret exists as for every group, but path S is refused for this one.
+  store::GroupSecretVersion secret_row;
+  if (auto refusal = PrepareSecretVersion(call, name, secret_row)) return *refusal;
+  auto group = store_->CreateGroupWithKeys(name, key_row, secret_row);
+  if (!group.ok() && group.error().code == errc::kExists)
+    return Fail(call, 409, errc::kExists, "the group already exists");
+  if (!group.ok()) return StoreDown(call, group.error());
+  call.key_version = 1;
+  auto public_share = th::PublicShareOf(*share);
+  if (!public_share.ok()) return Internal(call, "public share failed", public_share.error());
+  return Ok(201, {{"name", name},
+                  {"key_version", 1},
+                  {"key_type", kThresholdKeyType},
+                  {"index", share->index},
+                  {"threshold", share->k},
+                  {"nodes", share->n},
+                  {"public_share", Base64Encode(*public_share)},
+                  {"certificate", crypto::ToPem("CERTIFICATE", key_row.certificate_der)}});
+}
+
+HttpResponse GroupService::ThresholdEvaluate(const HttpRequest& req, Call& call,
+                                             const store::Group& group) {
+  HttpResponse error;
+  auto body = ParseBody(req, call, error);
+  if (!body) return error;
+  if (auto reason = StringField(*body, "reason")) call.reason = *reason;
+  // Every node checks the member itself: no node trusts another's decision.
+  Auth auth = AuthenticateMember(*store_, req, call, group);
+  if (auth.refusal) return *auth.refusal;
+  if (auto limited = Charge(call, 1)) return *limited;
+  auto keys = store_->ListGroupKeys(group.id);
+  if (!keys.ok()) return StoreDown(call, keys.error());
+  const int wanted = body->value("key_version", 0);
+  const store::GroupKey* row = nullptr;
+  for (const auto& k : *keys) {
+    if (k.key_type != kThresholdKeyType || k.state == store::KeyState::kDestroyed) continue;
+    if ((wanted == 0 && k.state == store::KeyState::kActive) || k.version == wanted) row = &k;
+  }
+  if (row == nullptr) {
+    if (!HasThresholdKey(*keys))
+      return Fail(call, 409, "not-threshold-group", "this group is not a threshold group");
+    return Fail(call, 404, "unknown-version", "no such threshold key version");
+  }
+  call.key_version = row->version;
+  auto blinded_b64 = StringField(*body, "blinded");
+  Bytes blinded;
+  if (!blinded_b64 || !Base64Decode(*blinded_b64, blinded))
+    return Fail(call, 400, errc::kMalformedRequest, "missing \"blinded\" (base64 SEC1 point)");
+  auto record = ring_->ShareFor(group.name, *row);
+  if (!record.ok()) return Internal(call, "the share cannot be opened", record.error());
+  // B is checked on the curve and not infinity; the answer is d_i·B, which with B = r·E for a
+  // secret r says nothing about d_i·E.
+  auto evaluation = crypto::threshold::Evaluate(record->share, blinded);
+  if (!evaluation.ok()) {
+    if (evaluation.error().code == errc::kBadPoint)
+      return Fail(call, 400, errc::kBadPoint, evaluation.error().message);
+    return Internal(call, "the threshold evaluation failed", evaluation.error());
+  }
+  return Ok(200, {{"key_version", row->version},
+                  {"index", record->share.index},
+                  {"threshold", record->share.k},
+                  {"nodes", record->share.n},
+                  {"result", Base64Encode(evaluation->point)},
+                  {"proof", Base64Encode(evaluation->proof)},
+                  {"commitments",
+                   Base64Encode(crypto::threshold::EncodeCommitments(record->commitments))}});
+}
+
+// A refresh (docs/threshold.md): d_i' = d_i + delta_i, checked against the new commitments, whose
+// C_0 must be the old one, from the commitments this node holds now (so every node refreshes
+// from the same state); the row is replaced only if no other refresh got there first.
+HttpResponse GroupService::RefreshShare(const HttpRequest& req, Call& call,
+                                        const store::Group& group) {
+  namespace th = crypto::threshold;
+  HttpResponse error;
+  auto body = ParseBody(req, call, error);
+  if (!body) return error;
+  auto keys = store_->ListGroupKeys(group.id);
+  if (!keys.ok()) return StoreDown(call, keys.error());
+  const store::GroupKey* row = nullptr;
+  for (const auto& k : *keys) {
+    if (k.key_type == kThresholdKeyType && k.state == store::KeyState::kActive) row = &k;
+  }
+  if (row == nullptr)
+    return Fail(call, 409, "not-threshold-group", "this group has no active threshold key");
+  call.key_version = row->version;
+  auto record = ring_->ShareFor(group.name, *row);
+  if (!record.ok()) return Internal(call, "the share cannot be opened", record.error());
+  Bytes previous;
+  Bytes next;
+  Bytes delta_bytes;
+  if (!Base64Decode(StringField(*body, "previous").value_or(""), previous) ||
+      !Base64Decode(StringField(*body, "commitments").value_or(""), next) ||
+      !Base64Decode(StringField(*body, "share").value_or(""), delta_bytes)) {
+    return Fail(call, 400, errc::kMalformedRequest,
+                "\"share\", \"previous\" and \"commitments\" (base64) are required");
+  }
+  SecretBytes delta_secret(delta_bytes);
+  std::fill(delta_bytes.begin(), delta_bytes.end(), 0);
+  if (previous != th::EncodeCommitments(record->commitments)) {
+    return Fail(call, 409, errc::kConflict,
+                "this node's commitments are not the ones the refresh starts from");
+  }
+  auto delta = th::ParseShare(delta_secret.view());
+  if (!delta.ok()) return Fail(call, 400, "bad-share", delta.error().message);
+  auto commitments = th::ParseCommitments(next, record->share.k);
+  if (!commitments.ok()) return Fail(call, 400, "bad-commitments", commitments.error().message);
+  if ((*commitments)[0] != record->commitments[0])
+    return Fail(call, 400, "bad-commitments", "a refresh keeps the group key (C_0)");
+  auto fresh = th::AddShare(record->share, *delta);
+  if (!fresh.ok() || !th::VerifyShare(*fresh, *commitments).ok())
+    return Fail(call, 400, "bad-share", "the refreshed share does not match the new commitments");
+  auto sealed = ring_->SealShare(group.name, row->version, *fresh, *commitments);
+  if (!sealed.ok()) return Internal(call, "sealing failed", sealed.error());
+  Status replaced =
+      store_->ReplaceSealedKey(group.id, row->version, row->sealed_private_key, *sealed);
+  if (!replaced.ok() && replaced.error().code == errc::kConflict)
+    return Fail(call, 409, errc::kConflict, "another refresh happened; start again");
+  if (!replaced.ok()) return StoreDown(call, replaced.error());
+  auto public_share = th::PublicShareOf(*fresh);
+  if (!public_share.ok()) return Internal(call, "public share failed", public_share.error());
+  return Ok(200, {{"key_version", row->version},
+                  {"index", fresh->index},
+                  {"public_share", Base64Encode(*public_share)}});
+}
+
 // ---- routing ----
 
 namespace {
@@ -1340,6 +1582,9 @@ const api::RouteTable<GroupService::RouteHandler>& GroupService::Routes() {
       {"POST", "/v1/groups/{group}/rewrap/exploder", "rewrap-exploder", Access::kExploder,
        &H::Operation},
       {"POST", "/v1/groups/{group}/blind", "blind", Access::kMember, &H::Operation},
+      {"POST", "/v1/groups/{group}/threshold", "threshold", Access::kMember, &H::Threshold},
+      {"POST", "/v1/groups/{group}/threshold/refresh", "threshold-refresh", Access::kAdmin,
+       &H::ThresholdRefresh},
       {"POST", "/v1/groups/{group}/bulk", "bulk", Access::kMember, &H::Bulk},
       {"GET", "/v1/groups/{group}/secrets", "secrets", Access::kMember, &H::Secrets},
       {"GET", "/v1/groups/{group}/roster", "roster", Access::kExploder, &H::Roster},

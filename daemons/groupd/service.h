@@ -89,6 +89,14 @@ class GroupService {
   net::HttpResponse Bulk(const net::HttpRequest& req, Call& call, const store::Group& group);
   net::HttpResponse Secrets(const net::HttpRequest& req, Call& call, const store::Group& group);
   net::HttpResponse PublicCertificate(Call& call, const std::string& group_name);
+  // Threshold groups (docs/threshold.md): this node's d_i·B with its DLEQ proof, and the
+  // creation of the group on this node with its one share.
+  net::HttpResponse ThresholdEvaluate(const net::HttpRequest& req, Call& call,
+                                      const store::Group& group);
+  net::HttpResponse RefreshShare(const net::HttpRequest& req, Call& call,
+                                 const store::Group& group);
+  net::HttpResponse CreateThresholdGroup(Call& call, const nlohmann::json& body,
+                                         const std::string& name);
   // Administration
   std::optional<net::HttpResponse> AuthenticateAdmin(const net::HttpRequest& req, Call& call);
   net::HttpResponse CreateGroup(const net::HttpRequest& req, Call& call);

@@ -313,6 +313,21 @@ class SqlStore final : public Store {
     }));
   }
 
+  Status ReplaceSealedKey(std::int64_t group_id, int version, const Bytes& expected,
+                          const Bytes& sealed) override {
+    return ToStatus(Write([&](sql::Connection& c) -> Result<std::monostate> {
+      BL_TRY_ASSIGN(auto n, c.Exec("UPDATE group_keys SET sealed_private_key = $4 "
+                                   "WHERE group_id = $1 AND version = $2 "
+                                   "AND sealed_private_key = $3 AND state <> 'destroyed'",
+                                   {group_id, std::int64_t{version}, expected, sealed}));
+      if (n == 0) {
+        return MakeError(std::string(errc::kConflict),
+                         "key version " + std::to_string(version) + " changed or is gone");
+      }
+      return std::monostate{};
+    }));
+  }
+
   Status SetGroupKeyState(std::int64_t group_id, int version, KeyState state) override {
     // Destroyed is final and means the sealed key is gone, whichever call sets it.
     if (state == KeyState::kDestroyed) return DestroyGroupKey(group_id, version);

@@ -149,6 +149,10 @@ class Store {
   virtual Result<std::vector<GroupKey>> ListGroupKeys(std::int64_t group_id) = 0;  // by version
   virtual Status SetGroupKeyCertificate(std::int64_t group_id, int version,
                                         const Bytes& cert_der) = 0;
+  // Replaces a key version's sealed key only if it is still `expected` (a threshold share
+  // refresh, docs/threshold.md). Errors: errc::kConflict (changed meanwhile, or destroyed).
+  virtual Status ReplaceSealedKey(std::int64_t group_id, int version, const Bytes& expected,
+                                  const Bytes& sealed) = 0;
   // kDestroyed acts as DestroyGroupKey. Errors: "not-found", "key-destroyed" (destroyed is final).
   virtual Status SetGroupKeyState(std::int64_t group_id, int version, KeyState state) = 0;
   // Erases the sealed private key and marks the version destroyed.

@@ -330,6 +330,25 @@ TEST_P(StoreTest, AssignsKeyVersionsAndTracksTheirState) {
   EXPECT_EQ(*next, 4);
 }
 
+// A threshold share refresh replaces the sealed share only if no other refresh got there first.
+TEST_P(StoreTest, ReplacesASealedKeyOnlyFromWhatItWas) {
+  const std::int64_t g = MakeGroup("threshold@example.org");
+  auto v = store_->AddGroupKey({.group_id = g,
+                                .key_type = "p256-threshold",
+                                .certificate_der = Blob(10),
+                                .sealed_private_key = Blob(30)});
+  ASSERT_OK(v);
+  ASSERT_OK(store_->ReplaceSealedKey(g, *v, Blob(30), Blob(31)));
+  EXPECT_ERROR(store_->ReplaceSealedKey(g, *v, Blob(30), Blob(32)), "conflict");  // stale
+  EXPECT_ERROR(store_->ReplaceSealedKey(g, 7, Blob(31), Blob(32)), "conflict");   // no such row
+  auto keys = store_->ListGroupKeys(g);
+  ASSERT_OK(keys);
+  EXPECT_EQ((*keys)[0].sealed_private_key, Blob(31));
+  EXPECT_EQ((*keys)[0].certificate_der, Blob(10));
+  ASSERT_OK(store_->DestroyGroupKey(g, *v));
+  EXPECT_ERROR(store_->ReplaceSealedKey(g, *v, Bytes{}, Blob(33)), "conflict");  // destroyed
+}
+
 TEST_P(StoreTest, RotatesAKeyInOneTransaction) {
   const std::int64_t g = MakeGroup("list@example.org");
   ASSERT_OK(

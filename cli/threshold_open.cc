@@ -1,0 +1,224 @@
+#include "threshold_open.h"
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "blindlist/base64.h"
+#include "blindlist/error_codes.h"
+#include "crypto/blind.h"
+#include "crypto/threshold.h"
+
+namespace blindlist::cli {
+namespace {
+
+using json = nlohmann::json;
+namespace th = crypto::threshold;
+
+struct NodeAnswer {
+  std::string url;
+  std::optional<Error> failure;  // set: this node is out, and why
+  bool transient = false;        // the failure may pass with time (no answer, 5xx, 429)
+  int index = 0;
+  Bytes point;
+  Bytes proof;
+  Bytes commitments;
+};
+
+std::optional<Bytes> Base64Field(const json& j, const char* name) {
+  auto it = j.find(name);
+  Bytes out;
+  if (it == j.end() || !it->is_string() || !Base64Decode(it->get<std::string>(), out))
+    return std::nullopt;
+  return out;
+}
+
+void Fail(NodeAnswer& a, std::string code, std::string message, bool transient = false) {
+  a.failure = MakeError(std::move(code), std::move(message));
+  a.transient = transient;
+}
+
+// The group certificate as most nodes give it; a node giving another one is out.
+Result<crypto::Certificate> AgreedCertificate(std::vector<NodeAnswer>& nodes,
+                                              const ThresholdRead& t) {
+  // Keyed by hex: a map keyed by the octets trips a false GCC 12 overread warning.
+  std::map<std::string, int> votes;
+  std::vector<std::string> ders(nodes.size());
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    api::ApiCredentials creds = t.creds;
+    creds.server = nodes[i].url;
+    api::ApiClient client(creds);
+    auto pem = client.GetText("/v1/groups/" + api::ApiClient::Segment(t.group) + "/certificate");
+    if (!pem.ok()) {
+      Fail(nodes[i], pem.error().code, pem.error().message,
+           api::ApiClient::IsTransient(pem.error(), client.last_status()));
+      continue;
+    }
+    auto cert = crypto::Certificate::Load(AsBytes(*pem));
+    if (!cert.ok()) {
+      Fail(nodes[i], std::string(errc::kBadReply), "its group certificate does not load");
+      continue;
+    }
+    ders[i] = ToHex(cert->Der());
+    ++votes[ders[i]];
+  }
+  if (votes.empty()) return MakeError("threshold-not-met", "no node gave the group certificate");
+  auto best = std::max_element(votes.begin(), votes.end(),
+                               [](const auto& a, const auto& b) { return a.second < b.second; });
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    if (!nodes[i].failure && ders[i] != best->first)
+      Fail(nodes[i], "lied", "its group certificate differs from the other nodes'");
+  }
+  Bytes der;
+  if (!FromHex(best->first, der)) return MakeError(std::string(errc::kCrypto), "hex");
+  return crypto::Certificate::Load(der);
+}
+
+void AskNode(NodeAnswer& a, const ThresholdRead& t, const Bytes& blinded) {
+  api::ApiCredentials creds = t.creds;
+  creds.server = a.url;
+  api::ApiClient client(creds);
+  json body = {{"blinded", Base64Encode(blinded)}, {"reason", t.reason}};
+  auto reply =
+      client.Call("POST", "/v1/groups/" + api::ApiClient::Segment(t.group) + "/threshold", body);
+  if (!reply.ok()) {
+    Fail(a, reply.error().code, reply.error().message,
+         api::ApiClient::IsTransient(reply.error(), client.last_status()));
+    return;
+  }
+  auto point = Base64Field(*reply, "result");
+  auto proof = Base64Field(*reply, "proof");
+  auto commitments = Base64Field(*reply, "commitments");
+  auto index = reply->find("index");
+  if (!point || !proof || !commitments || index == reply->end() || !index->is_number_integer()) {
+    Fail(a, std::string(errc::kBadReply), "malformed answer (result, proof, commitments, index)");
+    return;
+  }
+  a.index = index->get<int>();
+  a.point = std::move(*point);
+  a.proof = std::move(*proof);
+  a.commitments = std::move(*commitments);
+}
+
+// The commitments most nodes report whose C_0 is the certificate's key; the others are out.
+std::optional<std::vector<Bytes>> AgreedCommitments(std::vector<NodeAnswer>& nodes,
+                                                    const Bytes& group_point, int& k) {
+  std::map<std::string, int> votes;
+  std::map<std::string, std::pair<std::vector<Bytes>, int>> parsed;
+  for (auto& a : nodes) {
+    if (a.failure) continue;
+    const int count = static_cast<int>(a.commitments.size() / th::kPointLen);
+    auto c = th::ParseCommitments(a.commitments, count);
+    if (!c.ok() || (*c)[0] != group_point) {
+      Fail(a, "lied", "its commitments are not for the group certificate's key");
+      continue;
+    }
+    ++votes[ToHex(a.commitments)];
+    parsed[ToHex(a.commitments)] = {std::move(*c), count};
+  }
+  if (votes.empty()) return std::nullopt;
+  auto best = std::max_element(votes.begin(), votes.end(),
+                               [](const auto& a, const auto& b) { return a.second < b.second; });
+  for (auto& a : nodes) {
+    if (!a.failure && ToHex(a.commitments) != best->first)
+      Fail(a, "lied", "its commitments differ from the other nodes'");
+  }
+  k = parsed[best->first].second;
+  return parsed[best->first].first;
+}
+
+Error NotMet(const std::vector<NodeAnswer>& nodes, int valid, int k, bool filter) {
+  std::string why;
+  std::optional<std::string> common;
+  bool all_same = true;
+  bool all_transient = true;
+  for (const auto& a : nodes) {
+    if (!a.failure) continue;
+    why += "; " + a.url + ": " + a.failure->code + " (" + a.failure->message + ")";
+    if (!common) common = a.failure->code;
+    all_same = all_same && *common == a.failure->code;
+    all_transient = all_transient && a.transient;
+  }
+  const std::string message = "threshold read failed: " + std::to_string(valid) +
+                              " valid answer(s), " + std::to_string(k) + " needed" + why;
+  if (filter && all_transient) return MakeError(std::string(errc::kTempFail), message);
+  if (valid == 0 && all_same && common && *common != "lied") return MakeError(*common, message);
+  return MakeError("threshold-not-met", message);
+}
+
+}  // namespace
+
+Result<SecretBytes> ThresholdUnwrap(const ThresholdRead& t, const crypto::Envelope& env,
+                                    const std::vector<std::size_t>& candidates,
+                                    std::vector<std::string>& notes) {
+  if (t.servers.empty()) return MakeError("usage", "a threshold read needs --server for each node");
+  std::vector<NodeAnswer> nodes;
+  for (const auto& url : t.servers) {
+    NodeAnswer a;
+    a.url = url;
+    nodes.push_back(std::move(a));
+  }
+  BL_TRY_ASSIGN(crypto::Certificate group_cert, AgreedCertificate(nodes, t));
+  BL_TRY_ASSIGN(Bytes group_point, th::PublicPointOf(group_cert));
+  // The post's KARI for the group certificate.
+  const crypto::RecipientInfo* ri = nullptr;
+  std::size_t rek = 0;
+  for (std::size_t index : candidates) {
+    const auto& c = env.recipients[index];
+    if (c.kind != crypto::RecipientKind::kKeyAgree) continue;
+    for (std::size_t k = 0; k < c.recipient_keys.size() && ri == nullptr; ++k) {
+      if (c.recipient_keys[k].rid.Matches(group_cert)) {
+        ri = &c;
+        rek = k;
+      }
+    }
+  }
+  if (ri == nullptr)
+    return MakeError(std::string(errc::kNoRecipient),
+                     "no key agreement RecipientInfo for the threshold group's certificate");
+  BL_TRY_ASSIGN(crypto::BlindRequest req, crypto::BlindRequest::Create(*ri, group_cert, rek));
+  BL_TRY_ASSIGN(Bytes blinded, th::NormalizePoint(req.blinded()));
+  for (auto& a : nodes) {
+    if (!a.failure) AskNode(a, t, req.blinded());
+  }
+  int k = 0;
+  auto commitments = AgreedCommitments(nodes, group_point, k);
+  std::vector<th::Partial> valid;
+  if (commitments) {
+    std::vector<int> seen;
+    for (auto& a : nodes) {
+      if (a.failure) continue;
+      if (a.index < 1 || a.index > th::kMaxNodes ||
+          std::find(seen.begin(), seen.end(), a.index) != seen.end()) {
+        Fail(a, "lied",
+             "it claims share index " + std::to_string(a.index) +
+                 ", out of range or already answered by another node");
+        continue;
+      }
+      auto expected = th::ExpectedPublicShare(*commitments, static_cast<std::uint8_t>(a.index));
+      Status proof = expected.ok() ? th::VerifyEvaluation(*expected, blinded, a.point, a.proof)
+                                   : Status(expected.error());
+      if (!proof.ok()) {
+        Fail(a, "lied", "its DLEQ proof does not verify (" + proof.error().message + ")");
+        continue;
+      }
+      seen.push_back(a.index);
+      valid.push_back(th::Partial{static_cast<std::uint8_t>(a.index), a.point});
+    }
+  }
+  for (const auto& a : nodes) {
+    if (a.failure)
+      notes.push_back("node " + a.url + " excluded: " + a.failure->code + ": " +
+                      a.failure->message);
+  }
+  if (!commitments || static_cast<int>(valid.size()) < k || k < 2)
+    return NotMet(nodes, static_cast<int>(valid.size()), std::max(k, 2), t.filter);
+  valid.resize(static_cast<std::size_t>(k));
+  BL_TRY_ASSIGN(Bytes combined, th::CombinePartials(valid));
+  BL_TRY_ASSIGN(Bytes x, th::XCoordinate(combined));
+  return req.Finish(x);
+}
+
+}  // namespace blindlist::cli

@@ -1,0 +1,620 @@
+#include "crypto/threshold.h"
+
+#include <openssl/core_names.h>
+#include <openssl/params.h>
+#include <openssl/pem.h>
+#include <openssl/sha.h>
+
+#include <algorithm>
+#include <array>
+#include <string>
+#include <string_view>
+
+#include "blindlist/error_codes.h"
+#include "crypto/ossl.h"
+
+namespace blindlist::crypto::threshold {
+namespace {
+
+constexpr std::uint8_t kShareVersion = 1;
+// Domain separation for the DLEQ challenge (the contextString of RFC 9497, our own name).
+constexpr std::string_view kDleqTag = "blindlist-threshold-v1-P256-SHA256-DLEQ";
+
+Error BadPoint(std::string_view what) {
+  return MakeError(std::string(errc::kBadPoint), std::string(what));
+}
+
+// P-256, made once and shared read-only (every EC call here takes it const), and a context per
+// call: the group is a third of an evaluation's cost when made per call.
+const EC_GROUP* P256() {
+  static const EcGroupPtr group(EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1));
+  return group.get();
+}
+
+struct Curve {
+  struct Group {
+    const EC_GROUP* p;
+    const EC_GROUP* get() const { return p; }
+    explicit operator bool() const { return p != nullptr; }
+  } group{P256()};
+  BnCtxPtr ctx{BN_CTX_secure_new()};
+  const BIGNUM* order() const { return EC_GROUP_get0_order(group.get()); }
+  bool ok() const { return group && ctx; }
+};
+
+Result<Curve> MakeCurve() {
+  Curve c;
+  if (!c.ok()) return OsslError(std::string(errc::kCrypto), "cannot set up P-256");
+  return c;
+}
+
+BnSecretPtr NewSecretBn() {
+  BnSecretPtr bn(BN_secure_new());
+  if (bn) BN_set_flags(bn.get(), BN_FLG_CONSTTIME);
+  return bn;
+}
+
+// A scalar from kScalarLen octets; `nonzero` also refuses 0. Always below q.
+Result<BnSecretPtr> ScalarBn(const Curve& c, ByteView bytes, bool nonzero, std::string_view code) {
+  BnSecretPtr bn = NewSecretBn();
+  if (!bn) return OsslError(std::string(errc::kCrypto), "out of memory");
+  if (bytes.size() != kScalarLen ||
+      BN_bin2bn(bytes.data(), static_cast<int>(bytes.size()), bn.get()) == nullptr ||
+      BN_cmp(bn.get(), c.order()) >= 0 || (nonzero && BN_is_zero(bn.get()))) {
+    return MakeError(std::string(code), "scalar out of range");
+  }
+  return bn;
+}
+
+SecretBytes ScalarBytes(const BIGNUM* bn) {
+  SecretBytes out(kScalarLen);
+  BN_bn2binpad(bn, out.data(), static_cast<int>(kScalarLen));
+  return out;
+}
+
+Bytes PublicScalarBytes(const BIGNUM* bn) {
+  Bytes out(kScalarLen);
+  BN_bn2binpad(bn, out.data(), static_cast<int>(kScalarLen));
+  return out;
+}
+
+Result<EcPointPtr> ParsePoint(const Curve& c, ByteView bytes) {
+  // A lone 00 would decode to the point at infinity; only 02/03/04 forms are points here.
+  if (bytes.empty() || (bytes[0] != 0x02 && bytes[0] != 0x03 && bytes[0] != 0x04))
+    return BadPoint("not a P-256 point encoding (or the point at infinity)");
+  EcPointPtr p(EC_POINT_new(c.group.get()));
+  if (!p) return OsslError(std::string(errc::kCrypto), "out of memory");
+  // oct2point checks that the point lies on the curve.
+  if (EC_POINT_oct2point(c.group.get(), p.get(), bytes.data(), bytes.size(), c.ctx.get()) != 1) {
+    ERR_clear_error();
+    return BadPoint("not a point on P-256");
+  }
+  if (EC_POINT_is_at_infinity(c.group.get(), p.get()) == 1) return BadPoint("point at infinity");
+  return p;
+}
+
+Result<Bytes> PointBytes(const Curve& c, const EC_POINT* p) {
+  if (EC_POINT_is_at_infinity(c.group.get(), p) == 1) return BadPoint("point at infinity");
+  Bytes out(kPointLen);
+  if (EC_POINT_point2oct(c.group.get(), p, POINT_CONVERSION_COMPRESSED, out.data(), out.size(),
+                         c.ctx.get()) != kPointLen) {
+    return OsslError(std::string(errc::kCrypto), "cannot encode a point");
+  }
+  return out;
+}
+
+Result<BnSecretPtr> RandomNonzeroScalar(const Curve& c) {
+  BnSecretPtr r = NewSecretBn();
+  if (!r) return OsslError(std::string(errc::kCrypto), "out of memory");
+  do {
+    if (BN_priv_rand_range(r.get(), c.order()) != 1)
+      return OsslError(std::string(errc::kCrypto), "random failed");
+  } while (BN_is_zero(r.get()));
+  return r;
+}
+
+// k·P (P null: k·G).
+Result<EcPointPtr> Mul(const Curve& c, const BIGNUM* k, const EC_POINT* p) {
+  EcPointPtr out(EC_POINT_new(c.group.get()));
+  const int rc = p == nullptr
+                     ? EC_POINT_mul(c.group.get(), out.get(), k, nullptr, nullptr, c.ctx.get())
+                     : EC_POINT_mul(c.group.get(), out.get(), nullptr, p, k, c.ctx.get());
+  if (!out || rc != 1) return OsslError(std::string(errc::kCrypto), "scalar multiplication failed");
+  return out;
+}
+
+Status AddInto(const Curve& c, EC_POINT* acc, const EC_POINT* p) {
+  if (EC_POINT_add(c.group.get(), acc, acc, p, c.ctx.get()) != 1)
+    return OsslError(std::string(errc::kCrypto), "point addition failed");
+  return Status::Ok();
+}
+
+// Fiat-Shamir challenge: 64 octets of SHA-256 output (two counter-prefixed blocks) over the
+// length-prefixed tag and points, reduced mod q (bias below 2^-256).
+Result<BnPtr> Challenge(const Curve& c, std::span<const Bytes* const> points) {
+  Bytes transcript;
+  auto append = [&transcript](ByteView v) {
+    transcript.push_back(static_cast<std::uint8_t>(v.size() >> 8));
+    transcript.push_back(static_cast<std::uint8_t>(v.size() & 0xff));
+    transcript.insert(transcript.end(), v.begin(), v.end());
+  };
+  append(AsBytes(kDleqTag));
+  for (const Bytes* p : points) append(*p);
+  constexpr std::size_t kDigest = SHA256_DIGEST_LENGTH;
+  std::array<std::uint8_t, 2 * kDigest> wide{};
+  for (std::size_t block = 0; block < 2; ++block) {
+    EvpMdCtxPtr md(EVP_MD_CTX_new());
+    const auto counter = static_cast<std::uint8_t>(block + 1);
+    if (!md || EVP_DigestInit_ex(md.get(), EVP_sha256(), nullptr) != 1 ||
+        EVP_DigestUpdate(md.get(), &counter, 1) != 1 ||
+        EVP_DigestUpdate(md.get(), transcript.data(), transcript.size()) != 1 ||
+        EVP_DigestFinal_ex(md.get(), wide.data() + (block * kDigest), nullptr) != 1) {
+      return OsslError(std::string(errc::kCrypto), "SHA-256 failed");
+    }
+  }
+  BnPtr wide_bn(BN_bin2bn(wide.data(), static_cast<int>(wide.size()), nullptr));
+  BnPtr out(BN_new());
+  if (!wide_bn || !out || BN_nnmod(out.get(), wide_bn.get(), c.order(), c.ctx.get()) != 1)
+    return OsslError(std::string(errc::kCrypto), "challenge reduction failed");
+  return out;
+}
+
+Result<Bytes> GeneratorBytes(const Curve& c) {
+  return PointBytes(c, EC_GROUP_get0_generator(c.group.get()));
+}
+
+bool ValidParameters(int k, int n) { return k >= 2 && k <= n && n <= kMaxNodes; }
+
+// f(x) = sum coeffs[j]·x^j mod q, by Horner.
+Result<BnSecretPtr> EvaluatePolynomial(const Curve& c, const std::vector<BnSecretPtr>& coeffs,
+                                       std::uint8_t x) {
+  BnSecretPtr acc = NewSecretBn();
+  BnPtr xb(BN_new());
+  if (!acc || !xb || BN_set_word(xb.get(), x) != 1) return OsslError("crypto", "out of memory");
+  BN_zero(acc.get());
+  for (auto it = coeffs.rbegin(); it != coeffs.rend(); ++it) {
+    if (BN_mod_mul(acc.get(), acc.get(), xb.get(), c.order(), c.ctx.get()) != 1 ||
+        BN_mod_add(acc.get(), acc.get(), it->get(), c.order(), c.ctx.get()) != 1) {
+      return OsslError(std::string(errc::kCrypto), "polynomial evaluation failed");
+    }
+  }
+  return acc;
+}
+
+Result<BnPtr> LagrangeBn(const Curve& c, std::span<const std::uint8_t> indices,
+                         std::uint8_t index) {
+  if (index == 0 || index > kMaxNodes) return MakeError("bad-share", "share index out of range");
+  if (std::find(indices.begin(), indices.end(), index) == indices.end())
+    return MakeError("bad-share", "the index is not in the set");
+  BnPtr num(BN_new());
+  BnPtr den(BN_new());
+  BnPtr term(BN_new());
+  if (!num || !den || !term || BN_one(num.get()) != 1 || BN_one(den.get()) != 1)
+    return OsslError(std::string(errc::kCrypto), "out of memory");
+  for (std::size_t a = 0; a < indices.size(); ++a) {
+    const std::uint8_t j = indices[a];
+    if (j == 0 || j > kMaxNodes || std::count(indices.begin(), indices.end(), j) != 1)
+      return MakeError("bad-share", "share indices must be distinct and in 1..16");
+    if (j == index) continue;
+    // (j - i) mod q, computed from small non-negative words.
+    BnPtr jb(BN_new());
+    BnPtr ib(BN_new());
+    if (!jb || !ib || BN_set_word(jb.get(), j) != 1 || BN_set_word(ib.get(), index) != 1 ||
+        BN_mod_mul(num.get(), num.get(), jb.get(), c.order(), c.ctx.get()) != 1 ||
+        BN_mod_sub(term.get(), jb.get(), ib.get(), c.order(), c.ctx.get()) != 1 ||
+        BN_mod_mul(den.get(), den.get(), term.get(), c.order(), c.ctx.get()) != 1) {
+      return OsslError(std::string(errc::kCrypto), "Lagrange coefficient failed");
+    }
+  }
+  BnPtr out(BN_new());
+  if (!out || BN_mod_inverse(den.get(), den.get(), c.order(), c.ctx.get()) == nullptr ||
+      BN_mod_mul(out.get(), num.get(), den.get(), c.order(), c.ctx.get()) != 1) {
+    return OsslError(std::string(errc::kCrypto), "Lagrange coefficient failed");
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<SecretBytes> ScalarOf(const PrivateKey& key) {
+  if (key.type() != KeyType::kEcP256) return MakeError("wrong-key", "a threshold key is P-256");
+  BIGNUM* raw = nullptr;
+  if (EVP_PKEY_get_bn_param(key.impl().pkey.get(), OSSL_PKEY_PARAM_PRIV_KEY, &raw) != 1)
+    return OsslError(std::string(errc::kCrypto), "cannot read the private scalar");
+  BnSecretPtr bn(raw);
+  return ScalarBytes(bn.get());
+}
+
+Result<PrivateKey> KeyFromScalar(const SecretBytes& scalar) {
+  BL_TRY_ASSIGN(Curve c, MakeCurve());
+  BL_TRY_ASSIGN(BnSecretPtr d, ScalarBn(c, scalar.view(), true, "bad-share"));
+  BL_TRY_ASSIGN(EcPointPtr pub, Mul(c, d.get(), nullptr));
+  // Through a PKCS#8 PEM in secure memory: PrivateKey is built only by Load and Generate.
+  Bytes pub_bytes(65);
+  if (EC_POINT_point2oct(c.group.get(), pub.get(), POINT_CONVERSION_UNCOMPRESSED, pub_bytes.data(),
+                         pub_bytes.size(), c.ctx.get()) != pub_bytes.size()) {
+    return OsslError(std::string(errc::kCrypto), "cannot encode the public point");
+  }
+  std::array<char, 16> curve_name{"prime256v1"};
+  std::array<OSSL_PARAM, 4> params{
+      OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, curve_name.data(), 0),
+      OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, pub_bytes.data(),
+                                        pub_bytes.size()),
+      OSSL_PARAM_construct_BN(OSSL_PKEY_PARAM_PRIV_KEY, nullptr, 0), OSSL_PARAM_construct_end()};
+  // OSSL_PARAM_construct_BN wants native-endian bytes; OSSL_PARAM_set_BN fills them.
+  SecretBytes d_native(kScalarLen);
+  params[2] = OSSL_PARAM_construct_BN(OSSL_PKEY_PARAM_PRIV_KEY, d_native.data(), d_native.size());
+  if (OSSL_PARAM_set_BN(&params[2], d.get()) != 1)
+    return OsslError(std::string(errc::kCrypto), "cannot pass the scalar");
+  EvpPkeyCtxPtr pctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
+  EVP_PKEY* raw = nullptr;
+  if (!pctx || EVP_PKEY_fromdata_init(pctx.get()) != 1 ||
+      EVP_PKEY_fromdata(pctx.get(), &raw, EVP_PKEY_KEYPAIR, params.data()) != 1) {
+    return OsslError(std::string(errc::kCrypto), "cannot build the P-256 key");
+  }
+  EvpPkeyPtr pkey(raw);
+  BioPtr bio(BIO_new(BIO_s_secmem()));
+  if (!bio) return OsslError(std::string(errc::kCrypto), "out of memory");
+  if (PEM_write_bio_PKCS8PrivateKey(bio.get(), pkey.get(), nullptr, nullptr, 0, nullptr, nullptr) !=
+      1) {
+    return OsslError(std::string(errc::kCrypto), "cannot encode the P-256 key");
+  }
+  char* data = nullptr;
+  const long len = BIO_get_mem_data(bio.get(), &data);
+  SecretBytes pem(
+      ByteView(reinterpret_cast<const std::uint8_t*>(data), static_cast<std::size_t>(len)));
+  return PrivateKey::Load(pem.view());
+}
+
+Result<Bytes> PublicPointOf(const Certificate& cert) {
+  if (cert.key_type() != KeyType::kEcP256)
+    return MakeError("wrong-key", "a threshold key is P-256");
+  const EVP_PKEY* pub = X509_get0_pubkey(cert.impl().x509.get());
+  std::array<std::uint8_t, 65> buf{};
+  std::size_t len = 0;
+  if (EVP_PKEY_get_octet_string_param(pub, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, buf.data(),
+                                      buf.size(), &len) != 1) {
+    return OsslError(std::string(errc::kCrypto), "cannot read the public point");
+  }
+  return NormalizePoint(ByteView(buf.data(), len));
+}
+
+Result<Bytes> SpkiOfPoint(ByteView point) {
+  BL_TRY_ASSIGN(Curve c, MakeCurve());
+  BL_TRY_ASSIGN(EcPointPtr p, ParsePoint(c, point));
+  Bytes uncompressed(65);
+  if (EC_POINT_point2oct(c.group.get(), p.get(), POINT_CONVERSION_UNCOMPRESSED, uncompressed.data(),
+                         uncompressed.size(), c.ctx.get()) != 65) {
+    return OsslError(std::string(errc::kCrypto), "cannot encode the public point");
+  }
+  std::array<char, 16> curve_name{"prime256v1"};
+  std::array<OSSL_PARAM, 3> params{
+      OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, curve_name.data(), 0),
+      OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, uncompressed.data(),
+                                        uncompressed.size()),
+      OSSL_PARAM_construct_end()};
+  EvpPkeyCtxPtr pctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
+  EVP_PKEY* raw = nullptr;
+  if (!pctx || EVP_PKEY_fromdata_init(pctx.get()) != 1 ||
+      EVP_PKEY_fromdata(pctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, params.data()) != 1) {
+    return OsslError(std::string(errc::kCrypto), "cannot build the P-256 public key");
+  }
+  EvpPkeyPtr pkey(raw);
+  unsigned char* der = nullptr;
+  const int len = i2d_PUBKEY(pkey.get(), &der);
+  if (len <= 0) return OsslError(std::string(errc::kCrypto), "cannot encode the public key");
+  Bytes out(der, der + len);
+  OPENSSL_free(der);
+  return out;
+}
+
+namespace {
+
+// f(x) = a_0 + a_1·x + ... with a_0 = `secret`, or 0 for a refresh (`secret` null).
+Result<Dealing> SplitPolynomial(const SecretBytes* secret, int k, int n) {
+  if (!ValidParameters(k, n)) return MakeError("bad-threshold", "need 2 <= k <= n <= 16");
+  BL_TRY_ASSIGN(Curve c, MakeCurve());
+  for (;;) {
+    std::vector<BnSecretPtr> coeffs;
+    if (secret != nullptr) {
+      BL_TRY_ASSIGN(BnSecretPtr a0, ScalarBn(c, secret->view(), true, "bad-share"));
+      coeffs.push_back(std::move(a0));
+    } else {
+      BnSecretPtr zero = NewSecretBn();
+      if (!zero) return OsslError(std::string(errc::kCrypto), "out of memory");
+      BN_zero(zero.get());
+      coeffs.push_back(std::move(zero));
+    }
+    for (int j = 1; j < k; ++j) {
+      BL_TRY_ASSIGN(BnSecretPtr aj, RandomNonzeroScalar(c));
+      coeffs.push_back(std::move(aj));
+    }
+    Dealing out;
+    bool zero_share = false;
+    for (int i = 1; i <= n && !zero_share; ++i) {
+      BL_TRY_ASSIGN(BnSecretPtr fi, EvaluatePolynomial(c, coeffs, static_cast<std::uint8_t>(i)));
+      zero_share = BN_is_zero(fi.get()) == 1;
+      if (zero_share) break;
+      BL_TRY_ASSIGN(EcPointPtr di, Mul(c, fi.get(), nullptr));
+      BL_TRY_ASSIGN(Bytes di_bytes, PointBytes(c, di.get()));
+      out.public_shares.push_back(std::move(di_bytes));
+      out.shares.push_back(Share{static_cast<std::uint8_t>(i), static_cast<std::uint8_t>(k),
+                                 static_cast<std::uint8_t>(n), ScalarBytes(fi.get())});
+    }
+    if (zero_share) continue;  // a share of 0 cannot be encoded; probability 2^-256
+    for (std::size_t j = 0; j < coeffs.size(); ++j) {
+      if (j == 0 && secret == nullptr) {
+        out.commitments.emplace_back();
+        continue;
+      }
+      BL_TRY_ASSIGN(EcPointPtr cj, Mul(c, coeffs[j].get(), nullptr));
+      BL_TRY_ASSIGN(Bytes cj_bytes, PointBytes(c, cj.get()));
+      out.commitments.push_back(std::move(cj_bytes));
+    }
+    return out;
+  }
+}
+
+}  // namespace
+
+Result<Dealing> Split(const SecretBytes& secret, int k, int n) {
+  return SplitPolynomial(&secret, k, n);
+}
+
+Result<Dealing> SplitZero(int k, int n) { return SplitPolynomial(nullptr, k, n); }
+
+Result<std::vector<Bytes>> AddCommitments(std::span<const Bytes> old_commitments,
+                                          std::span<const Bytes> zero_commitments) {
+  if (old_commitments.size() != zero_commitments.size() || old_commitments.size() < 2)
+    return MakeError("bad-commitments", "the refresh is for another k");
+  BL_TRY_ASSIGN(Curve c, MakeCurve());
+  std::vector<Bytes> out{old_commitments[0]};
+  for (std::size_t j = 1; j < old_commitments.size(); ++j) {
+    BL_TRY_ASSIGN(EcPointPtr a, ParsePoint(c, old_commitments[j]));
+    BL_TRY_ASSIGN(EcPointPtr b, ParsePoint(c, zero_commitments[j]));
+    BL_TRY(AddInto(c, a.get(), b.get()));
+    auto sum = PointBytes(c, a.get());
+    if (!sum.ok()) return MakeError("bad-commitments", "a refreshed commitment is infinity");
+    out.push_back(std::move(*sum));
+  }
+  return out;
+}
+
+Result<Share> AddShare(const Share& share, const Share& delta) {
+  if (share.index != delta.index || share.k != delta.k || share.n != delta.n)
+    return MakeError("bad-share", "the refresh share is for another index, k or n");
+  BL_TRY_ASSIGN(Curve c, MakeCurve());
+  BL_TRY_ASSIGN(BnSecretPtr d, ScalarBn(c, share.scalar.view(), true, "bad-share"));
+  BL_TRY_ASSIGN(BnSecretPtr e, ScalarBn(c, delta.scalar.view(), true, "bad-share"));
+  if (BN_mod_add(d.get(), d.get(), e.get(), c.order(), c.ctx.get()) != 1)
+    return OsslError(std::string(errc::kCrypto), "share addition failed");
+  if (BN_is_zero(d.get())) return MakeError("bad-share", "the refreshed share is 0");
+  return Share{share.index, share.k, share.n, ScalarBytes(d.get())};
+}
+
+Result<Bytes> ExpectedPublicShare(std::span<const Bytes> commitments, std::uint8_t index) {
+  if (commitments.size() < 2 || commitments.size() > kMaxNodes || index == 0 || index > kMaxNodes)
+    return MakeError("bad-commitments", "commitments or index out of range");
+  BL_TRY_ASSIGN(Curve c, MakeCurve());
+  EcPointPtr acc(EC_POINT_new(c.group.get()));
+  BnPtr power(BN_new());
+  BnPtr ib(BN_new());
+  if (!acc || !power || !ib || EC_POINT_set_to_infinity(c.group.get(), acc.get()) != 1 ||
+      BN_one(power.get()) != 1 || BN_set_word(ib.get(), index) != 1) {
+    return OsslError(std::string(errc::kCrypto), "out of memory");
+  }
+  for (const Bytes& cj : commitments) {
+    BL_TRY_ASSIGN(EcPointPtr p, ParsePoint(c, cj));
+    BL_TRY_ASSIGN(EcPointPtr term, Mul(c, power.get(), p.get()));
+    BL_TRY(AddInto(c, acc.get(), term.get()));
+    if (BN_mod_mul(power.get(), power.get(), ib.get(), c.order(), c.ctx.get()) != 1)
+      return OsslError(std::string(errc::kCrypto), "power failed");
+  }
+  return PointBytes(c, acc.get());
+}
+
+Result<Bytes> PublicShareOf(const Share& share) {
+  BL_TRY_ASSIGN(Curve c, MakeCurve());
+  BL_TRY_ASSIGN(BnSecretPtr d, ScalarBn(c, share.scalar.view(), true, "bad-share"));
+  BL_TRY_ASSIGN(EcPointPtr p, Mul(c, d.get(), nullptr));
+  return PointBytes(c, p.get());
+}
+
+Status VerifyShare(const Share& share, std::span<const Bytes> commitments) {
+  if (commitments.size() != share.k)
+    return MakeError("bad-share", "the number of commitments is not k");
+  BL_TRY_ASSIGN(Bytes expected, ExpectedPublicShare(commitments, share.index));
+  BL_TRY_ASSIGN(Bytes actual, PublicShareOf(share));
+  if (!ConstantTimeEqual(expected, actual))
+    return MakeError("bad-share", "the share does not match the commitments");
+  return Status::Ok();
+}
+
+Result<Bytes> LagrangeAtZero(std::span<const std::uint8_t> indices, std::uint8_t index) {
+  BL_TRY_ASSIGN(Curve c, MakeCurve());
+  BL_TRY_ASSIGN(BnPtr l, LagrangeBn(c, indices, index));
+  return PublicScalarBytes(l.get());
+}
+
+Result<Bytes> CombinePartials(std::span<const Partial> partials) {
+  if (partials.empty() || partials.size() > kMaxNodes)
+    return MakeError("bad-share", "between 1 and 16 partial results are needed");
+  BL_TRY_ASSIGN(Curve c, MakeCurve());
+  std::vector<std::uint8_t> indices;
+  for (const Partial& p : partials) indices.push_back(p.index);
+  EcPointPtr acc(EC_POINT_new(c.group.get()));
+  if (!acc || EC_POINT_set_to_infinity(c.group.get(), acc.get()) != 1)
+    return OsslError(std::string(errc::kCrypto), "out of memory");
+  for (const Partial& p : partials) {
+    BL_TRY_ASSIGN(BnPtr l, LagrangeBn(c, indices, p.index));
+    BL_TRY_ASSIGN(EcPointPtr z, ParsePoint(c, p.point));
+    BL_TRY_ASSIGN(EcPointPtr term, Mul(c, l.get(), z.get()));
+    BL_TRY(AddInto(c, acc.get(), term.get()));
+  }
+  return PointBytes(c, acc.get());
+}
+
+Result<SecretBytes> InterpolateSecret(std::span<const Share> shares) {
+  if (shares.empty() || shares.size() > kMaxNodes)
+    return MakeError("bad-share", "between 1 and 16 shares are needed");
+  BL_TRY_ASSIGN(Curve c, MakeCurve());
+  std::vector<std::uint8_t> indices;
+  for (const Share& s : shares) indices.push_back(s.index);
+  BnSecretPtr acc = NewSecretBn();
+  BnSecretPtr term = NewSecretBn();
+  if (!acc || !term) return OsslError(std::string(errc::kCrypto), "out of memory");
+  BN_zero(acc.get());
+  for (const Share& s : shares) {
+    BL_TRY_ASSIGN(BnPtr l, LagrangeBn(c, indices, s.index));
+    BL_TRY_ASSIGN(BnSecretPtr d, ScalarBn(c, s.scalar.view(), true, "bad-share"));
+    if (BN_mod_mul(term.get(), l.get(), d.get(), c.order(), c.ctx.get()) != 1 ||
+        BN_mod_add(acc.get(), acc.get(), term.get(), c.order(), c.ctx.get()) != 1) {
+      return OsslError(std::string(errc::kCrypto), "interpolation failed");
+    }
+  }
+  return ScalarBytes(acc.get());
+}
+
+Result<Evaluation> Evaluate(const Share& share, ByteView blinded) {
+  BL_TRY_ASSIGN(Curve c, MakeCurve());
+  BL_TRY_ASSIGN(BnSecretPtr d, ScalarBn(c, share.scalar.view(), true, "bad-share"));
+  BL_TRY_ASSIGN(EcPointPtr b, ParsePoint(c, blinded));
+  BL_TRY_ASSIGN(EcPointPtr z, Mul(c, d.get(), b.get()));
+  BL_TRY_ASSIGN(EcPointPtr dpub, Mul(c, d.get(), nullptr));
+  BL_TRY_ASSIGN(BnSecretPtr r, RandomNonzeroScalar(c));
+  BL_TRY_ASSIGN(EcPointPtr t2, Mul(c, r.get(), nullptr));
+  BL_TRY_ASSIGN(EcPointPtr t3, Mul(c, r.get(), b.get()));
+  BL_TRY_ASSIGN(Bytes g_bytes, GeneratorBytes(c));
+  BL_TRY_ASSIGN(Bytes d_bytes, PointBytes(c, dpub.get()));
+  BL_TRY_ASSIGN(Bytes b_bytes, PointBytes(c, b.get()));
+  BL_TRY_ASSIGN(Bytes z_bytes, PointBytes(c, z.get()));
+  BL_TRY_ASSIGN(Bytes t2_bytes, PointBytes(c, t2.get()));
+  BL_TRY_ASSIGN(Bytes t3_bytes, PointBytes(c, t3.get()));
+  const std::array<const Bytes*, 6> transcript{&g_bytes, &d_bytes,  &b_bytes,
+                                               &z_bytes, &t2_bytes, &t3_bytes};
+  BL_TRY_ASSIGN(BnPtr ch, Challenge(c, transcript));
+  // s = r - c·d mod q
+  BnSecretPtr s = NewSecretBn();
+  if (!s || BN_mod_mul(s.get(), ch.get(), d.get(), c.order(), c.ctx.get()) != 1 ||
+      BN_mod_sub(s.get(), r.get(), s.get(), c.order(), c.ctx.get()) != 1) {
+    return OsslError(std::string(errc::kCrypto), "proof response failed");
+  }
+  Evaluation out;
+  out.point = std::move(z_bytes);
+  out.proof = PublicScalarBytes(ch.get());
+  const Bytes s_bytes = PublicScalarBytes(s.get());
+  out.proof.insert(out.proof.end(), s_bytes.begin(), s_bytes.end());
+  return out;
+}
+
+Status VerifyEvaluation(ByteView public_share, ByteView blinded, ByteView point, ByteView proof) {
+  BL_TRY(CheckProofEncoding(proof));
+  BL_TRY_ASSIGN(Curve c, MakeCurve());
+  BL_TRY_ASSIGN(EcPointPtr dpub, ParsePoint(c, public_share));
+  BL_TRY_ASSIGN(EcPointPtr b, ParsePoint(c, blinded));
+  BL_TRY_ASSIGN(EcPointPtr z, ParsePoint(c, point));
+  BnPtr ch(BN_bin2bn(proof.data(), static_cast<int>(kScalarLen), nullptr));
+  BnPtr s(BN_bin2bn(proof.data() + kScalarLen, static_cast<int>(kScalarLen), nullptr));
+  EcPointPtr t2(EC_POINT_new(c.group.get()));
+  EcPointPtr t3(EC_POINT_new(c.group.get()));
+  EcPointPtr cz(EC_POINT_new(c.group.get()));
+  // t2 = s·G + c·D_i, t3 = s·B + c·Z_i
+  if (!ch || !s || !t2 || !t3 || !cz ||
+      EC_POINT_mul(c.group.get(), t2.get(), s.get(), dpub.get(), ch.get(), c.ctx.get()) != 1 ||
+      EC_POINT_mul(c.group.get(), t3.get(), nullptr, b.get(), s.get(), c.ctx.get()) != 1 ||
+      EC_POINT_mul(c.group.get(), cz.get(), nullptr, z.get(), ch.get(), c.ctx.get()) != 1 ||
+      EC_POINT_add(c.group.get(), t3.get(), t3.get(), cz.get(), c.ctx.get()) != 1) {
+    return OsslError(std::string(errc::kCrypto), "proof verification failed");
+  }
+  if (EC_POINT_is_at_infinity(c.group.get(), t2.get()) == 1 ||
+      EC_POINT_is_at_infinity(c.group.get(), t3.get()) == 1) {
+    return MakeError("bad-proof", "the proof does not verify");
+  }
+  BL_TRY_ASSIGN(Bytes g_bytes, GeneratorBytes(c));
+  BL_TRY_ASSIGN(Bytes d_bytes, PointBytes(c, dpub.get()));
+  BL_TRY_ASSIGN(Bytes b_bytes, PointBytes(c, b.get()));
+  BL_TRY_ASSIGN(Bytes z_bytes, PointBytes(c, z.get()));
+  BL_TRY_ASSIGN(Bytes t2_bytes, PointBytes(c, t2.get()));
+  BL_TRY_ASSIGN(Bytes t3_bytes, PointBytes(c, t3.get()));
+  const std::array<const Bytes*, 6> transcript{&g_bytes, &d_bytes,  &b_bytes,
+                                               &z_bytes, &t2_bytes, &t3_bytes};
+  BL_TRY_ASSIGN(BnPtr expected, Challenge(c, transcript));
+  const Bytes expected_bytes = PublicScalarBytes(expected.get());
+  if (!ConstantTimeEqual(expected_bytes, proof.first(kScalarLen)))
+    return MakeError("bad-proof", "the proof does not verify");
+  return Status::Ok();
+}
+
+Result<Bytes> NormalizePoint(ByteView point) {
+  BL_TRY_ASSIGN(Curve c, MakeCurve());
+  BL_TRY_ASSIGN(EcPointPtr p, ParsePoint(c, point));
+  return PointBytes(c, p.get());
+}
+
+Result<Bytes> XCoordinate(ByteView point) {
+  BL_TRY_ASSIGN(Curve c, MakeCurve());
+  BL_TRY_ASSIGN(EcPointPtr p, ParsePoint(c, point));
+  BnPtr x(BN_new());
+  if (!x ||
+      EC_POINT_get_affine_coordinates(c.group.get(), p.get(), x.get(), nullptr, c.ctx.get()) != 1) {
+    return OsslError(std::string(errc::kCrypto), "cannot read the x-coordinate");
+  }
+  return PublicScalarBytes(x.get());
+}
+
+SecretBytes EncodeShare(const Share& share) {
+  SecretBytes out(4 + share.scalar.size());
+  out[0] = kShareVersion;
+  out[1] = share.index;
+  out[2] = share.k;
+  out[3] = share.n;
+  std::copy(share.scalar.data(), share.scalar.data() + share.scalar.size(), out.data() + 4);
+  return out;
+}
+
+Result<Share> ParseShare(ByteView data) {
+  if (data.size() != kShareLen || data[0] != kShareVersion)
+    return MakeError("bad-share", "a share is 36 octets of version 1");
+  Share s;
+  s.index = data[1];
+  s.k = data[2];
+  s.n = data[3];
+  if (!ValidParameters(s.k, s.n) || s.index == 0 || s.index > s.n)
+    return MakeError("bad-share", "share parameters out of range");
+  BL_TRY_ASSIGN(Curve c, MakeCurve());
+  BL_TRY(ScalarBn(c, data.subspan(4), true, "bad-share"));
+  s.scalar = SecretBytes(data.subspan(4));
+  return s;
+}
+
+Status CheckProofEncoding(ByteView proof) {
+  if (proof.size() != kProofLen) return MakeError("bad-proof", "a proof is 64 octets");
+  BL_TRY_ASSIGN(Curve c, MakeCurve());
+  BL_TRY(ScalarBn(c, proof.first(kScalarLen), false, "bad-proof"));
+  BL_TRY(ScalarBn(c, proof.subspan(kScalarLen), false, "bad-proof"));
+  return Status::Ok();
+}
+
+Bytes EncodeCommitments(std::span<const Bytes> commitments) {
+  Bytes out;
+  for (const Bytes& p : commitments) out.insert(out.end(), p.begin(), p.end());
+  return out;
+}
+
+Result<std::vector<Bytes>> ParseCommitments(ByteView data, int k) {
+  if (k < 2 || k > kMaxNodes || data.size() != kPointLen * static_cast<std::size_t>(k))
+    return MakeError("bad-commitments", "commitments must be k compressed points");
+  BL_TRY_ASSIGN(Curve c, MakeCurve());
+  std::vector<Bytes> out;
+  for (int j = 0; j < k; ++j) {
+    ByteView one = data.subspan(kPointLen * static_cast<std::size_t>(j), kPointLen);
+    if (one[0] != 0x02 && one[0] != 0x03)
+      return MakeError("bad-commitments", "commitments must be compressed points");
+    auto p = ParsePoint(c, one);
+    if (!p.ok()) return MakeError("bad-commitments", "a commitment is not a point on P-256");
+    out.emplace_back(one.begin(), one.end());
+  }
+  return out;
+}
+
+}  // namespace blindlist::crypto::threshold

@@ -1,0 +1,114 @@
+// Threshold P-256 (docs/threshold.md): Shamir shares of a group scalar d over the group order q,
+// Feldman commitments, Lagrange combination at 0, and Chaum-Pedersen DLEQ proofs made
+// non-interactive with Fiat-Shamir over SHA-256 (the shape of RFC 9497 section 2.2).
+//
+//   Split:     f(x) = d + a_1·x + ... + a_{k-1}·x^{k-1} mod q; node i holds d_i = f(i),
+//              everyone may see C_j = a_j·G (C_0 = d·G, the group public key) and D_i = d_i·G.
+//   Evaluate:  node i answers Z_i = d_i·B for a blinded point B, with a proof that
+//              log_G(D_i) = log_B(Z_i).
+//   Combine:   d·B = sum over a set S of k indices of lambda_i·Z_i, lambda_i = prod_{j in S, j !=
+//   i}
+//              j / (j - i) mod q.
+//
+// Every point in our own encodings is compressed SEC1 (33 octets); B, from the member, may be
+// compressed or uncompressed. Encodings are fixed-length and parsed strictly: a scalar must lie
+// in [1, q-1] (a proof's c and s in [0, q-1]), an index in [1, n], 2 <= k <= n <= 16.
+// Thread-safety: free functions over values; no shared state.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "blindlist/bytes.h"
+#include "blindlist/result.h"
+#include "crypto/keys.h"
+
+namespace blindlist::crypto::threshold {
+
+inline constexpr std::size_t kScalarLen = 32;
+inline constexpr std::size_t kPointLen = 33;  // compressed SEC1
+inline constexpr std::size_t kProofLen = 2 * kScalarLen;
+inline constexpr std::size_t kShareLen = 4 + kScalarLen;  // version, index, k, n, scalar
+inline constexpr int kMaxNodes = 16;
+
+// One node's share: d_i = f(i) for i = index.
+struct Share {
+  std::uint8_t index = 0;
+  std::uint8_t k = 0;
+  std::uint8_t n = 0;
+  SecretBytes scalar;  // kScalarLen octets, big-endian
+};
+
+// The dealer's output. commitments[j] = a_j·G; public_shares[i-1] = D_i.
+struct Dealing {
+  std::vector<Share> shares;
+  std::vector<Bytes> commitments;
+  std::vector<Bytes> public_shares;
+};
+
+// One node's answer to a blinded point, with the node's index.
+struct Partial {
+  std::uint8_t index = 0;
+  Bytes point;  // Z_i, compressed
+};
+
+// The scalar of a P-256 private key (kScalarLen octets), and a P-256 key made from one.
+Result<SecretBytes> ScalarOf(const PrivateKey& key);
+Result<PrivateKey> KeyFromScalar(const SecretBytes& scalar);
+// The public point of a P-256 key or certificate, compressed.
+Result<Bytes> PublicPointOf(const Certificate& cert);
+
+// The DER SubjectPublicKeyInfo of a P-256 public point (what a group certificate carries).
+Result<Bytes> SpkiOfPoint(ByteView point);
+
+// Splits `secret` (a scalar in [1, q-1]) into n shares, any k of which recover it.
+Result<Dealing> Split(const SecretBytes& secret, int k, int n);
+// A refresh (proactive resharing): n shares of 0, any k of which sum to nothing, and their
+// commitments for j >= 1 (commitments[0] is left empty: it would be the point at infinity).
+Result<Dealing> SplitZero(int k, int n);
+// The commitments after a refresh: C'_0 = C_0, C'_j = C_j + B_j.
+Result<std::vector<Bytes>> AddCommitments(std::span<const Bytes> old_commitments,
+                                          std::span<const Bytes> zero_commitments);
+// d_i + delta_i mod q, for the same index, k and n ("bad-share", also if the sum is 0).
+Result<Share> AddShare(const Share& share, const Share& delta);
+
+// D_index computed from the commitments: sum_j C_j·index^j.
+Result<Bytes> ExpectedPublicShare(std::span<const Bytes> commitments, std::uint8_t index);
+// Whether `share` matches the commitments (d_i·G == sum_j C_j·i^j). Errors: "bad-share".
+Status VerifyShare(const Share& share, std::span<const Bytes> commitments);
+// d_i·G, compressed.
+Result<Bytes> PublicShareOf(const Share& share);
+// lambda_index for the index set `indices` (distinct, in 1..kMaxNodes), as a scalar.
+Result<Bytes> LagrangeAtZero(std::span<const std::uint8_t> indices, std::uint8_t index);
+// sum lambda_i·Z_i over the partials (distinct indices). With fewer than k partials the result
+// is a point, but not d·B. Errors: "bad-share", "bad-point".
+Result<Bytes> CombinePartials(std::span<const Partial> partials);
+// The secret interpolated at 0 from `shares` (tests and share refresh only).
+Result<SecretBytes> InterpolateSecret(std::span<const Share> shares);
+
+// Node side: Z_i = d_i·B and the proof that log_G(D_i) = log_B(Z_i). `blinded` must be a point
+// on P-256, not infinity ("bad-point").
+struct Evaluation {
+  Bytes point;  // Z_i, compressed
+  Bytes proof;  // kProofLen: c || s
+};
+Result<Evaluation> Evaluate(const Share& share, ByteView blinded);
+// Member side: checks the proof for (D_i, B, Z_i). Errors: "bad-proof", "bad-point".
+Status VerifyEvaluation(ByteView public_share, ByteView blinded, ByteView point, ByteView proof);
+
+// A point's compressed form after checking it is on P-256 and not infinity ("bad-point").
+Result<Bytes> NormalizePoint(ByteView point);
+// x-coordinate of a point (kScalarLen octets), what BlindRequest::Finish takes.
+Result<Bytes> XCoordinate(ByteView point);
+
+SecretBytes EncodeShare(const Share& share);
+Result<Share> ParseShare(ByteView data);  // errors: "bad-share"
+// A proof must be kProofLen octets with c and s below q ("bad-proof").
+Status CheckProofEncoding(ByteView proof);
+// k compressed points, concatenated, each on the curve ("bad-commitments").
+Bytes EncodeCommitments(std::span<const Bytes> commitments);
+Result<std::vector<Bytes>> ParseCommitments(ByteView data, int k);
+
+}  // namespace blindlist::crypto::threshold
