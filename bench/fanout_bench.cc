@@ -556,7 +556,9 @@ Result<RawRound> MeasureRaw(const Options& o, Sink& sink, std::uint16_t sink_por
   BL_TRY_ASSIGN(std::unique_ptr<net::SmtpClient> client, net::SmtpClient::Connect(cc));
   const double cpu0 = ThreadCpuMs();
   const Clock::time_point t0 = Clock::now();
-  const auto batch = static_cast<std::size_t>(o.batch);
+  // The same transactions as listd's: one per member when listd sends one per member.
+  const int per_transaction = o.verp == "per-recipient" ? 1 : o.batch;
+  const auto batch = static_cast<std::size_t>(per_transaction);
   std::vector<std::string> rcpts;
   for (std::size_t start = 0; start < members.size(); start += batch) {
     const std::size_t end = std::min(members.size(), start + batch);
@@ -574,7 +576,7 @@ Result<RawRound> MeasureRaw(const Options& o, Sink& sink, std::uint16_t sink_por
   client->Quit();
   const Clock::time_point deadline =
       t0 + std::chrono::milliseconds(static_cast<std::int64_t>(o.timeout_s * 1000));
-  BL_TRY_ASSIGN(Sink::Seen seen, Collect(sink, members.size(), o.batch, deadline, "raw"));
+  BL_TRY_ASSIGN(Sink::Seen seen, Collect(sink, members.size(), per_transaction, deadline, "raw"));
   RawRound r;
   r.total_ms = Ms(*seen.last_rcpt - t0);
   r.data_ms = Ms(*seen.last_data - t0);
