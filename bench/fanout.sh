@@ -30,7 +30,8 @@
 #   --no-large  skip the 25 MB case
 #   --batch     recipients per SMTP transaction, listd's and the raw client's (default 100)
 #   --verp      listd's [delivery] verp: off (default: today's batches), per-recipient (one
-#               transaction per member), xverp or auto (these need a smarthost offering XVERP)
+#               transaction per member), xverp or auto (one transaction per batch; the sink then
+#               offers XVERP as Postfix does)
 #   --spool-dir put listd's spool in DIR (e.g. /dev/shm: fsync costs nothing there, which
 #               shows what the spool's syncs cost)
 #   --out       keep the JSON results and a Markdown table there

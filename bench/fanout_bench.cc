@@ -80,8 +80,9 @@ struct Options {
   int warmup = 1;
   int batch = 100;
   // listd's [delivery] verp: "off" (plain batches, as the raw client sends them),
-  // "per-recipient" (one transaction per member) or "xverp"/"auto" (needs a sink offering
-  // XVERP, i.e. Postfix: this in-process sink does not).
+  // "per-recipient" (one transaction per member) or "xverp"/"auto" (the sink then offers
+  // Postfix's XVERP and takes its MAIL FROM parameter, as Postfix does; one transaction per
+  // batch).
   std::string verp = "off";
   int sink_threads = 2;
   double timeout_s = 1800;
@@ -555,7 +556,9 @@ Result<RawRound> MeasureRaw(const Options& o, Sink& sink, std::uint16_t sink_por
   BL_TRY_ASSIGN(std::unique_ptr<net::SmtpClient> client, net::SmtpClient::Connect(cc));
   const double cpu0 = ThreadCpuMs();
   const Clock::time_point t0 = Clock::now();
-  const auto batch = static_cast<std::size_t>(o.batch);
+  // The same transactions as listd's: one per member when listd sends one per member.
+  const int per_transaction = o.verp == "per-recipient" ? 1 : o.batch;
+  const auto batch = static_cast<std::size_t>(per_transaction);
   std::vector<std::string> rcpts;
   for (std::size_t start = 0; start < members.size(); start += batch) {
     const std::size_t end = std::min(members.size(), start + batch);
@@ -573,7 +576,7 @@ Result<RawRound> MeasureRaw(const Options& o, Sink& sink, std::uint16_t sink_por
   client->Quit();
   const Clock::time_point deadline =
       t0 + std::chrono::milliseconds(static_cast<std::int64_t>(o.timeout_s * 1000));
-  BL_TRY_ASSIGN(Sink::Seen seen, Collect(sink, members.size(), o.batch, deadline, "raw"));
+  BL_TRY_ASSIGN(Sink::Seen seen, Collect(sink, members.size(), per_transaction, deadline, "raw"));
   RawRound r;
   r.total_ms = Ms(*seen.last_rcpt - t0);
   r.data_ms = Ms(*seen.last_data - t0);
@@ -617,6 +620,8 @@ int Run(const Options& o) {
   // One connection carries every transaction of a post: MAIL + RCPTs + DATA per batch.
   sc.max_commands = 1 << 30;
   sc.threads = o.sink_threads;
+  // Standing in for Postfix: XVERP offered when listd is to use it.
+  sc.offer_xverp = o.verp == "xverp" || o.verp == "auto";
   sc.data_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(o.timeout_s * 1000));
   net::SmtpServer server(sc, sink);
   if (Status st = server.Start(); !st.ok()) return fail(st.error());

@@ -49,10 +49,14 @@ struct ListOptions {
   bool allow_cbc = false;
   std::string bounce_address;
   int bounce_threshold = 0;
+  int bounce_stale_after = 0;
+  std::string owner;
+  bool force = false;  // a certificate that is not for the list address
   std::string description;
   // Which of the settings were given (`list set` changes only those).
   bool has_group = false, has_reading = false, has_posting = false, has_bounce_address = false,
-       has_bounce_threshold = false, has_description = false, has_roster = false;
+       has_bounce_threshold = false, has_description = false, has_roster = false,
+       has_bounce_stale_after = false, has_owner = false;
 
   std::string certificate_file;  // certificate add
   std::vector<std::string> members;
@@ -100,13 +104,28 @@ std::string IsoTime(std::int64_t t) {
   return buf;
 }
 
+// LIST-owner@DOMAIN, where mail for the owner is written (listd forwards it to --owner).
+std::string OwnerAlias(const std::string& list_address) {
+  const std::size_t at = list_address.rfind('@');
+  if (at == std::string::npos) return list_address + "-owner";
+  return list_address.substr(0, at) + "-owner" + list_address.substr(at);
+}
+
+std::string MemberState(const store::ListMember& m) {
+  if (!m.enabled) return "disabled";
+  if (m.probe == store::ProbeState::kSent) return "probing";
+  if (m.probe == store::ProbeState::kWanted) return "probe due";
+  return "enabled";
+}
+
 void Warn(const std::string& message) {
   std::fprintf(stderr, "blindlist: warning: %s\n", message.c_str());
 }
 
-// Reads a group certificate (PEM or DER) and warns, without failing, when it is
-// not for the list address or has expired: the operator may be staging a key.
-Result<Bytes> LoadGroupCertificate(const std::string& path, const std::string& list_address) {
+// Reads a group certificate (PEM or DER). One that is not for the list address is refused
+// (senders' clients would not encrypt to it) unless `force`; an expired one only warns.
+Result<Bytes> LoadGroupCertificate(const std::string& path, const std::string& list_address,
+                                   bool force) {
   BL_TRY_ASSIGN(std::string data, ReadInput(path, kCertificateFileLimit));
   auto cert = crypto::Certificate::Load(AsBytes(data));
   if (!cert.ok()) {
@@ -120,8 +139,11 @@ Result<Bytes> LoadGroupCertificate(const std::string& path, const std::string& l
   if (!for_list) {
     std::string names;
     for (const std::string& email : info.emails) names += (names.empty() ? "" : ", ") + email;
-    Warn(path + " is not for " + list_address + " (its email addresses: " +
-         (names.empty() ? "none" : names) + "); senders' clients may not encrypt to it");
+    const std::string what = path + " is not for " + list_address +
+                             " (its email addresses: " + (names.empty() ? "none" : names) +
+                             "); senders' clients would not encrypt to it";
+    if (!force) return MakeError("usage", what + " (--force to use it anyway)");
+    Warn(what);
   }
   if (info.not_after < static_cast<std::int64_t>(std::time(nullptr))) {
     Warn(path + " expired on " + IsoTime(info.not_after));
@@ -159,6 +181,8 @@ json ListJson(const store::MailingList& l) {
           {"require_aead", l.require_aead},
           {"bounce_address", l.bounce_address},
           {"bounce_threshold", l.bounce_threshold},
+          {"bounce_stale_after_days", l.bounce_info_stale_after},
+          {"owner", l.owner},
           {"created_at", l.created_at},
           {"certificates", certs}};
 }
@@ -201,11 +225,24 @@ Status ApplySettings(const ListOptions& o, store::MailingList& list) {
   if (o.allow_cbc) list.require_aead = false;
   if (o.has_bounce_address) list.bounce_address = o.bounce_address;
   if (o.has_bounce_threshold) list.bounce_threshold = o.bounce_threshold;
+  if (o.has_bounce_stale_after) list.bounce_info_stale_after = o.bounce_stale_after;
+  if (o.has_owner) {
+    list.owner = o.owner;  // "" goes back to no owner
+    const std::string owner = Lower(o.owner);
+    if (!owner.empty() &&
+        (owner == Lower(list.address) || owner == Lower(OwnerAlias(list.address)) ||
+         owner == Lower(list.bounce_address.empty() ? store::DefaultBounceAddress(list.address)
+                                                    : list.bounce_address))) {
+      return MakeError("usage", "--owner " + o.owner +
+                                    " is an address of the list itself: "
+                                    "mail to the owner would loop; give a person's address");
+    }
+  }
   if (o.has_description) list.description = o.description;
   if (!o.certificate_files.empty()) {
     list.certificates.clear();
     for (const std::string& path : o.certificate_files) {
-      BL_TRY_ASSIGN(Bytes der, LoadGroupCertificate(path, list.address));
+      BL_TRY_ASSIGN(Bytes der, LoadGroupCertificate(path, list.address, o.force));
       list.certificates.push_back(std::move(der));
     }
   }
@@ -265,7 +302,12 @@ Status Show(ListOptions& o) {
                        : "AuthEnvelopedData (AES-GCM) and EnvelopedData (AES-CBC)") +
        "\n";
   t += "bounces:      " + l.bounce_address + ", disable after " +
-       std::to_string(l.bounce_threshold) + "\n";
+       std::to_string(l.bounce_threshold) + " (a probe first), a score forgotten after " +
+       std::to_string(l.bounce_info_stale_after) + " days\n";
+  t += "owner:        " +
+       (l.owner.empty() ? "none set (mail to " + OwnerAlias(l.address) + " is refused)"
+                        : l.owner + " (mail to " + OwnerAlias(l.address) + " goes there)") +
+       "\n";
   t += "created:      " + IsoTime(l.created_at) + "\n";
   t += "certificates:\n";
   for (const json& c : j["certificates"]) {
@@ -283,6 +325,26 @@ Status Show(ListOptions& o) {
   for (const store::ListMember& m : disabled) {
     t += "  disabled  " + m.address + "  " + m.disabled_reason + "\n";
   }
+  // Every member with a bounce score or a probe: the score, the last bounce, the state.
+  BL_TRY_ASSIGN(std::vector<store::ListMember> all, db->ListMembers(l.id, false));
+  json bj = json::array();
+  std::string bt;
+  for (const store::ListMember& m : all) {
+    if (m.bounce_score == 0 && m.enabled && m.probe == store::ProbeState::kNone) continue;
+    const std::string state = MemberState(m);
+    bj.push_back({{"address", m.address},
+                  {"bounce_score", m.bounce_score},
+                  {"last_bounce_at", m.last_bounce_at},
+                  {"state", state},
+                  {"probe_at", m.probe_at}});
+    bt += "  " + m.address + "  score " + std::to_string(m.bounce_score) + "/" +
+          std::to_string(l.bounce_threshold) +
+          (m.last_bounce_at != 0 ? ", last bounce " + IsoTime(m.last_bounce_at) : "") + ", " +
+          state + (m.probe == store::ProbeState::kSent ? " since " + IsoTime(m.probe_at) : "") +
+          "\n";
+  }
+  j["bouncing"] = bj;
+  if (!bt.empty()) t += "bounce scores:\n" + bt;
   return Print(o, j, t);
 }
 
@@ -383,7 +445,7 @@ Status Set(ListOptions& o) {
 Status CertificateAdd(ListOptions& o) {
   BL_TRY_ASSIGN(auto db, OpenStore(o));
   BL_TRY_ASSIGN(store::MailingList l, MustFindList(*db, o.address));
-  BL_TRY_ASSIGN(Bytes der, LoadGroupCertificate(o.certificate_file, l.address));
+  BL_TRY_ASSIGN(Bytes der, LoadGroupCertificate(o.certificate_file, l.address, o.force));
   for (const Bytes& existing : l.certificates) {
     if (existing == der) {
       return MakeError("exists", o.certificate_file + " is already a certificate of " + l.address);
@@ -630,6 +692,16 @@ void AddSettings(CLI::App* cmd, ListOptions& o, bool create) {
   cmd->add_option("--bounce-threshold", o.bounce_threshold,
                   "Hard bounces after which a member is disabled (default 5)")
       ->check(CLI::Range(1, 1000000));
+  cmd->add_option("--bounce-stale-after", o.bounce_stale_after,
+                  "Days after which a member's last bounce is forgotten and an unanswered probe "
+                  "lapses (default 7)")
+      ->check(CLI::Range(1, 3650));
+  cmd->add_option("--owner", o.owner,
+                  "The owner's address: mail to LIST-owner@ is forwarded there, and it is told "
+                  "of refused posts and disabled members (\"\" for none: LIST-owner@ is refused)");
+  cmd->add_flag("--force", o.force,
+                "Use a certificate that is not for the list address (senders' clients would not "
+                "encrypt to it)");
   cmd->add_option("--description", o.description, "A line describing the list");
 }
 
@@ -642,6 +714,8 @@ void NoteGivenSettings(CLI::App* cmd, ListOptions& o) {
   o.has_bounce_address = cmd->count("--bounce-address") > 0;
   o.has_bounce_threshold = cmd->count("--bounce-threshold") > 0;
   o.has_description = cmd->count("--description") > 0;
+  o.has_bounce_stale_after = cmd->count("--bounce-stale-after") > 0;
+  o.has_owner = cmd->count("--owner") > 0;
 }
 
 }  // namespace
@@ -703,6 +777,9 @@ void AddListCommands(CLI::App& app, Action* chosen) {
       "add", "Add a rotated group certificate: it becomes current, older ones stay accepted");
   cert_add->add_option("address", o->address, "The list address")->required();
   cert_add->add_option("file", o->certificate_file, "The certificate, PEM or DER")->required();
+  cert_add->add_flag("--force", o->force,
+                     "Add a certificate that is not for the list address (senders' clients "
+                     "would not encrypt to it)");
   bind(cert_add, CertificateAdd);
 
   auto* member = list->add_subcommand("member", "The delivery list (not groupd's roster)");

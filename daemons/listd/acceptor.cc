@@ -12,7 +12,9 @@
 #include "mime/dsn.h"
 #include "mime/smime_shape.h"
 #include "obs/log.h"
+#include "owner_alias.h"
 #include "request_reply.h"
+#include "spool/queue_file.h"
 
 namespace blindlist::listd {
 namespace {
@@ -70,6 +72,22 @@ std::optional<Result<store::MailingList>> FindRequestList(const Config& config,
 
 }  // namespace
 
+Verdict CheckSender(std::string_view sender) {
+  if (sender.size() > spool::kMaxAddressBytes) {
+    return Reply(
+        553, "5.1.7",
+        "the envelope sender is longer than " + std::to_string(spool::kMaxAddressBytes) + " bytes");
+  }
+  for (char c : sender) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      return Reply(553, "5.1.7",
+                   "the envelope sender contains a line break or another control character");
+    }
+  }
+  return Reply(250, "2.1.0", "ok");
+}
+
 int SysexitOf(const Verdict& v) {
   if (v.ok()) return 0;
   if (v.code / 100 == 4) return 75;               // EX_TEMPFAIL
@@ -106,7 +124,41 @@ Verdict PostAcceptor::CheckRecipient(const std::string& recipient) {
     if (!request->ok()) return StoreDown(request->error());
     return Reply(250, "2.1.5", "request address of " + (*request)->address);
   }
+  auto owned = FindListByOwnerAlias(*lists_, recipient);
+  if (!owned.ok()) return StoreDown(owned.error());
+  if (owned->has_value()) {
+    if (Verdict v = OwnerRoute(**owned, recipient); !v.ok()) return v;
+    return Reply(250, "2.1.5", "owner of " + (*owned)->address);
+  }
   return Reply(550, "5.1.1", "no such list here: " + recipient);
+}
+
+// Whether mail to the owner alias can go anywhere: the list must set an owner address, and one
+// that is not the alias itself or another address listd takes (that would loop).
+Verdict PostAcceptor::OwnerRoute(const store::MailingList& list, const std::string& alias) {
+  if (list.owner.empty()) {
+    return Reply(550, "5.1.1",
+                 alias + ": " + list.address + " has no owner address set (blindlist list set " +
+                     list.address + " --owner ADDR)");
+  }
+  const std::string owner = store::CanonicalMailbox(list.owner);
+  auto loops = [&]() -> Result<bool> {
+    if (OwnerAliasBase(owner)) {
+      BL_TRY_ASSIGN(auto other, FindListByOwnerAlias(*lists_, owner));
+      if (other.has_value()) return true;
+    }
+    BL_TRY_ASSIGN(auto as_list, lists_->FindList(owner));
+    if (as_list.has_value()) return true;
+    BL_TRY_ASSIGN(auto as_bounce, lists_->FindListByBounceAddress(owner));
+    return as_bounce.has_value();
+  }();
+  if (!loops.ok()) return StoreDown(loops.error());
+  if (*loops) {
+    return Reply(550, "5.1.1",
+                 alias + ": the owner address of " + list.address + " (" + owner +
+                     ") is an address of this exploder; set a person's address with --owner");
+  }
+  return Reply(250, "2.1.5", "owner " + owner);
 }
 
 Result<std::optional<store::MailingList>> PostAcceptor::BounceList(const std::string& recipient,
@@ -123,6 +175,9 @@ Result<std::optional<store::MailingList>> PostAcceptor::BounceList(const std::st
 
 Verdict PostAcceptor::Accept(const std::string& recipient, const std::string& sender,
                              std::string_view message) {
+  // SMTP's parser never passes such a sender; pipe mode's --sender comes from argv. Permanent:
+  // trying again cannot fix it.
+  if (Verdict v = CheckSender(sender); !v.ok()) return Count("post", v);
   auto list = lists_->FindList(recipient);
   if (!list.ok()) return Count("post", StoreDown(list.error()));
   if (list->has_value()) return Count("post", AcceptPost(**list, sender, message));
@@ -134,7 +189,46 @@ Verdict PostAcceptor::Accept(const std::string& recipient, const std::string& se
     if (!request->ok()) return Count("request", StoreDown(request->error()));
     return Count("request", AcceptRequest(**request, sender, message));
   }
+  auto owned = FindListByOwnerAlias(*lists_, recipient);
+  if (!owned.ok()) return Count("owner", StoreDown(owned.error()));
+  if (owned->has_value())
+    return Count("owner", AcceptOwnerMail(**owned, recipient, sender, message));
   return Count("post", Reply(550, "5.1.1", "no such list here: " + recipient));
+}
+
+// Mail to LIST-owner@: queued as received for the owner address (incoming.h forwards it); not
+// list traffic, so none of the posting rules apply. A message that has been through this alias
+// before (its X-Loop field) is a loop.
+Verdict PostAcceptor::AcceptOwnerMail(const store::MailingList& list, const std::string& alias,
+                                      const std::string& sender, std::string_view message) {
+  if (Verdict v = OwnerRoute(list, alias); !v.ok()) return v;
+  std::string canonical;
+  if (!HasCanonicalLineEndings(message)) {
+    canonical = CanonicalLineEndings(message);
+    message = canonical;
+  }
+  const std::string to = store::CanonicalMailbox(alias);
+  if (AlreadyExploded(message, ListIdentity{to, "", ""})) {
+    return Reply(550, "5.4.6", "mail loop: already forwarded to the owner of " + list.address);
+  }
+  return Queue(to, sender, message, "mail for the owner queued");
+}
+
+Verdict PostAcceptor::Queue(const std::string& spool_list, const std::string& sender,
+                            std::string_view message, const char* what) {
+  auto id = spool_->Accept(spool_list, sender, message);
+  if (!id.ok()) {
+    net::Log(net::LogLevel::kError, "spool write failed", {{"error", id.error().message}});
+    if (id.error().message.find("No space") != std::string::npos ||
+        id.error().message.find("ENOSPC") != std::string::npos) {
+      return Reply(452, "4.3.1", "insufficient system storage, try again later");
+    }
+    return Reply(451, "4.3.0", "cannot queue the post now, try again later");
+  }
+  net::Log(net::LogLevel::kInfo, what,
+           {{"id", *id}, {"list", spool_list}, {"bytes", std::to_string(message.size())}});
+  if (on_queued_) on_queued_();
+  return Reply(250, "2.0.0", "queued as " + *id);
 }
 
 Verdict PostAcceptor::AcceptPost(const store::MailingList& list, const std::string& sender,
@@ -188,38 +282,10 @@ Verdict PostAcceptor::AcceptPost(const store::MailingList& list, const std::stri
     }
   }
 
-  if (list.posting != "open") {
-    std::vector<std::string> candidates = {NormaliseAddress(sender)};
-    std::string from = MailboxOf(HeaderValue(message, "From"));
-    if (!from.empty()) candidates.push_back(NormaliseAddress(from));
-    bool member = false;
-    for (const std::string& who : candidates) {
-      if (who.empty()) continue;
-      auto m = lists_->FindMember(list.id, who);
-      if (!m.ok()) return StoreDown(m.error());
-      if (m->has_value() && (*m)->enabled) {
-        member = true;
-        break;
-      }
-    }
-    if (!member) {
-      return Reply(550, "5.7.1", list.address + " takes posts from its members only");
-    }
-  }
-
-  auto id = spool_->Accept(list.address, sender, message);
-  if (!id.ok()) {
-    net::Log(net::LogLevel::kError, "spool write failed", {{"error", id.error().message}});
-    if (id.error().message.find("No space") != std::string::npos ||
-        id.error().message.find("ENOSPC") != std::string::npos) {
-      return Reply(452, "4.3.1", "insufficient system storage, try again later");
-    }
-    return Reply(451, "4.3.0", "cannot queue the post now, try again later");
-  }
-  net::Log(net::LogLevel::kInfo, "post queued",
-           {{"id", *id}, {"list", list.address}, {"bytes", std::to_string(message.size())}});
-  if (on_queued_) on_queued_();
-  return Reply(250, "2.0.0", "queued as " + *id);
+  // A members-only list checks the sender only once the post is queued (incoming.h): the
+  // reply and its timing are the same for a member and for anyone else, so they never tell
+  // who is on the list. A post from a non-member is held in the spool for the owner.
+  return Queue(list.address, sender, message, "post queued");
 }
 
 std::optional<Result<store::MailingList>> PostAcceptor::RequestList(const std::string& recipient) {
@@ -247,9 +313,11 @@ Verdict PostAcceptor::AcceptRequest(const store::MailingList& list, const std::s
   }
   RequestReply r;
   r.list = list.address;
-  r.owner = config_.request.owner.empty()
-                ? "postmaster@" + list.address.substr(list.address.rfind('@') + 1)
-                : config_.request.owner;
+  // The list's own owner first, then [request] owner, then the domain's postmaster.
+  r.owner = !list.owner.empty() ? list.owner
+            : !config_.request.owner.empty()
+                ? config_.request.owner
+                : "postmaster@" + list.address.substr(list.address.rfind('@') + 1);
   r.sender = sender;
   r.hostname = config_.smtp.hostname;
   Status sent = SendAutoReply(config_, sender, BuildRequestReply(r, message, now));
@@ -311,16 +379,28 @@ Status PostAcceptor::ScoreReport(const store::MailingList& list, const VerpTag& 
   constexpr std::int64_t kDay = std::int64_t{24} * 3600;
   const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
   BL_TRY_ASSIGN(auto member, lists_->FindMember(list.id, tag.member));
+  if (!member.has_value()) {
+    // An MTA may have upper-cased the tagged address on its way back (the MAC covers the member
+    // without case): the member as stored, in lower case as most are.
+    std::string lower = tag.member;
+    for (char& c : lower) {
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    }
+    if (lower != tag.member) {
+      BL_TRY_ASSIGN(member, lists_->FindMember(list.id, lower));
+    }
+  }
   if (!member.has_value()) return refused("not a member of the list");
+  const std::string& address = member->address;
   if (tag.kind == 'p') {
     std::int64_t at = 0;
     if (std::from_chars(tag.id.data(), tag.id.data() + tag.id.size(), at).ec != std::errc())
       return refused("bad probe time");
     BL_TRY_ASSIGN(auto disabled,
-                  lists_->ConfirmProbeBounce(list.id, tag.member, at, std::string(reason)));
+                  lists_->ConfirmProbeBounce(list.id, address, at, std::string(reason)));
     if (!disabled.has_value()) return refused("not the member's outstanding probe");
     net::Log(net::LogLevel::kWarning, "member disabled: its probe bounced",
-             {{"list", list.address}, {"member", tag.member}});
+             {{"list", list.address}, {"member", address}});
     return Status::Ok();
   }
   // The post's time is in its id (microseconds, spool/spool.h): a report counts only for a
@@ -335,10 +415,10 @@ Status PostAcceptor::ScoreReport(const store::MailingList& list, const VerpTag& 
   if (sent_at > now + 300 || now - sent_at > std::int64_t{list.bounce_info_stale_after} * kDay)
     return refused("the post is too old, or from the future");
   if ((*member).added_at > sent_at) return refused("not a member when the post was sent");
-  BL_TRY_ASSIGN(store::BounceOutcome b, lists_->RecordBounce(list.id, tag.member, now));
+  BL_TRY_ASSIGN(store::BounceOutcome b, lists_->RecordBounce(list.id, address, now));
   net::Log(net::LogLevel::kInfo, "bounce report scored",
            {{"list", list.address},
-            {"member", tag.member},
+            {"member", address},
             {"post", tag.id},
             {"counted", b.counted ? "yes" : "no (one a day, or disabled)"},
             {"score", std::to_string(b.member.bounce_score)},

@@ -32,6 +32,10 @@ struct Verdict {
 // 75 try later.
 int SysexitOf(const Verdict& v);
 
+// 553 5.1.7 for an envelope sender no queue file may hold (CR, LF, NUL or another control
+// character, or longer than the spool allows); 250 otherwise.
+Verdict CheckSender(std::string_view sender);
+
 class PostAcceptor {
  public:
   PostAcceptor(const Config& config, store::ListStore* lists, spool::Spool* spool,
@@ -43,7 +47,8 @@ class PostAcceptor {
 
   // RCPT TO: a list address, a list's bounce address, or its bounce address with a +TAG
   // (accepted whatever the tag: it is checked, with the same answer, only once the report is
-  // in), or LIST-request@. 550 5.1.1 otherwise.
+  // in), LIST-request@, or a list's owner alias LIST-owner@ when the list sets an owner
+  // address (owner_alias.h). Local parts compare without case. 550 5.1.1 otherwise.
   Verdict CheckRecipient(const std::string& recipient);
   // The message for one recipient (a list, or a list's bounce address).
   Verdict Accept(const std::string& recipient, const std::string& sender, std::string_view message);
@@ -51,6 +56,12 @@ class PostAcceptor {
  private:
   Verdict AcceptPost(const store::MailingList& list, const std::string& sender,
                      std::string_view message);
+  Verdict AcceptOwnerMail(const store::MailingList& list, const std::string& alias,
+                          const std::string& sender, std::string_view message);
+  Verdict OwnerRoute(const store::MailingList& list, const std::string& alias);
+  // Into the spool, durably; 250 with the queue id, or 4xx.
+  Verdict Queue(const std::string& spool_list, const std::string& sender, std::string_view message,
+                const char* what);
   // The list whose bounce address `recipient` is, bare or with a +TAG; the tag in `tag`.
   Result<std::optional<store::MailingList>> BounceList(const std::string& recipient,
                                                        std::string* tag);

@@ -14,6 +14,7 @@
 #include "mime/dsn.h"
 #include "net/smtp_client.h"
 #include "obs/log.h"
+#include "owner_alias.h"
 #include "verp.h"
 
 namespace blindlist::listd {
@@ -140,6 +141,9 @@ struct Deliverer::PostWork {
   std::atomic<int> jobs_done{0};
   int jobs_total = 0;
   std::atomic<bool> refusal_reported{false};
+  // Mail to the list's owner alias (owner_alias.h): sent plainly from its own sender, no VERP,
+  // no bounce scoring.
+  bool owner_mail = false;
 };
 
 struct Deliverer::Job {
@@ -147,6 +151,7 @@ struct Deliverer::Job {
   std::vector<std::size_t> indexes;
   std::optional<store::BounceNotice> probe;         // or a probe
   std::optional<store::BounceNotice> owner_notice;  // or an owner notice
+  std::optional<mime::DsnFailure> dsn;              // or a DSN for an expired post
   std::string key;                                  // in in_flight_
 };
 
@@ -185,11 +190,27 @@ std::string Describe(const net::SmtpRecipientResult& r) {
   return std::to_string(r.code) + (r.enhanced.empty() ? "" : " " + r.enhanced) + " " + r.text;
 }
 
+// listd's own outcome (no connection, a Maildir write): about the message, never a member's
+// bounce.
 net::SmtpRecipientResult Outcome(int code, std::string text) {
   net::SmtpRecipientResult r;
   r.code = code;
   r.text = std::move(text);
+  r.data_phase = true;
   return r;
+}
+
+// What a DSN to a post's sender says about the smarthost's reply: its codes and a fixed text.
+// The remote text may echo a member's address (per-recipient mode), so it goes to the log and
+// to the owner only.
+std::string SenderDiagnostic(const net::SmtpRecipientResult& r, const std::string& what) {
+  return std::to_string(r.code) + (r.enhanced.empty() ? "" : " " + r.enhanced) + " " + what;
+}
+
+std::string AgeText(std::int64_t seconds) {
+  if (seconds % 86400 == 0) return std::to_string(seconds / 86400) + " day(s)";
+  if (seconds % 3600 == 0) return std::to_string(seconds / 3600) + " hour(s)";
+  return std::to_string(seconds) + " seconds";
 }
 
 // Whether a sender names the list itself (or is empty): its failures go to the owner.
@@ -270,6 +291,8 @@ void Deliverer::WorkerLoop() {
         SendProbe(*job->probe, worker);
       } else if (job->owner_notice) {
         SendOwnerNotice(*job->owner_notice, worker);
+      } else if (job->dsn) {
+        SendDsn(*job->dsn, worker);
       }
     } catch (const std::exception& e) {
       net::Log(net::LogLevel::kError, "delivery worker error", {{"error", e.what()}});
@@ -314,6 +337,15 @@ std::int64_t Deliverer::RunOnce(std::int64_t now) {
     work->post = std::move(*post);
     work->now = now;
     auto list = lists_->FindList(work->post.list);
+    if (list.ok() && !list->has_value()) {
+      auto owned = FindListByOwnerAlias(*lists_, work->post.list);
+      if (!owned.ok()) {
+        list = owned.error();
+      } else if (owned->has_value()) {
+        work->owner_mail = true;
+        list = std::move(*owned);
+      }
+    }
     if (list.ok() && list->has_value()) {
       work->list = **list;
     } else if (list.ok()) {
@@ -392,14 +424,90 @@ void Deliverer::FinishPost(PostWork& work) {
     next_due_[work.post.id] = std::max(next, work.now + 1);
     return;
   }
+  std::size_t sent = 0;
+  std::size_t bounced = 0;
+  std::size_t expired = 0;
+  for (const spool::RecipientEntry& r : work.post.recipients) {
+    if (r.state == spool::RecipientState::kDelivered) ++sent;
+    if (r.state == spool::RecipientState::kBounced) ++bounced;
+    if (r.state == spool::RecipientState::kExpired) ++expired;
+  }
+  ExpiryNote note;
+  {
+    const std::lock_guard<std::mutex> lock(mu_);
+    auto it = expiries_.find(work.post.id);
+    if (it != expiries_.end()) {
+      note = it->second;
+      expiries_.erase(it);
+    }
+  }
+  // The report goes out before the queue file goes: a crash between them repeats it at most.
+  if (expired > 0) QueueExpiryReport(work, note, expired);
   Status st = spool_->Remove(work.post.id);
   if (!st.ok())
     net::Log(net::LogLevel::kError, "cannot remove a finished post",
              {{"error", st.error().message}});
-  net::Log(net::LogLevel::kInfo, "post delivered to every member",
-           {{"id", work.post.id}, {"list", work.post.list}});
+  const std::vector<std::pair<std::string, std::string>> counts = {
+      {"id", work.post.id},
+      {"list", work.post.list},
+      {"sent", std::to_string(sent)},
+      {"bounced_or_refused", std::to_string(bounced)},
+      {"expired", std::to_string(expired)}};
+  if (expired > 0) {
+    net::Log(net::LogLevel::kWarning, "post expired: its last copies were never accepted", counts);
+  } else if (bounced > 0) {
+    net::Log(net::LogLevel::kInfo, "post finished; some copies bounced or were refused", counts);
+  } else {
+    net::Log(net::LogLevel::kInfo, "post delivered to every member", counts);
+  }
   const std::lock_guard<std::mutex> lock(mu_);
   next_due_.erase(work.post.id);
+}
+
+// One DSN for a post whose copies expired (4xx until max_age): Action failed, the last 4.x.x
+// status. To the post's sender when the message itself was deferred (a 4xx to DATA, or no
+// connection); to the owner when only some members' RCPTs were (the sender is not told about
+// members). It names the list, never a member, and carries no remote text unless it goes to the
+// owner.
+void Deliverer::QueueExpiryReport(const PostWork& work, const ExpiryNote& note,
+                                  std::size_t expired) {
+  const bool list_itself = IsListItself(work.list, work.post.envelope_sender);
+  const bool to_owner = !work.owner_mail && (!note.message || list_itself);
+  const std::string owner = store::OwnerAddress(work.list);
+  if (work.owner_mail && work.post.envelope_sender.empty()) return;  // nobody to tell
+  mime::DsnFailure f;
+  f.reporting_mta = config_.smtp.hostname;
+  f.from = "MAILER-DAEMON@" + config_.smtp.hostname;
+  f.to = to_owner ? owner : work.post.envelope_sender;
+  f.final_recipient = work.owner_mail ? work.post.list : work.list.address;
+  f.status = note.reply.enhanced.starts_with("4.") ? note.reply.enhanced : "4.4.7";
+  f.remote_mta = config_.delivery.mode == DeliveryConfig::Mode::kMaildir
+                     ? ""
+                     : config_.delivery.smarthost.host;
+  net::SmtpRecipientResult last = note.reply;
+  if (last.code == 0) last.code = 421;
+  f.diagnostic = to_owner ? Describe(last)
+                          : SenderDiagnostic(last, "delivery deferred until the post expired");
+  const std::string age = AgeText(config_.delivery.max_age.count());
+  f.explanation = to_owner
+                      ? "A post to " + work.list.address + " expired in the queue after " + age +
+                            ": " + std::to_string(expired) +
+                            " member copies were deferred until then and were never delivered. "
+                            "The last reply is below."
+                      : "Your " + std::string(work.owner_mail ? "message" : "post") + " to " +
+                            f.final_recipient +
+                            " could not be delivered: the mail server kept deferring it for " +
+                            age + ", and listd gave up.";
+  f.original_message = work.post.message;
+  f.date = static_cast<std::int64_t>(std::time(nullptr));
+  auto job = std::make_shared<Job>();
+  job->key = "dsn " + work.post.id;
+  job->dsn = std::move(f);
+  {
+    const std::lock_guard<std::mutex> lock(mu_);
+    if (!in_flight_.insert(job->key).second) return;
+  }
+  Enqueue(std::move(job));
 }
 
 void Deliverer::Settle(PostWork& work, std::size_t index, const net::SmtpRecipientResult& reply,
@@ -423,10 +531,16 @@ void Deliverer::Settle(PostWork& work, std::size_t index, const net::SmtpRecipie
     result = "deferred";
   }
   if (metrics_ != nullptr) metrics_->Increment("listd_deliveries_total", {{"result", result}});
+  if (result == "expired") {
+    const std::lock_guard<std::mutex> lock(mu_);
+    ExpiryNote& note = expiries_[post.id];
+    note.message = note.message || reply.data_phase;
+    note.reply = reply;
+  }
   if (result == "bounced" || result == "expired") {
     net::Log(net::LogLevel::kWarning, "delivery failed",
              {{"id", post.id}, {"member", r.address}, {"result", result}, {"reply", text}});
-    if (work.list.id != 0 && !reply.data_phase) {
+    if (work.list.id != 0 && !work.owner_mail && !reply.data_phase) {
       auto b = lists_->RecordBounce(work.list.id, r.address, work.now);
       if (!b.ok() && b.error().code != "not-found") {
         net::Log(net::LogLevel::kError, "cannot record a bounce", {{"error", b.error().message}});
@@ -458,6 +572,27 @@ void Deliverer::Settle(PostWork& work, std::size_t index, const net::SmtpRecipie
   updates.emplace_back(index, r);
 }
 
+namespace {
+
+// One message to one recipient: through the worker's connection, or into a Maildir.
+Result<net::SmtpRecipientResult> SendOne(const Config& config, Deliverer::Worker& worker,
+                                         const std::string& from, const std::string& to,
+                                         const std::string& message) {
+  if (config.delivery.mode == DeliveryConfig::Mode::kMaildir) {
+    BL_TRY(DeliverToMaildir(config.delivery.maildir_root, to, message));
+    return Outcome(250, "ok");
+  }
+  BL_TRY_ASSIGN(net::SmtpClient * client, worker.Client());
+  auto sent = client->Send(from, {to}, message);
+  if (!sent.ok()) {
+    worker.Drop();
+    return sent.error();
+  }
+  return sent->recipients[0];
+}
+
+}  // namespace
+
 void Deliverer::RunPostJob(Job& job, Worker& worker) {
   PostWork& work = *job.post;
   spool::ActivePost& post = work.post;
@@ -467,7 +602,14 @@ void Deliverer::RunPostJob(Job& job, Worker& worker) {
     if (r.data_phase && r.code / 100 == 5 && !refusal) refusal = r;
     Settle(work, i, r, updates);
   };
-  if (config_.delivery.mode == DeliveryConfig::Mode::kMaildir) {
+  if (work.owner_mail) {
+    // Forwarded as an alias forwards: from the message's own sender, to the owner.
+    for (std::size_t i : job.indexes) {
+      auto sent =
+          SendOne(config_, worker, post.envelope_sender, post.recipients[i].address, post.message);
+      settle(i, sent.ok() ? *sent : Outcome(421, sent.error().message));
+    }
+  } else if (config_.delivery.mode == DeliveryConfig::Mode::kMaildir) {
     for (std::size_t i : job.indexes) {
       Status st =
           DeliverToMaildir(config_.delivery.maildir_root, post.recipients[i].address, post.message);
@@ -542,27 +684,6 @@ void Deliverer::RunPostJob(Job& job, Worker& worker) {
              {{"id", post.id}, {"error", st.error().message}});
   }
 }
-
-namespace {
-
-// One message to one recipient: through the worker's connection, or into a Maildir.
-Result<net::SmtpRecipientResult> SendOne(const Config& config, Deliverer::Worker& worker,
-                                         const std::string& from, const std::string& to,
-                                         const std::string& message) {
-  if (config.delivery.mode == DeliveryConfig::Mode::kMaildir) {
-    BL_TRY(DeliverToMaildir(config.delivery.maildir_root, to, message));
-    return Outcome(250, "ok");
-  }
-  BL_TRY_ASSIGN(net::SmtpClient * client, worker.Client());
-  auto sent = client->Send(from, {to}, message);
-  if (!sent.ok()) {
-    worker.Drop();
-    return sent.error();
-  }
-  return sent->recipients[0];
-}
-
-}  // namespace
 
 void Deliverer::QueueBounceNotices(std::int64_t now) {
   if (!IsVerpOn(config_)) return;
@@ -667,18 +788,21 @@ void Deliverer::SendOwnerNotice(const store::BounceNotice& n, Worker& worker) {
 // the null sender, once per post. It names the list, never a member.
 void Deliverer::SendMessageFailure(PostWork& work, const net::SmtpRecipientResult& reply,
                                    Worker& worker) {
-  const std::string to = IsListItself(work.list, work.post.envelope_sender)
-                             ? store::OwnerAddress(work.list)
-                             : work.post.envelope_sender;
+  const bool to_owner = IsListItself(work.list, work.post.envelope_sender);
+  const std::string to = to_owner ? store::OwnerAddress(work.list) : work.post.envelope_sender;
+  if (work.owner_mail && work.post.envelope_sender.empty()) return;  // nobody to tell
   mime::DsnFailure f;
   f.reporting_mta = config_.smtp.hostname;
   f.from = "MAILER-DAEMON@" + config_.smtp.hostname;
   f.to = to;
-  f.final_recipient = work.list.address;
+  f.final_recipient = work.owner_mail ? work.post.list : work.list.address;
   f.status = reply.enhanced.empty() ? "5.0.0" : reply.enhanced;
   f.remote_mta = config_.delivery.smarthost.host;
-  f.diagnostic = Describe(reply);
-  f.explanation = "Your post to " + work.list.address +
+  // The full reply only to the owner: the remote text may name a member.
+  f.diagnostic =
+      to_owner ? Describe(reply) : SenderDiagnostic(reply, "the mail server refused the message");
+  f.explanation = "Your " + std::string(work.owner_mail ? "message" : "post") + " to " +
+                  f.final_recipient +
                   " could not be delivered: the mail server refused the message itself. "
                   "No member received it from this attempt.";
   f.original_message = work.post.message;
@@ -688,7 +812,22 @@ void Deliverer::SendMessageFailure(PostWork& work, const net::SmtpRecipientResul
            "delivery status notification for a refused post",
            {{"id", work.post.id},
             {"to", to},
+            {"smarthost_reply", Describe(reply)},
             {"result", sent.ok() ? Describe(*sent) : sent.error().message}});
+}
+
+void Deliverer::SendDsn(const mime::DsnFailure& f, Worker& worker) {
+  auto sent = SendOne(config_, worker, "", f.to, mime::MakeDsn(f));
+  if (!sent.ok() || sent->code / 100 == 4) {
+    // Tried once more at the next pass is not possible (the post is gone): logged instead.
+    net::Log(net::LogLevel::kWarning, "delivery status notification for an expired post not sent",
+             {{"to", f.to},
+              {"list", f.final_recipient},
+              {"error", sent.ok() ? Describe(*sent) : sent.error().message}});
+    return;
+  }
+  net::Log(net::LogLevel::kInfo, "delivery status notification for an expired post",
+           {{"to", f.to}, {"list", f.final_recipient}, {"result", Describe(*sent)}});
 }
 
 }  // namespace blindlist::listd

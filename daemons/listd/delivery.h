@@ -5,11 +5,14 @@
 // plain batches when VERP is off. Per recipient: 2xx crossed off, 4xx retried with exponential
 // backoff until max_age; a 5xx to RCPT is that member's bounce (scored by the list store's
 // rules); a 5xx to DATA or after the body is a refusal of the message: nobody's score changes
-// and the post's sender (or the list owner) gets a DSN. Each batch's results are written to the
-// queue file when it ends and synced every few batches, so a crash repeats at most those
-// batches (duplicates, never a loss). The workers also send the probes and owner notices the
-// list store has waiting.
-// Thread-safety: RunOnce from one thread (the runner's); the workers are internal.
+// and the post's sender (or the list owner) gets a DSN with the reply's codes and a fixed text
+// (the remote text, which may name a member, goes to the log and to the owner only). A post
+// whose copies expire (4xx until max_age) gets one DSN when it leaves the queue: to its sender
+// when the message itself was deferred, to the owner when only members' RCPTs were. Each batch's
+// results are written to the queue file when it ends and synced every few batches, so a crash
+// repeats at most those batches (duplicates, never a loss). The workers also send the probes and
+// owner notices the list store has waiting. Thread-safety: RunOnce from one thread (the runner's);
+// the workers are internal.
 #pragma once
 
 #include <condition_variable>
@@ -25,6 +28,7 @@
 #include <vector>
 
 #include "config.h"
+#include "mime/dsn.h"
 #include "net/smtp_client.h"
 #include "obs/metrics.h"
 #include "spool/spool.h"
@@ -66,6 +70,13 @@ class Deliverer {
   void SendProbe(const store::BounceNotice& notice, Worker& worker);
   void SendOwnerNotice(const store::BounceNotice& notice, Worker& worker);
   void SendMessageFailure(PostWork& work, const net::SmtpRecipientResult& reply, Worker& worker);
+  // What the expiry report of a post needs, gathered as its copies expire.
+  struct ExpiryNote {
+    bool message = false;            // some copy expired on a reply about the message itself
+    net::SmtpRecipientResult reply;  // the last reply before expiry
+  };
+  void QueueExpiryReport(const PostWork& work, const ExpiryNote& note, std::size_t expired);
+  void SendDsn(const mime::DsnFailure& f, Worker& worker);
   void Settle(PostWork& work, std::size_t index, const net::SmtpRecipientResult& reply,
               std::vector<std::pair<std::size_t, spool::RecipientEntry>>& updates);
   std::int64_t Backoff(int attempts) const;
@@ -83,6 +94,7 @@ class Deliverer {
   bool stopping_ = false;
   std::set<std::string> in_flight_;               // posts and notices handed to workers
   std::map<std::string, std::int64_t> next_due_;  // post id -> earliest pending retry
+  std::map<std::string, ExpiryNote> expiries_;    // post id -> why its copies expired
   std::int64_t next_notice_scan_ = 0;
   std::vector<std::thread> workers_;
 };

@@ -24,6 +24,7 @@
 #include "mime/smime.h"
 #include "mime/smime_shape.h"
 #include "obs/log.h"
+#include "owner_alias.h"
 
 namespace blindlist::listd {
 namespace {
@@ -305,15 +306,67 @@ Status IncomingProcessor::Hold(const spool::IncomingPost& post, const store::Mai
       post.id, "held, not forwarded: the " + list.reading + " re-wrap cannot use it: " + reason);
 }
 
+// Whether the post comes from an enabled member: its envelope sender or its From address.
+Result<bool> IncomingProcessor::FromMember(const spool::IncomingPost& post,
+                                           const store::MailingList& list) {
+  std::vector<std::string> candidates = {NormaliseAddress(post.sender)};
+  const std::string from = MailboxOf(HeaderValue(post.message, "From"));
+  if (!from.empty()) candidates.push_back(NormaliseAddress(from));
+  for (const std::string& who : candidates) {
+    if (who.empty()) continue;
+    BL_TRY_ASSIGN(auto m, lists_->FindMember(list.id, who));
+    if (m.has_value() && m->enabled) return true;
+  }
+  return false;
+}
+
+// Mail to LIST-owner@ (owner_alias.h): forwarded as received, with the alias's X-Loop field on
+// top, from its own envelope sender, to the owner address the list sets now.
+Status IncomingProcessor::PrepareOwnerMail(spool::IncomingPost& post,
+                                           const store::MailingList& list) {
+  if (list.owner.empty()) {
+    net::Log(net::LogLevel::kWarning, "mail for the owner held: the list has no owner address",
+             {{"id", post.id}, {"list", list.address}});
+    return spool_->Quarantine(post.id, "held: " + list.address + " has no owner address now");
+  }
+  const std::string trace = OwnerTraceField(post.list) + "\r\n";
+  spool::ActivePost active;
+  active.id = post.id;
+  active.list = post.list;
+  active.envelope_sender = post.sender;
+  active.received_at = post.received_at;
+  spool::RecipientEntry e;
+  e.address = list.owner;
+  active.recipients.push_back(std::move(e));
+  BL_TRY(spool_->Activate(active, {trace, post.message}));
+  net::Log(net::LogLevel::kInfo, "mail for the owner ready",
+           {{"id", post.id}, {"list", list.address}, {"owner", list.owner}});
+  return Status::Ok();
+}
+
 Status IncomingProcessor::Prepare(spool::IncomingPost& post) {
   BL_TRY_ASSIGN(auto found, lists_->FindList(post.list));
   if (!found) {
+    BL_TRY_ASSIGN(auto owned, FindListByOwnerAlias(*lists_, post.list));
+    if (owned) return PrepareOwnerMail(post, *owned);
     // The list was deleted after the post was accepted: keep the post, aside.
     net::Log(net::LogLevel::kWarning, "list no longer exists; post moved aside",
              {{"id", post.id}, {"list", post.list}});
     return spool_->Quarantine(post.id, "list " + post.list + " no longer exists");
   }
   const store::MailingList& list = *found;
+  if (list.posting != "open") {
+    // Checked here, after the 250, so the SMTP reply never says who is a member (acceptor.h).
+    BL_TRY_ASSIGN(bool member, FromMember(post, list));
+    if (!member) {
+      net::Log(net::LogLevel::kWarning,
+               "post held for the owner: the sender is not an enabled member",
+               {{"id", post.id}, {"list", list.address}, {"sender", post.sender}});
+      if (metrics_ != nullptr) metrics_->Increment("listd_posts_from_non_members_total", {});
+      return spool_->Quarantine(post.id, "held: not from an enabled member of " + list.address +
+                                             " (posting = members); sender " + post.sender);
+    }
+  }
 
   const ListIdentity identity{list.address, list.description, list.bounce_address};
   std::string rewrapped;

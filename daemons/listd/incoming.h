@@ -6,6 +6,10 @@
 // without it. After max_age it is moved aside, never deleted. A post the re-wrap
 // cannot parse (not one whole S/MIME object, or naming none of the list's
 // certificates) is moved aside at once: it is held, never forwarded as received.
+// On a members-only list a post whose envelope sender and From address are both not enabled
+// members is held the same way (moved aside with the reason), after the intake's 250, so the
+// reply never tells who is a member. Mail to a list's owner alias (owner_alias.h) becomes a
+// post to one recipient, the owner address, without List-* fields.
 // Thread-safety: one IncomingProcessor per thread (the runner's).
 #pragma once
 
@@ -75,6 +79,8 @@ class IncomingProcessor {
  private:
   void CountPickup(const std::string& id);
   Status Prepare(spool::IncomingPost& post);  // frees post.message once prepared
+  Status PrepareOwnerMail(spool::IncomingPost& post, const store::MailingList& list);
+  Result<bool> FromMember(const spool::IncomingPost& post, const store::MailingList& list);
   // Moves a post the re-wrap cannot use aside in the spool, with the reason.
   Status Hold(const spool::IncomingPost& post, const store::MailingList& list,
               const std::string& reason);

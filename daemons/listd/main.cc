@@ -40,6 +40,7 @@
 #include "net/smtp_server.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
+#include "owner_alias.h"
 #include "roster_sync.h"
 #include "smtp_intake.h"
 #include "spool/spool.h"
@@ -90,6 +91,12 @@ class RunnerSignal {
 std::int64_t Now() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
 int RunPipe(const listd::Config& config, const std::string& list, const std::string& sender) {
+  // A sender no queue file can hold is permanent, whatever else is wrong (65, EX_DATAERR).
+  if (listd::Verdict bad = listd::CheckSender(sender); !bad.ok()) {
+    std::fprintf(stderr, "blindlist-listd: %d %s %s\n", bad.code, bad.enhanced.c_str(),
+                 bad.text.c_str());
+    return listd::SysexitOf(bad);
+  }
   // sysexits: a configuration or store problem is temporary for the MTA.
   auto lists = store::OpenListStore(config.store_url);
   if (!lists.ok()) {
@@ -124,7 +131,9 @@ int RunPipe(const listd::Config& config, const std::string& list, const std::str
     const bool no_key_yet = !key.ok() && ::access(key_path.c_str(), F_OK) != 0 && errno == ENOENT;
     const bool post_to_list = to.find('+') == std::string::npos && [&] {
       auto found = (*lists)->FindList(to);
-      return found.ok() && found->has_value();
+      if (found.ok() && found->has_value()) return true;
+      auto owned = listd::FindListByOwnerAlias(**lists, to);  // mail for the owner
+      return owned.ok() && owned->has_value();
     }();
     if (no_key_yet && post_to_list) {
       // A post, not a report: nothing to verify.
@@ -137,8 +146,9 @@ int RunPipe(const listd::Config& config, const std::string& list, const std::str
     }
   }
   listd::Verdict v = acceptor.Accept(listd::NormaliseAddress(list), sender, message);
-  std::fprintf(v.ok() ? stdout : stderr, "%s%s %s\n",
-               v.ok() ? "" : "blindlist-listd: ", v.enhanced.c_str(), v.text.c_str());
+  // The reply as SMTP would give it: "250 2.0.0 queued as ID", or the refusal.
+  std::fprintf(v.ok() ? stdout : stderr, "%s%d %s %s\n", v.ok() ? "" : "blindlist-listd: ", v.code,
+               v.enhanced.c_str(), v.text.c_str());
   return listd::SysexitOf(v);
 }
 

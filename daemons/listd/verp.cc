@@ -36,6 +36,14 @@ std::string Base32(ByteView bytes) {
   return out;
 }
 
+std::string AsciiLower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
 // Length-prefixed, so no two inputs frame to the same bytes.
 std::string Frame(std::string_view s) { return std::to_string(s.size()) + ":" + std::string(s); }
 
@@ -98,7 +106,8 @@ Result<std::string> VerpSigner::Mac(char kind, std::string_view list, std::strin
   const std::string k(1, kind);
   const std::string a = Frame(list);
   const std::string b = Frame(id);
-  const std::string c = Frame(member);
+  // The member without case: an MTA may change the case of the tagged address on its way back.
+  const std::string c = Frame(AsciiLower(member));
   BL_TRY_ASSIGN(Bytes mac, crypto::HmacSha256(key_, {AsBytes("blindlist-verp-1:"), AsBytes(k),
                                                      AsBytes(a), AsBytes(b), AsBytes(c)}));
   return Base32(ByteView(mac.data(), kMacBytes));
@@ -127,9 +136,10 @@ Result<std::string> VerpSigner::BatchSender(std::string_view bounce_address, std
 }
 
 bool VerpSigner::Verify(std::string_view list, const VerpTag& tag) const {
-  auto expected = Mac(tag.kind, list, tag.id, tag.kind == 'x' ? "" : tag.member);
+  // Ids are lower-case hex or decimal: an upper-cased one is the same id.
+  auto expected = Mac(tag.kind, list, AsciiLower(tag.id), tag.kind == 'x' ? "" : tag.member);
   if (!expected.ok()) return false;
-  return ConstantTimeEqual(AsBytes(*expected), AsBytes(tag.mac));
+  return crypto::TokenEqualIgnoringCase(*expected, tag.mac);
 }
 
 std::optional<TaggedAddress> SplitTag(std::string_view address) {
@@ -146,7 +156,7 @@ std::optional<VerpTag> ParseTag(std::string_view tag) {
   const std::size_t plus = tag.find('+');
   if (plus == std::string_view::npos || tag.size() < 4 || tag[1] != '.') return std::nullopt;
   VerpTag t;
-  t.kind = tag[0];
+  t.kind = static_cast<char>(tag[0] >= 'A' && tag[0] <= 'Z' ? tag[0] - 'A' + 'a' : tag[0]);
   if (t.kind != 'm' && t.kind != 'x' && t.kind != 'p') return std::nullopt;
   const std::string_view head = tag.substr(2, plus - 2);
   const std::size_t dot = head.rfind('.');

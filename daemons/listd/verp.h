@@ -7,6 +7,9 @@
 //      MAC over (list, post id) only, so the member part is checked against the list instead
 //   p  a probe: MAC over (list, probe time, member)
 // MAC: HMAC-SHA256 under the key, first 10 bytes, base32 lower case (16 characters).
+// A tag is read without case (an MTA may upper- or lower-case the local part on the way back):
+// the kind, the id and the MAC are compared without case (the MAC in constant time), and the
+// member is covered by the MAC in lower case.
 // Thread-safety: a VerpSigner is immutable after construction; safe from many threads.
 #pragma once
 
@@ -44,7 +47,7 @@ class VerpSigner {
   // The MAIL FROM of an XVERP batch (kind 'x'); Postfix appends each member.
   Result<std::string> BatchSender(std::string_view bounce_address, std::string_view list,
                                   std::string_view post_id) const;
-  // Whether the tag's MAC is right, compared in constant time.
+  // Whether the tag's MAC is right, compared without case in constant time.
   bool Verify(std::string_view list, const VerpTag& tag) const;
 
  private:

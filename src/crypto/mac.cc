@@ -39,4 +39,19 @@ Result<Bytes> HmacSha256(const SecretBytes& key, std::initializer_list<ByteView>
   return out;
 }
 
+bool TokenEqualIgnoringCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  // ASCII upper case to lower case without a branch: 0x20 is added exactly when the byte is in
+  // 'A'..'Z'.
+  const auto fold = [](unsigned char c) -> unsigned {
+    const unsigned upper = static_cast<unsigned>(static_cast<unsigned>(c - 'A') < 26U);
+    return c | (upper << 5U);
+  };
+  unsigned diff = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    diff |= fold(static_cast<unsigned char>(a[i])) ^ fold(static_cast<unsigned char>(b[i]));
+  }
+  return diff == 0;
+}
+
 }  // namespace blindlist::crypto

@@ -152,7 +152,13 @@ Result<SmtpCommand> ParsePathAndParameters(SmtpCommand cmd, std::string_view res
     const std::string key = Upper(item.substr(0, eq));
     std::string value =
         eq == std::string_view::npos ? std::string() : std::string(item.substr(eq + 1));
-    if (!IsKeyword(key) || (eq != std::string_view::npos && !IsParameterValue(value))) {
+    // Postfix's XVERP takes its delimiters as the value ("XVERP=+="), '=' included.
+    const bool value_ok =
+        key == "XVERP"
+            ? value.size() <= 2 && std::all_of(value.begin(), value.end(),
+                                               [](unsigned char c) { return c >= 33 && c <= 126; })
+            : IsParameterValue(value);
+    if (!IsKeyword(key) || (eq != std::string_view::npos && !value_ok)) {
       return SyntaxError("501 5.5.4 Malformed parameter");
     }
     for (const auto& [k, v] : cmd.parameters) {
@@ -161,6 +167,8 @@ Result<SmtpCommand> ParsePathAndParameters(SmtpCommand cmd, std::string_view res
     if (!is_mail) return SyntaxError("555 5.5.4 Unsupported RCPT TO parameter " + key);
     if (key == "SIZE") {
       if (!IsDigits(value) || value.size() > 19) return SyntaxError("501 5.5.4 Bad SIZE value");
+    } else if (key == "XVERP") {
+      // Accepted by the parser; the session refuses it unless it offers XVERP.
     } else if (key == "BODY") {
       value = Upper(value);
       if (value != "7BIT" && value != "8BITMIME") {

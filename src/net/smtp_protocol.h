@@ -135,6 +135,7 @@ struct SmtpEnvelope {
   bool tls = false;
   std::string mail_from;                       // "" for the null sender <>
   std::optional<std::uint64_t> declared_size;  // MAIL FROM SIZE=
+  bool xverp = false;                          // MAIL FROM XVERP (offer_xverp only)
   std::vector<std::string> recipients;         // accepted so far
 };
 
@@ -147,6 +148,9 @@ struct SmtpSessionConfig {
   int max_commands = 1000;
   int max_errors = 10;
   bool starttls_available = false;  // a TLS context exists: STARTTLS is offered
+  // Offer Postfix's XVERP in EHLO and take MAIL FROM's XVERP parameter (recorded in the
+  // envelope, nothing else done with it): for test and benchmark sinks standing in for Postfix.
+  bool offer_xverp = false;
 };
 
 // One server session of SMTP or LMTP as a state machine: bytes in, replies and actions out.

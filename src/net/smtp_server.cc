@@ -163,7 +163,8 @@ struct SmtpServer::Impl : ConnectionHandler {
                              config.max_recipients,
                              config.max_commands,
                              config.max_errors,
-                             starttls_available};
+                             starttls_available,
+                             config.offer_xverp};
   }
   // Sends the collected replies. False: the connection is gone.
   static asio::awaitable<bool> Flush(Connection& conn, std::string& out, const std::string& peer);

@@ -55,6 +55,7 @@ struct SmtpServerConfig {
   int threads = 2;
   int max_connections = 256;
   int max_connections_per_peer = 32;
+  bool offer_xverp = false;  // see SmtpSessionConfig: test and benchmark sinks only
 };
 
 class SmtpServer {

@@ -192,6 +192,7 @@ std::optional<SmtpSession::Action> SmtpSession::Hello(const SmtpCommand& cmd) {
   std::string text = config_.hostname + "\nPIPELINING\nSIZE " +
                      std::to_string(config_.max_message_bytes) + "\n8BITMIME\nENHANCEDSTATUSCODES";
   if (config_.starttls_available && !env_.tls) text += "\nSTARTTLS";
+  if (config_.offer_xverp) text += "\nXVERP";
   // No enhanced code on EHLO lines: clients parse the keywords.
   Reply(250, "", std::move(text));
   return std::nullopt;
@@ -200,9 +201,16 @@ std::optional<SmtpSession::Action> SmtpSession::Hello(const SmtpCommand& cmd) {
 std::optional<SmtpSession::Action> SmtpSession::Mail(const SmtpCommand& cmd) {
   if (in_transaction_) return BadCommand(SmtpReply{503, "5.5.1", "Nested MAIL command"});
   env_.declared_size.reset();
+  env_.xverp = false;
   for (const auto& [key, value] : cmd.parameters) {
     // ParseCommand allows at most 19 digits: the value fits.
     if (key == "SIZE") env_.declared_size = std::stoull(value);
+    if (key == "XVERP") {
+      if (!config_.offer_xverp) {
+        return BadCommand(SmtpReply{555, "5.5.4", "Unsupported MAIL FROM parameter XVERP"});
+      }
+      env_.xverp = true;
+    }
   }
   if (env_.declared_size && *env_.declared_size > config_.max_message_bytes) {
     Reply(552, "5.3.4", "Message size exceeds fixed maximum message size");

@@ -75,6 +75,21 @@ struct Driver {
   bool closed = false;
 };
 
+TEST(SmtpSession, XverpOnlyWhenOffered) {
+  Driver plain;
+  plain.Run("");
+  EXPECT_EQ(plain.Run("EHLO c\r\n").find("XVERP"), std::string::npos);
+  EXPECT_EQ(plain.Run("MAIL FROM:<l-bounces+x.1.m@d.example> XVERP=+=\r\n").substr(0, 9),
+            "555 5.5.4");
+  SmtpSessionConfig c = Config();
+  c.offer_xverp = true;
+  Driver x(c);
+  x.Run("");
+  EXPECT_NE(x.Run("EHLO c\r\n").find("250 XVERP\r\n"), std::string::npos);
+  EXPECT_EQ(x.Run("MAIL FROM:<l-bounces+x.1.m@d.example> XVERP=+=\r\n").substr(0, 3), "250");
+  EXPECT_TRUE(x.session.envelope().xverp);
+}
+
 TEST(SmtpSession, GreetsAndAnswersEhlo) {
   Driver d;
   EXPECT_EQ(d.Run(""), "220 mx.test ESMTP blindlist ready\r\n");

@@ -77,6 +77,14 @@ bool EqualIgnoringCase(std::string_view a, std::string_view b) {
                                             [&](char x, char y) { return lower(x) == lower(y); });
 }
 
+std::string AsciiLower(std::string_view s) {
+  std::string out(s);
+  for (char& ch : out) {
+    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+  }
+  return out;
+}
+
 std::int64_t Now() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
 Error NotFound(std::string what) { return MakeError("not-found", std::move(what)); }
@@ -291,15 +299,11 @@ class SqlListStore final : public ListStore {
   }
 
   Result<std::optional<MailingList>> FindList(const std::string& address) override {
-    return Read([&](sql::Connection& c) {
-      return LoadList(c, "address = $1", {CanonicalMailbox(address)});
-    });
+    return Read([&](sql::Connection& c) { return LoadByAddress(c, "address", address); });
   }
 
   Result<std::optional<MailingList>> FindListByBounceAddress(const std::string& address) override {
-    return Read([&](sql::Connection& c) {
-      return LoadList(c, "bounce_address = $1", {CanonicalMailbox(address)});
-    });
+    return Read([&](sql::Connection& c) { return LoadByAddress(c, "bounce_address", address); });
   }
 
   Result<std::vector<MailingList>> ListLists() override {
@@ -653,12 +657,14 @@ class SqlListStore final : public ListStore {
   // "exists" when another list (not `self_id`) uses the list's address or bounce
   // address, as either of its two addresses.
   static Status AddressesFree(sql::Connection& c, const MailingList& list, std::int64_t self_id) {
-    BL_TRY_ASSIGN(auto rows, c.Query("SELECT address FROM lists WHERE id <> $3 AND "
-                                     "(address IN ($1, $2) OR bounce_address IN ($1, $2))",
-                                     {list.address, list.bounce_address, self_id}));
+    // Without case in the local part (ASCII), as lists are found.
+    BL_TRY_ASSIGN(auto rows,
+                  c.Query("SELECT address FROM lists WHERE id <> $3 AND "
+                          "(lower(address) IN ($1, $2) OR lower(bounce_address) IN ($1, $2))",
+                          {AsciiLower(list.address), AsciiLower(list.bounce_address), self_id}));
     if (rows.empty()) return Status::Ok();
     const std::string other = sql::AsText(rows[0][0]);
-    if (other == list.address) return Exists("a list at " + list.address + " exists");
+    if (EqualIgnoringCase(other, list.address)) return Exists("a list at " + other + " exists");
     return Exists("the list " + other + " already uses " + list.address + " or " +
                   list.bounce_address);
   }
@@ -681,6 +687,19 @@ class SqlListStore final : public ListStore {
     out.reserve(rows.size());
     for (const sql::Row& r : rows) out.push_back(sql::AsBlob(r[0]));
     return out;
+  }
+
+  // The list whose `column` is `address`: as stored first, then without case in the local
+  // part too (ASCII; RFC 5321 lets a receiver compare local parts without case, and MTAs
+  // rewrite them). No two lists differ only in case (AddressesFree).
+  static Result<std::optional<MailingList>> LoadByAddress(sql::Connection& c,
+                                                          std::string_view column,
+                                                          const std::string& address) {
+    const std::string canonical = CanonicalMailbox(address);
+    BL_TRY_ASSIGN(auto exact, LoadList(c, std::string(column) + " = $1", {canonical}));
+    if (exact || AsciiLower(canonical) == canonical) return exact;
+    return LoadList(c, "lower(" + std::string(column) + ") = $1 ORDER BY id LIMIT 1",
+                    {AsciiLower(canonical)});
   }
 
   static Result<std::optional<MailingList>> LoadList(sql::Connection& c, std::string_view where,

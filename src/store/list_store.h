@@ -5,7 +5,8 @@
 // or PostgreSQL (several listd nodes sharing it), over the SQL layer in sql.h.
 //
 // Addresses are compared with their domain lowercased (CanonicalMailbox);
-// the local part is kept as given.
+// the local part is kept as given. List and bounce addresses are found without case in the
+// local part too (ASCII letters), and no two lists differ only in case.
 //
 // Thread-safety: a ListStore is safe to use from many threads; each call takes
 // its own pooled connection. Errors: "invalid-argument", "not-found",
@@ -129,7 +130,7 @@ class ListStore {
   virtual Status UpdateList(const MailingList& list) = 0;
   // The list with its certificates and delivery list. "not-found".
   virtual Status DeleteList(const std::string& address) = 0;
-  // Case-insensitive in the domain.
+  // Case-insensitive in the domain, and in the local part (ASCII) when no exact match exists.
   virtual Result<std::optional<MailingList>> FindList(const std::string& address) = 0;
   virtual Result<std::optional<MailingList>> FindListByBounceAddress(
       const std::string& address) = 0;

@@ -399,12 +399,18 @@ TEST_P(ListStoreTest, UpdatesSettingsAndReplacesCertificates) {
 
 TEST_P(ListStoreTest, ListsInByteOrderAndDeletesWithMembers) {
   const MailingList b = Make("b@example.org");
-  Make("B@example.org");
+  Make("C@example.org");
   Make("a@example.org");
+  // No two lists differ only in case: they are found without case.
+  EXPECT_ERROR(store_->CreateList(MakeList("B@example.org")), "exists");
+  auto upper = store_->FindList("B@EXAMPLE.org");
+  ASSERT_OK(upper);
+  ASSERT_TRUE(upper->has_value());
+  EXPECT_EQ((*upper)->address, "b@example.org");
   auto all = store_->ListLists();
   ASSERT_OK(all);
   ASSERT_EQ(all->size(), 3u);
-  EXPECT_EQ((*all)[0].address, "B@example.org");
+  EXPECT_EQ((*all)[0].address, "C@example.org");
   EXPECT_EQ((*all)[1].address, "a@example.org");
   EXPECT_EQ((*all)[2].address, "b@example.org");
   EXPECT_EQ((*all)[2].certificates.size(), 1u);

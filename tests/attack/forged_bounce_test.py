@@ -63,9 +63,9 @@ class ForgedBounceTest(harness.TestCase):
         for lst, extra, members in ((TEAM, [], MEMBERS + ["gone@example.org"]),
                                     (REFUSE, [], MEMBERS),
                                     (PROBE, ["--bounce-threshold", "1"], ["gone@example.org", "late@example.org"])):
-            cls.l.lists("create", lst, "--group", TEAM, "--certificate", cls.cert, "--posting", "open", *extra)
+            cls.l.lists("create", lst, "--group", TEAM, "--certificate", cls.cert, "--force", "--posting", "open", *extra)
             cls.l.lists("member", "add", lst, *members)
-        cls.x.lists("create", XV, "--group", TEAM, "--certificate", cls.cert, "--posting", "open")
+        cls.x.lists("create", XV, "--group", TEAM, "--certificate", cls.cert, "--force", "--posting", "open")
         cls.x.lists("member", "add", XV, *MEMBERS)
         time.sleep(1.1)  # members are added strictly before any post
         cls.l.start()

@@ -117,7 +117,7 @@ class ListCliTest(unittest.TestCase):
         self.assertIn("contradict", self.fails("set", "team@example.org", "--require-aead", "--allow-cbc"))
         self.bl("set", "team@example.org", "--allow-cbc")
         self.assertFalse(self.show_json()["require_aead"])
-        self.create("aead@example.org", "--require-aead")
+        self.create("aead@example.org", "--require-aead", "--force")
         self.assertTrue(self.show_json("aead@example.org")["require_aead"])
         self.assertIn(b"EFAIL", self.bl("set", "--help").stdout)
         self.bl("delete", "aead@example.org")
@@ -134,9 +134,13 @@ class ListCliTest(unittest.TestCase):
         self.assertIn("notes.txt is not a usable X.509 certificate", line)
         self.assertIn("no list at", self.fails("show", "team@example.org"))
 
-        # A certificate for another address is accepted with a warning.
+        # A certificate for another address is refused, and taken with --force (and a warning).
         other = make_cert(self.dir, "other", "other@example.org")
-        p = self.bl("create", "team@example.org", "--group", "team", "--certificate", other)
+        line = self.fails("create", "team@example.org", "--group", "team", "--certificate", other)
+        self.assertIn("is not for team@example.org", line)
+        self.assertIn("--force", line)
+        self.assertIn("no list at", self.fails("show", "team@example.org"))
+        p = self.bl("create", "team@example.org", "--group", "team", "--certificate", other, "--force")
         self.assertIn(b"warning: ", p.stderr)
         self.assertIn(b"other@example.org", p.stderr)
 
@@ -239,7 +243,7 @@ class ListCliTest(unittest.TestCase):
                                     "old@example.net"])
 
         # The export imports again as it is, into another list, and exports the same.
-        self.create("other@example.org")
+        self.create("other@example.org", "--force")
         dump = write(os.path.join(self.dir, "dump.txt"), "\n".join(exported) + "\n")
         p = self.bl("member", "import", "other@example.org", "--file", dump, "--json")
         self.assertEqual(json.loads(p.stdout), {"list": "other@example.org", "lines": 4, "added": 4,

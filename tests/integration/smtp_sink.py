@@ -2,7 +2,8 @@
 """A real SMTP sink for listd's tests, on Debian's python3-aiosmtpd.
 
 Usage: smtp_sink.py --dir DIR --port-file FILE [--reject ADDR=CODE ...] [--hostname H]
-                    [--xverp] [--data-reply CODE [--data-reply-match TEXT]] [--refuse-bare-lf]
+                    [--xverp] [--data-reply CODE [--data-reply-match TEXT] [--data-reply-echo]]
+                    [--data-defer-match TEXT] [--refuse-bare-lf]
 
 Every accepted message is written to DIR/msg-N.eml; every accepted
 (message, recipient) pair is appended to DIR/deliveries.jsonl as
@@ -12,7 +13,10 @@ and expands it as Postfix does: the recorded mail_from of each recipient is the
 sender's local part + "+" + local=domain of the recipient. --data-reply CODE
 refuses the message after its body with CODE (5.6.0), every message with a
 sender (null-sender reports pass) or only those containing TEXT (--data-reply-match); refused messages are recorded in
-DIR/refused.jsonl. --refuse-bare-lf makes it a strict
+DIR/refused.jsonl. The enhanced code is 5.6.0 for a 5xx and 4.3.0 for a 4xx; --data-reply-echo
+puts the recipients' addresses in the reply text, as many real MTAs do. --data-defer-match TEXT
+answers 451 4.3.0 after the body of every message with a sender that contains TEXT (a receiver
+that defers the message itself, forever). --refuse-bare-lf makes it a strict
 receiver, as many MTAs now are against SMTP smuggling: DATA gets 550 5.6.0 when
 the message holds a LF not preceded by CR or a CR not followed by LF. The check
 reads the bytes as they came off the wire (aiosmtpd splits DATA only at CRLF and
@@ -40,13 +44,16 @@ def has_bare_line_end(data):
 
 
 class Recorder:
-    def __init__(self, directory, rejects, xverp=False, data_reply=None, data_match=None, refuse_bare_lf=False):
+    def __init__(self, directory, rejects, xverp=False, data_reply=None, data_match=None, refuse_bare_lf=False,
+                 data_echo=False):
         self.dir = directory
         self.rejects = rejects
         self.xverp = xverp
         self.data_reply = data_reply
         self.data_match = data_match.encode() if data_match else None
         self.refuse_bare_lf = refuse_bare_lf
+        self.data_echo = data_echo
+        self.defer_match = None
         # A restarted sink goes on numbering after the files already there, so earlier
         # delivery records keep pointing at their own messages.
         self.count = len([n for n in os.listdir(directory) if n.startswith("msg-")])
@@ -81,13 +88,19 @@ class Recorder:
                                       "reason": "bare LF or CR"}) + "\n")
             return "550 5.6.0 bare LF or bare CR in the message (RFC 5321 section 2.3.8)"
         content = envelope.original_content or envelope.content
+        if self.defer_match and envelope.mail_from not in ("", "<>") and self.defer_match in content:
+            with self.lock, open(os.path.join(self.dir, "deferred.jsonl"), "a") as log:
+                log.write(json.dumps({"rcpts": envelope.rcpt_tos, "mail_from": envelope.mail_from}) + "\n")
+            return "451 4.3.0 message for <%s> deferred after its body" % ">, <".join(envelope.rcpt_tos)
         # A report from the null sender (a DSN) is never refused, so it can reach its reader.
         if self.data_reply and envelope.mail_from not in ("", "<>") and (self.data_match is None or self.data_match in content):
             with self.lock:
                 with open(os.path.join(self.dir, "refused.jsonl"), "a") as log:
                     log.write(json.dumps({"rcpts": envelope.rcpt_tos,
                                           "mail_from": envelope.mail_from}) + "\n")
-            return "%s 5.6.0 message refused after its body" % self.data_reply
+            enhanced = "4.3.0" if self.data_reply.startswith("4") else "5.6.0"
+            echo = " for <%s>" % ">, <".join(envelope.rcpt_tos) if self.data_echo else ""
+            return "%s %s message%s refused after its body" % (self.data_reply, enhanced, echo)
         with self.lock:
             self.count += 1
             name = "msg-%d.eml" % self.count
@@ -134,6 +147,8 @@ def main():
     ap.add_argument("--data-reply", default=None)
     ap.add_argument("--data-reply-match", default=None)
     ap.add_argument("--refuse-bare-lf", action="store_true")
+    ap.add_argument("--data-reply-echo", action="store_true")
+    ap.add_argument("--data-defer-match", default=None)
     args = ap.parse_args()
     rejects = {}
     for r in args.reject:
@@ -141,7 +156,9 @@ def main():
         rejects[addr.lower()] = code
     os.makedirs(args.dir, exist_ok=True)
     handler = Recorder(args.dir, rejects, args.xverp, args.data_reply, args.data_reply_match,
-                       args.refuse_bare_lf)
+                       args.refuse_bare_lf, args.data_reply_echo)
+    if args.data_defer_match:
+        handler.defer_match = args.data_defer_match.encode()
 
     class SinkSMTP(SMTP):
         async def smtp_MAIL(self, arg):
