@@ -1,12 +1,10 @@
 // S/MIME envelopes in and out, and RFC 9788 header protection (docs/header-protection.md).
 //
-// GMime parses what needs MIME knowledge (Content-Type parameters with their quoting, comments
-// and RFC 2231 forms; base64 decoding). Header sections are split by hand: header protection
-// must give back the original bytes, folds and line endings included, and GMime re-serialises.
+// Content-Type and Content-Disposition parameters are read as GMime reads them (media_type.h),
+// without linking GMime, so the envelope commands start fast. Header sections are split by hand:
+// header protection must give back the original bytes, folds and line endings included.
 
 #include "mime/smime.h"
-
-#include <gmime/gmime.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -18,7 +16,8 @@
 #include <string_view>
 #include <vector>
 
-#include "mime/gmime_support.h"
+#include "mime/base64_lines.h"
+#include "mime/media_type.h"
 #include "mime/smime_common.h"
 
 namespace blindlist::mime {
@@ -111,55 +110,14 @@ std::optional<ParameterSpan> FindParameter(const ParameterScan& scan, std::strin
 // ---------------------------------------------------------------------------------------------
 // Base64
 
-// Strict: only the alphabet, line white space and final padding. GMime's decoder skips what it
-// does not know, so the text is checked here first and a corrupted body is an error, not data.
-Result<Bytes> DecodeBase64Strict(std::string_view text) {
-  std::string compact;
-  compact.reserve(text.size());
-  int padding = 0;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (IsLineSpace(c)) continue;
-    if (c == '=') {
-      if (++padding > 2)
-        return MakeError("bad-base64", "base64 has more than two '=' pad characters");
-    } else if (IsBase64Alphabet(c)) {
-      if (padding > 0) return MakeError("bad-base64", "base64 continues after its '=' padding");
-    } else {
-      char hex[8];
-      std::snprintf(hex, sizeof hex, "0x%02x",
-                    static_cast<unsigned>(static_cast<unsigned char>(c)));
-      return MakeError("bad-base64", std::string("invalid character ") + hex +
-                                         " in base64 at offset " + std::to_string(i));
-    }
-    compact.push_back(c);
-  }
-  if (compact.empty()) return MakeError("bad-base64", "base64 text is empty");
-  if (compact.size() % 4 != 0) {
-    return MakeError("bad-base64", "base64 length " + std::to_string(compact.size()) +
-                                       " is not a multiple of 4 (truncated or badly padded)");
-  }
-  Bytes out(compact.size() / 4 * 3 + 3);
-  int state = 0;
-  guint32 save = 0;
-  const std::size_t written =
-      g_mime_encoding_base64_decode_step(reinterpret_cast<const unsigned char*>(compact.data()),
-                                         compact.size(), out.data(), &state, &save);
-  out.resize(written);
-  return out;
-}
+// Strict: only the alphabet, line white space and final padding; a corrupted body is an error,
+// not data.
+Result<Bytes> DecodeBase64Strict(std::string_view text) { return DecodeBase64Lines(text); }
 
 // `line_length` characters a line, each line ended by `eol`.
 std::string EncodeBase64Lines(ByteView data, std::size_t line_length, std::string_view eol) {
-  gchar* encoded = g_base64_encode(data.data(), data.size());
-  const std::string_view text(encoded);
   std::string out;
-  out.reserve(text.size() + (text.size() / line_length + 1) * eol.size());
-  for (std::size_t pos = 0; pos < text.size(); pos += line_length) {
-    out += text.substr(pos, line_length);
-    out += eol;
-  }
-  g_free(encoded);
+  AppendBase64Lines(data, line_length, eol, out);
   return out;
 }
 
@@ -234,12 +192,9 @@ Result<SmimeEnvelope> ParsePemArmored(std::string_view text) {
 }
 
 std::string DispositionFilename(std::string_view value) {
-  const std::string unfolded = Unfold(value);
-  GObjectPtr<GMimeContentDisposition> disposition(
-      g_mime_content_disposition_parse(nullptr, unfolded.c_str()));
-  if (!disposition) return {};
-  const char* filename = g_mime_content_disposition_get_parameter(disposition.get(), "filename");
-  return filename ? filename : "";
+  const ParsedDisposition disposition = ParseDispositionValue(Unfold(value));
+  const MediaParameter* filename = FindMediaParameter(disposition.parameters, "filename");
+  return filename ? filename->value : "";
 }
 
 Status CheckSmimeMediaType(const MediaType& media, std::string_view disposition_filename) {
@@ -381,7 +336,6 @@ const RawField* FirstContentType(const RawHeaderSection& header) {
 // -----------------------------------------------------------------------------------------------
 
 Result<SmimeEnvelope> ParseSmime(std::string_view input) {
-  EnsureGMimeInitialised();
   if (input.empty()) return MakeError("not-smime", "input is empty");
   if (static_cast<unsigned char>(input.front()) == 0x30) {
     const ByteView raw = AsBytes(input);
@@ -421,7 +375,9 @@ std::string SerializeSmime(const SmimeEnvelope& envelope, bool auth_enveloped) {
       break;
   }
   const std::string_view eol = LineEndingOf(envelope.outer_headers);
-  std::string out = envelope.outer_headers;
+  std::string out;
+  out.reserve(envelope.outer_headers.size() + 256 + Base64LinesSize(envelope.cms.size(), 76, 2));
+  out += envelope.outer_headers;
   if (!out.empty() && out.back() != '\n') out += eol;
   const std::string_view smime_type = auth_enveloped ? "authEnveloped-data" : "enveloped-data";
   out += "MIME-Version: 1.0";
@@ -438,7 +394,7 @@ std::string SerializeSmime(const SmimeEnvelope& envelope, bool auth_enveloped) {
   out += "Content-Transfer-Encoding: base64";
   out += eol;
   out += eol;
-  out += EncodeBase64Lines(envelope.cms, 76, eol);
+  AppendBase64Lines(envelope.cms, 76, eol, out);
   return out;
 }
 
