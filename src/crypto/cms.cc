@@ -2,6 +2,7 @@
 
 #include <openssl/rsa.h>
 
+#include "crypto/cms_stream.h"
 #include "crypto/der.h"
 #include "crypto/primitives.h"
 
@@ -897,12 +898,60 @@ Result<SecretBytes> DecryptContent(const Envelope& env, const SecretBytes& cek) 
   return plain;
 }
 
-Result<Bytes> Encrypt(ByteView content, const std::vector<Certificate>& certs,
-                      const std::vector<GroupSecret>& secrets, const EncryptOptions& options) {
+// ---- streaming encryption (cms_stream.h) ----
+
+namespace {
+
+// A DER tag and definite length for `length` content octets.
+void AppendTlvHeader(Bytes& out, std::uint8_t tag, std::uint64_t length) {
+  out.push_back(tag);
+  if (length < 0x80) {
+    out.push_back(static_cast<std::uint8_t>(length));
+    return;
+  }
+  std::uint8_t octets[8];
+  int count = 0;
+  for (std::uint64_t v = length; v != 0; v >>= 8) octets[count++] = static_cast<std::uint8_t>(v);
+  out.push_back(static_cast<std::uint8_t>(0x80 | count));
+  for (int i = count - 1; i >= 0; --i) out.push_back(octets[i]);
+}
+
+std::uint64_t TlvHeaderSize(std::uint64_t length) {
+  Bytes header;
+  AppendTlvHeader(header, 0, length);
+  return header.size();
+}
+
+constexpr int kGcmTagLength = 16;
+
+}  // namespace
+
+struct StreamEncryptor::State {
+  ContentCipher cipher = ContentCipher::kAes256Gcm;
+  EvpCipherCtxPtr ctx;
+  std::uint64_t content_size = 0;
+  std::uint64_t fed = 0;
+  Bytes prefix;
+};
+
+StreamEncryptor::StreamEncryptor(std::unique_ptr<State> state) : state_(std::move(state)) {}
+StreamEncryptor::StreamEncryptor(StreamEncryptor&&) noexcept = default;
+StreamEncryptor& StreamEncryptor::operator=(StreamEncryptor&&) noexcept = default;
+StreamEncryptor::~StreamEncryptor() = default;
+
+ByteView StreamEncryptor::prefix() const { return state_->prefix; }
+
+Result<StreamEncryptor> StreamEncryptor::Start(std::uint64_t content_size,
+                                               const std::vector<Certificate>& certs,
+                                               const std::vector<GroupSecret>& secrets,
+                                               const EncryptOptions& options) {
   if (certs.empty() && secrets.empty()) return MakeError("usage", "no recipients");
-  ContentCipher c = options.cipher;
+  auto state = std::make_unique<State>();
+  const ContentCipher c = options.cipher;
+  state->cipher = c;
+  state->content_size = content_size;
   SecretBytes cek = RandomSecret(CekLength(c));
-  bool gcm = IsGcm(c);
+  const bool gcm = IsGcm(c);
   Bytes iv(gcm ? 12 : 16);
   BL_TRY(RandomBytes(iv.data(), iv.size()));
 
@@ -916,41 +965,99 @@ Result<Bytes> Encrypt(ByteView content, const std::vector<Certificate>& certs,
     BL_TRY_ASSIGN(Bytes ri, WrapCek(cek, secret));
     BL_TRY(env.AddRecipient(ri));
   }
-
-  EvpCipherCtxPtr ctx(EVP_CIPHER_CTX_new());
-  if (!ctx || EVP_EncryptInit_ex(ctx.get(), EvpCipher(c), nullptr, cek.data(), iv.data()) != 1) {
+  state->ctx.reset(EVP_CIPHER_CTX_new());
+  if (!state->ctx ||
+      EVP_EncryptInit_ex(state->ctx.get(), EvpCipher(c), nullptr, cek.data(), iv.data()) != 1) {
     return OsslError("crypto", "cipher setup failed");
   }
-  Bytes ciphertext(content.size() + 16);
-  int len = 0;
-  int total = 0;
-  if (EVP_EncryptUpdate(ctx.get(), ciphertext.data(), &len, content.data(),
-                        static_cast<int>(content.size())) != 1) {
-    return OsslError("crypto", "encryption failed");
-  }
-  total = len;
-  if (EVP_EncryptFinal_ex(ctx.get(), ciphertext.data() + total, &len) != 1) {
-    return OsslError("crypto", "encryption failed");
-  }
-  total += len;
-  ciphertext.resize(static_cast<std::size_t>(total));
 
-  Bytes params;
-  if (gcm) {
-    constexpr int kTagLen = 16;
-    env.mac.resize(kTagLen);
-    if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTagLen, env.mac.data()) != 1) {
+  // The ContentInfo as Envelope::Serialize writes it, with the encrypted content left out: DER,
+  // so every enclosing length follows from the content length (CBC pads to the next block).
+  const std::uint64_t ciphertext_size = gcm ? content_size : (content_size / 16 + 1) * 16;
+  const Bytes params = gcm ? der::Encode(der::kSequence, {der::Encode(der::kOctetString, iv),
+                                                          der::EncodeInteger(kGcmTagLength)})
+                           : der::Encode(der::kOctetString, iv);
+  Bytes eci_fields = der::Concat({der::EncodeOid(oid::kData), EncodeAlgorithmId(InfoFor(c).oid, params)});
+  AppendTlvHeader(eci_fields, der::ContextPrimitive(0), ciphertext_size);
+  const std::uint64_t eci_content = eci_fields.size() + ciphertext_size;
+  Bytes ris;
+  for (const auto& ri : env.recipients) ris.insert(ris.end(), ri.der.begin(), ri.der.end());
+  const Bytes head = der::Concat({der::EncodeInteger(gcm ? 0 : EnvelopedDataVersion(env)),
+                                  der::Encode(der::kSet, ris)});
+  const std::uint64_t mac_tlv = gcm ? 2 + kGcmTagLength : 0;
+  const std::uint64_t body_content =
+      head.size() + TlvHeaderSize(eci_content) + eci_content + mac_tlv;
+  const std::uint64_t body = TlvHeaderSize(body_content) + body_content;
+  const Bytes type_oid = der::EncodeOid(gcm ? oid::kAuthEnvelopedData : oid::kEnvelopedData);
+  const std::uint64_t wrapper = TlvHeaderSize(body) + body;
+
+  Bytes& out = state->prefix;
+  AppendTlvHeader(out, der::kSequence, type_oid.size() + wrapper);
+  out.insert(out.end(), type_oid.begin(), type_oid.end());
+  AppendTlvHeader(out, der::ContextConstructed(0), body);
+  AppendTlvHeader(out, der::kSequence, body_content);
+  out.insert(out.end(), head.begin(), head.end());
+  AppendTlvHeader(out, der::kSequence, eci_content);
+  out.insert(out.end(), eci_fields.begin(), eci_fields.end());
+  return StreamEncryptor(std::move(state));
+}
+
+Status StreamEncryptor::Update(ByteView plain, Bytes& out) {
+  State& s = *state_;
+  if (plain.size() > s.content_size - s.fed) {
+    return MakeError("usage", "more content than the envelope was started for");
+  }
+  const std::size_t start = out.size();
+  out.resize(start + plain.size() + 16);  // CBC may release a held-back block
+  std::size_t produced = 0;
+  constexpr std::size_t kMaxPiece = std::size_t{1} << 30;  // EVP lengths are int
+  for (std::size_t pos = 0; pos < plain.size();) {
+    const std::size_t n = std::min(kMaxPiece, plain.size() - pos);
+    int len = 0;
+    if (EVP_EncryptUpdate(s.ctx.get(), out.data() + start + produced, &len, plain.data() + pos,
+                          static_cast<int>(n)) != 1) {
+      return OsslError("crypto", "encryption failed");
+    }
+    produced += static_cast<std::size_t>(len);
+    pos += n;
+  }
+  s.fed += plain.size();
+  out.resize(start + produced);
+  return Status::Ok();
+}
+
+Status StreamEncryptor::Finish(Bytes& out) {
+  State& s = *state_;
+  if (s.fed != s.content_size) {
+    return MakeError("usage", "less content than the envelope was started for");
+  }
+  const std::size_t start = out.size();
+  out.resize(start + 16);
+  int len = 0;
+  if (EVP_EncryptFinal_ex(s.ctx.get(), out.data() + start, &len) != 1) {
+    return OsslError("crypto", "encryption failed");
+  }
+  out.resize(start + static_cast<std::size_t>(len));
+  if (IsGcm(s.cipher)) {
+    std::uint8_t tag[kGcmTagLength];
+    if (EVP_CIPHER_CTX_ctrl(s.ctx.get(), EVP_CTRL_GCM_GET_TAG, kGcmTagLength, tag) != 1) {
       return OsslError("crypto", "GCM tag failed");
     }
-    params = der::Encode(der::kSequence,
-                         {der::Encode(der::kOctetString, iv), der::EncodeInteger(kTagLen)});
-  } else {
-    params = der::Encode(der::kOctetString, iv);
+    der::AppendTlv(out, der::kOctetString, ByteView(tag, sizeof tag));
   }
-  env.encrypted_content_info = der::Encode(
-      der::kSequence, {der::EncodeOid(oid::kData), EncodeAlgorithmId(InfoFor(c).oid, params),
-                       der::Encode(der::ContextPrimitive(0), ciphertext)});
-  return env.Serialize();
+  return Status::Ok();
+}
+
+Result<Bytes> Encrypt(ByteView content, const std::vector<Certificate>& certs,
+                      const std::vector<GroupSecret>& secrets, const EncryptOptions& options) {
+  BL_TRY_ASSIGN(StreamEncryptor encryptor,
+                StreamEncryptor::Start(content.size(), certs, secrets, options));
+  Bytes out;
+  out.reserve(encryptor.prefix().size() + content.size() + 64);
+  out.insert(out.end(), encryptor.prefix().begin(), encryptor.prefix().end());
+  BL_TRY(encryptor.Update(content, out));
+  BL_TRY(encryptor.Finish(out));
+  return out;
 }
 
 }  // namespace blindlist::crypto
