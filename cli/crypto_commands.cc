@@ -5,24 +5,59 @@
 
 #include "commands.h"
 #include "crypto/cms.h"
+#include "crypto/cms_stream.h"
 #include "crypto/keys.h"
 #include "io.h"
 #include "message_crypto.h"
+#include "mime/base64_lines.h"
 #include "mime/smime.h"
 
 namespace blindlist::cli {
+
+Status EncryptMessageTo(std::string_view message, const std::vector<crypto::Certificate>& certs,
+                        const std::vector<crypto::GroupSecret>& secrets,
+                        const crypto::EncryptOptions& options, const TextSink& sink) {
+  BL_TRY_ASSIGN(mime::ProtectedHeader header, mime::ProtectHeaderSection(message));
+  const std::string_view body = message.substr(header.body_offset);
+  BL_TRY_ASSIGN(crypto::StreamEncryptor encryptor,
+                crypto::StreamEncryptor::Start(header.inner_header.size() + body.size(), certs,
+                                               secrets, options));
+  // Pieces of 256 KiB: large enough that the per-call costs vanish, small enough to stay in cache.
+  constexpr std::size_t kPiece = std::size_t{256} << 10;
+  std::string text = mime::SmimeHeaderSection(header.outer_headers, crypto::IsGcm(options.cipher));
+  mime::Base64LineEncoder base64(76, mime::SmimeLineEnding(header.outer_headers));
+  base64.Append(encryptor.prefix(), text);
+  Bytes ciphertext;
+  ciphertext.reserve(kPiece + 64);
+  auto feed = [&](std::string_view plain) -> Status {
+    ciphertext.clear();
+    BL_TRY(encryptor.Update(AsBytes(plain), ciphertext));
+    base64.Append(ciphertext, text);
+    if (text.size() < kPiece) return Status::Ok();
+    BL_TRY(sink(text));
+    text.clear();
+    return Status::Ok();
+  };
+  BL_TRY(feed(header.inner_header));
+  for (std::size_t pos = 0; pos < body.size(); pos += kPiece)
+    BL_TRY(feed(body.substr(pos, kPiece)));
+  ciphertext.clear();
+  BL_TRY(encryptor.Finish(ciphertext));
+  base64.Append(ciphertext, text);
+  base64.Finish(text);
+  return sink(text);
+}
 
 Result<std::string> EncryptMessage(std::string_view message,
                                    const std::vector<crypto::Certificate>& certs,
                                    const std::vector<crypto::GroupSecret>& secrets,
                                    const crypto::EncryptOptions& options) {
-  BL_TRY_ASSIGN(mime::ProtectedMessage protected_message, mime::ProtectHeaders(message));
-  mime::SmimeEnvelope out;
-  out.form = mime::SmimeForm::kMime;
-  out.outer_headers = protected_message.outer_headers;
-  BL_TRY_ASSIGN(out.cms,
-                crypto::Encrypt(AsBytes(protected_message.inner), certs, secrets, options));
-  return mime::SerializeSmime(out, crypto::IsGcm(options.cipher));
+  std::string out;
+  BL_TRY(EncryptMessageTo(message, certs, secrets, options, [&out](std::string_view piece) {
+    out += piece;
+    return Status::Ok();
+  }));
+  return out;
 }
 
 namespace {
@@ -123,9 +158,18 @@ Status RunEncrypt(const EncryptOptions& o) {
       o.cipher == "aes-256-cbc" ? ContentCipher::kAes256Cbc : ContentCipher::kAes256Gcm;
   options.rsa_padding =
       o.padding == "pkcs1" ? crypto::RsaPadding::kPkcs1v15 : crypto::RsaPadding::kOaepSha256;
-  BL_TRY_ASSIGN(std::string message, ReadInput(o.io.in));
-  BL_TRY_ASSIGN(std::string encrypted, EncryptMessage(message, certs, secrets, options));
-  return WriteOutput(o.io.out, encrypted);
+  BL_TRY_ASSIGN(Input message, Input::Read(o.io.in));
+  std::optional<Output> out;  // opened at the first piece, once the message is accepted
+  BL_TRY(EncryptMessageTo(message.text(), certs, secrets, options,
+                          [&](std::string_view piece) -> Status {
+                            if (!out) {
+                              auto opened = Output::Open(o.io.out);
+                              if (!opened.ok()) return opened.error();
+                              out.emplace(std::move(opened).value());
+                            }
+                            return out->Write(piece);
+                          }));
+  return out->Commit();
 }
 
 // ---- decrypt ----

@@ -977,13 +977,14 @@ Result<StreamEncryptor> StreamEncryptor::Start(std::uint64_t content_size,
   const Bytes params = gcm ? der::Encode(der::kSequence, {der::Encode(der::kOctetString, iv),
                                                           der::EncodeInteger(kGcmTagLength)})
                            : der::Encode(der::kOctetString, iv);
-  Bytes eci_fields = der::Concat({der::EncodeOid(oid::kData), EncodeAlgorithmId(InfoFor(c).oid, params)});
+  Bytes eci_fields =
+      der::Concat({der::EncodeOid(oid::kData), EncodeAlgorithmId(InfoFor(c).oid, params)});
   AppendTlvHeader(eci_fields, der::ContextPrimitive(0), ciphertext_size);
   const std::uint64_t eci_content = eci_fields.size() + ciphertext_size;
   Bytes ris;
   for (const auto& ri : env.recipients) ris.insert(ris.end(), ri.der.begin(), ri.der.end());
-  const Bytes head = der::Concat({der::EncodeInteger(gcm ? 0 : EnvelopedDataVersion(env)),
-                                  der::Encode(der::kSet, ris)});
+  const Bytes head = der::Concat(
+      {der::EncodeInteger(gcm ? 0 : EnvelopedDataVersion(env)), der::Encode(der::kSet, ris)});
   const std::uint64_t mac_tlv = gcm ? 2 + kGcmTagLength : 0;
   const std::uint64_t body_content =
       head.size() + TlvHeaderSize(eci_content) + eci_content + mac_tlv;

@@ -64,8 +64,8 @@ TEST(StreamEncryptorTest, PiecesMakeTheSerializedEnvelope) {
         ASSERT_TRUE(cek.ok()) << cek.error().message;
         auto plain = DecryptContent(*env, *cek);
         ASSERT_TRUE(plain.ok()) << plain.error().message;
-        EXPECT_TRUE(std::equal(plain->view().begin(), plain->view().end(), content.begin(),
-                               content.end()));
+        EXPECT_TRUE(
+            std::equal(plain->view().begin(), plain->view().end(), content.begin(), content.end()));
       }
     }
   }

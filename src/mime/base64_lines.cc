@@ -83,41 +83,63 @@ std::size_t Base64LinesSize(std::size_t data_size, std::size_t line_length, std:
   return chars + (chars + line_length - 1) / line_length * eol_size;
 }
 
-void AppendBase64Lines(ByteView data, std::size_t line_length, std::string_view eol,
-                       std::string& out) {
-  const std::size_t start = out.size();
-  out.resize(start + Base64LinesSize(data.size(), line_length, eol.size()));
-  char* p = out.data() + start;
-  std::size_t column = 0;
-  std::size_t i = 0;
-  const auto emit = [&](char c) {
+Base64LineEncoder::Base64LineEncoder(std::size_t line_length, std::string_view eol)
+    : line_length_(line_length), eol_(eol) {}
+
+// Writes one group (1 to 3 bytes; fewer are padded) and a line ending when the line is full.
+void Base64LineEncoder::Emit(const std::uint8_t* group, std::size_t size, char*& p) {
+  const std::uint32_t g = (std::uint32_t{group[0]} << 16) |
+                          (size > 1 ? std::uint32_t{group[1]} << 8 : 0) |
+                          (size > 2 ? std::uint32_t{group[2]} : 0);
+  const char chars[4] = {kAlphabet[(g >> 18) & 63], kAlphabet[(g >> 12) & 63],
+                         size > 1 ? kAlphabet[(g >> 6) & 63] : '=',
+                         size > 2 ? kAlphabet[g & 63] : '='};
+  for (char c : chars) {
     *p++ = c;
-    if (++column == line_length) {
-      for (char e : eol) *p++ = e;
-      column = 0;
+    if (++column_ == line_length_) {
+      for (char e : eol_) *p++ = e;
+      column_ = 0;
     }
-  };
-  for (; i + 3 <= data.size(); i += 3) {
-    const std::uint32_t g = (std::uint32_t{data[i]} << 16) | (std::uint32_t{data[i + 1]} << 8) |
-                            std::uint32_t{data[i + 2]};
-    emit(kAlphabet[(g >> 18) & 63]);
-    emit(kAlphabet[(g >> 12) & 63]);
-    emit(kAlphabet[(g >> 6) & 63]);
-    emit(kAlphabet[g & 63]);
   }
-  if (i < data.size()) {
-    const bool two = i + 1 < data.size();
-    const std::uint32_t g =
-        (std::uint32_t{data[i]} << 16) | (two ? std::uint32_t{data[i + 1]} << 8 : 0);
-    emit(kAlphabet[(g >> 18) & 63]);
-    emit(kAlphabet[(g >> 12) & 63]);
-    emit(two ? kAlphabet[(g >> 6) & 63] : '=');
-    emit('=');
+}
+
+void Base64LineEncoder::Append(ByteView data, std::string& out) {
+  const std::size_t start = out.size();
+  // Every 3 input bytes give 4 characters; each line adds its ending.
+  const std::size_t groups = (pending_size_ + data.size()) / 3 + 1;
+  out.resize(start + groups * 4 + (groups * 4 / line_length_ + 1) * eol_.size());
+  char* p = out.data() + start;
+  std::size_t i = 0;
+  while (pending_size_ > 0 && pending_size_ < 3 && i < data.size())
+    pending_[pending_size_++] = data[i++];
+  if (pending_size_ == 3) {
+    Emit(pending_, 3, p);
+    pending_size_ = 0;
   }
-  if (column != 0) {
-    for (char e : eol) *p++ = e;
+  for (; i + 3 <= data.size(); i += 3) Emit(data.data() + i, 3, p);
+  while (i < data.size()) pending_[pending_size_++] = data[i++];
+  out.resize(static_cast<std::size_t>(p - out.data()));
+}
+
+void Base64LineEncoder::Finish(std::string& out) {
+  const std::size_t start = out.size();
+  out.resize(start + 4 + 2 * eol_.size());
+  char* p = out.data() + start;
+  if (pending_size_ > 0) Emit(pending_, pending_size_, p);
+  pending_size_ = 0;
+  if (column_ != 0) {
+    for (char e : eol_) *p++ = e;
+    column_ = 0;
   }
   out.resize(static_cast<std::size_t>(p - out.data()));
+}
+
+void AppendBase64Lines(ByteView data, std::size_t line_length, std::string_view eol,
+                       std::string& out) {
+  out.reserve(out.size() + Base64LinesSize(data.size(), line_length, eol.size()));
+  Base64LineEncoder encoder(line_length, eol);
+  encoder.Append(data, out);
+  encoder.Finish(out);
 }
 
 }  // namespace blindlist::mime

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -22,5 +23,23 @@ void AppendBase64Lines(ByteView data, std::size_t line_length, std::string_view 
                        std::string& out);
 // The size AppendBase64Lines adds.
 std::size_t Base64LinesSize(std::size_t data_size, std::size_t line_length, std::size_t eol_size);
+
+// AppendBase64Lines in pieces: the bytes of a group and the column carry over between calls,
+// so the lines are the same however the data is cut.
+class Base64LineEncoder {
+ public:
+  Base64LineEncoder(std::size_t line_length, std::string_view eol);
+  void Append(ByteView data, std::string& out);
+  // The last group with its padding, and the last line ending.
+  void Finish(std::string& out);
+
+ private:
+  void Emit(const std::uint8_t* group, std::size_t size, char*& p);
+  std::size_t line_length_;
+  std::string eol_;
+  std::size_t column_ = 0;
+  std::uint8_t pending_[3] = {0, 0, 0};
+  std::size_t pending_size_ = 0;
+};
 
 }  // namespace blindlist::mime

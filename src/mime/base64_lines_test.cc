@@ -38,6 +38,26 @@ TEST(Base64LinesTest, RoundTripAndMatchesGLib) {
   }
 }
 
+TEST(Base64LinesTest, PiecesMakeTheSameLines) {
+  std::mt19937 rng(2045);
+  Bytes data(5000);
+  for (auto& b : data) b = static_cast<std::uint8_t>(rng());
+  for (std::size_t size : {0, 1, 2, 3, 56, 57, 58, 4999, 5000}) {
+    const ByteView whole(data.data(), size);
+    std::string expected;
+    AppendBase64Lines(whole, 76, "\r\n", expected);
+    for (std::size_t piece : {1, 2, 3, 5, 57, 100, 4096}) {
+      Base64LineEncoder encoder(76, "\r\n");
+      std::string out = "x";  // appends after what is there
+      for (std::size_t pos = 0; pos < size; pos += piece) {
+        encoder.Append(whole.subspan(pos, std::min(piece, size - pos)), out);
+      }
+      encoder.Finish(out);
+      EXPECT_EQ(out, "x" + expected) << size << " in pieces of " << piece;
+    }
+  }
+}
+
 TEST(Base64LinesTest, DecodesAsGMimeDoes) {
   for (const char* text :
        {"QQ==", "QUI=", "QUJD", "QR==", "QUJ=", " Q U\r\nJ D \n", "QUJDQQ==\n"}) {

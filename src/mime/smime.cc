@@ -377,7 +377,18 @@ std::string SerializeSmime(const SmimeEnvelope& envelope, bool auth_enveloped) {
   const std::string_view eol = LineEndingOf(envelope.outer_headers);
   std::string out;
   out.reserve(envelope.outer_headers.size() + 256 + Base64LinesSize(envelope.cms.size(), 76, 2));
-  out += envelope.outer_headers;
+  out += SmimeHeaderSection(envelope.outer_headers, auth_enveloped);
+  AppendBase64Lines(envelope.cms, 76, eol, out);
+  return out;
+}
+
+std::string_view SmimeLineEnding(std::string_view header_section) {
+  return LineEndingOf(header_section);
+}
+
+std::string SmimeHeaderSection(std::string_view outer_headers, bool auth_enveloped) {
+  const std::string_view eol = LineEndingOf(outer_headers);
+  std::string out(outer_headers);
   if (!out.empty() && out.back() != '\n') out += eol;
   const std::string_view smime_type = auth_enveloped ? "authEnveloped-data" : "enveloped-data";
   out += "MIME-Version: 1.0";
@@ -394,11 +405,10 @@ std::string SerializeSmime(const SmimeEnvelope& envelope, bool auth_enveloped) {
   out += "Content-Transfer-Encoding: base64";
   out += eol;
   out += eol;
-  AppendBase64Lines(envelope.cms, 76, eol, out);
   return out;
 }
 
-Result<ProtectedMessage> ProtectHeaders(std::string_view rfc5322_message) {
+Result<ProtectedHeader> ProtectHeaderSection(std::string_view rfc5322_message) {
   if (rfc5322_message.empty()) return MakeError("malformed-message", "message is empty");
   if (rfc5322_message.find('\0') != std::string_view::npos) {
     return MakeError("malformed-message", "message contains a NUL byte");
@@ -432,7 +442,6 @@ Result<ProtectedMessage> ProtectHeaders(std::string_view rfc5322_message) {
   std::string inner;
   std::string outer;
   std::string hp_outer;  // RFC 9788 HP-Outer: what went outside, recorded inside
-  inner.reserve(rfc5322_message.size() + 256);
   for (const RawField& field : header.fields) {
     inner += &field == content_type ? WithHpParameter(field) : std::string(field.bytes);
     if (IsStructuralField(field.name)) continue;
@@ -458,14 +467,28 @@ Result<ProtectedMessage> ProtectHeaders(std::string_view rfc5322_message) {
     inner += header.eol;
   }
   inner += hp_outer;
-  inner += rfc5322_message.substr(header.fields_end);
 
   // The round trip is the contract; a message it fails on is refused rather than altered.
-  auto restored = UnprotectHeaders(inner, outer);
-  if (!restored.ok() || *restored != rfc5322_message) {
+  // UnprotectHeaders reads the inner header section up to its blank line and copies the rest
+  // verbatim, so the section and that line (at most two bytes) decide the whole round trip.
+  const std::string_view rest = rfc5322_message.substr(header.fields_end);
+  const std::string_view blank_line = rest.substr(0, rest.starts_with(kCrlf) ? 2 : 1);
+  auto restored = UnprotectHeaders(inner + std::string(blank_line), outer);
+  if (!restored.ok() ||
+      *restored != rfc5322_message.substr(0, header.fields_end + blank_line.size())) {
     return MakeError("malformed-message", "header protection would not restore this message");
   }
-  return ProtectedMessage{.inner = std::move(inner), .outer_headers = std::move(outer)};
+  return ProtectedHeader{.inner_header = std::move(inner),
+                         .body_offset = header.fields_end,
+                         .outer_headers = std::move(outer)};
+}
+
+Result<ProtectedMessage> ProtectHeaders(std::string_view rfc5322_message) {
+  BL_TRY_ASSIGN(ProtectedHeader header, ProtectHeaderSection(rfc5322_message));
+  std::string inner = std::move(header.inner_header);
+  inner += rfc5322_message.substr(header.body_offset);
+  return ProtectedMessage{.inner = std::move(inner),
+                          .outer_headers = std::move(header.outer_headers)};
 }
 
 Result<std::string> UnprotectHeaders(std::string_view inner, std::string_view outer_headers) {
