@@ -180,31 +180,54 @@ struct DecryptOptions {
   SecretOptions secret;
 };
 
+Result<SecretBytes> UnwrapForDecrypt(const DecryptOptions& o, const Envelope& env) {
+  if (o.key.empty()) {
+    BL_TRY_ASSIGN(GroupSecret secret, ParseSecret(o.secret));
+    return crypto::FindAndUnwrapCek(env, secret);
+  }
+  BL_TRY_ASSIGN(PrivateKey key, PrivateKey::LoadFile(o.key));
+  std::optional<Certificate> cert;
+  if (!o.cert.empty()) {
+    BL_TRY_ASSIGN(Certificate c, Certificate::LoadFile(o.cert));
+    if (!c.Matches(key)) return MakeError("usage", o.cert + " does not belong to the key " + o.key);
+    cert = std::move(c);
+  }
+  return crypto::FindAndUnwrapCek(env, key, cert ? &*cert : nullptr);
+}
+
+// The input is read once and never copied: the base64 body is decoded over it and the content
+// decrypted where it lies (then zeroed), so a 24 MB post costs what its decryption costs.
 Status RunDecrypt(const DecryptOptions& o) {
   if (o.key.empty() == !o.secret.given()) {
     return MakeError("usage", "decrypt needs exactly one of --key KEY.pem or --secret-key");
   }
-  BL_TRY_ASSIGN(ParsedInput in, ReadEnvelope(o.io.in));
-  SecretBytes cek;
-  if (!o.key.empty()) {
-    BL_TRY_ASSIGN(PrivateKey key, PrivateKey::LoadFile(o.key));
-    std::optional<Certificate> cert;
-    if (!o.cert.empty()) {
-      BL_TRY_ASSIGN(Certificate c, Certificate::LoadFile(o.cert));
-      if (!c.Matches(key))
-        return MakeError("usage", o.cert + " does not belong to the key " + o.key);
-      cert = std::move(c);
-    }
-    BL_TRY_ASSIGN(cek, crypto::FindAndUnwrapCek(in.envelope, key, cert ? &*cert : nullptr));
+  BL_TRY_ASSIGN(Input input, Input::Read(o.io.in));
+  input.WipeOnClose();
+  BL_TRY_ASSIGN(mime::SmimeEnvelopeView smime, mime::ParseSmimeInPlace(input.chars()));
+  crypto::ContentLocation content;
+  BL_TRY_ASSIGN(Envelope env, crypto::ParseEnvelopeForDecryption(smime.cms, &content));
+  BL_TRY_ASSIGN(SecretBytes cek, UnwrapForDecrypt(o, env));
+  std::string_view plain;
+  SecretBytes copied;  // a segmented (BER) content is decrypted into a copy
+  if (content.in_place) {
+    const auto offset = static_cast<std::size_t>(smime.cms.data() - input.bytes().data());
+    BL_TRY_ASSIGN(std::span<std::uint8_t> in_place,
+                  crypto::DecryptContentInPlace(
+                      env, input.bytes().subspan(offset, smime.cms.size()), content, cek));
+    plain = AsChars(ByteView(in_place.data(), in_place.size()));
   } else {
-    BL_TRY_ASSIGN(GroupSecret secret, ParseSecret(o.secret));
-    BL_TRY_ASSIGN(cek, crypto::FindAndUnwrapCek(in.envelope, secret));
+    BL_TRY_ASSIGN(copied, crypto::DecryptContent(env, cek));
+    plain = AsChars(copied.view());
   }
-  BL_TRY_ASSIGN(SecretBytes plain, crypto::DecryptContent(in.envelope, cek));
-  BL_TRY_ASSIGN(std::string message,
-                mime::UnprotectHeaders(AsChars(plain.view()), in.smime.outer_headers));
-  Status st = WriteOutput(o.io.out, message);
-  std::fill(message.begin(), message.end(), '\0');
+  BL_TRY_ASSIGN(mime::UnprotectedHeader header,
+                mime::UnprotectHeaderSection(plain, smime.outer_headers));
+  Status st = [&]() -> Status {
+    BL_TRY_ASSIGN(Output out, Output::Open(o.io.out));
+    BL_TRY(out.Write(header.head));
+    BL_TRY(out.Write(plain.substr(header.body_offset)));
+    return out.Commit();
+  }();
+  std::fill(header.head.begin(), header.head.end(), '\0');
   return st;
 }
 

@@ -51,10 +51,13 @@ Status WriteOutput(const std::string& path, std::string_view data) {
 Input::Input(Input&& other) noexcept
     : data_(std::exchange(other.data_, nullptr)),
       size_(std::exchange(other.size_, 0)),
-      capacity_(std::exchange(other.capacity_, 0)) {}
+      capacity_(std::exchange(other.capacity_, 0)),
+      wipe_(std::exchange(other.wipe_, false)) {}
 
 Input::~Input() {
-  if (data_ != nullptr) ::munmap(data_, capacity_);
+  if (data_ == nullptr) return;
+  if (wipe_) ::explicit_bzero(data_, size_);
+  ::munmap(data_, capacity_);
 }
 
 Status Input::Reserve(std::size_t capacity) {

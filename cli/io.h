@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -31,8 +33,13 @@ class Input {
   ~Input();
 
   [[nodiscard]] std::string_view text() const { return {data_, size_}; }
-  // For decoding in place (base64 shrinks).
-  [[nodiscard]] char* data() { return data_; }
+  // For decoding and decrypting in place.
+  [[nodiscard]] std::span<char> chars() { return {data_, size_}; }
+  [[nodiscard]] std::span<std::uint8_t> bytes() {
+    return {reinterpret_cast<std::uint8_t*>(data_), size_};  // NOLINT(*-reinterpret-cast)
+  }
+  // Once plaintext is decrypted into the buffer: it is zeroed before it is given back.
+  void WipeOnClose() { wipe_ = true; }
 
  private:
   Input() = default;
@@ -40,6 +47,7 @@ class Input {
   char* data_ = nullptr;
   std::size_t size_ = 0;
   std::size_t capacity_ = 0;
+  bool wipe_ = false;
 };
 
 // Output written as it is produced. To FILE: a temporary file beside it, fsynced and renamed

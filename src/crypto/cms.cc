@@ -257,9 +257,11 @@ Status CheckOriginatorInfo(const der::Tlv& tlv) {
   return ExpectEnd(r, "OriginatorInfo");
 }
 
-// Parses EncryptedContentInfo into `env`.
-Status ParseEncryptedContentInfo(const der::Tlv& eci, Envelope& env) {
-  env.encrypted_content_info.assign(eci.raw.begin(), eci.raw.end());
+// Parses EncryptedContentInfo into `env`. With `location`, a primitive encryptedContent is not
+// copied but located (offset from `base`), and the TLV is not kept verbatim.
+Status ParseEncryptedContentInfo(const der::Tlv& eci, Envelope& env, ByteView base = {},
+                                 ContentLocation* location = nullptr) {
+  if (location == nullptr) env.encrypted_content_info.assign(eci.raw.begin(), eci.raw.end());
   der::DerReader r(eci);
   BL_TRY_ASSIGN(der::Tlv ct, r.Expect(der::kOid, "contentType"));
   env.content_type_oid = der::OidToString(ct.content);
@@ -299,7 +301,13 @@ Status ParseEncryptedContentInfo(const der::Tlv& eci, Envelope& env) {
     if (content.tag != der::ContextPrimitive(0) && content.tag != der::ContextConstructed(0)) {
       return Malformed("encryptedContent");
     }
-    BL_TRY_ASSIGN(env.ciphertext, der::OctetStringValue(content, "encryptedContent"));
+    if (location != nullptr && !content.constructed()) {
+      location->offset = static_cast<std::size_t>(content.content.data() - base.data());
+      location->size = content.content.size();
+      location->in_place = true;
+    } else {
+      BL_TRY_ASSIGN(env.ciphertext, der::OctetStringValue(content, "encryptedContent"));
+    }
     BL_TRY(ExpectEnd(r, "EncryptedContentInfo"));
   } else {
     return MakeError("unsupported", "detached encrypted content is not supported");
@@ -521,7 +529,9 @@ Result<std::vector<RecipientInfo>> PeekRecipientInfos(ByteView prefix) {
   return out;
 }
 
-Result<Envelope> Envelope::Parse(ByteView content_info) {
+namespace {
+
+Result<Envelope> ParseEnvelope(ByteView content_info, ContentLocation* location) {
   BL_TRY_ASSIGN(der::Tlv ci, der::ParseSingle(content_info, "ContentInfo"));
   if (ci.tag != der::kSequence) return MakeError("not-cms", "input is not a CMS ContentInfo");
   der::DerReader r(ci);
@@ -559,7 +569,7 @@ Result<Envelope> Envelope::Parse(ByteView content_info) {
   }
   if (env.recipients.empty()) return Malformed("no RecipientInfo");
   BL_TRY_ASSIGN(der::Tlv eci, b.Expect(der::kSequence, "EncryptedContentInfo"));
-  BL_TRY(ParseEncryptedContentInfo(eci, env));
+  BL_TRY(ParseEncryptedContentInfo(eci, env, content_info, location));
   if (env.auth_enveloped) {
     if (b.PeekTag() == der::ContextConstructed(1)) {
       BL_TRY_ASSIGN(der::Tlv attrs, b.Next("authAttrs"));
@@ -586,6 +596,17 @@ Result<Envelope> Envelope::Parse(ByteView content_info) {
   }
   BL_TRY(ExpectEnd(b, body_name));
   return env;
+}
+
+}  // namespace
+
+Result<Envelope> Envelope::Parse(ByteView content_info) {
+  return ParseEnvelope(content_info, nullptr);
+}
+
+Result<Envelope> ParseEnvelopeForDecryption(ByteView content_info, ContentLocation* content) {
+  *content = ContentLocation{};
+  return ParseEnvelope(content_info, content);
 }
 
 Bytes Envelope::Serialize() const {
@@ -841,7 +862,12 @@ Result<SecretBytes> FindAndUnwrapCek(const Envelope& env, const GroupSecret& sec
   return MakeError("no-recipient", "no KEKRecipientInfo for secret key id " + ToHex(secret.id));
 }
 
-Result<SecretBytes> DecryptContent(const Envelope& env, const SecretBytes& cek) {
+namespace {
+
+// Decrypts `ciphertext` into `out` (room for its size plus a block; `out` may be the ciphertext
+// itself). Nothing in `out` is valid unless this succeeds; on failure it is cleansed.
+Result<std::size_t> DecryptInto(const Envelope& env, const SecretBytes& cek, ByteView ciphertext,
+                                std::uint8_t* out) {
   if (!env.cipher) return MakeError("unsupported", "unsupported content cipher " + env.cipher_oid);
   ContentCipher c = *env.cipher;
   if (cek.size() != CekLength(c)) {
@@ -872,30 +898,59 @@ Result<SecretBytes> DecryptContent(const Envelope& env, const SecretBytes& cek) 
       }
     }
   }
-  SecretBytes plain(env.ciphertext.size() + 16);
-  int out_len = 0;
-  if (EVP_DecryptUpdate(ctx.get(), plain.data(), &len, env.ciphertext.data(),
-                        static_cast<int>(env.ciphertext.size())) != 1) {
-    return OsslError("crypto", "decryption failed");
+  std::size_t out_len = 0;
+  constexpr std::size_t kMaxPiece = std::size_t{1} << 30;  // EVP lengths are int
+  for (std::size_t pos = 0; pos < ciphertext.size();) {
+    const std::size_t n = std::min(kMaxPiece, ciphertext.size() - pos);
+    if (EVP_DecryptUpdate(ctx.get(), out + out_len, &len, ciphertext.data() + pos,
+                          static_cast<int>(n)) != 1) {
+      OPENSSL_cleanse(out, out_len);
+      return OsslError("crypto", "decryption failed");
+    }
+    out_len += static_cast<std::size_t>(len);
+    pos += n;
   }
-  out_len = len;
   if (IsGcm(c) &&
       EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, static_cast<int>(env.mac.size()),
                           const_cast<std::uint8_t*>(env.mac.data())) != 1) {
+    OPENSSL_cleanse(out, out_len);
     return OsslError("crypto", "GCM setup failed");
   }
-  if (EVP_DecryptFinal_ex(ctx.get(), plain.data() + out_len, &len) != 1) {
+  if (EVP_DecryptFinal_ex(ctx.get(), out + out_len, &len) != 1) {
     ERR_clear_error();
-    plain.clear();
+    OPENSSL_cleanse(out, out_len);
     if (IsGcm(c))
       return MakeError("tampered",
                        "authentication failed: the message was tampered with or the key is wrong");
     return MakeError("tampered",
                      "bad CBC padding: the message was tampered with or the key is wrong");
   }
-  out_len += len;
-  plain.resize(static_cast<std::size_t>(out_len));
+  return out_len + static_cast<std::size_t>(len);
+}
+
+}  // namespace
+
+Result<SecretBytes> DecryptContent(const Envelope& env, const SecretBytes& cek) {
+  SecretBytes plain(env.ciphertext.size() + 16);
+  BL_TRY_ASSIGN(std::size_t size, DecryptInto(env, cek, env.ciphertext, plain.data()));
+  plain.resize(size);
   return plain;
+}
+
+Result<std::span<std::uint8_t>> DecryptContentInPlace(const Envelope& env,
+                                                      std::span<std::uint8_t> content_info,
+                                                      const ContentLocation& content,
+                                                      const SecretBytes& cek) {
+  if (!content.in_place) {
+    return MakeError("usage", "the encrypted content is not one piece; decrypt it with a copy");
+  }
+  if (content.offset > content_info.size() || content.size > content_info.size() - content.offset) {
+    return MakeError("usage", "the content location is outside the ContentInfo");
+  }
+  const std::span<std::uint8_t> ciphertext = content_info.subspan(content.offset, content.size);
+  // EVP decrypts in place; CBC's final block never writes past the ciphertext it came from.
+  BL_TRY_ASSIGN(std::size_t size, DecryptInto(env, cek, ciphertext, ciphertext.data()));
+  return ciphertext.first(size);
 }
 
 // ---- streaming encryption (cms_stream.h) ----

@@ -1,12 +1,14 @@
-// Encrypting a CMS envelope as a stream, for posts of any size: the DER before the encrypted
-// content, the encrypted content piece by piece, then the DER after it. The bytes are those
-// Encrypt (cms.h) returns for the same key and IV: Encrypt is this class run over one piece.
-// The content length is needed first, for the definite DER lengths around it.
-// Thread-safety: one owner.
+// Encrypting and decrypting large CMS envelopes without copies. Encrypting as a stream, for posts
+// of any size: the DER before the encrypted content, the encrypted content piece by piece, then the
+// DER after it. The bytes are those Encrypt (cms.h) returns for the same key and IV: Encrypt is
+// this class run over one piece. The content length is needed first, for the definite DER lengths
+// around it. Thread-safety: one owner.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "blindlist/bytes.h"
@@ -39,5 +41,25 @@ class StreamEncryptor {
   explicit StreamEncryptor(std::unique_ptr<State> state);
   std::unique_ptr<State> state_;
 };
+
+// Decrypting a large envelope without copying it: the encrypted content is located inside the
+// ContentInfo rather than copied out, and decrypted where it lies.
+struct ContentLocation {
+  std::size_t offset = 0;  // of the first encrypted content octet in the ContentInfo
+  std::size_t size = 0;
+  bool in_place = false;  // false: a segmented (BER constructed) content, copied to ciphertext
+};
+// Envelope::Parse, except that a one-piece encryptedContent (DER, as blindlist, openssl and NSS
+// write it) is located in `content` and left out of env.ciphertext, and env.encrypted_content_info
+// is not kept (the result is for decryption, not for Serialize). Errors as Envelope::Parse.
+Result<Envelope> ParseEnvelopeForDecryption(ByteView content_info, ContentLocation* content);
+// DecryptContent over the located content, in place: the plaintext overwrites the ciphertext and
+// the result views it. The caller owns the plaintext there and cleanses it. Nothing is valid
+// unless this succeeds (the GCM tag or CBC padding is checked first); on failure the bytes
+// written are cleansed. Errors as DecryptContent, and "usage" when content.in_place is false.
+Result<std::span<std::uint8_t>> DecryptContentInPlace(const Envelope& env,
+                                                      std::span<std::uint8_t> content_info,
+                                                      const ContentLocation& content,
+                                                      const SecretBytes& cek);
 
 }  // namespace blindlist::crypto

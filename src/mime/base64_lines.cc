@@ -36,6 +36,12 @@ Error BadCharacter(char c, std::size_t offset) {
 
 Result<Bytes> DecodeBase64Lines(std::string_view text) {
   Bytes out(text.size() / 4 * 3 + 3);
+  BL_TRY_ASSIGN(std::size_t size, DecodeBase64LinesInPlace(text, out.data()));
+  out.resize(size);
+  return out;
+}
+
+Result<std::size_t> DecodeBase64LinesInPlace(std::string_view text, std::uint8_t* out) {
   std::size_t written = 0;
   std::uint32_t group = 0;
   std::size_t symbols = 0;  // alphabet characters and pads, white space left out
@@ -74,8 +80,7 @@ Result<Bytes> DecodeBase64Lines(std::string_view text) {
     out[written++] = static_cast<std::uint8_t>(group >> 16);
     if (padding == 1) out[written++] = static_cast<std::uint8_t>(group >> 8);
   }
-  out.resize(written);
-  return out;
+  return written;
 }
 
 std::size_t Base64LinesSize(std::size_t data_size, std::size_t line_length, std::size_t eol_size) {

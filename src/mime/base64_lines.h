@@ -17,6 +17,9 @@ namespace blindlist::mime {
 
 // Errors: "bad-base64", saying what and where.
 Result<Bytes> DecodeBase64Lines(std::string_view text);
+// The same, writing the bytes to `out`, which may be text.data() itself (decoding in place:
+// each byte is written behind the characters it came from). Returns their count.
+Result<std::size_t> DecodeBase64LinesInPlace(std::string_view text, std::uint8_t* out);
 
 // `line_length` characters a line (a multiple of 4), each line ended by `eol`, appended to `out`.
 void AppendBase64Lines(ByteView data, std::size_t line_length, std::string_view eol,

@@ -136,7 +136,7 @@ std::optional<std::string_view> ContentInfoOid(std::string_view der) {
 
 // Accepts bytes that start like an enveloped or authEnveloped ContentInfo; the CMS layer
 // checks the rest. Looking at the OID turns "0 apples" or a signed message into a clear error.
-Status CheckEncryptedContentInfo(const Bytes& cms, std::string_view where) {
+Status CheckEncryptedContentInfo(ByteView cms, std::string_view where) {
   const auto oid = ContentInfoOid(AsChars(cms));
   if (!oid) {
     return MakeError("not-smime", std::string(where) +
@@ -157,16 +157,28 @@ Status CheckEncryptedContentInfo(const Bytes& cms, std::string_view where) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The three input forms
+// The three input forms. Each is first located (every check but the body's decoding and its
+// content type), then decoded: into a copy (ParseSmime) or in place (ParseSmimeInPlace).
 
-Result<SmimeEnvelope> EnvelopeFromBase64(std::string_view text, std::string_view where) {
-  BL_TRY_ASSIGN(Bytes cms, DecodeBase64Strict(text));
-  BL_TRY(CheckEncryptedContentInfo(cms, where));
-  return SmimeEnvelope{
-      .form = SmimeForm::kBase64, .outer_headers = {}, .cms = std::move(cms), .pem_label = {}};
+struct LocatedBody {
+  SmimeForm form = SmimeForm::kMime;
+  std::string outer_headers;
+  std::string pem_label;
+  std::string_view body;  // inside the input
+  bool base64 = true;
+  std::string_view where;  // what the body is, for errors
+};
+
+LocatedBody EnvelopeFromBase64(std::string_view text, std::string_view where) {
+  return LocatedBody{.form = SmimeForm::kBase64,
+                     .outer_headers = {},
+                     .pem_label = {},
+                     .body = text,
+                     .base64 = true,
+                     .where = where};
 }
 
-Result<SmimeEnvelope> ParsePemArmored(std::string_view text) {
+Result<LocatedBody> ParsePemArmored(std::string_view text) {
   constexpr std::string_view kBegin = "-----BEGIN ";
   const std::string_view first_line = FirstLine(text);
   const std::size_t label_end = first_line.find("-----", kBegin.size());
@@ -184,11 +196,10 @@ Result<SmimeEnvelope> ParsePemArmored(std::string_view text) {
   if (body_begin == std::string_view::npos || end == std::string_view::npos || end < body_begin) {
     return MakeError("bad-base64", "PEM armor has no " + end_marker + " line");
   }
-  BL_TRY_ASSIGN(
-      SmimeEnvelope env,
-      EnvelopeFromBase64(text.substr(body_begin + 1, end - body_begin - 1), "the PEM block"));
-  env.pem_label = std::string(label);
-  return env;
+  LocatedBody located =
+      EnvelopeFromBase64(text.substr(body_begin + 1, end - body_begin - 1), "the PEM block");
+  located.pem_label = std::string(label);
+  return located;
 }
 
 std::string DispositionFilename(std::string_view value) {
@@ -221,7 +232,7 @@ Status CheckSmimeMediaType(const MediaType& media, std::string_view disposition_
   return Status::Ok();
 }
 
-Result<SmimeEnvelope> ParseMimeMessage(std::string_view input) {
+Result<LocatedBody> ParseMimeMessage(std::string_view input) {
   BL_TRY_ASSIGN(RawHeaderSection header, ParseHeaderSection(input, "malformed-mime"));
   if (!header.has_separator) {
     return MakeError("malformed-mime", "message has no body (no blank line after the header)");
@@ -263,18 +274,38 @@ Result<SmimeEnvelope> ParseMimeMessage(std::string_view input) {
     return MakeError("malformed-mime",
                      "unsupported Content-Transfer-Encoding " + encoding + " for S/MIME");
   }
-  Bytes cms;
-  if (is_base64) {
-    BL_TRY_ASSIGN(cms, DecodeBase64Strict(body));
-  } else {
-    const ByteView raw = AsBytes(body);
-    cms.assign(raw.begin(), raw.end());
+  return LocatedBody{.form = SmimeForm::kMime,
+                     .outer_headers = std::move(outer_headers),
+                     .pem_label = {},
+                     .body = body,
+                     .base64 = is_base64,
+                     .where = "the application/pkcs7-mime body"};
+}
+
+Result<LocatedBody> LocateSmime(std::string_view input) {
+  if (input.empty()) return MakeError("not-smime", "input is empty");
+  if (static_cast<unsigned char>(input.front()) == 0x30) {
+    return LocatedBody{.form = SmimeForm::kDer,
+                       .outer_headers = {},
+                       .pem_label = {},
+                       .body = input,
+                       .base64 = false,
+                       .where = "the DER input"};
   }
-  BL_TRY(CheckEncryptedContentInfo(cms, "the application/pkcs7-mime body"));
-  return SmimeEnvelope{.form = SmimeForm::kMime,
-                       .outer_headers = std::move(outer_headers),
-                       .cms = std::move(cms),
-                       .pem_label = {}};
+  std::string_view text = input;
+  while (!text.empty() && IsLineSpace(text.front())) text.remove_prefix(1);
+  if (text.starts_with("-----BEGIN ")) return ParsePemArmored(text);
+
+  const std::string_view first_line = FirstLine(input);
+  if (LooksLikeHeaderField(first_line)) return ParseMimeMessage(input);
+
+  // Base64 lines are single words; prose and other formats are not mistaken for broken base64.
+  const std::string_view first_word = Trim(FirstLine(text));
+  const bool one_word =
+      !first_word.empty() && first_word.find_first_of(" \t:") == std::string_view::npos;
+  if (one_word) return EnvelopeFromBase64(text, "the base64 input");
+  return MakeError("not-smime",
+                   "input is neither an RFC 5322 message, DER nor base64, so not S/MIME");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -336,28 +367,36 @@ const RawField* FirstContentType(const RawHeaderSection& header) {
 // -----------------------------------------------------------------------------------------------
 
 Result<SmimeEnvelope> ParseSmime(std::string_view input) {
-  if (input.empty()) return MakeError("not-smime", "input is empty");
-  if (static_cast<unsigned char>(input.front()) == 0x30) {
-    const ByteView raw = AsBytes(input);
-    Bytes cms(raw.begin(), raw.end());
-    BL_TRY(CheckEncryptedContentInfo(cms, "the DER input"));
-    return SmimeEnvelope{
-        .form = SmimeForm::kDer, .outer_headers = {}, .cms = std::move(cms), .pem_label = {}};
+  BL_TRY_ASSIGN(LocatedBody located, LocateSmime(input));
+  Bytes cms;
+  if (located.base64) {
+    BL_TRY_ASSIGN(cms, DecodeBase64Strict(located.body));
+  } else {
+    const ByteView raw = AsBytes(located.body);
+    cms.assign(raw.begin(), raw.end());
   }
-  std::string_view text = input;
-  while (!text.empty() && IsLineSpace(text.front())) text.remove_prefix(1);
-  if (text.starts_with("-----BEGIN ")) return ParsePemArmored(text);
+  BL_TRY(CheckEncryptedContentInfo(cms, located.where));
+  return SmimeEnvelope{.form = located.form,
+                       .outer_headers = std::move(located.outer_headers),
+                       .cms = std::move(cms),
+                       .pem_label = std::move(located.pem_label)};
+}
 
-  const std::string_view first_line = FirstLine(input);
-  if (LooksLikeHeaderField(first_line)) return ParseMimeMessage(input);
-
-  // Base64 lines are single words; prose and other formats are not mistaken for broken base64.
-  const std::string_view first_word = Trim(FirstLine(text));
-  const bool one_word =
-      !first_word.empty() && first_word.find_first_of(" \t:") == std::string_view::npos;
-  if (one_word) return EnvelopeFromBase64(text, "the base64 input");
-  return MakeError("not-smime",
-                   "input is neither an RFC 5322 message, DER nor base64, so not S/MIME");
+Result<SmimeEnvelopeView> ParseSmimeInPlace(std::span<char> input) {
+  BL_TRY_ASSIGN(LocatedBody located, LocateSmime(std::string_view(input.data(), input.size())));
+  auto* body =
+      reinterpret_cast<std::uint8_t*>(  // NOLINT(cppcoreguidelines-pro-type-reinterpret-cast)
+          input.data() + (located.body.data() - input.data()));
+  std::size_t size = located.body.size();
+  if (located.base64) {
+    BL_TRY_ASSIGN(size, DecodeBase64LinesInPlace(located.body, body));
+  }
+  const ByteView cms(body, size);
+  BL_TRY(CheckEncryptedContentInfo(cms, located.where));
+  return SmimeEnvelopeView{.form = located.form,
+                           .outer_headers = std::move(located.outer_headers),
+                           .cms = cms,
+                           .pem_label = std::move(located.pem_label)};
 }
 
 std::string SerializeSmime(const SmimeEnvelope& envelope, bool auth_enveloped) {
@@ -491,7 +530,8 @@ Result<ProtectedMessage> ProtectHeaders(std::string_view rfc5322_message) {
                           .outer_headers = std::move(header.outer_headers)};
 }
 
-Result<std::string> UnprotectHeaders(std::string_view inner, std::string_view outer_headers) {
+Result<UnprotectedHeader> UnprotectHeaderSection(std::string_view inner,
+                                                 std::string_view outer_headers) {
   if (inner.empty()) return MakeError("malformed-message", "decrypted content is empty");
   std::optional<RawHeaderSection> outer;
   if (!outer_headers.empty()) {
@@ -514,18 +554,16 @@ Result<std::string> UnprotectHeaders(std::string_view inner, std::string_view ou
 
   if (!hp) {
     // Legacy: no header protection, so the header fields sent in the clear are the message's.
-    if (!outer || outer->fields.empty()) return std::string(inner);
-    std::string message(outer_headers);
+    if (!outer || outer->fields.empty()) return UnprotectedHeader{.head = {}, .body_offset = 0};
+    std::string head(outer_headers);
     const bool inner_is_entity =
         inner_header.ok() || inner.starts_with(kCrlf) || inner.starts_with(kLf);
-    if (!inner_is_entity) message += outer->eol;  // inner is bare text: make it the body
-    message += inner;
-    return message;
+    if (!inner_is_entity) head += outer->eol;  // inner is bare text: make it the body
+    return UnprotectedHeader{.head = std::move(head), .body_offset = 0};
   }
 
   // Protected: the inner header section is the message's; the outer one is ignored (RFC 9788).
   std::string message;
-  message.reserve(inner.size());
   for (const RawField& field : inner_header->fields) {
     if (IsHpOuterField(field)) continue;
     if (&field != content_type) {
@@ -539,7 +577,14 @@ Result<std::string> UnprotectHeaders(std::string_view inner, std::string_view ou
     message += head.substr(value_offset + hp->end);
     message += field.eol;
   }
-  message += inner.substr(inner_header->fields_end);
+  return UnprotectedHeader{.head = std::move(message), .body_offset = inner_header->fields_end};
+}
+
+Result<std::string> UnprotectHeaders(std::string_view inner, std::string_view outer_headers) {
+  BL_TRY_ASSIGN(UnprotectedHeader header, UnprotectHeaderSection(inner, outer_headers));
+  std::string message = std::move(header.head);
+  message.reserve(message.size() + inner.size() - header.body_offset);
+  message += inner.substr(header.body_offset);
   return message;
 }
 

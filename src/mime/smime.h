@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -34,6 +35,16 @@ struct SmimeEnvelope {
 // type is not application/(x-)pkcs7-mime with an enveloped or authEnveloped
 // smime-type), "bad-base64", "malformed-mime".
 Result<SmimeEnvelope> ParseSmime(std::string_view input);
+
+// ParseSmime without a copy, for an input read only to be decrypted: a base64 body is decoded
+// in place (over the input, which it overwrites) and `cms` views the result inside the input.
+struct SmimeEnvelopeView {
+  SmimeForm form = SmimeForm::kMime;
+  std::string outer_headers;
+  ByteView cms;
+  std::string pem_label;
+};
+Result<SmimeEnvelopeView> ParseSmimeInPlace(std::span<char> input);
 
 // Writes the envelope back in its form. For kMime: outer_headers, then
 // MIME-Version, Content-Type application/pkcs7-mime with smime-type
@@ -75,5 +86,13 @@ Result<ProtectedHeader> ProtectHeaderSection(std::string_view rfc5322_message);
 // `outer_headers` followed by `inner` when outer_headers has fields, and `inner`
 // alone otherwise.
 Result<std::string> UnprotectHeaders(std::string_view inner, std::string_view outer_headers);
+
+// The same without copying the body: the message is head followed by inner.substr(body_offset).
+struct UnprotectedHeader {
+  std::string head;
+  std::size_t body_offset = 0;
+};
+Result<UnprotectedHeader> UnprotectHeaderSection(std::string_view inner,
+                                                 std::string_view outer_headers);
 
 }  // namespace blindlist::mime
