@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 
 #include "crypto/keys.h"
@@ -79,6 +80,60 @@ TEST(StreamEncryptorTest, ContentMustMatchItsAnnouncedSize) {
   EXPECT_EQ(testkit::ErrorCode(enc->Update(Content(5), out)), "usage");
   ASSERT_TRUE(enc->Update(Content(3), out).ok());
   EXPECT_EQ(testkit::ErrorCode(enc->Finish(out)), "usage");
+}
+
+// In place, the plaintext is DecryptContent's; a segmented (BER) content is not located and is
+// decrypted from its copy; a tampered GCM content fails the same way and leaves nothing readable.
+TEST(DecryptInPlaceTest, SameAsDecryptContent) {
+  const Target rsa = Load("rsa2048");
+  for (ContentCipher cipher : {ContentCipher::kAes256Gcm, ContentCipher::kAes256Cbc}) {
+    EncryptOptions options;
+    options.cipher = cipher;
+    const Bytes content = Content(100000);
+    auto message = Encrypt(content, {rsa.cert}, {}, options);
+    ASSERT_TRUE(message.ok());
+    ContentLocation where;
+    auto env = ParseEnvelopeForDecryption(*message, &where);
+    ASSERT_TRUE(env.ok()) << env.error().message;
+    ASSERT_TRUE(where.in_place);
+    EXPECT_TRUE(env->ciphertext.empty());
+    auto full = Envelope::Parse(*message);
+    ASSERT_TRUE(full.ok());
+    auto cek = FindAndUnwrapCek(*env, rsa.key, &rsa.cert);
+    ASSERT_TRUE(cek.ok());
+    auto expected = DecryptContent(*full, *cek);
+    ASSERT_TRUE(expected.ok());
+
+    Bytes buffer = *message;
+    auto plain = DecryptContentInPlace(*env, buffer, where, *cek);
+    ASSERT_TRUE(plain.ok()) << plain.error().message;
+    EXPECT_TRUE(
+        std::equal(plain->begin(), plain->end(), expected->view().begin(), expected->view().end()));
+
+    if (cipher == ContentCipher::kAes256Gcm) {  // CBC has no integrity to fail
+      Bytes tampered = *message;
+      tampered[where.offset + 5000] ^= 1;
+      auto refused = DecryptContentInPlace(*env, tampered, where, *cek);
+      EXPECT_EQ(testkit::ErrorCode(refused), "tampered");
+      // Everything decrypted before the tag check is cleansed.
+      EXPECT_TRUE(std::all_of(tampered.begin() + static_cast<std::ptrdiff_t>(where.offset),
+                              tampered.begin() + static_cast<std::ptrdiff_t>(where.offset + 4096),
+                              [](std::uint8_t b) { return b == 0; }));
+    }
+  }
+}
+
+TEST(DecryptInPlaceTest, SegmentedContentIsCopied) {
+  const Bytes ber = testkit::ReadFileBytes(testkit::VectorDir() / "rsa-pkcs1-aes256cbc-ber.der");
+  ContentLocation where;
+  auto env = ParseEnvelopeForDecryption(ber, &where);
+  ASSERT_TRUE(env.ok()) << env.error().message;
+  auto full = Envelope::Parse(ber);
+  ASSERT_TRUE(full.ok());
+  EXPECT_FALSE(where.in_place);  // its encryptedContent is a constructed OCTET STRING
+  EXPECT_EQ(env->ciphertext, full->ciphertext);
+  Bytes buffer = ber;
+  EXPECT_EQ(testkit::ErrorCode(DecryptContentInPlace(*env, buffer, where, SecretBytes())), "usage");
 }
 
 }  // namespace
