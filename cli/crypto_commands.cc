@@ -100,9 +100,9 @@ struct ParsedInput {
 };
 
 Result<ParsedInput> ReadEnvelope(const std::string& path) {
-  BL_TRY_ASSIGN(std::string input, ReadInput(path));
+  BL_TRY_ASSIGN(Input input, Input::Read(path));
   ParsedInput parsed;
-  BL_TRY_ASSIGN(parsed.smime, mime::ParseSmime(input));
+  BL_TRY_ASSIGN(parsed.smime, mime::ParseSmime(input.text()));
   BL_TRY_ASSIGN(parsed.envelope, Envelope::Parse(parsed.smime.cms));
   return parsed;
 }
