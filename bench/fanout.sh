@@ -15,19 +15,27 @@
 #   100 KB post, N = 10, 500, 10,000   listd within 2x of the raw client at
 #                                      N = 500 and 10,000 (5, 5, 3 rounds)
 #   25 MB post, N = 10,000             listd's peak memory (VmHWM) < 64 MB (1 round)
+#   intake: the 100 KB cases run once per intake (--intake): over SMTP, and by pipe mode as
+#   Postfix's pipe(8) hands it over (LF lines on stdin); each reports the time to the first
+#   RCPT at the sink and to the last message it received (target: pipe-in to first RCPT
+#   <= 50 ms). The 25 MB case goes in over SMTP.
 #
 # Usage: bench/fanout.sh BUILD_DIR [--quick] [--n "10 500 10000"] [--no-large]
-#                        [--batch B] [--spool-dir DIR] [--out DIR] [--keep]
+#                        [--batch B] [--verp MODE] [--spool-dir DIR] [--out DIR] [--keep]
+#                        [--intake "smtp pipe"]
 #   BUILD_DIR   where blindlist, blindlist-listd and bench_fanout were built
 #               (cmake --build BUILD --target blindlist blindlist-listd bench_fanout)
 #   --quick     2, 2 and 1 rounds instead of 5, 5 and 3 (the 25 MB case is 1 round anyway)
 #   --n         the list sizes of the 100 KB case
 #   --no-large  skip the 25 MB case
 #   --batch     recipients per SMTP transaction, listd's and the raw client's (default 100)
+#   --verp      listd's [delivery] verp: off (default: today's batches), per-recipient (one
+#               transaction per member), xverp or auto (these need a smarthost offering XVERP)
 #   --spool-dir put listd's spool in DIR (e.g. /dev/shm: fsync costs nothing there, which
 #               shows what the spool's syncs cost)
 #   --out       keep the JSON results and a Markdown table there
 #   --keep      keep the temporary directory (certificate, posts, stores, listd logs)
+#   --intake    the intakes of the 100 KB cases, among smtp and pipe (default: both)
 set -euo pipefail
 
 build=""
@@ -37,7 +45,9 @@ large=1
 out=""
 sizes="10 500 10000"
 batch=100
+verp=off
 spool_dir=""
+intakes="smtp pipe"
 while (($#)); do
   case "$1" in
     --quick) quick=1 ;;
@@ -45,9 +55,11 @@ while (($#)); do
     --no-large) large=0 ;;
     --n) sizes="$2"; shift ;;
     --batch) batch="$2"; shift ;;
+    --verp) verp="$2"; shift ;;
     --spool-dir) spool_dir="$2"; shift ;;
     --out) out="$2"; shift ;;
-    -h | --help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --intake) intakes="$2"; shift ;;
+    -h | --help) sed -n '2,38p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "fanout: unknown option $1" >&2; exit 2 ;;
     *) build="$1" ;;
   esac
@@ -109,6 +121,8 @@ fi
 # make_list N: a store holding the list with N members; prints the store URL.
 make_list() {
   local n=$1 dir="$work/n$1"
+  # One store per N, shared by the intakes (delivery to the sink changes nothing in it).
+  if [[ -f "$dir/lists.db" ]]; then echo "sqlite:$dir/lists.db"; return; fi
   mkdir -p "$dir"
   awk -v n="$n" 'BEGIN { for (i = 1; i <= n; i++) printf "member%05d@members.example\n", i }' \
     >"$dir/members.txt"
@@ -121,14 +135,14 @@ make_list() {
   echo "$store"
 }
 
-run_case() {  # NAME N POST ROUNDS WARMUP
-  local name=$1 n=$2 post=$3 rounds=$4 warmup=$5
+run_case() {  # NAME N POST ROUNDS WARMUP [INTAKE]
+  local name=$1 n=$2 post=$3 rounds=$4 warmup=$5 intake=${6:-smtp}
   local store rounds_dir="$spool_root/$name-$n"
   store=$(make_list "$n")
   log "$name: N=$n, $warmup warm-up + $rounds rounds, load $(cut -d' ' -f1-3 /proc/loadavg)"
   "$bench" --listd "$listd" --store "$store" --list "$list" --post "$post" \
     --members "$work/n$n/members.txt" --work "$rounds_dir" --runs "$rounds" --warmup "$warmup" \
-    --batch "$batch" >"$out/fanout-$name-$n.json"
+    --batch "$batch" --verp "$verp" --intake "$intake" >"$out/fanout-$name-$n.json"
   jq -c --arg name "$name" '. + {case: $name}' "$out/fanout-$name-$n.json" >>"$out/fanout.jsonl"
   cp "$rounds_dir/listd/listd.log" "$out/listd-$name-$n.log"
   rm -rf "$rounds_dir"
@@ -136,7 +150,15 @@ run_case() {  # NAME N POST ROUNDS WARMUP
 
 : >"$out/fanout.jsonl"
 started=$(date -u +%H:%M)
-for n in $sizes; do run_case post100k "$n" "$work/small.eml" "$(rounds_for "$n")" 1; done
+for n in $sizes; do
+  for intake in $intakes; do
+    case "$intake" in
+      smtp) run_case post100k "$n" "$work/small.eml" "$(rounds_for "$n")" 1 ;;
+      pipe) run_case post100k-pipe "$n" "$work/small.eml" "$(rounds_for "$n")" 1 pipe ;;
+      *) die "unknown intake $intake (smtp or pipe)" ;;
+    esac
+  done
+done
 if ((large)); then
   rm -rf "$work/n10000"
   # No warm-up: it would cost as much as the round, and one-time costs are small beside it.
@@ -152,7 +174,7 @@ finished=$(date -u +%H:%M)
   jq -r '
     def r1: (. * 10 | round) / 10;
     def r2: (. * 100 | round) / 100;
-    "| \(.bytes.post_bytes) B | \(.members) | \(.runs) | \(.median.listd_ms | r1) | \(.median.raw_ms | r1)"
+    "| \(.bytes.post_bytes) B\(if .intake == "pipe" then " (pipe)" else "" end) | \(.members) | \(.runs) | \(.median.listd_ms | r1) | \(.median.raw_ms | r1)"
     + " | \(.median.ratio_of_medians | r2)x | \([.rounds[].ratio | r2 | tostring] | join(" "))"
     + " | \(.median.listd_data_ms | r1) | \(.median.raw_data_ms | r1) | \(.median.data_ratio_of_medians | r2)x"
     + " | \(.median.listd_accepted_ms | r1) | \(.median.listd_first_rcpt_ms | r1)"
@@ -163,4 +185,16 @@ finished=$(date -u +%H:%M)
   echo
   echo "Times are medians over the rounds, from t0 (the post's first byte) to the last RCPT the sink"
   echo "accepted, or to the last message it received whole; listd/raw is the ratio of the medians."
+  echo
+  echo "Intake (medians): t0 is the post's first byte over SMTP, or the start of the pipe-mode process."
+  echo
+  echo "| intake | post | N | rounds | listd 250 (pipe: exit 0) ms | first RCPT ms | first RCPT per round ms | last RCPT ms | last DATA ms |"
+  echo "|---|---|--:|--:|--:|--:|---|--:|--:|"
+  jq -r '
+    def r1: (. * 10 | round) / 10;
+    "| \(.intake // "smtp") | \(.bytes.post_bytes) B | \(.members) | \(.runs)"
+    + " | \(.median.listd_accepted_ms | r1) | \(.median.listd_first_rcpt_ms | r1)"
+    + " | \([.rounds[].listd_first_rcpt_ms | r1 | tostring] | join(" "))"
+    + " | \(.median.listd_ms | r1) | \(.median.listd_data_ms | r1) |"
+  ' "$out/fanout.jsonl"
 } | tee "$out/fanout.md"

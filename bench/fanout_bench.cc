@@ -10,6 +10,10 @@
 //          accepted. listd's CPU time (all threads, from /proc) covers t0 until the post has
 //          left its spool; its peak memory is its VmHWM then. A fresh process per invocation
 //          (one per list size) makes that figure per case.
+//          With --intake pipe the post goes in by pipe mode instead, as Postfix's pipe(8) hands
+//          it over: `blindlist-listd deliver` with the post on stdin in LF lines; t0 = just
+//          before that process is started, listd's "250" = its exit 0. listd's CPU figure is
+//          the daemon's only (the pipe-mode process is not counted).
 //   raw    one net::SmtpClient pushes the message listd delivered (captured by the sink, so
 //          the same bytes) to the same sink, in transactions of --batch recipients on one
 //          connection, as listd does. t0 = its first byte, t1 = the last RCPT accepted.
@@ -71,9 +75,14 @@ struct Options {
   std::string members_file;
   std::string work_dir;
   std::string sender = "sender@example.org";
+  std::string intake = "smtp";  // or "pipe"
   int runs = 3;
   int warmup = 1;
   int batch = 100;
+  // listd's [delivery] verp: "off" (plain batches, as the raw client sends them),
+  // "per-recipient" (one transaction per member) or "xverp"/"auto" (needs a sink offering
+  // XVERP, i.e. Postfix: this in-process sink does not).
+  std::string verp = "off";
   int sink_threads = 2;
   double timeout_s = 1800;
 };
@@ -244,10 +253,11 @@ Result<Sink::Seen> Collect(Sink& sink, std::size_t members, int batch, Clock::ti
 // A child process: blindlist-listd.
 class Child {
  public:
-  static Result<Child> Spawn(const std::vector<std::string>& args, const std::string& log_file) {
+  static Result<Child> Spawn(const std::vector<std::string>& args, const std::string& log_file,
+                             const std::string& stdin_file = "/dev/null") {
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 0, stdin_file.c_str(), O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&actions, 1, log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND,
                                      0600);
     posix_spawn_file_actions_adddup2(&actions, 1, 2);
@@ -274,6 +284,14 @@ class Child {
   }
 
   pid_t pid() const { return pid_; }
+
+  // Waits for the process to exit; its exit status (-1 if it did not exit normally).
+  int Wait() {
+    int status = 0;
+    if (pid_ <= 0 || ::waitpid(pid_, &status, 0) != pid_) return -1;
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
 
   // False once the process has exited (it is then reaped).
   bool Running() {
@@ -375,7 +393,7 @@ std::string ListdConfig(const Options& o, const std::string& run_dir, std::uint1
     << "[store]\nurl = \"" << o.store_url << "\"\n\n"
     << "[spool]\ndirectory = \"" << run_dir << "/spool\"\n\n"
     << "[delivery]\nmode = \"smtp\"\nsmarthost = \"127.0.0.1:" << sink_port << "\"\n"
-    << "starttls = \"never\"\nbatch_size = " << o.batch << "\n\n"
+    << "starttls = \"never\"\nbatch_size = " << o.batch << "\nverp = \"" << o.verp << "\"\n\n"
     << "[log]\nlevel = \"warning\"\n";
   return c.str();
 }
@@ -446,7 +464,9 @@ Result<ListdRound> PostThroughListd(const Options& o, Sink& sink, RunningListd& 
   }
   const Clock::time_point deadline =
       t0 + std::chrono::milliseconds(static_cast<std::int64_t>(o.timeout_s * 1000));
-  BL_TRY_ASSIGN(Sink::Seen seen, Collect(sink, members.size(), o.batch, deadline, "listd"));
+  BL_TRY_ASSIGN(
+      Sink::Seen seen,
+      Collect(sink, members.size(), o.verp == "per-recipient" ? 1 : o.batch, deadline, "listd"));
 
   // The last batch's results are written after its DATA; the post is done when it has left
   // the spool, and the memory and CPU figures cover that.
@@ -465,6 +485,56 @@ Result<ListdRound> PostThroughListd(const Options& o, Sink& sink, RunningListd& 
   r.first_rcpt_ms = Ms(*seen.first_rcpt - t0);
   r.seen = seen;
   return r;
+}
+
+// The same through pipe mode: `blindlist-listd deliver` reads `post_lf_file` (LF lines, as
+// pipe(8) gives them) on stdin and exits 0 once the post is in the daemon's spool.
+Result<ListdRound> PipeThroughListd(const Options& o, Sink& sink, RunningListd& listd,
+                                    const std::string& post_lf_file,
+                                    const std::vector<std::string>& members) {
+  sink.Reset(/*capture=*/true);
+  const double cpu0 = listd.child.CpuMs();
+  const Clock::time_point t0 = Clock::now();
+  BL_TRY_ASSIGN(Child pipe, Child::Spawn({o.listd, "deliver", "--config", listd.dir + "/listd.toml",
+                                          "--list", o.list, "--sender", o.sender},
+                                         listd.dir + "/pipe.log", post_lf_file));
+  const int status = pipe.Wait();
+  const Clock::time_point accepted = Clock::now();
+  if (status != 0) {
+    return MakeError("refused", "pipe mode exited " + std::to_string(status) + "; see " +
+                                    listd.dir + "/pipe.log");
+  }
+  const Clock::time_point deadline =
+      t0 + std::chrono::milliseconds(static_cast<std::int64_t>(o.timeout_s * 1000));
+  BL_TRY_ASSIGN(Sink::Seen seen, Collect(sink, members.size(), o.batch, deadline, "listd"));
+  while (CountEntries(listd.dir + "/spool/active") + CountEntries(listd.dir + "/spool/incoming") >
+         0) {
+    if (Clock::now() > deadline) return MakeError("timeout", "the post stayed in listd's spool");
+    if (!listd.child.Running()) return MakeError("spawn", "listd exited; see its log");
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  ListdRound r;
+  r.cpu_ms = listd.child.CpuMs() - cpu0;
+  r.vm_hwm_kb = listd.child.StatusKb("VmHWM:");
+  r.total_ms = Ms(*seen.last_rcpt - t0);
+  r.data_ms = Ms(*seen.last_data - t0);
+  r.accepted_ms = Ms(accepted - t0);
+  r.first_rcpt_ms = Ms(*seen.first_rcpt - t0);
+  r.seen = seen;
+  return r;
+}
+
+// The post with LF line ends, as Postfix's pipe(8) hands it over; written beside the work files.
+Result<std::string> WriteLfPost(const Options& o, const std::string& post) {
+  std::string lf;
+  lf.reserve(post.size());
+  for (std::size_t i = 0; i < post.size(); ++i) {
+    if (post[i] == '\r' && i + 1 < post.size() && post[i + 1] == '\n') continue;
+    lf += post[i];
+  }
+  const std::string path = o.work_dir + "/post-lf.eml";
+  BL_TRY(WriteFile(path, lf));
+  return path;
 }
 
 struct RawRound {
@@ -560,11 +630,18 @@ int Run(const Options& o) {
   Json bytes;
   auto listd = StartListd(o, sink_port);
   if (!listd.ok()) return fail(listd.error());
+  std::string post_lf_file;
+  if (o.intake == "pipe") {
+    auto written = WriteLfPost(o, *post);
+    if (!written.ok()) return fail(written.error());
+    post_lf_file = *written;
+  }
   // Warm-up rounds (not reported) take the first post's one-time costs out: OpenSSL's and the
   // store's first use, page faults, the sink's first connection. A long-running listd has
   // paid them long ago.
   for (int round = 1 - o.warmup; round <= o.runs; ++round) {
-    auto l = PostThroughListd(o, *sink, *listd, *post, *members);
+    auto l = o.intake == "pipe" ? PipeThroughListd(o, *sink, *listd, post_lf_file, *members)
+                                : PostThroughListd(o, *sink, *listd, *post, *members);
     if (!l.ok()) return fail(l.error());
     if (delivered.empty()) delivered = sink->captured();
     auto r = MeasureRaw(o, *sink, sink_port, delivered, *members);
@@ -621,6 +698,7 @@ int Run(const Options& o) {
   server.Stop();
 
   Json out = {{"members", members->size()},
+              {"intake", o.intake},
               {"batch", o.batch},
               {"runs", o.runs},
               {"warmup", o.warmup},
@@ -667,12 +745,18 @@ int Main(int argc, char** argv) {
   app.add_option("--work", o.work_dir, "A directory for the rounds' configs, spools and logs")
       ->required();
   app.add_option("--sender", o.sender, "The envelope sender of the post")->capture_default_str();
+  app.add_option("--intake", o.intake,
+                 "How the post reaches listd: smtp, or pipe (pipe mode, LF lines on stdin)")
+      ->check(CLI::IsMember({"smtp", "pipe"}))
+      ->capture_default_str();
   app.add_option("--runs", o.runs, "Rounds (one listd and one raw measurement each)")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
   app.add_option("--warmup", o.warmup, "Rounds before the measured ones, not reported")
       ->check(CLI::Range(0, 100))
       ->capture_default_str();
+  app.add_option("--verp", o.verp, "listd's [delivery] verp: off, per-recipient, xverp, auto")
+      ->check(CLI::IsMember({"off", "per-recipient", "xverp", "auto"}));
   app.add_option("--batch", o.batch,
                  "Recipients per transaction: listd's batch_size and the raw one")
       ->check(CLI::Range(1, 10000))

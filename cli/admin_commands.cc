@@ -1,6 +1,9 @@
 // blindlist admin: groups, keys, members, the exploder and the audit, on groupd.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <ctime>
+#include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "api/groupd_client.h"
@@ -57,6 +60,7 @@ struct AdminState {
   std::int64_t since = 0;   // audit window, Unix seconds
   std::int64_t until = 0;
   std::string reason;
+  std::string prune_before;  // audit prune: YYYY-MM-DD, an ISO 8601 UTC time, or Unix seconds
 };
 
 Status Print(const AdminState& s, const json& j, const std::string& text) {
@@ -99,6 +103,21 @@ Status GroupRotate(AdminState& s) {
                r["key_version"].get<int>());
   return WriteOutput(
       s.out, r.contains("csr") ? r["csr"].get<std::string>() : r["certificate"].get<std::string>());
+}
+
+Status GroupList(AdminState& s) {
+  BL_TRY_ASSIGN(json r, Call(s, "GET", "/v1/groups", nullptr));
+  std::string text;
+  for (const auto& g : r["groups"]) {
+    const bool keyed = g.contains("key_version") && g["key_version"].is_number_integer();
+    text += g["name"].get<std::string>() + "  " +
+            (keyed ? g["key_type"].get<std::string>() + " v" +
+                         std::to_string(g["key_version"].get<int>())
+                   : std::string("(no current key)")) +
+            "  " + std::to_string(g.value("members", 0)) + " members\n";
+  }
+  if (r["groups"].empty()) text = "no groups\n";
+  return Print(s, r, text);
 }
 
 Status GroupShow(AdminState& s) {
@@ -175,6 +194,54 @@ Status MemberRemove(AdminState& s) {
   return Print(s, r, "removed " + s.address + " (effective on the next request)\n");
 }
 
+Status MemberSetCert(AdminState& s) {
+  BL_TRY_ASSIGN(std::string pem, ReadPem(s.cert_file));
+  BL_TRY_ASSIGN(
+      json r,
+      Call(s, "PUT", G(s) + "/members/" + api::ApiClient::Segment(s.address) + "/certificate",
+           {{"certificate", pem}}));
+  return Print(s, r,
+               "registered certificate " +
+                   r["certificate_fingerprint"].get<std::string>().substr(0, 16) + "... for " +
+                   s.address + " (its membership certificates and token are unchanged)\n");
+}
+
+Status MemberNewToken(AdminState& s) {
+  BL_TRY_ASSIGN(json r,
+                Call(s, "POST", G(s) + "/members/" + api::ApiClient::Segment(s.address) + "/token",
+                     json::object()));
+  return Print(s, r,
+               "token for " + s.address +
+                   " (shown once, keep it secret; the old one no longer works): " +
+                   r["token"].get<std::string>() + "\n");
+}
+
+// "2026-01-31" (UTC midnight), "2026-01-31T12:00:00Z", or Unix seconds.
+Result<std::int64_t> ParseDate(const std::string& text) {
+  if (!text.empty() && text.find_first_not_of("0123456789") == std::string::npos &&
+      text.size() <= 12) {
+    return std::stoll(text);
+  }
+  std::tm tm{};
+  for (const char* format : {"%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d"}) {
+    tm = {};
+    const char* end = strptime(text.c_str(), format, &tm);
+    if (end != nullptr && *end == '\0') return static_cast<std::int64_t>(timegm(&tm));
+  }
+  return MakeError("usage",
+                   "--before takes YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ (UTC) or Unix "
+                   "seconds, not \"" +
+                       text + "\"");
+}
+
+Status AuditPrune(AdminState& s) {
+  BL_TRY_ASSIGN(std::int64_t before, ParseDate(s.prune_before));
+  BL_TRY_ASSIGN(json r, Call(s, "POST", "/v1/audit/prune", {{"before", before}}));
+  return Print(s, r,
+               "pruned " + std::to_string(r["pruned"].get<std::int64_t>()) +
+                   " audit records older than " + s.prune_before + "\n");
+}
+
 Status MemberList(AdminState& s) {
   BL_TRY_ASSIGN(json r, Call(s, "GET", G(s) + "/members", nullptr));
   std::string text;
@@ -214,6 +281,45 @@ Status Audit(AdminState& s) {
   return Print(s, r, text);
 }
 
+using Binder = std::function<void(CLI::App*, Status (*)(AdminState&))>;
+
+void AddMemberCommands(CLI::App* admin, const std::shared_ptr<AdminState>& s, const Binder& bind) {
+  auto* member = admin->add_subcommand("member", "The roster");
+  member->require_subcommand(1);
+  auto* add = member->add_subcommand(
+      "add", "Add a member (with a certificate for paths E/F, a token for F/S/blind)");
+  add->add_option("group", s->group, "The list address")->required();
+  add->add_option("address", s->address, "The member's address")->required();
+  add->add_option("--cert", s->cert_file, "The member's certificate (PEM)")
+      ->check(CLI::ExistingFile);
+  add->add_flag("--token", s->token, "Issue a bearer token (printed once)");
+  bind(add, MemberAdd);
+  auto* remove =
+      member->add_subcommand("remove", "Remove a member: effective on the very next request");
+  remove->add_option("group", s->group, "The list address")->required();
+  remove->add_option("address", s->address, "The member's address")->required();
+  bind(remove, MemberRemove);
+  auto* set_cert = member->add_subcommand(
+      "set-cert",
+      "Replace a member's registered S/MIME certificate (renewal): the member stays, and so do "
+      "its token and membership certificates");
+  set_cert->add_option("group", s->group, "The list address")->required();
+  set_cert->add_option("address", s->address, "The member's address")->required();
+  set_cert->add_option("--cert", s->cert_file, "The member's new certificate (PEM)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  bind(set_cert, MemberSetCert);
+  auto* new_token = member->add_subcommand(
+      "new-token",
+      "Issue a new bearer token (printed once); the old one stops working on the next request");
+  new_token->add_option("group", s->group, "The list address")->required();
+  new_token->add_option("address", s->address, "The member's address")->required();
+  bind(new_token, MemberNewToken);
+  auto* list = member->add_subcommand("list", "List the members");
+  list->add_option("group", s->group, "The list address")->required();
+  bind(list, MemberList);
+}
+
 }  // namespace
 
 void AddAdminCommands(CLI::App& app, Action* chosen) {
@@ -251,6 +357,9 @@ void AddAdminCommands(CLI::App& app, Action* chosen) {
       ->check(CLI::IsMember({"rsa3072", "p256"}));
   rotate->add_flag("--csr", s->csr, "Emit a CSR for an outside CA");
   bind(rotate, GroupRotate);
+  auto* glist = group->add_subcommand(
+      "list", "Every group with its key type, current key version and member count");
+  bind(glist, GroupList);
   auto* show = group->add_subcommand("show", "Key versions, secrets, member count, exploder");
   show->add_option("name", s->group, "The list address")->required();
   bind(show, GroupShow);
@@ -277,24 +386,7 @@ void AddAdminCommands(CLI::App& app, Action* chosen) {
   destroy->add_option("--version", s->version, "Key version")->required();
   bind(destroy, GroupDestroyKey);
 
-  auto* member = admin->add_subcommand("member", "The roster");
-  member->require_subcommand(1);
-  auto* add = member->add_subcommand(
-      "add", "Add a member (with a certificate for paths E/F, a token for F/S/blind)");
-  add->add_option("group", s->group, "The list address")->required();
-  add->add_option("address", s->address, "The member's address")->required();
-  add->add_option("--cert", s->cert_file, "The member's certificate (PEM)")
-      ->check(CLI::ExistingFile);
-  add->add_flag("--token", s->token, "Issue a bearer token (printed once)");
-  bind(add, MemberAdd);
-  auto* remove =
-      member->add_subcommand("remove", "Remove a member: effective on the very next request");
-  remove->add_option("group", s->group, "The list address")->required();
-  remove->add_option("address", s->address, "The member's address")->required();
-  bind(remove, MemberRemove);
-  auto* list = member->add_subcommand("list", "List the members");
-  list->add_option("group", s->group, "The list address")->required();
-  bind(list, MemberList);
+  AddMemberCommands(admin, s, bind);
 
   auto* exploder = admin->add_subcommand("exploder", "The group's exploder identity");
   exploder->require_subcommand(1);
@@ -306,8 +398,9 @@ void AddAdminCommands(CLI::App& app, Action* chosen) {
       ->check(CLI::ExistingFile);
   bind(set, ExploderSet);
 
-  auto* audit = admin->add_subcommand("audit", "Show the group's audit log, newest first");
-  audit->add_option("group", s->group, "The list address")->required();
+  auto* audit = admin->add_subcommand(
+      "audit", "Show the group's audit log, newest first (or: audit prune --before DATE)");
+  audit->add_option("group", s->group, "The list address");
   audit->add_option("--limit", s->limit, "How many records (1..10000)")
       ->capture_default_str()
       ->check(CLI::Range(1, 10000));
@@ -319,7 +412,21 @@ void AddAdminCommands(CLI::App& app, Action* chosen) {
       ->check(CLI::NonNegativeNumber);
   audit->add_option("--until", s->until, "Only records before this time (Unix seconds)")
       ->check(CLI::NonNegativeNumber);
-  bind(audit, Audit);
+  auto* prune = audit->add_subcommand(
+      "prune", "Delete every group's audit records older than a date (the prune is audited)");
+  prune
+      ->add_option("--before", s->prune_before,
+                   "YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ (UTC) or Unix seconds")
+      ->required();
+  bind(prune, AuditPrune);
+  // After prune's callback (CLI11 runs a parent's last): only a plain `audit GROUP` shows the log.
+  audit->callback([chosen, s, prune] {
+    if (prune->parsed()) return;
+    *chosen = [s] {
+      if (s->group.empty()) return Status(MakeError("usage", "admin audit needs GROUP"));
+      return Audit(*s);
+    };
+  });
 }
 
 }  // namespace blindlist::cli

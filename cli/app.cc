@@ -5,6 +5,8 @@
 #include <exception>
 #include <string>
 
+#include "blindlist/error_codes.h"
+
 namespace blindlist::cli {
 
 void ConfigureApp(CLI::App& app) {
@@ -37,7 +39,7 @@ int ParseAndRun(CLI::App& app, const Action& action, int argc, char** argv) {
   if (!status.ok()) {
     std::fprintf(stderr, "blindlist: %s\n", status.error().message.c_str());
     // EX_TEMPFAIL, so a mail system running blindlist as a filter tries again later.
-    return status.error().code == "tempfail" ? 75 : 1;
+    return status.error().code == errc::kTempFail ? 75 : 1;
   }
   return 0;
 }

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "blindlist/error_codes.h"
 #include "commands.h"
 #include "crypto/cms.h"
 #include "crypto/cms_stream.h"
@@ -127,7 +128,8 @@ Result<std::size_t> FindRecipientFor(const Envelope& env, const Certificate& cer
       }
     }
   }
-  return MakeError("no-recipient", "no RecipientInfo for the certificate " + cert.SubjectText());
+  return MakeError(std::string(errc::kNoRecipient),
+                   "no RecipientInfo for the certificate " + cert.SubjectText());
 }
 
 // ---- encrypt ----

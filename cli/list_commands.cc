@@ -1,7 +1,7 @@
 // blindlist list: the exploder's lists and delivery lists, written straight to
-// listd's database (--store URL, or [store] url of listd's TOML). Nothing here
-// touches groupd: a delivery list is not the roster, and an address added here
-// receives only ciphertext.
+// listd's database (--store URL, or [store] url of listd's TOML). Only `list sync`
+// talks to groupd, as the list's exploder, to copy the roster's addresses: a delivery
+// list is not the roster, and an address added here receives only ciphertext.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -15,10 +15,12 @@
 #include <vector>
 
 #include "api/config_file.h"
+#include "blindlist/error_codes.h"
 #include "commands.h"
 #include "crypto/keys.h"
 #include "crypto/x509.h"
 #include "io.h"
+#include "roster_sync.h"
 #include "store/list_store.h"
 
 namespace blindlist::cli {
@@ -40,6 +42,7 @@ struct ListOptions {
   std::vector<std::string> certificate_files;
   std::string reading;
   std::string posting;
+  std::string roster;
   bool allow_plaintext = false;
   bool encrypted_only = false;
   bool require_aead = false;
@@ -49,7 +52,7 @@ struct ListOptions {
   std::string description;
   // Which of the settings were given (`list set` changes only those).
   bool has_group = false, has_reading = false, has_posting = false, has_bounce_address = false,
-       has_bounce_threshold = false, has_description = false;
+       has_bounce_threshold = false, has_description = false, has_roster = false;
 
   std::string certificate_file;  // certificate add
   std::vector<std::string> members;
@@ -151,6 +154,7 @@ json ListJson(const store::MailingList& l) {
           {"description", l.description},
           {"reading", l.reading},
           {"posting", l.posting},
+          {"roster", l.roster},
           {"encrypted_only", l.encrypted_only},
           {"require_aead", l.require_aead},
           {"bounce_address", l.bounce_address},
@@ -171,11 +175,20 @@ void WarnAboutReading(const std::string& reading) {
   }
 }
 
+void WarnIfFollowsGroupd(const store::MailingList& l) {
+  if (l.roster == "groupd") {
+    Warn(l.address +
+         " follows groupd's roster (roster = groupd): the next sync undoes changes made here; "
+         "add or remove the member on groupd (blindlist admin member ...)");
+  }
+}
+
 // Applies the settings flags given on the command line to `list`.
 Status ApplySettings(const ListOptions& o, store::MailingList& list) {
   if (o.has_group) list.group = o.group;
   if (o.has_reading) list.reading = o.reading;
   if (o.has_posting) list.posting = o.posting;
+  if (o.has_roster) list.roster = o.roster;
   if (o.allow_plaintext && o.encrypted_only) {
     return MakeError("usage", "--allow-plaintext and --encrypted-only contradict each other");
   }
@@ -244,6 +257,8 @@ Status Show(ListOptions& o) {
   t += "reading:      " + l.reading +
        (l.reading == "path-b-prime" ? "  (the exploder holds the group key)" : "") + "\n";
   t += "posting:      " + l.posting + "\n";
+  t += "roster:       " + l.roster +
+       (l.roster == "groupd" ? "  (the delivery list follows groupd's roster)" : "") + "\n";
   t += std::string("plaintext:    ") + (l.encrypted_only ? "refused" : "accepted") + "\n";
   t += std::string("ciphers:      ") +
        (l.require_aead ? "AuthEnvelopedData (AES-GCM) only; CBC refused"
@@ -269,6 +284,90 @@ Status Show(ListOptions& o) {
     t += "  disabled  " + m.address + "  " + m.disabled_reason + "\n";
   }
   return Print(o, j, t);
+}
+
+Status ListAll(ListOptions& o) {
+  BL_TRY_ASSIGN(auto db, OpenStore(o));
+  BL_TRY_ASSIGN(std::vector<store::MailingList> lists, db->ListLists());
+  json out = json::array();
+  std::string t;
+  for (const store::MailingList& l : lists) {
+    BL_TRY_ASSIGN(store::MemberCounts counts, db->CountMembersByState(l.id));
+    out.push_back({{"address", l.address},
+                   {"group", l.group},
+                   {"reading", l.reading},
+                   {"roster", l.roster},
+                   {"members", {{"enabled", counts.enabled}, {"disabled", counts.disabled}}}});
+    t += l.address + "  group " + l.group + "  reading " + l.reading + "  roster " + l.roster +
+         "  members " + std::to_string(counts.enabled) + " enabled, " +
+         std::to_string(counts.disabled) + " disabled\n";
+  }
+  if (lists.empty()) t = "no lists\n";
+  return Print(o, {{"lists", out}}, t);
+}
+
+json ChangeJson(const std::string& address, const store::RosterChange& c) {
+  return {{"list", address},
+          {"added", c.added},
+          {"removed", c.removed},
+          {"unchanged", c.unchanged},
+          {"skipped", c.skipped}};
+}
+
+std::string ChangeText(const std::string& address, const store::RosterChange& c) {
+  std::string t =
+      address + ": " + std::to_string(c.added.size()) + " added, " +
+      std::to_string(c.removed.size()) + " removed, " + std::to_string(c.unchanged) + " unchanged" +
+      (c.skipped.empty() ? "" : ", " + std::to_string(c.skipped.size()) + " skipped") + "\n";
+  for (const std::string& a : c.added) t += "  + " + a + "\n";
+  for (const std::string& a : c.removed) t += "  - " + a + "\n";
+  for (const std::string& a : c.skipped) t += "  ! " + a + " (not deliverable: skipped)\n";
+  return t;
+}
+
+// Roster sync on demand, with listd's own configuration: its database and its exploder identity.
+Status Sync(ListOptions& o) {
+  if (o.config_file.empty()) {
+    return MakeError("usage",
+                     "list sync needs --config listd.toml: its [groupd] section names groupd and "
+                     "the exploder's client certificate");
+  }
+  BL_TRY_ASSIGN(listd::Config config, listd::LoadConfig(o.config_file));
+  if (o.store_url.empty()) o.store_url = config.store_url;
+  BL_TRY_ASSIGN(auto db, OpenStore(o));
+  std::vector<store::MailingList> lists;
+  if (!o.address.empty()) {
+    BL_TRY_ASSIGN(store::MailingList l, MustFindList(*db, o.address));
+    lists.push_back(std::move(l));
+  } else {
+    BL_TRY_ASSIGN(std::vector<store::MailingList> all, db->ListLists());
+    for (auto& l : all) {
+      if (l.roster == "groupd") lists.push_back(std::move(l));
+    }
+  }
+  auto source = listd::MakeGroupdRosterSource(config.groupd);
+  json out = json::array();
+  std::string t;
+  std::optional<Error> failed;
+  for (const store::MailingList& l : lists) {
+    auto change = listd::SyncRoster(*db, l, *source, nullptr);
+    if (!change.ok()) {
+      out.push_back({{"list", l.address}, {"error", change.error().message}});
+      t += l.address + ": not synced: " + change.error().message + "\n";
+      if (!failed) failed = change.error();
+      continue;
+    }
+    out.push_back(ChangeJson(l.address, *change));
+    t += ChangeText(l.address, *change);
+  }
+  if (lists.empty()) t = "no list follows groupd's roster (list set LIST --roster groupd)\n";
+  // A failure prints nothing on standard output: the report of the others goes to stderr.
+  if (failed && lists.size() == 1) return *failed;
+  if (failed) {
+    std::fputs(t.c_str(), stderr);
+    return MakeError("sync-failed", "some lists were not synced (see above)");
+  }
+  return Print(o, {{"synced", out}}, t);
 }
 
 Status Set(ListOptions& o) {
@@ -312,13 +411,14 @@ Status CheckMembers(const std::vector<std::string>& members) {
 Status MemberAdd(ListOptions& o) {
   BL_TRY_ASSIGN(auto db, OpenStore(o));
   BL_TRY_ASSIGN(store::MailingList l, MustFindList(*db, o.address));
+  WarnIfFollowsGroupd(l);
   BL_TRY(CheckMembers(o.members));
   json added = json::array();
   json skipped = json::array();
   std::string text;
   for (const std::string& m : o.members) {
     Status s = db->AddMember(l.id, m);
-    if (!s.ok() && s.error().code != "exists") return s.error();
+    if (!s.ok() && s.error().code != errc::kExists) return s.error();
     const std::string canonical = store::CanonicalMailbox(m);
     (s.ok() ? added : skipped).push_back(canonical);
     text += s.ok() ? "added " + canonical + "\n" : canonical + " is already on the list\n";
@@ -329,6 +429,7 @@ Status MemberAdd(ListOptions& o) {
 Status MemberRemove(ListOptions& o) {
   BL_TRY_ASSIGN(auto db, OpenStore(o));
   BL_TRY_ASSIGN(store::MailingList l, MustFindList(*db, o.address));
+  WarnIfFollowsGroupd(l);
   // All or nothing for typos: check every address is on the list before removing any.
   std::string missing;
   for (const std::string& m : o.members) {
@@ -353,7 +454,7 @@ Status MemberEnable(ListOptions& o) {
   BL_TRY_ASSIGN(store::MailingList l, MustFindList(*db, o.address));
   const std::string& m = o.members.front();
   Status s = db->EnableMember(l.id, m);
-  if (!s.ok() && s.error().code == "not-found") {
+  if (!s.ok() && s.error().code == errc::kNotFound) {
     return MakeError("not-found", m + " is not on " + l.address);
   }
   if (!s.ok()) return s;
@@ -390,6 +491,7 @@ struct ImportCounts {
 Status MemberImport(ListOptions& o) {
   BL_TRY_ASSIGN(auto db, OpenStore(o));
   BL_TRY_ASSIGN(store::MailingList l, MustFindList(*db, o.address));
+  WarnIfFollowsGroupd(l);
   std::ifstream file;
   if (o.import_file != "-") {
     file.open(o.import_file, std::ios::binary);
@@ -507,6 +609,10 @@ void AddSettings(CLI::App* cmd, ListOptions& o, bool create) {
       ->check(CLI::IsMember({"direct", "path-b", "path-b-prime"}));
   cmd->add_option("--posting", o.posting, "members (senders must be enabled members) or open")
       ->check(CLI::IsMember({"members", "open"}));
+  cmd->add_option("--roster", o.roster,
+                  "manual (the delivery list is kept with `list member`; the default) or groupd "
+                  "(listd copies the group's roster from groupd: `list sync`)")
+      ->check(CLI::IsMember({"manual", "groupd"}));
   cmd->add_flag("--allow-plaintext", o.allow_plaintext, "Forward plaintext posts too");
   if (!create) {
     cmd->add_flag("--encrypted-only", o.encrypted_only, "Refuse plaintext posts again");
@@ -532,6 +638,7 @@ void NoteGivenSettings(CLI::App* cmd, ListOptions& o) {
   o.has_group = cmd->count("--group") > 0;
   o.has_reading = cmd->count("--reading") > 0;
   o.has_posting = cmd->count("--posting") > 0;
+  o.has_roster = cmd->count("--roster") > 0;
   o.has_bounce_address = cmd->count("--bounce-address") > 0;
   o.has_bounce_threshold = cmd->count("--bounce-threshold") > 0;
   o.has_description = cmd->count("--description") > 0;
@@ -563,6 +670,18 @@ void AddListCommands(CLI::App& app, Action* chosen) {
   create->add_option("address", o->address, "The list address")->required();
   AddSettings(create, *o, true);
   bind(create, Create, true);
+
+  auto* lists = list->add_subcommand(
+      "list", "Every list: group, reading, roster and enabled/disabled member counts");
+  bind(lists, ListAll);
+
+  auto* sync = list->add_subcommand(
+      "sync",
+      "Copy groupd's roster into a list's delivery list now (roster = groupd); reports "
+      "the added, removed and unchanged addresses. Needs --config listd.toml");
+  sync->add_option("address", o->address,
+                   "The list address (default: every list with roster = groupd)");
+  bind(sync, Sync);
 
   auto* del = list->add_subcommand("delete", "Delete a list with its delivery list");
   del->add_option("address", o->address, "The list address")->required();

@@ -9,6 +9,7 @@
 #include "api/groupd_client.h"
 #include "api/membership.h"
 #include "blindlist/base64.h"
+#include "blindlist/error_codes.h"
 #include "commands.h"
 #include "crypto/blind.h"
 #include "crypto/cms.h"
@@ -33,8 +34,60 @@ struct OpenOptions {
   std::string member_cert;
   std::string member_key;
   std::string reason = "read";
+  std::string rsa_padding;  // empty: groupd's default (OAEP)
   bool splice_only = false;
   bool filter = false;
+};
+
+// groupd as `open` asks it. As a delivery filter, each failed call is sorted at once: one that
+// may pass with time (api::ApiClient::IsTransient: no answer, 5xx, 429, a malformed answer)
+// becomes errc::kTempFail, so the mail system tries again; a refusal keeps the server's code,
+// and the post is passed through.
+class Groupd {
+ public:
+  Groupd(const api::ApiCredentials& creds, bool filter) : client_(creds), filter_(filter) {}
+
+  Result<json> Call(const std::string& method, const std::string& path, const json& body) {
+    auto r = client_.Call(method, path, body);
+    if (!r.ok()) return Sorted(r.error());
+    return r;
+  }
+  Result<std::string> GetText(const std::string& path) {
+    auto r = client_.GetText(path);
+    if (!r.ok()) return Sorted(r.error());
+    return r;
+  }
+
+  // A field of groupd's answer: missing, of another type, or not base64 is a malformed answer,
+  // an error value (never a JSON exception).
+  Result<std::string> Text(const json& reply, const char* field) const {
+    if (!reply.is_object()) return Malformed("the answer is not a JSON object");
+    auto it = reply.find(field);
+    if (it == reply.end() || !it->is_string())
+      return Malformed(std::string("no string \"") + field + "\" in the answer");
+    return it->get<std::string>();
+  }
+  template <typename Out>
+  Result<Out> Base64(const json& reply, const char* field) const {
+    BL_TRY_ASSIGN(std::string text, Text(reply, field));
+    Out out;
+    if (!Base64Decode(text, out)) return Malformed(std::string("\"") + field + "\" is not base64");
+    return out;
+  }
+  Error Malformed(const std::string& what) const {
+    return MakeError(std::string(filter_ ? errc::kTempFail : errc::kBadReply),
+                     "malformed answer from groupd: " + what);
+  }
+
+ private:
+  Error Sorted(const Error& e) const {
+    if (!filter_ || !api::ApiClient::IsTransient(e, client_.last_status())) return e;
+    if (e.code == errc::kBadReply) return Malformed(e.message);
+    return MakeError(std::string(errc::kTempFail), "groupd unavailable: " + e.message);
+  }
+
+  api::ApiClient client_;
+  bool filter_;
 };
 
 // The RecipientInfos that may be the group's: key transport and key agreement,
@@ -70,17 +123,20 @@ struct PossessionProver {
 
 // Asks groupd for `path` with each candidate RecipientInfo until one is the group's.
 // With `prover` (path G), each request carries the proof of possession of its key.
-Result<json> AskForGroupRecipient(api::ApiClient& client, const std::string& path,
+Result<json> AskForGroupRecipient(Groupd& client, const std::string& path,
                                   const crypto::Envelope& env,
                                   const std::vector<std::size_t>& candidates, json body,
                                   std::size_t* used, const PossessionProver* prover = nullptr) {
   if (candidates.empty())
-    return MakeError("no-recipient", "the message has no RecipientInfo for a group key");
-  Error last = MakeError("no-recipient", "no RecipientInfo of this message belongs to the group");
+    return MakeError(std::string(errc::kNoRecipient),
+                     "the message has no RecipientInfo for a group key");
+  Error last = MakeError(std::string(errc::kNoRecipient),
+                         "no RecipientInfo of this message belongs to the group");
   for (std::size_t index : candidates) {
-    body["recipient_info"] = Base64Encode(env.recipients[index].der);
+    std::string recipient_info = Base64Encode(env.recipients[index].der);
+    body["recipient_info"] = recipient_info;
     if (prover != nullptr) {
-      BL_TRY_ASSIGN(body["proof"], prover->Prove(body["recipient_info"].get<std::string>()));
+      BL_TRY_ASSIGN(body["proof"], prover->Prove(recipient_info));
     }
     auto r = client.Call("POST", path, body);
     if (r.ok()) {
@@ -88,7 +144,7 @@ Result<json> AskForGroupRecipient(api::ApiClient& client, const std::string& pat
       return r;
     }
     last = r.error();
-    if (last.code != "unwrap-failed") break;  // a refusal, not a wrong guess: stop asking
+    if (last.code != errc::kUnwrapFailed) break;  // a refusal, not a wrong guess: stop asking
   }
   return last;
 }
@@ -101,7 +157,7 @@ Result<std::string> Finish(const mime::SmimeEnvelope& smime, const crypto::Envel
     // padding) with a key all the same (implicit rejection): that key fails here, the GCM tag
     // or the CBC padding, and nothing of the content is shown.
     const std::string& code = plain.error().code;
-    if (code == "tampered" || code == "unwrap-failed") {
+    if (code == errc::kTampered || code == errc::kUnwrapFailed) {
       return MakeError(
           "unreadable",
           "cannot read this post: the message key from the group server does not "
@@ -112,7 +168,138 @@ Result<std::string> Finish(const mime::SmimeEnvelope& smime, const crypto::Envel
   return mime::UnprotectHeaders(AsChars(plain->view()), smime.outer_headers);
 }
 
-Status OpenMessage(OpenOptions& o, const std::string& input) {
+// One reading: the parsed post, the member's certificate if any, and groupd.
+struct Reading {
+  OpenOptions& o;
+  mime::SmimeEnvelope smime;
+  crypto::Envelope env;
+  std::optional<crypto::Certificate> member_cert;
+  Groupd groupd;
+  std::string base;  // "/v1/groups/GROUP"
+  json body;
+  std::vector<std::size_t> candidates;
+
+  // The output; as a filter, a failure to write it is worth another try.
+  Status Emit(std::string_view data) const {
+    Status st = WriteOutput(o.io.out, data);
+    if (!st.ok() && o.filter)
+      return MakeError(std::string(errc::kTempFail),
+                       "cannot write the output: " + st.error().message);
+    return st;
+  }
+  Status EmitPlain(const SecretBytes& cek) {
+    BL_TRY_ASSIGN(std::string message, Finish(smime, env, cek));
+    return Emit(message);
+  }
+};
+
+Status OpenTls(Reading& r) {
+  std::size_t used = 0;
+  BL_TRY_ASSIGN(json reply, AskForGroupRecipient(r.groupd, r.base + "/unwrap", r.env, r.candidates,
+                                                 r.body, &used));
+  BL_TRY_ASSIGN(SecretBytes cek, r.groupd.Base64<SecretBytes>(reply, "cek"));
+  return r.EmitPlain(cek);
+}
+
+// Paths E (rewrap) and G (cert).
+Status OpenRewrap(Reading& r) {
+  OpenOptions& o = r.o;
+  std::string path = r.base + (o.method == "rewrap" ? "/rewrap" : "/rewrap/certificate");
+  if (!o.rsa_padding.empty()) r.body["rsa_padding"] = o.rsa_padding;
+  std::optional<PossessionProver> prover;
+  if (o.method == "cert") {
+    BL_TRY_ASSIGN(std::string pem, ReadInput(o.member_cert, 1 << 20));
+    r.body["certificate"] = pem;
+    BL_TRY_ASSIGN(crypto::PrivateKey key, crypto::PrivateKey::LoadFile(o.member_key));
+    prover = PossessionProver{o.group, std::move(key)};
+  }
+  std::size_t used = 0;
+  BL_TRY_ASSIGN(json reply, AskForGroupRecipient(r.groupd, path, r.env, r.candidates, r.body, &used,
+                                                 prover ? &*prover : nullptr));
+  BL_TRY_ASSIGN(Bytes ri, r.groupd.Base64<Bytes>(reply, "recipient_info"));
+  // The splice: the member's RecipientInfo replaces the group's, so the post is
+  // ordinary S/MIME for this member; the encrypted content is untouched.
+  if (Status spliced = r.env.ReplaceRecipient(used, ri); !spliced.ok())
+    return r.groupd.Malformed("\"recipient_info\" is not a RecipientInfo: " +
+                              spliced.error().message);
+  if (o.splice_only) {
+    r.smime.cms = r.env.Serialize();
+    return r.Emit(mime::SerializeSmime(r.smime, r.env.auth_enveloped));
+  }
+  BL_TRY_ASSIGN(crypto::PrivateKey key, crypto::PrivateKey::LoadFile(o.member_key));
+  BL_TRY_ASSIGN(SecretBytes cek, crypto::UnwrapCek(r.env.recipients[used], key));
+  return r.EmitPlain(cek);
+}
+
+Status OpenBlind(Reading& r) {
+  // The group certificate (public) gives n and e, or the curve.
+  BL_TRY_ASSIGN(std::string pem, r.groupd.GetText(r.base + "/certificate"));
+  auto group_cert = crypto::Certificate::Load(AsBytes(pem));
+  if (!group_cert.ok()) return r.groupd.Malformed("the group certificate does not load");
+  for (std::size_t index : r.candidates) {
+    const auto& ri = r.env.recipients[index];
+    std::size_t rek = 0;
+    bool mine = ri.kind == RecipientKind::kKeyTrans && ri.rid.Matches(*group_cert);
+    for (std::size_t k = 0; k < ri.recipient_keys.size() && !mine; ++k) {
+      if (ri.recipient_keys[k].rid.Matches(*group_cert)) {
+        mine = true;
+        rek = k;
+      }
+    }
+    if (!mine) continue;
+    BL_TRY_ASSIGN(crypto::BlindRequest req, crypto::BlindRequest::Create(ri, *group_cert, rek));
+    r.body["recipient_info"] = Base64Encode(ri.der);
+    r.body["blinded"] = Base64Encode(req.blinded());
+    BL_TRY_ASSIGN(json reply, r.groupd.Call("POST", r.base + "/blind", r.body));
+    BL_TRY_ASSIGN(Bytes response, r.groupd.Base64<Bytes>(reply, "result"));
+    BL_TRY_ASSIGN(SecretBytes cek, req.Finish(response));
+    return r.EmitPlain(cek);
+  }
+  return MakeError(std::string(errc::kNoRecipient),
+                   "no RecipientInfo for the group's current certificate (blind reads need it)");
+}
+
+// Paths S and B: group secrets this member may hold; a post from the exploder (path B) already
+// carries a KEKRecipientInfo, otherwise ask for one (path S).
+Status OpenSecret(Reading& r) {
+  BL_TRY_ASSIGN(
+      json reply,
+      r.groupd.Call("GET", r.base + "/secrets?reason=" + api::ApiClient::Segment(r.o.reason),
+                    nullptr));
+  auto list = reply.is_object() ? reply.find("secrets") : reply.end();
+  if (list == reply.end() || !list->is_array())
+    return r.groupd.Malformed("no array \"secrets\" in the answer");
+  std::vector<crypto::GroupSecret> secrets;
+  for (const auto& s : *list) {
+    BL_TRY_ASSIGN(std::string key_id, r.groupd.Text(s, "key_id"));
+    crypto::GroupSecret gs;
+    if (!FromHex(key_id, gs.id)) return r.groupd.Malformed("\"key_id\" is not hex");
+    BL_TRY_ASSIGN(gs.key, r.groupd.Base64<SecretBytes>(s, "secret"));
+    secrets.push_back(std::move(gs));
+  }
+  auto try_secrets = [&](const crypto::Envelope& e) -> Result<SecretBytes> {
+    for (const auto& gs : secrets) {
+      auto cek = crypto::FindAndUnwrapCek(e, gs);
+      if (cek.ok() || cek.error().code != errc::kNoRecipient) return cek;
+    }
+    return MakeError(std::string(errc::kNoRecipient),
+                     "no KEKRecipientInfo for the group's secrets");
+  };
+  auto direct = try_secrets(r.env);
+  if (direct.ok()) return r.EmitPlain(*direct);
+  std::size_t used = 0;
+  BL_TRY_ASSIGN(json rewrapped, AskForGroupRecipient(r.groupd, r.base + "/rewrap/secret", r.env,
+                                                     r.candidates, r.body, &used));
+  BL_TRY_ASSIGN(Bytes ri, r.groupd.Base64<Bytes>(rewrapped, "recipient_info"));
+  if (Status added = r.env.AddRecipient(ri); !added.ok())
+    return r.groupd.Malformed("\"recipient_info\" is not a RecipientInfo: " +
+                              added.error().message);
+  BL_TRY_ASSIGN(SecretBytes cek, try_secrets(r.env));
+  return r.EmitPlain(cek);
+}
+
+// `*is_smime` is set once the input parsed as an S/MIME envelope.
+Status OpenMessage(OpenOptions& o, const std::string& input, bool* is_smime) {
   BL_TRY(FinishServerOptions(o.creds));
   bool needs_member_key = o.method == "rewrap" || o.method == "cert";
   // Path G proves possession of the key on every request, so it needs the key even to splice.
@@ -122,143 +309,103 @@ Status OpenMessage(OpenOptions& o, const std::string& input) {
   }
   if (o.splice_only && !needs_member_key)
     return MakeError("usage", "--splice-only works with --method rewrap or cert");
+  if (!o.rsa_padding.empty() && !needs_member_key)
+    return MakeError("usage", "--rsa-padding works with --method rewrap or cert");
   BL_TRY_ASSIGN(mime::SmimeEnvelope smime, mime::ParseSmime(input));
   BL_TRY_ASSIGN(crypto::Envelope env, crypto::Envelope::Parse(smime.cms));
+  *is_smime = true;
 
   std::optional<crypto::Certificate> member_cert;
   if (!o.member_cert.empty()) {
     BL_TRY_ASSIGN(crypto::Certificate c, crypto::Certificate::LoadFile(o.member_cert));
     member_cert = std::move(c);
   }
-  api::ApiClient client(o.creds);
-  std::string base = "/v1/groups/" + api::ApiClient::Segment(o.group);
-  json body = {{"reason", o.reason}};
-  std::size_t used = 0;
   auto candidates = GroupCandidates(env, member_cert ? &*member_cert : nullptr);
-
-  if (o.method == "tls") {
-    BL_TRY_ASSIGN(json r,
-                  AskForGroupRecipient(client, base + "/unwrap", env, candidates, body, &used));
-    SecretBytes cek;
-    if (!Base64Decode(r["cek"].get<std::string>(), cek))
-      return MakeError("bad-reply", "bad key in the server's reply");
-    BL_TRY_ASSIGN(std::string message, Finish(smime, env, cek));
-    return WriteOutput(o.io.out, message);
-  }
-
-  if (o.method == "rewrap" || o.method == "cert") {
-    std::string path = base + (o.method == "rewrap" ? "/rewrap" : "/rewrap/certificate");
-    std::optional<PossessionProver> prover;
-    if (o.method == "cert") {
-      BL_TRY_ASSIGN(std::string pem, ReadInput(o.member_cert, 1 << 20));
-      body["certificate"] = pem;
-      BL_TRY_ASSIGN(crypto::PrivateKey key, crypto::PrivateKey::LoadFile(o.member_key));
-      prover = PossessionProver{o.group, std::move(key)};
-    }
-    BL_TRY_ASSIGN(json r, AskForGroupRecipient(client, path, env, candidates, body, &used,
-                                               prover ? &*prover : nullptr));
-    Bytes ri;
-    if (!Base64Decode(r["recipient_info"].get<std::string>(), ri))
-      return MakeError("bad-reply", "bad RecipientInfo in the reply");
-    // The splice: the member's RecipientInfo replaces the group's, so the post is
-    // ordinary S/MIME for this member; the encrypted content is untouched.
-    BL_TRY(env.ReplaceRecipient(used, ri));
-    if (o.splice_only) {
-      smime.cms = env.Serialize();
-      return WriteOutput(o.io.out, mime::SerializeSmime(smime, env.auth_enveloped));
-    }
-    BL_TRY_ASSIGN(crypto::PrivateKey key, crypto::PrivateKey::LoadFile(o.member_key));
-    BL_TRY_ASSIGN(SecretBytes cek, crypto::UnwrapCek(env.recipients[used], key));
-    BL_TRY_ASSIGN(std::string message, Finish(smime, env, cek));
-    return WriteOutput(o.io.out, message);
-  }
-
-  if (o.method == "blind") {
-    // The group certificate (public) gives n and e, or the curve.
-    BL_TRY_ASSIGN(std::string pem, client.GetText(base + "/certificate"));
-    BL_TRY_ASSIGN(crypto::Certificate group_cert, crypto::Certificate::Load(AsBytes(pem)));
-    for (std::size_t index : candidates) {
-      const auto& ri = env.recipients[index];
-      std::size_t rek = 0;
-      bool mine = ri.kind == RecipientKind::kKeyTrans && ri.rid.Matches(group_cert);
-      for (std::size_t k = 0; k < ri.recipient_keys.size() && !mine; ++k) {
-        if (ri.recipient_keys[k].rid.Matches(group_cert)) {
-          mine = true;
-          rek = k;
-        }
-      }
-      if (!mine) continue;
-      BL_TRY_ASSIGN(crypto::BlindRequest req, crypto::BlindRequest::Create(ri, group_cert, rek));
-      body["recipient_info"] = Base64Encode(ri.der);
-      body["blinded"] = Base64Encode(req.blinded());
-      BL_TRY_ASSIGN(json r, client.Call("POST", base + "/blind", body));
-      Bytes response;
-      if (!Base64Decode(r["result"].get<std::string>(), response))
-        return MakeError("bad-reply", "bad blind result");
-      BL_TRY_ASSIGN(SecretBytes cek, req.Finish(response));
-      BL_TRY_ASSIGN(std::string message, Finish(smime, env, cek));
-      return WriteOutput(o.io.out, message);
-    }
-    return MakeError("no-recipient",
-                     "no RecipientInfo for the group's current certificate (blind reads need it)");
-  }
-
-  if (o.method == "secret") {
-    // Group secrets this member may hold; a post from the exploder (path B) already
-    // carries a KEKRecipientInfo, otherwise ask for one (path S).
-    BL_TRY_ASSIGN(
-        json secrets,
-        client.Call("GET", base + "/secrets?reason=" + api::ApiClient::Segment(o.reason), nullptr));
-    auto try_secrets = [&](const crypto::Envelope& e) -> Result<SecretBytes> {
-      for (const auto& s : secrets["secrets"]) {
-        crypto::GroupSecret gs;
-        if (!FromHex(s["key_id"].get<std::string>(), gs.id) ||
-            !Base64Decode(s["secret"].get<std::string>(), gs.key)) {
-          return MakeError("bad-reply", "bad group secret in the reply");
-        }
-        auto cek = crypto::FindAndUnwrapCek(e, gs);
-        if (cek.ok() || cek.error().code != "no-recipient") return cek;
-      }
-      return MakeError("no-recipient", "no KEKRecipientInfo for the group's secrets");
-    };
-    auto direct = try_secrets(env);
-    if (direct.ok()) {
-      BL_TRY_ASSIGN(std::string message, Finish(smime, env, *direct));
-      return WriteOutput(o.io.out, message);
-    }
-    BL_TRY_ASSIGN(json r, AskForGroupRecipient(client, base + "/rewrap/secret", env, candidates,
-                                               body, &used));
-    Bytes ri;
-    if (!Base64Decode(r["recipient_info"].get<std::string>(), ri))
-      return MakeError("bad-reply", "bad RecipientInfo in the reply");
-    BL_TRY(env.AddRecipient(ri));
-    BL_TRY_ASSIGN(SecretBytes cek, try_secrets(env));
-    BL_TRY_ASSIGN(std::string message, Finish(smime, env, cek));
-    return WriteOutput(o.io.out, message);
-  }
+  Reading r{o,
+            std::move(smime),
+            std::move(env),
+            std::move(member_cert),
+            Groupd(o.creds, o.filter),
+            "/v1/groups/" + api::ApiClient::Segment(o.group),
+            json{{"reason", o.reason}},
+            std::move(candidates)};
+  if (o.method == "tls") return OpenTls(r);
+  if (o.method == "rewrap" || o.method == "cert") return OpenRewrap(r);
+  if (o.method == "blind") return OpenBlind(r);
+  if (o.method == "secret") return OpenSecret(r);
   return MakeError("usage", "unknown --method " + o.method);
 }
 
-// As a delivery filter (Postfix, procmail, maildrop), mail must never be lost:
-// whatever goes wrong, the original goes out unchanged and the exit status is 0;
-// only when the message cannot even be read is it 75 (EX_TEMPFAIL: try later).
-Status RunOpen(OpenOptions& o) {
+// The pass-through copy of a post the filter could not open: the input unchanged, but for one
+// header line at the end of the outer header block (never in the CMS body), saying why.
+std::string WithFilterHeader(const std::string& input, const std::string& code) {
+  std::string reason;
+  for (char c : code.substr(0, 64)) {
+    const bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                       c == '-' || c == '.' || c == '_';
+    reason.push_back(plain ? c : '_');
+  }
+  if (reason.empty()) reason = "unknown";
+  // The first empty line ends the header block; the new line takes the line ending before it.
+  for (std::size_t pos = 0; pos < input.size();) {
+    std::size_t eol = input.find('\n', pos);
+    if (eol == std::string::npos) break;
+    const bool crlf = eol > pos && input[eol - 1] == '\r';
+    const std::size_t line_length = eol - pos - (crlf ? 1 : 0);
+    if (line_length == 0) {
+      if (pos == 0) break;  // no header at all
+      std::string line =
+          "X-Blindlist-Filter: passed-through; reason=" + reason + (crlf ? "\r\n" : "\n");
+      return input.substr(0, pos) + line + input.substr(pos);
+    }
+    pos = eol + 1;
+  }
+  return input;
+}
+
+// As a delivery filter (Postfix, procmail, maildrop), a post is never lost and a failure never
+// hidden: what may pass with time (groupd unreachable, 5xx, 429, a malformed answer, the input
+// or output failing) exits 75 (EX_TEMPFAIL) with nothing on standard output, so the mail system
+// tries again; a refusal that will not change (not a member, unwrap-failed, not a list post)
+// passes the post through unchanged, exit 0, with the reason on standard error and, for an
+// S/MIME post, in an X-Blindlist-Filter header.
+Status RunFilter(OpenOptions& o) {
   auto input = ReadInput(o.io.in);
   if (!input.ok()) {
-    if (o.filter) return MakeError("tempfail", input.error().message);
-    return input.error();
+    return MakeError(std::string(errc::kTempFail),
+                     "open --filter: cannot read the message: " + input.error().message);
   }
-  if (!o.filter) return OpenMessage(o, *input);
   o.splice_only = true;
-  Status st = OpenMessage(o, *input);
+  bool is_smime = false;
+  Status st = [&]() -> Status {
+    try {
+      return OpenMessage(o, *input, &is_smime);
+    } catch (const std::exception& e) {  // nothing is expected to throw; if it does, try later
+      return MakeError(std::string(errc::kTempFail), std::string("internal error: ") + e.what());
+    }
+  }();
   if (st.ok()) return st;
-  std::fprintf(stderr, "blindlist: open --filter: %s; delivering the message unchanged\n",
-               st.error().message.c_str());
-  Status passed = WriteOutput(o.io.out, *input);
-  if (!passed.ok()) return MakeError("tempfail", passed.error().message);
+  if (st.error().code == errc::kTempFail) {
+    return MakeError(std::string(errc::kTempFail),
+                     "open --filter: " + st.error().message + "; exit 75, try again later");
+  }
+  std::fprintf(stderr, "blindlist: open --filter: %s; delivering the message unchanged (%s)\n",
+               st.error().message.c_str(), st.error().code.c_str());
+  Status passed =
+      WriteOutput(o.io.out, is_smime ? WithFilterHeader(*input, st.error().code) : *input);
+  if (!passed.ok()) {
+    return MakeError(std::string(errc::kTempFail),
+                     "open --filter: cannot write the output: " + passed.error().message);
+  }
   return Status::Ok();
 }
 
+Status RunOpen(OpenOptions& o) {
+  if (o.filter) return RunFilter(o);
+  BL_TRY_ASSIGN(std::string input, ReadInput(o.io.in));
+  bool is_smime = false;
+  return OpenMessage(o, input, &is_smime);
+}
 }  // namespace
 
 void AddOpenCommand(CLI::App& app, Action* chosen) {
@@ -281,9 +428,23 @@ void AddOpenCommand(CLI::App& app, Action* chosen) {
   cmd->add_flag(
       "--splice-only", o->splice_only,
       "With rewrap/cert: write the post as ordinary S/MIME for you instead of decrypting it");
+  cmd->add_option("--rsa-padding", o->rsa_padding,
+                  "With rewrap/cert and an RSA certificate: the key transport padding of your "
+                  "RecipientInfo (default: groupd's, oaep); pkcs1 for NSS/Thunderbird")
+      ->check(CLI::IsMember({"oaep", "pkcs1"}));
   cmd->add_flag("--filter", o->filter,
-                "Delivery filter (Postfix, procmail, maildrop): like --splice-only, but on any "
-                "failure write the message unchanged and exit 0 (75 if it cannot be read)");
+                "Delivery filter (Postfix, procmail, maildrop): like --splice-only; exit 75 to "
+                "be tried again later, or pass the message through unchanged (see below)");
+  cmd->footer(
+      "Exit status with --filter:\n"
+      "  0   the post, spliced, on standard output; or, when groupd refuses for good (not a\n"
+      "      member, unwrap-failed, any other 4xx but 429) or the message is not a list post,\n"
+      "      the message unchanged (an S/MIME post gains one header, X-Blindlist-Filter:\n"
+      "      passed-through; reason=CODE) and the reason on standard error\n"
+      "  75  EX_TEMPFAIL, nothing on standard output, one line on standard error: groupd\n"
+      "      unreachable (refused, timed out, TLS failed), a 5xx or 429 answer, a malformed\n"
+      "      answer, or the message could not be read or written; the mail system retries\n"
+      "  2   a usage error on the command line");
   cmd->callback([chosen, o] { *chosen = [o] { return RunOpen(*o); }; });
 }
 

@@ -27,8 +27,8 @@
 #include "crypto/keys.h"
 #include "crypto/x509.h"
 #include "net/https_server.h"
-#include "net/log.h"
-#include "net/metrics.h"
+#include "obs/log.h"
+#include "obs/metrics.h"
 #include "service.h"
 #include "store/store.h"
 

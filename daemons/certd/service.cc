@@ -1,14 +1,18 @@
 #include "service.h"
 
+#include <array>
 #include <chrono>
 #include <ctime>
 #include <nlohmann/json.hpp>
 
+#include "api/json_fields.h"
 #include "api/member_auth.h"
 #include "api/membership.h"
+#include "api/route_table.h"
 #include "blindlist/base64.h"
+#include "blindlist/error_codes.h"
 #include "crypto/x509.h"
-#include "net/log.h"
+#include "obs/log.h"
 
 namespace blindlist::certd {
 
@@ -41,20 +45,25 @@ HttpResponse Fail(CertService::Call& call, int status, std::string_view code,
 
 HttpResponse StoreDown(CertService::Call& call, const Error& e) {
   net::Log(net::LogLevel::kError, "store error", {{"error", e.message}});
-  return Fail(call, 503, "store-unavailable", "the store is unavailable; retry later");
+  return Fail(call, 503, errc::kStoreUnavailable, "the store is unavailable; retry later");
 }
 
-std::vector<std::string> SplitPath(std::string_view path) {
-  std::vector<std::string> parts;
-  while (!path.empty()) {
-    auto slash = path.find('/');
-    std::string_view part = path.substr(0, slash);
-    if (!part.empty()) parts.emplace_back(part);
-    if (slash == std::string_view::npos) break;
-    path.remove_prefix(slash + 1);
-  }
-  return parts;
+// An internal error: a 500 whose detail goes to the log only.
+HttpResponse Internal(CertService::Call& call, std::string_view what, const Error& e) {
+  net::Log(net::LogLevel::kError, "internal error",
+           {{"operation", call.operation}, {"what", std::string(what)}, {"error", e.message}});
+  return Fail(call, 500, errc::kInternal, what);
 }
+
+// Every field Issue reads, with its one JSON type (as groupd's ParseBody).
+constexpr std::array<api::JsonField, 4> kIssueFields = {{
+    {"csr", api::JsonType::kString},
+    {"generate", api::JsonType::kBoolean},
+    {"passphrase", api::JsonType::kString},
+    {"key_type", api::JsonType::kString},
+}};
+
+using api::SplitPath;
 
 // A 429: counted, and audited in aggregate, so a flood of them writes nothing per request.
 HttpResponse RateLimited(CertService::Call& call, int retry, std::string_view bucket) {
@@ -62,7 +71,7 @@ HttpResponse RateLimited(CertService::Call& call, int retry, std::string_view bu
   call.limited_by = std::string(bucket);
   call.tally = true;
   if (call.caller == "anonymous") call.caller = "ip:" + call.address;
-  HttpResponse r = Fail(call, 429, "rate-limited", "too many requests; retry later");
+  HttpResponse r = Fail(call, 429, errc::kRateLimited, "too many requests; retry later");
   r.headers.emplace_back("Retry-After", std::to_string(retry));
   return r;
 }
@@ -98,9 +107,10 @@ HttpResponse CertService::Handle(const HttpRequest& req) {
   try {
     resp = Route(req, call);
   } catch (const std::exception& e) {
-    net::Log(net::LogLevel::kWarning, "request failed",
+    // Every field is checked before it is read (kIssueFields): an exception is ours, a 500.
+    net::Log(net::LogLevel::kError, "request failed",
              {{"operation", call.operation}, {"what", e.what()}});
-    resp = Fail(call, 400, "malformed-request", "the request could not be processed");
+    resp = Fail(call, 500, errc::kInternal, "internal server error");
   }
   if (call.tally) {
     refusals_.Count(call.caller, call.group, call.operation, call.result);
@@ -117,7 +127,7 @@ HttpResponse CertService::Handle(const HttpRequest& req) {
     if (!st.ok()) {
       net::Log(net::LogLevel::kError, "audit write failed", {{"error", st.error().message}});
       if (resp.status < 300)
-        resp = Fail(call, 503, "store-unavailable", "the audit log is unavailable");
+        resp = Fail(call, 503, errc::kStoreUnavailable, "the audit log is unavailable");
     }
   }
   if (resp.status == 401 || resp.status == 403)
@@ -131,28 +141,73 @@ HttpResponse CertService::Handle(const HttpRequest& req) {
   return resp;
 }
 
-HttpResponse CertService::Route(const HttpRequest& req, Call& call) {
-  std::vector<std::string> parts = SplitPath(req.path);
-  if (parts.size() == 1 && parts[0] == "healthz") {
-    call.audit = false;
-    call.operation = "healthz";
-    if (!store_->SchemaVersion().ok())
-      return Fail(call, 503, "store-unavailable", "the store is unavailable");
-    return HttpResponse::Json(200, json{{"status", "ok"}, {"store", store_->BackendName()}}.dump());
+// The route table's handlers.
+struct CertService::Handlers {
+  static HttpResponse Healthz(CertService& s, const HttpRequest& /*req*/, Call& call,
+                              const std::vector<std::string>& /*params*/) {
+    if (!s.store_->SchemaVersion().ok())
+      return Fail(call, 503, errc::kStoreUnavailable, "the store is unavailable");
+    return HttpResponse::Json(200,
+                              json{{"status", "ok"}, {"store", s.store_->BackendName()}}.dump());
   }
-  if (parts.size() == 1 && parts[0] == "metrics") {
-    call.audit = false;
-    call.operation = "metrics";
+
+  static HttpResponse Metrics(CertService& s, const HttpRequest& /*req*/, Call& /*call*/,
+                              const std::vector<std::string>& /*params*/) {
     HttpResponse r;
     r.content_type = "text/plain; version=0.0.4";
-    r.body = metrics.Render();
+    r.body = s.metrics.Render();
     return r;
+  }
+
+  static HttpResponse Crl(CertService& s, const HttpRequest& /*req*/, Call& call,
+                          const std::vector<std::string>& /*params*/) {
+    call.audit = false;  // public and frequent; nothing secret
+    return s.Crl(call);
+  }
+
+  static HttpResponse Ca(CertService& s, const HttpRequest& /*req*/, Call& call,
+                         const std::vector<std::string>& /*params*/) {
+    call.audit = false;
+    HttpResponse r;
+    r.content_type = "application/pem-certificate-chain";
+    r.body = crypto::ToPem("CERTIFICATE", s.ca_cert_.Der());
+    return r;
+  }
+
+  static HttpResponse Issue(CertService& s, const HttpRequest& req, Call& call,
+                            const std::vector<std::string>& params) {
+    return s.Issue(req, call, params[0]);
+  }
+};
+
+const api::RouteTable<CertService::RouteHandler>& CertService::Routes() {
+  using H = Handlers;
+  using api::Access;
+  static const api::RouteTable<RouteHandler> kTable({
+      {"GET", "/healthz", "healthz", Access::kInfrastructure, &H::Healthz},
+      {"GET", "/metrics", "metrics", Access::kInfrastructure, &H::Metrics},
+      {"GET", "/v1/crl", "crl", Access::kPublic, &H::Crl},
+      {"GET", "/v1/ca", "ca", Access::kPublic, &H::Ca},
+      {"POST", "/v1/groups/{group}/certificates", "issue", Access::kMember, &H::Issue},
+  });
+  return kTable;
+}
+
+HttpResponse CertService::Route(const HttpRequest& req, Call& call) {
+  const auto found = Routes().Find(req.method, req.path);
+  if (found.route != nullptr && found.route->access == api::Access::kInfrastructure) {
+    call.audit = false;
+    call.operation = std::string(found.route->operation);
+    return found.route->handler(*this, req, call, found.params);
   }
   // Rate limits (docs/api.md): the peer address's bucket first, before any credential
   // is looked up; then the caller's: the member once authenticated (Issue), else the
   // address. A made-up token buys nothing. The group named in the path goes into the
   // audit record, so a 429 shows in that group's audit.
-  if (parts.size() == 4 && parts[0] == "v1" && parts[1] == "groups") call.group = parts[2];
+  const auto* route = found.route != nullptr ? found.route : found.same_path;
+  if (route != nullptr && route->pattern.starts_with("/v1/groups/{group}")) {
+    call.group = found.params[0];
+  }
   call.address = api::AddressBucket(req.peer_address);
   call.rate_key = "ip:" + call.address;
   if (int retry = address_limiter_.Acquire("addr:" + call.address); retry > 0) {
@@ -164,37 +219,30 @@ HttpResponse CertService::Route(const HttpRequest& req, Call& call) {
   if (presents_credentials && limiter_.Exhausted("fail:" + call.address)) {
     return RateLimited(call, 1, "failures");
   }
-  if (parts.size() == 2 && parts[0] == "v1" && parts[1] == "crl" && req.method == "GET") {
-    call.audit = false;  // public and frequent; nothing secret
-    call.operation = "crl";
-    if (auto limited = Charge(call, 1)) return *limited;
-    return Crl(call);
-  }
-  if (parts.size() == 2 && parts[0] == "v1" && parts[1] == "ca" && req.method == "GET") {
+  if (route == nullptr) {
     call.audit = false;
-    call.operation = "ca";
+    call.operation = "not-found";
+    return Fail(call, 404, errc::kNotFound, "no such endpoint");
+  }
+  call.operation = std::string(route->operation);
+  if (found.route == nullptr) {
+    call.audit = route->access == api::Access::kMember;
+    return Fail(call, 405, "method-not-allowed", "use " + found.allowed);
+  }
+  // The issuing route authenticates the member itself (Issue), after finding the group.
+  if (route->access == api::Access::kPublic) {
     if (auto limited = Charge(call, 1)) return *limited;
-    HttpResponse r;
-    r.content_type = "application/pem-certificate-chain";
-    r.body = crypto::ToPem("CERTIFICATE", ca_cert_.Der());
-    return r;
   }
-  if (parts.size() == 4 && parts[0] == "v1" && parts[1] == "groups" && parts[3] == "certificates") {
-    call.operation = "issue";
-    call.group = parts[2];
-    if (req.method != "POST") return Fail(call, 405, "method-not-allowed", "use POST");
-    return Issue(req, call, parts[2]);
-  }
-  call.audit = false;
-  call.operation = "not-found";
-  return Fail(call, 404, "not-found", "no such endpoint");
+  return route->handler(*this, req, call, found.params);
 }
 
 HttpResponse CertService::Issue(const HttpRequest& req, Call& call, const std::string& group_name) {
   json body = json::parse(req.body, nullptr, false);
   if (body.is_discarded() || !body.is_object()) {
-    return Fail(call, 400, "malformed-json", "the request body is not a JSON object");
+    return Fail(call, 400, errc::kMalformedJson, "the request body is not a JSON object");
   }
+  if (auto wrong = api::WrongFieldType(body, kIssueFields))
+    return Fail(call, 400, errc::kMalformedRequest, *wrong);
   auto group = store_->FindGroup(group_name);
   if (!group.ok()) return StoreDown(call, group.error());
   if (!*group) return Fail(call, 404, "unknown-group", "no such group");
@@ -220,12 +268,12 @@ HttpResponse CertService::Issue(const HttpRequest& req, Call& call, const std::s
     }
     auto key = crypto::PrivateKey::Generate(key_type == "p256" ? crypto::KeyType::kEcP256
                                                                : crypto::KeyType::kRsa);
-    if (!key.ok()) return Fail(call, 500, "internal", "key generation failed");
+    if (!key.ok()) return Internal(call, "key generation failed", key.error());
     public_key = key->PublicKeyDer();
     generated = std::move(*key);
   } else {
-    if (!body.contains("csr") || !body["csr"].is_string()) {
-      return Fail(call, 400, "malformed-request", "send \"csr\" (PEM) or \"generate\": true");
+    if (!body.contains("csr")) {
+      return Fail(call, 400, errc::kMalformedRequest, "send \"csr\" (PEM) or \"generate\": true");
     }
     auto csr = crypto::ParseCsr(AsBytes(body["csr"].get<std::string>()));
     if (!csr.ok()) {
@@ -259,9 +307,9 @@ HttpResponse CertService::Issue(const HttpRequest& req, Call& call, const std::s
   // above never gets this certificate (it is signed, but it leaves certd only after the commit,
   // and groupd refuses a serial that is not recorded).
   Status st = store_->RecordIssuedCertificate(record);
-  if (!st.ok() && st.error().code == "not-a-member") {
+  if (!st.ok() && st.error().code == errc::kNotAMember) {
     call.reason = "removed while issuing";
-    return Fail(call, 403, "not-a-member", "not a member of this group");
+    return Fail(call, 403, errc::kNotAMember, "not a member of this group");
   }
   if (!st.ok()) return StoreDown(call, st.error());
   // certd's audit links member and serial; groupd's audit for path G sees only the serial.
@@ -273,7 +321,7 @@ HttpResponse CertService::Issue(const HttpRequest& req, Call& call, const std::s
   if (generated) {
     auto p12 = crypto::ExportPkcs12(*generated, *cert, profile.common_name, passphrase);
     std::fill(passphrase.begin(), passphrase.end(), '\0');
-    if (!p12.ok()) return Fail(call, 500, "internal", "PKCS#12 export failed");
+    if (!p12.ok()) return Internal(call, "PKCS#12 export failed", p12.error());
     out["pkcs12"] = Base64Encode(*p12);
   }
   return HttpResponse::Json(201, out.dump());
@@ -311,7 +359,7 @@ HttpResponse CertService::Crl(Call& call) {
   entries.reserve(revoked->size());
   for (const auto& r : *revoked) entries.emplace_back(r.serial_hex, r.revoked_at);
   auto crl = crypto::MakeCrl(ca_cert_, ca_key_, entries, config_.crl_next_update_seconds);
-  if (!crl.ok()) return Fail(call, 500, "internal", "CRL generation failed");
+  if (!crl.ok()) return Internal(call, "CRL generation failed", crl.error());
   HttpResponse r;
   r.content_type = "application/pkix-crl";
   r.body.assign(AsChars(*crl));

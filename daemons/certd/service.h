@@ -8,10 +8,11 @@
 
 #include "api/audit_tally.h"
 #include "api/rate_limiter.h"
+#include "api/route_table.h"
 #include "config.h"
 #include "crypto/keys.h"
 #include "net/https_server.h"
-#include "net/metrics.h"
+#include "obs/metrics.h"
 #include "store/store.h"
 
 namespace blindlist::certd {
@@ -34,6 +35,10 @@ class CertService {
   struct Call;
 
  private:
+  struct Handlers;  // one per endpoint, in the route table (service.cc)
+  using RouteHandler = net::HttpResponse (*)(CertService&, const net::HttpRequest&, Call&,
+                                             const std::vector<std::string>& params);
+  static const api::RouteTable<RouteHandler>& Routes();
   net::HttpResponse Route(const net::HttpRequest& req, Call& call);
   net::HttpResponse Issue(const net::HttpRequest& req, Call& call, const std::string& group_name);
   net::HttpResponse Crl(Call& call);

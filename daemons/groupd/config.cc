@@ -5,7 +5,11 @@ namespace blindlist::groupd {
 Result<Config> LoadConfig(const std::string& path) {
   BL_TRY_ASSIGN(api::ConfigFile file, api::ConfigFile::Load(path));
   Config c;
-  BL_TRY_ASSIGN(c.common, file.Common("127.0.0.1:8443", "sqlite:/var/lib/blindlist/groupd.db"));
+  BL_TRY_ASSIGN(c.common, file.Common("127.0.0.1:8443", ""));
+  if (c.common.store_url.empty()) {
+    return MakeError("bad-config",
+                     path + ": [store] url is required (sqlite:PATH or postgresql://...)");
+  }
   BL_TRY_ASSIGN(c.master_key_file, file.String("keys", "master_key_file", ""));
   BL_TRY_ASSIGN(c.ca_certificate_file, file.String("keys", "ca_certificate", ""));
   BL_TRY_ASSIGN(c.ca_private_key_file, file.String("keys", "ca_private_key", ""));
@@ -18,6 +22,7 @@ Result<Config> LoadConfig(const std::string& path) {
   }
   if (c.group_cert_validity_days < 1)
     return MakeError("bad-config", path + ": [keys] group_certificate_days must be positive");
+  BL_TRY(file.CheckKnownKeys());
   return c;
 }
 

@@ -20,7 +20,7 @@
 #include "crypto/x509.h"
 #include "key_ring.h"
 #include "net/https_server.h"
-#include "net/log.h"
+#include "obs/log.h"
 #include "service.h"
 #include "store/store.h"
 

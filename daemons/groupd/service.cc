@@ -4,15 +4,19 @@
 #include <chrono>
 #include <ctime>
 #include <nlohmann/json.hpp>
+#include <variant>
 
+#include "api/json_fields.h"
 #include "api/member_auth.h"
 #include "api/membership.h"
+#include "api/route_table.h"
 #include "blindlist/base64.h"
+#include "blindlist/error_codes.h"
 #include "crypto/blind.h"
 #include "crypto/cms.h"
 #include "crypto/signature.h"
 #include "crypto/x509.h"
-#include "net/log.h"
+#include "obs/log.h"
 
 namespace blindlist::groupd {
 
@@ -38,12 +42,23 @@ struct GroupService::Call {
 
 namespace {
 
-constexpr std::size_t kMaxReason = 200;
+constexpr std::size_t kMaxReasonChars = 200;
 constexpr std::size_t kMaxBulk = 500;
 // Every failed unwrap gives exactly this, whatever went wrong inside.
 constexpr std::string_view kUnwrapFailed = "cannot unwrap this RecipientInfo for this group";
 
 std::int64_t Now() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+// The first `max_chars` characters of `s`, cut before a UTF-8 lead byte so that a multi-byte
+// character is kept whole or left out (the store replaces a broken sequence with U+FFFD).
+std::string FirstChars(const std::string& s, std::size_t max_chars) {
+  std::size_t chars = 0;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const bool lead = (static_cast<unsigned char>(s[i]) & 0xC0U) != 0x80U;
+    if (lead && ++chars > max_chars) return s.substr(0, i);
+  }
+  return s;
+}
 
 HttpResponse Fail(GroupService::Call& call, int status, std::string_view code,
                   std::string_view message) {
@@ -51,9 +66,16 @@ HttpResponse Fail(GroupService::Call& call, int status, std::string_view code,
   return HttpResponse::Error(status, code, message);
 }
 
+// An internal error: a 500 whose detail goes to the log only.
+HttpResponse Internal(GroupService::Call& call, std::string_view what, const Error& e) {
+  net::Log(net::LogLevel::kError, "internal error",
+           {{"operation", call.operation}, {"what", std::string(what)}, {"error", e.message}});
+  return Fail(call, 500, errc::kInternal, what);
+}
+
 HttpResponse StoreDown(GroupService::Call& call, const Error& e) {
   net::Log(net::LogLevel::kError, "store error", {{"error", e.message}});
-  return Fail(call, 503, "store-unavailable", "the store is unavailable; retry later");
+  return Fail(call, 503, errc::kStoreUnavailable, "the store is unavailable; retry later");
 }
 
 HttpResponse Ok(int status, const json& body) { return HttpResponse::Json(status, body.dump()); }
@@ -64,22 +86,12 @@ HttpResponse RateLimited(GroupService::Call& call, int retry, std::string_view b
   call.limited_by = std::string(bucket);
   call.tally = true;
   if (call.caller == "anonymous") call.caller = "ip:" + call.address;
-  HttpResponse r = Fail(call, 429, "rate-limited", "too many requests; retry later");
+  HttpResponse r = Fail(call, 429, errc::kRateLimited, "too many requests; retry later");
   r.headers.emplace_back("Retry-After", std::to_string(retry));
   return r;
 }
 
-std::vector<std::string> SplitPath(std::string_view path) {
-  std::vector<std::string> parts;
-  while (!path.empty()) {
-    auto slash = path.find('/');
-    std::string_view part = path.substr(0, slash);
-    if (!part.empty()) parts.emplace_back(part);
-    if (slash == std::string_view::npos) break;
-    path.remove_prefix(slash + 1);
-  }
-  return parts;
-}
+using api::SplitPath;
 
 bool ValidAddress(std::string_view a) {
   if (a.empty() || a.size() > 254) return false;
@@ -106,45 +118,51 @@ std::string NewToken() {
   return "blt_" + ToHex(raw.view());
 }
 
+// Every field any endpoint reads, with its one JSON type: a field of another type is the
+// caller's mistake, never "absent" (which would pick a default: an RSA group, a rotation).
+constexpr std::array<api::JsonField, 14> kFieldTypes = {{
+    {"recipient_info", api::JsonType::kString},
+    {"blinded", api::JsonType::kString},
+    {"certificate", api::JsonType::kString},
+    {"rsa_padding", api::JsonType::kString},
+    {"reason", api::JsonType::kString},
+    {"name", api::JsonType::kString},
+    {"key_type", api::JsonType::kString},
+    {"what", api::JsonType::kString},
+    {"passphrase", api::JsonType::kString},
+    {"address", api::JsonType::kString},
+    {"csr", api::JsonType::kBoolean},
+    {"token", api::JsonType::kBoolean},
+    {"version", api::JsonType::kInteger},
+    {"requests", api::JsonType::kArray},
+}};
+// The fields of one item of a bulk request (a request of its own is checked as a whole).
+constexpr std::array<api::JsonField, 3> kItemFieldTypes = {{
+    {"recipient_info", api::JsonType::kString},
+    {"blinded", api::JsonType::kString},
+    {"rsa_padding", api::JsonType::kString},
+}};
+constexpr std::string_view kBadPadding = "\"rsa_padding\" must be \"oaep\" or \"pkcs1\"";
+
+bool ValidPadding(const json& j) {
+  auto padding = j.find("rsa_padding");
+  return padding == j.end() || *padding == "oaep" || *padding == "pkcs1";
+}
+
 // Parses the body as a JSON object; nullopt (and `error` set) if it is not one.
 std::optional<json> ParseBody(const HttpRequest& req, GroupService::Call& call,
                               HttpResponse& error) {
   json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded() || !body.is_object()) {
-    error = Fail(call, 400, "malformed-json", "the request body is not a JSON object");
+    error = Fail(call, 400, errc::kMalformedJson, "the request body is not a JSON object");
     return std::nullopt;
   }
-  // Every field any endpoint reads, with its one JSON type: a field of another type is the
-  // caller's mistake, never "absent" (which would pick a default: an RSA group, a rotation).
-  static const std::array<std::pair<const char*, json::value_t>, 14> kFieldTypes = {{
-      {"recipient_info", json::value_t::string},
-      {"blinded", json::value_t::string},
-      {"certificate", json::value_t::string},
-      {"rsa_padding", json::value_t::string},
-      {"reason", json::value_t::string},
-      {"name", json::value_t::string},
-      {"key_type", json::value_t::string},
-      {"what", json::value_t::string},
-      {"passphrase", json::value_t::string},
-      {"address", json::value_t::string},
-      {"csr", json::value_t::boolean},
-      {"token", json::value_t::boolean},
-      {"version", json::value_t::number_unsigned},
-      {"requests", json::value_t::array},
-  }};
-  for (const auto& [name, type] : kFieldTypes) {
-    auto it = body.find(name);
-    if (it == body.end()) continue;
-    const bool integer = type == json::value_t::number_unsigned;
-    if (integer ? !it->is_number_integer() : it->type() != type) {
-      error =
-          Fail(call, 400, "malformed-request", std::string("\"") + name + "\" has the wrong type");
-      return std::nullopt;
-    }
+  if (auto wrong = api::WrongFieldType(body, kFieldTypes)) {
+    error = Fail(call, 400, errc::kMalformedRequest, *wrong);
+    return std::nullopt;
   }
-  if (auto padding = body.find("rsa_padding");
-      padding != body.end() && *padding != "oaep" && *padding != "pkcs1") {
-    error = Fail(call, 400, "malformed-request", "\"rsa_padding\" must be \"oaep\" or \"pkcs1\"");
+  if (!ValidPadding(body)) {
+    error = Fail(call, 400, errc::kMalformedRequest, kBadPadding);
     return std::nullopt;
   }
   return body;
@@ -211,10 +229,11 @@ void GroupService::Handle(const HttpRequest& req, net::HttpResponder respond) {
   try {
     resp = Route(req, call);
   } catch (const std::exception& e) {
-    // JSON type errors and the like: the request was malformed; anything else is ours.
-    net::Log(net::LogLevel::kWarning, "request failed",
+    // Every field of a request is checked before it is read (ParseBody), so an exception is
+    // ours, never the caller's: a 500, and the detail in the log only.
+    net::Log(net::LogLevel::kError, "request failed",
              {{"operation", call.operation}, {"what", e.what()}});
-    resp = Fail(call, 400, "malformed-request", "the request could not be processed");
+    resp = Fail(call, 500, errc::kInternal, "internal server error");
   }
   if (call.tally) {
     refusals_.Count(call.caller, call.group, call.operation, call.result);
@@ -233,7 +252,7 @@ void GroupService::Handle(const HttpRequest& req, net::HttpResponder respond) {
           net::Log(net::LogLevel::kError, "audit write failed", {{"error", st.error().message}});
           // An operation that cannot be audited must not succeed.
           if (resp.status < 300) {
-            resp = Fail(call, 503, "store-unavailable", "the audit log is unavailable");
+            resp = Fail(call, 503, errc::kStoreUnavailable, "the audit log is unavailable");
           }
         }
         Finish(call, std::move(resp), peer, start, respond);
@@ -265,7 +284,7 @@ store::AuditRecord GroupService::AuditRecordOf(const Call& call) {
   rec.key_version = call.key_version;
   rec.operation = call.operation;
   rec.result = call.result;
-  rec.reason = call.reason.substr(0, kMaxReason);
+  rec.reason = FirstChars(call.reason, kMaxReasonChars);
   return rec;
 }
 
@@ -300,81 +319,6 @@ std::optional<HttpResponse> GroupService::Charge(Call& call, double cost) {
   int retry = limiter_.Acquire(call.rate_key, cost);
   if (retry == 0) return std::nullopt;
   return RateLimited(call, retry, "caller");
-}
-
-HttpResponse GroupService::Route(const HttpRequest& req, Call& call) {
-  std::vector<std::string> parts = SplitPath(req.path);
-  if (parts.size() == 1 && parts[0] == "healthz") {
-    call.audit = false;
-    call.operation = "healthz";
-    auto version = store_->SchemaVersion();
-    if (!version.ok()) return Fail(call, 503, "store-unavailable", "the store is unavailable");
-    return Ok(200, {{"status", "ok"}, {"store", store_->BackendName()}});
-  }
-  if (parts.size() == 1 && parts[0] == "metrics") {
-    call.audit = false;
-    call.operation = "metrics";
-    HttpResponse r;
-    r.content_type = "text/plain; version=0.0.4";
-    r.body = metrics.Render();
-    return r;
-  }
-  if (parts.size() < 2 || parts[0] != "v1" || parts[1] != "groups") {
-    call.audit = false;
-    call.operation = "not-found";
-    return Fail(call, 404, "not-found", "no such endpoint");
-  }
-
-  // Rate limits (docs/api.md): first the peer address's bucket, one unit, before any
-  // credential is looked up, so bogus credentials cannot make us search the store
-  // without limit; then the caller's bucket, by the cost of the work, once a
-  // credential is verified (or at once, charged to the address, where none is checked).
-  // The group named in the path goes into the audit record, so a 429 shows in that group's audit.
-  if (parts.size() >= 3) call.group = parts[2];
-  call.address = api::AddressBucket(req.peer_address);
-  call.rate_key = "ip:" + call.address;
-  if (int retry = address_limiter_.Acquire("addr:" + call.address); retry > 0) {
-    return RateLimited(call, retry, "address");
-  }
-  // An address that keeps failing to authenticate pauses before its next credentials are tried.
-  bool presents_credentials = !BearerToken(req).empty() || !req.peer_certificate_der.empty();
-  if (presents_credentials && limiter_.Exhausted("fail:" + call.address)) {
-    return RateLimited(call, 1, "failures");
-  }
-
-  if (parts.size() == 4 && parts[3] == "certificate" && req.method == "GET") {
-    call.operation = "certificate";
-    if (auto limited = Charge(call, 1)) return *limited;
-    return PublicCertificate(call, parts[2]);
-  }
-  static const std::vector<std::pair<std::vector<std::string>, std::string>> kOperations = {
-      {{"unwrap"}, "unwrap"},
-      {{"rewrap"}, "rewrap"},
-      {{"rewrap", "certificate"}, "rewrap-certificate"},
-      {{"rewrap", "secret"}, "rewrap-secret"},
-      {{"rewrap", "exploder"}, "rewrap-exploder"},
-      {{"blind"}, "blind"},
-      {{"bulk"}, "bulk"},
-      {{"secrets"}, "secrets"},
-  };
-  if (parts.size() >= 4) {
-    std::vector<std::string> tail(parts.begin() + 3, parts.end());
-    for (const auto& [path, op] : kOperations) {
-      if (tail != path) continue;
-      call.operation = op;
-      call.group = parts[2];
-      bool is_get = op == "secrets";
-      if (req.method != (is_get ? "GET" : "POST"))
-        return Fail(call, 405, "method-not-allowed", "use " + std::string(is_get ? "GET" : "POST"));
-      auto found = store_->FindGroup(call.group);
-      if (!found.ok()) return StoreDown(call, found.error());
-      if (!*found) return Fail(call, 404, "unknown-group", "no such group");
-      if (op == "bulk") return Bulk(req, call, **found);
-      if (op == "secrets") return Secrets(req, call, **found);
-      return Operation(req, call, **found, op);
-    }
-  }
-  return Admin(req, call, parts);
 }
 
 namespace {
@@ -444,6 +388,17 @@ ItemOutcome ItemFail(GroupService::Call& call, int status, std::string_view code
   return {status, {{"error", code}, {"message", message}}};
 }
 
+// An internal error of one item: a 500 whose detail goes to the log only.
+ItemOutcome ItemInternal(GroupService::Call& call, const store::Group& group, std::string_view what,
+                         const Error& e) {
+  net::Log(net::LogLevel::kError, "internal error",
+           {{"operation", call.operation},
+            {"group", group.name},
+            {"what", std::string(what)},
+            {"error", e.message}});
+  return ItemFail(call, 500, errc::kInternal, what);
+}
+
 // A refusal made as an HTTP response (rare: the store is down).
 ItemOutcome ItemOf(const HttpResponse& r) {
   return {r.status, json::parse(r.body, nullptr, false)};
@@ -493,7 +448,7 @@ std::optional<HttpResponse> CheckMembershipCertificate(store::Store& st,
     return Fail(call, 403, "path-disabled",
                 "this group server does not accept membership certificates");
   auto pem = StringField(body, "certificate");
-  if (!pem) return Fail(call, 400, "malformed-request", "missing \"certificate\" (PEM)");
+  if (!pem) return Fail(call, 400, errc::kMalformedRequest, "missing \"certificate\" (PEM)");
   auto cert = crypto::Certificate::Load(AsBytes(*pem));
   if (!cert.ok())
     return Fail(call, 400, "malformed-certificate", "\"certificate\" is not a certificate");
@@ -501,7 +456,7 @@ std::optional<HttpResponse> CheckMembershipCertificate(store::Store& st,
   call.caller = "cert:" + info.serial_hex;
   Status issued = crypto::VerifyIssuedBy(*cert, *ca, Now());
   if (!issued.ok()) {
-    if (issued.error().code == "expired" || issued.error().code == "not-yet-valid") {
+    if (issued.error().code == errc::kExpired || issued.error().code == errc::kNotYetValid) {
       return Fail(call, 403, "expired-certificate", "the membership certificate is not valid now");
     }
     return Fail(call, 403, "foreign-certificate",
@@ -572,22 +527,22 @@ struct WrapTarget {
 // The answer to an implicit unwrap's error. Each is a public property of the request (or our own
 // failure), never of the padding: those never fail (crypto::UnwrapCekImplicit).
 ItemOutcome UnwrapRefusal(GroupService::Call& call, const store::Group& group, const Error& e) {
-  if (e.code == "bad-point") return ItemFail(call, 400, "bad-point", e.message);
-  if (e.code == "crypto") {
-    net::Log(net::LogLevel::kError, "unwrap failed inside",
-             {{"group", group.name}, {"error", e.message}});
-    return ItemFail(call, 500, "internal", "the unwrap failed on the server");
-  }
-  return ItemFail(call, 400, "unwrap-failed", kUnwrapFailed);
+  if (e.code == errc::kBadPoint) return ItemFail(call, 400, errc::kBadPoint, e.message);
+  if (e.code == errc::kCrypto)
+    return ItemInternal(call, group, "the unwrap failed on the server", e);
+  return ItemFail(call, 400, errc::kUnwrapFailed, kUnwrapFailed);
 }
 
 }  // namespace
 
 ItemOutcome GroupService::RunItem(Call& call, const store::Group& group, const std::string& op,
                                   const json& item, OperationContext& ctx) {
+  if (auto wrong = api::WrongFieldType(item, kItemFieldTypes))
+    return ItemFail(call, 400, errc::kMalformedRequest, *wrong);
+  if (!ValidPadding(item)) return ItemFail(call, 400, errc::kMalformedRequest, kBadPadding);
   auto ri_b64 = StringField(item, "recipient_info");
   if (!ri_b64)
-    return ItemFail(call, 400, "malformed-request", "missing \"recipient_info\" (base64 DER)");
+    return ItemFail(call, 400, errc::kMalformedRequest, "missing \"recipient_info\" (base64 DER)");
   Bytes ri_der;
   if (!Base64Decode(*ri_b64, ri_der))
     return ItemFail(call, 400, "malformed-base64", "\"recipient_info\" is not valid base64");
@@ -602,13 +557,13 @@ ItemOutcome GroupService::RunItem(Call& call, const store::Group& group, const s
   }
   // Which key version the RecipientInfo names is public (its identifier, not its padding).
   auto match = MatchRecipient(*ring_, *ctx.keys, *ri);
-  if (!match) return ItemFail(call, 400, "unwrap-failed", kUnwrapFailed);
+  if (!match) return ItemFail(call, 400, errc::kUnwrapFailed, kUnwrapFailed);
   call.key_version = match->key->version;
   auto key = ring_->PrivateKeyFor(group.name, *match->key);
   if (!key.ok()) {
     net::Log(net::LogLevel::kError, "cannot open group key",
              {{"group", group.name}, {"error", key.error().code}});
-    return ItemFail(call, 400, "unwrap-failed", kUnwrapFailed);
+    return ItemFail(call, 400, errc::kUnwrapFailed, kUnwrapFailed);
   }
   json out = {{"key_version", match->key->version}};
 
@@ -617,7 +572,7 @@ ItemOutcome GroupService::RunItem(Call& call, const store::Group& group, const s
     // the only refusals are about the value itself (bad-point, out-of-range).
     auto blinded_b64 = StringField(item, "blinded");
     if (!blinded_b64)
-      return ItemFail(call, 400, "malformed-request", "missing \"blinded\" (base64)");
+      return ItemFail(call, 400, errc::kMalformedRequest, "missing \"blinded\" (base64)");
     Bytes blinded;
     if (!Base64Decode(*blinded_b64, blinded))
       return ItemFail(call, 400, "malformed-base64", "\"blinded\" is not valid base64");
@@ -636,7 +591,7 @@ ItemOutcome GroupService::RunItem(Call& call, const store::Group& group, const s
     }
     auto cert = member_certificates_.Get(ctx.member->cert_fingerprint, ctx.member->certificate_der);
     if (!cert.ok())
-      return ItemFail(call, 500, "internal", "the registered certificate cannot be read");
+      return ItemInternal(call, group, "the registered certificate cannot be read", cert.error());
     target.certificate = std::move(*cert);
   } else if (op == "rewrap-certificate") {
     target.certificate = *ctx.target;
@@ -650,7 +605,8 @@ ItemOutcome GroupService::RunItem(Call& call, const store::Group& group, const s
       return ItemFail(call, 409, "no-secret", "this group has no group secret");
     const store::GroupSecretVersion& current = ctx.secrets->back();
     auto secret = ring_->SecretFor(group.name, current);
-    if (!secret.ok()) return ItemFail(call, 500, "internal", "the group secret cannot be opened");
+    if (!secret.ok())
+      return ItemInternal(call, group, "the group secret cannot be opened", secret.error());
     target.secret = crypto::GroupSecret{current.key_id, std::move(*secret)};
     target.secret_version = current.version;
   }
@@ -674,9 +630,7 @@ ItemOutcome GroupService::RunItem(Call& call, const store::Group& group, const s
                                              : crypto::WrapCek(*cek, *target.secret);
   if (!wrapped.ok()) {
     // Checked above for every key length an unwrap gives: this is ours, not the caller's.
-    net::Log(net::LogLevel::kError, "re-wrap failed after the target check",
-             {{"group", group.name}, {"error", wrapped.error().message}});
-    return ItemFail(call, 500, "internal", "the re-wrap failed on the server");
+    return ItemInternal(call, group, "the re-wrap failed on the server", wrapped.error());
   }
   if (target.secret) out["secret_version"] = target.secret_version;
   out["recipient_info"] = Base64Encode(*wrapped);
@@ -690,7 +644,7 @@ HttpResponse GroupService::Bulk(const HttpRequest& req, Call& call, const store:
   if (auto reason = StringField(*body, "reason")) call.reason = *reason;
   auto items = body->find("requests");
   if (items == body->end() || !items->is_array()) {
-    return Fail(call, 400, "malformed-request", "missing \"requests\" (array)");
+    return Fail(call, 400, errc::kMalformedRequest, "missing \"requests\" (array)");
   }
   // Each item is charged one unit (below), so a bulk call can be no larger than a full bucket.
   const auto max_items =
@@ -704,7 +658,7 @@ HttpResponse GroupService::Bulk(const HttpRequest& req, Call& call, const store:
   bool any_certificate = false;
   for (const auto& item : *items) {
     if (!item.is_object())
-      return Fail(call, 400, "malformed-request", "each request must be an object");
+      return Fail(call, 400, errc::kMalformedRequest, "each request must be an object");
     any_certificate =
         any_certificate || StringField(item, "operation").value_or("") == "rewrap-certificate";
   }
@@ -755,7 +709,7 @@ HttpResponse GroupService::Secrets(const HttpRequest& req, Call& call, const sto
   for (const auto& row : *secrets) {
     if (!wanted.empty() && wanted != std::to_string(row.version)) continue;
     auto secret = ring_->SecretFor(group.name, row);
-    if (!secret.ok()) return Fail(call, 500, "internal", "the group secret cannot be opened");
+    if (!secret.ok()) return Internal(call, "the group secret cannot be opened", secret.error());
     out.push_back({{"version", row.version},
                    {"key_id", ToHex(row.key_id)},
                    {"secret", Base64Encode(secret->view())}});
@@ -789,12 +743,15 @@ HttpResponse GroupService::PublicCertificate(Call& call, const std::string& grou
 
 // ---- administration ----
 
-HttpResponse GroupService::Admin(const HttpRequest& req, Call& call,
-                                 const std::vector<std::string>& parts) {
-  // parts: v1 groups [GROUP [what [...]]]
-  call.operation = "admin";
-  if (parts.size() >= 3) call.group = parts[2];
-  // Authenticate: an admin token, or an admin client certificate listed in the config.
+// What a route found in its path: the group (looked up before the handler runs, for every
+// route with one) and the path parameters after it, in order.
+struct GroupService::Target {
+  const store::Group* group = nullptr;
+  std::vector<std::string> params;
+};
+
+// An admin token, or an admin client certificate listed in the config; then the caller's charge.
+std::optional<HttpResponse> GroupService::AuthenticateAdmin(const HttpRequest& req, Call& call) {
   std::string token = BearerToken(req);
   if (!token.empty()) {
     auto admin = store_->FindAdminToken(TokenHash(token));
@@ -816,33 +773,96 @@ HttpResponse GroupService::Admin(const HttpRequest& req, Call& call,
     return Fail(call, 401, "unauthenticated",
                 "administration needs a bearer token or a client certificate");
   }
-  if (auto limited = Charge(call, 1)) return *limited;
+  return Charge(call, 1);
+}
 
-  if (parts.size() == 2) {
-    if (req.method == "POST") return CreateGroup(req, call);
-    if (req.method == "GET") {
-      call.operation = "group-list";
-      auto groups = store_->ListGroups();
-      if (!groups.ok()) return StoreDown(call, groups.error());
-      json out = json::array();
-      for (const auto& g : *groups) out.push_back({{"name", g.name}, {"created_at", g.created_at}});
-      return Ok(200, {{"groups", out}});
-    }
-    return Fail(call, 405, "method-not-allowed", "use GET or POST");
+// The route table's handlers: one per endpoint, each with the group its route looked up.
+struct GroupService::Handlers {
+  static HttpResponse Healthz(GroupService& s, const HttpRequest& /*req*/, Call& call,
+                              const Target& /*t*/) {
+    auto version = s.store_->SchemaVersion();
+    if (!version.ok()) return Fail(call, 503, errc::kStoreUnavailable, "the store is unavailable");
+    return Ok(200, {{"status", "ok"}, {"store", s.store_->BackendName()}});
   }
-  auto found = store_->FindGroup(parts[2]);
-  if (!found.ok()) return StoreDown(call, found.error());
-  if (!*found) return Fail(call, 404, "unknown-group", "no such group");
-  const store::Group& group = **found;
-  std::string what = parts.size() >= 4 ? parts[3] : "";
 
-  HttpResponse error;
-  if (what.empty() && req.method == "GET") {
-    call.operation = "group-show";
-    auto keys = store_->ListGroupKeys(group.id);
-    auto secrets = store_->ListGroupSecrets(group.id);
-    auto members = store_->ListMembers(group.id);
-    auto exploder = store_->FindExploder(group.id);
+  static HttpResponse Metrics(GroupService& s, const HttpRequest& /*req*/, Call& /*call*/,
+                              const Target& /*t*/) {
+    HttpResponse r;
+    r.content_type = "text/plain; version=0.0.4";
+    r.body = s.metrics.Render();
+    return r;
+  }
+
+  static HttpResponse Certificate(GroupService& s, const HttpRequest& /*req*/, Call& call,
+                                  const Target& t) {
+    return s.PublicCertificate(call, t.params[0]);
+  }
+
+  static HttpResponse Operation(GroupService& s, const HttpRequest& req, Call& call,
+                                const Target& t) {
+    return s.Operation(req, call, *t.group, call.operation);
+  }
+
+  static HttpResponse Bulk(GroupService& s, const HttpRequest& req, Call& call, const Target& t) {
+    return s.Bulk(req, call, *t.group);
+  }
+
+  static HttpResponse Secrets(GroupService& s, const HttpRequest& req, Call& call,
+                              const Target& t) {
+    return s.Secrets(req, call, *t.group);
+  }
+
+  // The addresses of the group's current members, for its registered exploder (listd's roster
+  // sync): nothing else about them (no certificate, no token state).
+  static HttpResponse Roster(GroupService& s, const HttpRequest& req, Call& call, const Target& t) {
+    if (auto refusal = AuthenticateExploder(*s.store_, req, call, *t.group)) return *refusal;
+    if (auto limited = s.Charge(call, 1)) return *limited;
+    auto members = s.store_->ListMembers(t.group->id);
+    if (!members.ok()) return StoreDown(call, members.error());
+    json out = json::array();
+    for (const auto& m : *members) out.push_back(m.address);
+    call.reason = "members:" + std::to_string(members->size());
+    return Ok(200, {{"group", t.group->name}, {"members", out}});
+  }
+
+  static HttpResponse CreateGroup(GroupService& s, const HttpRequest& req, Call& call,
+                                  const Target& /*t*/) {
+    return s.CreateGroup(req, call);
+  }
+
+  // Each group with its current key (type and version) and its member count.
+  static HttpResponse GroupList(GroupService& s, const HttpRequest& /*req*/, Call& call,
+                                const Target& /*t*/) {
+    auto groups = s.store_->ListGroups();
+    if (!groups.ok()) return StoreDown(call, groups.error());
+    json out = json::array();
+    for (const auto& g : *groups) {
+      auto keys = s.store_->ListGroupKeys(g.id);
+      if (!keys.ok()) return StoreDown(call, keys.error());
+      auto members = s.store_->ListMembers(g.id);
+      if (!members.ok()) return StoreDown(call, members.error());
+      json jg = {{"name", g.name},
+                 {"created_at", g.created_at},
+                 {"key_type", nullptr},
+                 {"key_version", nullptr},
+                 {"members", members->size()}};
+      for (const auto& k : *keys) {
+        if (k.state != store::KeyState::kActive) continue;
+        jg["key_type"] = k.key_type;
+        jg["key_version"] = k.version;
+      }
+      out.push_back(std::move(jg));
+    }
+    return Ok(200, {{"groups", out}});
+  }
+
+  static HttpResponse GroupShow(GroupService& s, const HttpRequest& /*req*/, Call& call,
+                                const Target& t) {
+    const store::Group& group = *t.group;
+    auto keys = s.store_->ListGroupKeys(group.id);
+    auto secrets = s.store_->ListGroupSecrets(group.id);
+    auto members = s.store_->ListMembers(group.id);
+    auto exploder = s.store_->FindExploder(group.id);
     if (!keys.ok() || !secrets.ok() || !members.ok() || !exploder.ok()) {
       return StoreDown(call, MakeError("store", "group show"));
     }
@@ -864,8 +884,8 @@ HttpResponse GroupService::Admin(const HttpRequest& req, Call& call,
       jkeys.push_back(jk);
     }
     json jsecrets = json::array();
-    for (const auto& s : *secrets)
-      jsecrets.push_back({{"version", s.version}, {"key_id", ToHex(s.key_id)}});
+    for (const auto& v : *secrets)
+      jsecrets.push_back({{"version", v.version}, {"key_id", ToHex(v.key_id)}});
     return Ok(200, {{"name", group.name},
                     {"created_at", group.created_at},
                     {"keys", jkeys},
@@ -873,75 +893,90 @@ HttpResponse GroupService::Admin(const HttpRequest& req, Call& call,
                     {"members", members->size()},
                     {"exploder", *exploder ? json((*exploder)->cert_fingerprint) : json(nullptr)}});
   }
-  if (what == "rotate" && req.method == "POST") {
+
+  static HttpResponse Rotate(GroupService& s, const HttpRequest& req, Call& call, const Target& t) {
+    const store::Group& group = *t.group;
+    HttpResponse error;
     auto body = ParseBody(req, call, error);
     if (!body) return error;
     std::string kind = StringField(*body, "what").value_or("key");
     if (kind == "secret") {
       call.operation = "rotate-secret";
-      return NewSecretVersion(call, group);
+      return s.NewSecretVersion(call, group);
     }
     if (kind != "key")
-      return Fail(call, 400, "malformed-request", "\"what\" must be \"key\" or \"secret\"");
+      return Fail(call, 400, errc::kMalformedRequest, "\"what\" must be \"key\" or \"secret\"");
     call.operation = "rotate-key";
-    auto keys = store_->ListGroupKeys(group.id);
+    auto keys = s.store_->ListGroupKeys(group.id);
     if (!keys.ok()) return StoreDown(call, keys.error());
     std::string key_type =
         StringField(*body, "key_type").value_or(keys->empty() ? "rsa3072" : keys->back().key_type);
     bool csr = body->value("csr", false);
-    HttpResponse r = NewKeyVersion(call, group, key_type, csr);
-    if (r.status < 300) {
-      // Older versions stay usable for old posts; only the newest is handed to senders.
-      for (const auto& k : *keys) {
-        if (k.state == store::KeyState::kActive)
-          (void)store_->SetGroupKeyState(group.id, k.version, store::KeyState::kRetired);
-      }
-    }
-    return r;
+    return s.NewKeyVersion(call, group, key_type, csr);  // retires the older versions with it
   }
-  if (what == "keys" && parts.size() == 6 && req.method == "POST") {
+
+  // The key version named in the path ("keys/{version}/..."): its row, or the refusal.
+  static std::variant<const store::GroupKey*, HttpResponse> KeyVersion(
+      const std::vector<store::GroupKey>& keys, Call& call, const std::string& text) {
     int version = 0;
     try {
-      version = std::stoi(parts[4]);
+      version = std::stoi(text);
     } catch (const std::exception&) {
-      return Fail(call, 400, "malformed-request", "bad key version");
+      return Fail(call, 400, errc::kMalformedRequest, "bad key version");
     }
     call.key_version = version;
-    auto keys = store_->ListGroupKeys(group.id);
-    if (!keys.ok()) return StoreDown(call, keys.error());
     const store::GroupKey* row = nullptr;
-    for (const auto& k : *keys) row = k.version == version ? &k : row;
+    for (const auto& k : keys) row = k.version == version ? &k : row;
     if (row == nullptr) return Fail(call, 404, "unknown-version", "no such key version");
-    if (parts[5] == "destroy") {
-      call.operation = "key-destroy";
-      if (row->state == store::KeyState::kActive) {
-        return Fail(call, 409, "key-active", "rotate before destroying the current key");
-      }
-      Status st = store_->DestroyGroupKey(group.id, version);
-      if (!st.ok()) return StoreDown(call, st.error());
-      ring_->Forget(group.id, version);  // out of this node's memory now; others prune on read
-      return Ok(200, {{"destroyed", version}});
-    }
-    if (parts[5] == "certificate") {
-      call.operation = "key-certificate";
-      auto body = ParseBody(req, call, error);
-      if (!body) return error;
-      auto pem = StringField(*body, "certificate");
-      if (!pem) return Fail(call, 400, "malformed-request", "missing \"certificate\" (PEM)");
-      auto cert = crypto::Certificate::Load(AsBytes(*pem));
-      if (!cert.ok()) return Fail(call, 400, "malformed-certificate", cert.error().message);
-      auto key = ring_->PrivateKeyFor(group.name, *row);
-      if (!key.ok()) return Fail(call, 409, "key-destroyed", "this key version has no private key");
-      if (!cert->Matches(*key))
-        return Fail(call, 400, "wrong-certificate", "the certificate is not for this key version");
-      Status st = store_->SetGroupKeyCertificate(group.id, version, cert->Der());
-      if (!st.ok()) return StoreDown(call, st.error());
-      return Ok(200, {{"key_version", version}});
-    }
-    return Fail(call, 404, "not-found", "no such endpoint");
+    return row;
   }
-  if (what == "export" && req.method == "POST") {
-    call.operation = "export-key";
+
+  static HttpResponse KeyDestroy(GroupService& s, const HttpRequest& /*req*/, Call& call,
+                                 const Target& t) {
+    const store::Group& group = *t.group;
+    auto keys = s.store_->ListGroupKeys(group.id);
+    if (!keys.ok()) return StoreDown(call, keys.error());
+    auto found = KeyVersion(*keys, call, t.params[0]);
+    if (auto* refusal = std::get_if<HttpResponse>(&found)) return *refusal;
+    const store::GroupKey* row = std::get<const store::GroupKey*>(found);
+    int version = row->version;
+    if (row->state == store::KeyState::kActive) {
+      return Fail(call, 409, "key-active", "rotate before destroying the current key");
+    }
+    Status st = s.store_->DestroyGroupKey(group.id, version);
+    if (!st.ok()) return StoreDown(call, st.error());
+    s.ring_->Forget(group.id, version);  // out of this node's memory now; others prune on read
+    return Ok(200, {{"destroyed", version}});
+  }
+
+  static HttpResponse KeyCertificate(GroupService& s, const HttpRequest& req, Call& call,
+                                     const Target& t) {
+    const store::Group& group = *t.group;
+    auto keys = s.store_->ListGroupKeys(group.id);
+    if (!keys.ok()) return StoreDown(call, keys.error());
+    auto found = KeyVersion(*keys, call, t.params[0]);
+    if (auto* refusal = std::get_if<HttpResponse>(&found)) return *refusal;
+    const store::GroupKey* row = std::get<const store::GroupKey*>(found);
+    int version = row->version;
+    HttpResponse error;
+    auto body = ParseBody(req, call, error);
+    if (!body) return error;
+    auto pem = StringField(*body, "certificate");
+    if (!pem) return Fail(call, 400, errc::kMalformedRequest, "missing \"certificate\" (PEM)");
+    auto cert = crypto::Certificate::Load(AsBytes(*pem));
+    if (!cert.ok()) return Fail(call, 400, "malformed-certificate", cert.error().message);
+    auto key = s.ring_->PrivateKeyFor(group.name, *row);
+    if (!key.ok()) return Fail(call, 409, "key-destroyed", "this key version has no private key");
+    if (!cert->Matches(*key))
+      return Fail(call, 400, "wrong-certificate", "the certificate is not for this key version");
+    Status st = s.store_->SetGroupKeyCertificate(group.id, version, cert->Der());
+    if (!st.ok()) return StoreDown(call, st.error());
+    return Ok(200, {{"key_version", version}});
+  }
+
+  static HttpResponse Export(GroupService& s, const HttpRequest& req, Call& call, const Target& t) {
+    const store::Group& group = *t.group;
+    HttpResponse error;
     auto body = ParseBody(req, call, error);
     if (!body) return error;
     if (auto reason = StringField(*body, "reason")) call.reason = *reason;
@@ -949,7 +984,7 @@ HttpResponse GroupService::Admin(const HttpRequest& req, Call& call,
     if (!pass || pass->size() < 8)
       return Fail(call, 400, "weak-passphrase",
                   "\"passphrase\" of at least 8 characters is required");
-    auto keys = store_->ListGroupKeys(group.id);
+    auto keys = s.store_->ListGroupKeys(group.id);
     if (!keys.ok()) return StoreDown(call, keys.error());
     int version = body->value("version", 0);
     const store::GroupKey* row = nullptr;
@@ -958,83 +993,143 @@ HttpResponse GroupService::Admin(const HttpRequest& req, Call& call,
     }
     if (row == nullptr) return Fail(call, 404, "unknown-version", "no such key version");
     call.key_version = row->version;
-    auto key = ring_->PrivateKeyFor(group.name, *row);
-    auto cert = ring_->CertificateFor(*row);
+    auto key = s.ring_->PrivateKeyFor(group.name, *row);
+    auto cert = s.ring_->CertificateFor(*row);
     if (!key.ok() || !cert.ok())
       return Fail(call, 409, "not-exportable", "this key version has no key or certificate");
     auto p12 = crypto::ExportPkcs12(*key, *cert, group.name, *pass);
-    if (!p12.ok()) return Fail(call, 500, "internal", "PKCS#12 export failed");
+    if (!p12.ok()) return Fail(call, 500, errc::kInternal, "PKCS#12 export failed");
     return Ok(200, {{"key_version", row->version}, {"pkcs12", Base64Encode(*p12)}});
   }
-  if (what == "members") {
-    if (parts.size() == 4 && req.method == "POST") {
-      call.operation = "member-add";
-      auto body = ParseBody(req, call, error);
-      if (!body) return error;
-      store::Member m;
-      m.group_id = group.id;
-      m.address = StringField(*body, "address").value_or("");
-      if (!ValidAddress(m.address))
-        return Fail(call, 400, "bad-address", "\"address\" must be an email address");
-      if (auto pem = StringField(*body, "certificate")) {
-        auto cert = crypto::Certificate::Load(AsBytes(*pem));
-        if (!cert.ok()) return Fail(call, 400, "malformed-certificate", cert.error().message);
-        m.certificate_der = cert->Der();
-        m.cert_fingerprint = Fingerprint(m.certificate_der);
-      }
-      std::string member_token;
-      if (body->value("token", false)) {
-        member_token = NewToken();
-        m.token_hash = TokenHash(member_token);
-      }
-      m.created_at = Now();
-      Status st = store_->AddMember(m);
-      if (!st.ok() && st.error().code == "exists")
-        return Fail(call, 409, "exists", "already a member");
-      if (!st.ok()) return StoreDown(call, st.error());
-      json out = {{"address", m.address}, {"certificate_fingerprint", m.cert_fingerprint}};
-      if (!member_token.empty()) out["token"] = member_token;  // shown once; only its hash is kept
-      return Ok(201, out);
+
+  static HttpResponse MemberAdd(GroupService& s, const HttpRequest& req, Call& call,
+                                const Target& t) {
+    HttpResponse error;
+    auto body = ParseBody(req, call, error);
+    if (!body) return error;
+    store::Member m;
+    m.group_id = t.group->id;
+    m.address = StringField(*body, "address").value_or("");
+    if (!ValidAddress(m.address))
+      return Fail(call, 400, "bad-address", "\"address\" must be an email address");
+    if (auto pem = StringField(*body, "certificate")) {
+      auto cert = crypto::Certificate::Load(AsBytes(*pem));
+      if (!cert.ok()) return Fail(call, 400, "malformed-certificate", cert.error().message);
+      m.certificate_der = cert->Der();
+      m.cert_fingerprint = Fingerprint(m.certificate_der);
     }
-    if (parts.size() == 4 && req.method == "GET") {
-      call.operation = "member-list";
-      auto members = store_->ListMembers(group.id);
-      if (!members.ok()) return StoreDown(call, members.error());
-      json out = json::array();
-      for (const auto& m : *members) {
-        out.push_back({{"address", m.address},
-                       {"certificate_fingerprint", m.cert_fingerprint},
-                       {"has_token", !m.token_hash.empty()},
-                       {"created_at", m.created_at}});
-      }
-      return Ok(200, {{"members", out}});
+    std::string member_token;
+    if (body->value("token", false)) {
+      member_token = NewToken();
+      m.token_hash = TokenHash(member_token);
     }
-    if (parts.size() == 5 && req.method == "DELETE") {
-      call.operation = "member-remove";
-      Status st = store_->RemoveMember(group.id, parts[4]);
-      if (!st.ok() && st.error().code == "not-found")
-        return Fail(call, 404, "not-a-member", "no such member");
-      if (!st.ok()) return StoreDown(call, st.error());
-      return Ok(200, {{"removed", parts[4]}});
-    }
+    m.created_at = Now();
+    Status st = s.store_->AddMember(m);
+    if (!st.ok() && st.error().code == "exists")
+      return Fail(call, 409, "exists", "already a member");
+    if (!st.ok()) return StoreDown(call, st.error());
+    json out = {{"address", m.address}, {"certificate_fingerprint", m.cert_fingerprint}};
+    if (!member_token.empty()) out["token"] = member_token;  // shown once; only its hash is kept
+    return Ok(201, out);
   }
-  if (what == "exploder" && parts.size() == 4 && req.method == "PUT") {
-    call.operation = "exploder-set";
+
+  static HttpResponse MemberList(GroupService& s, const HttpRequest& /*req*/, Call& call,
+                                 const Target& t) {
+    auto members = s.store_->ListMembers(t.group->id);
+    if (!members.ok()) return StoreDown(call, members.error());
+    json out = json::array();
+    for (const auto& m : *members) {
+      out.push_back({{"address", m.address},
+                     {"certificate_fingerprint", m.cert_fingerprint},
+                     {"has_token", !m.token_hash.empty()},
+                     {"created_at", m.created_at}});
+    }
+    return Ok(200, {{"members", out}});
+  }
+
+  static HttpResponse MemberRemove(GroupService& s, const HttpRequest& /*req*/, Call& call,
+                                   const Target& t) {
+    const std::string& address = t.params[0];
+    Status st = s.store_->RemoveMember(t.group->id, address);
+    if (!st.ok() && st.error().code == errc::kNotFound)
+      return Fail(call, 404, "not-a-member", "no such member");
+    if (!st.ok()) return StoreDown(call, st.error());
+    return Ok(200, {{"removed", address}});
+  }
+
+  // A renewed S/MIME certificate for a member: the roster entry, its token and its
+  // membership certificates (path G) stay as they are.
+  static HttpResponse MemberSetCertificate(GroupService& s, const HttpRequest& req, Call& call,
+                                           const Target& t) {
+    const std::string& address = t.params[0];
+    HttpResponse error;
     auto body = ParseBody(req, call, error);
     if (!body) return error;
     auto pem = StringField(*body, "certificate");
-    if (!pem) return Fail(call, 400, "malformed-request", "missing \"certificate\" (PEM)");
+    if (!pem) return Fail(call, 400, errc::kMalformedRequest, "missing \"certificate\" (PEM)");
     auto cert = crypto::Certificate::Load(AsBytes(*pem));
     if (!cert.ok()) return Fail(call, 400, "malformed-certificate", cert.error().message);
-    store::Exploder ex{group.id, cert->Der(), Fingerprint(cert->Der())};
-    Status st = store_->SetExploder(ex);
+    const std::string fp = Fingerprint(cert->Der());
+    Status st = s.store_->SetMemberCertificate(t.group->id, address, cert->Der(), fp);
+    if (!st.ok() && st.error().code == errc::kNotFound)
+      return Fail(call, 404, "not-a-member", "no such member");
+    if (!st.ok()) return StoreDown(call, st.error());
+    call.reason = "cert-sha256:" + fp.substr(0, 16);
+    return Ok(200, {{"address", address}, {"certificate_fingerprint", fp}});
+  }
+
+  // A new bearer token for a member; the old one fails from the next request on.
+  static HttpResponse MemberNewToken(GroupService& s, const HttpRequest& /*req*/, Call& call,
+                                     const Target& t) {
+    const std::string& address = t.params[0];
+    const std::string member_token = NewToken();
+    Status st = s.store_->SetMemberTokenHash(t.group->id, address, TokenHash(member_token));
+    if (!st.ok() && st.error().code == errc::kNotFound)
+      return Fail(call, 404, "not-a-member", "no such member");
+    if (!st.ok()) return StoreDown(call, st.error());
+    return Ok(200, {{"address", address}, {"token", member_token}});  // shown once
+  }
+
+  static HttpResponse ExploderSet(GroupService& s, const HttpRequest& req, Call& call,
+                                  const Target& t) {
+    HttpResponse error;
+    auto body = ParseBody(req, call, error);
+    if (!body) return error;
+    auto pem = StringField(*body, "certificate");
+    if (!pem) return Fail(call, 400, errc::kMalformedRequest, "missing \"certificate\" (PEM)");
+    auto cert = crypto::Certificate::Load(AsBytes(*pem));
+    if (!cert.ok()) return Fail(call, 400, "malformed-certificate", cert.error().message);
+    store::Exploder ex{t.group->id, cert->Der(), Fingerprint(cert->Der())};
+    Status st = s.store_->SetExploder(ex);
     if (!st.ok()) return StoreDown(call, st.error());
     return Ok(200, {{"exploder", ex.cert_fingerprint}});
   }
-  if (what == "audit" && parts.size() == 4 && req.method == "GET")
-    return AuditLog(req, call, group);
-  return Fail(call, 404, "not-found", "no such endpoint");
-}
+
+  static HttpResponse Audit(GroupService& s, const HttpRequest& req, Call& call, const Target& t) {
+    return s.AuditLog(req, call, *t.group);
+  }
+
+  // POST /v1/audit/prune {"before": T}: deletes every group's records older than T (Unix
+  // seconds). Its own record is written after the deletion, so it is never pruned by itself.
+  static HttpResponse AuditPrune(GroupService& s, const HttpRequest& req, Call& call,
+                                 const Target& /*t*/) {
+    HttpResponse error;
+    auto body = ParseBody(req, call, error);
+    if (!body) return error;
+    auto before = body->find("before");
+    constexpr std::int64_t kMaxTime = std::int64_t{1} << 40;
+    if (before == body->end() || !before->is_number_integer() || before->get<std::int64_t>() < 1 ||
+        before->get<std::int64_t>() > kMaxTime) {
+      return Fail(call, 400, errc::kMalformedRequest, "\"before\" must be a time in Unix seconds");
+    }
+    const std::int64_t t = before->get<std::int64_t>();
+    if (t > Now()) return Fail(call, 400, errc::kMalformedRequest, "\"before\" is in the future");
+    auto pruned = s.store_->PruneAudit(t);
+    if (!pruned.ok()) return StoreDown(call, pruned.error());
+    call.reason = "before:" + std::to_string(t) + " pruned:" + std::to_string(*pruned);
+    return Ok(200, {{"pruned", *pruned}, {"before", t}});
+  }
+};
 
 // GET /v1/groups/G/audit: newest first, paged backwards by record id or windowed by time.
 HttpResponse GroupService::AuditLog(const HttpRequest& req, Call& call, const store::Group& group) {
@@ -1060,7 +1155,7 @@ HttpResponse GroupService::AuditLog(const HttpRequest& req, Call& call, const st
   constexpr std::int64_t kMaxTime = std::int64_t{1} << 40;
   if (!number("limit", 1, 10000, limit) || !number("before", 1, INT64_MAX, query.before_id) ||
       !number("since", 0, kMaxTime, query.since) || !number("until", 0, kMaxTime, query.until)) {
-    return Fail(call, 400, "malformed-request",
+    return Fail(call, 400, errc::kMalformedRequest,
                 "limit (1..10000), before (a record id), since and until (Unix seconds) "
                 "must be whole numbers");
   }
@@ -1102,94 +1197,220 @@ HttpResponse GroupService::CreateGroup(const HttpRequest& req, Call& call) {
     return Fail(call, 409, "no-ca",
                 "no deployment CA is configured: create the group with \"csr\": true");
   }
-  auto group = store_->CreateGroup(name);
-  if (!group.ok() && group.error().code == "exists")
-    return Fail(call, 409, "exists", "the group already exists");
+  // Before the key generation, which costs: the transaction below still settles a race.
+  auto found = store_->FindGroup(name);
+  if (!found.ok()) return StoreDown(call, found.error());
+  if (*found) return Fail(call, 409, errc::kExists, "the group already exists");
+  // The group, its key version 1 and its secret version 1 are stored in one transaction, so a
+  // failure leaves no group without keys behind.
+  store::GroupKey key_row;
+  json out;
+  if (auto refusal = PrepareKeyVersion(call, name, key_type, csr, 1, key_row, out)) return *refusal;
+  store::GroupSecretVersion secret_row;
+  if (auto refusal = PrepareSecretVersion(call, name, secret_row)) return *refusal;
+  auto group = store_->CreateGroupWithKeys(name, key_row, secret_row);
+  if (!group.ok() && group.error().code == errc::kExists)
+    return Fail(call, 409, errc::kExists, "the group already exists");
   if (!group.ok()) return StoreDown(call, group.error());
-  HttpResponse r = NewKeyVersion(call, *group, key_type, csr);
-  if (r.status >= 300) {
-    (void)store_->DeleteGroup(group->id);
-    return r;
-  }
-  HttpResponse s = NewSecretVersion(call, *group);
-  if (s.status >= 300) {
-    (void)store_->DeleteGroup(group->id);
-    return s;
-  }
-  json out = json::parse(r.body);
+  call.key_version = 1;
+  out["key_version"] = 1;
   out["name"] = name;
-  out["secret_version"] = json::parse(s.body)["secret_version"];
+  out["secret_version"] = 1;
   return Ok(201, out);
 }
 
-HttpResponse GroupService::NewKeyVersion(Call& call, const store::Group& group,
-                                         const std::string& key_type, bool csr) {
+std::optional<HttpResponse> GroupService::PrepareKeyVersion(Call& call,
+                                                            const std::string& group_name,
+                                                            const std::string& key_type, bool csr,
+                                                            int version, store::GroupKey& row,
+                                                            json& out) {
   if (key_type != "rsa3072" && key_type != "p256")
     return Fail(call, 400, "bad-key-type", "\"key_type\" must be rsa3072 or p256");
   if (!csr && (!ca_cert_ || !ca_key_))
     return Fail(call, 409, "no-ca", "no deployment CA is configured");
   auto key = crypto::PrivateKey::Generate(
       key_type == "p256" ? crypto::KeyType::kEcP256 : crypto::KeyType::kRsa, 3072);
-  if (!key.ok()) return Fail(call, 500, "internal", "key generation failed");
+  if (!key.ok()) return Internal(call, "key generation failed", key.error());
   crypto::CertificateProfile profile;
-  profile.common_name = group.name;
-  profile.email = group.name;
+  profile.common_name = group_name;
+  profile.email = group_name;
   profile.validity_seconds = config_.group_cert_validity_days * 24 * 3600;
-  store::GroupKey row;
-  row.group_id = group.id;
   row.key_type = key_type;
   row.state = store::KeyState::kActive;
   row.created_at = Now();
-  json out;
   if (csr) {
     auto req_der = crypto::MakeCsr(*key, profile);
-    if (!req_der.ok()) return Fail(call, 500, "internal", "CSR creation failed");
+    if (!req_der.ok()) return Internal(call, "CSR creation failed", req_der.error());
     row.csr_der = *req_der;
     out["csr"] = crypto::ToPem("CERTIFICATE REQUEST", *req_der);
   } else {
     auto cert = crypto::IssueCertificate(key->PublicKeyDer(), profile, *ca_cert_, *ca_key_);
-    if (!cert.ok())
-      return Fail(call, 500, "internal", "certificate issuance failed: " + cert.error().message);
+    if (!cert.ok()) return Internal(call, "certificate issuance failed", cert.error());
     row.certificate_der = cert->Der();
     out["certificate"] = crypto::ToPem("CERTIFICATE", row.certificate_der);
   }
-  // The version is assigned by the store; seal under the context of that version.
-  // Two steps keep the AAD honest: reserve the row, then store the sealed key.
+  // Sealed under the context of the version it will have (the store checks it gets it).
+  auto sealed = ring_->SealKey(group_name, version, *key);
+  if (!sealed.ok()) return Internal(call, "sealing failed", sealed.error());
+  row.sealed_private_key = *sealed;
+  return std::nullopt;
+}
+
+HttpResponse GroupService::NewKeyVersion(Call& call, const store::Group& group,
+                                         const std::string& key_type, bool csr) {
   auto existing = store_->ListGroupKeys(group.id);
   if (!existing.ok()) return StoreDown(call, existing.error());
   int expected = existing->empty() ? 1 : existing->back().version + 1;
-  auto sealed = ring_->SealKey(group.name, expected, *key);
-  if (!sealed.ok()) return Fail(call, 500, "internal", "sealing failed");
-  row.sealed_private_key = *sealed;
-  auto version = store_->AddGroupKey(row);
+  store::GroupKey row;
+  json out;
+  if (auto refusal = PrepareKeyVersion(call, group.name, key_type, csr, expected, row, out))
+    return *refusal;
+  row.group_id = group.id;
+  // One transaction: the new version, and the older active ones retired (they still unwrap old
+  // posts; only the newest is handed to senders). If another node rotated at the same moment,
+  // the blob is sealed for a version it cannot have: nothing is written, and the caller retries.
+  auto version = store_->RotateGroupKey(row, expected);
+  if (!version.ok() && version.error().code == errc::kConflict)
+    return Fail(call, 409, errc::kConflict, "a concurrent rotation happened; retry");
   if (!version.ok()) return StoreDown(call, version.error());
-  if (*version != expected) {
-    // Another node rotated at the same moment: the blob is sealed for the wrong
-    // version and could never be opened; destroy the row and let the caller retry.
-    (void)store_->DestroyGroupKey(group.id, *version);
-    return Fail(call, 409, "conflict", "a concurrent rotation happened; retry");
-  }
   call.key_version = *version;
   out["key_version"] = *version;
   return Ok(201, out);
 }
 
-HttpResponse GroupService::NewSecretVersion(Call& call, const store::Group& group) {
+std::optional<HttpResponse> GroupService::PrepareSecretVersion(Call& call,
+                                                               const std::string& group_name,
+                                                               store::GroupSecretVersion& row) {
   // The key identifier is random, and it (not the version number, which the
   // store assigns) binds the sealed secret to its row, so concurrent rotations
   // on two nodes cannot leave a secret sealed under the wrong context.
   SecretBytes secret = crypto::RandomSecret(32);
   SecretBytes id_bytes = crypto::RandomSecret(12);
-  store::GroupSecretVersion row;
-  row.group_id = group.id;
   row.key_id = ToBytes("blindlist:" + ToHex(id_bytes.view()));
-  auto sealed = ring_->SealSecret(group.name, row.key_id, secret);
-  if (!sealed.ok()) return Fail(call, 500, "internal", "sealing failed");
+  auto sealed = ring_->SealSecret(group_name, row.key_id, secret);
+  if (!sealed.ok()) return Internal(call, "sealing failed", sealed.error());
   row.sealed_secret = *sealed;
   row.created_at = Now();
+  return std::nullopt;
+}
+
+HttpResponse GroupService::NewSecretVersion(Call& call, const store::Group& group) {
+  store::GroupSecretVersion row;
+  if (auto refusal = PrepareSecretVersion(call, group.name, row)) return *refusal;
+  row.group_id = group.id;
   auto version = store_->AddGroupSecret(row);
   if (!version.ok()) return StoreDown(call, version.error());
   return Ok(201, {{"secret_version", *version}});
+}
+
+// ---- routing ----
+
+namespace {
+
+using Access = api::Access;
+
+}  // namespace
+
+// Every endpoint (docs/api.md). Who may call decides what Route() does before the handler:
+// kAdmin routes authenticate the administrator first; the reading operations find the group
+// first, and their handlers authenticate the member, exploder or certificate.
+const api::RouteTable<GroupService::RouteHandler>& GroupService::Routes() {
+  using H = Handlers;
+  static const api::RouteTable<RouteHandler> kTable({
+      {"GET", "/healthz", "healthz", Access::kInfrastructure, &H::Healthz},
+      {"GET", "/metrics", "metrics", Access::kInfrastructure, &H::Metrics},
+      {"GET", "/v1/groups/{group}/certificate", "certificate", Access::kPublic, &H::Certificate},
+      {"POST", "/v1/groups/{group}/unwrap", "unwrap", Access::kMember, &H::Operation},
+      {"POST", "/v1/groups/{group}/rewrap", "rewrap", Access::kMember, &H::Operation},
+      {"POST", "/v1/groups/{group}/rewrap/certificate", "rewrap-certificate", Access::kCertificate,
+       &H::Operation},
+      {"POST", "/v1/groups/{group}/rewrap/secret", "rewrap-secret", Access::kMember, &H::Operation},
+      {"POST", "/v1/groups/{group}/rewrap/exploder", "rewrap-exploder", Access::kExploder,
+       &H::Operation},
+      {"POST", "/v1/groups/{group}/blind", "blind", Access::kMember, &H::Operation},
+      {"POST", "/v1/groups/{group}/bulk", "bulk", Access::kMember, &H::Bulk},
+      {"GET", "/v1/groups/{group}/secrets", "secrets", Access::kMember, &H::Secrets},
+      {"GET", "/v1/groups/{group}/roster", "roster", Access::kExploder, &H::Roster},
+      {"GET", "/v1/groups", "group-list", Access::kAdmin, &H::GroupList},
+      {"POST", "/v1/groups", "group-create", Access::kAdmin, &H::CreateGroup},
+      {"GET", "/v1/groups/{group}", "group-show", Access::kAdmin, &H::GroupShow},
+      {"POST", "/v1/groups/{group}/rotate", "rotate-key", Access::kAdmin, &H::Rotate},
+      {"POST", "/v1/groups/{group}/keys/{version}/destroy", "key-destroy", Access::kAdmin,
+       &H::KeyDestroy},
+      {"POST", "/v1/groups/{group}/keys/{version}/certificate", "key-certificate", Access::kAdmin,
+       &H::KeyCertificate},
+      {"POST", "/v1/groups/{group}/export", "export-key", Access::kAdmin, &H::Export},
+      {"GET", "/v1/groups/{group}/members", "member-list", Access::kAdmin, &H::MemberList},
+      {"POST", "/v1/groups/{group}/members", "member-add", Access::kAdmin, &H::MemberAdd},
+      {"DELETE", "/v1/groups/{group}/members/{member}", "member-remove", Access::kAdmin,
+       &H::MemberRemove},
+      {"PUT", "/v1/groups/{group}/members/{member}/certificate", "member-set-cert", Access::kAdmin,
+       &H::MemberSetCertificate},
+      {"POST", "/v1/groups/{group}/members/{member}/token", "member-new-token", Access::kAdmin,
+       &H::MemberNewToken},
+      {"PUT", "/v1/groups/{group}/exploder", "exploder-set", Access::kAdmin, &H::ExploderSet},
+      {"GET", "/v1/groups/{group}/audit", "audit", Access::kAdmin, &H::Audit},
+      {"POST", "/v1/audit/prune", "audit-prune", Access::kAdmin, &H::AuditPrune},
+  });
+  return kTable;
+}
+
+HttpResponse GroupService::Route(const HttpRequest& req, Call& call) {
+  const auto found = Routes().Find(req.method, req.path);
+  Target target;
+  if (found.route != nullptr && found.route->access == Access::kInfrastructure) {
+    call.audit = false;
+    call.operation = std::string(found.route->operation);
+    return found.route->handler(*this, req, call, target);
+  }
+  const auto* route = found.route != nullptr ? found.route : found.same_path;
+  if (route == nullptr) {
+    call.audit = false;
+    call.operation = "not-found";
+    return Fail(call, 404, errc::kNotFound, "no such endpoint");
+  }
+  call.audit = route->access != Access::kInfrastructure;
+
+  // Rate limits (docs/api.md): first the peer address's bucket, one unit, before any
+  // credential is looked up, so bogus credentials cannot make us search the store
+  // without limit; then the caller's bucket, by the cost of the work, once a
+  // credential is verified (or at once, charged to the address, where none is checked).
+  // The group named in the path goes into the audit record, so a 429 shows in that group's audit.
+  const bool has_group = route->pattern.starts_with("/v1/groups/{group}");
+  if (has_group) call.group = found.params[0];
+  call.address = api::AddressBucket(req.peer_address);
+  call.rate_key = "ip:" + call.address;
+  if (int retry = address_limiter_.Acquire("addr:" + call.address); retry > 0) {
+    return RateLimited(call, retry, "address");
+  }
+  // An address that keeps failing to authenticate pauses before its next credentials are tried.
+  bool presents_credentials = !BearerToken(req).empty() || !req.peer_certificate_der.empty();
+  if (presents_credentials && limiter_.Exhausted("fail:" + call.address)) {
+    return RateLimited(call, 1, "failures");
+  }
+  call.operation = std::string(route->operation);
+  if (found.route == nullptr) return Fail(call, 405, "method-not-allowed", "use " + found.allowed);
+  target.params = found.params;
+  if (route->access == Access::kPublic) {
+    if (auto limited = Charge(call, 1)) return *limited;
+    return route->handler(*this, req, call, target);
+  }
+  if (route->access == Access::kAdmin) {
+    // Refusals of administrators are audited as "admin", whatever they asked for.
+    call.operation = "admin";
+    if (auto refusal = AuthenticateAdmin(req, call)) return *refusal;
+    call.operation = std::string(route->operation);
+  }
+  std::optional<store::Group> group;
+  if (has_group) {
+    auto looked_up = store_->FindGroup(call.group);
+    if (!looked_up.ok()) return StoreDown(call, looked_up.error());
+    if (!*looked_up) return Fail(call, 404, "unknown-group", "no such group");
+    group = std::move(**looked_up);
+    target.group = &*group;
+    target.params.erase(target.params.begin());
+  }
+  return route->handler(*this, req, call, target);
 }
 
 }  // namespace blindlist::groupd

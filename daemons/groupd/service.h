@@ -16,13 +16,14 @@
 
 #include "api/audit_tally.h"
 #include "api/rate_limiter.h"
+#include "api/route_table.h"
 #include "audit_writer.h"
 #include "config.h"
 #include "crypto/keys.h"
 #include "key_ring.h"
 #include "member_certificates.h"
 #include "net/https_server.h"
-#include "net/metrics.h"
+#include "obs/metrics.h"
 #include "store/store.h"
 
 namespace blindlist::groupd {
@@ -57,7 +58,14 @@ class GroupService {
   }
   store::Store& store() { return *store_; }
 
-  struct Call;  // one request in flight: who, what, for the audit
+  struct Call;    // one request in flight: who, what, for the audit
+  struct Target;  // what a route found in its path: the group, the other parameters
+
+ private:
+  struct Handlers;  // one per endpoint, in the route table (service.cc)
+  using RouteHandler = net::HttpResponse (*)(GroupService&, const net::HttpRequest&, Call&,
+                                             const Target&);
+  static const api::RouteTable<RouteHandler>& Routes();
 
  private:
   net::HttpResponse Route(const net::HttpRequest& req, Call& call);
@@ -78,13 +86,22 @@ class GroupService {
   net::HttpResponse Secrets(const net::HttpRequest& req, Call& call, const store::Group& group);
   net::HttpResponse PublicCertificate(Call& call, const std::string& group_name);
   // Administration
-  net::HttpResponse Admin(const net::HttpRequest& req, Call& call,
-                          const std::vector<std::string>& parts);
+  std::optional<net::HttpResponse> AuthenticateAdmin(const net::HttpRequest& req, Call& call);
   net::HttpResponse CreateGroup(const net::HttpRequest& req, Call& call);
   net::HttpResponse AuditLog(const net::HttpRequest& req, Call& call, const store::Group& group);
+  // A rotation: the next key version, stored with the older ones retired in one transaction.
   net::HttpResponse NewKeyVersion(Call& call, const store::Group& group,
                                   const std::string& key_type, bool csr);
   net::HttpResponse NewSecretVersion(Call& call, const store::Group& group);
+  // A key version made and sealed for `version` of group `group_name`, not stored yet: `row` and
+  // `out` (the answer's "certificate" or "csr") filled in; or the response refusing it.
+  std::optional<net::HttpResponse> PrepareKeyVersion(Call& call, const std::string& group_name,
+                                                     const std::string& key_type, bool csr,
+                                                     int version, store::GroupKey& row,
+                                                     nlohmann::json& out);
+  // A fresh group secret, sealed, not stored yet.
+  std::optional<net::HttpResponse> PrepareSecretVersion(Call& call, const std::string& group_name,
+                                                        store::GroupSecretVersion& row);
 
   Config config_;
   std::unique_ptr<store::Store> store_;

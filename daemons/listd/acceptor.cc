@@ -2,13 +2,15 @@
 
 #include <cctype>
 #include <cerrno>
+#include <charconv>
+#include <ctime>
 
 #include "crypto/cms.h"
 #include "crypto/keys.h"
 #include "list_headers.h"
 #include "mime/dsn.h"
 #include "mime/smime_shape.h"
-#include "net/log.h"
+#include "obs/log.h"
 
 namespace blindlist::listd {
 namespace {
@@ -80,10 +82,23 @@ Verdict PostAcceptor::CheckRecipient(const std::string& recipient) {
   auto list = lists_->FindList(recipient);
   if (!list.ok()) return StoreDown(list.error());
   if (list->has_value()) return Reply(250, "2.1.5", "list " + (*list)->address);
-  auto bounce = lists_->FindListByBounceAddress(recipient);
+  std::string tag;
+  auto bounce = BounceList(recipient, &tag);
   if (!bounce.ok()) return StoreDown(bounce.error());
   if (bounce->has_value()) return Reply(250, "2.1.5", "bounce address of " + (*bounce)->address);
   return Reply(550, "5.1.1", "no such list here: " + recipient);
+}
+
+Result<std::optional<store::MailingList>> PostAcceptor::BounceList(const std::string& recipient,
+                                                                   std::string* tag) {
+  tag->clear();
+  BL_TRY_ASSIGN(auto bare, lists_->FindListByBounceAddress(recipient));
+  if (bare.has_value()) return bare;
+  auto tagged = SplitTag(recipient);
+  if (!tagged) return std::optional<store::MailingList>();
+  BL_TRY_ASSIGN(auto list, lists_->FindListByBounceAddress(tagged->base));
+  if (list.has_value()) *tag = tagged->tag;
+  return list;
 }
 
 Verdict PostAcceptor::Accept(const std::string& recipient, const std::string& sender,
@@ -91,14 +106,28 @@ Verdict PostAcceptor::Accept(const std::string& recipient, const std::string& se
   auto list = lists_->FindList(recipient);
   if (!list.ok()) return Count("post", StoreDown(list.error()));
   if (list->has_value()) return Count("post", AcceptPost(**list, sender, message));
-  auto bounce = lists_->FindListByBounceAddress(recipient);
+  std::string tag;
+  auto bounce = BounceList(recipient, &tag);
   if (!bounce.ok()) return Count("bounce", StoreDown(bounce.error()));
-  if (bounce->has_value()) return Count("bounce", AcceptBounce(**bounce, message));
+  if (bounce->has_value()) return Count("bounce", AcceptBounce(**bounce, tag, message));
   return Count("post", Reply(550, "5.1.1", "no such list here: " + recipient));
 }
 
 Verdict PostAcceptor::AcceptPost(const store::MailingList& list, const std::string& sender,
                                  std::string_view message) {
+  // One canonical form in the spool, whatever the entrance: CRLF lines, no stray CR
+  // (list_headers.h, the way Postfix reads mail). Copied only when it is not that already;
+  // the checks below see what will be spooled.
+  std::string canonical;
+  if (!HasCanonicalLineEndings(message)) {
+    canonical = CanonicalLineEndings(message);
+    message = canonical;
+  }
+  // A post this list has already exploded (a member address that forwards back into the
+  // list) is a mail loop: refused, never exploded again.
+  if (AlreadyExploded(message, ListIdentity{list.address, list.description, list.bounce_address})) {
+    return Reply(550, "5.4.6", "mail loop: already exploded by this list");
+  }
   // What the message is: S/MIME to this list, other S/MIME, plaintext, or broken.
   auto shape = Shape(message);
   if (!shape.ok()) return Reply(554, "5.6.0", shape.error().message);
@@ -169,30 +198,89 @@ Verdict PostAcceptor::AcceptPost(const store::MailingList& list, const std::stri
   return Reply(250, "2.0.0", "queued as " + *id);
 }
 
-Verdict PostAcceptor::AcceptBounce(const store::MailingList& list, std::string_view message) {
+// A report counts only through its VERP tag: the tag, made with listd's key, says which member
+// of which post it is about. Nothing in the report's text (Final-Recipient, how many "Action:
+// failed" lines) chooses a member, and one report scores at most one bounce. Every report gets
+// the same reply whatever it scored, so the reply tells a forger nothing.
+Verdict PostAcceptor::AcceptBounce(const store::MailingList& list, const std::string& tag,
+                                   std::string_view message) {
+  Verdict received = Reply(250, "2.0.0", "delivery report received");
+  auto ignore = [&](const std::string& why) {
+    net::Log(net::LogLevel::kInfo, "bounce report not scored",
+             {{"list", list.address}, {"why", why}});
+    if (metrics_ != nullptr)
+      metrics_->Increment("listd_bounce_reports_total", {{"result", "ignored"}});
+    return received;
+  };
+  if (config_.delivery.verp == DeliveryConfig::Verp::kOff || verp_ == nullptr)
+    return ignore("VERP is off: reports cannot be attributed");
+  if (tag.empty()) return ignore("sent to the bare bounce address, no VERP tag");
+  auto parsed = ParseTag(tag);
+  if (!parsed) return ignore("not a VERP tag of ours");
+  parsed->member = NormaliseAddress(parsed->member);
+  if (!verp_->Verify(list.address, *parsed)) return ignore("VERP tag does not verify");
   auto dsn = mime::ParseDsn(message);
-  if (!dsn.ok()) {
-    // Not a delivery report (an auto-reply, a person): nothing to count.
-    net::Log(net::LogLevel::kInfo, "message to the bounce address is not a DSN; ignored",
-             {{"list", list.address}, {"error", dsn.error().message}});
-    return Reply(250, "2.0.0", "received");
-  }
+  if (!dsn.ok()) return ignore("not a delivery status report: " + dsn.error().message);
+  const mime::DsnRecipient* failed = nullptr;
   for (const mime::DsnRecipient& r : *dsn) {
-    if (r.action != "failed") continue;
-    std::string address = NormaliseAddress(r.final_recipient);
-    auto member = lists_->FindMember(list.id, address);
-    if (!member.ok()) return StoreDown(member.error());
-    if (!member->has_value()) continue;
-    std::string reason = r.status + (r.diagnostic.empty() ? "" : " " + r.diagnostic);
-    auto updated = lists_->RecordBounce(list.id, address, reason.substr(0, 200));
-    if (!updated.ok()) return StoreDown(updated.error());
-    net::Log(net::LogLevel::kInfo, "bounce recorded",
-             {{"list", list.address},
-              {"member", address},
-              {"score", std::to_string(updated->bounce_score)},
-              {"disabled", updated->enabled ? "no" : "yes"}});
+    if (r.action == "failed") {
+      failed = &r;
+      break;
+    }
   }
-  return Reply(250, "2.0.0", "delivery report processed");
+  if (failed == nullptr) return ignore("the report says no delivery failed");
+  const std::string reason =
+      failed->status + (failed->diagnostic.empty() ? "" : " " + failed->diagnostic);
+  Status st = ScoreReport(list, *parsed, reason.substr(0, 200));
+  if (!st.ok()) {
+    if (st.error().code == "store-unavailable") return StoreDown(st.error());
+    return ignore(st.error().message);
+  }
+  if (metrics_ != nullptr)
+    metrics_->Increment("listd_bounce_reports_total", {{"result", "scored"}});
+  return received;
+}
+
+Status PostAcceptor::ScoreReport(const store::MailingList& list, const VerpTag& tag,
+                                 std::string_view reason) {
+  const auto refused = [](const std::string& why) { return MakeError("not-scored", why); };
+  constexpr std::int64_t kDay = std::int64_t{24} * 3600;
+  const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
+  BL_TRY_ASSIGN(auto member, lists_->FindMember(list.id, tag.member));
+  if (!member.has_value()) return refused("not a member of the list");
+  if (tag.kind == 'p') {
+    std::int64_t at = 0;
+    if (std::from_chars(tag.id.data(), tag.id.data() + tag.id.size(), at).ec != std::errc())
+      return refused("bad probe time");
+    BL_TRY_ASSIGN(auto disabled,
+                  lists_->ConfirmProbeBounce(list.id, tag.member, at, std::string(reason)));
+    if (!disabled.has_value()) return refused("not the member's outstanding probe");
+    net::Log(net::LogLevel::kWarning, "member disabled: its probe bounced",
+             {{"list", list.address}, {"member", tag.member}});
+    return Status::Ok();
+  }
+  // The post's time is in its id (microseconds, spool/spool.h): a report counts only for a
+  // post younger than bounce_info_stale_after days sent to someone who was a member then.
+  std::int64_t micros = 0;
+  const std::string_view id = tag.id;
+  const std::size_t dash = id.find('-');
+  const std::string_view digits = id.substr(0, dash);
+  if (std::from_chars(digits.data(), digits.data() + digits.size(), micros).ec != std::errc())
+    return refused("bad post id");
+  const std::int64_t sent_at = micros / 1'000'000;
+  if (sent_at > now + 300 || now - sent_at > std::int64_t{list.bounce_info_stale_after} * kDay)
+    return refused("the post is too old, or from the future");
+  if ((*member).added_at > sent_at) return refused("not a member when the post was sent");
+  BL_TRY_ASSIGN(store::BounceOutcome b, lists_->RecordBounce(list.id, tag.member, now));
+  net::Log(net::LogLevel::kInfo, "bounce report scored",
+           {{"list", list.address},
+            {"member", tag.member},
+            {"post", tag.id},
+            {"counted", b.counted ? "yes" : "no (one a day, or disabled)"},
+            {"score", std::to_string(b.member.bounce_score)},
+            {"probe", b.probe_wanted ? "wanted" : "no"},
+            {"reason", std::string(reason)}});
+  return Status::Ok();
 }
 
 }  // namespace blindlist::listd

@@ -11,9 +11,10 @@
 #include <string_view>
 
 #include "config.h"
-#include "net/metrics.h"
+#include "obs/metrics.h"
 #include "spool/spool.h"
 #include "store/list_store.h"
+#include "verp.h"
 
 namespace blindlist::listd {
 
@@ -35,7 +36,13 @@ class PostAcceptor {
   PostAcceptor(const Config& config, store::ListStore* lists, spool::Spool* spool,
                net::Metrics* metrics, std::function<void()> on_queued);
 
-  // RCPT TO: a list address or a list's bounce address. 550 5.1.1 otherwise.
+  // The VERP key that checks the tags of bounce reports (verp.h). Without it (or with
+  // [delivery] verp = "off") reports are logged and never scored. Set before serving.
+  void set_verp(const VerpSigner* verp) { verp_ = verp; }
+
+  // RCPT TO: a list address, a list's bounce address, or its bounce address with a +TAG
+  // (accepted whatever the tag: it is checked, with the same answer, only once the report is
+  // in). 550 5.1.1 otherwise.
   Verdict CheckRecipient(const std::string& recipient);
   // The message for one recipient (a list, or a list's bounce address).
   Verdict Accept(const std::string& recipient, const std::string& sender, std::string_view message);
@@ -43,7 +50,13 @@ class PostAcceptor {
  private:
   Verdict AcceptPost(const store::MailingList& list, const std::string& sender,
                      std::string_view message);
-  Verdict AcceptBounce(const store::MailingList& list, std::string_view message);
+  // The list whose bounce address `recipient` is, bare or with a +TAG; the tag in `tag`.
+  Result<std::optional<store::MailingList>> BounceList(const std::string& recipient,
+                                                       std::string* tag);
+  Verdict AcceptBounce(const store::MailingList& list, const std::string& tag,
+                       std::string_view message);
+  // What a verified tag scores; every refusal is only logged (the reply is always the same).
+  Status ScoreReport(const store::MailingList& list, const VerpTag& tag, std::string_view reason);
   Verdict Count(const std::string& what, Verdict v);
 
   const Config& config_;
@@ -51,6 +64,7 @@ class PostAcceptor {
   spool::Spool* spool_;
   net::Metrics* metrics_;
   std::function<void()> on_queued_;
+  const VerpSigner* verp_ = nullptr;
 };
 
 }  // namespace blindlist::listd

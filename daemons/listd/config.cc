@@ -81,7 +81,10 @@ Result<Config> LoadConfig(const std::string& path) {
     if (!st.ok()) return Bad(path, "[status] listen: " + st.error().message);
   }
 
-  BL_TRY_ASSIGN(c.store_url, file.String("store", "url", c.store_url));
+  BL_TRY_ASSIGN(c.store_url, file.String("store", "url", ""));
+  if (c.store_url.empty()) {
+    return Bad(path, "[store] url is required (sqlite:PATH or postgresql://...)");
+  }
   BL_TRY_ASSIGN(c.spool_dir, file.String("spool", "directory", c.spool_dir));
   BL_TRY_ASSIGN(c.log_level, file.String("log", "level", c.log_level));
   if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warning" &&
@@ -114,6 +117,12 @@ Result<Config> LoadConfig(const std::string& path) {
     return Bad(path, "[delivery] starttls must be \"if-offered\", \"required\" or \"never\"");
   }
   BL_TRY_ASSIGN(d.smarthost.ca_file, file.String("delivery", "ca", ""));
+  if (d.smarthost.starttls == net::SmtpClientConfig::StartTls::kRequired &&
+      d.smarthost.ca_file.empty()) {
+    return Bad(path,
+               "[delivery] starttls = \"required\" needs ca (the CA that signed the "
+               "smarthost's certificate)");
+  }
   BL_TRY_ASSIGN(std::int64_t batch, file.Int("delivery", "batch_size", d.batch_size));
   BL_TRY_ASSIGN(std::int64_t initial,
                 file.Int("delivery", "retry_initial_seconds", d.retry_initial.count()));
@@ -127,6 +136,22 @@ Result<Config> LoadConfig(const std::string& path) {
   d.retry_initial = std::chrono::seconds(initial);
   d.retry_max = std::chrono::seconds(max_retry);
   d.max_age = std::chrono::seconds(max_age);
+  BL_TRY_ASSIGN(std::string verp, file.String("delivery", "verp", "auto"));
+  if (verp == "auto") {
+    d.verp = DeliveryConfig::Verp::kAuto;
+  } else if (verp == "xverp") {
+    d.verp = DeliveryConfig::Verp::kXverp;
+  } else if (verp == "per-recipient") {
+    d.verp = DeliveryConfig::Verp::kPerRecipient;
+  } else if (verp == "off") {
+    d.verp = DeliveryConfig::Verp::kOff;
+  } else {
+    return Bad(path, "[delivery] verp must be \"auto\", \"xverp\", \"per-recipient\" or \"off\"");
+  }
+  BL_TRY_ASSIGN(d.verp_secret_file, file.String("delivery", "verp_secret_file", ""));
+  BL_TRY_ASSIGN(std::int64_t connections, file.Int("delivery", "connections", d.connections));
+  if (connections < 1 || connections > 64) return Bad(path, "[delivery] connections must be 1..64");
+  d.connections = static_cast<int>(connections);
 
   GroupdConfig& g = c.groupd;
   BL_TRY_ASSIGN(g.url, file.String("groupd", "url", ""));
@@ -136,12 +161,22 @@ Result<Config> LoadConfig(const std::string& path) {
   BL_TRY_ASSIGN(g.ca, file.String("groupd", "ca", ""));
   if (g.client_certificate.empty() != g.client_key.empty())
     return Bad(path, "[groupd] client_certificate and client_key go together");
+  BL_TRY_ASSIGN(g.roster_sync_seconds,
+                file.Int("groupd", "roster_sync_seconds", g.roster_sync_seconds));
+  if (g.roster_sync_seconds < 0 || g.roster_sync_seconds > std::int64_t{7} * 24 * 3600)
+    return Bad(path, "[groupd] roster_sync_seconds must be 0..604800 (0: on demand only)");
 
   BL_TRY_ASSIGN(c.allow_local_group_keys, file.Bool("unsafe", "allow_local_group_keys", false));
   BL_TRY_ASSIGN(c.group_keys_dir, file.String("unsafe", "group_keys_directory", ""));
   if (c.allow_local_group_keys && c.group_keys_dir.empty())
     return Bad(path, "[unsafe] allow_local_group_keys needs group_keys_directory");
+  BL_TRY(file.CheckKnownKeys());
   return c;
+}
+
+std::string VerpSecretPath(const Config& config) {
+  if (!config.delivery.verp_secret_file.empty()) return config.delivery.verp_secret_file;
+  return config.spool_dir + "/verp.key";
 }
 
 }  // namespace blindlist::listd

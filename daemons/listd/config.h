@@ -22,6 +22,14 @@ struct DeliveryConfig {
   std::chrono::seconds retry_initial{60};
   std::chrono::seconds retry_max{3600};
   std::chrono::seconds max_age{5 * 24 * 3600};  // then 4xx recipients expire
+  // Envelope senders (docs/operations.md, "Bounces"): kAuto uses XVERP when the smarthost
+  // offers it and one transaction per member otherwise; kXverp insists on XVERP (a post waits,
+  // logged, while the smarthost does not offer it); kOff sends today's plain batches from the
+  // bare bounce address, and then no bounce report can be attributed to a member.
+  enum class Verp { kAuto, kXverp, kPerRecipient, kOff } verp = Verp::kAuto;
+  // listd's own 32-byte VERP key; empty: SPOOL/verp.key (VerpSecretPath).
+  std::string verp_secret_file;
+  int connections = 4;  // concurrent smarthost connections (1..64)
 };
 
 struct GroupdConfig {
@@ -30,6 +38,8 @@ struct GroupdConfig {
   std::string client_certificate;  // the exploder identity registered with groupd
   std::string client_key;
   std::string ca;
+  // Lists with roster = "groupd" copy groupd's roster this often (0: only `blindlist list sync`).
+  std::int64_t roster_sync_seconds = 300;
 };
 
 struct Config {
@@ -40,7 +50,7 @@ struct Config {
   bool lmtp_enabled = false;
   net::HttpsServerConfig status;  // plain HTTP: /healthz, /metrics
   bool status_enabled = true;
-  std::string store_url = "sqlite:/var/lib/blindlist/listd.db";
+  std::string store_url;  // [store] url: required
   std::string spool_dir = "/var/spool/blindlist";
   DeliveryConfig delivery;
   GroupdConfig groupd;
@@ -52,6 +62,9 @@ struct Config {
 };
 
 Result<Config> LoadConfig(const std::string& path);
+
+// [delivery] verp_secret_file, or verp.key in the spool directory.
+std::string VerpSecretPath(const Config& config);
 
 // "ADDRESS:PORT" (IPv6 in brackets).
 Status ParseHostPort(const std::string& text, std::string& host, std::uint16_t& port);

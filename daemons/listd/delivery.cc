@@ -4,12 +4,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
+#include <optional>
 
-#include "net/log.h"
+#include "mime/dsn.h"
 #include "net/smtp_client.h"
+#include "obs/log.h"
+#include "verp.h"
 
 namespace blindlist::listd {
 namespace {
@@ -127,14 +132,162 @@ Status DeliverToMaildir(const std::string& root, const std::string& address,
   return SyncDir(dir + "/new");
 }
 
+struct Deliverer::PostWork {
+  spool::ActivePost post;
+  store::MailingList list;
+  std::int64_t now = 0;
+  std::atomic<int> jobs_left{0};
+  std::atomic<int> jobs_done{0};
+  int jobs_total = 0;
+  std::atomic<bool> refusal_reported{false};
+};
+
+struct Deliverer::Job {
+  std::shared_ptr<PostWork> post;  // a post job: these recipients of it
+  std::vector<std::size_t> indexes;
+  std::optional<store::BounceNotice> probe;         // or a probe
+  std::optional<store::BounceNotice> owner_notice;  // or an owner notice
+  std::string key;                                  // in in_flight_
+};
+
+// One worker's smarthost connection, opened when needed and closed when the worker is idle.
+class Deliverer::Worker {
+ public:
+  explicit Worker(const net::SmtpClientConfig& config) : config_(config) {}
+  ~Worker() { Close(); }
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+  Result<net::SmtpClient*> Client() {
+    if (!client_) {
+      BL_TRY_ASSIGN(client_, net::SmtpClient::Connect(config_));
+    }
+    return client_.get();
+  }
+  void Drop() { client_.reset(); }
+  void Close() {
+    if (client_) client_->Quit();
+    client_.reset();
+  }
+
+ private:
+  const net::SmtpClientConfig& config_;
+  std::unique_ptr<net::SmtpClient> client_;
+};
+
+namespace {
+
+constexpr std::int64_t kNoticeScanSeconds = 10;
+constexpr std::size_t kNoticesPerScan = 100;
+
+bool IsVerpOn(const Config& c) { return c.delivery.verp != DeliveryConfig::Verp::kOff; }
+
+std::string Describe(const net::SmtpRecipientResult& r) {
+  return std::to_string(r.code) + (r.enhanced.empty() ? "" : " " + r.enhanced) + " " + r.text;
+}
+
+net::SmtpRecipientResult Outcome(int code, std::string text) {
+  net::SmtpRecipientResult r;
+  r.code = code;
+  r.text = std::move(text);
+  return r;
+}
+
+// Whether a sender names the list itself (or is empty): its failures go to the owner.
+bool IsListItself(const store::MailingList& list, const std::string& sender) {
+  if (sender.empty()) return true;
+  const std::string s = store::CanonicalMailbox(sender);
+  if (s == list.address || s == list.bounce_address) return true;
+  auto tagged = SplitTag(s);
+  return tagged && (tagged->base == list.bounce_address || tagged->base == list.address);
+}
+
+std::string NoticeHeader(const std::string& from, const std::string& to,
+                         const std::string& subject) {
+  return "From: " + from + "\r\nTo: " + to + "\r\nSubject: " + subject +
+         "\r\nAuto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n"
+         "Content-Type: text/plain; charset=us-ascii\r\n\r\n";
+}
+
+}  // namespace
+
 Deliverer::Deliverer(const Config& config, store::ListStore* lists, spool::Spool* spool,
-                     net::Metrics* metrics)
-    : config_(config), lists_(lists), spool_(spool), metrics_(metrics) {}
+                     net::Metrics* metrics, const VerpSigner* verp, std::function<void()> wake)
+    : config_(config),
+      lists_(lists),
+      spool_(spool),
+      metrics_(metrics),
+      verp_(verp),
+      wake_(std::move(wake)) {
+  for (int i = 0; i < config_.delivery.connections; ++i) {
+    workers_.emplace_back([this] { WorkerLoop(); });
+  }
+}
+
+Deliverer::~Deliverer() {
+  {
+    const std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+    queue_.clear();
+  }
+  cv_.notify_all();
+  for (std::thread& t : workers_) t.join();
+}
 
 std::int64_t Deliverer::Backoff(int attempts) const {
   std::int64_t delay = config_.delivery.retry_initial.count();
   for (int i = 1; i < attempts && delay < config_.delivery.retry_max.count(); ++i) delay *= 2;
   return std::min<std::int64_t>(delay, config_.delivery.retry_max.count());
+}
+
+void Deliverer::Enqueue(std::shared_ptr<Job> job) {
+  {
+    const std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back(std::move(job));
+  }
+  cv_.notify_one();
+}
+
+void Deliverer::WorkerLoop() {
+  Worker worker(config_.delivery.smarthost);
+  for (;;) {
+    std::shared_ptr<Job> job;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (queue_.empty()) {
+        lock.unlock();
+        worker.Close();  // idle: no connection held open
+        lock.lock();
+      }
+      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      job = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    try {
+      if (job->post) {
+        RunPostJob(*job, worker);
+      } else if (job->probe) {
+        SendProbe(*job->probe, worker);
+      } else if (job->owner_notice) {
+        SendOwnerNotice(*job->owner_notice, worker);
+      }
+    } catch (const std::exception& e) {
+      net::Log(net::LogLevel::kError, "delivery worker error", {{"error", e.what()}});
+      worker.Drop();
+    }
+    bool finished_post = false;
+    if (job->post) {
+      finished_post = job->post->jobs_left.fetch_sub(1) == 1;
+      if (finished_post) FinishPost(*job->post);
+    }
+    if (!job->post || finished_post) {
+      {
+        const std::lock_guard<std::mutex> lock(mu_);
+        in_flight_.erase(job->key);
+      }
+      if (wake_) wake_();
+    }
+  }
 }
 
 std::int64_t Deliverer::RunOnce(std::int64_t now) {
@@ -143,12 +296,13 @@ std::int64_t Deliverer::RunOnce(std::int64_t now) {
     net::Log(net::LogLevel::kError, "cannot list the spool", {{"error", ids.error().message}});
     return now + 5;
   }
-  std::map<std::string, std::int64_t> seen;
+  const std::size_t max_in_flight = static_cast<std::size_t>(config_.delivery.connections) * 2;
   for (const std::string& id : *ids) {
-    auto due = next_due_.find(id);
-    if (due != next_due_.end() && due->second > now) {
-      seen[id] = due->second;
-      continue;
+    {
+      const std::lock_guard<std::mutex> lock(mu_);
+      if (in_flight_.count(id) != 0 || in_flight_.size() >= max_in_flight) continue;
+      auto due = next_due_.find(id);
+      if (due != next_due_.end() && due->second > now) continue;
     }
     auto post = spool_->ReadActive(id);
     if (!post.ok()) {
@@ -156,62 +310,143 @@ std::int64_t Deliverer::RunOnce(std::int64_t now) {
                {{"id", id}, {"error", post.error().message}});
       continue;
     }
-    DeliverPost(*post, now);
-    std::int64_t next = 0;
-    bool pending = false;
-    for (const spool::RecipientEntry& r : post->recipients) {
-      if (r.state != spool::RecipientState::kPending) continue;
-      pending = true;
-      if (next == 0 || r.next_attempt_at < next) next = r.next_attempt_at;
-    }
-    if (!pending) {
-      Status st = spool_->Remove(id);
-      if (!st.ok())
-        net::Log(net::LogLevel::kError, "cannot remove a finished post",
-                 {{"error", st.error().message}});
-      net::Log(net::LogLevel::kInfo, "post delivered to every member",
-               {{"id", id}, {"list", post->list}});
+    auto work = std::make_shared<PostWork>();
+    work->post = std::move(*post);
+    work->now = now;
+    auto list = lists_->FindList(work->post.list);
+    if (list.ok() && list->has_value()) {
+      work->list = **list;
+    } else if (list.ok()) {
+      // The list was deleted: the members still get what was accepted for them.
+      work->list.address = work->post.list;
+      work->list.bounce_address = store::DefaultBounceAddress(work->post.list);
+    } else {
+      net::Log(net::LogLevel::kWarning, "list database unavailable; delivery waits",
+               {{"id", id}, {"error", list.error().message}});
       continue;
     }
-    seen[id] = std::max(next, now + 1);
+    std::vector<std::size_t> due;
+    for (std::size_t i = 0; i < work->post.recipients.size(); ++i) {
+      const spool::RecipientEntry& r = work->post.recipients[i];
+      if (r.state == spool::RecipientState::kPending && r.next_attempt_at <= now) due.push_back(i);
+    }
+    if (due.empty()) {
+      FinishPost(*work);
+      continue;
+    }
+    const std::size_t batch = static_cast<std::size_t>(config_.delivery.batch_size);
+    std::vector<std::shared_ptr<Job>> jobs;
+    for (std::size_t start = 0; start < due.size(); start += batch) {
+      auto job = std::make_shared<Job>();
+      job->post = work;
+      job->key = id;
+      job->indexes.assign(
+          due.begin() + static_cast<std::ptrdiff_t>(start),
+          due.begin() + static_cast<std::ptrdiff_t>(std::min(due.size(), start + batch)));
+      jobs.push_back(std::move(job));
+    }
+    work->jobs_left = static_cast<int>(jobs.size());
+    work->jobs_total = static_cast<int>(jobs.size());
+    {
+      const std::lock_guard<std::mutex> lock(mu_);
+      in_flight_.insert(id);
+      next_due_.erase(id);
+    }
+    for (auto& job : jobs) Enqueue(std::move(job));
   }
-  next_due_ = std::move(seen);
+  QueueBounceNotices(now);
+  const std::lock_guard<std::mutex> lock(mu_);
   std::int64_t earliest = 0;
-  for (const auto& [id, at] : next_due_) {
-    if (earliest == 0 || at < earliest) earliest = at;
+  for (auto it = next_due_.begin(); it != next_due_.end();) {
+    if (std::find(ids->begin(), ids->end(), it->first) == ids->end() &&
+        in_flight_.count(it->first) == 0) {
+      it = next_due_.erase(it);  // finished meanwhile
+      continue;
+    }
+    if (earliest == 0 || it->second < earliest) earliest = it->second;
+    ++it;
   }
   return earliest;
 }
 
-void Deliverer::Settle(spool::ActivePost& post, std::size_t index, int code,
-                       const std::string& text, std::int64_t now,
+// Every job of the post is done (or none was due): remove it, or note when it is due again.
+void Deliverer::FinishPost(PostWork& work) {
+  std::int64_t next = 0;
+  std::optional<std::size_t> pending;
+  for (std::size_t i = 0; i < work.post.recipients.size(); ++i) {
+    const spool::RecipientEntry& r = work.post.recipients[i];
+    if (r.state != spool::RecipientState::kPending) continue;
+    if (!pending) pending = i;
+    if (next == 0 || r.next_attempt_at < next) next = r.next_attempt_at;
+  }
+  if (pending) {
+    if (work.jobs_total > 0) {
+      // Concurrent batches may have written after the last sync: one more makes them durable.
+      Status st = spool_->UpdateRecipients(
+          work.post.id, {{*pending, work.post.recipients[*pending]}}, /*sync=*/true);
+      if (!st.ok())
+        net::Log(net::LogLevel::kError, "cannot record delivery results",
+                 {{"id", work.post.id}, {"error", st.error().message}});
+    }
+    const std::lock_guard<std::mutex> lock(mu_);
+    next_due_[work.post.id] = std::max(next, work.now + 1);
+    return;
+  }
+  Status st = spool_->Remove(work.post.id);
+  if (!st.ok())
+    net::Log(net::LogLevel::kError, "cannot remove a finished post",
+             {{"error", st.error().message}});
+  net::Log(net::LogLevel::kInfo, "post delivered to every member",
+           {{"id", work.post.id}, {"list", work.post.list}});
+  const std::lock_guard<std::mutex> lock(mu_);
+  next_due_.erase(work.post.id);
+}
+
+void Deliverer::Settle(PostWork& work, std::size_t index, const net::SmtpRecipientResult& reply,
                        std::vector<std::pair<std::size_t, spool::RecipientEntry>>& updates) {
+  spool::ActivePost& post = work.post;
   spool::RecipientEntry r = post.recipients[index];
+  const std::string text = Describe(reply);
   ++r.attempts;
   std::string result;
-  if (code / 100 == 2) {
+  if (reply.code / 100 == 2) {
     r.state = spool::RecipientState::kDelivered;
     result = "delivered";
-  } else if (code / 100 == 5) {
+  } else if (reply.code / 100 == 5) {
     r.state = spool::RecipientState::kBounced;
-    result = "bounced";
-  } else if (now - post.received_at >= config_.delivery.max_age.count()) {
+    result = reply.data_phase ? "refused" : "bounced";
+  } else if (work.now - post.received_at >= config_.delivery.max_age.count()) {
     r.state = spool::RecipientState::kExpired;
     result = "expired";
   } else {
-    r.next_attempt_at = now + Backoff(r.attempts);
+    r.next_attempt_at = work.now + Backoff(r.attempts);
     result = "deferred";
   }
   if (metrics_ != nullptr) metrics_->Increment("listd_deliveries_total", {{"result", result}});
-  if (r.state == spool::RecipientState::kBounced || r.state == spool::RecipientState::kExpired) {
+  if (result == "bounced" || result == "expired") {
     net::Log(net::LogLevel::kWarning, "delivery failed",
              {{"id", post.id}, {"member", r.address}, {"result", result}, {"reply", text}});
-    auto list = lists_->FindList(post.list);
-    if (list.ok() && list->has_value()) {
-      auto b = lists_->RecordBounce((*list)->id, r.address, (result + ": " + text).substr(0, 200));
-      if (!b.ok())
+    if (work.list.id != 0 && !reply.data_phase) {
+      auto b = lists_->RecordBounce(work.list.id, r.address, work.now);
+      if (!b.ok() && b.error().code != "not-found") {
         net::Log(net::LogLevel::kError, "cannot record a bounce", {{"error", b.error().message}});
+      } else if (b.ok()) {
+        net::Log(net::LogLevel::kInfo, "bounce scored",
+                 {{"list", work.list.address},
+                  {"member", r.address},
+                  {"counted", b->counted ? "yes" : "no (one a day)"},
+                  {"score", std::to_string(b->member.bounce_score)},
+                  {"probe", b->probe_wanted ? "wanted" : "no"}});
+        if (b->probe_wanted) {
+          const std::lock_guard<std::mutex> lock(mu_);
+          next_notice_scan_ = 0;
+        }
+      }
     }
+  } else if (result == "refused") {
+    net::Log(net::LogLevel::kWarning,
+             "the smarthost refused the message; no member's score changes",
+             {{"id", post.id}, {"member", r.address}, {"reply", text}});
   } else if (result == "deferred") {
     net::Log(net::LogLevel::kInfo, "delivery deferred",
              {{"id", post.id},
@@ -223,69 +458,237 @@ void Deliverer::Settle(spool::ActivePost& post, std::size_t index, int code,
   updates.emplace_back(index, r);
 }
 
-void Deliverer::DeliverPost(spool::ActivePost& post, std::int64_t now) {
-  std::vector<std::size_t> due;
-  for (std::size_t i = 0; i < post.recipients.size(); ++i) {
-    const spool::RecipientEntry& r = post.recipients[i];
-    if (r.state == spool::RecipientState::kPending && r.next_attempt_at <= now) due.push_back(i);
-  }
-  if (due.empty()) return;
-  const std::size_t batch = static_cast<std::size_t>(config_.delivery.batch_size);
-
-  std::unique_ptr<net::SmtpClient> client;
-  int batches = 0;
-  for (std::size_t start = 0; start < due.size(); start += batch) {
-    std::size_t end = std::min(due.size(), start + batch);
-    std::vector<std::pair<std::size_t, spool::RecipientEntry>> updates;
-    if (config_.delivery.mode == DeliveryConfig::Mode::kMaildir) {
-      for (std::size_t k = start; k < end; ++k) {
-        std::size_t i = due[k];
-        Status st = DeliverToMaildir(config_.delivery.maildir_root, post.recipients[i].address,
-                                     post.message);
-        Settle(post, i, st.ok() ? 250 : 451, st.ok() ? "ok" : st.error().message, now, updates);
+void Deliverer::RunPostJob(Job& job, Worker& worker) {
+  PostWork& work = *job.post;
+  spool::ActivePost& post = work.post;
+  std::vector<std::pair<std::size_t, spool::RecipientEntry>> updates;
+  std::optional<net::SmtpRecipientResult> refusal;  // a 5xx about the message itself
+  auto settle = [&](std::size_t i, const net::SmtpRecipientResult& r) {
+    if (r.data_phase && r.code / 100 == 5 && !refusal) refusal = r;
+    Settle(work, i, r, updates);
+  };
+  if (config_.delivery.mode == DeliveryConfig::Mode::kMaildir) {
+    for (std::size_t i : job.indexes) {
+      Status st =
+          DeliverToMaildir(config_.delivery.maildir_root, post.recipients[i].address, post.message);
+      settle(i, Outcome(st.ok() ? 250 : 451, st.ok() ? "ok" : st.error().message));
+    }
+  } else {
+    auto client = worker.Client();
+    using Verp = DeliveryConfig::Verp;
+    const Verp verp = config_.delivery.verp;
+    const bool xverp =
+        client.ok() && (verp == Verp::kXverp || (verp == Verp::kAuto && (*client)->xverp()));
+    if (!client.ok() || (verp == Verp::kXverp && !(*client)->xverp())) {
+      const std::string why = client.ok() ? "[delivery] verp = \"xverp\" but the smarthost does "
+                                            "not offer XVERP"
+                                          : client.error().message;
+      net::Log(net::LogLevel::kWarning, "smarthost unavailable", {{"id", post.id}, {"error", why}});
+      for (std::size_t i : job.indexes) settle(i, Outcome(421, why));
+    } else if (verp == Verp::kOff || xverp) {
+      std::string from = work.list.bounce_address;
+      if (xverp) {
+        auto sender = verp_->BatchSender(work.list.bounce_address, work.list.address, post.id);
+        from = sender.ok() ? *sender : from;
       }
-    } else {
       std::vector<std::string> rcpts;
-      for (std::size_t k = start; k < end; ++k) rcpts.push_back(post.recipients[due[k]].address);
-      Result<net::SmtpSendResult> sent = MakeError("smtp-unavailable", "not connected");
-      if (!client) {
-        auto c = net::SmtpClient::Connect(config_.delivery.smarthost);
-        if (c.ok())
-          client = std::move(*c);
-        else
-          sent = c.error();
-      }
-      if (client) sent = client->Send(post.envelope_sender, rcpts, post.message);
+      for (std::size_t i : job.indexes) rcpts.push_back(post.recipients[i].address);
+      auto sent = (*client)->Send(from, rcpts, post.message, xverp);
       if (!sent.ok()) {
-        client.reset();
+        worker.Drop();
         net::Log(net::LogLevel::kWarning, "smarthost unavailable",
                  {{"id", post.id}, {"error", sent.error().message}});
-        // The rest of this post waits too: one connection attempt per pass, not per batch.
-        for (std::size_t k = start; k < due.size(); ++k) {
-          Settle(post, due[k], 421, sent.error().message, now, updates);
-        }
-        start = due.size();
+        for (std::size_t i : job.indexes) settle(i, Outcome(421, sent.error().message));
       } else {
-        for (std::size_t k = start; k < end; ++k) {
-          const net::SmtpRecipientResult& r = sent->recipients[k - start];
-          Settle(post, due[k], r.code, std::to_string(r.code) + " " + r.enhanced + " " + r.text,
-                 now, updates);
+        for (std::size_t k = 0; k < job.indexes.size(); ++k)
+          settle(job.indexes[k], sent->recipients[k]);
+      }
+    } else {
+      // One transaction per member, each from its own VERP address, on this one connection.
+      for (std::size_t n = 0; n < job.indexes.size(); ++n) {
+        const std::size_t i = job.indexes[n];
+        const std::string& member = post.recipients[i].address;
+        auto from =
+            verp_->MemberSender(work.list.bounce_address, 'm', work.list.address, post.id, member);
+        Result<net::SmtpSendResult> sent = MakeError("smtp-unavailable", "not connected");
+        if (!from.ok()) {
+          sent = from.error();
+        } else if (auto c = worker.Client(); !c.ok()) {
+          sent = c.error();
+        } else {
+          sent = (*c)->Send(*from, {member}, post.message);
         }
+        if (!sent.ok()) {
+          worker.Drop();
+          net::Log(net::LogLevel::kWarning, "smarthost unavailable",
+                   {{"id", post.id}, {"error", sent.error().message}});
+          for (std::size_t k = n; k < job.indexes.size(); ++k)
+            settle(job.indexes[k], Outcome(421, sent.error().message));
+          break;
+        }
+        settle(i, sent->recipients[0]);
       }
     }
-    // Synced every few batches and at the end: a crash forgets at most the last few
-    // batches' cross-offs, so those members get the post twice, never zero times.
-    ++batches;
-    const bool sync = start + batch >= due.size() || batches % kBatchesPerSync == 0;
-    Status st = spool_->UpdateRecipients(post.id, updates, sync);
-    if (!st.ok()) {
-      // Not crossed off durably: they will be sent again (a duplicate, never a loss).
-      net::Log(net::LogLevel::kError, "cannot record delivery results",
-               {{"id", post.id}, {"error", st.error().message}});
-      return;
-    }
   }
-  if (client) client->Quit();
+  if (refusal && !work.refusal_reported.exchange(true)) SendMessageFailure(work, *refusal, worker);
+  // Synced every few batches and at the post's last: a crash forgets at most the last few
+  // batches' cross-offs, so those members get the post twice, never zero times.
+  const int done = work.jobs_done.fetch_add(1) + 1;
+  const bool sync = done == work.jobs_total || done % kBatchesPerSync == 0;
+  Status st = spool_->UpdateRecipients(post.id, updates, sync);
+  if (!st.ok()) {
+    // Not crossed off durably: they will be sent again (a duplicate, never a loss).
+    net::Log(net::LogLevel::kError, "cannot record delivery results",
+             {{"id", post.id}, {"error", st.error().message}});
+  }
+}
+
+namespace {
+
+// One message to one recipient: through the worker's connection, or into a Maildir.
+Result<net::SmtpRecipientResult> SendOne(const Config& config, Deliverer::Worker& worker,
+                                         const std::string& from, const std::string& to,
+                                         const std::string& message) {
+  if (config.delivery.mode == DeliveryConfig::Mode::kMaildir) {
+    BL_TRY(DeliverToMaildir(config.delivery.maildir_root, to, message));
+    return Outcome(250, "ok");
+  }
+  BL_TRY_ASSIGN(net::SmtpClient * client, worker.Client());
+  auto sent = client->Send(from, {to}, message);
+  if (!sent.ok()) {
+    worker.Drop();
+    return sent.error();
+  }
+  return sent->recipients[0];
+}
+
+}  // namespace
+
+void Deliverer::QueueBounceNotices(std::int64_t now) {
+  if (!IsVerpOn(config_)) return;
+  {
+    const std::lock_guard<std::mutex> lock(mu_);
+    if (now < next_notice_scan_) return;
+    next_notice_scan_ = now + kNoticeScanSeconds;
+  }
+  auto probes = lists_->PendingProbes(kNoticesPerScan);
+  auto notices = lists_->PendingOwnerNotices(kNoticesPerScan);
+  if (!probes.ok() || !notices.ok()) {
+    net::Log(net::LogLevel::kWarning, "cannot read waiting probes and owner notices",
+             {{"error", (probes.ok() ? notices.error() : probes.error()).message}});
+    return;
+  }
+  auto queue = [&](const store::BounceNotice& n, bool probe) {
+    auto job = std::make_shared<Job>();
+    job->key = std::string(probe ? "probe " : "notice ") + std::to_string(n.list_id) + " " +
+               n.member.address;
+    {
+      const std::lock_guard<std::mutex> lock(mu_);
+      if (!in_flight_.insert(job->key).second) return;
+    }
+    (probe ? job->probe : job->owner_notice) = n;
+    Enqueue(std::move(job));
+  };
+  for (const store::BounceNotice& n : *probes) queue(n, true);
+  for (const store::BounceNotice& n : *notices) queue(n, false);
+}
+
+// A probe: a plain note to the member from its own VERP address ('p', the probe's time). If it
+// bounces (here, at RCPT, or later as a report), the member is disabled.
+void Deliverer::SendProbe(const store::BounceNotice& n, Worker& worker) {
+  auto list = lists_->FindList(n.list_address);
+  if (!list.ok() || !list->has_value()) return;
+  const std::int64_t at = static_cast<std::int64_t>(std::time(nullptr));
+  auto from = verp_->MemberSender((*list)->bounce_address, 'p', (*list)->address,
+                                  std::to_string(at), n.member.address);
+  if (!from.ok()) return;
+  const std::string message =
+      NoticeHeader(store::OwnerAddress(**list), n.member.address,
+                   "Delivery test from " + (*list)->address) +
+      "Mail from the list " + (*list)->address +
+      " to this address has bounced.\r\n"
+      "This message tests whether it still arrives; nothing needs to be done.\r\n"
+      "If it bounces too, delivery to this address is disabled and the list owner\r\n"
+      "is told.\r\n";
+  auto sent = SendOne(config_, worker, *from, n.member.address, message);
+  if (!sent.ok() || sent->code / 100 == 4) {
+    net::Log(net::LogLevel::kWarning, "probe not sent; tried again later",
+             {{"list", n.list_address},
+              {"member", n.member.address},
+              {"error", sent.ok() ? Describe(*sent) : sent.error().message}});
+    return;
+  }
+  Status marked = lists_->MarkProbeSent(n.list_id, n.member.address, at);
+  net::Log(net::LogLevel::kInfo, "probe sent",
+           {{"list", n.list_address}, {"member", n.member.address}, {"reply", Describe(*sent)}});
+  if (!marked.ok() || sent->code / 100 != 5 || sent->data_phase) return;
+  // Refused at RCPT: the probe bounced already.
+  auto confirmed = lists_->ConfirmProbeBounce(n.list_id, n.member.address, at, Describe(*sent));
+  if (confirmed.ok() && confirmed->has_value()) {
+    net::Log(net::LogLevel::kWarning, "member disabled: its probe bounced",
+             {{"list", n.list_address}, {"member", n.member.address}});
+    const std::lock_guard<std::mutex> lock(mu_);
+    next_notice_scan_ = 0;
+  }
+}
+
+void Deliverer::SendOwnerNotice(const store::BounceNotice& n, Worker& worker) {
+  auto list = lists_->FindList(n.list_address);
+  if (!list.ok() || !list->has_value()) return;
+  const std::string owner = store::OwnerAddress(**list);
+  const std::string message =
+      NoticeHeader("MAILER-DAEMON@" + config_.smtp.hostname, owner,
+                   "Member disabled on " + (*list)->address) +
+      "Delivery to " + n.member.address + " on " + (*list)->address +
+      " is disabled:\r\nits mail bounced " + std::to_string(n.member.bounce_score) +
+      " times and a probe bounced too.\r\nReason: " + n.member.disabled_reason +
+      "\r\n\r\nThe address stays on the list, disabled (it receives nothing).\r\n"
+      "To deliver to it again: blindlist list member enable " +
+      (*list)->address + " " + n.member.address +
+      "\r\nTo remove it: blindlist list member remove " + (*list)->address + " " +
+      n.member.address + "\r\n";
+  auto sent = SendOne(config_, worker, "", owner, message);
+  if (!sent.ok() || sent->code / 100 == 4) {
+    net::Log(net::LogLevel::kWarning, "owner notice not sent; tried again later",
+             {{"list", n.list_address},
+              {"owner", owner},
+              {"error", sent.ok() ? Describe(*sent) : sent.error().message}});
+    return;
+  }
+  Status st = lists_->MarkOwnerNotified(n.list_id, n.member.address);
+  net::Log(net::LogLevel::kInfo, "owner told of a disabled member",
+           {{"list", n.list_address},
+            {"member", n.member.address},
+            {"reply", Describe(*sent)},
+            {"recorded", st.ok() ? "yes" : st.error().message}});
+}
+
+// The smarthost refused the message itself: its sender (or the list's owner) gets a DSN from
+// the null sender, once per post. It names the list, never a member.
+void Deliverer::SendMessageFailure(PostWork& work, const net::SmtpRecipientResult& reply,
+                                   Worker& worker) {
+  const std::string to = IsListItself(work.list, work.post.envelope_sender)
+                             ? store::OwnerAddress(work.list)
+                             : work.post.envelope_sender;
+  mime::DsnFailure f;
+  f.reporting_mta = config_.smtp.hostname;
+  f.from = "MAILER-DAEMON@" + config_.smtp.hostname;
+  f.to = to;
+  f.final_recipient = work.list.address;
+  f.status = reply.enhanced.empty() ? "5.0.0" : reply.enhanced;
+  f.remote_mta = config_.delivery.smarthost.host;
+  f.diagnostic = Describe(reply);
+  f.explanation = "Your post to " + work.list.address +
+                  " could not be delivered: the mail server refused the message itself. "
+                  "No member received it from this attempt.";
+  f.original_message = work.post.message;
+  f.date = work.now;
+  auto sent = SendOne(config_, worker, "", to, mime::MakeDsn(f));
+  net::Log(sent.ok() && sent->code / 100 == 2 ? net::LogLevel::kInfo : net::LogLevel::kWarning,
+           "delivery status notification for a refused post",
+           {{"id", work.post.id},
+            {"to", to},
+            {"result", sent.ok() ? Describe(*sent) : sent.error().message}});
 }
 
 }  // namespace blindlist::listd

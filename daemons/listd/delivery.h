@@ -1,18 +1,32 @@
-// Fan-out of prepared posts: to a smarthost over SMTP, many recipients per
-// transaction (the body is the same for every member), or to one Maildir per
-// member. Per recipient: 2xx crossed off, 4xx retried with exponential backoff
-// until max_age, 5xx recorded as a bounce. Each batch's results are written to
-// the queue file before the next batch and synced every few batches, so a crash
-// repeats at most those few batches (duplicates, never a loss).
-// Thread-safety: one Deliverer per thread (the runner's).
+// Fan-out of prepared posts: to a smarthost over SMTP, or to one Maildir per member, on up to
+// [delivery] connections worker threads (one smarthost connection each), so one slow post or
+// transaction holds up only its own worker. Envelope senders are VERP (verp.h): one XVERP
+// transaction per batch when the smarthost offers it, else one transaction per member, or
+// plain batches when VERP is off. Per recipient: 2xx crossed off, 4xx retried with exponential
+// backoff until max_age; a 5xx to RCPT is that member's bounce (scored by the list store's
+// rules); a 5xx to DATA or after the body is a refusal of the message: nobody's score changes
+// and the post's sender (or the list owner) gets a DSN. Each batch's results are written to the
+// queue file when it ends and synced every few batches, so a crash repeats at most those
+// batches (duplicates, never a loss). The workers also send the probes and owner notices the
+// list store has waiting.
+// Thread-safety: RunOnce from one thread (the runner's); the workers are internal.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <map>
+#include <memory>
+#include <mutex>
+#include <set>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "config.h"
-#include "net/metrics.h"
+#include "net/smtp_client.h"
+#include "obs/metrics.h"
 #include "spool/spool.h"
 #include "store/list_store.h"
 
@@ -22,19 +36,37 @@ namespace blindlist::listd {
 Status DeliverToMaildir(const std::string& root, const std::string& address,
                         std::string_view message);
 
+class VerpSigner;
+
 class Deliverer {
  public:
+  // `verp` may be null only when [delivery] verp is "off". `wake` is called when a worker
+  // finishes a post, so the runner looks again soon.
   Deliverer(const Config& config, store::ListStore* lists, spool::Spool* spool,
-            net::Metrics* metrics);
+            net::Metrics* metrics, const VerpSigner* verp, std::function<void()> wake);
+  // Lets the workers finish their current transactions, then joins them.
+  ~Deliverer();
+  Deliverer(const Deliverer&) = delete;
+  Deliverer& operator=(const Deliverer&) = delete;
 
-  // Delivers what is due in every active post. Returns the earliest time
-  // something else becomes due (0: nothing waiting).
+  // Hands what is due in every active post (and waiting probes and owner notices) to the
+  // workers. Returns the earliest time something else becomes due (0: nothing waiting).
   std::int64_t RunOnce(std::int64_t now);
 
+  struct PostWork;
+  struct Job;
+  class Worker;
+
  private:
-  void DeliverPost(spool::ActivePost& post, std::int64_t now);
-  void Settle(spool::ActivePost& post, std::size_t index, int code, const std::string& text,
-              std::int64_t now,
+  void Enqueue(std::shared_ptr<Job> job);
+  void WorkerLoop();
+  void RunPostJob(Job& job, Worker& worker);
+  void FinishPost(PostWork& work);
+  void QueueBounceNotices(std::int64_t now);
+  void SendProbe(const store::BounceNotice& notice, Worker& worker);
+  void SendOwnerNotice(const store::BounceNotice& notice, Worker& worker);
+  void SendMessageFailure(PostWork& work, const net::SmtpRecipientResult& reply, Worker& worker);
+  void Settle(PostWork& work, std::size_t index, const net::SmtpRecipientResult& reply,
               std::vector<std::pair<std::size_t, spool::RecipientEntry>>& updates);
   std::int64_t Backoff(int attempts) const;
 
@@ -42,7 +74,17 @@ class Deliverer {
   store::ListStore* lists_;
   spool::Spool* spool_;
   net::Metrics* metrics_;
+  const VerpSigner* verp_;
+  std::function<void()> wake_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::shared_ptr<Job>> queue_;
+  bool stopping_ = false;
+  std::set<std::string> in_flight_;               // posts and notices handed to workers
   std::map<std::string, std::int64_t> next_due_;  // post id -> earliest pending retry
+  std::int64_t next_notice_scan_ = 0;
+  std::vector<std::thread> workers_;
 };
 
 }  // namespace blindlist::listd

@@ -1,10 +1,19 @@
 #include "incoming.h"
 
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "api/groupd_client.h"
@@ -14,7 +23,7 @@
 #include "list_headers.h"
 #include "mime/smime.h"
 #include "mime/smime_shape.h"
-#include "net/log.h"
+#include "obs/log.h"
 
 namespace blindlist::listd {
 namespace {
@@ -120,6 +129,74 @@ std::optional<std::size_t> GroupRecipientIndex(const crypto::Envelope& env,
 }
 
 }  // namespace
+
+struct IncomingWatch::State {
+  int inotify_fd = -1;
+  int stop_fd = -1;  // an eventfd: written once to stop the thread
+  std::function<void()> on_arrival;
+  std::thread thread;
+
+  ~State() {
+    if (inotify_fd >= 0) ::close(inotify_fd);
+    if (stop_fd >= 0) ::close(stop_fd);
+  }
+
+  void Run() const {
+    std::array<pollfd, 2> fds{pollfd{inotify_fd, POLLIN, 0}, pollfd{stop_fd, POLLIN, 0}};
+    alignas(inotify_event) std::array<char, 4096> buf{};
+    while (true) {
+      if (::poll(fds.data(), fds.size(), -1) < 0) {
+        if (errno == EINTR) continue;
+        net::Log(net::LogLevel::kError, "spool watch stopped; the queue runner keeps its tick",
+                 {{"error", std::strerror(errno)}});
+        return;
+      }
+      if (fds[1].revents != 0) return;
+      if ((fds[0].revents & POLLIN) == 0) continue;
+      // The events themselves do not matter: any arrival is a reason to look at incoming/.
+      const ssize_t n = ::read(inotify_fd, buf.data(), buf.size());
+      if (n < 0 && errno != EAGAIN && errno != EINTR) {
+        net::Log(net::LogLevel::kError, "spool watch stopped; the queue runner keeps its tick",
+                 {{"error", std::strerror(errno)}});
+        return;
+      }
+      if (n > 0) on_arrival();
+    }
+  }
+};
+
+Result<std::unique_ptr<IncomingWatch>> IncomingWatch::Start(const std::string& incoming_dir,
+                                                            std::function<void()> on_arrival) {
+  auto state = std::make_unique<State>();
+  state->on_arrival = std::move(on_arrival);
+  state->inotify_fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (state->inotify_fd < 0) {
+    return MakeError("inotify", std::string("inotify_init1: ") + std::strerror(errno));
+  }
+  // Spool::Accept renames a finished file into incoming/ (IN_MOVED_TO); IN_CLOSE_WRITE covers
+  // a writer that creates the file there directly.
+  if (::inotify_add_watch(state->inotify_fd, incoming_dir.c_str(),
+                          IN_MOVED_TO | IN_CLOSE_WRITE | IN_ONLYDIR) < 0) {
+    return MakeError("inotify", "watch " + incoming_dir + ": " + std::strerror(errno));
+  }
+  state->stop_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (state->stop_fd < 0)
+    return MakeError("inotify", std::string("eventfd: ") + std::strerror(errno));
+  State* raw = state.get();
+  state->thread = std::thread([raw] { raw->Run(); });
+  return std::unique_ptr<IncomingWatch>(new IncomingWatch(std::move(state)));
+}
+
+IncomingWatch::IncomingWatch(std::unique_ptr<State> state) : state_(std::move(state)) {}
+
+IncomingWatch::~IncomingWatch() {
+  const std::uint64_t one = 1;
+  if (::write(state_->stop_fd, &one, sizeof one) < 0) {
+    net::Log(net::LogLevel::kError, "cannot stop the spool watch",
+             {{"error", std::strerror(errno)}});
+  }
+  if (state_->thread.joinable()) state_->thread.join();
+}
 
 std::unique_ptr<GroupSecretRewrap> MakeGroupdRewrap(const GroupdConfig& config) {
   return std::make_unique<GroupdRewrap>(config);
@@ -274,7 +351,9 @@ Status IncomingProcessor::Prepare(spool::IncomingPost& post) {
   spool::ActivePost active;
   active.id = post.id;
   active.list = list.address;
-  active.envelope_sender = list.bounce_address;
+  // The post's own sender: a refusal of the message is reported to it (delivery.h). Delivery
+  // sends from the list's bounce address, with a VERP tag.
+  active.envelope_sender = post.sender;
   active.received_at = post.received_at;
   active.recipients.reserve(members.size());
   for (const store::ListMember& m : members) {

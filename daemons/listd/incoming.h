@@ -1,5 +1,5 @@
 // Turns an incoming post into a post ready for fan-out: the list's enabled
-// members as recipients, the list's bounce address as envelope sender, the
+// members as recipients, the post's sender kept (for a DSN if the message is refused), the
 // List-* fields on top and, for lists that read by path B, the group's
 // RecipientInfo replaced by a KEKRecipientInfo under the group secret. A post
 // whose re-wrap fails waits in the queue and is retried; it is never forwarded
@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -17,7 +18,7 @@
 #include "blindlist/bytes.h"
 #include "blindlist/result.h"
 #include "config.h"
-#include "net/metrics.h"
+#include "obs/metrics.h"
 #include "spool/spool.h"
 #include "store/list_store.h"
 
@@ -42,6 +43,25 @@ std::unique_ptr<GroupSecretRewrap> MakeLocalKeyRewrap(const std::string& dir);
 // the post itself is at fault (permanent); any other error is the re-wrap's.
 Result<std::string> ReplaceGroupRecipient(std::string_view message, const store::MailingList& list,
                                           GroupSecretRewrap& rewrap, const std::string& post_id);
+
+// Calls `on_arrival` as soon as a queue file is renamed into the spool's incoming/ directory,
+// by this process or by another one (pipe mode runs as its own process): the queue runner is
+// woken at once instead of at its next tick. inotify(7); a thread of its own, stopped and
+// joined by the destructor. `on_arrival` runs on that thread.
+class IncomingWatch {
+ public:
+  // Error "inotify" when the directory cannot be watched (the runner then keeps its tick).
+  static Result<std::unique_ptr<IncomingWatch>> Start(const std::string& incoming_dir,
+                                                      std::function<void()> on_arrival);
+  IncomingWatch(const IncomingWatch&) = delete;
+  IncomingWatch& operator=(const IncomingWatch&) = delete;
+  ~IncomingWatch();
+
+ private:
+  struct State;
+  explicit IncomingWatch(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
 
 class IncomingProcessor {
  public:

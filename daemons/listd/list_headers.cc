@@ -60,7 +60,84 @@ bool IsListField(std::string_view name) {
   return false;
 }
 
+// The value of a field without its name, unfolded, trimmed and lowercased.
+std::string LowerValue(const Field& f) {
+  std::string out;
+  for (char c : f.raw.substr(f.raw.find(':') + 1)) {
+    if (c == '\r' || c == '\n') continue;
+    out += c == '\t' ? ' ' : Lower(c);
+  }
+  const std::size_t b = out.find_first_not_of(' ');
+  const std::size_t e = out.find_last_not_of(' ');
+  return b == std::string::npos ? std::string() : out.substr(b, e - b + 1);
+}
+
+// The part of a List-Id value between its angle brackets ("phrase" <id>), or the value.
+std::string AngleContent(const std::string& value) {
+  const std::size_t open = value.rfind('<');
+  if (open == std::string::npos) return value;
+  const std::size_t close = value.find('>', open);
+  if (close == std::string::npos) return value;
+  return value.substr(open + 1, close - open - 1);
+}
+
+// A trace field naming `address` (lowercase).
+bool IsTraceOf(const Field& f, const std::string& address) {
+  if (!IEquals(f.name, kTraceField)) return false;
+  const std::string v = LowerValue(f);
+  return v == address || MailboxOf(v) == address;
+}
+
+std::string LowerAddress(std::string_view address) {
+  std::string a(address);
+  std::transform(a.begin(), a.end(), a.begin(), Lower);
+  return a;
+}
+
 }  // namespace
+
+bool AlreadyExploded(std::string_view message, const ListIdentity& list) {
+  const std::string list_id = ListIdOf(list.address);
+  const std::string address = LowerAddress(list.address);
+  for (const Field& f : Fields(message.substr(0, HeaderEnd(message)))) {
+    if (IEquals(f.name, "List-Id") && AngleContent(LowerValue(f)) == list_id) return true;
+    if (IsTraceOf(f, address)) return true;
+  }
+  return false;
+}
+
+bool HasCanonicalLineEndings(std::string_view message) {
+  std::size_t pos = 0;
+  while ((pos = message.find_first_of("\r\n", pos)) != std::string_view::npos) {
+    if (message[pos] == '\n' || pos + 1 == message.size() || message[pos + 1] != '\n') {
+      return false;
+    }
+    pos += 2;
+  }
+  return message.empty() || message.ends_with("\r\n");
+}
+
+std::string CanonicalLineEndings(std::string_view message) {
+  std::string out;
+  out.reserve(message.size() + message.size() / 32 + 2);
+  for (std::size_t i = 0; i < message.size(); ++i) {
+    const char c = message[i];
+    if (c == '\n') {
+      out += "\r\n";
+    } else if (c == '\r') {
+      if (i + 1 < message.size() && message[i + 1] == '\n') {
+        out += "\r\n";
+        ++i;
+      } else {
+        out += ' ';  // a stray CR
+      }
+    } else {
+      out += c;
+    }
+  }
+  if (!out.empty() && !out.ends_with("\r\n")) out += "\r\n";
+  return out;
+}
 
 std::size_t BodyOffset(std::string_view message) {
   std::size_t end = HeaderEnd(message);
@@ -112,8 +189,11 @@ ListHeaderEdit EditListHeaders(std::string_view message, const ListIdentity& lis
   out += "List-Help: <mailto:" + local + "-request@" + domain + "?subject=help>" + nl;
   out += "List-Unsubscribe: <mailto:" + local + "-request@" + domain + "?subject=unsubscribe>" + nl;
   out += "Precedence: list" + nl;
+  out += std::string(kTraceField) + ": " + list.address + nl;
+  const std::string address = LowerAddress(list.address);
   for (const Field& f : Fields(header)) {
-    if (!IsListField(f.name)) out += f.raw;
+    // Our own trace field is written once, above; other lists' stay.
+    if (!IsListField(f.name) && !IsTraceOf(f, address)) out += f.raw;
   }
   return ListHeaderEdit{std::move(out), end};
 }

@@ -15,9 +15,14 @@ struct ListIdentity {
   std::string bounce_address;  // list-bounces@example.org
 };
 
+// listd's trace field, added to every post it forwards: "X-Loop: LIST-ADDRESS", the
+// convention of Sympa and procmail. A post that comes back with it is a mail loop.
+inline constexpr std::string_view kTraceField = "X-Loop";
+
 // The message with List-Id (RFC 2919), List-Post, List-Help, List-Unsubscribe
-// (RFC 2369) and Precedence: list on top. Fields of those names already in the
-// header section are dropped, so a sender cannot forge them.
+// (RFC 2369), Precedence: list and the trace field on top. Fields of the List-* and
+// Precedence names already in the header section are dropped, so a sender cannot forge
+// them; other lists' X-Loop fields are kept (they need them to see their own loops).
 std::string AddListHeaders(std::string_view message, const ListIdentity& list);
 
 // AddListHeaders in two pieces, so a large post is not copied: the result is
@@ -27,6 +32,20 @@ struct ListHeaderEdit {
   std::size_t body_from = 0;
 };
 ListHeaderEdit EditListHeaders(std::string_view message, const ListIdentity& list);
+
+// True when the header section shows the post has already been exploded by this list:
+// a List-Id field naming its list-id, or a trace field naming its address (any
+// occurrence, case-insensitive). Such a post is refused at intake (a mail loop).
+bool AlreadyExploded(std::string_view message, const ListIdentity& list);
+
+// Line ends the way Postfix reads them (docs/queue-format.md, "Line endings"): LF and
+// CRLF both end a line (smtpd_forbid_bare_newline = normalize, sendmail_fix_line_endings =
+// always) and each line is stored ending in CRLF; a CR that is not part of a CRLF pair is
+// a stray one and becomes a space (cleanup_replace_stray_cr_lf = yes), so it can neither
+// end a line nor be read as one by a later hop. True when `message` is in that form
+// already (then CanonicalLineEndings would return it unchanged).
+bool HasCanonicalLineEndings(std::string_view message);
+std::string CanonicalLineEndings(std::string_view message);
 
 // The list-id of an address: "list.example.org" for list@example.org.
 std::string ListIdOf(std::string_view address);

@@ -35,6 +35,48 @@ TEST(ListHeaders, DropsForgedListFieldsIncludingFoldedOnes) {
   EXPECT_NE(out.find("\n\nbody\n"), std::string::npos);
 }
 
+TEST(ListHeaders, AddsOneTraceFieldAndKeepsOtherListsOnes) {
+  const std::string msg =
+      "X-Loop: other@example.net\r\nX-Loop: TEAM@example.org\r\nFrom: a@example.org\r\n\r\nb\r\n";
+  std::string out = AddListHeaders(msg, kList);
+  EXPECT_NE(out.find("X-Loop: team@example.org\r\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("X-Loop: other@example.net\r\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find("TEAM@"), std::string::npos) << "our own trace field is written once";
+  EXPECT_TRUE(AlreadyExploded(out, kList));
+}
+
+TEST(ListHeaders, SeesALoopByListIdOrTraceFieldAnywhereInTheHeader) {
+  EXPECT_TRUE(AlreadyExploded("From: a\r\nList-Id: \"x\" <Team.Example.ORG>\r\n\r\nb\r\n", kList));
+  EXPECT_TRUE(AlreadyExploded("List-Id: <team.example.org>\n\nb\n", kList));
+  EXPECT_TRUE(AlreadyExploded("From: a\r\nX-Loop:\r\n team@Example.org\r\n\r\n", kList));
+  EXPECT_TRUE(AlreadyExploded("x-loop: <team@example.org>\r\n\r\n", kList));
+  // Another list's marks, or ours in the body only, are not a loop.
+  EXPECT_FALSE(
+      AlreadyExploded("List-Id: <other.example.org>\r\nX-Loop: other@example.org\r\n\r\n"
+                      "List-Id: <team.example.org>\r\nX-Loop: team@example.org\r\n",
+                      kList));
+  EXPECT_FALSE(AlreadyExploded("List-Id: <team.example.org.evil>\r\n\r\n", kList));
+  EXPECT_FALSE(AlreadyExploded("X-Loop: steam@example.org\r\n\r\n", kList));
+}
+
+TEST(LineEndings, ReadLikePostfixStoredAsCrlf) {
+  EXPECT_TRUE(HasCanonicalLineEndings("a\r\nb\r\n"));
+  EXPECT_TRUE(HasCanonicalLineEndings(""));
+  EXPECT_FALSE(HasCanonicalLineEndings("a\nb\r\n"));
+  EXPECT_FALSE(HasCanonicalLineEndings("a\rb\r\n"));
+  EXPECT_FALSE(HasCanonicalLineEndings("a\r\nb"));
+  EXPECT_FALSE(HasCanonicalLineEndings("a\r\n\r"));
+  // LF and CRLF end lines; a stray CR is a space (it cannot start a header field or end DATA).
+  EXPECT_EQ(CanonicalLineEndings("a\nb\r\nc\n"), "a\r\nb\r\nc\r\n");
+  EXPECT_EQ(CanonicalLineEndings("Subject: x\rBcc: y\r\n\r\nz"), "Subject: x Bcc: y\r\n\r\nz\r\n");
+  EXPECT_EQ(CanonicalLineEndings("a\r\r\nb\n\r.\r\n"), "a \r\nb\r\n .\r\n");
+  EXPECT_EQ(CanonicalLineEndings("\n.\n"), "\r\n.\r\n");
+  EXPECT_EQ(CanonicalLineEndings(""), "");
+  for (const char* s : {"a\nb", "x\r\r\ry", "\n\r\n\r", "ok\r\n"}) {
+    EXPECT_TRUE(HasCanonicalLineEndings(CanonicalLineEndings(s))) << s;
+  }
+}
+
 TEST(ListHeaders, ReadsFromAddresses) {
   const std::string msg =
       "Subject: x\r\nFrom: \"Alice A.\"\r\n <Alice@Example.ORG>\r\n\r\nFrom: b@c\r\n";

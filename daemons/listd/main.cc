@@ -15,9 +15,10 @@
 // Path B' (listd holding group keys) breaks the trust split and needs an
 // explicit [unsafe] setting, logged at every start.
 #include <malloc.h>
-#include <signal.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <condition_variable>
 #include <cstdio>
 #include <ctime>
@@ -34,12 +35,14 @@
 #include "incoming.h"
 #include "list_headers.h"
 #include "net/https_server.h"
-#include "net/log.h"
-#include "net/metrics.h"
 #include "net/smtp_server.h"
+#include "obs/log.h"
+#include "obs/metrics.h"
+#include "roster_sync.h"
 #include "smtp_intake.h"
 #include "spool/spool.h"
 #include "store/list_store.h"
+#include "verp.h"
 
 namespace {
 using namespace blindlist;  // NOLINT(google-build-using-namespace)
@@ -108,6 +111,29 @@ int RunPipe(const listd::Config& config, const std::string& list, const std::str
     return 65;
   }
   listd::PostAcceptor acceptor(config, lists->get(), spool->get(), nullptr, nullptr);
+  // The daemon creates the VERP key; pipe mode only reads it, to check bounce reports. Before
+  // the daemon's first start there is none: posts are queued all the same, and a bounce
+  // report (to a list's bounce address, tagged or not) waits (75) until the key exists.
+  std::unique_ptr<listd::VerpSigner> verp;
+  if (config.delivery.verp != listd::DeliveryConfig::Verp::kOff) {
+    const std::string key_path = listd::VerpSecretPath(config);
+    auto key = listd::LoadVerpSecret(key_path, /*create=*/false);
+    const std::string to = listd::NormaliseAddress(list);
+    const bool no_key_yet = !key.ok() && ::access(key_path.c_str(), F_OK) != 0 && errno == ENOENT;
+    const bool post_to_list = to.find('+') == std::string::npos && [&] {
+      auto found = (*lists)->FindList(to);
+      return found.ok() && found->has_value();
+    }();
+    if (no_key_yet && post_to_list) {
+      // A post, not a report: nothing to verify.
+    } else if (!key.ok()) {
+      std::fprintf(stderr, "blindlist-listd: %s\n", key.error().message.c_str());
+      return 75;
+    } else {
+      verp = std::make_unique<listd::VerpSigner>(std::move(*key));
+      acceptor.set_verp(verp.get());
+    }
+  }
   listd::Verdict v = acceptor.Accept(listd::NormaliseAddress(list), sender, message);
   std::fprintf(v.ok() ? stdout : stderr, "%s%s %s\n",
                v.ok() ? "" : "blindlist-listd: ", v.enhanced.c_str(), v.text.c_str());
@@ -206,12 +232,23 @@ int Run(int argc, char** argv) {
   if (!lists.ok()) return Fatal(lists.error());
   auto spool = spool::Spool::Open(config.spool_dir);
   if (!spool.ok()) return Fatal(spool.error());
+  std::unique_ptr<listd::VerpSigner> verp;
+  if (config.delivery.verp != listd::DeliveryConfig::Verp::kOff) {
+    auto key = listd::LoadVerpSecret(listd::VerpSecretPath(config), /*create=*/true);
+    if (!key.ok()) return Fatal(key.error());
+    verp = std::make_unique<listd::VerpSigner>(std::move(*key));
+  } else {
+    net::Log(net::LogLevel::kWarning,
+             "[delivery] verp = \"off\": bounce reports cannot be attributed and are only logged",
+             {});
+  }
 
   api::BlockServerSignals();
   net::Metrics metrics;
   RunnerSignal runner_signal;
   listd::PostAcceptor acceptor(config, lists->get(), spool->get(), &metrics,
                                [&runner_signal] { runner_signal.Notify(); });
+  acceptor.set_verp(verp.get());
 
   std::vector<std::unique_ptr<net::SmtpServer>> listeners;
   struct Listener {
@@ -287,10 +324,20 @@ int Run(int argc, char** argv) {
   if (config.allow_local_group_keys)
     path_b_prime = listd::MakeLocalKeyRewrap(config.group_keys_dir);
 
+  // Pipe mode queues from another process: the runner is woken when its file lands in
+  // incoming/, not at the next tick (SMTP and LMTP wake it through the acceptor).
+  auto watch = listd::IncomingWatch::Start(spool_ptr->dir() + "/incoming",
+                                           [&runner_signal] { runner_signal.Notify(); });
+  if (!watch.ok()) {
+    net::Log(net::LogLevel::kWarning, "spool not watched; pipe-mode posts wait for the next tick",
+             {{"error", watch.error().message}});
+  }
+
   std::thread runner([&] {
     listd::IncomingProcessor processor(config, lists->get(), spool_ptr, &metrics, path_b.get(),
                                        path_b_prime.get());
-    listd::Deliverer deliverer(config, lists->get(), spool_ptr, &metrics);
+    listd::Deliverer deliverer(config, lists->get(), spool_ptr, &metrics, verp.get(),
+                               [&runner_signal] { runner_signal.Notify(); });
     while (!runner_signal.stopped()) {
       try {
         processor.RunOnce(Now());
@@ -302,25 +349,16 @@ int Run(int argc, char** argv) {
     }
   });
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGHUP);
-  while (true) {
-    int sig = 0;
-    if (sigwait(&signals, &sig) != 0) continue;
-    if (sig == SIGHUP) {
-      for (auto& l : listeners) {
-        Status st = l->ReloadCertificates();
-        net::Log(st.ok() ? net::LogLevel::kInfo : net::LogLevel::kError, "reloaded certificates",
-                 {{"result", st.ok() ? "ok" : st.error().message}});
-      }
-      continue;
+  // Delivery lists that follow groupd's roster ([groupd] roster_sync_seconds); stopped at exit.
+  auto roster_sync = listd::StartRosterSync(config.groupd, lists->get(), &metrics);
+
+  api::WaitForTermination([&] {
+    for (auto& l : listeners) {
+      Status st = l->ReloadCertificates();
+      net::Log(st.ok() ? net::LogLevel::kInfo : net::LogLevel::kError, "reloaded certificates",
+               {{"result", st.ok() ? "ok" : st.error().message}});
     }
-    break;
-  }
-  net::Log(net::LogLevel::kInfo, "stopping: draining connections", {});
+  });
   for (auto& l : listeners) l->Stop();
   runner_signal.Stop();
   runner.join();

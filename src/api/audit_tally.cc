@@ -3,7 +3,7 @@
 #include <ctime>
 #include <utility>
 
-#include "net/log.h"
+#include "obs/log.h"
 
 namespace blindlist::api {
 

@@ -2,10 +2,25 @@
 
 #include <toml++/toml.h>
 
+#include <mutex>
+#include <set>
+
 namespace blindlist::api {
 
 struct ConfigFile::Table {
   toml::table table;
+  // "section.key" of every key a getter asked for, present or not: what the daemon knows.
+  std::mutex mu;
+  std::set<std::string, std::less<>> asked;
+
+  const toml::node* Find(std::string_view section, std::string_view key) {
+    std::string name = std::string(section) + "." + std::string(key);
+    const toml::node* node = table.at_path(name).node();
+    std::lock_guard<std::mutex> lock(mu);
+    asked.insert(std::move(name));
+    asked.insert(std::string(section));
+    return node;
+  }
 };
 
 Result<ConfigFile> ConfigFile::Load(const std::string& path) {
@@ -24,9 +39,9 @@ Result<ConfigFile> ConfigFile::Load(const std::string& path) {
 
 namespace {
 template <typename T>
-Result<T> Get(const toml::table& t, const std::string& file, std::string_view section,
+Result<T> Get(ConfigFile::Table& t, const std::string& file, std::string_view section,
               std::string_view key, T fallback) {
-  const toml::node* node = t.at_path(std::string(section) + "." + std::string(key)).node();
+  const toml::node* node = t.Find(section, key);
   if (node == nullptr) return fallback;
   auto v = node->value<T>();
   if (!v) {
@@ -39,25 +54,24 @@ Result<T> Get(const toml::table& t, const std::string& file, std::string_view se
 
 Result<std::string> ConfigFile::String(std::string_view section, std::string_view key,
                                        std::string fallback) const {
-  return Get<std::string>(table_->table, path_, section, key, std::move(fallback));
+  return Get<std::string>(*table_, path_, section, key, std::move(fallback));
 }
 Result<std::int64_t> ConfigFile::Int(std::string_view section, std::string_view key,
                                      std::int64_t fallback) const {
-  return Get<std::int64_t>(table_->table, path_, section, key, fallback);
+  return Get<std::int64_t>(*table_, path_, section, key, fallback);
 }
 Result<double> ConfigFile::Double(std::string_view section, std::string_view key,
                                   double fallback) const {
-  return Get<double>(table_->table, path_, section, key, fallback);
+  return Get<double>(*table_, path_, section, key, fallback);
 }
 Result<bool> ConfigFile::Bool(std::string_view section, std::string_view key, bool fallback) const {
-  return Get<bool>(table_->table, path_, section, key, fallback);
+  return Get<bool>(*table_, path_, section, key, fallback);
 }
 
 Result<std::vector<std::string>> ConfigFile::Strings(std::string_view section,
                                                      std::string_view key) const {
   std::vector<std::string> out;
-  const toml::node* node =
-      table_->table.at_path(std::string(section) + "." + std::string(key)).node();
+  const toml::node* node = table_->Find(section, key);
   if (node == nullptr) return out;
   const toml::array* arr = node->as_array();
   if (arr == nullptr) {
@@ -73,6 +87,43 @@ Result<std::vector<std::string>> ConfigFile::Strings(std::string_view section,
     out.push_back(*s);
   }
   return out;
+}
+
+namespace {
+// "FILE: unknown key "KEY" in section [SECTION]" and its kin: `parts` in order after "FILE: ".
+Error UnknownKey(const std::string& file, std::initializer_list<std::string_view> parts) {
+  std::string message = file + ": ";
+  for (std::string_view part : parts) message += part;
+  return MakeError("bad-config", message);
+}
+}  // namespace
+
+Status ConfigFile::CheckKnownKeys() const {
+  std::lock_guard<std::mutex> lock(table_->mu);
+  const auto& asked = table_->asked;
+  for (const auto& [name, node] : table_->table) {
+    const std::string_view section = name.str();
+    const toml::table* keys = node.as_table();
+    if (keys == nullptr)
+      return UnknownKey(path_, {"unknown key \"", section, "\" outside any section"});
+    const bool known_section = asked.contains(section);
+    std::string dotted(section);
+    dotted += '.';
+    const std::size_t prefix = dotted.size();
+    for (const auto& [key_name, value] : *keys) {
+      const std::string_view key = key_name.str();
+      if (!known_section) {
+        return UnknownKey(path_, {"unknown section [", section, "] (key \"", key, "\")"});
+      }
+      dotted.resize(prefix);
+      dotted += key;
+      if (!asked.contains(dotted))
+        return UnknownKey(path_, {"unknown key \"", key, "\" in section [", section, "]"});
+    }
+    if (!known_section && keys->empty())
+      return UnknownKey(path_, {"unknown section [", section, "]"});
+  }
+  return Status::Ok();
 }
 
 Status ParseListen(const std::string& listen, net::HttpsServerConfig& server) {

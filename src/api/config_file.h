@@ -2,7 +2,8 @@
 // sections every daemon shares — [server], [limits], [store], [log] — are read
 // here once; each daemon reads its own sections with the typed getters.
 // Errors name the file, the section, the key and what is wrong.
-// Thread-safety: a loaded ConfigFile is immutable.
+// Thread-safety: the getters and CheckKnownKeys may be called from any thread (the set of
+// keys asked for is locked).
 #pragma once
 
 #include <memory>
@@ -47,12 +48,18 @@ class ConfigFile {
   Result<CommonConfig> Common(const std::string& default_listen,
                               const std::string& default_store) const;
 
+  // Call once every key the daemon knows has been asked for (read, or left at its
+  // default): a key or section nobody asked for is a typo, an error naming the file, the
+  // section and the key (as postconf warns of unused parameters).
+  Status CheckKnownKeys() const;
+
   const std::string& path() const { return path_; }
 
- private:
   struct Table;
+
+ private:
   std::string path_;
-  std::shared_ptr<const Table> table_;
+  std::shared_ptr<Table> table_;
 };
 
 // "ADDRESS:PORT" (IPv6 in brackets) into the server config.

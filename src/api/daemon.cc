@@ -89,7 +89,7 @@ void BlockServerSignals() {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 }
 
-void ServeUntilTerminated(net::HttpsServer& server, const std::function<void()>& on_reload) {
+void WaitForTermination(const std::function<void()>& on_reload) {
   sigset_t signals = ServerSignals();
   while (true) {
     int sig = 0;
@@ -99,10 +99,14 @@ void ServeUntilTerminated(net::HttpsServer& server, const std::function<void()>&
       continue;
     }
     net::Log(net::LogLevel::kInfo, "draining", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
-    server.Stop();
-    net::Log(net::LogLevel::kInfo, "stopped");
     return;
   }
+}
+
+void ServeUntilTerminated(net::HttpsServer& server, const std::function<void()>& on_reload) {
+  WaitForTermination(on_reload);
+  server.Stop();
+  net::Log(net::LogLevel::kInfo, "stopped");
 }
 
 Status StartServer(net::HttpsServer& server, const net::HttpsServerConfig& config,

@@ -11,7 +11,7 @@
 #include "blindlist/bytes.h"
 #include "blindlist/result.h"
 #include "net/https_server.h"
-#include "net/log.h"
+#include "obs/log.h"
 
 namespace blindlist::api {
 
@@ -41,8 +41,11 @@ Status StartServer(net::HttpsServer& server, const net::HttpsServerConfig& confi
 // Blocks SIGTERM, SIGINT and SIGHUP in this thread (call before starting
 // threads so they inherit the mask).
 void BlockServerSignals();
-// Waits for signals: SIGHUP calls `on_reload`; SIGTERM/SIGINT stop `server`
-// (draining in-flight requests) and return.
+// The signal loop of every daemon: waits for the signals BlockServerSignals blocked; SIGHUP
+// calls `on_reload` and waits on; SIGTERM or SIGINT is logged and returns, for the caller to
+// drain and stop what it runs.
+void WaitForTermination(const std::function<void()>& on_reload);
+// WaitForTermination, then stops `server` (draining in-flight requests).
 void ServeUntilTerminated(net::HttpsServer& server, const std::function<void()>& on_reload);
 
 // ServeUntilTerminated with the SIGHUP reload groupd and certd share: `load()`

@@ -3,6 +3,8 @@
 #include <cctype>
 #include <nlohmann/json.hpp>
 
+#include "blindlist/error_codes.h"
+
 namespace blindlist::api {
 
 using json = nlohmann::json;
@@ -57,19 +59,33 @@ Result<json> ApiClient::Call(const std::string& method, const std::string& path,
     headers.emplace_back("content-type", "application/json");
     payload = body.dump();
   }
+  last_status_ = 0;
   BL_TRY_ASSIGN(net::ClientResponse r, http_->Request(method, server_ + path, payload, headers));
+  last_status_ = r.status;
   if (r.status < 200 || r.status >= 300) return RefusalFrom(r);
   json reply = json::parse(r.body, nullptr, false);
-  if (reply.is_discarded()) return MakeError("bad-reply", "the server's reply is not JSON");
+  if (reply.is_discarded())
+    return MakeError(std::string(errc::kBadReply), "the server's reply is not JSON");
   return reply;
 }
 
 Result<std::string> ApiClient::GetText(const std::string& path) {
   std::vector<std::pair<std::string, std::string>> headers;
   if (!token_.empty()) headers.emplace_back("authorization", "Bearer " + token_);
+  last_status_ = 0;
   BL_TRY_ASSIGN(net::ClientResponse r, http_->Request("GET", server_ + path, {}, headers));
+  last_status_ = r.status;
   if (r.status < 200 || r.status >= 300) return RefusalFrom(r);
   return r.body;
+}
+
+bool ApiClient::IsTransient(const Error& error, int status) {
+  if (status == 0) {
+    // No answer: the network, the server's process or its TLS set-up; not a malformed URL.
+    return error.code == "connect-failed" || error.code == "timeout" || error.code == "tls-failed";
+  }
+  if (status >= 500 || status == 429) return true;
+  return status >= 200 && status < 300 && error.code == errc::kBadReply;
 }
 
 }  // namespace blindlist::api

@@ -27,7 +27,8 @@ class ApiClient {
 
   // Sends `body` (a JSON value; null for none) and returns the parsed JSON reply.
   // A non-2xx reply becomes an Error whose code is the server's "error" and whose
-  // message says "server refused (STATUS): MESSAGE".
+  // message says "server refused (STATUS CODE): MESSAGE"; a 2xx reply that is not JSON
+  // is kBadReply.
   Result<nlohmann::json> Call(const std::string& method, const std::string& path,
                               const nlohmann::json& body);
   // A GET whose reply is not JSON (e.g. a PEM certificate).
@@ -36,10 +37,19 @@ class ApiClient {
   // Percent-encodes one path segment (a group name or address).
   static std::string Segment(const std::string& s);
 
+  // The HTTP status of the last answer, or 0 if the last call got none (the transport failed).
+  int last_status() const { return last_status_; }
+
+  // Whether a failed call may succeed later, unchanged: no answer came (connect-failed, timeout,
+  // tls-failed), the server failed (5xx) or asked to slow down (429), or its answer was not JSON
+  // (kBadReply). `status` is last_status() after that call.
+  static bool IsTransient(const Error& error, int status);
+
  private:
   std::string server_;
   std::string token_;
   std::unique_ptr<net::HttpsClient> http_;
+  int last_status_ = 0;
 };
 
 }  // namespace blindlist::api

@@ -1,5 +1,6 @@
 #include "api/member_auth.h"
 
+#include "blindlist/error_codes.h"
 #include "crypto/x509.h"
 
 namespace blindlist::api {
@@ -33,7 +34,8 @@ MemberAuth AuthenticateMember(store::Store& st, const net::HttpRequest& req,
     Bytes hash = TokenHash(token);
     auto m = st.FindMemberByTokenHash(group.id, hash);
     if (!m.ok())
-      return Refuse(503, "store-unavailable", "the store is unavailable; retry later", "anonymous");
+      return Refuse(503, std::string(errc::kStoreUnavailable),
+                    "the store is unavailable; retry later", "anonymous");
     if (*m) {
       MemberAuth a;
       a.member = **m;
@@ -46,7 +48,8 @@ MemberAuth AuthenticateMember(store::Store& st, const net::HttpRequest& req,
         if (other.id == group.id) continue;
         auto om = st.FindMemberByTokenHash(other.id, hash);
         if (om.ok() && *om)
-          return Refuse(403, "not-a-member", "not a member of this group", (*om)->address);
+          return Refuse(403, std::string(errc::kNotAMember), "not a member of this group",
+                        (*om)->address);
       }
     }
     return Refuse(401, "bad-token", "the bearer token is not valid", "anonymous");
@@ -55,14 +58,15 @@ MemberAuth AuthenticateMember(store::Store& st, const net::HttpRequest& req,
     std::string fp = CertificateFingerprint(req.peer_certificate_der);
     auto m = st.FindMemberByCertFingerprint(group.id, fp);
     if (!m.ok())
-      return Refuse(503, "store-unavailable", "the store is unavailable; retry later", "anonymous");
+      return Refuse(503, std::string(errc::kStoreUnavailable),
+                    "the store is unavailable; retry later", "anonymous");
     if (*m) {
       MemberAuth a;
       a.member = **m;
       a.caller = a.member->address;
       return a;
     }
-    return Refuse(403, "not-a-member", "not a member of this group",
+    return Refuse(403, std::string(errc::kNotAMember), "not a member of this group",
                   "cert-sha256:" + fp.substr(0, 16));
   }
   return Refuse(401, "unauthenticated", "authenticate with a bearer token or a client certificate",

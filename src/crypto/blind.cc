@@ -8,6 +8,7 @@
 #include <openssl/core_names.h>
 #include <openssl/rsa.h>
 
+#include "blindlist/error_codes.h"
 #include "crypto/der.h"
 #include "crypto/primitives.h"
 
@@ -111,7 +112,7 @@ Result<std::shared_ptr<BlindRequest::State>> CreateEc(const RecipientInfo& ri, c
   if (!e_point || !blinded || !r || !st->r_inverse ||
       EC_POINT_oct2point(group.get(), e_point.get(), ri.originator_key.data(),
                          ri.originator_key.size(), ctx.get()) != 1) {
-    return OsslError("bad-point", "invalid originator point");
+    return OsslError(std::string(errc::kBadPoint), "invalid originator point");
   }
   const BIGNUM* order = EC_GROUP_get0_order(group.get());
   do {
@@ -187,7 +188,8 @@ Result<SecretBytes> FinishRsa(const BlindRequest::State& st, ByteView response) 
                                          static_cast<int>(k), static_cast<int>(k));
   }
   ERR_clear_error();
-  if (len <= 0) return MakeError("unwrap-failed", "cannot unwrap the message key: wrong key");
+  if (len <= 0)
+    return MakeError(std::string(errc::kUnwrapFailed), "cannot unwrap the message key: wrong key");
   cek.resize(static_cast<std::size_t>(len));
   return cek;
 }

@@ -2,6 +2,7 @@
 
 #include <openssl/rsa.h>
 
+#include "blindlist/error_codes.h"
 #include "crypto/cms_stream.h"
 #include "crypto/der.h"
 #include "crypto/primitives.h"
@@ -776,13 +777,15 @@ Result<SecretBytes> UnwrapCek(const RecipientInfo& ri, const PrivateKey& key,
     if (EVP_PKEY_decrypt(ctx.get(), nullptr, &len, ri.encrypted_key.data(),
                          ri.encrypted_key.size()) != 1) {
       ERR_clear_error();
-      return MakeError("unwrap-failed", "cannot unwrap the message key: wrong key");
+      return MakeError(std::string(errc::kUnwrapFailed),
+                       "cannot unwrap the message key: wrong key");
     }
     SecretBytes cek(len);
     if (EVP_PKEY_decrypt(ctx.get(), cek.data(), &len, ri.encrypted_key.data(),
                          ri.encrypted_key.size()) != 1) {
       ERR_clear_error();
-      return MakeError("unwrap-failed", "cannot unwrap the message key: wrong key");
+      return MakeError(std::string(errc::kUnwrapFailed),
+                       "cannot unwrap the message key: wrong key");
     }
     cek.resize(len);
     return cek;
@@ -834,7 +837,8 @@ Result<SecretBytes> FindAndUnwrapCek(const Envelope& env, const PrivateKey& key,
       // always with OpenSSL 3.2+ implicit rejection): a CEK of the wrong length for
       // the content cipher is such a failure, so keep looking.
       if (cek.ok() && env.cipher && cek->size() != CekLength(*env.cipher)) {
-        cek = MakeError("unwrap-failed", "cannot unwrap the message key: wrong key");
+        cek =
+            MakeError(std::string(errc::kUnwrapFailed), "cannot unwrap the message key: wrong key");
       }
       if (cek.ok() || cert != nullptr) return cek;
     } else if (!is_rsa && ri.kind == RecipientKind::kKeyAgree) {
@@ -847,10 +851,11 @@ Result<SecretBytes> FindAndUnwrapCek(const Envelope& env, const PrivateKey& key,
     }
   }
   if (!any_candidate) {
-    return MakeError("no-recipient", cert != nullptr ? "no RecipientInfo for this certificate"
-                                                     : "no RecipientInfo for this kind of key");
+    return MakeError(std::string(errc::kNoRecipient),
+                     cert != nullptr ? "no RecipientInfo for this certificate"
+                                     : "no RecipientInfo for this kind of key");
   }
-  return MakeError("unwrap-failed", "cannot unwrap the message key: wrong key");
+  return MakeError(std::string(errc::kUnwrapFailed), "cannot unwrap the message key: wrong key");
 }
 
 Result<SecretBytes> FindAndUnwrapCek(const Envelope& env, const GroupSecret& secret) {
@@ -859,7 +864,8 @@ Result<SecretBytes> FindAndUnwrapCek(const Envelope& env, const GroupSecret& sec
       return UnwrapCek(ri, secret);
     }
   }
-  return MakeError("no-recipient", "no KEKRecipientInfo for secret key id " + ToHex(secret.id));
+  return MakeError(std::string(errc::kNoRecipient),
+                   "no KEKRecipientInfo for secret key id " + ToHex(secret.id));
 }
 
 namespace {
@@ -871,7 +877,7 @@ Result<std::size_t> DecryptInto(const Envelope& env, const SecretBytes& cek, Byt
   if (!env.cipher) return MakeError("unsupported", "unsupported content cipher " + env.cipher_oid);
   ContentCipher c = *env.cipher;
   if (cek.size() != CekLength(c)) {
-    return MakeError("unwrap-failed", "cannot unwrap the message key: wrong key");
+    return MakeError(std::string(errc::kUnwrapFailed), "cannot unwrap the message key: wrong key");
   }
   EvpCipherCtxPtr ctx(EVP_CIPHER_CTX_new());
   if (!ctx || EVP_DecryptInit_ex(ctx.get(), EvpCipher(c), nullptr, nullptr, nullptr) != 1) {
@@ -887,7 +893,7 @@ Result<std::size_t> DecryptInto(const Envelope& env, const SecretBytes& cek, Byt
   int len = 0;
   if (IsGcm(c)) {
     if (env.mac.size() != env.tag_len)
-      return MakeError("tampered", "authentication tag has the wrong length");
+      return MakeError(std::string(errc::kTampered), "authentication tag has the wrong length");
     if (!env.auth_attrs.empty()) {
       // RFC 5083: the AAD is the DER of authAttrs with the SET OF tag, not [1].
       Bytes aad = env.auth_attrs;
@@ -920,9 +926,9 @@ Result<std::size_t> DecryptInto(const Envelope& env, const SecretBytes& cek, Byt
     ERR_clear_error();
     OPENSSL_cleanse(out, out_len);
     if (IsGcm(c))
-      return MakeError("tampered",
+      return MakeError(std::string(errc::kTampered),
                        "authentication failed: the message was tampered with or the key is wrong");
-    return MakeError("tampered",
+    return MakeError(std::string(errc::kTampered),
                      "bad CBC padding: the message was tampered with or the key is wrong");
   }
   return out_len + static_cast<std::size_t>(len);

@@ -22,6 +22,7 @@
 #include <cstring>
 #include <initializer_list>
 
+#include "blindlist/error_codes.h"
 #include "crypto/cms.h"
 #include "crypto/constant_time.h"
 #include "crypto/primitives.h"
@@ -208,7 +209,8 @@ Result<SecretBytes> UnwrapKari(const RecipientInfo& ri, const PrivateKey& key,
     return MakeError("unsupported", "key agreement with a static originator key is not supported");
   const Bytes& wrapped = ri.recipient_keys[rek_index].encrypted_key;
   if (wrapped.size() < 24 || wrapped.size() % 8 != 0 || wrapped.size() > 72)
-    return MakeError("unwrap-failed", "cannot unwrap the message key: bad wrapped key length");
+    return MakeError(std::string(errc::kUnwrapFailed),
+                     "cannot unwrap the message key: bad wrapped key length");
   if (impl.rejection_key.empty())
     return MakeError("crypto", "this key cannot be used for implicit rejection");
 

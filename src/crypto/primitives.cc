@@ -13,6 +13,7 @@
 #include <array>
 #include <cstring>
 
+#include "blindlist/error_codes.h"
 #include "crypto/constant_time.h"
 #include "crypto/der.h"
 
@@ -135,7 +136,8 @@ Result<std::uint32_t> AesUnwrapMasked(const SecretBytes& kek, ByteView wrapped, 
   if (EcbCipher(kek.size()) == nullptr)
     return MakeError("bad-key", "key-encryption key must be 16, 24 or 32 bytes");
   if (wrapped.size() < 24 || wrapped.size() % 8 != 0 || wrapped.size() > 72) {
-    return MakeError("unwrap-failed", "cannot unwrap the message key: bad wrapped key length");
+    return MakeError(std::string(errc::kUnwrapFailed),
+                     "cannot unwrap the message key: bad wrapped key length");
   }
   EvpCipherCtxPtr ctx = EcbContext(kek, /*encrypt=*/false);
   if (!ctx) return OsslError("crypto", "AES key unwrap failed");
@@ -168,7 +170,7 @@ Result<SecretBytes> AesUnwrap(const SecretBytes& kek, ByteView wrapped) {
   if (!intact.ok() && intact.error().code != "crypto") return intact.error();
   if (!intact.ok() || *intact == 0) {
     ERR_clear_error();
-    return MakeError("unwrap-failed", "cannot unwrap the message key: wrong key");
+    return MakeError(std::string(errc::kUnwrapFailed), "cannot unwrap the message key: wrong key");
   }
   return key;
 }
@@ -221,7 +223,8 @@ Result<EvpPkeyPtr> EcPeerKey(const EVP_PKEY* like, ByteView point) {
   // Only the uncompressed (04) and compressed (02/03) forms; a lone 00 is the
   // point at infinity, which OpenSSL would otherwise accept as an encoding.
   if (point.empty() || (point[0] != 0x04 && point[0] != 0x02 && point[0] != 0x03)) {
-    return MakeError("bad-point", "EC point is not a valid encoding (or is the point at infinity)");
+    return MakeError(std::string(errc::kBadPoint),
+                     "EC point is not a valid encoding (or is the point at infinity)");
   }
   EvpPkeyPtr peer(EVP_PKEY_new());
   if (!peer || EVP_PKEY_copy_parameters(peer.get(), const_cast<EVP_PKEY*>(like)) != 1) {
@@ -230,7 +233,7 @@ Result<EvpPkeyPtr> EcPeerKey(const EVP_PKEY* like, ByteView point) {
   // Decoding checks that the point lies on the curve.
   if (EVP_PKEY_set1_encoded_public_key(peer.get(), point.data(), point.size()) != 1) {
     ERR_clear_error();
-    return MakeError("bad-point", "EC point is not on the curve");
+    return MakeError(std::string(errc::kBadPoint), "EC point is not on the curve");
   }
   return peer;
 }
@@ -241,18 +244,19 @@ Result<SecretBytes> EcdhDerive(const EVP_PKEY* priv, const EVP_PKEY* peer) {
   if (!ctx || EVP_PKEY_derive_init(ctx.get()) != 1 ||
       EVP_PKEY_derive_set_peer_ex(ctx.get(), const_cast<EVP_PKEY*>(peer), 0) != 1 ||
       EVP_PKEY_derive(ctx.get(), nullptr, &len) != 1) {
-    return OsslError("unwrap-failed", "ECDH failed");
+    return OsslError(std::string(errc::kUnwrapFailed), "ECDH failed");
   }
   SecretBytes z(len);
   if (EVP_PKEY_derive(ctx.get(), z.data(), &len) != 1)
-    return OsslError("unwrap-failed", "ECDH failed");
+    return OsslError(std::string(errc::kUnwrapFailed), "ECDH failed");
   z.resize(len);
   return z;
 }
 
 Result<SecretBytes> EcdhWithKey(const PrivateKey& key, ByteView point) {
   if (point.empty() || (point[0] != 0x04 && point[0] != 0x02 && point[0] != 0x03)) {
-    return MakeError("bad-point", "EC point is not a valid encoding (or is the point at infinity)");
+    return MakeError(std::string(errc::kBadPoint),
+                     "EC point is not a valid encoding (or is the point at infinity)");
   }
   const EC_KEY* ec = key.impl().ec;
   if (ec == nullptr) return MakeError("wrong-key", "ECDH needs an EC private key");
@@ -261,12 +265,12 @@ Result<SecretBytes> EcdhWithKey(const PrivateKey& key, ByteView point) {
   // oct2point checks that the point lies on the curve.
   if (!peer || EC_POINT_oct2point(group, peer.get(), point.data(), point.size(), nullptr) != 1) {
     ERR_clear_error();
-    return MakeError("bad-point", "EC point is not on the curve");
+    return MakeError(std::string(errc::kBadPoint), "EC point is not on the curve");
   }
   const int field_bytes = (EC_GROUP_get_degree(group) + 7) / 8;
   SecretBytes z(static_cast<std::size_t>(field_bytes));
   const int len = ECDH_compute_key(z.data(), z.size(), peer.get(), ec, nullptr);
-  if (len != field_bytes) return OsslError("unwrap-failed", "ECDH failed");
+  if (len != field_bytes) return OsslError(std::string(errc::kUnwrapFailed), "ECDH failed");
   return z;
 }
 

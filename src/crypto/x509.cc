@@ -11,6 +11,7 @@
 #include <climits>
 #include <ctime>
 
+#include "blindlist/error_codes.h"
 #include "crypto/ossl.h"
 
 namespace blindlist::crypto {
@@ -477,8 +478,10 @@ Status VerifyIssuedBy(const Certificate& cert, const Certificate& ca_cert, std::
   auto not_before = UnixTime(X509_get0_notBefore(x));
   auto not_after = UnixTime(X509_get0_notAfter(x));
   if (!not_before || !not_after) return MakeError("bad-certificate", "unreadable validity");
-  if (now < *not_before) return MakeError("not-yet-valid", "the certificate is not valid yet");
-  if (now > *not_after) return MakeError("expired", "the certificate has expired");
+  if (now < *not_before)
+    return MakeError(std::string(errc::kNotYetValid), "the certificate is not valid yet");
+  if (now > *not_after)
+    return MakeError(std::string(errc::kExpired), "the certificate has expired");
   return Status::Ok();
 }
 

@@ -5,7 +5,10 @@
 
 #include <gmime/gmime.h>
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
+#include <ctime>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -197,6 +200,108 @@ Result<std::vector<DsnRecipient>> ParseDsn(std::string_view message) {
     recipients.push_back(std::move(r));
   }
   return recipients;
+}
+
+namespace {
+
+constexpr std::size_t kMaxReturnedHeaders = std::size_t{16} * 1024;
+constexpr std::size_t kMaxFieldChars = 900;
+
+// One line of printable ASCII: controls (CR, LF among them) become spaces, bytes >= 0x80 '?'.
+std::string OneLine(std::string_view text) {
+  std::string out;
+  for (char c : text.substr(0, kMaxFieldChars)) {
+    const auto u = static_cast<unsigned char>(c);
+    out += u < 0x20 || u == 0x7f ? ' ' : (u >= 0x80 ? '?' : c);
+  }
+  return std::string(Trim(out));
+}
+
+bool IsStatusCode(std::string_view s) {
+  // class "." subject "." detail, RFC 3463: 2/4/5, then 1-3 and 1-3 digits.
+  if (s.size() < 5 || (s[0] != '2' && s[0] != '4' && s[0] != '5') || s[1] != '.') return false;
+  std::size_t dots = 0;
+  std::size_t digits = 0;
+  for (std::size_t i = 2; i < s.size(); ++i) {
+    if (s[i] == '.') {
+      if (digits == 0 || digits > 3) return false;
+      ++dots;
+      digits = 0;
+    } else if (s[i] >= '0' && s[i] <= '9') {
+      ++digits;
+    } else {
+      return false;
+    }
+  }
+  return dots == 1 && digits >= 1 && digits <= 3;
+}
+
+std::string RfcDate(std::int64_t when) {
+  const std::time_t t = static_cast<std::time_t>(when);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%s, %02d %s %04d %02d:%02d:%02d +0000", kDays[tm.tm_wday],
+                tm.tm_mday, kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+                tm.tm_sec);
+  return buf;
+}
+
+// The header section (up to the first empty line), whole lines only, CRLF.
+std::string HeaderSection(std::string_view message) {
+  std::string out;
+  std::size_t pos = 0;
+  while (pos < message.size()) {
+    std::size_t nl = message.find('\n', pos);
+    std::string_view line = message.substr(pos, nl == std::string_view::npos ? nl : nl - pos);
+    pos = nl == std::string_view::npos ? message.size() : nl + 1;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty()) break;
+    if (out.size() + line.size() + 2 > kMaxReturnedHeaders) break;
+    for (char c : line) out += c == '\r' ? ' ' : c;
+    out += "\r\n";
+  }
+  return out;
+}
+
+std::atomic<std::uint64_t> boundary_counter{0};
+
+}  // namespace
+
+std::string MakeDsn(const DsnFailure& f) {
+  const std::string headers = HeaderSection(f.original_message);
+  std::string boundary;
+  do {
+    boundary = "=_dsn_" + std::to_string(f.date) + "_" + std::to_string(boundary_counter++);
+  } while (headers.find(boundary) != std::string::npos);
+  const std::string status = IsStatusCode(OneLine(f.status)) ? OneLine(f.status) : "5.0.0";
+  const std::string date = RfcDate(f.date);
+  std::string m;
+  m += "From: " + OneLine(f.from) + "\r\n";
+  m += "To: <" + OneLine(f.to) + ">\r\n";
+  m += "Subject: Undelivered Mail Returned to Sender\r\n";
+  m += "Date: " + date + "\r\n";
+  m += "Auto-Submitted: auto-replied\r\n";
+  m += "MIME-Version: 1.0\r\n";
+  m += "Content-Type: multipart/report; report-type=delivery-status;\r\n boundary=\"" + boundary +
+       "\"\r\n\r\n";
+  m += "--" + boundary + "\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n";
+  m += OneLine(f.explanation) + "\r\n\r\n";
+  m += "--" + boundary + "\r\nContent-Type: message/delivery-status\r\n\r\n";
+  m += "Reporting-MTA: dns; " + OneLine(f.reporting_mta) + "\r\n";
+  m += "Arrival-Date: " + date + "\r\n\r\n";
+  m += "Final-Recipient: rfc822; " + OneLine(f.final_recipient) + "\r\n";
+  m += "Action: failed\r\n";
+  m += "Status: " + status + "\r\n";
+  if (!f.remote_mta.empty()) m += "Remote-MTA: dns; " + OneLine(f.remote_mta) + "\r\n";
+  if (!f.diagnostic.empty()) m += "Diagnostic-Code: smtp; " + OneLine(f.diagnostic) + "\r\n";
+  m += "\r\n--" + boundary + "\r\nContent-Type: text/rfc822-headers\r\n\r\n";
+  m += headers;
+  m += "\r\n--" + boundary + "--\r\n";
+  return m;
 }
 
 }  // namespace blindlist::mime

@@ -133,3 +133,43 @@ TEST(DsnTest, AGroupWithoutTheMessageFieldsIsStillRead) {
 
 }  // namespace
 }  // namespace blindlist::mime
+
+namespace blindlist::mime {
+namespace {
+
+TEST(MakeDsnTest, AFailureReportThatParsesBackAndReturnsOnlyTheHeaders) {
+  DsnFailure f;
+  f.reporting_mta = "lists.example.org";
+  f.from = "MAILER-DAEMON@lists.example.org";
+  f.to = "alice@example.org";
+  f.final_recipient = "team@example.org";
+  f.status = "5.6.0";
+  f.remote_mta = "127.0.0.1";
+  f.diagnostic = "554 5.6.0 bare LF\r\nRCPT TO:<injected@example.org>";
+  f.explanation = "The smarthost refused the post.";
+  f.original_message = "From: alice@example.org\r\nSubject: x\r\n\r\nSECRET-BODY\r\n";
+  f.date = 1'700'000'000;
+  const std::string dsn = MakeDsn(f);
+  EXPECT_EQ(dsn.find("SECRET-BODY"), std::string::npos);
+  EXPECT_NE(dsn.find("Subject: x\r\n"), std::string::npos);
+  EXPECT_EQ(dsn.find("\r\nRCPT TO:"), std::string::npos);  // one line per field
+  for (std::size_t i = 0; i < dsn.size(); ++i) {
+    if (dsn[i] == '\n') {
+      ASSERT_GT(i, 0u);
+      EXPECT_EQ(dsn[i - 1], '\r');
+    }
+  }
+  auto parsed = ParseDsn(dsn);
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  ASSERT_EQ(parsed->size(), 1u);
+  EXPECT_EQ((*parsed)[0].final_recipient, "team@example.org");
+  EXPECT_EQ((*parsed)[0].action, "failed");
+  EXPECT_EQ((*parsed)[0].status, "5.6.0");
+  f.status = "bogus";
+  parsed = ParseDsn(MakeDsn(f));
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_EQ((*parsed)[0].status, "5.0.0");
+}
+
+}  // namespace
+}  // namespace blindlist::mime

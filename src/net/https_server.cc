@@ -50,8 +50,8 @@
 #include <type_traits>
 #include <utility>
 
-#include "net/log.h"
-#include "net/openssl_error.h"
+#include "net/listener.h"
+#include "obs/log.h"
 
 namespace blindlist::net {
 namespace {
@@ -62,7 +62,6 @@ namespace http = boost::beast::http;
 namespace ssl = boost::asio::ssl;
 using tcp = boost::asio::ip::tcp;
 
-using Strand = asio::strand<asio::io_context::executor_type>;
 using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
 // After an error response or the last response, how long we keep reading and
@@ -72,42 +71,6 @@ constexpr std::chrono::milliseconds kMaxLinger{2000};
 constexpr std::size_t kMaxLingerBytes = std::size_t{8} * 1024 * 1024;
 // The first read of a request only tells us one has begun; the parser reads the rest.
 constexpr std::size_t kFirstReadBytes = std::size_t{16} * 1024;
-
-// The application, not TLS, decides what a client certificate means; the
-// handshake has still proved that the client holds its private key.
-int AcceptAnyClientChain(int /*preverify_ok*/, X509_STORE_CTX* /*ctx*/) { return 1; }
-
-Result<std::shared_ptr<ssl::context>> BuildTlsContext(const std::string& cert_file,
-                                                      const std::string& key_file) {
-  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
-  SSL_CTX* native = ctx->native_handle();
-  ERR_clear_error();
-  if (SSL_CTX_set_min_proto_version(native, TLS1_3_VERSION) != 1 ||
-      SSL_CTX_set_max_proto_version(native, TLS1_3_VERSION) != 1) {
-    return MakeError("tls-config", "cannot restrict the server to TLS 1.3: " + OpenSslError());
-  }
-  SSL_CTX_set_options(native, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-  if (SSL_CTX_use_certificate_chain_file(native, cert_file.c_str()) != 1) {
-    return MakeError("tls-config",
-                     "cannot load certificate chain " + cert_file + ": " + OpenSslError());
-  }
-  if (SSL_CTX_use_PrivateKey_file(native, key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-    return MakeError("tls-config", "cannot load private key " + key_file + ": " + OpenSslError());
-  }
-  if (SSL_CTX_check_private_key(native) != 1) {
-    return MakeError("tls-config", "private key " + key_file + " does not match " + cert_file +
-                                       ": " + OpenSslError());
-  }
-  // Request, never require, a client certificate (no SSL_VERIFY_FAIL_IF_NO_PEER_CERT).
-  SSL_CTX_set_verify(native, SSL_VERIFY_PEER, AcceptAnyClientChain);
-  // No resumption: every connection proves possession of its client key afresh,
-  // and with verify mode set OpenSSL insists on a session id context anyway.
-  static const unsigned char kSessionContext[] = "blindlist-https";
-  SSL_CTX_set_session_id_context(native, kSessionContext, sizeof kSessionContext - 1);
-  SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_OFF);
-  SSL_CTX_set_num_tickets(native, 0);
-  return ctx;
-}
 
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -202,34 +165,13 @@ http::response<http::string_body> ToBeast(const HttpResponse& r, unsigned versio
   return out;
 }
 
-std::string PeerAddress(const tcp::socket& socket) {
-  beast::error_code ec;
-  tcp::endpoint ep = socket.remote_endpoint(ec);
-  if (ec) return {};
-  asio::ip::address a = ep.address();
-  if (a.is_v6() && a.to_v6().is_v4_mapped()) {
-    a = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
-  }
-  return a.to_string();
-}
-
-void LogException(std::string_view what, const std::exception_ptr& e) {
-  if (!e) return;
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    Log(LogLevel::kError, what, {{"error", ex.what()}});
-  } catch (...) {
-    Log(LogLevel::kError, what, {{"error", "unknown exception"}});
-  }
-}
-
 // What Stop() needs to reach a live connection. Touched only on its strand.
-struct SessionControl {
-  explicit SessionControl(Strand s) : strand(std::move(s)) {}
-  Strand strand;
+struct SessionControl : Session {
+  explicit SessionControl(Strand s) : Session(std::move(s)) { idle = true; }
+  void CancelIo() override {
+    if (stream != nullptr) stream->cancel();
+  }
   beast::tcp_stream* stream = nullptr;  // null once the session is over
-  bool idle = true;                     // waiting for the first byte of a request
 };
 
 }  // namespace
@@ -310,61 +252,54 @@ AsyncHttpHandler FromSync(HttpHandler handler) {
 
 }  // namespace
 
-struct HttpsServer::Impl {
+namespace {
+
+ListenerConfig MakeListenerConfig(const HttpsServerConfig& c) {
+  ListenerConfig l;
+  l.listen_address = c.listen_address;
+  l.port = c.port;
+  l.threads = c.threads;
+  l.max_connections = c.max_connections;
+  l.max_connections_per_peer = c.max_connections_per_peer;
+  if (!c.plain_http) {
+    l.tls = TlsSettings{c.cert_file, c.key_file, TLS1_3_VERSION, TLS1_3_VERSION,
+                        /*request_client_certificate=*/true};
+  }
+  return l;
+}
+
+}  // namespace
+
+struct HttpsServer::Impl : ConnectionHandler {
   Impl(HttpsServerConfig c, AsyncHttpHandler h)
       : config(std::move(c)),
         handler(std::move(h)),
         limits(std::make_shared<const HttpsServerConfig>(config)),
-        accept_strand(asio::make_strand(ioc)),
-        acceptor(accept_strand) {}
-
-  // Counts a connection against the limits and registers it for draining;
-  // released by ConnectionSlot when the session ends (or is destroyed unrun).
-  class ConnectionSlot {
-   public:
-    ConnectionSlot(Impl* impl, std::uint64_t id, std::string peer,
-                   std::shared_ptr<SessionControl> control)
-        : impl_(impl), id_(id), peer_(std::move(peer)), control_(std::move(control)) {}
-    ConnectionSlot(ConnectionSlot&& o) noexcept
-        : impl_(std::exchange(o.impl_, nullptr)),
-          id_(o.id_),
-          peer_(std::move(o.peer_)),
-          control_(std::move(o.control_)) {}
-    ConnectionSlot& operator=(ConnectionSlot&&) = delete;
-    ~ConnectionSlot() {
-      if (impl_ != nullptr) impl_->Release(id_, peer_);
-    }
-    const std::string& peer() const { return peer_; }
-    SessionControl& control() const { return *control_; }
-
-   private:
-    Impl* impl_;
-    std::uint64_t id_;
-    std::string peer_;
-    std::shared_ptr<SessionControl> control_;
-  };
+        listener(MakeListenerConfig(config), this) {}
 
   std::shared_ptr<const HttpsServerConfig> Limits() {
     std::lock_guard lock(mu);
     return limits;
   }
 
-  void Release(std::uint64_t id, const std::string& peer) {
-    std::lock_guard lock(mu);
-    --connections;
-    auto it = per_peer.find(peer);
-    if (it != per_peer.end() && --it->second <= 0) per_peer.erase(it);
-    sessions.erase(id);
-    cv.notify_all();
+  std::shared_ptr<Session> NewSession(const Strand& strand) override {
+    return std::make_shared<SessionControl>(strand);
   }
+  void Refuse(tcp::socket& /*socket*/, const std::string& peer) override {
+    // Nothing is sent (closing the socket refuses the connection); the observer hears of it
+    // as the 503 it amounts to.
+    HttpRequest partial;
+    partial.peer_address = peer;
+    Observe(partial,
+            HttpResponse::Error(503, "too-many-connections", "too many connections; retry later"));
+  }
+  asio::awaitable<void> Serve(tcp::socket socket, std::shared_ptr<Session> session,
+                              ConnectionSlot slot, std::shared_ptr<TlsContext> tls) override;
 
-  asio::awaitable<void> AcceptLoop();
-  void Admit(tcp::socket socket, Strand strand);
-  asio::awaitable<void> RunSession(tcp::socket socket, std::shared_ptr<ssl::context> tls,
-                                   ConnectionSlot slot);
   // Stream: TlsStream, or beast::tcp_stream when config.plain_http.
   template <typename Stream>
-  asio::awaitable<void> ServeRequests(Stream& stream, ConnectionSlot& slot, Bytes peer_der);
+  asio::awaitable<void> ServeRequests(Stream& stream, SessionControl& control,
+                                      const ConnectionSlot& slot, Bytes peer_der);
   template <typename Stream>
   asio::awaitable<void> CloseGracefully(Stream& stream, std::chrono::milliseconds timeout);
 
@@ -379,98 +314,21 @@ struct HttpsServer::Impl {
   const std::shared_ptr<PendingCalls> pending = std::make_shared<PendingCalls>();
   RefusalObserver refusal_observer;  // set before Start, read-only afterwards
 
-  std::mutex mu;  // guards the members up to `cv`
+  std::mutex mu;  // guards `limits`
   std::shared_ptr<const HttpsServerConfig> limits;
-  std::shared_ptr<ssl::context> tls;
-  int connections = 0;
-  std::map<std::string, int> per_peer;
-  std::map<std::uint64_t, std::shared_ptr<SessionControl>> sessions;
-  std::uint64_t next_session = 0;
-  bool started = false;
-  bool stop_called = false;
-  bool stopped = false;
-  std::condition_variable cv;  // connections dropped, or stopped
 
-  std::atomic<bool> draining{false};
-  std::uint16_t bound_port = 0;
-
-  // Declared after the state above so that destroying the io_context (and with
-  // it any coroutine frames still parked in it) finds that state alive.
-  asio::io_context ioc;
-  Strand accept_strand;
-  tcp::acceptor acceptor;
-  std::vector<std::thread> threads;
+  // Last: stopping and destroying it ends the sessions, which use the members above.
+  Listener listener;
 };
 
-asio::awaitable<void> HttpsServer::Impl::AcceptLoop() {
-  for (;;) {
-    // The socket lives on the connection's own strand from the start: Beast's
-    // timeout handler runs on the socket's executor and must not race the session.
-    Strand strand = asio::make_strand(ioc);
-    tcp::socket socket(strand);
-    beast::error_code ec;
-    co_await acceptor.async_accept(socket, asio::redirect_error(asio::use_awaitable, ec));
-    if (draining) co_return;  // the socket, if any, closes on destruction
-    if (ec) {
-      if (!acceptor.is_open()) co_return;
-      // EMFILE and friends: back off instead of spinning, keep serving.
-      Log(LogLevel::kWarning, "accept failed", {{"error", ec.message()}});
-      asio::steady_timer pause(co_await asio::this_coro::executor, std::chrono::milliseconds(100));
-      co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-      continue;
-    }
-    Admit(std::move(socket), std::move(strand));
-  }
-}
-
-void HttpsServer::Impl::Admit(tcp::socket socket, Strand strand) {
-  std::string peer = PeerAddress(socket);
-  if (peer.empty()) return;  // already gone
-  std::shared_ptr<ssl::context> ctx;
-  std::shared_ptr<SessionControl> control;
-  std::uint64_t id = 0;
-  bool refused = false;
-  {
-    std::lock_guard lock(mu);
-    if (stop_called) return;
-    auto it = per_peer.find(peer);
-    int from_peer = it == per_peer.end() ? 0 : it->second;
-    if (connections >= limits->max_connections || from_peer >= limits->max_connections_per_peer) {
-      Log(LogLevel::kWarning, "connection refused: limit reached",
-          {{"peer", peer},
-           {"connections", std::to_string(connections)},
-           {"from_peer", std::to_string(from_peer)}});
-      refused = true;  // closing the socket refuses the connection
-    } else {
-      ++connections;
-      ++per_peer[peer];
-      id = next_session++;
-      control = std::make_shared<SessionControl>(std::move(strand));
-      sessions.emplace(id, control);
-      ctx = tls;
-    }
-  }
-  if (refused) {
-    // Nothing is sent; the observer hears of it as the 503 it amounts to.
-    HttpRequest partial;
-    partial.peer_address = peer;
-    Observe(partial,
-            HttpResponse::Error(503, "too-many-connections", "too many connections; retry later"));
-    return;
-  }
+asio::awaitable<void> HttpsServer::Impl::Serve(tcp::socket socket, std::shared_ptr<Session> session,
+                                               ConnectionSlot slot,
+                                               std::shared_ptr<TlsContext> ctx) {
+  auto& control = static_cast<SessionControl&>(*session);
   // Every response is written whole, at once: with Nagle's algorithm, the tail of a
   // response larger than one TLS record waited for the client's delayed ACK (40 ms).
   beast::error_code ignored;
   socket.set_option(tcp::no_delay(true), ignored);
-  ConnectionSlot slot(this, id, std::move(peer), control);
-  asio::co_spawn(control->strand, RunSession(std::move(socket), std::move(ctx), std::move(slot)),
-                 [](const std::exception_ptr& e) { LogException("https session failed", e); });
-}
-
-asio::awaitable<void> HttpsServer::Impl::RunSession(tcp::socket socket,
-                                                    std::shared_ptr<ssl::context> ctx,
-                                                    ConnectionSlot slot) {
-  SessionControl& control = slot.control();
   if (config.plain_http) {
     beast::tcp_stream plain(std::move(socket));
     control.stream = &plain;
@@ -478,7 +336,7 @@ asio::awaitable<void> HttpsServer::Impl::RunSession(tcp::socket socket,
       SessionControl& c;
       ~Unregister() { c.stream = nullptr; }
     } unregister{control};
-    co_await ServeRequests(plain, slot, Bytes());
+    co_await ServeRequests(plain, control, slot, Bytes());
     co_return;
   }
   TlsStream stream(std::move(socket), *ctx);
@@ -506,13 +364,12 @@ asio::awaitable<void> HttpsServer::Impl::RunSession(tcp::socket socket,
       i2d_X509(cert, &p);
     }
   }
-  co_await ServeRequests(stream, slot, std::move(peer_der));
+  co_await ServeRequests(stream, control, slot, std::move(peer_der));
 }
 
 template <typename Stream>
-asio::awaitable<void> HttpsServer::Impl::ServeRequests(Stream& stream, ConnectionSlot& slot,
-                                                       Bytes peer_der) {
-  SessionControl& control = slot.control();
+asio::awaitable<void> HttpsServer::Impl::ServeRequests(Stream& stream, SessionControl& control,
+                                                       const ConnectionSlot& slot, Bytes peer_der) {
   beast::tcp_stream& lowest = beast::get_lowest_layer(stream);
 
   beast::flat_buffer buffer;
@@ -521,7 +378,7 @@ asio::awaitable<void> HttpsServer::Impl::ServeRequests(Stream& stream, Connectio
     if (buffer.size() == 0) {
       // Idle between requests: the only state in which a drain may cut us off.
       control.idle = true;
-      if (draining) co_return;
+      if (listener.draining()) co_return;
       lowest.expires_after(Limits()->read_timeout);
       std::size_t n = co_await stream.async_read_some(
           buffer.prepare(kFirstReadBytes), asio::redirect_error(asio::use_awaitable, ec));
@@ -618,7 +475,7 @@ asio::awaitable<void> HttpsServer::Impl::ServeRequests(Stream& stream, Connectio
     }
     ++served;
     const bool keep_alive =
-        message.keep_alive() && served < lim->max_requests_per_connection && !draining;
+        message.keep_alive() && served < lim->max_requests_per_connection && !listener.draining();
     auto out = ToBeast(response, message.version(), keep_alive);
     lowest.expires_after(lim->read_timeout);
     if (message.method() == http::verb::head) {
@@ -734,143 +591,20 @@ void HttpsServer::SetRefusalObserver(RefusalObserver observer) {
   impl_->refusal_observer = std::move(observer);
 }
 
-Status HttpsServer::Start() {
-  Impl& s = *impl_;
-  {
-    std::lock_guard lock(s.mu);
-    if (s.started || s.stop_called) return MakeError("bad-state", "the server was already started");
-  }
-  if (s.config.threads < 1) return MakeError("bad-config", "threads must be at least 1");
-  std::shared_ptr<ssl::context> tls;
-  if (!s.config.plain_http) {
-    auto built = BuildTlsContext(s.config.cert_file, s.config.key_file);
-    if (!built.ok()) return built.error();
-    tls = std::move(built).value();
-  }
+Status HttpsServer::Start() { return impl_->listener.Start(); }
 
-  beast::error_code ec;
-  asio::ip::address address = asio::ip::make_address(s.config.listen_address, ec);
-  if (ec) {
-    return MakeError("bad-config",
-                     "listen address '" + s.config.listen_address + "' is not an IP address");
-  }
-  tcp::endpoint endpoint(address, s.config.port);
-  const std::string where = s.config.listen_address + ":" + std::to_string(s.config.port);
-  s.acceptor.open(endpoint.protocol(), ec);
-  if (!ec) s.acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) s.acceptor.bind(endpoint, ec);
-  if (!ec) s.acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) {
-    beast::error_code ignored;
-    s.acceptor.close(ignored);
-    return MakeError("bind-failed", "cannot listen on " + where + ": " + ec.message());
-  }
-  s.bound_port = s.acceptor.local_endpoint(ec).port();
-  {
-    std::lock_guard lock(s.mu);
-    s.tls = std::move(tls);
-    s.started = true;
-  }
-  asio::co_spawn(s.accept_strand, s.AcceptLoop(),
-                 [](const std::exception_ptr& e) { LogException("https accept loop failed", e); });
-  for (int i = 0; i < s.config.threads; ++i) {
-    s.threads.emplace_back([&s] {
-      for (;;) {
-        try {
-          s.ioc.run();
-          return;
-        } catch (const std::exception& e) {
-          Log(LogLevel::kError, "https worker caught an exception", {{"error", e.what()}});
-        }
-      }
-    });
-  }
-  Log(LogLevel::kInfo, "https server listening",
-      {{"address", s.config.listen_address}, {"port", std::to_string(s.bound_port)}});
-  return Status::Ok();
-}
-
-std::uint16_t HttpsServer::port() const { return impl_->bound_port; }
+std::uint16_t HttpsServer::port() const { return impl_->listener.port(); }
 
 void HttpsServer::Stop() {
   Impl& s = *impl_;
-  std::vector<std::shared_ptr<SessionControl>> live;
-  {
-    std::unique_lock lock(s.mu);
-    if (s.stop_called) {
-      // A second caller waits for the first to finish.
-      s.cv.wait(lock, [&] { return s.stopped; });
-      return;
-    }
-    s.stop_called = true;
-    s.draining = true;
-    if (!s.started) {
-      s.stopped = true;
-      s.cv.notify_all();
-      return;
-    }
-    for (const auto& [id, control] : s.sessions) live.push_back(control);
-  }
-  asio::post(s.accept_strand, [&s] {
-    beast::error_code ignored;
-    s.acceptor.close(ignored);
-  });
-  // Idle connections go now; the others see `draining` after their response.
-  for (auto& control : live) {
-    asio::post(control->strand, [control] {
-      if (control->stream != nullptr && control->idle) control->stream->cancel();
-    });
-  }
-  const auto deadline = std::chrono::steady_clock::now() + s.Limits()->drain_timeout;
-  {
-    std::unique_lock lock(s.mu);
-    if (!s.cv.wait_until(lock, deadline, [&] { return s.connections == 0; })) {
-      Log(LogLevel::kWarning, "drain timeout: closing connections still in flight",
-          {{"connections", std::to_string(s.connections)}});
-    }
-  }
-  s.ioc.stop();
-  for (auto& t : s.threads) {
-    // Stop() from inside a handler cannot join its own thread.
-    if (t.get_id() == std::this_thread::get_id()) {
-      t.detach();
-    } else if (t.joinable()) {
-      t.join();
-    }
-  }
-  s.threads.clear();
   // Handlers still owing an answer (past the drain deadline) answer into nothing.
-  s.pending->Close();
-  {
-    std::lock_guard lock(s.mu);
-    s.stopped = true;
-  }
-  s.cv.notify_all();
-  Log(LogLevel::kInfo, "https server stopped", {{"port", std::to_string(s.bound_port)}});
+  s.listener.Stop(DrainPolicy{s.Limits()->drain_timeout, std::chrono::milliseconds(0),
+                              [&s] { s.pending->Close(); }});
 }
 
-void HttpsServer::Wait() {
-  Impl& s = *impl_;
-  std::unique_lock lock(s.mu);
-  s.cv.wait(lock, [&] { return s.stopped; });
-}
+void HttpsServer::Wait() { impl_->listener.Wait(); }
 
-Status HttpsServer::ReloadCertificates() {
-  Impl& s = *impl_;
-  if (s.config.plain_http) return Status::Ok();  // no certificates to reload
-  auto tls = BuildTlsContext(s.config.cert_file, s.config.key_file);
-  if (!tls.ok()) {
-    Log(LogLevel::kError, "certificate reload failed; keeping the old ones",
-        {{"error", tls.error().message}});
-    return tls.error();
-  }
-  {
-    std::lock_guard lock(s.mu);
-    s.tls = std::move(tls).value();  // connections already open keep theirs
-  }
-  Log(LogLevel::kInfo, "certificates reloaded", {{"cert_file", s.config.cert_file}});
-  return Status::Ok();
-}
+Status HttpsServer::ReloadCertificates() { return impl_->listener.ReloadTls(); }
 
 void HttpsServer::UpdateLimits(const HttpsServerConfig& limits) {
   Impl& s = *impl_;
@@ -882,6 +616,7 @@ void HttpsServer::UpdateLimits(const HttpsServerConfig& limits) {
   next->max_connections = limits.max_connections;
   next->max_connections_per_peer = limits.max_connections_per_peer;
   next->max_requests_per_connection = limits.max_requests_per_connection;
+  s.listener.SetConnectionLimits(next->max_connections, next->max_connections_per_peer);
   std::lock_guard lock(s.mu);
   s.limits = std::move(next);
 }

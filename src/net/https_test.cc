@@ -30,8 +30,8 @@
 
 #include "net/https_client.h"
 #include "net/https_server.h"
-#include "net/log.h"
-#include "net/metrics.h"
+#include "obs/log.h"
+#include "obs/metrics.h"
 
 namespace blindlist::net {
 namespace {

@@ -213,6 +213,7 @@ struct SmtpClient::Impl {
     starttls_offered = false;
     size_offered = false;
     eight_bit = false;
+    xverp = false;
     for (std::size_t i = 1; i < reply.lines.size(); ++i) {
       const std::string line = Upper(reply.lines[i]);
       const std::string keyword = line.substr(0, line.find(' '));
@@ -220,6 +221,7 @@ struct SmtpClient::Impl {
       if (keyword == "STARTTLS") starttls_offered = true;
       if (keyword == "SIZE") size_offered = true;
       if (keyword == "8BITMIME") eight_bit = true;
+      if (keyword == "XVERP") xverp = true;
     }
     return Status::Ok();
   }
@@ -306,6 +308,7 @@ struct SmtpClient::Impl {
   bool starttls_offered = false;
   bool size_offered = false;
   bool eight_bit = false;
+  bool xverp = false;
   bool batch_done = true;
   error_code batch_error;
   std::string batch_buffer;
@@ -367,9 +370,10 @@ Result<std::unique_ptr<SmtpClient>> SmtpClient::Connect(const SmtpClientConfig& 
 
 Result<SmtpSendResult> SmtpClient::Send(const std::string& mail_from,
                                         const std::vector<std::string>& recipients,
-                                        std::string_view message) {
+                                        std::string_view message, bool xverp) {
   Impl& s = *impl_;
   if (s.broken) return Unavailable("the connection to " + s.Where() + " is broken");
+  if (xverp && !s.xverp) return MakeError("bad-config", s.Where() + " does not offer XVERP");
   // Our own arguments must not smuggle commands onto the wire.
   auto clean = [](std::string_view a) {
     return std::none_of(a.begin(), a.end(),
@@ -381,10 +385,11 @@ Result<SmtpSendResult> SmtpClient::Send(const std::string& mail_from,
   SmtpSendResult result;
   result.recipients.reserve(recipients.size());
   for (const auto& r : recipients) result.recipients.push_back(SmtpRecipientResult{r, 0, "", ""});
-  auto set = [](SmtpRecipientResult& r, const Reply& reply) {
+  auto set = [](SmtpRecipientResult& r, const Reply& reply, bool data_phase = false) {
     r.code = reply.code;
     r.enhanced = reply.enhanced;
     r.text = reply.text;
+    r.data_phase = data_phase;
   };
   if (recipients.empty()) return result;
 
@@ -395,6 +400,7 @@ Result<SmtpSendResult> SmtpClient::Send(const std::string& mail_from,
       })) {
     mail += " BODY=8BITMIME";
   }
+  if (xverp) mail += " XVERP=+=";
   mail += "\r\n";
 
   std::vector<std::size_t> accepted;  // indexes into recipients
@@ -441,7 +447,7 @@ Result<SmtpSendResult> SmtpClient::Send(const std::string& mail_from,
       (void)ignored;
     }
     if (data_reply) {
-      for (std::size_t i : accepted) set(result.recipients[i], *data_reply);
+      for (std::size_t i : accepted) set(result.recipients[i], *data_reply, true);
     }
     if (mail_reply.ok()) {
       BL_TRY_ASSIGN(Reply rset, s.Command("RSET"));
@@ -454,11 +460,11 @@ Result<SmtpSendResult> SmtpClient::Send(const std::string& mail_from,
   if (s.config.lmtp) {
     for (std::size_t i : accepted) {
       BL_TRY_ASSIGN(Reply r, s.ReadReply());
-      set(result.recipients[i], r);
+      set(result.recipients[i], r);  // LMTP: this recipient's own answer
     }
   } else {
     BL_TRY_ASSIGN(Reply r, s.ReadReply());
-    for (std::size_t i : accepted) set(result.recipients[i], r);
+    for (std::size_t i : accepted) set(result.recipients[i], r, true);
   }
   return result;
 }
@@ -479,5 +485,6 @@ void SmtpClient::Quit() {
 
 bool SmtpClient::tls() const { return impl_->tls != nullptr; }
 bool SmtpClient::pipelining() const { return impl_->pipelining; }
+bool SmtpClient::xverp() const { return impl_->xverp; }
 
 }  // namespace blindlist::net

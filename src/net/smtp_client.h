@@ -34,6 +34,9 @@ struct SmtpRecipientResult {
   int code = 0;
   std::string enhanced;
   std::string text;
+  // The reply is the DATA command's or the end of data's: about the message, not this
+  // recipient (a 5xx there is a refusal of the message itself, never a member's bounce).
+  bool data_phase = false;
 };
 // One per recipient passed in, in order: the RCPT refusal, or the DATA reply that applies
 // to it. 2xx: delivered; 4xx: retry later; 5xx: bounce.
@@ -52,13 +55,18 @@ class SmtpClient {
   // ("smtp-unavailable"): the caller retries everyone, on a new connection. MAIL FROM
   // refused -> every recipient gets that reply. No recipient accepted -> RSET, no DATA.
   // `message` is sent as is (CRLF line endings expected), dot-stuffed on the way.
+  // `xverp`: ask the server (Postfix, which must offer XVERP) to give each recipient its own
+  // envelope sender, mail_from's local part + "+" + local=domain of the recipient
+  // ("MAIL FROM:<...> XVERP=+="). "bad-config" when the server does not offer it.
   Result<SmtpSendResult> Send(const std::string& mail_from,
-                              const std::vector<std::string>& recipients, std::string_view message);
+                              const std::vector<std::string>& recipients, std::string_view message,
+                              bool xverp = false);
   // Best effort: QUIT, then close. The client is unusable afterwards.
   void Quit();
   bool tls() const;
   // What the server's EHLO offered.
   bool pipelining() const;
+  bool xverp() const;
 
   ~SmtpClient();
   SmtpClient(const SmtpClient&) = delete;

@@ -1,12 +1,14 @@
-// SMTP/LMTP wire syntax without any I/O (RFC 5321, RFC 2033, RFC 2920, RFC 1870, RFC 2034):
-// command parsing, reply formatting and parsing, and the DATA dot-stuffing in both
-// directions. Shared by SmtpServer, SmtpClient and the fuzz target; needs no Boost.
-// Thread-safety: free functions are pure; DotUnstuffer and DotStuffer are plain values,
-// one per stream.
+// SMTP/LMTP without any I/O (RFC 5321, RFC 2033, RFC 2920, RFC 1870, RFC 2034, RFC 3207):
+// command parsing, reply formatting and parsing, the DATA dot-stuffing in both directions,
+// and the server session as a state machine (SmtpSession). Shared by SmtpServer, SmtpClient
+// and the fuzz targets; needs no Boost.
+// Thread-safety: free functions are pure; DotUnstuffer, DotStuffer and SmtpSession are plain
+// values, one per stream.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -124,6 +126,125 @@ class DotStuffer {
  private:
   bool at_line_start_ = true;  // the last line end was written (or nothing yet)
   bool pending_cr_ = false;    // the last byte was a CR: the line ends, CRLF or not
+};
+
+// What a client has said in the current transaction, as the session's handler sees it.
+struct SmtpEnvelope {
+  std::string peer_address;
+  std::string helo;
+  bool tls = false;
+  std::string mail_from;                       // "" for the null sender <>
+  std::optional<std::uint64_t> declared_size;  // MAIL FROM SIZE=
+  std::vector<std::string> recipients;         // accepted so far
+};
+
+struct SmtpSessionConfig {
+  bool lmtp = false;
+  std::string hostname = "localhost";  // greeting and EHLO name
+  std::size_t max_message_bytes = std::size_t{25} << 20;
+  std::size_t max_line_bytes = 4096;
+  int max_recipients = 1000;
+  int max_commands = 1000;
+  int max_errors = 10;
+  bool starttls_available = false;  // a TLS context exists: STARTTLS is offered
+};
+
+// One server session of SMTP or LMTP as a state machine: bytes in, replies and actions out.
+// It parses commands (pipelined ones from one buffer, RFC 2920), keeps the transaction
+// state, enforces every per-session limit, unstuffs DATA and says when the I/O loop must
+// read, ask the application (MAIL, RCPT, DATA), start TLS or close. It does no I/O, keeps no
+// clock and calls nothing: the loop around it reads, writes, times out and calls handlers.
+//
+// Use: after construction Output() holds the greeting. Loop on Next(); for each action do
+// what it says, then call Next() again. Replies accumulate in Output() until the loop sends
+// them (before every read, as PIPELINING wants, and before TLS starts or the connection
+// closes); the loop clears it once sent.
+class SmtpSession {
+ public:
+  enum class Action {
+    kRead,      // send Output(), read with the command timeout, Receive() the bytes
+    kReadData,  // the same inside DATA, with the DATA timeout
+    kMailFrom,  // ask about envelope().mail_from; answer with MailFromDone
+    kRcptTo,    // ask about recipient(); answer with RcptToDone
+    kData,      // hand over TakeMessage(); answer with DataDone (data_replies_wanted() replies)
+    kStartTls,  // send Output(), run the TLS handshake; TlsStarted() on success, else close
+    kClose,     // send Output() and close the connection; close_reason() says why
+  };
+  enum class CloseReason {
+    kNone,
+    kQuit,
+    kLineTooLong,
+    kTooManyCommands,
+    kTooManyErrors,
+    kTimeout,
+    kShutdown,
+  };
+
+  SmtpSession(SmtpSessionConfig config, std::string peer_address);
+  ~SmtpSession();
+  SmtpSession(SmtpSession&&) noexcept;
+  SmtpSession& operator=(SmtpSession&&) noexcept;
+
+  // Bytes as read from the connection, in any pieces.
+  void Receive(std::string_view bytes);
+  // What to do now. Until the action asked for is answered, Next() asks for it again.
+  Action Next();
+
+  // The handler's answers.
+  void MailFromDone(const SmtpReply& reply);
+  void RcptToDone(const SmtpReply& reply);
+  // One reply for SMTP, one per accepted recipient for LMTP: missing ones become 451 4.3.0,
+  // extra ones are dropped.
+  void DataDone(std::vector<SmtpReply> replies);
+  // The handshake succeeded: everything learnt before TLS is forgotten (RFC 3207).
+  void TlsStarted();
+
+  // Events from the I/O loop: each queues its 421 and makes Next() return kClose.
+  void TimedOut();
+  void ShuttingDown();
+
+  std::string& Output() { return out_; }
+  const SmtpEnvelope& envelope() const { return env_; }
+  const std::string& recipient() const { return recipient_; }
+  // The unstuffed message for kData (moved out).
+  std::string TakeMessage();
+  std::size_t data_replies_wanted() const;
+  // Waiting for a command outside a transaction: the only state a drain may cut short.
+  bool idle() const;
+  bool tls_active() const { return env_.tls; }
+  CloseReason close_reason() const { return close_reason_; }
+
+ private:
+  enum class State { kCommand, kData, kAwaitMail, kAwaitRcpt, kAwaitData, kAwaitTls, kClosed };
+
+  std::optional<Action> NextCommand();
+  std::optional<Action> Execute(SmtpCommand& cmd);
+  std::optional<Action> Hello(const SmtpCommand& cmd);
+  std::optional<Action> Mail(const SmtpCommand& cmd);
+  std::optional<Action> Rcpt(const SmtpCommand& cmd);
+  std::optional<Action> Data();
+  std::optional<Action> StartTls();
+  std::optional<Action> FeedData();
+  // Answers a bad command, or closes with 421 once there were too many.
+  std::optional<Action> BadCommand(const SmtpReply& reply);
+  Action Close(int code, std::string_view enhanced, std::string text, CloseReason reason);
+  void Reply(int code, std::string_view enhanced, std::string text);
+  void ResetTransaction();
+  void Compact();
+
+  SmtpSessionConfig config_;
+  State state_ = State::kCommand;
+  CloseReason close_reason_ = CloseReason::kNone;
+  std::string in_;  // received, not yet consumed from in_pos_ on
+  std::size_t in_pos_ = 0;
+  std::string out_;
+  SmtpEnvelope env_;
+  std::string recipient_;
+  bool greeted_ = false;
+  bool in_transaction_ = false;
+  int commands_ = 0;
+  int errors_ = 0;
+  std::unique_ptr<DotUnstuffer> data_;
 };
 
 }  // namespace blindlist::net

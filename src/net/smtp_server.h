@@ -20,18 +20,9 @@
 #include <vector>
 
 #include "blindlist/result.h"
-#include "net/smtp_protocol.h"  // SmtpReply
+#include "net/smtp_protocol.h"  // SmtpReply, SmtpEnvelope
 
 namespace blindlist::net {
-
-struct SmtpEnvelope {
-  std::string peer_address;
-  std::string helo;
-  bool tls = false;
-  std::string mail_from;                       // "" for the null sender <>
-  std::optional<std::uint64_t> declared_size;  // MAIL FROM SIZE=
-  std::vector<std::string> recipients;         // accepted so far
-};
 
 class SmtpHandler {
  public:

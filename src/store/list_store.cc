@@ -7,6 +7,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "blindlist/error_codes.h"
 #include "store/migrations/list_migrations.h"
 #include "store/migrations/migrations.h"
 #include "store/sql.h"
@@ -89,7 +90,7 @@ Status ToStatus(const Result<std::monostate>& r) {
 
 constexpr std::string_view kListColumns =
     "id, address, group_name, description, reading, posting, encrypted_only, bounce_address, "
-    "bounce_threshold, created_at, require_aead";
+    "bounce_threshold, created_at, require_aead, roster, bounce_info_stale_after, owner_address";
 
 MailingList ToList(const sql::Row& r) {
   MailingList l;
@@ -104,19 +105,32 @@ MailingList ToList(const sql::Row& r) {
   l.bounce_threshold = static_cast<int>(sql::AsInt(r[8]));
   l.created_at = sql::AsInt(r[9]);
   l.require_aead = sql::AsInt(r[10]) != 0;
+  l.roster = sql::AsText(r[11]);
+  l.bounce_info_stale_after = static_cast<int>(sql::AsInt(r[12]));
+  l.owner = sql::AsText(r[13]);
   return l;
 }
 
 constexpr std::string_view kMemberColumns =
-    "address, enabled, bounce_score, disabled_reason, added_at";
+    "address, enabled, bounce_score, disabled_reason, added_at, last_bounce_at, probe_state, "
+    "probe_at, owner_notice_due";
 
 ListMember ToMember(const sql::Row& r) {
+  const std::int64_t probe = sql::AsInt(r[6]);
   return ListMember{.address = sql::AsText(r[0]),
                     .enabled = sql::AsInt(r[1]) != 0,
                     .bounce_score = static_cast<int>(sql::AsInt(r[2])),
                     .disabled_reason = sql::AsText(r[3]),
-                    .added_at = sql::AsInt(r[4])};
+                    .added_at = sql::AsInt(r[4]),
+                    .last_bounce_at = sql::AsInt(r[5]),
+                    .probe = probe == 1   ? ProbeState::kWanted
+                             : probe == 2 ? ProbeState::kSent
+                                          : ProbeState::kNone,
+                    .probe_at = sql::AsInt(r[7]),
+                    .owner_notice_due = sql::AsInt(r[8]) != 0};
 }
+
+constexpr std::int64_t kDay = std::int64_t{24} * 3600;
 
 std::string Select(std::string_view columns, std::string_view rest) {
   std::string s = "SELECT ";
@@ -142,6 +156,10 @@ Status Normalise(MailingList& list) {
     return InvalidArgument("reading must be direct, path-b or path-b-prime, not \"" +
                            sql::SanitizeText(list.reading, 40) + "\"");
   }
+  if (list.roster != "manual" && list.roster != "groupd") {
+    return InvalidArgument("roster must be manual or groupd, not \"" +
+                           sql::SanitizeText(list.roster, 40) + "\"");
+  }
   if (list.posting != "members" && list.posting != "open") {
     return InvalidArgument("posting must be members or open, not \"" +
                            sql::SanitizeText(list.posting, 40) + "\"");
@@ -155,6 +173,16 @@ Status Normalise(MailingList& list) {
   }
   if (list.bounce_threshold < 1) {
     return InvalidArgument("the bounce threshold must be at least 1");
+  }
+  if (list.bounce_info_stale_after < 1) {
+    return InvalidArgument("bounce_info_stale_after must be at least 1 day");
+  }
+  if (!list.owner.empty()) {
+    if (!IsValidMailbox(list.owner)) {
+      return InvalidArgument("the owner address \"" + sql::SanitizeText(list.owner, 80) +
+                             "\" is not a mailbox (local@domain)");
+    }
+    list.owner = CanonicalMailbox(list.owner);
   }
   if (list.bounce_address.empty()) list.bounce_address = DefaultBounceAddress(list.address);
   if (!IsValidMailbox(list.bounce_address)) {
@@ -182,6 +210,7 @@ class SqlListStore final : public ListStore {
     order_by_address_ = pool_->dialect() == sql::Dialect::kPostgres
                             ? "ORDER BY address COLLATE \"C\""
                             : "ORDER BY address";
+    lock_row_ = pool_->dialect() == sql::Dialect::kPostgres ? " FOR UPDATE" : "";
   }
 
   std::string BackendName() const override {
@@ -207,13 +236,15 @@ class SqlListStore final : public ListStore {
       BL_TRY_ASSIGN(
           auto rows,
           c.Query("INSERT INTO lists (address, group_name, description, reading, posting, "
-                  "encrypted_only, bounce_address, bounce_threshold, created_at, require_aead) "
-                  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+                  "encrypted_only, bounce_address, bounce_threshold, created_at, require_aead, "
+                  "roster, bounce_info_stale_after, owner_address) "
+                  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
                   "ON CONFLICT DO NOTHING RETURNING id",
                   {list.address, list.group, list.description, list.reading, list.posting,
                    std::int64_t{list.encrypted_only ? 1 : 0}, list.bounce_address,
                    std::int64_t{list.bounce_threshold}, list.created_at,
-                   std::int64_t{list.require_aead ? 1 : 0}}));
+                   std::int64_t{list.require_aead ? 1 : 0}, list.roster,
+                   std::int64_t{list.bounce_info_stale_after}, list.owner}));
       // Only a writer in another process between our check and the insert gets here.
       if (rows.empty()) return Exists("a list at " + list.address + " exists");
       list.id = sql::AsInt(rows[0][0]);
@@ -236,10 +267,12 @@ class SqlListStore final : public ListStore {
           auto n,
           c.Exec("UPDATE lists SET group_name = $2, description = $3, reading = $4, posting = $5, "
                  "encrypted_only = $6, bounce_address = $7, bounce_threshold = $8, "
-                 "require_aead = $9 WHERE id = $1",
+                 "require_aead = $9, roster = $10, bounce_info_stale_after = $11, "
+                 "owner_address = $12 WHERE id = $1",
                  {list.id, list.group, list.description, list.reading, list.posting,
                   std::int64_t{list.encrypted_only ? 1 : 0}, list.bounce_address,
-                  std::int64_t{list.bounce_threshold}, std::int64_t{list.require_aead ? 1 : 0}}));
+                  std::int64_t{list.bounce_threshold}, std::int64_t{list.require_aead ? 1 : 0},
+                  list.roster, std::int64_t{list.bounce_info_stale_after}, list.owner}));
       if (n == 0) return NotFound("no list with id " + std::to_string(list.id));
       BL_TRY(c.Exec("DELETE FROM list_certificates WHERE list_id = $1", {list.id}));
       BL_TRY(WriteCertificates(c, list));
@@ -349,33 +382,97 @@ class SqlListStore final : public ListStore {
     });
   }
 
-  Result<ListMember> RecordBounce(std::int64_t list_id, const std::string& address,
-                                  const std::string& reason) override {
+  Result<BounceOutcome> RecordBounce(std::int64_t list_id, const std::string& address,
+                                     std::int64_t now) override {
+    const std::string canonical = CanonicalMailbox(address);
+    return Write([&](sql::Connection& c) -> Result<BounceOutcome> {
+      // Read, decide, write in one transaction; the row is locked (PostgreSQL FOR UPDATE,
+      // SQLite's write lock) so concurrent bounces for one member are decided one at a time.
+      BL_TRY_ASSIGN(auto rows, c.Query(Select(kMemberColumns,
+                                              "FROM list_members WHERE list_id "
+                                              "= $1 AND address = $2" +
+                                                  lock_row_),
+                                       {list_id, canonical}));
+      if (rows.empty()) return NotMember(address);
+      BL_TRY_ASSIGN(MailingList list, ListForMembers(c, list_id));
+      BounceOutcome out;
+      out.member = ToMember(rows[0]);
+      ListMember& m = out.member;
+      const std::int64_t stale = std::int64_t{list.bounce_info_stale_after} * kDay;
+      if (!m.enabled || (m.last_bounce_at != 0 && m.last_bounce_at / kDay == now / kDay)) {
+        return out;
+      }
+      if (m.last_bounce_at != 0 && now - m.last_bounce_at > stale) m.bounce_score = 0;
+      ++m.bounce_score;
+      m.last_bounce_at = now;
+      out.counted = true;
+      const bool probe_outstanding = m.probe != ProbeState::kNone && now - m.probe_at <= stale;
+      if (m.bounce_score >= list.bounce_threshold && !probe_outstanding) {
+        m.probe = ProbeState::kWanted;
+        m.probe_at = now;
+        out.probe_wanted = true;
+      }
+      BL_TRY(
+          c.Exec("UPDATE list_members SET bounce_score = $3, last_bounce_at = $4, "
+                 "probe_state = $5, probe_at = $6 WHERE list_id = $1 AND address = $2",
+                 {list_id, canonical, std::int64_t{m.bounce_score}, m.last_bounce_at,
+                  static_cast<std::int64_t>(m.probe), m.probe_at}));
+      return out;
+    });
+  }
+
+  Result<std::vector<BounceNotice>> PendingProbes(std::size_t limit) override {
+    return Notices("m.probe_state = 1", limit);
+  }
+
+  Result<std::vector<BounceNotice>> PendingOwnerNotices(std::size_t limit) override {
+    return Notices("m.owner_notice_due = 1", limit);
+  }
+
+  Status MarkProbeSent(std::int64_t list_id, const std::string& address, std::int64_t at) override {
+    return ToStatus(Write([&](sql::Connection& c) -> Result<std::monostate> {
+      BL_TRY_ASSIGN(auto n, c.Exec("UPDATE list_members SET probe_state = 2, probe_at = $3 "
+                                   "WHERE list_id = $1 AND address = $2 AND probe_state = 1",
+                                   {list_id, CanonicalMailbox(address), at}));
+      if (n == 0) return NotFound("no probe wanted for " + sql::SanitizeText(address, 300));
+      return std::monostate{};
+    }));
+  }
+
+  Result<std::optional<ListMember>> ConfirmProbeBounce(std::int64_t list_id,
+                                                       const std::string& address,
+                                                       std::int64_t probe_at,
+                                                       const std::string& reason) override {
     const std::string disabled_reason = "bounces: " + sql::SanitizeText(reason, kReasonChars);
-    return Write([&](sql::Connection& c) -> Result<ListMember> {
-      // One statement: the row lock (PostgreSQL) or the write lock (SQLite)
-      // makes concurrent bounces for one member add up. In SET, columns read
-      // their old values on both backends.
+    return Write([&](sql::Connection& c) -> Result<std::optional<ListMember>> {
       BL_TRY_ASSIGN(
           auto rows,
-          c.Query("UPDATE list_members SET bounce_score = bounce_score + 1, "
-                  "enabled = CASE WHEN enabled = 1 AND bounce_score + 1 >= "
-                  "(SELECT bounce_threshold FROM lists WHERE id = $1) THEN 0 ELSE enabled END, "
-                  "disabled_reason = CASE WHEN enabled = 1 AND bounce_score + 1 >= "
-                  "(SELECT bounce_threshold FROM lists WHERE id = $1) THEN $3 "
-                  "ELSE disabled_reason END "
-                  "WHERE list_id = $1 AND address = $2 RETURNING " +
+          c.Query("UPDATE list_members SET enabled = 0, disabled_reason = $4, probe_state = 0, "
+                  "owner_notice_due = 1 WHERE list_id = $1 AND address = $2 AND enabled = 1 "
+                  "AND probe_state = 2 AND probe_at = $3 RETURNING " +
                       std::string(kMemberColumns),
-                  {list_id, CanonicalMailbox(address), disabled_reason}));
-      if (rows.empty()) return NotMember(address);
-      return ToMember(rows[0]);
+                  {list_id, CanonicalMailbox(address), probe_at, disabled_reason}));
+      if (rows.empty()) return std::optional<ListMember>();
+      return std::optional<ListMember>(ToMember(rows[0]));
     });
+  }
+
+  Status MarkOwnerNotified(std::int64_t list_id, const std::string& address) override {
+    return ToStatus(Write([&](sql::Connection& c) -> Result<std::monostate> {
+      BL_TRY(
+          c.Exec("UPDATE list_members SET owner_notice_due = 0 "
+                 "WHERE list_id = $1 AND address = $2",
+                 {list_id, CanonicalMailbox(address)}));
+      return std::monostate{};
+    }));
   }
 
   Status EnableMember(std::int64_t list_id, const std::string& address) override {
     return ToStatus(Write([&](sql::Connection& c) -> Result<std::monostate> {
       BL_TRY_ASSIGN(auto n, c.Exec("UPDATE list_members SET enabled = 1, bounce_score = 0, "
-                                   "disabled_reason = '' WHERE list_id = $1 AND address = $2",
+                                   "disabled_reason = '', last_bounce_at = 0, probe_state = 0, "
+                                   "probe_at = 0, owner_notice_due = 0 "
+                                   "WHERE list_id = $1 AND address = $2",
                                    {list_id, CanonicalMailbox(address)}));
       if (n == 0) return NotMember(address);
       return std::monostate{};
@@ -413,7 +510,71 @@ class SqlListStore final : public ListStore {
     return added;
   }
 
+  Result<RosterChange> ReplaceMembers(std::int64_t list_id,
+                                      const std::vector<std::string>& addresses) override {
+    std::set<std::string, std::less<>> wanted;
+    RosterChange change;
+    BL_TRY_ASSIGN(MailingList list,
+                  Read([&](sql::Connection& c) { return ListForMembers(c, list_id); }));
+    for (const std::string& a : addresses) {
+      const std::string canonical = CanonicalMailbox(a);
+      if (!IsValidMailbox(a) || !NotTheListItself(list, canonical).ok()) {
+        change.skipped.push_back(sql::SanitizeText(a, 300));
+        continue;
+      }
+      wanted.insert(canonical);
+    }
+    auto written = Write([&](sql::Connection& c) -> Result<std::monostate> {
+      change.added.clear();
+      change.removed.clear();
+      change.unchanged = 0;
+      BL_TRY(ListForMembers(c, list_id));  // still there
+      BL_TRY_ASSIGN(auto rows,
+                    c.Query("SELECT address FROM list_members WHERE list_id = $1", {list_id}));
+      std::set<std::string, std::less<>> current;
+      for (const sql::Row& r : rows) current.insert(sql::AsText(r[0]));
+      for (const std::string& a : current) {
+        if (wanted.contains(a)) {
+          ++change.unchanged;
+          continue;
+        }
+        BL_TRY(
+            c.Exec("DELETE FROM list_members WHERE list_id = $1 AND address = $2", {list_id, a}));
+        change.removed.push_back(a);
+      }
+      for (const std::string& a : wanted) {
+        if (!current.contains(a)) change.added.push_back(a);
+      }
+      BL_TRY(InsertMembers(c, list_id, change.added, 0, change.added.size(), Now()));
+      return std::monostate{};
+    });
+    if (!written.ok()) return written.error();
+    return change;
+  }
+
  private:
+  Result<std::vector<BounceNotice>> Notices(std::string_view where, std::size_t limit) {
+    std::string statement = "SELECT l.id, l.address, m." + [] {
+      std::string cols;
+      for (char ch : kMemberColumns) {
+        cols += ch;
+        if (ch == ' ') cols += "m.";
+      }
+      return cols;
+    }() + " FROM list_members m JOIN lists l ON l.id = m.list_id WHERE ";
+    statement += where;
+    statement += " ORDER BY m.probe_at, m.list_id, m.address LIMIT $1";
+    return Read([&](sql::Connection& c) -> Result<std::vector<BounceNotice>> {
+      BL_TRY_ASSIGN(auto rows, c.Query(statement, {static_cast<std::int64_t>(limit)}));
+      std::vector<BounceNotice> out;
+      for (const sql::Row& r : rows) {
+        const sql::Row member(r.begin() + 2, r.end());
+        out.push_back(BounceNotice{sql::AsInt(r[0]), sql::AsText(r[1]), ToMember(member)});
+      }
+      return out;
+    });
+  }
+
   static Error NotMember(const std::string& address) {
     return NotFound(sql::SanitizeText(address, 300) + " is not on the list");
   }
@@ -544,6 +705,7 @@ class SqlListStore final : public ListStore {
 
   std::unique_ptr<sql::ConnectionPool> pool_;
   std::string order_by_address_;
+  std::string lock_row_;
 };
 
 }  // namespace
@@ -582,12 +744,19 @@ std::string DefaultBounceAddress(std::string_view list_address) {
          CanonicalMailbox(list_address).substr(at);
 }
 
+std::string OwnerAddress(const MailingList& list) {
+  if (!list.owner.empty()) return list.owner;
+  const std::size_t at = list.address.rfind('@');
+  if (at == std::string::npos) return list.address + "-owner";
+  return list.address.substr(0, at) + "-owner" + CanonicalMailbox(list.address).substr(at);
+}
+
 Result<std::unique_ptr<ListStore>> OpenListStore(const std::string& url) {
   auto pool = sql::OpenPool(url);
   if (!pool.ok()) return pool.error();
   auto migrated = migrations::Apply(**pool, migrations::ListSchema());
   if (!migrated.ok()) {
-    if (migrated.error().code == "store-unavailable") return migrated.error();
+    if (migrated.error().code == errc::kStoreUnavailable) return migrated.error();
     return sql::UnavailableError("cannot migrate the list database: " + migrated.error().message);
   }
   return std::unique_ptr<ListStore>(std::make_unique<SqlListStore>(std::move(pool).value()));

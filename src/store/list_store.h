@@ -46,13 +46,27 @@ struct MailingList {
   bool encrypted_only = true;       // refuse plaintext posts
   // Refuse EnvelopedData (CBC): only RFC 5083 AuthEnvelopedData (AES-GCM) is forwarded.
   bool require_aead = false;
+  // Where the delivery list comes from: "manual" (`blindlist list member ...`) or "groupd"
+  // (listd copies the addresses of the group's roster from groupd: ReplaceMembers).
+  std::string roster = "manual";
   std::string bounce_address;  // default: local-part + "-bounces@" + domain
-  int bounce_threshold = 5;    // members whose score reaches it are disabled
+  int bounce_threshold = 5;    // a member whose score reaches it is probed, then disabled
+  // Days after which a member's last bounce is forgotten: the next bounce starts the score
+  // again at 1 (Mailman 3's bounce_info_stale_after). Also how long a probe stays outstanding.
+  int bounce_info_stale_after = 7;
+  // Who hears about failures of the list's mail (message refusals without a sender, members
+  // disabled). Empty: local-part + "-owner@" + domain (OwnerAddress).
+  std::string owner;
   // Group certificates (DER) posts may be encrypted to: the current one first,
   // then retired ones. Never empty in a stored list.
   std::vector<Bytes> certificates;
   std::int64_t created_at = 0;
 };
+
+// A member's probe (docs/operations.md, "Bounces"): once its score reaches the threshold a
+// probe is wanted; the deliverer sends it (kSent, probe_at = when, named in its VERP token);
+// a bounce of that probe disables the member.
+enum class ProbeState { kNone = 0, kWanted = 1, kSent = 2 };
 
 struct ListMember {
   std::string address;
@@ -60,6 +74,33 @@ struct ListMember {
   int bounce_score = 0;
   std::string disabled_reason;  // e.g. "bounces: 5.1.1 user unknown"
   std::int64_t added_at = 0;
+  std::int64_t last_bounce_at = 0;  // unix seconds of the last bounce counted (0: none)
+  ProbeState probe = ProbeState::kNone;
+  std::int64_t probe_at = 0;      // when the probe was wanted or sent
+  bool owner_notice_due = false;  // disabled by bounces; the owner has not been told yet
+};
+
+// The result of one bounce for one member.
+struct BounceOutcome {
+  ListMember member;          // after the update
+  bool counted = false;       // false: disabled already, or a bounce was counted the same day
+  bool probe_wanted = false;  // this bounce reached the threshold: a probe is now due
+};
+
+// A probe or owner notice waiting to go out.
+struct BounceNotice {
+  std::int64_t list_id = 0;
+  std::string list_address;
+  ListMember member;
+};
+
+// What ReplaceMembers changed, each list of addresses ordered by address.
+struct RosterChange {
+  std::vector<std::string> added;
+  std::vector<std::string> removed;
+  std::int64_t unchanged = 0;
+  // Given but not storable (not a mailbox, or the list's own address): left out, and reported.
+  std::vector<std::string> skipped;
 };
 
 struct MemberCounts {
@@ -111,13 +152,29 @@ class ListStore {
   // The disabled members only, ordered by address (for `blindlist list show`).
   virtual Result<std::vector<ListMember>> ListDisabledMembers(std::int64_t list_id) = 0;
 
-  // Adds one hard bounce; returns the member after the update. A member whose
-  // score reaches the list's threshold is disabled with the reason
-  // "bounces: " + reason (free text from a remote server, made storable and
-  // bounded, never refused). "not-found".
-  virtual Result<ListMember> RecordBounce(std::int64_t list_id, const std::string& address,
-                                          const std::string& reason) = 0;
-  // Re-enables the member and resets its score. "not-found".
+  // Scores one hard bounce at `now` (unix seconds), as Mailman 3 does: at most one per member
+  // per UTC day; a last bounce older than the list's bounce_info_stale_after days restarts the
+  // score; a disabled member is not scored. Reaching the threshold disables nobody: it makes a
+  // probe wanted (unless one is outstanding and younger than bounce_info_stale_after), and only
+  // a bounce of that probe disables (ConfirmProbeBounce). "not-found".
+  virtual Result<BounceOutcome> RecordBounce(std::int64_t list_id, const std::string& address,
+                                             std::int64_t now) = 0;
+  // Probes wanted, and owner notices due, on every list (oldest first, at most `limit`).
+  virtual Result<std::vector<BounceNotice>> PendingProbes(std::size_t limit) = 0;
+  virtual Result<std::vector<BounceNotice>> PendingOwnerNotices(std::size_t limit) = 0;
+  // The wanted probe went out at `at`. "not-found" (no such member, or no probe wanted).
+  virtual Status MarkProbeSent(std::int64_t list_id, const std::string& address,
+                               std::int64_t at) = 0;
+  // A bounce of the probe sent at `probe_at`: the member is disabled with the reason
+  // "bounces: " + reason and an owner notice becomes due. Nothing happens (nullopt) when that
+  // probe is not the member's outstanding one (an old, repeated or made-up report). `reason` is
+  // free text from a remote server, made storable and bounded, never refused.
+  virtual Result<std::optional<ListMember>> ConfirmProbeBounce(std::int64_t list_id,
+                                                               const std::string& address,
+                                                               std::int64_t probe_at,
+                                                               const std::string& reason) = 0;
+  virtual Status MarkOwnerNotified(std::int64_t list_id, const std::string& address) = 0;
+  // Re-enables the member and resets its score and probe. "not-found".
   virtual Status EnableMember(std::int64_t list_id, const std::string& address) = 0;
 
   // Bulk insert for import, one transaction per chunk of kAddMembersChunk;
@@ -127,7 +184,17 @@ class ListStore {
   virtual Result<std::int64_t> AddMembers(std::int64_t list_id,
                                           const std::vector<std::string>& addresses) = 0;
   static constexpr std::size_t kAddMembersChunk = 1000;
+
+  // Makes the delivery list exactly `addresses` (a roster copied from groupd), in one
+  // transaction: new ones are added enabled, missing ones removed, the others keep their
+  // state (a member disabled for bounces stays disabled). Addresses that are not mailboxes
+  // or that are the list's own are skipped, never fatal. "not-found" (no such list).
+  virtual Result<RosterChange> ReplaceMembers(std::int64_t list_id,
+                                              const std::vector<std::string>& addresses) = 0;
 };
+
+// The list's owner: list.owner, or local-part + "-owner@" + domain.
+std::string OwnerAddress(const MailingList& list);
 
 // "sqlite:PATH" or "postgresql://..." / "postgres://..." (the URL forms of
 // Store::Open). Connects and migrates listd's schema. Errors: "bad-url",

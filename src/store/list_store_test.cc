@@ -425,6 +425,51 @@ TEST_P(ListStoreTest, ListsInByteOrderAndDeletesWithMembers) {
 
 // ---- members ----
 
+TEST_P(ListStoreTest, ReplacesTheDeliveryListWithARosterKeepingMemberState) {
+  MailingList l = Make("l@example.org");
+  EXPECT_EQ(l.roster, "manual");
+  l.roster = "groupd";
+  ASSERT_OK(store_->UpdateList(l));
+  auto found = store_->FindList("l@example.org");
+  ASSERT_OK(found);
+  EXPECT_EQ((*found)->roster, "groupd");
+  l.roster = "sometimes";
+  EXPECT_ERROR(store_->UpdateList(l), "invalid-argument");
+
+  ASSERT_OK(store_->AddMembers(l.id, {"alice@example.net", "bob@example.net", "old@example.net"}));
+  // Bob is disabled for bounces: five days of bounces, then a bounced probe.
+  constexpr std::int64_t kT0 = 1'700'000'000;
+  constexpr std::int64_t kDay = 86'400;
+  for (int i = 0; i < 5; ++i)
+    ASSERT_OK(store_->RecordBounce(l.id, "bob@example.net", kT0 + i * kDay));
+  ASSERT_OK(store_->MarkProbeSent(l.id, "bob@example.net", kT0 + 5 * kDay));
+  auto confirmed =
+      store_->ConfirmProbeBounce(l.id, "bob@example.net", kT0 + 5 * kDay, "5.1.1 user unknown");
+  ASSERT_OK(confirmed);
+  ASSERT_TRUE(confirmed->has_value());
+
+  auto change =
+      store_->ReplaceMembers(l.id, {"carol@Example.NET", "bob@example.net", "alice@example.net",
+                                    "not a mailbox", "l@example.org", "carol@example.net"});
+  ASSERT_OK(change);
+  EXPECT_EQ(change->added, (std::vector<std::string>{"carol@example.net"}));
+  EXPECT_EQ(change->removed, (std::vector<std::string>{"old@example.net"}));
+  EXPECT_EQ(change->unchanged, 2);
+  EXPECT_EQ(change->skipped, (std::vector<std::string>{"not a mailbox", "l@example.org"}));
+  EXPECT_EQ(
+      Addresses(l.id, false),
+      (std::vector<std::string>{"alice@example.net", "bob@example.net", "carol@example.net"}));
+  auto bob = store_->FindMember(l.id, "bob@example.net");
+  ASSERT_OK(bob);
+  EXPECT_FALSE((*bob)->enabled);  // a sync does not undo the bounce handling
+
+  change = store_->ReplaceMembers(l.id, {});
+  ASSERT_OK(change);
+  EXPECT_EQ(change->removed.size(), 3U);
+  EXPECT_TRUE(Addresses(l.id, false).empty());
+  EXPECT_ERROR(store_->ReplaceMembers(999999, {"a@example.net"}), "not-found");
+}
+
 TEST_P(ListStoreTest, AddsFindsListsAndRemovesMembers) {
   const MailingList l = Make("l@example.org");
   const MailingList other = Make("other@example.org");
@@ -469,36 +514,81 @@ TEST_P(ListStoreTest, AddsFindsListsAndRemovesMembers) {
   EXPECT_EQ(Addresses(other.id, false), (std::vector<std::string>{"alice@example.net"}));
 }
 
-TEST_P(ListStoreTest, BouncesDisableAMemberAtTheThresholdAndEnableResets) {
+TEST_P(ListStoreTest, BouncesScoreOncePerDayProbeThenDisableAndEnableResets) {
   MailingList in = MakeList("l@example.org");
   in.bounce_threshold = 3;
   auto l = store_->CreateList(in);
   ASSERT_OK(l);
+  EXPECT_EQ(l->bounce_info_stale_after, 7);
+  EXPECT_EQ(store::OwnerAddress(*l), "l-owner@example.org");
   ASSERT_OK(store_->AddMember(l->id, "gone@example.net"));
   ASSERT_OK(store_->AddMember(l->id, "fine@example.net"));
+  constexpr std::int64_t kDay = 86400;
+  const std::int64_t t0 = 1'700'000'000 - 1'700'000'000 % kDay + 3600;  // 01:00 UTC
 
   for (int i = 1; i <= 2; ++i) {
-    auto m = store_->RecordBounce(l->id, "gone@EXAMPLE.net", "5.1.1 user unknown");
-    ASSERT_OK(m);
-    EXPECT_EQ(m->bounce_score, i);
-    EXPECT_TRUE(m->enabled);
-    EXPECT_EQ(m->disabled_reason, "");
+    auto b = store_->RecordBounce(l->id, "gone@EXAMPLE.net", t0 + (i - 1) * kDay);
+    ASSERT_OK(b);
+    EXPECT_TRUE(b->counted);
+    EXPECT_EQ(b->member.bounce_score, i);
+    EXPECT_FALSE(b->probe_wanted);
+    // A second bounce the same day counts for nothing.
+    b = store_->RecordBounce(l->id, "gone@example.net", t0 + (i - 1) * kDay + 3600);
+    ASSERT_OK(b);
+    EXPECT_FALSE(b->counted);
+    EXPECT_EQ(b->member.bounce_score, i);
   }
-  auto m = store_->RecordBounce(l->id, "gone@example.net", "5.1.1 user unknown");
-  ASSERT_OK(m);
-  EXPECT_EQ(m->bounce_score, 3);
-  EXPECT_FALSE(m->enabled);
-  EXPECT_EQ(m->disabled_reason, "bounces: 5.1.1 user unknown");
-  // Later bounces count but keep the reason that disabled it.
-  m = store_->RecordBounce(l->id, "gone@example.net", "5.2.2 mailbox full");
-  ASSERT_OK(m);
-  EXPECT_EQ(m->bounce_score, 4);
-  EXPECT_FALSE(m->enabled);
-  EXPECT_EQ(m->disabled_reason, "bounces: 5.1.1 user unknown");
+  // The threshold wants a probe; the member stays enabled until the probe bounces.
+  auto b = store_->RecordBounce(l->id, "gone@example.net", t0 + 2 * kDay);
+  ASSERT_OK(b);
+  EXPECT_TRUE(b->counted);
+  EXPECT_TRUE(b->probe_wanted);
+  EXPECT_TRUE(b->member.enabled);
+  auto probes = store_->PendingProbes(10);
+  ASSERT_OK(probes);
+  ASSERT_EQ(probes->size(), 1u);
+  EXPECT_EQ((*probes)[0].member.address, "gone@example.net");
+  EXPECT_EQ((*probes)[0].list_address, "l@example.org");
+  // A probe bounce before the probe went out confirms nothing.
+  auto confirmed = store_->ConfirmProbeBounce(l->id, "gone@example.net", t0 + 2 * kDay, "x");
+  ASSERT_OK(confirmed);
+  EXPECT_FALSE(confirmed->has_value());
+  ASSERT_OK(store_->MarkProbeSent(l->id, "gone@example.net", t0 + 2 * kDay + 5));
+  EXPECT_ERROR(store_->MarkProbeSent(l->id, "gone@example.net", t0 + 2 * kDay + 6), "not-found");
+  probes = store_->PendingProbes(10);
+  ASSERT_OK(probes);
+  EXPECT_TRUE(probes->empty());
+  // Another bounce while the probe is outstanding wants no second probe.
+  b = store_->RecordBounce(l->id, "gone@example.net", t0 + 3 * kDay);
+  ASSERT_OK(b);
+  EXPECT_TRUE(b->counted);
+  EXPECT_FALSE(b->probe_wanted);
+  // The wrong probe time confirms nothing; the right one disables, once.
+  confirmed = store_->ConfirmProbeBounce(l->id, "gone@example.net", t0 + 2 * kDay + 4, "x");
+  ASSERT_OK(confirmed);
+  EXPECT_FALSE(confirmed->has_value());
+  confirmed = store_->ConfirmProbeBounce(l->id, "gone@example.net", t0 + 2 * kDay + 5,
+                                         "5.1.1 user unknown");
+  ASSERT_OK(confirmed);
+  ASSERT_TRUE(confirmed->has_value());
+  EXPECT_FALSE((*confirmed)->enabled);
+  EXPECT_EQ((*confirmed)->disabled_reason, "bounces: 5.1.1 user unknown");
+  confirmed = store_->ConfirmProbeBounce(l->id, "gone@example.net", t0 + 2 * kDay + 5, "again");
+  ASSERT_OK(confirmed);
+  EXPECT_FALSE(confirmed->has_value());
+  auto notices = store_->PendingOwnerNotices(10);
+  ASSERT_OK(notices);
+  ASSERT_EQ(notices->size(), 1u);
+  ASSERT_OK(store_->MarkOwnerNotified(l->id, "gone@example.net"));
+  notices = store_->PendingOwnerNotices(10);
+  ASSERT_OK(notices);
+  EXPECT_TRUE(notices->empty());
+  // A disabled member is not scored.
+  b = store_->RecordBounce(l->id, "gone@example.net", t0 + 5 * kDay);
+  ASSERT_OK(b);
+  EXPECT_FALSE(b->counted);
 
   EXPECT_EQ(Addresses(l->id, true), (std::vector<std::string>{"fine@example.net"}));
-  EXPECT_EQ(Addresses(l->id, false),
-            (std::vector<std::string>{"fine@example.net", "gone@example.net"}));
   auto counts = store_->CountMembersByState(l->id);
   ASSERT_OK(counts);
   EXPECT_EQ(counts->enabled, 1);
@@ -506,7 +596,6 @@ TEST_P(ListStoreTest, BouncesDisableAMemberAtTheThresholdAndEnableResets) {
   auto disabled = store_->ListDisabledMembers(l->id);
   ASSERT_OK(disabled);
   ASSERT_EQ(disabled->size(), 1u);
-  EXPECT_EQ((*disabled)[0].address, "gone@example.net");
   EXPECT_EQ((*disabled)[0].disabled_reason, "bounces: 5.1.1 user unknown");
 
   ASSERT_OK(store_->EnableMember(l->id, "gone@Example.Net"));
@@ -515,15 +604,41 @@ TEST_P(ListStoreTest, BouncesDisableAMemberAtTheThresholdAndEnableResets) {
   ASSERT_TRUE(found->has_value());
   EXPECT_TRUE((*found)->enabled);
   EXPECT_EQ((*found)->bounce_score, 0);
+  EXPECT_EQ((*found)->last_bounce_at, 0);
+  EXPECT_EQ((*found)->probe, store::ProbeState::kNone);
   EXPECT_EQ((*found)->disabled_reason, "");
-  EXPECT_EQ(Addresses(l->id, true).size(), 2u);
-  // Re-enabled, it needs the full threshold again.
-  m = store_->RecordBounce(l->id, "gone@example.net", "x");
-  ASSERT_OK(m);
-  EXPECT_TRUE(m->enabled);
 
-  EXPECT_ERROR(store_->RecordBounce(l->id, "nobody@example.net", "x"), "not-found");
+  EXPECT_ERROR(store_->RecordBounce(l->id, "nobody@example.net", t0), "not-found");
   EXPECT_ERROR(store_->EnableMember(l->id, "nobody@example.net"), "not-found");
+}
+
+TEST_P(ListStoreTest, BounceScoresDecayAfterTheStalePeriod) {
+  MailingList in = MakeList("l@example.org");
+  in.bounce_threshold = 3;
+  in.bounce_info_stale_after = 2;
+  in.owner = "Boss@EXAMPLE.org";
+  auto l = store_->CreateList(in);
+  ASSERT_OK(l);
+  EXPECT_EQ(store::OwnerAddress(*l), "Boss@example.org");
+  ASSERT_OK(store_->AddMember(l->id, "x@example.net"));
+  constexpr std::int64_t kDay = 86400;
+  const std::int64_t t0 = 1'700'000'000;
+  ASSERT_OK(store_->RecordBounce(l->id, "x@example.net", t0));
+  auto b = store_->RecordBounce(l->id, "x@example.net", t0 + 2 * kDay);
+  ASSERT_OK(b);
+  EXPECT_EQ(b->member.bounce_score, 2);
+  // More than two days later: the old score is forgotten.
+  b = store_->RecordBounce(l->id, "x@example.net", t0 + 5 * kDay);
+  ASSERT_OK(b);
+  EXPECT_TRUE(b->counted);
+  EXPECT_EQ(b->member.bounce_score, 1);
+  EXPECT_FALSE(b->probe_wanted);
+  MailingList bad = *l;
+  bad.bounce_info_stale_after = 0;
+  EXPECT_ERROR(store_->UpdateList(bad), "invalid-argument");
+  bad.bounce_info_stale_after = 3;
+  bad.owner = "not an address";
+  EXPECT_ERROR(store_->UpdateList(bad), "invalid-argument");
 }
 
 TEST_P(ListStoreTest, BounceReasonsFromRemoteServersAreStoredNotRefused) {
@@ -532,12 +647,17 @@ TEST_P(ListStoreTest, BounceReasonsFromRemoteServersAreStoredNotRefused) {
   auto l = store_->CreateList(in);
   ASSERT_OK(l);
   ASSERT_OK(store_->AddMember(l->id, "x@example.net"));
-  auto m = store_->RecordBounce(l->id, "x@example.net",
-                                std::string("bad\xff\0byte", 9) + std::string(1000, 'r'));
+  auto b = store_->RecordBounce(l->id, "x@example.net", 1'700'000'000);
+  ASSERT_OK(b);
+  EXPECT_TRUE(b->probe_wanted);
+  ASSERT_OK(store_->MarkProbeSent(l->id, "x@example.net", 1'700'000'001));
+  auto m = store_->ConfirmProbeBounce(l->id, "x@example.net", 1'700'000'001,
+                                      std::string("bad\xff\0byte", 9) + std::string(1000, 'r'));
   ASSERT_OK(m);
-  EXPECT_FALSE(m->enabled);
-  EXPECT_EQ(m->disabled_reason.rfind("bounces: bad", 0), 0u);
-  EXPECT_LT(m->disabled_reason.size(), 300u);
+  ASSERT_TRUE(m->has_value());
+  EXPECT_FALSE((*m)->enabled);
+  EXPECT_EQ((*m)->disabled_reason.rfind("bounces: bad", 0), 0u);
+  EXPECT_LT((*m)->disabled_reason.size(), 300u);
 }
 
 TEST_P(ListStoreTest, AddsMembersInBulkSkippingExistingOnes) {

@@ -11,6 +11,8 @@
 #include <random>
 #include <sstream>
 
+#include "blindlist/error_codes.h"
+
 namespace blindlist::store::testkit {
 namespace {
 
@@ -46,7 +48,7 @@ std::vector<Backend> BackendsFromEnvironment() {
 Result<std::string> PostgresTestUrl() {
   const char* file = std::getenv("BLINDLIST_PG_URL_FILE");
   if (file == nullptr || *file == '\0') {
-    return MakeError("store-unavailable",
+    return MakeError(std::string(errc::kStoreUnavailable),
                      "BLINDLIST_PG_URL_FILE is not set: run through ctest (fixture postgres), or "
                      "start a server with scripts/pg-harness start DIR and point it at DIR/url");
   }
@@ -55,8 +57,9 @@ Result<std::string> PostgresTestUrl() {
   text << in.rdbuf();
   std::string url = Trimmed(text.str());
   if (!in || url.empty()) {
-    return MakeError("store-unavailable", std::string("no PostgreSQL test server URL in ") + file +
-                                              " (did the postgres_start fixture fail?)");
+    return MakeError(std::string(errc::kStoreUnavailable),
+                     std::string("no PostgreSQL test server URL in ") + file +
+                         " (did the postgres_start fixture fail?)");
   }
   return url;
 }
@@ -73,7 +76,7 @@ std::string WithUrlParameter(const std::string& url, std::string_view key, std::
 Status PostgresExec(const std::string& url, const std::string& sql) {
   std::unique_ptr<PGconn, ConnDeleter> conn(PQconnectdb(url.c_str()));
   if (PQstatus(conn.get()) != CONNECTION_OK) {
-    return MakeError("store-unavailable", Trimmed(PQerrorMessage(conn.get())));
+    return MakeError(std::string(errc::kStoreUnavailable), Trimmed(PQerrorMessage(conn.get())));
   }
   PQsetNoticeProcessor(
       conn.get(), [](void*, const char*) {}, nullptr);  // "drop cascades to ..."
@@ -92,7 +95,7 @@ Result<std::unique_ptr<ScratchDatabase>> ScratchDatabase::Create(Backend backend
   if (backend == Backend::kSqlite) {
     std::string pattern = (std::filesystem::temp_directory_path() / "blindlist-store-XXXXXX");
     if (mkdtemp(pattern.data()) == nullptr) {
-      return MakeError("store-unavailable", "mkdtemp failed");
+      return MakeError(std::string(errc::kStoreUnavailable), "mkdtemp failed");
     }
     db->directory_ = pattern;
     db->url_ = "sqlite:" + pattern + "/store.db";

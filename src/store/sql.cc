@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "blindlist/error_codes.h"
+
 namespace blindlist::store::sql {
 
 Lease::~Lease() {
@@ -132,7 +134,7 @@ Bytes AsBlob(const Value& v) {
 Error StoreError(std::string message) { return MakeError("store-error", std::move(message)); }
 
 Error UnavailableError(std::string message) {
-  return MakeError("store-unavailable", std::move(message));
+  return MakeError(std::string(errc::kStoreUnavailable), std::move(message));
 }
 
 Result<std::unique_ptr<ConnectionPool>> OpenPool(const std::string& url) {
@@ -147,7 +149,7 @@ Result<std::unique_ptr<ConnectionPool>> OpenPool(const std::string& url) {
   }
   if (!pool.ok()) {
     const Error& e = pool.error();
-    if (e.code == "bad-url" || e.code == "store-unavailable") return e;
+    if (e.code == "bad-url" || e.code == errc::kStoreUnavailable) return e;
     return UnavailableError(e.message);
   }
   return pool;

@@ -7,6 +7,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "blindlist/error_codes.h"
 #include "store/migrations/migrations.h"
 
 namespace blindlist::store {
@@ -49,8 +50,10 @@ KeyState ParseState(std::string_view name) {
   return KeyState::kActive;
 }
 
-Error NotFound(std::string what) { return MakeError("not-found", std::move(what)); }
-Error Exists(std::string what) { return MakeError("exists", std::move(what)); }
+Error NotFound(std::string what) {
+  return MakeError(std::string(errc::kNotFound), std::move(what));
+}
+Error Exists(std::string what) { return MakeError(std::string(errc::kExists), std::move(what)); }
 Error InvalidArgument(std::string what) { return MakeError("invalid-argument", std::move(what)); }
 
 constexpr std::string_view kGroupColumns = "id, name, created_at";
@@ -162,6 +165,47 @@ Result<std::int64_t> RevokeWhere(sql::Connection& c, std::string_view where,
   return c.Exec(statement, params);
 }
 
+// The inserts a group, a key version and a secret version are made of, on a connection
+// inside the caller's transaction (alone, or together: a group with its first keys).
+Result<Group> InsertGroup(sql::Connection& c, const std::string& name) {
+  BL_TRY_ASSIGN(auto rows, c.Query("INSERT INTO groups (name, created_at) VALUES ($1, $2) "
+                                   "ON CONFLICT (name) DO NOTHING RETURNING id, created_at",
+                                   {name, Now()}));
+  if (rows.empty()) return Exists("a group named " + name + " exists");
+  return Group{.id = AsInt(rows[0][0]), .name = name, .created_at = AsInt(rows[0][1])};
+}
+
+Result<int> InsertGroupKey(sql::Connection& c, const GroupKey& key) {
+  // The counter row is locked until commit, so concurrent writers (in any
+  // process) get distinct, increasing versions.
+  BL_TRY_ASSIGN(auto rows, c.Query("UPDATE groups SET last_key_version = last_key_version + 1 "
+                                   "WHERE id = $1 RETURNING last_key_version",
+                                   {key.group_id}));
+  if (rows.empty()) return NotFound("no group with id " + std::to_string(key.group_id));
+  const std::int64_t version = AsInt(rows[0][0]);
+  const bool destroyed = key.state == KeyState::kDestroyed;
+  BL_TRY(c.Exec("INSERT INTO group_keys (" + std::string(kKeyColumns) +
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                {key.group_id, version, key.key_type, key.certificate_der, key.csr_der,
+                 destroyed ? Bytes{} : key.sealed_private_key, std::string(StateName(key.state)),
+                 key.created_at != 0 ? key.created_at : Now()}));
+  return static_cast<int>(version);
+}
+
+Result<int> InsertGroupSecret(sql::Connection& c, const GroupSecretVersion& secret) {
+  BL_TRY_ASSIGN(auto rows,
+                c.Query("UPDATE groups SET last_secret_version = last_secret_version + 1 "
+                        "WHERE id = $1 RETURNING last_secret_version",
+                        {secret.group_id}));
+  if (rows.empty()) return NotFound("no group with id " + std::to_string(secret.group_id));
+  const std::int64_t version = AsInt(rows[0][0]);
+  BL_TRY(c.Exec(
+      "INSERT INTO group_secrets (" + std::string(kSecretColumns) + ") VALUES ($1, $2, $3, $4, $5)",
+      {secret.group_id, version, secret.key_id, secret.sealed_secret,
+       secret.created_at != 0 ? secret.created_at : Now()}));
+  return static_cast<int>(version);
+}
+
 class SqlStore final : public Store {
  public:
   explicit SqlStore(std::unique_ptr<sql::ConnectionPool> pool) : pool_(std::move(pool)) {}
@@ -183,12 +227,21 @@ class SqlStore final : public Store {
 
   Result<Group> CreateGroup(const std::string& name) override {
     if (name.empty()) return InvalidArgument("the group name is empty");
+    return Write([&](sql::Connection& c) { return InsertGroup(c, name); });
+  }
+
+  Result<Group> CreateGroupWithKeys(const std::string& name, const GroupKey& key,
+                                    const GroupSecretVersion& secret) override {
+    if (name.empty()) return InvalidArgument("the group name is empty");
     return Write([&](sql::Connection& c) -> Result<Group> {
-      BL_TRY_ASSIGN(auto rows, c.Query("INSERT INTO groups (name, created_at) VALUES ($1, $2) "
-                                       "ON CONFLICT (name) DO NOTHING RETURNING id, created_at",
-                                       {name, Now()}));
-      if (rows.empty()) return Exists("a group named " + name + " exists");
-      return Group{.id = AsInt(rows[0][0]), .name = name, .created_at = AsInt(rows[0][1])};
+      BL_TRY_ASSIGN(Group group, InsertGroup(c, name));
+      GroupKey first_key = key;
+      first_key.group_id = group.id;
+      BL_TRY(InsertGroupKey(c, first_key));
+      GroupSecretVersion first_secret = secret;
+      first_secret.group_id = group.id;
+      BL_TRY(InsertGroupSecret(c, first_secret));
+      return group;
     });
   }
 
@@ -219,22 +272,24 @@ class SqlStore final : public Store {
   }
 
   Result<int> AddGroupKey(const GroupKey& key) override {
+    return Write([&](sql::Connection& c) { return InsertGroupKey(c, key); });
+  }
+
+  Result<int> RotateGroupKey(const GroupKey& key, int expected_version) override {
     return Write([&](sql::Connection& c) -> Result<int> {
-      // The counter row is locked until commit, so concurrent writers (in any
-      // process) get distinct, increasing versions.
-      BL_TRY_ASSIGN(auto rows, c.Query("UPDATE groups SET last_key_version = last_key_version + 1 "
-                                       "WHERE id = $1 RETURNING last_key_version",
-                                       {key.group_id}));
-      if (rows.empty()) return NotFound("no group with id " + std::to_string(key.group_id));
-      const std::int64_t version = AsInt(rows[0][0]);
-      const bool destroyed = key.state == KeyState::kDestroyed;
+      BL_TRY_ASSIGN(int version, InsertGroupKey(c, key));
+      if (version != expected_version) {
+        // Another rotation came first; the rollback undoes the insert and the counter.
+        return MakeError(std::string(errc::kConflict), "key version " +
+                                                           std::to_string(expected_version) +
+                                                           " was taken by a concurrent rotation");
+      }
       BL_TRY(
-          c.Exec("INSERT INTO group_keys (" + std::string(kKeyColumns) +
-                     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                 {key.group_id, version, key.key_type, key.certificate_der, key.csr_der,
-                  destroyed ? Bytes{} : key.sealed_private_key, std::string(StateName(key.state)),
-                  key.created_at != 0 ? key.created_at : Now()}));
-      return static_cast<int>(version);
+          c.Exec("UPDATE group_keys SET state = $3 "
+                 "WHERE group_id = $1 AND version < $2 AND state = $4",
+                 {key.group_id, std::int64_t{version}, std::string(StateName(KeyState::kRetired)),
+                  std::string(StateName(KeyState::kActive))}));
+      return version;
     });
   }
 
@@ -288,19 +343,7 @@ class SqlStore final : public Store {
   }
 
   Result<int> AddGroupSecret(const GroupSecretVersion& secret) override {
-    return Write([&](sql::Connection& c) -> Result<int> {
-      BL_TRY_ASSIGN(auto rows,
-                    c.Query("UPDATE groups SET last_secret_version = last_secret_version + 1 "
-                            "WHERE id = $1 RETURNING last_secret_version",
-                            {secret.group_id}));
-      if (rows.empty()) return NotFound("no group with id " + std::to_string(secret.group_id));
-      const std::int64_t version = AsInt(rows[0][0]);
-      BL_TRY(c.Exec("INSERT INTO group_secrets (" + std::string(kSecretColumns) +
-                        ") VALUES ($1, $2, $3, $4, $5)",
-                    {secret.group_id, version, secret.key_id, secret.sealed_secret,
-                     secret.created_at != 0 ? secret.created_at : Now()}));
-      return static_cast<int>(version);
-    });
+    return Write([&](sql::Connection& c) { return InsertGroupSecret(c, secret); });
   }
 
   Result<std::vector<GroupSecretVersion>> ListGroupSecrets(std::int64_t group_id) override {
@@ -335,6 +378,29 @@ class SqlStore final : public Store {
                                    {group_id, address}));
       if (n == 0) return NotFound(address + " is not a member");
       BL_TRY(RevokeWhere(c, "group_id = $2 AND member_address = $3", {Now(), group_id, address}));
+      return std::monostate{};
+    }));
+  }
+
+  Status SetMemberCertificate(std::int64_t group_id, const std::string& address,
+                              const Bytes& certificate_der,
+                              const std::string& cert_fingerprint) override {
+    return ToStatus(Write([&](sql::Connection& c) -> Result<std::monostate> {
+      BL_TRY_ASSIGN(auto n, c.Exec("UPDATE members SET certificate_der = $3, cert_fingerprint = $4 "
+                                   "WHERE group_id = $1 AND address = $2",
+                                   {group_id, address, certificate_der, Lower(cert_fingerprint)}));
+      if (n == 0) return NotFound(address + " is not a member");
+      return std::monostate{};
+    }));
+  }
+
+  Status SetMemberTokenHash(std::int64_t group_id, const std::string& address,
+                            const Bytes& token_hash) override {
+    return ToStatus(Write([&](sql::Connection& c) -> Result<std::monostate> {
+      BL_TRY_ASSIGN(auto n, c.Exec("UPDATE members SET token_hash = $3 "
+                                   "WHERE group_id = $1 AND address = $2",
+                                   {group_id, address, token_hash}));
+      if (n == 0) return NotFound(address + " is not a member");
       return std::monostate{};
     }));
   }
@@ -437,6 +503,13 @@ class SqlStore final : public Store {
     }));
   }
 
+  Result<std::int64_t> PruneAudit(UnixTime before) override {
+    return Write([&](sql::Connection& c) -> Result<std::int64_t> {
+      BL_TRY_ASSIGN(auto n, c.Exec("DELETE FROM audit_log WHERE occurred_at < $1", {before}));
+      return static_cast<std::int64_t>(n);
+    });
+  }
+
   Result<std::vector<AuditRecord>> ListAudit(const AuditQuery& q) override {
     if (q.limit <= 0) return std::vector<AuditRecord>();
     std::string where;
@@ -474,8 +547,9 @@ class SqlStore final : public Store {
       BL_TRY(GroupMustExist(c, cert.group_id));
       BL_TRY_ASSIGN(auto member, c.Query(member_row, {cert.group_id, cert.member_address}));
       if (member.empty()) {
-        return MakeError("not-a-member", cert.member_address + " is not a member of group " +
-                                             std::to_string(cert.group_id));
+        return MakeError(
+            std::string(errc::kNotAMember),
+            cert.member_address + " is not a member of group " + std::to_string(cert.group_id));
       }
       BL_TRY_ASSIGN(auto n,
                     c.Exec("INSERT INTO issued_certificates (" + std::string(kCertificateColumns) +

@@ -1,6 +1,7 @@
 // Store::Open: picks the backend from the URL, connects and migrates.
 #include "store/store.h"
 
+#include "blindlist/error_codes.h"
 #include "store/sql.h"
 #include "store/sql_store.h"
 
@@ -10,7 +11,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& url) {
   auto pool = sql::OpenPool(url);
   if (!pool.ok()) return pool.error();
   auto store = OpenSqlStore(std::move(pool).value());
-  if (!store.ok() && store.error().code != "store-unavailable") {
+  if (!store.ok() && store.error().code != errc::kStoreUnavailable) {
     return sql::UnavailableError("cannot migrate the database: " + store.error().message);
   }
   return store;

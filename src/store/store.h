@@ -134,10 +134,18 @@ class Store {
   virtual Result<std::vector<Group>> ListGroups() = 0;
   virtual Status DeleteGroup(
       std::int64_t group_id) = 0;  // with its keys, secrets, members, exploder
+  // A group with its first key version and first secret version, in one transaction: all of it
+  // or nothing. The records' group_id is ignored. Errors: "exists", as CreateGroup.
+  virtual Result<Group> CreateGroupWithKeys(const std::string& name, const GroupKey& key,
+                                            const GroupSecretVersion& secret) = 0;
 
   // Adds a key version; `key.version` is ignored and the next number is assigned and returned.
   // Versions are never reused, also across processes. Errors: "not-found" (no such group).
   virtual Result<int> AddGroupKey(const GroupKey& key) = 0;
+  // A key rotation in one transaction: adds `key` as version `expected_version` (sealed for that
+  // version) and retires every older active version. Errors: "conflict" (a concurrent rotation
+  // took that version; nothing is written), "not-found" (no such group).
+  virtual Result<int> RotateGroupKey(const GroupKey& key, int expected_version) = 0;
   virtual Result<std::vector<GroupKey>> ListGroupKeys(std::int64_t group_id) = 0;  // by version
   virtual Status SetGroupKeyCertificate(std::int64_t group_id, int version,
                                         const Bytes& cert_der) = 0;
@@ -163,6 +171,14 @@ class Store {
   virtual Result<std::optional<Member>> FindMemberByTokenHash(std::int64_t group_id,
                                                               const Bytes& token_hash) = 0;
   virtual Result<std::vector<Member>> ListMembers(std::int64_t group_id) = 0;
+  // Replace one credential of a current member, leaving the other and the member's
+  // membership certificates as they are. An empty value removes that credential.
+  // Errors: "not-found" (not a member).
+  virtual Status SetMemberCertificate(std::int64_t group_id, const std::string& address,
+                                      const Bytes& certificate_der,
+                                      const std::string& cert_fingerprint) = 0;
+  virtual Status SetMemberTokenHash(std::int64_t group_id, const std::string& address,
+                                    const Bytes& token_hash) = 0;
 
   virtual Status SetExploder(const Exploder& exploder) = 0;  // replaces any previous one
   virtual Result<std::optional<Exploder>> FindExploder(std::int64_t group_id) = 0;
@@ -180,6 +196,8 @@ class Store {
     for (const auto& r : records) BL_TRY(AppendAudit(r));
     return Status::Ok();
   }
+  // Deletes every record older than `before` (time < before); returns how many.
+  virtual Result<std::int64_t> PruneAudit(UnixTime before) = 0;
   // Newest first (by id), filtered and paged as `query` says.
   virtual Result<std::vector<AuditRecord>> ListAudit(const AuditQuery& query) = 0;
   // Newest first; group "" means all groups; limit <= 0 gives none.

@@ -330,6 +330,68 @@ TEST_P(StoreTest, AssignsKeyVersionsAndTracksTheirState) {
   EXPECT_EQ(*next, 4);
 }
 
+TEST_P(StoreTest, RotatesAKeyInOneTransaction) {
+  const std::int64_t g = MakeGroup("list@example.org");
+  ASSERT_OK(
+      store_->AddGroupKey({.group_id = g, .key_type = "p256", .sealed_private_key = Blob(1)}));
+  ASSERT_OK(
+      store_->AddGroupKey({.group_id = g, .key_type = "p256", .sealed_private_key = Blob(2)}));
+  ASSERT_OK(store_->SetGroupKeyState(g, 1, KeyState::kRetired));
+  ASSERT_OK(store_->DestroyGroupKey(g, 1));
+  // Version 3, and the older active one (2) retired with it; destroyed stays destroyed.
+  auto v3 =
+      store_->RotateGroupKey({.group_id = g, .key_type = "p256", .sealed_private_key = Blob(3)}, 3);
+  ASSERT_OK(v3);
+  EXPECT_EQ(*v3, 3);
+  auto keys = store_->ListGroupKeys(g);
+  ASSERT_OK(keys);
+  ASSERT_EQ(keys->size(), 3u);
+  EXPECT_EQ((*keys)[0].state, KeyState::kDestroyed);
+  EXPECT_EQ((*keys)[1].state, KeyState::kRetired);
+  EXPECT_EQ((*keys)[2].state, KeyState::kActive);
+  EXPECT_EQ((*keys)[2].sealed_private_key, Blob(3));
+  // A rotation sealed for a version another one took writes nothing: no row, no retirement,
+  // and the next version is still 4.
+  EXPECT_ERROR(
+      store_->RotateGroupKey({.group_id = g, .key_type = "p256", .sealed_private_key = Blob(4)}, 3),
+      "conflict");
+  keys = store_->ListGroupKeys(g);
+  ASSERT_OK(keys);
+  ASSERT_EQ(keys->size(), 3u);
+  EXPECT_EQ((*keys)[2].state, KeyState::kActive);
+  EXPECT_ERROR(store_->RotateGroupKey({.group_id = 9999, .key_type = "p256"}, 1), "not-found");
+  auto v4 =
+      store_->RotateGroupKey({.group_id = g, .key_type = "p256", .sealed_private_key = Blob(4)}, 4);
+  ASSERT_OK(v4);
+  EXPECT_EQ(*v4, 4);
+}
+
+TEST_P(StoreTest, CreatesAGroupWithItsFirstKeysOrNothing) {
+  const GroupKey key{.key_type = "p256", .certificate_der = Blob(5), .sealed_private_key = Blob(6)};
+  const GroupSecretVersion secret{.key_id = Blob(7, 16), .sealed_secret = Blob(8)};
+  auto g = store_->CreateGroupWithKeys("list@example.org", key, secret);
+  ASSERT_OK(g);
+  auto keys = store_->ListGroupKeys(g->id);
+  ASSERT_OK(keys);
+  ASSERT_EQ(keys->size(), 1u);
+  EXPECT_EQ((*keys)[0].version, 1);
+  EXPECT_EQ((*keys)[0].group_id, g->id);
+  EXPECT_EQ((*keys)[0].sealed_private_key, Blob(6));
+  auto secrets = store_->ListGroupSecrets(g->id);
+  ASSERT_OK(secrets);
+  ASSERT_EQ(secrets->size(), 1u);
+  EXPECT_EQ((*secrets)[0].version, 1);
+  EXPECT_EQ((*secrets)[0].key_id, Blob(7, 16));
+  EXPECT_ERROR(store_->CreateGroupWithKeys("list@example.org", key, secret), "exists");
+  // A failure after the group's row (text a backend refuses, in the key) leaves no group behind.
+  GroupKey bad = key;
+  bad.key_type = "bad\xff";
+  EXPECT_ERROR(store_->CreateGroupWithKeys("other@example.org", bad, secret), "invalid-argument");
+  auto other = store_->FindGroup("other@example.org");
+  ASSERT_OK(other);
+  EXPECT_FALSE(other->has_value()) << "a failed creation left a group without keys";
+}
+
 TEST_P(StoreTest, AssignsGroupSecretVersions) {
   const std::int64_t g = MakeGroup("list@example.org");
   const std::int64_t other = MakeGroup("other@example.org");
@@ -484,6 +546,48 @@ TEST_P(StoreTest, RemovingAMemberRevokesItsUnexpiredCertificates) {
     EXPECT_GE(c.revoked_at, now);
     EXPECT_LE(c.revoked_at, Now());
   }
+}
+
+TEST_P(StoreTest, ReplacesOneCredentialKeepingTheMemberAndItsCertificates) {
+  const std::int64_t g = MakeGroup("list@example.org");
+  const Member alice = MakeMember(g, "alice@example.org", 1);
+  const Member renewed = MakeMember(g, "alice@example.org", 7);  // another certificate and token
+  ASSERT_OK(store_->AddMember(alice));
+  ASSERT_OK(store_->RecordIssuedCertificate({.serial_hex = "0a01",
+                                             .group_id = g,
+                                             .member_address = "alice@example.org",
+                                             .not_after = Now() + 3600}));
+  ASSERT_OK(store_->SetMemberCertificate(g, "alice@example.org", renewed.certificate_der,
+                                         renewed.cert_fingerprint));
+  auto by_new = store_->FindMemberByCertFingerprint(g, renewed.cert_fingerprint);
+  ASSERT_OK(by_new);
+  ASSERT_TRUE(by_new->has_value());
+  EXPECT_EQ((*by_new)->token_hash, alice.token_hash);  // the token is untouched
+  auto by_old = store_->FindMemberByCertFingerprint(g, alice.cert_fingerprint);
+  ASSERT_OK(by_old);
+  EXPECT_FALSE(by_old->has_value());
+
+  ASSERT_OK(store_->SetMemberTokenHash(g, "alice@example.org", renewed.token_hash));
+  auto by_token = store_->FindMemberByTokenHash(g, renewed.token_hash);
+  ASSERT_OK(by_token);
+  ASSERT_TRUE(by_token->has_value());
+  EXPECT_EQ((*by_token)->cert_fingerprint, renewed.cert_fingerprint);
+  auto old_token = store_->FindMemberByTokenHash(g, alice.token_hash);
+  ASSERT_OK(old_token);
+  EXPECT_FALSE(old_token->has_value());
+
+  // Path G certificates stay valid: the member never left the roster.
+  auto issued = store_->FindIssuedCertificate("0a01");
+  ASSERT_OK(issued);
+  ASSERT_TRUE(issued->has_value());
+  EXPECT_FALSE((*issued)->record.revoked);
+  EXPECT_TRUE((*issued)->member_current);
+
+  EXPECT_ERROR(store_->SetMemberCertificate(g, "nobody@example.org", renewed.certificate_der,
+                                            renewed.cert_fingerprint),
+               "not-found");
+  EXPECT_ERROR(store_->SetMemberTokenHash(g, "nobody@example.org", renewed.token_hash),
+               "not-found");
 }
 
 TEST_P(StoreTest, RevokesMemberCertificatesOnRequest) {
@@ -757,6 +861,27 @@ TEST_P(StoreTest, PagesTheAuditBackwardsAndByTimeSoOldRecordsStayInView) {
   auto before_all = store_->ListAudit(AuditQuery{.limit = 100, .before_id = 1});
   ASSERT_OK(before_all);
   EXPECT_TRUE(before_all->empty());
+}
+
+TEST_P(StoreTest, PrunesAuditRecordsOlderThanATime) {
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_OK(store_->AppendAudit({.time = 1700000000 + 60 * i,
+                                   .daemon = "groupd",
+                                   .caller = "admin:x",
+                                   .group = i % 2 == 0 ? "a@example.org" : "b@example.org",
+                                   .operation = "op" + std::to_string(i),
+                                   .result = "ok"}));
+  }
+  auto pruned = store_->PruneAudit(1700000000 + 60 * 4);  // op0..op3
+  ASSERT_OK(pruned);
+  EXPECT_EQ(*pruned, 4);
+  auto left = store_->ListAudit("", 100);
+  ASSERT_OK(left);
+  ASSERT_EQ(left->size(), 6U);
+  EXPECT_EQ(left->back().operation, "op4");
+  pruned = store_->PruneAudit(1700000000 + 60 * 4);
+  ASSERT_OK(pruned);
+  EXPECT_EQ(*pruned, 0);
 }
 
 TEST_P(StoreTest, TruncatesTheAuditReasonAndKeepsOddText) {

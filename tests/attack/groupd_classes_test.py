@@ -661,6 +661,28 @@ class MalformedInput(Base):
         items = [{"operation": "unwrap", "recipient_info": "QQ=="}] * 501
         self.refused(D.g.post(path, {"requests": items}, **cred), 413, "too-many")
 
+    def test_bulk_items_are_checked_as_requests_are(self):
+        # An item's rsa_padding of another type or value is the caller's mistake, as in a request of
+        # its own: never a silent RSA-OAEP answer.
+        path = "/v1/groups/%s/bulk" % quote(RSA)
+        cred = {"token": W["tok"][(RSA, "alice")]}  # alice's registered certificate is RSA
+        ri = b64(W["ri"]["rsa-oaep"])
+        for v in (5, True, None, [], {}, "pss", "OAEP", ""):
+            with self.subTest(rsa_padding=v):
+                r = D.g.post(path, {"requests": [{"operation": "rewrap", "recipient_info": ri, "rsa_padding": v},
+                                                 {"operation": "rewrap", "recipient_info": ri}]}, **cred)
+                self.assertEqual(r.status, 200, r)
+                got = [(x["status"], x.get("error")) for x in r.json["responses"]]
+                self.assertEqual(got, [(400, "malformed-request"), (200, None)])
+        for field in ("recipient_info", "blinded"):
+            with self.subTest(field=field):
+                item = {"operation": "blind", "recipient_info": ri, "blinded": b64((2).to_bytes(384, "big"))}
+                item[field] = 5
+                r = D.g.post(path, {"requests": [item]}, **cred)
+                self.assertEqual(r.status, 200, r)
+                self.assertEqual([(x["status"], x.get("error")) for x in r.json["responses"]],
+                                 [(400, "malformed-request")])
+
     def test_wrong_field_types_admin(self):
         adm = {"token": D.admin_token}
         q = quote(SCRATCH)

@@ -757,7 +757,7 @@ class Deployment:
                        "private_key": self.pki.key("certd-%s" % self.name), "threads": 2},
             "store": {"url": self.store_url},
             "ca": {"certificate": self.membership_ca_crt, "private_key": self.membership_ca_key},
-            "certificates": {"validity_hours": self.validity_hours, "crl_url": "https://127.0.0.1/v1/crl",
+            "certificates": {"validity_hours": self.validity_hours, "crl_url": "https://certd.blindlist.test/v1/crl",
                              "crl_next_update_seconds": 3600},
             "limits": self.certd_limits,
             "log": {"level": "info"},

@@ -48,9 +48,13 @@ def wait_for(predicate, timeout=120, what="condition", interval=0.2):
 class Sink:
     """The smarthost: aiosmtpd recording every (message, recipient) it accepts."""
 
-    def __init__(self, directory, rejects=None, port=0):
+    def __init__(self, directory, rejects=None, port=0, xverp=False, data_reply=None, data_reply_match=None,
+                 refuse_bare_lf=False):
         self.dir = directory
         self.rejects = dict(rejects or {})
+        self.flags = (["--xverp"] if xverp else []) + (["--data-reply", data_reply] if data_reply else []) + \
+            (["--data-reply-match", data_reply_match] if data_reply_match else []) + \
+            (["--refuse-bare-lf"] if refuse_bare_lf else [])  # a strict receiver: 550 5.6.0 to bare LF or CR
         self.port = port or free_port()
         self.proc = None
 
@@ -63,6 +67,7 @@ class Sink:
                 "--port", str(self.port)]
         for addr, code in self.rejects.items():
             args += ["--reject", "%s=%s" % (addr, code)]
+        args += self.flags
         with open(os.path.join(self.dir, "sink.log"), "ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         wait_for(lambda: os.path.exists(port_file) or self.proc.poll() is not None, 60, "the SMTP sink")

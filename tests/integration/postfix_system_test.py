@@ -365,7 +365,10 @@ class PostfixSystemTest(harness.TestCase):
                     self.assertEqual(header_values(msg, name), header_values(post, name), name)
                 # Delivered by Postfix's virtual(8) to this member, sent by listd with the list's bounce address.
                 self.assertEqual(header_values(msg, "Delivered-To"), [addr])
-                self.assertEqual(header_values(msg, "Return-Path"), ["<team-bounces@lists.test>"])
+                # VERP: the list's bounce address with a tag naming the post and the member.
+                rp = header_values(msg, "Return-Path")
+                self.assertEqual(len(rp), 1, rp)
+                self.assertRegex(rp[0], r"^<team-bounces\+[a-z0-9.+=-]+@lists\.test>$")
                 # Two Postfix hops: sender -> Postfix, listd -> Postfix.
                 received = header_values(msg, "Received")
                 self.assertGreaterEqual(len([r for r in received if "by mx.postfix.test" in r]), 2, received)

@@ -47,9 +47,31 @@ constexpr std::string_view kRequireAead = R"sql(
 ALTER TABLE lists ADD COLUMN require_aead INTEGER NOT NULL DEFAULT 0 CHECK (require_aead IN (0, 1));
 )sql";
 
+// A list's delivery list may follow groupd's roster ("groupd") instead of being kept by hand.
+constexpr std::string_view kRoster = R"sql(
+ALTER TABLE lists ADD COLUMN roster TEXT NOT NULL DEFAULT 'manual' CHECK (roster IN ('manual', 'groupd'));
+)sql";
+
+// Bounces as Mailman 3 scores them: one per member per day (last_bounce_at), forgotten after
+// bounce_info_stale_after days; a probe before disabling (probe_state 0 none, 1 wanted, 2 sent
+// at probe_at); the owner told of each member disabled (owner_notice_due). owner_address ''
+// means local-part + "-owner@" + domain.
+constexpr std::string_view kBounceScoring = R"sql(
+ALTER TABLE lists ADD COLUMN bounce_info_stale_after INTEGER NOT NULL DEFAULT 7 CHECK (bounce_info_stale_after >= 1);
+ALTER TABLE lists ADD COLUMN owner_address TEXT NOT NULL DEFAULT '';
+ALTER TABLE list_members ADD COLUMN last_bounce_at BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE list_members ADD COLUMN probe_state INTEGER NOT NULL DEFAULT 0 CHECK (probe_state IN (0, 1, 2));
+ALTER TABLE list_members ADD COLUMN probe_at BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE list_members ADD COLUMN owner_notice_due INTEGER NOT NULL DEFAULT 0 CHECK (owner_notice_due IN (0, 1));
+CREATE INDEX list_members_probe_state ON list_members (probe_state);
+CREATE INDEX list_members_owner_notice_due ON list_members (owner_notice_due);
+)sql";
+
 constexpr Migration kListMigrations[] = {
     {1, "initial list schema", kInitialListSchema},
     {2, "lists.require_aead", kRequireAead},
+    {3, "lists.roster", kRoster},
+    {4, "bounce scoring: stale after, probes, owner notices", kBounceScoring},
 };
 
 // pg_advisory_xact_lock key for listd's migrations ("blls"), distinct from groupd's.

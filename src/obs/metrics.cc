@@ -1,5 +1,5 @@
 
-#include "net/metrics.h"
+#include "obs/metrics.h"
 
 #include <algorithm>
 #include <array>

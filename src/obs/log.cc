@@ -1,5 +1,5 @@
 
-#include "net/log.h"
+#include "obs/log.h"
 
 #include <unistd.h>
 

@@ -1,0 +1,38 @@
+// Error codes that one module gives and another compares (Error::code, and the
+// "error" word of the HTTP API, docs/api.md). A code compared across modules is
+// named here once, so a typo is a compile error instead of a branch never taken.
+// Thread-safety: constants only.
+#pragma once
+
+#include <string_view>
+
+namespace blindlist::errc {
+
+// ---- the store (src/store) ----
+inline constexpr std::string_view kExists = "exists";
+inline constexpr std::string_view kNotFound = "not-found";
+inline constexpr std::string_view kStoreUnavailable = "store-unavailable";
+inline constexpr std::string_view kNotAMember = "not-a-member";  // also an HTTP refusal (403)
+inline constexpr std::string_view kConflict = "conflict";        // also an HTTP refusal (409)
+
+// ---- crypto (src/crypto) ----
+inline constexpr std::string_view kCrypto = "crypto";  // an OpenSSL failure: ours, not the input's
+inline constexpr std::string_view kMalformedDer = "malformed-der";
+inline constexpr std::string_view kUnwrapFailed = "unwrap-failed";  // also an HTTP refusal (400)
+inline constexpr std::string_view kNoRecipient = "no-recipient";
+inline constexpr std::string_view kTampered = "tampered";
+inline constexpr std::string_view kBadPoint = "bad-point";
+inline constexpr std::string_view kExpired = "expired";
+inline constexpr std::string_view kNotYetValid = "not-yet-valid";
+
+// ---- the HTTP API (daemons, api::ApiClient) ----
+inline constexpr std::string_view kInternal = "internal";  // 500: logged, never detailed
+inline constexpr std::string_view kMalformedJson = "malformed-json";
+inline constexpr std::string_view kMalformedRequest = "malformed-request";
+inline constexpr std::string_view kRateLimited = "rate-limited";
+inline constexpr std::string_view kBadReply = "bad-reply";  // a 2xx answer the client cannot use
+
+// ---- the blindlist command ----
+inline constexpr std::string_view kTempFail = "tempfail";  // exit 75 (EX_TEMPFAIL): try later
+
+}  // namespace blindlist::errc
