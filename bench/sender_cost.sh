@@ -85,6 +85,8 @@ if [[ -z "$out" ]]; then out="$work/results"; fi
 mkdir -p "$out"
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
+# The machine may be shared: the load goes with the figures (load.txt, and standard error).
+note_load() { echo "$1: $(uptime)" | tee -a "$out/load.txt" >&2; }
 
 # ---- the post: a 102400-byte RFC 5322 message, text/plain, word-like text
 #      (so gpg's default compression sees realistic input) ----
@@ -162,6 +164,7 @@ setup_ms=$(($(now_ms) - t0))
 echo "setup (keys and certificates, generated or cached): $((setup_ms / 1000)) s" >&2
 
 # ---- measure ----
+note_load "before the N runs"
 # Per command: median, minimum and maximum wall time, mean CPU time (user +
 # system), in ms, and output size. On a shared machine the CPU time and the
 # minimum are the steadier figures.
@@ -189,6 +192,8 @@ for n in $ns; do
     "$(stat_ms "$out/hyperfine-$n.json" gpg) $(wc -c <"$gpg_out")" \
     "$(stat_ms "$out/hyperfine-$n.json" openssl) $(wc -c <"$ossl_out")" >>"$out/results.txt"
 done
+
+note_load "after the N runs"
 
 # ---- check that every output decrypts back to the post (for member 1 / the group key) ----
 n=$max_n
@@ -275,6 +280,7 @@ if ((startup)); then
     for f in d1 d2 d4; do cmp -s "$src" "$work/$f" || die "$size: $f does not match the post"; done
   done
   srun=$((2 * runs))
+  note_load "before the start-up run"
   cmds=(-n "blindlist --version" "$blindlist --version" -n "openssl version" "openssl version")
   for size in 100k 24m; do
     src="$post"; [[ $size == 24m ]] && src="$large"
@@ -289,6 +295,7 @@ if ((startup)); then
   done
   hyperfine -N --style basic --warmup 2 --runs "$srun" --export-json "$out/hyperfine-startup.json" \
     "${cmds[@]}" >&2
+  note_load "after the start-up run"
   jq -r '.results[] | "\(.command)\t\(.median * 1000)\t\(.min * 1000)\t\((.user + .system) * 1000)"' \
     "$out/hyperfine-startup.json" >"$out/startup.tsv"
   awk -F'\t' -v runs="$srun" '
