@@ -9,6 +9,7 @@ namespace blindlist::crypto {
 // wrap, RSA-OAEP/PKCS#1, ECDH P-256, SHA-256) and no configured OIDs or engines, and Debian's
 // default file configures nothing; parsing it costs more than the encryption of a small post.
 // An operator who needs a configured provider (FIPS) sets OPENSSL_CONF and it is honoured.
+// OpenSSL's exit-time clean-up is not registered (the process ends right after its command).
 void InitForCommandLine();
 
 }  // namespace blindlist::crypto

@@ -32,6 +32,19 @@ Error BadCharacter(char c, std::size_t offset) {
                                  std::to_string(offset)};
 }
 
+// `groups` whole groups of 3 bytes as 4 characters each, no line ending; returns the end.
+char* EncodeGroups(const std::uint8_t* in, std::size_t groups, char* p) {
+  for (std::size_t k = 0; k < groups; ++k, in += 3, p += 4) {
+    const std::uint32_t g =
+        (std::uint32_t{in[0]} << 16) | (std::uint32_t{in[1]} << 8) | std::uint32_t{in[2]};
+    p[0] = kAlphabet[g >> 18];
+    p[1] = kAlphabet[(g >> 12) & 63];
+    p[2] = kAlphabet[(g >> 6) & 63];
+    p[3] = kAlphabet[g & 63];
+  }
+  return p;
+}
+
 }  // namespace
 
 Result<Bytes> DecodeBase64Lines(std::string_view text) {
@@ -120,6 +133,16 @@ void Base64LineEncoder::Append(ByteView data, std::string& out) {
   if (pending_size_ == 3) {
     Emit(pending_, 3, p);
     pending_size_ = 0;
+  }
+  // Group by group to the end of the current line, then whole lines without a column check
+  // per character (the encoder's cost is otherwise a fifth of a 100 KB post's encryption).
+  const std::size_t line_bytes = line_length_ % 4 == 0 ? line_length_ / 4 * 3 : 0;
+  for (; column_ != 0 && i + 3 <= data.size(); i += 3) Emit(data.data() + i, 3, p);
+  if (line_bytes > 0) {
+    for (; column_ == 0 && i + line_bytes <= data.size(); i += line_bytes) {
+      p = EncodeGroups(data.data() + i, line_bytes / 3, p);
+      for (char e : eol_) *p++ = e;
+    }
   }
   for (; i + 3 <= data.size(); i += 3) Emit(data.data() + i, 3, p);
   while (i < data.size()) pending_[pending_size_++] = data[i++];
