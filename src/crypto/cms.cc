@@ -602,6 +602,19 @@ Bytes Envelope::Serialize() const {
                                       der::Encode(der::ContextConstructed(0), body)});
 }
 
+Status Envelope::ReencodeContentDer() {
+  BL_TRY_ASSIGN(der::Tlv eci, der::ParseSingle(encrypted_content_info, "EncryptedContentInfo"));
+  der::DerReader r(eci);
+  BL_TRY_ASSIGN(der::Tlv ct, r.Expect(der::kOid, "contentType"));
+  BL_TRY_ASSIGN(der::Tlv alg, r.Expect(der::kSequence, "contentEncryptionAlgorithm"));
+  if (alg.indefinite) return Malformed("contentEncryptionAlgorithm of indefinite length");
+  Bytes reencoded = der::Encode(
+      der::kSequence, {Bytes(ct.raw.begin(), ct.raw.end()), Bytes(alg.raw.begin(), alg.raw.end()),
+                       der::Encode(der::ContextPrimitive(0), ciphertext)});
+  encrypted_content_info = std::move(reencoded);
+  return Status::Ok();
+}
+
 Status Envelope::AddRecipient(ByteView recipient_info_der) {
   BL_TRY_ASSIGN(RecipientInfo ri, RecipientInfo::Parse(recipient_info_der));
   recipients.push_back(std::move(ri));

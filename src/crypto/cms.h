@@ -87,6 +87,11 @@ struct Envelope {
   Status AddRecipient(ByteView recipient_info_der);
   Status ReplaceRecipient(std::size_t index, ByteView recipient_info_der);
   Status RemoveRecipient(std::size_t index);
+  // Re-encodes the EncryptedContentInfo in DER (definite lengths, the ciphertext as one
+  // primitive [0]) without touching the ciphertext, so that a copy whose outer structure is
+  // re-encoded in DER is DER throughout: NSS refuses an indefinite-length BER
+  // EncryptedContentInfo (what streaming encoders, openssl cms among them, write) inside it.
+  Status ReencodeContentDer();
 };
 
 // The RecipientInfos of a ContentInfo from the first bytes of its encoding only:
