@@ -176,6 +176,11 @@ Status Normalise(MailingList& list) {
     return InvalidArgument("member_clients must be any or nss, not \"" +
                            sql::SanitizeText(list.member_clients, 40) + "\"");
   }
+  if (list.member_clients == "nss" && list.require_aead) {
+    return InvalidArgument(
+        "member_clients nss needs AES-CBC posts (NSS reads nothing else): require_aead cannot be "
+        "on");
+  }
   if (list.roster != "manual" && list.roster != "groupd") {
     return InvalidArgument("roster must be manual or groupd, not \"" +
                            sql::SanitizeText(list.roster, 40) + "\"");
@@ -255,18 +260,19 @@ class SqlListStore final : public ListStore {
       list.created_at = list.created_at != 0 ? list.created_at : Now();
       BL_TRY_ASSIGN(
           auto rows,
-          c.Query("INSERT INTO lists (address, group_name, description, reading, posting, "
-                  "encrypted_only, bounce_address, bounce_threshold, created_at, require_aead, "
-                  "roster, bounce_info_stale_after, owner_address, per_member, per_member_fallback, "
-                  "member_clients) "
-                  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) "
-                  "ON CONFLICT DO NOTHING RETURNING id",
-                  {list.address, list.group, list.description, StoredReading(list), list.posting,
-                   std::int64_t{list.encrypted_only ? 1 : 0}, list.bounce_address,
-                   std::int64_t{list.bounce_threshold}, list.created_at,
-                   std::int64_t{list.require_aead ? 1 : 0}, list.roster,
-                   std::int64_t{list.bounce_info_stale_after}, list.owner, PerMember(list),
-                   list.per_member_fallback, list.member_clients}));
+          c.Query(
+              "INSERT INTO lists (address, group_name, description, reading, posting, "
+              "encrypted_only, bounce_address, bounce_threshold, created_at, require_aead, "
+              "roster, bounce_info_stale_after, owner_address, per_member, per_member_fallback, "
+              "member_clients) "
+              "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) "
+              "ON CONFLICT DO NOTHING RETURNING id",
+              {list.address, list.group, list.description, StoredReading(list), list.posting,
+               std::int64_t{list.encrypted_only ? 1 : 0}, list.bounce_address,
+               std::int64_t{list.bounce_threshold}, list.created_at,
+               std::int64_t{list.require_aead ? 1 : 0}, list.roster,
+               std::int64_t{list.bounce_info_stale_after}, list.owner, PerMember(list),
+               list.per_member_fallback, list.member_clients}));
       // Only a writer in another process between our check and the insert gets here.
       if (rows.empty()) return Exists("a list at " + list.address + " exists");
       list.id = sql::AsInt(rows[0][0]);

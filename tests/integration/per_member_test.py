@@ -156,6 +156,18 @@ class PerMemberTest(harness.TestCase):
         self.assertAudited(self.d, LIST, "rewrap-members", "ok", caller="exploder")
         self.assertAudited(self.d, LIST, "rewrap-member", "not-member", caller="exploder")
 
+    def test_d_a_post_nss_cannot_read_is_refused_with_the_reason(self):
+        msg = lh.make_post(self.work, self.cert, "per-member-gcm", "AES-GCM.", to=LIST, cipher="-aes-256-gcm")
+        rc, out = lh.swaks(self.l.smtp_port, LIST, msg)
+        self.assertNotEqual(rc, 0, out)
+        self.assertIn("550 5.7.6", out)
+        self.assertIn("is read with NSS (Thunderbird), which opens only EnvelopedData with AES-CBC", out)
+        self.assertIn("AuthEnvelopedData with aes-256-gcm", out)
+        # The list's settings cannot contradict each other.
+        p = self.l.lists("set", LIST, "--require-aead", check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn(b"member_clients nss needs AES-CBC posts", p.stderr)
+
     def test_b_removed_member_gets_nothing_from_the_next_post(self):
         self.d.admin("member", "remove", LIST, BOB)
         try:
