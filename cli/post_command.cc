@@ -34,7 +34,7 @@ struct PostOptions {
   std::string smtp_ca;
   bool accept_new = false;
   bool require_tls = false;
-  std::string cipher = "aes-256-gcm";
+  std::string cipher;  // empty: as the list's published policy says
 };
 
 std::string DefaultKnownLists() {
@@ -130,9 +130,23 @@ Status RunPost(PostOptions o) {
                  o.list.c_str(), fingerprint.c_str());
   }
 
+  // The list's published cipher policy (X-Blindlist-Content-Cipher): what its members can read.
+  const std::string policy = client.last_header("x-blindlist-content-cipher");
+  std::string cipher = o.cipher;
+  if (cipher.empty()) cipher = policy == "aes-cbc" ? "aes-256-cbc" : "aes-256-gcm";
+  if (policy == "aes-cbc" && cipher != "aes-256-cbc") {
+    return MakeError("usage", o.list +
+                                  " is read with NSS (Thunderbird), which opens only AES-CBC: "
+                                  "post with --cipher aes-256-cbc (or without --cipher)");
+  }
+  if (policy == "aead" && cipher != "aes-256-gcm") {
+    return MakeError("usage", o.list +
+                                  " takes only authenticated encryption (AES-GCM): post with "
+                                  "--cipher aes-256-gcm (or without --cipher)");
+  }
   crypto::EncryptOptions options;
-  options.cipher = o.cipher == "aes-256-cbc" ? crypto::ContentCipher::kAes256Cbc
-                                             : crypto::ContentCipher::kAes256Gcm;
+  options.cipher = cipher == "aes-256-cbc" ? crypto::ContentCipher::kAes256Cbc
+                                           : crypto::ContentCipher::kAes256Gcm;
   BL_TRY_ASSIGN(std::string encrypted, EncryptMessage(message, {cert}, {}, options));
 
   const std::string& from = o.from;
@@ -170,7 +184,9 @@ void AddPostCommand(CLI::App& app, Action* chosen) {
   cmd->add_flag("--require-tls", o->require_tls, "Refuse to submit without STARTTLS");
   cmd->add_option("--smtp-ca", o->smtp_ca, "CA certificate(s) that verify the SMTP server (PEM)")
       ->check(CLI::ExistingFile);
-  cmd->add_option("--cipher", o->cipher, "aes-256-gcm (default) or aes-256-cbc (for NSS readers)")
+  cmd->add_option("--cipher", o->cipher,
+                  "aes-256-gcm or aes-256-cbc (default: as the list publishes with its "
+                  "certificate: aes-256-cbc for lists read with NSS/Thunderbird, else aes-256-gcm)")
       ->check(CLI::IsMember({"aes-256-gcm", "aes-256-cbc"}));
   cmd->callback([chosen, o] { *chosen = [o] { return RunPost(*o); }; });
 }

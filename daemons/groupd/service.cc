@@ -119,7 +119,7 @@ std::string NewToken() {
 
 // Every field any endpoint reads, with its one JSON type: a field of another type is the
 // caller's mistake, never "absent" (which would pick a default: an RSA group, a rotation).
-constexpr std::array<api::JsonField, 15> kFieldTypes = {{
+constexpr std::array<api::JsonField, 16> kFieldTypes = {{
     {"recipient_info", api::JsonType::kString},
     {"blinded", api::JsonType::kString},
     {"certificate", api::JsonType::kString},
@@ -135,6 +135,7 @@ constexpr std::array<api::JsonField, 15> kFieldTypes = {{
     {"version", api::JsonType::kInteger},
     {"requests", api::JsonType::kArray},
     {"members", api::JsonType::kArray},
+    {"content_cipher", api::JsonType::kString},
 }};
 // The fields of one item of a bulk request (a request of its own is checked as a whole).
 constexpr std::array<api::JsonField, 3> kItemFieldTypes = {{
@@ -889,6 +890,8 @@ HttpResponse GroupService::PublicCertificate(Call& call, const std::string& grou
       r.content_type = "application/pem-certificate-chain";
       r.body = crypto::ToPem("CERTIFICATE", it->certificate_der);
       r.headers.emplace_back("X-Blindlist-Key-Version", std::to_string(it->version));
+      // What the members can read (docs/api.md): senders follow it (blindlist post).
+      r.headers.emplace_back("X-Blindlist-Content-Cipher", (*group)->content_cipher);
       return r;
     }
   }
@@ -1050,6 +1053,7 @@ struct GroupService::Handlers {
                     {"keys", jkeys},
                     {"secrets", jsecrets},
                     {"members", members->size()},
+                    {"content_cipher", group.content_cipher},
                     {"exploder", *exploder ? json((*exploder)->cert_fingerprint) : json(nullptr)}});
   }
 
@@ -1247,6 +1251,23 @@ struct GroupService::Handlers {
       return Fail(call, 404, "not-a-member", "no such member");
     if (!st.ok()) return StoreDown(call, st.error());
     return Ok(200, {{"address", address}, {"token", member_token}});  // shown once
+  }
+
+  // PUT /v1/groups/{g}/content-cipher {"content_cipher": "any" | "aes-cbc" | "aead"}.
+  static HttpResponse ContentCipherSet(GroupService& s, const HttpRequest& req, Call& call,
+                                       const Target& t) {
+    HttpResponse error;
+    auto body = ParseBody(req, call, error);
+    if (!body) return error;
+    auto cipher = StringField(*body, "content_cipher");
+    if (!cipher || (*cipher != "any" && *cipher != "aes-cbc" && *cipher != "aead")) {
+      return Fail(call, 400, errc::kMalformedRequest,
+                  "\"content_cipher\" must be \"any\", \"aes-cbc\" or \"aead\"");
+    }
+    Status st = s.store_->SetGroupContentCipher(t.group->id, *cipher);
+    if (!st.ok()) return StoreDown(call, st.error());
+    call.reason = "content_cipher:" + *cipher;
+    return Ok(200, {{"group", t.group->name}, {"content_cipher", *cipher}});
   }
 
   static HttpResponse ExploderSet(GroupService& s, const HttpRequest& req, Call& call,
@@ -1510,6 +1531,8 @@ const api::RouteTable<GroupService::RouteHandler>& GroupService::Routes() {
       {"POST", "/v1/groups/{group}/members/{member}/token", "member-new-token", Access::kAdmin,
        &H::MemberNewToken},
       {"PUT", "/v1/groups/{group}/exploder", "exploder-set", Access::kAdmin, &H::ExploderSet},
+      {"PUT", "/v1/groups/{group}/content-cipher", "content-cipher-set", Access::kAdmin,
+       &H::ContentCipherSet},
       {"GET", "/v1/groups/{group}/audit", "audit", Access::kAdmin, &H::Audit},
       {"POST", "/v1/audit/prune", "audit-prune", Access::kAdmin, &H::AuditPrune},
   });

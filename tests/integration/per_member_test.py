@@ -168,6 +168,34 @@ class PerMemberTest(harness.TestCase):
         self.assertNotEqual(p.returncode, 0)
         self.assertIn(b"member_clients nss needs AES-CBC posts", p.stderr)
 
+    def test_e_blindlist_post_follows_the_published_cipher(self):
+        r = self.d.g.get("/v1/groups/%s/certificate" % harness.quote(LIST))
+        self.assertEqual(r.headers.get("x-blindlist-content-cipher"), "any")
+        self.d.admin("group", "set-cipher", LIST, "aes-cbc")
+        try:
+            r = self.d.g.get("/v1/groups/%s/certificate" % harness.quote(LIST))
+            self.assertEqual(r.headers.get("x-blindlist-content-cipher"), "aes-cbc")
+            self.assertEqual(self.d.admin("group", "show", LIST)["content_cipher"], "aes-cbc")
+            self.assertAudited(self.d, LIST, "content-cipher-set", "ok")
+            known = os.path.join(self.work, "known_lists")
+            body = harness.rfc5322("posted-per-member", "Hello from blindlist post.", to=LIST)
+            args = ["post", "--list", LIST, "--server", self.d.g.url(), "--ca", self.d.pki.crt("tls-ca"),
+                    "--smtp", "127.0.0.1:%d" % self.l.smtp_port, "--from", ALICE, "--known-lists", known]
+            # An explicit AES-GCM is refused by the command itself, naming the list's policy.
+            p = self.d.bl(*(args + ["--cipher", "aes-256-gcm"]), input=body, check=False)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn(b"read with NSS (Thunderbird), which opens only AES-CBC", p.stderr)
+            # Without --cipher it follows the policy: AES-CBC, accepted, and each member reads its copy.
+            self.d.bl(*args, input=body)
+            msgid = body.split(b"Message-ID: ")[1].split(b"\r\n")[0].decode()
+            got = self.wait_for(msgid, [ALICE, BOB, CAROL])
+            path = harness.write(os.path.join(self.work, "posted-alice.eml"), got[ALICE][0])
+            self.assertIn(b"Hello from blindlist post.",
+                          harness.osl_decrypt(path, self.members[ALICE][1], self.members[ALICE][0]))
+            self.assertIn(b"enveloped-data", got[ALICE][0], "not EnvelopedData (AES-CBC)")
+        finally:
+            self.d.admin("group", "set-cipher", LIST, "any")
+
     def test_b_removed_member_gets_nothing_from_the_next_post(self):
         self.d.admin("member", "remove", LIST, BOB)
         try:
