@@ -1,5 +1,7 @@
 #include "per_member.h"
 
+#include <algorithm>
+#include <array>
 #include <nlohmann/json.hpp>
 
 #include "api/groupd_client.h"
@@ -120,9 +122,15 @@ Result<PerMemberPlan> PlanPerMember(std::string_view message, const store::Maili
   return plan;
 }
 
+// Every copy is the same message but for the RecipientInfos at the start of its CMS: the
+// header section and the base64 of the CMS's constant tail are made once, and each copy writes
+// only its own DER head (a few hundred bytes) before them.
 struct PerMemberCopies::State {
-  mime::SmimeEnvelope smime;
-  crypto::Envelope envelope;  // without RecipientInfos
+  std::string headers;  // the header section, through the blank line
+  std::string eol;
+  crypto::Envelope light;  // the envelope without RecipientInfos, ciphertext or tail bytes
+  Bytes tail;              // Envelope::SerializeTail()
+  std::array<std::string, 3> tail_base64;  // base64 of tail[k:], k = 0, 1, 2
 };
 
 PerMemberCopies::PerMemberCopies(std::unique_ptr<State> state) : state_(std::move(state)) {}
@@ -131,11 +139,23 @@ PerMemberCopies::~PerMemberCopies() = default;
 Result<std::shared_ptr<const PerMemberCopies>> PerMemberCopies::Parse(
     std::string_view message, const store::MailingList& /*list*/) {
   auto state = std::make_unique<State>();
-  BL_TRY_ASSIGN(state->smime, mime::ParseSmime(message));
-  BL_TRY_ASSIGN(state->envelope, crypto::Envelope::Parse(state->smime.cms));
-  state->envelope.recipients.clear();
-  BL_TRY(state->envelope.ReencodeContentDer());
-  state->smime.cms.clear();
+  BL_TRY_ASSIGN(mime::SmimeEnvelope smime, mime::ParseSmime(message));
+  if (smime.form != mime::SmimeForm::kMime)
+    return MakeError("unparseable", "a per-member post is one application/pkcs7-mime entity");
+  BL_TRY_ASSIGN(crypto::Envelope env, crypto::Envelope::Parse(smime.cms));
+  BL_TRY(env.ReencodeContentDer());
+  state->tail = env.SerializeTail();
+  for (std::size_t k = 0; k < 3 && k <= state->tail.size(); ++k) {
+    state->tail_base64[k] = Base64Encode(ByteView(state->tail).subspan(k));
+  }
+  state->light = std::move(env);
+  state->light.recipients.clear();
+  state->light.encrypted_content_info.clear();
+  state->light.ciphertext.clear();
+  // The MIME header section as SerializeSmime writes it, for an empty body.
+  smime.cms.clear();
+  state->headers = mime::SerializeSmime(smime, state->light.auth_enveloped);
+  state->eol = state->headers.find("\r\n") != std::string::npos ? "\r\n" : "\n";
   return std::shared_ptr<const PerMemberCopies>(new PerMemberCopies(std::move(state)));
 }
 
@@ -143,11 +163,33 @@ Result<std::string> PerMemberCopies::For(const std::string& recipient_info_b64) 
   Bytes der;
   if (!Base64Decode(recipient_info_b64, der))
     return MakeError("bad-recipient-info", "a member's RecipientInfo is not base64");
-  crypto::Envelope copy = state_->envelope;
-  BL_TRY(copy.AddRecipient(der));
-  mime::SmimeEnvelope smime = state_->smime;
-  smime.cms = copy.Serialize();
-  return mime::SerializeSmime(smime, copy.auth_enveloped);
+  crypto::Envelope light = state_->light;
+  BL_TRY(light.AddRecipient(der));
+  Bytes head = light.SerializeHead(state_->tail.size());
+  // Borrow up to two bytes of the tail so that the head's base64 ends on a group boundary.
+  const std::size_t k = std::min((3 - head.size() % 3) % 3, state_->tail.size());
+  head.insert(head.end(), state_->tail.begin(),
+              state_->tail.begin() + static_cast<std::ptrdiff_t>(k));
+  const std::string head_base64 = Base64Encode(head);
+  const std::string& tail_base64 = state_->tail_base64[k];
+  // 76-column lines, as SerializeSmime writes them.
+  constexpr std::size_t kLine = 76;
+  const std::size_t total = head_base64.size() + tail_base64.size();
+  std::string out;
+  out.reserve(state_->headers.size() + total + (total / kLine + 1) * state_->eol.size());
+  out += state_->headers;
+  for (std::size_t pos = 0; pos < total; pos += kLine) {
+    const std::size_t end = std::min(total, pos + kLine);
+    if (pos < head_base64.size()) {
+      out.append(head_base64, pos, std::min(end, head_base64.size()) - pos);
+    }
+    if (end > head_base64.size()) {
+      const std::size_t from = std::max(pos, head_base64.size()) - head_base64.size();
+      out.append(tail_base64, from, end - head_base64.size() - from);
+    }
+    out += state_->eol;
+  }
+  return out;
 }
 
 }  // namespace blindlist::listd

@@ -82,6 +82,14 @@ struct Envelope {
   // Writes the ContentInfo. The outer structure is re-encoded in DER; the
   // EncryptedContentInfo and attributes are copied byte for byte.
   Bytes Serialize() const;
+  // Serialize() in two parts, for writing many copies that differ only in their RecipientInfos:
+  // the tail (the EncryptedContentInfo and everything after it) does not depend on them; the
+  // head (every byte before it) is written for a tail of `tail_size` bytes, so that
+  // SerializeHead(SerializeTail().size()) + SerializeTail() == Serialize(). The head does not
+  // read encrypted_content_info, auth_attrs, mac or trailing_attrs' contents, only
+  // trailing_attrs' presence, so it may be called on a copy without the ciphertext.
+  Bytes SerializeHead(std::size_t tail_size) const;
+  Bytes SerializeTail() const;
 
   // DER-level edits; none needs the CEK and none touches the encrypted content.
   Status AddRecipient(ByteView recipient_info_der);
