@@ -61,6 +61,7 @@ struct AdminState {
   bool token = false;
   bool json_out = false;
   std::string cert_file;
+  std::string cipher;  // group set-cipher
   std::string out;
   std::string passphrase_file;
   int version = 0;
@@ -273,6 +274,13 @@ Status GroupList(AdminState& s) {
   }
   if (r["groups"].empty()) text = "no groups\n";
   return Print(s, r, text);
+}
+
+Status GroupSetCipher(AdminState& s) {
+  BL_TRY_ASSIGN(json r, Call(s, "PUT", G(s) + "/content-cipher", {{"content_cipher", s.cipher}}));
+  return Print(s, r,
+               "published content cipher of " + s.group + ": " + s.cipher +
+                   " (with its certificate; blindlist post follows it)\n");
 }
 
 Status GroupShow(AdminState& s) {
@@ -529,6 +537,15 @@ void AddAdminCommands(CLI::App& app, Action* chosen) {
   auto* glist = group->add_subcommand(
       "list", "Every group with its key type, current key version and member count");
   bind(glist, GroupList);
+  auto* set_cipher = group->add_subcommand(
+      "set-cipher",
+      "Publish what the members can read with the group certificate: any, aes-cbc (members "
+      "read with NSS/Thunderbird) or aead; blindlist post follows it");
+  set_cipher->add_option("name", s->group, "The list address")->required();
+  set_cipher->add_option("cipher", s->cipher, "any, aes-cbc or aead")
+      ->required()
+      ->check(CLI::IsMember({"any", "aes-cbc", "aead"}));
+  bind(set_cipher, GroupSetCipher);
   auto* show = group->add_subcommand("show", "Key versions, secrets, member count, exploder");
   show->add_option("name", s->group, "The list address")->required();
   bind(show, GroupShow);

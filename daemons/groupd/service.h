@@ -87,6 +87,9 @@ class GroupService {
   ItemOutcome RunItem(Call& call, const store::Group& group, const std::string& op,
                       const nlohmann::json& item, OperationContext& ctx);
   net::HttpResponse Bulk(const net::HttpRequest& req, Call& call, const store::Group& group);
+  // The exploder's per-member re-wrap: one unwrap, one RecipientInfo per current member.
+  net::HttpResponse RewrapMembers(const net::HttpRequest& req, Call& call,
+                                  const store::Group& group);
   net::HttpResponse Secrets(const net::HttpRequest& req, Call& call, const store::Group& group);
   net::HttpResponse PublicCertificate(Call& call, const std::string& group_name);
   // Threshold groups (docs/threshold.md): this node's d_i·B with its DLEQ proof, and the

@@ -23,6 +23,7 @@
 #include "blindlist/result.h"
 #include "config.h"
 #include "obs/metrics.h"
+#include "per_member.h"
 #include "spool/spool.h"
 #include "store/list_store.h"
 
@@ -71,7 +72,7 @@ class IncomingProcessor {
  public:
   IncomingProcessor(const Config& config, store::ListStore* lists, spool::Spool* spool,
                     net::Metrics* metrics, GroupSecretRewrap* path_b,
-                    GroupSecretRewrap* path_b_prime);
+                    GroupSecretRewrap* path_b_prime, MemberRewrap* per_member = nullptr);
 
   // Prepares every incoming post that is due. Returns the number still waiting.
   int RunOnce(std::int64_t now);
@@ -84,6 +85,13 @@ class IncomingProcessor {
   // Moves a post the re-wrap cannot use aside in the spool, with the reason.
   Status Hold(const spool::IncomingPost& post, const store::MailingList& list,
               const std::string& reason);
+  // Per-member reading: re-wraps for each enabled member and activates the post with one
+  // RecipientInfo per recipient. Error: the post waits (groupd) or is held ("unparseable").
+  Status PreparePerMember(spool::IncomingPost& post, const store::MailingList& list);
+  // Tells the list's owner, by a notice queued like a post, that delivery-list members were
+  // not on groupd's roster and got nothing.
+  void NotifyOwnerNotCurrent(const spool::IncomingPost& post, const store::MailingList& list,
+                             const std::vector<std::string>& not_current);
 
   const Config& config_;
   store::ListStore* lists_;
@@ -91,6 +99,7 @@ class IncomingProcessor {
   net::Metrics* metrics_;
   GroupSecretRewrap* path_b_;
   GroupSecretRewrap* path_b_prime_;
+  MemberRewrap* per_member_;
   struct Backoff {
     int attempts = 0;
     std::int64_t next_at = 0;

@@ -624,6 +624,69 @@ Bytes Envelope::Serialize() const {
                                       der::Encode(der::ContextConstructed(0), body)});
 }
 
+namespace {
+
+// The identifier and length octets of a DER TLV of `length` content octets.
+Bytes TlvHeader(std::uint8_t tag, std::size_t length) {
+  Bytes h{tag};
+  if (length < 0x80) {
+    h.push_back(static_cast<std::uint8_t>(length));
+    return h;
+  }
+  Bytes len;
+  for (std::size_t l = length; l != 0; l >>= 8)
+    len.insert(len.begin(), static_cast<std::uint8_t>(l));
+  h.push_back(static_cast<std::uint8_t>(0x80 | len.size()));
+  h.insert(h.end(), len.begin(), len.end());
+  return h;
+}
+
+}  // namespace
+
+Bytes Envelope::SerializeTail() const {
+  Bytes tail = encrypted_content_info;
+  tail.insert(tail.end(), auth_attrs.begin(), auth_attrs.end());
+  if (auth_enveloped) {
+    const Bytes mac_tlv = der::Encode(der::kOctetString, mac);
+    tail.insert(tail.end(), mac_tlv.begin(), mac_tlv.end());
+  }
+  tail.insert(tail.end(), trailing_attrs.begin(), trailing_attrs.end());
+  return tail;
+}
+
+Bytes Envelope::SerializeHead(std::size_t tail_size) const {
+  Bytes ris;
+  for (const auto& ri : recipients) ris.insert(ris.end(), ri.der.begin(), ri.der.end());
+  const Bytes version = der::EncodeInteger(auth_enveloped ? 0 : EnvelopedDataVersion(*this));
+  const Bytes set = der::Encode(der::kSet, ris);
+  const Bytes oid = der::EncodeOid(auth_enveloped ? oid::kAuthEnvelopedData : oid::kEnvelopedData);
+  const std::size_t body_len = version.size() + originator_info.size() + set.size() + tail_size;
+  const Bytes body_header = TlvHeader(der::kSequence, body_len);
+  const Bytes explicit_header =
+      TlvHeader(der::ContextConstructed(0), body_header.size() + body_len);
+  const Bytes outer_header = TlvHeader(
+      der::kSequence, oid.size() + explicit_header.size() + body_header.size() + body_len);
+  Bytes head;
+  for (const Bytes* part :
+       {&outer_header, &oid, &explicit_header, &body_header, &version, &originator_info, &set}) {
+    head.insert(head.end(), part->begin(), part->end());
+  }
+  return head;
+}
+
+Status Envelope::ReencodeContentDer() {
+  BL_TRY_ASSIGN(der::Tlv eci, der::ParseSingle(encrypted_content_info, "EncryptedContentInfo"));
+  der::DerReader r(eci);
+  BL_TRY_ASSIGN(der::Tlv ct, r.Expect(der::kOid, "contentType"));
+  BL_TRY_ASSIGN(der::Tlv alg, r.Expect(der::kSequence, "contentEncryptionAlgorithm"));
+  if (alg.indefinite) return Malformed("contentEncryptionAlgorithm of indefinite length");
+  Bytes reencoded = der::Encode(
+      der::kSequence, {Bytes(ct.raw.begin(), ct.raw.end()), Bytes(alg.raw.begin(), alg.raw.end()),
+                       der::Encode(der::ContextPrimitive(0), ciphertext)});
+  encrypted_content_info = std::move(reencoded);
+  return Status::Ok();
+}
+
 Status Envelope::AddRecipient(ByteView recipient_info_der) {
   BL_TRY_ASSIGN(RecipientInfo ri, RecipientInfo::Parse(recipient_info_der));
   recipients.push_back(std::move(ri));
