@@ -787,7 +787,7 @@ store::AuditRecord MemberAuditRecord(const GroupService::Call& call, const Membe
   rec.key_version = call.key_version;
   rec.operation = "rewrap-member";
   rec.result = m.status;
-  rec.reason = ("member:" + m.address).substr(0, kMaxReason);
+  rec.reason = FirstChars("member:" + m.address, kMaxReasonChars);
   return rec;
 }
 
