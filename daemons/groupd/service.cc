@@ -1483,7 +1483,7 @@ HttpResponse GroupService::ThresholdEvaluate(const HttpRequest& req, Call& call,
   if (!record.ok()) return Internal(call, "the share cannot be opened", record.error());
   // B is checked on the curve and not infinity; the answer is d_i·B, which with B = r·E for a
   // secret r says nothing about d_i·E.
-  auto evaluation = crypto::threshold::Evaluate(record->share, blinded);
+  auto evaluation = crypto::threshold::Evaluate(record->share, record->public_share, blinded);
   if (!evaluation.ok()) {
     if (evaluation.error().code == errc::kBadPoint)
       return Fail(call, 400, errc::kBadPoint, evaluation.error().message);

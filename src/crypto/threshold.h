@@ -95,11 +95,16 @@ struct Evaluation {
   Bytes proof;  // kProofLen: c || s
 };
 Result<Evaluation> Evaluate(const Share& share, ByteView blinded);
+// The same with D_i = d_i·G given (compressed, as PublicShareOf makes it), which a node computes
+// once per share rather than per request. A wrong D_i gives a proof no member accepts.
+Result<Evaluation> Evaluate(const Share& share, ByteView public_share, ByteView blinded);
 // Member side: checks the proof for (D_i, B, Z_i). Errors: "bad-proof", "bad-point".
 Status VerifyEvaluation(ByteView public_share, ByteView blinded, ByteView point, ByteView proof);
 
 // A point's compressed form after checking it is on P-256 and not infinity ("bad-point").
 Result<Bytes> NormalizePoint(ByteView point);
+// The same point uncompressed (65 octets).
+Result<Bytes> UncompressedPoint(ByteView point);
 // x-coordinate of a point (kScalarLen octets), what BlindRequest::Finish takes.
 Result<Bytes> XCoordinate(ByteView point);
 

@@ -163,6 +163,25 @@ TEST(Threshold, ProofsBindEveryPoint) {
           .ok());
 }
 
+TEST(Threshold, EvaluateWithGivenPublicShare) {
+  Dealing dealing = Unwrap(Split(FreshScalar(), 2, 3), "split");
+  const Share& s = dealing.shares[0];
+  const Bytes& di = dealing.public_shares[0];
+  const Bytes b = RandomPoint();
+  const Bytes b_uncompressed = Unwrap(UncompressedPoint(b), "uncompressed");
+  ASSERT_EQ(b_uncompressed.size(), 65U);
+  for (const Bytes& given : {b, b_uncompressed}) {
+    Evaluation e = Unwrap(Evaluate(s, di, given), "evaluate with D_i");
+    EXPECT_EQ(e.point, Unwrap(Evaluate(s, given), "evaluate").point);
+    EXPECT_TRUE(VerifyEvaluation(di, b, e.point, e.proof).ok());
+  }
+  // A node given another D_i (a corrupt cache) answers with a proof no member accepts.
+  Evaluation wrong = Unwrap(Evaluate(s, dealing.public_shares[1], b), "evaluate wrong D_i");
+  EXPECT_EQ(ErrorCode(VerifyEvaluation(di, b, wrong.point, wrong.proof)), "bad-proof");
+  EXPECT_EQ(ErrorCode(Evaluate(s, Bytes(65, 0x04), b)), "bad-point");
+  EXPECT_EQ(ErrorCode(Evaluate(s, di, Bytes{0x00})), "bad-point");
+}
+
 TEST(Threshold, EvaluateRefusesBadPoints) {
   Dealing dealing = Unwrap(Split(FreshScalar(), 2, 3), "split");
   const Share& s = dealing.shares[0];
