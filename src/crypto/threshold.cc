@@ -405,6 +405,14 @@ Result<Share> AddShare(const Share& share, const Share& delta) {
   return Share{share.index, share.k, share.n, ScalarBytes(d.get())};
 }
 
+Result<Share> NegateShare(const Share& delta) {
+  BL_TRY_ASSIGN(Curve c, MakeCurve());
+  BL_TRY_ASSIGN(BnSecretPtr d, ScalarBn(c, delta.scalar.view(), true, "bad-share"));
+  if (BN_sub(d.get(), c.order(), d.get()) != 1)
+    return OsslError(std::string(errc::kCrypto), "share negation failed");
+  return Share{delta.index, delta.k, delta.n, ScalarBytes(d.get())};
+}
+
 Result<Bytes> ExpectedPublicShare(std::span<const Bytes> commitments, std::uint8_t index) {
   if (commitments.size() < 2 || commitments.size() > kMaxNodes || index == 0 || index > kMaxNodes)
     return MakeError("bad-commitments", "commitments or index out of range");

@@ -73,6 +73,9 @@ Result<std::vector<Bytes>> AddCommitments(std::span<const Bytes> old_commitments
                                           std::span<const Bytes> zero_commitments);
 // d_i + delta_i mod q, for the same index, k and n ("bad-share", also if the sum is 0).
 Result<Share> AddShare(const Share& share, const Share& delta);
+// -delta_i mod q (undoing a refresh: the refresh by the negated shares, back to the old
+// commitments). Errors: "bad-share".
+Result<Share> NegateShare(const Share& delta);
 
 // D_index computed from the commitments: sum_j C_j·index^j.
 Result<Bytes> ExpectedPublicShare(std::span<const Bytes> commitments, std::uint8_t index);

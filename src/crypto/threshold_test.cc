@@ -271,6 +271,20 @@ TEST(Threshold, RefreshKeepsTheKeyAndRetiresOldShares) {
   EXPECT_EQ(ErrorCode(AddShare(old.shares[0], zero.shares[1])), "bad-share");
 }
 
+TEST(Threshold, NegatedRefreshUndoesIt) {
+  Dealing dealing = Unwrap(Split(FreshScalar(), 2, 3), "split");
+  Dealing zero = Unwrap(SplitZero(2, 3), "split zero");
+  const auto fresh = Unwrap(AddCommitments(dealing.commitments, zero.commitments), "add");
+  for (std::size_t i = 0; i < 3; ++i) {
+    Share moved = Unwrap(AddShare(dealing.shares[i], zero.shares[i]), "refresh");
+    EXPECT_TRUE(VerifyShare(moved, fresh).ok());
+    Share back = Unwrap(AddShare(moved, Unwrap(NegateShare(zero.shares[i]), "negate")), "undo");
+    EXPECT_EQ(back.scalar.view().size(), kScalarLen);
+    EXPECT_TRUE(ConstantTimeEqual(back.scalar.view(), dealing.shares[i].scalar.view()));
+    EXPECT_TRUE(VerifyShare(back, dealing.commitments).ok());
+  }
+}
+
 TEST(Threshold, KeyScalarRoundTrip) {
   PrivateKey key = Unwrap(PrivateKey::Generate(KeyType::kEcP256), "keygen");
   const SecretBytes d = Unwrap(ScalarOf(key), "scalar");

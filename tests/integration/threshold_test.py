@@ -24,7 +24,10 @@ Checked:
   7. the bulk route answers each point as the single route does (a bad point is that item's
      400), refuses more points than one bulk call takes and non-members; `open --archive` opens
      an mbox, a Maildir and a single file in one bulk request per node, a lying node (lying in
-     its bulk answers) named per post; `--nodes-file` names the nodes, a bad line is refused.
+     its bulk answers) named per post; `--nodes-file` names the nodes, a bad line is refused;
+  8. a refresh that fails at the last node (the proxy, which forwards the refresh as a member)
+     is rolled back at the nodes already refreshed: every node holds its old share and the
+     old commitments again, the command names the failed node and the rolled back ones.
 """
 
 import base64
@@ -51,7 +54,7 @@ class LyingNode:
     """A TLS server in front of a real node: certificates pass through, but every threshold
     answer carries another node's point under this node's index and proof."""
 
-    def __init__(self, pki, real, honest_other, member_cert):
+    def __init__(self, pki, real, honest_other, member_cert, admin_cert=None):
         pki.server("liar", "tls-ca")
         outer = self
 
@@ -76,7 +79,8 @@ class LyingNode:
                 self.wfile.write(r.body)
 
             def do_GET(self):
-                self._reply(real.get(self.path))
+                # As the administrator when given (a refresh reads each node's state through it).
+                self._reply(real.get(self.path, cert=admin_cert) if admin_cert else real.get(self.path))
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -151,7 +155,8 @@ class Threshold(harness.TestCase):
         cls.cert_file = os.path.join(first.dir, "group.crt")
         harness.write(cls.cert_file, cls.created["certificate"])
         cls.post = cls.make_post(GROUP, cls.cert_file, "the threshold secret")
-        cls.liar = LyingNode(pki, cls.nodes[2].g, cls.nodes[0].g, cls.members["alice"])
+        cls.liar = LyingNode(pki, cls.nodes[2].g, cls.nodes[0].g, cls.members["alice"],
+                             admin_cert=cls.admin_cert)
 
     @classmethod
     def tearDownClass(cls):
@@ -444,6 +449,31 @@ class Threshold(harness.TestCase):
                               check=False), "names no node")
         self.assertFails(d.bl(*self.archive_args([], "-i", self.post), check=False),
                          "--server is required")
+
+    # 8
+    def test_a_refresh_failing_midway_is_rolled_back(self):
+        before = [self.sealed_share(d) for d in self.nodes]
+        commitments = [self.admin_at(d, "group", "show", GROUP)["keys"][0]["threshold"]["commitments"]
+                       for d in self.nodes]
+        self.assertEqual(len(set(commitments)), 1)
+        # Nodes 1 and 2 refresh; node 3, reached through the proxy, refuses (403: the proxy
+        # forwards as a member), after which 1 and 2 are refreshed back.
+        p = self.nodes[0].bl("admin", *self.admin_args(self.urls[0]), "group", "refresh-shares", GROUP,
+                             "--nodes", ",".join([self.urls[0], self.urls[1], self.liar.url()]),
+                             check=False)
+        self.assertNotEqual(p.returncode, 0)
+        err = p.stderr.decode()
+        self.assertIn(self.liar.url() + ": ", err)
+        self.assertIn("rolled back", err)
+        self.assertIn("rolled back: " + json.dumps([self.urls[0], self.urls[1]], separators=(",", ":")), err)
+        self.assertNotIn("NOT rolled back", err)
+        self.assertEqual([self.sealed_share(d) for d in self.nodes], before,
+                         "every node holds its old share again")
+        for d in self.nodes:
+            show = self.admin_at(d, "group", "show", GROUP)
+            self.assertEqual(show["keys"][0]["threshold"]["commitments"], commitments[0])
+        for pair in ([0, 1], [1, 2], [0, 2]):
+            self.assertOpens(self.read([self.urls[i] for i in pair]))
 
     # 5
     def sealed_share(self, d):
