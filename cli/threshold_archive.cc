@@ -116,6 +116,7 @@ Status OpenThresholdArchive(const ThresholdRead& t, const std::vector<std::strin
   std::vector<Result<ParsedPost>> parsed;
   std::vector<ThresholdPost> posts;
   std::vector<std::size_t> post_of;  // index into `parsed` for each entry of `posts`
+  parsed.reserve(sources.size());
   for (const auto& s : sources) parsed.push_back(ParsePost(s.text));
   for (std::size_t i = 0; i < parsed.size(); ++i) {
     if (!parsed[i].ok()) continue;
