@@ -534,8 +534,7 @@ Status PrepareThreshold(OpenOptions& o) {
 
 Status RunOpen(OpenOptions& o) {
   BL_TRY(PrepareThreshold(o));
-  if (o.servers.empty())
-    return MakeError("usage", "--server is required (threshold: or --nodes-file)");
+  if (o.servers.empty()) return MakeError("usage", "--server is required");
   if (!o.archives.empty()) {
     if (o.filter || o.reopen || !o.maildir.empty())
       return MakeError("usage", "--archive does not go with --filter, --reopen or --maildir");
@@ -607,7 +606,12 @@ void AddOpenCommand(CLI::App& app, Action* chosen) {
       ->check(CLI::ExistingPath);
   cmd->add_option("--out-dir", o->out_dir,
                   "With --archive: the directory for the opened posts (NNNN.eml, in order)");
-  cmd->callback([chosen, o] { *chosen = [o] { return RunOpen(*o); }; });
+  cmd->callback([chosen, o] {
+    // A usage error (exit 2) like any missing option: --server, or for threshold --nodes-file.
+    if (o->servers.empty() && o->nodes_file.empty())
+      throw CLI::RequiredError("--server (or, with --method threshold, --nodes-file)");
+    *chosen = [o] { return RunOpen(*o); };
+  });
 }
 
 }  // namespace blindlist::cli
