@@ -132,7 +132,7 @@ std::string NewToken() {
 
 // Every field any endpoint reads, with its one JSON type: a field of another type is the
 // caller's mistake, never "absent" (which would pick a default: an RSA group, a rotation).
-constexpr std::array<api::JsonField, 20> kFieldTypes = {{
+constexpr std::array<api::JsonField, 21> kFieldTypes = {{
     {"recipient_info", api::JsonType::kString}, {"blinded", api::JsonType::kString},
     {"certificate", api::JsonType::kString},    {"rsa_padding", api::JsonType::kString},
     {"reason", api::JsonType::kString},         {"name", api::JsonType::kString},
@@ -143,6 +143,7 @@ constexpr std::array<api::JsonField, 20> kFieldTypes = {{
     {"share", api::JsonType::kString},          {"commitments", api::JsonType::kString},
     {"key_version", api::JsonType::kInteger},   {"previous", api::JsonType::kString},
     {"members", api::JsonType::kArray},         {"content_cipher", api::JsonType::kString},
+    {"points", api::JsonType::kArray},
 }};
 // The fields of one item of a bulk request (a request of its own is checked as a whole).
 constexpr std::array<api::JsonField, 3> kItemFieldTypes = {{
@@ -993,7 +994,12 @@ struct GroupService::Handlers {
 
   static HttpResponse Threshold(GroupService& s, const HttpRequest& req, Call& call,
                                 const Target& t) {
-    return s.ThresholdEvaluate(req, call, *t.group);
+    return s.ThresholdEvaluate(req, call, *t.group, false);
+  }
+
+  static HttpResponse ThresholdBulk(GroupService& s, const HttpRequest& req, Call& call,
+                                    const Target& t) {
+    return s.ThresholdEvaluate(req, call, *t.group, true);
   }
 
   static HttpResponse ThresholdRefresh(GroupService& s, const HttpRequest& req, Call& call,
@@ -1633,52 +1639,115 @@ HttpResponse GroupService::CreateThresholdGroup(Call& call, const json& body,
                   {"certificate", crypto::ToPem("CERTIFICATE", key_row.certificate_der)}});
 }
 
-HttpResponse GroupService::ThresholdEvaluate(const HttpRequest& req, Call& call,
-                                             const store::Group& group) {
-  HttpResponse error;
-  auto body = ParseBody(req, call, error);
-  if (!body) return error;
-  if (auto reason = StringField(*body, "reason")) call.reason = *reason;
-  // Every node checks the member itself: no node trusts another's decision.
-  Auth auth = AuthenticateMember(*store_, req, call, group);
-  if (auth.refusal) return *auth.refusal;
-  if (auto limited = Charge(call, 1)) return *limited;
-  auto keys = store_->ListGroupKeys(group.id);
-  if (!keys.ok()) return StoreDown(call, keys.error());
-  const int wanted = body->value("key_version", 0);
+namespace {
+
+// A threshold answer's fields about this node's share, the same in the single and bulk answers.
+json ThresholdShareFields(const ThresholdShareRecord& record, int version) {
+  return {{"key_version", version},
+          {"index", record.share.index},
+          {"threshold", record.share.k},
+          {"nodes", record.share.n},
+          {"commitments", Base64Encode(crypto::threshold::EncodeCommitments(record.commitments))}};
+}
+
+}  // namespace
+
+// The threshold key version a read asks for (`key_version`, 0 or absent: the active one).
+const store::GroupKey* GroupService::ThresholdRow(const std::vector<store::GroupKey>& keys,
+                                                  const json& body, Call& call,
+                                                  HttpResponse& refusal) {
+  const auto wanted_field = body.find("key_version");
+  const int wanted = wanted_field != body.end() && wanted_field->is_number_integer()
+                         ? wanted_field->get<int>()
+                         : 0;
   const store::GroupKey* row = nullptr;
-  for (const auto& k : *keys) {
+  for (const auto& k : keys) {
     if (k.key_type != kThresholdKeyType || k.state == store::KeyState::kDestroyed) continue;
     if ((wanted == 0 && k.state == store::KeyState::kActive) || k.version == wanted) row = &k;
   }
   if (row == nullptr) {
-    if (!HasThresholdKey(*keys))
-      return Fail(call, 409, "not-threshold-group", "this group is not a threshold group");
-    return Fail(call, 404, "unknown-version", "no such threshold key version");
+    refusal = HasThresholdKey(keys)
+                  ? Fail(call, 404, "unknown-version", "no such threshold key version")
+                  : Fail(call, 409, "not-threshold-group", "this group is not a threshold group");
+    return nullptr;
   }
   call.key_version = row->version;
-  auto blinded_b64 = StringField(*body, "blinded");
-  Bytes blinded;
-  if (!blinded_b64 || !Base64Decode(*blinded_b64, blinded))
-    return Fail(call, 400, errc::kMalformedRequest, "missing \"blinded\" (base64 SEC1 point)");
+  return row;
+}
+
+HttpResponse GroupService::ThresholdEvaluate(const HttpRequest& req, Call& call,
+                                             const store::Group& group, bool bulk) {
+  HttpResponse error;
+  auto body = ParseBody(req, call, error);
+  if (!body) return error;
+  if (auto reason = StringField(*body, "reason")) call.reason = *reason;
+  // Bulk: {"points": [base64, ...]}, at most as many items as one full bucket (like /bulk).
+  const auto field = body->find(bulk ? "points" : "blinded");
+  const std::size_t max_items =
+      std::min(kMaxBulk, static_cast<std::size_t>(std::max(1.0, limiter_.burst())));
+  if (bulk && (field == body->end() || !field->is_array() || field->empty()))
+    return Fail(call, 400, errc::kMalformedRequest, "missing \"points\" (array of base64)");
+  if (bulk && field->size() > max_items) {
+    return Fail(call, 413, "too-many",
+                "at most " + std::to_string(max_items) + " points in one bulk call");
+  }
+  // Every node checks the member itself: no node trusts another's decision.
+  Auth auth = AuthenticateMember(*store_, req, call, group);
+  if (auth.refusal) return *auth.refusal;
+  // All or nothing, before any item runs: N evaluations cost N units.
+  if (auto limited = Charge(call, bulk ? static_cast<double>(field->size()) : 1.0)) return *limited;
+  auto keys = store_->ListGroupKeys(group.id);
+  if (!keys.ok()) return StoreDown(call, keys.error());
+  const store::GroupKey* row = ThresholdRow(*keys, *body, call, error);
+  if (row == nullptr) return error;
   auto record = ring_->ShareFor(group.name, *row);
   if (!record.ok()) return Internal(call, "the share cannot be opened", record.error());
   // B is checked on the curve and not infinity; the answer is d_i·B, which with B = r·E for a
   // secret r says nothing about d_i·E.
-  auto evaluation = crypto::threshold::Evaluate(record->share, blinded);
-  if (!evaluation.ok()) {
-    if (evaluation.error().code == errc::kBadPoint)
-      return Fail(call, 400, errc::kBadPoint, evaluation.error().message);
-    return Internal(call, "the threshold evaluation failed", evaluation.error());
+  auto evaluate = [&](const json& item, json& out) -> int {
+    Bytes blinded;
+    if (!item.is_string() || !Base64Decode(item.get<std::string>(), blinded)) {
+      out = {{"error", errc::kMalformedRequest}, {"message", "a blinded point is base64 SEC1"}};
+      return 400;
+    }
+    auto evaluation = crypto::threshold::Evaluate(record->share, record->public_share, blinded);
+    if (!evaluation.ok()) {
+      const bool bad_point = evaluation.error().code == errc::kBadPoint;
+      out = {{"error", bad_point ? std::string(errc::kBadPoint) : std::string(errc::kInternal)},
+             {"message", bad_point ? evaluation.error().message : "the evaluation failed"}};
+      return bad_point ? 400 : 500;
+    }
+    out = {{"result", Base64Encode(evaluation->point)}, {"proof", Base64Encode(evaluation->proof)}};
+    return 200;
+  };
+  json answer = ThresholdShareFields(*record, row->version);
+  if (!bulk) {
+    json one;
+    const json item = field == body->end() ? json() : *field;
+    if (!item.is_string())
+      return Fail(call, 400, errc::kMalformedRequest, "missing \"blinded\" (base64 SEC1 point)");
+    const int status = evaluate(item, one);
+    if (status == 500) {
+      return Internal(call, "the threshold evaluation failed",
+                      MakeError(std::string(errc::kInternal), one["message"].get<std::string>()));
+    }
+    if (status != 200) {
+      return Fail(call, status, one["error"].get<std::string>(), one["message"].get<std::string>());
+    }
+    answer.update(one);
+    return Ok(200, answer);
   }
-  return Ok(200, {{"key_version", row->version},
-                  {"index", record->share.index},
-                  {"threshold", record->share.k},
-                  {"nodes", record->share.n},
-                  {"result", Base64Encode(evaluation->point)},
-                  {"proof", Base64Encode(evaluation->proof)},
-                  {"commitments",
-                   Base64Encode(crypto::threshold::EncodeCommitments(record->commitments))}});
+  json results = json::array();
+  int failures = 0;
+  for (const auto& item : *field) {
+    json one;
+    one["status"] = evaluate(item, one);
+    if (one["status"] != 200) ++failures;
+    results.push_back(std::move(one));
+  }
+  call.result = failures == 0 ? "ok" : "partial:" + std::to_string(failures);
+  answer["results"] = std::move(results);
+  return Ok(200, answer);
 }
 
 // A refresh (docs/threshold.md): d_i' = d_i + delta_i, checked against the new commitments, whose
@@ -1767,6 +1836,8 @@ const api::RouteTable<GroupService::RouteHandler>& GroupService::Routes() {
        &H::RewrapMembers},
       {"POST", "/v1/groups/{group}/blind", "blind", Access::kMember, &H::Operation},
       {"POST", "/v1/groups/{group}/threshold", "threshold", Access::kMember, &H::Threshold},
+      {"POST", "/v1/groups/{group}/threshold/bulk", "threshold-bulk", Access::kMember,
+       &H::ThresholdBulk},
       {"POST", "/v1/groups/{group}/threshold/refresh", "threshold-refresh", Access::kAdmin,
        &H::ThresholdRefresh},
       {"POST", "/v1/groups/{group}/bulk", "bulk", Access::kMember, &H::Bulk},
