@@ -9,6 +9,15 @@
 # for N = 1, 10, 100, 300, timed with hyperfine; prints time and output size
 # per N and the ratios gpg/blindlist and openssl/blindlist.
 #
+# Then the start-up and large-post comparison, in one hyperfine run (the sender's
+# cost must be the encryption, not the start-up): `blindlist --version` against
+# `openssl version` (target: within 1.5x), and `blindlist encrypt` / `decrypt`
+# against `openssl cms -encrypt -aes-256-gcm` / `-decrypt` of the same 100 KB and
+# 24 MB posts to the group certificate (target: no slower, by median wall time).
+# Each is timed twice: with -o FILE (blindlist fsyncs the file and renames it
+# into place; openssl cms just writes it) and to standard output (both discarded
+# by hyperfine), so the cost of that durability is visible.
+#
 # Usage: bench/sender_cost.sh [BLINDLIST] [--quick] [--runs R] [--n "1 10 100 300"]
 #                             [--x509-key rsa2048|p256] [--cache DIR] [--out DIR]
 #   BLINDLIST   the blindlist binary (default build/cli/blindlist)
@@ -20,6 +29,7 @@
 #               (default ${TMPDIR:-/tmp}/blindlist-sender-cost); generated once
 #   --out       keep the hyperfine JSON and a Markdown table there
 #               (default: a temporary directory, removed at exit)
+#   --no-startup  skip the start-up and large-post comparison
 set -euo pipefail
 
 blindlist=build/cli/blindlist
@@ -28,6 +38,7 @@ ns="1 10 100 300"
 cache="${TMPDIR:-/tmp}/blindlist-sender-cost"
 out=""
 x509_key=rsa2048
+startup=1
 while (($#)); do
   case "$1" in
     --quick) runs=3 ;;
@@ -36,7 +47,8 @@ while (($#)); do
     --cache) cache="$2"; shift ;;
     --x509-key) x509_key="$2"; shift ;;
     --out) out="$2"; shift ;;
-    -h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --no-startup) startup=0 ;;
+    -h | --help) sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "sender_cost: unknown option $1" >&2; exit 2 ;;
     *) blindlist="$1" ;;
   esac
@@ -73,6 +85,8 @@ if [[ -z "$out" ]]; then out="$work/results"; fi
 mkdir -p "$out"
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
+# The machine may be shared: the load goes with the figures (load.txt, and standard error).
+note_load() { echo "$1: $(uptime)" | tee -a "$out/load.txt" >&2; }
 
 # ---- the post: a 102400-byte RFC 5322 message, text/plain, word-like text
 #      (so gpg's default compression sees realistic input) ----
@@ -150,6 +164,7 @@ setup_ms=$(($(now_ms) - t0))
 echo "setup (keys and certificates, generated or cached): $((setup_ms / 1000)) s" >&2
 
 # ---- measure ----
+note_load "before the N runs"
 # Per command: median, minimum and maximum wall time, mean CPU time (user +
 # system), in ms, and output size. On a shared machine the CPU time and the
 # minimum are the steadier figures.
@@ -177,6 +192,8 @@ for n in $ns; do
     "$(stat_ms "$out/hyperfine-$n.json" gpg) $(wc -c <"$gpg_out")" \
     "$(stat_ms "$out/hyperfine-$n.json" openssl) $(wc -c <"$ossl_out")" >>"$out/results.txt"
 done
+
+note_load "after the N runs"
 
 # ---- check that every output decrypts back to the post (for member 1 / the group key) ----
 n=$max_n
@@ -236,4 +253,72 @@ awk -v runs="$runs" '
     printf " fastest run %.1fx %s\n",
       gm[last] / bm[last], (at300 && gm[last] / bm[last] >= 100) ? "MET" : "MISSED"
   }' "$out/results.txt" | tee "$out/table.md"
+
+# ---- start-up and large posts: blindlist against openssl cms, one hyperfine run ----
+if ((startup)); then
+  echo "== start-up and large posts" >&2
+  large="$work/post-24m.eml"
+  { sed -n '1,8p' "$post"; printf '\n'; cat "$work/post.long"; } >"$large.tmp"
+  while (($(wc -c <"$large.tmp") < 24 * 1024 * 1024)); do
+    cat "$large.tmp" "$large.tmp" >"$large.2" && mv "$large.2" "$large.tmp"
+  done
+  head -c $((24 * 1024 * 1024)) "$large.tmp" >"$large"
+  rm -f "$large.tmp"
+  [[ $(wc -c <"$large") -eq $((24 * 1024 * 1024)) ]] || die "could not build the 24 MB post"
+  key="$cache/group.key"
+  crt="$cache/group.crt"
+  for size in 100k 24m; do
+    src="$post"; [[ $size == 24m ]] && src="$large"
+    "$blindlist" encrypt --to "$crt" -i "$src" -o "$work/bl-$size.eml"
+    openssl cms -encrypt -aes-256-gcm -in "$src" -out "$work/ossl-$size.eml" "$crt"
+    # Each tool decrypts its own output and the other's; blindlist gives the post back from
+    # both (openssl shows blindlist's protected inner entity, as any legacy reader would).
+    "$blindlist" decrypt --key "$key" -i "$work/bl-$size.eml" -o "$work/d1"
+    "$blindlist" decrypt --key "$key" -i "$work/ossl-$size.eml" | tr -d '\r' >"$work/d2"
+    openssl cms -decrypt -inkey "$key" -in "$work/bl-$size.eml" -out "$work/d3"
+    openssl cms -decrypt -inkey "$key" -in "$work/ossl-$size.eml" | tr -d '\r' >"$work/d4"
+    for f in d1 d2 d4; do cmp -s "$src" "$work/$f" || die "$size: $f does not match the post"; done
+  done
+  srun=$((2 * runs))
+  note_load "before the start-up run"
+  cmds=(-n "blindlist --version" "$blindlist --version" -n "openssl version" "openssl version")
+  for size in 100k 24m; do
+    src="$post"; [[ $size == 24m ]] && src="$large"
+    cmds+=(-n "blindlist encrypt $size -o" "$blindlist encrypt --to $crt -i $src -o $work/o1"
+      -n "openssl cms -encrypt $size -out" "openssl cms -encrypt -aes-256-gcm -in $src -out $work/o2 $crt"
+      -n "blindlist encrypt $size stdout" "$blindlist encrypt --to $crt -i $src"
+      -n "openssl cms -encrypt $size stdout" "openssl cms -encrypt -aes-256-gcm -in $src $crt"
+      -n "blindlist decrypt $size -o" "$blindlist decrypt --key $key -i $work/bl-$size.eml -o $work/o3"
+      -n "openssl cms -decrypt $size -out" "openssl cms -decrypt -inkey $key -in $work/ossl-$size.eml -out $work/o4"
+      -n "blindlist decrypt $size stdout" "$blindlist decrypt --key $key -i $work/bl-$size.eml"
+      -n "openssl cms -decrypt $size stdout" "openssl cms -decrypt -inkey $key -in $work/ossl-$size.eml")
+  done
+  hyperfine -N --style basic --warmup 2 --runs "$srun" --export-json "$out/hyperfine-startup.json" \
+    "${cmds[@]}" >&2
+  note_load "after the start-up run"
+  jq -r '.results[] | "\(.command)\t\(.median * 1000)\t\(.min * 1000)\t\((.user + .system) * 1000)"' \
+    "$out/hyperfine-startup.json" >"$out/startup.tsv"
+  awk -F'\t' -v runs="$srun" '
+    { med[$1] = $2; mn[$1] = $3; cpu[$1] = $4 }
+    function row(label, bl, os, limit,   r) {
+      r = med[bl] / med[os]
+      printf "| %s | %.1f | %.1f | %.1f | %.1f | %.2f | %s |\n", label, med[bl], cpu[bl], med[os],
+        cpu[os], r, (r <= limit ? "MET" : "MISSED") " (<= " limit ")"
+    }
+    END {
+      printf "\nstart-up and large posts: hyperfine -N, 2 warm-ups, %d runs, one run for all rows.\n", runs
+      printf "wall: median wall-clock ms; cpu: mean user+system ms; ratio: blindlist / openssl wall.\n\n"
+      printf "| comparison | blindlist wall | cpu | openssl wall | cpu | ratio | target |\n"
+      printf "|---|--:|--:|--:|--:|--:|---|\n"
+      row("--version / openssl version", "blindlist --version", "openssl version", 1.5)
+      n = split("100k 24m", sizes, " ")
+      for (i = 1; i <= n; i++) {
+        z = sizes[i]
+        row("encrypt " z " (-o FILE)", "blindlist encrypt " z " -o", "openssl cms -encrypt " z " -out", 1.0)
+        row("encrypt " z " (stdout)", "blindlist encrypt " z " stdout", "openssl cms -encrypt " z " stdout", 1.0)
+        row("decrypt " z " (-o FILE)", "blindlist decrypt " z " -o", "openssl cms -decrypt " z " -out", 1.0)
+        row("decrypt " z " (stdout)", "blindlist decrypt " z " stdout", "openssl cms -decrypt " z " stdout", 1.0)
+      }
+    }' "$out/startup.tsv" | tee -a "$out/table.md"
+fi
 if [[ "$out" != "$work/results" ]]; then echo "raw results in $out" >&2; fi

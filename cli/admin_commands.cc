@@ -61,6 +61,7 @@ struct AdminState {
   bool token = false;
   bool json_out = false;
   std::string cert_file;
+  std::string cipher;  // group set-cipher
   std::string out;
   std::string passphrase_file;
   int version = 0;
@@ -163,6 +164,66 @@ Status GroupCreateThreshold(AdminState& s) {
   return WriteOutput(s.out, certificate);
 }
 
+// One node's step of a refresh: d_i += delta_i, from the commitments `from` to `to`.
+Result<json> RefreshNode(const AdminState& s, const std::string& url,
+                         const crypto::threshold::Share& delta, const std::string& from,
+                         const std::string& to) {
+  const SecretBytes encoded = crypto::threshold::EncodeShare(delta);
+  api::ApiCredentials creds = s.creds;
+  creds.server = url;
+  api::ApiClient client(creds);
+  return client.Call(
+      "POST", G(s) + "/threshold/refresh",
+      {{"share", Base64Encode(encoded.view())}, {"previous", from}, {"commitments", to}});
+}
+
+// The commitments a node holds now ("" if it cannot say).
+std::string NodeCommitments(const AdminState& s, const std::string& url) {
+  api::ApiCredentials creds = s.creds;
+  creds.server = url;
+  api::ApiClient client(creds);
+  auto r = client.Call("GET", G(s), nullptr);
+  if (!r.ok()) return "";
+  for (const auto& key : r->value("keys", json::array())) {
+    if (key.contains("threshold") && key.value("state", "") == "active")
+      return key["threshold"].value("commitments", "");
+  }
+  return "";
+}
+
+// A refresh that failed at node `failed`: every node already refreshed (those before it, and
+// the failed one if it did apply the step and only the answer was lost) is refreshed back by
+// the negated shares, so all nodes end on the old commitments, as before the command. What
+// could not be rolled back is named; a rerun then refuses (409) until that node is back, and
+// the same command, run again with it up, refreshes from there.
+Status RollBackRefresh(const AdminState& s, std::size_t failed, const Error& why,
+                       const std::vector<int>& index, const crypto::threshold::Dealing& zero,
+                       const std::string& previous, const std::string& commitments) {
+  namespace th = crypto::threshold;
+  std::vector<std::size_t> to_undo;
+  for (std::size_t i = 0; i < failed; ++i) to_undo.push_back(i);
+  if (NodeCommitments(s, s.nodes[failed]) == commitments) to_undo.push_back(failed);
+  json rolled_back = json::array();
+  json stuck = json::array();
+  for (std::size_t i : to_undo) {
+    auto negated = th::NegateShare(zero.shares[static_cast<std::size_t>(index[i] - 1)]);
+    auto r = negated.ok() ? RefreshNode(s, s.nodes[i], *negated, commitments, previous)
+                          : Result<json>(negated.error());
+    (r.ok() ? rolled_back : stuck).push_back(s.nodes[i]);
+  }
+  std::string message = s.nodes[failed] + ": " + why.message +
+                        "; the refresh is rolled back: no node keeps the new shares";
+  if (!rolled_back.empty()) message += "; rolled back: " + rolled_back.dump();
+  if (!stuck.empty()) {
+    message = s.nodes[failed] + ": " + why.message + "; rolled back: " + rolled_back.dump() +
+              "; NOT rolled back (still on the new shares, which no longer combine with the "
+              "others'): " +
+              stuck.dump() +
+              " (reads need k nodes on one side; replace those nodes, see docs/threshold.md)";
+  }
+  return MakeError(why.code, message);
+}
+
 // A refresh (proactive resharing, docs/threshold.md): every node adds its share of a random
 // polynomial with f(0) = 0, so the key and the certificate stay, and shares taken before the
 // refresh no longer combine with those after it. The command never sees the key or any share.
@@ -206,21 +267,14 @@ Status GroupRefreshShares(AdminState& s) {
   BL_TRY_ASSIGN(th::Dealing zero, th::SplitZero(k, n));
   BL_TRY_ASSIGN(std::vector<Bytes> fresh, th::AddCommitments(old_commitments, zero.commitments));
   const std::string commitments = Base64Encode(th::EncodeCommitments(fresh));
-  json done = json::array();
   for (std::size_t i = 0; i < s.nodes.size(); ++i) {
     if (index[i] < 1 || index[i] > n) return MakeError("bad-reply", s.nodes[i] + ": bad index");
-    const SecretBytes delta = th::EncodeShare(zero.shares[static_cast<std::size_t>(index[i] - 1)]);
-    api::ApiCredentials creds = s.creds;
-    creds.server = s.nodes[i];
-    api::ApiClient client(creds);
-    auto r = client.Call("POST", G(s) + "/threshold/refresh",
-                         {{"share", Base64Encode(delta.view())},
-                          {"previous", previous},
-                          {"commitments", commitments}});
-    if (!r.ok()) {
-      return MakeError(r.error().code, s.nodes[i] + ": " + r.error().message + "; refreshed: " +
-                                           done.dump() + " (reads need k nodes on one side)");
-    }
+  }
+  json done = json::array();
+  for (std::size_t i = 0; i < s.nodes.size(); ++i) {
+    const th::Share& delta = zero.shares[static_cast<std::size_t>(index[i] - 1)];
+    auto r = RefreshNode(s, s.nodes[i], delta, previous, commitments);
+    if (!r.ok()) return RollBackRefresh(s, i, r.error(), index, zero, previous, commitments);
     done.push_back(s.nodes[i]);
   }
   json out = {{"name", s.group}, {"refreshed", done}, {"commitments", commitments}};
@@ -273,6 +327,13 @@ Status GroupList(AdminState& s) {
   }
   if (r["groups"].empty()) text = "no groups\n";
   return Print(s, r, text);
+}
+
+Status GroupSetCipher(AdminState& s) {
+  BL_TRY_ASSIGN(json r, Call(s, "PUT", G(s) + "/content-cipher", {{"content_cipher", s.cipher}}));
+  return Print(s, r,
+               "published content cipher of " + s.group + ": " + s.cipher +
+                   " (with its certificate; blindlist post follows it)\n");
 }
 
 Status GroupShow(AdminState& s) {
@@ -529,6 +590,15 @@ void AddAdminCommands(CLI::App& app, Action* chosen) {
   auto* glist = group->add_subcommand(
       "list", "Every group with its key type, current key version and member count");
   bind(glist, GroupList);
+  auto* set_cipher = group->add_subcommand(
+      "set-cipher",
+      "Publish what the members can read with the group certificate: any, aes-cbc (members "
+      "read with NSS/Thunderbird) or aead; blindlist post follows it");
+  set_cipher->add_option("name", s->group, "The list address")->required();
+  set_cipher->add_option("cipher", s->cipher, "any, aes-cbc or aead")
+      ->required()
+      ->check(CLI::IsMember({"any", "aes-cbc", "aead"}));
+  bind(set_cipher, GroupSetCipher);
   auto* show = group->add_subcommand("show", "Key versions, secrets, member count, exploder");
   show->add_option("name", s->group, "The list address")->required();
   bind(show, GroupShow);

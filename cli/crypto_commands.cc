@@ -6,24 +6,59 @@
 #include "blindlist/error_codes.h"
 #include "commands.h"
 #include "crypto/cms.h"
+#include "crypto/cms_stream.h"
 #include "crypto/keys.h"
 #include "io.h"
 #include "message_crypto.h"
+#include "mime/base64_lines.h"
 #include "mime/smime.h"
 
 namespace blindlist::cli {
+
+Status EncryptMessageTo(std::string_view message, const std::vector<crypto::Certificate>& certs,
+                        const std::vector<crypto::GroupSecret>& secrets,
+                        const crypto::EncryptOptions& options, const TextSink& sink) {
+  BL_TRY_ASSIGN(mime::ProtectedHeader header, mime::ProtectHeaderSection(message));
+  const std::string_view body = message.substr(header.body_offset);
+  BL_TRY_ASSIGN(crypto::StreamEncryptor encryptor,
+                crypto::StreamEncryptor::Start(header.inner_header.size() + body.size(), certs,
+                                               secrets, options));
+  // Pieces of 256 KiB: large enough that the per-call costs vanish, small enough to stay in cache.
+  constexpr std::size_t kPiece = std::size_t{256} << 10;
+  std::string text = mime::SmimeHeaderSection(header.outer_headers, crypto::IsGcm(options.cipher));
+  mime::Base64LineEncoder base64(76, mime::SmimeLineEnding(header.outer_headers));
+  base64.Append(encryptor.prefix(), text);
+  Bytes ciphertext;
+  ciphertext.reserve(kPiece + 64);
+  auto feed = [&](std::string_view plain) -> Status {
+    ciphertext.clear();
+    BL_TRY(encryptor.Update(AsBytes(plain), ciphertext));
+    base64.Append(ciphertext, text);
+    if (text.size() < kPiece) return Status::Ok();
+    BL_TRY(sink(text));
+    text.clear();
+    return Status::Ok();
+  };
+  BL_TRY(feed(header.inner_header));
+  for (std::size_t pos = 0; pos < body.size(); pos += kPiece)
+    BL_TRY(feed(body.substr(pos, kPiece)));
+  ciphertext.clear();
+  BL_TRY(encryptor.Finish(ciphertext));
+  base64.Append(ciphertext, text);
+  base64.Finish(text);
+  return sink(text);
+}
 
 Result<std::string> EncryptMessage(std::string_view message,
                                    const std::vector<crypto::Certificate>& certs,
                                    const std::vector<crypto::GroupSecret>& secrets,
                                    const crypto::EncryptOptions& options) {
-  BL_TRY_ASSIGN(mime::ProtectedMessage protected_message, mime::ProtectHeaders(message));
-  mime::SmimeEnvelope out;
-  out.form = mime::SmimeForm::kMime;
-  out.outer_headers = protected_message.outer_headers;
-  BL_TRY_ASSIGN(out.cms,
-                crypto::Encrypt(AsBytes(protected_message.inner), certs, secrets, options));
-  return mime::SerializeSmime(out, crypto::IsGcm(options.cipher));
+  std::string out;
+  BL_TRY(EncryptMessageTo(message, certs, secrets, options, [&out](std::string_view piece) {
+    out += piece;
+    return Status::Ok();
+  }));
+  return out;
 }
 
 namespace {
@@ -66,9 +101,9 @@ struct ParsedInput {
 };
 
 Result<ParsedInput> ReadEnvelope(const std::string& path) {
-  BL_TRY_ASSIGN(std::string input, ReadInput(path));
+  BL_TRY_ASSIGN(Input input, Input::Read(path));
   ParsedInput parsed;
-  BL_TRY_ASSIGN(parsed.smime, mime::ParseSmime(input));
+  BL_TRY_ASSIGN(parsed.smime, mime::ParseSmime(input.text()));
   BL_TRY_ASSIGN(parsed.envelope, Envelope::Parse(parsed.smime.cms));
   return parsed;
 }
@@ -125,9 +160,18 @@ Status RunEncrypt(const EncryptOptions& o) {
       o.cipher == "aes-256-cbc" ? ContentCipher::kAes256Cbc : ContentCipher::kAes256Gcm;
   options.rsa_padding =
       o.padding == "pkcs1" ? crypto::RsaPadding::kPkcs1v15 : crypto::RsaPadding::kOaepSha256;
-  BL_TRY_ASSIGN(std::string message, ReadInput(o.io.in));
-  BL_TRY_ASSIGN(std::string encrypted, EncryptMessage(message, certs, secrets, options));
-  return WriteOutput(o.io.out, encrypted);
+  BL_TRY_ASSIGN(Input message, Input::Read(o.io.in));
+  std::optional<Output> out;  // opened at the first piece, once the message is accepted
+  BL_TRY(EncryptMessageTo(message.text(), certs, secrets, options,
+                          [&](std::string_view piece) -> Status {
+                            if (!out) {
+                              auto opened = Output::Open(o.io.out);
+                              if (!opened.ok()) return opened.error();
+                              out.emplace(std::move(opened).value());
+                            }
+                            return out->Write(piece);
+                          }));
+  return out->Commit();
 }
 
 // ---- decrypt ----
@@ -138,31 +182,54 @@ struct DecryptOptions {
   SecretOptions secret;
 };
 
+Result<SecretBytes> UnwrapForDecrypt(const DecryptOptions& o, const Envelope& env) {
+  if (o.key.empty()) {
+    BL_TRY_ASSIGN(GroupSecret secret, ParseSecret(o.secret));
+    return crypto::FindAndUnwrapCek(env, secret);
+  }
+  BL_TRY_ASSIGN(PrivateKey key, PrivateKey::LoadFile(o.key));
+  std::optional<Certificate> cert;
+  if (!o.cert.empty()) {
+    BL_TRY_ASSIGN(Certificate c, Certificate::LoadFile(o.cert));
+    if (!c.Matches(key)) return MakeError("usage", o.cert + " does not belong to the key " + o.key);
+    cert = std::move(c);
+  }
+  return crypto::FindAndUnwrapCek(env, key, cert ? &*cert : nullptr);
+}
+
+// The input is read once and never copied: the base64 body is decoded over it and the content
+// decrypted where it lies (then zeroed), so a 24 MB post costs what its decryption costs.
 Status RunDecrypt(const DecryptOptions& o) {
   if (o.key.empty() == !o.secret.given()) {
     return MakeError("usage", "decrypt needs exactly one of --key KEY.pem or --secret-key");
   }
-  BL_TRY_ASSIGN(ParsedInput in, ReadEnvelope(o.io.in));
-  SecretBytes cek;
-  if (!o.key.empty()) {
-    BL_TRY_ASSIGN(PrivateKey key, PrivateKey::LoadFile(o.key));
-    std::optional<Certificate> cert;
-    if (!o.cert.empty()) {
-      BL_TRY_ASSIGN(Certificate c, Certificate::LoadFile(o.cert));
-      if (!c.Matches(key))
-        return MakeError("usage", o.cert + " does not belong to the key " + o.key);
-      cert = std::move(c);
-    }
-    BL_TRY_ASSIGN(cek, crypto::FindAndUnwrapCek(in.envelope, key, cert ? &*cert : nullptr));
+  BL_TRY_ASSIGN(Input input, Input::Read(o.io.in));
+  input.WipeOnClose();
+  BL_TRY_ASSIGN(mime::SmimeEnvelopeView smime, mime::ParseSmimeInPlace(input.chars()));
+  crypto::ContentLocation content;
+  BL_TRY_ASSIGN(Envelope env, crypto::ParseEnvelopeForDecryption(smime.cms, &content));
+  BL_TRY_ASSIGN(SecretBytes cek, UnwrapForDecrypt(o, env));
+  std::string_view plain;
+  SecretBytes copied;  // a segmented (BER) content is decrypted into a copy
+  if (content.in_place) {
+    const auto offset = static_cast<std::size_t>(smime.cms.data() - input.bytes().data());
+    BL_TRY_ASSIGN(std::span<std::uint8_t> in_place,
+                  crypto::DecryptContentInPlace(
+                      env, input.bytes().subspan(offset, smime.cms.size()), content, cek));
+    plain = AsChars(ByteView(in_place.data(), in_place.size()));
   } else {
-    BL_TRY_ASSIGN(GroupSecret secret, ParseSecret(o.secret));
-    BL_TRY_ASSIGN(cek, crypto::FindAndUnwrapCek(in.envelope, secret));
+    BL_TRY_ASSIGN(copied, crypto::DecryptContent(env, cek));
+    plain = AsChars(copied.view());
   }
-  BL_TRY_ASSIGN(SecretBytes plain, crypto::DecryptContent(in.envelope, cek));
-  BL_TRY_ASSIGN(std::string message,
-                mime::UnprotectHeaders(AsChars(plain.view()), in.smime.outer_headers));
-  Status st = WriteOutput(o.io.out, message);
-  std::fill(message.begin(), message.end(), '\0');
+  BL_TRY_ASSIGN(mime::UnprotectedHeader header,
+                mime::UnprotectHeaderSection(plain, smime.outer_headers));
+  Status st = [&]() -> Status {
+    BL_TRY_ASSIGN(Output out, Output::Open(o.io.out));
+    BL_TRY(out.Write(header.head));
+    BL_TRY(out.Write(plain.substr(header.body_offset)));
+    return out.Commit();
+  }();
+  std::fill(header.head.begin(), header.head.end(), '\0');
   return st;
 }
 

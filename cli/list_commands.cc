@@ -43,6 +43,8 @@ struct ListOptions {
   std::string reading;
   std::string posting;
   std::string roster;
+  std::string per_member_fallback;
+  std::string member_clients;
   bool allow_plaintext = false;
   bool encrypted_only = false;
   bool require_aead = false;
@@ -56,7 +58,8 @@ struct ListOptions {
   // Which of the settings were given (`list set` changes only those).
   bool has_group = false, has_reading = false, has_posting = false, has_bounce_address = false,
        has_bounce_threshold = false, has_description = false, has_roster = false,
-       has_bounce_stale_after = false, has_owner = false;
+       has_bounce_stale_after = false, has_owner = false, has_per_member_fallback = false,
+       has_member_clients = false;
 
   std::string certificate_file;  // certificate add
   std::vector<std::string> members;
@@ -177,6 +180,8 @@ json ListJson(const store::MailingList& l) {
           {"reading", l.reading},
           {"posting", l.posting},
           {"roster", l.roster},
+          {"per_member_fallback", l.per_member_fallback},
+          {"member_clients", l.member_clients},
           {"encrypted_only", l.encrypted_only},
           {"require_aead", l.require_aead},
           {"bounce_address", l.bounce_address},
@@ -213,6 +218,8 @@ Status ApplySettings(const ListOptions& o, store::MailingList& list) {
   if (o.has_reading) list.reading = o.reading;
   if (o.has_posting) list.posting = o.posting;
   if (o.has_roster) list.roster = o.roster;
+  if (o.has_per_member_fallback) list.per_member_fallback = o.per_member_fallback;
+  if (o.has_member_clients) list.member_clients = o.member_clients;
   if (o.allow_plaintext && o.encrypted_only) {
     return MakeError("usage", "--allow-plaintext and --encrypted-only contradict each other");
   }
@@ -293,6 +300,16 @@ Status Show(ListOptions& o) {
   if (!l.description.empty()) t += "description:  " + l.description + "\n";
   t += "reading:      " + l.reading +
        (l.reading == "path-b-prime" ? "  (the exploder holds the group key)" : "") + "\n";
+  if (l.reading == "per-member") {
+    t += "per member:   a member without a certificate " +
+         std::string(l.per_member_fallback == "skip" ? "gets nothing" : "gets the group's copy") +
+         "\n";
+  }
+  t += "clients:      " +
+       std::string(l.member_clients == "nss"
+                       ? "nss (Thunderbird): AES-CBC EnvelopedData, RSA PKCS#1 v1.5"
+                       : "any") +
+       "\n";
   t += "posting:      " + l.posting + "\n";
   t += "roster:       " + l.roster +
        (l.roster == "groupd" ? "  (the delivery list follows groupd's roster)" : "") + "\n";
@@ -666,9 +683,19 @@ void AddSettings(CLI::App* cmd, ListOptions& o, bool create) {
                                       : "Replace the certificates (repeat: current first)");
   if (create) cert->required();
   cmd->add_option("--reading", o.reading,
-                  "direct (forward as received), path-b (groupd re-wraps to the group secret) or "
-                  "path-b-prime (listd holds the group key: dangerous)")
-      ->check(CLI::IsMember({"direct", "path-b", "path-b-prime"}));
+                  "direct (forward as received), path-b (groupd re-wraps to the group secret), "
+                  "per-member (groupd re-wraps to each member's registered certificate: members "
+                  "read with their own S/MIME client) or path-b-prime (listd holds the group key: "
+                  "dangerous)")
+      ->check(CLI::IsMember({"direct", "path-b", "path-b-prime", "per-member"}));
+  cmd->add_option("--per-member-fallback", o.per_member_fallback,
+                  "per-member: a member without a registered certificate gets the post as sent "
+                  "to the group (group, the default) or nothing (skip)")
+      ->check(CLI::IsMember({"group", "skip"}));
+  cmd->add_option("--member-clients", o.member_clients,
+                  "What the members read with: any (the default) or nss (Thunderbird: posts must "
+                  "be AES-CBC EnvelopedData, and RSA members get PKCS#1 v1.5 key transport)")
+      ->check(CLI::IsMember({"any", "nss"}));
   cmd->add_option("--posting", o.posting, "members (senders must be enabled members) or open")
       ->check(CLI::IsMember({"members", "open"}));
   cmd->add_option("--roster", o.roster,
@@ -711,6 +738,8 @@ void NoteGivenSettings(CLI::App* cmd, ListOptions& o) {
   o.has_reading = cmd->count("--reading") > 0;
   o.has_posting = cmd->count("--posting") > 0;
   o.has_roster = cmd->count("--roster") > 0;
+  o.has_per_member_fallback = cmd->count("--per-member-fallback") > 0;
+  o.has_member_clients = cmd->count("--member-clients") > 0;
   o.has_bounce_address = cmd->count("--bounce-address") > 0;
   o.has_bounce_threshold = cmd->count("--bounce-threshold") > 0;
   o.has_description = cmd->count("--description") > 0;

@@ -1,17 +1,16 @@
-// blindlist: the one command for senders, members and administrators.
+// blindlist: the one command for senders, members and administrators. This is the full command,
+// every subcommand; the `blindlist` users run executes it for all but the envelope commands
+// (app.h, envelope_main.cc).
 #include <CLI/CLI.hpp>
-#include <cstdio>
-#include <string>
 
-#include "blindlist/error_codes.h"
+#include "app.h"
 #include "commands.h"
 
+namespace {
+
 int Run(int argc, char** argv) {
-  CLI::App app{
-      "blindlist: confidential mailing lists whose list server cannot read the mail.\n"
-      "Reads standard input and writes standard output unless -i/-o are given."};
-  app.require_subcommand(1);
-  app.set_version_flag("--version", "blindlist 0.1.0");
+  CLI::App app;
+  blindlist::cli::ConfigureApp(app);
   blindlist::cli::Action action;
   blindlist::cli::AddCryptoCommands(app, &action);
   blindlist::cli::AddAdminCommands(app, &action);
@@ -19,42 +18,9 @@ int Run(int argc, char** argv) {
   blindlist::cli::AddCertCommand(app, &action);
   blindlist::cli::AddListCommands(app, &action);
   blindlist::cli::AddPostCommand(app, &action);
-
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
-    // Usage errors keep the one-line contract: "blindlist: WHAT", exit 2.
-    std::string what = e.what();
-    if (argc >= 2 && argv[1][0] != '-' && app.get_subcommands().empty()) {
-      what = std::string("unknown command \"") + argv[1] + "\" (try blindlist --help)";
-    } else if (what.empty() ||
-               (e.get_name() == "RequiredError" && what.find("subcommand") != std::string::npos)) {
-      what =
-          "a subcommand is required: encrypt, decrypt, rewrap, inspect, admin, open, cert, list, "
-          "post "
-          "(try "
-          "blindlist "
-          "--help)";
-    }
-    std::fprintf(stderr, "blindlist: %s\n", what.c_str());
-    return 2;
-  }
-  blindlist::Status status = action ? action() : blindlist::Status::Ok();
-  if (!status.ok()) {
-    std::fprintf(stderr, "blindlist: %s\n", status.error().message.c_str());
-    // EX_TEMPFAIL, so a mail system running blindlist as a filter tries again later.
-    return status.error().code == blindlist::errc::kTempFail ? 75 : 1;
-  }
-  return 0;
+  return blindlist::cli::ParseAndRun(app, action, argc, argv);
 }
 
-int main(int argc, char** argv) {
-  try {
-    return Run(argc, argv);
-  } catch (const std::exception& e) {
-    // Nothing is expected to throw this far; if something does, fail with one line.
-    std::fprintf(stderr, "blindlist: internal error: %s\n", e.what());
-    return 1;
-  }
-}
+}  // namespace
+
+int main(int argc, char** argv) { return blindlist::cli::GuardedMain(Run, argc, argv); }

@@ -21,6 +21,7 @@
 #include "maildir_reopen.h"
 #include "mime/smime.h"
 #include "server_options.h"
+#include "threshold_archive.h"
 #include "threshold_open.h"
 
 namespace blindlist::cli {
@@ -44,6 +45,9 @@ struct OpenOptions {
   bool filter = false;
   std::string maildir;
   bool reopen = false;
+  std::string nodes_file;             // threshold: the nodes, one URL per line
+  std::vector<std::string> archives;  // threshold: posts to open at once
+  std::string out_dir;                // threshold --archive: where the opened posts go
 };
 
 // groupd as `open` asks it. As a delivery filter, each failed call is sorted at once: one that
@@ -514,7 +518,31 @@ Status RunFilter(OpenOptions& o) {
   return Status::Ok();
 }
 
+// --nodes-file adds its nodes to --server's; --archive opens many posts at once (threshold).
+Status PrepareThreshold(OpenOptions& o) {
+  if (o.method != "threshold") {
+    if (!o.nodes_file.empty() || !o.archives.empty() || !o.out_dir.empty())
+      return MakeError("usage", "--nodes-file, --archive and --out-dir are for --method threshold");
+    return Status::Ok();
+  }
+  if (!o.nodes_file.empty()) {
+    BL_TRY_ASSIGN(auto nodes, ReadNodesFile(o.nodes_file));
+    o.servers.insert(o.servers.end(), nodes.begin(), nodes.end());
+  }
+  return Status::Ok();
+}
+
 Status RunOpen(OpenOptions& o) {
+  BL_TRY(PrepareThreshold(o));
+  if (o.servers.empty()) return MakeError("usage", "--server is required");
+  if (!o.archives.empty()) {
+    if (o.filter || o.reopen || !o.maildir.empty())
+      return MakeError("usage", "--archive does not go with --filter, --reopen or --maildir");
+    BL_TRY(FinishServerOptions(o.creds));
+    return OpenThresholdArchive(ThresholdRead{o.servers, o.creds, o.group, o.reason, false},
+                                o.archives, o.out_dir);
+  }
+  if (!o.out_dir.empty()) return MakeError("usage", "--out-dir goes with --archive");
   if (o.reopen || !o.maildir.empty()) return RunReopen(o);
   if (o.filter) return RunFilter(o);
   BL_TRY_ASSIGN(std::string input, ReadInput(o.io.in));
@@ -527,7 +555,8 @@ void AddOpenCommand(CLI::App& app, Action* chosen) {
   auto o = std::make_shared<OpenOptions>();
   auto* cmd = app.add_subcommand("open", "Read list mail as a member, through the group server");
   AddIo(cmd, o->io);
-  AddServerOptions(cmd, o->creds, true, &o->servers);
+  // --server is checked in RunOpen: a threshold read may name its nodes with --nodes-file.
+  AddServerOptions(cmd, o->creds, false, &o->servers);
   cmd->add_option("--group", o->group, "The list address")->required();
   cmd->add_option("--method", o->method,
                   "tls (F), rewrap (E), cert (G), blind, secret (S/B), threshold (k of n nodes, "
@@ -567,7 +596,22 @@ void AddOpenCommand(CLI::App& app, Action* chosen) {
   cmd->add_flag("--reopen", o->reopen,
                 "Open, in place, the posts of --group in --maildir that --filter passed through "
                 "still encrypted (groupd was down); exit 75 if some still cannot be opened");
-  cmd->callback([chosen, o] { *chosen = [o] { return RunOpen(*o); }; });
+  cmd->add_option("--nodes-file", o->nodes_file,
+                  "threshold: a file naming the nodes, one https:// URL per line ('#' comments), "
+                  "instead of (or besides) repeated --server")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--archive", o->archives,
+                  "threshold: open every post of these files, mbox files or Maildirs at once "
+                  "(one bulk request per node), into --out-dir")
+      ->check(CLI::ExistingPath);
+  cmd->add_option("--out-dir", o->out_dir,
+                  "With --archive: the directory for the opened posts (NNNN.eml, in order)");
+  cmd->callback([chosen, o] {
+    // A usage error (exit 2) like any missing option: --server, or for threshold --nodes-file.
+    if (o->servers.empty() && o->nodes_file.empty())
+      throw CLI::RequiredError("--server (or, with --method threshold, --nodes-file)");
+    *chosen = [o] { return RunOpen(*o); };
+  });
 }
 
 }  // namespace blindlist::cli

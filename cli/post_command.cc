@@ -44,7 +44,7 @@ struct PostOptions {
   std::string smtp_password_file;
   bool accept_new = false;
   bool require_tls = false;
-  std::string cipher = "aes-256-gcm";
+  std::string cipher;  // empty: as the list's published policy says
 };
 
 // `leaf` under the XDG base directory `xdg_variable` names, else under ~/`home_dir`,
@@ -217,17 +217,26 @@ Result<crypto::Certificate> FetchPinned(PostOptions& o, const std::string& pem,
   return cert;
 }
 
+// The list certificate to encrypt to, with the content cipher policy groupd publishes beside it
+// (X-Blindlist-Content-Cipher: what the members' clients can read; empty when none).
+struct ListKey {
+  crypto::Certificate cert;
+  std::string cipher_policy;
+};
+
 // The list certificate to encrypt to: groupd's, pinned and cached; the cached one when groupd
 // cannot be reached (it must still match the pin and be valid).
-Result<crypto::Certificate> ListCertificate(PostOptions& o) {
+Result<ListKey> ListCertificate(PostOptions& o) {
   BL_TRY_ASSIGN(std::optional<crypto::Certificate> ca, DeploymentCa(o));
   BL_TRY_ASSIGN(std::string pinned, PinnedFingerprint(o.known_lists, o.list));
   api::ApiClient client(o.creds);
   auto pem = client.GetText("/v1/groups/" + api::ApiClient::Segment(o.group) + "/certificate");
   if (pem.ok()) {
     BL_TRY_ASSIGN(crypto::Certificate cert, FetchPinned(o, *pem, ca, pinned));
+    std::string policy = client.last_header("x-blindlist-content-cipher");
     BL_TRY(WriteCacheFile(CachePath(o, ".pem"), *pem));
-    return cert;
+    BL_TRY(WriteCacheFile(CachePath(o, ".cipher"), policy));
+    return ListKey{std::move(cert), std::move(policy)};
   }
   if (!GroupdUnreachable(pem.error())) return pem.error();
   const std::string cache = CachePath(o, ".pem");
@@ -253,7 +262,8 @@ Result<crypto::Certificate> ListCertificate(PostOptions& o) {
                "blindlist: groupd cannot be reached (%s); using the cached certificate of %s "
                "(SHA-256 %s) from %s\n",
                pem.error().message.c_str(), o.list.c_str(), fingerprint.c_str(), cache.c_str());
-  return cert;
+  auto policy = ReadInput(CachePath(o, ".cipher"), 64);  // absent (older cache): no policy
+  return ListKey{std::move(cert), policy.ok() ? *policy : std::string()};
 }
 
 Result<net::SmtpClientConfig> SmtpConfig(const PostOptions& o) {
@@ -322,11 +332,26 @@ Status RunPost(PostOptions o) {
   }
 
   BL_TRY_ASSIGN(std::string message, ReadInput(o.io.in));
-  BL_TRY_ASSIGN(crypto::Certificate cert, ListCertificate(o));
+  BL_TRY_ASSIGN(ListKey key, ListCertificate(o));
+  const crypto::Certificate& cert = key.cert;
 
+  // The list's published cipher policy (X-Blindlist-Content-Cipher): what its members can read.
+  const std::string& policy = key.cipher_policy;
+  std::string cipher = o.cipher;
+  if (cipher.empty()) cipher = policy == "aes-cbc" ? "aes-256-cbc" : "aes-256-gcm";
+  if (policy == "aes-cbc" && cipher != "aes-256-cbc") {
+    return MakeError("usage", o.list +
+                                  " is read with NSS (Thunderbird), which opens only AES-CBC: "
+                                  "post with --cipher aes-256-cbc (or without --cipher)");
+  }
+  if (policy == "aead" && cipher != "aes-256-gcm") {
+    return MakeError("usage", o.list +
+                                  " takes only authenticated encryption (AES-GCM): post with "
+                                  "--cipher aes-256-gcm (or without --cipher)");
+  }
   crypto::EncryptOptions options;
-  options.cipher = o.cipher == "aes-256-cbc" ? crypto::ContentCipher::kAes256Cbc
-                                             : crypto::ContentCipher::kAes256Gcm;
+  options.cipher = cipher == "aes-256-cbc" ? crypto::ContentCipher::kAes256Cbc
+                                           : crypto::ContentCipher::kAes256Gcm;
   BL_TRY_ASSIGN(std::string encrypted, EncryptMessage(message, {cert}, {}, options));
 
   const std::string& from = o.from;
@@ -378,7 +403,9 @@ void AddPostCommand(CLI::App& app, Action* chosen) {
   cmd->add_option("--smtp-password-file", o->smtp_password_file,
                   "File (mode 0600) whose first line is the SMTP password; env "
                   "BLINDLIST_SMTP_PASSWORD_FILE");
-  cmd->add_option("--cipher", o->cipher, "aes-256-gcm (default) or aes-256-cbc (for NSS readers)")
+  cmd->add_option("--cipher", o->cipher,
+                  "aes-256-gcm or aes-256-cbc (default: as the list publishes with its "
+                  "certificate: aes-256-cbc for lists read with NSS/Thunderbird, else aes-256-gcm)")
       ->check(CLI::IsMember({"aes-256-gcm", "aes-256-cbc"}));
   cmd->callback([chosen, o] { *chosen = [o] { return RunPost(*o); }; });
 }

@@ -5,6 +5,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <span>
 
 #include "blindlist/base64.h"
 #include "blindlist/error_codes.h"
@@ -76,30 +77,83 @@ Result<crypto::Certificate> AgreedCertificate(std::vector<NodeAnswer>& nodes,
   return crypto::Certificate::Load(der);
 }
 
-void AskNode(NodeAnswer& a, const ThresholdRead& t, const Bytes& blinded) {
+// One node's answer for one blinded point.
+struct ItemAnswer {
+  std::optional<Error> failure;
+  Bytes point;
+  Bytes proof;
+};
+
+// The node-level fields of an answer (index, commitments); false when malformed.
+bool ReadShareFields(NodeAnswer& a, const json& reply) {
+  auto commitments = Base64Field(reply, "commitments");
+  auto index = reply.find("index");
+  if (!commitments || index == reply.end() || !index->is_number_integer()) return false;
+  a.index = index->get<int>();
+  a.commitments = std::move(*commitments);
+  return true;
+}
+
+ItemAnswer ReadItem(const json& item) {
+  ItemAnswer out;
+  auto point = Base64Field(item, "result");
+  auto proof = Base64Field(item, "proof");
+  if (point && proof) {
+    out.point = std::move(*point);
+    out.proof = std::move(*proof);
+  } else {
+    out.failure = MakeError(item.value("error", std::string(errc::kBadReply)),
+                            item.value("message", std::string("malformed answer (result, proof)")));
+  }
+  return out;
+}
+
+// Asks one node for every blinded point: the single route for one point, else the bulk route
+// in chunks of kChunk (each chunk charged per point at the node). `items` gets one answer per
+// point; a node-level failure is set on `a`.
+constexpr std::size_t kChunk = 100;
+
+void AskNode(NodeAnswer& a, const ThresholdRead& t, const std::vector<Bytes>& blinded,
+             std::vector<ItemAnswer>& items) {
   api::ApiCredentials creds = t.creds;
   creds.server = a.url;
   api::ApiClient client(creds);
-  json body = {{"blinded", Base64Encode(blinded)}, {"reason", t.reason}};
-  auto reply =
-      client.Call("POST", "/v1/groups/" + api::ApiClient::Segment(t.group) + "/threshold", body);
-  if (!reply.ok()) {
-    Fail(a, reply.error().code, reply.error().message,
-         api::ApiClient::IsTransient(reply.error(), client.last_status()));
-    return;
+  const std::string base = "/v1/groups/" + api::ApiClient::Segment(t.group) + "/threshold";
+  items.clear();
+  for (std::size_t from = 0; from < blinded.size(); from += kChunk) {
+    const std::size_t to = std::min(blinded.size(), from + kChunk);
+    json body = {{"reason", t.reason}};
+    if (blinded.size() == 1) {
+      body["blinded"] = Base64Encode(blinded[0]);
+    } else {
+      json list = json::array();
+      for (std::size_t i = from; i < to; ++i) list.push_back(Base64Encode(blinded[i]));
+      body["points"] = std::move(list);
+    }
+    auto reply = client.Call("POST", blinded.size() == 1 ? base : base + "/bulk", body);
+    if (!reply.ok()) {
+      Fail(a, reply.error().code, reply.error().message,
+           api::ApiClient::IsTransient(reply.error(), client.last_status()));
+      return;
+    }
+    const std::string before = ToHex(a.commitments);
+    const int index_before = a.index;
+    if (!ReadShareFields(a, *reply) ||
+        (from > 0 && (before != ToHex(a.commitments) || index_before != a.index))) {
+      Fail(a, std::string(errc::kBadReply), "malformed answer (index, commitments)");
+      return;
+    }
+    if (blinded.size() == 1) {
+      items.push_back(ReadItem(*reply));
+      continue;
+    }
+    auto results = reply->find("results");
+    if (results == reply->end() || !results->is_array() || results->size() != to - from) {
+      Fail(a, std::string(errc::kBadReply), "malformed bulk answer (results)");
+      return;
+    }
+    for (const auto& item : *results) items.push_back(ReadItem(item));
   }
-  auto point = Base64Field(*reply, "result");
-  auto proof = Base64Field(*reply, "proof");
-  auto commitments = Base64Field(*reply, "commitments");
-  auto index = reply->find("index");
-  if (!point || !proof || !commitments || index == reply->end() || !index->is_number_integer()) {
-    Fail(a, std::string(errc::kBadReply), "malformed answer (result, proof, commitments, index)");
-    return;
-  }
-  a.index = index->get<int>();
-  a.point = std::move(*point);
-  a.proof = std::move(*proof);
-  a.commitments = std::move(*commitments);
 }
 
 // The commitments most nodes report whose C_0 is the certificate's key; the others are out.
@@ -150,41 +204,29 @@ Error NotMet(const std::vector<NodeAnswer>& nodes, int valid, int k, bool filter
 
 }  // namespace
 
-Result<SecretBytes> ThresholdUnwrap(const ThresholdRead& t, const crypto::Envelope& env,
-                                    const std::vector<std::size_t>& candidates,
-                                    std::vector<std::string>& notes) {
-  if (t.servers.empty()) return MakeError("usage", "a threshold read needs --server for each node");
-  std::vector<NodeAnswer> nodes;
-  for (const auto& url : t.servers) {
-    NodeAnswer a;
-    a.url = url;
-    nodes.push_back(std::move(a));
-  }
-  BL_TRY_ASSIGN(crypto::Certificate group_cert, AgreedCertificate(nodes, t));
-  BL_TRY_ASSIGN(Bytes group_point, th::PublicPointOf(group_cert));
-  // The post's KARI for the group certificate.
-  const crypto::RecipientInfo* ri = nullptr;
-  std::size_t rek = 0;
-  for (std::size_t index : candidates) {
-    const auto& c = env.recipients[index];
+namespace {
+
+// The post's KARI for the group certificate, blinded.
+Result<crypto::BlindRequest> BlindPost(const ThresholdPost& post,
+                                       const crypto::Certificate& group_cert) {
+  for (std::size_t index : post.candidates) {
+    const auto& c = post.env->recipients[index];
     if (c.kind != crypto::RecipientKind::kKeyAgree) continue;
-    for (std::size_t k = 0; k < c.recipient_keys.size() && ri == nullptr; ++k) {
-      if (c.recipient_keys[k].rid.Matches(group_cert)) {
-        ri = &c;
-        rek = k;
-      }
+    for (std::size_t k = 0; k < c.recipient_keys.size(); ++k) {
+      if (c.recipient_keys[k].rid.Matches(group_cert))
+        return crypto::BlindRequest::Create(c, group_cert, k);
     }
   }
-  if (ri == nullptr)
-    return MakeError(std::string(errc::kNoRecipient),
-                     "no key agreement RecipientInfo for the threshold group's certificate");
-  BL_TRY_ASSIGN(crypto::BlindRequest req, crypto::BlindRequest::Create(*ri, group_cert, rek));
+  return MakeError(std::string(errc::kNoRecipient),
+                   "no key agreement RecipientInfo for the threshold group's certificate");
+}
+
+// One post's answers from every node: check each proof, combine k valid ones, unblind.
+Result<SecretBytes> CombinePost(std::vector<NodeAnswer> nodes,
+                                const std::optional<std::vector<Bytes>>& commitments, int k,
+                                const crypto::BlindRequest& req, const ThresholdRead& t,
+                                std::vector<std::string>& notes, const std::string& label) {
   BL_TRY_ASSIGN(Bytes blinded, th::NormalizePoint(req.blinded()));
-  for (auto& a : nodes) {
-    if (!a.failure) AskNode(a, t, req.blinded());
-  }
-  int k = 0;
-  auto commitments = AgreedCommitments(nodes, group_point, k);
   std::vector<th::Partial> valid;
   if (commitments) {
     std::vector<int> seen;
@@ -210,7 +252,7 @@ Result<SecretBytes> ThresholdUnwrap(const ThresholdRead& t, const crypto::Envelo
   }
   for (const auto& a : nodes) {
     if (a.failure)
-      notes.push_back("node " + a.url + " excluded: " + a.failure->code + ": " +
+      notes.push_back(label + "node " + a.url + " excluded: " + a.failure->code + ": " +
                       a.failure->message);
   }
   if (!commitments || static_cast<int>(valid.size()) < k || k < 2)
@@ -219,6 +261,70 @@ Result<SecretBytes> ThresholdUnwrap(const ThresholdRead& t, const crypto::Envelo
   BL_TRY_ASSIGN(Bytes combined, th::CombinePartials(valid));
   BL_TRY_ASSIGN(Bytes x, th::XCoordinate(combined));
   return req.Finish(x);
+}
+
+}  // namespace
+
+Result<SecretBytes> ThresholdUnwrap(const ThresholdRead& t, const crypto::Envelope& env,
+                                    const std::vector<std::size_t>& candidates,
+                                    std::vector<std::string>& notes) {
+  const std::vector<ThresholdPost> posts{ThresholdPost{&env, candidates}};
+  BL_TRY_ASSIGN(auto results, ThresholdUnwrapMany(t, posts, notes));
+  return std::move(results.front());
+}
+
+Result<std::vector<Result<SecretBytes>>> ThresholdUnwrapMany(const ThresholdRead& t,
+                                                             std::span<const ThresholdPost> posts,
+                                                             std::vector<std::string>& notes) {
+  if (t.servers.empty()) return MakeError("usage", "a threshold read needs --server for each node");
+  std::vector<NodeAnswer> nodes;
+  for (const auto& url : t.servers) {
+    NodeAnswer a;
+    a.url = url;
+    nodes.push_back(std::move(a));
+  }
+  BL_TRY_ASSIGN(crypto::Certificate group_cert, AgreedCertificate(nodes, t));
+  BL_TRY_ASSIGN(Bytes group_point, th::PublicPointOf(group_cert));
+  std::vector<Result<SecretBytes>> out;
+  std::vector<std::optional<crypto::BlindRequest>> requests;
+  std::vector<Bytes> blinded;
+  for (const auto& post : posts) {
+    auto req = BlindPost(post, group_cert);
+    if (!req.ok()) {
+      out.emplace_back(req.error());
+      requests.emplace_back();
+      continue;
+    }
+    blinded.push_back(req->blinded());
+    out.emplace_back(MakeError("pending", "not asked"));
+    requests.emplace_back(std::move(*req));
+  }
+  if (blinded.empty()) return out;
+  std::vector<std::vector<ItemAnswer>> items(nodes.size());
+  for (std::size_t n = 0; n < nodes.size(); ++n) {
+    if (!nodes[n].failure) AskNode(nodes[n], t, blinded, items[n]);
+  }
+  int k = 0;
+  auto commitments = AgreedCommitments(nodes, group_point, k);
+  std::size_t item = 0;
+  for (std::size_t p = 0; p < posts.size(); ++p) {
+    if (!requests[p]) continue;
+    std::vector<NodeAnswer> per_post = nodes;
+    for (std::size_t n = 0; n < nodes.size(); ++n) {
+      if (per_post[n].failure) continue;
+      const ItemAnswer& answer = items[n][item];
+      if (answer.failure) {
+        per_post[n].failure = answer.failure;
+        continue;
+      }
+      per_post[n].point = answer.point;
+      per_post[n].proof = answer.proof;
+    }
+    ++item;
+    const std::string label = posts.size() == 1 ? "" : "post " + std::to_string(p + 1) + ": ";
+    out[p] = CombinePost(std::move(per_post), commitments, k, *requests[p], t, notes, label);
+  }
+  return out;
 }
 
 }  // namespace blindlist::cli

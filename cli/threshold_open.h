@@ -4,6 +4,7 @@
 // Thread-safety: free function; no shared state.
 #pragma once
 
+#include <span>
 #include <string>
 #include <vector>
 
@@ -29,5 +30,17 @@ struct ThresholdRead {
 Result<SecretBytes> ThresholdUnwrap(const ThresholdRead& t, const crypto::Envelope& env,
                                     const std::vector<std::size_t>& candidates,
                                     std::vector<std::string>& notes);
+
+// One post of several to open at once, and the RecipientInfos that may be the group's.
+struct ThresholdPost {
+  const crypto::Envelope* env = nullptr;
+  std::vector<std::size_t> candidates;
+};
+// The CEKs of many posts, asking each node once (`POST .../threshold/bulk`, in chunks): one
+// result per post, in order. The error is for what fails them all (no node gives the group
+// certificate); a note names the post ("post N: node URL excluded: ...").
+Result<std::vector<Result<SecretBytes>>> ThresholdUnwrapMany(const ThresholdRead& t,
+                                                             std::span<const ThresholdPost> posts,
+                                                             std::vector<std::string>& notes);
 
 }  // namespace blindlist::cli

@@ -57,6 +57,18 @@ Result<ThresholdShareRecord> GroupKeyRing::ShareFor(const std::string& group,
   BL_TRY_ASSIGN(out.share, crypto::threshold::ParseShare(all.first(crypto::threshold::kShareLen)));
   BL_TRY_ASSIGN(out.commitments, crypto::threshold::ParseCommitments(
                                      all.subspan(crypto::threshold::kShareLen), out.share.k));
+  const VersionId id{row.group_id, row.version};
+  {
+    std::lock_guard lock(public_mu_);
+    auto it = public_shares_.find(id);
+    if (it != public_shares_.end() && it->second.sealed == row.sealed_private_key) {
+      out.public_share = it->second.point;
+      return out;
+    }
+  }
+  BL_TRY_ASSIGN(out.public_share, crypto::threshold::PublicShareOf(out.share));
+  std::lock_guard lock(public_mu_);
+  public_shares_.insert_or_assign(id, CachedPublicShare{row.sealed_private_key, out.public_share});
   return out;
 }
 

@@ -31,6 +31,7 @@ namespace blindlist::groupd {
 struct ThresholdShareRecord {
   crypto::threshold::Share share;
   std::vector<Bytes> commitments;
+  Bytes public_share;  // D_i = d_i·G, compressed
 };
 
 // The key type of a threshold group's key versions (docs/threshold.md).
@@ -54,7 +55,8 @@ class GroupKeyRing {
   Result<Bytes> SealShare(const std::string& group, int version,
                           const crypto::threshold::Share& share,
                           const std::vector<Bytes>& commitments) const;
-  // Unsealed on every call (one AES-GCM open): a share is never kept decoded.
+  // Unsealed on every call (one AES-GCM open): a share is never kept decoded. Its public share
+  // D_i (public, and a fixed-base multiplication to make) is kept, per row and sealed bytes.
   Result<ThresholdShareRecord> ShareFor(const std::string& group, const store::GroupKey& row) const;
 
   Result<crypto::PrivateKey> PrivateKeyFor(const std::string& group, const store::GroupKey& row);
@@ -85,6 +87,12 @@ class GroupKeyRing {
   std::map<VersionId, CachedKey> keys_;  // with the sealed bytes it came from
   std::map<VersionId, CachedCertificate> certs_;
   std::set<VersionId> destroyed_;  // never cached again
+  struct CachedPublicShare {
+    Bytes sealed;
+    Bytes point;
+  };
+  mutable std::mutex public_mu_;
+  mutable std::map<VersionId, CachedPublicShare> public_shares_;
 };
 
 // Which key version of `keys` a RecipientInfo is addressed to, and for KARI

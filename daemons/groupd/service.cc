@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <cmath>
 #include <ctime>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <variant>
 
@@ -19,6 +21,7 @@
 #include "crypto/threshold.h"
 #include "crypto/x509.h"
 #include "obs/log.h"
+#include "store/list_store.h"
 
 namespace blindlist::groupd {
 
@@ -40,12 +43,19 @@ struct GroupService::Call {
   std::string rate_key;
   std::string limited_by;  // for a 429: "address", "failures" or "caller"
   bool tally = false;      // audited in aggregate (api::AuditTally), not one record each
+  // One record per member of a per-member re-wrap (RewrapMembers), committed before the
+  // request's own record: the request succeeds only if all of them are written.
+  std::vector<store::AuditRecord> member_audit;
 };
 
 namespace {
 
 constexpr std::size_t kMaxReasonChars = 200;
 constexpr std::size_t kMaxBulk = 500;
+// A per-member re-wrap (RewrapMembers): members in one request, and how many of them cost one
+// rate-limit unit on top of the unit of the private-key operation.
+constexpr std::size_t kMaxRewrapMembers = 1000;
+constexpr double kMembersPerUnit = 100;
 // Every failed unwrap gives exactly this, whatever went wrong inside.
 constexpr std::string_view kUnwrapFailed = "cannot unwrap this RecipientInfo for this group";
 
@@ -122,25 +132,18 @@ std::string NewToken() {
 
 // Every field any endpoint reads, with its one JSON type: a field of another type is the
 // caller's mistake, never "absent" (which would pick a default: an RSA group, a rotation).
-constexpr std::array<api::JsonField, 18> kFieldTypes = {{
-    {"recipient_info", api::JsonType::kString},
-    {"blinded", api::JsonType::kString},
-    {"certificate", api::JsonType::kString},
-    {"rsa_padding", api::JsonType::kString},
-    {"reason", api::JsonType::kString},
-    {"name", api::JsonType::kString},
-    {"key_type", api::JsonType::kString},
-    {"what", api::JsonType::kString},
-    {"passphrase", api::JsonType::kString},
-    {"address", api::JsonType::kString},
-    {"csr", api::JsonType::kBoolean},
-    {"token", api::JsonType::kBoolean},
-    {"version", api::JsonType::kInteger},
-    {"requests", api::JsonType::kArray},
-    {"share", api::JsonType::kString},
-    {"commitments", api::JsonType::kString},
-    {"key_version", api::JsonType::kInteger},
-    {"previous", api::JsonType::kString},
+constexpr std::array<api::JsonField, 21> kFieldTypes = {{
+    {"recipient_info", api::JsonType::kString}, {"blinded", api::JsonType::kString},
+    {"certificate", api::JsonType::kString},    {"rsa_padding", api::JsonType::kString},
+    {"reason", api::JsonType::kString},         {"name", api::JsonType::kString},
+    {"key_type", api::JsonType::kString},       {"what", api::JsonType::kString},
+    {"passphrase", api::JsonType::kString},     {"address", api::JsonType::kString},
+    {"csr", api::JsonType::kBoolean},           {"token", api::JsonType::kBoolean},
+    {"version", api::JsonType::kInteger},       {"requests", api::JsonType::kArray},
+    {"share", api::JsonType::kString},          {"commitments", api::JsonType::kString},
+    {"key_version", api::JsonType::kInteger},   {"previous", api::JsonType::kString},
+    {"members", api::JsonType::kArray},         {"content_cipher", api::JsonType::kString},
+    {"points", api::JsonType::kArray},
 }};
 // The fields of one item of a bulk request (a request of its own is checked as a whole).
 constexpr std::array<api::JsonField, 3> kItemFieldTypes = {{
@@ -250,10 +253,22 @@ void GroupService::Handle(const HttpRequest& req, net::HttpResponder respond) {
     Finish(call, std::move(resp), req.peer_address, start, respond);
     return;
   }
+  // Records of one request commit in order, each batch's callbacks in order: the member
+  // records' results are known when the request's own record's callback runs.
+  auto member_audit_failed = std::make_shared<bool>(false);
+  for (auto& rec : call.member_audit) {
+    audit_.AppendAsync(std::move(rec), [member_audit_failed](const Status& st) {
+      if (!st.ok()) *member_audit_failed = true;
+    });
+  }
+  call.member_audit.clear();
   // The answer waits for its audit record's commit, but no thread waits with it.
   audit_.AppendAsync(
       AuditRecordOf(call), [this, call, resp = std::move(resp), peer = req.peer_address, start,
-                            respond = std::move(respond)](const Status& st) mutable {
+                            member_audit_failed, respond = std::move(respond)](Status st) mutable {
+        if (st.ok() && *member_audit_failed)
+          st = MakeError(std::string(errc::kStoreUnavailable),
+                         "a member's audit record was not written");
         if (!st.ok()) {
           net::Log(net::LogLevel::kError, "audit write failed", {{"error", st.error().message}});
           // An operation that cannot be audited must not succeed.
@@ -719,6 +734,149 @@ HttpResponse GroupService::Bulk(const HttpRequest& req, Call& call, const store:
   return Ok(200, {{"responses", responses}});
 }
 
+namespace {
+
+// Parses the request's "recipient_info", finds the group key version it names and unwraps it
+// (crypto::UnwrapCekImplicit): the CEK, or the response refusing the request.
+std::variant<SecretBytes, HttpResponse> UnwrapGroupRecipient(store::Store& st, GroupKeyRing& ring,
+                                                             GroupService::Call& call,
+                                                             const store::Group& group,
+                                                             const json& body) {
+  auto ri_b64 = StringField(body, "recipient_info");
+  if (!ri_b64)
+    return Fail(call, 400, errc::kMalformedRequest, "missing \"recipient_info\" (base64 DER)");
+  Bytes ri_der;
+  if (!Base64Decode(*ri_b64, ri_der))
+    return Fail(call, 400, "malformed-base64", "\"recipient_info\" is not valid base64");
+  auto ri = crypto::RecipientInfo::Parse(ri_der);
+  if (!ri.ok())
+    return Fail(call, 400, "malformed-der",
+                "\"recipient_info\" is not a RecipientInfo: " + ri.error().message);
+  auto keys = st.ListGroupKeys(group.id);
+  if (!keys.ok()) return StoreDown(call, keys.error());
+  if (HasThresholdKey(*keys)) return Fail(call, 409, "threshold-group", kThresholdRefusal);
+  auto match = MatchRecipient(ring, *keys, *ri);
+  if (!match) return Fail(call, 400, errc::kUnwrapFailed, kUnwrapFailed);
+  call.key_version = match->key->version;
+  auto key = ring.PrivateKeyFor(group.name, *match->key);
+  if (!key.ok()) {
+    net::Log(net::LogLevel::kError, "cannot open group key",
+             {{"group", group.name}, {"error", key.error().code}});
+    return Fail(call, 400, errc::kUnwrapFailed, kUnwrapFailed);
+  }
+  auto cek = crypto::UnwrapCekImplicit(*ri, *key, match->rek_index);
+  if (!cek.ok()) {
+    ItemOutcome refusal = UnwrapRefusal(call, group, cek.error());
+    return HttpResponse::Json(refusal.status, refusal.body.dump());
+  }
+  return std::move(*cek);
+}
+
+// One member's answer in a per-member re-wrap.
+struct MemberTarget {
+  std::string address;  // as the exploder named it
+  std::string status;   // "ok", "not-member", "no-certificate", "unusable-certificate"
+  std::optional<crypto::Certificate> certificate;
+};
+
+store::AuditRecord MemberAuditRecord(const GroupService::Call& call, const MemberTarget& m) {
+  store::AuditRecord rec;
+  rec.time = Now();
+  rec.daemon = "groupd";
+  rec.caller = call.caller;
+  rec.group = call.group;
+  rec.key_version = call.key_version;
+  rec.operation = "rewrap-member";
+  rec.result = m.status;
+  rec.reason = FirstChars("member:" + m.address, kMaxReasonChars);
+  return rec;
+}
+
+}  // namespace
+
+// POST /v1/groups/{group}/rewrap/members (docs/api.md): the exploder's per-member re-wrap. The
+// group's RecipientInfo is unwrapped once (implicit rejection: every failure looks alike) and
+// the key is wrapped to the registered certificate of each named address that is a member at
+// this moment; the others are listed with why, and nothing else.
+HttpResponse GroupService::RewrapMembers(const HttpRequest& req, Call& call,
+                                         const store::Group& group) {
+  HttpResponse error;
+  auto body = ParseBody(req, call, error);
+  if (!body) return error;
+  if (auto reason = StringField(*body, "reason")) call.reason = *reason;
+  if (auto refusal = AuthenticateExploder(*store_, req, call, group)) return *refusal;
+  auto names = body->find("members");
+  if (names == body->end())
+    return Fail(call, 400, errc::kMalformedRequest, "missing \"members\" (array of addresses)");
+  if (names->empty() || names->size() > kMaxRewrapMembers) {
+    return Fail(call, 413, "too-many",
+                "\"members\" must name 1 to " + std::to_string(kMaxRewrapMembers) + " addresses");
+  }
+  for (const auto& n : *names) {
+    if (!n.is_string() || !ValidAddress(n.get_ref<const std::string&>()))
+      return Fail(call, 400, "bad-address", "each of \"members\" must be an email address");
+  }
+  // One unit for the private-key operation, and one per kMembersPerUnit public-key wraps.
+  const double cost = 1 + std::ceil(static_cast<double>(names->size()) / kMembersPerUnit);
+  if (auto limited = Charge(call, cost)) return *limited;
+
+  // Membership as it is now: one read of the roster, no cache.
+  auto roster = store_->ListMembers(group.id);
+  if (!roster.ok()) return StoreDown(call, roster.error());
+  std::map<std::string, const store::Member*> current;
+  for (const auto& m : *roster) current.emplace(store::CanonicalMailbox(m.address), &m);
+  std::vector<MemberTarget> targets;
+  targets.reserve(names->size());
+  for (const auto& n : *names) {
+    MemberTarget t{.address = n.get<std::string>(), .status = "ok", .certificate = {}};
+    auto it = current.find(store::CanonicalMailbox(t.address));
+    if (it == current.end()) {
+      t.status = "not-member";
+    } else if (it->second->certificate_der.empty()) {
+      t.status = "no-certificate";
+    } else {
+      auto cert =
+          member_certificates_.Get(it->second->cert_fingerprint, it->second->certificate_der);
+      // Whether a certificate can be wrapped to is its own property, decided before the unwrap.
+      if (!cert.ok() || !crypto::CheckWrapTarget(*cert).ok()) {
+        t.status = "unusable-certificate";
+      } else {
+        t.certificate = std::move(*cert);
+      }
+    }
+    targets.push_back(std::move(t));
+  }
+
+  // The unwrap, once, with the refusals of every other unwrap: each a public property of the
+  // request, none of the padding (implicit rejection).
+  auto cek = UnwrapGroupRecipient(*store_, *ring_, call, group, *body);
+  if (std::holds_alternative<HttpResponse>(cek)) return std::get<HttpResponse>(cek);
+  const crypto::RsaPadding padding = StringField(*body, "rsa_padding").value_or("oaep") == "pkcs1"
+                                         ? crypto::RsaPadding::kPkcs1v15
+                                         : crypto::RsaPadding::kOaepSha256;
+  json out = json::array();
+  std::size_t wrapped_count = 0;
+  for (MemberTarget& t : targets) {
+    json entry = {{"address", t.address}, {"status", t.status}};
+    if (t.certificate) {
+      auto wrapped = crypto::WrapCek(std::get<SecretBytes>(cek), *t.certificate, padding);
+      if (!wrapped.ok()) {
+        // Checked above (CheckWrapTarget): this is ours, not the caller's.
+        return Internal(call, "the re-wrap failed on the server", wrapped.error());
+      }
+      entry["recipient_info"] = Base64Encode(*wrapped);
+      ++wrapped_count;
+    }
+    call.member_audit.push_back(MemberAuditRecord(call, t));
+    out.push_back(std::move(entry));
+  }
+  call.result = "ok";
+  call.reason = (call.reason.empty() ? "" : call.reason + "; ") +
+                "members:" + std::to_string(targets.size()) +
+                " wrapped:" + std::to_string(wrapped_count);
+  return Ok(200, {{"key_version", call.key_version}, {"members", out}});
+}
+
 HttpResponse GroupService::Secrets(const HttpRequest& req, Call& call, const store::Group& group) {
   Auth auth = AuthenticateMember(*store_, req, call, group);
   if (auth.refusal) return *auth.refusal;
@@ -760,6 +918,8 @@ HttpResponse GroupService::PublicCertificate(Call& call, const std::string& grou
       r.content_type = "application/pem-certificate-chain";
       r.body = crypto::ToPem("CERTIFICATE", it->certificate_der);
       r.headers.emplace_back("X-Blindlist-Key-Version", std::to_string(it->version));
+      // What the members can read (docs/api.md): senders follow it (blindlist post).
+      r.headers.emplace_back("X-Blindlist-Content-Cipher", (*group)->content_cipher);
       return r;
     }
   }
@@ -834,7 +994,12 @@ struct GroupService::Handlers {
 
   static HttpResponse Threshold(GroupService& s, const HttpRequest& req, Call& call,
                                 const Target& t) {
-    return s.ThresholdEvaluate(req, call, *t.group);
+    return s.ThresholdEvaluate(req, call, *t.group, false);
+  }
+
+  static HttpResponse ThresholdBulk(GroupService& s, const HttpRequest& req, Call& call,
+                                    const Target& t) {
+    return s.ThresholdEvaluate(req, call, *t.group, true);
   }
 
   static HttpResponse ThresholdRefresh(GroupService& s, const HttpRequest& req, Call& call,
@@ -844,6 +1009,11 @@ struct GroupService::Handlers {
 
   static HttpResponse Bulk(GroupService& s, const HttpRequest& req, Call& call, const Target& t) {
     return s.Bulk(req, call, *t.group);
+  }
+
+  static HttpResponse RewrapMembers(GroupService& s, const HttpRequest& req, Call& call,
+                                    const Target& t) {
+    return s.RewrapMembers(req, call, *t.group);
   }
 
   static HttpResponse Secrets(GroupService& s, const HttpRequest& req, Call& call,
@@ -943,6 +1113,7 @@ struct GroupService::Handlers {
                     {"keys", jkeys},
                     {"secrets", jsecrets},
                     {"members", members->size()},
+                    {"content_cipher", group.content_cipher},
                     {"exploder", *exploder ? json((*exploder)->cert_fingerprint) : json(nullptr)}});
   }
 
@@ -1157,6 +1328,23 @@ struct GroupService::Handlers {
       return Fail(call, 404, "not-a-member", "no such member");
     if (!st.ok()) return StoreDown(call, st.error());
     return Ok(200, {{"address", address}, {"token", member_token}});  // shown once
+  }
+
+  // PUT /v1/groups/{g}/content-cipher {"content_cipher": "any" | "aes-cbc" | "aead"}.
+  static HttpResponse ContentCipherSet(GroupService& s, const HttpRequest& req, Call& call,
+                                       const Target& t) {
+    HttpResponse error;
+    auto body = ParseBody(req, call, error);
+    if (!body) return error;
+    auto cipher = StringField(*body, "content_cipher");
+    if (!cipher || (*cipher != "any" && *cipher != "aes-cbc" && *cipher != "aead")) {
+      return Fail(call, 400, errc::kMalformedRequest,
+                  "\"content_cipher\" must be \"any\", \"aes-cbc\" or \"aead\"");
+    }
+    Status st = s.store_->SetGroupContentCipher(t.group->id, *cipher);
+    if (!st.ok()) return StoreDown(call, st.error());
+    call.reason = "content_cipher:" + *cipher;
+    return Ok(200, {{"group", t.group->name}, {"content_cipher", *cipher}});
   }
 
   static HttpResponse ExploderSet(GroupService& s, const HttpRequest& req, Call& call,
@@ -1451,52 +1639,115 @@ HttpResponse GroupService::CreateThresholdGroup(Call& call, const json& body,
                   {"certificate", crypto::ToPem("CERTIFICATE", key_row.certificate_der)}});
 }
 
-HttpResponse GroupService::ThresholdEvaluate(const HttpRequest& req, Call& call,
-                                             const store::Group& group) {
-  HttpResponse error;
-  auto body = ParseBody(req, call, error);
-  if (!body) return error;
-  if (auto reason = StringField(*body, "reason")) call.reason = *reason;
-  // Every node checks the member itself: no node trusts another's decision.
-  Auth auth = AuthenticateMember(*store_, req, call, group);
-  if (auth.refusal) return *auth.refusal;
-  if (auto limited = Charge(call, 1)) return *limited;
-  auto keys = store_->ListGroupKeys(group.id);
-  if (!keys.ok()) return StoreDown(call, keys.error());
-  const int wanted = body->value("key_version", 0);
+namespace {
+
+// A threshold answer's fields about this node's share, the same in the single and bulk answers.
+json ThresholdShareFields(const ThresholdShareRecord& record, int version) {
+  return {{"key_version", version},
+          {"index", record.share.index},
+          {"threshold", record.share.k},
+          {"nodes", record.share.n},
+          {"commitments", Base64Encode(crypto::threshold::EncodeCommitments(record.commitments))}};
+}
+
+}  // namespace
+
+// The threshold key version a read asks for (`key_version`, 0 or absent: the active one).
+const store::GroupKey* GroupService::ThresholdRow(const std::vector<store::GroupKey>& keys,
+                                                  const json& body, Call& call,
+                                                  HttpResponse& refusal) {
+  const auto wanted_field = body.find("key_version");
+  const int wanted = wanted_field != body.end() && wanted_field->is_number_integer()
+                         ? wanted_field->get<int>()
+                         : 0;
   const store::GroupKey* row = nullptr;
-  for (const auto& k : *keys) {
+  for (const auto& k : keys) {
     if (k.key_type != kThresholdKeyType || k.state == store::KeyState::kDestroyed) continue;
     if ((wanted == 0 && k.state == store::KeyState::kActive) || k.version == wanted) row = &k;
   }
   if (row == nullptr) {
-    if (!HasThresholdKey(*keys))
-      return Fail(call, 409, "not-threshold-group", "this group is not a threshold group");
-    return Fail(call, 404, "unknown-version", "no such threshold key version");
+    refusal = HasThresholdKey(keys)
+                  ? Fail(call, 404, "unknown-version", "no such threshold key version")
+                  : Fail(call, 409, "not-threshold-group", "this group is not a threshold group");
+    return nullptr;
   }
   call.key_version = row->version;
-  auto blinded_b64 = StringField(*body, "blinded");
-  Bytes blinded;
-  if (!blinded_b64 || !Base64Decode(*blinded_b64, blinded))
-    return Fail(call, 400, errc::kMalformedRequest, "missing \"blinded\" (base64 SEC1 point)");
+  return row;
+}
+
+HttpResponse GroupService::ThresholdEvaluate(const HttpRequest& req, Call& call,
+                                             const store::Group& group, bool bulk) {
+  HttpResponse error;
+  auto body = ParseBody(req, call, error);
+  if (!body) return error;
+  if (auto reason = StringField(*body, "reason")) call.reason = *reason;
+  // Bulk: {"points": [base64, ...]}, at most as many items as one full bucket (like /bulk).
+  const auto field = body->find(bulk ? "points" : "blinded");
+  const std::size_t max_items =
+      std::min(kMaxBulk, static_cast<std::size_t>(std::max(1.0, limiter_.burst())));
+  if (bulk && (field == body->end() || !field->is_array() || field->empty()))
+    return Fail(call, 400, errc::kMalformedRequest, "missing \"points\" (array of base64)");
+  if (bulk && field->size() > max_items) {
+    return Fail(call, 413, "too-many",
+                "at most " + std::to_string(max_items) + " points in one bulk call");
+  }
+  // Every node checks the member itself: no node trusts another's decision.
+  Auth auth = AuthenticateMember(*store_, req, call, group);
+  if (auth.refusal) return *auth.refusal;
+  // All or nothing, before any item runs: N evaluations cost N units.
+  if (auto limited = Charge(call, bulk ? static_cast<double>(field->size()) : 1.0)) return *limited;
+  auto keys = store_->ListGroupKeys(group.id);
+  if (!keys.ok()) return StoreDown(call, keys.error());
+  const store::GroupKey* row = ThresholdRow(*keys, *body, call, error);
+  if (row == nullptr) return error;
   auto record = ring_->ShareFor(group.name, *row);
   if (!record.ok()) return Internal(call, "the share cannot be opened", record.error());
   // B is checked on the curve and not infinity; the answer is d_i·B, which with B = r·E for a
   // secret r says nothing about d_i·E.
-  auto evaluation = crypto::threshold::Evaluate(record->share, blinded);
-  if (!evaluation.ok()) {
-    if (evaluation.error().code == errc::kBadPoint)
-      return Fail(call, 400, errc::kBadPoint, evaluation.error().message);
-    return Internal(call, "the threshold evaluation failed", evaluation.error());
+  auto evaluate = [&](const json& item, json& out) -> int {
+    Bytes blinded;
+    if (!item.is_string() || !Base64Decode(item.get<std::string>(), blinded)) {
+      out = {{"error", errc::kMalformedRequest}, {"message", "a blinded point is base64 SEC1"}};
+      return 400;
+    }
+    auto evaluation = crypto::threshold::Evaluate(record->share, record->public_share, blinded);
+    if (!evaluation.ok()) {
+      const bool bad_point = evaluation.error().code == errc::kBadPoint;
+      out = {{"error", bad_point ? std::string(errc::kBadPoint) : std::string(errc::kInternal)},
+             {"message", bad_point ? evaluation.error().message : "the evaluation failed"}};
+      return bad_point ? 400 : 500;
+    }
+    out = {{"result", Base64Encode(evaluation->point)}, {"proof", Base64Encode(evaluation->proof)}};
+    return 200;
+  };
+  json answer = ThresholdShareFields(*record, row->version);
+  if (!bulk) {
+    json one;
+    const json item = field == body->end() ? json() : *field;
+    if (!item.is_string())
+      return Fail(call, 400, errc::kMalformedRequest, "missing \"blinded\" (base64 SEC1 point)");
+    const int status = evaluate(item, one);
+    if (status == 500) {
+      return Internal(call, "the threshold evaluation failed",
+                      MakeError(std::string(errc::kInternal), one["message"].get<std::string>()));
+    }
+    if (status != 200) {
+      return Fail(call, status, one["error"].get<std::string>(), one["message"].get<std::string>());
+    }
+    answer.update(one);
+    return Ok(200, answer);
   }
-  return Ok(200, {{"key_version", row->version},
-                  {"index", record->share.index},
-                  {"threshold", record->share.k},
-                  {"nodes", record->share.n},
-                  {"result", Base64Encode(evaluation->point)},
-                  {"proof", Base64Encode(evaluation->proof)},
-                  {"commitments",
-                   Base64Encode(crypto::threshold::EncodeCommitments(record->commitments))}});
+  json results = json::array();
+  int failures = 0;
+  for (const auto& item : *field) {
+    json one;
+    one["status"] = evaluate(item, one);
+    if (one["status"] != 200) ++failures;
+    results.push_back(std::move(one));
+  }
+  call.result = failures == 0 ? "ok" : "partial:" + std::to_string(failures);
+  answer["results"] = std::move(results);
+  return Ok(200, answer);
 }
 
 // A refresh (docs/threshold.md): d_i' = d_i + delta_i, checked against the new commitments, whose
@@ -1581,8 +1832,12 @@ const api::RouteTable<GroupService::RouteHandler>& GroupService::Routes() {
       {"POST", "/v1/groups/{group}/rewrap/secret", "rewrap-secret", Access::kMember, &H::Operation},
       {"POST", "/v1/groups/{group}/rewrap/exploder", "rewrap-exploder", Access::kExploder,
        &H::Operation},
+      {"POST", "/v1/groups/{group}/rewrap/members", "rewrap-members", Access::kExploder,
+       &H::RewrapMembers},
       {"POST", "/v1/groups/{group}/blind", "blind", Access::kMember, &H::Operation},
       {"POST", "/v1/groups/{group}/threshold", "threshold", Access::kMember, &H::Threshold},
+      {"POST", "/v1/groups/{group}/threshold/bulk", "threshold-bulk", Access::kMember,
+       &H::ThresholdBulk},
       {"POST", "/v1/groups/{group}/threshold/refresh", "threshold-refresh", Access::kAdmin,
        &H::ThresholdRefresh},
       {"POST", "/v1/groups/{group}/bulk", "bulk", Access::kMember, &H::Bulk},
@@ -1606,6 +1861,8 @@ const api::RouteTable<GroupService::RouteHandler>& GroupService::Routes() {
       {"POST", "/v1/groups/{group}/members/{member}/token", "member-new-token", Access::kAdmin,
        &H::MemberNewToken},
       {"PUT", "/v1/groups/{group}/exploder", "exploder-set", Access::kAdmin, &H::ExploderSet},
+      {"PUT", "/v1/groups/{group}/content-cipher", "content-cipher-set", Access::kAdmin,
+       &H::ContentCipherSet},
       {"GET", "/v1/groups/{group}/audit", "audit", Access::kAdmin, &H::Audit},
       {"POST", "/v1/audit/prune", "audit-prune", Access::kAdmin, &H::AuditPrune},
   });

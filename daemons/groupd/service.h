@@ -87,12 +87,19 @@ class GroupService {
   ItemOutcome RunItem(Call& call, const store::Group& group, const std::string& op,
                       const nlohmann::json& item, OperationContext& ctx);
   net::HttpResponse Bulk(const net::HttpRequest& req, Call& call, const store::Group& group);
+  // The exploder's per-member re-wrap: one unwrap, one RecipientInfo per current member.
+  net::HttpResponse RewrapMembers(const net::HttpRequest& req, Call& call,
+                                  const store::Group& group);
   net::HttpResponse Secrets(const net::HttpRequest& req, Call& call, const store::Group& group);
   net::HttpResponse PublicCertificate(Call& call, const std::string& group_name);
-  // Threshold groups (docs/threshold.md): this node's d_i·B with its DLEQ proof, and the
-  // creation of the group on this node with its one share.
+  // Threshold groups (docs/threshold.md): this node's d_i·B with its DLEQ proof (one point, or
+  // `bulk`: an array of them, each answered as the single route would), and the creation of
+  // the group on this node with its one share.
   net::HttpResponse ThresholdEvaluate(const net::HttpRequest& req, Call& call,
-                                      const store::Group& group);
+                                      const store::Group& group, bool bulk);
+  const store::GroupKey* ThresholdRow(const std::vector<store::GroupKey>& keys,
+                                      const nlohmann::json& body, Call& call,
+                                      net::HttpResponse& refusal);
   net::HttpResponse RefreshShare(const net::HttpRequest& req, Call& call,
                                  const store::Group& group);
   net::HttpResponse CreateThresholdGroup(Call& call, const nlohmann::json& body,

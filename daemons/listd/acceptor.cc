@@ -280,6 +280,21 @@ Verdict PostAcceptor::AcceptPost(const store::MailingList& list, const std::stri
                        "(AES-GCM); this post is EnvelopedData with " +
                        cipher + ", which cannot detect tampering");
     }
+    if (list.member_clients == "nss" &&
+        (shape->cms.auth_enveloped || !shape->cms.cipher || crypto::IsGcm(*shape->cms.cipher))) {
+      // The list's policy (member_clients = nss): its members' clients could not open it.
+      const std::string cipher = shape->cms.cipher
+                                     ? std::string(crypto::ContentCipherName(*shape->cms.cipher))
+                                     : shape->cms.cipher_oid;
+      return Reply(550, "5.7.6",
+                   list.address +
+                       " is read with NSS (Thunderbird), which opens only EnvelopedData with "
+                       "AES-CBC; this post is " +
+                       (shape->cms.auth_enveloped ? "AuthEnvelopedData" : "EnvelopedData") +
+                       " with " + cipher +
+                       ": send it with AES-256-CBC (blindlist post follows the list's policy; "
+                       "Thunderbird sends it)");
+    }
   }
 
   // A members-only list checks the sender only once the post is queued (incoming.h): the

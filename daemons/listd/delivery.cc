@@ -17,6 +17,7 @@
 #include "net/smtp_client.h"
 #include "obs/log.h"
 #include "owner_alias.h"
+#include "per_member.h"
 #include "verp.h"
 
 namespace blindlist::listd {
@@ -146,6 +147,7 @@ struct Deliverer::PostWork {
   // Mail to the list's owner alias (owner_alias.h): sent plainly from its own sender, no VERP,
   // no bounce scoring.
   bool owner_mail = false;
+  std::shared_ptr<const PerMemberCopies> copies;  // per-member posts: parsed once
 };
 
 struct Deliverer::Job {
@@ -394,6 +396,15 @@ std::int64_t Deliverer::RunOnce(std::int64_t now) {
       net::Log(net::LogLevel::kWarning, "list database unavailable; delivery waits",
                {{"id", id}, {"error", list.error().message}});
       continue;
+    }
+    if (!work->post.recipient_infos.empty()) {
+      auto copies = PerMemberCopies::Parse(work->post.message, work->list);
+      if (!copies.ok()) {
+        net::Log(net::LogLevel::kError, "per-member post unreadable; delivery waits",
+                 {{"id", id}, {"error", copies.error().message}});
+        continue;
+      }
+      work->copies = std::move(*copies);
     }
     std::vector<std::size_t> due;
     for (std::size_t i = 0; i < work->post.recipients.size(); ++i) {
@@ -659,6 +670,53 @@ Result<net::SmtpRecipientResult> SendOne(const Config& config, Deliverer::Worker
 
 }  // namespace
 
+void Deliverer::SendPerMember(
+    Job& job, Worker& worker,
+    const std::function<void(std::size_t, const net::SmtpRecipientResult&)>& settle) {
+  PostWork& work = *job.post;
+  const spool::ActivePost& post = work.post;
+  for (std::size_t n = 0; n < job.indexes.size(); ++n) {
+    const std::size_t i = job.indexes[n];
+    const std::string& member = post.recipients[i].address;
+    const std::string& ri = post.recipient_infos[i];
+    Result<std::string> copy =
+        ri.empty() ? Result<std::string>(post.message) : work.copies->For(ri);
+    if (!copy.ok()) {
+      net::Log(net::LogLevel::kError, "cannot write a member's copy",
+               {{"id", post.id}, {"member", member}, {"error", copy.error().message}});
+      settle(i, Outcome(451, copy.error().message));
+      continue;
+    }
+    if (config_.delivery.mode == DeliveryConfig::Mode::kMaildir) {
+      Status st = DeliverToMaildir(config_.delivery.maildir_root, member, *copy);
+      settle(i, Outcome(st.ok() ? 250 : 451, st.ok() ? "ok" : st.error().message));
+      continue;
+    }
+    // One transaction per member (its copy is its own), from its VERP address when VERP is on.
+    Result<std::string> from = work.list.bounce_address;
+    if (IsVerpOn(config_)) {
+      from = verp_->MemberSender(work.list.bounce_address, 'm', work.list.address, post.id, member);
+    }
+    Result<net::SmtpSendResult> sent = MakeError("smtp-unavailable", "not connected");
+    if (!from.ok()) {
+      sent = from.error();
+    } else if (auto c = worker.Client(); !c.ok()) {
+      sent = c.error();
+    } else {
+      sent = (*c)->Send(*from, {member}, *copy);
+    }
+    if (!sent.ok()) {
+      worker.Drop();
+      net::Log(net::LogLevel::kWarning, "smarthost unavailable",
+               {{"id", post.id}, {"error", sent.error().message}});
+      for (std::size_t k = n; k < job.indexes.size(); ++k)
+        settle(job.indexes[k], Outcome(421, sent.error().message));
+      return;
+    }
+    settle(i, sent->recipients[0]);
+  }
+}
+
 void Deliverer::RunPostJob(Job& job, Worker& worker) {
   PostWork& work = *job.post;
   spool::ActivePost& post = work.post;
@@ -675,6 +733,8 @@ void Deliverer::RunPostJob(Job& job, Worker& worker) {
           SendOne(config_, worker, post.envelope_sender, post.recipients[i].address, post.message);
       settle(i, sent.ok() ? *sent : Outcome(421, sent.error().message));
     }
+  } else if (work.copies) {
+    SendPerMember(job, worker, settle);
   } else if (config_.delivery.mode == DeliveryConfig::Mode::kMaildir) {
     for (std::size_t i : job.indexes) {
       Status st =

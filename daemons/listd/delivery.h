@@ -65,6 +65,10 @@ class Deliverer {
   void Enqueue(std::shared_ptr<Job> job);
   void WorkerLoop();
   void RunPostJob(Job& job, Worker& worker);
+  // Per-member posts: one transaction per member, each with that member's own copy.
+  void SendPerMember(
+      Job& job, Worker& worker,
+      const std::function<void(std::size_t, const net::SmtpRecipientResult&)>& settle);
   void FinishPost(PostWork& work);
   void QueueBounceNotices(std::int64_t now);
   void SendProbe(const store::BounceNotice& notice, Worker& worker);

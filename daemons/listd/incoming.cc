@@ -25,6 +25,7 @@
 #include "mime/smime_shape.h"
 #include "obs/log.h"
 #include "owner_alias.h"
+#include "per_member.h"
 
 namespace blindlist::listd {
 namespace {
@@ -109,25 +110,6 @@ class LocalKeyRewrap final : public GroupSecretRewrap {
   }
   std::string dir_;
 };
-
-// The index of the RecipientInfo that names one of the list's certificates.
-std::optional<std::size_t> GroupRecipientIndex(const crypto::Envelope& env,
-                                               const store::MailingList& list) {
-  for (const Bytes& der : list.certificates) {
-    auto cert = crypto::Certificate::Load(der);
-    if (!cert.ok()) continue;
-    for (std::size_t i = 0; i < env.recipients.size(); ++i) {
-      const crypto::RecipientInfo& ri = env.recipients[i];
-      if (ri.kind == crypto::RecipientKind::kKeyTrans && ri.rid.Matches(*cert)) return i;
-      if (ri.kind == crypto::RecipientKind::kKeyAgree) {
-        for (const auto& rek : ri.recipient_keys) {
-          if (rek.rid.Matches(*cert)) return i;
-        }
-      }
-    }
-  }
-  return std::nullopt;
-}
 
 }  // namespace
 
@@ -225,13 +207,15 @@ Result<std::string> ReplaceGroupRecipient(std::string_view message, const store:
 
 IncomingProcessor::IncomingProcessor(const Config& config, store::ListStore* lists,
                                      spool::Spool* spool, net::Metrics* metrics,
-                                     GroupSecretRewrap* path_b, GroupSecretRewrap* path_b_prime)
+                                     GroupSecretRewrap* path_b, GroupSecretRewrap* path_b_prime,
+                                     MemberRewrap* per_member)
     : config_(config),
       lists_(lists),
       spool_(spool),
       metrics_(metrics),
       path_b_(path_b),
-      path_b_prime_(path_b_prime) {}
+      path_b_prime_(path_b_prime),
+      per_member_(per_member) {}
 
 // Posts by intake, counted once when first picked up: pipe mode is another process, which
 // cannot touch the daemon's counters, so its posts are told apart by their id.
@@ -425,6 +409,98 @@ Status IncomingProcessor::PrepareOwnerMail(spool::IncomingPost& post,
   return Status::Ok();
 }
 
+Status IncomingProcessor::PreparePerMember(spool::IncomingPost& post,
+                                           const store::MailingList& list) {
+  // As for path B: checked again, and a post the re-wrap cannot parse is held, never forwarded.
+  auto shape = mime::CheckWholeMessage(post.message);
+  if (!shape.ok()) return Hold(post, list, "not one S/MIME object: " + shape.error().message);
+  if (!shape->smime && list.encrypted_only) {
+    return Hold(post, list,
+                "a plaintext post (" + shape->media_type + ") to an encrypted-only list");
+  }
+  BL_TRY_ASSIGN(auto members, lists_->ListMembers(list.id, /*enabled_only=*/true));
+  spool::ActivePost active;
+  active.id = post.id;
+  active.list = list.address;
+  active.envelope_sender = post.sender;
+  active.received_at = post.received_at;
+  PerMemberPlan plan;
+  if (shape->smime) {
+    if (per_member_ == nullptr) return MakeError("not-configured", "per-member is not configured");
+    std::vector<std::string> addresses;
+    addresses.reserve(members.size());
+    for (const store::ListMember& m : members) addresses.push_back(m.address);
+    auto planned = PlanPerMember(post.message, list, *per_member_, addresses, post.id);
+    if (!planned.ok() && planned.error().code == "unparseable")
+      return Hold(post, list, planned.error().message);
+    if (!planned.ok()) return planned.error();  // groupd: waits in the queue, tried again
+    plan = std::move(*planned);
+    active.recipient_infos = std::move(plan.recipient_infos);
+  } else {
+    for (const store::ListMember& m : members) plan.recipients.push_back(m.address);
+  }
+  for (std::string& address : plan.recipients) {
+    spool::RecipientEntry e;
+    e.address = std::move(address);
+    active.recipients.push_back(std::move(e));
+  }
+  const ListIdentity identity{list.address, list.description, list.bounce_address};
+  const ListHeaderEdit edit = EditListHeaders(post.message, identity);
+  const std::string_view source = post.message;
+  BL_TRY(spool_->Activate(active, {edit.header, source.substr(edit.body_from)}));
+  for (const std::string& a : plan.skipped) {
+    net::Log(net::LogLevel::kInfo, "member skipped: no usable registered certificate",
+             {{"id", post.id}, {"list", list.address}, {"member", a}});
+  }
+  if (!plan.not_current.empty()) NotifyOwnerNotCurrent(post, list, plan.not_current);
+  if (metrics_ != nullptr) {
+    metrics_->Increment("listd_posts_prepared_total", {{"reading", list.reading}});
+    metrics_->Increment("listd_per_member_not_current_total", {},
+                        static_cast<double>(plan.not_current.size()));
+  }
+  net::Log(net::LogLevel::kInfo, "post ready for fan-out",
+           {{"id", post.id},
+            {"list", list.address},
+            {"reading", list.reading},
+            {"members", std::to_string(active.recipients.size())},
+            {"not_current", std::to_string(plan.not_current.size())},
+            {"skipped", std::to_string(plan.skipped.size())}});
+  return Status::Ok();
+}
+
+void IncomingProcessor::NotifyOwnerNotCurrent(const spool::IncomingPost& post,
+                                              const store::MailingList& list,
+                                              const std::vector<std::string>& not_current) {
+  const std::string owner = store::OwnerAddress(list);
+  std::string text = "From: MAILER-DAEMON@" + config_.smtp.hostname + "\r\nTo: " + owner +
+                     "\r\nSubject: Members not on the roster of " + list.address +
+                     "\r\nAuto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n"
+                     "Content-Type: text/plain; charset=us-ascii\r\n\r\n"
+                     "Post " +
+                     post.id + " to " + list.address +
+                     " was not sent to these addresses of the delivery list:\r\n"
+                     "groupd does not list them as members of " +
+                     list.group + " now.\r\n\r\n";
+  for (const std::string& a : not_current) {
+    net::Log(net::LogLevel::kWarning, "delivery-list member not on groupd's roster: sent nothing",
+             {{"id", post.id}, {"list", list.address}, {"member", a}});
+    text += "  " + a + "\r\n";
+  }
+  text += "\r\nTo remove them: blindlist list member remove " + list.address +
+          " ADDRESS\r\n(or let the list follow groupd's roster: list set --roster groupd)\r\n";
+  spool::ActivePost notice;
+  notice.id = post.id + ".owner";
+  notice.list = list.address;
+  notice.envelope_sender = "";
+  notice.received_at = post.received_at;
+  notice.recipients.push_back(spool::RecipientEntry{owner, spool::RecipientState::kPending, 0, 0});
+  Status st = spool_->Activate(notice, {text});
+  if (!st.ok()) {
+    net::Log(net::LogLevel::kError, "cannot queue the owner notice",
+             {{"id", post.id}, {"error", st.error().message}});
+  }
+}
+
 Status IncomingProcessor::Prepare(spool::IncomingPost& post) {
   BL_TRY_ASSIGN(auto found, lists_->FindList(post.list));
   if (!found) {
@@ -452,6 +528,11 @@ Status IncomingProcessor::Prepare(spool::IncomingPost& post) {
              {{"id", post.id}, {"list", list.address}, {"sender", post.sender}});
   }
 
+  if (list.reading == "per-member") {
+    BL_TRY(PreparePerMember(post, list));
+    if (released) (void)spool_->ClearReleased(post.id);  // else removed at the next start
+    return Status::Ok();
+  }
   const ListIdentity identity{list.address, list.description, list.bounce_address};
   std::string rewrapped;
   if (list.reading == "path-b" || list.reading == "path-b-prime") {

@@ -25,6 +25,7 @@
 #include "blindlist/result.h"
 #include "config.h"
 #include "obs/metrics.h"
+#include "per_member.h"
 #include "spool/spool.h"
 #include "store/list_store.h"
 
@@ -73,7 +74,7 @@ class IncomingProcessor {
  public:
   IncomingProcessor(const Config& config, store::ListStore* lists, spool::Spool* spool,
                     net::Metrics* metrics, GroupSecretRewrap* path_b,
-                    GroupSecretRewrap* path_b_prime);
+                    GroupSecretRewrap* path_b_prime, MemberRewrap* per_member = nullptr);
 
   // Prepares every incoming post that is due, and deletes held posts older than held_days
   // (looked at once a minute). Returns the number still waiting.
@@ -91,6 +92,13 @@ class IncomingProcessor {
   Status HoldForOwner(const spool::IncomingPost& post, const store::MailingList& list);
   void NotifyOwnerOfHeld(const spool::IncomingPost& post, const store::MailingList& list);
   void ExpireHeld(std::int64_t now);
+  // Per-member reading: re-wraps for each enabled member and activates the post with one
+  // RecipientInfo per recipient. Error: the post waits (groupd) or is held ("unparseable").
+  Status PreparePerMember(spool::IncomingPost& post, const store::MailingList& list);
+  // Tells the list's owner, by a notice queued like a post, that delivery-list members were
+  // not on groupd's roster and got nothing.
+  void NotifyOwnerNotCurrent(const spool::IncomingPost& post, const store::MailingList& list,
+                             const std::vector<std::string>& not_current);
 
   const Config& config_;
   store::ListStore* lists_;
@@ -98,6 +106,7 @@ class IncomingProcessor {
   net::Metrics* metrics_;
   GroupSecretRewrap* path_b_;
   GroupSecretRewrap* path_b_prime_;
+  MemberRewrap* per_member_;
   struct Backoff {
     int attempts = 0;
     std::int64_t next_at = 0;

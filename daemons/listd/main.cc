@@ -393,6 +393,7 @@ int Run(int argc, char** argv) {
   if (!status.ok()) return Fatal(status.error());
 
   auto path_b = listd::MakeGroupdRewrap(config.groupd);
+  auto per_member = listd::MakeGroupdMemberRewrap(config.groupd);
   std::unique_ptr<listd::GroupSecretRewrap> path_b_prime;
   if (config.allow_local_group_keys)
     path_b_prime = listd::MakeLocalKeyRewrap(config.group_keys_dir);
@@ -408,7 +409,7 @@ int Run(int argc, char** argv) {
 
   std::thread runner([&] {
     listd::IncomingProcessor processor(config, lists->get(), spool_ptr, &metrics, path_b.get(),
-                                       path_b_prime.get());
+                                       path_b_prime.get(), per_member.get());
     listd::Deliverer deliverer(config, lists->get(), spool_ptr, &metrics, verp->get(),
                                [&runner_signal] { runner_signal.Notify(); });
     while (!runner_signal.stopped()) {

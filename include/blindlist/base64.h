@@ -1,5 +1,7 @@
 // Standard base64 (RFC 4648 section 4) for JSON fields: strict decoding (no
 // whitespace, correct padding), so malformed input is an error, not a guess.
+// Constant time in the bytes (keys and tokens pass through it): no table lookup or
+// branch depends on a character's value, only on the whole text's validity.
 // Thread-safety: free functions.
 #pragma once
 

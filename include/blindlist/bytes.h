@@ -61,7 +61,8 @@ class SecretBytes {
 // Constant-time comparison of two equal-length buffers; false if lengths differ.
 bool ConstantTimeEqual(ByteView a, ByteView b);
 
-// Lowercase hex, and its strict inverse (even length, hex digits only).
+// Lowercase hex, and its strict inverse (even length, hex digits only), both constant time in
+// the bytes (no table lookup or branch on a digit's value; secret keys are given in hex).
 std::string ToHex(ByteView b);
 bool FromHex(std::string_view hex, Bytes& out);
 bool FromHex(std::string_view hex, SecretBytes& out);

@@ -73,10 +73,19 @@ Result<std::string> ApiClient::GetText(const std::string& path) {
   std::vector<std::pair<std::string, std::string>> headers;
   if (!token_.empty()) headers.emplace_back("authorization", "Bearer " + token_);
   last_status_ = 0;
+  last_headers_.clear();
   BL_TRY_ASSIGN(net::ClientResponse r, http_->Request("GET", server_ + path, {}, headers));
   last_status_ = r.status;
+  last_headers_ = r.headers;
   if (r.status < 200 || r.status >= 300) return RefusalFrom(r);
   return r.body;
+}
+
+std::string ApiClient::last_header(std::string_view name) const {
+  for (const auto& [key, value] : last_headers_) {
+    if (key == name) return value;
+  }
+  return "";
 }
 
 bool ApiClient::IsTransient(const Error& error, int status) {

@@ -6,6 +6,9 @@
 #include <memory>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "blindlist/result.h"
 #include "net/https_client.h"
@@ -39,6 +42,8 @@ class ApiClient {
 
   // The HTTP status of the last answer, or 0 if the last call got none (the transport failed).
   int last_status() const { return last_status_; }
+  // The value of header `name` (lowercase) of the last answer, or "" if it had none.
+  std::string last_header(std::string_view name) const;
 
   // Whether a failed call may succeed later, unchanged: no answer came (connect-failed, timeout,
   // tls-failed), the server failed (5xx) or asked to slow down (429), or its answer was not JSON
@@ -50,6 +55,7 @@ class ApiClient {
   std::string token_;
   std::unique_ptr<net::HttpsClient> http_;
   int last_status_ = 0;
+  std::vector<std::pair<std::string, std::string>> last_headers_;
 };
 
 }  // namespace blindlist::api

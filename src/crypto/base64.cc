@@ -1,19 +1,54 @@
 #include "blindlist/base64.h"
 
-#include <array>
+#include <cstdint>
 
 namespace blindlist {
 
 namespace {
-constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+// Constant time: a character's value is computed with masks, never looked up in a table or
+// branched on, so decoding a key or token leaves no cache or branch trace of its bytes. Only
+// whether the whole text is valid (and where its padding sits) decides a branch.
 
-constexpr std::array<int, 256> MakeReverse() {
-  std::array<int, 256> r{};
-  for (auto& v : r) v = -1;
-  for (int i = 0; i < 64; ++i) r[static_cast<unsigned char>(kAlphabet[i])] = i;
-  return r;
+// All ones when lo <= c <= hi, else zero (all three below 2^16).
+constexpr std::uint32_t InRange(std::uint32_t c, std::uint32_t lo, std::uint32_t hi) {
+  return (((c - lo) | (hi - c)) >> 31) - 1U;
 }
-constexpr std::array<int, 256> kReverse = MakeReverse();
+
+// 0..63 for a base64 alphabet character, -1 for anything else.
+constexpr int Base64Value(char ch) {
+  const std::uint32_t c = static_cast<unsigned char>(ch);
+  const std::uint32_t upper = InRange(c, 'A', 'Z');
+  const std::uint32_t lower = InRange(c, 'a', 'z');
+  const std::uint32_t digit = InRange(c, '0', '9');
+  const std::uint32_t plus = InRange(c, '+', '+');
+  const std::uint32_t slash = InRange(c, '/', '/');
+  const std::uint32_t value = (upper & (c - 'A')) | (lower & (c - 'a' + 26)) |
+                              (digit & (c - '0' + 52)) | (plus & 62U) | (slash & 63U);
+  const std::uint32_t valid = upper | lower | digit | plus | slash;
+  return static_cast<int>((value & valid) | ~valid);
+}
+
+// The alphabet character of v (0..63).
+constexpr char Base64Char(std::uint32_t v) {
+  std::uint32_t c = v + 'A';
+  c += InRange(v, 26, 63) & 6U;   // 'a' - 26 - 'A'
+  c -= InRange(v, 52, 63) & 75U;  // '0' - 52 - ('a' - 26)
+  c -= InRange(v, 62, 63) & 15U;  // '+' - ('0' + 10)
+  c += InRange(v, 63, 63) & 3U;   // '/' - ('+' + 1)
+  return static_cast<char>(c);
+}
+
+constexpr bool CheckAlphabet() {
+  constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  for (std::uint32_t v = 0; v < 64; ++v) {
+    if (Base64Char(v) != kAlphabet[v] || Base64Value(kAlphabet[v]) != static_cast<int>(v))
+      return false;
+  }
+  int valid = 0;
+  for (int c = 0; c < 256; ++c) valid += Base64Value(static_cast<char>(c)) >= 0 ? 1 : 0;
+  return valid == 64;
+}
+static_assert(CheckAlphabet(), "the constant-time base64 alphabet");
 
 template <typename Out>
 bool Decode(std::string_view text, Out& out) {
@@ -26,18 +61,21 @@ bool Decode(std::string_view text, Out& out) {
   std::size_t o = 0;
   for (std::size_t i = 0; i < text.size(); i += 4) {
     int v[4];
+    int bad = 0;  // negative once any character of the group is outside the alphabet
     for (int k = 0; k < 4; ++k) {
       char c = text[i + k];
-      bool last_group = i + 4 == text.size();
-      if (c == '=' && last_group && k >= 4 - static_cast<int>(pad)) {
+      const bool last_group = i + 4 == text.size();
+      // Only a padding position is compared with '=' (no branch on the other characters).
+      if (last_group && k >= 4 - static_cast<int>(pad) && c == '=') {
         v[k] = 0;
         continue;
       }
-      v[k] = kReverse[static_cast<unsigned char>(c)];
-      if (v[k] < 0) {
-        out.clear();
-        return false;
-      }
+      v[k] = Base64Value(c);
+      bad |= v[k];
+    }
+    if (bad < 0) {
+      out.clear();
+      return false;
     }
     std::uint32_t triple = static_cast<std::uint32_t>(v[0] << 18 | v[1] << 12 | v[2] << 6 | v[3]);
     std::uint8_t bytes[3] = {static_cast<std::uint8_t>(triple >> 16),
@@ -60,18 +98,18 @@ std::string Base64Encode(ByteView data) {
   std::size_t i = 0;
   for (; i + 3 <= data.size(); i += 3) {
     std::uint32_t t = static_cast<std::uint32_t>(data[i] << 16 | data[i + 1] << 8 | data[i + 2]);
-    out.push_back(kAlphabet[t >> 18 & 63]);
-    out.push_back(kAlphabet[t >> 12 & 63]);
-    out.push_back(kAlphabet[t >> 6 & 63]);
-    out.push_back(kAlphabet[t & 63]);
+    out.push_back(Base64Char(t >> 18 & 63));
+    out.push_back(Base64Char(t >> 12 & 63));
+    out.push_back(Base64Char(t >> 6 & 63));
+    out.push_back(Base64Char(t & 63));
   }
   std::size_t rest = data.size() - i;
   if (rest > 0) {
     std::uint32_t t =
         static_cast<std::uint32_t>(data[i] << 16 | (rest == 2 ? data[i + 1] << 8 : 0));
-    out.push_back(kAlphabet[t >> 18 & 63]);
-    out.push_back(kAlphabet[t >> 12 & 63]);
-    out.push_back(rest == 2 ? kAlphabet[t >> 6 & 63] : '=');
+    out.push_back(Base64Char(t >> 18 & 63));
+    out.push_back(Base64Char(t >> 12 & 63));
+    out.push_back(rest == 2 ? Base64Char(t >> 6 & 63) : '=');
     out.push_back('=');
   }
   return out;

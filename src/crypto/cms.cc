@@ -3,6 +3,7 @@
 #include <openssl/rsa.h>
 
 #include "blindlist/error_codes.h"
+#include "crypto/cms_stream.h"
 #include "crypto/der.h"
 #include "crypto/primitives.h"
 
@@ -257,9 +258,11 @@ Status CheckOriginatorInfo(const der::Tlv& tlv) {
   return ExpectEnd(r, "OriginatorInfo");
 }
 
-// Parses EncryptedContentInfo into `env`.
-Status ParseEncryptedContentInfo(const der::Tlv& eci, Envelope& env) {
-  env.encrypted_content_info.assign(eci.raw.begin(), eci.raw.end());
+// Parses EncryptedContentInfo into `env`. With `location`, a primitive encryptedContent is not
+// copied but located (offset from `base`), and the TLV is not kept verbatim.
+Status ParseEncryptedContentInfo(const der::Tlv& eci, Envelope& env, ByteView base = {},
+                                 ContentLocation* location = nullptr) {
+  if (location == nullptr) env.encrypted_content_info.assign(eci.raw.begin(), eci.raw.end());
   der::DerReader r(eci);
   BL_TRY_ASSIGN(der::Tlv ct, r.Expect(der::kOid, "contentType"));
   env.content_type_oid = der::OidToString(ct.content);
@@ -299,7 +302,13 @@ Status ParseEncryptedContentInfo(const der::Tlv& eci, Envelope& env) {
     if (content.tag != der::ContextPrimitive(0) && content.tag != der::ContextConstructed(0)) {
       return Malformed("encryptedContent");
     }
-    BL_TRY_ASSIGN(env.ciphertext, der::OctetStringValue(content, "encryptedContent"));
+    if (location != nullptr && !content.constructed()) {
+      location->offset = static_cast<std::size_t>(content.content.data() - base.data());
+      location->size = content.content.size();
+      location->in_place = true;
+    } else {
+      BL_TRY_ASSIGN(env.ciphertext, der::OctetStringValue(content, "encryptedContent"));
+    }
     BL_TRY(ExpectEnd(r, "EncryptedContentInfo"));
   } else {
     return MakeError("unsupported", "detached encrypted content is not supported");
@@ -521,7 +530,9 @@ Result<std::vector<RecipientInfo>> PeekRecipientInfos(ByteView prefix) {
   return out;
 }
 
-Result<Envelope> Envelope::Parse(ByteView content_info) {
+namespace {
+
+Result<Envelope> ParseEnvelope(ByteView content_info, ContentLocation* location) {
   BL_TRY_ASSIGN(der::Tlv ci, der::ParseSingle(content_info, "ContentInfo"));
   if (ci.tag != der::kSequence) return MakeError("not-cms", "input is not a CMS ContentInfo");
   der::DerReader r(ci);
@@ -559,7 +570,7 @@ Result<Envelope> Envelope::Parse(ByteView content_info) {
   }
   if (env.recipients.empty()) return Malformed("no RecipientInfo");
   BL_TRY_ASSIGN(der::Tlv eci, b.Expect(der::kSequence, "EncryptedContentInfo"));
-  BL_TRY(ParseEncryptedContentInfo(eci, env));
+  BL_TRY(ParseEncryptedContentInfo(eci, env, content_info, location));
   if (env.auth_enveloped) {
     if (b.PeekTag() == der::ContextConstructed(1)) {
       BL_TRY_ASSIGN(der::Tlv attrs, b.Next("authAttrs"));
@@ -588,6 +599,17 @@ Result<Envelope> Envelope::Parse(ByteView content_info) {
   return env;
 }
 
+}  // namespace
+
+Result<Envelope> Envelope::Parse(ByteView content_info) {
+  return ParseEnvelope(content_info, nullptr);
+}
+
+Result<Envelope> ParseEnvelopeForDecryption(ByteView content_info, ContentLocation* content) {
+  *content = ContentLocation{};
+  return ParseEnvelope(content_info, content);
+}
+
 Bytes Envelope::Serialize() const {
   Bytes ris;
   for (const auto& ri : recipients) ris.insert(ris.end(), ri.der.begin(), ri.der.end());
@@ -600,6 +622,69 @@ Bytes Envelope::Serialize() const {
   return der::Encode(der::kSequence, {der::EncodeOid(auth_enveloped ? oid::kAuthEnvelopedData
                                                                     : oid::kEnvelopedData),
                                       der::Encode(der::ContextConstructed(0), body)});
+}
+
+namespace {
+
+// The identifier and length octets of a DER TLV of `length` content octets.
+Bytes TlvHeader(std::uint8_t tag, std::size_t length) {
+  Bytes h{tag};
+  if (length < 0x80) {
+    h.push_back(static_cast<std::uint8_t>(length));
+    return h;
+  }
+  Bytes len;
+  for (std::size_t l = length; l != 0; l >>= 8)
+    len.insert(len.begin(), static_cast<std::uint8_t>(l));
+  h.push_back(static_cast<std::uint8_t>(0x80 | len.size()));
+  h.insert(h.end(), len.begin(), len.end());
+  return h;
+}
+
+}  // namespace
+
+Bytes Envelope::SerializeTail() const {
+  Bytes tail = encrypted_content_info;
+  tail.insert(tail.end(), auth_attrs.begin(), auth_attrs.end());
+  if (auth_enveloped) {
+    const Bytes mac_tlv = der::Encode(der::kOctetString, mac);
+    tail.insert(tail.end(), mac_tlv.begin(), mac_tlv.end());
+  }
+  tail.insert(tail.end(), trailing_attrs.begin(), trailing_attrs.end());
+  return tail;
+}
+
+Bytes Envelope::SerializeHead(std::size_t tail_size) const {
+  Bytes ris;
+  for (const auto& ri : recipients) ris.insert(ris.end(), ri.der.begin(), ri.der.end());
+  const Bytes version = der::EncodeInteger(auth_enveloped ? 0 : EnvelopedDataVersion(*this));
+  const Bytes set = der::Encode(der::kSet, ris);
+  const Bytes oid = der::EncodeOid(auth_enveloped ? oid::kAuthEnvelopedData : oid::kEnvelopedData);
+  const std::size_t body_len = version.size() + originator_info.size() + set.size() + tail_size;
+  const Bytes body_header = TlvHeader(der::kSequence, body_len);
+  const Bytes explicit_header =
+      TlvHeader(der::ContextConstructed(0), body_header.size() + body_len);
+  const Bytes outer_header = TlvHeader(
+      der::kSequence, oid.size() + explicit_header.size() + body_header.size() + body_len);
+  Bytes head;
+  for (const Bytes* part :
+       {&outer_header, &oid, &explicit_header, &body_header, &version, &originator_info, &set}) {
+    head.insert(head.end(), part->begin(), part->end());
+  }
+  return head;
+}
+
+Status Envelope::ReencodeContentDer() {
+  BL_TRY_ASSIGN(der::Tlv eci, der::ParseSingle(encrypted_content_info, "EncryptedContentInfo"));
+  der::DerReader r(eci);
+  BL_TRY_ASSIGN(der::Tlv ct, r.Expect(der::kOid, "contentType"));
+  BL_TRY_ASSIGN(der::Tlv alg, r.Expect(der::kSequence, "contentEncryptionAlgorithm"));
+  if (alg.indefinite) return Malformed("contentEncryptionAlgorithm of indefinite length");
+  Bytes reencoded = der::Encode(
+      der::kSequence, {Bytes(ct.raw.begin(), ct.raw.end()), Bytes(alg.raw.begin(), alg.raw.end()),
+                       der::Encode(der::ContextPrimitive(0), ciphertext)});
+  encrypted_content_info = std::move(reencoded);
+  return Status::Ok();
 }
 
 Status Envelope::AddRecipient(ByteView recipient_info_der) {
@@ -846,7 +931,12 @@ Result<SecretBytes> FindAndUnwrapCek(const Envelope& env, const GroupSecret& sec
                    "no KEKRecipientInfo for secret key id " + ToHex(secret.id));
 }
 
-Result<SecretBytes> DecryptContent(const Envelope& env, const SecretBytes& cek) {
+namespace {
+
+// Decrypts `ciphertext` into `out` (room for its size plus a block; `out` may be the ciphertext
+// itself). Nothing in `out` is valid unless this succeeds; on failure it is cleansed.
+Result<std::size_t> DecryptInto(const Envelope& env, const SecretBytes& cek, ByteView ciphertext,
+                                std::uint8_t* out) {
   if (!env.cipher) return MakeError("unsupported", "unsupported content cipher " + env.cipher_oid);
   ContentCipher c = *env.cipher;
   if (cek.size() != CekLength(c)) {
@@ -877,38 +967,115 @@ Result<SecretBytes> DecryptContent(const Envelope& env, const SecretBytes& cek) 
       }
     }
   }
-  SecretBytes plain(env.ciphertext.size() + 16);
-  int out_len = 0;
-  if (EVP_DecryptUpdate(ctx.get(), plain.data(), &len, env.ciphertext.data(),
-                        static_cast<int>(env.ciphertext.size())) != 1) {
-    return OsslError("crypto", "decryption failed");
+  std::size_t out_len = 0;
+  constexpr std::size_t kMaxPiece = std::size_t{1} << 30;  // EVP lengths are int
+  for (std::size_t pos = 0; pos < ciphertext.size();) {
+    const std::size_t n = std::min(kMaxPiece, ciphertext.size() - pos);
+    if (EVP_DecryptUpdate(ctx.get(), out + out_len, &len, ciphertext.data() + pos,
+                          static_cast<int>(n)) != 1) {
+      OPENSSL_cleanse(out, out_len);
+      return OsslError("crypto", "decryption failed");
+    }
+    out_len += static_cast<std::size_t>(len);
+    pos += n;
   }
-  out_len = len;
   if (IsGcm(c) &&
       EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, static_cast<int>(env.mac.size()),
                           const_cast<std::uint8_t*>(env.mac.data())) != 1) {
+    OPENSSL_cleanse(out, out_len);
     return OsslError("crypto", "GCM setup failed");
   }
-  if (EVP_DecryptFinal_ex(ctx.get(), plain.data() + out_len, &len) != 1) {
+  if (EVP_DecryptFinal_ex(ctx.get(), out + out_len, &len) != 1) {
     ERR_clear_error();
-    plain.clear();
+    OPENSSL_cleanse(out, out_len);
     if (IsGcm(c))
       return MakeError(std::string(errc::kTampered),
                        "authentication failed: the message was tampered with or the key is wrong");
     return MakeError(std::string(errc::kTampered),
                      "bad CBC padding: the message was tampered with or the key is wrong");
   }
-  out_len += len;
-  plain.resize(static_cast<std::size_t>(out_len));
+  return out_len + static_cast<std::size_t>(len);
+}
+
+}  // namespace
+
+Result<SecretBytes> DecryptContent(const Envelope& env, const SecretBytes& cek) {
+  SecretBytes plain(env.ciphertext.size() + 16);
+  BL_TRY_ASSIGN(std::size_t size, DecryptInto(env, cek, env.ciphertext, plain.data()));
+  plain.resize(size);
   return plain;
 }
 
-Result<Bytes> Encrypt(ByteView content, const std::vector<Certificate>& certs,
-                      const std::vector<GroupSecret>& secrets, const EncryptOptions& options) {
+Result<std::span<std::uint8_t>> DecryptContentInPlace(const Envelope& env,
+                                                      std::span<std::uint8_t> content_info,
+                                                      const ContentLocation& content,
+                                                      const SecretBytes& cek) {
+  if (!content.in_place) {
+    return MakeError("usage", "the encrypted content is not one piece; decrypt it with a copy");
+  }
+  if (content.offset > content_info.size() || content.size > content_info.size() - content.offset) {
+    return MakeError("usage", "the content location is outside the ContentInfo");
+  }
+  const std::span<std::uint8_t> ciphertext = content_info.subspan(content.offset, content.size);
+  // EVP decrypts in place; CBC's final block never writes past the ciphertext it came from.
+  BL_TRY_ASSIGN(std::size_t size, DecryptInto(env, cek, ciphertext, ciphertext.data()));
+  return ciphertext.first(size);
+}
+
+// ---- streaming encryption (cms_stream.h) ----
+
+namespace {
+
+// A DER tag and definite length for `length` content octets.
+void AppendTlvHeader(Bytes& out, std::uint8_t tag, std::uint64_t length) {
+  out.push_back(tag);
+  if (length < 0x80) {
+    out.push_back(static_cast<std::uint8_t>(length));
+    return;
+  }
+  std::uint8_t octets[8];
+  int count = 0;
+  for (std::uint64_t v = length; v != 0; v >>= 8) octets[count++] = static_cast<std::uint8_t>(v);
+  out.push_back(static_cast<std::uint8_t>(0x80 | count));
+  for (int i = count - 1; i >= 0; --i) out.push_back(octets[i]);
+}
+
+std::uint64_t TlvHeaderSize(std::uint64_t length) {
+  Bytes header;
+  AppendTlvHeader(header, 0, length);
+  return header.size();
+}
+
+constexpr int kGcmTagLength = 16;
+
+}  // namespace
+
+struct StreamEncryptor::State {
+  ContentCipher cipher = ContentCipher::kAes256Gcm;
+  EvpCipherCtxPtr ctx;
+  std::uint64_t content_size = 0;
+  std::uint64_t fed = 0;
+  Bytes prefix;
+};
+
+StreamEncryptor::StreamEncryptor(std::unique_ptr<State> state) : state_(std::move(state)) {}
+StreamEncryptor::StreamEncryptor(StreamEncryptor&&) noexcept = default;
+StreamEncryptor& StreamEncryptor::operator=(StreamEncryptor&&) noexcept = default;
+StreamEncryptor::~StreamEncryptor() = default;
+
+ByteView StreamEncryptor::prefix() const { return state_->prefix; }
+
+Result<StreamEncryptor> StreamEncryptor::Start(std::uint64_t content_size,
+                                               const std::vector<Certificate>& certs,
+                                               const std::vector<GroupSecret>& secrets,
+                                               const EncryptOptions& options) {
   if (certs.empty() && secrets.empty()) return MakeError("usage", "no recipients");
-  ContentCipher c = options.cipher;
+  auto state = std::make_unique<State>();
+  const ContentCipher c = options.cipher;
+  state->cipher = c;
+  state->content_size = content_size;
   SecretBytes cek = RandomSecret(CekLength(c));
-  bool gcm = IsGcm(c);
+  const bool gcm = IsGcm(c);
   Bytes iv(gcm ? 12 : 16);
   BL_TRY(RandomBytes(iv.data(), iv.size()));
 
@@ -922,41 +1089,100 @@ Result<Bytes> Encrypt(ByteView content, const std::vector<Certificate>& certs,
     BL_TRY_ASSIGN(Bytes ri, WrapCek(cek, secret));
     BL_TRY(env.AddRecipient(ri));
   }
-
-  EvpCipherCtxPtr ctx(EVP_CIPHER_CTX_new());
-  if (!ctx || EVP_EncryptInit_ex(ctx.get(), EvpCipher(c), nullptr, cek.data(), iv.data()) != 1) {
+  state->ctx.reset(EVP_CIPHER_CTX_new());
+  if (!state->ctx ||
+      EVP_EncryptInit_ex(state->ctx.get(), EvpCipher(c), nullptr, cek.data(), iv.data()) != 1) {
     return OsslError("crypto", "cipher setup failed");
   }
-  Bytes ciphertext(content.size() + 16);
-  int len = 0;
-  int total = 0;
-  if (EVP_EncryptUpdate(ctx.get(), ciphertext.data(), &len, content.data(),
-                        static_cast<int>(content.size())) != 1) {
-    return OsslError("crypto", "encryption failed");
-  }
-  total = len;
-  if (EVP_EncryptFinal_ex(ctx.get(), ciphertext.data() + total, &len) != 1) {
-    return OsslError("crypto", "encryption failed");
-  }
-  total += len;
-  ciphertext.resize(static_cast<std::size_t>(total));
 
-  Bytes params;
-  if (gcm) {
-    constexpr int kTagLen = 16;
-    env.mac.resize(kTagLen);
-    if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTagLen, env.mac.data()) != 1) {
+  // The ContentInfo as Envelope::Serialize writes it, with the encrypted content left out: DER,
+  // so every enclosing length follows from the content length (CBC pads to the next block).
+  const std::uint64_t ciphertext_size = gcm ? content_size : (content_size / 16 + 1) * 16;
+  const Bytes params = gcm ? der::Encode(der::kSequence, {der::Encode(der::kOctetString, iv),
+                                                          der::EncodeInteger(kGcmTagLength)})
+                           : der::Encode(der::kOctetString, iv);
+  Bytes eci_fields =
+      der::Concat({der::EncodeOid(oid::kData), EncodeAlgorithmId(InfoFor(c).oid, params)});
+  AppendTlvHeader(eci_fields, der::ContextPrimitive(0), ciphertext_size);
+  const std::uint64_t eci_content = eci_fields.size() + ciphertext_size;
+  Bytes ris;
+  for (const auto& ri : env.recipients) ris.insert(ris.end(), ri.der.begin(), ri.der.end());
+  const Bytes head = der::Concat(
+      {der::EncodeInteger(gcm ? 0 : EnvelopedDataVersion(env)), der::Encode(der::kSet, ris)});
+  const std::uint64_t mac_tlv = gcm ? 2 + kGcmTagLength : 0;
+  const std::uint64_t body_content =
+      head.size() + TlvHeaderSize(eci_content) + eci_content + mac_tlv;
+  const std::uint64_t body = TlvHeaderSize(body_content) + body_content;
+  const Bytes type_oid = der::EncodeOid(gcm ? oid::kAuthEnvelopedData : oid::kEnvelopedData);
+  const std::uint64_t wrapper = TlvHeaderSize(body) + body;
+
+  Bytes& out = state->prefix;
+  AppendTlvHeader(out, der::kSequence, type_oid.size() + wrapper);
+  out.insert(out.end(), type_oid.begin(), type_oid.end());
+  AppendTlvHeader(out, der::ContextConstructed(0), body);
+  AppendTlvHeader(out, der::kSequence, body_content);
+  out.insert(out.end(), head.begin(), head.end());
+  AppendTlvHeader(out, der::kSequence, eci_content);
+  out.insert(out.end(), eci_fields.begin(), eci_fields.end());
+  return StreamEncryptor(std::move(state));
+}
+
+Status StreamEncryptor::Update(ByteView plain, Bytes& out) {
+  State& s = *state_;
+  if (plain.size() > s.content_size - s.fed) {
+    return MakeError("usage", "more content than the envelope was started for");
+  }
+  const std::size_t start = out.size();
+  out.resize(start + plain.size() + 16);  // CBC may release a held-back block
+  std::size_t produced = 0;
+  constexpr std::size_t kMaxPiece = std::size_t{1} << 30;  // EVP lengths are int
+  for (std::size_t pos = 0; pos < plain.size();) {
+    const std::size_t n = std::min(kMaxPiece, plain.size() - pos);
+    int len = 0;
+    if (EVP_EncryptUpdate(s.ctx.get(), out.data() + start + produced, &len, plain.data() + pos,
+                          static_cast<int>(n)) != 1) {
+      return OsslError("crypto", "encryption failed");
+    }
+    produced += static_cast<std::size_t>(len);
+    pos += n;
+  }
+  s.fed += plain.size();
+  out.resize(start + produced);
+  return Status::Ok();
+}
+
+Status StreamEncryptor::Finish(Bytes& out) {
+  State& s = *state_;
+  if (s.fed != s.content_size) {
+    return MakeError("usage", "less content than the envelope was started for");
+  }
+  const std::size_t start = out.size();
+  out.resize(start + 16);
+  int len = 0;
+  if (EVP_EncryptFinal_ex(s.ctx.get(), out.data() + start, &len) != 1) {
+    return OsslError("crypto", "encryption failed");
+  }
+  out.resize(start + static_cast<std::size_t>(len));
+  if (IsGcm(s.cipher)) {
+    std::uint8_t tag[kGcmTagLength];
+    if (EVP_CIPHER_CTX_ctrl(s.ctx.get(), EVP_CTRL_GCM_GET_TAG, kGcmTagLength, tag) != 1) {
       return OsslError("crypto", "GCM tag failed");
     }
-    params = der::Encode(der::kSequence,
-                         {der::Encode(der::kOctetString, iv), der::EncodeInteger(kTagLen)});
-  } else {
-    params = der::Encode(der::kOctetString, iv);
+    der::AppendTlv(out, der::kOctetString, ByteView(tag, sizeof tag));
   }
-  env.encrypted_content_info = der::Encode(
-      der::kSequence, {der::EncodeOid(oid::kData), EncodeAlgorithmId(InfoFor(c).oid, params),
-                       der::Encode(der::ContextPrimitive(0), ciphertext)});
-  return env.Serialize();
+  return Status::Ok();
+}
+
+Result<Bytes> Encrypt(ByteView content, const std::vector<Certificate>& certs,
+                      const std::vector<GroupSecret>& secrets, const EncryptOptions& options) {
+  BL_TRY_ASSIGN(StreamEncryptor encryptor,
+                StreamEncryptor::Start(content.size(), certs, secrets, options));
+  Bytes out;
+  out.reserve(encryptor.prefix().size() + content.size() + 64);
+  out.insert(out.end(), encryptor.prefix().begin(), encryptor.prefix().end());
+  BL_TRY(encryptor.Update(content, out));
+  BL_TRY(encryptor.Finish(out));
+  return out;
 }
 
 }  // namespace blindlist::crypto

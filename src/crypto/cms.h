@@ -82,11 +82,24 @@ struct Envelope {
   // Writes the ContentInfo. The outer structure is re-encoded in DER; the
   // EncryptedContentInfo and attributes are copied byte for byte.
   Bytes Serialize() const;
+  // Serialize() in two parts, for writing many copies that differ only in their RecipientInfos:
+  // the tail (the EncryptedContentInfo and everything after it) does not depend on them; the
+  // head (every byte before it) is written for a tail of `tail_size` bytes, so that
+  // SerializeHead(SerializeTail().size()) + SerializeTail() == Serialize(). The head does not
+  // read encrypted_content_info, auth_attrs, mac or trailing_attrs' contents, only
+  // trailing_attrs' presence, so it may be called on a copy without the ciphertext.
+  Bytes SerializeHead(std::size_t tail_size) const;
+  Bytes SerializeTail() const;
 
   // DER-level edits; none needs the CEK and none touches the encrypted content.
   Status AddRecipient(ByteView recipient_info_der);
   Status ReplaceRecipient(std::size_t index, ByteView recipient_info_der);
   Status RemoveRecipient(std::size_t index);
+  // Re-encodes the EncryptedContentInfo in DER (definite lengths, the ciphertext as one
+  // primitive [0]) without touching the ciphertext, so that a copy whose outer structure is
+  // re-encoded in DER is DER throughout: NSS refuses an indefinite-length BER
+  // EncryptedContentInfo (what streaming encoders, openssl cms among them, write) inside it.
+  Status ReencodeContentDer();
 };
 
 // The RecipientInfos of a ContentInfo from the first bytes of its encoding only:

@@ -245,6 +245,16 @@ TEST_P(CmsRoundTrip, EncryptParseUnwrapDecrypt) {
   }
   // Our own output is DER: parsing and serializing again changes nothing.
   EXPECT_EQ(env->Serialize(), *message);
+  {
+    // The same in two parts, the head written from a copy without the ciphertext.
+    const Bytes tail = env->SerializeTail();
+    Envelope light = *env;
+    light.encrypted_content_info.clear();
+    light.ciphertext.clear();
+    Bytes joined = light.SerializeHead(tail.size());
+    joined.insert(joined.end(), tail.begin(), tail.end());
+    EXPECT_EQ(joined, *message);
+  }
 
   ASSERT_EQ(env->recipients.size(), 1u);
   const RecipientInfo& ri = env->recipients[0];

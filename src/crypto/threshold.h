@@ -73,6 +73,9 @@ Result<std::vector<Bytes>> AddCommitments(std::span<const Bytes> old_commitments
                                           std::span<const Bytes> zero_commitments);
 // d_i + delta_i mod q, for the same index, k and n ("bad-share", also if the sum is 0).
 Result<Share> AddShare(const Share& share, const Share& delta);
+// -delta_i mod q (undoing a refresh: the refresh by the negated shares, back to the old
+// commitments). Errors: "bad-share".
+Result<Share> NegateShare(const Share& delta);
 
 // D_index computed from the commitments: sum_j C_j·index^j.
 Result<Bytes> ExpectedPublicShare(std::span<const Bytes> commitments, std::uint8_t index);
@@ -95,11 +98,16 @@ struct Evaluation {
   Bytes proof;  // kProofLen: c || s
 };
 Result<Evaluation> Evaluate(const Share& share, ByteView blinded);
+// The same with D_i = d_i·G given (compressed, as PublicShareOf makes it), which a node computes
+// once per share rather than per request. A wrong D_i gives a proof no member accepts.
+Result<Evaluation> Evaluate(const Share& share, ByteView public_share, ByteView blinded);
 // Member side: checks the proof for (D_i, B, Z_i). Errors: "bad-proof", "bad-point".
 Status VerifyEvaluation(ByteView public_share, ByteView blinded, ByteView point, ByteView proof);
 
 // A point's compressed form after checking it is on P-256 and not infinity ("bad-point").
 Result<Bytes> NormalizePoint(ByteView point);
+// The same point uncompressed (65 octets).
+Result<Bytes> UncompressedPoint(ByteView point);
 // x-coordinate of a point (kScalarLen octets), what BlindRequest::Finish takes.
 Result<Bytes> XCoordinate(ByteView point);
 

@@ -163,6 +163,25 @@ TEST(Threshold, ProofsBindEveryPoint) {
           .ok());
 }
 
+TEST(Threshold, EvaluateWithGivenPublicShare) {
+  Dealing dealing = Unwrap(Split(FreshScalar(), 2, 3), "split");
+  const Share& s = dealing.shares[0];
+  const Bytes& di = dealing.public_shares[0];
+  const Bytes b = RandomPoint();
+  const Bytes b_uncompressed = Unwrap(UncompressedPoint(b), "uncompressed");
+  ASSERT_EQ(b_uncompressed.size(), 65U);
+  for (const Bytes& given : {b, b_uncompressed}) {
+    Evaluation e = Unwrap(Evaluate(s, di, given), "evaluate with D_i");
+    EXPECT_EQ(e.point, Unwrap(Evaluate(s, given), "evaluate").point);
+    EXPECT_TRUE(VerifyEvaluation(di, b, e.point, e.proof).ok());
+  }
+  // A node given another D_i (a corrupt cache) answers with a proof no member accepts.
+  Evaluation wrong = Unwrap(Evaluate(s, dealing.public_shares[1], b), "evaluate wrong D_i");
+  EXPECT_EQ(ErrorCode(VerifyEvaluation(di, b, wrong.point, wrong.proof)), "bad-proof");
+  EXPECT_EQ(ErrorCode(Evaluate(s, Bytes(65, 0x04), b)), "bad-point");
+  EXPECT_EQ(ErrorCode(Evaluate(s, di, Bytes{0x00})), "bad-point");
+}
+
 TEST(Threshold, EvaluateRefusesBadPoints) {
   Dealing dealing = Unwrap(Split(FreshScalar(), 2, 3), "split");
   const Share& s = dealing.shares[0];
@@ -250,6 +269,20 @@ TEST(Threshold, RefreshKeepsTheKeyAndRetiresOldShares) {
   mixed.push_back(PartialsFor(fresh, {3}, b)[0]);
   EXPECT_NE(Unwrap(CombinePartials(mixed), "mixed"), want);
   EXPECT_EQ(ErrorCode(AddShare(old.shares[0], zero.shares[1])), "bad-share");
+}
+
+TEST(Threshold, NegatedRefreshUndoesIt) {
+  Dealing dealing = Unwrap(Split(FreshScalar(), 2, 3), "split");
+  Dealing zero = Unwrap(SplitZero(2, 3), "split zero");
+  const auto fresh = Unwrap(AddCommitments(dealing.commitments, zero.commitments), "add");
+  for (std::size_t i = 0; i < 3; ++i) {
+    Share moved = Unwrap(AddShare(dealing.shares[i], zero.shares[i]), "refresh");
+    EXPECT_TRUE(VerifyShare(moved, fresh).ok());
+    Share back = Unwrap(AddShare(moved, Unwrap(NegateShare(zero.shares[i]), "negate")), "undo");
+    EXPECT_EQ(back.scalar.view().size(), kScalarLen);
+    EXPECT_TRUE(ConstantTimeEqual(back.scalar.view(), dealing.shares[i].scalar.view()));
+    EXPECT_TRUE(VerifyShare(back, dealing.commitments).ok());
+  }
 }
 
 TEST(Threshold, KeyScalarRoundTrip) {

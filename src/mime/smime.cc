@@ -1,12 +1,10 @@
 // S/MIME envelopes in and out, and RFC 9788 header protection (docs/header-protection.md).
 //
-// GMime parses what needs MIME knowledge (Content-Type parameters with their quoting, comments
-// and RFC 2231 forms; base64 decoding). Header sections are split by hand: header protection
-// must give back the original bytes, folds and line endings included, and GMime re-serialises.
+// Content-Type and Content-Disposition parameters are read as GMime reads them (media_type.h),
+// without linking GMime, so the envelope commands start fast. Header sections are split by hand:
+// header protection must give back the original bytes, folds and line endings included.
 
 #include "mime/smime.h"
-
-#include <gmime/gmime.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -18,7 +16,8 @@
 #include <string_view>
 #include <vector>
 
-#include "mime/gmime_support.h"
+#include "mime/base64_lines.h"
+#include "mime/media_type.h"
 #include "mime/smime_common.h"
 
 namespace blindlist::mime {
@@ -111,55 +110,14 @@ std::optional<ParameterSpan> FindParameter(const ParameterScan& scan, std::strin
 // ---------------------------------------------------------------------------------------------
 // Base64
 
-// Strict: only the alphabet, line white space and final padding. GMime's decoder skips what it
-// does not know, so the text is checked here first and a corrupted body is an error, not data.
-Result<Bytes> DecodeBase64Strict(std::string_view text) {
-  std::string compact;
-  compact.reserve(text.size());
-  int padding = 0;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (IsLineSpace(c)) continue;
-    if (c == '=') {
-      if (++padding > 2)
-        return MakeError("bad-base64", "base64 has more than two '=' pad characters");
-    } else if (IsBase64Alphabet(c)) {
-      if (padding > 0) return MakeError("bad-base64", "base64 continues after its '=' padding");
-    } else {
-      char hex[8];
-      std::snprintf(hex, sizeof hex, "0x%02x",
-                    static_cast<unsigned>(static_cast<unsigned char>(c)));
-      return MakeError("bad-base64", std::string("invalid character ") + hex +
-                                         " in base64 at offset " + std::to_string(i));
-    }
-    compact.push_back(c);
-  }
-  if (compact.empty()) return MakeError("bad-base64", "base64 text is empty");
-  if (compact.size() % 4 != 0) {
-    return MakeError("bad-base64", "base64 length " + std::to_string(compact.size()) +
-                                       " is not a multiple of 4 (truncated or badly padded)");
-  }
-  Bytes out(compact.size() / 4 * 3 + 3);
-  int state = 0;
-  guint32 save = 0;
-  const std::size_t written =
-      g_mime_encoding_base64_decode_step(reinterpret_cast<const unsigned char*>(compact.data()),
-                                         compact.size(), out.data(), &state, &save);
-  out.resize(written);
-  return out;
-}
+// Strict: only the alphabet, line white space and final padding; a corrupted body is an error,
+// not data.
+Result<Bytes> DecodeBase64Strict(std::string_view text) { return DecodeBase64Lines(text); }
 
 // `line_length` characters a line, each line ended by `eol`.
 std::string EncodeBase64Lines(ByteView data, std::size_t line_length, std::string_view eol) {
-  gchar* encoded = g_base64_encode(data.data(), data.size());
-  const std::string_view text(encoded);
   std::string out;
-  out.reserve(text.size() + (text.size() / line_length + 1) * eol.size());
-  for (std::size_t pos = 0; pos < text.size(); pos += line_length) {
-    out += text.substr(pos, line_length);
-    out += eol;
-  }
-  g_free(encoded);
+  AppendBase64Lines(data, line_length, eol, out);
   return out;
 }
 
@@ -178,7 +136,7 @@ std::optional<std::string_view> ContentInfoOid(std::string_view der) {
 
 // Accepts bytes that start like an enveloped or authEnveloped ContentInfo; the CMS layer
 // checks the rest. Looking at the OID turns "0 apples" or a signed message into a clear error.
-Status CheckEncryptedContentInfo(const Bytes& cms, std::string_view where) {
+Status CheckEncryptedContentInfo(ByteView cms, std::string_view where) {
   const auto oid = ContentInfoOid(AsChars(cms));
   if (!oid) {
     return MakeError("not-smime", std::string(where) +
@@ -199,16 +157,28 @@ Status CheckEncryptedContentInfo(const Bytes& cms, std::string_view where) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The three input forms
+// The three input forms. Each is first located (every check but the body's decoding and its
+// content type), then decoded: into a copy (ParseSmime) or in place (ParseSmimeInPlace).
 
-Result<SmimeEnvelope> EnvelopeFromBase64(std::string_view text, std::string_view where) {
-  BL_TRY_ASSIGN(Bytes cms, DecodeBase64Strict(text));
-  BL_TRY(CheckEncryptedContentInfo(cms, where));
-  return SmimeEnvelope{
-      .form = SmimeForm::kBase64, .outer_headers = {}, .cms = std::move(cms), .pem_label = {}};
+struct LocatedBody {
+  SmimeForm form = SmimeForm::kMime;
+  std::string outer_headers;
+  std::string pem_label;
+  std::string_view body;  // inside the input
+  bool base64 = true;
+  std::string_view where;  // what the body is, for errors
+};
+
+LocatedBody EnvelopeFromBase64(std::string_view text, std::string_view where) {
+  return LocatedBody{.form = SmimeForm::kBase64,
+                     .outer_headers = {},
+                     .pem_label = {},
+                     .body = text,
+                     .base64 = true,
+                     .where = where};
 }
 
-Result<SmimeEnvelope> ParsePemArmored(std::string_view text) {
+Result<LocatedBody> ParsePemArmored(std::string_view text) {
   constexpr std::string_view kBegin = "-----BEGIN ";
   const std::string_view first_line = FirstLine(text);
   const std::size_t label_end = first_line.find("-----", kBegin.size());
@@ -226,20 +196,16 @@ Result<SmimeEnvelope> ParsePemArmored(std::string_view text) {
   if (body_begin == std::string_view::npos || end == std::string_view::npos || end < body_begin) {
     return MakeError("bad-base64", "PEM armor has no " + end_marker + " line");
   }
-  BL_TRY_ASSIGN(
-      SmimeEnvelope env,
-      EnvelopeFromBase64(text.substr(body_begin + 1, end - body_begin - 1), "the PEM block"));
-  env.pem_label = std::string(label);
-  return env;
+  LocatedBody located =
+      EnvelopeFromBase64(text.substr(body_begin + 1, end - body_begin - 1), "the PEM block");
+  located.pem_label = std::string(label);
+  return located;
 }
 
 std::string DispositionFilename(std::string_view value) {
-  const std::string unfolded = Unfold(value);
-  GObjectPtr<GMimeContentDisposition> disposition(
-      g_mime_content_disposition_parse(nullptr, unfolded.c_str()));
-  if (!disposition) return {};
-  const char* filename = g_mime_content_disposition_get_parameter(disposition.get(), "filename");
-  return filename ? filename : "";
+  const ParsedDisposition disposition = ParseDispositionValue(Unfold(value));
+  const MediaParameter* filename = FindMediaParameter(disposition.parameters, "filename");
+  return filename ? filename->value : "";
 }
 
 Status CheckSmimeMediaType(const MediaType& media, std::string_view disposition_filename) {
@@ -266,7 +232,7 @@ Status CheckSmimeMediaType(const MediaType& media, std::string_view disposition_
   return Status::Ok();
 }
 
-Result<SmimeEnvelope> ParseMimeMessage(std::string_view input) {
+Result<LocatedBody> ParseMimeMessage(std::string_view input) {
   BL_TRY_ASSIGN(RawHeaderSection header, ParseHeaderSection(input, "malformed-mime"));
   if (!header.has_separator) {
     return MakeError("malformed-mime", "message has no body (no blank line after the header)");
@@ -308,18 +274,38 @@ Result<SmimeEnvelope> ParseMimeMessage(std::string_view input) {
     return MakeError("malformed-mime",
                      "unsupported Content-Transfer-Encoding " + encoding + " for S/MIME");
   }
-  Bytes cms;
-  if (is_base64) {
-    BL_TRY_ASSIGN(cms, DecodeBase64Strict(body));
-  } else {
-    const ByteView raw = AsBytes(body);
-    cms.assign(raw.begin(), raw.end());
+  return LocatedBody{.form = SmimeForm::kMime,
+                     .outer_headers = std::move(outer_headers),
+                     .pem_label = {},
+                     .body = body,
+                     .base64 = is_base64,
+                     .where = "the application/pkcs7-mime body"};
+}
+
+Result<LocatedBody> LocateSmime(std::string_view input) {
+  if (input.empty()) return MakeError("not-smime", "input is empty");
+  if (static_cast<unsigned char>(input.front()) == 0x30) {
+    return LocatedBody{.form = SmimeForm::kDer,
+                       .outer_headers = {},
+                       .pem_label = {},
+                       .body = input,
+                       .base64 = false,
+                       .where = "the DER input"};
   }
-  BL_TRY(CheckEncryptedContentInfo(cms, "the application/pkcs7-mime body"));
-  return SmimeEnvelope{.form = SmimeForm::kMime,
-                       .outer_headers = std::move(outer_headers),
-                       .cms = std::move(cms),
-                       .pem_label = {}};
+  std::string_view text = input;
+  while (!text.empty() && IsLineSpace(text.front())) text.remove_prefix(1);
+  if (text.starts_with("-----BEGIN ")) return ParsePemArmored(text);
+
+  const std::string_view first_line = FirstLine(input);
+  if (LooksLikeHeaderField(first_line)) return ParseMimeMessage(input);
+
+  // Base64 lines are single words; prose and other formats are not mistaken for broken base64.
+  const std::string_view first_word = Trim(FirstLine(text));
+  const bool one_word =
+      !first_word.empty() && first_word.find_first_of(" \t:") == std::string_view::npos;
+  if (one_word) return EnvelopeFromBase64(text, "the base64 input");
+  return MakeError("not-smime",
+                   "input is neither an RFC 5322 message, DER nor base64, so not S/MIME");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -381,29 +367,36 @@ const RawField* FirstContentType(const RawHeaderSection& header) {
 // -----------------------------------------------------------------------------------------------
 
 Result<SmimeEnvelope> ParseSmime(std::string_view input) {
-  EnsureGMimeInitialised();
-  if (input.empty()) return MakeError("not-smime", "input is empty");
-  if (static_cast<unsigned char>(input.front()) == 0x30) {
-    const ByteView raw = AsBytes(input);
-    Bytes cms(raw.begin(), raw.end());
-    BL_TRY(CheckEncryptedContentInfo(cms, "the DER input"));
-    return SmimeEnvelope{
-        .form = SmimeForm::kDer, .outer_headers = {}, .cms = std::move(cms), .pem_label = {}};
+  BL_TRY_ASSIGN(LocatedBody located, LocateSmime(input));
+  Bytes cms;
+  if (located.base64) {
+    BL_TRY_ASSIGN(cms, DecodeBase64Strict(located.body));
+  } else {
+    const ByteView raw = AsBytes(located.body);
+    cms.assign(raw.begin(), raw.end());
   }
-  std::string_view text = input;
-  while (!text.empty() && IsLineSpace(text.front())) text.remove_prefix(1);
-  if (text.starts_with("-----BEGIN ")) return ParsePemArmored(text);
+  BL_TRY(CheckEncryptedContentInfo(cms, located.where));
+  return SmimeEnvelope{.form = located.form,
+                       .outer_headers = std::move(located.outer_headers),
+                       .cms = std::move(cms),
+                       .pem_label = std::move(located.pem_label)};
+}
 
-  const std::string_view first_line = FirstLine(input);
-  if (LooksLikeHeaderField(first_line)) return ParseMimeMessage(input);
-
-  // Base64 lines are single words; prose and other formats are not mistaken for broken base64.
-  const std::string_view first_word = Trim(FirstLine(text));
-  const bool one_word =
-      !first_word.empty() && first_word.find_first_of(" \t:") == std::string_view::npos;
-  if (one_word) return EnvelopeFromBase64(text, "the base64 input");
-  return MakeError("not-smime",
-                   "input is neither an RFC 5322 message, DER nor base64, so not S/MIME");
+Result<SmimeEnvelopeView> ParseSmimeInPlace(std::span<char> input) {
+  BL_TRY_ASSIGN(LocatedBody located, LocateSmime(std::string_view(input.data(), input.size())));
+  auto* body =
+      reinterpret_cast<std::uint8_t*>(  // NOLINT(cppcoreguidelines-pro-type-reinterpret-cast)
+          input.data() + (located.body.data() - input.data()));
+  std::size_t size = located.body.size();
+  if (located.base64) {
+    BL_TRY_ASSIGN(size, DecodeBase64LinesInPlace(located.body, body));
+  }
+  const ByteView cms(body, size);
+  BL_TRY(CheckEncryptedContentInfo(cms, located.where));
+  return SmimeEnvelopeView{.form = located.form,
+                           .outer_headers = std::move(located.outer_headers),
+                           .cms = cms,
+                           .pem_label = std::move(located.pem_label)};
 }
 
 std::string SerializeSmime(const SmimeEnvelope& envelope, bool auth_enveloped) {
@@ -421,7 +414,20 @@ std::string SerializeSmime(const SmimeEnvelope& envelope, bool auth_enveloped) {
       break;
   }
   const std::string_view eol = LineEndingOf(envelope.outer_headers);
-  std::string out = envelope.outer_headers;
+  std::string out;
+  out.reserve(envelope.outer_headers.size() + 256 + Base64LinesSize(envelope.cms.size(), 76, 2));
+  out += SmimeHeaderSection(envelope.outer_headers, auth_enveloped);
+  AppendBase64Lines(envelope.cms, 76, eol, out);
+  return out;
+}
+
+std::string_view SmimeLineEnding(std::string_view header_section) {
+  return LineEndingOf(header_section);
+}
+
+std::string SmimeHeaderSection(std::string_view outer_headers, bool auth_enveloped) {
+  const std::string_view eol = LineEndingOf(outer_headers);
+  std::string out(outer_headers);
   if (!out.empty() && out.back() != '\n') out += eol;
   const std::string_view smime_type = auth_enveloped ? "authEnveloped-data" : "enveloped-data";
   out += "MIME-Version: 1.0";
@@ -438,11 +444,10 @@ std::string SerializeSmime(const SmimeEnvelope& envelope, bool auth_enveloped) {
   out += "Content-Transfer-Encoding: base64";
   out += eol;
   out += eol;
-  out += EncodeBase64Lines(envelope.cms, 76, eol);
   return out;
 }
 
-Result<ProtectedMessage> ProtectHeaders(std::string_view rfc5322_message) {
+Result<ProtectedHeader> ProtectHeaderSection(std::string_view rfc5322_message) {
   if (rfc5322_message.empty()) return MakeError("malformed-message", "message is empty");
   if (rfc5322_message.find('\0') != std::string_view::npos) {
     return MakeError("malformed-message", "message contains a NUL byte");
@@ -476,7 +481,6 @@ Result<ProtectedMessage> ProtectHeaders(std::string_view rfc5322_message) {
   std::string inner;
   std::string outer;
   std::string hp_outer;  // RFC 9788 HP-Outer: what went outside, recorded inside
-  inner.reserve(rfc5322_message.size() + 256);
   for (const RawField& field : header.fields) {
     inner += &field == content_type ? WithHpParameter(field) : std::string(field.bytes);
     if (IsStructuralField(field.name)) continue;
@@ -502,17 +506,32 @@ Result<ProtectedMessage> ProtectHeaders(std::string_view rfc5322_message) {
     inner += header.eol;
   }
   inner += hp_outer;
-  inner += rfc5322_message.substr(header.fields_end);
 
   // The round trip is the contract; a message it fails on is refused rather than altered.
-  auto restored = UnprotectHeaders(inner, outer);
-  if (!restored.ok() || *restored != rfc5322_message) {
+  // UnprotectHeaders reads the inner header section up to its blank line and copies the rest
+  // verbatim, so the section and that line (at most two bytes) decide the whole round trip.
+  const std::string_view rest = rfc5322_message.substr(header.fields_end);
+  const std::string_view blank_line = rest.substr(0, rest.starts_with(kCrlf) ? 2 : 1);
+  auto restored = UnprotectHeaders(inner + std::string(blank_line), outer);
+  if (!restored.ok() ||
+      *restored != rfc5322_message.substr(0, header.fields_end + blank_line.size())) {
     return MakeError("malformed-message", "header protection would not restore this message");
   }
-  return ProtectedMessage{.inner = std::move(inner), .outer_headers = std::move(outer)};
+  return ProtectedHeader{.inner_header = std::move(inner),
+                         .body_offset = header.fields_end,
+                         .outer_headers = std::move(outer)};
 }
 
-Result<std::string> UnprotectHeaders(std::string_view inner, std::string_view outer_headers) {
+Result<ProtectedMessage> ProtectHeaders(std::string_view rfc5322_message) {
+  BL_TRY_ASSIGN(ProtectedHeader header, ProtectHeaderSection(rfc5322_message));
+  std::string inner = std::move(header.inner_header);
+  inner += rfc5322_message.substr(header.body_offset);
+  return ProtectedMessage{.inner = std::move(inner),
+                          .outer_headers = std::move(header.outer_headers)};
+}
+
+Result<UnprotectedHeader> UnprotectHeaderSection(std::string_view inner,
+                                                 std::string_view outer_headers) {
   if (inner.empty()) return MakeError("malformed-message", "decrypted content is empty");
   std::optional<RawHeaderSection> outer;
   if (!outer_headers.empty()) {
@@ -535,18 +554,16 @@ Result<std::string> UnprotectHeaders(std::string_view inner, std::string_view ou
 
   if (!hp) {
     // Legacy: no header protection, so the header fields sent in the clear are the message's.
-    if (!outer || outer->fields.empty()) return std::string(inner);
-    std::string message(outer_headers);
+    if (!outer || outer->fields.empty()) return UnprotectedHeader{.head = {}, .body_offset = 0};
+    std::string head(outer_headers);
     const bool inner_is_entity =
         inner_header.ok() || inner.starts_with(kCrlf) || inner.starts_with(kLf);
-    if (!inner_is_entity) message += outer->eol;  // inner is bare text: make it the body
-    message += inner;
-    return message;
+    if (!inner_is_entity) head += outer->eol;  // inner is bare text: make it the body
+    return UnprotectedHeader{.head = std::move(head), .body_offset = 0};
   }
 
   // Protected: the inner header section is the message's; the outer one is ignored (RFC 9788).
   std::string message;
-  message.reserve(inner.size());
   for (const RawField& field : inner_header->fields) {
     if (IsHpOuterField(field)) continue;
     if (&field != content_type) {
@@ -560,7 +577,14 @@ Result<std::string> UnprotectHeaders(std::string_view inner, std::string_view ou
     message += head.substr(value_offset + hp->end);
     message += field.eol;
   }
-  message += inner.substr(inner_header->fields_end);
+  return UnprotectedHeader{.head = std::move(message), .body_offset = inner_header->fields_end};
+}
+
+Result<std::string> UnprotectHeaders(std::string_view inner, std::string_view outer_headers) {
+  BL_TRY_ASSIGN(UnprotectedHeader header, UnprotectHeaderSection(inner, outer_headers));
+  std::string message = std::move(header.head);
+  message.reserve(message.size() + inner.size() - header.body_offset);
+  message += inner.substr(header.body_offset);
   return message;
 }
 

@@ -2,9 +2,7 @@
 
 #include "mime/smime_common.h"
 
-#include <gmime/gmime.h>
-
-#include "mime/gmime_support.h"
+#include "mime/media_type.h"
 
 namespace blindlist::mime {
 
@@ -187,19 +185,14 @@ const CmsContentType* KnownContentType(std::string_view oid) {
 }
 
 MediaType ParseMediaType(std::string_view value) {
-  const std::string unfolded = Unfold(value);
-  GObjectPtr<GMimeContentType> content_type(g_mime_content_type_parse(nullptr, unfolded.c_str()));
+  const ParsedContentType parsed = ParseContentTypeValue(Unfold(value));
   MediaType media;
-  if (!content_type) return media;
-  const char* type = g_mime_content_type_get_media_type(content_type.get());
-  const char* subtype = g_mime_content_type_get_media_subtype(content_type.get());
-  media.type = Lowercase(std::string(type ? type : "") + "/" + (subtype ? subtype : ""));
-  if (const char* smime_type =
-          g_mime_content_type_get_parameter(content_type.get(), "smime-type")) {
-    media.smime_type = smime_type;
+  media.type = Lowercase(parsed.type + "/" + parsed.subtype);
+  if (const MediaParameter* p = FindMediaParameter(parsed.parameters, "smime-type")) {
+    media.smime_type = p->value;
   }
-  if (const char* name = g_mime_content_type_get_parameter(content_type.get(), "name")) {
-    media.name = name;
+  if (const MediaParameter* p = FindMediaParameter(parsed.parameters, "name")) {
+    media.name = p->value;
   }
   return media;
 }

@@ -67,7 +67,8 @@ struct CmsContentType {
 };
 const CmsContentType* KnownContentType(std::string_view oid);
 
-// A Content-Type value, parsed by GMime (quoting, comments and RFC 2231 forms).
+// A Content-Type value, parsed as GMime parses it (quoting, comments and RFC 2231 forms;
+// media_type.h).
 struct MediaType {
   std::string type;  // "application/pkcs7-mime", lowercased
   std::string smime_type;

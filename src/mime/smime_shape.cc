@@ -16,7 +16,6 @@
 
 #include "blindlist/base64.h"
 #include "crypto/der.h"
-#include "mime/gmime_support.h"
 #include "mime/smime_common.h"
 
 namespace blindlist::mime {
@@ -502,7 +501,6 @@ TopFields FindTopFields(const RawHeaderSection& header) {
 }  // namespace
 
 Result<MessageShape> CheckWholeMessage(std::string_view message, SmimeShapeLimits limits) {
-  EnsureGMimeInitialised();
   BL_TRY_ASSIGN(RawHeaderSection header, ParseHeaderSection(message, "malformed-message"));
   const TopFields top = FindTopFields(header);
   if (top.content_types > 1) {

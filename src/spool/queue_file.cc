@@ -58,6 +58,9 @@ constexpr std::size_t kTableAlignment = 512;
 constexpr std::size_t kMinRecordWidth = 64;
 constexpr std::size_t kMaxRecordWidth = 1024;
 constexpr std::size_t kMaxLineBytes = 2048;
+constexpr std::string_view kRecipientInfosKey = "recipient-infos ";
+constexpr std::string_view kBase64Chars =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=";
 // Record fields: "S AAAAAAAAAA NNNNNNNNNNNNNNNNNNN CCCCCCCC LLL address<spaces>\n"
 constexpr std::size_t kAttemptsAt = 2;
 constexpr std::size_t kAttemptsDigits = 10;
@@ -321,6 +324,22 @@ Result<ParsedActive> ParseActiveLayout(std::string_view bytes) {
   }
   LineReader in(bytes);
   in.Skip(static_cast<std::size_t>(table.offset + table_bytes));
+  // Per-member posts: one RecipientInfo line per recipient ("-" for none).
+  if (bytes.substr(in.pos()).starts_with(kRecipientInfosKey)) {
+    const std::size_t section_at = in.pos();
+    BL_TRY_ASSIGN(const std::string_view count_text, in.Field("recipient-infos"));
+    std::uint64_t count = 0;
+    if (!ParseUnsigned(count_text, kMaxRecipients, count) || count != table.count)
+      return Corrupt("bad recipient-infos line");
+    out.post.recipient_infos.reserve(table.count);
+    for (std::size_t i = 0; i < table.count; ++i) {
+      BL_TRY_ASSIGN(const std::string_view ri, in.Line("recipient-info"));
+      if (ri.empty() || (ri != "-" && ri.find_first_not_of(kBase64Chars) != std::string_view::npos))
+        return Corrupt("bad recipient-info line");
+      out.post.recipient_infos.emplace_back(ri == "-" ? std::string_view() : ri);
+    }
+    crc.Update(bytes.substr(section_at, in.pos() - section_at));
+  }
   BL_TRY_ASSIGN(out.body, ParseBodyAndEnd(bytes, in, crc));
   return out;
 }
@@ -491,6 +510,20 @@ Result<QueueFileFrame> FrameActive(const ActivePost& post,
     record.push_back('\n');
     crc.Update(std::string_view(record).substr(kRecordMutableBytes));
     head.append(record);
+  }
+  if (!post.recipient_infos.empty()) {
+    if (post.recipient_infos.size() != post.recipients.size())
+      return Invalid("recipient_infos must have one entry per recipient");
+    const std::size_t section_at = head.size();
+    AppendLine(head, "recipient-infos", std::to_string(post.recipient_infos.size()));
+    for (const std::string& ri : post.recipient_infos) {
+      if (ri.size() + 1 > kMaxLineBytes ||
+          ri.find_first_not_of(kBase64Chars) != std::string_view::npos)
+        return Invalid("a recipient info is not base64 of at most one line");
+      head.append(ri.empty() ? "-" : ri);
+      head.push_back('\n');
+    }
+    crc.Update(std::string_view(head).substr(section_at));
   }
   return FinishFrame(std::move(head), crc, message_parts);
 }

@@ -45,7 +45,10 @@ struct ActivePost {  // expanded for fan-out
   std::string envelope_sender;  // the list's bounce address
   std::int64_t received_at = 0;
   std::vector<RecipientEntry> recipients;
-  std::string message;  // final bytes to deliver
+  // Per-member reading: empty, or one entry per recipient: the base64 DER of the RecipientInfo
+  // that replaces the group's in that recipient's copy, or "" for the message as it is.
+  std::vector<std::string> recipient_infos;
+  std::string message;  // final bytes to deliver (per member: with the group's RecipientInfo)
 };
 
 // Limits the parsers enforce (and the writers refuse to exceed).

@@ -305,6 +305,35 @@ TEST(SpoolTest, ParsersRoundTripWhatTheFramersWrite) {
   EXPECT_FALSE(ParseIncomingFile(file).ok());
 }
 
+TEST(SpoolTest, PerMemberRecipientInfosRoundTripAndAreChecked) {
+  ActivePost post;
+  post.id = "00001732800000123456-0badcafe";
+  post.list = "team@lists.example";
+  post.received_at = 5;
+  post.message = Message("per member");
+  post.recipients.push_back(RecipientEntry{"a@x", RecipientState::kPending, 0, 0});
+  post.recipients.push_back(RecipientEntry{"b@x", RecipientState::kPending, 0, 0});
+  post.recipient_infos = {"MIIBAAAA+/==", ""};
+  auto frame = FrameActive(post);
+  ASSERT_TRUE(frame.ok()) << frame.error().message;
+  const std::string file = frame->head + post.message + frame->tail;
+  auto back = ParseActiveFile(file);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->recipient_infos, post.recipient_infos);
+  EXPECT_EQ(back->message, post.message);
+  // The section is covered by the checksum, and every truncation is refused.
+  std::string damaged = file;
+  damaged[damaged.find("MIIB")] = 'N';
+  EXPECT_EQ(ParseActiveFile(damaged).error().code, "spool-corrupt");
+  for (std::size_t n = 0; n < file.size(); n += 7)
+    EXPECT_FALSE(ParseActiveFile(file.substr(0, n)).ok()) << n;
+  // One entry per recipient, base64 only.
+  post.recipient_infos = {"MIIB"};
+  EXPECT_FALSE(FrameActive(post).ok());
+  post.recipient_infos = {"MII\nB", ""};
+  EXPECT_FALSE(FrameActive(post).ok());
+}
+
 TEST(SpoolTest, IdsAreUniqueAndSortByAcceptOrderEvenWithAStoppedClock) {
   ScratchDir dir;
   FaultInjectionEnv env;

@@ -98,7 +98,15 @@ Status ToStatus(const Result<std::monostate>& r) {
 
 constexpr std::string_view kListColumns =
     "id, address, group_name, description, reading, posting, encrypted_only, bounce_address, "
-    "bounce_threshold, created_at, require_aead, roster, bounce_info_stale_after, owner_address";
+    "bounce_threshold, created_at, require_aead, roster, bounce_info_stale_after, owner_address, "
+    "per_member, per_member_fallback, member_clients";
+
+// The lists.reading column predates per-member reading: such a list is stored as 'direct' with
+// per_member = 1 (migration 5).
+std::string StoredReading(const MailingList& l) {
+  return l.reading == "per-member" ? "direct" : l.reading;
+}
+std::int64_t PerMember(const MailingList& l) { return l.reading == "per-member" ? 1 : 0; }
 
 MailingList ToList(const sql::Row& r) {
   MailingList l;
@@ -116,6 +124,9 @@ MailingList ToList(const sql::Row& r) {
   l.roster = sql::AsText(r[11]);
   l.bounce_info_stale_after = static_cast<int>(sql::AsInt(r[12]));
   l.owner = sql::AsText(r[13]);
+  if (sql::AsInt(r[14]) != 0) l.reading = "per-member";  // stored as 'direct' (migration 5)
+  l.per_member_fallback = sql::AsText(r[15]);
+  l.member_clients = sql::AsText(r[16]);
   return l;
 }
 
@@ -160,9 +171,23 @@ Status Normalise(MailingList& list) {
   if (list.group.size() > kMaxGroupName || !sql::IsValidText(list.group)) {
     return InvalidArgument("the group name is too long or not valid UTF-8");
   }
-  if (list.reading != "direct" && list.reading != "path-b" && list.reading != "path-b-prime") {
-    return InvalidArgument("reading must be direct, path-b or path-b-prime, not \"" +
+  if (list.reading != "direct" && list.reading != "path-b" && list.reading != "path-b-prime" &&
+      list.reading != "per-member") {
+    return InvalidArgument("reading must be direct, path-b, path-b-prime or per-member, not \"" +
                            sql::SanitizeText(list.reading, 40) + "\"");
+  }
+  if (list.per_member_fallback != "group" && list.per_member_fallback != "skip") {
+    return InvalidArgument("per_member_fallback must be group or skip, not \"" +
+                           sql::SanitizeText(list.per_member_fallback, 40) + "\"");
+  }
+  if (list.member_clients != "any" && list.member_clients != "nss") {
+    return InvalidArgument("member_clients must be any or nss, not \"" +
+                           sql::SanitizeText(list.member_clients, 40) + "\"");
+  }
+  if (list.member_clients == "nss" && list.require_aead) {
+    return InvalidArgument(
+        "member_clients nss needs AES-CBC posts (NSS reads nothing else): require_aead cannot be "
+        "on");
   }
   if (list.roster != "manual" && list.roster != "groupd") {
     return InvalidArgument("roster must be manual or groupd, not \"" +
@@ -243,16 +268,19 @@ class SqlListStore final : public ListStore {
       list.created_at = list.created_at != 0 ? list.created_at : Now();
       BL_TRY_ASSIGN(
           auto rows,
-          c.Query("INSERT INTO lists (address, group_name, description, reading, posting, "
-                  "encrypted_only, bounce_address, bounce_threshold, created_at, require_aead, "
-                  "roster, bounce_info_stale_after, owner_address) "
-                  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
-                  "ON CONFLICT DO NOTHING RETURNING id",
-                  {list.address, list.group, list.description, list.reading, list.posting,
-                   std::int64_t{list.encrypted_only ? 1 : 0}, list.bounce_address,
-                   std::int64_t{list.bounce_threshold}, list.created_at,
-                   std::int64_t{list.require_aead ? 1 : 0}, list.roster,
-                   std::int64_t{list.bounce_info_stale_after}, list.owner}));
+          c.Query(
+              "INSERT INTO lists (address, group_name, description, reading, posting, "
+              "encrypted_only, bounce_address, bounce_threshold, created_at, require_aead, "
+              "roster, bounce_info_stale_after, owner_address, per_member, per_member_fallback, "
+              "member_clients) "
+              "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) "
+              "ON CONFLICT DO NOTHING RETURNING id",
+              {list.address, list.group, list.description, StoredReading(list), list.posting,
+               std::int64_t{list.encrypted_only ? 1 : 0}, list.bounce_address,
+               std::int64_t{list.bounce_threshold}, list.created_at,
+               std::int64_t{list.require_aead ? 1 : 0}, list.roster,
+               std::int64_t{list.bounce_info_stale_after}, list.owner, PerMember(list),
+               list.per_member_fallback, list.member_clients}));
       // Only a writer in another process between our check and the insert gets here.
       if (rows.empty()) return Exists("a list at " + list.address + " exists");
       list.id = sql::AsInt(rows[0][0]);
@@ -276,11 +304,13 @@ class SqlListStore final : public ListStore {
           c.Exec("UPDATE lists SET group_name = $2, description = $3, reading = $4, posting = $5, "
                  "encrypted_only = $6, bounce_address = $7, bounce_threshold = $8, "
                  "require_aead = $9, roster = $10, bounce_info_stale_after = $11, "
-                 "owner_address = $12 WHERE id = $1",
-                 {list.id, list.group, list.description, list.reading, list.posting,
+                 "owner_address = $12, per_member = $13, per_member_fallback = $14, "
+                 "member_clients = $15 WHERE id = $1",
+                 {list.id, list.group, list.description, StoredReading(list), list.posting,
                   std::int64_t{list.encrypted_only ? 1 : 0}, list.bounce_address,
                   std::int64_t{list.bounce_threshold}, std::int64_t{list.require_aead ? 1 : 0},
-                  list.roster, std::int64_t{list.bounce_info_stale_after}, list.owner}));
+                  list.roster, std::int64_t{list.bounce_info_stale_after}, list.owner,
+                  PerMember(list), list.per_member_fallback, list.member_clients}));
       if (n == 0) return NotFound("no list with id " + std::to_string(list.id));
       BL_TRY(c.Exec("DELETE FROM list_certificates WHERE list_id = $1", {list.id}));
       BL_TRY(WriteCertificates(c, list));

@@ -42,7 +42,15 @@ struct MailingList {
   // "direct": forward as received; "path-b": ask groupd to re-wrap to the group
   // secret; "path-b-prime": listd re-wraps itself with a local group key file
   // (off by default, dangerous: it breaks the trust split).
+  // "per-member": listd asks groupd to re-wrap the post's key to each current member's
+  // registered certificate and sends each member a copy holding only that RecipientInfo.
   std::string reading = "direct";
+  // per-member: a member without a registered certificate gets the post as sent to the group
+  // ("group") or nothing ("skip").
+  std::string per_member_fallback = "group";
+  // "nss": the members read with NSS (Thunderbird), which takes only AES-CBC EnvelopedData and
+  // RSA PKCS#1 v1.5 key transport; "any": any client (OAEP, AES-GCM).
+  std::string member_clients = "any";
   std::string posting = "members";  // "members" (sender must be an enabled member) or "open"
   bool encrypted_only = true;       // refuse plaintext posts
   // Refuse EnvelopedData (CBC): only RFC 5083 AuthEnvelopedData (AES-GCM) is forwarded.

@@ -316,6 +316,35 @@ TEST_P(ListStoreTest, StoresEveryField) {
   EXPECT_EQ((*found)->bounce_threshold, 2);
 }
 
+TEST_P(ListStoreTest, StoresPerMemberReading) {
+  MailingList in = MakeList("pm@example.org");
+  in.reading = "per-member";
+  in.per_member_fallback = "skip";
+  in.member_clients = "nss";
+  ASSERT_OK(store_->CreateList(in));
+  auto found = store_->FindList("pm@example.org");
+  ASSERT_OK(found);
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->reading, "per-member");
+  EXPECT_EQ((*found)->per_member_fallback, "skip");
+  EXPECT_EQ((*found)->member_clients, "nss");
+  MailingList back = **found;
+  back.reading = "path-b";
+  back.per_member_fallback = "group";
+  ASSERT_OK(store_->UpdateList(back));
+  found = store_->FindList("pm@example.org");
+  ASSERT_OK(found);
+  EXPECT_EQ((*found)->reading, "path-b");
+  EXPECT_EQ((*found)->per_member_fallback, "group");
+  EXPECT_EQ(MakeList("d@example.org").member_clients, "any");
+  MailingList bad = MakeList("e@example.org");
+  bad.per_member_fallback = "drop";
+  EXPECT_ERROR(store_->CreateList(bad), "invalid-argument");
+  bad = MakeList("e@example.org");
+  bad.member_clients = "outlook";
+  EXPECT_ERROR(store_->CreateList(bad), "invalid-argument");
+}
+
 TEST_P(ListStoreTest, RefusesBadListsAndTakenAddresses) {
   Make("a@example.org");
   EXPECT_ERROR(store_->CreateList(MakeList("a@EXAMPLE.org")), "exists");

@@ -56,9 +56,12 @@ Error NotFound(std::string what) {
 Error Exists(std::string what) { return MakeError(std::string(errc::kExists), std::move(what)); }
 Error InvalidArgument(std::string what) { return MakeError("invalid-argument", std::move(what)); }
 
-constexpr std::string_view kGroupColumns = "id, name, created_at";
+constexpr std::string_view kGroupColumns = "id, name, created_at, content_cipher";
 Group ToGroup(const Row& r) {
-  return Group{.id = AsInt(r[0]), .name = AsText(r[1]), .created_at = AsInt(r[2])};
+  return Group{.id = AsInt(r[0]),
+               .name = AsText(r[1]),
+               .created_at = AsInt(r[2]),
+               .content_cipher = AsText(r[3])};
 }
 
 constexpr std::string_view kKeyColumns =
@@ -256,6 +259,17 @@ class SqlStore final : public Store {
     return Read([&](sql::Connection& c) {
       return Map<Group>(c.Query(Select(kGroupColumns, "FROM groups ORDER BY name"), {}), ToGroup);
     });
+  }
+
+  Status SetGroupContentCipher(std::int64_t group_id, const std::string& cipher) override {
+    if (cipher != "any" && cipher != "aes-cbc" && cipher != "aead")
+      return MakeError("invalid-argument", "the content cipher must be any, aes-cbc or aead");
+    return ToStatus(Write([&](sql::Connection& c) -> Result<std::monostate> {
+      BL_TRY_ASSIGN(auto n, c.Exec("UPDATE groups SET content_cipher = $2 WHERE id = $1",
+                                   {group_id, cipher}));
+      if (n == 0) return MakeError("not-found", "no such group");
+      return std::monostate{};
+    }));
   }
 
   Status DeleteGroup(std::int64_t group_id) override {

@@ -30,6 +30,9 @@ struct Group {
   std::int64_t id = 0;
   std::string name;  // the list address, e.g. "list@example.org"
   UnixTime created_at = 0;
+  // The content cipher the group's members can read, published with its certificate:
+  // "any", "aes-cbc" (NSS/Thunderbird readers) or "aead".
+  std::string content_cipher = "any";
 };
 
 enum class KeyState { kActive, kRetired, kDestroyed };
@@ -132,6 +135,8 @@ class Store {
   virtual Result<Group> CreateGroup(const std::string& name) = 0;
   virtual Result<std::optional<Group>> FindGroup(const std::string& name) = 0;
   virtual Result<std::vector<Group>> ListGroups() = 0;
+  // "any", "aes-cbc" or "aead" (else "invalid-argument"); "not-found" for no such group.
+  virtual Status SetGroupContentCipher(std::int64_t group_id, const std::string& cipher) = 0;
   virtual Status DeleteGroup(
       std::int64_t group_id) = 0;  // with its keys, secrets, members, exploder
   // A group with its first key version and first secret version, in one transaction: all of it

@@ -293,6 +293,82 @@ class ReadingPaths(harness.TestCase):
                     self.check_plain(g, kind, p.stdout)
             self.assertAudited(self.d, g, "rewrap-exploder", "ok", caller="exploder")
 
+    # -- per member: the exploder's bulk re-wrap to each member's registered certificate
+    def test_per_member_exploder_rewrap(self):
+        members = ["alice@example.org", "bob@example.org", "carol@example.org", "nobody@example.org"]
+        for g in (RSA, EC):
+            for kind in ("osl", "bl"):
+                for padding in ("oaep", "pkcs1"):
+                    with self.subTest(group=g, post=kind, rsa_padding=padding):
+                        post = self.posts[(g, kind)]
+                        cms = harness.cms_of(post)
+                        r = self.d.g.post("/v1/groups/%s/rewrap/members" % quote(g),
+                                          {"recipient_info": b64(harness.recipient_infos(cms)[0]),
+                                           "members": members, "rsa_padding": padding,
+                                           "reason": "per-member fan-out"}, cert=self.exploder)
+                        self.assertEqual(r.status, 200, r)
+                        self.assertEqual(r.json["key_version"], 1)
+                        got = {m["address"]: m for m in r.json["members"]}
+                        self.assertEqual([m["address"] for m in r.json["members"]], members)
+                        self.assertEqual(got["carol@example.org"], {"address": "carol@example.org",
+                                                                     "status": "no-certificate"})
+                        self.assertEqual(got["nobody@example.org"], {"address": "nobody@example.org",
+                                                                      "status": "not-member"})
+                        for who, member in (("alice@example.org", self.alice), ("bob@example.org", self.bob)):
+                            self.assertEqual(got[who]["status"], "ok")
+                            ri = unb64(got[who]["recipient_info"])
+                            # RSA members: KTRI with the asked padding; EC members: KARI.
+                            alg = harness.tlv(ri)
+                            self.assertEqual(alg.tag, 0x30 if member is self.alice else 0xA1)
+                            copy = harness.write(self.f("PM-%s-%s-%s-%s.der" % (g, kind, padding, who)),
+                                                 harness.replace_recipient(cms, 0, ri))
+                            self.assertEqual(len(harness.recipient_infos(harness.cms_of(copy))), 1)
+                            out = harness.osl_decrypt(copy, member[1], member[0], inform="DER")
+                            self.check_openssl_read(g, kind, out)
+            recs = self.d.audit(g)
+            per = [rec for rec in recs if rec["operation"] == "rewrap-member"]
+            self.assertTrue(any(rec["result"] == "ok" and rec["reason"] == "member:alice@example.org"
+                                for rec in per), per[:10])
+            self.assertTrue(any(rec["result"] == "not-member" and rec["reason"] == "member:nobody@example.org"
+                                for rec in per), per[:10])
+            self.assertTrue(any(rec["result"] == "no-certificate" for rec in per), per[:10])
+            for rec in per:
+                self.assertEqual(rec["caller"], "exploder")
+                self.assertLess(len(rec["reason"]), 80, "no key material in the audit")
+            self.assertAudited(self.d, g, "rewrap-members", "ok", caller="exploder")
+
+    def test_per_member_refusals(self):
+        g = EC
+        ri = b64(harness.recipient_infos(harness.cms_of(self.posts[(g, "osl")]))[0])
+        path = "/v1/groups/%s/rewrap/members" % quote(g)
+        # Only the registered exploder: a member's certificate is refused.
+        r = self.d.g.post(path, {"recipient_info": ri, "members": ["alice@example.org"]}, cert=self.alice)
+        self.assertRefused(r, 403, "not-exploder")
+        r = self.d.g.post(path, {"recipient_info": ri, "members": ["alice@example.org"]})
+        self.assertRefused(r, 401, "unauthenticated")
+        r = self.d.g.post(path, {"recipient_info": ri}, cert=self.exploder)
+        self.assertRefused(r, 400, "malformed-request")
+        r = self.d.g.post(path, {"recipient_info": ri, "members": "alice@example.org"}, cert=self.exploder)
+        self.assertRefused(r, 400, "malformed-request")
+        r = self.d.g.post(path, {"recipient_info": ri, "members": ["not an address"]}, cert=self.exploder)
+        self.assertRefused(r, 400, "bad-address")
+        r = self.d.g.post(path, {"recipient_info": ri, "members": ["m%d@example.org" % i for i in range(1001)]},
+                          cert=self.exploder)
+        self.assertRefused(r, 413, "too-many")
+        # A RecipientInfo for another key, a damaged one, one that is not one: unwrap-failed, alike.
+        other = b64(harness.recipient_infos(harness.cms_of(self.posts[(RSA, "osl")]))[0])
+        r1 = self.d.g.post(path, {"recipient_info": other, "members": ["alice@example.org"]}, cert=self.exploder)
+        b1 = self.assertRefused(r1, 400, "unwrap-failed")
+        r = self.d.g.post(path, {"recipient_info": "%%%", "members": ["alice@example.org"]}, cert=self.exploder)
+        self.assertRefused(r, 400, "malformed-base64")
+        # A damaged wrapped key on a P-256 KARI: a synthetic key, answered like any other (200).
+        damaged = harness.flip_last_byte(unb64(ri))
+        r = self.d.g.post(path, {"recipient_info": b64(damaged), "members": ["alice@example.org"]},
+                          cert=self.exploder)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json["members"][0]["status"], "ok")
+        self.assertEqual(b1["message"], "cannot unwrap this RecipientInfo for this group")
+
     # -- blind
     def test_path_blind_rsa_and_ec(self):
         for g in (RSA, EC):

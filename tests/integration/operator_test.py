@@ -335,6 +335,11 @@ class OperatorTest(harness.TestCase):
                           ("build/daemons/listd/blindlist-listd", "listd")):
             os.makedirs(os.path.dirname(os.path.join(cls.src, rel)), exist_ok=True)
             os.symlink(harness.BINARIES[name], os.path.join(cls.src, rel))
+        # `blindlist` hands all but the envelope commands to the full command, built beside it.
+        full = os.path.normpath(os.path.join(os.path.dirname(harness.BINARIES["blindlist"]),
+                                             "../libexec/blindlist/blindlist-full"))
+        os.makedirs(os.path.join(cls.src, "build/libexec/blindlist"), exist_ok=True)
+        os.symlink(full, os.path.join(cls.src, "build/libexec/blindlist/blindlist-full"))
         for d in ("deploy", "docs"):
             os.symlink(os.path.join(SOURCE, d), os.path.join(cls.src, d))
 

@@ -20,7 +20,14 @@ Checked:
   5. the shares of k - 1 nodes, read from their stores and unsealed with their master keys, do
      not give a key that opens the post; the shares of k nodes do (the control);
   6. a share refresh keeps the certificate and old posts readable; new shares combine, an old
-     share with a new one does not; a refresh from a stale state is refused (409 conflict).
+     share with a new one does not; a refresh from a stale state is refused (409 conflict);
+  7. the bulk route answers each point as the single route does (a bad point is that item's
+     400), refuses more points than one bulk call takes and non-members; `open --archive` opens
+     an mbox, a Maildir and a single file in one bulk request per node, a lying node (lying in
+     its bulk answers) named per post; `--nodes-file` names the nodes, a bad line is refused;
+  8. a refresh that fails at the last node (the proxy, which forwards the refresh as a member)
+     is rolled back at the nodes already refreshed: every node holds its old share and the
+     old commitments again, the command names the failed node and the rolled back ones.
 """
 
 import base64
@@ -47,7 +54,7 @@ class LyingNode:
     """A TLS server in front of a real node: certificates pass through, but every threshold
     answer carries another node's point under this node's index and proof."""
 
-    def __init__(self, pki, real, honest_other, member_cert):
+    def __init__(self, pki, real, honest_other, member_cert, admin_cert=None):
         pki.server("liar", "tls-ca")
         outer = self
 
@@ -72,7 +79,8 @@ class LyingNode:
                 self.wfile.write(r.body)
 
             def do_GET(self):
-                self._reply(real.get(self.path))
+                # As the administrator when given (a refresh reads each node's state through it).
+                self._reply(real.get(self.path, cert=admin_cert) if admin_cert else real.get(self.path))
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -81,6 +89,15 @@ class LyingNode:
                     other = honest_other.post(self.path, body, cert=member_cert)
                     forged = r.json
                     forged["result"] = other.json["result"]
+                    outer.lies += 1
+                    r = harness.Response(200, [("Content-Type", "application/json")],
+                                         json.dumps(forged).encode())
+                elif r.status == 200 and self.path.endswith("/threshold/bulk"):
+                    other = honest_other.post(self.path, body, cert=member_cert)
+                    forged = r.json
+                    for mine, theirs in zip(forged["results"], other.json["results"]):
+                        if "result" in mine:
+                            mine["result"] = theirs["result"]
                     outer.lies += 1
                     r = harness.Response(200, [("Content-Type", "application/json")],
                                          json.dumps(forged).encode())
@@ -138,7 +155,8 @@ class Threshold(harness.TestCase):
         cls.cert_file = os.path.join(first.dir, "group.crt")
         harness.write(cls.cert_file, cls.created["certificate"])
         cls.post = cls.make_post(GROUP, cls.cert_file, "the threshold secret")
-        cls.liar = LyingNode(pki, cls.nodes[2].g, cls.nodes[0].g, cls.members["alice"])
+        cls.liar = LyingNode(pki, cls.nodes[2].g, cls.nodes[0].g, cls.members["alice"],
+                             admin_cert=cls.admin_cert)
 
     @classmethod
     def tearDownClass(cls):
@@ -163,11 +181,12 @@ class Threshold(harness.TestCase):
         return json.loads(p.stdout)
 
     @classmethod
-    def make_post(cls, group, cert_file, text):
+    def make_post(cls, group, cert_file, text, name=None):
         d = cls.nodes[0]
-        ent = d.f("entity-%s.txt" % group)
+        name = name or group
+        ent = d.f("entity-%s.txt" % name)
         harness.write(ent, harness.entity(text))
-        out = d.f("post-%s.eml" % group)
+        out = d.f("post-%s.eml" % name)
         harness.osl_encrypt(ent, out, cert_file)
         return out
 
@@ -340,6 +359,122 @@ class Threshold(harness.TestCase):
                                   "commitments": previous}, cert=self.admin_cert)
         self.assertRefused(r, 409, "conflict")
         self.assertEqual(self.sealed_share(self.nodes[1]), after[1])
+
+    # 7
+    def test_bulk_route_answers_each_point_like_the_single_route(self):
+        d = self.nodes[1]
+        g = harness.quote(GROUP)
+        alice = self.members["alice"]
+        points = [self.some_point(d, n) for n in range(3)]
+        bad = harness.b64(b"\x02" + b"\xff" * 32)
+        r = d.g.post("/v1/groups/%s/threshold/bulk" % g, {"points": points[:2] + [bad, points[2]]},
+                     cert=alice)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json["index"], 2)
+        self.assertEqual([x["status"] for x in r.json["results"]], [200, 200, 400, 200])
+        self.assertEqual(r.json["results"][2]["error"], "bad-point")
+        for item, point in zip([r.json["results"][i] for i in (0, 1, 3)], points):
+            one = d.g.post("/v1/groups/%s/threshold" % g, {"blinded": point}, cert=alice)
+            self.assertEqual(one.status, 200, one)
+            self.assertEqual(one.json["commitments"], r.json["commitments"])
+            self.assertEqual(one.json["result"], item["result"], "Z = d_i·B is deterministic")
+            self.assertEqual(len(base64.b64decode(item["proof"])), 64)
+        for body in ({"points": []}, {"blinded": points[0]}, {}):
+            self.assertRefused(d.g.post("/v1/groups/%s/threshold/bulk" % g, body, cert=alice), 400,
+                               "malformed-request")
+        self.assertRefused(d.g.post("/v1/groups/%s/threshold/bulk" % g, {"points": points * 200},
+                                    cert=alice), 413, "too-many")
+        self.assertRefused(d.g.post("/v1/groups/%s/threshold/bulk" % harness.quote(OTHER),
+                                    {"points": points}, cert=alice), 403, "not-a-member")
+
+    def some_point(self, d, n):
+        """A valid P-256 point (compressed, base64): node n's public share, from `group show`."""
+        show = self.admin_at(self.nodes[n % 3], "group", "show", GROUP)
+        return show["keys"][0]["threshold"]["public_share"]
+
+    def archive_args(self, servers, *extra):
+        crt, key = self.members["alice"]
+        args = ["open"]
+        for s in servers:
+            args += ["--server", s]
+        return args + ["--ca", self.pki.crt("tls-ca"), "--client-cert", crt, "--client-key", key,
+                       "--group", GROUP, "--method", "threshold", *extra]
+
+    def test_archive_opens_mbox_maildir_and_files_in_bulk(self):
+        d = self.nodes[0]
+        texts = ["archived post %d" % i for i in range(5)]
+        posts = [harness.read(self.make_post(GROUP, self.cert_file, t, "archive-%d" % i)).decode()
+                 for i, t in enumerate(texts)]
+        mbox = d.f("archive.mbox")
+        harness.write(mbox, "".join("From list@example.org Fri Dec  4 10:00:00 2026\n" + p.rstrip("\n")
+                                    + "\n\n" for p in posts[:3]))
+        maildir = d.f("archive-maildir")
+        for sub in ("tmp", "new", "cur"):
+            os.makedirs(os.path.join(maildir, sub), exist_ok=True)
+        harness.write(os.path.join(maildir, "cur", "1.host:2,S"), posts[3])
+        single = d.f("archive-single.eml")
+        harness.write(single, posts[4])
+        out = d.f("archive-out")
+        before = self.liar.lies
+        p = d.bl(*self.archive_args([self.urls[0], self.liar.url(), self.urls[1]], "--archive", mbox,
+                                    "--archive", maildir, "--archive", single, "--out-dir", out),
+                 check=False)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        err = p.stderr.decode()
+        self.assertIn("5 post(s) opened", err)
+        self.assertGreater(self.liar.lies, before, "the proxy lied in its bulk answer")
+        for n in range(1, 6):
+            self.assertIn("post %d: node %s excluded: lied" % (n, self.liar.url()), err)
+        for n, text in enumerate(texts, 1):
+            self.assertIn(text.encode(), harness.read(os.path.join(out, "%04d.eml" % n)))
+        # With one honest node and the liar, no post opens; the error says how many failed.
+        p = d.bl(*self.archive_args([self.urls[0], self.liar.url()], "--archive", mbox, "--out-dir",
+                                    d.f("archive-out-2")), check=False)
+        self.assertNotEqual(p.returncode, 0)
+        err = p.stderr.decode()
+        self.assertIn("3 of 3 posts not opened", err)
+        self.assertIn("1 valid answer(s), 2 needed", err)
+
+    def test_nodes_file(self):
+        d = self.nodes[0]
+        nodes = d.f("nodes.txt")
+        harness.write(nodes, "# the group's nodes\n\n  %s  \n%s\n" % (self.urls[2], self.urls[0]))
+        p = d.bl(*self.archive_args([], "--nodes-file", nodes, "-i", self.post), check=False)
+        self.assertOpens(p)
+        harness.write(nodes, "%s\nnot a url\n" % self.urls[0])
+        p = d.bl(*self.archive_args([], "--nodes-file", nodes, "-i", self.post), check=False)
+        self.assertFails(p, "nodes.txt:2", "https://")
+        harness.write(nodes, "# nothing\n")
+        self.assertFails(d.bl(*self.archive_args([], "--nodes-file", nodes, "-i", self.post),
+                              check=False), "names no node")
+        p = d.bl(*self.archive_args([], "-i", self.post), check=False)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("--server", p.stderr.decode())
+
+    # 8
+    def test_a_refresh_failing_midway_is_rolled_back(self):
+        before = [self.sealed_share(d) for d in self.nodes]
+        commitments = [self.admin_at(d, "group", "show", GROUP)["keys"][0]["threshold"]["commitments"]
+                       for d in self.nodes]
+        self.assertEqual(len(set(commitments)), 1)
+        # Nodes 1 and 2 refresh; node 3, reached through the proxy, refuses (403: the proxy
+        # forwards as a member), after which 1 and 2 are refreshed back.
+        p = self.nodes[0].bl("admin", *self.admin_args(self.urls[0]), "group", "refresh-shares", GROUP,
+                             "--nodes", ",".join([self.urls[0], self.urls[1], self.liar.url()]),
+                             check=False)
+        self.assertNotEqual(p.returncode, 0)
+        err = p.stderr.decode()
+        self.assertIn(self.liar.url() + ": ", err)
+        self.assertIn("rolled back", err)
+        self.assertIn("rolled back: " + json.dumps([self.urls[0], self.urls[1]], separators=(",", ":")), err)
+        self.assertNotIn("NOT rolled back", err)
+        self.assertEqual([self.sealed_share(d) for d in self.nodes], before,
+                         "every node holds its old share again")
+        for d in self.nodes:
+            show = self.admin_at(d, "group", "show", GROUP)
+            self.assertEqual(show["keys"][0]["threshold"]["commitments"], commitments[0])
+        for pair in ([0, 1], [1, 2], [0, 2]):
+            self.assertOpens(self.read([self.urls[i] for i in pair]))
 
     # 5
     def sealed_share(self, d):

@@ -67,11 +67,24 @@ CREATE INDEX list_members_probe_state ON list_members (probe_state);
 CREATE INDEX list_members_owner_notice_due ON list_members (owner_notice_due);
 )sql";
 
+// Per-member reading (path E at the exploder). The lists.reading CHECK cannot be altered in
+// SQLite without rebuilding the table (and its cascades), so per_member = 1 marks the list and
+// reading stays 'direct' (ListStore reports reading "per-member"). per_member_fallback: a member
+// without a registered certificate gets the group's copy ('group') or nothing ('skip').
+// member_clients 'nss': members read with NSS (Thunderbird): RSA PKCS#1 v1.5 key transport and
+// AES-CBC EnvelopedData only.
+constexpr std::string_view kPerMember = R"sql(
+ALTER TABLE lists ADD COLUMN per_member INTEGER NOT NULL DEFAULT 0 CHECK (per_member IN (0, 1));
+ALTER TABLE lists ADD COLUMN per_member_fallback TEXT NOT NULL DEFAULT 'group' CHECK (per_member_fallback IN ('group', 'skip'));
+ALTER TABLE lists ADD COLUMN member_clients TEXT NOT NULL DEFAULT 'any' CHECK (member_clients IN ('any', 'nss'));
+)sql";
+
 constexpr Migration kListMigrations[] = {
     {1, "initial list schema", kInitialListSchema},
     {2, "lists.require_aead", kRequireAead},
     {3, "lists.roster", kRoster},
     {4, "bounce scoring: stale after, probes, owner notices", kBounceScoring},
+    {5, "per-member reading, its fallback, the members' clients", kPerMember},
 };
 
 // pg_advisory_xact_lock key for listd's migrations ("blls"), distinct from groupd's.

@@ -80,8 +80,16 @@ CREATE TABLE issued_certificates (
 CREATE INDEX issued_certificates_by_member ON issued_certificates (group_id, member_address);
 )sql";
 
+// What the group's members can read, published with its certificate so senders follow it:
+// 'any', 'aes-cbc' (EnvelopedData with AES-CBC only: members read with NSS/Thunderbird) or
+// 'aead' (AuthEnvelopedData only).
+constexpr std::string_view kContentCipher = R"sql(
+ALTER TABLE groups ADD COLUMN content_cipher TEXT NOT NULL DEFAULT 'any' CHECK (content_cipher IN ('any', 'aes-cbc', 'aead'));
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kInitialSchema},
+    {2, "groups.content_cipher", kContentCipher},
 };
 
 // pg_advisory_xact_lock key: serialises migrations between processes ("blnd").

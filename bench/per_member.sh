@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Per-member reading against the direct path (docs/benchmarks.md, "Per-member reading"):
+# a 100 KB post, N = 500 and 10,000 members with P-256 and with RSA-2048 certificates, intake
+# to last delivery for both paths in the same run, and groupd's CPU per member against
+# `openssl speed` for the primitive. bench/per_member.py says exactly what is timed.
+#
+# Usage: bench/per_member.sh BUILD_DIR [per_member.py options]
+#   BUILD_DIR  where blindlist, blindlist-groupd, blindlist-certd and blindlist-listd were built
+# Raw output: bench/results/<commit>/per_member/ (per_member.json, per_member.log).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+build=${1:?usage: bench/per_member.sh BUILD_DIR [options]}
+shift
+out="$here/results/$(git -C "$here" rev-parse --short HEAD)/per_member"
+mkdir -p "$out"
+{
+  uptime
+  nproc
+  python3 "$here/per_member.py" "$build" --out "$out" "$@"
+} 2>&1 | tee "$out/per_member.log"
