@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 
+#include "api/groupd_client.h"
 #include "blindlist/result.h"
 #include "net/https_server.h"
 #include "net/smtp_client.h"
@@ -40,6 +41,15 @@ struct GroupdConfig {
   std::string ca;
   // Lists with roster = "groupd" copy groupd's roster this often (0: only `blindlist list sync`).
   std::int64_t roster_sync_seconds = 300;
+
+  // How listd authenticates to groupd as the list's exploder (mTLS, verified against ca).
+  api::ApiCredentials Credentials() const {
+    return api::ApiCredentials{.server = url,
+                               .token = {},
+                               .client_cert_file = client_certificate,
+                               .client_key_file = client_key,
+                               .ca_file = ca};
+  }
 };
 
 // LIST-request@: the automatic answer saying whom to ask (request_reply.h).

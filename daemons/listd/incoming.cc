@@ -32,12 +32,7 @@ namespace {
 
 class GroupdRewrap final : public GroupSecretRewrap {
  public:
-  explicit GroupdRewrap(const GroupdConfig& config) {
-    creds_.server = config.url;
-    creds_.client_cert_file = config.client_certificate;
-    creds_.client_key_file = config.client_key;
-    creds_.ca_file = config.ca;
-  }
+  explicit GroupdRewrap(const GroupdConfig& config) : creds_(config.Credentials()) {}
   Result<Bytes> Rewrap(const store::MailingList& list, ByteView recipient_info,
                        const std::string& post_id) override {
     if (creds_.server.empty())

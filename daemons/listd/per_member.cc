@@ -16,12 +16,7 @@ namespace {
 
 class GroupdMemberRewrap final : public MemberRewrap {
  public:
-  explicit GroupdMemberRewrap(const GroupdConfig& config) {
-    creds_.server = config.url;
-    creds_.client_cert_file = config.client_certificate;
-    creds_.client_key_file = config.client_key;
-    creds_.ca_file = config.ca;
-  }
+  explicit GroupdMemberRewrap(const GroupdConfig& config) : creds_(config.Credentials()) {}
 
   Result<std::vector<MemberRecipientInfo>> Rewrap(const store::MailingList& list,
                                                   ByteView group_recipient_info,

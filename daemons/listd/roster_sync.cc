@@ -11,12 +11,7 @@ constexpr std::size_t kLoggedAddresses = 20;
 
 class GroupdRosterSource final : public RosterSource {
  public:
-  explicit GroupdRosterSource(const GroupdConfig& config) {
-    creds_.server = config.url;
-    creds_.client_cert_file = config.client_certificate;
-    creds_.client_key_file = config.client_key;
-    creds_.ca_file = config.ca;
-  }
+  explicit GroupdRosterSource(const GroupdConfig& config) : creds_(config.Credentials()) {}
 
   Result<std::vector<std::string>> Fetch(const std::string& group) override {
     if (creds_.server.empty())
