@@ -102,6 +102,15 @@ Result<Config> LoadConfig(const std::string& path) {
     return Bad(path, "[store] url is required (sqlite:PATH or postgresql://...)");
   }
   BL_TRY_ASSIGN(c.spool_dir, file.String("spool", "directory", c.spool_dir));
+  BL_TRY_ASSIGN(std::int64_t held_days, file.Int("spool", "held_days", c.held_days));
+  if (held_days < 1 || held_days > 3650) return Bad(path, "[spool] held_days must be 1 to 3650");
+  c.held_days = static_cast<int>(held_days);
+  BL_TRY_ASSIGN(std::int64_t held_notices,
+                file.Int("spool", "held_notices_per_hour", c.held_notices_per_hour));
+  if (held_notices < 0 || held_notices > 10000) {
+    return Bad(path, "[spool] held_notices_per_hour must be 0 to 10000");
+  }
+  c.held_notices_per_hour = static_cast<int>(held_notices);
   BL_TRY_ASSIGN(c.log_level, file.String("log", "level", c.log_level));
   if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warning" &&
       c.log_level != "error") {

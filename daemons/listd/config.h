@@ -70,6 +70,10 @@ struct Config {
   std::string metrics_token_file;  // [metrics] token_file: /metrics needs this bearer token
   std::string store_url;           // [store] url: required
   std::string spool_dir = "/var/spool/blindlist";
+  int held_days = 14;  // [spool] held_days: a held post older than this is deleted
+  // At most this many "post held" mails to one list's owner an hour; past it the post is only
+  // logged (it is still held and listed).
+  int held_notices_per_hour = 10;
   DeliveryConfig delivery;
   GroupdConfig groupd;
   RequestConfig request;

@@ -7,9 +7,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <ctime>
 #include <optional>
+#include <system_error>
 
 #include "mime/dsn.h"
 #include "net/smtp_client.h"
@@ -153,7 +155,6 @@ struct Deliverer::Job {
   std::vector<std::size_t> indexes;
   std::optional<store::BounceNotice> probe;         // or a probe
   std::optional<store::BounceNotice> owner_notice;  // or an owner notice
-  std::optional<mime::DsnFailure> dsn;              // or a DSN for an expired post
   std::string key;                                  // in in_flight_
 };
 
@@ -213,6 +214,45 @@ std::string AgeText(std::int64_t seconds) {
   if (seconds % 86400 == 0) return std::to_string(seconds / 86400) + " day(s)";
   if (seconds % 3600 == 0) return std::to_string(seconds / 3600) + " hour(s)";
   return std::to_string(seconds) + " seconds";
+}
+
+// An expired record keeps, in its next-attempt field (meaningless once final), the reply it
+// expired on (docs/queue-format.md): kExpiryMark + M * 10^9 + code * 10^6 + S * 10^3 + D, M 1 for
+// a reply about the message itself, 4.S.D its enhanced status. So the expiry report goes where it
+// would have gone had listd not restarted in between.
+constexpr std::int64_t kExpiryMark = 900'000'000'000'000'000;
+
+std::int64_t EncodeExpiry(const net::SmtpRecipientResult& r) {
+  std::int64_t subject = 0;
+  std::int64_t detail = 0;
+  if (r.enhanced.starts_with("4.")) {
+    const char* p = r.enhanced.data() + 2;
+    const char* end = r.enhanced.data() + r.enhanced.size();
+    auto first = std::from_chars(p, end, subject);
+    if (first.ec != std::errc() || first.ptr == end || *first.ptr != '.' ||
+        std::from_chars(first.ptr + 1, end, detail).ptr != end || subject > 999 || detail > 999 ||
+        subject < 0 || detail < 0) {
+      subject = detail = 0;
+    }
+  }
+  const std::int64_t code = r.code >= 0 && r.code <= 999 ? r.code : 0;
+  return kExpiryMark + (r.data_phase ? 1'000'000'000 : 0) + code * 1'000'000 + subject * 1000 +
+         detail;
+}
+
+// Nullopt for a record written before (its field holds a time).
+std::optional<net::SmtpRecipientResult> DecodeExpiry(std::int64_t value) {
+  if (value < kExpiryMark || value - kExpiryMark >= 2'000'000'000) return std::nullopt;
+  const std::int64_t v = value - kExpiryMark;
+  net::SmtpRecipientResult r;
+  r.data_phase = v / 1'000'000'000 == 1;
+  r.code = static_cast<int>(v / 1'000'000 % 1000);
+  const std::int64_t subject = v / 1000 % 1000;
+  const std::int64_t detail = v % 1000;
+  if (subject != 0 || detail != 0) {
+    r.enhanced = "4." + std::to_string(subject) + "." + std::to_string(detail);
+  }
+  return r;
 }
 
 // Whether a sender names the list itself (or is empty): its failures go to the owner.
@@ -293,8 +333,6 @@ void Deliverer::WorkerLoop() {
         SendProbe(*job->probe, worker);
       } else if (job->owner_notice) {
         SendOwnerNotice(*job->owner_notice, worker);
-      } else if (job->dsn) {
-        SendDsn(*job->dsn, worker);
       }
     } catch (const std::exception& e) {
       net::Log(net::LogLevel::kError, "delivery worker error", {{"error", e.what()}});
@@ -443,17 +481,34 @@ void Deliverer::FinishPost(PostWork& work) {
     if (r.state == spool::RecipientState::kBounced) ++bounced;
     if (r.state == spool::RecipientState::kExpired) ++expired;
   }
+  // Where the report goes is read from the records (the same after a restart); this run's
+  // replies add their remote text for the owner.
   ExpiryNote note;
+  for (const spool::RecipientEntry& r : work.post.recipients) {
+    if (r.state != spool::RecipientState::kExpired) continue;
+    auto reply = DecodeExpiry(r.next_attempt_at);
+    if (!reply || (note.message && !reply->data_phase)) continue;
+    note.message = reply->data_phase;
+    note.reply = *reply;
+  }
   {
     const std::lock_guard<std::mutex> lock(mu_);
     auto it = expiries_.find(work.post.id);
     if (it != expiries_.end()) {
-      note = it->second;
+      if (it->second.message == note.message) note.reply = it->second.reply;
       expiries_.erase(it);
     }
   }
-  // The report goes out before the queue file goes: a crash between them repeats it at most.
-  if (expired > 0) QueueExpiryReport(work, note, expired);
+  // The report is in the spool before the queue file goes: a crash between them finds it there.
+  if (expired > 0) {
+    if (Status queued = QueueExpiryReport(work, note, expired); !queued.ok()) {
+      net::Log(net::LogLevel::kError, "cannot queue the expiry report; the post stays queued",
+               {{"id", work.post.id}, {"error", queued.error().message}});
+      const std::lock_guard<std::mutex> lock(mu_);
+      next_due_[work.post.id] = work.now + 60;
+      return;
+    }
+  }
   Status st = spool_->Remove(work.post.id);
   if (!st.ok())
     net::Log(net::LogLevel::kError, "cannot remove a finished post",
@@ -479,13 +534,15 @@ void Deliverer::FinishPost(PostWork& work) {
 // status. To the post's sender when the message itself was deferred (a 4xx to DATA, or no
 // connection); to the owner when only some members' RCPTs were (the sender is not told about
 // members). It names the list, never a member, and carries no remote text unless it goes to the
-// owner.
-void Deliverer::QueueExpiryReport(const PostWork& work, const ExpiryNote& note,
-                                  std::size_t expired) {
+// owner. Written to the spool as its own queue file, "<id>.dsn", for the owner alias (so it is
+// sent plainly, from the null sender, without VERP, and retried like any mail); an existing one
+// (a crash after it was written) is kept.
+Status Deliverer::QueueExpiryReport(const PostWork& work, const ExpiryNote& note,
+                                    std::size_t expired) {
   const bool list_itself = IsListItself(work.list, work.post.envelope_sender);
   const bool to_owner = !work.owner_mail && (!note.message || list_itself);
   const std::string owner = store::OwnerAddress(work.list);
-  if (work.owner_mail && work.post.envelope_sender.empty()) return;  // nobody to tell
+  if (work.owner_mail && work.post.envelope_sender.empty()) return Status::Ok();  // nobody to tell
   mime::DsnFailure f;
   f.reporting_mta = config_.smtp.hostname;
   f.from = "MAILER-DAEMON@" + config_.smtp.hostname;
@@ -511,14 +568,22 @@ void Deliverer::QueueExpiryReport(const PostWork& work, const ExpiryNote& note,
                             age + ", and listd gave up.";
   f.original_message = work.post.message;
   f.date = static_cast<std::int64_t>(std::time(nullptr));
-  auto job = std::make_shared<Job>();
-  job->key = "dsn " + work.post.id;
-  job->dsn = std::move(f);
-  {
-    const std::lock_guard<std::mutex> lock(mu_);
-    if (!in_flight_.insert(job->key).second) return;
-  }
-  Enqueue(std::move(job));
+  spool::ActivePost dsn;
+  dsn.id = work.post.id + ".dsn";
+  const std::size_t at = work.list.address.rfind('@');
+  dsn.list = at == std::string::npos
+                 ? work.list.address
+                 : work.list.address.substr(0, at) + "-owner" + work.list.address.substr(at);
+  dsn.received_at = work.now;
+  spool::RecipientEntry to;
+  to.address = f.to;
+  dsn.recipients.push_back(std::move(to));
+  const std::string message = mime::MakeDsn(f);
+  Status st = spool_->Activate(dsn, {message});
+  if (!st.ok() && st.error().code != "spool-already-active") return st;
+  net::Log(net::LogLevel::kInfo, "delivery status notification for an expired post queued",
+           {{"id", work.post.id}, {"dsn", dsn.id}, {"to", f.to}, {"list", f.final_recipient}});
+  return Status::Ok();
 }
 
 void Deliverer::Settle(PostWork& work, std::size_t index, const net::SmtpRecipientResult& reply,
@@ -543,6 +608,7 @@ void Deliverer::Settle(PostWork& work, std::size_t index, const net::SmtpRecipie
   }
   if (metrics_ != nullptr) metrics_->Increment("listd_deliveries_total", {{"result", result}});
   if (result == "expired") {
+    r.next_attempt_at = EncodeExpiry(reply);
     const std::lock_guard<std::mutex> lock(mu_);
     ExpiryNote& note = expiries_[post.id];
     note.message = note.message || reply.data_phase;
@@ -874,20 +940,6 @@ void Deliverer::SendMessageFailure(PostWork& work, const net::SmtpRecipientResul
             {"to", to},
             {"smarthost_reply", Describe(reply)},
             {"result", sent.ok() ? Describe(*sent) : sent.error().message}});
-}
-
-void Deliverer::SendDsn(const mime::DsnFailure& f, Worker& worker) {
-  auto sent = SendOne(config_, worker, "", f.to, mime::MakeDsn(f));
-  if (!sent.ok() || sent->code / 100 == 4) {
-    // Tried once more at the next pass is not possible (the post is gone): logged instead.
-    net::Log(net::LogLevel::kWarning, "delivery status notification for an expired post not sent",
-             {{"to", f.to},
-              {"list", f.final_recipient},
-              {"error", sent.ok() ? Describe(*sent) : sent.error().message}});
-    return;
-  }
-  net::Log(net::LogLevel::kInfo, "delivery status notification for an expired post",
-           {{"to", f.to}, {"list", f.final_recipient}, {"result", Describe(*sent)}});
 }
 
 }  // namespace blindlist::listd

@@ -79,8 +79,7 @@ class Deliverer {
     bool message = false;            // some copy expired on a reply about the message itself
     net::SmtpRecipientResult reply;  // the last reply before expiry
   };
-  void QueueExpiryReport(const PostWork& work, const ExpiryNote& note, std::size_t expired);
-  void SendDsn(const mime::DsnFailure& f, Worker& worker);
+  Status QueueExpiryReport(const PostWork& work, const ExpiryNote& note, std::size_t expired);
   void Settle(PostWork& work, std::size_t index, const net::SmtpRecipientResult& reply,
               std::vector<std::pair<std::size_t, spool::RecipientEntry>>& updates);
   std::int64_t Backoff(int attempts) const;

@@ -221,6 +221,8 @@ void IncomingProcessor::CountPickup(const std::string& id) {
 }
 
 int IncomingProcessor::RunOnce(std::int64_t now) {
+  now_ = now;
+  ExpireHeld(now);
   auto ids = spool_->ListIncoming();
   if (!ids.ok()) {
     net::Log(net::LogLevel::kError, "cannot list the spool", {{"error", ids.error().message}});
@@ -283,6 +285,85 @@ Status IncomingProcessor::Hold(const spool::IncomingPost& post, const store::Mai
     metrics_->Increment("listd_posts_held_total", {{"reading", list.reading}});
   return spool_->Quarantine(
       post.id, "held, not forwarded: the " + list.reading + " re-wrap cannot use it: " + reason);
+}
+
+Status IncomingProcessor::HoldForOwner(const spool::IncomingPost& post,
+                                       const store::MailingList& list) {
+  BL_TRY(spool_->Hold(post.id));
+  net::Log(net::LogLevel::kWarning, "post held for the owner: the sender is not an enabled member",
+           {{"id", post.id}, {"list", list.address}, {"sender", post.sender}});
+  if (metrics_ != nullptr) metrics_->Increment("listd_posts_from_non_members_total", {});
+  NotifyOwnerOfHeld(post, list);
+  return Status::Ok();
+}
+
+// One mail to the owner per held post, through the owner alias (so it is delivered like any
+// mail to LIST-owner@), from the null sender; never the post's content. At most
+// held_notices_per_hour per list: past that the post is only logged.
+void IncomingProcessor::NotifyOwnerOfHeld(const spool::IncomingPost& post,
+                                          const store::MailingList& list) {
+  if (list.owner.empty()) {
+    net::Log(net::LogLevel::kInfo, "held post not announced: the list has no owner address",
+             {{"id", post.id}, {"list", list.address}});
+    return;
+  }
+  NoticeWindow& window = held_notices_[list.address];
+  if (window.hour != now_ / 3600) window = NoticeWindow{now_ / 3600, 0};
+  if (window.sent >= config_.held_notices_per_hour) {
+    net::Log(net::LogLevel::kInfo, "held post not announced: too many this hour",
+             {{"id", post.id}, {"list", list.address}});
+    if (metrics_ != nullptr) metrics_->Increment("listd_held_notices_suppressed_total", {});
+    return;
+  }
+  const std::size_t at = list.address.rfind('@');
+  const std::string alias = list.address.substr(0, at) + "-owner" + list.address.substr(at);
+  const std::string message =
+      "From: MAILER-DAEMON@" + config_.smtp.hostname + "\r\nTo: " + list.owner +
+      "\r\nSubject: Post held on " + list.address +
+      "\r\nAuto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n"
+      "Content-Type: text/plain; charset=us-ascii\r\n\r\n"
+      "A post to " +
+      list.address +
+      " is held: its sender is not an enabled member\r\n"
+      "and the list takes posts from members only.\r\n\r\n"
+      "Id: " +
+      post.id + "\r\nEnvelope sender: <" + post.sender +
+      ">\r\nSize: " + std::to_string(post.message.size()) +
+      " bytes\r\n\r\n"
+      "To deliver it to the list: blindlist-listd --config FILE held release " +
+      post.id + "\r\nTo delete it: blindlist-listd --config FILE held discard " + post.id +
+      "\r\nOtherwise it is deleted after " + std::to_string(config_.held_days) + " day(s).\r\n";
+  auto queued = spool_->Accept(alias, "", message);
+  if (!queued.ok()) {
+    net::Log(net::LogLevel::kWarning, "held post not announced: the spool refused the notice",
+             {{"id", post.id}, {"list", list.address}, {"error", queued.error().message}});
+    return;
+  }
+  ++window.sent;
+  net::Log(net::LogLevel::kInfo, "owner told of a held post",
+           {{"id", post.id}, {"list", list.address}, {"notice", *queued}});
+}
+
+void IncomingProcessor::ExpireHeld(std::int64_t now) {
+  if (now < next_held_scan_) return;
+  next_held_scan_ = now + 60;
+  auto held = spool_->ListHeld();
+  if (!held.ok()) {
+    net::Log(net::LogLevel::kWarning, "cannot list held posts", {{"error", held.error().message}});
+    return;
+  }
+  const std::int64_t max_age = std::int64_t{config_.held_days} * 86400;
+  for (const spool::HeldPost& h : *held) {
+    if (now - h.received_at <= max_age) continue;
+    Status st = spool_->Discard(h.id);
+    net::Log(st.ok() ? net::LogLevel::kInfo : net::LogLevel::kWarning,
+             st.ok() ? "held post deleted: older than [spool] held_days" : "held post not deleted",
+             {{"id", h.id},
+              {"list", h.list},
+              {"sender", h.sender},
+              {"held_days", std::to_string(config_.held_days)},
+              {"result", st.ok() ? "deleted" : st.error().message}});
+  }
 }
 
 // Whether the post comes from an enabled member: its envelope sender or its From address.
@@ -426,20 +507,27 @@ Status IncomingProcessor::Prepare(spool::IncomingPost& post) {
     return spool_->Quarantine(post.id, "list " + post.list + " no longer exists");
   }
   const store::MailingList& list = *found;
-  if (list.posting != "open") {
+  const bool released = spool_->Released(post.id);
+  if (list.posting != "open" && !released) {
     // Checked here, after the 250, so the SMTP reply never says who is a member (acceptor.h).
     BL_TRY_ASSIGN(bool member, FromMember(post, list));
     if (!member) {
       net::Log(net::LogLevel::kWarning,
                "post held for the owner: the sender is not an enabled member",
                {{"id", post.id}, {"list", list.address}, {"sender", post.sender}});
-      if (metrics_ != nullptr) metrics_->Increment("listd_posts_from_non_members_total", {});
-      return spool_->Quarantine(post.id, "held: not from an enabled member of " + list.address +
-                                             " (posting = members); sender " + post.sender);
+      return HoldForOwner(post, list);
     }
   }
+  if (released) {
+    net::Log(net::LogLevel::kInfo, "released post: delivered as from a member",
+             {{"id", post.id}, {"list", list.address}, {"sender", post.sender}});
+  }
 
-  if (list.reading == "per-member") return PreparePerMember(post, list);
+  if (list.reading == "per-member") {
+    BL_TRY(PreparePerMember(post, list));
+    if (released) (void)spool_->ClearReleased(post.id);  // else removed at the next start
+    return Status::Ok();
+  }
   const ListIdentity identity{list.address, list.description, list.bounce_address};
   std::string rewrapped;
   if (list.reading == "path-b" || list.reading == "path-b-prime") {
@@ -496,6 +584,12 @@ Status IncomingProcessor::Prepare(spool::IncomingPost& post) {
     active.recipients.push_back(std::move(e));
   }
   BL_TRY(spool_->Activate(active, parts));
+  if (released) {
+    if (Status st = spool_->ClearReleased(post.id); !st.ok()) {
+      net::Log(net::LogLevel::kWarning, "release mark not removed (removed at the next start)",
+               {{"id", post.id}, {"error", st.error().message}});
+    }
+  }
   if (metrics_ != nullptr)
     metrics_->Increment("listd_posts_prepared_total", {{"reading", list.reading}});
   net::Log(net::LogLevel::kInfo, "post ready for fan-out",

@@ -7,9 +7,11 @@
 // cannot parse (not one whole S/MIME object, or naming none of the list's
 // certificates) is moved aside at once: it is held, never forwarded as received.
 // On a members-only list a post whose envelope sender and From address are both not enabled
-// members is held the same way (moved aside with the reason), after the intake's 250, so the
-// reply never tells who is a member. Mail to a list's owner alias (owner_alias.h) becomes a
-// post to one recipient, the owner address, without List-* fields.
+// members is held for the owner in the spool's held/ directory, after the intake's 250, so the
+// reply never tells who is a member; the owner gets one mail about it (rate-limited, without its
+// content), may release or discard it (`blindlist-listd held`), and it is deleted after
+// [spool] held_days. A released post skips the members-only check once. Mail to a list's owner
+// alias (owner_alias.h) becomes a post to one recipient, the owner address, without List-* fields.
 // Thread-safety: one IncomingProcessor per thread (the runner's).
 #pragma once
 
@@ -74,7 +76,8 @@ class IncomingProcessor {
                     net::Metrics* metrics, GroupSecretRewrap* path_b,
                     GroupSecretRewrap* path_b_prime, MemberRewrap* per_member = nullptr);
 
-  // Prepares every incoming post that is due. Returns the number still waiting.
+  // Prepares every incoming post that is due, and deletes held posts older than held_days
+  // (looked at once a minute). Returns the number still waiting.
   int RunOnce(std::int64_t now);
 
  private:
@@ -85,6 +88,10 @@ class IncomingProcessor {
   // Moves a post the re-wrap cannot use aside in the spool, with the reason.
   Status Hold(const spool::IncomingPost& post, const store::MailingList& list,
               const std::string& reason);
+  // Moves a non-member's post to held/ and tells the owner.
+  Status HoldForOwner(const spool::IncomingPost& post, const store::MailingList& list);
+  void NotifyOwnerOfHeld(const spool::IncomingPost& post, const store::MailingList& list);
+  void ExpireHeld(std::int64_t now);
   // Per-member reading: re-wraps for each enabled member and activates the post with one
   // RecipientInfo per recipient. Error: the post waits (groupd) or is held ("unparseable").
   Status PreparePerMember(spool::IncomingPost& post, const store::MailingList& list);
@@ -105,6 +112,13 @@ class IncomingProcessor {
     std::int64_t next_at = 0;
   };
   std::map<std::string, Backoff> waiting_;  // post id -> when to try again
+  std::int64_t now_ = 0;                    // of the current RunOnce
+  std::int64_t next_held_scan_ = 0;
+  struct NoticeWindow {
+    std::int64_t hour = 0;  // now / 3600 of the window
+    int sent = 0;
+  };
+  std::map<std::string, NoticeWindow> held_notices_;  // list address -> this hour's notices
 };
 
 }  // namespace blindlist::listd

@@ -33,6 +33,7 @@
 #include "api/metrics_access.h"
 #include "config.h"
 #include "delivery.h"
+#include "held_command.h"
 #include "incoming.h"
 #include "list_headers.h"
 #include "monitoring.h"
@@ -167,6 +168,10 @@ struct CommandLine {
   std::string pipe_list;
   std::string pipe_sender;
   CLI::App* deliver = nullptr;  // parsed: pipe mode
+  CLI::App* held = nullptr;     // parsed: `held list|release ID|discard ID`
+  std::string held_action;
+  std::string held_id;
+  bool held_json = false;
 };
 
 void AddOptions(CLI::App& app, CommandLine& c) {
@@ -187,6 +192,14 @@ void AddOptions(CLI::App& app, CommandLine& c) {
   c.deliver->fallthrough();  // `deliver --config FILE --list ADDR`, as pipe(8) argv has it
   c.deliver->add_option("--list", c.pipe_list, "The list address the message is for")->required();
   c.deliver->add_option("--sender", c.pipe_sender, "The envelope sender (Postfix: ${sender})");
+  c.held = app.add_subcommand(
+      "held", "Posts a members-only list holds for its owner: list, release ID, discard ID");
+  c.held->fallthrough();
+  c.held->add_option("action", c.held_action, "list, release or discard")
+      ->required()
+      ->check(CLI::IsMember({"list", "release", "discard"}));
+  c.held->add_option("id", c.held_id, "The held post's id (release, discard)");
+  c.held->add_flag("--json", c.held_json, "list: JSON");
 }
 
 Status ApplyOverrides(const CommandLine& c, listd::Config& config) {
@@ -286,6 +299,7 @@ struct StatusPages {
       metrics->SetGauge("listd_spool_incoming", static_cast<double>(counts->incoming));
       metrics->SetGauge("listd_spool_active", static_cast<double>(counts->active));
       metrics->SetGauge("listd_spool_corrupt", static_cast<double>(counts->corrupt));
+      metrics->SetGauge("listd_spool_held", static_cast<double>(counts->held));
     }
     net::HttpResponse resp;
     resp.content_type = "text/plain; version=0.0.4";
@@ -333,6 +347,14 @@ int Run(int argc, char** argv) {
   net::SetLogLevel(api::ParseLogLevel(config.log_level));
 
   if (cl.deliver->parsed()) return RunPipe(config, cl.pipe_list, cl.pipe_sender);
+  if (cl.held->parsed()) {
+    if (cl.held_action != "list" && cl.held_id.empty()) {
+      std::fprintf(stderr, "blindlist-listd: held %s needs the post's id\n",
+                   cl.held_action.c_str());
+      return 2;
+    }
+    return listd::RunHeldCommand(config, cl.held_action, cl.held_id, cl.held_json);
+  }
 
   Status private_files = api::CheckSecretFileModes(
       {config.smtp.key_file, config.lmtp.key_file, config.groupd.client_key});

@@ -1,16 +1,19 @@
-// The Spool: queue files in tmp/, incoming/, active/ and corrupt/ (docs/queue-format.md).
+// The Spool: queue files in tmp/, incoming/, active/, corrupt/ and held/ (docs/queue-format.md).
 
 #include "spool/spool.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -21,6 +24,8 @@ constexpr std::string_view kTmp = "tmp";
 constexpr std::string_view kIncoming = "incoming";
 constexpr std::string_view kActive = "active";
 constexpr std::string_view kCorrupt = "corrupt";
+constexpr std::string_view kHeld = "held";
+constexpr std::string_view kReleased = "released";
 constexpr unsigned kDirMode = 0700;
 constexpr std::string_view kReasonSuffix = ".reason";
 // "\nend " + 8 hex digits + "\n": what every complete queue file ends with.
@@ -45,6 +50,39 @@ Error InvalidUpdate(std::string message) {
   return MakeError("spool-invalid-update", std::move(message));
 }
 
+// The records before the message of an incoming file (its first bytes): enough for `held list`
+// without reading a 25 MB post. Nullopt for anything but a well-formed head.
+std::optional<HeldPost> ParseIncomingHead(std::string_view head) {
+  std::vector<std::string_view> lines;
+  while (lines.size() < 5) {
+    const std::size_t nl = head.find('\n');
+    if (nl == std::string_view::npos) return std::nullopt;
+    lines.push_back(head.substr(0, nl));
+    head.remove_prefix(nl + 1);
+  }
+  auto value = [&](std::size_t i, std::string_view key) -> std::optional<std::string> {
+    if (lines[i].size() < key.size() + 1 || lines[i].substr(0, key.size()) != key ||
+        lines[i][key.size()] != ' ') {
+      return std::nullopt;
+    }
+    return std::string(lines[i].substr(key.size() + 1));
+  };
+  if (lines[0] != "blindlist-queue 1 incoming") return std::nullopt;
+  auto id = value(1, "id");
+  auto list = value(2, "list");
+  auto sender = lines[3] == "sender" ? std::optional<std::string>("") : value(3, "sender");
+  auto received = value(4, "received-at");
+  if (!id || !list || !sender || !received) return std::nullopt;
+  HeldPost post;
+  const char* end = received->data() + received->size();
+  auto [ptr, ec] = std::from_chars(received->data(), end, post.received_at);
+  if (ec != std::errc() || ptr != end) return std::nullopt;
+  post.id = std::move(*id);
+  post.list = std::move(*list);
+  post.sender = std::move(*sender);
+  return post;
+}
+
 }  // namespace
 
 Spool::Spool(std::string dir, Env* env, std::string instance)
@@ -66,7 +104,7 @@ Result<std::unique_ptr<Spool>> Spool::Open(const std::string& dir, Env* env, Rol
   std::unique_ptr<Spool> spool(
       new Spool(dir, env, (role == Role::kGuest ? "p" : "") + RandomInstance()));
   BL_TRY(env->CreateDir(dir, kDirMode));
-  for (const std::string_view sub : {kTmp, kIncoming, kActive, kCorrupt}) {
+  for (const std::string_view sub : {kTmp, kIncoming, kActive, kCorrupt, kHeld, kReleased}) {
     BL_TRY(env->CreateDir(spool->Path(sub, ""), kDirMode));
   }
   BL_TRY(env->SyncDir(dir));
@@ -87,7 +125,35 @@ Result<std::unique_ptr<Spool>> Spool::Open(const std::string& dir, Env* env, Rol
     }
   }
   if (removed) BL_TRY(env->SyncDir(spool->Path(kIncoming, "")));
+  BL_TRY(spool->CleanUpHeld());
   return spool;
+}
+
+Status Spool::CleanUpHeld() {
+  auto queued = [&](const std::string& name) {
+    return env_->Exists(Path(kIncoming, name)) || env_->Exists(Path(kActive, name));
+  };
+  // A release writes incoming/<id> before it removes held/<id>.
+  BL_TRY_ASSIGN(const std::vector<std::string> held, env_->ListDir(Path(kHeld, "")));
+  bool removed = false;
+  for (const std::string& name : held) {
+    if (IsValidId(name) && queued(name)) {
+      BL_TRY(env_->RemoveFile(Path(kHeld, name)));
+      removed = true;
+    }
+  }
+  if (removed) BL_TRY(env_->SyncDir(Path(kHeld, "")));
+  // A mark outlives its post only if a crash fell between expansion and ClearReleased.
+  BL_TRY_ASSIGN(const std::vector<std::string> marks, env_->ListDir(Path(kReleased, "")));
+  removed = false;
+  for (const std::string& name : marks) {
+    if (IsValidId(name) && !queued(name) && !env_->Exists(Path(kHeld, name))) {
+      BL_TRY(env_->RemoveFile(Path(kReleased, name)));
+      removed = true;
+    }
+  }
+  if (removed) BL_TRY(env_->SyncDir(Path(kReleased, "")));
+  return Status::Ok();
 }
 
 bool Spool::WrittenByGuest(std::string_view id) {
@@ -342,11 +408,85 @@ Status Spool::QuarantineFile(std::string_view sub, const std::string& id,
   return env_->SyncDir(Path(kCorrupt, ""));
 }
 
+Status Spool::Hold(const std::string& id) {
+  if (!IsValidId(id)) return MakeError("spool-invalid-id", "bad queue id '" + id + "'");
+  const std::lock_guard<std::mutex> lock(mu_);
+  if (!env_->Exists(Path(kIncoming, id))) {
+    return MakeError("spool-not-found", "no incoming post " + id);
+  }
+  BL_TRY(env_->Rename(Path(kIncoming, id), Path(kHeld, id)));
+  BL_TRY(env_->SyncDir(Path(kHeld, "")));
+  return env_->SyncDir(Path(kIncoming, ""));
+}
+
+Result<std::vector<HeldPost>> Spool::ListHeld() {
+  BL_TRY_ASSIGN(std::vector<std::string> names, env_->ListDir(Path(kHeld, "")));
+  std::sort(names.begin(), names.end());
+  std::vector<HeldPost> posts;
+  for (const std::string& name : names) {
+    if (!IsValidId(name)) continue;
+    const std::string path = Path(kHeld, name);
+    auto size = env_->FileSize(path);
+    auto file = env_->OpenExisting(path);
+    if (!size.ok() || !file.ok()) continue;  // released or discarded meanwhile
+    auto head = (*file)->ReadAt(
+        0, static_cast<std::size_t>(std::min<std::uint64_t>(*size, kActiveHeadProbeBytes)));
+    if (!head.ok()) continue;
+    std::optional<HeldPost> post = ParseIncomingHead(*head);
+    if (!post || post->id != name) continue;
+    post->size = *size;
+    posts.push_back(std::move(*post));
+  }
+  return posts;
+}
+
+Status Spool::Release(const std::string& id, std::int64_t now) {
+  if (!IsValidId(id)) return MakeError("spool-invalid-id", "bad queue id '" + id + "'");
+  const std::lock_guard<std::mutex> lock(mu_);
+  const std::string held = Path(kHeld, id);
+  if (!env_->Exists(held)) return MakeError("spool-not-found", "no held post " + id);
+  BL_TRY_ASSIGN(std::string bytes, env_->ReadWholeFile(held));
+  BL_TRY_ASSIGN(IncomingPost post, ParseIncomingFileInPlace(std::move(bytes)));
+  if (post.id != id) return MakeError("spool-corrupt", "held " + id + ": the id inside differs");
+  // The mark first: the post must never be in incoming/ without it.
+  const std::string mark = Path(kReleased, id);
+  if (!env_->Exists(mark)) {
+    BL_TRY_ASSIGN(std::unique_ptr<File> file, env_->CreateExclusive(mark));
+    BL_TRY(file->Sync());
+    BL_TRY(env_->SyncDir(Path(kReleased, "")));
+  }
+  post.received_at = now;
+  BL_TRY_ASSIGN(const QueueFileFrame frame, FrameIncoming(post, post.message));
+  BL_TRY(WriteDurably(id + ".released", frame, {post.message}, kIncoming, id));
+  BL_TRY(env_->RemoveFile(held));
+  return env_->SyncDir(Path(kHeld, ""));
+}
+
+Status Spool::Discard(const std::string& id) {
+  if (!IsValidId(id)) return MakeError("spool-invalid-id", "bad queue id '" + id + "'");
+  const std::lock_guard<std::mutex> lock(mu_);
+  const std::string held = Path(kHeld, id);
+  if (!env_->Exists(held)) return MakeError("spool-not-found", "no held post " + id);
+  BL_TRY(env_->RemoveFile(held));
+  return env_->SyncDir(Path(kHeld, ""));
+}
+
+bool Spool::Released(const std::string& id) {
+  return IsValidId(id) && env_->Exists(Path(kReleased, id));
+}
+
+Status Spool::ClearReleased(const std::string& id) {
+  if (!IsValidId(id) || !env_->Exists(Path(kReleased, id))) return Status::Ok();
+  BL_TRY(env_->RemoveFile(Path(kReleased, id)));
+  return env_->SyncDir(Path(kReleased, ""));
+}
+
 Result<SpoolCounts> Spool::Counts() {
   SpoolCounts counts;
   BL_TRY_ASSIGN(const std::vector<std::string> incoming, env_->ListDir(Path(kIncoming, "")));
   BL_TRY_ASSIGN(const std::vector<std::string> active, env_->ListDir(Path(kActive, "")));
   BL_TRY_ASSIGN(const std::vector<std::string> corrupt, env_->ListDir(Path(kCorrupt, "")));
+  BL_TRY_ASSIGN(const std::vector<std::string> held, env_->ListDir(Path(kHeld, "")));
   counts.incoming = static_cast<std::size_t>(std::count_if(
       incoming.begin(), incoming.end(), [](const std::string& n) { return IsValidId(n); }));
   counts.active = static_cast<std::size_t>(std::count_if(
@@ -356,6 +496,8 @@ Result<SpoolCounts> Spool::Counts() {
         return n.size() < kReasonSuffix.size() ||
                n.compare(n.size() - kReasonSuffix.size(), kReasonSuffix.size(), kReasonSuffix) != 0;
       }));
+  counts.held = static_cast<std::size_t>(
+      std::count_if(held.begin(), held.end(), [](const std::string& n) { return IsValidId(n); }));
   return counts;
 }
 

@@ -2,7 +2,9 @@
 // tmp/ with an end marker, fsynced, renamed into incoming/, and the directory fsynced. Expanded
 // for fan-out it moves to active/, where each recipient is crossed off in place as it is
 // delivered, so a crash causes at most a duplicate delivery, never a loss. Damaged or incomplete
-// files are moved to corrupt/, never deleted.
+// files are moved to corrupt/, never deleted. A post a members-only list took from a non-member
+// waits in held/ for its owner: released (back to incoming/, delivered as from a member),
+// discarded, or deleted when it is too old.
 // Thread-safety: a Spool is safe to use from many threads (many may Accept while one processes).
 // One process per spool directory.
 #pragma once
@@ -27,15 +29,26 @@ struct SpoolCounts {
   std::size_t incoming = 0;
   std::size_t active = 0;
   std::size_t corrupt = 0;  // queue files moved aside (their .reason files not counted)
+  std::size_t held = 0;     // posts from non-members waiting for the owner
+};
+
+// A held post as `held list` shows it: read from the head of its queue file.
+struct HeldPost {
+  std::string id;
+  std::string list;
+  std::string sender;
+  std::int64_t received_at = 0;
+  std::uint64_t size = 0;  // bytes of the queue file
 };
 
 class Spool {
  public:
-  // Creates dir and its tmp/ incoming/ active/ corrupt/ as needed (mode 0700); deletes what is
-  // left in tmp/ (never acknowledged); drops an incoming post that already has an active file
-  // (activation finished before a crash). A guest (listd's pipe mode, which only
-  // adds posts while the daemon runs) leaves tmp/ alone: the files there may be
-  // another process's writes in progress.
+  // Creates dir and its tmp/ incoming/ active/ corrupt/ held/ released/ as needed (mode 0700);
+  // deletes what is left in tmp/ (never acknowledged); drops an incoming post that already has an
+  // active file (activation finished before a crash), a held post that is queued again (a release
+  // finished before a crash) and a release mark whose post is gone. A guest (listd's pipe mode,
+  // which only adds posts while the daemon runs) leaves tmp/ alone: the files there may be another
+  // process's writes in progress.
   enum class Role { kOwner, kGuest };
   static Result<std::unique_ptr<Spool>> Open(const std::string& dir, Env* env = Env::Default(),
                                              Role role = Role::kOwner);
@@ -84,6 +97,19 @@ class Spool {
   // Moves the post's files aside to corrupt/ (never deleted), with the reason in a side file.
   Status Quarantine(const std::string& id, const std::string& reason);
 
+  // held/ (docs/queue-format.md). Hold moves incoming/<id> there, durably. Release marks the id
+  // (released/<id>), writes the post back to incoming/ with received-at = `now` (its age starts
+  // again: it is not expired at once) and removes the held file; Discard deletes it. Errors
+  // "spool-not-found" for an id that is not held, "spool-invalid-id" for a bad one.
+  Status Hold(const std::string& id);
+  Result<std::vector<HeldPost>> ListHeld();  // oldest first; unreadable files are skipped
+  Status Release(const std::string& id, std::int64_t now);
+  Status Discard(const std::string& id);
+  // Whether the owner released this post (it skips the members-only check), and forgetting that
+  // once the post is expanded.
+  bool Released(const std::string& id);
+  Status ClearReleased(const std::string& id);
+
   Result<SpoolCounts> Counts();
 
   const std::string& dir() const { return dir_; }
@@ -99,6 +125,7 @@ class Spool {
                       const std::string& id);
   Result<std::vector<std::string>> ListQueue(std::string_view sub);
   Status QuarantineFile(std::string_view sub, const std::string& id, const std::string& reason);
+  Status CleanUpHeld();  // Open's part for held/ and released/
 
   const std::string dir_;
   Env* const env_;

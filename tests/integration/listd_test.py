@@ -145,12 +145,12 @@ class ListdTest(harness.TestCase):
                 self.assertNotEqual(rc, 0, out)
                 self.assertIn(reply, out)
         # Not a member: the same 250 as a member gets (the reply is no membership oracle); the
-        # post is held in the spool for the owner, never delivered.
+        # post is held in the spool's held/ for the owner, never delivered.
         rc, out = lh.swaks(self.l.smtp_port, RSA, self.post(RSA, "nm", "x", sender="mallory@example.net"),
                            sender="mallory@example.net")
         self.assertEqual(rc, 0, out)
         held = re.search(r"queued as (\S+)", out).group(1)
-        lh.wait_for(lambda: os.path.exists(os.path.join(self.l.spool, "corrupt", held + ".incoming")), 30,
+        lh.wait_for(lambda: os.path.exists(os.path.join(self.l.spool, "held", held)), 30,
                     "the non-member's post held")
         rc, out = lh.swaks(self.l.smtp_port, RSA, harness.rfc5322("plain", "hello", to=RSA))
         self.assertIn("certificate", out)
