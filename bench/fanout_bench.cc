@@ -444,6 +444,35 @@ Result<RunningListd> StartListd(const Options& o, std::uint16_t sink_port) {
   }
 }
 
+// The rest of a round, whichever way the post went in (t0: its first byte or the start of
+// pipe mode; accepted: listd's 250 or pipe mode's exit): the sink's view of every member's
+// delivery, then the wait until the post has left listd's spool (the last batch's results are
+// written after its DATA), so the memory and CPU figures cover all of it.
+Result<ListdRound> FinishRound(const Options& o, Sink& sink, RunningListd& listd,
+                               std::size_t members, double cpu0, Clock::time_point t0,
+                               Clock::time_point accepted) {
+  const Clock::time_point deadline =
+      t0 + std::chrono::milliseconds(static_cast<std::int64_t>(o.timeout_s * 1000));
+  // One transaction per member with per-recipient VERP, batches otherwise.
+  const int batch = o.verp == "per-recipient" ? 1 : o.batch;
+  BL_TRY_ASSIGN(Sink::Seen seen, Collect(sink, members, batch, deadline, "listd"));
+  while (CountEntries(listd.dir + "/spool/active") + CountEntries(listd.dir + "/spool/incoming") >
+         0) {
+    if (Clock::now() > deadline) return MakeError("timeout", "the post stayed in listd's spool");
+    if (!listd.child.Running()) return MakeError("spawn", "listd exited; see its log");
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  ListdRound r;
+  r.cpu_ms = listd.child.CpuMs() - cpu0;
+  r.vm_hwm_kb = listd.child.StatusKb("VmHWM:");
+  r.total_ms = Ms(*seen.last_rcpt - t0);
+  r.data_ms = Ms(*seen.last_data - t0);
+  r.accepted_ms = Ms(accepted - t0);
+  r.first_rcpt_ms = Ms(*seen.first_rcpt - t0);
+  r.seen = seen;
+  return r;
+}
+
 Result<ListdRound> PostThroughListd(const Options& o, Sink& sink, RunningListd& listd,
                                     const std::string& post,
                                     const std::vector<std::string>& members) {
@@ -463,29 +492,7 @@ Result<ListdRound> PostThroughListd(const Options& o, Sink& sink, RunningListd& 
     return MakeError("refused", "listd refused the post: " + std::to_string(r.code) + " " +
                                     r.enhanced + " " + r.text);
   }
-  const Clock::time_point deadline =
-      t0 + std::chrono::milliseconds(static_cast<std::int64_t>(o.timeout_s * 1000));
-  BL_TRY_ASSIGN(
-      Sink::Seen seen,
-      Collect(sink, members.size(), o.verp == "per-recipient" ? 1 : o.batch, deadline, "listd"));
-
-  // The last batch's results are written after its DATA; the post is done when it has left
-  // the spool, and the memory and CPU figures cover that.
-  while (CountEntries(listd.dir + "/spool/active") + CountEntries(listd.dir + "/spool/incoming") >
-         0) {
-    if (Clock::now() > deadline) return MakeError("timeout", "the post stayed in listd's spool");
-    if (!listd.child.Running()) return MakeError("spawn", "listd exited; see its log");
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  ListdRound r;
-  r.cpu_ms = listd.child.CpuMs() - cpu0;
-  r.vm_hwm_kb = listd.child.StatusKb("VmHWM:");
-  r.total_ms = Ms(*seen.last_rcpt - t0);
-  r.data_ms = Ms(*seen.last_data - t0);
-  r.accepted_ms = Ms(accepted - t0);
-  r.first_rcpt_ms = Ms(*seen.first_rcpt - t0);
-  r.seen = seen;
-  return r;
+  return FinishRound(o, sink, listd, members.size(), cpu0, t0, accepted);
 }
 
 // The same through pipe mode: `blindlist-listd deliver` reads `post_lf_file` (LF lines, as
@@ -505,24 +512,7 @@ Result<ListdRound> PipeThroughListd(const Options& o, Sink& sink, RunningListd& 
     return MakeError("refused", "pipe mode exited " + std::to_string(status) + "; see " +
                                     listd.dir + "/pipe.log");
   }
-  const Clock::time_point deadline =
-      t0 + std::chrono::milliseconds(static_cast<std::int64_t>(o.timeout_s * 1000));
-  BL_TRY_ASSIGN(Sink::Seen seen, Collect(sink, members.size(), o.batch, deadline, "listd"));
-  while (CountEntries(listd.dir + "/spool/active") + CountEntries(listd.dir + "/spool/incoming") >
-         0) {
-    if (Clock::now() > deadline) return MakeError("timeout", "the post stayed in listd's spool");
-    if (!listd.child.Running()) return MakeError("spawn", "listd exited; see its log");
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  ListdRound r;
-  r.cpu_ms = listd.child.CpuMs() - cpu0;
-  r.vm_hwm_kb = listd.child.StatusKb("VmHWM:");
-  r.total_ms = Ms(*seen.last_rcpt - t0);
-  r.data_ms = Ms(*seen.last_data - t0);
-  r.accepted_ms = Ms(accepted - t0);
-  r.first_rcpt_ms = Ms(*seen.first_rcpt - t0);
-  r.seen = seen;
-  return r;
+  return FinishRound(o, sink, listd, members.size(), cpu0, t0, accepted);
 }
 
 // The post with LF line ends, as Postfix's pipe(8) hands it over; written beside the work files.

@@ -20,46 +20,19 @@
 
 #include <array>
 #include <cstring>
-#include <initializer_list>
 
 #include "blindlist/error_codes.h"
 #include "crypto/cms.h"
 #include "crypto/constant_time.h"
+#include "crypto/mac.h"
 #include "crypto/primitives.h"
 
 namespace blindlist::crypto {
 
 namespace {
 
-using EvpMacCtxPtr = std::unique_ptr<EVP_MAC_CTX, OsslDeleter<EVP_MAC_CTX_free>>;
-
 constexpr std::size_t kHashLen = 32;  // SHA-256
 constexpr std::size_t kMaxCek = 32;
-
-EVP_MAC* HmacAlgorithm() {
-  static EVP_MAC* const mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
-  return mac;
-}
-
-// HMAC-SHA256 keyed by `key` over the concatenation of `parts`.
-Result<SecretBytes> HmacSha256(ByteView key, std::initializer_list<ByteView> parts) {
-  EVP_MAC* mac = HmacAlgorithm();
-  EvpMacCtxPtr ctx(mac != nullptr ? EVP_MAC_CTX_new(mac) : nullptr);
-  char digest[] = "SHA256";
-  const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
-                               OSSL_PARAM_construct_end()};
-  if (!ctx || EVP_MAC_init(ctx.get(), key.data(), key.size(), params) != 1)
-    return OsslError("crypto", "HMAC setup failed");
-  for (ByteView part : parts) {
-    if (!part.empty() && EVP_MAC_update(ctx.get(), part.data(), part.size()) != 1)
-      return OsslError("crypto", "HMAC failed");
-  }
-  SecretBytes out(kHashLen);
-  std::size_t len = 0;
-  if (EVP_MAC_final(ctx.get(), out.data(), &len, out.size()) != 1 || len != kHashLen)
-    return OsslError("crypto", "HMAC failed");
-  return out;
-}
 
 std::array<std::uint8_t, 2> Be16(std::size_t v) {
   return {static_cast<std::uint8_t>(v >> 8), static_cast<std::uint8_t>(v)};
@@ -71,7 +44,7 @@ Result<SecretBytes> Prf(const SecretBytes& kdk, std::string_view label, std::siz
   const auto bits = Be16(bytes * 8);
   for (std::size_t i = 0, done = 0; done < bytes; ++i) {
     const auto counter = Be16(i);
-    BL_TRY_ASSIGN(SecretBytes block, HmacSha256(kdk.view(), {counter, AsBytes(label), bits}));
+    BL_TRY_ASSIGN(SecretBytes block, HmacSha256Secret(kdk.view(), {counter, AsBytes(label), bits}));
     const std::size_t take = std::min(kHashLen, bytes - done);
     std::memcpy(out.data() + done, block.data(), take);
     done += take;
@@ -172,7 +145,7 @@ Result<SecretBytes> UnwrapKtri(const RecipientInfo& ri, const PrivateKey& key) {
   SecretBytes em(k);
   BL_TRY(RawRsaPrivate(impl.pkey.get(), in_range ? c : ByteView(stand_in), em));
 
-  BL_TRY_ASSIGN(SecretBytes kdk, HmacSha256(impl.rejection_key.view(), {c}));
+  BL_TRY_ASSIGN(SecretBytes kdk, HmacSha256Secret(impl.rejection_key.view(), {c}));
   BL_TRY_ASSIGN(SyntheticKey synthetic, MakeSyntheticKey(kdk, oaep ? "oaep message" : "message",
                                                          oaep ? "oaep length" : "length"));
   std::uint32_t good = in_range ? ~0U : 0U;
@@ -227,10 +200,10 @@ Result<SecretBytes> UnwrapKari(const RecipientInfo& ri, const PrivateKey& key,
   const auto ukm_len = Be16(ri.ukm ? ukm.size() + 1 : 0);
   const auto scheme_len = Be16(ri.key_alg_oid.size());
   const auto wrap_len = Be16(ri.wrap_alg_oid.size());
-  BL_TRY_ASSIGN(SecretBytes kdk,
-                HmacSha256(impl.rejection_key.view(),
-                           {point_len, ri.originator_key, ukm_len, ukm, scheme_len,
-                            AsBytes(ri.key_alg_oid), wrap_len, AsBytes(ri.wrap_alg_oid), wrapped}));
+  BL_TRY_ASSIGN(SecretBytes kdk, HmacSha256Secret(impl.rejection_key.view(),
+                                                  {point_len, ri.originator_key, ukm_len, ukm,
+                                                   scheme_len, AsBytes(ri.key_alg_oid), wrap_len,
+                                                   AsBytes(ri.wrap_alg_oid), wrapped}));
   BL_TRY_ASSIGN(SecretBytes synthetic, Prf(kdk, "kari message", real.size()));
   SecretBytes out(real.size());
   for (std::size_t i = 0; i < out.size(); ++i) out[i] = ct::Select8(intact, real[i], synthetic[i]);

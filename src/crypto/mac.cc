@@ -20,7 +20,7 @@ EVP_MAC* Hmac() {
 
 }  // namespace
 
-Result<Bytes> HmacSha256(const SecretBytes& key, std::initializer_list<ByteView> parts) {
+Result<SecretBytes> HmacSha256Secret(ByteView key, std::initializer_list<ByteView> parts) {
   EVP_MAC* mac = Hmac();
   MacCtxPtr ctx(mac != nullptr ? EVP_MAC_CTX_new(mac) : nullptr);
   char digest[] = "SHA256";
@@ -32,11 +32,16 @@ Result<Bytes> HmacSha256(const SecretBytes& key, std::initializer_list<ByteView>
     if (!part.empty() && EVP_MAC_update(ctx.get(), part.data(), part.size()) != 1)
       return OsslError("crypto", "HMAC failed");
   }
-  Bytes out(kSha256Len);
+  SecretBytes out(kSha256Len);
   std::size_t len = 0;
   if (EVP_MAC_final(ctx.get(), out.data(), &len, out.size()) != 1 || len != kSha256Len)
     return OsslError("crypto", "HMAC failed");
   return out;
+}
+
+Result<Bytes> HmacSha256(const SecretBytes& key, std::initializer_list<ByteView> parts) {
+  BL_TRY_ASSIGN(SecretBytes tag, HmacSha256Secret(key.view(), parts));
+  return Bytes(tag.data(), tag.data() + tag.size());
 }
 
 bool TokenEqualIgnoringCase(std::string_view a, std::string_view b) {
