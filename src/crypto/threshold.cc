@@ -1,6 +1,7 @@
 #include "crypto/threshold.h"
 
 #include <openssl/core_names.h>
+#include <openssl/kdf.h>
 #include <openssl/params.h>
 #include <openssl/pem.h>
 #include <openssl/sha.h>
@@ -12,6 +13,7 @@
 
 #include "blindlist/error_codes.h"
 #include "crypto/ossl.h"
+#include "crypto/x509.h"
 
 namespace blindlist::crypto::threshold {
 namespace {
@@ -19,6 +21,9 @@ namespace {
 constexpr std::uint8_t kShareVersion = 1;
 // Domain separation for the DLEQ challenge (the contextString of RFC 9497, our own name).
 constexpr std::string_view kDleqTag = "blindlist-threshold-v1-P256-SHA256-DLEQ";
+// The same for a repair round key's Schnorr signature by a share (another tag: a signature is
+// never a DLEQ proof, nor one the other).
+constexpr std::string_view kSignatureTag = "blindlist-threshold-v1-P256-SHA256-REPAIR-SIG";
 
 Error BadPoint(std::string_view what) {
   return MakeError(std::string(errc::kBadPoint), std::string(what));
@@ -131,14 +136,15 @@ Status AddInto(const Curve& c, EC_POINT* acc, const EC_POINT* p) {
 
 // Fiat-Shamir challenge: 64 octets of SHA-256 output (two counter-prefixed blocks) over the
 // length-prefixed tag and points, reduced mod q (bias below 2^-256).
-Result<BnPtr> Challenge(const Curve& c, std::span<const Bytes* const> points) {
+Result<BnPtr> Challenge(const Curve& c, std::span<const Bytes* const> points,
+                        std::string_view tag = kDleqTag) {
   Bytes transcript;
   auto append = [&transcript](ByteView v) {
     transcript.push_back(static_cast<std::uint8_t>(v.size() >> 8));
     transcript.push_back(static_cast<std::uint8_t>(v.size() & 0xff));
     transcript.insert(transcript.end(), v.begin(), v.end());
   };
-  append(AsBytes(kDleqTag));
+  append(AsBytes(tag));
   for (const Bytes* p : points) append(*p);
   constexpr std::size_t kDigest = SHA256_DIGEST_LENGTH;
   std::array<std::uint8_t, 2 * kDigest> wide{};
@@ -194,8 +200,10 @@ Result<BnSecretPtr> EvaluatePolynomial(const Curve& c, const std::vector<BnSecre
   return acc;
 }
 
-Result<BnPtr> LagrangeBn(const Curve& c, std::span<const std::uint8_t> indices,
-                         std::uint8_t index) {
+// lambda_index(x) = prod_{j != index} (j - x) / (j - index) mod q: at x = 0 the coefficient that
+// recovers f(0), at another x the one that gives f(x) (a share repair).
+Result<BnPtr> LagrangeBn(const Curve& c, std::span<const std::uint8_t> indices, std::uint8_t index,
+                         std::uint8_t x = 0) {
   if (index == 0 || index > kMaxNodes) return MakeError("bad-share", "share index out of range");
   if (std::find(indices.begin(), indices.end(), index) == indices.end())
     return MakeError("bad-share", "the index is not in the set");
@@ -209,11 +217,14 @@ Result<BnPtr> LagrangeBn(const Curve& c, std::span<const std::uint8_t> indices,
     if (j == 0 || j > kMaxNodes || std::count(indices.begin(), indices.end(), j) != 1)
       return MakeError("bad-share", "share indices must be distinct and in 1..16");
     if (j == index) continue;
-    // (j - i) mod q, computed from small non-negative words.
+    // (j - x) and (j - i) mod q, computed from small non-negative words.
     BnPtr jb(BN_new());
     BnPtr ib(BN_new());
-    if (!jb || !ib || BN_set_word(jb.get(), j) != 1 || BN_set_word(ib.get(), index) != 1 ||
-        BN_mod_mul(num.get(), num.get(), jb.get(), c.order(), c.ctx.get()) != 1 ||
+    BnPtr xb(BN_new());
+    if (!jb || !ib || !xb || BN_set_word(jb.get(), j) != 1 || BN_set_word(ib.get(), index) != 1 ||
+        BN_set_word(xb.get(), x) != 1 ||
+        BN_mod_sub(term.get(), jb.get(), xb.get(), c.order(), c.ctx.get()) != 1 ||
+        BN_mod_mul(num.get(), num.get(), term.get(), c.order(), c.ctx.get()) != 1 ||
         BN_mod_sub(term.get(), jb.get(), ib.get(), c.order(), c.ctx.get()) != 1 ||
         BN_mod_mul(den.get(), den.get(), term.get(), c.order(), c.ctx.get()) != 1) {
       return OsslError(std::string(errc::kCrypto), "Lagrange coefficient failed");
@@ -663,5 +674,169 @@ Result<std::vector<Bytes>> ParseCommitments(ByteView data, int k) {
   }
   return out;
 }
+
+// ---- share repair (docs/threshold.md, "Node replacement") ----
+
+Result<RoundKey> NewRoundKey() {
+  BL_TRY_ASSIGN(Curve c, MakeCurve());
+  BL_TRY_ASSIGN(BnSecretPtr a, RandomNonzeroScalar(c));
+  BL_TRY_ASSIGN(EcPointPtr p, Mul(c, a.get(), nullptr));
+  RoundKey out;
+  out.scalar = ScalarBytes(a.get());
+  BL_TRY_ASSIGN(out.point, PointBytes(c, p.get()));
+  return out;
+}
+
+Result<Bytes> PointOfScalar(const SecretBytes& scalar) {
+  BL_TRY_ASSIGN(Curve c, MakeCurve());
+  BL_TRY_ASSIGN(BnSecretPtr a, ScalarBn(c, scalar.view(), true, "bad-key"));
+  BL_TRY_ASSIGN(EcPointPtr p, Mul(c, a.get(), nullptr));
+  return PointBytes(c, p.get());
+}
+
+// Schnorr over P-256: t random, R = t·G, c = H(G, D_i, R, message), s = t - c·d_i.
+Result<Bytes> SignWithShare(const Share& share, ByteView public_share, ByteView message) {
+  if (public_share.size() != kPointLen) return BadPoint("the public share is not compressed");
+  if (message.size() > 0xffff) return MakeError("bad-signature", "the message is too long");
+  const Bytes& g_bytes = GeneratorCompressed();
+  if (g_bytes.empty()) return OsslError(std::string(errc::kCrypto), "cannot set up P-256");
+  BL_TRY_ASSIGN(Curve c, MakeCurve());
+  BL_TRY_ASSIGN(BnSecretPtr d, ScalarBn(c, share.scalar.view(), true, "bad-share"));
+  BL_TRY_ASSIGN(BnSecretPtr t, RandomNonzeroScalar(c));
+  BL_TRY_ASSIGN(EcPointPtr r, Mul(c, t.get(), nullptr));
+  BL_TRY_ASSIGN(Bytes r_bytes, PointBytes(c, r.get()));
+  const Bytes d_bytes(public_share.begin(), public_share.end());
+  const Bytes m_bytes(message.begin(), message.end());
+  const std::array<const Bytes*, 4> transcript{&g_bytes, &d_bytes, &r_bytes, &m_bytes};
+  BL_TRY_ASSIGN(BnPtr ch, Challenge(c, transcript, kSignatureTag));
+  BnSecretPtr s = NewSecretBn();
+  if (!s || BN_mod_mul(s.get(), ch.get(), d.get(), c.order(), c.ctx.get()) != 1 ||
+      BN_mod_sub(s.get(), t.get(), s.get(), c.order(), c.ctx.get()) != 1) {
+    return OsslError(std::string(errc::kCrypto), "signature failed");
+  }
+  Bytes out = PublicScalarBytes(ch.get());
+  const Bytes s_bytes = PublicScalarBytes(s.get());
+  out.insert(out.end(), s_bytes.begin(), s_bytes.end());
+  return out;
+}
+
+Status VerifyShareSignature(ByteView public_share, ByteView message, ByteView signature) {
+  if (signature.size() != kProofLen || message.size() > 0xffff)
+    return MakeError("bad-signature", "a signature is 64 octets");
+  BL_TRY_ASSIGN(Curve c, MakeCurve());
+  auto ch = ScalarBn(c, signature.first(kScalarLen), false, "bad-signature");
+  auto s = ScalarBn(c, signature.subspan(kScalarLen), false, "bad-signature");
+  if (!ch.ok() || !s.ok()) return MakeError("bad-signature", "the signature is out of range");
+  BL_TRY_ASSIGN(EcPointPtr dpub, ParsePoint(c, public_share));
+  EcPointPtr r(EC_POINT_new(c.group.get()));
+  // R = s·G + c·D_i
+  if (!r || EC_POINT_mul(c.group.get(), r.get(), s->get(), dpub.get(), ch->get(), c.ctx.get()) != 1)
+    return OsslError(std::string(errc::kCrypto), "signature check failed");
+  if (EC_POINT_is_at_infinity(c.group.get(), r.get()) == 1)
+    return MakeError("bad-signature", "the signature does not verify");
+  const Bytes& g_bytes = GeneratorCompressed();
+  BL_TRY_ASSIGN(Bytes d_bytes, PointBytes(c, dpub.get()));
+  BL_TRY_ASSIGN(Bytes r_bytes, PointBytes(c, r.get()));
+  const Bytes m_bytes(message.begin(), message.end());
+  const std::array<const Bytes*, 4> transcript{&g_bytes, &d_bytes, &r_bytes, &m_bytes};
+  BL_TRY_ASSIGN(BnPtr expected, Challenge(c, transcript, kSignatureTag));
+  if (!ConstantTimeEqual(PublicScalarBytes(expected.get()), signature.first(kScalarLen)))
+    return MakeError("bad-signature", "the signature does not verify");
+  return Status::Ok();
+}
+
+Result<std::vector<SecretBytes>> RepairPieces(const Share& share,
+                                              std::span<const std::uint8_t> helpers,
+                                              std::uint8_t target) {
+  if (target == 0 || target > share.n)
+    return MakeError("bad-index", "the index to repair must be in 1..n (never 0: that is the key)");
+  if (helpers.size() < share.k || helpers.size() > kMaxNodes)
+    return MakeError("bad-helpers", "a repair needs at least k helpers");
+  for (std::uint8_t h : helpers) {
+    if (h == target) return MakeError("bad-helpers", "a helper cannot hold the index repaired");
+    if (h == 0 || h > share.n) return MakeError("bad-helpers", "a helper index is out of range");
+  }
+  BL_TRY_ASSIGN(Curve c, MakeCurve());
+  BL_TRY_ASSIGN(BnPtr lambda, LagrangeBn(c, helpers, share.index, target));
+  BL_TRY_ASSIGN(BnSecretPtr d, ScalarBn(c, share.scalar.view(), true, "bad-share"));
+  BnSecretPtr last = NewSecretBn();
+  BnSecretPtr piece = NewSecretBn();
+  if (!last || !piece || BN_mod_mul(last.get(), lambda.get(), d.get(), c.order(), c.ctx.get()) != 1)
+    return OsslError(std::string(errc::kCrypto), "repair term failed");
+  std::vector<SecretBytes> out;
+  for (std::size_t i = 0; i + 1 < helpers.size(); ++i) {
+    if (BN_priv_rand_range(piece.get(), c.order()) != 1 ||
+        BN_mod_sub(last.get(), last.get(), piece.get(), c.order(), c.ctx.get()) != 1) {
+      return OsslError(std::string(errc::kCrypto), "random failed");
+    }
+    out.push_back(ScalarBytes(piece.get()));
+  }
+  out.push_back(ScalarBytes(last.get()));
+  return out;
+}
+
+Result<SecretBytes> AddScalars(std::span<const SecretBytes> scalars) {
+  BL_TRY_ASSIGN(Curve c, MakeCurve());
+  BnSecretPtr acc = NewSecretBn();
+  if (!acc) return OsslError(std::string(errc::kCrypto), "out of memory");
+  BN_zero(acc.get());
+  for (const SecretBytes& s : scalars) {
+    BL_TRY_ASSIGN(BnSecretPtr v, ScalarBn(c, s.view(), false, "bad-piece"));
+    if (BN_mod_add(acc.get(), acc.get(), v.get(), c.order(), c.ctx.get()) != 1)
+      return OsslError(std::string(errc::kCrypto), "sum failed");
+  }
+  return ScalarBytes(acc.get());
+}
+
+namespace {
+
+// The AES-256-GCM key between two round keys: HKDF-SHA256 over x(own·peer), salt empty, info
+// the message's context (which names both ends), so each direction and message has its own key.
+Result<SecretBytes> PairKey(const SecretBytes& own_scalar, ByteView peer_point,
+                            std::string_view context) {
+  BL_TRY_ASSIGN(Curve c, MakeCurve());
+  BL_TRY_ASSIGN(BnSecretPtr a, ScalarBn(c, own_scalar.view(), true, "bad-key"));
+  BL_TRY_ASSIGN(EcPointPtr peer, ParsePoint(c, peer_point));
+  BL_TRY_ASSIGN(EcPointPtr shared, Mul(c, a.get(), peer.get()));
+  BnSecretPtr x = NewSecretBn();
+  if (!x || EC_POINT_get_affine_coordinates(c.group.get(), shared.get(), x.get(), nullptr,
+                                            c.ctx.get()) != 1) {
+    return OsslError(std::string(errc::kCrypto), "ECDH failed");
+  }
+  SecretBytes z = ScalarBytes(x.get());
+  SecretBytes key(32);
+  using KdfPtr = std::unique_ptr<EVP_KDF, OsslDeleter<EVP_KDF_free>>;
+  using KdfCtxPtr = std::unique_ptr<EVP_KDF_CTX, OsslDeleter<EVP_KDF_CTX_free>>;
+  KdfPtr kdf(EVP_KDF_fetch(nullptr, "HKDF", nullptr));
+  KdfCtxPtr kctx(kdf ? EVP_KDF_CTX_new(kdf.get()) : nullptr);
+  std::array<char, 8> digest{"SHA256"};
+  std::string info(context);
+  std::array<OSSL_PARAM, 4> params{
+      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest.data(), 0),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, z.data(), z.size()),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info.data(), info.size()),
+      OSSL_PARAM_construct_end()};
+  if (!kctx || EVP_KDF_derive(kctx.get(), key.data(), key.size(), params.data()) != 1)
+    return OsslError(std::string(errc::kCrypto), "HKDF failed");
+  return key;
+}
+
+}  // namespace
+
+Result<Bytes> SealBetween(const SecretBytes& own_scalar, ByteView peer_point,
+                          std::string_view context, ByteView plaintext) {
+  BL_TRY_ASSIGN(SecretBytes key, PairKey(own_scalar, peer_point, context));
+  return Seal(key, context, plaintext);
+}
+
+Result<SecretBytes> OpenBetween(const SecretBytes& own_scalar, ByteView peer_point,
+                                std::string_view context, ByteView sealed) {
+  BL_TRY_ASSIGN(SecretBytes key, PairKey(own_scalar, peer_point, context));
+  auto plain = Unseal(key, context, sealed);
+  if (!plain.ok()) return MakeError("bad-piece", "the piece does not decrypt for this round");
+  return std::move(*plain);
+}
+
+void WipeText(std::string& text) { OPENSSL_cleanse(text.data(), text.size()); }
 
 }  // namespace blindlist::crypto::threshold
