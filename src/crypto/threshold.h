@@ -106,6 +106,22 @@ Result<Evaluation> Evaluate(const Share& share, ByteView public_share, ByteView 
 // Member side: checks the proof for (D_i, B, Z_i). Errors: "bad-proof", "bad-point".
 Status VerifyEvaluation(ByteView public_share, ByteView blinded, ByteView point, ByteView proof);
 
+// Bulk: Z_m = d_i·B_m for every point, with ONE proof for all of them (the composites of RFC
+// 9497 section 2.2.1: weights e_m from a hash of D_i and every (B_m, Z_m), M = sum e_m·B_m, and a
+// DLEQ proof that log_G(D_i) = log_M(d_i·M)). Per point it costs one scalar multiplication and
+// a share of one multi-scalar multiplication, instead of three. Every point must be on P-256
+// ("bad-point"): the caller answers bad points on their own first.
+struct BatchEvaluation {
+  std::vector<Bytes> points;  // Z_m, compressed, in order
+  Bytes proof;                // kProofLen
+};
+Result<BatchEvaluation> EvaluateBatch(const Share& share, ByteView public_share,
+                                      std::span<const Bytes> blinded);
+// Member side: "bad-proof" unless every Z_m is d_i·B_m (a wrong one passes with probability
+// 2^-128); it does not say which one is wrong.
+Status VerifyBatch(ByteView public_share, std::span<const Bytes> blinded,
+                   std::span<const Bytes> points, ByteView proof);
+
 // A point's compressed form after checking it is on P-256 and not infinity ("bad-point").
 Result<Bytes> NormalizePoint(ByteView point);
 // The same point uncompressed (65 octets).

@@ -351,6 +351,42 @@ TEST(Threshold, SealBetweenRoundKeys) {
   EXPECT_EQ(text, std::string(11, '\0'));
 }
 
+// A batch proof covers every point at once, and any one wrong answer, or any change, breaks it.
+TEST(Threshold, BatchProofsCoverEveryPoint) {
+  const Dealing dealing = Unwrap(Split(FreshScalar(), 2, 3), "split");
+  const Share& share = dealing.shares[1];
+  const Bytes& d = dealing.public_shares[1];
+  std::vector<Bytes> points;
+  for (int i = 0; i < 5; ++i) points.push_back(RandomPoint());
+  points[2] = Unwrap(UncompressedPoint(points[2]), "uncompressed");  // members send these
+  const BatchEvaluation batch = Unwrap(EvaluateBatch(share, d, points), "batch");
+  ASSERT_EQ(batch.points.size(), points.size());
+  EXPECT_TRUE(VerifyBatch(d, points, batch.points, batch.proof).ok());
+  for (std::size_t m = 0; m < points.size(); ++m)
+    EXPECT_EQ(batch.points[m], Unwrap(Evaluate(share, d, points[m]), "single").point);
+  std::vector<Bytes> wrong = batch.points;
+  wrong[3] = Unwrap(Evaluate(dealing.shares[0], points[3]), "other node").point;
+  EXPECT_EQ(ErrorCode(VerifyBatch(d, points, wrong, batch.proof)), "bad-proof");
+  std::vector<Bytes> swapped = batch.points;
+  std::swap(swapped[0], swapped[1]);
+  EXPECT_EQ(ErrorCode(VerifyBatch(d, points, swapped, batch.proof)), "bad-proof");
+  EXPECT_EQ(ErrorCode(VerifyBatch(dealing.public_shares[0], points, batch.points, batch.proof)),
+            "bad-proof");
+  const std::span<const Bytes> fewer(points.data(), 4);
+  EXPECT_EQ(ErrorCode(VerifyBatch(d, fewer, std::span<const Bytes>(batch.points.data(), 4),
+                                  batch.proof)),
+            "bad-proof");
+  // A single point's proof is not a batch proof of one point, nor the other way round.
+  const Evaluation one = Unwrap(Evaluate(share, d, points[0]), "single");
+  EXPECT_FALSE(VerifyBatch(d, fewer.first(1), std::span<const Bytes>(&one.point, 1), one.proof)
+                   .ok());
+  const BatchEvaluation solo = Unwrap(EvaluateBatch(share, d, fewer.first(1)), "solo");
+  EXPECT_TRUE(VerifyBatch(d, fewer.first(1), solo.points, solo.proof).ok());
+  EXPECT_FALSE(VerifyEvaluation(d, points[0], solo.points[0], solo.proof).ok());
+  const std::vector<Bytes> bad{points[0], Bytes{0x02, 0xff}};
+  EXPECT_EQ(ErrorCode(EvaluateBatch(share, d, bad)), "bad-point");
+}
+
 TEST(Threshold, KeyScalarRoundTrip) {
   PrivateKey key = Unwrap(PrivateKey::Generate(KeyType::kEcP256), "keygen");
   const SecretBytes d = Unwrap(ScalarOf(key), "scalar");
