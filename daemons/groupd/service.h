@@ -101,6 +101,8 @@ class GroupService {
   const store::GroupKey* ThresholdRow(const std::vector<store::GroupKey>& keys,
                                       const nlohmann::json& body, Call& call,
                                       net::HttpResponse& refusal);
+  Result<std::string> BatchEvaluate(const nlohmann::json& items, const ThresholdShareRecord& record,
+                                    nlohmann::json& results, int& failures);
   net::HttpResponse RefreshShare(const net::HttpRequest& req, Call& call,
                                  const store::Group& group);
   net::HttpResponse CreateThresholdGroup(Call& call, nlohmann::json& body, const std::string& name);

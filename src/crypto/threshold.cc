@@ -708,8 +708,8 @@ Result<BatchEvaluation> EvaluateBatch(const Share& share, ByteView public_share,
   BL_TRY_ASSIGN(EcPointPtr zc, Mul(c, d.get(), m.get()));
   BL_TRY_ASSIGN(Bytes m_bytes, PointBytes(c, m.get()));
   BL_TRY_ASSIGN(Bytes zc_bytes, PointBytes(c, zc.get()));
-  BL_TRY_ASSIGN(out.proof, ProveDleq(c, d.get(), d_bytes, m.get(), m_bytes, zc_bytes,
-                                     kBatchProofTag));
+  BL_TRY_ASSIGN(out.proof,
+                ProveDleq(c, d.get(), d_bytes, m.get(), m_bytes, zc_bytes, kBatchProofTag));
   return out;
 }
 
@@ -760,7 +760,7 @@ Status VerifyBatch(ByteView public_share, std::span<const Bytes> blinded,
   BL_TRY_ASSIGN(Bytes t2_bytes, PointBytes(c, t2.get()));
   BL_TRY_ASSIGN(Bytes t3_bytes, PointBytes(c, t3.get()));
   const Bytes& g_bytes = GeneratorCompressed();
-  const std::array<const Bytes*, 6> transcript{&g_bytes, &d_bytes,  &m_bytes,
+  const std::array<const Bytes*, 6> transcript{&g_bytes,  &d_bytes,  &m_bytes,
                                                &zc_bytes, &t2_bytes, &t3_bytes};
   BL_TRY_ASSIGN(BnPtr expected, Challenge(c, transcript, kBatchProofTag));
   if (!ConstantTimeEqual(PublicScalarBytes(expected.get()), proof.first(kScalarLen)))

@@ -373,13 +373,13 @@ TEST(Threshold, BatchProofsCoverEveryPoint) {
   EXPECT_EQ(ErrorCode(VerifyBatch(dealing.public_shares[0], points, batch.points, batch.proof)),
             "bad-proof");
   const std::span<const Bytes> fewer(points.data(), 4);
-  EXPECT_EQ(ErrorCode(VerifyBatch(d, fewer, std::span<const Bytes>(batch.points.data(), 4),
-                                  batch.proof)),
-            "bad-proof");
+  EXPECT_EQ(
+      ErrorCode(VerifyBatch(d, fewer, std::span<const Bytes>(batch.points.data(), 4), batch.proof)),
+      "bad-proof");
   // A single point's proof is not a batch proof of one point, nor the other way round.
   const Evaluation one = Unwrap(Evaluate(share, d, points[0]), "single");
-  EXPECT_FALSE(VerifyBatch(d, fewer.first(1), std::span<const Bytes>(&one.point, 1), one.proof)
-                   .ok());
+  EXPECT_FALSE(
+      VerifyBatch(d, fewer.first(1), std::span<const Bytes>(&one.point, 1), one.proof).ok());
   const BatchEvaluation solo = Unwrap(EvaluateBatch(share, d, fewer.first(1)), "solo");
   EXPECT_TRUE(VerifyBatch(d, fewer.first(1), solo.points, solo.proof).ok());
   EXPECT_FALSE(VerifyEvaluation(d, points[0], solo.points[0], solo.proof).ok());
