@@ -146,16 +146,19 @@ Status GroupCreateThreshold(AdminState& s) {
     auto r = client.Call("POST", "/v1/groups", body);
     crypto::threshold::WipeText(body["share"].get_ref<std::string&>());
     if (!r.ok()) {
-      std::string where = "; no node holds the group";
+      std::string message = "node " + std::to_string(i + 1) + " (" + url + "): ";
+      message += r.error().message;
+      if (i == 0) message += "; no node holds the group";
       if (i > 0) {
-        where = "; the group exists on ";
-        for (int j = 0; j < i; ++j)
-          where += (j > 0 ? ", " : "") + s.nodes[static_cast<std::size_t>(j)];
-        where += " only: delete it there (`blindlist admin group delete " + s.group +
-                 " --yes --server URL` for each) and create it again";
+        message += "; the group exists on ";
+        for (int j = 0; j < i; ++j) {
+          if (j > 0) message += ", ";
+          message += s.nodes[static_cast<std::size_t>(j)];
+        }
+        message += " only: delete it there (`blindlist admin group delete " + s.group;
+        message += " --yes --server URL` for each) and create it again";
       }
-      return MakeError(r.error().code, "node " + std::to_string(i + 1) + " (" + url +
-                                           "): " + r.error().message + where);
+      return MakeError(r.error().code, message);
     }
     if (certificate.empty()) certificate = r->value("certificate", "");
     nodes.push_back(
@@ -680,6 +683,35 @@ Status Audit(AdminState& s) {
 
 using Binder = std::function<void(CLI::App*, Status (*)(AdminState&))>;
 
+// Threshold groups' own commands: share refresh and node replacement.
+void AddThresholdCommands(CLI::App* group, const std::shared_ptr<AdminState>& s,
+                          const Binder& bind) {
+  auto* refresh = group->add_subcommand(
+      "refresh-shares", "Threshold groups: new shares of the same key; old shares stop combining");
+  refresh->add_option("name", s->group, "The list address")->required();
+  refresh->add_option("--nodes", s->nodes, "Every node of the group, comma-separated")
+      ->delimiter(',')
+      ->required();
+  bind(refresh, GroupRefreshShares);
+  auto* replace = group->add_subcommand(
+      "replace-node",
+      "Threshold groups: give a new node the share of index J from k helpers (same group "
+      "certificate); this command relays sealed messages only");
+  replace->add_option("name", s->group, "The list address")->required();
+  replace
+      ->add_option("--nodes", s->nodes,
+                   "The helpers: k or more nodes holding shares, comma-separated (the first k "
+                   "are used)")
+      ->delimiter(',')
+      ->required();
+  replace->add_option("--index", s->index, "The index of the node replaced (1..n)")->required();
+  replace->add_option("--new", s->new_node, "The new node's URL (it must not hold the group)")
+      ->required();
+  replace->add_option("--transcript", s->transcript,
+                      "Save every request and answer relayed (JSON) to this file");
+  bind(replace, GroupReplaceNode);
+}
+
 void AddMemberCommands(CLI::App* admin, const std::shared_ptr<AdminState>& s, const Binder& bind) {
   auto* member = admin->add_subcommand("member", "The roster");
   member->require_subcommand(1);
@@ -751,30 +783,7 @@ void AddAdminCommands(CLI::App& app, Action* chosen) {
       ->delimiter(',');
   create->add_flag("--csr", s->csr, "Emit a CSR for an outside CA instead of a certificate");
   bind(create, GroupCreate);
-  auto* refresh = group->add_subcommand(
-      "refresh-shares", "Threshold groups: new shares of the same key; old shares stop combining");
-  refresh->add_option("name", s->group, "The list address")->required();
-  refresh->add_option("--nodes", s->nodes, "Every node of the group, comma-separated")
-      ->delimiter(',')
-      ->required();
-  bind(refresh, GroupRefreshShares);
-  auto* replace = group->add_subcommand(
-      "replace-node",
-      "Threshold groups: give a new node the share of index J from k helpers (same group "
-      "certificate); this command relays sealed messages only");
-  replace->add_option("name", s->group, "The list address")->required();
-  replace
-      ->add_option("--nodes", s->nodes,
-                   "The helpers: k or more nodes holding shares, comma-separated (the first k "
-                   "are used)")
-      ->delimiter(',')
-      ->required();
-  replace->add_option("--index", s->index, "The index of the node replaced (1..n)")->required();
-  replace->add_option("--new", s->new_node, "The new node's URL (it must not hold the group)")
-      ->required();
-  replace->add_option("--transcript", s->transcript,
-                      "Save every request and answer relayed (JSON) to this file");
-  bind(replace, GroupReplaceNode);
+  AddThresholdCommands(group, s, bind);
   auto* gdelete = group->add_subcommand(
       "delete",
       "Delete a group on this node: its keys or share, secrets and roster (the clean-up of a "
