@@ -59,6 +59,24 @@ void BM_NodeEvaluateCachedPublicShare(benchmark::State& state) {
 }
 BENCHMARK(BM_NodeEvaluateCachedPublicShare);
 
+// Bulk: per point, one d_i·B and a share of one batch proof (EvaluateBatch), checked first.
+void BM_NodeEvaluateBatchPerPoint(benchmark::State& state) {
+  const Fixture& f = F();
+  std::vector<Bytes> points;
+  for (int i = 0; i < state.range(0); ++i) points.push_back(f.b);
+  auto checked = th::EvaluateBatch(f.dealing.shares[0], f.dealing.public_shares[0], points);
+  if (!checked.ok() ||
+      !th::VerifyBatch(f.dealing.public_shares[0], points, checked->points, checked->proof).ok()) {
+    std::abort();
+  }
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(
+        th::EvaluateBatch(f.dealing.shares[0], f.dealing.public_shares[0], points));
+  }
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+BENCHMARK(BM_NodeEvaluateBatchPerPoint)->Arg(100);
+
 void BM_SingleNodeBlindEcdh(benchmark::State& state) {
   const Fixture& f = F();
   if (!blindlist::crypto::EcdhWithKey(f.key, f.b).ok()) std::abort();

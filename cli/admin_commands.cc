@@ -1,8 +1,10 @@
 // blindlist admin: groups, keys, members, the exploder and the audit, on groupd.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -73,6 +75,10 @@ struct AdminState {
   std::string prune_before;        // audit prune: YYYY-MM-DD, an ISO 8601 UTC time, or Unix seconds
   int threshold = 0;               // p256-threshold: k
   std::vector<std::string> nodes;  // p256-threshold: the n groupd nodes, in share order
+  int index = 0;                   // replace-node: the index of the node replaced
+  std::string new_node;            // replace-node: the new node's URL
+  std::string transcript;          // replace-node: where to save what was relayed
+  bool yes = false;                // group delete
 };
 
 // Runs one admin command. The printers read groupd's reply with get<>(): a reply without a
@@ -138,12 +144,21 @@ Status GroupCreateThreshold(AdminState& s) {
     if (!certificate.empty()) body["certificate"] = certificate;
     api::ApiClient client(creds);
     auto r = client.Call("POST", "/v1/groups", body);
-    body["share"] = "";
+    crypto::threshold::WipeText(body["share"].get_ref<std::string&>());
     if (!r.ok()) {
-      return MakeError(r.error().code, "node " + std::to_string(i + 1) + " (" + url +
-                                           "): " + r.error().message +
-                                           "; the group exists on nodes 1.." + std::to_string(i) +
-                                           " only: delete it there and create it again");
+      std::string message = "node " + std::to_string(i + 1) + " (" + url + "): ";
+      message += r.error().message;
+      if (i == 0) message += "; no node holds the group";
+      if (i > 0) {
+        message += "; the group exists on ";
+        for (int j = 0; j < i; ++j) {
+          if (j > 0) message += ", ";
+          message += s.nodes[static_cast<std::size_t>(j)];
+        }
+        message += " only: delete it there (`blindlist admin group delete " + s.group;
+        message += " --yes --server URL` for each) and create it again";
+      }
+      return MakeError(r.error().code, message);
     }
     if (certificate.empty()) certificate = r->value("certificate", "");
     nodes.push_back(
@@ -172,9 +187,10 @@ Result<json> RefreshNode(const AdminState& s, const std::string& url,
   api::ApiCredentials creds = s.creds;
   creds.server = url;
   api::ApiClient client(creds);
-  return client.Call(
-      "POST", G(s) + "/threshold/refresh",
-      {{"share", Base64Encode(encoded.view())}, {"previous", from}, {"commitments", to}});
+  json body = {{"share", Base64Encode(encoded.view())}, {"previous", from}, {"commitments", to}};
+  auto r = client.Call("POST", G(s) + "/threshold/refresh", body);
+  crypto::threshold::WipeText(body["share"].get_ref<std::string&>());
+  return r;
 }
 
 // The commitments a node holds now ("" if it cannot say).
@@ -282,6 +298,174 @@ Status GroupRefreshShares(AdminState& s) {
   std::fprintf(stderr, "refreshed the shares of %s on %zu nodes\n", s.group.c_str(),
                s.nodes.size());
   return Status::Ok();
+}
+
+// A node's public threshold state (`group show`): its index, k, n and commitments.
+struct NodeState {
+  std::string url;
+  int index = 0;
+  int k = 0;
+  int n = 0;
+  std::string commitments;
+};
+
+Result<NodeState> ReadNodeState(const AdminState& s, const std::string& url) {
+  api::ApiCredentials creds = s.creds;
+  creds.server = url;
+  api::ApiClient client(creds);
+  auto r = client.Call("GET", G(s), nullptr);
+  if (!r.ok()) return MakeError(r.error().code, url + ": " + r.error().message);
+  for (const auto& key : r->value("keys", json::array())) {
+    if (key.contains("threshold") && key.value("state", "") == "active") {
+      const json& t = key["threshold"];
+      return NodeState{url, t.value("index", 0), t.value("k", 0), t.value("n", 0),
+                       t.value("commitments", "")};
+    }
+  }
+  return MakeError("not-threshold-group", url + ": no active threshold key");
+}
+
+// What the replacement relays, kept for --transcript: every request and answer, as sent.
+struct Relay {
+  const AdminState& s;
+  json transcript = json::array();
+
+  Result<json> Call(const std::string& url, const std::string& path, const json& body,
+                    const std::string& step) {
+    api::ApiCredentials creds = s.creds;
+    creds.server = url;
+    api::ApiClient client(creds);
+    auto r = client.Call("POST", path, body);
+    transcript.push_back({{"node", url},
+                          {"path", path},
+                          {"request", body},
+                          {"answer", r.ok() ? *r : json(r.error().message)}});
+    if (!r.ok()) return MakeError(r.error().code, step + " at " + url + ": " + r.error().message);
+    return r;
+  }
+};
+
+// The helpers (k nodes holding shares, all on the same commitments, none holding index j).
+Result<std::vector<NodeState>> RepairHelpers(const AdminState& s) {
+  std::vector<NodeState> all;
+  for (const std::string& url : s.nodes) {
+    BL_TRY_ASSIGN(NodeState st, ReadNodeState(s, url));
+    if (!all.empty() &&
+        (st.commitments != all[0].commitments || st.k != all[0].k || st.n != all[0].n)) {
+      return MakeError(std::string(errc::kConflict),
+                       url + " holds other commitments than " + all[0].url +
+                           ": the helpers must be on the same shares (finish or repair the last "
+                           "refresh first)");
+    }
+    if (st.index == s.index) {
+      return MakeError("usage", url + " holds index " + std::to_string(s.index) +
+                                    " itself: list only the helpers, not the node replaced");
+    }
+    all.push_back(std::move(st));
+  }
+  if (all.empty() || static_cast<int>(all.size()) < all[0].k) {
+    return MakeError("too-few-helpers",
+                     "a replacement needs k = " + std::to_string(all.empty() ? 2 : all[0].k) +
+                         " helpers (nodes holding "
+                         "shares), " +
+                         std::to_string(all.size()) + " given");
+  }
+  if (s.index < 1 || s.index > all[0].n) {
+    return MakeError("usage",
+                     "--index must be the replaced node's index, 1.." + std::to_string(all[0].n));
+  }
+  all.resize(static_cast<std::size_t>(all[0].k));
+  std::sort(all.begin(), all.end(),
+            [](const NodeState& a, const NodeState& b) { return a.index < b.index; });
+  return all;
+}
+
+// A node replacement (share repair, docs/threshold.md): k helpers give the new node f(j) without
+// anyone else learning it. This command only relays sealed messages between them: it never sees
+// a piece, a sum or a share in the clear.
+Status GroupReplaceNode(AdminState& s) {
+  if (s.new_node.empty()) return MakeError("usage", "replace-node needs --new URL");
+  BL_TRY(FinishServerOptions(s.creds));
+  BL_TRY_ASSIGN(std::vector<NodeState> helpers, RepairHelpers(s));
+  api::ApiCredentials creds = s.creds;
+  creds.server = helpers[0].url;
+  api::ApiClient first(creds);
+  BL_TRY_ASSIGN(std::string certificate, first.GetText(G(s) + "/certificate"));
+  const SecretBytes round_bytes = crypto::RandomSecret(16);
+  json round = {{"round", ToHex(round_bytes.view())}, {"index", s.index}};
+  round["helpers"] = json::array();
+  for (const NodeState& h : helpers) round["helpers"].push_back(h.index);
+  Relay relay{s};
+  json enroll = round;
+  enroll["name"] = s.group;
+  BL_TRY_ASSIGN(json started, relay.Call(s.new_node, "/v1/threshold/enroll", enroll, "enroll"));
+  round["new_key"] = started.at("key");
+  // Step 1: each helper's round key, signed with its share.
+  json keys = json::array();
+  std::vector<std::string> states;
+  for (const NodeState& h : helpers) {
+    BL_TRY_ASSIGN(json r, relay.Call(h.url, G(s) + "/threshold/repair/key", round, "repair key"));
+    keys.push_back(
+        {{"index", r.at("index")}, {"key", r.at("key")}, {"signature", r.at("signature")}});
+    states.push_back(r.at("state").get<std::string>());
+  }
+  round["keys"] = keys;
+  round["commitments"] = helpers[0].commitments;
+  // Step 2: each helper's pieces, sealed to their recipients; step 3: each helper's sum of the
+  // pieces sent to it, sealed to the new node.
+  std::map<int, json> pieces_to;
+  for (std::size_t i = 0; i < helpers.size(); ++i) {
+    json body = round;
+    body["state"] = states[i];
+    BL_TRY_ASSIGN(
+        json r, relay.Call(helpers[i].url, G(s) + "/threshold/repair/split", body, "repair split"));
+    for (const auto& p : r.at("pieces"))
+      pieces_to[p.at("to").get<int>()].push_back(
+          {{"from", r.at("index")}, {"piece", p.at("piece")}});
+  }
+  json sums = json::array();
+  for (std::size_t i = 0; i < helpers.size(); ++i) {
+    json body = round;
+    body["state"] = states[i];
+    body["pieces"] = pieces_to[helpers[i].index];
+    BL_TRY_ASSIGN(json r,
+                  relay.Call(helpers[i].url, G(s) + "/threshold/repair/sum", body, "repair sum"));
+    sums.push_back({{"from", r.at("index")}, {"sum", r.at("sum")}});
+  }
+  // The new node opens the sums, checks f(j)·G against the commitments and stores its share.
+  json enrollment = round;
+  enrollment.erase("commitments");
+  enrollment["state"] = started.at("state");
+  enrollment["sums"] = sums;
+  enrollment["threshold"] = helpers[0].k;
+  enrollment["nodes"] = helpers[0].n;
+  json create = {{"name", s.group},
+                 {"key_type", "p256-threshold"},
+                 {"certificate", certificate},
+                 {"commitments", helpers[0].commitments},
+                 {"enrollment", enrollment}};
+  auto created = relay.Call(s.new_node, "/v1/groups", create, "enrollment");
+  if (!s.transcript.empty()) BL_TRY(WriteOutput(s.transcript, relay.transcript.dump(2) + "\n"));
+  if (!created.ok()) return created.error();
+  json out = {{"name", s.group},
+              {"index", s.index},
+              {"node", s.new_node},
+              {"helpers", round["helpers"]},
+              {"public_share", created->value("public_share", "")}};
+  if (s.json_out) return Print(s, out, "");
+  std::fprintf(stderr,
+               "%s now holds share %d of %s (same group certificate). Add the group's members "
+               "there, and give members the new node list. The replaced node's share still "
+               "works: run refresh-shares over the new nodes to retire it.\n",
+               s.new_node.c_str(), s.index, s.group.c_str());
+  return Status::Ok();
+}
+
+Status GroupDelete(AdminState& s) {
+  if (!s.yes)
+    return MakeError("usage", "group delete destroys the group's keys or share: add --yes");
+  BL_TRY_ASSIGN(json r, Call(s, "DELETE", G(s), nullptr));
+  return Print(s, r, "deleted " + s.group + " with its keys, secrets and roster\n");
 }
 
 Status GroupCreate(AdminState& s) {
@@ -499,6 +683,35 @@ Status Audit(AdminState& s) {
 
 using Binder = std::function<void(CLI::App*, Status (*)(AdminState&))>;
 
+// Threshold groups' own commands: share refresh and node replacement.
+void AddThresholdCommands(CLI::App* group, const std::shared_ptr<AdminState>& s,
+                          const Binder& bind) {
+  auto* refresh = group->add_subcommand(
+      "refresh-shares", "Threshold groups: new shares of the same key; old shares stop combining");
+  refresh->add_option("name", s->group, "The list address")->required();
+  refresh->add_option("--nodes", s->nodes, "Every node of the group, comma-separated")
+      ->delimiter(',')
+      ->required();
+  bind(refresh, GroupRefreshShares);
+  auto* replace = group->add_subcommand(
+      "replace-node",
+      "Threshold groups: give a new node the share of index J from k helpers (same group "
+      "certificate); this command relays sealed messages only");
+  replace->add_option("name", s->group, "The list address")->required();
+  replace
+      ->add_option("--nodes", s->nodes,
+                   "The helpers: k or more nodes holding shares, comma-separated (the first k "
+                   "are used)")
+      ->delimiter(',')
+      ->required();
+  replace->add_option("--index", s->index, "The index of the node replaced (1..n)")->required();
+  replace->add_option("--new", s->new_node, "The new node's URL (it must not hold the group)")
+      ->required();
+  replace->add_option("--transcript", s->transcript,
+                      "Save every request and answer relayed (JSON) to this file");
+  bind(replace, GroupReplaceNode);
+}
+
 void AddMemberCommands(CLI::App* admin, const std::shared_ptr<AdminState>& s, const Binder& bind) {
   auto* member = admin->add_subcommand("member", "The roster");
   member->require_subcommand(1);
@@ -570,13 +783,14 @@ void AddAdminCommands(CLI::App& app, Action* chosen) {
       ->delimiter(',');
   create->add_flag("--csr", s->csr, "Emit a CSR for an outside CA instead of a certificate");
   bind(create, GroupCreate);
-  auto* refresh = group->add_subcommand(
-      "refresh-shares", "Threshold groups: new shares of the same key; old shares stop combining");
-  refresh->add_option("name", s->group, "The list address")->required();
-  refresh->add_option("--nodes", s->nodes, "Every node of the group, comma-separated")
-      ->delimiter(',')
-      ->required();
-  bind(refresh, GroupRefreshShares);
+  AddThresholdCommands(group, s, bind);
+  auto* gdelete = group->add_subcommand(
+      "delete",
+      "Delete a group on this node: its keys or share, secrets and roster (the clean-up of a "
+      "threshold creation that failed midway)");
+  gdelete->add_option("name", s->group, "The list address")->required();
+  gdelete->add_flag("--yes", s->yes, "Yes: its keys are destroyed for good");
+  bind(gdelete, GroupDelete);
   auto* rotate = group->add_subcommand(
       "rotate", "Add a key version (or with --secret, a group secret version)");
   rotate->add_option("name", s->group, "The list address")->required();

@@ -25,6 +25,7 @@ struct NodeAnswer {
   int index = 0;
   Bytes point;
   Bytes proof;
+  bool verified = false;  // covered by a batch proof already checked
   Bytes commitments;
 };
 
@@ -81,6 +82,14 @@ Result<crypto::Certificate> AgreedCertificate(std::vector<NodeAnswer>& nodes,
 struct ItemAnswer {
   std::optional<Error> failure;
   Bytes point;
+  Bytes proof;            // empty under a batch proof
+  bool verified = false;  // its batch proof checked
+};
+
+// One bulk call's batch proof, over the items [from, to) that have an answer.
+struct BatchProof {
+  std::size_t from = 0;
+  std::size_t to = 0;
   Bytes proof;
 };
 
@@ -94,10 +103,10 @@ bool ReadShareFields(NodeAnswer& a, const json& reply) {
   return true;
 }
 
-ItemAnswer ReadItem(const json& item) {
+ItemAnswer ReadItem(const json& item, bool batch) {
   ItemAnswer out;
   auto point = Base64Field(item, "result");
-  auto proof = Base64Field(item, "proof");
+  auto proof = batch ? std::optional<Bytes>(Bytes{}) : Base64Field(item, "proof");
   if (point && proof) {
     out.point = std::move(*point);
     out.proof = std::move(*proof);
@@ -109,17 +118,19 @@ ItemAnswer ReadItem(const json& item) {
 }
 
 // Asks one node for every blinded point: the single route for one point, else the bulk route
-// in chunks of kChunk (each chunk charged per point at the node). `items` gets one answer per
-// point; a node-level failure is set on `a`.
+// in chunks of kChunk (each chunk charged per point at the node), with one batch proof per chunk
+// (`batches`) unless `each` asks for a proof per point. `items` gets one answer per point from
+// `start` on; a node-level failure is set on `a`.
 constexpr std::size_t kChunk = 100;
 
-void AskNode(NodeAnswer& a, const ThresholdRead& t, const std::vector<Bytes>& blinded,
-             std::vector<ItemAnswer>& items) {
+void AskNode(NodeAnswer& a, const ThresholdRead& t, std::span<const Bytes> blinded,
+             std::vector<ItemAnswer>& items, std::vector<BatchProof>& batches, bool each = false,
+             std::size_t start = 0) {
   api::ApiCredentials creds = t.creds;
   creds.server = a.url;
   api::ApiClient client(creds);
   const std::string base = "/v1/groups/" + api::ApiClient::Segment(t.group) + "/threshold";
-  items.clear();
+  const bool batch = blinded.size() > 1 && !each;
   for (std::size_t from = 0; from < blinded.size(); from += kChunk) {
     const std::size_t to = std::min(blinded.size(), from + kChunk);
     json body = {{"reason", t.reason}};
@@ -129,6 +140,7 @@ void AskNode(NodeAnswer& a, const ThresholdRead& t, const std::vector<Bytes>& bl
       json list = json::array();
       for (std::size_t i = from; i < to; ++i) list.push_back(Base64Encode(blinded[i]));
       body["points"] = std::move(list);
+      body["proof"] = batch ? "batch" : "each";
     }
     auto reply = client.Call("POST", blinded.size() == 1 ? base : base + "/bulk", body);
     if (!reply.ok()) {
@@ -144,7 +156,7 @@ void AskNode(NodeAnswer& a, const ThresholdRead& t, const std::vector<Bytes>& bl
       return;
     }
     if (blinded.size() == 1) {
-      items.push_back(ReadItem(*reply));
+      items[start] = ReadItem(*reply, false);
       continue;
     }
     auto results = reply->find("results");
@@ -152,7 +164,39 @@ void AskNode(NodeAnswer& a, const ThresholdRead& t, const std::vector<Bytes>& bl
       Fail(a, std::string(errc::kBadReply), "malformed bulk answer (results)");
       return;
     }
-    for (const auto& item : *results) items.push_back(ReadItem(item));
+    for (std::size_t i = 0; i < results->size(); ++i)
+      items[start + from + i] = ReadItem((*results)[i], batch);
+    if (batch)
+      batches.push_back({start + from, start + to, Base64Field(*reply, "proof").value_or(Bytes{})});
+  }
+}
+
+// Checks each batch proof of node `a` against its public share: the items it covers are
+// verified; for a chunk whose proof fails, the node is asked again with a proof per point, so
+// that the posts it lied about are named one by one (CombinePost checks those proofs).
+void CheckBatches(NodeAnswer& a, const ThresholdRead& t, const std::vector<Bytes>& blinded,
+                  const std::vector<Bytes>& commitments, std::vector<ItemAnswer>& items,
+                  const std::vector<BatchProof>& batches) {
+  auto expected = a.index >= 1 && a.index <= th::kMaxNodes
+                      ? th::ExpectedPublicShare(commitments, static_cast<std::uint8_t>(a.index))
+                      : Result<Bytes>(MakeError("lied", "index out of range"));
+  for (const BatchProof& b : batches) {
+    std::vector<Bytes> asked;
+    std::vector<Bytes> answered;
+    for (std::size_t i = b.from; i < b.to; ++i) {
+      if (items[i].failure) continue;
+      asked.push_back(blinded[i]);
+      answered.push_back(items[i].point);
+    }
+    if (asked.empty()) continue;
+    if (expected.ok() && th::VerifyBatch(*expected, asked, answered, b.proof).ok()) {
+      for (std::size_t i = b.from; i < b.to; ++i) items[i].verified = !items[i].failure;
+      continue;
+    }
+    std::vector<BatchProof> none;
+    AskNode(a, t, std::span<const Bytes>(blinded).subspan(b.from, b.to - b.from), items, none, true,
+            b.from);
+    if (a.failure) return;
   }
 }
 
@@ -240,8 +284,9 @@ Result<SecretBytes> CombinePost(std::vector<NodeAnswer> nodes,
         continue;
       }
       auto expected = th::ExpectedPublicShare(*commitments, static_cast<std::uint8_t>(a.index));
-      Status proof = expected.ok() ? th::VerifyEvaluation(*expected, blinded, a.point, a.proof)
-                                   : Status(expected.error());
+      Status proof = !expected.ok() ? Status(expected.error())
+                     : a.verified   ? Status::Ok()
+                                    : th::VerifyEvaluation(*expected, blinded, a.point, a.proof);
       if (!proof.ok()) {
         Fail(a, "lied", "its DLEQ proof does not verify (" + proof.error().message + ")");
         continue;
@@ -300,12 +345,16 @@ Result<std::vector<Result<SecretBytes>>> ThresholdUnwrapMany(const ThresholdRead
     requests.emplace_back(std::move(*req));
   }
   if (blinded.empty()) return out;
-  std::vector<std::vector<ItemAnswer>> items(nodes.size());
+  std::vector<std::vector<ItemAnswer>> items(nodes.size(), std::vector<ItemAnswer>(blinded.size()));
+  std::vector<std::vector<BatchProof>> batches(nodes.size());
   for (std::size_t n = 0; n < nodes.size(); ++n) {
-    if (!nodes[n].failure) AskNode(nodes[n], t, blinded, items[n]);
+    if (!nodes[n].failure) AskNode(nodes[n], t, blinded, items[n], batches[n]);
   }
   int k = 0;
   auto commitments = AgreedCommitments(nodes, group_point, k);
+  for (std::size_t n = 0; n < nodes.size() && commitments; ++n) {
+    if (!nodes[n].failure) CheckBatches(nodes[n], t, blinded, *commitments, items[n], batches[n]);
+  }
   std::size_t item = 0;
   for (std::size_t p = 0; p < posts.size(); ++p) {
     if (!requests[p]) continue;
@@ -319,6 +368,7 @@ Result<std::vector<Result<SecretBytes>>> ThresholdUnwrapMany(const ThresholdRead
       }
       per_post[n].point = answer.point;
       per_post[n].proof = answer.proof;
+      per_post[n].verified = answer.verified;
     }
     ++item;
     const std::string label = posts.size() == 1 ? "" : "post " + std::to_string(p + 1) + ": ";

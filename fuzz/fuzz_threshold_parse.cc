@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 
 #include "crypto/threshold.h"
 #include "fuzz_check.h"
@@ -60,6 +61,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       const auto status = th::VerifyEvaluation(d, b, z, proof);
       FUZZ_CHECK(!status.ok() || proof.size() == th::kProofLen, "an accepted proof is 64 octets");
       (void)th::NormalizePoint(b);
+      // The same octets as a batch of one, and (selector bit 2) the proof's first 64 octets as
+      // a share signature over the rest.
+      const Bytes bb(b.begin(), b.end());
+      const Bytes zz(z.begin(), z.end());
+      const auto batch =
+          th::VerifyBatch(d, std::span<const Bytes>(&bb, 1), std::span<const Bytes>(&zz, 1), proof);
+      FUZZ_CHECK(!batch.ok() || proof.size() == th::kProofLen, "an accepted batch proof is 64");
+      if ((selector & 4U) != 0 && proof.size() >= th::kProofLen) {
+        (void)th::VerifyShareSignature(d, proof.subspan(th::kProofLen), proof.first(th::kProofLen));
+      }
       break;
     }
   }

@@ -42,6 +42,16 @@ Result<Bytes> GroupKeyRing::SealShare(const std::string& group, int version,
   return crypto::Seal(master_key_, ShareContext(group, version), plain.view());
 }
 
+Result<Bytes> GroupKeyRing::SealRepairState(const std::string& context,
+                                            const SecretBytes& scalar) const {
+  return crypto::Seal(master_key_, context, scalar.view());
+}
+
+Result<SecretBytes> GroupKeyRing::UnsealRepairState(const std::string& context,
+                                                    ByteView sealed) const {
+  return crypto::Unseal(master_key_, context, sealed);
+}
+
 Result<ThresholdShareRecord> GroupKeyRing::ShareFor(const std::string& group,
                                                     const store::GroupKey& row) const {
   if (row.key_type != kThresholdKeyType)

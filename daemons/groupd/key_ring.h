@@ -59,6 +59,11 @@ class GroupKeyRing {
   // D_i (public, and a fixed-base multiplication to make) is kept, per row and sealed bytes.
   Result<ThresholdShareRecord> ShareFor(const std::string& group, const store::GroupKey& row) const;
 
+  // A repair round's key scalar, sealed for the round (`context` names the group, the round and
+  // the party), so a node keeps nothing between the steps of a repair (docs/threshold.md).
+  Result<Bytes> SealRepairState(const std::string& context, const SecretBytes& scalar) const;
+  Result<SecretBytes> UnsealRepairState(const std::string& context, ByteView sealed) const;
+
   Result<crypto::PrivateKey> PrivateKeyFor(const std::string& group, const store::GroupKey& row);
   // Drops the decoded private key and certificate of a destroyed version now.
   void Forget(std::int64_t group_id, int version);

@@ -183,6 +183,23 @@ std::optional<std::string> StringField(const json& j, const char* name) {
   return it->get<std::string>();
 }
 
+// A base64 field that holds a secret (a share), decoded straight into SecretBytes; the JSON
+// string is wiped whether or not it decodes.
+bool SecretField(json& body, const char* name, SecretBytes& out) {
+  auto it = body.find(name);
+  if (it == body.end() || !it->is_string()) return false;
+  auto& text = it->get_ref<std::string&>();
+  const bool ok = Base64Decode(text, out) && !out.empty();
+  crypto::threshold::WipeText(text);
+  return ok;
+}
+
+// The request body of a route that carries a share, wiped once parsed. The server owns the
+// request (a mutable object it lends as const) and reads nothing of it after the handler.
+void WipeRequestBody(const HttpRequest& req) {
+  crypto::threshold::WipeText(const_cast<std::string&>(req.body));  // NOLINT
+}
+
 json KeyStateJson(store::KeyState s) {
   switch (s) {
     case store::KeyState::kActive:
@@ -1007,6 +1024,31 @@ struct GroupService::Handlers {
     return s.RefreshShare(req, call, *t.group);
   }
 
+  static HttpResponse RepairKey(GroupService& s, const HttpRequest& req, Call& call,
+                                const Target& t) {
+    return s.RepairKey(req, call, *t.group);
+  }
+
+  static HttpResponse RepairSplit(GroupService& s, const HttpRequest& req, Call& call,
+                                  const Target& t) {
+    return s.RepairSplit(req, call, *t.group);
+  }
+
+  static HttpResponse RepairSum(GroupService& s, const HttpRequest& req, Call& call,
+                                const Target& t) {
+    return s.RepairSum(req, call, *t.group);
+  }
+
+  static HttpResponse Enroll(GroupService& s, const HttpRequest& req, Call& call,
+                             const Target& /*t*/) {
+    return s.EnrollStart(req, call);
+  }
+
+  static HttpResponse GroupDelete(GroupService& s, const HttpRequest& /*req*/, Call& call,
+                                  const Target& t) {
+    return s.DeleteGroup(call, *t.group);
+  }
+
   static HttpResponse Bulk(GroupService& s, const HttpRequest& req, Call& call, const Target& t) {
     return s.Bulk(req, call, *t.group);
   }
@@ -1447,7 +1489,10 @@ HttpResponse GroupService::CreateGroup(const HttpRequest& req, Call& call) {
   if (!ValidAddress(name))
     return Fail(call, 400, "bad-address", "\"name\" must be the list's email address");
   std::string key_type = StringField(*body, "key_type").value_or("rsa3072");
-  if (key_type == kThresholdKeyType) return CreateThresholdGroup(call, *body, name);
+  if (key_type == kThresholdKeyType) {
+    WipeRequestBody(req);
+    return CreateThresholdGroup(call, *body, name);
+  }
   if (key_type != "rsa3072" && key_type != "p256")
     return Fail(call, 400, "bad-key-type", "\"key_type\" must be rsa3072, p256 or p256-threshold");
   bool csr = body->value("csr", false);
@@ -1563,27 +1608,70 @@ HttpResponse GroupService::NewSecretVersion(Call& call, const store::Group& grou
 
 // ---- threshold groups (docs/threshold.md) ----
 
-HttpResponse GroupService::CreateThresholdGroup(Call& call, const json& body,
-                                                const std::string& name) {
+// The share a threshold creation stores, with the commitments: the dealer's "share", or for a
+// replacement node the one its "enrollment" (a repair round) gives.
+std::optional<HttpResponse> GroupService::ThresholdShareOf(Call& call, json& body,
+                                                           const std::string& name,
+                                                           crypto::threshold::Share& share,
+                                                           std::vector<Bytes>& commitments) {
   namespace th = crypto::threshold;
-  Bytes share_bytes;
   Bytes commitment_bytes;
-  if (!Base64Decode(StringField(body, "share").value_or(""), share_bytes) || share_bytes.empty())
-    return Fail(call, 400, errc::kMalformedRequest, "missing \"share\" (base64)");
   if (!Base64Decode(StringField(body, "commitments").value_or(""), commitment_bytes) ||
       commitment_bytes.empty()) {
     return Fail(call, 400, errc::kMalformedRequest, "missing \"commitments\" (base64)");
   }
-  SecretBytes share_secret(share_bytes);
-  std::fill(share_bytes.begin(), share_bytes.end(), 0);
-  auto share = th::ParseShare(share_secret.view());
-  if (!share.ok()) return Fail(call, 400, "bad-share", share.error().message);
-  auto commitments = th::ParseCommitments(commitment_bytes, share->k);
-  if (!commitments.ok()) return Fail(call, 400, "bad-commitments", commitments.error().message);
+  const auto enrollment = body.find("enrollment");
+  if (enrollment != body.end()) {
+    const bool counts = enrollment->is_object() && enrollment->contains("threshold") &&
+                        (*enrollment)["threshold"].is_number_integer() &&
+                        enrollment->contains("nodes") && (*enrollment)["nodes"].is_number_integer();
+    if (!counts) {
+      return Fail(call, 400, errc::kMalformedRequest,
+                  "\"enrollment\" must be an object with \"threshold\" and \"nodes\"");
+    }
+    const int k = (*enrollment)["threshold"].get<int>();
+    const int n = (*enrollment)["nodes"].get<int>();
+    if (k < 2 || k > n || n > th::kMaxNodes)
+      return Fail(call, 400, errc::kMalformedRequest, "2 <= threshold <= nodes <= 16");
+    if (!body.contains("certificate")) {
+      return Fail(call, 400, errc::kMalformedRequest,
+                  "a replacement node keeps the group certificate: pass \"certificate\"");
+    }
+    auto parsed = th::ParseCommitments(commitment_bytes, k);
+    if (!parsed.ok()) return Fail(call, 400, "bad-commitments", parsed.error().message);
+    commitments = std::move(*parsed);
+    if (auto refusal = EnrolledShare(call, *enrollment, name, k, n, commitments, share))
+      return refusal;
+    if (!th::VerifyShare(share, commitments).ok()) {
+      return Fail(call, 400, "bad-share",
+                  "the repaired share does not match the commitments: a piece was wrong");
+    }
+    return std::nullopt;
+  }
+  SecretBytes share_secret;
+  if (!SecretField(body, "share", share_secret))
+    return Fail(call, 400, errc::kMalformedRequest, "missing \"share\" (base64)");
+  auto parsed_share = th::ParseShare(share_secret.view());
+  if (!parsed_share.ok()) return Fail(call, 400, "bad-share", parsed_share.error().message);
+  share = std::move(*parsed_share);
+  auto parsed = th::ParseCommitments(commitment_bytes, share.k);
+  if (!parsed.ok()) return Fail(call, 400, "bad-commitments", parsed.error().message);
+  commitments = std::move(*parsed);
   // Feldman: the share must lie on the committed polynomial, or this node would answer with a
   // share no proof can match.
-  if (!th::VerifyShare(*share, *commitments).ok())
+  if (!th::VerifyShare(share, commitments).ok())
     return Fail(call, 400, "bad-share", "the share does not match the commitments");
+  return std::nullopt;
+}
+
+HttpResponse GroupService::CreateThresholdGroup(Call& call, json& body, const std::string& name) {
+  namespace th = crypto::threshold;
+  th::Share share_value;
+  std::vector<Bytes> commitment_list;
+  if (auto refusal = ThresholdShareOf(call, body, name, share_value, commitment_list))
+    return *refusal;
+  const th::Share* share = &share_value;
+  const std::vector<Bytes>* commitments = &commitment_list;
   auto found = store_->FindGroup(name);
   if (!found.ok()) return StoreDown(call, found.error());
   if (*found) return Fail(call, 409, errc::kExists, "the group already exists");
@@ -1691,6 +1779,14 @@ HttpResponse GroupService::ThresholdEvaluate(const HttpRequest& req, Call& call,
     return Fail(call, 413, "too-many",
                 "at most " + std::to_string(max_items) + " points in one bulk call");
   }
+  // Bulk proofs: one per point ("each", the default) or one for the whole call ("batch").
+  const auto proof_mode = body->find("proof");
+  if (proof_mode != body->end() &&
+      (!bulk || !proof_mode->is_string() || (*proof_mode != "each" && *proof_mode != "batch"))) {
+    return Fail(call, 400, errc::kMalformedRequest,
+                "\"proof\" (bulk only) must be \"each\" or \"batch\"");
+  }
+  const bool batch = proof_mode != body->end() && *proof_mode == "batch";
   // Every node checks the member itself: no node trusts another's decision.
   Auth auth = AuthenticateMember(*store_, req, call, group);
   if (auth.refusal) return *auth.refusal;
@@ -1739,15 +1835,53 @@ HttpResponse GroupService::ThresholdEvaluate(const HttpRequest& req, Call& call,
   }
   json results = json::array();
   int failures = 0;
-  for (const auto& item : *field) {
-    json one;
-    one["status"] = evaluate(item, one);
-    if (one["status"] != 200) ++failures;
-    results.push_back(std::move(one));
+  if (batch) {
+    auto proof = BatchEvaluate(*field, *record, results, failures);
+    if (!proof.ok()) return Internal(call, "the threshold evaluation failed", proof.error());
+    if (!proof->empty()) answer["proof"] = *proof;
+  } else {
+    for (const auto& item : *field) {
+      json one;
+      one["status"] = evaluate(item, one);
+      if (one["status"] != 200) ++failures;
+      results.push_back(std::move(one));
+    }
   }
   call.result = failures == 0 ? "ok" : "partial:" + std::to_string(failures);
   answer["results"] = std::move(results);
   return Ok(200, answer);
+}
+
+// A bulk call with "proof": "batch": each bad item answered on its own, as in the per-item
+// answer, and every good one with its Z_m only, under one batch proof for all of them (base64;
+// "" when no item was good).
+Result<std::string> GroupService::BatchEvaluate(const json& items,
+                                                const ThresholdShareRecord& record, json& results,
+                                                int& failures) {
+  std::vector<Bytes> valid;
+  std::vector<std::size_t> where;
+  for (const auto& item : items) {
+    Bytes blinded;
+    json one;
+    if (!item.is_string() || !Base64Decode(item.get<std::string>(), blinded)) {
+      one = {{"status", 400},
+             {"error", errc::kMalformedRequest},
+             {"message", "a blinded point is base64 SEC1"}};
+    } else if (auto normal = crypto::threshold::NormalizePoint(blinded); !normal.ok()) {
+      one = {{"status", 400}, {"error", errc::kBadPoint}, {"message", normal.error().message}};
+    } else {
+      where.push_back(results.size());
+      valid.push_back(std::move(blinded));
+    }
+    if (!one.is_null()) ++failures;
+    results.push_back(std::move(one));
+  }
+  if (valid.empty()) return std::string();
+  BL_TRY_ASSIGN(auto batch,
+                crypto::threshold::EvaluateBatch(record.share, record.public_share, valid));
+  for (std::size_t m = 0; m < where.size(); ++m)
+    results[where[m]] = {{"status", 200}, {"result", Base64Encode(batch.points[m])}};
+  return Base64Encode(batch.proof);
 }
 
 // A refresh (docs/threshold.md): d_i' = d_i + delta_i, checked against the new commitments, whose
@@ -1758,6 +1892,7 @@ HttpResponse GroupService::RefreshShare(const HttpRequest& req, Call& call,
   namespace th = crypto::threshold;
   HttpResponse error;
   auto body = ParseBody(req, call, error);
+  WipeRequestBody(req);
   if (!body) return error;
   auto keys = store_->ListGroupKeys(group.id);
   if (!keys.ok()) return StoreDown(call, keys.error());
@@ -1772,15 +1907,13 @@ HttpResponse GroupService::RefreshShare(const HttpRequest& req, Call& call,
   if (!record.ok()) return Internal(call, "the share cannot be opened", record.error());
   Bytes previous;
   Bytes next;
-  Bytes delta_bytes;
+  SecretBytes delta_secret;
+  const bool has_share = SecretField(*body, "share", delta_secret);
   if (!Base64Decode(StringField(*body, "previous").value_or(""), previous) ||
-      !Base64Decode(StringField(*body, "commitments").value_or(""), next) ||
-      !Base64Decode(StringField(*body, "share").value_or(""), delta_bytes)) {
+      !Base64Decode(StringField(*body, "commitments").value_or(""), next) || !has_share) {
     return Fail(call, 400, errc::kMalformedRequest,
                 "\"share\", \"previous\" and \"commitments\" (base64) are required");
   }
-  SecretBytes delta_secret(delta_bytes);
-  std::fill(delta_bytes.begin(), delta_bytes.end(), 0);
   if (previous != th::EncodeCommitments(record->commitments)) {
     return Fail(call, 409, errc::kConflict,
                 "this node's commitments are not the ones the refresh starts from");
@@ -1806,6 +1939,372 @@ HttpResponse GroupService::RefreshShare(const HttpRequest& req, Call& call,
   return Ok(200, {{"key_version", row->version},
                   {"index", fresh->index},
                   {"public_share", Base64Encode(*public_share)}});
+}
+
+// ---- share repair: a new node gets its share from k helpers (docs/threshold.md) ----
+
+namespace {
+
+namespace th = crypto::threshold;
+
+// One repair round as every request of it names it: the round (32 hex digits, chosen by the
+// command), the index j repaired, the helpers' indices (ascending) and the new node's round key.
+// Every sealed message and signature of the round binds all of it.
+struct RepairRound {
+  std::string round;
+  std::uint8_t target = 0;
+  std::vector<std::uint8_t> helpers;
+  Bytes new_key;
+
+  std::string Context(const std::string& group, const std::string& what) const {
+    std::string list;
+    for (std::uint8_t h : helpers) list += (list.empty() ? "" : ",") + std::to_string(h);
+    return "blindlist threshold-repair v1 group=" + group + " round=" + round +
+           " index=" + std::to_string(target) + " helpers=" + list + " new=" + ToHex(new_key) +
+           " " + what;
+  }
+  std::string KeyMessage(const std::string& group, std::uint8_t of, ByteView key) const {
+    return Context(group, "key of=" + std::to_string(of) + " key=" + ToHex(key));
+  }
+};
+
+bool IsLowerHex(const std::string& s) {
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+// The round fields of a repair request; "" if they are fine, else what is wrong.
+std::string ParseRound(const json& body, bool with_new_key, RepairRound& out) {
+  const auto round = body.find("round");
+  if (round == body.end() || !round->is_string() || round->get<std::string>().size() != 32 ||
+      !IsLowerHex(round->get<std::string>())) {
+    return "\"round\" must be 32 lowercase hex digits";
+  }
+  out.round = round->get<std::string>();
+  const auto index = body.find("index");
+  if (index == body.end() || !index->is_number_integer() || index->get<int>() < 1 ||
+      index->get<int>() > th::kMaxNodes) {
+    return "\"index\" (the index repaired) must be a whole number in 1..16; never 0, the key";
+  }
+  out.target = static_cast<std::uint8_t>(index->get<int>());
+  const auto helpers = body.find("helpers");
+  if (helpers == body.end() || !helpers->is_array() || helpers->size() < 2 ||
+      helpers->size() > th::kMaxNodes) {
+    return "\"helpers\" must be an array of 2 to 16 share indices";
+  }
+  for (const auto& h : *helpers) {
+    if (!h.is_number_integer() || h.get<int>() < 1 || h.get<int>() > th::kMaxNodes ||
+        (!out.helpers.empty() && h.get<int>() <= out.helpers.back())) {
+      return "\"helpers\" must be distinct share indices in 1..16, ascending";
+    }
+    out.helpers.push_back(static_cast<std::uint8_t>(h.get<int>()));
+  }
+  if (std::find(out.helpers.begin(), out.helpers.end(), out.target) != out.helpers.end())
+    return "the index repaired cannot be a helper's";
+  if (!with_new_key) return "";
+  Bytes key;
+  if (!Base64Decode(StringField(body, "new_key").value_or(""), key)) return "missing \"new_key\"";
+  auto normal = th::NormalizePoint(key);
+  if (!normal.ok() || *normal != key) return "\"new_key\" must be a compressed P-256 point";
+  out.new_key = std::move(key);
+  return "";
+}
+
+// The helpers' round keys ("keys": [{"index", "key", "signature"}], one per helper), each checked
+// against the signer's D_l from `commitments`: a relay cannot put its own key in a helper's place.
+std::string VerifiedRoundKeys(const json& body, const RepairRound& r, const std::string& group,
+                              const std::vector<Bytes>& commitments,
+                              std::map<std::uint8_t, Bytes>& out) {
+  const auto keys = body.find("keys");
+  if (keys == body.end() || !keys->is_array()) return "missing \"keys\"";
+  for (const auto& item : *keys) {
+    if (!item.is_object() || !item.contains("index") || !item["index"].is_number_integer())
+      return "each of \"keys\" is {\"index\", \"key\", \"signature\"}";
+    const int l = item["index"].get<int>();
+    Bytes key;
+    Bytes signature;
+    if (std::find(r.helpers.begin(), r.helpers.end(), l) == r.helpers.end() ||
+        out.contains(static_cast<std::uint8_t>(l)) ||
+        !Base64Decode(StringField(item, "key").value_or(""), key) ||
+        !Base64Decode(StringField(item, "signature").value_or(""), signature)) {
+      return "\"keys\" must hold one key and signature for each helper";
+    }
+    auto d_l = th::ExpectedPublicShare(commitments, static_cast<std::uint8_t>(l));
+    const std::string message = r.KeyMessage(group, static_cast<std::uint8_t>(l), key);
+    if (!d_l.ok() || !th::VerifyShareSignature(*d_l, AsBytes(message), signature).ok())
+      return "the round key of helper " + std::to_string(l) + " is not signed by its share";
+    out.emplace(static_cast<std::uint8_t>(l), std::move(key));
+  }
+  if (out.size() != r.helpers.size()) return "\"keys\" must hold one key for each helper";
+  return "";
+}
+
+// The sealed messages of a step ("pieces" or "sums": [{"from", FIELD}]), one per helper.
+std::string SealedFromEach(const json& body, const char* list, const char* field,
+                           const RepairRound& r, std::map<std::uint8_t, Bytes>& out) {
+  const auto items = body.find(list);
+  if (items == body.end() || !items->is_array())
+    return std::string("missing \"") + list + "\" (one from each helper)";
+  for (const auto& item : *items) {
+    Bytes sealed;
+    if (!item.is_object() || !item.contains("from") || !item["from"].is_number_integer() ||
+        std::find(r.helpers.begin(), r.helpers.end(), item["from"].get<int>()) == r.helpers.end() ||
+        out.contains(static_cast<std::uint8_t>(item["from"].get<int>())) ||
+        !Base64Decode(StringField(item, field).value_or(""), sealed)) {
+      return std::string("\"") + list + "\" must hold one {\"from\", \"" + field +
+             "\"} from each helper";
+    }
+    out.emplace(static_cast<std::uint8_t>(item["from"].get<int>()), std::move(sealed));
+  }
+  if (out.size() != r.helpers.size())
+    return std::string("\"") + list + "\" must hold one from each helper";
+  return "";
+}
+
+std::string RepairReason(const RepairRound& r) {
+  std::string list;
+  for (std::uint8_t h : r.helpers) list += (list.empty() ? "" : ",") + std::to_string(h);
+  return "round:" + r.round.substr(0, 8) + " index:" + std::to_string(r.target) +
+         " helpers:" + list + " new-key:" + ToHex(crypto::Sha256(r.new_key)).substr(0, 16);
+}
+
+}  // namespace
+
+// What every helper step starts with: the round, this node's active share (it must be one of the
+// helpers, the round within its k and n), and for the later steps its round key from `state`.
+std::optional<HttpResponse> GroupService::RepairHelperSetUp(const json& body, Call& call,
+                                                            const store::Group& group,
+                                                            RepairHelper& out) {
+  auto keys = store_->ListGroupKeys(group.id);
+  if (!keys.ok()) return StoreDown(call, keys.error());
+  const store::GroupKey* row = nullptr;
+  for (const auto& k : *keys) {
+    if (k.key_type == kThresholdKeyType && k.state == store::KeyState::kActive) row = &k;
+  }
+  if (row == nullptr)
+    return Fail(call, 409, "not-threshold-group", "this group has no active threshold key");
+  call.key_version = row->version;
+  auto record = ring_->ShareFor(group.name, *row);
+  if (!record.ok()) return Internal(call, "the share cannot be opened", record.error());
+  out.record = std::move(*record);
+  RepairRound r;
+  if (auto wrong = ParseRound(body, true, r); !wrong.empty())
+    return Fail(call, 400, errc::kMalformedRequest, wrong);
+  call.reason = RepairReason(r);
+  const th::Share& share = out.record.share;
+  if (r.target > share.n || r.helpers.size() < share.k || r.helpers.back() > share.n)
+    return Fail(call, 400, "bad-helpers", "a repair needs k helpers and indices in 1..n");
+  if (std::find(r.helpers.begin(), r.helpers.end(), share.index) == r.helpers.end())
+    return Fail(call, 400, "bad-helpers",
+                "this node (index " + std::to_string(share.index) + ") is not one of the helpers");
+  out.round = r.round;
+  out.target = r.target;
+  out.helpers = r.helpers;
+  out.new_key = r.new_key;
+  return std::nullopt;
+}
+
+// Step 1 at each helper: a fresh round key, signed with this node's share, its scalar sealed
+// under this node's master key for this round only (the node keeps no state between steps).
+HttpResponse GroupService::RepairKey(const HttpRequest& req, Call& call,
+                                     const store::Group& group) {
+  HttpResponse error;
+  auto body = ParseBody(req, call, error);
+  if (!body) return error;
+  RepairHelper h;
+  if (auto refusal = RepairHelperSetUp(*body, call, group, h)) return *refusal;
+  const RepairRound r{h.round, h.target, h.helpers, h.new_key};
+  auto key = th::NewRoundKey();
+  if (!key.ok()) return Internal(call, "round key failed", key.error());
+  const std::uint8_t i = h.record.share.index;
+  auto state =
+      ring_->SealRepairState(r.Context(group.name, "state of=" + std::to_string(i)), key->scalar);
+  const std::string message = r.KeyMessage(group.name, i, key->point);
+  auto signature = th::SignWithShare(h.record.share, h.record.public_share, AsBytes(message));
+  if (!state.ok() || !signature.ok())
+    return Internal(call, "round key failed", !state.ok() ? state.error() : signature.error());
+  return Ok(200, {{"index", i},
+                  {"key", Base64Encode(key->point)},
+                  {"signature", Base64Encode(*signature)},
+                  {"state", Base64Encode(*state)}});
+}
+
+// This helper's round key scalar from the request's "state", checked against its listed key,
+// and every helper's round key verified; "commitments" must be the ones this node holds.
+std::optional<HttpResponse> GroupService::RepairHelperKeys(json& body, Call& call,
+                                                           const store::Group& group,
+                                                           RepairHelper& h) {
+  const RepairRound r{h.round, h.target, h.helpers, h.new_key};
+  if (StringField(body, "commitments").value_or("") !=
+      Base64Encode(th::EncodeCommitments(h.record.commitments))) {
+    return Fail(call, 409, errc::kConflict,
+                "this node's commitments are not the ones the repair starts from");
+  }
+  if (auto wrong = VerifiedRoundKeys(body, r, group.name, h.record.commitments, h.keys);
+      !wrong.empty()) {
+    return Fail(call, 400, "bad-signature", wrong);
+  }
+  const std::uint8_t i = h.record.share.index;
+  Bytes sealed;
+  if (!Base64Decode(StringField(body, "state").value_or(""), sealed))
+    return Fail(call, 400, errc::kMalformedRequest, "missing \"state\" (from the key step)");
+  auto scalar =
+      ring_->UnsealRepairState(r.Context(group.name, "state of=" + std::to_string(i)), sealed);
+  if (!scalar.ok())
+    return Fail(call, 400, "bad-state", "\"state\" is not this node's for this round");
+  auto point = th::PointOfScalar(*scalar);
+  if (!point.ok() || *point != h.keys.at(i))
+    return Fail(call, 400, "bad-state", "\"state\" is not for the round key listed for this node");
+  h.round_scalar = std::move(*scalar);
+  return std::nullopt;
+}
+
+// Step 2 at helper i: lambda_i(j)·d_i in k random pieces, piece l sealed from i to helper l.
+HttpResponse GroupService::RepairSplit(const HttpRequest& req, Call& call,
+                                       const store::Group& group) {
+  HttpResponse error;
+  auto body = ParseBody(req, call, error);
+  if (!body) return error;
+  RepairHelper h;
+  if (auto refusal = RepairHelperSetUp(*body, call, group, h)) return *refusal;
+  if (auto refusal = RepairHelperKeys(*body, call, group, h)) return *refusal;
+  auto pieces = th::RepairPieces(h.record.share, h.helpers, h.target);
+  if (!pieces.ok()) return Fail(call, 400, pieces.error().code, pieces.error().message);
+  RepairRound r{h.round, h.target, h.helpers, h.new_key};
+  const std::uint8_t i = h.record.share.index;
+  json out = json::array();
+  for (std::size_t n = 0; n < h.helpers.size(); ++n) {
+    const std::uint8_t l = h.helpers[n];
+    const std::string context =
+        r.Context(group.name, "piece from=" + std::to_string(i) + " to=" + std::to_string(l));
+    auto sealed = th::SealBetween(h.round_scalar, h.keys.at(l), context, (*pieces)[n].view());
+    if (!sealed.ok()) return Internal(call, "sealing a piece failed", sealed.error());
+    out.push_back({{"to", l}, {"piece", Base64Encode(*sealed)}});
+  }
+  return Ok(200, {{"index", i}, {"pieces", out}});
+}
+
+// Step 3 at helper l: the pieces sent to it, one from each helper, opened and added; the sum
+// sealed from l to the new node's round key.
+HttpResponse GroupService::RepairSum(const HttpRequest& req, Call& call,
+                                     const store::Group& group) {
+  HttpResponse error;
+  auto body = ParseBody(req, call, error);
+  if (!body) return error;
+  RepairHelper h;
+  if (auto refusal = RepairHelperSetUp(*body, call, group, h)) return *refusal;
+  if (auto refusal = RepairHelperKeys(*body, call, group, h)) return *refusal;
+  RepairRound r{h.round, h.target, h.helpers, h.new_key};
+  std::map<std::uint8_t, Bytes> sealed;
+  if (auto wrong = SealedFromEach(*body, "pieces", "piece", r, sealed); !wrong.empty())
+    return Fail(call, 400, errc::kMalformedRequest, wrong);
+  const std::uint8_t l = h.record.share.index;
+  std::vector<SecretBytes> pieces;
+  for (const auto& [from, piece] : sealed) {
+    const std::string context =
+        r.Context(group.name, "piece from=" + std::to_string(from) + " to=" + std::to_string(l));
+    auto opened = th::OpenBetween(h.round_scalar, h.keys.at(from), context, piece);
+    if (!opened.ok()) {
+      return Fail(call, 400, "bad-piece",
+                  "the piece from helper " + std::to_string(from) + " does not verify");
+    }
+    pieces.push_back(std::move(*opened));
+  }
+  auto sum = th::AddScalars(pieces);
+  if (!sum.ok()) return Fail(call, 400, "bad-piece", sum.error().message);
+  auto out = th::SealBetween(h.round_scalar, h.new_key,
+                             r.Context(group.name, "sum from=" + std::to_string(l)), sum->view());
+  if (!out.ok()) return Internal(call, "sealing the sum failed", out.error());
+  return Ok(200, {{"index", l}, {"sum", Base64Encode(*out)}});
+}
+
+// The new node, before it holds the group: a fresh round key for the round, its scalar sealed
+// under this node's master key. A node that holds the group already is refused.
+HttpResponse GroupService::EnrollStart(const HttpRequest& req, Call& call) {
+  HttpResponse error;
+  auto body = ParseBody(req, call, error);
+  if (!body) return error;
+  const std::string name = StringField(*body, "name").value_or("");
+  call.group = name;
+  if (!ValidAddress(name))
+    return Fail(call, 400, "bad-address", "\"name\" must be the list's email address");
+  RepairRound r;
+  if (auto wrong = ParseRound(*body, false, r); !wrong.empty())
+    return Fail(call, 400, errc::kMalformedRequest, wrong);
+  auto found = store_->FindGroup(name);
+  if (!found.ok()) return StoreDown(call, found.error());
+  if (*found) {
+    return Fail(call, 409, errc::kExists,
+                "this node holds the group already: a replacement node must not (delete the "
+                "group here first if it is left from a failed attempt)");
+  }
+  auto key = th::NewRoundKey();
+  if (!key.ok()) return Internal(call, "round key failed", key.error());
+  r.new_key = key->point;
+  call.reason = RepairReason(r);
+  auto state = ring_->SealRepairState(r.Context(name, "state of=new"), key->scalar);
+  if (!state.ok()) return Internal(call, "sealing failed", state.error());
+  return Ok(200, {{"key", Base64Encode(key->point)}, {"state", Base64Encode(*state)}});
+}
+
+// The new node's share from an enrollment (`POST /v1/groups` with "enrollment"): every helper's
+// round key checked against the commitments, every sum opened and added. The caller checks the
+// result against the commitments (Feldman) before storing it.
+std::optional<HttpResponse> GroupService::EnrolledShare(Call& call, json& enrollment,
+                                                        const std::string& name, int k, int n,
+                                                        const std::vector<Bytes>& commitments,
+                                                        th::Share& out) {
+  RepairRound r;
+  if (auto wrong = ParseRound(enrollment, true, r); !wrong.empty())
+    return Fail(call, 400, errc::kMalformedRequest, wrong);
+  call.reason = RepairReason(r);
+  if (r.target > n || static_cast<int>(r.helpers.size()) < k || r.helpers.back() > n)
+    return Fail(call, 400, "bad-helpers", "a repair needs k helpers and indices in 1..n");
+  Bytes sealed_state;
+  if (!Base64Decode(StringField(enrollment, "state").value_or(""), sealed_state))
+    return Fail(call, 400, errc::kMalformedRequest, "missing \"state\" (from the enroll step)");
+  auto scalar = ring_->UnsealRepairState(r.Context(name, "state of=new"), sealed_state);
+  if (!scalar.ok())
+    return Fail(call, 400, "bad-state", "\"state\" is not this node's for this round");
+  auto point = th::PointOfScalar(*scalar);
+  if (!point.ok() || *point != r.new_key)
+    return Fail(call, 400, "bad-state", "\"state\" is not for \"new_key\"");
+  std::map<std::uint8_t, Bytes> keys;
+  if (auto wrong = VerifiedRoundKeys(enrollment, r, name, commitments, keys); !wrong.empty())
+    return Fail(call, 400, "bad-signature", wrong);
+  std::map<std::uint8_t, Bytes> sealed;
+  if (auto wrong = SealedFromEach(enrollment, "sums", "sum", r, sealed); !wrong.empty())
+    return Fail(call, 400, errc::kMalformedRequest, wrong);
+  std::vector<SecretBytes> sums;
+  for (const auto& [from, sum] : sealed) {
+    auto opened = th::OpenBetween(*scalar, keys.at(from),
+                                  r.Context(name, "sum from=" + std::to_string(from)), sum);
+    if (!opened.ok()) {
+      return Fail(call, 400, "bad-piece",
+                  "the sum from helper " + std::to_string(from) + " does not verify");
+    }
+    sums.push_back(std::move(*opened));
+  }
+  auto total = th::AddScalars(sums);
+  if (!total.ok()) return Fail(call, 400, "bad-piece", total.error().message);
+  out = th::Share{r.target, static_cast<std::uint8_t>(k), static_cast<std::uint8_t>(n),
+                  std::move(*total)};
+  return std::nullopt;
+}
+
+// DELETE /v1/groups/G: the group, its keys and shares (sealed rows, overwritten on SQLite by
+// secure_delete), secrets, roster and exploder; its members' certificates are revoked. For the
+// clean-up of a threshold creation that failed midway (docs/threshold.md). The audit stays.
+HttpResponse GroupService::DeleteGroup(Call& call, const store::Group& group) {
+  auto keys = store_->ListGroupKeys(group.id);
+  if (!keys.ok()) return StoreDown(call, keys.error());
+  for (const auto& k : *keys) ring_->Forget(group.id, k.version);
+  Status deleted = store_->DeleteGroup(group.id);
+  if (!deleted.ok() && deleted.error().code == "not-found")
+    return Fail(call, 404, "unknown-group", "no such group");
+  if (!deleted.ok()) return StoreDown(call, deleted.error());
+  call.reason = "keys:" + std::to_string(keys->size());
+  return Ok(200, {{"name", group.name}, {"deleted", true}});
 }
 
 // ---- routing ----
@@ -1840,12 +2339,20 @@ const api::RouteTable<GroupService::RouteHandler>& GroupService::Routes() {
        &H::ThresholdBulk},
       {"POST", "/v1/groups/{group}/threshold/refresh", "threshold-refresh", Access::kAdmin,
        &H::ThresholdRefresh},
+      {"POST", "/v1/groups/{group}/threshold/repair/key", "threshold-repair-key", Access::kAdmin,
+       &H::RepairKey},
+      {"POST", "/v1/groups/{group}/threshold/repair/split", "threshold-repair-split",
+       Access::kAdmin, &H::RepairSplit},
+      {"POST", "/v1/groups/{group}/threshold/repair/sum", "threshold-repair-sum", Access::kAdmin,
+       &H::RepairSum},
+      {"POST", "/v1/threshold/enroll", "threshold-enroll", Access::kAdmin, &H::Enroll},
       {"POST", "/v1/groups/{group}/bulk", "bulk", Access::kMember, &H::Bulk},
       {"GET", "/v1/groups/{group}/secrets", "secrets", Access::kMember, &H::Secrets},
       {"GET", "/v1/groups/{group}/roster", "roster", Access::kExploder, &H::Roster},
       {"GET", "/v1/groups", "group-list", Access::kAdmin, &H::GroupList},
       {"POST", "/v1/groups", "group-create", Access::kAdmin, &H::CreateGroup},
       {"GET", "/v1/groups/{group}", "group-show", Access::kAdmin, &H::GroupShow},
+      {"DELETE", "/v1/groups/{group}", "group-delete", Access::kAdmin, &H::GroupDelete},
       {"POST", "/v1/groups/{group}/rotate", "rotate-key", Access::kAdmin, &H::Rotate},
       {"POST", "/v1/groups/{group}/keys/{version}/destroy", "key-destroy", Access::kAdmin,
        &H::KeyDestroy},

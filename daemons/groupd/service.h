@@ -9,6 +9,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
@@ -100,10 +101,39 @@ class GroupService {
   const store::GroupKey* ThresholdRow(const std::vector<store::GroupKey>& keys,
                                       const nlohmann::json& body, Call& call,
                                       net::HttpResponse& refusal);
+  Result<std::string> BatchEvaluate(const nlohmann::json& items, const ThresholdShareRecord& record,
+                                    nlohmann::json& results, int& failures);
   net::HttpResponse RefreshShare(const net::HttpRequest& req, Call& call,
                                  const store::Group& group);
-  net::HttpResponse CreateThresholdGroup(Call& call, const nlohmann::json& body,
-                                         const std::string& name);
+  net::HttpResponse CreateThresholdGroup(Call& call, nlohmann::json& body, const std::string& name);
+  std::optional<net::HttpResponse> ThresholdShareOf(Call& call, nlohmann::json& body,
+                                                    const std::string& name,
+                                                    crypto::threshold::Share& share,
+                                                    std::vector<Bytes>& commitments);
+  // Share repair (docs/threshold.md, "Node replacement"): the helpers' three steps, the new
+  // node's first step, and its share from the enrollment that `POST /v1/groups` carries.
+  struct RepairHelper {
+    ThresholdShareRecord record;
+    std::string round;
+    std::uint8_t target = 0;
+    std::vector<std::uint8_t> helpers;
+    Bytes new_key;
+    std::map<std::uint8_t, Bytes> keys;  // every helper's verified round key
+    SecretBytes round_scalar;            // this node's, from "state"
+  };
+  std::optional<net::HttpResponse> RepairHelperSetUp(const nlohmann::json& body, Call& call,
+                                                     const store::Group& group, RepairHelper& out);
+  std::optional<net::HttpResponse> RepairHelperKeys(nlohmann::json& body, Call& call,
+                                                    const store::Group& group, RepairHelper& h);
+  net::HttpResponse RepairKey(const net::HttpRequest& req, Call& call, const store::Group& group);
+  net::HttpResponse RepairSplit(const net::HttpRequest& req, Call& call, const store::Group& group);
+  net::HttpResponse RepairSum(const net::HttpRequest& req, Call& call, const store::Group& group);
+  net::HttpResponse EnrollStart(const net::HttpRequest& req, Call& call);
+  std::optional<net::HttpResponse> EnrolledShare(Call& call, nlohmann::json& enrollment,
+                                                 const std::string& name, int k, int n,
+                                                 const std::vector<Bytes>& commitments,
+                                                 crypto::threshold::Share& out);
+  net::HttpResponse DeleteGroup(Call& call, const store::Group& group);
   // Administration
   std::optional<net::HttpResponse> AuthenticateAdmin(const net::HttpRequest& req, Call& call);
   net::HttpResponse CreateGroup(const net::HttpRequest& req, Call& call);

@@ -1,6 +1,11 @@
+// EC_POINTs_mul (a batch proof's multi-scalar multiplication, a third of the cost of as many
+// single ones) is deprecated in OpenSSL 3.0 without a replacement.
+#define OPENSSL_SUPPRESS_DEPRECATED 1
+
 #include "crypto/threshold.h"
 
 #include <openssl/core_names.h>
+#include <openssl/kdf.h>
 #include <openssl/params.h>
 #include <openssl/pem.h>
 #include <openssl/sha.h>
@@ -12,6 +17,7 @@
 
 #include "blindlist/error_codes.h"
 #include "crypto/ossl.h"
+#include "crypto/x509.h"
 
 namespace blindlist::crypto::threshold {
 namespace {
@@ -19,6 +25,12 @@ namespace {
 constexpr std::uint8_t kShareVersion = 1;
 // Domain separation for the DLEQ challenge (the contextString of RFC 9497, our own name).
 constexpr std::string_view kDleqTag = "blindlist-threshold-v1-P256-SHA256-DLEQ";
+// The same for a repair round key's Schnorr signature by a share (another tag: a signature is
+// never a DLEQ proof, nor one the other).
+// A batch proof's composite weights and its DLEQ challenge (never a single point's proof).
+constexpr std::string_view kBatchTag = "blindlist-threshold-v1-P256-SHA256-BATCH";
+constexpr std::string_view kBatchProofTag = "blindlist-threshold-v1-P256-SHA256-DLEQ-BATCH";
+constexpr std::string_view kSignatureTag = "blindlist-threshold-v1-P256-SHA256-REPAIR-SIG";
 
 Error BadPoint(std::string_view what) {
   return MakeError(std::string(errc::kBadPoint), std::string(what));
@@ -131,14 +143,15 @@ Status AddInto(const Curve& c, EC_POINT* acc, const EC_POINT* p) {
 
 // Fiat-Shamir challenge: 64 octets of SHA-256 output (two counter-prefixed blocks) over the
 // length-prefixed tag and points, reduced mod q (bias below 2^-256).
-Result<BnPtr> Challenge(const Curve& c, std::span<const Bytes* const> points) {
+Result<BnPtr> Challenge(const Curve& c, std::span<const Bytes* const> points,
+                        std::string_view tag = kDleqTag) {
   Bytes transcript;
   auto append = [&transcript](ByteView v) {
     transcript.push_back(static_cast<std::uint8_t>(v.size() >> 8));
     transcript.push_back(static_cast<std::uint8_t>(v.size() & 0xff));
     transcript.insert(transcript.end(), v.begin(), v.end());
   };
-  append(AsBytes(kDleqTag));
+  append(AsBytes(tag));
   for (const Bytes* p : points) append(*p);
   constexpr std::size_t kDigest = SHA256_DIGEST_LENGTH;
   std::array<std::uint8_t, 2 * kDigest> wide{};
@@ -194,8 +207,10 @@ Result<BnSecretPtr> EvaluatePolynomial(const Curve& c, const std::vector<BnSecre
   return acc;
 }
 
-Result<BnPtr> LagrangeBn(const Curve& c, std::span<const std::uint8_t> indices,
-                         std::uint8_t index) {
+// lambda_index(x) = prod_{j != index} (j - x) / (j - index) mod q: at x = 0 the coefficient that
+// recovers f(0), at another x the one that gives f(x) (a share repair).
+Result<BnPtr> LagrangeBn(const Curve& c, std::span<const std::uint8_t> indices, std::uint8_t index,
+                         std::uint8_t x = 0) {
   if (index == 0 || index > kMaxNodes) return MakeError("bad-share", "share index out of range");
   if (std::find(indices.begin(), indices.end(), index) == indices.end())
     return MakeError("bad-share", "the index is not in the set");
@@ -209,11 +224,14 @@ Result<BnPtr> LagrangeBn(const Curve& c, std::span<const std::uint8_t> indices,
     if (j == 0 || j > kMaxNodes || std::count(indices.begin(), indices.end(), j) != 1)
       return MakeError("bad-share", "share indices must be distinct and in 1..16");
     if (j == index) continue;
-    // (j - i) mod q, computed from small non-negative words.
+    // (j - x) and (j - i) mod q, computed from small non-negative words.
     BnPtr jb(BN_new());
     BnPtr ib(BN_new());
-    if (!jb || !ib || BN_set_word(jb.get(), j) != 1 || BN_set_word(ib.get(), index) != 1 ||
-        BN_mod_mul(num.get(), num.get(), jb.get(), c.order(), c.ctx.get()) != 1 ||
+    BnPtr xb(BN_new());
+    if (!jb || !ib || !xb || BN_set_word(jb.get(), j) != 1 || BN_set_word(ib.get(), index) != 1 ||
+        BN_set_word(xb.get(), x) != 1 ||
+        BN_mod_sub(term.get(), jb.get(), xb.get(), c.order(), c.ctx.get()) != 1 ||
+        BN_mod_mul(num.get(), num.get(), term.get(), c.order(), c.ctx.get()) != 1 ||
         BN_mod_sub(term.get(), jb.get(), ib.get(), c.order(), c.ctx.get()) != 1 ||
         BN_mod_mul(den.get(), den.get(), term.get(), c.order(), c.ctx.get()) != 1) {
       return OsslError(std::string(errc::kCrypto), "Lagrange coefficient failed");
@@ -581,6 +599,175 @@ Status VerifyEvaluation(ByteView public_share, ByteView blinded, ByteView point,
   return Status::Ok();
 }
 
+// ---- batch proofs (bulk): one DLEQ proof for many points ----
+
+namespace {
+
+// The composite weights of a batch: e_m = the first 16 octets of SHA-256(seed || I2OSP(m, 4)),
+// seed = SHA-256 over the tag, D_i and every (B_m, Z_m) (length-prefixed, compressed), so no
+// weight is known before every answer is fixed. 128-bit weights: a wrong Z_m passes with
+// probability 2^-128.
+Result<std::vector<BnPtr>> CompositeWeights(const Bytes& d_bytes, std::span<const Bytes> b_bytes,
+                                            std::span<const Bytes> z_bytes) {
+  Bytes transcript;
+  auto append = [&transcript](ByteView v) {
+    transcript.push_back(static_cast<std::uint8_t>(v.size() >> 8));
+    transcript.push_back(static_cast<std::uint8_t>(v.size() & 0xff));
+    transcript.insert(transcript.end(), v.begin(), v.end());
+  };
+  append(AsBytes(kBatchTag));
+  append(d_bytes);
+  for (std::size_t m = 0; m < b_bytes.size(); ++m) {
+    append(b_bytes[m]);
+    append(z_bytes[m]);
+  }
+  const Bytes seed = Sha256(transcript);
+  std::vector<BnPtr> out;
+  out.reserve(b_bytes.size());
+  for (std::size_t m = 0; m < b_bytes.size(); ++m) {
+    Bytes input = seed;
+    for (int shift = 24; shift >= 0; shift -= 8)
+      input.push_back(static_cast<std::uint8_t>((m >> static_cast<unsigned>(shift)) & 0xffU));
+    const Bytes digest = Sha256(input);
+    BnPtr e(BN_bin2bn(digest.data(), 16, nullptr));
+    if (!e) return OsslError(std::string(errc::kCrypto), "out of memory");
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+// sum_m weights[m]·points[m] (points affine or not; one multi-scalar multiplication).
+Result<EcPointPtr> Composite(const Curve& c, const std::vector<EcPointPtr>& points,
+                             const std::vector<BnPtr>& weights) {
+  std::vector<const EC_POINT*> p;
+  std::vector<const BIGNUM*> w;
+  for (std::size_t m = 0; m < points.size(); ++m) {
+    p.push_back(points[m].get());
+    w.push_back(weights[m].get());
+  }
+  EcPointPtr out(EC_POINT_new(c.group.get()));
+  if (!out || EC_POINTs_mul(c.group.get(), out.get(), nullptr, p.size(), p.data(), w.data(),
+                            c.ctx.get()) != 1) {
+    return OsslError(std::string(errc::kCrypto), "multi-scalar multiplication failed");
+  }
+  return out;
+}
+
+// The proof c || s that log_G(D) = log_M(Zc), under `tag`.
+Result<Bytes> ProveDleq(const Curve& c, const BIGNUM* d, const Bytes& d_bytes, const EC_POINT* m,
+                        const Bytes& m_bytes, const Bytes& z_bytes, std::string_view tag) {
+  const Bytes& g_bytes = GeneratorCompressed();
+  if (g_bytes.empty()) return OsslError(std::string(errc::kCrypto), "cannot set up P-256");
+  BL_TRY_ASSIGN(BnSecretPtr r, RandomNonzeroScalar(c));
+  BL_TRY_ASSIGN(EcPointPtr t2, Mul(c, r.get(), nullptr));
+  BL_TRY_ASSIGN(EcPointPtr t3, Mul(c, r.get(), m));
+  BL_TRY_ASSIGN(Bytes t2_bytes, PointBytes(c, t2.get()));
+  BL_TRY_ASSIGN(Bytes t3_bytes, PointBytes(c, t3.get()));
+  const std::array<const Bytes*, 6> transcript{&g_bytes, &d_bytes,  &m_bytes,
+                                               &z_bytes, &t2_bytes, &t3_bytes};
+  BL_TRY_ASSIGN(BnPtr ch, Challenge(c, transcript, tag));
+  BnSecretPtr s = NewSecretBn();
+  if (!s || BN_mod_mul(s.get(), ch.get(), d, c.order(), c.ctx.get()) != 1 ||
+      BN_mod_sub(s.get(), r.get(), s.get(), c.order(), c.ctx.get()) != 1) {
+    return OsslError(std::string(errc::kCrypto), "proof response failed");
+  }
+  Bytes out = PublicScalarBytes(ch.get());
+  const Bytes s_bytes = PublicScalarBytes(s.get());
+  out.insert(out.end(), s_bytes.begin(), s_bytes.end());
+  return out;
+}
+
+}  // namespace
+
+Result<BatchEvaluation> EvaluateBatch(const Share& share, ByteView public_share,
+                                      std::span<const Bytes> blinded) {
+  if (public_share.size() != kPointLen) return BadPoint("the public share is not compressed");
+  if (blinded.empty()) return BadPoint("no point to evaluate");
+  BL_TRY_ASSIGN(Curve c, MakeCurve());
+  BL_TRY_ASSIGN(BnSecretPtr d, ScalarBn(c, share.scalar.view(), true, "bad-share"));
+  std::vector<EcPointPtr> b;
+  std::vector<Bytes> b_bytes;
+  BatchEvaluation out;
+  for (const Bytes& one : blinded) {
+    BL_TRY_ASSIGN(EcPointPtr p, ParsePoint(c, one));
+    BL_TRY_ASSIGN(EcPointPtr z, Mul(c, d.get(), p.get()));
+    BL_TRY_ASSIGN(Bytes z_bytes, PointBytes(c, z.get()));
+    if (one.size() == kPointLen) {
+      b_bytes.push_back(one);  // checked on the curve by ParsePoint
+    } else {
+      BL_TRY_ASSIGN(Bytes compressed, PointBytes(c, p.get()));
+      b_bytes.push_back(std::move(compressed));
+    }
+    b.push_back(std::move(p));
+    out.points.push_back(std::move(z_bytes));
+  }
+  const Bytes d_bytes(public_share.begin(), public_share.end());
+  BL_TRY_ASSIGN(std::vector<BnPtr> weights, CompositeWeights(d_bytes, b_bytes, out.points));
+  // The prover's shortcut (RFC 9497's ComputeCompositesFast): Zc = d·M, not sum e_m·Z_m.
+  BL_TRY_ASSIGN(EcPointPtr m, Composite(c, b, weights));
+  BL_TRY_ASSIGN(EcPointPtr zc, Mul(c, d.get(), m.get()));
+  BL_TRY_ASSIGN(Bytes m_bytes, PointBytes(c, m.get()));
+  BL_TRY_ASSIGN(Bytes zc_bytes, PointBytes(c, zc.get()));
+  BL_TRY_ASSIGN(out.proof,
+                ProveDleq(c, d.get(), d_bytes, m.get(), m_bytes, zc_bytes, kBatchProofTag));
+  return out;
+}
+
+Status VerifyBatch(ByteView public_share, std::span<const Bytes> blinded,
+                   std::span<const Bytes> points, ByteView proof) {
+  if (blinded.empty() || blinded.size() != points.size())
+    return MakeError("bad-proof", "a batch needs one answer per point");
+  BL_TRY(CheckProofEncoding(proof));
+  BL_TRY_ASSIGN(Curve c, MakeCurve());
+  BL_TRY_ASSIGN(EcPointPtr dpub, ParsePoint(c, public_share));
+  BL_TRY_ASSIGN(Bytes d_bytes, PointBytes(c, dpub.get()));
+  std::vector<EcPointPtr> b;
+  std::vector<EcPointPtr> z;
+  std::vector<Bytes> b_bytes;
+  std::vector<Bytes> z_bytes;
+  for (std::size_t m = 0; m < blinded.size(); ++m) {
+    BL_TRY_ASSIGN(EcPointPtr bp, ParsePoint(c, blinded[m]));
+    BL_TRY_ASSIGN(EcPointPtr zp, ParsePoint(c, points[m]));
+    BL_TRY_ASSIGN(Bytes bb, PointBytes(c, bp.get()));
+    BL_TRY_ASSIGN(Bytes zb, PointBytes(c, zp.get()));
+    b.push_back(std::move(bp));
+    z.push_back(std::move(zp));
+    b_bytes.push_back(std::move(bb));
+    z_bytes.push_back(std::move(zb));
+  }
+  BL_TRY_ASSIGN(std::vector<BnPtr> weights, CompositeWeights(d_bytes, b_bytes, z_bytes));
+  BL_TRY_ASSIGN(EcPointPtr m, Composite(c, b, weights));
+  BL_TRY_ASSIGN(EcPointPtr zc, Composite(c, z, weights));
+  BL_TRY_ASSIGN(Bytes m_bytes, PointBytes(c, m.get()));
+  BL_TRY_ASSIGN(Bytes zc_bytes, PointBytes(c, zc.get()));
+  BnPtr ch(BN_bin2bn(proof.data(), static_cast<int>(kScalarLen), nullptr));
+  BnPtr s(BN_bin2bn(proof.data() + kScalarLen, static_cast<int>(kScalarLen), nullptr));
+  EcPointPtr t2(EC_POINT_new(c.group.get()));
+  EcPointPtr t3(EC_POINT_new(c.group.get()));
+  EcPointPtr cz(EC_POINT_new(c.group.get()));
+  // t2 = s·G + c·D_i, t3 = s·M + c·Zc
+  if (!ch || !s || !t2 || !t3 || !cz ||
+      EC_POINT_mul(c.group.get(), t2.get(), s.get(), dpub.get(), ch.get(), c.ctx.get()) != 1 ||
+      EC_POINT_mul(c.group.get(), t3.get(), nullptr, m.get(), s.get(), c.ctx.get()) != 1 ||
+      EC_POINT_mul(c.group.get(), cz.get(), nullptr, zc.get(), ch.get(), c.ctx.get()) != 1 ||
+      EC_POINT_add(c.group.get(), t3.get(), t3.get(), cz.get(), c.ctx.get()) != 1) {
+    return OsslError(std::string(errc::kCrypto), "proof verification failed");
+  }
+  if (EC_POINT_is_at_infinity(c.group.get(), t2.get()) == 1 ||
+      EC_POINT_is_at_infinity(c.group.get(), t3.get()) == 1) {
+    return MakeError("bad-proof", "the batch proof does not verify");
+  }
+  BL_TRY_ASSIGN(Bytes t2_bytes, PointBytes(c, t2.get()));
+  BL_TRY_ASSIGN(Bytes t3_bytes, PointBytes(c, t3.get()));
+  const Bytes& g_bytes = GeneratorCompressed();
+  const std::array<const Bytes*, 6> transcript{&g_bytes,  &d_bytes,  &m_bytes,
+                                               &zc_bytes, &t2_bytes, &t3_bytes};
+  BL_TRY_ASSIGN(BnPtr expected, Challenge(c, transcript, kBatchProofTag));
+  if (!ConstantTimeEqual(PublicScalarBytes(expected.get()), proof.first(kScalarLen)))
+    return MakeError("bad-proof", "the batch proof does not verify");
+  return Status::Ok();
+}
+
 Result<Bytes> NormalizePoint(ByteView point) {
   BL_TRY_ASSIGN(Curve c, MakeCurve());
   BL_TRY_ASSIGN(EcPointPtr p, ParsePoint(c, point));
@@ -663,5 +850,169 @@ Result<std::vector<Bytes>> ParseCommitments(ByteView data, int k) {
   }
   return out;
 }
+
+// ---- share repair (docs/threshold.md, "Node replacement") ----
+
+Result<RoundKey> NewRoundKey() {
+  BL_TRY_ASSIGN(Curve c, MakeCurve());
+  BL_TRY_ASSIGN(BnSecretPtr a, RandomNonzeroScalar(c));
+  BL_TRY_ASSIGN(EcPointPtr p, Mul(c, a.get(), nullptr));
+  RoundKey out;
+  out.scalar = ScalarBytes(a.get());
+  BL_TRY_ASSIGN(out.point, PointBytes(c, p.get()));
+  return out;
+}
+
+Result<Bytes> PointOfScalar(const SecretBytes& scalar) {
+  BL_TRY_ASSIGN(Curve c, MakeCurve());
+  BL_TRY_ASSIGN(BnSecretPtr a, ScalarBn(c, scalar.view(), true, "bad-key"));
+  BL_TRY_ASSIGN(EcPointPtr p, Mul(c, a.get(), nullptr));
+  return PointBytes(c, p.get());
+}
+
+// Schnorr over P-256: t random, R = t·G, c = H(G, D_i, R, message), s = t - c·d_i.
+Result<Bytes> SignWithShare(const Share& share, ByteView public_share, ByteView message) {
+  if (public_share.size() != kPointLen) return BadPoint("the public share is not compressed");
+  if (message.size() > 0xffff) return MakeError("bad-signature", "the message is too long");
+  const Bytes& g_bytes = GeneratorCompressed();
+  if (g_bytes.empty()) return OsslError(std::string(errc::kCrypto), "cannot set up P-256");
+  BL_TRY_ASSIGN(Curve c, MakeCurve());
+  BL_TRY_ASSIGN(BnSecretPtr d, ScalarBn(c, share.scalar.view(), true, "bad-share"));
+  BL_TRY_ASSIGN(BnSecretPtr t, RandomNonzeroScalar(c));
+  BL_TRY_ASSIGN(EcPointPtr r, Mul(c, t.get(), nullptr));
+  BL_TRY_ASSIGN(Bytes r_bytes, PointBytes(c, r.get()));
+  const Bytes d_bytes(public_share.begin(), public_share.end());
+  const Bytes m_bytes(message.begin(), message.end());
+  const std::array<const Bytes*, 4> transcript{&g_bytes, &d_bytes, &r_bytes, &m_bytes};
+  BL_TRY_ASSIGN(BnPtr ch, Challenge(c, transcript, kSignatureTag));
+  BnSecretPtr s = NewSecretBn();
+  if (!s || BN_mod_mul(s.get(), ch.get(), d.get(), c.order(), c.ctx.get()) != 1 ||
+      BN_mod_sub(s.get(), t.get(), s.get(), c.order(), c.ctx.get()) != 1) {
+    return OsslError(std::string(errc::kCrypto), "signature failed");
+  }
+  Bytes out = PublicScalarBytes(ch.get());
+  const Bytes s_bytes = PublicScalarBytes(s.get());
+  out.insert(out.end(), s_bytes.begin(), s_bytes.end());
+  return out;
+}
+
+Status VerifyShareSignature(ByteView public_share, ByteView message, ByteView signature) {
+  if (signature.size() != kProofLen || message.size() > 0xffff)
+    return MakeError("bad-signature", "a signature is 64 octets");
+  BL_TRY_ASSIGN(Curve c, MakeCurve());
+  auto ch = ScalarBn(c, signature.first(kScalarLen), false, "bad-signature");
+  auto s = ScalarBn(c, signature.subspan(kScalarLen), false, "bad-signature");
+  if (!ch.ok() || !s.ok()) return MakeError("bad-signature", "the signature is out of range");
+  BL_TRY_ASSIGN(EcPointPtr dpub, ParsePoint(c, public_share));
+  EcPointPtr r(EC_POINT_new(c.group.get()));
+  // R = s·G + c·D_i
+  if (!r || EC_POINT_mul(c.group.get(), r.get(), s->get(), dpub.get(), ch->get(), c.ctx.get()) != 1)
+    return OsslError(std::string(errc::kCrypto), "signature check failed");
+  if (EC_POINT_is_at_infinity(c.group.get(), r.get()) == 1)
+    return MakeError("bad-signature", "the signature does not verify");
+  const Bytes& g_bytes = GeneratorCompressed();
+  BL_TRY_ASSIGN(Bytes d_bytes, PointBytes(c, dpub.get()));
+  BL_TRY_ASSIGN(Bytes r_bytes, PointBytes(c, r.get()));
+  const Bytes m_bytes(message.begin(), message.end());
+  const std::array<const Bytes*, 4> transcript{&g_bytes, &d_bytes, &r_bytes, &m_bytes};
+  BL_TRY_ASSIGN(BnPtr expected, Challenge(c, transcript, kSignatureTag));
+  if (!ConstantTimeEqual(PublicScalarBytes(expected.get()), signature.first(kScalarLen)))
+    return MakeError("bad-signature", "the signature does not verify");
+  return Status::Ok();
+}
+
+Result<std::vector<SecretBytes>> RepairPieces(const Share& share,
+                                              std::span<const std::uint8_t> helpers,
+                                              std::uint8_t target) {
+  if (target == 0 || target > share.n)
+    return MakeError("bad-index", "the index to repair must be in 1..n (never 0: that is the key)");
+  if (helpers.size() < share.k || helpers.size() > kMaxNodes)
+    return MakeError("bad-helpers", "a repair needs at least k helpers");
+  for (std::uint8_t h : helpers) {
+    if (h == target) return MakeError("bad-helpers", "a helper cannot hold the index repaired");
+    if (h == 0 || h > share.n) return MakeError("bad-helpers", "a helper index is out of range");
+  }
+  BL_TRY_ASSIGN(Curve c, MakeCurve());
+  BL_TRY_ASSIGN(BnPtr lambda, LagrangeBn(c, helpers, share.index, target));
+  BL_TRY_ASSIGN(BnSecretPtr d, ScalarBn(c, share.scalar.view(), true, "bad-share"));
+  BnSecretPtr last = NewSecretBn();
+  BnSecretPtr piece = NewSecretBn();
+  if (!last || !piece || BN_mod_mul(last.get(), lambda.get(), d.get(), c.order(), c.ctx.get()) != 1)
+    return OsslError(std::string(errc::kCrypto), "repair term failed");
+  std::vector<SecretBytes> out;
+  for (std::size_t i = 0; i + 1 < helpers.size(); ++i) {
+    if (BN_priv_rand_range(piece.get(), c.order()) != 1 ||
+        BN_mod_sub(last.get(), last.get(), piece.get(), c.order(), c.ctx.get()) != 1) {
+      return OsslError(std::string(errc::kCrypto), "random failed");
+    }
+    out.push_back(ScalarBytes(piece.get()));
+  }
+  out.push_back(ScalarBytes(last.get()));
+  return out;
+}
+
+Result<SecretBytes> AddScalars(std::span<const SecretBytes> scalars) {
+  BL_TRY_ASSIGN(Curve c, MakeCurve());
+  BnSecretPtr acc = NewSecretBn();
+  if (!acc) return OsslError(std::string(errc::kCrypto), "out of memory");
+  BN_zero(acc.get());
+  for (const SecretBytes& s : scalars) {
+    BL_TRY_ASSIGN(BnSecretPtr v, ScalarBn(c, s.view(), false, "bad-piece"));
+    if (BN_mod_add(acc.get(), acc.get(), v.get(), c.order(), c.ctx.get()) != 1)
+      return OsslError(std::string(errc::kCrypto), "sum failed");
+  }
+  return ScalarBytes(acc.get());
+}
+
+namespace {
+
+// The AES-256-GCM key between two round keys: HKDF-SHA256 over x(own·peer), salt empty, info
+// the message's context (which names both ends), so each direction and message has its own key.
+Result<SecretBytes> PairKey(const SecretBytes& own_scalar, ByteView peer_point,
+                            std::string_view context) {
+  BL_TRY_ASSIGN(Curve c, MakeCurve());
+  BL_TRY_ASSIGN(BnSecretPtr a, ScalarBn(c, own_scalar.view(), true, "bad-key"));
+  BL_TRY_ASSIGN(EcPointPtr peer, ParsePoint(c, peer_point));
+  BL_TRY_ASSIGN(EcPointPtr shared, Mul(c, a.get(), peer.get()));
+  BnSecretPtr x = NewSecretBn();
+  if (!x || EC_POINT_get_affine_coordinates(c.group.get(), shared.get(), x.get(), nullptr,
+                                            c.ctx.get()) != 1) {
+    return OsslError(std::string(errc::kCrypto), "ECDH failed");
+  }
+  SecretBytes z = ScalarBytes(x.get());
+  SecretBytes key(32);
+  using KdfPtr = std::unique_ptr<EVP_KDF, OsslDeleter<EVP_KDF_free>>;
+  using KdfCtxPtr = std::unique_ptr<EVP_KDF_CTX, OsslDeleter<EVP_KDF_CTX_free>>;
+  KdfPtr kdf(EVP_KDF_fetch(nullptr, "HKDF", nullptr));
+  KdfCtxPtr kctx(kdf ? EVP_KDF_CTX_new(kdf.get()) : nullptr);
+  std::array<char, 8> digest{"SHA256"};
+  std::string info(context);
+  std::array<OSSL_PARAM, 4> params{
+      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest.data(), 0),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, z.data(), z.size()),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info.data(), info.size()),
+      OSSL_PARAM_construct_end()};
+  if (!kctx || EVP_KDF_derive(kctx.get(), key.data(), key.size(), params.data()) != 1)
+    return OsslError(std::string(errc::kCrypto), "HKDF failed");
+  return key;
+}
+
+}  // namespace
+
+Result<Bytes> SealBetween(const SecretBytes& own_scalar, ByteView peer_point,
+                          std::string_view context, ByteView plaintext) {
+  BL_TRY_ASSIGN(SecretBytes key, PairKey(own_scalar, peer_point, context));
+  return Seal(key, context, plaintext);
+}
+
+Result<SecretBytes> OpenBetween(const SecretBytes& own_scalar, ByteView peer_point,
+                                std::string_view context, ByteView sealed) {
+  BL_TRY_ASSIGN(SecretBytes key, PairKey(own_scalar, peer_point, context));
+  auto plain = Unseal(key, context, sealed);
+  if (!plain.ok()) return MakeError("bad-piece", "the piece does not decrypt for this round");
+  return std::move(*plain);
+}
+
+void WipeText(std::string& text) { OPENSSL_cleanse(text.data(), text.size()); }
 
 }  // namespace blindlist::crypto::threshold

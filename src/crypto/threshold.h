@@ -19,6 +19,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "blindlist/bytes.h"
@@ -104,6 +106,22 @@ Result<Evaluation> Evaluate(const Share& share, ByteView public_share, ByteView 
 // Member side: checks the proof for (D_i, B, Z_i). Errors: "bad-proof", "bad-point".
 Status VerifyEvaluation(ByteView public_share, ByteView blinded, ByteView point, ByteView proof);
 
+// Bulk: Z_m = d_i·B_m for every point, with ONE proof for all of them (the composites of RFC
+// 9497 section 2.2.1: weights e_m from a hash of D_i and every (B_m, Z_m), M = sum e_m·B_m, and a
+// DLEQ proof that log_G(D_i) = log_M(d_i·M)). Per point it costs one scalar multiplication and
+// a share of one multi-scalar multiplication, instead of three. Every point must be on P-256
+// ("bad-point"): the caller answers bad points on their own first.
+struct BatchEvaluation {
+  std::vector<Bytes> points;  // Z_m, compressed, in order
+  Bytes proof;                // kProofLen
+};
+Result<BatchEvaluation> EvaluateBatch(const Share& share, ByteView public_share,
+                                      std::span<const Bytes> blinded);
+// Member side: "bad-proof" unless every Z_m is d_i·B_m (a wrong one passes with probability
+// 2^-128); it does not say which one is wrong.
+Status VerifyBatch(ByteView public_share, std::span<const Bytes> blinded,
+                   std::span<const Bytes> points, ByteView proof);
+
 // A point's compressed form after checking it is on P-256 and not infinity ("bad-point").
 Result<Bytes> NormalizePoint(ByteView point);
 // The same point uncompressed (65 octets).
@@ -118,5 +136,45 @@ Status CheckProofEncoding(ByteView proof);
 // k compressed points, concatenated, each on the curve ("bad-commitments").
 Bytes EncodeCommitments(std::span<const Bytes> commitments);
 Result<std::vector<Bytes>> ParseCommitments(ByteView data, int k);
+
+// ---- share repair: a new node gets f(j) from k helpers (docs/threshold.md, "Node replacement")
+//
+// Each party of a repair round has a fresh round key (a P-256 key pair). A helper's round key is
+// signed with its share (Schnorr, checkable against D_i from the commitments), so a relay cannot
+// put its own key in a helper's place. Messages between two parties are sealed under a key both
+// derive from their round keys (static-static ECDH, HKDF-SHA256, AES-256-GCM; the context,
+// which names the group, the round, the index repaired, the helpers and both ends, is the HKDF
+// info and the AAD): only the two ends read a message, and only they can have made it.
+struct RoundKey {
+  SecretBytes scalar;  // kScalarLen
+  Bytes point;         // compressed
+};
+Result<RoundKey> NewRoundKey();
+// scalar·G, compressed ("bad-key" for a scalar out of range).
+Result<Bytes> PointOfScalar(const SecretBytes& scalar);
+// A Schnorr signature (c || s, kProofLen octets) over `message` (at most 65535 octets) by the
+// holder of `share`, whose D_i is `public_share`.
+Result<Bytes> SignWithShare(const Share& share, ByteView public_share, ByteView message);
+// Errors: "bad-signature", "bad-point".
+Status VerifyShareSignature(ByteView public_share, ByteView message, ByteView signature);
+// lambda_i(target)·d_i, with lambda over the index set `helpers` (which holds share.index),
+// split into helpers.size() uniformly random pieces that sum to it mod q. Errors: "bad-index"
+// (target 0, which would be the key, or above n), "bad-helpers" (fewer than k, the target among
+// them, an index out of range or repeated).
+Result<std::vector<SecretBytes>> RepairPieces(const Share& share,
+                                              std::span<const std::uint8_t> helpers,
+                                              std::uint8_t target);
+// The sum mod q of scalars in [0, q-1] ("bad-piece" for one out of range).
+Result<SecretBytes> AddScalars(std::span<const SecretBytes> scalars);
+// Seals `plaintext` from the holder of `own_scalar` to the holder of `peer_point`'s scalar, and
+// opens it at the other end ("bad-piece": not made for this context by the other end).
+Result<Bytes> SealBetween(const SecretBytes& own_scalar, ByteView peer_point,
+                          std::string_view context, ByteView plaintext);
+Result<SecretBytes> OpenBetween(const SecretBytes& own_scalar, ByteView peer_point,
+                                std::string_view context, ByteView sealed);
+
+// Overwrites a string that held secret text (OPENSSL_cleanse: not optimised away); its length
+// stays.
+void WipeText(std::string& text);
 
 }  // namespace blindlist::crypto::threshold

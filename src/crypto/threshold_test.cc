@@ -285,6 +285,108 @@ TEST(Threshold, NegatedRefreshUndoesIt) {
   }
 }
 
+// A repair (Laing-Stinson): helpers {1, 3} of k = 2, n = 3 give index 2 its share f(2); each
+// helper's pieces sum to lambda_i(2)·d_i, and all pieces together to f(2), never to d.
+TEST(Threshold, RepairGivesTheMissingShare) {
+  for (const std::vector<std::uint8_t>& helpers :
+       {std::vector<std::uint8_t>{1, 3}, std::vector<std::uint8_t>{3, 1}}) {
+    const SecretBytes d = FreshScalar();
+    Dealing dealing = Unwrap(Split(d, 2, 3), "split");
+    std::vector<SecretBytes> all;
+    for (std::uint8_t h : helpers) {
+      auto pieces = Unwrap(RepairPieces(dealing.shares[h - 1], helpers, 2), "pieces");
+      ASSERT_EQ(pieces.size(), helpers.size());
+      for (auto& p : pieces) all.push_back(std::move(p));
+    }
+    const SecretBytes sum = Unwrap(AddScalars(all), "sum");
+    EXPECT_TRUE(sum == dealing.shares[1].scalar);
+    Share repaired{2, 2, 3, sum};
+    EXPECT_TRUE(VerifyShare(repaired, dealing.commitments).ok());
+    // A piece set short of one helper's does not give it.
+    auto one = Unwrap(RepairPieces(dealing.shares[helpers[0] - 1], helpers, 2), "pieces");
+    EXPECT_FALSE(Unwrap(AddScalars(one), "sum") == dealing.shares[1].scalar);
+  }
+  const Dealing dealing = Unwrap(Split(FreshScalar(), 2, 3), "split");
+  const std::vector<std::uint8_t> helpers{1, 2};
+  EXPECT_EQ(ErrorCode(RepairPieces(dealing.shares[0], helpers, 0)), "bad-index");
+  EXPECT_EQ(ErrorCode(RepairPieces(dealing.shares[0], helpers, 4)), "bad-index");
+  EXPECT_EQ(ErrorCode(RepairPieces(dealing.shares[0], helpers, 2)), "bad-helpers");
+  EXPECT_EQ(ErrorCode(RepairPieces(dealing.shares[0], std::vector<std::uint8_t>{1}, 3)),
+            "bad-helpers");
+}
+
+TEST(Threshold, ShareSignaturesBindKeyAndMessage) {
+  const Dealing dealing = Unwrap(Split(FreshScalar(), 2, 3), "split");
+  const Bytes message = ToBytes("round key of index 1");
+  const Bytes sig =
+      Unwrap(SignWithShare(dealing.shares[0], dealing.public_shares[0], message), "sign");
+  EXPECT_TRUE(VerifyShareSignature(dealing.public_shares[0], message, sig).ok());
+  EXPECT_EQ(ErrorCode(VerifyShareSignature(dealing.public_shares[1], message, sig)),
+            "bad-signature");
+  EXPECT_EQ(ErrorCode(VerifyShareSignature(dealing.public_shares[0], ToBytes("another"), sig)),
+            "bad-signature");
+  Bytes flipped = sig;
+  flipped[40] ^= 1;
+  EXPECT_EQ(ErrorCode(VerifyShareSignature(dealing.public_shares[0], message, flipped)),
+            "bad-signature");
+  EXPECT_EQ(ErrorCode(VerifyShareSignature(dealing.public_shares[0], message, Order())),
+            "bad-signature");
+}
+
+TEST(Threshold, SealBetweenRoundKeys) {
+  const RoundKey a = Unwrap(NewRoundKey(), "a");
+  const RoundKey b = Unwrap(NewRoundKey(), "b");
+  const RoundKey m = Unwrap(NewRoundKey(), "mallory");
+  EXPECT_EQ(Unwrap(PointOfScalar(a.scalar), "point"), a.point);
+  const SecretBytes piece = FreshScalar();
+  const Bytes sealed = Unwrap(SealBetween(a.scalar, b.point, "ctx 1->2", piece.view()), "seal");
+  EXPECT_TRUE(Unwrap(OpenBetween(b.scalar, a.point, "ctx 1->2", sealed), "open") == piece);
+  EXPECT_EQ(ErrorCode(OpenBetween(b.scalar, a.point, "ctx 2->1", sealed)), "bad-piece");
+  EXPECT_EQ(ErrorCode(OpenBetween(m.scalar, a.point, "ctx 1->2", sealed)), "bad-piece");
+  // Anyone may seal to b, but not as a: b opens with a's point only what a made.
+  const Bytes forged = Unwrap(SealBetween(m.scalar, b.point, "ctx 1->2", piece.view()), "forge");
+  EXPECT_EQ(ErrorCode(OpenBetween(b.scalar, a.point, "ctx 1->2", forged)), "bad-piece");
+  std::string text = "secret text";
+  WipeText(text);
+  EXPECT_EQ(text, std::string(11, '\0'));
+}
+
+// A batch proof covers every point at once, and any one wrong answer, or any change, breaks it.
+TEST(Threshold, BatchProofsCoverEveryPoint) {
+  const Dealing dealing = Unwrap(Split(FreshScalar(), 2, 3), "split");
+  const Share& share = dealing.shares[1];
+  const Bytes& d = dealing.public_shares[1];
+  std::vector<Bytes> points;
+  for (int i = 0; i < 5; ++i) points.push_back(RandomPoint());
+  points[2] = Unwrap(UncompressedPoint(points[2]), "uncompressed");  // members send these
+  const BatchEvaluation batch = Unwrap(EvaluateBatch(share, d, points), "batch");
+  ASSERT_EQ(batch.points.size(), points.size());
+  EXPECT_TRUE(VerifyBatch(d, points, batch.points, batch.proof).ok());
+  for (std::size_t m = 0; m < points.size(); ++m)
+    EXPECT_EQ(batch.points[m], Unwrap(Evaluate(share, d, points[m]), "single").point);
+  std::vector<Bytes> wrong = batch.points;
+  wrong[3] = Unwrap(Evaluate(dealing.shares[0], points[3]), "other node").point;
+  EXPECT_EQ(ErrorCode(VerifyBatch(d, points, wrong, batch.proof)), "bad-proof");
+  std::vector<Bytes> swapped = batch.points;
+  std::swap(swapped[0], swapped[1]);
+  EXPECT_EQ(ErrorCode(VerifyBatch(d, points, swapped, batch.proof)), "bad-proof");
+  EXPECT_EQ(ErrorCode(VerifyBatch(dealing.public_shares[0], points, batch.points, batch.proof)),
+            "bad-proof");
+  const std::span<const Bytes> fewer(points.data(), 4);
+  EXPECT_EQ(
+      ErrorCode(VerifyBatch(d, fewer, std::span<const Bytes>(batch.points.data(), 4), batch.proof)),
+      "bad-proof");
+  // A single point's proof is not a batch proof of one point, nor the other way round.
+  const Evaluation one = Unwrap(Evaluate(share, d, points[0]), "single");
+  EXPECT_FALSE(
+      VerifyBatch(d, fewer.first(1), std::span<const Bytes>(&one.point, 1), one.proof).ok());
+  const BatchEvaluation solo = Unwrap(EvaluateBatch(share, d, fewer.first(1)), "solo");
+  EXPECT_TRUE(VerifyBatch(d, fewer.first(1), solo.points, solo.proof).ok());
+  EXPECT_FALSE(VerifyEvaluation(d, points[0], solo.points[0], solo.proof).ok());
+  const std::vector<Bytes> bad{points[0], Bytes{0x02, 0xff}};
+  EXPECT_EQ(ErrorCode(EvaluateBatch(share, d, bad)), "bad-point");
+}
+
 TEST(Threshold, KeyScalarRoundTrip) {
   PrivateKey key = Unwrap(PrivateKey::Generate(KeyType::kEcP256), "keygen");
   const SecretBytes d = Unwrap(ScalarOf(key), "scalar");

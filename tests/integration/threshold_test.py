@@ -22,7 +22,8 @@ Checked:
   6. a share refresh keeps the certificate and old posts readable; new shares combine, an old
      share with a new one does not; a refresh from a stale state is refused (409 conflict);
   7. the bulk route answers each point as the single route does (a bad point is that item's
-     400), refuses more points than one bulk call takes and non-members; `open --archive` opens
+     400), with a proof per point or ("proof": "batch") one proof for the call, refuses more
+     points than one bulk call takes and non-members; `open --archive` opens
      an mbox, a Maildir and a single file in one bulk request per node, a lying node (lying in
      its bulk answers) named per post; `--nodes-file` names the nodes, a bad line is refused;
   8. a refresh that fails at the last node (the proxy, which forwards the refresh as a member)
@@ -379,6 +380,20 @@ class Threshold(harness.TestCase):
             self.assertEqual(one.json["commitments"], r.json["commitments"])
             self.assertEqual(one.json["result"], item["result"], "Z = d_i·B is deterministic")
             self.assertEqual(len(base64.b64decode(item["proof"])), 64)
+        # "proof": "batch": the same points, no proof per item, one proof for the call.
+        batch = d.g.post("/v1/groups/%s/threshold/bulk" % g,
+                         {"points": points[:2] + [bad, points[2]], "proof": "batch"}, cert=alice)
+        self.assertEqual(batch.status, 200, batch)
+        self.assertEqual([x["status"] for x in batch.json["results"]], [200, 200, 400, 200])
+        self.assertEqual(batch.json["results"][2]["error"], "bad-point")
+        for mine, theirs in zip(batch.json["results"], r.json["results"]):
+            self.assertEqual(mine.get("result"), theirs.get("result"))
+            self.assertNotIn("proof", mine)
+        self.assertEqual(len(base64.b64decode(batch.json["proof"])), 64)
+        for body, route in (({"points": points, "proof": "all"}, "/bulk"),
+                            ({"blinded": points[0], "proof": "batch"}, "")):
+            self.assertRefused(d.g.post("/v1/groups/%s/threshold%s" % (g, route), body, cert=alice),
+                               400, "malformed-request")
         for body in ({"points": []}, {"blinded": points[0]}, {}):
             self.assertRefused(d.g.post("/v1/groups/%s/threshold/bulk" % g, body, cert=alice), 400,
                                "malformed-request")
@@ -416,6 +431,8 @@ class Threshold(harness.TestCase):
         harness.write(single, posts[4])
         out = d.f("archive-out")
         before = self.liar.lies
+        bulk_calls = [len([a for a in n.audit(GROUP, 10000) if a["operation"] == "threshold-bulk"])
+                      for n in self.nodes]
         p = d.bl(*self.archive_args([self.urls[0], self.liar.url(), self.urls[1]], "--archive", mbox,
                                     "--archive", maildir, "--archive", single, "--out-dir", out),
                  check=False)
@@ -427,6 +444,12 @@ class Threshold(harness.TestCase):
             self.assertIn("post %d: node %s excluded: lied" % (n, self.liar.url()), err)
         for n, text in enumerate(texts, 1):
             self.assertIn(text.encode(), harness.read(os.path.join(out, "%04d.eml" % n)))
+        # The honest nodes' batch proofs verify: one bulk call each. Behind the liar, node 3 is
+        # asked again with a proof per point, which names the posts it lied about (node 1 also
+        # answers the liar twice: it takes node 1's points to lie with).
+        after = [len([a for a in n.audit(GROUP, 10000) if a["operation"] == "threshold-bulk"])
+                 for n in self.nodes]
+        self.assertEqual([a - b for a, b in zip(after, bulk_calls)], [1 + 2, 1, 2])
         # With one honest node and the liar, no post opens; the error says how many failed.
         p = d.bl(*self.archive_args([self.urls[0], self.liar.url()], "--archive", mbox, "--out-dir",
                                     d.f("archive-out-2")), check=False)
