@@ -561,37 +561,53 @@ Result<Evaluation> Evaluate(const Share& share, ByteView public_share, ByteView 
   return out;
 }
 
+// The commitments a Chaum–Pedersen proof (c, s) over D = d·G and Z = d·B stands for:
+// t2 = s·G + c·D and t3 = s·B + c·Z, encoded. The proof is refused (`refusal`) if either is
+// the point at infinity. The caller hashes them into the challenge and compares it with c.
+struct ProofCommitments {
+  Bytes t2;
+  Bytes t3;
+};
+
+Result<ProofCommitments> CommitmentsOf(const Curve& c, ByteView proof, const EC_POINT* dpub,
+                                       const EC_POINT* base, const EC_POINT* answer,
+                                       const char* refusal) {
+  BnPtr ch(BN_bin2bn(proof.data(), static_cast<int>(kScalarLen), nullptr));
+  BnPtr s(BN_bin2bn(proof.data() + kScalarLen, static_cast<int>(kScalarLen), nullptr));
+  EcPointPtr t2(EC_POINT_new(c.group.get()));
+  EcPointPtr t3(EC_POINT_new(c.group.get()));
+  EcPointPtr cz(EC_POINT_new(c.group.get()));
+  if (!ch || !s || !t2 || !t3 || !cz ||
+      EC_POINT_mul(c.group.get(), t2.get(), s.get(), dpub, ch.get(), c.ctx.get()) != 1 ||
+      EC_POINT_mul(c.group.get(), t3.get(), nullptr, base, s.get(), c.ctx.get()) != 1 ||
+      EC_POINT_mul(c.group.get(), cz.get(), nullptr, answer, ch.get(), c.ctx.get()) != 1 ||
+      EC_POINT_add(c.group.get(), t3.get(), t3.get(), cz.get(), c.ctx.get()) != 1) {
+    return OsslError(std::string(errc::kCrypto), "proof verification failed");
+  }
+  if (EC_POINT_is_at_infinity(c.group.get(), t2.get()) == 1 ||
+      EC_POINT_is_at_infinity(c.group.get(), t3.get()) == 1) {
+    return MakeError("bad-proof", refusal);
+  }
+  ProofCommitments out;
+  BL_TRY_ASSIGN(out.t2, PointBytes(c, t2.get()));
+  BL_TRY_ASSIGN(out.t3, PointBytes(c, t3.get()));
+  return out;
+}
+
 Status VerifyEvaluation(ByteView public_share, ByteView blinded, ByteView point, ByteView proof) {
   BL_TRY(CheckProofEncoding(proof));
   BL_TRY_ASSIGN(Curve c, MakeCurve());
   BL_TRY_ASSIGN(EcPointPtr dpub, ParsePoint(c, public_share));
   BL_TRY_ASSIGN(EcPointPtr b, ParsePoint(c, blinded));
   BL_TRY_ASSIGN(EcPointPtr z, ParsePoint(c, point));
-  BnPtr ch(BN_bin2bn(proof.data(), static_cast<int>(kScalarLen), nullptr));
-  BnPtr s(BN_bin2bn(proof.data() + kScalarLen, static_cast<int>(kScalarLen), nullptr));
-  EcPointPtr t2(EC_POINT_new(c.group.get()));
-  EcPointPtr t3(EC_POINT_new(c.group.get()));
-  EcPointPtr cz(EC_POINT_new(c.group.get()));
-  // t2 = s·G + c·D_i, t3 = s·B + c·Z_i
-  if (!ch || !s || !t2 || !t3 || !cz ||
-      EC_POINT_mul(c.group.get(), t2.get(), s.get(), dpub.get(), ch.get(), c.ctx.get()) != 1 ||
-      EC_POINT_mul(c.group.get(), t3.get(), nullptr, b.get(), s.get(), c.ctx.get()) != 1 ||
-      EC_POINT_mul(c.group.get(), cz.get(), nullptr, z.get(), ch.get(), c.ctx.get()) != 1 ||
-      EC_POINT_add(c.group.get(), t3.get(), t3.get(), cz.get(), c.ctx.get()) != 1) {
-    return OsslError(std::string(errc::kCrypto), "proof verification failed");
-  }
-  if (EC_POINT_is_at_infinity(c.group.get(), t2.get()) == 1 ||
-      EC_POINT_is_at_infinity(c.group.get(), t3.get()) == 1) {
-    return MakeError("bad-proof", "the proof does not verify");
-  }
+  BL_TRY_ASSIGN(ProofCommitments t,
+                CommitmentsOf(c, proof, dpub.get(), b.get(), z.get(), "the proof does not verify"));
   BL_TRY_ASSIGN(Bytes g_bytes, GeneratorBytes(c));
   BL_TRY_ASSIGN(Bytes d_bytes, PointBytes(c, dpub.get()));
   BL_TRY_ASSIGN(Bytes b_bytes, PointBytes(c, b.get()));
   BL_TRY_ASSIGN(Bytes z_bytes, PointBytes(c, z.get()));
-  BL_TRY_ASSIGN(Bytes t2_bytes, PointBytes(c, t2.get()));
-  BL_TRY_ASSIGN(Bytes t3_bytes, PointBytes(c, t3.get()));
-  const std::array<const Bytes*, 6> transcript{&g_bytes, &d_bytes,  &b_bytes,
-                                               &z_bytes, &t2_bytes, &t3_bytes};
+  const std::array<const Bytes*, 6> transcript{&g_bytes, &d_bytes, &b_bytes,
+                                               &z_bytes, &t.t2,    &t.t3};
   BL_TRY_ASSIGN(BnPtr expected, Challenge(c, transcript));
   const Bytes expected_bytes = PublicScalarBytes(expected.get());
   if (!ConstantTimeEqual(expected_bytes, proof.first(kScalarLen)))
@@ -740,28 +756,11 @@ Status VerifyBatch(ByteView public_share, std::span<const Bytes> blinded,
   BL_TRY_ASSIGN(EcPointPtr zc, Composite(c, z, weights));
   BL_TRY_ASSIGN(Bytes m_bytes, PointBytes(c, m.get()));
   BL_TRY_ASSIGN(Bytes zc_bytes, PointBytes(c, zc.get()));
-  BnPtr ch(BN_bin2bn(proof.data(), static_cast<int>(kScalarLen), nullptr));
-  BnPtr s(BN_bin2bn(proof.data() + kScalarLen, static_cast<int>(kScalarLen), nullptr));
-  EcPointPtr t2(EC_POINT_new(c.group.get()));
-  EcPointPtr t3(EC_POINT_new(c.group.get()));
-  EcPointPtr cz(EC_POINT_new(c.group.get()));
-  // t2 = s·G + c·D_i, t3 = s·M + c·Zc
-  if (!ch || !s || !t2 || !t3 || !cz ||
-      EC_POINT_mul(c.group.get(), t2.get(), s.get(), dpub.get(), ch.get(), c.ctx.get()) != 1 ||
-      EC_POINT_mul(c.group.get(), t3.get(), nullptr, m.get(), s.get(), c.ctx.get()) != 1 ||
-      EC_POINT_mul(c.group.get(), cz.get(), nullptr, zc.get(), ch.get(), c.ctx.get()) != 1 ||
-      EC_POINT_add(c.group.get(), t3.get(), t3.get(), cz.get(), c.ctx.get()) != 1) {
-    return OsslError(std::string(errc::kCrypto), "proof verification failed");
-  }
-  if (EC_POINT_is_at_infinity(c.group.get(), t2.get()) == 1 ||
-      EC_POINT_is_at_infinity(c.group.get(), t3.get()) == 1) {
-    return MakeError("bad-proof", "the batch proof does not verify");
-  }
-  BL_TRY_ASSIGN(Bytes t2_bytes, PointBytes(c, t2.get()));
-  BL_TRY_ASSIGN(Bytes t3_bytes, PointBytes(c, t3.get()));
+  BL_TRY_ASSIGN(ProofCommitments t, CommitmentsOf(c, proof, dpub.get(), m.get(), zc.get(),
+                                                  "the batch proof does not verify"));
   const Bytes& g_bytes = GeneratorCompressed();
-  const std::array<const Bytes*, 6> transcript{&g_bytes,  &d_bytes,  &m_bytes,
-                                               &zc_bytes, &t2_bytes, &t3_bytes};
+  const std::array<const Bytes*, 6> transcript{&g_bytes,  &d_bytes, &m_bytes,
+                                               &zc_bytes, &t.t2,    &t.t3};
   BL_TRY_ASSIGN(BnPtr expected, Challenge(c, transcript, kBatchProofTag));
   if (!ConstantTimeEqual(PublicScalarBytes(expected.get()), proof.first(kScalarLen)))
     return MakeError("bad-proof", "the batch proof does not verify");
