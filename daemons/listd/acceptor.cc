@@ -11,6 +11,7 @@
 #include "list_headers.h"
 #include "mime/dsn.h"
 #include "mime/smime_shape.h"
+#include "net/smtp_protocol.h"
 #include "obs/log.h"
 #include "owner_alias.h"
 #include "request_reply.h"
@@ -85,7 +86,30 @@ Verdict CheckSender(std::string_view sender) {
                    "the envelope sender contains a line break or another control character");
     }
   }
+  // It goes out again as the sender of owner mail and as the recipient of DSNs: what the SMTP
+  // client refuses to put on the wire (a '>' may end the path early at a lax next hop, even
+  // quoted) would wait in the queue until max_age and reach nobody.
+  // UTF-8 (RFC 6531, which pipe mode may be handed) is checked as if it were letters.
+  std::string shape(sender);
+  for (char& c : shape) {
+    if ((static_cast<unsigned char>(c) & 0x80) != 0) c = 'x';
+  }
+  if (!sender.empty() &&
+      (!net::IsSmtpMailbox(shape) || sender.find_first_of("<>") != std::string_view::npos)) {
+    return Reply(553, "5.1.7",
+                 "the envelope sender is not an address listd can send to (an RFC 5321 mailbox "
+                 "without '<' or '>')");
+  }
   return Reply(250, "2.1.0", "ok");
+}
+
+std::string PipeSender(const std::string& sender) {
+  constexpr std::string_view kNull = "mailer-daemon";
+  if (sender.size() != kNull.size()) return sender;
+  for (std::size_t i = 0; i < sender.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(sender[i])) != kNull[i]) return sender;
+  }
+  return {};
 }
 
 int SysexitOf(const Verdict& v) {
