@@ -120,6 +120,35 @@ int SysexitOf(const Verdict& v) {
   return 65;                                      // EX_DATAERR: the message itself is wrong
 }
 
+namespace {
+
+// RFC 5321 4.5.3.1.6 and RFC 5322 2.1.1: at most 998 octets a line, without its CRLF.
+constexpr std::size_t kMaxLineOctets = 998;
+
+// Whether a line of `message` (CRLF lines, as intake leaves it) is longer than listd may send:
+// what it takes it forwards as it is, and a strict smarthost refuses a longer line ("500 Line
+// too long"), so the message would reach nobody (nor would a DSN quoting its header).
+bool HasOverlongLine(std::string_view message) {
+  std::size_t start = 0;
+  while (start < message.size()) {
+    std::size_t end = message.find('\n', start);
+    if (end == std::string_view::npos) end = message.size();
+    std::size_t len = end - start;
+    if (len > 0 && message[end - 1] == '\r') --len;
+    if (len > kMaxLineOctets) return true;
+    start = end + 1;
+  }
+  return false;
+}
+
+Verdict OverlongLine() {
+  return Reply(554, "5.6.0",
+               "a line of the message is longer than 998 octets (RFC 5322 2.1.1); it could not "
+               "be forwarded");
+}
+
+}  // namespace
+
 PostAcceptor::PostAcceptor(const Config& config, store::ListStore* lists, spool::Spool* spool,
                            net::Metrics* metrics, std::function<void()> on_queued)
     : config_(config),
@@ -231,6 +260,7 @@ Verdict PostAcceptor::AcceptOwnerMail(const store::MailingList& list, const std:
     canonical = CanonicalLineEndings(message);
     message = canonical;
   }
+  if (HasOverlongLine(message)) return OverlongLine();
   const std::string to = store::CanonicalMailbox(alias);
   if (AlreadyExploded(message, ListIdentity{to, "", ""})) {
     return Reply(550, "5.4.6", "mail loop: already forwarded to the owner of " + list.address);
@@ -265,6 +295,7 @@ Verdict PostAcceptor::AcceptPost(const store::MailingList& list, const std::stri
     canonical = CanonicalLineEndings(message);
     message = canonical;
   }
+  if (HasOverlongLine(message)) return OverlongLine();
   // A post this list has already exploded (a member address that forwards back into the
   // list) is a mail loop: refused, never exploded again.
   if (AlreadyExploded(message, ListIdentity{list.address, list.description, list.bounce_address})) {
