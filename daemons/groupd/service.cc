@@ -1276,6 +1276,38 @@ struct GroupService::Handlers {
     return Ok(200, {{"key_version", row->version}, {"pkcs12", Base64Encode(*p12)}});
   }
 
+  // One certificate is never both an exploder's and a member's, in any group: the exploder
+  // (listd) would hold the key that member's per-member copies are wrapped to, and its client
+  // certificate would authenticate as that member (path F). Either reads every post.
+  static std::optional<HttpResponse> ExploderCertificateClash(GroupService& s, Call& call,
+                                                              const std::string& fp,
+                                                              bool for_exploder) {
+    auto groups = s.store_->ListGroups();
+    if (!groups.ok()) return StoreDown(call, groups.error());
+    for (const store::Group& g : *groups) {
+      if (for_exploder) {
+        auto member = s.store_->FindMemberByCertFingerprint(g.id, fp);
+        if (!member.ok()) return StoreDown(call, member.error());
+        if (*member) {
+          return Fail(call, 409, errc::kCertificateInUse,
+                      "a member's registered certificate (in " + g.name +
+                          ") cannot be an exploder's: the exploder would read that member's "
+                          "copies; give the exploder a certificate of its own");
+        }
+        continue;
+      }
+      auto ex = s.store_->FindExploder(g.id);
+      if (!ex.ok()) return StoreDown(call, ex.error());
+      if (*ex && (*ex)->cert_fingerprint == fp) {
+        return Fail(call, 409, errc::kCertificateInUse,
+                    "this is the exploder's certificate (of " + g.name +
+                        "): the exploder would read this member's copies; a member registers a "
+                        "certificate of its own");
+      }
+    }
+    return std::nullopt;
+  }
+
   static std::optional<HttpResponse> CertificateInUse(Call& call, const Status& st) {
     if (st.ok() || st.error().code != errc::kCertificateInUse) return std::nullopt;
     return Fail(call, 409, errc::kCertificateInUse,
@@ -1297,6 +1329,7 @@ struct GroupService::Handlers {
       if (!cert.ok()) return Fail(call, 400, "malformed-certificate", cert.error().message);
       m.certificate_der = cert->Der();
       m.cert_fingerprint = Fingerprint(m.certificate_der);
+      if (auto clash = ExploderCertificateClash(s, call, m.cert_fingerprint, false)) return *clash;
     }
     std::string member_token;
     if (body->value("token", false)) {
@@ -1351,6 +1384,7 @@ struct GroupService::Handlers {
     auto cert = crypto::Certificate::Load(AsBytes(*pem));
     if (!cert.ok()) return Fail(call, 400, "malformed-certificate", cert.error().message);
     const std::string fp = Fingerprint(cert->Der());
+    if (auto clash = ExploderCertificateClash(s, call, fp, false)) return *clash;
     Status st = s.store_->SetMemberCertificate(t.group->id, address, cert->Der(), fp);
     if (!st.ok() && st.error().code == errc::kNotFound)
       return Fail(call, 404, "not-a-member", "no such member");
@@ -1399,6 +1433,7 @@ struct GroupService::Handlers {
     auto cert = crypto::Certificate::Load(AsBytes(*pem));
     if (!cert.ok()) return Fail(call, 400, "malformed-certificate", cert.error().message);
     store::Exploder ex{t.group->id, cert->Der(), Fingerprint(cert->Der())};
+    if (auto clash = ExploderCertificateClash(s, call, ex.cert_fingerprint, true)) return *clash;
     Status st = s.store_->SetExploder(ex);
     if (!st.ok()) return StoreDown(call, st.error());
     return Ok(200, {{"exploder", ex.cert_fingerprint}});

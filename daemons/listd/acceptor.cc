@@ -11,6 +11,7 @@
 #include "list_headers.h"
 #include "mime/dsn.h"
 #include "mime/smime_shape.h"
+#include "net/smtp_protocol.h"
 #include "obs/log.h"
 #include "owner_alias.h"
 #include "request_reply.h"
@@ -85,7 +86,30 @@ Verdict CheckSender(std::string_view sender) {
                    "the envelope sender contains a line break or another control character");
     }
   }
+  // It goes out again as the sender of owner mail and as the recipient of DSNs: what the SMTP
+  // client refuses to put on the wire (a '>' may end the path early at a lax next hop, even
+  // quoted) would wait in the queue until max_age and reach nobody.
+  // UTF-8 (RFC 6531, which pipe mode may be handed) is checked as if it were letters.
+  std::string shape(sender);
+  for (char& c : shape) {
+    if ((static_cast<unsigned char>(c) & 0x80) != 0) c = 'x';
+  }
+  if (!sender.empty() &&
+      (!net::IsSmtpMailbox(shape) || sender.find_first_of("<>") != std::string_view::npos)) {
+    return Reply(553, "5.1.7",
+                 "the envelope sender is not an address listd can send to (an RFC 5321 mailbox "
+                 "without '<' or '>')");
+  }
   return Reply(250, "2.1.0", "ok");
+}
+
+std::string PipeSender(const std::string& sender) {
+  constexpr std::string_view kNull = "mailer-daemon";
+  if (sender.size() != kNull.size()) return sender;
+  for (std::size_t i = 0; i < sender.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(sender[i])) != kNull[i]) return sender;
+  }
+  return {};
 }
 
 int SysexitOf(const Verdict& v) {
@@ -95,6 +119,35 @@ int SysexitOf(const Verdict& v) {
   if (v.enhanced.starts_with("5.7.")) return 77;  // EX_NOPERM: the list's policy refuses it
   return 65;                                      // EX_DATAERR: the message itself is wrong
 }
+
+namespace {
+
+// RFC 5321 4.5.3.1.6 and RFC 5322 2.1.1: at most 998 octets a line, without its CRLF.
+constexpr std::size_t kMaxLineOctets = 998;
+
+// Whether a line of `message` (CRLF lines, as intake leaves it) is longer than listd may send:
+// what it takes it forwards as it is, and a strict smarthost refuses a longer line ("500 Line
+// too long"), so the message would reach nobody (nor would a DSN quoting its header).
+bool HasOverlongLine(std::string_view message) {
+  std::size_t start = 0;
+  while (start < message.size()) {
+    std::size_t end = message.find('\n', start);
+    if (end == std::string_view::npos) end = message.size();
+    std::size_t len = end - start;
+    if (len > 0 && message[end - 1] == '\r') --len;
+    if (len > kMaxLineOctets) return true;
+    start = end + 1;
+  }
+  return false;
+}
+
+Verdict OverlongLine() {
+  return Reply(554, "5.6.0",
+               "a line of the message is longer than 998 octets (RFC 5322 2.1.1); it could not "
+               "be forwarded");
+}
+
+}  // namespace
 
 PostAcceptor::PostAcceptor(const Config& config, store::ListStore* lists, spool::Spool* spool,
                            net::Metrics* metrics, std::function<void()> on_queued)
@@ -207,6 +260,7 @@ Verdict PostAcceptor::AcceptOwnerMail(const store::MailingList& list, const std:
     canonical = CanonicalLineEndings(message);
     message = canonical;
   }
+  if (HasOverlongLine(message)) return OverlongLine();
   const std::string to = store::CanonicalMailbox(alias);
   if (AlreadyExploded(message, ListIdentity{to, "", ""})) {
     return Reply(550, "5.4.6", "mail loop: already forwarded to the owner of " + list.address);
@@ -241,6 +295,7 @@ Verdict PostAcceptor::AcceptPost(const store::MailingList& list, const std::stri
     canonical = CanonicalLineEndings(message);
     message = canonical;
   }
+  if (HasOverlongLine(message)) return OverlongLine();
   // A post this list has already exploded (a member address that forwards back into the
   // list) is a mail loop: refused, never exploded again.
   if (AlreadyExploded(message, ListIdentity{list.address, list.description, list.bounce_address})) {

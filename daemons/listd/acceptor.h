@@ -33,8 +33,14 @@ struct Verdict {
 int SysexitOf(const Verdict& v);
 
 // 553 5.1.7 for an envelope sender no queue file may hold (CR, LF, NUL or another control
-// character, or longer than the spool allows); 250 otherwise.
+// character, or longer than the spool allows), or that listd could never send to or from again
+// (not an RFC 5321 mailbox, or a '<' or '>' even inside quotes); 250 otherwise. "" is the null
+// sender.
 Verdict CheckSender(std::string_view sender);
+
+// pipe(8) passes the null sender as "MAILER-DAEMON" (its null_sender default): "" for that,
+// the sender otherwise.
+std::string PipeSender(const std::string& sender);
 
 class PostAcceptor {
  public:

@@ -111,6 +111,12 @@ Result<Config> LoadConfig(const std::string& path) {
     return Bad(path, "[spool] held_notices_per_hour must be 0 to 10000");
   }
   c.held_notices_per_hour = static_cast<int>(held_notices);
+  BL_TRY_ASSIGN(c.held_max_posts, file.Int("spool", "held_max_posts", c.held_max_posts));
+  if (c.held_max_posts < 0 || c.held_max_posts > 1'000'000) {
+    return Bad(path, "[spool] held_max_posts must be 0 to 1000000");
+  }
+  BL_TRY_ASSIGN(c.held_max_bytes, file.Int("spool", "held_max_bytes", c.held_max_bytes));
+  if (c.held_max_bytes < 0) return Bad(path, "[spool] held_max_bytes must be 0 or more");
   BL_TRY_ASSIGN(c.log_level, file.String("log", "level", c.log_level));
   if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warning" &&
       c.log_level != "error") {

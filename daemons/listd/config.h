@@ -74,6 +74,10 @@ struct Config {
   // At most this many "post held" mails to one list's owner an hour; past it the post is only
   // logged (it is still held and listed).
   int held_notices_per_hour = 10;
+  // What held/ may hold for one list (anyone may mail a members-only list): past either bound a
+  // non-member's post is deleted, not held (it was answered 250 like any other).
+  std::int64_t held_max_posts = 1000;                     // [spool] held_max_posts
+  std::int64_t held_max_bytes = std::int64_t{100} << 20;  // [spool] held_max_bytes
   DeliveryConfig delivery;
   GroupdConfig groupd;
   RequestConfig request;

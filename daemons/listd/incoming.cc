@@ -289,7 +289,25 @@ Status IncomingProcessor::Hold(const spool::IncomingPost& post, const store::Mai
 
 Status IncomingProcessor::HoldForOwner(const spool::IncomingPost& post,
                                        const store::MailingList& list) {
+  // Anyone may mail a members-only list, and every such post was answered 250: held/ is bounded
+  // per list, or a stranger fills the spool's disk (and members' posts then get 452).
+  HeldTally& tally = held_tally_[post.list];
+  const auto bytes = static_cast<std::int64_t>(post.message.size());
+  if (tally.posts + 1 > config_.held_max_posts || tally.bytes + bytes > config_.held_max_bytes) {
+    net::Log(net::LogLevel::kWarning,
+             "post from a non-member deleted, not held: held/ is full for this list",
+             {{"id", post.id},
+              {"list", list.address},
+              {"sender", post.sender},
+              {"bytes", std::to_string(bytes)},
+              {"held_posts", std::to_string(tally.posts)},
+              {"held_bytes", std::to_string(tally.bytes)}});
+    if (metrics_ != nullptr) metrics_->Increment("listd_held_full_deleted_total", {});
+    return spool_->Remove(post.id);
+  }
   BL_TRY(spool_->Hold(post.id));
+  ++tally.posts;
+  tally.bytes += bytes;
   net::Log(net::LogLevel::kWarning, "post held for the owner: the sender is not an enabled member",
            {{"id", post.id}, {"list", list.address}, {"sender", post.sender}});
   if (metrics_ != nullptr) metrics_->Increment("listd_posts_from_non_members_total", {});
@@ -353,8 +371,14 @@ void IncomingProcessor::ExpireHeld(std::int64_t now) {
     return;
   }
   const std::int64_t max_age = std::int64_t{config_.held_days} * 86400;
+  held_tally_.clear();
   for (const spool::HeldPost& h : *held) {
-    if (now - h.received_at <= max_age) continue;
+    if (now - h.received_at <= max_age) {
+      HeldTally& tally = held_tally_[h.list];
+      ++tally.posts;
+      tally.bytes += static_cast<std::int64_t>(h.size);
+      continue;
+    }
     Status st = spool_->Discard(h.id);
     net::Log(st.ok() ? net::LogLevel::kInfo : net::LogLevel::kWarning,
              st.ok() ? "held post deleted: older than [spool] held_days" : "held post not deleted",

@@ -119,6 +119,13 @@ class IncomingProcessor {
     int sent = 0;
   };
   std::map<std::string, NoticeWindow> held_notices_;  // list address -> this hour's notices
+  struct HeldTally {
+    std::int64_t posts = 0;
+    std::int64_t bytes = 0;
+  };
+  // What held/ holds per list: counted by ExpireHeld's scan, added to by HoldForOwner (a
+  // release or discard by the command is seen at the next scan).
+  std::map<std::string, HeldTally> held_tally_;
 };
 
 }  // namespace blindlist::listd

@@ -91,7 +91,8 @@ class RunnerSignal {
 
 std::int64_t Now() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
-int RunPipe(const listd::Config& config, const std::string& list, const std::string& sender) {
+int RunPipe(const listd::Config& config, const std::string& list, const std::string& pipe_sender) {
+  const std::string sender = listd::PipeSender(pipe_sender);
   // A sender no queue file can hold is permanent, whatever else is wrong (65, EX_DATAERR).
   if (listd::Verdict bad = listd::CheckSender(sender); !bad.ok()) {
     std::fprintf(stderr, "blindlist-listd: %d %s %s\n", bad.code, bad.enhanced.c_str(),

@@ -457,4 +457,6 @@ void DotStuffer::Finish(std::string& out) {
   *this = DotStuffer();
 }
 
+bool IsSmtpMailbox(std::string_view address) { return IsMailbox(address, false); }
+
 }  // namespace blindlist::net

@@ -57,6 +57,11 @@ inline constexpr std::size_t kMaxSmtpPathBytes = 256;
 // are 555 5.5.4 since we advertise no extension that defines them.
 Result<SmtpCommand> ParseCommand(std::string_view line);
 
+// Whether `address` is a mailbox as an RFC 5321 path carries it (local part possibly quoted,
+// printable ASCII, no unquoted specials, one "@" outside quotes, a domain): what ParseCommand
+// accepts inside MAIL FROM:<...>.
+bool IsSmtpMailbox(std::string_view address);
+
 // The reply carried by a ParseCommand error (500 5.5.2 if it carries none).
 SmtpReply ReplyForError(const Error& error);
 
