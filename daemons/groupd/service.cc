@@ -820,8 +820,11 @@ HttpResponse GroupService::RewrapMembers(const HttpRequest& req, Call& call,
   const double cost = 1 + std::ceil(static_cast<double>(names->size()) / kMembersPerUnit);
   if (auto limited = Charge(call, cost)) return *limited;
 
-  // Membership as it is now: one read of the roster, no cache.
-  auto roster = store_->ListMembers(group.id);
+  // Membership as it is now: the named addresses read from the roster, no cache.
+  std::vector<std::string> asked;
+  asked.reserve(names->size());
+  for (const auto& n : *names) asked.push_back(n.get<std::string>());
+  auto roster = store_->FindMembers(group.id, asked);
   if (!roster.ok()) return StoreDown(call, roster.error());
   std::map<std::string, const store::Member*> current;
   for (const auto& m : *roster) current.emplace(store::CanonicalMailbox(m.address), &m);
@@ -854,12 +857,15 @@ HttpResponse GroupService::RewrapMembers(const HttpRequest& req, Call& call,
   const crypto::RsaPadding padding = StringField(*body, "rsa_padding").value_or("oaep") == "pkcs1"
                                          ? crypto::RsaPadding::kPkcs1v15
                                          : crypto::RsaPadding::kOaepSha256;
+  // One ephemeral key per curve for this request's P-256 and P-384 members (every member gets
+  // the same post): crypto::CekWrapper, and docs/api.md for why that is sound.
+  crypto::CekWrapper wrapper(std::get<SecretBytes>(cek), padding);
   json out = json::array();
   std::size_t wrapped_count = 0;
   for (MemberTarget& t : targets) {
     json entry = {{"address", t.address}, {"status", t.status}};
     if (t.certificate) {
-      auto wrapped = crypto::WrapCek(std::get<SecretBytes>(cek), *t.certificate, padding);
+      auto wrapped = wrapper.Wrap(*t.certificate);
       if (!wrapped.ok()) {
         // Checked above (CheckWrapTarget): this is ours, not the caller's.
         return Internal(call, "the re-wrap failed on the server", wrapped.error());

@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <cctype>
 #include <ctime>
+#include <set>
 #include <string>
 #include <type_traits>
 #include <utility>
 
 #include "blindlist/error_codes.h"
+#include "store/list_store.h"
 #include "store/migrations/migrations.h"
 
 namespace blindlist::store {
@@ -96,6 +98,36 @@ Member ToMember(const Row& r) {
                 .cert_fingerprint = AsText(r[3]),
                 .token_hash = AsBlob(r[4]),
                 .created_at = AsInt(r[5])};
+}
+
+// Store::FindMembers: addresses per query, and the statement for `n` of them. The number of
+// placeholders is rounded up to a power of two (the last address repeated), so a connection
+// prepares at most a handful of these statements whatever the callers ask for.
+constexpr std::size_t kFindMembersChunk = 512;
+
+std::size_t FindMembersSlots(std::size_t n) {
+  std::size_t slots = 1;
+  while (slots < n) slots *= 2;
+  return slots;
+}
+
+std::string MembersByAddressSql(std::size_t n) {
+  std::string sql = "SELECT " + std::string(kMemberColumns) +
+                    " FROM members WHERE group_id = $1 AND lower(address) IN (";
+  const std::size_t slots = FindMembersSlots(n);
+  for (std::size_t i = 0; i < slots; ++i) {
+    if (i != 0) sql += ", ";
+    sql += "lower($" + std::to_string(i + 2) + ")";
+  }
+  return sql + ")";
+}
+
+sql::Params MembersByAddressParams(std::int64_t group_id, const std::vector<std::string>& chunk) {
+  sql::Params params{group_id};
+  const std::size_t slots = FindMembersSlots(chunk.size());
+  params.reserve(slots + 1);
+  for (std::size_t i = 0; i < slots; ++i) params.emplace_back(chunk[std::min(i, chunk.size() - 1)]);
+  return params;
 }
 
 constexpr std::string_view kAuditColumns =
@@ -475,6 +507,35 @@ class SqlStore final : public Store {
                   {group_id}),
           ToMember);
     });
+  }
+
+  Result<std::vector<Member>> FindMembers(std::int64_t group_id,
+                                          const std::vector<std::string>& addresses) override {
+    std::set<std::string> wanted;
+    for (const auto& a : addresses) wanted.insert(CanonicalMailbox(a));
+    std::vector<Member> found;
+    std::vector<std::string> chunk;
+    auto flush = [&]() -> Status {
+      if (chunk.empty()) return Status::Ok();
+      BL_TRY_ASSIGN(std::vector<Member> rows, Read([&](sql::Connection& c) {
+                      return Map<Member>(c.Query(MembersByAddressSql(chunk.size()),
+                                                 MembersByAddressParams(group_id, chunk)),
+                                         ToMember);
+                    }));
+      chunk.clear();
+      // lower() folds the local part too (and, on PostgreSQL, more than ASCII): keep only the
+      // rows whose address is one of those asked for, its domain's case aside.
+      for (auto& m : rows) {
+        if (wanted.contains(CanonicalMailbox(m.address))) found.push_back(std::move(m));
+      }
+      return Status::Ok();
+    };
+    for (const auto& a : wanted) {
+      chunk.push_back(a);
+      if (chunk.size() == kFindMembersChunk) BL_TRY(flush());
+    }
+    BL_TRY(flush());
+    return found;
   }
 
   Status SetExploder(const Exploder& exploder) override {
