@@ -744,12 +744,14 @@ Result<Bytes> WrapCekRsa(const SecretBytes& cek, const Certificate& cert, RsaPad
         EVP_PKEY_CTX_set_rsa_mgf1_md(ctx.get(), EVP_sha256()) != 1) {
       return OsslError("crypto", "RSA-OAEP setup failed");
     }
-    alg = OaepSha256AlgorithmId();
+    static const Bytes kOaep = OaepSha256AlgorithmId();  // the same for every recipient
+    alg = kOaep;
   } else {
     if (EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) != 1) {
       return OsslError("crypto", "RSA setup failed");
     }
-    alg = EncodeAlgorithmId(oid::kRsaEncryption, der::EncodeNull());
+    static const Bytes kPkcs1 = EncodeAlgorithmId(oid::kRsaEncryption, der::EncodeNull());
+    alg = kPkcs1;
   }
   std::size_t len = 0;
   if (EVP_PKEY_encrypt(ctx.get(), nullptr, &len, cek.data(), cek.size()) != 1) {

@@ -100,6 +100,25 @@ Member ToMember(const Row& r) {
                 .created_at = AsInt(r[5])};
 }
 
+// Audit records: the columns of one, and an INSERT of `rows` of them ($1 ... $8 for the first).
+constexpr std::size_t kAuditInsertColumns = 8;
+constexpr std::size_t kAuditRowsPerInsert = 32;
+
+std::string AuditInsertSql(std::size_t rows) {
+  std::string sql =
+      "INSERT INTO audit_log (occurred_at, daemon, caller, group_name, key_version, operation, "
+      "result, reason) VALUES ";
+  for (std::size_t r = 0; r < rows; ++r) {
+    sql += r == 0 ? "(" : ", (";
+    for (std::size_t c = 0; c < kAuditInsertColumns; ++c) {
+      if (c != 0) sql += ", ";
+      sql += "$" + std::to_string(r * kAuditInsertColumns + c + 1);
+    }
+    sql += ")";
+  }
+  return sql;
+}
+
 // Store::FindMembers: addresses per query, and the statement for `n` of them. The number of
 // placeholders is rounded up to a power of two (the last address repeated), so a connection
 // prepares at most a handful of these statements whatever the callers ask for.
@@ -604,7 +623,17 @@ class SqlStore final : public Store {
   Status AppendAuditBatch(const std::vector<AuditRecord>& records) override {
     if (records.empty()) return Status::Ok();
     return ToStatus(Write([&](sql::Connection& c) -> Result<std::monostate> {
-      for (const auto& record : records) BL_TRY(InsertAudit(c, record));
+      // kAuditRowsPerInsert rows per INSERT (one statement, prepared once), the rest one each.
+      std::size_t i = 0;
+      for (; i + kAuditRowsPerInsert <= records.size(); i += kAuditRowsPerInsert) {
+        static const std::string kInsertMany = AuditInsertSql(kAuditRowsPerInsert);
+        sql::Params params;
+        params.reserve(kAuditRowsPerInsert * kAuditInsertColumns);
+        for (std::size_t j = i; j < i + kAuditRowsPerInsert; ++j)
+          AddAuditParams(params, records[j]);
+        BL_TRY(c.Exec(kInsertMany, params));
+      }
+      for (; i < records.size(); ++i) BL_TRY(InsertAudit(c, records[i]));
       return std::monostate{};
     }));
   }
@@ -711,16 +740,26 @@ class SqlStore final : public Store {
                     std::to_string(version));
   }
 
-  static Status InsertAudit(sql::Connection& c, const AuditRecord& record) {
+  static void AddAuditParams(sql::Params& params, const AuditRecord& record) {
     // Free text from callers is made storable rather than refused: an audit
     // record must never be lost to a stray byte.
     const auto field = [](const std::string& s) { return sql::SanitizeText(s, kAuditFieldChars); };
-    BL_TRY(
-        c.Exec("INSERT INTO audit_log (occurred_at, daemon, caller, group_name, key_version, "
-               "operation, result, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-               {record.time != 0 ? record.time : Now(), field(record.daemon), field(record.caller),
-                field(record.group), std::int64_t{record.key_version}, field(record.operation),
-                field(record.result), sql::SanitizeText(record.reason, kReasonChars)}));
+    params.emplace_back(record.time != 0 ? record.time : Now());
+    params.emplace_back(field(record.daemon));
+    params.emplace_back(field(record.caller));
+    params.emplace_back(field(record.group));
+    params.emplace_back(std::int64_t{record.key_version});
+    params.emplace_back(field(record.operation));
+    params.emplace_back(field(record.result));
+    params.emplace_back(sql::SanitizeText(record.reason, kReasonChars));
+  }
+
+  static Status InsertAudit(sql::Connection& c, const AuditRecord& record) {
+    static const std::string kInsertOne = AuditInsertSql(1);
+    sql::Params params;
+    params.reserve(kAuditInsertColumns);
+    AddAuditParams(params, record);
+    BL_TRY(c.Exec(kInsertOne, params));
     return Status::Ok();
   }
 

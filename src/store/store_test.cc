@@ -819,6 +819,37 @@ TEST_P(StoreTest, StoresAdminTokens) {
 
 // ---- audit ----
 
+// A batch of audit records (many rows per INSERT, the rest one each) keeps every record,
+// every field and their order; text that is not UTF-8 is made storable, as one at a time.
+TEST_P(StoreTest, AuditBatchKeepsEveryRecordInOrder) {
+  std::vector<AuditRecord> batch;
+  for (int i = 0; i < 75; ++i) {
+    batch.push_back(
+        {.time = 1700000000 + i,
+         .daemon = "groupd",
+         .caller = "exploder",
+         .group = "list@example.org",
+         .key_version = i % 3,
+         .operation = "rewrap-member",
+         .result = i % 2 == 0 ? "ok" : "not-member",
+         .reason = "member:m" + std::to_string(i) + (i == 40 ? "\xff" : "") + "@example.org"});
+  }
+  ASSERT_OK(store_->AppendAuditBatch(batch));
+  auto all = store_->ListAudit("list@example.org", 100);
+  ASSERT_OK(all);
+  ASSERT_EQ(all->size(), 75u);
+  for (std::size_t i = 0; i < 75; ++i) {
+    const AuditRecord& r = (*all)[74 - i];  // newest first
+    EXPECT_EQ(r.time, 1700000000 + static_cast<std::int64_t>(i));
+    EXPECT_EQ(r.key_version, static_cast<int>(i % 3));
+    EXPECT_EQ(r.result, i % 2 == 0 ? "ok" : "not-member");
+    if (i != 40) {
+      EXPECT_EQ(r.reason, "member:m" + std::to_string(i) + "@example.org");
+    }
+  }
+  EXPECT_EQ((*all)[74 - 40].reason, "member:m40\xef\xbf\xbd@example.org");
+}
+
 TEST_P(StoreTest, ListsAuditNewestFirstPerGroupAndWithinTheLimit) {
   const auto record = [](const std::string& group, const std::string& operation) {
     return AuditRecord{.time = 1700000000,

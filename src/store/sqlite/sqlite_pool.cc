@@ -231,7 +231,7 @@ Result<std::unique_ptr<SqliteConnection>> OpenConnection(const std::string& path
   // being read again from the file on every look-up.
   BL_TRY(connection->ExecScript(
       "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON; "
-      "PRAGMA cache_size=-32768"));
+      "PRAGMA cache_size=-32768; PRAGMA mmap_size=268435456"));
   return connection;
 }
 
