@@ -70,7 +70,7 @@ Result<PerMemberPlan> PlanPerMember(std::string_view message, const store::Maili
 // At most one per list per kNotCurrentNoticeInterval (the time of the last one is stored:
 // store::ListStore::ClaimOwnerNotice, kind kNotCurrentNoticeKind), naming every such address
 // of the post that sends it; the posts in between only log them.
-inline constexpr std::int64_t kNotCurrentNoticeInterval = 24 * 3600;
+inline constexpr std::int64_t kNotCurrentNoticeInterval = std::int64_t{24} * 3600;
 inline constexpr std::string_view kNotCurrentNoticeKind = "per-member-not-current";
 // The notice itself (RFC 5322, CRLF), from MAILER-DAEMON@`hostname` to `owner`.
 std::string NotCurrentOwnerNotice(const std::string& hostname, const std::string& owner,
