@@ -17,7 +17,7 @@ namespace {
 bool SamePost(const ActivePost& a, const ActivePost& b) {
   if (a.id != b.id || a.list != b.list || a.envelope_sender != b.envelope_sender ||
       a.received_at != b.received_at || a.message != b.message ||
-      a.recipients.size() != b.recipients.size()) {
+      a.recipients.size() != b.recipients.size() || a.recipient_infos != b.recipient_infos) {
     return false;
   }
   for (std::size_t i = 0; i < a.recipients.size(); ++i) {

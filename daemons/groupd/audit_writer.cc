@@ -87,7 +87,7 @@ void AuditWriter::Drain() {
 
     std::vector<store::AuditRecord> records;
     records.reserve(batch.size());
-    for (const Pending* p : batch) records.push_back(p->record);
+    for (Pending* p : batch) records.push_back(std::move(p->record));  // not read again
     Status st = store_->AppendAuditBatch(records);
     std::vector<Status> results(batch.size(), st);
     if (!st.ok() && batch.size() > 1) {

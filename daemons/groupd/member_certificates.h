@@ -23,8 +23,10 @@ namespace blindlist::groupd {
 class MemberCertificateCache {
  public:
   // At most `capacity` entries; when full, the cache starts over (no LRU bookkeeping
-  // on the hot path; a refill costs one parse per member).
-  explicit MemberCertificateCache(std::size_t capacity = 4096) : capacity_(capacity) {}
+  // on the hot path; a refill costs one parse per member). The default holds the
+  // certificates of a per-member list of 16,384 members (a few KB each): a smaller cache
+  // would start over within every post to a larger list and parse every certificate again.
+  explicit MemberCertificateCache(std::size_t capacity = 16384) : capacity_(capacity) {}
 
   // The certificate `der`, whose fingerprint is `fingerprint`; parsed on a miss.
   // Errors: those of crypto::Certificate::Load.

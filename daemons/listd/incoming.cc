@@ -8,6 +8,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -490,23 +491,27 @@ Status IncomingProcessor::PreparePerMember(spool::IncomingPost& post,
 void IncomingProcessor::NotifyOwnerNotCurrent(const spool::IncomingPost& post,
                                               const store::MailingList& list,
                                               const std::vector<std::string>& not_current) {
-  const std::string owner = store::OwnerAddress(list);
-  std::string text = "From: MAILER-DAEMON@" + config_.smtp.hostname + "\r\nTo: " + owner +
-                     "\r\nSubject: Members not on the roster of " + list.address +
-                     "\r\nAuto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n"
-                     "Content-Type: text/plain; charset=us-ascii\r\n\r\n"
-                     "Post " +
-                     post.id + " to " + list.address +
-                     " was not sent to these addresses of the delivery list:\r\n"
-                     "groupd does not list them as members of " +
-                     list.group + " now.\r\n\r\n";
   for (const std::string& a : not_current) {
     net::Log(net::LogLevel::kWarning, "delivery-list member not on groupd's roster: sent nothing",
              {{"id", post.id}, {"list", list.address}, {"member", a}});
-    text += "  " + a + "\r\n";
   }
-  text += "\r\nTo remove them: blindlist list member remove " + list.address +
-          " ADDRESS\r\n(or let the list follow groupd's roster: list set --roster groupd)\r\n";
+  // At most one notice per list per interval (per_member.h), so a stale list does not flood.
+  auto claimed = lists_->ClaimOwnerNotice(list.id, std::string(kNotCurrentNoticeKind),
+                                          static_cast<std::int64_t>(std::time(nullptr)),
+                                          kNotCurrentNoticeInterval);
+  if (!claimed.ok()) {
+    net::Log(net::LogLevel::kError, "cannot record the owner notice; not sent",
+             {{"id", post.id}, {"error", claimed.error().message}});
+    return;
+  }
+  if (!*claimed) {
+    net::Log(net::LogLevel::kInfo, "owner already told of members not on the roster today",
+             {{"id", post.id}, {"list", list.address}});
+    return;
+  }
+  const std::string owner = store::OwnerAddress(list);
+  const std::string text =
+      NotCurrentOwnerNotice(config_.smtp.hostname, owner, list, post.id, not_current);
   spool::ActivePost notice;
   notice.id = post.id + ".owner";
   notice.list = list.address;

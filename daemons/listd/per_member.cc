@@ -187,4 +187,24 @@ Result<std::string> PerMemberCopies::For(const std::string& recipient_info_b64) 
   return out;
 }
 
+std::string NotCurrentOwnerNotice(const std::string& hostname, const std::string& owner,
+                                  const store::MailingList& list, const std::string& post_id,
+                                  const std::vector<std::string>& not_current) {
+  std::string text = "From: MAILER-DAEMON@" + hostname + "\r\nTo: " + owner +
+                     "\r\nSubject: Members not on the roster of " + list.address +
+                     "\r\nAuto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n"
+                     "Content-Type: text/plain; charset=us-ascii\r\n\r\n"
+                     "Post " +
+                     post_id + " to " + list.address +
+                     " was not sent to these addresses of the delivery list:\r\n"
+                     "groupd does not list them as members of " +
+                     list.group + " now.\r\n\r\n";
+  for (const std::string& a : not_current) text += "  " + a + "\r\n";
+  text += "\r\nTo remove them: blindlist list member remove " + list.address +
+          " ADDRESS\r\n(or let the list follow groupd's roster: list set --roster groupd)\r\n"
+          "\r\nThis notice is sent at most once a day for this list; posts in between are not\r\n"
+          "sent to these addresses either (listd's log names them with each post).\r\n";
+  return text;
+}
+
 }  // namespace blindlist::listd

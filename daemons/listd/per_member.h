@@ -8,9 +8,11 @@
 // PerMemberCopies is immutable after Parse and may be shared by the delivery workers.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "blindlist/bytes.h"
@@ -62,6 +64,18 @@ struct PerMemberPlan {
 Result<PerMemberPlan> PlanPerMember(std::string_view message, const store::MailingList& list,
                                     MemberRewrap& rewrap, const std::vector<std::string>& members,
                                     const std::string& post_id);
+
+// The owner's notice about addresses of the delivery list that groupd does not list
+// (PerMemberPlan::not_current): a stale delivery list would otherwise send one with every post.
+// At most one per list per kNotCurrentNoticeInterval (the time of the last one is stored:
+// store::ListStore::ClaimOwnerNotice, kind kNotCurrentNoticeKind), naming every such address
+// of the post that sends it; the posts in between only log them.
+inline constexpr std::int64_t kNotCurrentNoticeInterval = std::int64_t{24} * 3600;
+inline constexpr std::string_view kNotCurrentNoticeKind = "per-member-not-current";
+// The notice itself (RFC 5322, CRLF), from MAILER-DAEMON@`hostname` to `owner`.
+std::string NotCurrentOwnerNotice(const std::string& hostname, const std::string& owner,
+                                  const store::MailingList& list, const std::string& post_id,
+                                  const std::vector<std::string>& not_current);
 
 // The prepared message (List-* headers on top, the group's RecipientInfo inside), parsed once;
 // For() writes one member's copy: the same message with only that member's RecipientInfo.

@@ -5,6 +5,7 @@
 // Thread-safety: value types; functions share no state.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -128,6 +129,35 @@ Result<Bytes> Encrypt(ByteView content, const std::vector<Certificate>& certs,
 // A RecipientInfo for `cert` (KTRI for RSA, KARI for EC) or `secret` (KEKRI) carrying `cek`.
 Result<Bytes> WrapCek(const SecretBytes& cek, const Certificate& cert, RsaPadding padding);
 Result<Bytes> WrapCek(const SecretBytes& cek, const GroupSecret& secret);
+// WrapCek for many recipients of one message: every EC recipient on one curve shares one
+// ephemeral key (the originator key of its KeyAgreeRecipientInfo), made on first use and freed,
+// private scalar wiped, with the wrapper. RFC 5652 section 6.2.2 lets one originator key serve
+// several recipients (one KARI, several RecipientEncryptedKeys); here each recipient gets its
+// own copy of the message with a KARI of its own, all carrying the same originator public key.
+// Each KEK comes from a different Z (ephemeral times that recipient's static key), so sharing
+// the ephemeral across one message's recipients is what a multi-recipient KARI does anyway.
+// It halves the scalar multiplications: one derive per EC recipient, no key generation.
+// Use one wrapper for one CEK only, never across messages. RSA recipients are as WrapCek.
+// Thread-safety: one thread at a time.
+class CekWrapper {
+ public:
+  // `cek` must outlive the wrapper.
+  CekWrapper(const SecretBytes& cek, RsaPadding padding);
+  ~CekWrapper();
+  CekWrapper(const CekWrapper&) = delete;
+  CekWrapper& operator=(const CekWrapper&) = delete;
+
+  // As WrapCek(cek, cert, padding).
+  Result<Bytes> Wrap(const Certificate& cert);
+
+ private:
+  struct Ephemeral;
+  Result<Ephemeral*> EphemeralFor(const Certificate& cert);
+  const SecretBytes& cek_;
+  RsaPadding padding_;
+  std::vector<std::unique_ptr<Ephemeral>> ephemerals_;  // one per curve met
+};
+
 // Whether WrapCek can wrap a key of 16 to 64 octets (a multiple of 8) to this target: the
 // same refusals ("weak-key", "unsupported-key", "bad-key"), decided by the target alone, so a
 // server can check its target before it unwraps anything.

@@ -10,6 +10,7 @@
 #include "crypto/der.h"
 #include "crypto/primitives.h"
 #include "crypto/test_support.h"
+#include "crypto/x509.h"
 
 namespace blindlist::crypto {
 namespace {
@@ -1940,6 +1941,58 @@ TEST(CmsVectors, X963KdfForKari) {
                               "2.16.840.1.101.3.4.1.2", nullptr)),
             "unsupported");
   EXPECT_EQ(KdfDigestForScheme("1.2.3.4"), nullptr);
+}
+
+// CekWrapper: the EC recipients of one message share one originator key per curve, each still
+// unwraps with only its own key; every RecipientInfo is one WrapCek would make; another
+// wrapper (another message) has a fresh ephemeral key.
+TEST(CekWrapper, SharesOneEphemeralPerCurveAndEachRecipientUnwraps) {
+  const SecretBytes cek = RandomSecret(32);
+  auto other_key = PrivateKey::Generate(KeyType::kEcP256);
+  ASSERT_TRUE(other_key.ok());
+  CertificateProfile profile;
+  profile.common_name = "second p256";
+  profile.email = "b@example.org";
+  auto other_cert =
+      IssueCertificate(other_key->PublicKeyDer(), profile, Pki().ca().cert, Pki().ca().key);
+  ASSERT_TRUE(other_cert.ok()) << other_cert.error().message;
+
+  CekWrapper wrapper(cek, RsaPadding::kPkcs1v15);
+  struct Case {
+    const PrivateKey* key;
+    const Certificate* cert;
+  };
+  const std::vector<Case> cases = {{&Pki().p256().key, &Pki().p256().cert},
+                                   {&*other_key, &*other_cert},
+                                   {&Pki().p384().key, &Pki().p384().cert},
+                                   {&Pki().rsa2048().key, &Pki().rsa2048().cert}};
+  std::vector<RecipientInfo> ris;
+  for (const Case& c : cases) {
+    auto der = wrapper.Wrap(*c.cert);
+    ASSERT_TRUE(der.ok()) << der.error().message;
+    auto ri = RecipientInfo::Parse(*der);
+    ASSERT_TRUE(ri.ok()) << ri.error().message;
+    auto unwrapped = UnwrapCek(*ri, *c.key);
+    ASSERT_TRUE(unwrapped.ok()) << unwrapped.error().message;
+    EXPECT_EQ(*unwrapped, cek);
+    ris.push_back(std::move(*ri));
+  }
+  // The two P-256 recipients share the originator key; P-384 has its own; RSA has none.
+  EXPECT_EQ(ris[0].kind, RecipientKind::kKeyAgree);
+  EXPECT_EQ(ris[0].originator_key, ris[1].originator_key);
+  EXPECT_NE(ris[0].recipient_keys[0].encrypted_key, ris[1].recipient_keys[0].encrypted_key);
+  EXPECT_NE(ris[2].originator_key, ris[0].originator_key);
+  EXPECT_EQ(ris[2].originator_key.size(), 97u);
+  EXPECT_EQ(ris[3].kind, RecipientKind::kKeyTrans);
+  // One recipient's key never opens another's RecipientInfo.
+  EXPECT_FALSE(UnwrapCek(ris[1], Pki().p256().key).ok());
+  // A second message: a fresh ephemeral key.
+  CekWrapper next(cek, RsaPadding::kPkcs1v15);
+  auto again = next.Wrap(Pki().p256().cert);
+  ASSERT_TRUE(again.ok());
+  auto again_ri = RecipientInfo::Parse(*again);
+  ASSERT_TRUE(again_ri.ok());
+  EXPECT_NE(again_ri->originator_key, ris[0].originator_key);
 }
 
 }  // namespace

@@ -288,7 +288,8 @@ Result<Certificate> Certificate::Load(ByteView data) {
     return MakeError("bad-certificate", "trailing bytes after the certificate");
   }
   Certificate cert;
-  cert.impl_ = std::make_shared<Impl>(Impl{std::move(owned)});
+  const KeyType type = KeyTypeOf(X509_get0_pubkey(owned.get()));
+  cert.impl_ = std::make_shared<Impl>(Impl{std::move(owned), type});
   if (cert.key_type() == KeyType::kOther) {
     return MakeError("unsupported-key",
                      "unsupported certificate key type (need RSA, P-256 or P-384)");
@@ -303,7 +304,7 @@ Result<Certificate> Certificate::LoadFile(const std::string& path) {
   return cert;
 }
 
-KeyType Certificate::key_type() const { return KeyTypeOf(X509_get0_pubkey(impl_->x509.get())); }
+KeyType Certificate::key_type() const { return impl_->type; }
 
 Bytes Certificate::IssuerDer() const {
   const unsigned char* der = nullptr;

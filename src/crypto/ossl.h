@@ -56,6 +56,7 @@ void DeriveRejectionKey(PrivateKey::Impl& impl);
 
 struct Certificate::Impl {
   X509Ptr x509;
+  KeyType type = KeyType::kOther;  // of the subject key, found once when loaded
 };
 
 // The DER of the one object labelled one of `labels` in a PEM text (RFC 7468), for public

@@ -501,6 +501,23 @@ class SqlListStore final : public ListStore {
     }));
   }
 
+  Result<bool> ClaimOwnerNotice(std::int64_t list_id, const std::string& kind, std::int64_t now,
+                                std::int64_t min_interval) override {
+    return Write([&](sql::Connection& c) -> Result<bool> {
+      BL_TRY_ASSIGN(auto lists, c.Query("SELECT id FROM lists WHERE id = $1", {list_id}));
+      if (lists.empty()) return NotFound("no such list");
+      BL_TRY_ASSIGN(auto added, c.Exec("INSERT INTO list_notices (list_id, kind, last_sent_at) "
+                                       "VALUES ($1, $2, $3) ON CONFLICT (list_id, kind) DO NOTHING",
+                                       {list_id, kind, now}));
+      if (added == 1) return true;
+      // A clock set back (last_sent_at in the future) counts as "sent just now".
+      BL_TRY_ASSIGN(auto updated, c.Exec("UPDATE list_notices SET last_sent_at = $3 "
+                                         "WHERE list_id = $1 AND kind = $2 AND last_sent_at <= $4",
+                                         {list_id, kind, now, now - min_interval}));
+      return updated == 1;
+    });
+  }
+
   Status EnableMember(std::int64_t list_id, const std::string& address) override {
     return ToStatus(Write([&](sql::Connection& c) -> Result<std::monostate> {
       BL_TRY_ASSIGN(auto n, c.Exec("UPDATE list_members SET enabled = 1, bounce_score = 0, "

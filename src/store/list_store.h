@@ -183,6 +183,12 @@ class ListStore {
                                                                std::int64_t probe_at,
                                                                const std::string& reason) = 0;
   virtual Status MarkOwnerNotified(std::int64_t list_id, const std::string& address) = 0;
+  // Whether the owner may be sent a notice of `kind` about this list at `now` (unix seconds):
+  // true, and `now` recorded as the last one, when none of that kind was sent in the
+  // `min_interval` seconds before; false otherwise. Atomic, so listd nodes sharing the database
+  // send one notice between them. "not-found" (no such list).
+  virtual Result<bool> ClaimOwnerNotice(std::int64_t list_id, const std::string& kind,
+                                        std::int64_t now, std::int64_t min_interval) = 0;
   // Re-enables the member and resets its score and probe. "not-found".
   virtual Status EnableMember(std::int64_t list_id, const std::string& address) = 0;
 

@@ -345,6 +345,37 @@ TEST_P(ListStoreTest, StoresPerMemberReading) {
   EXPECT_ERROR(store_->CreateList(bad), "invalid-argument");
 }
 
+// ClaimOwnerNotice: one notice of a kind per list per interval, whoever asks.
+TEST_P(ListStoreTest, OwnerNoticesAreClaimedAtMostOncePerInterval) {
+  auto a = store_->CreateList(MakeList("a@example.org"));
+  ASSERT_OK(a);
+  auto b = store_->CreateList(MakeList("b@example.org"));
+  ASSERT_OK(b);
+  const std::int64_t t = 1700000000;
+  const std::int64_t day = 86400;
+  auto claim = [&](std::int64_t list, const std::string& kind, std::int64_t now) {
+    auto r = store_->ClaimOwnerNotice(list, kind, now, day);
+    EXPECT_TRUE(r.ok()) << r.error().message;
+    return r.ok() && *r;
+  };
+  EXPECT_TRUE(claim(a->id, "not-current", t));
+  EXPECT_FALSE(claim(a->id, "not-current", t));
+  EXPECT_FALSE(claim(a->id, "not-current", t + day - 1));
+  // Another list, another kind: their own intervals.
+  EXPECT_TRUE(claim(b->id, "not-current", t + 10));
+  EXPECT_TRUE(claim(a->id, "other", t + 10));
+  EXPECT_TRUE(claim(a->id, "not-current", t + day));
+  EXPECT_FALSE(claim(a->id, "not-current", t + day + 3600));
+  // A clock set back: not before the interval has passed since the recorded one.
+  EXPECT_FALSE(claim(a->id, "not-current", t));
+  EXPECT_ERROR(store_->ClaimOwnerNotice(a->id + b->id + 100, "not-current", t, day), "not-found");
+  // Deleting the list forgets its notices.
+  ASSERT_OK(store_->DeleteList("a@example.org"));
+  auto again = store_->CreateList(MakeList("a@example.org"));
+  ASSERT_OK(again);
+  EXPECT_TRUE(claim(again->id, "not-current", t + day + 3600));
+}
+
 TEST_P(ListStoreTest, RefusesBadListsAndTakenAddresses) {
   Make("a@example.org");
   EXPECT_ERROR(store_->CreateList(MakeList("a@EXAMPLE.org")), "exists");

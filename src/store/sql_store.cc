@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <cctype>
 #include <ctime>
+#include <set>
 #include <string>
 #include <type_traits>
 #include <utility>
 
 #include "blindlist/error_codes.h"
+#include "store/list_store.h"
 #include "store/migrations/migrations.h"
 
 namespace blindlist::store {
@@ -96,6 +98,55 @@ Member ToMember(const Row& r) {
                 .cert_fingerprint = AsText(r[3]),
                 .token_hash = AsBlob(r[4]),
                 .created_at = AsInt(r[5])};
+}
+
+// Audit records: the columns of one, and an INSERT of `rows` of them ($1 ... $8 for the first).
+constexpr std::size_t kAuditInsertColumns = 8;
+constexpr std::size_t kAuditRowsPerInsert = 32;
+
+std::string AuditInsertSql(std::size_t rows) {
+  std::string sql =
+      "INSERT INTO audit_log (occurred_at, daemon, caller, group_name, key_version, operation, "
+      "result, reason) VALUES ";
+  for (std::size_t r = 0; r < rows; ++r) {
+    sql += r == 0 ? "(" : ", (";
+    for (std::size_t c = 0; c < kAuditInsertColumns; ++c) {
+      if (c != 0) sql += ", ";
+      sql += "$" + std::to_string(r * kAuditInsertColumns + c + 1);
+    }
+    sql += ")";
+  }
+  return sql;
+}
+
+// Store::FindMembers: addresses per query, and the statement for `n` of them. The number of
+// placeholders is rounded up to a power of two (the last address repeated), so a connection
+// prepares at most a handful of these statements whatever the callers ask for.
+constexpr std::size_t kFindMembersChunk = 512;
+
+std::size_t FindMembersSlots(std::size_t n) {
+  std::size_t slots = 1;
+  while (slots < n) slots *= 2;
+  return slots;
+}
+
+std::string MembersByAddressSql(std::size_t n) {
+  std::string sql = "SELECT " + std::string(kMemberColumns) +
+                    " FROM members WHERE group_id = $1 AND lower(address) IN (";
+  const std::size_t slots = FindMembersSlots(n);
+  for (std::size_t i = 0; i < slots; ++i) {
+    if (i != 0) sql += ", ";
+    sql += "lower($" + std::to_string(i + 2) + ")";
+  }
+  return sql + ")";
+}
+
+sql::Params MembersByAddressParams(std::int64_t group_id, const std::vector<std::string>& chunk) {
+  sql::Params params{group_id};
+  const std::size_t slots = FindMembersSlots(chunk.size());
+  params.reserve(slots + 1);
+  for (std::size_t i = 0; i < slots; ++i) params.emplace_back(chunk[std::min(i, chunk.size() - 1)]);
+  return params;
 }
 
 constexpr std::string_view kAuditColumns =
@@ -477,6 +528,35 @@ class SqlStore final : public Store {
     });
   }
 
+  Result<std::vector<Member>> FindMembers(std::int64_t group_id,
+                                          const std::vector<std::string>& addresses) override {
+    std::set<std::string> wanted;
+    for (const auto& a : addresses) wanted.insert(CanonicalMailbox(a));
+    std::vector<Member> found;
+    std::vector<std::string> chunk;
+    auto flush = [&]() -> Status {
+      if (chunk.empty()) return Status::Ok();
+      BL_TRY_ASSIGN(std::vector<Member> rows, Read([&](sql::Connection& c) {
+                      return Map<Member>(c.Query(MembersByAddressSql(chunk.size()),
+                                                 MembersByAddressParams(group_id, chunk)),
+                                         ToMember);
+                    }));
+      chunk.clear();
+      // lower() folds the local part too (and, on PostgreSQL, more than ASCII): keep only the
+      // rows whose address is one of those asked for, its domain's case aside.
+      for (auto& m : rows) {
+        if (wanted.contains(CanonicalMailbox(m.address))) found.push_back(std::move(m));
+      }
+      return Status::Ok();
+    };
+    for (const auto& a : wanted) {
+      chunk.push_back(a);
+      if (chunk.size() == kFindMembersChunk) BL_TRY(flush());
+    }
+    BL_TRY(flush());
+    return found;
+  }
+
   Status SetExploder(const Exploder& exploder) override {
     return ToStatus(Write([&](sql::Connection& c) -> Result<std::monostate> {
       BL_TRY(GroupMustExist(c, exploder.group_id));
@@ -543,7 +623,17 @@ class SqlStore final : public Store {
   Status AppendAuditBatch(const std::vector<AuditRecord>& records) override {
     if (records.empty()) return Status::Ok();
     return ToStatus(Write([&](sql::Connection& c) -> Result<std::monostate> {
-      for (const auto& record : records) BL_TRY(InsertAudit(c, record));
+      // kAuditRowsPerInsert rows per INSERT (one statement, prepared once), the rest one each.
+      std::size_t i = 0;
+      for (; i + kAuditRowsPerInsert <= records.size(); i += kAuditRowsPerInsert) {
+        static const std::string kInsertMany = AuditInsertSql(kAuditRowsPerInsert);
+        sql::Params params;
+        params.reserve(kAuditRowsPerInsert * kAuditInsertColumns);
+        for (std::size_t j = i; j < i + kAuditRowsPerInsert; ++j)
+          AddAuditParams(params, records[j]);
+        BL_TRY(c.Exec(kInsertMany, params));
+      }
+      for (; i < records.size(); ++i) BL_TRY(InsertAudit(c, records[i]));
       return std::monostate{};
     }));
   }
@@ -650,16 +740,26 @@ class SqlStore final : public Store {
                     std::to_string(version));
   }
 
-  static Status InsertAudit(sql::Connection& c, const AuditRecord& record) {
+  static void AddAuditParams(sql::Params& params, const AuditRecord& record) {
     // Free text from callers is made storable rather than refused: an audit
     // record must never be lost to a stray byte.
     const auto field = [](const std::string& s) { return sql::SanitizeText(s, kAuditFieldChars); };
-    BL_TRY(
-        c.Exec("INSERT INTO audit_log (occurred_at, daemon, caller, group_name, key_version, "
-               "operation, result, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-               {record.time != 0 ? record.time : Now(), field(record.daemon), field(record.caller),
-                field(record.group), std::int64_t{record.key_version}, field(record.operation),
-                field(record.result), sql::SanitizeText(record.reason, kReasonChars)}));
+    params.emplace_back(record.time != 0 ? record.time : Now());
+    params.emplace_back(field(record.daemon));
+    params.emplace_back(field(record.caller));
+    params.emplace_back(field(record.group));
+    params.emplace_back(std::int64_t{record.key_version});
+    params.emplace_back(field(record.operation));
+    params.emplace_back(field(record.result));
+    params.emplace_back(sql::SanitizeText(record.reason, kReasonChars));
+  }
+
+  static Status InsertAudit(sql::Connection& c, const AuditRecord& record) {
+    static const std::string kInsertOne = AuditInsertSql(1);
+    sql::Params params;
+    params.reserve(kAuditInsertColumns);
+    AddAuditParams(params, record);
+    BL_TRY(c.Exec(kInsertOne, params));
     return Status::Ok();
   }
 

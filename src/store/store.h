@@ -180,6 +180,12 @@ class Store {
   virtual Result<std::optional<Member>> FindMemberByTokenHash(std::int64_t group_id,
                                                               const Bytes& token_hash) = 0;
   virtual Result<std::vector<Member>> ListMembers(std::int64_t group_id) = 0;
+  // The members among `addresses`, read in one query per 512 addresses (the roster is not read
+  // whole): each row whose address equals one of `addresses` with the domain compared without
+  // regard to ASCII case (CanonicalMailbox), once, in no particular order. An address that is
+  // not a member is simply absent.
+  virtual Result<std::vector<Member>> FindMembers(std::int64_t group_id,
+                                                  const std::vector<std::string>& addresses) = 0;
   // Replace one credential of a current member, leaving the other and the member's
   // membership certificates as they are. An empty value removes that credential.
   // Errors: "not-found" (not a member).

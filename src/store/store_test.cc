@@ -521,6 +521,59 @@ TEST_P(StoreTest, AddsFindsListsAndRemovesMembers) {
   EXPECT_EQ(members->size(), 2u);
 }
 
+// FindMembers reads only the named addresses, in one query per chunk: the domain's case does
+// not matter, the local part's does, other groups' members and non-members are absent.
+TEST_P(StoreTest, FindMembersLooksUpOnlyTheNamedAddresses) {
+  const std::int64_t g = MakeGroup("list@example.org");
+  const std::int64_t other = MakeGroup("other@example.org");
+  ASSERT_OK(store_->AddMember(MakeMember(g, "alice@Example.ORG", 1)));
+  ASSERT_OK(store_->AddMember(MakeMember(g, "bob@example.org", 2)));
+  ASSERT_OK(store_->AddMember(MakeMember(g, "carol@example.org", 3)));
+  ASSERT_OK(store_->AddMember(MakeMember(g, "\xc3\x89lan@example.org", 4)));  // É
+  ASSERT_OK(store_->AddMember(MakeMember(other, "dave@example.org", 5)));
+
+  auto found = store_->FindMembers(
+      g, {"alice@example.org", "Bob@example.org", "dave@example.org", "nobody@example.org",
+          "carol@EXAMPLE.org", "carol@example.org", "\xc3\x89lan@example.org"});
+  ASSERT_OK(found);
+  std::vector<std::string> addresses;
+  for (const auto& m : *found) addresses.push_back(m.address);
+  std::sort(addresses.begin(), addresses.end());
+  EXPECT_EQ(addresses, (std::vector<std::string>{"alice@Example.ORG", "carol@example.org",
+                                                 "\xc3\x89lan@example.org"}));
+  for (const auto& m : *found) {
+    if (m.address == "alice@Example.ORG") {
+      EXPECT_EQ(m.certificate_der, Blob(1));
+      EXPECT_EQ(m.cert_fingerprint, "ab1cd");
+    }
+  }
+  // A lower-case local part never matches an upper-case one ("Élan" is not "élan").
+  auto folded = store_->FindMembers(g, {"\xc3\xa9lan@example.org"});
+  ASSERT_OK(folded);
+  EXPECT_TRUE(folded->empty());
+  auto none = store_->FindMembers(g, {});
+  ASSERT_OK(none);
+  EXPECT_TRUE(none->empty());
+
+  // More addresses than one query takes: every member is found once.
+  std::vector<std::string> many;
+  for (int i = 0; i < 1100; ++i) many.push_back("m" + std::to_string(i) + "@example.org");
+  for (int i = 0; i < 1100; i += 100) {
+    Member m =
+        MakeMember(g, many[static_cast<std::size_t>(i)], static_cast<std::uint8_t>(10 + i / 100));
+    m.cert_fingerprint = "f" + std::to_string(i);
+    ASSERT_OK(store_->AddMember(m));
+  }
+  many.push_back("alice@example.org");
+  auto bulk = store_->FindMembers(g, many);
+  ASSERT_OK(bulk);
+  EXPECT_EQ(bulk->size(), 12u);
+  ASSERT_OK(store_->RemoveMember(g, "alice@Example.ORG"));
+  bulk = store_->FindMembers(g, many);
+  ASSERT_OK(bulk);
+  EXPECT_EQ(bulk->size(), 11u);
+}
+
 TEST_P(StoreTest, RemovingAMemberRevokesItsUnexpiredCertificates) {
   const std::int64_t g = MakeGroup("list@example.org");
   const std::int64_t other = MakeGroup("other@example.org");
@@ -765,6 +818,37 @@ TEST_P(StoreTest, StoresAdminTokens) {
 }
 
 // ---- audit ----
+
+// A batch of audit records (many rows per INSERT, the rest one each) keeps every record,
+// every field and their order; text that is not UTF-8 is made storable, as one at a time.
+TEST_P(StoreTest, AuditBatchKeepsEveryRecordInOrder) {
+  std::vector<AuditRecord> batch;
+  for (int i = 0; i < 75; ++i) {
+    batch.push_back(
+        {.time = 1700000000 + i,
+         .daemon = "groupd",
+         .caller = "exploder",
+         .group = "list@example.org",
+         .key_version = i % 3,
+         .operation = "rewrap-member",
+         .result = i % 2 == 0 ? "ok" : "not-member",
+         .reason = "member:m" + std::to_string(i) + (i == 40 ? "\xff" : "") + "@example.org"});
+  }
+  ASSERT_OK(store_->AppendAuditBatch(batch));
+  auto all = store_->ListAudit("list@example.org", 100);
+  ASSERT_OK(all);
+  ASSERT_EQ(all->size(), 75u);
+  for (std::size_t i = 0; i < 75; ++i) {
+    const AuditRecord& r = (*all)[74 - i];  // newest first
+    EXPECT_EQ(r.time, 1700000000 + static_cast<std::int64_t>(i));
+    EXPECT_EQ(r.key_version, static_cast<int>(i % 3));
+    EXPECT_EQ(r.result, i % 2 == 0 ? "ok" : "not-member");
+    if (i != 40) {
+      EXPECT_EQ(r.reason, "member:m" + std::to_string(i) + "@example.org");
+    }
+  }
+  EXPECT_EQ((*all)[74 - 40].reason, "member:m40\xef\xbf\xbd@example.org");
+}
 
 TEST_P(StoreTest, ListsAuditNewestFirstPerGroupAndWithinTheLimit) {
   const auto record = [](const std::string& group, const std::string& operation) {

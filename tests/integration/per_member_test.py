@@ -10,7 +10,8 @@ Through the SMTP sink (tests/integration/smtp_sink.py), not Postfix: each delive
 checked with `openssl cms -decrypt` and NSS `cmsutil -D` using only that member's key and
 certificate (RSA-2048 and P-256 members); a member without a certificate gets the group's copy
 (per_member_fallback = group); an address in listd's delivery list but not on groupd's roster
-gets nothing and the owner is told; a member removed from groupd gets nothing from the next post;
+gets nothing and the owner is told, at most once a day per list (naming every such address of
+the post that sends the notice); a member removed from groupd gets nothing from the next post;
 groupd stopped: the post waits in the spool, and is delivered, re-wrapped, once groupd is back.
 """
 
@@ -227,6 +228,52 @@ class PerMemberTest(harness.TestCase):
         got = self.wait_for("per-member-3", [ALICE, BOB, CAROL], timeout=180)
         for m in (ALICE, BOB):
             self.check_member_reads(m, got[m][0], "Wait for groupd.")
+
+    def owner_notices(self):
+        return [self.sink.message(r["file"]) for r in self.sink.deliveries()
+                if r["rcpt"] == "team-owner@example.org"]
+
+    def set_notice_clock_back(self, seconds):
+        """Moves listd's record of the last owner notice `seconds` into the past."""
+        sql = "UPDATE list_notices SET last_sent_at = last_sent_at - %d" % seconds
+        url = self.l.store_url
+        if url.startswith("sqlite:"):
+            import sqlite3
+            db = sqlite3.connect(url[len("sqlite:"):], timeout=60)
+            db.execute(sql)
+            db.commit()
+            db.close()
+        else:
+            harness.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+
+    def test_f_the_owner_is_told_of_stale_addresses_at_most_once_a_day(self):
+        # Every post of tests a to e went out while dave was not on groupd's roster: one notice.
+        self.send("per-member-f1", "Dave is still not a member.")
+        self.wait_for("per-member-f1", [ALICE, BOB, CAROL])
+        time.sleep(2)
+        notices = self.owner_notices()
+        self.assertEqual(len(notices), 1, "the owner got a notice per post")
+        self.assertIn(b"at most once a day", notices[0])
+        self.assertIn("owner already told of members not on the roster today", self.l.log_text())
+        # A day later the next post sends one notice, naming every such address of that post.
+        erin = "erin@example.org"
+        self.l.lists("member", "add", LIST, erin)
+        try:
+            self.set_notice_clock_back(86400 + 60)
+            self.send("per-member-f2", "A day later.")
+            self.wait_for("per-member-f2", [ALICE, BOB, CAROL])
+            notices = lh.wait_for(lambda: self.owner_notices() if len(self.owner_notices()) >= 2 else None,
+                                  60, "the second owner notice")
+            self.assertEqual(len(notices), 2)
+            self.assertIn(DAVE.encode(), notices[1])
+            self.assertIn(erin.encode(), notices[1])
+            self.send("per-member-f3", "Same day again.")
+            self.wait_for("per-member-f3", [ALICE, BOB, CAROL])
+            time.sleep(2)
+            self.assertEqual(len(self.owner_notices()), 2, "a second notice within the day")
+            self.assertNotIn(erin, self.copies("per-member-f3"))
+        finally:
+            self.l.lists("member", "remove", LIST, erin)
 
 
 if __name__ == "__main__":

@@ -79,12 +79,24 @@ ALTER TABLE lists ADD COLUMN per_member_fallback TEXT NOT NULL DEFAULT 'group' C
 ALTER TABLE lists ADD COLUMN member_clients TEXT NOT NULL DEFAULT 'any' CHECK (member_clients IN ('any', 'nss'));
 )sql";
 
+// Owner notices that must not flood the owner (ListStore::ClaimOwnerNotice): when the last one
+// of each kind went out for each list.
+constexpr std::string_view kListNotices = R"sql(
+CREATE TABLE list_notices (
+  list_id BIGINT NOT NULL REFERENCES lists (id) ON DELETE CASCADE,
+  kind TEXT NOT NULL,
+  last_sent_at BIGINT NOT NULL,
+  PRIMARY KEY (list_id, kind)
+);
+)sql";
+
 constexpr Migration kListMigrations[] = {
     {1, "initial list schema", kInitialListSchema},
     {2, "lists.require_aead", kRequireAead},
     {3, "lists.roster", kRoster},
     {4, "bounce scoring: stale after, probes, owner notices", kBounceScoring},
     {5, "per-member reading, its fallback, the members' clients", kPerMember},
+    {6, "list_notices: owner notices at most once per interval", kListNotices},
 };
 
 // pg_advisory_xact_lock key for listd's migrations ("blls"), distinct from groupd's.

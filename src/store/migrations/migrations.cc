@@ -87,9 +87,16 @@ constexpr std::string_view kContentCipher = R"sql(
 ALTER TABLE groups ADD COLUMN content_cipher TEXT NOT NULL DEFAULT 'any' CHECK (content_cipher IN ('any', 'aes-cbc', 'aead'));
 )sql";
 
+// Store::FindMembers looks members up by address with the domain's case folded: the roster
+// keeps addresses as they were registered.
+constexpr std::string_view kMembersByLowerAddress = R"sql(
+CREATE INDEX members_by_lower_address ON members (group_id, lower(address));
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kInitialSchema},
     {2, "groups.content_cipher", kContentCipher},
+    {3, "members_by_lower_address", kMembersByLowerAddress},
 };
 
 // pg_advisory_xact_lock key: serialises migrations between processes ("blnd").
