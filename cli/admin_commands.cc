@@ -21,6 +21,15 @@ namespace blindlist::cli {
 
 using json = nlohmann::json;
 
+namespace {
+// --token-file's path for each command's credentials (ApiCredentials, shared with the daemons,
+// holds only the token itself). std::map keeps the strings where CLI11 writes them.
+std::string& TokenFileOf(const api::ApiCredentials& creds) {
+  static std::map<const api::ApiCredentials*, std::string> files;
+  return files[&creds];
+}
+}  // namespace
+
 void AddServerOptions(CLI::App* cmd, api::ApiCredentials& creds, bool server_required,
                       std::vector<std::string>* servers) {
   auto* server =
@@ -31,7 +40,11 @@ void AddServerOptions(CLI::App* cmd, api::ApiCredentials& creds, bool server_req
           : cmd->add_option("--server", creds.server,
                             "Server URL, e.g. https://groupd.example.org:8443");
   if (server_required) server->required();
-  cmd->add_option("--token", creds.token, "Bearer token (or set BLINDLIST_TOKEN)");
+  cmd->add_option("--token", creds.token,
+                  "Bearer token (or set BLINDLIST_TOKEN). Visible to every local user in ps: "
+                  "prefer --token-file");
+  cmd->add_option("--token-file", TokenFileOf(creds),
+                  "File whose first line is the bearer token (mode 0600); not with --token");
   cmd->add_option("--client-cert", creds.client_cert_file, "Client certificate for mTLS (PEM)")
       ->check(CLI::ExistingFile);
   cmd->add_option("--client-key", creds.client_key_file, "Client private key for mTLS (PEM)")
@@ -41,6 +54,14 @@ void AddServerOptions(CLI::App* cmd, api::ApiCredentials& creds, bool server_req
 }
 
 Status FinishServerOptions(api::ApiCredentials& creds) {
+  if (const std::string& file = TokenFileOf(creds); !file.empty()) {
+    if (!creds.token.empty()) return MakeError("usage", "--token and --token-file: give one");
+    BL_TRY_ASSIGN(std::string text, ReadInput(file, 4096));
+    const std::size_t end = text.find_first_of("\r\n");
+    creds.token = text.substr(0, end);
+    std::fill(text.begin(), text.end(), '\0');
+    if (creds.token.empty()) return MakeError("usage", file + ": no token on its first line");
+  }
   if (creds.token.empty()) {
     if (const char* env = std::getenv("BLINDLIST_TOKEN")) creds.token = env;
   }
@@ -176,7 +197,7 @@ Status GroupCreateThreshold(AdminState& s) {
   if (s.json_out) return Print(s, out, "");
   std::fprintf(stderr, "created %s on %d nodes, any %d of which can read; the key is wiped\n",
                s.group.c_str(), n, s.threshold);
-  return WriteOutput(s.out, certificate);
+  return WriteOutput(s.out, certificate, kPublicFileMode);
 }
 
 // One node's step of a refresh: d_i += delta_i, from the commitments `from` to `to`.
@@ -480,7 +501,7 @@ Status GroupCreate(AdminState& s) {
   std::fprintf(stderr, "created %s, key version %d%s\n", s.group.c_str(),
                r["key_version"].get<int>(),
                s.csr ? " (CSR: have it signed, then `admin group install-cert`)" : "");
-  return WriteOutput(s.out, pem);
+  return WriteOutput(s.out, pem, kPublicFileMode);
 }
 
 Status GroupRotate(AdminState& s) {
@@ -495,7 +516,8 @@ Status GroupRotate(AdminState& s) {
   std::fprintf(stderr, "key version %d is now current; older versions stay usable for old posts\n",
                r["key_version"].get<int>());
   return WriteOutput(
-      s.out, r.contains("csr") ? r["csr"].get<std::string>() : r["certificate"].get<std::string>());
+      s.out, r.contains("csr") ? r["csr"].get<std::string>() : r["certificate"].get<std::string>(),
+      kPublicFileMode);
 }
 
 Status GroupList(AdminState& s) {

@@ -46,7 +46,7 @@ Status RunCertRequest(CertRequestOptions& o) {
                   client.Call("POST", path, {{"csr", crypto::ToPem("CERTIFICATE REQUEST", csr)}}));
     BL_TRY_ASSIGN(SecretBytes pem, key.ToPem());
     BL_TRY(WriteOutput(o.key_out, AsChars(pem.view())));
-    BL_TRY(WriteOutput(o.out, r["certificate"].get<std::string>()));
+    BL_TRY(WriteOutput(o.out, r["certificate"].get<std::string>(), kPublicFileMode));
     std::fprintf(stderr, "membership certificate %s for %s, valid until %lld\n",
                  r["serial"].get<std::string>().c_str(), o.group.c_str(),
                  static_cast<long long>(r["not_after"].get<std::int64_t>()));
@@ -74,7 +74,8 @@ Status RunCertRequest(CertRequestOptions& o) {
   if (!opened.ok()) return opened.error();
   BL_TRY_ASSIGN(SecretBytes pem, opened->key.ToPem());
   BL_TRY(WriteOutput(o.key_out, AsChars(pem.view())));
-  return WriteOutput(o.out, crypto::ToPem("CERTIFICATE", opened->certificate.Der()));
+  return WriteOutput(o.out, crypto::ToPem("CERTIFICATE", opened->certificate.Der()),
+                     kPublicFileMode);
 }
 
 }  // namespace

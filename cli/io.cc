@@ -40,8 +40,8 @@ Result<std::string> ReadInput(const std::string& path, std::size_t limit) {
   return std::string(in.text());
 }
 
-Status WriteOutput(const std::string& path, std::string_view data) {
-  BL_TRY_ASSIGN(Output out, Output::Open(path));
+Status WriteOutput(const std::string& path, std::string_view data, mode_t mode) {
+  BL_TRY_ASSIGN(Output out, Output::Open(path, mode));
   BL_TRY(out.Write(data));
   return out.Commit();
 }
@@ -126,7 +126,7 @@ Output::~Output() {
   }
 }
 
-Result<Output> Output::Open(const std::string& path) {
+Result<Output> Output::Open(const std::string& path, mode_t mode) {
   Output out;
   if (IsStdio(path)) {
     out.fd_ = STDOUT_FILENO;
@@ -137,6 +137,11 @@ Result<Output> Output::Open(const std::string& path) {
   out.fd_ = ::open(out.tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (out.fd_ < 0) {
     return MakeError("io", "cannot create " + out.tmp_ + ": " + std::strerror(errno));
+  }
+  // Created 0600 and only then given its mode, so the umask neither narrows a public file (a
+  // root shell's `umask 077`) nor is a secret one ever wider for a moment.
+  if (::fchmod(out.fd_, mode) != 0) {
+    return MakeError("io", "cannot set the mode of " + out.tmp_ + ": " + std::strerror(errno));
   }
   return out;
 }

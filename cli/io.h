@@ -1,7 +1,10 @@
 // Standard input/output for blindlist commands: whole-input reads, and all-or-nothing writes
-// (an -o file appears only once complete, mode 0600), whole or streamed.
+// (an -o file appears only once complete, with the mode asked for whatever the umask: 0600 by
+// default, 0644 for public files such as certificates), whole or streamed.
 // Thread-safety: an Input or Output has one owner.
 #pragma once
+
+#include <sys/types.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -18,8 +21,12 @@ inline constexpr std::size_t kInputLimit = std::size_t{1} << 30;
 
 // Reads all of FILE, or standard input when path is empty or "-". Refuses more than `limit` bytes.
 Result<std::string> ReadInput(const std::string& path, std::size_t limit = kInputLimit);
-// Writes to FILE (through a temporary file renamed into place) or standard output.
-Status WriteOutput(const std::string& path, std::string_view data);
+inline constexpr mode_t kSecretFileMode = 0600;
+inline constexpr mode_t kPublicFileMode = 0644;  // certificates, CSRs: read by other users
+
+// Writes to FILE (through a temporary file renamed into place) or standard output. The file gets
+// exactly `mode`, independent of the umask.
+Status WriteOutput(const std::string& path, std::string_view data, mode_t mode = kSecretFileMode);
 
 // The whole input in one buffer that is read once and never copied: sized from the file when it
 // is a regular file, backed by transparent huge pages when it is large (a 24 MB post costs a
@@ -54,7 +61,7 @@ class Input {
 // into place by Commit, removed if Commit is never reached; to standard output: written as is.
 class Output {
  public:
-  static Result<Output> Open(const std::string& path);
+  static Result<Output> Open(const std::string& path, mode_t mode = kSecretFileMode);
   Output(Output&& other) noexcept;
   Output& operator=(Output&& other) = delete;
   Output(const Output&) = delete;

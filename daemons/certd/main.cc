@@ -58,12 +58,14 @@ Result<std::string> LoadPassphrase(const std::string& file) {
   return pass;
 }
 
-// Creates `path` with `mode` from the first byte (O_CREAT|O_EXCL: never over an existing CA, and
-// never a moment with wider permissions), writes `data` and syncs it.
+// Creates `path` (O_CREAT|O_EXCL: never over an existing CA), gives it exactly `mode` whatever
+// the caller's umask (a root shell's `umask 077` must not leave the public certificate unreadable
+// by the daemons), writes `data` and syncs it. It is created 0600 and widened only by fchmod, so
+// a secret file is never readable by others for a moment.
 Status WriteNewFile(const std::string& path, std::string_view data, mode_t mode) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return MakeError("io", "cannot create " + path + " (does it exist already?)");
-  bool ok = true;
+  bool ok = ::fchmod(fd, mode) == 0;
   for (std::size_t done = 0; ok && done < data.size();) {
     ssize_t n = ::write(fd, data.data() + done, data.size() - done);
     if (n < 0 && errno == EINTR) continue;

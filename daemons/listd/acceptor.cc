@@ -396,6 +396,10 @@ Verdict PostAcceptor::AcceptRequest(const store::MailingList& list, const std::s
            {{"list", list.address}, {"error", sent.ok() ? std::string() : sent.error().message}});
   if (metrics_ != nullptr) {
     metrics_->Increment("listd_request_replies_total", {{"result", sent.ok() ? "sent" : "failed"}});
+  } else if (Status noted = NotePipeRequestReply(config_.spool_dir, sent.ok()); !noted.ok()) {
+    // Pipe mode: the daemon counts it from the spool (request_reply.h).
+    net::Log(net::LogLevel::kWarning, "request address: answer not counted",
+             {{"error", noted.error().message}});
   }
   return Reply(250, "2.0.0", "received; see the automatic answer");
 }

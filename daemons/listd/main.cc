@@ -42,6 +42,7 @@
 #include "obs/log.h"
 #include "obs/metrics.h"
 #include "owner_alias.h"
+#include "request_reply.h"
 #include "roster_sync.h"
 #include "smtp_intake.h"
 #include "spool/spool.h"
@@ -152,6 +153,19 @@ int RunPipe(const listd::Config& config, const std::string& list, const std::str
   std::fprintf(v.ok() ? stdout : stderr, "%s%d %s %s\n", v.ok() ? "" : "blindlist-listd: ", v.code,
                v.enhanced.c_str(), v.text.c_str());
   return listd::SysexitOf(v);
+}
+
+// The -request answers pipe-mode processes sent, into this daemon's counter (request_reply.h).
+void CountPipeRequestReplies(const std::string& spool_dir, net::Metrics* metrics) {
+  const listd::PipeReplyCounts n = listd::CollectPipeRequestReplies(spool_dir);
+  if (n.sent > 0) {
+    metrics->Increment("listd_request_replies_total", {{"result", "sent"}},
+                       static_cast<double>(n.sent));
+  }
+  if (n.failed > 0) {
+    metrics->Increment("listd_request_replies_total", {{"result", "failed"}},
+                       static_cast<double>(n.failed));
+  }
 }
 
 // What the command line may override in the configuration, and pipe mode's arguments.
@@ -417,6 +431,7 @@ int Run(int argc, char** argv) {
       try {
         processor.RunOnce(Now());
         deliverer.RunOnce(Now());
+        CountPipeRequestReplies(config.spool_dir, &metrics);
       } catch (const std::exception& e) {
         net::Log(net::LogLevel::kError, "queue runner error", {{"error", e.what()}});
       }

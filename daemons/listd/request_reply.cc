@@ -216,4 +216,34 @@ Result<bool> RequestReplyLimiter::TryReserve(std::string_view list, std::string_
   return true;
 }
 
+Status NotePipeRequestReply(const std::string& spool_dir, bool sent) {
+  const std::string dir = spool_dir + "/pipe-counts";
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+    return MakeError("io-error", "mkdir " + dir + ": " + std::strerror(errno));
+  static std::random_device rd;
+  const std::string path = dir + "/request-reply." + (sent ? "sent." : "failed.") +
+                           std::to_string(::getpid()) + "." + std::to_string(rd());
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return MakeError("io-error", "create " + path + ": " + std::strerror(errno));
+  ::close(fd);
+  return Status::Ok();
+}
+
+PipeReplyCounts CollectPipeRequestReplies(const std::string& spool_dir) {
+  PipeReplyCounts counts;
+  const std::string dir = spool_dir + "/pipe-counts";
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return counts;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string_view name = e->d_name;
+    const bool sent = name.starts_with("request-reply.sent.");
+    if (!sent && !name.starts_with("request-reply.failed.")) continue;
+    // Counted only once it is gone: a file that cannot be removed is not counted again and again.
+    if (::unlink((dir + "/" + std::string(name)).c_str()) != 0) continue;
+    ++(sent ? counts.sent : counts.failed);
+  }
+  ::closedir(d);
+  return counts;
+}
+
 }  // namespace blindlist::listd

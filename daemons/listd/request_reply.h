@@ -44,6 +44,17 @@ Status SendAutoReply(const Config& config, const std::string& to, std::string_vi
 // One reply per (list, sender) per interval, recorded as files DIR/<hash> whose mtime is the
 // last reply. When DIR holds more than `max_entries`, stale entries are pruned; if it is still
 // full (a flood of forged senders), no reply is sent until entries age out.
+// Pipe mode runs in a process of its own whose counters nobody scrapes. It leaves one empty file
+// per answer in SPOOL/pipe-counts/ (`request-reply.sent.*` or `request-reply.failed.*`); the
+// daemon's queue runner collects them into listd_request_replies_total and removes them.
+Status NotePipeRequestReply(const std::string& spool_dir, bool sent);
+struct PipeReplyCounts {
+  std::int64_t sent = 0;
+  std::int64_t failed = 0;
+};
+// Counts and removes the files NotePipeRequestReply left (none, when the directory is missing).
+PipeReplyCounts CollectPipeRequestReplies(const std::string& spool_dir);
+
 class RequestReplyLimiter {
  public:
   RequestReplyLimiter(std::string dir, std::chrono::seconds interval,

@@ -66,5 +66,23 @@ TEST(RequestReply, AtMostOneAnswerPerSenderAndInterval) {
   std::filesystem::remove_all(tmpl);
 }
 
+// Pipe mode's answers reach the daemon's counter through the spool, each counted once.
+TEST(RequestReply, PipeModeAnswersAreCountedOnceByTheDaemon) {
+  char tmpl[] = "/tmp/request-pipe-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string spool = tmpl;
+  PipeReplyCounts none = CollectPipeRequestReplies(spool);  // no directory yet
+  EXPECT_EQ(none.sent + none.failed, 0);
+  ASSERT_TRUE(NotePipeRequestReply(spool, true).ok());
+  ASSERT_TRUE(NotePipeRequestReply(spool, true).ok());
+  ASSERT_TRUE(NotePipeRequestReply(spool, false).ok());
+  PipeReplyCounts n = CollectPipeRequestReplies(spool);
+  EXPECT_EQ(n.sent, 2);
+  EXPECT_EQ(n.failed, 1);
+  n = CollectPipeRequestReplies(spool);
+  EXPECT_EQ(n.sent + n.failed, 0) << "each answer is counted once";
+  std::filesystem::remove_all(tmpl);
+}
+
 }  // namespace
 }  // namespace blindlist::listd
