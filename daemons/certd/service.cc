@@ -288,8 +288,8 @@ HttpResponse CertService::Issue(const HttpRequest& req, Call& call, const std::s
     if (!csr.ok()) {
       std::string code = csr.error().code;
       return Fail(call, 400, code,
-                  code == "bad-signature" ? "the CSR's signature does not verify"
-                  : code == "unsupported-key"
+                  code == errc::kBadSignature ? "the CSR's signature does not verify"
+                  : code == errc::kUnsupportedKey
                       ? "the CSR's key type is not supported (use RSA or EC P-256/P-384)"
                       : "the CSR cannot be parsed");
     }

@@ -2348,7 +2348,7 @@ HttpResponse GroupService::DeleteGroup(Call& call, const store::Group& group) {
   if (!keys.ok()) return StoreDown(call, keys.error());
   for (const auto& k : *keys) ring_->Forget(group.id, k.version);
   Status deleted = store_->DeleteGroup(group.id);
-  if (!deleted.ok() && deleted.error().code == "not-found")
+  if (!deleted.ok() && deleted.error().code == errc::kNotFound)
     return Fail(call, 404, "unknown-group", "no such group");
   if (!deleted.ok()) return StoreDown(call, deleted.error());
   call.reason = "keys:" + std::to_string(keys->size());

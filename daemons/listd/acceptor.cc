@@ -6,6 +6,7 @@
 #include <ctime>
 #include <optional>
 
+#include "blindlist/error_codes.h"
 #include "crypto/cms.h"
 #include "crypto/keys.h"
 #include "list_headers.h"
@@ -35,7 +36,7 @@ Verdict StoreDown(const Error& e) {
 Result<mime::MessageShape> Shape(std::string_view message) {
   auto shape = mime::CheckWholeMessage(message);
   if (shape.ok()) return shape;
-  if (shape.error().code == "malformed-message") {
+  if (shape.error().code == errc::kMalformedMessage) {
     return MakeError("malformed", "malformed message: " + shape.error().message);
   }
   return MakeError("not-one-object", "not one S/MIME object: " + shape.error().message);
@@ -439,7 +440,7 @@ Verdict PostAcceptor::AcceptBounce(const store::MailingList& list, const std::st
       failed->status + (failed->diagnostic.empty() ? "" : " " + failed->diagnostic);
   Status st = ScoreReport(list, *parsed, reason.substr(0, 200));
   if (!st.ok()) {
-    if (st.error().code == "store-unavailable") return StoreDown(st.error());
+    if (st.error().code == errc::kStoreUnavailable) return StoreDown(st.error());
     return ignore(st.error().message);
   }
   if (metrics_ != nullptr)

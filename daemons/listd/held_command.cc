@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "blindlist/error_codes.h"
 #include "obs/log.h"
 #include "spool/spool.h"
 
@@ -23,7 +24,7 @@ std::string AgeText(std::int64_t seconds) {
 
 int PrintError(const Error& e) {
   std::fprintf(stderr, "blindlist-listd: %s: %s\n", e.code.c_str(), e.message.c_str());
-  return e.code == "spool-invalid-id" ? 2 : 1;
+  return e.code == errc::kSpoolInvalidId ? 2 : 1;
 }
 
 int List(spool::Spool& spool, std::int64_t now, bool json) {

@@ -26,6 +26,17 @@ inline constexpr std::string_view kTampered = "tampered";
 inline constexpr std::string_view kBadPoint = "bad-point";
 inline constexpr std::string_view kExpired = "expired";
 inline constexpr std::string_view kNotYetValid = "not-yet-valid";
+inline constexpr std::string_view kBadSignature = "bad-signature";
+inline constexpr std::string_view kUnsupportedKey = "unsupported-key";
+
+// ---- the network clients (src/net): a failure to reach a server, never its answer ----
+inline constexpr std::string_view kConnectFailed = "connect-failed";
+inline constexpr std::string_view kTimeout = "timeout";
+inline constexpr std::string_view kTlsFailed = "tls-failed";
+
+// ---- MIME (src/mime) and the spool (src/spool) ----
+inline constexpr std::string_view kMalformedMessage = "malformed-message";
+inline constexpr std::string_view kSpoolInvalidId = "spool-invalid-id";
 
 // ---- the HTTP API (daemons, api::ApiClient) ----
 inline constexpr std::string_view kInternal = "internal";  // 500: logged, never detailed

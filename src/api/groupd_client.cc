@@ -91,7 +91,8 @@ std::string ApiClient::last_header(std::string_view name) const {
 bool ApiClient::IsTransient(const Error& error, int status) {
   if (status == 0) {
     // No answer: the network, the server's process or its TLS set-up; not a malformed URL.
-    return error.code == "connect-failed" || error.code == "timeout" || error.code == "tls-failed";
+    return error.code == errc::kConnectFailed || error.code == errc::kTimeout ||
+           error.code == errc::kTlsFailed;
   }
   if (status >= 500 || status == 429) return true;
   return status >= 200 && status < 300 && error.code == errc::kBadReply;

@@ -115,7 +115,7 @@ Result<RecipientInfo> ParseKtri(const der::Tlv& seq, RecipientInfo ri) {
   if (alg.oid == oid::kRsaesOaep) {
     // Malformed parameters are malformed here; an unsupported hash is the unwrap's concern.
     auto params = ParseOaepParams(alg.params);
-    if (!params.ok() && params.error().code == "malformed-der") return params.error();
+    if (!params.ok() && params.error().code == errc::kMalformedDer) return params.error();
   }
   BL_TRY_ASSIGN(der::Tlv ek, r.Next("encryptedKey"));
   if (!ek.Is(der::kOctetString)) return Malformed("encryptedKey");

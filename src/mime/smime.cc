@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "blindlist/error_codes.h"
 #include "mime/base64_lines.h"
 #include "mime/media_type.h"
 #include "mime/smime_common.h"
@@ -448,20 +449,24 @@ std::string SmimeHeaderSection(std::string_view outer_headers, bool auth_envelop
 }
 
 Result<ProtectedHeader> ProtectHeaderSection(std::string_view rfc5322_message) {
-  if (rfc5322_message.empty()) return MakeError("malformed-message", "message is empty");
+  if (rfc5322_message.empty())
+    return MakeError(std::string(errc::kMalformedMessage), "message is empty");
   if (rfc5322_message.find('\0') != std::string_view::npos) {
-    return MakeError("malformed-message", "message contains a NUL byte");
+    return MakeError(std::string(errc::kMalformedMessage), "message contains a NUL byte");
   }
-  BL_TRY_ASSIGN(RawHeaderSection header, ParseHeaderSection(rfc5322_message, "malformed-message"));
+  BL_TRY_ASSIGN(RawHeaderSection header,
+                ParseHeaderSection(rfc5322_message, std::string(errc::kMalformedMessage)));
 
   const RawField* content_type = nullptr;
   for (const RawField& field : header.fields) {
     if (IsHpOuterField(field)) {
-      return MakeError("malformed-message", "message already carries HP-Outer header fields");
+      return MakeError(std::string(errc::kMalformedMessage),
+                       "message already carries HP-Outer header fields");
     }
     if (EqualsIgnoreCase(field.name, "Content-Type")) {
       if (content_type) {
-        return MakeError("malformed-message", "message has two Content-Type fields");
+        return MakeError(std::string(errc::kMalformedMessage),
+                         "message has two Content-Type fields");
       }
       content_type = &field;
     }
@@ -470,11 +475,12 @@ Result<ProtectedHeader> ProtectHeaderSection(std::string_view rfc5322_message) {
     const ParameterScan scan = ScanParameters(content_type->value);
     // An open quote or comment would swallow the parameter we append.
     if (!scan.balanced) {
-      return MakeError("malformed-message",
+      return MakeError(std::string(errc::kMalformedMessage),
                        "Content-Type has an unterminated quoted string or comment");
     }
     if (FindParameter(scan, "hp")) {
-      return MakeError("malformed-message", "message already carries header protection (hp=)");
+      return MakeError(std::string(errc::kMalformedMessage),
+                       "message already carries header protection (hp=)");
     }
   }
 
@@ -515,7 +521,8 @@ Result<ProtectedHeader> ProtectHeaderSection(std::string_view rfc5322_message) {
   auto restored = UnprotectHeaders(inner + std::string(blank_line), outer);
   if (!restored.ok() ||
       *restored != rfc5322_message.substr(0, header.fields_end + blank_line.size())) {
-    return MakeError("malformed-message", "header protection would not restore this message");
+    return MakeError(std::string(errc::kMalformedMessage),
+                     "header protection would not restore this message");
   }
   return ProtectedHeader{.inner_header = std::move(inner),
                          .body_offset = header.fields_end,
@@ -532,16 +539,18 @@ Result<ProtectedMessage> ProtectHeaders(std::string_view rfc5322_message) {
 
 Result<UnprotectedHeader> UnprotectHeaderSection(std::string_view inner,
                                                  std::string_view outer_headers) {
-  if (inner.empty()) return MakeError("malformed-message", "decrypted content is empty");
+  if (inner.empty())
+    return MakeError(std::string(errc::kMalformedMessage), "decrypted content is empty");
   std::optional<RawHeaderSection> outer;
   if (!outer_headers.empty()) {
-    BL_TRY_ASSIGN(outer, ParseHeaderSection(outer_headers, "malformed-message"));
+    BL_TRY_ASSIGN(outer, ParseHeaderSection(outer_headers, std::string(errc::kMalformedMessage)));
     if (outer->has_separator) {
-      return MakeError("malformed-message", "outer header section contains a blank line");
+      return MakeError(std::string(errc::kMalformedMessage),
+                       "outer header section contains a blank line");
     }
   }
 
-  auto inner_header = ParseHeaderSection(inner, "malformed-message");
+  auto inner_header = ParseHeaderSection(inner, std::string(errc::kMalformedMessage));
   const RawField* content_type = inner_header.ok() ? FirstContentType(*inner_header) : nullptr;
   std::optional<ParameterSpan> hp;
   if (content_type) {

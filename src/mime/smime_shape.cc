@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "blindlist/base64.h"
+#include "blindlist/error_codes.h"
 #include "crypto/der.h"
 #include "mime/smime_common.h"
 
@@ -463,13 +464,14 @@ Status CheckUnambiguousHeader(std::string_view header) {
   std::size_t line_start = 0;
   for (std::size_t i = 0; i < header.size(); ++i) {
     if (header[i] == '\r' && (i + 1 == header.size() || header[i + 1] != '\n')) {
-      return Fail("malformed-message", "the header section has a CR that does not end a line");
+      return Fail(std::string(errc::kMalformedMessage),
+                  "the header section has a CR that does not end a line");
     }
     if (header[i] != '\n') continue;
     const std::string_view line = header.substr(line_start, i - line_start);
     line_start = i + 1;
     if (!line.empty() && line.find_first_not_of(" \t\r") == std::string_view::npos) {
-      return Fail("malformed-message",
+      return Fail(std::string(errc::kMalformedMessage),
                   "the header section has a line of only white space, which readers may take "
                   "for its end");
     }
@@ -501,11 +503,13 @@ TopFields FindTopFields(const RawHeaderSection& header) {
 }  // namespace
 
 Result<MessageShape> CheckWholeMessage(std::string_view message, SmimeShapeLimits limits) {
-  BL_TRY_ASSIGN(RawHeaderSection header, ParseHeaderSection(message, "malformed-message"));
+  BL_TRY_ASSIGN(RawHeaderSection header,
+                ParseHeaderSection(message, std::string(errc::kMalformedMessage)));
   const TopFields top = FindTopFields(header);
   if (top.content_types > 1) {
-    return Fail("malformed-message", "the message has " + std::to_string(top.content_types) +
-                                         " Content-Type fields; a message has at most one");
+    return Fail(std::string(errc::kMalformedMessage),
+                "the message has " + std::to_string(top.content_types) +
+                    " Content-Type fields; a message has at most one");
   }
   MessageShape shape;
   if (top.content_type == nullptr) {

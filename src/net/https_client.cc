@@ -19,6 +19,7 @@
 #include <cctype>
 #include <optional>
 
+#include "blindlist/error_codes.h"
 #include "net/openssl_error.h"
 
 namespace blindlist::net {
@@ -136,26 +137,28 @@ struct HttpsClient::Impl {
     SSL_CTX_set_verify(native, SSL_VERIFY_PEER, nullptr);
     if (!config.ca_file.empty()) {
       if (SSL_CTX_load_verify_locations(native, config.ca_file.c_str(), nullptr) != 1) {
-        config_error = MakeError("tls-failed",
+        config_error = MakeError(std::string(errc::kTlsFailed),
                                  "cannot load CA file " + config.ca_file + ": " + OpenSslError());
         return;
       }
     } else if (SSL_CTX_set_default_verify_paths(native) != 1) {
-      config_error = MakeError("tls-failed", "cannot load the system CA store: " + OpenSslError());
+      config_error = MakeError(std::string(errc::kTlsFailed),
+                               "cannot load the system CA store: " + OpenSslError());
       return;
     }
     if (!config.client_cert_file.empty()) {
       if (SSL_CTX_use_certificate_chain_file(native, config.client_cert_file.c_str()) != 1) {
-        config_error = MakeError("tls-failed", "cannot load client certificate " +
-                                                   config.client_cert_file + ": " + OpenSslError());
+        config_error = MakeError(
+            std::string(errc::kTlsFailed),
+            "cannot load client certificate " + config.client_cert_file + ": " + OpenSslError());
         return;
       }
       const std::string& key =
           config.client_key_file.empty() ? config.client_cert_file : config.client_key_file;
       if (SSL_CTX_use_PrivateKey_file(native, key.c_str(), SSL_FILETYPE_PEM) != 1 ||
           SSL_CTX_check_private_key(native) != 1) {
-        config_error =
-            MakeError("tls-failed", "cannot load client key " + key + ": " + OpenSslError());
+        config_error = MakeError(std::string(errc::kTlsFailed),
+                                 "cannot load client key " + key + ": " + OpenSslError());
         return;
       }
     }
@@ -207,7 +210,9 @@ std::optional<Error> HttpsClient::Impl::Connect(const Url& url,
     // Name resolution is blocking and bounded by the resolver's own timeouts.
     tcp::resolver resolver(ioc);
     endpoints = resolver.resolve(url.host, url.port, ec);
-    if (ec) return MakeError("connect-failed", "cannot resolve " + url.host + ": " + ec.message());
+    if (ec)
+      return MakeError(std::string(errc::kConnectFailed),
+                       "cannot resolve " + url.host + ": " + ec.message());
   }
 
   stream = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(ioc, tls);
@@ -216,8 +221,10 @@ std::optional<Error> HttpsClient::Impl::Connect(const Url& url,
   ec = Run([&](auto handler) { lowest.async_connect(endpoints, std::move(handler)); });
   if (ec) {
     Disconnect();
-    if (ec == beast::error::timeout) return MakeError("timeout", "connecting to " + where);
-    return MakeError("connect-failed", "cannot connect to " + where + ": " + ec.message());
+    if (ec == beast::error::timeout)
+      return MakeError(std::string(errc::kTimeout), "connecting to " + where);
+    return MakeError(std::string(errc::kConnectFailed),
+                     "cannot connect to " + where + ": " + ec.message());
   }
   // A request larger than one TLS record (a bulk request) goes out whole, without its
   // tail waiting for the server's delayed ACK.
@@ -230,14 +237,15 @@ std::optional<Error> HttpsClient::Impl::Connect(const Url& url,
     // No SNI for address literals (RFC 6066); the certificate must name the IP.
     if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), url.host.c_str()) != 1) {
       Disconnect();
-      return MakeError("tls-failed", "cannot set the expected IP " + url.host);
+      return MakeError(std::string(errc::kTlsFailed), "cannot set the expected IP " + url.host);
     }
   } else {
     SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
     if (SSL_set_tlsext_host_name(ssl, url.host.c_str()) != 1 ||
         SSL_set1_host(ssl, url.host.c_str()) != 1) {
       Disconnect();
-      return MakeError("tls-failed", "cannot set the expected host name " + url.host);
+      return MakeError(std::string(errc::kTlsFailed),
+                       "cannot set the expected host name " + url.host);
     }
   }
   ec = Run(
@@ -247,8 +255,10 @@ std::optional<Error> HttpsClient::Impl::Connect(const Url& url,
     long verify = SSL_get_verify_result(ssl);
     if (verify != X509_V_OK) reason = X509_verify_cert_error_string(verify);
     Disconnect();
-    if (ec == beast::error::timeout) return MakeError("timeout", "TLS handshake with " + where);
-    return MakeError("tls-failed", "TLS handshake with " + where + " failed: " + reason);
+    if (ec == beast::error::timeout)
+      return MakeError(std::string(errc::kTimeout), "TLS handshake with " + where);
+    return MakeError(std::string(errc::kTlsFailed),
+                     "TLS handshake with " + where + " failed: " + reason);
   }
   connected_host = url.host;
   connected_port = url.port;
@@ -267,8 +277,10 @@ Result<ClientResponse> HttpsClient::Impl::Exchange(const Url& url,
   if (ec) {
     stale = IsStaleConnection(ec);
     Disconnect();
-    if (ec == beast::error::timeout) return MakeError("timeout", "sending the request to " + where);
-    return MakeError("connect-failed", "sending the request to " + where + ": " + ec.message());
+    if (ec == beast::error::timeout)
+      return MakeError(std::string(errc::kTimeout), "sending the request to " + where);
+    return MakeError(std::string(errc::kConnectFailed),
+                     "sending the request to " + where + ": " + ec.message());
   }
   http::response_parser<http::string_body> parser;
   parser.header_limit(kMaxResponseHeaderBytes);
@@ -279,8 +291,10 @@ Result<ClientResponse> HttpsClient::Impl::Exchange(const Url& url,
   if (ec) {
     stale = !parser.got_some() && IsStaleConnection(ec);
     Disconnect();
-    if (ec == beast::error::timeout) return MakeError("timeout", "waiting for " + where);
-    return MakeError("connect-failed", "reading the response from " + where + ": " + ec.message());
+    if (ec == beast::error::timeout)
+      return MakeError(std::string(errc::kTimeout), "waiting for " + where);
+    return MakeError(std::string(errc::kConnectFailed),
+                     "reading the response from " + where + ": " + ec.message());
   }
   lowest.expires_never();
 

@@ -17,6 +17,8 @@
 #include <utility>
 #include <vector>
 
+#include "blindlist/error_codes.h"
+
 namespace blindlist::spool {
 namespace {
 
@@ -250,7 +252,8 @@ Result<std::vector<std::string>> Spool::ListActive() {
 }
 
 Result<IncomingPost> Spool::ReadIncoming(const std::string& id) {
-  if (!IsValidId(id)) return MakeError("spool-invalid-id", "bad queue id '" + id + "'");
+  if (!IsValidId(id))
+    return MakeError(std::string(errc::kSpoolInvalidId), "bad queue id '" + id + "'");
   const std::lock_guard<std::mutex> lock(mu_);
   BL_TRY_ASSIGN(std::string bytes, env_->ReadWholeFile(Path(kIncoming, id)));
   auto post = ParseIncomingFileInPlace(std::move(bytes));
@@ -264,7 +267,8 @@ Result<IncomingPost> Spool::ReadIncoming(const std::string& id) {
 }
 
 Result<ActivePost> Spool::ReadActive(const std::string& id) {
-  if (!IsValidId(id)) return MakeError("spool-invalid-id", "bad queue id '" + id + "'");
+  if (!IsValidId(id))
+    return MakeError(std::string(errc::kSpoolInvalidId), "bad queue id '" + id + "'");
   const std::lock_guard<std::mutex> lock(mu_);
   BL_TRY_ASSIGN(std::string bytes, env_->ReadWholeFile(Path(kActive, id)));
   auto post = ParseActiveFileInPlace(std::move(bytes));
@@ -297,7 +301,8 @@ Status Spool::Activate(const ActivePost& post, const std::vector<std::string_vie
 Status Spool::UpdateRecipients(const std::string& id,
                                const std::vector<std::pair<std::size_t, RecipientEntry>>& updates,
                                bool sync) {
-  if (!IsValidId(id)) return MakeError("spool-invalid-id", "bad queue id '" + id + "'");
+  if (!IsValidId(id))
+    return MakeError(std::string(errc::kSpoolInvalidId), "bad queue id '" + id + "'");
   if (updates.empty()) return Status::Ok();
   const std::lock_guard<std::mutex> lock(mu_);
   BL_TRY_ASSIGN(std::unique_ptr<File> file, env_->OpenExisting(Path(kActive, id)));
@@ -363,7 +368,8 @@ Status Spool::UpdateRecipients(const std::string& id,
 }
 
 Status Spool::Remove(const std::string& id) {
-  if (!IsValidId(id)) return MakeError("spool-invalid-id", "bad queue id '" + id + "'");
+  if (!IsValidId(id))
+    return MakeError(std::string(errc::kSpoolInvalidId), "bad queue id '" + id + "'");
   const std::lock_guard<std::mutex> lock(mu_);
   bool found = false;
   for (const std::string_view sub : {kActive, kIncoming}) {
@@ -378,7 +384,8 @@ Status Spool::Remove(const std::string& id) {
 }
 
 Status Spool::Quarantine(const std::string& id, const std::string& reason) {
-  if (!IsValidId(id)) return MakeError("spool-invalid-id", "bad queue id '" + id + "'");
+  if (!IsValidId(id))
+    return MakeError(std::string(errc::kSpoolInvalidId), "bad queue id '" + id + "'");
   const std::lock_guard<std::mutex> lock(mu_);
   bool found = false;
   for (const std::string_view sub : {kActive, kIncoming}) {
@@ -409,7 +416,8 @@ Status Spool::QuarantineFile(std::string_view sub, const std::string& id,
 }
 
 Status Spool::Hold(const std::string& id) {
-  if (!IsValidId(id)) return MakeError("spool-invalid-id", "bad queue id '" + id + "'");
+  if (!IsValidId(id))
+    return MakeError(std::string(errc::kSpoolInvalidId), "bad queue id '" + id + "'");
   const std::lock_guard<std::mutex> lock(mu_);
   if (!env_->Exists(Path(kIncoming, id))) {
     return MakeError("spool-not-found", "no incoming post " + id);
@@ -441,7 +449,8 @@ Result<std::vector<HeldPost>> Spool::ListHeld() {
 }
 
 Status Spool::Release(const std::string& id, std::int64_t now) {
-  if (!IsValidId(id)) return MakeError("spool-invalid-id", "bad queue id '" + id + "'");
+  if (!IsValidId(id))
+    return MakeError(std::string(errc::kSpoolInvalidId), "bad queue id '" + id + "'");
   const std::lock_guard<std::mutex> lock(mu_);
   const std::string held = Path(kHeld, id);
   if (!env_->Exists(held)) return MakeError("spool-not-found", "no held post " + id);
@@ -463,7 +472,8 @@ Status Spool::Release(const std::string& id, std::int64_t now) {
 }
 
 Status Spool::Discard(const std::string& id) {
-  if (!IsValidId(id)) return MakeError("spool-invalid-id", "bad queue id '" + id + "'");
+  if (!IsValidId(id))
+    return MakeError(std::string(errc::kSpoolInvalidId), "bad queue id '" + id + "'");
   const std::lock_guard<std::mutex> lock(mu_);
   const std::string held = Path(kHeld, id);
   if (!env_->Exists(held)) return MakeError("spool-not-found", "no held post " + id);
