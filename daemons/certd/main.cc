@@ -156,20 +156,10 @@ int Run(int argc, char** argv) {
   certd::CertService service(config, std::move(*store), std::move(*ca_cert), std::move(*ca_key));
   net::HttpsServer server(config.common.server,
                           [&service](const net::HttpRequest& r) { return service.Handle(r); });
-  server.SetRefusalObserver([&service](const net::HttpRequest& r, const net::HttpResponse& resp) {
-    service.AuditRefusal(r, resp);
-  });
-  Status metrics_token = service.metrics_access.Load(config.common.metrics_token_file);
-  if (!metrics_token.ok()) return Fatal(metrics_token.error());
-  Status started =
-      api::StartServer(server, config.common.server, port_file, service.store().BackendName());
-  if (!started.ok()) return Fatal(started.error());
-  api::ServeWithReload(
-      server, [&] { return certd::LoadConfig(config_file); },
-      [&](const certd::Config& fresh) {
-        service.UpdateLimits(fresh);
-        service.metrics_access.Reload(fresh.common.metrics_token_file);
-      });
+  Status served =
+      api::ServeService(server, service, config.common.server, config.common.metrics_token_file,
+                        port_file, [&] { return certd::LoadConfig(config_file); });
+  if (!served.ok()) return Fatal(served.error());
   return 0;
 }
 

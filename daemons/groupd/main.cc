@@ -118,20 +118,10 @@ int Run(int argc, char** argv) {
       net::AsyncHttpHandler([&service](const net::HttpRequest& r, net::HttpResponder respond) {
         service.Handle(r, std::move(respond));
       }));
-  server.SetRefusalObserver([&service](const net::HttpRequest& r, const net::HttpResponse& resp) {
-    service.AuditRefusal(r, resp);
-  });
-  Status metrics_token = service.metrics_access.Load(config.common.metrics_token_file);
-  if (!metrics_token.ok()) return Fatal(metrics_token.error());
-  Status started =
-      api::StartServer(server, config.common.server, port_file, service.store().BackendName());
-  if (!started.ok()) return Fatal(started.error());
-  api::ServeWithReload(
-      server, [&] { return groupd::LoadConfig(config_file); },
-      [&](const groupd::Config& fresh) {
-        service.UpdateLimits(fresh);
-        service.metrics_access.Reload(fresh.common.metrics_token_file);
-      });
+  Status served =
+      api::ServeService(server, service, config.common.server, config.common.metrics_token_file,
+                        port_file, [&] { return groupd::LoadConfig(config_file); });
+  if (!served.ok()) return Fatal(served.error());
   return 0;
 }
 

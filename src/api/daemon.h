@@ -70,4 +70,26 @@ void ServeWithReload(net::HttpsServer& server, Load load, Apply apply) {
   });
 }
 
+// The tail of groupd's and certd's Run(): refusals go to the service's audit, the metrics
+// token is loaded, the server starts (its port written to `port_file`), and it serves until
+// SIGTERM with ServeWithReload, each reload giving the service its new limits and token.
+// `Service` has AuditRefusal, metrics_access, store() and UpdateLimits(config). The error, if
+// any, is for Fatal().
+template <typename Service, typename Load>
+Status ServeService(net::HttpsServer& server, Service& service,
+                    const net::HttpsServerConfig& server_config,
+                    const std::string& metrics_token_file, const std::string& port_file,
+                    Load load) {
+  server.SetRefusalObserver([&service](const net::HttpRequest& r, const net::HttpResponse& resp) {
+    service.AuditRefusal(r, resp);
+  });
+  BL_TRY(service.metrics_access.Load(metrics_token_file));
+  BL_TRY(StartServer(server, server_config, port_file, service.store().BackendName()));
+  ServeWithReload(server, load, [&service](const auto& fresh) {
+    service.UpdateLimits(fresh);
+    service.metrics_access.Reload(fresh.common.metrics_token_file);
+  });
+  return Status::Ok();
+}
+
 }  // namespace blindlist::api
