@@ -11,11 +11,13 @@
 
 #include <cstddef>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
 #include "blindlist/bytes.h"
 #include "blindlist/result.h"
+#include "crypto/cms.h"
 #include "crypto/keys.h"
 
 namespace blindlist::groupd {
@@ -32,6 +34,10 @@ class MemberCertificateCache {
   // Errors: those of crypto::Certificate::Load.
   Result<crypto::Certificate> Get(const std::string& fingerprint, const Bytes& der);
 
+  // The same certificate prepared for wraps (crypto::WrapTarget), kept with it, so a member's
+  // later posts pay only the wrap. Errors: those of Get and of crypto::WrapTarget::Prepare.
+  Result<crypto::WrapTarget> GetWrapTarget(const std::string& fingerprint, const Bytes& der);
+
   std::size_t size() const;
   std::size_t parses() const;  // misses that parsed, for tests
 
@@ -39,6 +45,7 @@ class MemberCertificateCache {
   struct Entry {
     Bytes der;
     crypto::Certificate certificate;
+    std::optional<crypto::WrapTarget> target;  // made on the first wrap to it
   };
   const std::size_t capacity_;
   mutable std::mutex mu_;

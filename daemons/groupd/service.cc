@@ -793,7 +793,7 @@ std::variant<SecretBytes, HttpResponse> UnwrapGroupRecipient(store::Store& st, G
 struct MemberTarget {
   std::string address;  // as the exploder named it
   std::string status;   // "ok", "not-member", "no-certificate", "unusable-certificate"
-  std::optional<crypto::Certificate> certificate;
+  std::optional<crypto::WrapTarget> target;
 };
 
 store::AuditRecord MemberAuditRecord(const GroupService::Call& call, const MemberTarget& m) {
@@ -848,20 +848,21 @@ HttpResponse GroupService::RewrapMembers(const HttpRequest& req, Call& call,
   std::vector<MemberTarget> targets;
   targets.reserve(names->size());
   for (const auto& n : *names) {
-    MemberTarget t{.address = n.get<std::string>(), .status = "ok", .certificate = {}};
+    MemberTarget t{.address = n.get<std::string>(), .status = "ok", .target = {}};
     auto it = current.find(store::CanonicalMailbox(t.address));
     if (it == current.end()) {
       t.status = "not-member";
     } else if (it->second->certificate_der.empty()) {
       t.status = "no-certificate";
     } else {
-      auto cert =
-          member_certificates_.Get(it->second->cert_fingerprint, it->second->certificate_der);
-      // Whether a certificate can be wrapped to is its own property, decided before the unwrap.
-      if (!cert.ok() || !crypto::CheckWrapTarget(*cert).ok()) {
+      // Whether a certificate can be wrapped to is its own property (WrapTarget::Prepare checks
+      // it), decided before the unwrap.
+      auto target = member_certificates_.GetWrapTarget(it->second->cert_fingerprint,
+                                                       it->second->certificate_der);
+      if (!target.ok()) {
         t.status = "unusable-certificate";
       } else {
-        t.certificate = std::move(*cert);
+        t.target = std::move(*target);
       }
     }
     targets.push_back(std::move(t));
@@ -887,8 +888,8 @@ HttpResponse GroupService::RewrapMembers(const HttpRequest& req, Call& call,
   for (MemberTarget& t : targets) {
     if (&t != targets.data()) out += ',';
     out += "{\"address\":" + json(t.address).dump() + ",\"status\":\"" + t.status + '"';
-    if (t.certificate) {
-      auto wrapped = wrapper.Wrap(*t.certificate);
+    if (t.target) {
+      auto wrapped = wrapper.Wrap(*t.target);
       if (!wrapped.ok()) {
         // Checked above (CheckWrapTarget): this is ours, not the caller's.
         return Internal(call, "the re-wrap failed on the server", wrapped.error());

@@ -768,79 +768,11 @@ Result<Bytes> WrapCekRsa(const SecretBytes& cek, const Certificate& cert, RsaPad
 
 }  // namespace
 
-// One originator key: the ephemeral pair, a derive context set up once for it, and the DER of
-// its KARI originator field and key encryption algorithm, both the same for every recipient.
-struct CekWrapper::Ephemeral {
-  KeyType curve;
-  EvpPkeyPtr key;
-  EvpPkeyCtxPtr derive;
-  Bytes originator;
-  Bytes alg;
-};
-
-CekWrapper::CekWrapper(const SecretBytes& cek, RsaPadding padding) : cek_(cek), padding_(padding) {}
-
-CekWrapper::~CekWrapper() = default;  // EVP_PKEY_free clears the private scalar
-
-Result<CekWrapper::Ephemeral*> CekWrapper::EphemeralFor(const Certificate& cert) {
-  EVP_PKEY* pub = X509_get0_pubkey(cert.impl().x509.get());
-  const KeyType curve = cert.key_type();
-  for (auto& e : ephemerals_) {
-    if (e->curve == curve) return e.get();
-  }
-  auto e = std::make_unique<Ephemeral>();
-  e->curve = curve;
-  EvpPkeyCtxPtr gen(EVP_PKEY_CTX_new_from_pkey(nullptr, pub, nullptr));
-  EVP_PKEY* eph_raw = nullptr;
-  if (!gen || EVP_PKEY_keygen_init(gen.get()) != 1 || EVP_PKEY_keygen(gen.get(), &eph_raw) != 1) {
-    return OsslError("crypto", "ephemeral EC key generation failed");
-  }
-  e->key.reset(eph_raw);
-  e->derive.reset(EVP_PKEY_CTX_new_from_pkey(nullptr, e->key.get(), nullptr));
-  if (!e->derive || EVP_PKEY_derive_init(e->derive.get()) != 1)
-    return OsslError("crypto", "ECDH setup failed");
-  unsigned char* point = nullptr;
-  const std::size_t point_len = EVP_PKEY_get1_encoded_public_key(e->key.get(), &point);
-  if (point_len == 0) return OsslError("crypto", "cannot encode the ephemeral key");
-  Bytes bits{0x00};
-  bits.insert(bits.end(), point, point + point_len);
-  OPENSSL_free(point);
-  e->originator = der::Encode(
-      der::ContextConstructed(0),
-      der::Encode(der::ContextConstructed(1),
-                  {EncodeAlgorithmId(oid::kEcPublicKey), der::Encode(der::kBitString, bits)}));
-  e->alg = EncodeAlgorithmId(oid::kStdDhSha256Kdf, EncodeAlgorithmId(oid::kAes256Wrap));
-  ephemerals_.push_back(std::move(e));
-  return ephemerals_.back().get();
-}
-
-Result<Bytes> CekWrapper::Wrap(const Certificate& cert) {
-  BL_TRY(CheckWrapTarget(cert));
-  const KeyType type = cert.key_type();
-  if (type == KeyType::kRsa) return WrapCekRsa(cek_, cert, padding_);
-  if (type != KeyType::kEcP256 && type != KeyType::kEcP384)
-    return MakeError("unsupported-key", "unsupported recipient key type");
-  BL_TRY_ASSIGN(Ephemeral * e, EphemeralFor(cert));
-  EVP_PKEY* pub = X509_get0_pubkey(cert.impl().x509.get());
-  std::size_t len = 0;
-  // The peer is a registered certificate's key, decoded (so on the curve) when it was parsed.
-  if (EVP_PKEY_derive_set_peer_ex(e->derive.get(), pub, 0) != 1 ||
-      EVP_PKEY_derive(e->derive.get(), nullptr, &len) != 1) {
-    return OsslError("crypto", "ECDH failed");
-  }
-  SecretBytes z(len);
-  if (EVP_PKEY_derive(e->derive.get(), z.data(), &len) != 1)
-    return OsslError("crypto", "ECDH failed");
-  z.resize(len);
-  BL_TRY_ASSIGN(SecretBytes kek, KariKek(EVP_sha256(), z.view(), oid::kAes256Wrap, nullptr));
-  BL_TRY_ASSIGN(Bytes wrapped, AesWrap(kek, cek_));
-  Bytes rek = der::Encode(der::kSequence,
-                          {EncodeIssuerSerialRid(cert), der::Encode(der::kOctetString, wrapped)});
-  return der::Encode(der::ContextConstructed(1), {der::EncodeInteger(3), e->originator, e->alg,
-                                                  der::Encode(der::kSequence, rek)});
-}
-
 Result<Bytes> WrapCek(const SecretBytes& cek, const Certificate& cert, RsaPadding padding) {
+  if (cert.key_type() == KeyType::kRsa) {
+    BL_TRY(CheckWrapTarget(cert));
+    return WrapCekRsa(cek, cert, padding);
+  }
   // A wrapper of its own: a fresh ephemeral key for this one recipient.
   CekWrapper wrapper(cek, padding);
   return wrapper.Wrap(cert);

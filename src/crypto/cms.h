@@ -129,6 +129,25 @@ Result<Bytes> Encrypt(ByteView content, const std::vector<Certificate>& certs,
 // A RecipientInfo for `cert` (KTRI for RSA, KARI for EC) or `secret` (KEKRI) carrying `cek`.
 Result<Bytes> WrapCek(const SecretBytes& cek, const Certificate& cert, RsaPadding padding);
 Result<Bytes> WrapCek(const SecretBytes& cek, const GroupSecret& secret);
+// A recipient certificate prepared once for many wraps (CekWrapper): its key type, the DER of
+// its RecipientIdentifier and, for RSA, a public-key context set up once. What a wrap to it
+// needs and never changes, so a server that keeps these with its parsed certificates pays only
+// the wrap itself on every later message (cek_wrapper.cc).
+// Thread-safety: immutable once made; may be shared across threads.
+class WrapTarget {
+ public:
+  // CheckWrapTarget's refusals, and "crypto".
+  static Result<WrapTarget> Prepare(const Certificate& cert);
+
+  const Certificate& certificate() const;
+
+  struct Impl;
+  const Impl& impl() const { return *impl_; }
+
+ private:
+  std::shared_ptr<const Impl> impl_;
+};
+
 // WrapCek for many recipients of one message: every EC recipient on one curve shares one
 // ephemeral key (the originator key of its KeyAgreeRecipientInfo), made on first use and freed,
 // private scalar wiped, with the wrapper. RFC 5652 section 6.2.2 lets one originator key serve
@@ -137,7 +156,9 @@ Result<Bytes> WrapCek(const SecretBytes& cek, const GroupSecret& secret);
 // Each KEK comes from a different Z (ephemeral times that recipient's static key), so sharing
 // the ephemeral across one message's recipients is what a multi-recipient KARI does anyway.
 // It halves the scalar multiplications: one derive per EC recipient, no key generation.
-// Use one wrapper for one CEK only, never across messages. RSA recipients are as WrapCek.
+// RSA recipients: one public-key operation each, its padding (PKCS#1 v1.5 or OAEP) made here
+// from random bytes drawn in blocks, never shared between recipients (cek_wrapper.cc).
+// Use one wrapper for one CEK only, never across messages.
 // Thread-safety: one thread at a time.
 class CekWrapper {
  public:
@@ -149,13 +170,18 @@ class CekWrapper {
 
   // As WrapCek(cek, cert, padding).
   Result<Bytes> Wrap(const Certificate& cert);
+  Result<Bytes> Wrap(const WrapTarget& target);
 
  private:
   struct Ephemeral;
-  Result<Ephemeral*> EphemeralFor(const Certificate& cert);
+  struct Scratch;
+  Result<Ephemeral*> EphemeralFor(const WrapTarget& target);
+  Result<Bytes> WrapRsa(const WrapTarget& target);
+  Result<Bytes> WrapEc(const WrapTarget& target);
   const SecretBytes& cek_;
   RsaPadding padding_;
   std::vector<std::unique_ptr<Ephemeral>> ephemerals_;  // one per curve met
+  std::unique_ptr<Scratch> scratch_;                    // random bytes, digest context
 };
 
 // Whether WrapCek can wrap a key of 16 to 64 octets (a multiple of 8) to this target: the

@@ -1,0 +1,281 @@
+// WrapTarget and CekWrapper (cms.h): one message key wrapped to many recipients, as groupd's
+// per-member re-wrap does for every member of a list. What does not change between wraps to
+// one certificate is made once (WrapTarget); what does not change within one message is made
+// once per wrapper (the EC originator key, a block of random bytes). The RSA paddings are
+// built here (RFC 8017, 7.1.1 and 7.2.1) and applied with the raw public-key operation:
+// OpenSSL 3.0 draws its padding randomness with one DRBG call (and a getpid) per call, plus
+// one per zero byte for PKCS#1 v1.5, which cost a quarter of an RSA-2048 member's wrap.
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+
+#include "crypto/cms.h"
+#include "crypto/der.h"
+#include "crypto/ossl.h"
+#include "crypto/primitives.h"
+
+namespace blindlist::crypto {
+
+struct WrapTarget::Impl {
+  Certificate cert;
+  KeyType type = KeyType::kOther;
+  EVP_PKEY* pub = nullptr;      // owned by cert
+  Bytes rid;                    // the IssuerAndSerialNumber DER naming the certificate
+  std::size_t modulus_len = 0;  // RSA
+  EvpPkeyCtxPtr rsa_raw;        // RSA: encryption, no padding; each wrap uses a duplicate
+};
+
+Result<WrapTarget> WrapTarget::Prepare(const Certificate& cert) {
+  BL_TRY(CheckWrapTarget(cert));
+  auto impl = std::make_shared<Impl>();
+  impl->cert = cert;
+  impl->type = cert.key_type();
+  impl->pub = X509_get0_pubkey(cert.impl().x509.get());
+  impl->rid = cert.IssuerAndSerialDer();
+  if (impl->pub == nullptr || impl->rid.empty())
+    return OsslError("crypto", "the certificate has no usable key or issuer");
+  if (impl->type == KeyType::kRsa) {
+    impl->modulus_len = static_cast<std::size_t>(EVP_PKEY_get_size(impl->pub));
+    impl->rsa_raw.reset(EVP_PKEY_CTX_new_from_pkey(nullptr, impl->pub, nullptr));
+    if (!impl->rsa_raw || EVP_PKEY_encrypt_init(impl->rsa_raw.get()) != 1 ||
+        EVP_PKEY_CTX_set_rsa_padding(impl->rsa_raw.get(), RSA_NO_PADDING) != 1) {
+      return OsslError("crypto", "RSA setup failed");
+    }
+  }
+  WrapTarget target;
+  target.impl_ = std::move(impl);
+  return target;
+}
+
+const Certificate& WrapTarget::certificate() const { return impl_->cert; }
+
+namespace {
+
+constexpr std::size_t kSha256Len = 32;
+constexpr std::size_t kRandomBlock = 4096;  // one DRBG call serves about 18 RSA-2048 members
+
+const EVP_MD* Sha256() {
+  // Fetched once: EVP_sha256() would fetch again inside every digest.
+  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  return md;
+}
+
+}  // namespace
+
+// Per message: random bytes drawn from the DRBG a block at a time (secret until used, wiped with
+// the wrapper), a digest context for OAEP, and the encoded message of the RSA operation.
+struct CekWrapper::Scratch {
+  SecretBytes random = SecretBytes(kRandomBlock);
+  std::size_t used = kRandomBlock;  // nothing drawn yet
+  EvpMdCtxPtr md{EVP_MD_CTX_new()};
+  SecretBytes em;
+  std::array<std::uint8_t, kSha256Len> empty_label_hash{};
+  bool have_label_hash = false;
+
+  Status Refill() {
+    BL_TRY(RandomBytes(random.data(), random.size()));
+    used = 0;
+    return Status::Ok();
+  }
+  Status Draw(std::uint8_t* out, std::size_t n) {
+    while (n > 0) {
+      if (used == random.size()) BL_TRY(Refill());
+      const std::size_t take = std::min(n, random.size() - used);
+      std::memcpy(out, random.data() + used, take);
+      OPENSSL_cleanse(random.data() + used, take);
+      used += take;
+      out += take;
+      n -= take;
+    }
+    return Status::Ok();
+  }
+  // Nonzero random octets (PKCS#1 v1.5's PS): zeros are skipped, so each octet is uniform over
+  // 1..255. How many are skipped depends on the random bytes only.
+  Status DrawNonZero(std::uint8_t* out, std::size_t n) {
+    for (std::size_t i = 0; i < n;) {
+      if (used == random.size()) BL_TRY(Refill());
+      const std::uint8_t b = random[used];
+      random[used++] = 0;
+      if (b != 0) out[i++] = b;
+    }
+    return Status::Ok();
+  }
+  // SHA-256 over the concatenation of `parts` into `out`.
+  Status Digest(std::initializer_list<ByteView> parts, std::uint8_t* out) {
+    if (!md || EVP_DigestInit_ex(md.get(), Sha256(), nullptr) != 1)
+      return OsslError("crypto", "SHA-256 failed");
+    for (ByteView p : parts) {
+      if (EVP_DigestUpdate(md.get(), p.data(), p.size()) != 1)
+        return OsslError("crypto", "SHA-256 failed");
+    }
+    unsigned int len = 0;
+    if (EVP_DigestFinal_ex(md.get(), out, &len) != 1 || len != kSha256Len)
+      return OsslError("crypto", "SHA-256 failed");
+    return Status::Ok();
+  }
+  // target ^= MGF1-SHA-256(seed, target's length) (RFC 8017, B.2.1).
+  Status XorMgf1(ByteView seed, std::uint8_t* target, std::size_t len) {
+    std::array<std::uint8_t, kSha256Len> block{};
+    for (std::uint32_t counter = 0; len > 0; ++counter) {
+      const std::array<std::uint8_t, 4> c = {
+          static_cast<std::uint8_t>(counter >> 24), static_cast<std::uint8_t>(counter >> 16),
+          static_cast<std::uint8_t>(counter >> 8), static_cast<std::uint8_t>(counter)};
+      BL_TRY(Digest({seed, ByteView(c.data(), c.size())}, block.data()));
+      const std::size_t n = std::min(len, block.size());
+      for (std::size_t i = 0; i < n; ++i) target[i] ^= block[i];
+      target += n;
+      len -= n;
+    }
+    OPENSSL_cleanse(block.data(), block.size());
+    return Status::Ok();
+  }
+  // The encoded message, k octets of zeros (wiped after each use, reused across recipients).
+  void SizeMessage(std::size_t k) {
+    if (em.size() != k) em = SecretBytes(k);
+    OPENSSL_cleanse(em.data(), em.size());
+  }
+  // EM = 0x00 || 0x02 || PS || 0x00 || M (RFC 8017, 7.2.1), k octets.
+  Status EncodePkcs1(ByteView m, std::size_t k) {
+    if (k < m.size() + 11) return MakeError("crypto", "the RSA key is too small for the CEK");
+    SizeMessage(k);
+    em[0] = 0x00;
+    em[1] = 0x02;
+    const std::size_t ps = k - 3 - m.size();
+    BL_TRY(DrawNonZero(em.data() + 2, ps));
+    em[2 + ps] = 0x00;
+    std::memcpy(em.data() + 3 + ps, m.data(), m.size());
+    return Status::Ok();
+  }
+  // EM = 0x00 || maskedSeed || maskedDB (RFC 8017, 7.1.1), SHA-256 and MGF1-SHA-256, empty
+  // label, k octets.
+  Status EncodeOaep(ByteView m, std::size_t k) {
+    if (k < m.size() + 2 * kSha256Len + 2)
+      return MakeError("crypto", "the RSA key is too small for the CEK");
+    if (!have_label_hash) {
+      BL_TRY(Digest({}, empty_label_hash.data()));
+      have_label_hash = true;
+    }
+    SizeMessage(k);  // zeros: EM[0] and PS
+    std::uint8_t* seed = em.data() + 1;
+    std::uint8_t* db = seed + kSha256Len;
+    const std::size_t db_len = k - kSha256Len - 1;
+    std::memcpy(db, empty_label_hash.data(), kSha256Len);
+    db[db_len - m.size() - 1] = 0x01;
+    std::memcpy(db + db_len - m.size(), m.data(), m.size());
+    BL_TRY(Draw(seed, kSha256Len));
+    BL_TRY(XorMgf1(ByteView(seed, kSha256Len), db, db_len));
+    return XorMgf1(ByteView(db, db_len), seed, kSha256Len);
+  }
+};
+
+// One originator key: the ephemeral pair, a derive context set up once for it, and the DER of
+// its KARI originator field and key encryption algorithm, both the same for every recipient.
+struct CekWrapper::Ephemeral {
+  KeyType curve;
+  EvpPkeyPtr key;
+  EvpPkeyCtxPtr derive;
+  Bytes originator;
+  Bytes alg;
+};
+
+CekWrapper::CekWrapper(const SecretBytes& cek, RsaPadding padding)
+    : cek_(cek), padding_(padding), scratch_(std::make_unique<Scratch>()) {}
+
+CekWrapper::~CekWrapper() = default;  // EVP_PKEY_free clears the private scalar
+
+Result<CekWrapper::Ephemeral*> CekWrapper::EphemeralFor(const WrapTarget& target) {
+  const WrapTarget::Impl& t = target.impl();
+  for (auto& e : ephemerals_) {
+    if (e->curve == t.type) return e.get();
+  }
+  auto e = std::make_unique<Ephemeral>();
+  e->curve = t.type;
+  EvpPkeyCtxPtr gen(EVP_PKEY_CTX_new_from_pkey(nullptr, t.pub, nullptr));
+  EVP_PKEY* eph_raw = nullptr;
+  if (!gen || EVP_PKEY_keygen_init(gen.get()) != 1 || EVP_PKEY_keygen(gen.get(), &eph_raw) != 1) {
+    return OsslError("crypto", "ephemeral EC key generation failed");
+  }
+  e->key.reset(eph_raw);
+  e->derive.reset(EVP_PKEY_CTX_new_from_pkey(nullptr, e->key.get(), nullptr));
+  if (!e->derive || EVP_PKEY_derive_init(e->derive.get()) != 1)
+    return OsslError("crypto", "ECDH setup failed");
+  unsigned char* point = nullptr;
+  const std::size_t point_len = EVP_PKEY_get1_encoded_public_key(e->key.get(), &point);
+  if (point_len == 0) return OsslError("crypto", "cannot encode the ephemeral key");
+  Bytes bits{0x00};
+  bits.insert(bits.end(), point, point + point_len);
+  OPENSSL_free(point);
+  e->originator = der::Encode(
+      der::ContextConstructed(0),
+      der::Encode(der::ContextConstructed(1),
+                  {EncodeAlgorithmId(oid::kEcPublicKey), der::Encode(der::kBitString, bits)}));
+  e->alg = EncodeAlgorithmId(oid::kStdDhSha256Kdf, EncodeAlgorithmId(oid::kAes256Wrap));
+  ephemerals_.push_back(std::move(e));
+  return ephemerals_.back().get();
+}
+
+Result<Bytes> CekWrapper::WrapRsa(const WrapTarget& target) {
+  const WrapTarget::Impl& t = target.impl();
+  Scratch& s = *scratch_;
+  static const Bytes kOaep = OaepSha256AlgorithmId();  // the same for every recipient
+  static const Bytes kPkcs1 = EncodeAlgorithmId(oid::kRsaEncryption, der::EncodeNull());
+  if (padding_ == RsaPadding::kOaepSha256) {
+    BL_TRY(s.EncodeOaep(cek_.view(), t.modulus_len));
+  } else {
+    BL_TRY(s.EncodePkcs1(cek_.view(), t.modulus_len));
+  }
+  // A duplicate of the prepared context: a context is one thread's, the target everyone's.
+  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_dup(t.rsa_raw.get()));
+  Bytes ek(t.modulus_len);
+  std::size_t len = ek.size();
+  if (!ctx || EVP_PKEY_encrypt(ctx.get(), ek.data(), &len, s.em.data(), s.em.size()) != 1 ||
+      len != ek.size()) {
+    return OsslError("crypto", "RSA encryption failed");
+  }
+  OPENSSL_cleanse(s.em.data(), s.em.size());
+  return der::Encode(der::kSequence, {der::EncodeInteger(0), t.rid,
+                                      padding_ == RsaPadding::kOaepSha256 ? kOaep : kPkcs1,
+                                      der::Encode(der::kOctetString, ek)});
+}
+
+Result<Bytes> CekWrapper::WrapEc(const WrapTarget& target) {
+  const WrapTarget::Impl& t = target.impl();
+  BL_TRY_ASSIGN(Ephemeral * e, EphemeralFor(target));
+  std::size_t len = 0;
+  // The peer is a registered certificate's key, decoded (so on the curve) when it was parsed.
+  if (EVP_PKEY_derive_set_peer_ex(e->derive.get(), t.pub, 0) != 1 ||
+      EVP_PKEY_derive(e->derive.get(), nullptr, &len) != 1) {
+    return OsslError("crypto", "ECDH failed");
+  }
+  SecretBytes z(len);
+  if (EVP_PKEY_derive(e->derive.get(), z.data(), &len) != 1)
+    return OsslError("crypto", "ECDH failed");
+  z.resize(len);
+  BL_TRY_ASSIGN(SecretBytes kek, KariKek(Sha256(), z.view(), oid::kAes256Wrap, nullptr));
+  BL_TRY_ASSIGN(Bytes wrapped, AesWrap(kek, cek_));
+  Bytes rek = der::Encode(der::kSequence, {t.rid, der::Encode(der::kOctetString, wrapped)});
+  return der::Encode(der::ContextConstructed(1), {der::EncodeInteger(3), e->originator, e->alg,
+                                                  der::Encode(der::kSequence, rek)});
+}
+
+Result<Bytes> CekWrapper::Wrap(const WrapTarget& target) {
+  switch (target.impl().type) {
+    case KeyType::kRsa:
+      return WrapRsa(target);
+    case KeyType::kEcP256:
+    case KeyType::kEcP384:
+      return WrapEc(target);
+    default:
+      return MakeError("unsupported-key", "unsupported recipient key type");
+  }
+}
+
+Result<Bytes> CekWrapper::Wrap(const Certificate& cert) {
+  BL_TRY_ASSIGN(WrapTarget target, WrapTarget::Prepare(cert));
+  return Wrap(target);
+}
+
+}  // namespace blindlist::crypto
