@@ -153,7 +153,7 @@ def run_case(args, kind, n, work):
             perf = None
             if args.perf and label == "per_member" and i == len(runs) - 1:
                 perf = subprocess.Popen(["perf", "record", "-q", "--call-graph", os.environ.get("PERF_CALL_GRAPH", "fp"),
-                                         "-F", "999", "-p", str(pid), "-o",
+                                         "-F", os.environ.get("PERF_FREQ", "999"), "-p", str(pid), "-o",
                                          os.path.join(args.out or work, "perf-%s-%d.data" % (kind, n))])
                 time.sleep(1)  # perf attaches
             cpu0, fine0 = cpu_seconds(pid), cpu_seconds_fine(pid)

@@ -10,6 +10,8 @@
 // on the roster at the moment of the request, audits every call without key
 // material, and never logs keys, tokens or secrets. It refuses to start when the
 // master key, its TLS key or the deployment CA key is open to group or others.
+#include <malloc.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
@@ -56,6 +58,12 @@ int Run(int argc, char** argv) {
     return app.exit(e);
   }
   net::SetLogDaemonName("groupd");
+  // A per-member re-wrap of 500 members allocates a few MB and frees it all; with glibc's
+  // defaults the heap is trimmed after every request and the next one faults its pages in again
+  // (a tenth of the request's CPU). Keep up to 64 MiB of freed heap, and serve blocks under
+  // 32 MiB from it rather than from mmap.
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
 
   auto loaded = groupd::LoadConfig(config_file);
   if (!loaded.ok()) return Fatal(loaded.error());

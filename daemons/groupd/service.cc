@@ -796,6 +796,48 @@ struct MemberTarget {
   std::optional<crypto::WrapTarget> target;
 };
 
+// Appends `data` in base64 (RFC 4648, padded). Only for public data: the table look-up
+// depends on the bytes (crypto's Base64Encode does not, for secrets).
+void AppendBase64(std::string& out, ByteView data) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const std::size_t start = out.size();
+  out.resize(start + (data.size() + 2) / 3 * 4);
+  char* o = out.data() + start;
+  std::size_t i = 0;
+  for (; i + 3 <= data.size(); i += 3) {
+    const std::uint32_t t = static_cast<std::uint32_t>(data[i]) << 16 |
+                            static_cast<std::uint32_t>(data[i + 1]) << 8 | data[i + 2];
+    *o++ = kAlphabet[t >> 18 & 63];
+    *o++ = kAlphabet[t >> 12 & 63];
+    *o++ = kAlphabet[t >> 6 & 63];
+    *o++ = kAlphabet[t & 63];
+  }
+  if (const std::size_t rest = data.size() - i; rest > 0) {
+    const std::uint32_t t = static_cast<std::uint32_t>(data[i]) << 16 |
+                            (rest == 2 ? static_cast<std::uint32_t>(data[i + 1]) << 8 : 0);
+    *o++ = kAlphabet[t >> 18 & 63];
+    *o++ = kAlphabet[t >> 12 & 63];
+    *o++ = rest == 2 ? kAlphabet[t >> 6 & 63] : '=';
+    *o++ = '=';
+  }
+}
+
+// Appends `s` as a JSON string: what json::dump would write, without a json value per address.
+void AppendJsonString(std::string& out, std::string_view s) {
+  const bool plain = std::all_of(s.begin(), s.end(), [](char c) {
+    return c != '"' && c != '\\' && static_cast<unsigned char>(c) >= 0x20 &&
+           static_cast<unsigned char>(c) < 0x7f;
+  });
+  if (!plain) {
+    out += json(std::string(s)).dump();
+    return;
+  }
+  out += '"';
+  out += s;
+  out += '"';
+}
+
 store::AuditRecord MemberAuditRecord(const GroupService::Call& call, const MemberTarget& m) {
   store::AuditRecord rec;
   rec.time = Now();
@@ -887,14 +929,20 @@ HttpResponse GroupService::RewrapMembers(const HttpRequest& req, Call& call,
   call.member_audit.reserve(targets.size());
   for (MemberTarget& t : targets) {
     if (&t != targets.data()) out += ',';
-    out += "{\"address\":" + json(t.address).dump() + ",\"status\":\"" + t.status + '"';
+    out += "{\"address\":";
+    AppendJsonString(out, t.address);
+    out += ",\"status\":\"";
+    out += t.status;
+    out += '"';
     if (t.target) {
       auto wrapped = wrapper.Wrap(*t.target);
       if (!wrapped.ok()) {
         // Checked above (CheckWrapTarget): this is ours, not the caller's.
         return Internal(call, "the re-wrap failed on the server", wrapped.error());
       }
-      out += ",\"recipient_info\":\"" + Base64Encode(*wrapped) + '"';
+      out += ",\"recipient_info\":\"";
+      AppendBase64(out, *wrapped);
+      out += '"';
       ++wrapped_count;
     }
     out += '}';
