@@ -4,9 +4,11 @@
 # to last delivery for both paths in the same run, and groupd's CPU per member against
 # `openssl speed` for the primitive. bench/per_member.py says exactly what is timed.
 #
-# Usage: bench/per_member.sh BUILD_DIR [per_member.py options]
+# Usage: bench/per_member.sh BUILD_DIR [per_member.py options, e.g. --quick]
 #   BUILD_DIR  where blindlist, blindlist-groupd, blindlist-certd and blindlist-listd were built
-# Raw output: bench/results/<commit>/per_member/ (per_member.json, per_member.log).
+# Also runs bench_per_member_wrap (the wrap alone, in one process) if it was built.
+# Raw output: bench/results/<commit>/per_member/ (per_member.json, per_member.log,
+# per_member_wrap.txt).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:?usage: bench/per_member.sh BUILD_DIR [options]}
@@ -17,4 +19,9 @@ mkdir -p "$out"
   uptime
   nproc
   python3 "$here/per_member.py" "$build" --out "$out" "$@"
+  uptime
 } 2>&1 | tee "$out/per_member.log"
+wrap="$build/bench/bench_per_member_wrap"
+if [ -x "$wrap" ]; then
+  { uptime; "$wrap" --benchmark_repetitions=3; uptime; } 2>&1 | tee "$out/per_member_wrap.txt"
+fi
