@@ -19,6 +19,7 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "blindlist/result.h"
 #include "store/store.h"
@@ -39,6 +40,11 @@ class AuditWriter {
   // writer's thread once the record's batch is committed (or on this thread after
   // Stop()). `done` must be quick: the next batch waits for it.
   void AppendAsync(store::AuditRecord record, std::function<void(Status)> done);
+  // AppendAsync for the records of one request (a per-member re-wrap: one per member and the
+  // request's own), in order and never split between transactions unless they are more than
+  // `max_batch`; `done` is called once, Ok only if every record was committed. One queue entry
+  // and one callback for them all, not one each.
+  void AppendAsync(std::vector<store::AuditRecord> records, std::function<void(Status)> done);
   // Commits what is queued and stops the writer thread. Idempotent.
   void Stop();
 

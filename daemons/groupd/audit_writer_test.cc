@@ -153,6 +153,64 @@ TEST_F(AuditWriterTest, AsyncRecordsAreAnsweredOnlyOnceCommitted) {
   EXPECT_TRUE(late);
 }
 
+// One request's records (a per-member re-wrap: one per member, then its own) as one entry: one
+// callback once all are committed, never split between transactions even with other callers'
+// records around them, and after Stop() written directly.
+TEST_F(AuditWriterTest, OneRequestsRecordsAreOneEntryCommittedTogether) {
+  constexpr int kThreads = 4;
+  constexpr int kRequests = 10;
+  constexpr int kMembers = 50;
+  auto writer = std::make_unique<AuditWriter>(store_.get(), 128);
+  std::atomic<int> answered{0};
+  std::atomic<int> complete_when_answered{0};
+  std::vector<std::thread> threads;
+  threads.reserve(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int q = 0; q < kRequests; ++q) {
+        const std::string caller = "t" + std::to_string(t) + "q" + std::to_string(q);
+        std::vector<store::AuditRecord> records;
+        for (int m = 0; m < kMembers; ++m) records.push_back(Record(caller, std::to_string(m)));
+        records.push_back(Record(caller, "request"));
+        writer->AppendAsync(std::move(records), [&, caller](const Status& st) {
+          EXPECT_TRUE(st.ok());
+          int seen = 0;
+          auto listed = store_->ListAudit("", 100000);
+          for (const auto& r : *listed) seen += r.caller == caller ? 1 : 0;
+          if (seen == kMembers + 1) ++complete_when_answered;
+          ++answered;
+        });
+        writer->AppendAsync(Record("single" + std::to_string(t), std::to_string(q)),
+                            [](const Status& st) { EXPECT_TRUE(st.ok()); });
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  writer->Stop();
+  EXPECT_EQ(answered.load(), kThreads * kRequests);
+  EXPECT_EQ(complete_when_answered.load(), kThreads * kRequests);
+  // Each request's records are contiguous and in order: nothing came between them.
+  auto rows = All();
+  ASSERT_EQ(rows.size(), static_cast<std::size_t>(kThreads * kRequests * (kMembers + 2)));
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    if (rows[i].caller.rfind("single", 0) == 0) continue;
+    ASSERT_EQ(rows[i].operation, "0") << i;
+    for (int m = 1; m <= kMembers; ++m) {
+      ASSERT_EQ(rows[i + m].caller, rows[i].caller);
+      EXPECT_EQ(rows[i + m].operation, m == kMembers ? "request" : std::to_string(m));
+    }
+    i += kMembers;
+  }
+  EXPECT_EQ(writer->records(), rows.size());
+  bool late = false;
+  std::vector<store::AuditRecord> after;
+  after.push_back(Record("late", "1"));
+  after.push_back(Record("late", "2"));
+  writer->AppendAsync(std::move(after), [&](const Status& st) { late = st.ok(); });
+  EXPECT_TRUE(late);
+  EXPECT_EQ(All().size(), rows.size() + 2);
+}
+
 TEST_F(AuditWriterTest, TextThatIsNotUtf8IsStoredNotRefused) {
   AuditWriter writer(store_.get());
   ASSERT_TRUE(writer.Append(Record("a@example.org", std::string("bad\xff\0x", 6))).ok());

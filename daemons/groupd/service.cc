@@ -270,22 +270,15 @@ void GroupService::Handle(const HttpRequest& req, net::HttpResponder respond) {
     Finish(call, std::move(resp), req.peer_address, start, respond);
     return;
   }
-  // Records of one request commit in order, each batch's callbacks in order: the member
-  // records' results are known when the request's own record's callback runs.
-  auto member_audit_failed = std::make_shared<bool>(false);
-  for (auto& rec : call.member_audit) {
-    audit_.AppendAsync(std::move(rec), [member_audit_failed](const Status& st) {
-      if (!st.ok()) *member_audit_failed = true;
-    });
-  }
-  call.member_audit.clear();
-  // The answer waits for its audit record's commit, but no thread waits with it.
+  // The records of one request, the members' (a per-member re-wrap) and then its own, go to
+  // the writer as one entry: committed in order, one callback, which fails if any record did.
+  // The answer waits for their commit, but no thread waits with it.
+  std::vector<store::AuditRecord> records = std::move(call.member_audit);
+  call.member_audit = {};
+  records.push_back(AuditRecordOf(call));
   audit_.AppendAsync(
-      AuditRecordOf(call), [this, call, resp = std::move(resp), peer = req.peer_address, start,
-                            member_audit_failed, respond = std::move(respond)](Status st) mutable {
-        if (st.ok() && *member_audit_failed)
-          st = MakeError(std::string(errc::kStoreUnavailable),
-                         "a member's audit record was not written");
+      std::move(records), [this, call, resp = std::move(resp), peer = req.peer_address, start,
+                           respond = std::move(respond)](Status st) mutable {
         if (!st.ok()) {
           net::Log(net::LogLevel::kError, "audit write failed", {{"error", st.error().message}});
           // An operation that cannot be audited must not succeed.

@@ -5,6 +5,14 @@
 // built here (RFC 8017, 7.1.1 and 7.2.1) and applied with the raw public-key operation:
 // OpenSSL 3.0 draws its padding randomness with one DRBG call (and a getpid) per call, plus
 // one per zero byte for PKCS#1 v1.5, which cost a quarter of an RSA-2048 member's wrap.
+//
+// ECDH_compute_key and EVP_PKEY_get0_EC_KEY are deprecated in OpenSSL 3.0. They reach the same
+// constant-time code as EVP_PKEY_derive without setting a peer per member (which compares the
+// curves and takes a key reference each time), as primitives.cc's EcdhWithKey does.
+#define OPENSSL_SUPPRESS_DEPRECATED 1
+
+#include <openssl/ec.h>
+#include <openssl/ecdh.h>
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 
@@ -22,10 +30,12 @@ namespace blindlist::crypto {
 struct WrapTarget::Impl {
   Certificate cert;
   KeyType type = KeyType::kOther;
-  EVP_PKEY* pub = nullptr;      // owned by cert
-  Bytes rid;                    // the IssuerAndSerialNumber DER naming the certificate
-  std::size_t modulus_len = 0;  // RSA
-  EvpPkeyCtxPtr rsa_raw;        // RSA: encryption, no padding; each wrap uses a duplicate
+  EVP_PKEY* pub = nullptr;          // owned by cert
+  Bytes rid;                        // the IssuerAndSerialNumber DER naming the certificate
+  std::size_t modulus_len = 0;      // RSA
+  EvpPkeyCtxPtr rsa_raw;            // RSA: encryption, no padding; each wrap uses a duplicate
+  const EC_GROUP* curve = nullptr;  // EC: the key's curve (owned by the key)
+  EcPointPtr point;                 // EC: the public point, decoded once
 };
 
 Result<WrapTarget> WrapTarget::Prepare(const Certificate& cert) {
@@ -44,6 +54,14 @@ Result<WrapTarget> WrapTarget::Prepare(const Certificate& cert) {
         EVP_PKEY_CTX_set_rsa_padding(impl->rsa_raw.get(), RSA_NO_PADDING) != 1) {
       return OsslError("crypto", "RSA setup failed");
     }
+  }
+  if (impl->type == KeyType::kEcP256 || impl->type == KeyType::kEcP384) {
+    const EC_KEY* ec = EVP_PKEY_get0_EC_KEY(impl->pub);
+    const EC_POINT* point = ec != nullptr ? EC_KEY_get0_public_key(ec) : nullptr;
+    impl->curve = ec != nullptr ? EC_KEY_get0_group(ec) : nullptr;
+    if (point == nullptr || impl->curve == nullptr) return OsslError("crypto", "EC setup failed");
+    impl->point.reset(EC_POINT_dup(point, impl->curve));
+    if (!impl->point) return OsslError("crypto", "EC setup failed");
   }
   WrapTarget target;
   target.impl_ = std::move(impl);
@@ -176,9 +194,11 @@ struct CekWrapper::Scratch {
 struct CekWrapper::Ephemeral {
   KeyType curve;
   EvpPkeyPtr key;
-  EvpPkeyCtxPtr derive;
+  const EC_KEY* ec = nullptr;  // the legacy view of key (owned by it), for ECDH_compute_key
+  std::size_t field_bytes = 0;
   Bytes originator;
   Bytes alg;
+  Bytes shared_info;  // ECC-CMS-SharedInfo for AES-256 wrap (RFC 5753 7.2), no ukm
 };
 
 CekWrapper::CekWrapper(const SecretBytes& cek, RsaPadding padding)
@@ -199,9 +219,10 @@ Result<CekWrapper::Ephemeral*> CekWrapper::EphemeralFor(const WrapTarget& target
     return OsslError("crypto", "ephemeral EC key generation failed");
   }
   e->key.reset(eph_raw);
-  e->derive.reset(EVP_PKEY_CTX_new_from_pkey(nullptr, e->key.get(), nullptr));
-  if (!e->derive || EVP_PKEY_derive_init(e->derive.get()) != 1)
-    return OsslError("crypto", "ECDH setup failed");
+  e->ec = EVP_PKEY_get0_EC_KEY(e->key.get());
+  if (e->ec == nullptr) return OsslError("crypto", "ECDH setup failed");
+  e->field_bytes =
+      static_cast<std::size_t>((EC_GROUP_get_degree(EC_KEY_get0_group(e->ec)) + 7) / 8);
   unsigned char* point = nullptr;
   const std::size_t point_len = EVP_PKEY_get1_encoded_public_key(e->key.get(), &point);
   if (point_len == 0) return OsslError("crypto", "cannot encode the ephemeral key");
@@ -213,6 +234,11 @@ Result<CekWrapper::Ephemeral*> CekWrapper::EphemeralFor(const WrapTarget& target
       der::Encode(der::ContextConstructed(1),
                   {EncodeAlgorithmId(oid::kEcPublicKey), der::Encode(der::kBitString, bits)}));
   e->alg = EncodeAlgorithmId(oid::kStdDhSha256Kdf, EncodeAlgorithmId(oid::kAes256Wrap));
+  const std::uint8_t kek_bits[4] = {0, 0, 1, 0};  // 256, big-endian
+  e->shared_info = der::Encode(
+      der::kSequence, {EncodeAlgorithmId(oid::kAes256Wrap),
+                       der::Encode(der::ContextConstructed(2),
+                                   der::Encode(der::kOctetString, ByteView(kek_bits, 4)))});
   ephemerals_.push_back(std::move(e));
   return ephemerals_.back().get();
 }
@@ -244,17 +270,16 @@ Result<Bytes> CekWrapper::WrapRsa(const WrapTarget& target) {
 Result<Bytes> CekWrapper::WrapEc(const WrapTarget& target) {
   const WrapTarget::Impl& t = target.impl();
   BL_TRY_ASSIGN(Ephemeral * e, EphemeralFor(target));
-  std::size_t len = 0;
   // The peer is a registered certificate's key, decoded (so on the curve) when it was parsed.
-  if (EVP_PKEY_derive_set_peer_ex(e->derive.get(), t.pub, 0) != 1 ||
-      EVP_PKEY_derive(e->derive.get(), nullptr, &len) != 1) {
+  SecretBytes z(e->field_bytes);
+  if (ECDH_compute_key(z.data(), z.size(), t.point.get(), e->ec, nullptr) !=
+      static_cast<int>(z.size())) {
     return OsslError("crypto", "ECDH failed");
   }
-  SecretBytes z(len);
-  if (EVP_PKEY_derive(e->derive.get(), z.data(), &len) != 1)
-    return OsslError("crypto", "ECDH failed");
-  z.resize(len);
-  BL_TRY_ASSIGN(SecretBytes kek, KariKek(Sha256(), z.view(), oid::kAes256Wrap, nullptr));
+  // X9.63 with SHA-256: one block is the AES-256 KEK, H(Z || 00000001 || SharedInfo).
+  static constexpr std::uint8_t kFirstCounter[4] = {0, 0, 0, 1};
+  SecretBytes kek(kSha256Len);
+  BL_TRY(scratch_->Digest({z.view(), ByteView(kFirstCounter, 4), e->shared_info}, kek.data()));
   BL_TRY_ASSIGN(Bytes wrapped, AesWrap(kek, cek_));
   Bytes rek = der::Encode(der::kSequence, {t.rid, der::Encode(der::kOctetString, wrapped)});
   return der::Encode(der::ContextConstructed(1), {der::EncodeInteger(3), e->originator, e->alg,
