@@ -110,14 +110,12 @@ struct CekWrapper::Scratch {
     }
     return Status::Ok();
   }
-  // Nonzero random octets (PKCS#1 v1.5's PS): zeros are skipped, so each octet is uniform over
-  // 1..255. How many are skipped depends on the random bytes only.
+  // Nonzero random octets (PKCS#1 v1.5's PS): each zero drawn is drawn again until it is not,
+  // so each octet is uniform over 1..255. How often depends on the random bytes only.
   Status DrawNonZero(std::uint8_t* out, std::size_t n) {
-    for (std::size_t i = 0; i < n;) {
-      if (used == random.size()) BL_TRY(Refill());
-      const std::uint8_t b = random[used];
-      random[used++] = 0;
-      if (b != 0) out[i++] = b;
+    BL_TRY(Draw(out, n));
+    for (std::size_t i = 0; i < n; ++i) {
+      while (out[i] == 0) BL_TRY(Draw(out + i, 1));
     }
     return Status::Ok();
   }
