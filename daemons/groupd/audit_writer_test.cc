@@ -170,6 +170,7 @@ TEST_F(AuditWriterTest, OneRequestsRecordsAreOneEntryCommittedTogether) {
       for (int q = 0; q < kRequests; ++q) {
         const std::string caller = "t" + std::to_string(t) + "q" + std::to_string(q);
         std::vector<store::AuditRecord> records;
+        records.reserve(kMembers + 1);
         for (int m = 0; m < kMembers; ++m) records.push_back(Record(caller, std::to_string(m)));
         records.push_back(Record(caller, "request"));
         writer->AppendAsync(std::move(records), [&, caller](const Status& st) {

@@ -278,7 +278,7 @@ void GroupService::Handle(const HttpRequest& req, net::HttpResponder respond) {
   records.push_back(AuditRecordOf(call));
   audit_.AppendAsync(
       std::move(records), [this, call, resp = std::move(resp), peer = req.peer_address, start,
-                           respond = std::move(respond)](Status st) mutable {
+                           respond = std::move(respond)](const Status& st) mutable {
         if (!st.ok()) {
           net::Log(net::LogLevel::kError, "audit write failed", {{"error", st.error().message}});
           // An operation that cannot be audited must not succeed.
