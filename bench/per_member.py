@@ -216,7 +216,8 @@ def main():
                     help="per-member posts per case; the figures are their medians (the first is cold)")
     ap.add_argument("--perf", action="store_true",
                     help="perf record groupd over the last per-member post of each case (perf-KIND-N.data in --out; "
-                         "PERF_CALL_GRAPH=dwarf for call graphs through OpenSSL)")
+                         "PERF_CALL_GRAPH=dwarf for call graphs through OpenSSL, PERF_FREQ=N samples a second, 999 by "
+                         "default)")
     args = ap.parse_args()
     b = os.path.abspath(args.build)
     harness.BINARIES.update({"blindlist": os.path.join(b, "cli", "blindlist"),
