@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <array>
+#include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "api/groupd_client.h"
@@ -28,7 +30,8 @@ class GroupdMemberRewrap final : public MemberRewrap {
       return MakeError("not-configured",
                        "per-member reading needs [groupd] client_certificate and client_key");
     }
-    api::ApiClient client(creds_);
+    ClientLease lease(*this);
+    api::ApiClient& client = *lease.client;
     const std::string path =
         "/v1/groups/" + api::ApiClient::Segment(list.group) + "/rewrap/members";
     const std::string ri = Base64Encode(group_recipient_info);
@@ -61,7 +64,30 @@ class GroupdMemberRewrap final : public MemberRewrap {
   }
 
  private:
+  // A client taken from the idle ones (or made) for one Rewrap and put back after, so its
+  // TLS connection to groupd is kept alive between posts instead of made again for each.
+  struct ClientLease {
+    explicit ClientLease(GroupdMemberRewrap& from) : owner(from) {
+      std::lock_guard lock(from.mu_);
+      if (!from.idle_.empty()) {
+        client = std::move(from.idle_.back());
+        from.idle_.pop_back();
+      }
+      if (!client) client = std::make_unique<api::ApiClient>(from.creds_);
+    }
+    ~ClientLease() {
+      std::lock_guard lock(owner.mu_);
+      owner.idle_.push_back(std::move(client));
+    }
+    ClientLease(const ClientLease&) = delete;
+    ClientLease& operator=(const ClientLease&) = delete;
+    GroupdMemberRewrap& owner;
+    std::unique_ptr<api::ApiClient> client;
+  };
+
   api::ApiCredentials creds_;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<api::ApiClient>> idle_;  // at most one per concurrent Rewrap
 };
 
 }  // namespace
