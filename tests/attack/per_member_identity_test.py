@@ -22,6 +22,7 @@ keep a removed member reading:
 The local part keeps its case (RFC 5321): Bob@ and bob@ are two mailboxes, here as in listd.
 """
 
+import hashlib
 import os
 import sqlite3
 import subprocess
@@ -123,7 +124,7 @@ def exploder_opens(entry):
 def store_set_certificate(address, cert_path):
     """Writes `cert_path` as `address`'s registered certificate straight into groupd's store."""
     der = harness.cert_der(cert_path)
-    import hashlib
+
     fp = hashlib.sha256(der).hexdigest()
     url = D.store_url
     if url.startswith("sqlite:"):
