@@ -364,6 +364,19 @@ Auth AuthenticateMember(store::Store& st, const HttpRequest& req, GroupService::
                         const store::Group& group) {
   api::MemberAuth a = api::AuthenticateMember(st, req, group);
   call.caller = a.caller;
+  if (a.member && !a.member->cert_fingerprint.empty() && !req.peer_certificate_der.empty()) {
+    // The exploder's certificate stored as a member's (registration refuses it; a clash from
+    // before that, or written around it): the exploder must not authenticate as that member.
+    auto ex = st.FindExploder(group.id);
+    if (!ex.ok()) return {std::nullopt, StoreDown(call, ex.error())};
+    if (*ex && (*ex)->cert_fingerprint == a.member->cert_fingerprint &&
+        Fingerprint(req.peer_certificate_der) == a.member->cert_fingerprint) {
+      return {std::nullopt,
+              Fail(call, 409, errc::kCertificateInUse,
+                   "this certificate is the group's exploder's as well as a member's: the "
+                   "member registers a certificate of its own")};
+    }
+  }
   if (a.member) {
     call.rate_key = "member:" + std::to_string(group.id) + ":" + a.member->address;
     return {std::move(a.member), std::nullopt};

@@ -124,7 +124,6 @@ def exploder_opens(entry):
 def store_set_certificate(address, cert_path):
     """Writes `cert_path` as `address`'s registered certificate straight into groupd's store."""
     der = harness.cert_der(cert_path)
-
     fp = hashlib.sha256(der).hexdigest()
     url = D.store_url
     if url.startswith("sqlite:"):
@@ -198,6 +197,13 @@ class Keys(harness.TestCase):
                     # The others are served as before.
                     self.assertEqual(got[1]["status"], "ok")
                     self.assertFalse(exploder_opens(got[1]))
+            # Path F: the exploder's client certificate, stored as dan's, does not authenticate
+            # as dan (it would get the raw message key of any post).
+            store_set_certificate("dan@example.org", W["exploder"][0])
+            r = D.g.post("/v1/groups/%s/unwrap" % quote(GROUP), {"recipient_info": b64(W["ri"])},
+                         cert=W["exploder"])
+            self.assertNotIn(b"cek", r.body, "the exploder's certificate authenticated as dan on path F")
+            self.assertRefused(r, 409, "certificate-in-use")
         finally:
             D.g.request("DELETE", member_url("dan@example.org"), token=D.admin_token)
 
