@@ -364,6 +364,19 @@ Auth AuthenticateMember(store::Store& st, const HttpRequest& req, GroupService::
                         const store::Group& group) {
   api::MemberAuth a = api::AuthenticateMember(st, req, group);
   call.caller = a.caller;
+  if (a.member && !a.member->cert_fingerprint.empty() && !req.peer_certificate_der.empty()) {
+    // The exploder's certificate stored as a member's (registration refuses it; a clash from
+    // before that, or written around it): the exploder must not authenticate as that member.
+    auto ex = st.FindExploder(group.id);
+    if (!ex.ok()) return {std::nullopt, StoreDown(call, ex.error())};
+    if (*ex && (*ex)->cert_fingerprint == a.member->cert_fingerprint &&
+        Fingerprint(req.peer_certificate_der) == a.member->cert_fingerprint) {
+      return {std::nullopt,
+              Fail(call, 409, errc::kCertificateInUse,
+                   "this certificate is the group's exploder's as well as a member's: the "
+                   "member registers a certificate of its own")};
+    }
+  }
   if (a.member) {
     call.rate_key = "member:" + std::to_string(group.id) + ":" + a.member->address;
     return {std::move(a.member), std::nullopt};
@@ -880,6 +893,10 @@ HttpResponse GroupService::RewrapMembers(const HttpRequest& req, Call& call,
   if (!roster.ok()) return StoreDown(call, roster.error());
   std::map<std::string, const store::Member*> current;
   for (const auto& m : *roster) current.emplace(store::CanonicalMailbox(m.address), &m);
+  // The caller's own key: a member registered with it (a clash stored before registration
+  // checked keys, or written around it) would give the exploder that member's copy to read.
+  auto exploder = crypto::Certificate::Load(req.peer_certificate_der);
+  if (!exploder.ok()) return Internal(call, "the exploder's certificate", exploder.error());
   std::vector<MemberTarget> targets;
   targets.reserve(names->size());
   for (const auto& n : *names) {
@@ -894,7 +911,7 @@ HttpResponse GroupService::RewrapMembers(const HttpRequest& req, Call& call,
       // it), decided before the unwrap.
       auto target = member_certificates_.GetWrapTarget(it->second->cert_fingerprint,
                                                        it->second->certificate_der);
-      if (!target.ok()) {
+      if (!target.ok() || target->certificate().SameKey(*exploder)) {
         t.status = "unusable-certificate";
       } else {
         t.target = std::move(*target);
@@ -1331,33 +1348,41 @@ struct GroupService::Handlers {
     return Ok(200, {{"key_version", row->version}, {"pkcs12", Base64Encode(*p12)}});
   }
 
-  // One certificate is never both an exploder's and a member's, in any group: the exploder
-  // (listd) would hold the key that member's per-member copies are wrapped to, and its client
-  // certificate would authenticate as that member (path F). Either reads every post.
+  // One key is never both an exploder's and a member's, in any group: the exploder (listd)
+  // would hold the key that member's per-member copies are wrapped to, and its client
+  // certificate would authenticate as that member (path F). Either reads every post. Keys are
+  // compared, not certificates: a second certificate for the exploder's key is the same key.
   static std::optional<HttpResponse> ExploderCertificateClash(GroupService& s, Call& call,
-                                                              const std::string& fp,
+                                                              const crypto::Certificate& cert,
                                                               bool for_exploder) {
+    const std::string fp = Fingerprint(cert.Der());
     auto groups = s.store_->ListGroups();
     if (!groups.ok()) return StoreDown(call, groups.error());
     for (const store::Group& g : *groups) {
       if (for_exploder) {
-        auto member = s.store_->FindMemberByCertFingerprint(g.id, fp);
-        if (!member.ok()) return StoreDown(call, member.error());
-        if (*member) {
-          return Fail(call, 409, errc::kCertificateInUse,
-                      "a member's registered certificate (in " + g.name +
-                          ") cannot be an exploder's: the exploder would read that member's "
-                          "copies; give the exploder a certificate of its own");
+        auto members = s.store_->ListMembers(g.id);
+        if (!members.ok()) return StoreDown(call, members.error());
+        for (const store::Member& m : *members) {
+          if (m.certificate_der.empty()) continue;
+          auto theirs = s.member_certificates_.Get(m.cert_fingerprint, m.certificate_der);
+          if (m.cert_fingerprint == fp || (theirs.ok() && theirs->SameKey(cert))) {
+            return Fail(call, 409, errc::kCertificateInUse,
+                        "a member's registered key (in " + g.name +
+                            ") cannot be an exploder's: the exploder would read that member's "
+                            "copies; give the exploder a key and certificate of its own");
+          }
         }
         continue;
       }
       auto ex = s.store_->FindExploder(g.id);
       if (!ex.ok()) return StoreDown(call, ex.error());
-      if (*ex && (*ex)->cert_fingerprint == fp) {
+      if (!*ex) continue;
+      auto theirs = crypto::Certificate::Load((*ex)->certificate_der);
+      if ((*ex)->cert_fingerprint == fp || (theirs.ok() && theirs->SameKey(cert))) {
         return Fail(call, 409, errc::kCertificateInUse,
-                    "this is the exploder's certificate (of " + g.name +
+                    "this is the exploder's key (of " + g.name +
                         "): the exploder would read this member's copies; a member registers a "
-                        "certificate of its own");
+                        "key and certificate of its own");
       }
     }
     return std::nullopt;
@@ -1367,6 +1392,31 @@ struct GroupService::Handlers {
     if (st.ok() || st.error().code != errc::kCertificateInUse) return std::nullopt;
     return Fail(call, 409, errc::kCertificateInUse,
                 "another member of this group has registered this certificate");
+  }
+
+  // The roster entry `address` names: the domain compared without case (CanonicalMailbox), as
+  // rewrap/members and listd compare it, so that the member an administrator removes or
+  // changes is the one the exploder's lookups find. An empty address means none; `error` is
+  // set if the store is down or several entries differ only in the domain's case (left from
+  // before member-add refused that).
+  static std::string RosterAddress(GroupService& s, Call& call, const Target& t,
+                                   const std::string& address, std::optional<HttpResponse>& error) {
+    auto rows = s.store_->FindMembers(t.group->id, {address});
+    if (!rows.ok()) {
+      error = StoreDown(call, rows.error());
+      return "";
+    }
+    if (rows->empty()) return "";
+    for (const store::Member& m : *rows) {
+      if (m.address == address) return m.address;
+    }
+    if (rows->size() > 1) {
+      error = Fail(call, 409, errc::kExists,
+                   "several roster entries differ from this address only in the domain's case: "
+                   "remove it (every spelling goes) and add it again");
+      return "";
+    }
+    return (*rows)[0].address;
   }
 
   static HttpResponse MemberAdd(GroupService& s, const HttpRequest& req, Call& call,
@@ -1384,7 +1434,7 @@ struct GroupService::Handlers {
       if (!cert.ok()) return Fail(call, 400, "malformed-certificate", cert.error().message);
       m.certificate_der = cert->Der();
       m.cert_fingerprint = Fingerprint(m.certificate_der);
-      if (auto clash = ExploderCertificateClash(s, call, m.cert_fingerprint, false)) return *clash;
+      if (auto clash = ExploderCertificateClash(s, call, *cert, false)) return *clash;
     }
     std::string member_token;
     if (body->value("token", false)) {
@@ -1392,6 +1442,12 @@ struct GroupService::Handlers {
       m.token_hash = TokenHash(member_token);
     }
     m.created_at = Now();
+    // One roster entry per mailbox: a second spelling of the domain would stay a member (and
+    // keep its copies) when the first is removed.
+    auto same = s.store_->FindMembers(m.group_id, {m.address});
+    if (!same.ok()) return StoreDown(call, same.error());
+    if (!same->empty())
+      return Fail(call, 409, errc::kExists, "already a member (as " + same->front().address + ")");
     Status st = s.store_->AddMember(m);
     if (!st.ok() && st.error().code == errc::kExists)
       return Fail(call, 409, errc::kExists, "already a member");
@@ -1419,10 +1475,15 @@ struct GroupService::Handlers {
   static HttpResponse MemberRemove(GroupService& s, const HttpRequest& /*req*/, Call& call,
                                    const Target& t) {
     const std::string& address = t.params[0];
-    Status st = s.store_->RemoveMember(t.group->id, address);
-    if (!st.ok() && st.error().code == errc::kNotFound)
-      return Fail(call, 404, "not-a-member", "no such member");
-    if (!st.ok()) return StoreDown(call, st.error());
+    // Every entry the exploder's lookups would find under this address goes (the domain's case
+    // aside): a removal must not leave a second spelling reading on.
+    auto rows = s.store_->FindMembers(t.group->id, {address});
+    if (!rows.ok()) return StoreDown(call, rows.error());
+    if (rows->empty()) return Fail(call, 404, "not-a-member", "no such member");
+    for (const store::Member& m : *rows) {
+      Status st = s.store_->RemoveMember(t.group->id, m.address);
+      if (!st.ok() && st.error().code != errc::kNotFound) return StoreDown(call, st.error());
+    }
     return Ok(200, {{"removed", address}});
   }
 
@@ -1439,8 +1500,12 @@ struct GroupService::Handlers {
     auto cert = crypto::Certificate::Load(AsBytes(*pem));
     if (!cert.ok()) return Fail(call, 400, "malformed-certificate", cert.error().message);
     const std::string fp = Fingerprint(cert->Der());
-    if (auto clash = ExploderCertificateClash(s, call, fp, false)) return *clash;
-    Status st = s.store_->SetMemberCertificate(t.group->id, address, cert->Der(), fp);
+    if (auto clash = ExploderCertificateClash(s, call, *cert, false)) return *clash;
+    std::optional<HttpResponse> lookup;
+    const std::string entry = RosterAddress(s, call, t, address, lookup);
+    if (lookup) return *lookup;
+    if (entry.empty()) return Fail(call, 404, "not-a-member", "no such member");
+    Status st = s.store_->SetMemberCertificate(t.group->id, entry, cert->Der(), fp);
     if (!st.ok() && st.error().code == errc::kNotFound)
       return Fail(call, 404, "not-a-member", "no such member");
     if (auto refused = CertificateInUse(call, st)) return *refused;
@@ -1453,8 +1518,12 @@ struct GroupService::Handlers {
   static HttpResponse MemberNewToken(GroupService& s, const HttpRequest& /*req*/, Call& call,
                                      const Target& t) {
     const std::string& address = t.params[0];
+    std::optional<HttpResponse> lookup;
+    const std::string entry = RosterAddress(s, call, t, address, lookup);
+    if (lookup) return *lookup;
+    if (entry.empty()) return Fail(call, 404, "not-a-member", "no such member");
     const std::string member_token = NewToken();
-    Status st = s.store_->SetMemberTokenHash(t.group->id, address, TokenHash(member_token));
+    Status st = s.store_->SetMemberTokenHash(t.group->id, entry, TokenHash(member_token));
     if (!st.ok() && st.error().code == errc::kNotFound)
       return Fail(call, 404, "not-a-member", "no such member");
     if (!st.ok()) return StoreDown(call, st.error());
@@ -1488,7 +1557,7 @@ struct GroupService::Handlers {
     auto cert = crypto::Certificate::Load(AsBytes(*pem));
     if (!cert.ok()) return Fail(call, 400, "malformed-certificate", cert.error().message);
     store::Exploder ex{t.group->id, cert->Der(), Fingerprint(cert->Der())};
-    if (auto clash = ExploderCertificateClash(s, call, ex.cert_fingerprint, true)) return *clash;
+    if (auto clash = ExploderCertificateClash(s, call, *cert, true)) return *clash;
     Status st = s.store_->SetExploder(ex);
     if (!st.ok()) return StoreDown(call, st.error());
     return Ok(200, {{"exploder", ex.cert_fingerprint}});

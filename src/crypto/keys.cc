@@ -355,6 +355,12 @@ bool Certificate::Matches(const PrivateKey& key) const {
   return EVP_PKEY_eq(X509_get0_pubkey(impl_->x509.get()), key.impl().pkey.get()) == 1;
 }
 
+bool Certificate::SameKey(const Certificate& other) const {
+  const EVP_PKEY* a = X509_get0_pubkey(impl_->x509.get());
+  const EVP_PKEY* b = X509_get0_pubkey(other.impl_->x509.get());
+  return a != nullptr && b != nullptr && EVP_PKEY_eq(a, b) == 1;
+}
+
 Status RandomBytes(std::uint8_t* out, std::size_t n) {
   if (RAND_bytes(out, static_cast<int>(n)) != 1)
     return OsslError("crypto", "random generator failed");

@@ -63,6 +63,9 @@ class Certificate {
   Bytes Der() const;
   // Whether `key` is the private half of this certificate's public key.
   bool Matches(const PrivateKey& key) const;
+  // Whether `other` certifies the same public key (compared as keys, not as encodings: a
+  // compressed and an uncompressed EC point of one key are the same key).
+  bool SameKey(const Certificate& other) const;
 
   struct Impl;
   const Impl& impl() const { return *impl_; }

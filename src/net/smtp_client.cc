@@ -217,6 +217,7 @@ struct SmtpClient::Impl {
     size_offered = false;
     eight_bit = false;
     xverp = false;
+    smtputf8 = false;
     for (std::size_t i = 1; i < reply.lines.size(); ++i) {
       const std::string line = Upper(reply.lines[i]);
       const std::string keyword = line.substr(0, line.find(' '));
@@ -226,6 +227,7 @@ struct SmtpClient::Impl {
       if (keyword == "8BITMIME") eight_bit = true;
       if (keyword == "AUTH" || keyword.starts_with("AUTH=")) NoteAuthMechanisms(line);
       if (keyword == "XVERP") xverp = true;
+      if (keyword == "SMTPUTF8") smtputf8 = true;
     }
     return Status::Ok();
   }
@@ -325,6 +327,7 @@ struct SmtpClient::Impl {
   bool eight_bit = false;
   std::vector<std::string> auth_mechanisms;
   bool xverp = false;
+  bool smtputf8 = false;  // RFC 6531
   bool batch_done = true;
   error_code batch_error;
   std::string batch_buffer;
@@ -401,6 +404,42 @@ Result<SmtpSendResult> SmtpClient::Send(const std::string& mail_from,
   SmtpSendResult result;
   result.recipients.reserve(recipients.size());
   for (const auto& r : recipients) result.recipients.push_back(SmtpRecipientResult{r, 0, "", ""});
+  // RFC 6531: a UTF-8 address goes on the wire only with MAIL's SMTPUTF8 parameter, and only to
+  // a server that offers it. Otherwise it is refused here, permanently (as Postfix refuses it:
+  // 553 5.6.7), and the ASCII recipients are sent as usual.
+  const auto ascii = [](std::string_view a) {
+    return std::none_of(a.begin(), a.end(),
+                        [](char c) { return (static_cast<unsigned char>(c) & 0x80) != 0; });
+  };
+  const bool utf8 = !ascii(mail_from) || !std::all_of(recipients.begin(), recipients.end(), ascii);
+  if (utf8 && !s.smtputf8) {
+    const auto refuse = [&](SmtpRecipientResult& r, const char* whose) {
+      r.code = 553;
+      r.enhanced = "5.6.7";
+      r.text = std::string(whose) + " UTF-8 address (RFC 6531) cannot be sent: " + s.Where() +
+               " does not offer SMTPUTF8";
+    };
+    if (!ascii(mail_from)) {
+      for (auto& r : result.recipients) refuse(r, "the sender's");
+      return result;
+    }
+    std::vector<std::string> plain;
+    std::vector<std::size_t> where;
+    for (std::size_t i = 0; i < recipients.size(); ++i) {
+      if (ascii(recipients[i])) {
+        plain.push_back(recipients[i]);
+        where.push_back(i);
+      } else {
+        refuse(result.recipients[i], "the recipient's");
+      }
+    }
+    if (!plain.empty()) {
+      BL_TRY_ASSIGN(SmtpSendResult sent, Send(mail_from, plain, message, xverp));
+      for (std::size_t k = 0; k < where.size(); ++k)
+        result.recipients[where[k]] = std::move(sent.recipients[k]);
+    }
+    return result;
+  }
   auto set = [](SmtpRecipientResult& r, const Reply& reply, bool data_phase = false) {
     r.code = reply.code;
     r.enhanced = reply.enhanced;
@@ -416,6 +455,7 @@ Result<SmtpSendResult> SmtpClient::Send(const std::string& mail_from,
       })) {
     mail += " BODY=8BITMIME";
   }
+  if (utf8) mail += " SMTPUTF8";
   if (xverp) mail += " XVERP=+=";
   mail += "\r\n";
 

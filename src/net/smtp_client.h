@@ -56,6 +56,9 @@ class SmtpClient {
   // ("smtp-unavailable"): the caller retries everyone, on a new connection. MAIL FROM
   // refused -> every recipient gets that reply. No recipient accepted -> RSET, no DATA.
   // `message` is sent as is (CRLF line endings expected), dot-stuffed on the way.
+  // A UTF-8 sender or recipient (RFC 6531) is sent with MAIL's SMTPUTF8 parameter when the
+  // server offers SMTPUTF8; otherwise it never reaches the wire: 553 5.6.7 for that recipient
+  // (for every recipient, when it is the sender), and the others are sent as usual.
   // `xverp`: ask the server (Postfix, which must offer XVERP) to give each recipient its own
   // envelope sender, mail_from's local part + "+" + local=domain of the recipient
   // ("MAIL FROM:<...> XVERP=+="). "bad-config" when the server does not offer it.

@@ -304,6 +304,31 @@ TEST_F(SmtpClientTest, MailRefusedAppliesToEveryone) {
   EXPECT_EQ(handler_->Deliveries().size(), 1u);
 }
 
+// RFC 6531: our own server does not offer SMTPUTF8, so a UTF-8 sender or recipient never
+// reaches it: 553 5.6.7 from the client itself, the ASCII recipients sent as usual.
+TEST_F(SmtpClientTest, Utf8AddressWithoutSmtputf8IsRefusedByTheClient) {
+  auto server = Start();
+  auto client = Connect(ClientConfig(*server));
+  ASSERT_NE(client, nullptr);
+  auto sent = client->Send("j\xc3\xb6rg@b.test", {"a@x.test", "b@x.test"}, "x\r\n");
+  ASSERT_TRUE(sent.ok()) << sent.error().message;
+  for (const auto& r : sent->recipients) {
+    EXPECT_EQ(r.code, 553);
+    EXPECT_EQ(r.enhanced, "5.6.7");
+    EXPECT_NE(r.text.find("does not offer SMTPUTF8"), std::string::npos) << r.text;
+  }
+  EXPECT_TRUE(handler_->Deliveries().empty());
+  sent = client->Send("a@b.test", {"ok@x.test", "j\xc3\xb6rg@x.test", "two@x.test"}, "x\r\n");
+  ASSERT_TRUE(sent.ok()) << sent.error().message;
+  EXPECT_EQ(sent->recipients[0].code, 250);
+  EXPECT_EQ(sent->recipients[1].code, 553);
+  EXPECT_EQ(sent->recipients[1].address, "j\xc3\xb6rg@x.test");
+  EXPECT_EQ(sent->recipients[2].code, 250);
+  auto got = handler_->Deliveries();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].envelope.recipients, (std::vector<std::string>{"ok@x.test", "two@x.test"}));
+}
+
 TEST_F(SmtpClientTest, ServerGoneIsUnavailable) {
   std::uint16_t port = 0;
   {

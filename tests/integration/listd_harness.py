@@ -49,14 +49,15 @@ class Sink:
     """The smarthost: aiosmtpd recording every (message, recipient) it accepts."""
 
     def __init__(self, directory, rejects=None, port=0, xverp=False, data_reply=None, data_reply_match=None,
-                 refuse_bare_lf=False, data_reply_echo=False, data_defer_match=None):
+                 refuse_bare_lf=False, data_reply_echo=False, data_defer_match=None, smtputf8="on"):
         self.dir = directory
         self.rejects = dict(rejects or {})
         self.flags = (["--xverp"] if xverp else []) + (["--data-reply", data_reply] if data_reply else []) + \
             (["--data-reply-match", data_reply_match] if data_reply_match else []) + \
             (["--refuse-bare-lf"] if refuse_bare_lf else []) + \
             (["--data-reply-echo"] if data_reply_echo else []) + \
-            (["--data-defer-match", data_defer_match] if data_defer_match else [])  # refuse_bare_lf: 550 5.6.0 to bare LF or CR
+            (["--data-defer-match", data_defer_match] if data_defer_match else []) + \
+            ["--smtputf8", smtputf8]  # refuse_bare_lf: 550 5.6.0 to bare LF or CR
         self.port = port or free_port()
         self.proc = None
 

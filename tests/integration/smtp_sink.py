@@ -16,7 +16,10 @@ sender (null-sender reports pass) or only those containing TEXT (--data-reply-ma
 DIR/refused.jsonl. The enhanced code is 5.6.0 for a 5xx and 4.3.0 for a 4xx; --data-reply-echo
 puts the recipients' addresses in the reply text, as many real MTAs do. --data-defer-match TEXT
 answers 451 4.3.0 after the body of every message with a sender that contains TEXT (a receiver
-that defers the message itself, forever). --refuse-bare-lf makes it a strict
+that defers the message itself, forever). --smtputf8 strict answers a UTF-8 MAIL FROM or
+RCPT TO without MAIL's SMTPUTF8 parameter as Postfix does (553 5.6.7); --smtputf8 off does not
+offer SMTPUTF8 at all (aiosmtpd then refuses any non-ASCII argument: 500). Each delivery record
+says whether the transaction used SMTPUTF8 ("smtputf8"). --refuse-bare-lf makes it a strict
 receiver, as many MTAs now are against SMTP smuggling: DATA gets 550 5.6.0 when
 the message holds a LF not preceded by CR or a CR not followed by LF. The check
 reads the bytes as they came off the wire (aiosmtpd splits DATA only at CRLF and
@@ -54,12 +57,22 @@ class Recorder:
         self.refuse_bare_lf = refuse_bare_lf
         self.data_echo = data_echo
         self.defer_match = None
+        self.smtputf8 = "on"
         # A restarted sink goes on numbering after the files already there, so earlier
         # delivery records keep pointing at their own messages.
         self.count = len([n for n in os.listdir(directory) if n.startswith("msg-")])
         self.lock = threading.Lock()
 
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.smtputf8 == "strict" and not address.isascii() and "SMTPUTF8" not in mail_options:
+            return "553 5.6.7 Must declare SMTPUTF8 to send unicode address"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.smtputf8 == "strict" and not address.isascii() and not envelope.smtp_utf8:
+            return "553 5.6.7 Must declare SMTPUTF8 to send unicode address"
         code = self.rejects.get(address.lower())
         if code:
             text = "no such user here" if code.startswith("5") else "mailbox busy, try later"
@@ -111,7 +124,8 @@ class Recorder:
             with open(os.path.join(self.dir, "deliveries.jsonl"), "a") as log:
                 for rcpt in envelope.rcpt_tos:
                     log.write(json.dumps({"file": name, "rcpt": rcpt,
-                                          "mail_from": self._sender_for(envelope, rcpt)}) + "\n")
+                                          "mail_from": self._sender_for(envelope, rcpt),
+                                          "smtputf8": bool(envelope.smtp_utf8)}) + "\n")
         return "250 2.0.0 OK"
 
 
@@ -149,6 +163,7 @@ def main():
     ap.add_argument("--refuse-bare-lf", action="store_true")
     ap.add_argument("--data-reply-echo", action="store_true")
     ap.add_argument("--data-defer-match", default=None)
+    ap.add_argument("--smtputf8", choices=["on", "strict", "off"], default="on")
     args = ap.parse_args()
     rejects = {}
     for r in args.reject:
@@ -159,6 +174,7 @@ def main():
                        args.refuse_bare_lf, args.data_reply_echo)
     if args.data_defer_match:
         handler.defer_match = args.data_defer_match.encode()
+    handler.smtputf8 = args.smtputf8
 
     class SinkSMTP(SMTP):
         async def smtp_MAIL(self, arg):
@@ -173,7 +189,7 @@ def main():
 
     class Ctl(Controller):
         def factory(self):
-            return SinkSMTP(self.handler, data_size_limit=64 << 20, enable_SMTPUTF8=True,
+            return SinkSMTP(self.handler, data_size_limit=64 << 20, enable_SMTPUTF8=args.smtputf8 != "off",
                             hostname="sink.test")
 
     port = args.port or free_loopback_port()
