@@ -37,7 +37,11 @@ the list domain at RCPT and takes the lists' own; a post sent to the MX reaches 
 member through Postfix, listd and the fan-out listener despite the milter; members
 read it by every documented method (F, E, G, S, blind, C, and the ~/.forward filter
 through local(8)); with groupd down only the filtering member's mail waits, and it
-arrives, spliced, once groupd is back; the shell's umask is untouched at the end;
+arrives, spliced, once groupd is back; a removed member is refused and no longer on the
+delivery list; the backup block's copy is sound and the restore block brings back the older
+state (a member added after the backup gone, the others reading with their tokens); the
+roster sync adds and removes what groupd's roster says; `member set-cert` and `new-token`
+(the old token refused, the new one reads); the audit prune; the shell's umask is untouched at the end;
 certificates come out 0644 under umask 077; a -request answer given in pipe mode shows in
 the daemon's listd_request_replies_total; the start-up refusals (loopback CRL URL,
 missing [store] url, starttls = required without ca).
@@ -525,8 +529,14 @@ class OperatorTest(harness.TestCase):
         }
         after = {"admin-token": self.after_admin_token, "health": self.after_health, "metrics": self.after_metrics,
                  "postfix-reload": self.after_postfix, "admin-commands": self.after_admin_commands,
-                 "roster": self.after_roster, "export-key": self.after_export_key}
-        for name in list(member_blocks) + list(after) + ["member-import", "rotate", "deliver-script"]:
+                 "roster": self.after_roster, "export-key": self.after_export_key,
+                 "remove-member-listd": self.after_remove_member, "backup": self.after_backup,
+                 "restore": self.after_restore, "roster-sync": self.after_roster_sync,
+                 "day-to-day": self.after_day_to_day, "audit-prune": self.after_audit_prune}
+        # What a member hands the administrator before the block that uses it.
+        before = {"roster-sync": lambda: self.hand_over("dave"), "day-to-day": lambda: self.hand_over("bob", "bob-2027")}
+        for name in (list(member_blocks) + list(after) + list(before) +
+                     ["member-import", "rotate", "deliver-script", "remove-member"]):
             self.block(name)  # each is in the doc, once
         try:
             for name, text in self.blocks:
@@ -539,6 +549,8 @@ class OperatorTest(harness.TestCase):
                 else:
                     if name == "member-import":  # the administrator's file
                         harness.write("/root/blindlist-admin/members.txt", "# another reader\ncarol@example.org\n")
+                    if name in before:
+                        before[name]()
                     self.last_out, _ = self.shell.run(text, name)
                     if name in after:
                         after[name]()
@@ -629,6 +641,7 @@ class OperatorTest(harness.TestCase):
         self.assertEqual(out.strip(), "/root/blindlist-admin")
         pki = harness.Pki(os.path.join(self.work, "member-pki"))
         pki.make_ca("member-ca", "Example member CA")
+        self.pki = pki
         self.alice_crt = pki.member("alice", "member-ca", "rsa2048", "alice@example.org")
         self.alice_key = pki.key("alice")
         shutil.copy(self.alice_crt, "/root/blindlist-admin/alice.crt")
@@ -738,6 +751,87 @@ class OperatorTest(harness.TestCase):
         got = lh.wait_for(lambda: self.arrived("alice", body3, before["alice"]), WAIT,
                           "alice's copy once groupd is back")
         self.assertIn(body3.encode(), self.decrypt(got, me))
+
+    # -- removal, backup and restore, the roster, day-to-day commands
+    def open_with(self, member, token):
+        """`blindlist open` (path F) of the member's earlier post with `token`: (returncode, stderr)."""
+        home = self.home(member)
+        out = os.path.join(home, "post-again.txt")
+        if os.path.exists(out):
+            os.unlink(out)
+        p = harness.run(["blindlist", "open", "--server", "https://groupd.example.org:8443",
+                         "--ca", "/etc/blindlist/tls-ca.crt", "--group", LIST, "--method", "tls",
+                         "-i", self.posts[member], "-o", out], check=False,
+                        env=dict(os.environ, BLINDLIST_TOKEN=token))
+        if p.returncode == 0:
+            self.assertIn(self.body, harness.read(out).decode(errors="replace"))
+        else:
+            self.assertFalse(os.path.exists(out) and os.path.getsize(out), "plaintext written on failure")
+        return p.returncode, p.stderr.decode(errors="replace")
+
+    def members(self):
+        out, _ = self.glue("$A member list %s\n" % LIST)
+        return set(re.findall(r"\b[a-z]+@example\.org\b", out))
+
+    def delivery_list(self):
+        out, _ = self.glue("$L member export %s\n" % LIST)
+        return set(out.split())
+
+    def hand_over(self, member, name=None):
+        crt = self.pki.member(name or member, "member-ca", "ec", "%s@example.org" % member)
+        shutil.copy(crt, "/root/blindlist-admin/%s.crt" % (name or member))
+
+    def groupd_up(self):
+        for host, port in (("groupd.example.org", 8443), ("certd.example.org", 8444)):
+            lh.wait_for(lambda h=host, p=port: harness.run(
+                ["curl", "-sf", "--cacert", "/etc/blindlist/tls-ca.crt", "https://%s:%d/healthz" % (h, p)],
+                check=False).returncode == 0, 60, host)
+
+    def after_remove_member(self):
+        rc, err = self.open_with("alice", self.tokens["alice"])
+        self.assertNotEqual(rc, 0, "a removed member still reads")
+        self.assertNotIn("alice@example.org", self.members())
+        self.assertNotIn("alice@example.org", self.delivery_list())
+        self.assertEqual(self.open_with("bob", self.tokens["bob"])[0], 0)
+
+    def after_backup(self):
+        copies = glob.glob("/var/backups/blindlist-groupd/groupd-*.db")
+        self.assertEqual(len(copies), 1, copies)
+        st = os.stat("/var/backups/blindlist-groupd")
+        self.assertEqual((pwd.getpwuid(st.st_uid).pw_name, st.st_mode & 0o777), ("blindlist-groupd", 0o700))
+        check = harness.run(["sqlite3", copies[0], "PRAGMA integrity_check"]).stdout.decode().strip()
+        self.assertEqual(check, "ok")
+        # After the backup (what a restore loses): a new member, and bob's token replaced.
+        out, _ = self.glue("$A member add %s erin@example.org\n" % LIST)
+        self.assertIn("erin@example.org", self.members())
+
+    def after_restore(self):
+        self.groupd_up()
+        # The older state, as the doc warns: erin (added after the backup) is gone; alice (removed
+        # before it) stays removed; bob reads as before, with the token he had.
+        self.assertEqual(self.members(), {"bob@example.org"})
+        self.assertEqual(self.open_with("bob", self.tokens["bob"])[0], 0)
+        self.assertNotEqual(self.open_with("alice", self.tokens["alice"])[0], 0)
+        st = os.stat("/var/lib/blindlist-groupd/groupd.db")
+        self.assertEqual((pwd.getpwuid(st.st_uid).pw_name, st.st_mode & 0o777), ("blindlist-groupd", 0o660))
+
+    def after_roster_sync(self):
+        self.assertIn("+ dave@example.org", self.last_out)
+        self.assertIn("- carol@example.org", self.last_out)
+        self.assertEqual(self.delivery_list(), {"bob@example.org", "dave@example.org"})
+
+    def after_day_to_day(self):
+        self.assertIn("team@lists.example.org", self.last_out)
+        tokens = re.findall(r"\bblt_[A-Za-z0-9_-]+", self.last_out)
+        self.assertEqual(len(tokens), 1, self.last_out)
+        # The lost token stops working; the new one reads; set-cert kept bob a member.
+        self.assertNotEqual(self.open_with("bob", self.tokens["bob"])[0], 0)
+        self.assertEqual(self.open_with("bob", tokens[0])[0], 0)
+        self.tokens["bob"] = tokens[0]
+        self.assertEqual(self.members(), {"bob@example.org", "dave@example.org"})
+
+    def after_audit_prune(self):
+        self.assertRegex(self.last_out, r"pruned \d+ audit records? older than \d{4}-\d{2}-\d{2}")
 
     # -- after the last block
     def after_everything(self):
