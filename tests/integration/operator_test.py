@@ -46,7 +46,17 @@ certificates come out 0644 under umask 077; a -request answer given in pipe mode
 the daemon's listd_request_replies_total; the start-up refusals (loopback CRL URL,
 missing [store] url, starttls = required without ca).
 
-Needs root, unshare/setpriv (util-linux), postfix, postmap, swaks, curl.
+With BLINDLIST_TEST_STORE=postgres (operator_postgres_test) the same, with the doc's
+PostgreSQL blocks run right after install step 5 against Debian's own cluster (15/main, in
+the overlay, its sockets on a private /run/postgresql) as db.example.org = 127.0.0.5: TLS
+with a certificate from the doc's TLS CA, a role and a database per side, password files,
+the samples' PostgreSQL url; checked: the tables are in PostgreSQL, listd's role cannot open
+groupd's database, nothing connects without TLS. The SQLite backup and restore blocks are
+left out of that run. The one edit the test makes to a doc block's result: the site's
+addresses in pg_hba.conf become 127.0.0.1, where every "host" here connects from.
+
+Needs root, unshare/setpriv (util-linux), postfix, postmap, swaks, curl (and pg_ctlcluster,
+psql for the PostgreSQL run).
 """
 
 import glob
@@ -71,7 +81,10 @@ import listd_harness as lh  # noqa: E402
 DOC = os.path.join(SOURCE, "docs", "operations.md")
 INNER = "BLINDLIST_OPERATOR_TEST_INNER"
 HOSTS = {"groupd.example.org": "127.0.0.2", "certd.example.org": "127.0.0.3",
-         "lists.example.org": "127.0.0.4", "mx.example.org": "127.0.0.4"}
+         "lists.example.org": "127.0.0.4", "mx.example.org": "127.0.0.4", "db.example.org": "127.0.0.5"}
+POSTGRES = harness.store_kind() == "postgres"  # the second run: the doc's PostgreSQL blocks after step 5
+PG_BLOCKS = ("pg-certificate", "pg-server", "pg-roles", "pg-password-groupd", "pg-password-listd", "pg-store-url")
+SQLITE_ONLY = ("backup", "restore")
 LIST = "team@lists.example.org"
 MEMBERS = ("alice", "bob")
 USERS = MEMBERS + ("carol",)  # local users of example.org; carol is no list member on groupd
@@ -187,6 +200,13 @@ now = "--now" in sys.argv
 if not args:
     sys.exit("systemctl stand-in: no command")
 cmd, units = args[0], args[1:]
+if units == ["postgresql"]:  # Debian's cluster of the database host, as its unit runs it
+    pg = ["pg_ctlcluster", "--skip-systemctl-redirect", "15", "main"]
+    if cmd in ("stop", "restart"):
+        subprocess.run(pg + ["stop"], stderr=subprocess.DEVNULL)
+    if cmd in ("start", "restart"):
+        sys.exit(subprocess.run(pg + ["start"]).returncode)
+    sys.exit(subprocess.run(pg + ["reload"]).returncode if cmd == "reload" else 0)
 if cmd == "daemon-reload":
     pass
 elif cmd == "enable":
@@ -378,6 +398,14 @@ class OperatorTest(harness.TestCase):
         with open("/etc/hosts", "a") as f:
             for name, addr in HOSTS.items():
                 f.write("%s %s\n" % (addr, name))
+        if POSTGRES:
+            # The database host: Debian's cluster as the package made it (stopped), its sockets and
+            # lock in this namespace's own /run/postgresql, nothing of blindlist in it yet.
+            harness.run(["pg_ctlcluster", "--skip-systemctl-redirect", "15", "main", "stop"], check=False)
+            harness.run(["mount", "-t", "tmpfs", "-o", "mode=2775", "tmpfs", "/run/postgresql"])
+            pg = pwd.getpwnam("postgres")
+            os.chown("/run/postgresql", pg.pw_uid, pg.pw_gid)
+            assert not os.path.exists("/etc/postgresql/15/main/conf.d/blindlist.conf")
         # Nothing of blindlist may exist yet: the doc starts from an empty host.
         for p in ("/etc/blindlist", "/var/lib/blindlist-groupd", "/var/spool/blindlist", "/usr/bin/blindlist",
                   "/usr/local/bin/blindlist-deliver"):
@@ -535,11 +563,13 @@ class OperatorTest(harness.TestCase):
                  "day-to-day": self.after_day_to_day, "audit-prune": self.after_audit_prune}
         # What a member hands the administrator before the block that uses it.
         before = {"roster-sync": lambda: self.hand_over("dave"), "day-to-day": lambda: self.hand_over("bob", "bob-2027")}
-        for name in (list(member_blocks) + list(after) + list(before) +
+        for name in (list(member_blocks) + list(after) + list(before) + list(PG_BLOCKS) +
                      ["member-import", "rotate", "deliver-script", "remove-member"]):
             self.block(name)  # each is in the doc, once
         try:
             for name, text in self.blocks:
+                if name in PG_BLOCKS or (POSTGRES and name in SQLITE_ONLY):
+                    continue  # the PostgreSQL blocks run after install step 5 (below), on the second run
                 if name.startswith("file "):
                     path = name[5:]
                     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -554,6 +584,8 @@ class OperatorTest(harness.TestCase):
                     self.last_out, _ = self.shell.run(text, name)
                     if name in after:
                         after[name]()
+                    if name == "metrics-tokens" and POSTGRES:
+                        self.to_postgres()
             self.after_everything()
             self.pipe_mode_request_counted()
             self.start_up_refusals()
@@ -567,6 +599,8 @@ class OperatorTest(harness.TestCase):
 
     def after_health(self):
         self.assertEqual(self.last_out.count('"status":"ok"'), 3, self.last_out)
+        if POSTGRES:
+            self.after_groupd_tables()
 
     # -- install
     def after_admin_token(self):
@@ -752,6 +786,41 @@ class OperatorTest(harness.TestCase):
                           "alice's copy once groupd is back")
         self.assertIn(body3.encode(), self.decrypt(got, me))
 
+    # -- PostgreSQL (the second run)
+    def to_postgres(self):
+        for name in PG_BLOCKS:
+            self.last_out, _ = self.shell.run(self.block(name), name)
+            if name == "pg-server":
+                # This machine's hosts all connect from 127.0.0.1: the site's addresses in pg_hba.conf.
+                self.glue("sed -i -E 's#192\\.0\\.2\\.[0-9]+/32#127.0.0.1/32#' /etc/postgresql/15/main/pg_hba.conf"
+                          " && systemctl reload postgresql\n")
+        # Each daemon's configuration names its database; each connected as its own role over TLS.
+        for d, db, role in (("groupd", "blindlist_groups", "blindlist_groupd"),
+                            ("certd", "blindlist_groups", "blindlist_groupd"),
+                            ("listd", "blindlist_lists", "blindlist_listd")):
+            conf = harness.read("/etc/blindlist/%s.toml" % d, "r")
+            self.assertRegex(conf, r'(?m)^url = "postgresql://%s@db\.example\.org/%s\?sslmode=verify-full' % (role, db))
+            self.assertNotRegex(conf, r'(?m)^url = "sqlite:')
+            self.assertEqual(os.stat("/etc/blindlist/%s.pgpass" % d).st_mode & 0o777, 0o600)
+        self.assertEqual(self.last_out.split(), ["1", "1", "1"])
+        # listd's role cannot open groupd's database (the roster, the sealed keys).
+        url = re.search(r'(?m)^url = "(postgresql:[^"]*)"', harness.read("/etc/blindlist/listd.toml", "r")).group(1)
+        p = harness.run(["runuser", "-u", "blindlist-listd", "--", "psql",
+                         url.replace("/blindlist_lists?", "/blindlist_groups?"), "-Atc", "SELECT 1"], check=False)
+        self.assertNotEqual(p.returncode, 0, "listd's role connected to groupd's database")
+        # Without TLS, no connection at all.
+        p = harness.run(["runuser", "-u", "blindlist-listd", "--", "psql",
+                         url.replace("sslmode=verify-full", "sslmode=disable"), "-Atc", "SELECT 1"], check=False)
+        self.assertNotEqual(p.returncode, 0, "a connection without TLS was taken")
+
+    def after_groupd_tables(self):
+        """On the second run: groupd's tables are in PostgreSQL, and no SQLite file was written."""
+        p = harness.run(["runuser", "-u", "postgres", "--", "psql", "-d", "blindlist_groups", "-Atc",
+                         "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"])
+        self.assertGreater(int(p.stdout.decode().strip()), 3)
+        db = "/var/lib/blindlist-groupd/groupd.db"
+        self.assertFalse(os.path.exists(db) and os.path.getsize(db), "groupd wrote its SQLite file")
+
     # -- removal, backup and restore, the roster, day-to-day commands
     def open_with(self, member, token):
         """`blindlist open` (path F) of the member's earlier post with `token`: (returncode, stderr)."""
@@ -879,7 +948,7 @@ class OperatorTest(harness.TestCase):
         refused("/usr/bin/blindlist-certd", bad, ["crl_url", "points at loopback"])
         groupd = harness.read("/etc/blindlist/groupd.toml", "r")
         bad = harness.write(os.path.join(self.work, "groupd-nostore.toml"),
-                            re.sub(r'(?m)^url = "sqlite:.*"$', "", groupd))
+                            re.sub(r'(?m)^url = "(sqlite|postgresql):.*"$', "", groupd))
         refused("/usr/bin/blindlist-groupd", bad, ["[store] url is required"])
         listd = harness.read("/etc/blindlist/listd.toml", "r")
         bad = harness.write(os.path.join(self.work, "listd-starttls.toml"),
@@ -893,7 +962,7 @@ def outer():
     if os.geteuid() != 0:
         raise AssertionError("the operator test runs the doc's commands as root")
     for tool in ("unshare", "setpriv", "postfix", "postmap", "postconf", "postqueue", "swaks", "curl", "ip",
-                 "openssl", "runuser", "useradd", "sed"):
+                 "openssl", "runuser", "useradd", "sed") + (("pg_ctlcluster", "psql") if POSTGRES else ()):
         if not shutil.which(tool, path="/usr/sbin:/usr/bin:/sbin:/bin"):
             raise AssertionError("%s is not installed (scripts/setup installs it)" % tool)
     env = dict(os.environ, **{INNER: "1"})
