@@ -240,6 +240,45 @@ TEST_P(ListStoreTest, OpensConcurrentlyOnAFreshDatabase) {
   EXPECT_EQ(opened.load(), 4);
 }
 
+// Every released schema of listd's database is upgraded by this build; a build that knows
+// fewer steps than the database has (a rollback) refuses it and changes nothing.
+TEST_P(ListStoreTest, UpgradesEveryOlderSchemaAndRefusesARollback) {
+  const migrations::Schema current = migrations::ListSchema();
+  for (int v = 1; v < migrations::ListLatestVersion(); ++v) {
+    SCOPED_TRACE("from version " + std::to_string(v));
+    auto old = ScratchDatabase::Create(GetParam());
+    ASSERT_OK(old);
+    {
+      auto pool = sql::OpenPool((*old)->url());
+      ASSERT_OK(pool);
+      migrations::Schema older = current;
+      older.steps = current.steps.first(static_cast<std::size_t>(v));
+      auto version = migrations::Apply(**pool, older);
+      ASSERT_OK(version);
+      ASSERT_EQ(*version, v);
+    }
+    auto upgraded = OpenListStore((*old)->url());
+    ASSERT_OK(upgraded);
+    auto version = (*upgraded)->SchemaVersion();
+    ASSERT_OK(version);
+    EXPECT_EQ(*version, migrations::ListLatestVersion());
+  }
+  Make("kept@example.org");
+  auto pool = sql::OpenPool(db_->url());
+  ASSERT_OK(pool);
+  migrations::Schema older = current;
+  older.steps = current.steps.first(current.steps.size() - 1);
+  auto refused = migrations::Apply(**pool, older);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find("newer than this build knows (" +
+                                         std::to_string(migrations::ListLatestVersion() - 1) + ")"),
+            std::string::npos)
+      << refused.error().message;
+  auto found = store_->FindList("kept@example.org");
+  ASSERT_OK(found);
+  EXPECT_TRUE(found->has_value());
+}
+
 TEST(OpenListStoreTest, RefusesAnUnknownUrl) {
   EXPECT_ERROR(OpenListStore("mysql://localhost/lists"), "bad-url");
   EXPECT_ERROR(OpenListStore("sqlite:"), "bad-url");

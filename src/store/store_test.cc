@@ -162,6 +162,53 @@ TEST_P(StoreTest, OpensConcurrentlyOnAFreshDatabase) {
   EXPECT_EQ(opened.load(), 4);
 }
 
+// An upgrade from every released schema: a database a build that knew only its first v steps
+// made is migrated by this build, and takes writes after it. A rollback: a build that knows
+// fewer steps than the database has refuses it, naming both versions, and changes nothing.
+TEST_P(StoreTest, UpgradesEveryOlderSchemaAndRefusesARollback) {
+  const migrations::Schema current{
+      .steps = migrations::All(), .version_table = "schema_migrations", .lock_key = 0x626c6e64};
+  for (int v = 1; v < migrations::LatestVersion(); ++v) {
+    SCOPED_TRACE("from version " + std::to_string(v));
+    auto old = ScratchDatabase::Create(GetParam());
+    ASSERT_OK(old);
+    {
+      auto pool = sql::OpenPool((*old)->url());
+      ASSERT_OK(pool);
+      migrations::Schema older = current;
+      older.steps = current.steps.first(static_cast<std::size_t>(v));
+      auto version = migrations::Apply(**pool, older);
+      ASSERT_OK(version);
+      ASSERT_EQ(*version, v);
+    }
+    auto upgraded = Store::Open((*old)->url());
+    ASSERT_OK(upgraded);
+    auto version = (*upgraded)->SchemaVersion();
+    ASSERT_OK(version);
+    EXPECT_EQ(*version, migrations::LatestVersion());
+    ASSERT_OK((*upgraded)->CreateGroup("after-upgrade@example.org"));
+  }
+  ASSERT_OK(store_->CreateGroup("kept@example.org"));
+  auto pool = sql::OpenPool(db_->url());
+  ASSERT_OK(pool);
+  migrations::Schema older = current;
+  older.steps = current.steps.first(current.steps.size() - 1);
+  auto refused = migrations::Apply(**pool, older);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find("the database schema is version " +
+                                         std::to_string(migrations::LatestVersion()) +
+                                         ", newer than this build knows (" +
+                                         std::to_string(migrations::LatestVersion() - 1) + ")"),
+            std::string::npos)
+      << refused.error().message;
+  auto version = store_->SchemaVersion();
+  ASSERT_OK(version);
+  EXPECT_EQ(*version, migrations::LatestVersion());
+  auto kept = store_->FindGroup("kept@example.org");
+  ASSERT_OK(kept);
+  EXPECT_TRUE(kept->has_value());
+}
+
 // ---- groups ----
 
 TEST_P(StoreTest, CreatesFindsAndListsGroups) {
