@@ -84,7 +84,7 @@ HOSTS = {"groupd.example.org": "127.0.0.2", "certd.example.org": "127.0.0.3",
          "lists.example.org": "127.0.0.4", "mx.example.org": "127.0.0.4", "db.example.org": "127.0.0.5"}
 POSTGRES = harness.store_kind() == "postgres"  # the second run: the doc's PostgreSQL blocks after step 5
 PG_BLOCKS = ("pg-certificate", "pg-server", "pg-roles", "pg-password-groupd", "pg-password-listd", "pg-store-url")
-SQLITE_ONLY = ("backup", "restore")
+SQLITE_ONLY = ("backup", "restore", "backup-timer")
 LIST = "team@lists.example.org"
 MEMBERS = ("alice", "bob")
 USERS = MEMBERS + ("carol",)  # local users of example.org; carol is no list member on groupd
@@ -109,7 +109,7 @@ STATE = os.environ["OPERATOR_TEST_STATE"]
 UNITS = "/etc/systemd/system"
 
 def unit(name):
-    name = name if name.endswith(".service") else name + ".service"
+    name = name if name.endswith((".service", ".timer")) else name + ".service"
     files = [os.path.join(UNITS, name)]
     d = os.path.join(UNITS, name + ".d")
     if os.path.isdir(d):
@@ -149,6 +149,11 @@ def running(name):
 
 def start(arg):
     name, u = unit(arg)
+    if name.endswith(".timer"):  # its service runs when systemd's clock says: the test starts it
+        if "OnCalendar" not in u:
+            sys.exit("%s: no OnCalendar=" % name)
+        unit(name[:-len(".timer")])
+        return
     if running(name):
         return
     for doc in u["Documentation"]:
@@ -179,7 +184,7 @@ def start(arg):
     script += "mount -t tmpfs tmpfs /tmp\n"
     script += "umask %s\n" % u["UMask"]
     script += "exec setpriv --reuid %d --regid %d --groups %s --inh-caps=-all -- %s\n" % (
-        user.pw_uid, gid, ",".join(str(g) for g in groups), u["ExecStart"][0].lstrip("-@"))
+        user.pw_uid, gid, ",".join(str(g) for g in groups), u["ExecStart"][0].lstrip("-@").replace("%%", "%"))
     log = open(os.path.join(STATE, name + ".log"), "ab")
     p = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
                          stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
@@ -560,7 +565,8 @@ class OperatorTest(harness.TestCase):
                  "roster": self.after_roster, "export-key": self.after_export_key,
                  "remove-member-listd": self.after_remove_member, "backup": self.after_backup,
                  "restore": self.after_restore, "roster-sync": self.after_roster_sync,
-                 "day-to-day": self.after_day_to_day, "audit-prune": self.after_audit_prune}
+                 "day-to-day": self.after_day_to_day, "audit-prune": self.after_audit_prune,
+                 "backup-timer": self.after_backup_timer}
         # What a member hands the administrator before the block that uses it.
         before = {"roster-sync": lambda: self.hand_over("dave"), "day-to-day": lambda: self.hand_over("bob", "bob-2027")}
         for name in (list(member_blocks) + list(after) + list(before) + list(PG_BLOCKS) +
@@ -898,6 +904,24 @@ class OperatorTest(harness.TestCase):
         self.assertEqual(self.open_with("bob", tokens[0])[0], 0)
         self.tokens["bob"] = tokens[0]
         self.assertEqual(self.members(), {"bob@example.org", "dave@example.org"})
+
+    def after_backup_timer(self):
+        self.assertIn("blindlist-backup.timer", harness.read(os.path.join(self.state, "enabled"), "r").split())
+        before = set(glob.glob("/var/backups/blindlist-groupd/groupd-*.db"))
+        time.sleep(1.1)  # the copies are named to the second
+        self.glue("systemctl start blindlist-backup.service\n")  # what the timer starts at its time
+        new = lh.wait_for(lambda: set(glob.glob("/var/backups/blindlist-groupd/groupd-*.db")) - before, 30,
+                          "the timer's backup")
+        (copy,) = new
+        self.assertRegex(os.path.basename(copy), r"^groupd-\d{8}T\d{6}Z\.db$")
+        lh.wait_for(lambda: harness.run(["sqlite3", copy, "PRAGMA integrity_check"], check=False)
+                    .stdout.decode().strip() == "ok", 30, "a complete copy")
+        st = os.stat(copy)
+        self.assertEqual((pwd.getpwuid(st.st_uid).pw_name, st.st_mode & 0o777), ("blindlist-groupd", 0o600))
+        out, _ = self.glue("$A member list %s\n" % LIST)
+        self.assertIn("dave@example.org", out)
+        p = harness.run(["sqlite3", copy, "SELECT count(*) FROM members"], check=False)
+        self.assertEqual(p.returncode, 0, p.stderr)
 
     def after_audit_prune(self):
         self.assertRegex(self.last_out, r"pruned \d+ audit records? older than \d{4}-\d{2}-\d{2}")
