@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "mime/header_fields.h"
+
 namespace blindlist::listd {
 
 struct ListIdentity {
@@ -38,28 +40,15 @@ ListHeaderEdit EditListHeaders(std::string_view message, const ListIdentity& lis
 // occurrence, case-insensitive). Such a post is refused at intake (a mail loop).
 bool AlreadyExploded(std::string_view message, const ListIdentity& list);
 
-// Line ends the way Postfix reads them (docs/queue-format.md, "Line endings"): LF and
-// CRLF both end a line (smtpd_forbid_bare_newline = normalize, sendmail_fix_line_endings =
-// always) and each line is stored ending in CRLF; a CR that is not part of a CRLF pair is
-// a stray one and becomes a space (cleanup_replace_stray_cr_lf = yes), so it can neither
-// end a line nor be read as one by a later hop. True when `message` is in that form
-// already (then CanonicalLineEndings would return it unchanged).
-bool HasCanonicalLineEndings(std::string_view message);
-std::string CanonicalLineEndings(std::string_view message);
-
 // The list-id of an address: "list.example.org" for list@example.org.
 std::string ListIdOf(std::string_view address);
 
-// The unfolded value of the first header field `name` (case-insensitive), or "".
-std::string HeaderValue(std::string_view message, std::string_view name);
-
-// The addr-spec in a From-style value: "A <a@b>" -> "a@b", "a@b (x)" -> "a@b".
-std::string MailboxOf(std::string_view value);
-
-// Where the body starts: the size of the header section with its blank line.
-std::size_t BodyOffset(std::string_view message);
-
-// Lowercases the domain part only (the local part is case-sensitive in principle).
-std::string NormaliseAddress(std::string_view address);
+// The header reading and line endings listd shares with the rest of the tree (src/mime).
+using mime::BodyOffset;
+using mime::CanonicalLineEndings;
+using mime::HasCanonicalLineEndings;
+using mime::HeaderValue;
+using mime::MailboxOf;
+using mime::NormaliseAddress;
 
 }  // namespace blindlist::listd

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "blindlist/error_codes.h"
+#include "blindlist/hex.h"
 
 namespace blindlist::api {
 
@@ -21,15 +22,12 @@ ApiClient::ApiClient(const ApiCredentials& creds) : server_(creds.server), token
 ApiClient::~ApiClient() = default;
 
 std::string ApiClient::Segment(const std::string& s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;
   for (unsigned char c : s) {
     if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '@' || c == '+') {
       out.push_back(static_cast<char>(c));
     } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
+      hex::AppendPercentEscape(out, c);
     }
   }
   return out;

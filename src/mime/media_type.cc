@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "blindlist/hex.h"
 #include "mime/smime_common.h"
 
 namespace blindlist::mime {
@@ -114,21 +115,13 @@ std::string ReadQuotedString(Cursor& in) {
   return plain;
 }
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // RFC 2231 %XX; a '%' not followed by two hex digits stays.
 std::string PercentDecode(std::string_view text) {
   std::string out;
   out.reserve(text.size());
   for (std::size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '%' && i + 2 < text.size() && HexValue(text[i + 1]) >= 0 &&
-        HexValue(text[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(HexValue(text[i + 1]) * 16 + HexValue(text[i + 2])));
+    if (text[i] == '%' && i + 2 < text.size() && hex::PairValue(text[i + 1], text[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(hex::PairValue(text[i + 1], text[i + 2])));
       i += 2;
     } else {
       out.push_back(text[i]);
@@ -153,9 +146,9 @@ std::string DecodeQ(std::string_view text) {
   for (std::size_t i = 0; i < text.size(); ++i) {
     if (text[i] == '_') {
       out.push_back(' ');
-    } else if (text[i] == '=' && i + 2 < text.size() && HexValue(text[i + 1]) >= 0 &&
-               HexValue(text[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(HexValue(text[i + 1]) * 16 + HexValue(text[i + 2])));
+    } else if (text[i] == '=' && i + 2 < text.size() &&
+               hex::PairValue(text[i + 1], text[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(hex::PairValue(text[i + 1], text[i + 2])));
       i += 2;
     } else {
       out.push_back(text[i]);

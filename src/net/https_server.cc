@@ -50,6 +50,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "blindlist/hex.h"
 #include "net/listener.h"
 #include "obs/log.h"
 
@@ -72,13 +73,6 @@ constexpr std::size_t kMaxLingerBytes = std::size_t{8} * 1024 * 1024;
 // The first read of a request only tells us one has begun; the parser reads the rest.
 constexpr std::size_t kFirstReadBytes = std::size_t{16} * 1024;
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // Percent-decoding; '+' means space only in a query. False on a malformed
 // escape or a decoded NUL (never useful, sometimes dangerous downstream).
 bool PercentDecode(std::string_view in, bool plus_is_space, std::string& out) {
@@ -88,10 +82,9 @@ bool PercentDecode(std::string_view in, bool plus_is_space, std::string& out) {
     char c = in[i];
     if (c == '%') {
       if (i + 2 >= in.size()) return false;
-      int hi = HexValue(in[i + 1]);
-      int lo = HexValue(in[i + 2]);
-      if (hi < 0 || lo < 0) return false;
-      c = static_cast<char>(hi * 16 + lo);
+      const int v = hex::PairValue(in[i + 1], in[i + 2]);
+      if (v < 0) return false;
+      c = static_cast<char>(v);
       if (c == '\0') return false;
       i += 2;
     } else if (c == '+' && plus_is_space) {

@@ -15,6 +15,8 @@
 #include <utility>
 #include <vector>
 
+#include "blindlist/hex.h"
+
 namespace blindlist::spool {
 namespace {
 
@@ -74,16 +76,6 @@ constexpr int kMaxAttempts = 2147483647;
 Error Corrupt(std::string message) { return MakeError("spool-corrupt", std::move(message)); }
 Error Invalid(std::string message) { return MakeError("spool-invalid", std::move(message)); }
 
-std::string Hex8(std::uint32_t v) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out(8, '0');
-  for (int i = 7; i >= 0; --i) {
-    out[static_cast<std::size_t>(i)] = kDigits[v & 0xFU];
-    v >>= 4;
-  }
-  return out;
-}
-
 std::string ZeroPadded(std::uint64_t v, std::size_t width) {
   std::string digits = std::to_string(v);
   if (digits.size() < width) digits.insert(0, width - digits.size(), '0');
@@ -114,23 +106,6 @@ bool ParseSigned(std::string_view s, std::int64_t& out) {
   std::int64_t v = 0;
   const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (ec != std::errc() || ptr != s.data() + s.size()) return false;
-  out = v;
-  return true;
-}
-
-bool ParseHex8(std::string_view s, std::uint32_t& out) {
-  if (s.size() != 8) return false;
-  std::uint32_t v = 0;
-  for (const char c : s) {
-    v <<= 4;
-    if (c >= '0' && c <= '9') {
-      v |= static_cast<std::uint32_t>(c - '0');
-    } else if (c >= 'a' && c <= 'f') {
-      v |= static_cast<std::uint32_t>(c - 'a' + 10);
-    } else {
-      return false;
-    }
-  }
   out = v;
   return true;
 }
@@ -240,7 +215,7 @@ Result<BodySpan> ParseBodyAndEnd(std::string_view bytes, LineReader& in, Crc32& 
   if (in.left() == 0) return Corrupt("incomplete: no end marker");
   BL_TRY_ASSIGN(const std::string_view check_text, in.Field("end"));
   std::uint32_t check = 0;
-  if (!ParseHex8(check_text, check)) return Corrupt("bad end marker");
+  if (!hex::ParseWord32(check_text, check)) return Corrupt("bad end marker");
   if (in.left() != 0) return Corrupt("bytes after the end marker");
   if (check != crc.Value()) return Corrupt("checksum mismatch: the file is damaged");
   return body;
@@ -368,7 +343,7 @@ QueueFileFrame FinishFrame(std::string head, Crc32& crc,
   for (const std::string_view part : message_parts) crc.Update(part);
   crc.Update("\n");
   head.append(message_line);
-  std::string tail = "\nend " + Hex8(crc.Value()) + "\n";
+  std::string tail = "\nend " + hex::Word32(crc.Value()) + "\n";
   return QueueFileFrame{std::move(head), std::move(tail)};
 }
 
@@ -398,7 +373,7 @@ Result<std::string> EncodeRecordState(std::size_t index, const RecipientEntry& e
   out.push_back(' ');
   out.append(ZeroPadded(static_cast<std::uint64_t>(entry.next_attempt_at), kNextDigits));
   out.push_back(' ');
-  out.append(Hex8(RecordCheck(out.substr(0, kCheckAt - 1), index)));
+  out.append(hex::Word32(RecordCheck(out.substr(0, kCheckAt - 1), index)));
   return out;
 }
 
@@ -432,7 +407,7 @@ Result<RecipientEntry> ParseRecord(std::string_view record, std::size_t index) {
   std::uint64_t attempts = 0;
   std::uint64_t next = 0;
   const bool intact =
-      IsStateByte(record[0]) && ParseHex8(record.substr(kCheckAt, 8), check) &&
+      IsStateByte(record[0]) && hex::ParseWord32(record.substr(kCheckAt, 8), check) &&
       check == RecordCheck(record.substr(0, kCheckAt - 1), index) &&
       ParseUnsigned(record.substr(kAttemptsAt, kAttemptsDigits), kMaxAttempts, attempts) &&
       ParseUnsigned(record.substr(kNextAt, kNextDigits), INT64_MAX, next);
