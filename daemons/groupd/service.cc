@@ -802,33 +802,6 @@ struct MemberTarget {
   std::optional<crypto::WrapTarget> target;
 };
 
-// Appends `data` in base64 (RFC 4648, padded). Only for public data: the table look-up
-// depends on the bytes (crypto's Base64Encode does not, for secrets).
-void AppendBase64(std::string& out, ByteView data) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  const std::size_t start = out.size();
-  out.resize(start + (data.size() + 2) / 3 * 4);
-  char* o = out.data() + start;
-  std::size_t i = 0;
-  for (; i + 3 <= data.size(); i += 3) {
-    const std::uint32_t t = static_cast<std::uint32_t>(data[i]) << 16 |
-                            static_cast<std::uint32_t>(data[i + 1]) << 8 | data[i + 2];
-    *o++ = kAlphabet[t >> 18 & 63];
-    *o++ = kAlphabet[t >> 12 & 63];
-    *o++ = kAlphabet[t >> 6 & 63];
-    *o++ = kAlphabet[t & 63];
-  }
-  if (const std::size_t rest = data.size() - i; rest > 0) {
-    const std::uint32_t t = static_cast<std::uint32_t>(data[i]) << 16 |
-                            (rest == 2 ? static_cast<std::uint32_t>(data[i + 1]) << 8 : 0);
-    *o++ = kAlphabet[t >> 18 & 63];
-    *o++ = kAlphabet[t >> 12 & 63];
-    *o++ = rest == 2 ? kAlphabet[t >> 6 & 63] : '=';
-    *o++ = '=';
-  }
-}
-
 // Appends `s` as a JSON string: what json::dump would write, without a json value per address.
 void AppendJsonString(std::string& out, std::string_view s) {
   const bool plain = std::all_of(s.begin(), s.end(), [](char c) {

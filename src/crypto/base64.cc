@@ -92,26 +92,31 @@ bool Decode(std::string_view text, Out& out) {
 }
 }  // namespace
 
-std::string Base64Encode(ByteView data) {
-  std::string out;
-  out.reserve((data.size() + 2) / 3 * 4);
+void AppendBase64(std::string& out, ByteView data) {
+  const std::size_t start = out.size();
+  out.resize(start + (data.size() + 2) / 3 * 4);
+  char* o = out.data() + start;
   std::size_t i = 0;
   for (; i + 3 <= data.size(); i += 3) {
-    std::uint32_t t = static_cast<std::uint32_t>(data[i] << 16 | data[i + 1] << 8 | data[i + 2]);
-    out.push_back(Base64Char(t >> 18 & 63));
-    out.push_back(Base64Char(t >> 12 & 63));
-    out.push_back(Base64Char(t >> 6 & 63));
-    out.push_back(Base64Char(t & 63));
+    const auto t = static_cast<std::uint32_t>(data[i] << 16 | data[i + 1] << 8 | data[i + 2]);
+    *o++ = Base64Char(t >> 18 & 63);
+    *o++ = Base64Char(t >> 12 & 63);
+    *o++ = Base64Char(t >> 6 & 63);
+    *o++ = Base64Char(t & 63);
   }
-  std::size_t rest = data.size() - i;
+  const std::size_t rest = data.size() - i;
   if (rest > 0) {
-    std::uint32_t t =
-        static_cast<std::uint32_t>(data[i] << 16 | (rest == 2 ? data[i + 1] << 8 : 0));
-    out.push_back(Base64Char(t >> 18 & 63));
-    out.push_back(Base64Char(t >> 12 & 63));
-    out.push_back(rest == 2 ? Base64Char(t >> 6 & 63) : '=');
-    out.push_back('=');
+    const auto t = static_cast<std::uint32_t>(data[i] << 16 | (rest == 2 ? data[i + 1] << 8 : 0));
+    *o++ = Base64Char(t >> 18 & 63);
+    *o++ = Base64Char(t >> 12 & 63);
+    *o++ = rest == 2 ? Base64Char(t >> 6 & 63) : '=';
+    *o = '=';
   }
+}
+
+std::string Base64Encode(ByteView data) {
+  std::string out;
+  AppendBase64(out, data);
   return out;
 }
 

@@ -8,7 +8,6 @@
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
-#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -22,6 +21,7 @@
 #include <optional>
 #include <utility>
 
+#include "blindlist/base64.h"
 #include "net/openssl_error.h"
 #include "net/smtp_protocol.h"
 
@@ -541,16 +541,6 @@ void SmtpClient::Quit() {
 
 namespace {
 
-// Appends base64 of bytes that may be secret to `out`, which has the room reserved, so no
-// copy of them is left in freed memory; the caller cleanses `out`.
-void AppendBase64(std::string& out, const std::uint8_t* data, std::size_t size) {
-  const std::size_t at = out.size();
-  out.resize(at + 4 * ((size + 2) / 3) + 1);
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data() + at), data,
-                                static_cast<int>(size));
-  out.resize(at + static_cast<std::size_t>(std::max(n, 0)));
-}
-
 // Clears a string that held a credential before it is freed.
 struct CleansedString {
   std::string value;
@@ -592,8 +582,7 @@ Status SmtpClient::Authenticate(std::string_view user, const SecretBytes& passwo
     CleansedString line;
     line.value.reserve(16 + 4 * plain.value.size() / 3 + 8);
     line.value = "AUTH PLAIN ";
-    AppendBase64(line.value, reinterpret_cast<const std::uint8_t*>(plain.value.data()),
-                 plain.value.size());
+    AppendBase64(line.value, AsBytes(plain.value));
     line.value += "\r\n";
     BL_TRY(s.WriteAll(line.value));
     BL_TRY_ASSIGN(reply, s.ReadReply());
@@ -601,13 +590,13 @@ Status SmtpClient::Authenticate(std::string_view user, const SecretBytes& passwo
     BL_TRY_ASSIGN(reply, s.Command("AUTH LOGIN"));
     if (reply.code == 334) {
       std::string name;
-      AppendBase64(name, reinterpret_cast<const std::uint8_t*>(user.data()), user.size());
+      AppendBase64(name, AsBytes(user));
       BL_TRY_ASSIGN(reply, s.Command(name));
     }
     if (reply.code == 334) {
       CleansedString secret;
       secret.value.reserve(4 * password.size() / 3 + 8);
-      AppendBase64(secret.value, password.data(), password.size());
+      AppendBase64(secret.value, password.view());
       secret.value += "\r\n";
       BL_TRY(s.WriteAll(secret.value));
       BL_TRY_ASSIGN(reply, s.ReadReply());
