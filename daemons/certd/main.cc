@@ -23,6 +23,7 @@
 
 #include "api/config_file.h"
 #include "api/daemon.h"
+#include "api/daemon_flags.h"
 #include "config.h"
 #include "crypto/keys.h"
 #include "crypto/x509.h"
@@ -101,19 +102,8 @@ int InitCa(const certd::Config& config, const std::string& common_name) {
 
 int Run(int argc, char** argv) {
   CLI::App app{"blindlist-certd: issues short-lived membership certificates (path G)"};
-  std::string config_file;
-  std::string listen;
-  std::string store_url;
-  std::string log_level;
-  std::string port_file;
-  app.add_option("-c,--config", config_file, "TOML configuration file")
-      ->required()
-      ->check(CLI::ExistingFile);
-  app.add_option("--listen", listen, "Override [server] listen (ADDRESS:PORT)");
-  app.add_option("--store", store_url, "Override [store] url (sqlite:PATH or postgresql://...)");
-  app.add_option("--log-level", log_level, "debug, info, warning or error");
-  app.add_option("--port-file", port_file,
-                 "Write the bound port to FILE once listening (for listen port 0)");
+  api::DaemonFlags flags;
+  api::AddDaemonFlags(app, flags);
   std::string ca_name = "blindlist membership CA";
   auto* init_ca =
       app.add_subcommand("init-ca", "Create the membership CA key (encrypted) and certificate");
@@ -124,16 +114,10 @@ int Run(int argc, char** argv) {
     return app.exit(e);
   }
   net::SetLogDaemonName("certd");
-  auto loaded = certd::LoadConfig(config_file);
+  auto loaded = certd::LoadConfig(flags.config_file);
   if (!loaded.ok()) return Fatal(loaded.error());
   certd::Config config = *loaded;
-  if (!listen.empty()) {
-    Status st = api::ParseListen(listen, config.common.server);
-    if (!st.ok()) return Fatal(MakeError("usage", "--listen: " + st.error().message));
-  }
-  if (!store_url.empty()) config.common.store_url = store_url;
-  if (!log_level.empty()) config.common.log_level = log_level;
-  net::SetLogLevel(api::ParseLogLevel(config.common.log_level));
+  if (Status st = api::ApplyDaemonFlags(flags, config); !st.ok()) return Fatal(st.error());
   if (init_ca->parsed()) return InitCa(config, ca_name);
 
   // Secrets nobody else on the host may read: refuse to start rather than serve with them.
@@ -158,7 +142,7 @@ int Run(int argc, char** argv) {
                           [&service](const net::HttpRequest& r) { return service.Handle(r); });
   Status served =
       api::ServeService(server, service, config.common.server, config.common.metrics_token_file,
-                        port_file, [&] { return certd::LoadConfig(config_file); });
+                        flags.port_file, [&] { return certd::LoadConfig(flags.config_file); });
   if (!served.ok()) return Fatal(served.error());
   return 0;
 }

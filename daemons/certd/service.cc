@@ -9,6 +9,7 @@
 #include "api/json_fields.h"
 #include "api/member_auth.h"
 #include "api/membership.h"
+#include "api/request_outcome.h"
 #include "api/route_table.h"
 #include "blindlist/base64.h"
 #include "blindlist/error_codes.h"
@@ -104,15 +105,8 @@ CertService::CertService(const Config& config, std::unique_ptr<store::Store> sto
 HttpResponse CertService::Handle(const HttpRequest& req) {
   auto start = std::chrono::steady_clock::now();
   Call call;
-  HttpResponse resp;
-  try {
-    resp = Route(req, call);
-  } catch (const std::exception& e) {
-    // Every field is checked before it is read (kIssueFields): an exception is ours, a 500.
-    net::Log(net::LogLevel::kError, "request failed",
-             {{"operation", call.operation}, {"what", e.what()}});
-    resp = Fail(call, 500, errc::kInternal, "internal server error");
-  }
+  HttpResponse resp = api::AnswerOrInternalError(
+      call, [&] { return Route(req, call); }, Fail);
   if (call.tally) {
     refusals_.Count(call.caller, call.group, call.operation, call.result);
   } else if (call.audit) {
@@ -131,14 +125,12 @@ HttpResponse CertService::Handle(const HttpRequest& req) {
         resp = Fail(call, 503, errc::kStoreUnavailable, "the audit log is unavailable");
     }
   }
-  if (resp.status == 401 || resp.status == 403)
-    (void)limiter_.Acquire("fail:" + api::AddressBucket(req.peer_address));
-  if (resp.status == 429)
-    metrics.Increment("certd_rate_limited_total", {{"bucket", call.limited_by}});
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  metrics.Increment("certd_requests_total",
-                    {{"operation", call.operation}, {"result", call.result}});
-  metrics.Observe("certd_request_duration_seconds", {{"operation", call.operation}}, seconds);
+  api::RecordRequest("certd", limiter_, metrics, req.peer_address,
+                     {.status = resp.status,
+                      .operation = call.operation,
+                      .result = call.result,
+                      .limited_by = call.limited_by},
+                     start);
   return resp;
 }
 

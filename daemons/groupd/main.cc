@@ -17,6 +17,7 @@
 
 #include "api/config_file.h"
 #include "api/daemon.h"
+#include "api/daemon_flags.h"
 #include "config.h"
 #include "crypto/keys.h"
 #include "crypto/x509.h"
@@ -33,21 +34,10 @@ int Fatal(const Error& e) { return api::Fatal("blindlist-groupd", e); }
 
 int Run(int argc, char** argv) {
   CLI::App app{"blindlist-groupd: the group server (holds group keys and the roster)"};
-  std::string config_file;
-  std::string listen;
-  std::string store_url;
+  api::DaemonFlags flags;
+  api::AddDaemonFlags(app, flags);
   std::string master_key_file;
-  std::string log_level;
-  std::string port_file;
-  app.add_option("-c,--config", config_file, "TOML configuration file")
-      ->required()
-      ->check(CLI::ExistingFile);
-  app.add_option("--listen", listen, "Override [server] listen (ADDRESS:PORT)");
-  app.add_option("--store", store_url, "Override [store] url (sqlite:PATH or postgresql://...)");
   app.add_option("--master-key-file", master_key_file, "Override [keys] master_key_file");
-  app.add_option("--log-level", log_level, "debug, info, warning or error");
-  app.add_option("--port-file", port_file,
-                 "Write the bound port to FILE once listening (for listen port 0)");
   std::string token_name;
   auto* admin_token =
       app.add_subcommand("admin-token", "Create an administrator bearer token and print it once");
@@ -65,17 +55,11 @@ int Run(int argc, char** argv) {
   mallopt(M_TRIM_THRESHOLD, 64 << 20);
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
 
-  auto loaded = groupd::LoadConfig(config_file);
+  auto loaded = groupd::LoadConfig(flags.config_file);
   if (!loaded.ok()) return Fatal(loaded.error());
   groupd::Config config = *loaded;
-  if (!listen.empty()) {
-    Status st = api::ParseListen(listen, config.common.server);
-    if (!st.ok()) return Fatal(MakeError("usage", "--listen: " + st.error().message));
-  }
-  if (!store_url.empty()) config.common.store_url = store_url;
   if (!master_key_file.empty()) config.master_key_file = master_key_file;
-  if (!log_level.empty()) config.common.log_level = log_level;
-  net::SetLogLevel(api::ParseLogLevel(config.common.log_level));
+  if (Status st = api::ApplyDaemonFlags(flags, config); !st.ok()) return Fatal(st.error());
 
   auto store = store::Store::Open(config.common.store_url);
   if (!store.ok()) return Fatal(store.error());
@@ -128,7 +112,7 @@ int Run(int argc, char** argv) {
       }));
   Status served =
       api::ServeService(server, service, config.common.server, config.common.metrics_token_file,
-                        port_file, [&] { return groupd::LoadConfig(config_file); });
+                        flags.port_file, [&] { return groupd::LoadConfig(flags.config_file); });
   if (!served.ok()) return Fatal(served.error());
   return 0;
 }

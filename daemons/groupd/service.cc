@@ -12,6 +12,7 @@
 #include "api/json_fields.h"
 #include "api/member_auth.h"
 #include "api/membership.h"
+#include "api/request_outcome.h"
 #include "api/route_table.h"
 #include "blindlist/base64.h"
 #include "blindlist/error_codes.h"
@@ -251,16 +252,8 @@ GroupService::~GroupService() {
 void GroupService::Handle(const HttpRequest& req, net::HttpResponder respond) {
   auto start = std::chrono::steady_clock::now();
   Call call;
-  HttpResponse resp;
-  try {
-    resp = Route(req, call);
-  } catch (const std::exception& e) {
-    // Every field of a request is checked before it is read (ParseBody), so an exception is
-    // ours, never the caller's: a 500, and the detail in the log only.
-    net::Log(net::LogLevel::kError, "request failed",
-             {{"operation", call.operation}, {"what", e.what()}});
-    resp = Fail(call, 500, errc::kInternal, "internal server error");
-  }
+  HttpResponse resp = api::AnswerOrInternalError(
+      call, [&] { return Route(req, call); }, Fail);
   if (call.tally) {
     refusals_.Count(call.caller, call.group, call.operation, call.result);
     Finish(call, std::move(resp), req.peer_address, start, respond);
@@ -293,16 +286,12 @@ void GroupService::Handle(const HttpRequest& req, net::HttpResponder respond) {
 void GroupService::Finish(const Call& call, HttpResponse resp, const std::string& peer,
                           std::chrono::steady_clock::time_point start,
                           const net::HttpResponder& respond) {
-  // Failed authentications are charged to the peer address, so fresh bogus
-  // credentials on every request cannot dodge the per-caller limit.
-  if (resp.status == 401 || resp.status == 403)
-    (void)limiter_.Acquire("fail:" + api::AddressBucket(peer));
-  if (resp.status == 429)
-    metrics.Increment("groupd_rate_limited_total", {{"bucket", call.limited_by}});
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  metrics.Increment("groupd_requests_total",
-                    {{"operation", call.operation}, {"result", call.result}});
-  metrics.Observe("groupd_request_duration_seconds", {{"operation", call.operation}}, seconds);
+  api::RecordRequest("groupd", limiter_, metrics, peer,
+                     {.status = resp.status,
+                      .operation = call.operation,
+                      .result = call.result,
+                      .limited_by = call.limited_by},
+                     start);
   respond(std::move(resp));
 }
 
