@@ -4,8 +4,9 @@
 # to last delivery for both paths in the same run, and groupd's CPU per member against
 # `openssl speed` for the primitive. bench/per_member.py says exactly what is timed.
 #
-# Usage: bench/per_member.sh BUILD_DIR [per_member.py options, e.g. --quick]
+# Usage: bench/per_member.sh BUILD_DIR [--out DIR] [per_member.py options, e.g. --quick]
 #   BUILD_DIR  where blindlist, blindlist-groupd, blindlist-certd and blindlist-listd were built
+#   --out      where to keep the raw output (default bench/results/<commit>/per_member)
 # Also runs bench_per_member_wrap (the wrap alone, in one process) if it was built.
 # Raw output: bench/results/<commit>/per_member/ (per_member.json, per_member.log,
 # per_member_wrap.txt).
@@ -14,6 +15,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 build=${1:?usage: bench/per_member.sh BUILD_DIR [options]}
 shift
 out="$here/results/$(git -C "$here" rev-parse --short HEAD)/per_member"
+if [ "${1:-}" = "--out" ]; then
+  out=${2:?--out needs a directory}
+  shift 2
+fi
 mkdir -p "$out"
 {
   uptime

@@ -16,7 +16,8 @@
 #   --build        build directory (default build-bench); configured here if new
 #   --out          results directory (default bench/results/<commit>, or
 #                  bench/results/<commit>-quick with --quick)
-#   --only         a subset of: sender unwrap groupd fanout oracle ratelimit
+#   --only         a subset of: sender unwrap groupd fanout oracle ratelimit threshold
+#                  per_member
 #   --allow-dirty  run on a tree with uncommitted changes (the directory name then
 #                  ends in -dirty, and machine.txt says so: such figures describe no
 #                  commit and are not quoted)
@@ -28,6 +29,8 @@
 #   fanout    4. exploder fan-out                    bench/fanout.sh
 #   oracle    5. padding-oracle timing               bench/oracle_timing.sh
 #   ratelimit 6. the bystander under a bulk flood    bench/ratelimit_bystander.py
+#   threshold 7. threshold open                      bench/threshold.sh
+#   per_member 8. per-member reading                 bench/per_member.sh
 # Every section runs even if an earlier one failed; the script's exit status is
 # non-zero if any failed, and status.txt lists each section's exit code.
 set -uo pipefail
@@ -37,7 +40,7 @@ root="$(cd "$here/.." && pwd)"
 quick=0
 build=""
 out=""
-only="sender unwrap groupd fanout oracle ratelimit"
+only="sender unwrap groupd fanout oracle ratelimit threshold per_member"
 allow_dirty=0
 while (($#)); do
   case "$1" in
@@ -46,14 +49,14 @@ while (($#)); do
     --out) out="$2"; shift ;;
     --only) only="$2"; shift ;;
     --allow-dirty) allow_dirty=1 ;;
-    -h | --help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run-all: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
 done
 for s in $only; do
   case "$s" in
-    sender | unwrap | groupd | fanout | oracle | ratelimit) ;;
+    sender | unwrap | groupd | fanout | oracle | ratelimit | threshold | per_member) ;;
     *) echo "run-all: unknown section '$s'" >&2; exit 2 ;;
   esac
 done
@@ -104,7 +107,7 @@ if [[ ! -f "$build/CMakeCache.txt" ]]; then
     exit 1
   }
 fi
-cmake --build "$build" -j"$(nproc)" --target bench blindlist-certd >>"$out/build.txt" 2>&1 || {
+cmake --build "$build" -j"$(nproc)" --target bench blindlist-groupd blindlist-certd blindlist-listd >>"$out/build.txt" 2>&1 || {
   echo "run-all: build failed (see $out/build.txt)" >&2
   exit 1
 }
@@ -163,6 +166,12 @@ for s in $only; do
         "$build/daemons/groupd/blindlist-groupd" "$build/daemons/certd/blindlist-certd" \
         --seconds "$seconds"
       ;;
+    threshold)
+      posts=20
+      ((quick)) && posts=3
+      run threshold bench/threshold.sh "$build" --posts "$posts" --out "$out/threshold"
+      ;;
+    per_member) run per_member bench/per_member.sh "$build" --out "$out/per_member" "${q[@]}" ;;
   esac
 done
 echo "finished: $(date -u +%FT%TZ)" >>"$machine"
