@@ -357,6 +357,7 @@ TEST(Threshold, BatchProofsCoverEveryPoint) {
   const Share& share = dealing.shares[1];
   const Bytes& d = dealing.public_shares[1];
   std::vector<Bytes> points;
+  points.reserve(5);
   for (int i = 0; i < 5; ++i) points.push_back(RandomPoint());
   points[2] = Unwrap(UncompressedPoint(points[2]), "uncompressed");  // members send these
   const BatchEvaluation batch = Unwrap(EvaluateBatch(share, d, points), "batch");
