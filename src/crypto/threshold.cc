@@ -1012,6 +1012,71 @@ Result<SecretBytes> OpenBetween(const SecretBytes& own_scalar, ByteView peer_poi
   return std::move(*plain);
 }
 
+// ---- distributed key generation (docs/threshold.md, "Distributed key generation") ----
+
+Result<Dealing> DealRandom(int k, int n) {
+  if (!ValidParameters(k, n)) return MakeError("bad-threshold", "need 2 <= k <= n <= 16");
+  BL_TRY_ASSIGN(RoundKey a0, NewRoundKey());  // a uniform scalar in [1, q-1]
+  return Split(a0.scalar, k, n);
+}
+
+Result<std::vector<Bytes>> SumCommitments(std::span<const std::vector<Bytes>> per_node) {
+  if (per_node.size() < 2) return MakeError("bad-commitments", "need commitments from 2 nodes");
+  const std::size_t k = per_node[0].size();
+  if (k < 2 || k > kMaxNodes) return MakeError("bad-commitments", "commitments out of range");
+  BL_TRY_ASSIGN(Curve c, MakeCurve());
+  std::vector<Bytes> out;
+  for (std::size_t m = 0; m < k; ++m) {
+    EcPointPtr acc;
+    for (const auto& node : per_node) {
+      if (node.size() != k) return MakeError("bad-commitments", "the nodes' k differ");
+      BL_TRY_ASSIGN(EcPointPtr p, ParsePoint(c, node[m]));
+      if (!acc) {
+        acc = std::move(p);
+      } else {
+        BL_TRY(AddInto(c, acc.get(), p.get()));
+      }
+    }
+    auto sum = PointBytes(c, acc.get());
+    if (!sum.ok()) return MakeError("bad-commitments", "a summed commitment is infinity");
+    out.push_back(std::move(*sum));
+  }
+  return out;
+}
+
+Result<Share> SumShares(std::span<const Share> pieces) {
+  if (pieces.size() < 2) return MakeError("bad-share", "need pieces from 2 nodes");
+  Share sum{pieces[0].index, pieces[0].k, pieces[0].n, SecretBytes(pieces[0].scalar.view())};
+  for (std::size_t i = 1; i < pieces.size(); ++i) {
+    BL_TRY_ASSIGN(sum, AddShare(sum, pieces[i]));
+  }
+  return sum;
+}
+
+namespace {
+// A field whose text comes from outside, with its length: no value can end one field and start
+// another.
+std::string Field(std::string_view name, std::string_view value) {
+  return std::string(name) + "=" + std::to_string(value.size()) + ":" + std::string(value) + "\n";
+}
+}  // namespace
+
+std::string DkgStartMessage(std::string_view group, std::string_view round, int k, int n,
+                            std::uint8_t index, std::string_view node_url, ByteView round_key,
+                            std::span<const Bytes> commitments) {
+  return "blindlist threshold-dkg-start v1\n" + Field("group", group) + Field("round", round) +
+         Field("k", std::to_string(k)) + Field("n", std::to_string(n)) +
+         Field("index", std::to_string(index)) + Field("node", node_url) +
+         Field("round-key", ToHex(round_key)) +
+         Field("commitments", ToHex(EncodeCommitments(commitments)));
+}
+
+std::string DkgPieceContext(std::string_view group, std::string_view round, std::uint8_t from,
+                            std::uint8_t to) {
+  return "blindlist threshold-dkg-piece v1\n" + Field("group", group) + Field("round", round) +
+         Field("from", std::to_string(from)) + Field("to", std::to_string(to));
+}
+
 void WipeText(std::string& text) { OPENSSL_cleanse(text.data(), text.size()); }
 
 }  // namespace blindlist::crypto::threshold

@@ -173,6 +173,33 @@ Result<Bytes> SealBetween(const SecretBytes& own_scalar, ByteView peer_point,
 Result<SecretBytes> OpenBetween(const SecretBytes& own_scalar, ByteView peer_point,
                                 std::string_view context, ByteView sealed);
 
+// ---- key creation without a dealer (docs/threshold.md, "Distributed key generation") ----
+//
+// Pedersen's DKG with Feldman VSS: node i draws its own f_i of degree k-1 (DealRandom), sends
+// f_i(j) to node j sealed between round keys (SealBetween, context DkgContext), and publishes
+// C_i,0..C_i,k-1. Node j checks each piece against its dealer's commitments (VerifyShare), sums
+// them (SumShares) into d_j = sum_i f_i(j) and the commitments into C_m = sum_i C_i,m
+// (SumCommitments); C_0 is the group key, which no party ever holds as a scalar.
+
+// One node's contribution: a fresh random f_i (f_i(0) uniform in [1, q-1]), its pieces f_i(1..n)
+// and its commitments C_i,0..C_i,k-1 (all k of them, C_i,0 included).
+Result<Dealing> DealRandom(int k, int n);
+// C_m = sum_i C_i,m over every node's commitments (each k points). Errors: "bad-commitments"
+// (lengths differ, fewer than 2 nodes, a point off the curve, a sum at infinity).
+Result<std::vector<Bytes>> SumCommitments(std::span<const std::vector<Bytes>> per_node);
+// d_j = sum_i f_i(j) over the pieces node j received (all for the same index, k and n; at least
+// 2). Errors: "bad-share" (mixed index, k or n, a scalar out of range, a sum of 0).
+Result<Share> SumShares(std::span<const Share> pieces);
+// What node `index` signs in round 1 with its TLS server key: the group, the round, k, n, its
+// index and URL, its round key and its commitments (one line per field, each value length-prefixed,
+// binary values in hex).
+std::string DkgStartMessage(std::string_view group, std::string_view round, int k, int n,
+                            std::uint8_t index, std::string_view node_url, ByteView round_key,
+                            std::span<const Bytes> commitments);
+// The sealing context (HKDF info and AAD) of the piece f_from(to).
+std::string DkgPieceContext(std::string_view group, std::string_view round, std::uint8_t from,
+                            std::uint8_t to);
+
 // Overwrites a string that held secret text (OPENSSL_cleanse: not optimised away); its length
 // stays.
 void WipeText(std::string& text);

@@ -357,6 +357,7 @@ TEST(Threshold, BatchProofsCoverEveryPoint) {
   const Share& share = dealing.shares[1];
   const Bytes& d = dealing.public_shares[1];
   std::vector<Bytes> points;
+  points.reserve(5);
   for (int i = 0; i < 5; ++i) points.push_back(RandomPoint());
   points[2] = Unwrap(UncompressedPoint(points[2]), "uncompressed");  // members send these
   const BatchEvaluation batch = Unwrap(EvaluateBatch(share, d, points), "batch");
@@ -416,6 +417,77 @@ TEST(Threshold, OpensAKariPostWithTwoOfThree) {
   const Bytes b = Unwrap(NormalizePoint(req.blinded()), "B");
   const Bytes one = Unwrap(CombinePartials(PartialsFor(dealing, {2}, b)), "one share");
   EXPECT_FALSE(req.Finish(Unwrap(XCoordinate(one), "x")).ok());
+}
+
+// Distributed key generation: three nodes each deal a random polynomial; the summed shares
+// recover the sum of the constant terms, whose point is the summed C_0.
+TEST(ThresholdDkg, SharesOfTheSummedPolynomialMatchTheSummedCommitments) {
+  constexpr int kK = 2;
+  constexpr int kN = 3;
+  std::vector<Dealing> dealings;
+  std::vector<std::vector<Bytes>> commitments;
+  for (int i = 0; i < kN; ++i) {
+    dealings.push_back(Unwrap(DealRandom(kK, kN), "deal"));
+    ASSERT_EQ(dealings.back().commitments.size(), static_cast<std::size_t>(kK));
+    commitments.push_back(dealings.back().commitments);
+  }
+  const auto group = Unwrap(SumCommitments(commitments), "sum commitments");
+  std::vector<Share> shares;
+  for (int j = 1; j <= kN; ++j) {
+    std::vector<Share> pieces;
+    for (const auto& d : dealings) {
+      const Share& piece = d.shares[static_cast<std::size_t>(j - 1)];
+      ASSERT_TRUE(VerifyShare(piece, d.commitments).ok());
+      pieces.push_back(Share{piece.index, piece.k, piece.n, SecretBytes(piece.scalar.view())});
+    }
+    shares.push_back(Unwrap(SumShares(pieces), "sum shares"));
+    EXPECT_TRUE(VerifyShare(shares.back(), group).ok());
+  }
+  std::vector<Share> two;
+  two.push_back(Share{shares[0].index, kK, kN, SecretBytes(shares[0].scalar.view())});
+  two.push_back(Share{shares[2].index, kK, kN, SecretBytes(shares[2].scalar.view())});
+  const SecretBytes d = Unwrap(InterpolateSecret(two), "interpolate");
+  EXPECT_EQ(Unwrap(PointOfScalar(d), "point"), group[0]);
+}
+
+TEST(ThresholdDkg, APieceFromAnotherPolynomialIsRefused) {
+  const Dealing a = Unwrap(DealRandom(2, 3), "deal a");
+  const Dealing b = Unwrap(DealRandom(2, 3), "deal b");
+  EXPECT_EQ(ErrorCode(VerifyShare(a.shares[1], b.commitments)), "bad-share");
+}
+
+TEST(ThresholdDkg, SumsRefuseMixedInputs) {
+  const Dealing a = Unwrap(DealRandom(2, 3), "deal a");
+  const Dealing b = Unwrap(DealRandom(3, 3), "deal b");
+  std::vector<std::vector<Bytes>> mixed{a.commitments, b.commitments};
+  EXPECT_EQ(ErrorCode(SumCommitments(mixed)), "bad-commitments");
+  std::vector<std::vector<Bytes>> one{a.commitments};
+  EXPECT_EQ(ErrorCode(SumCommitments(one)), "bad-commitments");
+  std::vector<Share> pieces;
+  pieces.push_back(Share{a.shares[0].index, 2, 3, SecretBytes(a.shares[0].scalar.view())});
+  pieces.push_back(Share{a.shares[1].index, 2, 3, SecretBytes(a.shares[1].scalar.view())});
+  EXPECT_EQ(ErrorCode(SumShares(pieces)), "bad-share");  // pieces for two different indices
+  // A commitment and its negation sum to infinity.
+  Dealing c = Unwrap(DealRandom(2, 3), "deal c");
+  std::vector<Bytes> negated = c.commitments;
+  for (auto& p : negated) p[0] ^= 1;  // 02 <-> 03: the same x, the other y
+  std::vector<std::vector<Bytes>> cancel{c.commitments, negated};
+  EXPECT_EQ(ErrorCode(SumCommitments(cancel)), "bad-commitments");
+  EXPECT_EQ(ErrorCode(DealRandom(1, 3)), "bad-threshold");
+}
+
+TEST(ThresholdDkg, SignedMessagesNameEveryField) {
+  const Dealing a = Unwrap(DealRandom(2, 3), "deal");
+  const Bytes key = RandomPoint();
+  const std::string m = DkgStartMessage("g", "r", 2, 3, 1, "https://a", key, a.commitments);
+  EXPECT_NE(m, DkgStartMessage("g", "r", 2, 3, 2, "https://a", key, a.commitments));
+  EXPECT_NE(m, DkgStartMessage("g", "r", 2, 3, 1, "https://b", key, a.commitments));
+  EXPECT_NE(m, DkgStartMessage("g", "r2", 2, 3, 1, "https://a", key, a.commitments));
+  EXPECT_NE(m, DkgStartMessage("g", "r", 2, 3, 1, "https://a", RandomPoint(), a.commitments));
+  // A value cannot carry the next field: lengths are part of the message.
+  EXPECT_NE(DkgStartMessage("g\nround=1:r", "r", 2, 3, 1, "u", key, a.commitments),
+            DkgStartMessage("g", "r", 2, 3, 1, "u", key, a.commitments));
+  EXPECT_NE(DkgPieceContext("g", "r", 1, 2), DkgPieceContext("g", "r", 2, 1));
 }
 
 }  // namespace
