@@ -1,5 +1,8 @@
 #include "held_command.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cstdint>
 #include <cstdio>
 #include <ctime>
@@ -51,6 +54,20 @@ int List(spool::Spool& spool, std::int64_t now, bool json) {
   return 0;
 }
 
+// release and discard write into the spool: a file root made there is one listd (its own user)
+// cannot read or remove, so the post would stick. Refuse to write as anyone but the spool's
+// owner, and say how to run it.
+int RefuseForeignWriter(const std::string& spool_dir) {
+  struct stat st {};
+  if (::stat(spool_dir.c_str(), &st) != 0 || st.st_uid == ::geteuid()) return 0;
+  std::fprintf(stderr,
+               "blindlist-listd: held: %s belongs to uid %u, not to this user (uid %u): run it as "
+               "listd's user, e.g. runuser -u blindlist-listd -- blindlist-listd ...\n",
+               spool_dir.c_str(), static_cast<unsigned>(st.st_uid),
+               static_cast<unsigned>(::geteuid()));
+  return 1;
+}
+
 }  // namespace
 
 int RunHeldCommand(const Config& config, const std::string& action, const std::string& id,
@@ -64,6 +81,7 @@ int RunHeldCommand(const Config& config, const std::string& action, const std::s
     std::fprintf(stderr, "blindlist-listd: held: unknown action '%s'\n", action.c_str());
     return 2;
   }
+  if (int refused = RefuseForeignWriter(config.spool_dir); refused != 0) return refused;
   std::string list;
   std::string sender;
   if (auto held = (*spool)->ListHeld(); held.ok()) {

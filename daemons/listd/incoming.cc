@@ -349,6 +349,7 @@ void IncomingProcessor::NotifyOwnerOfHeld(const spool::IncomingPost& post,
       post.id + "\r\nEnvelope sender: <" + post.sender +
       ">\r\nSize: " + std::to_string(post.message.size()) +
       " bytes\r\n\r\n"
+      "As listd's user (runuser -u blindlist-listd -- ...):\r\n"
       "To deliver it to the list: blindlist-listd --config FILE held release " +
       post.id + "\r\nTo delete it: blindlist-listd --config FILE held discard " + post.id +
       "\r\nOtherwise it is deleted after " + std::to_string(config_.held_days) + " day(s).\r\n";

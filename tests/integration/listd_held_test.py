@@ -163,6 +163,17 @@ class ListdHeldTest(harness.TestCase):
     def test_b_discard(self):
         out_id, _ = self.post(CLOSED, "held-b-outsider", "eve@example.net")
         self.wait_held(out_id)
+        # Anyone but the spool's owner (root at a shell, say) is refused before writing: a file
+        # root made in the spool is one listd's own user could not read or remove.
+        st = os.stat(self.l.spool)
+        os.chown(self.l.spool, 65534, st.st_gid)
+        try:
+            p = self.held("discard", out_id)
+        finally:
+            os.chown(self.l.spool, st.st_uid, st.st_gid)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn(b"runuser -u blindlist-listd", p.stderr)
+        self.assertTrue(os.path.exists(self.held_path(out_id)), "a refused discard deleted the post")
         p = self.held("discard", out_id)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertFalse(os.path.exists(self.held_path(out_id)))

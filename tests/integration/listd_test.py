@@ -250,6 +250,12 @@ class ListdTest(harness.TestCase):
         # Without a VERP tag the report is logged and scores nothing.
         lh.wait_for(lambda: "no VERP tag" in self.l.log_text(), 30, "the bare report logged")
         self.assertIn("0 disabled", self.l.lists("show", lst).stdout.decode())
+        # The same report by pipe(8), whose master.cf line passes the null sender as an empty
+        # argument (null_sender=): taken as a bounce report too, not refused as a bad sender.
+        p = self.l.pipe("bouncy-bounces@example.org", dsn.encode(), sender="")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(b"no VERP tag", p.stderr)  # pipe mode reads the report itself, and says so
+        self.assertIn("0 disabled", self.l.lists("show", lst).stdout.decode())
         exported = self.l.lists("member", "export", lst).stdout.decode()
         self.assertIn("gone@example.org", exported)
 

@@ -566,7 +566,7 @@ class OperatorTest(harness.TestCase):
                  "remove-member-listd": self.after_remove_member, "backup": self.after_backup,
                  "restore": self.after_restore, "roster-sync": self.after_roster_sync,
                  "day-to-day": self.after_day_to_day, "audit-prune": self.after_audit_prune,
-                 "backup-timer": self.after_backup_timer}
+                 "backup-timer": self.after_backup_timer, "per-member": self.after_per_member}
         # What a member hands the administrator before the block that uses it.
         before = {"roster-sync": lambda: self.hand_over("dave"), "day-to-day": lambda: self.hand_over("bob", "bob-2027")}
         for name in (list(member_blocks) + list(after) + list(before) + list(PG_BLOCKS) +
@@ -727,6 +727,20 @@ class OperatorTest(harness.TestCase):
         for f in ("team.p12", "team-p12.pass"):
             shutil.copy(os.path.join("/root/blindlist-admin", f), os.path.join(self.home("alice"), ".blindlist", f))
 
+    def after_per_member(self):
+        """A per-member post: alice's copy opens with her own key alone (openssl cms, as her mail
+        client would), bob (no registered certificate) gets the group's copy."""
+        before = {m: set(self.maildir(m)) for m in ("alice", "bob")}
+        body = "Per-member post %s" % os.urandom(6).hex()
+        self.send_post(body)
+        got = lh.wait_for(lambda: self.arrived("alice", body, before["alice"]), WAIT, "alice's own copy")
+        me = (os.path.join(self.home("alice"), ".blindlist", "me.key"),
+              os.path.join(self.home("alice"), ".blindlist", "me.crt"))
+        self.assertIn(body.encode(), self.decrypt(got, me))
+        lh.wait_for(lambda: self.arrived("bob", body, before["bob"]), WAIT, "bob's copy (the group's)")
+        # Not the doc's: back to one copy for all, which the blocks after this one use.
+        self.glue("$L set team@lists.example.org --reading direct --member-clients any\n")
+
     # -- the ~/.forward filter, through Postfix's local(8)
     def send_post(self, body):
         home = self.home("alice")
@@ -791,6 +805,20 @@ class OperatorTest(harness.TestCase):
         got = lh.wait_for(lambda: self.arrived("alice", body3, before["alice"]), WAIT,
                           "alice's copy once groupd is back")
         self.assertIn(body3.encode(), self.decrypt(got, me))
+        # One of the member's files missing (here the TLS CA): mail is delivered as it came, never
+        # deferred until it bounces.
+        ca = os.path.join(self.home("alice"), ".blindlist", "tls-ca.crt")
+        os.rename(ca, ca + ".away")
+        try:
+            before = set(self.maildir("alice"))
+            body4 = "Fourth post %s" % os.urandom(6).hex()
+            self.send_post(body4)
+            got = lh.wait_for(lambda: self.arrived("alice", body4, before), WAIT,
+                              "alice's copy without her tls-ca.crt")
+            self.assertIn(b"application/pkcs7-mime", harness.read(got))
+            self.assertNotIn(b"X-Blindlist-Filter", harness.read(got))
+        finally:
+            os.rename(ca + ".away", ca)
 
     # -- PostgreSQL (the second run)
     def to_postgres(self):
