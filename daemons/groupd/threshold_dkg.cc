@@ -67,24 +67,24 @@ std::string NodeName(const dkg::Round& r, std::uint8_t index) {
 // What every round starts with: the body, its round, a group this node does not hold yet, and
 // the CA the other nodes' TLS certificates must come from.
 struct RoundSetUp {
-  json body;
   dkg::Round round;
   std::optional<crypto::Certificate> node_ca;
 };
 
 std::optional<HttpResponse> SetUp(Call& call, const HttpRequest& req, const std::string& name,
-                                  store::Store& store, const Config& config, RoundSetUp& out) {
+                                  store::Store& store, const Config& config, json& body,
+                                  RoundSetUp& out) {
   // The same administrator at every node, by a certificate each node lists: not a per-node token.
   if (!call.caller.starts_with("admin-cert:")) {
     return Fail(call, 403, "not-admin",
                 "a key generation takes an administrator's client certificate (mTLS), not a token");
   }
-  out.body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
-  if (out.body.is_discarded() || !out.body.is_object())
+  body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded() || !body.is_object())
     return Fail(call, 400, errc::kMalformedJson, "the request body is not a JSON object");
   if (!ValidGroupName(name))
     return Fail(call, 400, "bad-address", "the group must be the list's email address");
-  if (auto wrong = dkg::ParseRound(out.body, out.round); !wrong.empty())
+  if (auto wrong = dkg::ParseRound(body, out.round); !wrong.empty())
     return Fail(call, 400, errc::kMalformedRequest, wrong);
   call.reason = out.round.Reason();
   if (config.node_ca_certificate_file.empty()) {
@@ -107,10 +107,10 @@ std::optional<HttpResponse> SetUp(Call& call, const HttpRequest& req, const std:
 // Every node's start answer: its certificate from the node CA and naming the URL this request
 // gives for it, its signature over its round key and commitments. `400 bad-signature` names the
 // first node that fails.
-std::optional<HttpResponse> VerifiedStarts(Call& call, const std::string& name, const RoundSetUp& u,
-                                           Starts& out) {
+std::optional<HttpResponse> VerifiedStarts(Call& call, const std::string& name, const json& body,
+                                           const RoundSetUp& u, Starts& out) {
   const dkg::Round& r = u.round;
-  if (auto wrong = dkg::ParseStarts(u.body, r, out); !wrong.empty())
+  if (auto wrong = dkg::ParseStarts(body, r, out); !wrong.empty())
     return Fail(call, 400, errc::kMalformedRequest, wrong);
   for (const auto& [j, answer] : out) {
     auto cert = crypto::Certificate::Load(AsBytes(answer.certificate_pem));
@@ -134,13 +134,13 @@ std::optional<HttpResponse> VerifiedStarts(Call& call, const std::string& name, 
 
 // This node's pieces and round scalar from the request's "state": sealed by this node for this
 // group, round, index and node list, not expired, and for the round key of its own start.
-std::optional<HttpResponse> OpenedState(Call& call, const std::string& name, const RoundSetUp& u,
-                                        const GroupKeyRing& ring, const dkg::StartAnswer& own,
-                                        dkg::State& out) {
+std::optional<HttpResponse> OpenedState(Call& call, const std::string& name, const json& body,
+                                        const RoundSetUp& u, const GroupKeyRing& ring,
+                                        const dkg::StartAnswer& own, dkg::State& out) {
   const dkg::Round& r = u.round;
   Bytes sealed;
-  const auto text = u.body.find("state");
-  if (text == u.body.end() || !text->is_string() || !Base64Decode(text->get<std::string>(), sealed))
+  const auto text = body.find("state");
+  if (text == body.end() || !text->is_string() || !Base64Decode(text->get<std::string>(), sealed))
     return Fail(call, 400, errc::kMalformedRequest, "missing \"state\" (from the start round)");
   auto plain = ring.UnsealRepairState(r.StateContext(name), sealed);
   if (!plain.ok()) {
@@ -162,12 +162,12 @@ std::optional<HttpResponse> OpenedState(Call& call, const std::string& name, con
 
 // The pieces dealt to this node, opened and each checked against its dealer's commitments (the
 // Feldman check), with this node's own piece: n shares of the one index, to be summed.
-std::optional<HttpResponse> CheckedPieces(Call& call, const std::string& name, const RoundSetUp& u,
-                                          const Starts& starts, dkg::State& state,
-                                          std::vector<th::Share>& out) {
+std::optional<HttpResponse> CheckedPieces(Call& call, const std::string& name, const json& body,
+                                          const RoundSetUp& u, const Starts& starts,
+                                          dkg::State& state, std::vector<th::Share>& out) {
   const dkg::Round& r = u.round;
   std::map<std::uint8_t, Bytes> sealed;
-  if (auto wrong = dkg::ParsePieces(u.body, r, sealed); !wrong.empty())
+  if (auto wrong = dkg::ParsePieces(body, r, sealed); !wrong.empty())
     return Fail(call, 400, errc::kMalformedRequest, wrong);
   const auto k = static_cast<std::uint8_t>(r.k);
   const auto n = static_cast<std::uint8_t>(r.n);
@@ -196,8 +196,9 @@ std::optional<HttpResponse> CheckedPieces(Call& call, const std::string& name, c
 HttpResponse GroupService::DkgHandlers::Start(GroupService& s, const HttpRequest& req, Call& call,
                                               const Target& t) {
   const std::string& name = t.params[0];
+  json body;
   RoundSetUp u;
-  if (auto refusal = SetUp(call, req, name, *s.store_, s.config_, u)) return *refusal;
+  if (auto refusal = SetUp(call, req, name, *s.store_, s.config_, body, u)) return *refusal;
   const dkg::Round& r = u.round;
   auto tls_cert = crypto::Certificate::LoadFile(s.config_.common.server.cert_file);
   auto tls_key = crypto::PrivateKey::LoadFile(s.config_.common.server.key_file);
@@ -240,13 +241,14 @@ HttpResponse GroupService::DkgHandlers::Start(GroupService& s, const HttpRequest
 HttpResponse GroupService::DkgHandlers::Deal(GroupService& s, const HttpRequest& req, Call& call,
                                              const Target& t) {
   const std::string& name = t.params[0];
+  json body;
   RoundSetUp u;
-  if (auto refusal = SetUp(call, req, name, *s.store_, s.config_, u)) return *refusal;
+  if (auto refusal = SetUp(call, req, name, *s.store_, s.config_, body, u)) return *refusal;
   const dkg::Round& r = u.round;
   Starts starts;
-  if (auto refusal = VerifiedStarts(call, name, u, starts)) return *refusal;
+  if (auto refusal = VerifiedStarts(call, name, body, u, starts)) return *refusal;
   dkg::State state;
-  if (auto refusal = OpenedState(call, name, u, *s.ring_, starts.at(r.index), state))
+  if (auto refusal = OpenedState(call, name, body, u, *s.ring_, starts.at(r.index), state))
     return *refusal;
   json pieces = json::array();
   for (std::uint8_t j = 1; j <= r.n; ++j) {
@@ -266,23 +268,24 @@ HttpResponse GroupService::DkgHandlers::Deal(GroupService& s, const HttpRequest&
 HttpResponse GroupService::DkgHandlers::Finish(GroupService& s, const HttpRequest& req, Call& call,
                                                const Target& t) {
   const std::string& name = t.params[0];
+  json body;
   RoundSetUp u;
-  if (auto refusal = SetUp(call, req, name, *s.store_, s.config_, u)) return *refusal;
+  if (auto refusal = SetUp(call, req, name, *s.store_, s.config_, body, u)) return *refusal;
   const dkg::Round& r = u.round;
   std::optional<std::string> certificate;
-  if (const auto c = u.body.find("certificate"); c != u.body.end() && c->is_string())
+  if (const auto c = body.find("certificate"); c != body.end() && c->is_string())
     certificate = c->get<std::string>();
   if ((r.index == 1) == certificate.has_value()) {
     return Fail(call, 400, errc::kMalformedRequest,
                 "node 1 issues the group certificate; every other node gets it as \"certificate\"");
   }
   Starts starts;
-  if (auto refusal = VerifiedStarts(call, name, u, starts)) return *refusal;
+  if (auto refusal = VerifiedStarts(call, name, body, u, starts)) return *refusal;
   dkg::State state;
-  if (auto refusal = OpenedState(call, name, u, *s.ring_, starts.at(r.index), state))
+  if (auto refusal = OpenedState(call, name, body, u, *s.ring_, starts.at(r.index), state))
     return *refusal;
   std::vector<th::Share> pieces;
-  if (auto refusal = CheckedPieces(call, name, u, starts, state, pieces)) return *refusal;
+  if (auto refusal = CheckedPieces(call, name, body, u, starts, state, pieces)) return *refusal;
   auto share = th::SumShares(pieces);
   std::vector<std::vector<Bytes>> per_node;
   for (const auto& [j, answer] : starts) per_node.push_back(answer.commitments);
