@@ -98,7 +98,8 @@ struct AdminState {
   std::vector<std::string> nodes;  // p256-threshold: the n groupd nodes, in share order
   int index = 0;                   // replace-node: the index of the node replaced
   std::string new_node;            // replace-node: the new node's URL
-  std::string transcript;          // replace-node: where to save what was relayed
+  std::string transcript;          // replace-node, create --dkg: where to save what was relayed
+  bool dkg = false;                // create p256-threshold by a key generation, without a dealer
   bool yes = false;                // group delete
 };
 
@@ -482,6 +483,94 @@ Status GroupReplaceNode(AdminState& s) {
   return Status::Ok();
 }
 
+// The nodes of a key generation that stored the group, as the failure message names them.
+std::string StoredOn(const std::vector<std::string>& stored, const std::string& group) {
+  if (stored.empty()) return "; no node stored the group";
+  std::string list;
+  for (const auto& url : stored) list += (list.empty() ? "" : ", ") + url;
+  return "; the group is stored on " + list + " only: delete it there (`blindlist admin group " +
+         "delete " + group + " --yes --server URL` for each) and create it again";
+}
+
+// A creation without a dealer (docs/threshold.md, "distributed key generation"): each node draws
+// its own polynomial; this command relays the three rounds (start, deal, finish) and sees round
+// keys, signatures, commitments, sealed pieces and sealed states only: no piece, no share, no key.
+Result<json> RunDkg(const AdminState& s, Relay& relay, std::vector<std::string>& stored) {
+  const std::size_t n = s.nodes.size();
+  const SecretBytes round_bytes = crypto::RandomSecret(16);
+  json round = {{"round", ToHex(round_bytes.view())}, {"threshold", s.threshold}};
+  round["nodes"] = s.nodes;
+  auto path = [&](const char* step) { return G(s) + "/threshold/dkg/" + step; };
+  json starts = json::array();
+  std::vector<json> states;
+  for (std::size_t i = 0; i < n; ++i) {
+    json body = round;
+    body["index"] = i + 1;
+    BL_TRY_ASSIGN(json r, relay.Call(s.nodes[i], path("start"), body, "dkg start"));
+    states.push_back(r.at("state"));
+    r.erase("state");
+    starts.push_back(std::move(r));
+  }
+  round["starts"] = starts;
+  std::map<int, json> pieces_to;
+  for (std::size_t i = 0; i < n; ++i) {
+    json body = round;
+    body["index"] = i + 1;
+    body["state"] = states[i];
+    BL_TRY_ASSIGN(json r, relay.Call(s.nodes[i], path("deal"), body, "dkg deal"));
+    for (const auto& p : r.at("pieces"))
+      pieces_to[p.at("to").get<int>()].push_back(
+          {{"from", r.at("index")}, {"piece", p.at("piece")}});
+  }
+  // Node 1 issues the group certificate for C_0; the others check its key is their C_0.
+  json out;
+  json nodes = json::array();
+  for (std::size_t i = 0; i < n; ++i) {
+    json body = round;
+    body["index"] = i + 1;
+    body["state"] = states[i];
+    body["pieces"] = pieces_to[static_cast<int>(i + 1)];
+    if (i > 0) body["certificate"] = out.at("certificate");
+    BL_TRY_ASSIGN(json r, relay.Call(s.nodes[i], path("finish"), body, "dkg finish"));
+    stored.push_back(s.nodes[i]);
+    if (i == 0) out = r;
+    if (r.at("commitments") != out.at("commitments")) {
+      return MakeError(std::string(errc::kConflict),
+                       s.nodes[i] + " summed other commitments than " + s.nodes[0]);
+    }
+    nodes.push_back(
+        {{"node", s.nodes[i]}, {"index", i + 1}, {"public_share", r.at("public_share")}});
+  }
+  return json{{"name", s.group},
+              {"key_type", "p256-threshold"},
+              {"key_version", 1},
+              {"threshold", s.threshold},
+              {"nodes", nodes},
+              {"commitments", out.at("commitments")},
+              {"certificate", out.at("certificate")}};
+}
+
+Status GroupCreateDkg(AdminState& s) {
+  namespace th = crypto::threshold;
+  const int n = static_cast<int>(s.nodes.size());
+  if (s.threshold < 2 || s.threshold > n || n > th::kMaxNodes)
+    return MakeError("usage", "--dkg needs --threshold K and --nodes with 2 <= K <= n <= 16");
+  if (s.csr) return MakeError("usage", "--csr does not apply to p256-threshold groups");
+  BL_TRY(FinishServerOptions(s.creds));
+  Relay relay{s};
+  std::vector<std::string> stored;
+  auto created = RunDkg(s, relay, stored);
+  if (!s.transcript.empty()) BL_TRY(WriteOutput(s.transcript, relay.transcript.dump(2) + "\n"));
+  if (!created.ok())
+    return MakeError(created.error().code, created.error().message + StoredOn(stored, s.group));
+  if (s.json_out) return Print(s, *created, "");
+  std::fprintf(stderr,
+               "created %s on %d nodes by a key generation, any %d of which can read; no party "
+               "ever held the key\n",
+               s.group.c_str(), n, s.threshold);
+  return WriteOutput(s.out, created->at("certificate").get<std::string>(), kPublicFileMode);
+}
+
 Status GroupDelete(AdminState& s) {
   if (!s.yes)
     return MakeError("usage", "group delete destroys the group's keys or share: add --yes");
@@ -490,6 +579,9 @@ Status GroupDelete(AdminState& s) {
 }
 
 Status GroupCreate(AdminState& s) {
+  if (s.key_type == "p256-threshold" && s.dkg) return GroupCreateDkg(s);
+  if (s.dkg || !s.transcript.empty())
+    return MakeError("usage", "--dkg and --transcript are for --key-type p256-threshold");
   if (s.key_type == "p256-threshold") return GroupCreateThreshold(s);
   if (!s.nodes.empty() || s.threshold != 0)
     return MakeError("usage", "--nodes and --threshold are for --key-type p256-threshold");
@@ -804,6 +896,11 @@ void AddAdminCommands(CLI::App& app, Action* chosen) {
                    "authenticate with an admin client certificate all of them list")
       ->delimiter(',');
   create->add_flag("--csr", s->csr, "Emit a CSR for an outside CA instead of a certificate");
+  create->add_flag("--dkg", s->dkg,
+                   "p256-threshold: the nodes generate the key among themselves (no dealer; every "
+                   "node needs [threshold] node_ca_certificate)");
+  create->add_option("--transcript", s->transcript,
+                     "--dkg: save every request and answer relayed to FILE (JSON)");
   bind(create, GroupCreate);
   AddThresholdCommands(group, s, bind);
   auto* gdelete = group->add_subcommand(

@@ -17,6 +17,7 @@ Result<Config> LoadConfig(const std::string& path) {
                 file.String("keys", "membership_ca_certificate", ""));
   BL_TRY_ASSIGN(c.group_cert_validity_days, file.Int("keys", "group_certificate_days", 825));
   BL_TRY_ASSIGN(c.admin_cert_fingerprints, file.Strings("admin", "certificate_fingerprints"));
+  BL_TRY_ASSIGN(c.node_ca_certificate_file, file.String("threshold", "node_ca_certificate", ""));
   if (c.ca_certificate_file.empty() != c.ca_private_key_file.empty()) {
     return MakeError("bad-config", path + ": [keys] ca_certificate and ca_private_key go together");
   }

@@ -18,6 +18,10 @@ struct Config {
   std::string ca_private_key_file;
   std::string membership_ca_certificate_file;        // certd's CA, for path G
   std::vector<std::string> admin_cert_fingerprints;  // SHA-256 hex of admin client certs (mTLS)
+  // [threshold] node_ca_certificate: the CA of the other nodes' TLS server certificates, which a
+  // key generation checks their signed round keys against (docs/threshold.md). "": no key
+  // generation at this node.
+  std::string node_ca_certificate_file;
   std::int64_t group_cert_validity_days = 825;
 };
 

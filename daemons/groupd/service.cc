@@ -22,32 +22,15 @@
 #include "crypto/threshold.h"
 #include "crypto/x509.h"
 #include "obs/log.h"
+#include "service_call.h"
 #include "store/list_store.h"
+#include "threshold_dkg.h"
 
 namespace blindlist::groupd {
 
 using json = nlohmann::json;
 using net::HttpRequest;
 using net::HttpResponse;
-
-struct GroupService::Call {
-  std::string operation = "unknown";
-  std::string caller = "anonymous";
-  std::string group;
-  int key_version = 0;
-  std::string reason;
-  std::string result = "ok";
-  bool audit = true;
-  // Rate limits: the peer's address bucket, and the caller's bucket ("ip:" + that
-  // address until a credential is verified, then the member, exploder or administrator).
-  std::string address;
-  std::string rate_key;
-  std::string limited_by;  // for a 429: "address", "failures" or "caller"
-  bool tally = false;      // audited in aggregate (api::AuditTally), not one record each
-  // One record per member of a per-member re-wrap (RewrapMembers), committed before the
-  // request's own record: the request succeeds only if all of them are written.
-  std::vector<store::AuditRecord> member_audit;
-};
 
 namespace {
 
@@ -979,13 +962,6 @@ HttpResponse GroupService::PublicCertificate(Call& call, const std::string& grou
 
 // ---- administration ----
 
-// What a route found in its path: the group (looked up before the handler runs, for every
-// route with one) and the path parameters after it, in order.
-struct GroupService::Target {
-  const store::Group* group = nullptr;
-  std::vector<std::string> params;
-};
-
 // An admin token, or an admin client certificate listed in the config; then the caller's charge.
 std::optional<HttpResponse> GroupService::AuthenticateAdmin(const HttpRequest& req, Call& call) {
   std::string token = BearerToken(req);
@@ -1791,7 +1767,16 @@ HttpResponse GroupService::CreateThresholdGroup(Call& call, json& body, const st
   std::vector<Bytes> commitment_list;
   if (auto refusal = ThresholdShareOf(call, body, name, share_value, commitment_list))
     return *refusal;
-  const th::Share* share = &share_value;
+  return StoreThresholdGroup(call, name, share_value, commitment_list,
+                             StringField(body, "certificate"));
+}
+
+HttpResponse GroupService::StoreThresholdGroup(Call& call, const std::string& name,
+                                               const crypto::threshold::Share& share_ref,
+                                               const std::vector<Bytes>& commitment_list,
+                                               const std::optional<std::string>& certificate_pem) {
+  namespace th = crypto::threshold;
+  const th::Share* share = &share_ref;
   const std::vector<Bytes>* commitments = &commitment_list;
   auto found = store_->FindGroup(name);
   if (!found.ok()) return StoreDown(call, found.error());
@@ -1801,8 +1786,8 @@ HttpResponse GroupService::CreateThresholdGroup(Call& call, json& body, const st
   key_row.key_type = std::string(kThresholdKeyType);
   key_row.state = store::KeyState::kActive;
   key_row.created_at = Now();
-  if (auto pem = StringField(body, "certificate")) {
-    auto cert = crypto::Certificate::Load(AsBytes(*pem));
+  if (certificate_pem) {
+    auto cert = crypto::Certificate::Load(AsBytes(*certificate_pem));
     if (!cert.ok()) return Fail(call, 400, "malformed-certificate", cert.error().message);
     auto point = th::PublicPointOf(*cert);
     if (!point.ok() || *point != (*commitments)[0]) {
@@ -1845,6 +1830,7 @@ HttpResponse GroupService::CreateThresholdGroup(Call& call, json& body, const st
                   {"threshold", share->k},
                   {"nodes", share->n},
                   {"public_share", Base64Encode(*public_share)},
+                  {"commitments", Base64Encode(th::EncodeCommitments(*commitments))},
                   {"certificate", crypto::ToPem("CERTIFICATE", key_row.certificate_der)}});
 }
 
@@ -2467,6 +2453,12 @@ const api::RouteTable<GroupService::RouteHandler>& GroupService::Routes() {
       {"POST", "/v1/groups/{group}/threshold/repair/sum", "threshold-repair-sum", Access::kAdmin,
        &H::RepairSum},
       {"POST", "/v1/threshold/enroll", "threshold-enroll", Access::kAdmin, &H::Enroll},
+      {"POST", "/v1/groups/{group}/threshold/dkg/start", "threshold-dkg-start", Access::kAdmin,
+       &DkgHandlers::Start},
+      {"POST", "/v1/groups/{group}/threshold/dkg/deal", "threshold-dkg-deal", Access::kAdmin,
+       &DkgHandlers::Deal},
+      {"POST", "/v1/groups/{group}/threshold/dkg/finish", "threshold-dkg-finish", Access::kAdmin,
+       &DkgHandlers::Finish},
       {"POST", "/v1/groups/{group}/bulk", "bulk", Access::kMember, &H::Bulk},
       {"GET", "/v1/groups/{group}/secrets", "secrets", Access::kMember, &H::Secrets},
       {"GET", "/v1/groups/{group}/roster", "roster", Access::kExploder, &H::Roster},
@@ -2544,7 +2536,8 @@ HttpResponse GroupService::Route(const HttpRequest& req, Call& call) {
     call.operation = std::string(route->operation);
   }
   std::optional<store::Group> group;
-  if (has_group) {
+  // A key generation's rounds make the group: its handlers look for it themselves.
+  if (has_group && !route->pattern.starts_with("/v1/groups/{group}/threshold/dkg/")) {
     auto looked_up = store_->FindGroup(call.group);
     if (!looked_up.ok()) return StoreDown(call, looked_up.error());
     if (!*looked_up) return Fail(call, 404, "unknown-group", "no such group");

@@ -64,7 +64,8 @@ class GroupService {
   struct Target;  // what a route found in its path: the group, the other parameters
 
  private:
-  struct Handlers;  // one per endpoint, in the route table (service.cc)
+  struct Handlers;     // one per endpoint, in the route table (service.cc)
+  struct DkgHandlers;  // the key generation's rounds (threshold_dkg.h)
   using RouteHandler = net::HttpResponse (*)(GroupService&, const net::HttpRequest&, Call&,
                                              const Target&);
   static const api::RouteTable<RouteHandler>& Routes();
@@ -106,6 +107,13 @@ class GroupService {
   net::HttpResponse RefreshShare(const net::HttpRequest& req, Call& call,
                                  const store::Group& group);
   net::HttpResponse CreateThresholdGroup(Call& call, nlohmann::json& body, const std::string& name);
+  // What a threshold creation stores, from a dealer's share or a key generation's: the group with
+  // its one key version (the share sealed with the commitments, and the group certificate: the
+  // one given, whose key must be C_0, or else issued here for C_0) and its group secret.
+  net::HttpResponse StoreThresholdGroup(Call& call, const std::string& name,
+                                        const crypto::threshold::Share& share,
+                                        const std::vector<Bytes>& commitments,
+                                        const std::optional<std::string>& certificate_pem);
   std::optional<net::HttpResponse> ThresholdShareOf(Call& call, nlohmann::json& body,
                                                     const std::string& name,
                                                     crypto::threshold::Share& share,

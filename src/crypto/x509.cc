@@ -3,6 +3,7 @@
 #include <openssl/asn1.h>
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/pkcs12.h>
 #include <openssl/x509v3.h>
@@ -10,6 +11,7 @@
 #include <chrono>
 #include <climits>
 #include <ctime>
+#include <memory>
 
 #include "blindlist/error_codes.h"
 #include "crypto/ossl.h"
@@ -483,6 +485,30 @@ Status VerifyIssuedBy(const Certificate& cert, const Certificate& ca_cert, std::
   if (now > *not_after)
     return MakeError(std::string(errc::kExpired), "the certificate has expired");
   return Status::Ok();
+}
+
+Status VerifyServerCertificate(const Certificate& cert, const Certificate& ca_cert,
+                               std::string_view host, std::int64_t now) {
+  BL_TRY(VerifyIssuedBy(cert, ca_cert, now));
+  X509* x = cert.impl().x509.get();
+  if (X509_check_purpose(x, X509_PURPOSE_SSL_SERVER, 0) != 1)
+    return MakeError("wrong-purpose", "the certificate is not a TLS server certificate");
+  const std::string name(host);
+  if (name.empty() || name.find('\0') != std::string::npos)
+    return MakeError("wrong-host", "no host name to check the certificate against");
+  // An address literal matches an iPAddress entry only; anything else a dNSName entry only.
+  const std::unique_ptr<ASN1_OCTET_STRING, OsslDeleter<ASN1_OCTET_STRING_free>> address(
+      a2i_IPADDRESS(name.c_str()));
+  ERR_clear_error();  // a name that is not an address leaves an error queued
+  if (address) {
+    if (X509_check_ip_asc(x, name.c_str(), 0) == 1) return Status::Ok();
+    return MakeError("wrong-host", "the certificate does not name " + name);
+  }
+  if (X509_check_host(x, name.data(), name.size(), X509_CHECK_FLAG_NEVER_CHECK_SUBJECT, nullptr) ==
+      1) {
+    return Status::Ok();
+  }
+  return MakeError("wrong-host", "the certificate does not name " + name);
 }
 
 CertificateInfo DescribeCertificate(const Certificate& cert) {

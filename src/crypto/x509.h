@@ -62,6 +62,14 @@ Result<CsrInfo> ParseCsr(ByteView pem_or_der);
 // (seconds since the epoch). Errors: "bad-signature", "expired", "not-yet-valid".
 Status VerifyIssuedBy(const Certificate& cert, const Certificate& ca_cert, std::int64_t now);
 
+// Checks that `cert` is a TLS server certificate for `host` issued by `ca_cert`: VerifyIssuedBy,
+// a key usage and extended key usage that allow a TLS server (absent counts as allowed), and a
+// subjectAltName dNSName (wildcards as RFC 6125) or iPAddress matching `host` (an IPv4 or IPv6
+// literal, without brackets, is matched as an address). The subject's common name is never used.
+// Errors: those of VerifyIssuedBy, "wrong-purpose", "wrong-host".
+Status VerifyServerCertificate(const Certificate& cert, const Certificate& ca_cert,
+                               std::string_view host, std::int64_t now);
+
 struct CertificateInfo {
   std::string serial_hex;  // lowercase, no leading zeros beyond one byte
   std::int64_t not_before = 0;

@@ -682,6 +682,49 @@ TEST(VerifyIssuedBy, ChecksSignatureAndValidityAtNow) {
   EXPECT_EQ(early.error().code, "not-yet-valid");
 }
 
+// A leaf for a fresh P-256 key with subject CN groupd1.example.org, signed by the shared CA by the
+// openssl CLI with `extensions` (an -extfile): a TLS certificate as an operator's CA makes one.
+Certificate OpensslLeaf(const ScratchDir& dir, const std::string& name,
+                        const std::string& extensions) {
+  const Pki& pki = Shared();
+  const std::string ca_key = SaveKey(dir, "ca.key", pki.ca_key);
+  const std::string ext = dir.File(name + ".ext");
+  WriteFile(ext, AsBytes(extensions));
+  MustRun(dir,
+          "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+          "-subj /CN=groupd1.example.org -keyout " +
+              Quote(dir.File(name + ".key")) + " -out " + Quote(dir.File(name + ".csr")));
+  MustRun(dir, "openssl x509 -req -in " + Quote(dir.File(name + ".csr")) + " -CA " +
+                   Quote(pki.ca_path) + " -CAkey " + Quote(ca_key) + " -days 1 -extfile " +
+                   Quote(ext) + " -out " + Quote(dir.File(name + ".pem")));
+  return Must(Certificate::LoadFile(dir.File(name + ".pem")), "load leaf");
+}
+
+std::string CodeOf(const Status& s) { return s.ok() ? "ok" : s.error().code; }
+
+TEST(VerifyServerCertificate, NamesHostsBySubjectAltNamesOnly) {
+  const Pki& pki = Shared();
+  ScratchDir dir;
+  Certificate server = OpensslLeaf(dir, "server",
+                                   "extendedKeyUsage=serverAuth\nsubjectAltName=DNS:groupd2."
+                                   "example.org,DNS:*.nodes.example.org,IP:127.0.0.1,IP:::1\n");
+  for (const char* host : {"groupd2.example.org", "a.nodes.example.org", "127.0.0.1", "::1"})
+    EXPECT_EQ(CodeOf(VerifyServerCertificate(server, pki.ca, host, Now())), "ok") << host;
+  // Not listed, a wildcard one label too deep, an address written as a name, nothing at all;
+  // and the subject's CN (groupd1.example.org) is never taken for a name.
+  for (const char* host : {"groupd3.example.org", "a.b.nodes.example.org", "127.0.0.2", "::2", "",
+                           "groupd1.example.org"}) {
+    EXPECT_EQ(CodeOf(VerifyServerCertificate(server, pki.ca, host, Now())), "wrong-host") << host;
+  }
+  // Another CA with the same name; a client certificate naming the host.
+  EXPECT_EQ(CodeOf(VerifyServerCertificate(server, pki.other_ca, "groupd2.example.org", Now())),
+            "bad-signature");
+  Certificate client = OpensslLeaf(
+      dir, "client", "extendedKeyUsage=clientAuth\nsubjectAltName=DNS:groupd2.example.org\n");
+  EXPECT_EQ(CodeOf(VerifyServerCertificate(client, pki.ca, "groupd2.example.org", Now())),
+            "wrong-purpose");
+}
+
 TEST(VerifyIssuedBy, OtherCaIsBadSignature) {
   const Pki& pki = Shared();
   Certificate cert =

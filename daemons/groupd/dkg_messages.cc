@@ -1,0 +1,213 @@
+#include "dkg_messages.h"
+
+#include <algorithm>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "blindlist/base64.h"
+#include "crypto/threshold.h"
+
+namespace blindlist::groupd::dkg {
+
+namespace th = crypto::threshold;
+using json = nlohmann::json;
+
+namespace {
+
+constexpr std::size_t kMaxUrlChars = 255;
+constexpr std::size_t kMaxCertificateChars = 16384;
+constexpr std::uint8_t kStateVersion = 1;
+constexpr std::size_t kStateHeader = 1 + 8;
+
+bool IsLowerHex(const std::string& s) {
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+bool ValidUrl(const std::string& url) {
+  if (url.size() > kMaxUrlChars || !url.starts_with("https://")) return false;
+  const bool clean = std::none_of(url.begin(), url.end(), [](char c) {
+    return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == ',';
+  });
+  return clean && UrlHost(url).has_value();
+}
+
+// A base64 field of `item` decoded into `out`; false if it is missing, not a string or not base64.
+bool Base64Field(const json& item, const char* name, Bytes& out) {
+  const auto it = item.find(name);
+  return it != item.end() && it->is_string() && Base64Decode(it->get<std::string>(), out) &&
+         !out.empty();
+}
+
+std::string ParseStart(const json& item, const Round& r, StartAnswer& out) {
+  if (!item.is_object() || !item.contains("index") || !item["index"].is_number_integer())
+    return "each of \"starts\" is a node's start answer with its \"index\"";
+  const int index = item["index"].get<int>();
+  if (index < 1 || index > r.n) return "a start answer's \"index\" is not in 1..n";
+  out.index = static_cast<std::uint8_t>(index);
+  const std::string which = "the start answer of node " + std::to_string(index);
+  Bytes commitments;
+  if (!Base64Field(item, "key", out.key) || !Base64Field(item, "signature", out.signature) ||
+      !Base64Field(item, "commitments", commitments)) {
+    return which + " lacks \"key\", \"signature\" or \"commitments\" (base64)";
+  }
+  auto normal = th::NormalizePoint(out.key);
+  if (!normal.ok() || *normal != out.key) return which + ": \"key\" is not a compressed point";
+  auto parsed = th::ParseCommitments(commitments, r.k);
+  if (!parsed.ok()) return which + ": \"commitments\" are not k points";
+  out.commitments = std::move(*parsed);
+  const auto cert = item.find("certificate");
+  if (cert == item.end() || !cert->is_string() || cert->get<std::string>().empty() ||
+      cert->get<std::string>().size() > kMaxCertificateChars) {
+    return which + " lacks its \"certificate\" (PEM)";
+  }
+  out.certificate_pem = cert->get<std::string>();
+  return "";
+}
+
+}  // namespace
+
+std::string Round::StateContext(std::string_view group) const {
+  std::string list;
+  for (const auto& url : nodes) list += (list.empty() ? "" : ",") + url;
+  return "blindlist threshold-dkg-state v1 group=" + std::string(group) + " round=" + round +
+         " k=" + std::to_string(k) + " n=" + std::to_string(n) + " index=" + std::to_string(index) +
+         " nodes=" + list;
+}
+
+std::string Round::Reason() const {
+  return "round:" + round.substr(0, 8) + " index:" + std::to_string(index) +
+         " k:" + std::to_string(k) + " n:" + std::to_string(n);
+}
+
+std::optional<std::string> UrlHost(std::string_view url) {
+  constexpr std::string_view kScheme = "https://";
+  if (!url.starts_with(kScheme)) return std::nullopt;
+  std::string_view rest = url.substr(kScheme.size());
+  rest = rest.substr(0, rest.find_first_of("/?#"));
+  if (rest.find('@') != std::string_view::npos) return std::nullopt;  // no user info
+  std::string_view host;
+  std::string_view port;
+  if (rest.starts_with("[")) {
+    const auto close = rest.find(']');
+    if (close == std::string_view::npos) return std::nullopt;
+    host = rest.substr(1, close - 1);
+    const std::string_view after = rest.substr(close + 1);
+    if (!after.empty() && !after.starts_with(":")) return std::nullopt;
+    port = after.empty() ? after : after.substr(1);
+  } else {
+    const auto colon = rest.find(':');
+    host = rest.substr(0, colon);
+    port = colon == std::string_view::npos ? std::string_view() : rest.substr(colon + 1);
+  }
+  const bool digits =
+      std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (host.empty() || !digits || port.size() > 5) return std::nullopt;
+  return std::string(host);
+}
+
+std::string ParseRound(const json& body, Round& out) {
+  const auto round = body.find("round");
+  if (round == body.end() || !round->is_string() || round->get<std::string>().size() != 32 ||
+      !IsLowerHex(round->get<std::string>())) {
+    return "\"round\" must be 32 lowercase hex digits";
+  }
+  out.round = round->get<std::string>();
+  const auto nodes = body.find("nodes");
+  if (nodes == body.end() || !nodes->is_array() || nodes->size() < 2 ||
+      nodes->size() > static_cast<std::size_t>(th::kMaxNodes)) {
+    return "\"nodes\" must be the array of the 2 to 16 node URLs, in index order";
+  }
+  for (const auto& url : *nodes) {
+    if (!url.is_string() || !ValidUrl(url.get<std::string>()))
+      return "each of \"nodes\" must be an https://HOST[:PORT] URL";
+    if (std::find(out.nodes.begin(), out.nodes.end(), url.get<std::string>()) != out.nodes.end())
+      return "\"nodes\" names a URL twice";
+    out.nodes.push_back(url.get<std::string>());
+  }
+  out.n = static_cast<int>(out.nodes.size());
+  const auto k = body.find("threshold");
+  if (k == body.end() || !k->is_number_integer() || k->get<int>() < 2 || k->get<int>() > out.n)
+    return "\"threshold\" must be a whole number with 2 <= threshold <= nodes";
+  out.k = k->get<int>();
+  const auto index = body.find("index");
+  if (index == body.end() || !index->is_number_integer() || index->get<int>() < 1 ||
+      index->get<int>() > out.n) {
+    return "\"index\" (this node's) must be a whole number in 1..n";
+  }
+  out.index = static_cast<std::uint8_t>(index->get<int>());
+  return "";
+}
+
+std::string ParseStarts(const json& body, const Round& r,
+                        std::map<std::uint8_t, StartAnswer>& out) {
+  const auto starts = body.find("starts");
+  if (starts == body.end() || !starts->is_array() ||
+      starts->size() != static_cast<std::size_t>(r.n)) {
+    return "\"starts\" must hold the start answer of every node";
+  }
+  for (const auto& item : *starts) {
+    StartAnswer answer;
+    if (auto wrong = ParseStart(item, r, answer); !wrong.empty()) return wrong;
+    if (out.contains(answer.index)) return "\"starts\" holds two answers for one index";
+    out.emplace(answer.index, std::move(answer));
+  }
+  return "";
+}
+
+std::string ParsePieces(const json& body, const Round& r, std::map<std::uint8_t, Bytes>& out) {
+  const auto pieces = body.find("pieces");
+  if (pieces == body.end() || !pieces->is_array())
+    return "missing \"pieces\" (one from every other node)";
+  for (const auto& item : *pieces) {
+    Bytes sealed;
+    if (!item.is_object() || !item.contains("from") || !item["from"].is_number_integer() ||
+        item["from"].get<int>() < 1 || item["from"].get<int>() > r.n ||
+        item["from"].get<int>() == r.index ||
+        out.contains(static_cast<std::uint8_t>(item["from"].get<int>())) ||
+        !Base64Field(item, "piece", sealed)) {
+      return "\"pieces\" must hold one {\"from\", \"piece\"} from every other node";
+    }
+    out.emplace(static_cast<std::uint8_t>(item["from"].get<int>()), std::move(sealed));
+  }
+  if (out.size() != static_cast<std::size_t>(r.n - 1))
+    return "\"pieces\" must hold one piece from every other node";
+  return "";
+}
+
+SecretBytes EncodeState(const State& state) {
+  SecretBytes out(kStateHeader + th::kScalarLen * (1 + state.pieces.size()));
+  out[0] = kStateVersion;
+  const auto expires = static_cast<std::uint64_t>(state.expires);
+  for (std::size_t b = 0; b < 8; ++b)
+    out[1 + b] = static_cast<std::uint8_t>(expires >> (8 * (7 - b)));
+  std::size_t at = kStateHeader;
+  auto put = [&](const SecretBytes& scalar) {
+    if (scalar.size() == th::kScalarLen) std::memcpy(out.data() + at, scalar.data(), scalar.size());
+    at += th::kScalarLen;
+  };
+  put(state.round_scalar);
+  for (const auto& piece : state.pieces) put(piece);
+  return out;
+}
+
+Result<State> ParseState(ByteView plaintext, int n) {
+  if (n < 2 || n > th::kMaxNodes ||
+      plaintext.size() != kStateHeader + th::kScalarLen * (1 + static_cast<std::size_t>(n)) ||
+      plaintext[0] != kStateVersion) {
+    return MakeError("bad-state", "the state is not a start round's for these nodes");
+  }
+  State state;
+  std::uint64_t expires = 0;
+  for (std::size_t b = 0; b < 8; ++b) expires = (expires << 8) | plaintext[1 + b];
+  state.expires = static_cast<std::int64_t>(expires & 0x7fffffffffffffffULL);
+  std::size_t at = kStateHeader;
+  state.round_scalar = SecretBytes(plaintext.subspan(at, th::kScalarLen));
+  for (int j = 0; j < n; ++j) {
+    at += th::kScalarLen;
+    state.pieces.emplace_back(plaintext.subspan(at, th::kScalarLen));
+  }
+  return state;
+}
+
+}  // namespace blindlist::groupd::dkg

@@ -1,0 +1,77 @@
+// The messages of a distributed key generation round (docs/threshold.md, "Creation without a
+// dealer"), parsed strictly: what the admin command relays between the nodes, and the state a node
+// seals for itself between rounds. No I/O and no keys here: the handlers (threshold_dkg.h) check
+// signatures and open what is sealed. fuzz/fuzz_dkg_parse.cc drives every parser.
+// Thread-safety: free functions over values; no shared state.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <nlohmann/json_fwd.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "blindlist/bytes.h"
+#include "blindlist/result.h"
+
+namespace blindlist::groupd::dkg {
+
+// A round as every request of it names it: the round id (32 lowercase hex digits, chosen by the
+// command), k, the n node URLs as the operator gave them (index = position + 1), and the index of
+// the node asked.
+struct Round {
+  std::string round;
+  int k = 0;
+  int n = 0;
+  std::uint8_t index = 0;
+  std::vector<std::string> nodes;
+
+  const std::string& OwnUrl() const { return nodes[index - 1U]; }
+  // The context of this node's sealed state: the group and every field above, so a state opens
+  // only for the round, the index and the node list it was made for.
+  std::string StateContext(std::string_view group) const;
+  // For the audit: the round's first 8 digits, the index, k and n (never a secret).
+  std::string Reason() const;
+};
+
+// "" if `body` holds a well-formed round ("round", "threshold", "nodes", "index"), else what is
+// wrong. A node URL is https://HOST[:PORT] with an optional path, at most 255 characters, no
+// whitespace, commas or controls, and the URLs are distinct.
+std::string ParseRound(const nlohmann::json& body, Round& out);
+
+// The host of an https:// URL, brackets removed from an IPv6 literal; nullopt if there is none.
+std::optional<std::string> UrlHost(std::string_view url);
+
+// One node's answer to the start round, as relayed: its round key, its commitments (k points), its
+// signature over DkgStartMessage and its TLS server certificate (PEM).
+struct StartAnswer {
+  std::uint8_t index = 0;
+  Bytes key;  // compressed point
+  std::vector<Bytes> commitments;
+  Bytes signature;
+  std::string certificate_pem;
+};
+// "starts": exactly one answer for each index 1..n. "" or what is wrong (the shape only: the
+// signatures are the caller's to check).
+std::string ParseStarts(const nlohmann::json& body, const Round& r,
+                        std::map<std::uint8_t, StartAnswer>& out);
+
+// "pieces": [{"from": i, "piece": base64}], exactly one from every other node. "" or what is wrong.
+std::string ParsePieces(const nlohmann::json& body, const Round& r,
+                        std::map<std::uint8_t, Bytes>& out);
+
+// What a node seals under its master key between rounds: an expiry (Unix seconds), its round key
+// scalar and its pieces f_i(1..n). Plaintext: version 1 (one octet), expiry (8 octets,
+// big-endian), the round scalar (32), then n scalars (32 each).
+struct State {
+  std::int64_t expires = 0;
+  SecretBytes round_scalar;
+  std::vector<SecretBytes> pieces;  // pieces[j - 1] = f_i(j)
+};
+SecretBytes EncodeState(const State& state);
+// Errors: "bad-state" (wrong length or version, n pieces expected).
+Result<State> ParseState(ByteView plaintext, int n);
+
+}  // namespace blindlist::groupd::dkg

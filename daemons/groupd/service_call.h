@@ -1,0 +1,39 @@
+// One request in flight as the handlers see it (service.cc, threshold_dkg.cc): who, what, for the
+// audit; and what its route found in its path.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "service.h"
+
+namespace blindlist::groupd {
+
+struct GroupService::Call {
+  std::string operation = "unknown";
+  std::string caller = "anonymous";
+  std::string group;
+  int key_version = 0;
+  std::string reason;
+  std::string result = "ok";
+  bool audit = true;
+  // Rate limits: the peer's address bucket, and the caller's bucket ("ip:" + that
+  // address until a credential is verified, then the member, exploder or administrator).
+  std::string address;
+  std::string rate_key;
+  std::string limited_by;  // for a 429: "address", "failures" or "caller"
+  bool tally = false;      // audited in aggregate (api::AuditTally), not one record each
+  // One record per member of a per-member re-wrap (RewrapMembers), committed before the
+  // request's own record: the request succeeds only if all of them are written.
+  std::vector<store::AuditRecord> member_audit;
+};
+
+// What a route found in its path: the group (looked up before the handler runs, for every
+// route with one but the key generation's, which makes it: null there, its name in params[0]) and
+// the path parameters after it, in order.
+struct GroupService::Target {
+  const store::Group* group = nullptr;
+  std::vector<std::string> params;
+};
+
+}  // namespace blindlist::groupd

@@ -1,0 +1,301 @@
+#include "threshold_dkg.h"
+
+#include <ctime>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "blindlist/base64.h"
+#include "blindlist/error_codes.h"
+#include "crypto/signature.h"
+#include "crypto/threshold.h"
+#include "crypto/x509.h"
+#include "dkg_messages.h"
+#include "obs/log.h"
+#include "service_call.h"
+
+namespace blindlist::groupd {
+
+namespace {
+
+namespace th = crypto::threshold;
+using json = nlohmann::json;
+using net::HttpRequest;
+using net::HttpResponse;
+using Call = GroupService::Call;
+using Starts = std::map<std::uint8_t, dkg::StartAnswer>;
+
+// How long a start round's sealed state opens: the command runs the three rounds at once.
+constexpr std::int64_t kStateSeconds = 3600;
+
+std::int64_t Now() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+HttpResponse Fail(Call& call, int status, std::string_view code, std::string_view message) {
+  call.result = std::string(code);
+  return HttpResponse::Error(status, code, message);
+}
+
+HttpResponse Internal(Call& call, std::string_view what, const Error& e) {
+  net::Log(net::LogLevel::kError, "internal error",
+           {{"operation", call.operation}, {"what", std::string(what)}, {"error", e.message}});
+  return Fail(call, 500, errc::kInternal, what);
+}
+
+HttpResponse Ok(const json& body) { return HttpResponse::Json(200, body.dump()); }
+
+// The list address rules of `POST /v1/groups`.
+bool ValidGroupName(std::string_view a) {
+  const auto at = a.find('@');
+  if (a.empty() || a.size() > 254 || at == std::string_view::npos || at == 0 ||
+      at + 1 == a.size() || a.find('@', at + 1) != std::string_view::npos) {
+    return false;
+  }
+  for (char c : a) {
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '/' || c == '"' || c == '<' ||
+        c == '>') {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string NodeName(const dkg::Round& r, std::uint8_t index) {
+  return "node " + std::to_string(index) + " (" + r.nodes[index - 1U] + ")";
+}
+
+// What every round starts with: the body, its round, a group this node does not hold yet, and
+// the CA the other nodes' TLS certificates must come from.
+struct RoundSetUp {
+  dkg::Round round;
+  std::optional<crypto::Certificate> node_ca;
+};
+
+std::optional<HttpResponse> SetUp(Call& call, const HttpRequest& req, const std::string& name,
+                                  store::Store& store, const Config& config, json& body,
+                                  RoundSetUp& out) {
+  // The same administrator at every node, by a certificate each node lists: not a per-node token.
+  if (!call.caller.starts_with("admin-cert:")) {
+    return Fail(call, 403, "not-admin",
+                "a key generation takes an administrator's client certificate (mTLS), not a token");
+  }
+  body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded() || !body.is_object())
+    return Fail(call, 400, errc::kMalformedJson, "the request body is not a JSON object");
+  if (!ValidGroupName(name))
+    return Fail(call, 400, "bad-address", "the group must be the list's email address");
+  if (auto wrong = dkg::ParseRound(body, out.round); !wrong.empty())
+    return Fail(call, 400, errc::kMalformedRequest, wrong);
+  call.reason = out.round.Reason();
+  if (config.node_ca_certificate_file.empty()) {
+    return Fail(call, 409, "no-node-ca",
+                "this node has no [threshold] node_ca_certificate: it cannot check the other "
+                "nodes, so it takes part in no key generation");
+  }
+  auto ca = crypto::Certificate::LoadFile(config.node_ca_certificate_file);
+  if (!ca.ok()) return Internal(call, "the node CA certificate cannot be read", ca.error());
+  out.node_ca = std::move(*ca);
+  auto found = store.FindGroup(name);
+  if (!found.ok()) {
+    net::Log(net::LogLevel::kError, "store error", {{"error", found.error().message}});
+    return Fail(call, 503, errc::kStoreUnavailable, "the store is unavailable; retry later");
+  }
+  if (*found) return Fail(call, 409, errc::kExists, "this node holds the group already");
+  return std::nullopt;
+}
+
+// Every node's start answer: its certificate from the node CA and naming the URL this request
+// gives for it, its signature over its round key and commitments. `400 bad-signature` names the
+// first node that fails.
+std::optional<HttpResponse> VerifiedStarts(Call& call, const std::string& name, const json& body,
+                                           const RoundSetUp& u, Starts& out) {
+  const dkg::Round& r = u.round;
+  if (auto wrong = dkg::ParseStarts(body, r, out); !wrong.empty())
+    return Fail(call, 400, errc::kMalformedRequest, wrong);
+  for (const auto& [j, answer] : out) {
+    auto cert = crypto::Certificate::Load(AsBytes(answer.certificate_pem));
+    const auto host = dkg::UrlHost(r.nodes[j - 1U]);
+    Status checked =
+        cert.ok() ? crypto::VerifyServerCertificate(*cert, *u.node_ca, host.value_or(""), Now())
+                  : Status(cert.error());
+    if (!checked.ok()) {
+      return Fail(call, 400, "bad-signature",
+                  NodeName(r, j) + ": its certificate does not verify: " + checked.error().message);
+    }
+    const std::string message = th::DkgStartMessage(name, r.round, r.k, r.n, j, r.nodes[j - 1U],
+                                                    answer.key, answer.commitments);
+    if (!crypto::VerifyMessage(*cert, AsBytes(message), answer.signature)) {
+      return Fail(call, 400, "bad-signature",
+                  NodeName(r, j) + ": its round key and commitments are not signed by its TLS key");
+    }
+  }
+  return std::nullopt;
+}
+
+// This node's pieces and round scalar from the request's "state": sealed by this node for this
+// group, round, index and node list, not expired, and for the round key of its own start.
+std::optional<HttpResponse> OpenedState(Call& call, const std::string& name, const json& body,
+                                        const RoundSetUp& u, const GroupKeyRing& ring,
+                                        const dkg::StartAnswer& own, dkg::State& out) {
+  const dkg::Round& r = u.round;
+  Bytes sealed;
+  const auto text = body.find("state");
+  if (text == body.end() || !text->is_string() || !Base64Decode(text->get<std::string>(), sealed))
+    return Fail(call, 400, errc::kMalformedRequest, "missing \"state\" (from the start round)");
+  auto plain = ring.UnsealRepairState(r.StateContext(name), sealed);
+  if (!plain.ok()) {
+    return Fail(call, 400, "bad-state",
+                "\"state\" is not this node's for this group, round, index and node list");
+  }
+  auto state = dkg::ParseState(plain->view(), r.n);
+  if (!state.ok()) return Fail(call, 400, "bad-state", state.error().message);
+  if (Now() > state->expires)
+    return Fail(call, 400, "bad-state", "\"state\" has expired: run the key generation again");
+  auto point = th::PointOfScalar(state->round_scalar);
+  const th::Share own_piece{r.index, static_cast<std::uint8_t>(r.k), static_cast<std::uint8_t>(r.n),
+                            state->pieces[r.index - 1U]};
+  if (!point.ok() || *point != own.key || !th::VerifyShare(own_piece, own.commitments).ok())
+    return Fail(call, 400, "bad-state", "\"state\" is not for this node's start answer");
+  out = std::move(*state);
+  return std::nullopt;
+}
+
+// The pieces dealt to this node, opened and each checked against its dealer's commitments (the
+// Feldman check), with this node's own piece: n shares of the one index, to be summed.
+std::optional<HttpResponse> CheckedPieces(Call& call, const std::string& name, const json& body,
+                                          const RoundSetUp& u, const Starts& starts,
+                                          dkg::State& state, std::vector<th::Share>& out) {
+  const dkg::Round& r = u.round;
+  std::map<std::uint8_t, Bytes> sealed;
+  if (auto wrong = dkg::ParsePieces(body, r, sealed); !wrong.empty())
+    return Fail(call, 400, errc::kMalformedRequest, wrong);
+  const auto k = static_cast<std::uint8_t>(r.k);
+  const auto n = static_cast<std::uint8_t>(r.n);
+  out.push_back(th::Share{r.index, k, n, std::move(state.pieces[r.index - 1U])});
+  for (const auto& [from, piece] : sealed) {
+    auto opened = th::OpenBetween(state.round_scalar, starts.at(from).key,
+                                  th::DkgPieceContext(name, r.round, from, r.index), piece);
+    if (!opened.ok()) {
+      return Fail(call, 400, "bad-piece",
+                  "the piece from " + NodeName(r, from) + " does not open: changed in transit?");
+    }
+    auto share = th::ParseShare(opened->view());
+    if (!share.ok() || share->index != r.index || share->k != k || share->n != n ||
+        !th::VerifyShare(*share, starts.at(from).commitments).ok()) {
+      return Fail(call, 400, "bad-share",
+                  NodeName(r, from) + " dealt a piece that does not match its commitments");
+    }
+    out.push_back(std::move(*share));
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+// Round 1: f_i drawn, its commitments and a fresh round key signed with this node's TLS key.
+HttpResponse GroupService::DkgHandlers::Start(GroupService& s, const HttpRequest& req, Call& call,
+                                              const Target& t) {
+  const std::string& name = t.params[0];
+  json body;
+  RoundSetUp u;
+  if (auto refusal = SetUp(call, req, name, *s.store_, s.config_, body, u)) return *refusal;
+  const dkg::Round& r = u.round;
+  auto tls_cert = crypto::Certificate::LoadFile(s.config_.common.server.cert_file);
+  auto tls_key = crypto::PrivateKey::LoadFile(s.config_.common.server.key_file);
+  if (!tls_cert.ok() || !tls_key.ok() || !tls_cert->Matches(*tls_key)) {
+    return Internal(call, "this node's TLS key cannot be read",
+                    !tls_cert.ok() ? tls_cert.error()
+                                   : (!tls_key.ok() ? tls_key.error()
+                                                    : MakeError("bad-key", "key and cert differ")));
+  }
+  // The other nodes will check this node's certificate against the URL the operator gave: refuse
+  // here already, where the operator can see why.
+  Status own = crypto::VerifyServerCertificate(*tls_cert, *u.node_ca,
+                                               dkg::UrlHost(r.OwnUrl()).value_or(""), Now());
+  if (!own.ok()) {
+    return Fail(call, 400, "wrong-url",
+                "this node's TLS certificate does not verify for " + r.OwnUrl() +
+                    " under the node CA: " + own.error().message);
+  }
+  auto dealing = th::DealRandom(r.k, r.n);
+  auto key = th::NewRoundKey();
+  if (!dealing.ok() || !key.ok())
+    return Internal(call, "dealing failed", !dealing.ok() ? dealing.error() : key.error());
+  dkg::State state{Now() + kStateSeconds, key->scalar, {}};
+  for (const auto& share : dealing->shares) state.pieces.push_back(share.scalar);
+  auto sealed = s.ring_->SealRepairState(r.StateContext(name), dkg::EncodeState(state));
+  const std::string message = th::DkgStartMessage(name, r.round, r.k, r.n, r.index, r.OwnUrl(),
+                                                  key->point, dealing->commitments);
+  auto signature = crypto::SignMessage(*tls_key, AsBytes(message));
+  if (!sealed.ok() || !signature.ok())
+    return Internal(call, "start failed", !sealed.ok() ? sealed.error() : signature.error());
+  return Ok({{"index", r.index},
+             {"key", Base64Encode(key->point)},
+             {"commitments", Base64Encode(th::EncodeCommitments(dealing->commitments))},
+             {"signature", Base64Encode(*signature)},
+             {"certificate", crypto::ToPem("CERTIFICATE", tls_cert->Der())},
+             {"state", Base64Encode(*sealed)}});
+}
+
+// Round 2: every start checked, then f_i(j) sealed from this node to node j, for every j != i.
+HttpResponse GroupService::DkgHandlers::Deal(GroupService& s, const HttpRequest& req, Call& call,
+                                             const Target& t) {
+  const std::string& name = t.params[0];
+  json body;
+  RoundSetUp u;
+  if (auto refusal = SetUp(call, req, name, *s.store_, s.config_, body, u)) return *refusal;
+  const dkg::Round& r = u.round;
+  Starts starts;
+  if (auto refusal = VerifiedStarts(call, name, body, u, starts)) return *refusal;
+  dkg::State state;
+  if (auto refusal = OpenedState(call, name, body, u, *s.ring_, starts.at(r.index), state))
+    return *refusal;
+  json pieces = json::array();
+  for (std::uint8_t j = 1; j <= r.n; ++j) {
+    if (j == r.index) continue;
+    const SecretBytes piece = th::EncodeShare(th::Share{
+        j, static_cast<std::uint8_t>(r.k), static_cast<std::uint8_t>(r.n), state.pieces[j - 1U]});
+    auto sealed = th::SealBetween(state.round_scalar, starts.at(j).key,
+                                  th::DkgPieceContext(name, r.round, r.index, j), piece.view());
+    if (!sealed.ok()) return Internal(call, "sealing a piece failed", sealed.error());
+    pieces.push_back({{"to", j}, {"piece", Base64Encode(*sealed)}});
+  }
+  return Ok({{"index", r.index}, {"pieces", pieces}});
+}
+
+// Round 3: the pieces for this node opened and checked, d_i = sum f_j(i), C = sum C_j; stored as
+// a dealer's creation stores it. Index 1 issues the group certificate; the others get it.
+HttpResponse GroupService::DkgHandlers::Finish(GroupService& s, const HttpRequest& req, Call& call,
+                                               const Target& t) {
+  const std::string& name = t.params[0];
+  json body;
+  RoundSetUp u;
+  if (auto refusal = SetUp(call, req, name, *s.store_, s.config_, body, u)) return *refusal;
+  const dkg::Round& r = u.round;
+  std::optional<std::string> certificate;
+  if (const auto c = body.find("certificate"); c != body.end() && c->is_string())
+    certificate = c->get<std::string>();
+  if ((r.index == 1) == certificate.has_value()) {
+    return Fail(call, 400, errc::kMalformedRequest,
+                "node 1 issues the group certificate; every other node gets it as \"certificate\"");
+  }
+  Starts starts;
+  if (auto refusal = VerifiedStarts(call, name, body, u, starts)) return *refusal;
+  dkg::State state;
+  if (auto refusal = OpenedState(call, name, body, u, *s.ring_, starts.at(r.index), state))
+    return *refusal;
+  std::vector<th::Share> pieces;
+  if (auto refusal = CheckedPieces(call, name, body, u, starts, state, pieces)) return *refusal;
+  auto share = th::SumShares(pieces);
+  std::vector<std::vector<Bytes>> per_node;
+  for (const auto& [j, answer] : starts) per_node.push_back(answer.commitments);
+  auto commitments = th::SumCommitments(per_node);
+  if (!share.ok() || !commitments.ok()) {
+    return Fail(call, 400, "bad-share",
+                "the pieces sum to no usable share (a sum of 0, or commitments at infinity): run "
+                "the key generation again");
+  }
+  return s.StoreThresholdGroup(call, name, *share, *commitments, certificate);
+}
+
+}  // namespace blindlist::groupd

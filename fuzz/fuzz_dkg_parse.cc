@@ -1,0 +1,85 @@
+// The key generation's message parsers (daemons/groupd/dkg_messages.h) over arbitrary bytes:
+// the round, the relayed start answers and pieces (JSON), a node URL's host, and the sealed
+// state's plaintext. The first octet picks the parser; the rest is its input.
+// Invariants: an accepted round names 2..16 distinct https:// URLs, each with a host, and k and
+// its index within them; accepted starts are one per index 1..n with k commitments each;
+// accepted pieces come one from every other node; a state that parses encodes back to its octets.
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+
+#include "dkg_messages.h"
+#include "fuzz_check.h"
+
+namespace dkg = blindlist::groupd::dkg;
+using blindlist::ByteView;
+using json = nlohmann::json;
+
+namespace {
+
+void Rounds(const json& body) {
+  dkg::Round r;
+  if (!dkg::ParseRound(body, r).empty()) return;
+  FUZZ_CHECK(r.n >= 2 && r.n <= 16 && r.nodes.size() == static_cast<std::size_t>(r.n),
+             "2..16 nodes");
+  FUZZ_CHECK(r.k >= 2 && r.k <= r.n && r.index >= 1 && r.index <= r.n, "k and index in range");
+  for (const auto& url : r.nodes) {
+    FUZZ_CHECK(url.starts_with("https://") && dkg::UrlHost(url).has_value(), "a URL with a host");
+    FUZZ_CHECK(std::count(r.nodes.begin(), r.nodes.end(), url) == 1, "distinct URLs");
+  }
+  FUZZ_CHECK(r.round.size() == 32, "a 32-digit round");
+  (void)r.StateContext("list@example.org");
+  std::map<std::uint8_t, dkg::StartAnswer> starts;
+  if (dkg::ParseStarts(body, r, starts).empty()) {
+    FUZZ_CHECK(starts.size() == static_cast<std::size_t>(r.n), "one start per node");
+    for (const auto& [index, answer] : starts) {
+      FUZZ_CHECK(index == answer.index && index >= 1 && index <= r.n, "start index in range");
+      FUZZ_CHECK(answer.commitments.size() == static_cast<std::size_t>(r.k), "k commitments");
+    }
+  }
+  std::map<std::uint8_t, blindlist::Bytes> pieces;
+  if (dkg::ParsePieces(body, r, pieces).empty()) {
+    FUZZ_CHECK(pieces.size() == static_cast<std::size_t>(r.n - 1), "a piece from every other node");
+    FUZZ_CHECK(!pieces.contains(r.index), "no piece from this node itself");
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  if (size == 0) return 0;
+  const std::uint8_t selector = data[0];
+  ByteView in(data + 1, size - 1);
+  const std::string_view text(reinterpret_cast<const char*>(in.data()), in.size());
+  switch (selector % 3) {
+    case 0: {
+      const json body = json::parse(text, nullptr, /*allow_exceptions=*/false);
+      if (!body.is_discarded() && body.is_object()) Rounds(body);
+      break;
+    }
+    case 1: {
+      const auto host = dkg::UrlHost(text);
+      FUZZ_CHECK(!host || (!host->empty() && text.starts_with("https://")), "a host is not empty");
+      break;
+    }
+    case 2: {
+      const int n = 2 + (selector >> 2) % 15;
+      auto state = dkg::ParseState(in, n);
+      if (state.ok()) {
+        FUZZ_CHECK(state->pieces.size() == static_cast<std::size_t>(n), "n pieces");
+        const blindlist::SecretBytes back = dkg::EncodeState(*state);
+        // The expiry's top bit is cleared on parsing; everything else comes back.
+        FUZZ_CHECK(back.size() == in.size() &&
+                       std::equal(back.data() + 2, back.data() + back.size(), in.begin() + 2),
+                   "a parsed state encodes back to its octets");
+      }
+      break;
+    }
+  }
+  return 0;
+}

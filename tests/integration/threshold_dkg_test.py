@@ -1,0 +1,366 @@
+#!/usr/bin/env python3
+"""Threshold groups made without a dealer: distributed key generation (docs/threshold.md).
+
+Usage: threshold_dkg_test.py BLINDLIST GROUPD CERTD LISTD [unittest args]
+
+Three groupd nodes with [threshold] node_ca_certificate (each its own store and master key) and a
+fourth without it. Checked, in this order:
+  1. `admin group create --dkg` makes a k = 2 of n = 3 group: every node serves one certificate
+     whose key is d·G for the d interpolated from two nodes' stores (computed here, from the
+     stores and master keys); a post made by `openssl cms -encrypt` opens with any two nodes and
+     not with one; the command's transcript holds neither d nor any share nor any piece f_i(j)
+     (the pieces computed here from the sealed states and the master keys), in any encoding, and
+     no node's store holds d or a share in the clear; every round is audited at every node;
+  2. the rounds refuse what would leak or break a share: a node without a node CA (409
+     no-node-ca, and the command names it), a relay that swaps a node's round key
+     (bad-signature naming that node), a state from another round or an expired one
+     (bad-state), a node that deals a bad piece (bad-share naming it; nothing is stored);
+  3. share refresh and node replacement work on the group made without a dealer.
+"""
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+GROUP = "dkg@example.org"
+Q = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551  # order of P-256
+
+
+def lagrange_at_zero(indices, i):
+    num, den = 1, 1
+    for j in indices:
+        if j != i:
+            num = num * j % Q
+            den = den * (j - i) % Q
+    return num * pow(den, -1, Q) % Q
+
+
+class DkgNode(harness.Deployment):
+    """A groupd node that may take part in a key generation: it trusts the TLS CA for its peers."""
+
+    def __init__(self, name, node_ca, **kw):
+        super().__init__(name, **kw)
+        self.node_ca = node_ca
+
+    def groupd_config(self, limits=None):
+        config = super().groupd_config(limits)
+        if self.node_ca:
+            config["threshold"] = {"node_ca_certificate": self.pki.crt("tls-ca")}
+        return config
+
+
+class ThresholdDkg(harness.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: F401 (fails early)
+        first = DkgNode("dkg1", True, with_certd=False)
+        first._make_pki()
+        pki = first.pki
+        cls.admin_cert = (pki.client("dkg-admin", "tls-ca", "dkg admin"), pki.key("dkg-admin"))
+        fingerprint = hashlib.sha256(harness.cert_der(cls.admin_cert[0])).hexdigest()
+        first.admin_fingerprints = [fingerprint]
+        cls.nodes = [first] + [DkgNode("dkg%d" % i, i != 4, with_certd=False, pki=pki,
+                                       admin_fingerprints=[fingerprint]) for i in (2, 3, 4)]
+        for d in cls.nodes:
+            d.start()
+        cls.pki = pki
+        cls.urls = [d.g.url() for d in cls.nodes]
+        cls.alice = (pki.member("alice", "tls-ca", "ec", "alice@example.org"), pki.key("alice"))
+
+    @classmethod
+    def admin_args(cls, server):
+        return ["--server", server, "--ca", cls.pki.crt("tls-ca"), "--client-cert", cls.admin_cert[0],
+                "--client-key", cls.admin_cert[1], "--json"]
+
+    @classmethod
+    def admin_at(cls, d, *args, check=True):
+        p = d.bl("admin", *cls.admin_args(d.g.url()), *args, check=check)
+        return json.loads(p.stdout) if check and p.stdout.strip() else p
+
+    def admin(self, *args):
+        return self.nodes[0].bl("admin", *self.admin_args(self.urls[0]), *args, check=False)
+
+    def post_admin(self, n, path, body):
+        return self.nodes[n].g.post(path, body, cert=self.admin_cert)
+
+    def read(self, servers, post):
+        args = ["open"]
+        for s in servers:
+            args += ["--server", s]
+        args += ["--ca", self.pki.crt("tls-ca"), "--client-cert", self.alice[0], "--client-key",
+                 self.alice[1], "--group", GROUP, "--method", "threshold", "-i", post]
+        return self.nodes[0].bl(*args, check=False)
+
+    def store_query(self, d, sql):
+        if d.store_url.startswith("sqlite:"):
+            con = sqlite3.connect("file:%s?mode=ro" % d.store_url[len("sqlite:"):], uri=True)
+            try:
+                return [tuple(r) for r in con.execute(sql).fetchall()]
+            finally:
+                con.close()
+        out = subprocess.run(["psql", d.store_url, "-At", "-F", "\t", "-c", sql], check=True,
+                             capture_output=True).stdout.decode()
+        return [tuple(line.split("\t")) for line in out.splitlines() if line]
+
+    def store_bytes(self, d):
+        """Everything node d's store holds, as bytes (the SQLite files, or a dump of PostgreSQL)."""
+        if d.store_url.startswith("sqlite:"):
+            path = d.store_url[len("sqlite:"):]
+            return b"".join(harness.read(p) for p in (path, path + "-wal") if os.path.exists(p))
+        return subprocess.run(["pg_dump", "--data-only", d.store_url], check=True,
+                              capture_output=True).stdout
+
+    def audited(self, d, group, operation, result):
+        """The reason of node d's audit record (read from its store: the group may not exist)."""
+        rows = self.store_query(d, "SELECT reason FROM audit_log WHERE group_name = '%s' AND "
+                                   "operation = '%s' AND result = '%s'" % (group, operation, result))
+        self.assertTrue(rows, "no audit record %s %s of %s" % (operation, result, group))
+        return rows[0][0]
+
+    def master(self, d):
+        return bytes.fromhex(harness.read(d.f("master.key")).decode().strip())
+
+    def share_of(self, d, group=GROUP):
+        """Node d's (index, scalar), read from its store and unsealed with its master key."""
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+        rows = self.store_query(d, "SELECT %s FROM group_keys k JOIN groups g ON g.id = k.group_id "
+                                   "WHERE g.name = '%s' AND k.version = 1" % (
+                                       "k.sealed_private_key" if d.store_url.startswith("sqlite:")
+                                       else "encode(k.sealed_private_key, 'hex')", group))
+        sealed = rows[0][0] if isinstance(rows[0][0], bytes) else bytes.fromhex(rows[0][0])
+        context = ("blindlist threshold-share %s v1" % group).encode()
+        plain = AESGCM(self.master(d)).decrypt(sealed[1:13], sealed[13:], context)
+        return plain[1], int.from_bytes(plain[4:36], "big")
+
+    @staticmethod
+    def state_context(group, rnd, k, urls, index):
+        return ("blindlist threshold-dkg-state v1 group=%s round=%s k=%d n=%d index=%d nodes=%s" % (
+            group, rnd, k, len(urls), index, ",".join(urls))).encode()
+
+    def open_state(self, d, state_b64, context):
+        """(expiry, round scalar, [f_i(1), ..., f_i(n)]) from a start round's sealed state."""
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+        sealed = base64.b64decode(state_b64)
+        plain = AESGCM(self.master(d)).decrypt(sealed[1:13], sealed[13:], context)
+        self.assertEqual(plain[0], 1)
+        scalars = [int.from_bytes(plain[i:i + 32], "big") for i in range(9, len(plain), 32)]
+        return int.from_bytes(plain[1:9], "big"), scalars[0], scalars[1:]
+
+    def reseal_state(self, d, context, expiry, scalar, pieces):
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+        plain = bytes([1]) + expiry.to_bytes(8, "big") + b"".join(
+            v.to_bytes(32, "big") for v in [scalar] + pieces)
+        nonce = os.urandom(12)
+        return base64.b64encode(bytes([1]) + nonce + AESGCM(self.master(d)).encrypt(
+            nonce, plain, context)).decode()
+
+    def show(self, n, group=GROUP):
+        return self.admin_at(self.nodes[n], "group", "show", group)["keys"][0]["threshold"]
+
+    def assertNoSecretIn(self, secrets, text_or_bytes, where):
+        blobs = [text_or_bytes if isinstance(text_or_bytes, bytes) else text_or_bytes.encode()]
+        text = blobs[0].decode(errors="replace")
+        for s in re.findall(r'"([A-Za-z0-9+/=]{16,})"', text):
+            try:
+                blobs.append(base64.b64decode(s, validate=True))
+            except (binascii.Error, ValueError):
+                pass
+        for name, value in secrets.items():
+            raw = value.to_bytes(32, "big")
+            for form in (raw, raw.hex().encode(), raw.hex().upper().encode(), str(value).encode(),
+                         base64.b64encode(raw).rstrip(b"=")[:40]):
+                for blob in blobs:
+                    self.assertNotIn(form, blob, "%s appears in %s" % (name, where))
+
+    # 1
+    def test_1_create_without_a_dealer(self):
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        transcript = self.nodes[0].f("transcript.json")
+        p = self.admin("group", "create", GROUP, "--key-type", "p256-threshold", "--threshold", "2",
+                       "--nodes", ",".join(self.urls[:3]), "--dkg", "--transcript", transcript)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        created = json.loads(p.stdout)
+        self.assertEqual([n["index"] for n in created["nodes"]], [1, 2, 3])
+        for n in range(3):
+            t = self.show(n)
+            self.assertEqual((t["index"], t["k"], t["n"]), (n + 1, 2, 3))
+            self.assertEqual(t["commitments"], created["commitments"])
+            r = self.nodes[n].g.get("/v1/groups/%s/certificate" % harness.quote(GROUP))
+            self.assertEqual(harness.cert_der(r.body.decode()), harness.cert_der(created["certificate"]))
+            for op in ("threshold-dkg-start", "threshold-dkg-deal", "threshold-dkg-finish"):
+                rec = self.assertAudited(self.nodes[n], GROUP, op, "ok")
+                self.assertIn("index:%d" % (n + 1), rec["reason"])
+        # d from two stores and master keys: d·G is the certificate's key; a third share agrees.
+        shares = dict(self.share_of(self.nodes[n]) for n in range(3))
+        self.assertEqual(sorted(shares), [1, 2, 3])
+        d = sum(lagrange_at_zero([1, 2], i) * shares[i] for i in (1, 2)) % Q
+        self.assertEqual(d, sum(lagrange_at_zero([2, 3], i) * shares[i] for i in (2, 3)) % Q)
+        cert = x509.load_pem_x509_certificate(created["certificate"].encode())
+        point = serialization.PublicFormat.UncompressedPoint
+        self.assertEqual(ec.derive_private_key(d, ec.SECP256R1()).public_key().public_bytes(
+            serialization.Encoding.X962, point),
+            cert.public_key().public_bytes(serialization.Encoding.X962, point))
+        # A post made by openssl to the certificate: any two nodes open it, one does not.
+        for n in range(3):
+            self.admin_at(self.nodes[n], "member", "add", GROUP, "alice@example.org", "--cert",
+                          self.alice[0])
+        cert_file = self.nodes[0].f("group.crt")
+        harness.write(cert_file, created["certificate"])
+        ent = self.nodes[0].f("entity.txt")
+        harness.write(ent, harness.entity("made without a dealer"))
+        post = self.nodes[0].f("post.eml")
+        harness.osl_encrypt(ent, post, cert_file)
+        for pair in ([0, 1], [1, 2], [2, 0]):
+            p = self.read([self.urls[i] for i in pair], post)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn(b"made without a dealer", p.stdout)
+        for one in range(3):
+            p = self.read([self.urls[one]], post)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertNotIn(b"made without a dealer", p.stdout)
+        # The transcript: no d, no share, no piece. The pieces come from the sealed states it
+        # carries, opened here with the master keys (which the command never had).
+        text = harness.read(transcript).decode()
+        relayed = json.loads(text)
+        self.assertEqual(len(relayed), 9, "three rounds at three nodes")
+        secrets = {"d": d}
+        secrets.update({"d_%d" % i: v for i, v in shares.items()})
+        starts = [e for e in relayed if e["path"].endswith("/dkg/start")]
+        for e in starts:
+            i = e["request"]["index"]
+            context = self.state_context(GROUP, e["request"]["round"], 2, self.urls[:3], i)
+            expiry, scalar, pieces = self.open_state(self.nodes[i - 1], e["answer"]["state"], context)
+            self.assertGreater(expiry, time.time())
+            secrets["r_%d" % i] = scalar
+            secrets.update({"f_%d(%d)" % (i, j + 1): v for j, v in enumerate(pieces)})
+        self.assertEqual(sum(secrets["f_%d(1)" % i] for i in (1, 2, 3)) % Q, shares[1],
+                         "the pieces searched for are the right ones")
+        self.assertNoSecretIn(secrets, text, "the transcript")
+        for n in range(3):
+            self.assertNoSecretIn({"d": d, "d_%d" % (n + 1): shares[n + 1]},
+                                  self.store_bytes(self.nodes[n]), "the store of node %d" % (n + 1))
+
+    def manual_round(self, group, rnd, nodes=(0, 1, 2)):
+        urls = [self.urls[n] for n in nodes]
+        base = {"round": rnd, "threshold": 2, "nodes": urls}
+        starts, states = [], []
+        for i, n in enumerate(nodes):
+            r = self.post_admin(n, "/v1/groups/%s/threshold/dkg/start" % harness.quote(group),
+                                dict(base, index=i + 1))
+            self.assertEqual(r.status, 200, r)
+            states.append(r.json.pop("state"))
+            starts.append(r.json)
+        return dict(base, starts=starts), states
+
+    # 2
+    def test_2_refusals(self):
+        group = "manual@example.org"
+        g = harness.quote(group)
+        path = "/v1/groups/%s/threshold/dkg/" % g
+        # A node without a node CA takes part in none; the command names it, and nothing is stored.
+        base = {"round": "cd" * 16, "threshold": 2, "nodes": [self.urls[3], self.urls[0]], "index": 1}
+        self.assertRefused(self.post_admin(3, path + "start", base), 409, "no-node-ca")
+        r = self.nodes[0].g.post(path + "start", dict(base, nodes=self.urls[:2]),
+                                 token=self.nodes[0].admin_token)
+        self.assertRefused(r, 403, "not-admin")
+        p = self.admin("group", "create", group, "--key-type", "p256-threshold", "--threshold", "2",
+                       "--nodes", ",".join(self.urls[:2] + [self.urls[3]]), "--dkg")
+        self.assertCliRefused(p, "dkg start at %s" % self.urls[3], "node_ca_certificate",
+                              "no node stored the group")
+        # A URL the node's certificate does not name; a malformed round.
+        wrong = self.urls[0].replace("127.0.0.1", "localhost.invalid")
+        self.assertRefused(self.post_admin(0, path + "start", dict(base, nodes=[wrong, self.urls[1]])),
+                           400, "wrong-url")
+        self.assertRefused(self.post_admin(0, path + "start", dict(base, nodes=[self.urls[1]] * 2)),
+                           400, "malformed-request")
+        self.assertRefused(self.post_admin(0, path + "start", dict(base, round="xyz")), 400,
+                           "malformed-request")
+        # A relay that puts another key in node 2's place (here node 3's): refused, naming node 2.
+        body, states = self.manual_round(group, "ef" * 16)
+        forged = [dict(s) for s in body["starts"]]
+        forged[1]["key"] = forged[2]["key"]
+        r = self.post_admin(0, path + "deal", dict(body, starts=forged, index=1, state=states[0]))
+        self.assertIn("node 2", self.assertRefused(r, 400, "bad-signature")["message"])
+        self.assertIn("index:1", self.audited(self.nodes[0], group, "threshold-dkg-deal",
+                                              "bad-signature"))
+        # Node 2's start relayed as node 3's (the same CA, the same host): its index is signed.
+        swapped = [body["starts"][0], body["starts"][1], dict(body["starts"][1], index=3)]
+        r = self.post_admin(0, path + "deal", dict(body, starts=swapped, index=1, state=states[0]))
+        self.assertIn("node 3", self.assertRefused(r, 400, "bad-signature")["message"])
+        # Another node's state, a state from another round, an expired state.
+        r = self.post_admin(0, path + "deal", dict(body, index=1, state=states[1]))
+        self.assertRefused(r, 400, "bad-state")
+        other, other_states = self.manual_round(group, "0f" * 16)
+        r = self.post_admin(0, path + "deal", dict(body, index=1, state=other_states[0]))
+        self.assertRefused(r, 400, "bad-state")
+        context = self.state_context(group, body["round"], 2, self.urls[:3], 1)
+        _, scalar, pieces = self.open_state(self.nodes[0], states[0], context)
+        expired = self.reseal_state(self.nodes[0], context, int(time.time()) - 1, scalar, pieces)
+        r = self.post_admin(0, path + "deal", dict(body, index=1, state=expired))
+        self.assertIn("expired", self.assertRefused(r, 400, "bad-state")["message"])
+        # Node 2 deals a bad piece to node 3 (its state changed with its master key): node 3
+        # names node 2 and stores nothing.
+        context2 = self.state_context(group, body["round"], 2, self.urls[:3], 2)
+        expiry, scalar2, pieces2 = self.open_state(self.nodes[1], states[1], context2)
+        pieces2[2] = (pieces2[2] + 1) % Q
+        bad_state = self.reseal_state(self.nodes[1], context2, expiry, scalar2, pieces2)
+        pieces_to = {1: [], 2: [], 3: []}
+        for i in (1, 2, 3):
+            state = bad_state if i == 2 else states[i - 1]
+            r = self.post_admin(i - 1, path + "deal", dict(body, index=i, state=state))
+            self.assertEqual(r.status, 200, r)
+            for p in r.json["pieces"]:
+                pieces_to[p["to"]].append({"from": i, "piece": p["piece"]})
+        r = self.post_admin(2, path + "finish", dict(body, index=3, state=states[2],
+                                                     pieces=pieces_to[3], certificate="x"))
+        self.assertIn("node 2", self.assertRefused(r, 400, "bad-share")["message"])
+        self.audited(self.nodes[2], group, "threshold-dkg-finish", "bad-share")
+        # A piece changed in transit does not open; the honest pieces make node 1's share.
+        tampered = [dict(p) for p in pieces_to[1]]
+        raw = bytearray(base64.b64decode(tampered[0]["piece"]))
+        raw[-1] ^= 1
+        tampered[0]["piece"] = base64.b64encode(bytes(raw)).decode()
+        r = self.post_admin(0, path + "finish", dict(body, index=1, state=states[0], pieces=tampered))
+        self.assertRefused(r, 400, "bad-piece")
+        for n in (0, 2):
+            self.assertRefused(self.nodes[n].g.get("/v1/groups/%s/certificate" % g), 404,
+                               "unknown-group")
+        r = self.post_admin(0, path + "finish", dict(body, index=1, state=states[0],
+                                                     pieces=pieces_to[1]))
+        self.assertEqual(r.status, 201, r)
+        # The group exists there now: every round refuses it.
+        self.assertRefused(self.post_admin(0, path + "start", dict(other, index=1)), 409, "exists")
+
+    # 3
+    def test_3_refresh_and_replace(self):
+        p = self.admin("group", "refresh-shares", GROUP, "--nodes", ",".join(self.urls[:3]))
+        self.assertEqual(p.returncode, 0, p.stderr)
+        post = self.nodes[0].f("post.eml")
+        p = self.read([self.urls[0], self.urls[2]], post)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(b"made without a dealer", p.stdout)
+        p = self.admin("group", "replace-node", GROUP, "--nodes", ",".join(self.urls[:2]), "--index",
+                       "3", "--new", self.urls[3])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(self.show(3)["index"], 3)
+        self.admin_at(self.nodes[3], "member", "add", GROUP, "alice@example.org", "--cert",
+                      self.alice[0])
+        p = self.read([self.urls[3], self.urls[1]], post)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(b"made without a dealer", p.stdout)
+
+
+if __name__ == "__main__":
+    harness.main()
