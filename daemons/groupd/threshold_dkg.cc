@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "blindlist/base64.h"
 #include "blindlist/error_codes.h"
@@ -112,8 +114,20 @@ std::optional<HttpResponse> VerifiedStarts(Call& call, const std::string& name, 
   const dkg::Round& r = u.round;
   if (auto wrong = dkg::ParseStarts(body, r, out); !wrong.empty())
     return Fail(call, 400, errc::kMalformedRequest, wrong);
+  // One node under two URL spellings would take two indices, so two shares.
+  std::vector<std::pair<std::uint8_t, crypto::Certificate>> seen;
   for (const auto& [j, answer] : out) {
     auto cert = crypto::Certificate::Load(AsBytes(answer.certificate_pem));
+    if (cert.ok()) {
+      for (const auto& [other, known] : seen) {
+        if (known.SameKey(*cert)) {
+          return Fail(call, 400, "bad-signature",
+                      NodeName(r, j) + " answers with the key of " + NodeName(r, other) +
+                          ": one node cannot hold two indices");
+        }
+      }
+      seen.emplace_back(j, *cert);
+    }
     const auto host = dkg::UrlHost(r.nodes[j - 1U]);
     Status checked =
         cert.ok() ? crypto::VerifyServerCertificate(*cert, *u.node_ca, host.value_or(""), Now())

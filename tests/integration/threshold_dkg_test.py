@@ -14,7 +14,8 @@ fourth without it. Checked, in this order:
   2. the rounds refuse what would leak or break a share: a node without a node CA (409
      no-node-ca, and the command names it), a relay that swaps a node's round key
      (bad-signature naming that node), a state from another round or an expired one
-     (bad-state), a node that deals a bad piece (bad-share naming it; nothing is stored);
+     (bad-state), a node that deals a bad piece (bad-share naming it; nothing is stored), one
+     node listed twice under two spellings of its URL (bad-signature);
   3. share refresh and node replacement work on the group made without a dealer.
 """
 
@@ -299,6 +300,19 @@ class ThresholdDkg(harness.TestCase):
         swapped = [body["starts"][0], body["starts"][1], dict(body["starts"][1], index=3)]
         r = self.post_admin(0, path + "deal", dict(body, starts=swapped, index=1, state=states[0]))
         self.assertIn("node 3", self.assertRefused(r, 400, "bad-signature")["message"])
+        # One node under two spellings of its URL (its certificate names both) would take two
+        # indices, so two shares: every other node refuses the round.
+        alias = self.urls[0].replace("127.0.0.1", "localhost")
+        twice = {"round": "ab" * 16, "threshold": 2, "nodes": [self.urls[0], alias, self.urls[1]]}
+        starts = []
+        for i, n in ((1, 0), (2, 0), (3, 1)):
+            r = self.post_admin(n, path + "start", dict(twice, index=i))
+            self.assertEqual(r.status, 200, r)
+            if i == 3:
+                own_state = r.json["state"]
+            starts.append({k: v for k, v in r.json.items() if k != "state"})
+        r = self.post_admin(1, path + "deal", dict(twice, starts=starts, index=3, state=own_state))
+        self.assertIn("one node cannot hold two indices", self.assertRefused(r, 400, "bad-signature")["message"])
         # Another node's state, a state from another round, an expired state.
         r = self.post_admin(0, path + "deal", dict(body, index=1, state=states[1]))
         self.assertRefused(r, 400, "bad-state")
