@@ -5,7 +5,9 @@
 #include <nlohmann/json.hpp>
 
 #include "api/groupd_client.h"
+#include "api/json_fields.h"
 #include "blindlist/base64.h"
+#include "blindlist/error_codes.h"
 #include "commands.h"
 #include "crypto/keys.h"
 #include "crypto/x509.h"
@@ -44,12 +46,18 @@ Status RunCertRequest(CertRequestOptions& o) {
     BL_TRY_ASSIGN(Bytes csr, crypto::MakeCsr(key, profile));
     BL_TRY_ASSIGN(json r,
                   client.Call("POST", path, {{"csr", crypto::ToPem("CERTIFICATE REQUEST", csr)}}));
+    auto certificate = api::StringField(r, "certificate");
+    auto serial = api::StringField(r, "serial");
+    auto not_after = api::IntegerField(r, "not_after");
+    if (!certificate || !serial || !not_after) {
+      return MakeError(std::string(errc::kBadReply),
+                       "certd's reply has no certificate, serial and not_after");
+    }
     BL_TRY_ASSIGN(SecretBytes pem, key.ToPem());
     BL_TRY(WriteOutput(o.key_out, AsChars(pem.view())));
-    BL_TRY(WriteOutput(o.out, r["certificate"].get<std::string>(), kPublicFileMode));
-    std::fprintf(stderr, "membership certificate %s for %s, valid until %lld\n",
-                 r["serial"].get<std::string>().c_str(), o.group.c_str(),
-                 static_cast<long long>(r["not_after"].get<std::int64_t>()));
+    BL_TRY(WriteOutput(o.out, *certificate, kPublicFileMode));
+    std::fprintf(stderr, "membership certificate %s for %s, valid until %lld\n", serial->c_str(),
+                 o.group.c_str(), static_cast<long long>(*not_after));
     return Status::Ok();
   }
   if (o.passphrase_file.empty()) {
@@ -65,9 +73,10 @@ Status RunCertRequest(CertRequestOptions& o) {
     return reply.error();
   }
   Bytes p12;
-  if (!Base64Decode((*reply)["pkcs12"].get<std::string>(), p12)) {
+  auto pkcs12 = api::StringField(*reply, "pkcs12");
+  if (!pkcs12 || !Base64Decode(*pkcs12, p12)) {
     std::fill(pass.begin(), pass.end(), '\0');
-    return MakeError("bad-reply", "bad PKCS#12 in the reply");
+    return MakeError(std::string(errc::kBadReply), "bad PKCS#12 in the reply");
   }
   auto opened = crypto::ImportPkcs12(p12, pass);
   std::fill(pass.begin(), pass.end(), '\0');

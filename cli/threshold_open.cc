@@ -7,6 +7,7 @@
 #include <optional>
 #include <span>
 
+#include "api/json_fields.h"
 #include "blindlist/base64.h"
 #include "blindlist/error_codes.h"
 #include "crypto/blind.h"
@@ -111,8 +112,9 @@ ItemAnswer ReadItem(const json& item, bool batch) {
     out.point = std::move(*point);
     out.proof = std::move(*proof);
   } else {
-    out.failure = MakeError(item.value("error", std::string(errc::kBadReply)),
-                            item.value("message", std::string("malformed answer (result, proof)")));
+    out.failure =
+        MakeError(api::StringField(item, "error").value_or(std::string(errc::kBadReply)),
+                  api::StringField(item, "message").value_or("malformed answer (result, proof)"));
   }
   return out;
 }

@@ -276,7 +276,7 @@ HttpResponse CertService::Issue(const HttpRequest& req, Call& call, const std::s
     if (!body.contains("csr")) {
       return Fail(call, 400, errc::kMalformedRequest, "send \"csr\" (PEM) or \"generate\": true");
     }
-    auto csr = crypto::ParseCsr(AsBytes(body["csr"].get<std::string>()));
+    auto csr = crypto::ParseCsr(AsBytes(api::StringField(body, "csr").value_or("")));
     if (!csr.ok()) {
       std::string code = csr.error().code;
       return Fail(call, 400, code,
@@ -345,9 +345,8 @@ void CertService::AuditRefusal(const HttpRequest& req, const HttpResponse& resp)
     operation = parts[1];
   }
   json body = json::parse(resp.body, nullptr, false);
-  std::string result = body.is_object() && body.contains("error") && body["error"].is_string()
-                           ? body["error"].get<std::string>()
-                           : "http-" + std::to_string(resp.status);
+  std::string result =
+      api::StringField(body, "error").value_or("http-" + std::to_string(resp.status));
   refusals_.Count("ip:" + api::AddressBucket(req.peer_address), group, operation, result);
   metrics.Increment("certd_requests_total", {{"operation", "refused"}, {"result", result}});
   metrics.Increment("certd_refused_total", {{"result", result}});

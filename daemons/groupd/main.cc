@@ -117,12 +117,4 @@ int Run(int argc, char** argv) {
   return 0;
 }
 
-int main(int argc, char** argv) {
-  try {
-    return Run(argc, argv);
-  } catch (const std::exception& e) {
-    // Nothing is expected to throw this far; if something does, fail with one line.
-    std::fprintf(stderr, "blindlist-groupd: internal error: %s\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return api::RunMain("blindlist-groupd", Run, argc, argv); }

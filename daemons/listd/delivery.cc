@@ -13,6 +13,7 @@
 #include <optional>
 #include <system_error>
 
+#include "blindlist/error_codes.h"
 #include "mime/dsn.h"
 #include "net/smtp_client.h"
 #include "obs/log.h"
@@ -201,6 +202,35 @@ net::SmtpRecipientResult Outcome(int code, std::string text) {
   r.text = std::move(text);
   r.data_phase = true;
   return r;
+}
+
+using Settle = std::function<void(std::size_t, const net::SmtpRecipientResult&)>;
+
+// One transaction on the worker's connection for the job's n-th recipient alone, from `from`
+// (a VERP address that could not be made fails the transaction). False when the smarthost is
+// lost: the connection is dropped and this and every later recipient of the job get a 421.
+bool SendToOne(Deliverer::Worker& worker, const Deliverer::Job& job, std::size_t n,
+               const Result<std::string>& from, std::string_view message, const Settle& settle) {
+  const spool::ActivePost& post = job.post->post;
+  const std::size_t i = job.indexes[n];
+  Result<net::SmtpSendResult> sent = MakeError("smtp-unavailable", "not connected");
+  if (!from.ok()) {
+    sent = from.error();
+  } else if (auto c = worker.Client(); !c.ok()) {
+    sent = c.error();
+  } else {
+    sent = (*c)->Send(*from, {post.recipients[i].address}, message);
+  }
+  if (!sent.ok()) {
+    worker.Drop();
+    net::Log(net::LogLevel::kWarning, "smarthost unavailable",
+             {{"id", post.id}, {"error", sent.error().message}});
+    for (std::size_t k = n; k < job.indexes.size(); ++k)
+      settle(job.indexes[k], Outcome(421, sent.error().message));
+    return false;
+  }
+  settle(i, sent->recipients[0]);
+  return true;
 }
 
 // What a DSN to a post's sender says about the smarthost's reply: its codes and a fixed text.
@@ -580,7 +610,7 @@ Status Deliverer::QueueExpiryReport(const PostWork& work, const ExpiryNote& note
   dsn.recipients.push_back(std::move(to));
   const std::string message = mime::MakeDsn(f);
   Status st = spool_->Activate(dsn, {message});
-  if (!st.ok() && st.error().code != "spool-already-active") return st;
+  if (!st.ok() && st.error().code != errc::kSpoolAlreadyActive) return st;
   net::Log(net::LogLevel::kInfo, "delivery status notification for an expired post queued",
            {{"id", work.post.id}, {"dsn", dsn.id}, {"to", f.to}, {"list", f.final_recipient}});
   return Status::Ok();
@@ -619,7 +649,7 @@ void Deliverer::Settle(PostWork& work, std::size_t index, const net::SmtpRecipie
              {{"id", post.id}, {"member", r.address}, {"result", result}, {"reply", text}});
     if (work.list.id != 0 && !work.owner_mail && !reply.data_phase) {
       auto b = lists_->RecordBounce(work.list.id, r.address, work.now);
-      if (!b.ok() && b.error().code != "not-found") {
+      if (!b.ok() && b.error().code != errc::kNotFound) {
         net::Log(net::LogLevel::kError, "cannot record a bounce", {{"error", b.error().message}});
       } else if (b.ok()) {
         net::Log(net::LogLevel::kInfo, "bounce scored",
@@ -697,23 +727,7 @@ void Deliverer::SendPerMember(
     if (IsVerpOn(config_)) {
       from = verp_->MemberSender(work.list.bounce_address, 'm', work.list.address, post.id, member);
     }
-    Result<net::SmtpSendResult> sent = MakeError("smtp-unavailable", "not connected");
-    if (!from.ok()) {
-      sent = from.error();
-    } else if (auto c = worker.Client(); !c.ok()) {
-      sent = c.error();
-    } else {
-      sent = (*c)->Send(*from, {member}, *copy);
-    }
-    if (!sent.ok()) {
-      worker.Drop();
-      net::Log(net::LogLevel::kWarning, "smarthost unavailable",
-               {{"id", post.id}, {"error", sent.error().message}});
-      for (std::size_t k = n; k < job.indexes.size(); ++k)
-        settle(job.indexes[k], Outcome(421, sent.error().message));
-      return;
-    }
-    settle(i, sent->recipients[0]);
+    if (!SendToOne(worker, job, n, from, *copy, settle)) return;
   }
 }
 
@@ -778,23 +792,7 @@ void Deliverer::RunPostJob(Job& job, Worker& worker) {
         const std::string& member = post.recipients[i].address;
         auto from =
             verp_->MemberSender(work.list.bounce_address, 'm', work.list.address, post.id, member);
-        Result<net::SmtpSendResult> sent = MakeError("smtp-unavailable", "not connected");
-        if (!from.ok()) {
-          sent = from.error();
-        } else if (auto c = worker.Client(); !c.ok()) {
-          sent = c.error();
-        } else {
-          sent = (*c)->Send(*from, {member}, post.message);
-        }
-        if (!sent.ok()) {
-          worker.Drop();
-          net::Log(net::LogLevel::kWarning, "smarthost unavailable",
-                   {{"id", post.id}, {"error", sent.error().message}});
-          for (std::size_t k = n; k < job.indexes.size(); ++k)
-            settle(job.indexes[k], Outcome(421, sent.error().message));
-          break;
-        }
-        settle(i, sent->recipients[0]);
+        if (!SendToOne(worker, job, n, from, post.message, settle)) break;
       }
     }
   }

@@ -18,7 +18,9 @@
 #include <vector>
 
 #include "api/groupd_client.h"
+#include "api/json_fields.h"
 #include "blindlist/base64.h"
+#include "blindlist/error_codes.h"
 #include "crypto/cms.h"
 #include "crypto/keys.h"
 #include "list_headers.h"
@@ -49,8 +51,8 @@ class GroupdRewrap final : public GroupSecretRewrap {
                     "/v1/groups/" + api::ApiClient::Segment(list.group) + "/rewrap/exploder",
                     body));
     Bytes der;
-    if (!reply.contains("recipient_info") || !reply["recipient_info"].is_string() ||
-        !Base64Decode(reply["recipient_info"].get<std::string>(), der)) {
+    auto b64 = api::StringField(reply, "recipient_info");
+    if (!b64 || !Base64Decode(*b64, der)) {
       return MakeError("bad-reply", "groupd's rewrap reply has no recipient_info");
     }
     return der;
@@ -69,7 +71,7 @@ class LocalKeyRewrap final : public GroupSecretRewrap {
     BL_TRY_ASSIGN(auto key, crypto::PrivateKey::LoadFile(dir_ + "/" + list.address + ".key.pem"));
     BL_TRY_ASSIGN(crypto::GroupSecret secret,
                   LoadSecret(dir_ + "/" + list.address + ".secret.json"));
-    Result<SecretBytes> cek = MakeError("unwrap-failed", "no key");
+    Result<SecretBytes> cek = MakeError(std::string(errc::kUnwrapFailed), "no key");
     if (ri.kind == crypto::RecipientKind::kKeyAgree) {
       for (std::size_t i = 0; i < ri.recipient_keys.size() && !cek.ok(); ++i) {
         cek = crypto::UnwrapCek(ri, key, i);
@@ -93,13 +95,14 @@ class LocalKeyRewrap final : public GroupSecretRewrap {
     crypto::GroupSecret secret;
     SecretBytes key;
     Bytes id;
-    if (!j.is_object() || !j.contains("key_id") || !j.contains("secret") ||
-        !j["key_id"].is_string() || !j["secret"].is_string() ||
-        !Base64Decode(j["secret"].get<std::string>(), key)) {
+    auto key_id = api::StringField(j, "key_id");
+    auto b64 = api::StringField(j, "secret");
+    const bool decoded = b64 && Base64Decode(*b64, key);
+    if (b64) std::fill(b64->begin(), b64->end(), '\0');
+    if (!key_id || !decoded) {
       return MakeError("not-configured", path + ": expected {\"key_id\": HEX, \"secret\": BASE64}");
     }
-    if (!FromHex(j["key_id"].get<std::string>(), id))
-      return MakeError("not-configured", path + ": key_id is not hex");
+    if (!FromHex(*key_id, id)) return MakeError("not-configured", path + ": key_id is not hex");
     secret.id = std::move(id);
     secret.key = std::move(key);
     return secret;
@@ -188,17 +191,11 @@ Result<std::string> ReplaceGroupRecipient(std::string_view message, const store:
                                           GroupSecretRewrap& rewrap, const std::string& post_id) {
   // Everything before the call to groupd is about the post itself: a failure there is
   // permanent ("unparseable"), never a reason to wait and try again.
-  const auto unparseable = [](const Error& e) { return MakeError("unparseable", e.message); };
-  auto smime = mime::ParseSmime(message);
-  if (!smime.ok()) return unparseable(smime.error());
-  auto env = crypto::Envelope::Parse(smime->cms);
-  if (!env.ok()) return unparseable(env.error());
-  auto index = GroupRecipientIndex(*env, list);
-  if (!index) return MakeError("unparseable", "the post names none of the list's certificates");
-  BL_TRY_ASSIGN(Bytes kekri, rewrap.Rewrap(list, env->recipients[*index].der, post_id));
-  BL_TRY(env->ReplaceRecipient(*index, kekri));
-  smime->cms = env->Serialize();
-  return mime::SerializeSmime(*smime, env->auth_enveloped);
+  BL_TRY_ASSIGN(GroupPost post, ReadGroupPost(message, list));
+  BL_TRY_ASSIGN(Bytes kekri, rewrap.Rewrap(list, post.env.recipients[post.index].der, post_id));
+  BL_TRY(post.env.ReplaceRecipient(post.index, kekri));
+  post.smime.cms = post.env.Serialize();
+  return mime::SerializeSmime(post.smime, post.env.auth_enveloped);
 }
 
 IncomingProcessor::IncomingProcessor(const Config& config, store::ListStore* lists,
@@ -452,7 +449,7 @@ Status IncomingProcessor::PreparePerMember(spool::IncomingPost& post,
     addresses.reserve(members.size());
     for (const store::ListMember& m : members) addresses.push_back(m.address);
     auto planned = PlanPerMember(post.message, list, *per_member_, addresses, post.id);
-    if (!planned.ok() && planned.error().code == "unparseable")
+    if (!planned.ok() && planned.error().code == errc::kUnparseable)
       return Hold(post, list, planned.error().message);
     if (!planned.ok()) return planned.error();  // groupd: waits in the queue, tried again
     plan = std::move(*planned);
@@ -585,7 +582,7 @@ Status IncomingProcessor::Prepare(spool::IncomingPost& post) {
       if (replaced.ok()) {
         rewrapped = std::move(*replaced);
         std::string().swap(post.message);
-      } else if (replaced.error().code == "unparseable") {
+      } else if (replaced.error().code == errc::kUnparseable) {
         unparseable = replaced.error().message;
       } else {
         return replaced.error();  // groupd: waits in the queue and is tried again

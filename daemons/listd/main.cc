@@ -458,11 +458,4 @@ int Run(int argc, char** argv) {
   return 0;
 }
 
-int main(int argc, char** argv) {
-  try {
-    return Run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "blindlist-listd: internal error: %s\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return api::RunMain("blindlist-listd", Run, argc, argv); }

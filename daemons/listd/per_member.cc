@@ -7,7 +7,9 @@
 #include <nlohmann/json.hpp>
 
 #include "api/groupd_client.h"
+#include "api/json_fields.h"
 #include "blindlist/base64.h"
+#include "blindlist/error_codes.h"
 #include "crypto/cms.h"
 #include "crypto/keys.h"
 #include "mime/smime.h"
@@ -52,9 +54,9 @@ class GroupdMemberRewrap final : public MemberRewrap {
       for (std::size_t i = 0; i < members->size(); ++i) {
         const nlohmann::json& m = (*members)[i];
         MemberRecipientInfo r;
-        r.address = m.value("address", "");
-        r.status = m.value("status", "");
-        r.recipient_info = m.value("recipient_info", "");
+        r.address = api::StringField(m, "address").value_or("");
+        r.status = api::StringField(m, "status").value_or("");
+        r.recipient_info = api::StringField(m, "recipient_info").value_or("");
         if (r.address != addresses[start + i] || (r.status == "ok" && r.recipient_info.empty()))
           return MakeError("bad-reply", "groupd's rewrap/members reply does not match the request");
         out.push_back(std::move(r));
@@ -110,6 +112,22 @@ std::optional<std::size_t> GroupRecipientIndex(const crypto::Envelope& env,
   return std::nullopt;
 }
 
+Result<GroupPost> ReadGroupPost(std::string_view message, const store::MailingList& list) {
+  const auto unparseable = [](const Error& e) {
+    return MakeError(std::string(errc::kUnparseable), e.message);
+  };
+  auto smime = mime::ParseSmime(message);
+  if (!smime.ok()) return unparseable(smime.error());
+  auto env = crypto::Envelope::Parse(smime->cms);
+  if (!env.ok()) return unparseable(env.error());
+  auto index = GroupRecipientIndex(*env, list);
+  if (!index) {
+    return MakeError(std::string(errc::kUnparseable),
+                     "the post names none of the list's certificates");
+  }
+  return GroupPost{std::move(*smime), std::move(*env), *index};
+}
+
 std::unique_ptr<MemberRewrap> MakeGroupdMemberRewrap(const GroupdConfig& config) {
   return std::make_unique<GroupdMemberRewrap>(config);
 }
@@ -117,21 +135,16 @@ std::unique_ptr<MemberRewrap> MakeGroupdMemberRewrap(const GroupdConfig& config)
 Result<PerMemberPlan> PlanPerMember(std::string_view message, const store::MailingList& list,
                                     MemberRewrap& rewrap, const std::vector<std::string>& members,
                                     const std::string& post_id) {
-  const auto unparseable = [](const Error& e) { return MakeError("unparseable", e.message); };
-  auto smime = mime::ParseSmime(message);
-  if (!smime.ok()) return unparseable(smime.error());
-  auto env = crypto::Envelope::Parse(smime->cms);
-  if (!env.ok()) return unparseable(env.error());
-  auto index = GroupRecipientIndex(*env, list);
-  if (!index) return MakeError("unparseable", "the post names none of the list's certificates");
+  BL_TRY_ASSIGN(GroupPost post, ReadGroupPost(message, list));
   PerMemberPlan plan;
   if (members.empty()) return plan;
-  BL_TRY_ASSIGN(auto answers, rewrap.Rewrap(list, env->recipients[*index].der, members, post_id));
+  BL_TRY_ASSIGN(auto answers,
+                rewrap.Rewrap(list, post.env.recipients[post.index].der, members, post_id));
   for (MemberRecipientInfo& a : answers) {
     if (a.status == "ok") {
       plan.recipients.push_back(std::move(a.address));
       plan.recipient_infos.push_back(std::move(a.recipient_info));
-    } else if (a.status == "not-member") {
+    } else if (a.status == errc::kNotMember) {
       plan.not_current.push_back(std::move(a.address));
     } else if (list.per_member_fallback == "group") {
       plan.recipients.push_back(std::move(a.address));
@@ -162,7 +175,8 @@ Result<std::shared_ptr<const PerMemberCopies>> PerMemberCopies::Parse(
   auto state = std::make_unique<State>();
   BL_TRY_ASSIGN(mime::SmimeEnvelope smime, mime::ParseSmime(message));
   if (smime.form != mime::SmimeForm::kMime)
-    return MakeError("unparseable", "a per-member post is one application/pkcs7-mime entity");
+    return MakeError(std::string(errc::kUnparseable),
+                     "a per-member post is one application/pkcs7-mime entity");
   BL_TRY_ASSIGN(crypto::Envelope env, crypto::Envelope::Parse(smime.cms));
   BL_TRY(env.ReencodeContentDer());
   state->tail = env.SerializeTail();

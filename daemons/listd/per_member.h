@@ -18,17 +18,24 @@
 #include "blindlist/bytes.h"
 #include "blindlist/result.h"
 #include "config.h"
+#include "crypto/cms.h"
+#include "mime/smime.h"
 #include "store/list_store.h"
-
-namespace blindlist::crypto {
-struct Envelope;
-}  // namespace blindlist::crypto
 
 namespace blindlist::listd {
 
 // The index of the RecipientInfo that names one of the list's certificates.
 std::optional<std::size_t> GroupRecipientIndex(const crypto::Envelope& env,
                                                const store::MailingList& list);
+
+// A post read as far as the exploder reads one: its S/MIME entity, its envelope and the index of
+// the RecipientInfo for the list. "unparseable" when the post is at fault (permanent).
+struct GroupPost {
+  mime::SmimeEnvelope smime;
+  crypto::Envelope env;
+  std::size_t index = 0;
+};
+Result<GroupPost> ReadGroupPost(std::string_view message, const store::MailingList& list);
 
 // groupd's answer for one address.
 struct MemberRecipientInfo {

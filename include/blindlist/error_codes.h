@@ -12,6 +12,7 @@ namespace blindlist::errc {
 inline constexpr std::string_view kExists = "exists";
 inline constexpr std::string_view kNotFound = "not-found";
 inline constexpr std::string_view kStoreUnavailable = "store-unavailable";
+inline constexpr std::string_view kBadUrl = "bad-url";  // also the HTTPS client's (src/net)
 inline constexpr std::string_view kNotAMember = "not-a-member";  // also an HTTP refusal (403)
 inline constexpr std::string_view kConflict = "conflict";        // also an HTTP refusal (409)
 // Another member of the group has registered this certificate (also an HTTP refusal, 409).
@@ -28,6 +29,8 @@ inline constexpr std::string_view kExpired = "expired";
 inline constexpr std::string_view kNotYetValid = "not-yet-valid";
 inline constexpr std::string_view kBadSignature = "bad-signature";
 inline constexpr std::string_view kUnsupportedKey = "unsupported-key";
+// The CMS is another content type than (Auth)EnvelopedData (e.g. a signature).
+inline constexpr std::string_view kNotEnveloped = "not-enveloped";
 
 // ---- the network clients (src/net): a failure to reach a server, never its answer ----
 inline constexpr std::string_view kConnectFailed = "connect-failed";
@@ -37,6 +40,11 @@ inline constexpr std::string_view kTlsFailed = "tls-failed";
 // ---- MIME (src/mime) and the spool (src/spool) ----
 inline constexpr std::string_view kMalformedMessage = "malformed-message";
 inline constexpr std::string_view kSpoolInvalidId = "spool-invalid-id";
+inline constexpr std::string_view kSpoolAlreadyActive = "spool-already-active";
+
+// ---- listd (daemons/listd): its intake and per-member planning ----
+// The post itself is at fault (permanent), never a reason to wait and try again.
+inline constexpr std::string_view kUnparseable = "unparseable";
 
 // ---- the HTTP API (daemons, api::ApiClient) ----
 inline constexpr std::string_view kInternal = "internal";  // 500: logged, never detailed
@@ -44,6 +52,8 @@ inline constexpr std::string_view kMalformedJson = "malformed-json";
 inline constexpr std::string_view kMalformedRequest = "malformed-request";
 inline constexpr std::string_view kRateLimited = "rate-limited";
 inline constexpr std::string_view kBadReply = "bad-reply";  // a 2xx answer the client cannot use
+// A member's status in groupd's rewrap/members answer (an address no longer on the roster).
+inline constexpr std::string_view kNotMember = "not-member";
 
 // ---- the blindlist command ----
 inline constexpr std::string_view kTempFail = "tempfail";  // exit 75 (EX_TEMPFAIL): try later

@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <fstream>
 
 namespace blindlist::api {
@@ -52,6 +53,15 @@ int Fatal(const std::string& daemon, const Error& error) {
   net::Log(net::LogLevel::kError, error.message, {{"code", error.code}});
   std::fprintf(stderr, "%s: %s\n", daemon.c_str(), error.message.c_str());
   return 1;
+}
+
+int RunMain(const char* daemon, int (*run)(int, char**), int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: internal error: %s\n", daemon, e.what());
+    return 1;
+  }
 }
 
 Status WritePortFile(const std::string& path, std::uint16_t port) {

@@ -27,6 +27,10 @@ Status CheckSecretFileModes(std::initializer_list<std::string_view> paths);
 // Logs the error and prints "DAEMON: MESSAGE" on stderr; returns the exit status 1.
 int Fatal(const std::string& daemon, const Error& error);
 
+// A daemon's main(): `run`'s exit status. Nothing is expected to throw this far; if something
+// does, the daemon fails with one line on stderr ("DAEMON: internal error: WHAT") and status 1.
+int RunMain(const char* daemon, int (*run)(int, char**), int argc, char** argv);
+
 // Writes the port number to `path` atomically (temporary file, rename), for
 // scripts and tests that start a daemon on port 0.
 Status WritePortFile(const std::string& path, std::uint16_t port);

@@ -3,6 +3,7 @@
 #include <cctype>
 #include <nlohmann/json.hpp>
 
+#include "api/json_fields.h"
 #include "blindlist/error_codes.h"
 #include "blindlist/hex.h"
 
@@ -38,12 +39,8 @@ Error RefusalFrom(const net::ClientResponse& r) {
   json body = json::parse(r.body, nullptr, false);
   std::string code = "http-" + std::to_string(r.status);
   std::string message = r.body.substr(0, 200);
-  if (!body.is_discarded() && body.is_object()) {
-    if (body.contains("error") && body["error"].is_string())
-      code = body["error"].get<std::string>();
-    if (body.contains("message") && body["message"].is_string())
-      message = body["message"].get<std::string>();
-  }
+  if (auto word = StringField(body, "error")) code = std::move(*word);
+  if (auto text = StringField(body, "message")) message = std::move(*text);
   return MakeError(code,
                    "server refused (" + std::to_string(r.status) + " " + code + "): " + message);
 }

@@ -1,5 +1,6 @@
 #include "api/json_fields.h"
 
+#include <cstdint>
 #include <nlohmann/json.hpp>
 
 namespace blindlist::api {
@@ -31,6 +32,22 @@ std::optional<std::string> WrongFieldType(const nlohmann::json& body,
       return std::string("\"") + field.name + "\" has the wrong type";
   }
   return std::nullopt;
+}
+
+std::optional<std::string> StringField(const nlohmann::json& j, const char* name) {
+  if (!j.is_object()) return std::nullopt;
+  auto it = j.find(name);
+  if (it == j.end() || !it->is_string()) return std::nullopt;
+  return it->get<std::string>();
+}
+
+std::optional<std::int64_t> IntegerField(const nlohmann::json& j, const char* name) {
+  if (!j.is_object()) return std::nullopt;
+  auto it = j.find(name);
+  if (it == j.end() || !it->is_number_integer()) return std::nullopt;
+  if (it->is_number_unsigned() && it->get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX))
+    return std::nullopt;
+  return it->get<std::int64_t>();
 }
 
 }  // namespace blindlist::api

@@ -1,10 +1,13 @@
-// The one way the daemons check the JSON fields of a request body: each field any
+// The one way blindlist checks the JSON fields it reads. A request body: each field any
 // endpoint reads has one JSON type, and a field of another type is the caller's
 // mistake (400 malformed-request), never "absent" (which would pick a default) and
-// never an exception from nlohmann::json's get<>() or value().
+// never an exception from nlohmann::json's get<>() or value(). An answer or a file
+// (a server's reply, a key file): each field is read with StringField / IntegerField,
+// so a missing or mistyped field is a value the reader refuses, never an exception.
 // Thread-safety: pure functions.
 #pragma once
 
+#include <cstdint>
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <span>
@@ -24,5 +27,12 @@ struct JsonField {
 // listed are not looked at.
 std::optional<std::string> WrongFieldType(const nlohmann::json& body,
                                           std::span<const JsonField> fields);
+
+// The string `j[name]`; nullopt when `j` is not an object, has no `name`, or holds another type.
+std::optional<std::string> StringField(const nlohmann::json& j, const char* name);
+
+// The integer `j[name]`; nullopt when `j` is not an object, has no `name`, holds another type
+// (a fraction, a string of digits) or an integer outside int64.
+std::optional<std::int64_t> IntegerField(const nlohmann::json& j, const char* name);
 
 }  // namespace blindlist::api

@@ -51,5 +51,29 @@ TEST(JsonFieldsTest, NamesTheFieldOfAnotherType) {
   EXPECT_TRUE(WrongFieldType(json::array(), kFields));  // not an object at all
 }
 
+TEST(JsonFieldsTest, StringAndIntegerFieldsReadOnlyTheirOwnTypeAndNeverThrow) {
+  const json reply = {{"text", "x"}, {"count", -3}, {"big", 18446744073709551615ULL}};
+  EXPECT_EQ(StringField(reply, "text"), "x");
+  EXPECT_EQ(IntegerField(reply, "count"), -3);
+  EXPECT_EQ(IntegerField(json{{"count", INT64_MAX}}, "count"), INT64_MAX);
+  EXPECT_FALSE(IntegerField(reply, "big"));  // beyond int64: refused, not wrapped
+  EXPECT_FALSE(StringField(reply, "absent"));
+  EXPECT_FALSE(IntegerField(reply, "absent"));
+  const std::array<json, 6> others = {json(1.5),     json(true),     json(nullptr),
+                                      json::array(), json::object(), json("5")};
+  for (const auto& v : others) {
+    EXPECT_FALSE(IntegerField(json{{"f", v}}, "f")) << v.dump();
+    if (!v.is_string()) {
+      EXPECT_FALSE(StringField(json{{"f", v}}, "f")) << v.dump();
+    }
+  }
+  EXPECT_FALSE(StringField(json{{"f", 5}}, "f"));
+  // Not an object at all (an array, a string, null): nullopt, where operator[] would throw.
+  for (const auto& j : {json::array({"text"}), json("text"), json(nullptr)}) {
+    EXPECT_FALSE(StringField(j, "text")) << j.dump();
+    EXPECT_FALSE(IntegerField(j, "text")) << j.dump();
+  }
+}
+
 }  // namespace
 }  // namespace blindlist::api

@@ -494,7 +494,7 @@ Result<std::vector<RecipientInfo>> PeekRecipientInfos(ByteView prefix) {
     return Malformed("bad contentType");
   const std::string type_oid = der::OidToString(prefix.subspan(pos + type.size, *type.length));
   if (type_oid != oid::kAuthEnvelopedData && type_oid != oid::kEnvelopedData) {
-    return MakeError("not-enveloped",
+    return MakeError(std::string(errc::kNotEnveloped),
                      "CMS content type " + type_oid + " is not EnvelopedData or AuthEnvelopedData");
   }
   pos += type.size + *type.length;
@@ -544,7 +544,7 @@ Result<Envelope> ParseEnvelope(ByteView content_info, ContentLocation* location)
   } else if (type_oid == oid::kEnvelopedData) {
     env.auth_enveloped = false;
   } else {
-    return MakeError("not-enveloped",
+    return MakeError(std::string(errc::kNotEnveloped),
                      "CMS content type " + type_oid + " is not EnvelopedData or AuthEnvelopedData");
   }
   BL_TRY_ASSIGN(der::Tlv wrapper, r.Expect(der::ContextConstructed(0), "content"));

@@ -167,7 +167,7 @@ Result<std::uint32_t> AesUnwrapMasked(const SecretBytes& kek, ByteView wrapped, 
 Result<SecretBytes> AesUnwrap(const SecretBytes& kek, ByteView wrapped) {
   SecretBytes key;
   auto intact = AesUnwrapMasked(kek, wrapped, key);
-  if (!intact.ok() && intact.error().code != "crypto") return intact.error();
+  if (!intact.ok() && intact.error().code != errc::kCrypto) return intact.error();
   if (!intact.ok() || *intact == 0) {
     ERR_clear_error();
     return MakeError(std::string(errc::kUnwrapFailed), "cannot unwrap the message key: wrong key");

@@ -201,9 +201,9 @@ Result<Role> CmsObjectCheck::State::ChildRole(std::uint8_t tag) {
         if (!oid.ok()) return Malformed(oid.error().message);
         const std::string dotted = der::OidToString(oid->content);
         if (dotted != kEnvelopedDataOid && dotted != kAuthEnvelopedDataOid) {
-          return Fail("not-enveloped", "the CMS object is " +
-                                           ContentTypeName(AsChars(oid->content)) +
-                                           ", not envelopedData or authEnvelopedData");
+          return Fail(std::string(errc::kNotEnveloped),
+                      "the CMS object is " + ContentTypeName(AsChars(oid->content)) +
+                          ", not envelopedData or authEnvelopedData");
         }
         if (tag != der::ContextConstructed(0)) return Malformed("the ContentInfo has no [0]");
         return Role::kContent;
@@ -376,8 +376,8 @@ Result<CmsObjectShape> CmsObjectCheck::Finish() {
       {s.content_type, der::Encode(der::ContextConstructed(0), der::Encode(der::kSequence, body))});
   auto env = crypto::Envelope::Parse(skeleton);
   if (!env.ok()) {
-    if (env.error().code == "not-enveloped")
-      return s.Set(Fail("not-enveloped", env.error().message));
+    if (env.error().code == errc::kNotEnveloped)
+      return s.Set(Fail(std::string(errc::kNotEnveloped), env.error().message));
     return s.Set(Malformed(env.error().message));
   }
   if (s.encrypted_bytes == 0) return s.Set(Malformed("the encrypted content is empty"));

@@ -48,7 +48,7 @@ bool IsDigits(std::string_view s) {
 
 Result<Url> ParseUrl(std::string_view url) {
   auto bad = [&](std::string_view why) {
-    return MakeError("bad-url", "'" + std::string(url) + "': " + std::string(why));
+    return MakeError(std::string(errc::kBadUrl), "'" + std::string(url) + "': " + std::string(why));
   };
   constexpr std::string_view kScheme = "https://";
   if (url.size() < kScheme.size() ||
@@ -202,7 +202,7 @@ std::optional<Error> HttpsClient::Impl::Connect(const Url& url,
   beast::error_code ec;
   if (url.host_is_ip) {
     auto address = asio::ip::make_address(url.host, ec);
-    if (ec) return MakeError("bad-url", "invalid address " + url.host);
+    if (ec) return MakeError(std::string(errc::kBadUrl), "invalid address " + url.host);
     endpoints = tcp::resolver::results_type::create(
         tcp::endpoint(address, static_cast<unsigned short>(std::stoi(url.port))), url.host,
         url.port);

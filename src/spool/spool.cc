@@ -287,7 +287,8 @@ Status Spool::Activate(const ActivePost& post, const std::vector<std::string_vie
   BL_TRY_ASSIGN(const QueueFileFrame frame, FrameActive(post, message_parts));
   const std::lock_guard<std::mutex> lock(mu_);
   if (env_->Exists(Path(kActive, post.id))) {
-    return MakeError("spool-already-active", "post " + post.id + " already has an active file");
+    return MakeError(std::string(errc::kSpoolAlreadyActive),
+                     "post " + post.id + " already has an active file");
   }
   BL_TRY(WriteDurably(post.id + ".active", frame, message_parts, kActive, post.id));
   const std::string incoming = Path(kIncoming, post.id);

@@ -18,38 +18,14 @@
 #include "store/scratch_database.h"
 #include "store/sql.h"
 #include "store/store.h"
+#include "store/store_test_support.h"
 
 namespace blindlist::store {
-namespace testkit {
-// So gtest names the backend in failure messages.
-void PrintTo(Backend backend, std::ostream* os) { *os << BackendName(backend); }
-}  // namespace testkit
 
 namespace {
 
 using testkit::Backend;
 using testkit::ScratchDatabase;
-
-#define ASSERT_OK(expr)                                                                            \
-  do {                                                                                             \
-    const auto& bl_result_ = (expr);                                                               \
-    ASSERT_TRUE(bl_result_.ok()) << bl_result_.error().code << ": " << bl_result_.error().message; \
-  } while (0)
-
-#define EXPECT_OK(expr)                                                                            \
-  do {                                                                                             \
-    const auto& bl_result_ = (expr);                                                               \
-    EXPECT_TRUE(bl_result_.ok()) << bl_result_.error().code << ": " << bl_result_.error().message; \
-  } while (0)
-
-#define EXPECT_ERROR(expr, expected_code)                                              \
-  do {                                                                                 \
-    const auto& bl_result_ = (expr);                                                   \
-    EXPECT_FALSE(bl_result_.ok());                                                     \
-    if (!bl_result_.ok()) {                                                            \
-      EXPECT_EQ(bl_result_.error().code, expected_code) << bl_result_.error().message; \
-    }                                                                                  \
-  } while (0)
 
 std::int64_t Now() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
@@ -109,12 +85,9 @@ class ListStoreTest : public ::testing::TestWithParam<Backend> {
   std::unique_ptr<ListStore> store_;
 };
 
-std::string ParamName(const ::testing::TestParamInfo<Backend>& info) {
-  return std::string(testkit::BackendName(info.param));
-}
-
 INSTANTIATE_TEST_SUITE_P(Backends, ListStoreTest,
-                         ::testing::ValuesIn(testkit::BackendsFromEnvironment()), ParamName);
+                         ::testing::ValuesIn(testkit::BackendsFromEnvironment()),
+                         testkit::BackendParamName);
 
 // ---- addresses ----
 
@@ -194,14 +167,11 @@ TEST_P(ListStoreTest, UpgradesASchemaOneDatabaseWithAeadOff) {
   auto old = ScratchDatabase::Create(GetParam());
   ASSERT_OK(old);
   {
-    auto pool = sql::OpenPool((*old)->url());
-    ASSERT_OK(pool);
-    const auto steps = migrations::ListSchema();
-    migrations::Schema first = steps;
-    first.steps = steps.steps.first(1);
-    auto version = migrations::Apply(**pool, first);
+    auto version = testkit::ApplyFirstSteps((*old)->url(), migrations::ListSchema(), 1);
     ASSERT_OK(version);
     ASSERT_EQ(*version, 1);
+    auto pool = sql::OpenPool((*old)->url());
+    ASSERT_OK(pool);
     auto insert = [](sql::Connection& c) {
       return c.Exec(
           "INSERT INTO lists (address, group_name, description, reading, posting, "
@@ -244,31 +214,15 @@ TEST_P(ListStoreTest, OpensConcurrentlyOnAFreshDatabase) {
 // fewer steps than the database has (a rollback) refuses it and changes nothing.
 TEST_P(ListStoreTest, UpgradesEveryOlderSchemaAndRefusesARollback) {
   const migrations::Schema current = migrations::ListSchema();
-  for (int v = 1; v < migrations::ListLatestVersion(); ++v) {
-    SCOPED_TRACE("from version " + std::to_string(v));
-    auto old = ScratchDatabase::Create(GetParam());
-    ASSERT_OK(old);
-    {
-      auto pool = sql::OpenPool((*old)->url());
-      ASSERT_OK(pool);
-      migrations::Schema older = current;
-      older.steps = current.steps.first(static_cast<std::size_t>(v));
-      auto version = migrations::Apply(**pool, older);
-      ASSERT_OK(version);
-      ASSERT_EQ(*version, v);
-    }
-    auto upgraded = OpenListStore((*old)->url());
+  testkit::ForEachOlderSchema(GetParam(), current, [](const std::string& url) {
+    auto upgraded = OpenListStore(url);
     ASSERT_OK(upgraded);
     auto version = (*upgraded)->SchemaVersion();
     ASSERT_OK(version);
     EXPECT_EQ(*version, migrations::ListLatestVersion());
-  }
+  });
   Make("kept@example.org");
-  auto pool = sql::OpenPool(db_->url());
-  ASSERT_OK(pool);
-  migrations::Schema older = current;
-  older.steps = current.steps.first(current.steps.size() - 1);
-  auto refused = migrations::Apply(**pool, older);
+  auto refused = testkit::ApplyFirstSteps(db_->url(), current, current.steps.size() - 1);
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.error().message.find("newer than this build knows (" +
                                          std::to_string(migrations::ListLatestVersion() - 1) + ")"),

@@ -140,7 +140,8 @@ Error UnavailableError(std::string message) {
 Result<std::unique_ptr<ConnectionPool>> OpenPool(const std::string& url) {
   const std::string_view u = url;
   Result<std::unique_ptr<ConnectionPool>> pool =
-      MakeError("bad-url", "the store URL must start with sqlite:, postgresql:// or postgres://");
+      MakeError(std::string(errc::kBadUrl),
+                "the store URL must start with sqlite:, postgresql:// or postgres://");
   if (u.starts_with("sqlite:")) {
     pool = OpenSqlitePool(std::string(u.substr(7)));
   } else if (u.starts_with("postgresql://") || u.starts_with("postgres://")) {
@@ -149,7 +150,7 @@ Result<std::unique_ptr<ConnectionPool>> OpenPool(const std::string& url) {
   }
   if (!pool.ok()) {
     const Error& e = pool.error();
-    if (e.code == "bad-url" || e.code == errc::kStoreUnavailable) return e;
+    if (e.code == errc::kBadUrl || e.code == errc::kStoreUnavailable) return e;
     return UnavailableError(e.message);
   }
   return pool;

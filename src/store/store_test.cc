@@ -22,36 +22,18 @@
 #include "store/migrations/migrations.h"
 #include "store/scratch_database.h"
 #include "store/sql.h"
+#include "store/store_test_support.h"
 
 // The tests build records with designated initializers and leave the fields a
 // case does not care about at their defaults, on purpose.
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
 namespace blindlist::store {
-namespace testkit {
-// So gtest names the backend in failure messages.
-void PrintTo(Backend backend, std::ostream* os) { *os << BackendName(backend); }
-}  // namespace testkit
 
 namespace {
 
 using testkit::Backend;
 using testkit::ScratchDatabase;
-
-#define ASSERT_OK(expr)                                                                            \
-  do {                                                                                             \
-    const auto& bl_result_ = (expr);                                                               \
-    ASSERT_TRUE(bl_result_.ok()) << bl_result_.error().code << ": " << bl_result_.error().message; \
-  } while (0)
-
-#define EXPECT_ERROR(expr, expected_code)                                              \
-  do {                                                                                 \
-    const auto& bl_result_ = (expr);                                                   \
-    EXPECT_FALSE(bl_result_.ok());                                                     \
-    if (!bl_result_.ok()) {                                                            \
-      EXPECT_EQ(bl_result_.error().code, expected_code) << bl_result_.error().message; \
-    }                                                                                  \
-  } while (0)
 
 UnixTime Now() { return static_cast<UnixTime>(std::time(nullptr)); }
 
@@ -115,12 +97,9 @@ class StoreTest : public ::testing::TestWithParam<Backend> {
   std::unique_ptr<Store> store_;
 };
 
-std::string ParamName(const ::testing::TestParamInfo<Backend>& info) {
-  return std::string(testkit::BackendName(info.param));
-}
-
 INSTANTIATE_TEST_SUITE_P(Backends, StoreTest,
-                         ::testing::ValuesIn(testkit::BackendsFromEnvironment()), ParamName);
+                         ::testing::ValuesIn(testkit::BackendsFromEnvironment()),
+                         testkit::BackendParamName);
 
 // ---- opening and migrations ----
 
@@ -168,32 +147,16 @@ TEST_P(StoreTest, OpensConcurrentlyOnAFreshDatabase) {
 TEST_P(StoreTest, UpgradesEveryOlderSchemaAndRefusesARollback) {
   const migrations::Schema current{
       .steps = migrations::All(), .version_table = "schema_migrations", .lock_key = 0x626c6e64};
-  for (int v = 1; v < migrations::LatestVersion(); ++v) {
-    SCOPED_TRACE("from version " + std::to_string(v));
-    auto old = ScratchDatabase::Create(GetParam());
-    ASSERT_OK(old);
-    {
-      auto pool = sql::OpenPool((*old)->url());
-      ASSERT_OK(pool);
-      migrations::Schema older = current;
-      older.steps = current.steps.first(static_cast<std::size_t>(v));
-      auto version = migrations::Apply(**pool, older);
-      ASSERT_OK(version);
-      ASSERT_EQ(*version, v);
-    }
-    auto upgraded = Store::Open((*old)->url());
+  testkit::ForEachOlderSchema(GetParam(), current, [](const std::string& url) {
+    auto upgraded = Store::Open(url);
     ASSERT_OK(upgraded);
     auto version = (*upgraded)->SchemaVersion();
     ASSERT_OK(version);
     EXPECT_EQ(*version, migrations::LatestVersion());
     ASSERT_OK((*upgraded)->CreateGroup("after-upgrade@example.org"));
-  }
+  });
   ASSERT_OK(store_->CreateGroup("kept@example.org"));
-  auto pool = sql::OpenPool(db_->url());
-  ASSERT_OK(pool);
-  migrations::Schema older = current;
-  older.steps = current.steps.first(current.steps.size() - 1);
-  auto refused = migrations::Apply(**pool, older);
+  auto refused = testkit::ApplyFirstSteps(db_->url(), current, current.steps.size() - 1);
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.error().message.find("the database schema is version " +
                                          std::to_string(migrations::LatestVersion()) +
@@ -1181,7 +1144,7 @@ std::vector<Backend> PostgresOnly() {
 // Empty in the SQLite-only run.
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(PostgresStoreTest);
 INSTANTIATE_TEST_SUITE_P(Backends, PostgresStoreTest, ::testing::ValuesIn(PostgresOnly()),
-                         ParamName);
+                         testkit::BackendParamName);
 
 TEST_P(PostgresStoreTest, ReconnectsWhenTheServerDropsItsConnections) {
   const std::string app = "blindlist-reconnect-test-" + std::to_string(getpid());

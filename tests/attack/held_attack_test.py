@@ -33,31 +33,15 @@ STRANGER = "mallory@example.net"
 MIB = 1024 * 1024
 
 
-class HeldPostsTest(harness.TestCase):
+class HeldPostsTest(lh.ListdTestCase):
     @classmethod
     def setUpClass(cls):
-        d = cls.d = harness.Deployment("held-attack", with_certd=False).start()
-        cls.work = harness.tempdir("held-attack-work")
-        d.create_group(LIST, "p256")
-        cls.cert = os.path.join(cls.work, "list.crt")
-        d.public_certificate(LIST, cls.cert)
-        cls.drop = None
-        store_url = None
-        if harness.store_kind() == "postgres":
-            store_url, cls.drop = harness._postgres_database("held_attack")
         # listd's own default message size (the harness lowers it to 2 MiB); [spool] as shipped.
-        cls.l = lh.Listd(d, "held", store_url=store_url, lmtp=False, smtp={"max_message_bytes": 25 * MIB})
+        cls.set_up_listd("held-attack", LIST, "held", lmtp=False, smtp={"max_message_bytes": 25 * MIB})
         cls.l.lists("create", LIST, "--group", LIST, "--certificate", cls.cert, "--owner", OWNER)
         cls.l.lists("member", "add", LIST, MEMBER)
         time.sleep(1.1)
         cls.l.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.l.daemon:
-            cls.l.stop()
-        if cls.drop:
-            cls.drop()
 
     def spool(self, sub):
         d = os.path.join(self.l.spool, sub)

@@ -29,35 +29,15 @@ OWNER = "boss@example.net"
 SENDER = "eve@example.net"
 
 
-class LongLinesTest(harness.TestCase):
+class LongLinesTest(lh.ListdTestCase):
     @classmethod
     def setUpClass(cls):
-        d = cls.d = harness.Deployment("listd-lines", with_certd=False).start()
-        cls.work = harness.tempdir("listd-lines-work")
-        d.create_group(LIST, "p256")
-        cls.cert = os.path.join(cls.work, "list.crt")
-        d.public_certificate(LIST, cls.cert)
-        cls.sink = lh.Sink(os.path.join(cls.work, "sink"), refuse_bare_lf=True).start()
-        cls.drop = None
-        store_url = None
-        if harness.store_kind() == "postgres":
-            store_url, cls.drop = harness._postgres_database("listd_lines")
-        cls.l = lh.Listd(d, "lines", store_url=store_url, lmtp=True,
-                         delivery={"mode": "smtp", "smarthost": "127.0.0.1:%d" % cls.sink.port,
-                                   "starttls": "never"})
+        cls.set_up_listd("listd-lines", LIST, "lines", sink={"refuse_bare_lf": True}, lmtp=True)
         cls.l.lists("create", LIST, "--group", LIST, "--certificate", cls.cert, "--posting", "open",
                     "--owner", OWNER)
         cls.l.lists("member", "add", LIST, "alice@example.org")
         time.sleep(1.1)
         cls.l.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.l.daemon:
-            cls.l.stop()
-        cls.sink.stop()
-        if cls.drop:
-            cls.drop()
 
     def post(self, subject, body="x"):
         return lh.make_post(self.work, self.cert, subject, body, to=LIST, sender=SENDER)

@@ -46,23 +46,13 @@ BOSS = "boss@example.net"
 MAX_AGE = 8
 
 
-class ListdOracleTest(harness.TestCase):
+class ListdOracleTest(lh.ListdTestCase):
     @classmethod
     def setUpClass(cls):
-        d = cls.d = harness.Deployment("listd-oracle", with_certd=False).start()
-        cls.work = harness.tempdir("listd-oracle-work")
-        d.create_group(TEAM, "p256")
-        cls.cert = os.path.join(cls.work, "team.crt")
-        d.public_certificate(TEAM, cls.cert)
-        cls.sink = lh.Sink(os.path.join(cls.work, "sink"), data_reply="554", data_reply_match="LEAKME",
-                           data_reply_echo=True, data_defer_match="DEFERME").start()
-        cls.drop = None
-        store_url = None
-        if harness.store_kind() == "postgres":
-            store_url, cls.drop = harness._postgres_database("listd_oracle")
-        cls.l = lh.Listd(d, "oracle", store_url=store_url, lmtp=False,
-                         delivery={"mode": "smtp", "smarthost": "127.0.0.1:%d" % cls.sink.port,
-                                   "starttls": "never", "max_age_seconds": MAX_AGE})
+        cls.set_up_listd("listd-oracle", TEAM, "oracle", cert_name="team.crt", lmtp=False,
+                         sink={"data_reply": "554", "data_reply_match": "LEAKME",
+                               "data_reply_echo": True, "data_defer_match": "DEFERME"},
+                         delivery={"max_age_seconds": MAX_AGE})
         cls.l.lists("create", TEAM, "--group", TEAM, "--certificate", cls.cert, "--posting", "open")
         for lst, extra in ((LEAK, ["--posting", "open"]), (CLOSED, []), (OWNED, ["--owner", BOSS]),
                            (DEFER, ["--posting", "open"])):
@@ -71,14 +61,6 @@ class ListdOracleTest(harness.TestCase):
             cls.l.lists("member", "add", lst, *MEMBERS)
         time.sleep(1.1)  # members are added strictly before any post
         cls.l.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.l.daemon:
-            cls.l.stop()
-        cls.sink.stop()
-        if cls.drop:
-            cls.drop()
 
     # -- helpers
     def sql(self, statement):

@@ -33,33 +33,13 @@ OWNER = "boss@example.net"
 MSG = b"From: someone@example.net\nSubject: for the owner %s\n\nbody\n"
 
 
-class SenderTest(harness.TestCase):
+class SenderTest(lh.ListdTestCase):
     @classmethod
     def setUpClass(cls):
-        d = cls.d = harness.Deployment("listd-sender", with_certd=False).start()
-        cls.work = harness.tempdir("listd-sender-work")
-        d.create_group(LIST, "p256")
-        cls.cert = os.path.join(cls.work, "list.crt")
-        d.public_certificate(LIST, cls.cert)
-        cls.sink = lh.Sink(os.path.join(cls.work, "sink"), refuse_bare_lf=True).start()
-        cls.drop = None
-        store_url = None
-        if harness.store_kind() == "postgres":
-            store_url, cls.drop = harness._postgres_database("listd_sender")
-        cls.l = lh.Listd(d, "sender", store_url=store_url, lmtp=False,
-                         delivery={"mode": "smtp", "smarthost": "127.0.0.1:%d" % cls.sink.port,
-                                   "starttls": "never"})
+        cls.set_up_listd("listd-sender", LIST, "sender", sink={"refuse_bare_lf": True}, lmtp=False)
         cls.l.lists("create", LIST, "--group", LIST, "--certificate", cls.cert, "--owner", OWNER)
         time.sleep(1.1)
         cls.l.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.l.daemon:
-            cls.l.stop()
-        cls.sink.stop()
-        if cls.drop:
-            cls.drop()
 
     def forwarded(self, marker):
         out = []

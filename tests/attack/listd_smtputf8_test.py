@@ -31,35 +31,16 @@ SENDER = "j\u00f6rg@example.net"
 MSG = b"From: someone@example.net\nSubject: for the owner %s\n\nbody\n"
 
 
-class Base(harness.TestCase):
+class Base(lh.ListdTestCase):
     MODE = None
 
     @classmethod
     def setUpClass(cls):
-        d = cls.d = harness.Deployment("listd-utf8-" + cls.MODE, with_certd=False).start()
-        cls.work = harness.tempdir("listd-utf8-work")
-        d.create_group(LIST, "p256")
-        cls.cert = os.path.join(cls.work, "list.crt")
-        d.public_certificate(LIST, cls.cert)
-        cls.sink = lh.Sink(os.path.join(cls.work, "sink"), smtputf8=cls.MODE).start()
-        cls.drop = None
-        store_url = None
-        if harness.store_kind() == "postgres":
-            store_url, cls.drop = harness._postgres_database("listd_utf8_" + cls.MODE)
-        cls.l = lh.Listd(d, "utf8-" + cls.MODE, store_url=store_url, lmtp=False,
-                         delivery={"mode": "smtp", "smarthost": "127.0.0.1:%d" % cls.sink.port,
-                                   "starttls": "never"})
+        cls.set_up_listd("listd-utf8-" + cls.MODE, LIST, "utf8-" + cls.MODE,
+                         sink={"smtputf8": cls.MODE}, lmtp=False)
         cls.l.lists("create", LIST, "--group", LIST, "--certificate", cls.cert, "--owner", OWNER)
         time.sleep(1.1)
         cls.l.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.l.daemon:
-            cls.l.stop()
-        cls.sink.stop()
-        if cls.drop:
-            cls.drop()
 
     def forwarded(self, marker):
         return [r for r in self.sink.deliveries()

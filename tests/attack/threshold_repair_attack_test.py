@@ -13,7 +13,6 @@ trust, not a check). What the nodes do check, and this test holds them to:
   - a member, whatever its credentials, cannot start a repair or an enrollment at any node.
 """
 
-import hashlib
 import json
 import os
 import sys
@@ -29,16 +28,8 @@ G_COMPRESSED = bytes.fromhex("036b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0
 class RepairAttack(harness.TestCase):
     @classmethod
     def setUpClass(cls):
-        first = harness.Deployment("repatk1", with_certd=False)
-        first._make_pki()
-        pki = first.pki
-        cls.admin_cert = (pki.client("repatk-admin", "tls-ca", "repair admin"), pki.key("repatk-admin"))
-        fingerprint = hashlib.sha256(harness.cert_der(cls.admin_cert[0])).hexdigest()
-        first.admin_fingerprints = [fingerprint]
-        cls.nodes = [first] + [harness.Deployment("repatk%d" % i, with_certd=False, pki=pki,
-                                                  admin_fingerprints=[fingerprint]) for i in (2, 3, 4)]
-        for d in cls.nodes:
-            d.start()
+        cls.nodes, cls.admin_cert, pki = harness.groupd_nodes("repatk", 4, "repair admin")
+        first = cls.nodes[0]
         cls.urls = [d.g.url() for d in cls.nodes]
         p = first.bl("admin", "--server", cls.urls[0], "--ca", pki.crt("tls-ca"), "--client-cert",
                      cls.admin_cert[0], "--client-key", cls.admin_cert[1], "--json", "group", "create", GROUP,

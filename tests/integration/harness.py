@@ -28,6 +28,7 @@ of its own (created with psql when available).
 
 import base64
 import email
+import hashlib
 import http.client
 import json
 import os
@@ -944,6 +945,24 @@ def crlf(b):
 
 # ---------------------------------------------------------------------------
 # assertions
+
+
+def groupd_nodes(prefix, count, admin_label):
+    """`count` started groupd deployments (no certd) named prefix1, prefix2, ... that share one
+    PKI and one administrator, a client certificate with `admin_label` as its subject that every
+    node takes as admin: (nodes, (admin certificate, admin key), pki). A threshold group spans
+    them."""
+    first = Deployment(prefix + "1", with_certd=False)
+    first._make_pki()
+    pki = first.pki
+    admin = (pki.client(prefix + "-admin", "tls-ca", admin_label), pki.key(prefix + "-admin"))
+    fingerprint = hashlib.sha256(cert_der(admin[0])).hexdigest()
+    first.admin_fingerprints = [fingerprint]
+    nodes = [first] + [Deployment("%s%d" % (prefix, i), with_certd=False, pki=pki,
+                                  admin_fingerprints=[fingerprint]) for i in range(2, count + 1)]
+    for d in nodes:
+        d.start()
+    return nodes, admin, pki
 
 
 class TestCase(unittest.TestCase):

@@ -187,6 +187,46 @@ class Listd:
         return harness.read(self.log_path).decode(errors="replace") if os.path.exists(self.log_path) else ""
 
 
+class ListdTestCase(harness.TestCase):
+    """A test class around one listd: set_up_listd (called from setUpClass) starts a deployment
+    (groupd, no certd) with one P-256 group `group`, saves its certificate as cls.cert, starts an
+    SMTP sink as listd's smarthost (`sink`: the Sink's options; None for none, listd then delivers
+    to Maildirs) and configures cls.l (not started) on a store of its own, PostgreSQL when the run
+    asks for it. tearDownClass stops all of them."""
+
+    l = None
+    sink = None
+    drop = None
+
+    @classmethod
+    def set_up_listd(cls, name, group, listd_name, *, cert_name="list.crt", sink=None, delivery=None,
+                     **listd_options):
+        d = cls.d = harness.Deployment(name, with_certd=False).start()
+        cls.work = harness.tempdir(name + "-work")
+        d.create_group(group, "p256")
+        cls.cert = os.path.join(cls.work, cert_name)
+        d.public_certificate(group, cls.cert)
+        delivery = dict(delivery or {})
+        if sink is not None:
+            cls.sink = Sink(os.path.join(cls.work, "sink"), **sink).start()
+            delivery = dict({"mode": "smtp", "smarthost": "127.0.0.1:%d" % cls.sink.port,
+                             "starttls": "never"}, **delivery)
+        store_url = None
+        if harness.store_kind() == "postgres":
+            store_url, cls.drop = harness._postgres_database(name.replace("-", "_"))
+        cls.l = Listd(d, listd_name, store_url=store_url, delivery=delivery or None, **listd_options)
+        return d
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.l is not None and cls.l.daemon:
+            cls.l.stop()
+        if cls.sink is not None:
+            cls.sink.stop()
+        if cls.drop:
+            cls.drop()
+
+
 def swaks(port, to, data, *, sender="alice@example.org", protocol=None, extra=()):
     """Runs swaks; returns (exit status, transcript text)."""
     args = ["swaks", "--server", "127.0.0.1", "--port", str(port), "--from", sender or "<>", "--data", "-",

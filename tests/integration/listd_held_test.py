@@ -33,22 +33,10 @@ BOSS2 = "boss2@example.net"
 PER_HOUR = 2
 
 
-class ListdHeldTest(harness.TestCase):
+class ListdHeldTest(lh.ListdTestCase):
     @classmethod
     def setUpClass(cls):
-        d = cls.d = harness.Deployment("listd-held", with_certd=False).start()
-        cls.work = harness.tempdir("listd-held-work")
-        d.create_group(TEAM, "p256")
-        cls.cert = os.path.join(cls.work, "team.crt")
-        d.public_certificate(TEAM, cls.cert)
-        cls.sink = lh.Sink(os.path.join(cls.work, "sink")).start()
-        cls.drop = None
-        store_url = None
-        if harness.store_kind() == "postgres":
-            store_url, cls.drop = harness._postgres_database("listd_held")
-        cls.l = lh.Listd(d, "held", store_url=store_url, lmtp=False,
-                         delivery={"mode": "smtp", "smarthost": "127.0.0.1:%d" % cls.sink.port,
-                                   "starttls": "never"})
+        cls.set_up_listd("listd-held", TEAM, "held", cert_name="team.crt", sink={}, lmtp=False)
         cls.l.sections["spool"]["held_days"] = 2
         cls.l.sections["spool"]["held_notices_per_hour"] = PER_HOUR
         cls.l.write_config()
@@ -58,14 +46,6 @@ class ListdHeldTest(harness.TestCase):
             cls.l.lists("member", "add", lst, *MEMBERS)
         time.sleep(1.1)  # members are added strictly before any post
         cls.l.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.l.daemon:
-            cls.l.stop()
-        cls.sink.stop()
-        if cls.drop:
-            cls.drop()
 
     # -- helpers
     def post(self, lst, marker, sender):

@@ -21,7 +21,6 @@ k = 2 of n = 3 groupd nodes, each with its own store and master key, and a fourt
 
 import base64
 import binascii
-import hashlib
 import json
 import os
 import re
@@ -56,16 +55,8 @@ def lagrange(indices, i, x):
 class ThresholdReplace(harness.TestCase):
     @classmethod
     def setUpClass(cls):
-        first = harness.Deployment("rep1", with_certd=False)
-        first._make_pki()
-        pki = first.pki
-        cls.admin_cert = (pki.client("rep-admin", "tls-ca", "replace admin"), pki.key("rep-admin"))
-        fingerprint = hashlib.sha256(harness.cert_der(cls.admin_cert[0])).hexdigest()
-        first.admin_fingerprints = [fingerprint]
-        cls.nodes = [first] + [harness.Deployment("rep%d" % i, with_certd=False, pki=pki,
-                                                  admin_fingerprints=[fingerprint]) for i in (2, 3, 4)]
-        for d in cls.nodes:
-            d.start()
+        cls.nodes, cls.admin_cert, pki = harness.groupd_nodes("rep", 4, "replace admin")
+        first = cls.nodes[0]
         cls.pki = pki
         cls.urls = [d.g.url() for d in cls.nodes]
         p = first.bl("admin", *cls.admin_args(cls.urls[0]), "group", "create", GROUP, "--key-type",

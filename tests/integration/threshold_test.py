@@ -32,7 +32,6 @@ Checked:
 """
 
 import base64
-import hashlib
 import http.server
 import json
 import os
@@ -131,16 +130,8 @@ def unused_port():
 class Threshold(harness.TestCase):
     @classmethod
     def setUpClass(cls):
-        first = harness.Deployment("thr1", with_certd=False)
-        first._make_pki()
-        pki = first.pki
-        cls.admin_cert = (pki.client("thr-admin", "tls-ca", "threshold admin"), pki.key("thr-admin"))
-        fingerprint = hashlib.sha256(harness.cert_der(cls.admin_cert[0])).hexdigest()
-        first.admin_fingerprints = [fingerprint]
-        cls.nodes = [first] + [harness.Deployment("thr%d" % i, with_certd=False, pki=pki,
-                                                  admin_fingerprints=[fingerprint]) for i in (2, 3)]
-        for d in cls.nodes:
-            d.start()
+        cls.nodes, cls.admin_cert, pki = harness.groupd_nodes("thr", 3, "threshold admin")
+        first = cls.nodes[0]
         cls.pki = pki
         cls.urls = [d.g.url() for d in cls.nodes]
         cls.created = cls.create(GROUP)

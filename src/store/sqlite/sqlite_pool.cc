@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "blindlist/error_codes.h"
 #include "store/sql.h"
 
 namespace blindlist::store::sql {
@@ -300,7 +301,7 @@ class SqlitePool final : public ConnectionPool {
 }  // namespace
 
 Result<std::unique_ptr<ConnectionPool>> OpenSqlitePool(const std::string& path) {
-  if (path.empty()) return MakeError("bad-url", "sqlite: the path is empty");
+  if (path.empty()) return MakeError(std::string(errc::kBadUrl), "sqlite: the path is empty");
   if (path != ":memory:") {
     // Create the file ourselves so it is never readable by others, whatever the umask.
     const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
