@@ -84,8 +84,9 @@ std::optional<std::string> UrlHost(std::string_view url) {
   constexpr std::string_view kScheme = "https://";
   if (!url.starts_with(kScheme)) return std::nullopt;
   std::string_view rest = url.substr(kScheme.size());
-  rest = rest.substr(0, rest.find_first_of("/?#"));
-  if (rest.find('@') != std::string_view::npos) return std::nullopt;  // no user info
+  if (rest.ends_with("/")) rest.remove_suffix(1);
+  if (rest.find_first_of("/?#") != std::string_view::npos) return std::nullopt;  // HOST[:PORT] only
+  if (rest.find('@') != std::string_view::npos) return std::nullopt;             // no user info
   std::string_view host;
   std::string_view port;
   if (rest.starts_with("[")) {
@@ -103,6 +104,10 @@ std::optional<std::string> UrlHost(std::string_view url) {
   const bool digits =
       std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
   if (host.empty() || !digits || port.size() > 5) return std::nullopt;
+  if (port.empty() != (rest.find(':', host.size()) == std::string_view::npos))
+    return std::nullopt;  // "host:" with no port
+  if (!port.empty() && (std::stoi(std::string(port)) < 1 || std::stoi(std::string(port)) > 65535))
+    return std::nullopt;
   return std::string(host);
 }
 
@@ -123,6 +128,12 @@ std::string ParseRound(const json& body, Round& out) {
       return "each of \"nodes\" must be an https://HOST[:PORT] URL";
     if (std::find(out.nodes.begin(), out.nodes.end(), url.get<std::string>()) != out.nodes.end())
       return "\"nodes\" names a URL twice";
+    // A certificate names hosts, not ports: two nodes on one host could each answer for the
+    // other's index, and so learn the pieces dealt to it.
+    for (const std::string& other : out.nodes) {
+      if (UrlHost(other) == UrlHost(url.get<std::string>()))
+        return "\"nodes\" names one host twice: every node needs a host name of its own";
+    }
     out.nodes.push_back(url.get<std::string>());
   }
   out.n = static_cast<int>(out.nodes.size());

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <ctime>
@@ -1793,6 +1794,29 @@ HttpResponse GroupService::StoreThresholdGroup(Call& call, const std::string& na
     if (!point.ok() || *point != (*commitments)[0]) {
       return Fail(call, 400, "wrong-certificate",
                   "the certificate's key is not the committed group key");
+    }
+    // Made by the first node for this group, under the deployment CA this node has (the nodes
+    // share it): not any certificate a relay made for the group key.
+    const crypto::CertificateInfo info = crypto::DescribeCertificate(*cert);
+    bool names_group = false;
+    for (const std::string& email : info.emails) {
+      names_group =
+          names_group ||
+          std::equal(email.begin(), email.end(), name.begin(), name.end(), [](char a, char b) {
+            return std::tolower(static_cast<unsigned char>(a)) ==
+                   std::tolower(static_cast<unsigned char>(b));
+          });
+    }
+    if (!names_group) {
+      return Fail(call, 400, "wrong-certificate",
+                  "the certificate does not name the group's address");
+    }
+    if (ca_cert_) {
+      if (Status issued = crypto::VerifyIssuedBy(*cert, *ca_cert_, Now()); !issued.ok()) {
+        return Fail(call, 400, "wrong-certificate",
+                    "the certificate is not issued by this node's deployment CA: " +
+                        issued.error().message);
+      }
     }
     key_row.certificate_der = cert->Der();
   } else {

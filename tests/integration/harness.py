@@ -213,9 +213,10 @@ class Pki:
         openssl(*args)
         return self.crt(name)
 
-    def server(self, name, ca):
-        return self.issue(name, ca, "ec", "127.0.0.1", key_usage="digitalSignature",
-                          ext_key_usage="serverAuth", san="IP:127.0.0.1,DNS:localhost")
+    def server(self, name, ca, host="127.0.0.1"):
+        san = "IP:127.0.0.1,DNS:localhost" if host == "127.0.0.1" else "IP:" + host
+        return self.issue(name, ca, "ec", host, key_usage="digitalSignature",
+                          ext_key_usage="serverAuth", san=san)
 
     def member(self, name, ca, alg, address):
         """A member's S/MIME certificate, also usable as a TLS client certificate."""
@@ -473,9 +474,10 @@ class Response:
 
 
 class HttpsEndpoint:
-    def __init__(self, port, ca_file):
+    def __init__(self, port, ca_file, host="127.0.0.1"):
         self.port = port
         self.ca_file = ca_file
+        self.host = host
         self._contexts = {}
 
     def context(self, cert=None):
@@ -490,7 +492,7 @@ class HttpsEndpoint:
         return self._contexts[key]
 
     def url(self):
-        return "https://127.0.0.1:%d" % self.port
+        return "https://%s:%d" % (self.host, self.port)
 
     def request(self, method, path, body=None, *, token=None, cert=None, headers=None, timeout=120):
         """body: a dict/list (sent as JSON), bytes/str (sent as is) or None. cert: (crt, key)."""
@@ -502,7 +504,7 @@ class HttpsEndpoint:
             h.setdefault("Content-Type", "application/json")
         if isinstance(body, str):
             body = body.encode()
-        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.context(cert), timeout=timeout)
+        conn = http.client.HTTPSConnection(self.host, self.port, context=self.context(cert), timeout=timeout)
         try:
             conn.request(method, path, body=body, headers=h)
             r = conn.getresponse()
@@ -517,13 +519,13 @@ class HttpsEndpoint:
         rest avoids a race between our send and its close on a loaded machine.
         """
         import socket
-        head = ["%s %s HTTP/1.1" % (method, path), "Host: 127.0.0.1:%d" % self.port,
+        head = ["%s %s HTTP/1.1" % (method, path), "Host: %s:%d" % (self.host, self.port),
                 "Content-Type: application/json", "Content-Length: %d" % size]
         if token:
             head.append("Authorization: Bearer " + token)
         data = ("\r\n".join(head) + "\r\n\r\n").encode() + b'{"recipient_info": "' + b"A" * 1000
-        raw_sock = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
-        with self.context(cert).wrap_socket(raw_sock, server_hostname="127.0.0.1") as s:
+        raw_sock = socket.create_connection((self.host, self.port), timeout=timeout)
+        with self.context(cert).wrap_socket(raw_sock, server_hostname=self.host) as s:
             s.sendall(data)
             reply = b""
             while True:
@@ -675,8 +677,9 @@ class Deployment:
     CA_PASSPHRASE = "integration-ca-passphrase"
 
     def __init__(self, name, *, with_certd=True, limits=None, certd_limits=None, validity_hours=24,
-                 pki=None, store_url=None, admin_fingerprints=()):
+                 pki=None, store_url=None, admin_fingerprints=(), host="127.0.0.1"):
         self.name = name
+        self.host = host  # groupd's listening address, the only one its certificate names
         self.dir = tempdir(name)
         self.pki = pki or Pki(os.path.join(self.dir, "pki"))
         self.with_certd = with_certd
@@ -705,7 +708,7 @@ class Deployment:
         if not os.path.exists(p.crt("tls-ca")):
             p.make_ca("tls-ca", "Integration TLS CA")
             p.make_ca("deploy-ca", "Integration deployment CA")
-        p.server("groupd-%s" % self.name, "tls-ca")
+        p.server("groupd-%s" % self.name, "tls-ca", self.host)
         p.server("certd-%s" % self.name, "tls-ca")
 
     @staticmethod
@@ -730,7 +733,7 @@ class Deployment:
 
     def groupd_config(self, limits=None):
         return {
-            "server": {"listen": "127.0.0.1:0", "certificate": self.pki.crt("groupd-%s" % self.name),
+            "server": {"listen": "%s:0" % self.host, "certificate": self.pki.crt("groupd-%s" % self.name),
                        "private_key": self.pki.key("groupd-%s" % self.name), "threads": 2},
             "store": {"url": self.store_url},
             "keys": {"master_key_file": self.f("master.key"), "ca_certificate": self.pki.crt("deploy-ca"),
@@ -775,7 +778,7 @@ class Deployment:
                              [groupd_bin(), "--config", self.groupd_config_file, "--port-file", self.f("groupd.port")],
                              {}, self.f("groupd.log"), self.f("groupd.port"))
         self.groupd.start()
-        self.g = HttpsEndpoint(self.groupd.port, self.pki.crt("tls-ca"))
+        self.g = HttpsEndpoint(self.groupd.port, self.pki.crt("tls-ca"), self.host)
         health = self.groupd.wait_healthy(self.g)
         expected = "postgresql" if self.store_url.startswith("postgresql:") else "sqlite"
         if health.get("store") != expected:

@@ -15,7 +15,8 @@ fourth without it. Checked, in this order:
      no-node-ca, and the command names it), a relay that swaps a node's round key
      (bad-signature naming that node), a state from another round or an expired one
      (bad-state), a node that deals a bad piece (bad-share naming it; nothing is stored), one
-     node listed twice under two spellings of its URL (bad-signature);
+     node listed twice under two spellings of its URL (bad-signature), two nodes on one host,
+     a group certificate for the right key from another CA (wrong-certificate);
   3. share refresh and node replacement work on the group made without a dealer.
 """
 
@@ -64,6 +65,8 @@ class ThresholdDkg(harness.TestCase):
     @classmethod
     def setUpClass(cls):
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: F401 (fails early)
+        # Each node on a loopback address of its own, with a certificate naming only that one: a
+        # key generation refuses two nodes on one host (a certificate names no port).
         first = DkgNode("dkg1", True, with_certd=False)
         first._make_pki()
         pki = first.pki
@@ -71,7 +74,8 @@ class ThresholdDkg(harness.TestCase):
         fingerprint = hashlib.sha256(harness.cert_der(cls.admin_cert[0])).hexdigest()
         first.admin_fingerprints = [fingerprint]
         cls.nodes = [first] + [DkgNode("dkg%d" % i, i != 4, with_certd=False, pki=pki,
-                                       admin_fingerprints=[fingerprint]) for i in (2, 3, 4)]
+                                       admin_fingerprints=[fingerprint], host="127.0.0.%d" % i)
+                               for i in (2, 3, 4)]
         for d in cls.nodes:
             d.start()
         cls.pki = pki
@@ -300,6 +304,14 @@ class ThresholdDkg(harness.TestCase):
         swapped = [body["starts"][0], body["starts"][1], dict(body["starts"][1], index=3)]
         r = self.post_admin(0, path + "deal", dict(body, starts=swapped, index=1, state=states[0]))
         self.assertIn("node 3", self.assertRefused(r, 400, "bad-signature")["message"])
+        # Two nodes on one host (their certificates cannot tell their ports apart): refused.
+        same_host = "https://127.0.0.1:%d" % (int(self.urls[0].rsplit(":", 1)[1]) % 60000 + 1)
+        r = self.post_admin(0, path + "start", dict(base, nodes=[self.urls[0], same_host]))
+        self.assertIn("one host twice", self.assertRefused(r, 400, "malformed-request")["message"])
+        for bad in ("/x", "?q=1", "#f", ":", ":0", ":99999"):
+            host = self.urls[1] if bad.startswith(("/", "?", "#")) else self.urls[1].rsplit(":", 1)[0]
+            r = self.post_admin(0, path + "start", dict(base, nodes=[self.urls[0], host + bad]))
+            self.assertRefused(r, 400, "malformed-request")
         # One node under two spellings of its URL (its certificate names both) would take two
         # indices, so two shares: every other node refuses the round.
         alias = self.urls[0].replace("127.0.0.1", "localhost")
@@ -353,6 +365,29 @@ class ThresholdDkg(harness.TestCase):
                                "unknown-group")
         r = self.post_admin(0, path + "finish", dict(body, index=1, state=states[0],
                                                      pieces=pieces_to[1]))
+        self.assertEqual(r.status, 201, r)
+        # Node 1's certificate re-signed by a CA of the relay's (the same key C0, the same names):
+        # node 2 refuses it, and takes node 1's own.
+        real = self.nodes[0].g.get("/v1/groups/%s/certificate" % g).body
+        real_path = os.path.join(self.pki.dir, "manual-group.crt")
+        harness.write(real_path, real)
+        self.pki.make_ca("relay-ca", "A relay's CA")
+        forged_path = os.path.join(self.pki.dir, "manual-forged.crt")
+        pub = harness.openssl("x509", "-in", real_path, "-pubkey", "-noout").stdout
+        harness.write(os.path.join(self.pki.dir, "manual-c0.pem"), pub)
+        self.pki.gen_key("manual-any", "ec")
+        harness.openssl("req", "-new", "-key", self.pki.key("manual-any"), "-subj", "/CN=%s" % group,
+                        "-addext", "subjectAltName=email:%s" % group,
+                        "-out", os.path.join(self.pki.dir, "manual-any.csr"))
+        harness.openssl("x509", "-req", "-in", os.path.join(self.pki.dir, "manual-any.csr"),
+                        "-force_pubkey", os.path.join(self.pki.dir, "manual-c0.pem"), "-copy_extensions",
+                        "copy", "-CA", self.pki.crt("relay-ca"), "-CAkey", self.pki.key("relay-ca"),
+                        "-set_serial", "7", "-days", "30", "-out", forged_path)
+        r = self.post_admin(1, path + "finish", dict(body, index=2, state=states[1], pieces=pieces_to[2],
+                                                     certificate=harness.read(forged_path).decode()))
+        self.assertRefused(r, 400, "wrong-certificate")
+        r = self.post_admin(1, path + "finish", dict(body, index=2, state=states[1], pieces=pieces_to[2],
+                                                     certificate=real.decode()))
         self.assertEqual(r.status, 201, r)
         # The group exists there now: every round refuses it.
         self.assertRefused(self.post_admin(0, path + "start", dict(other, index=1)), 409, "exists")
