@@ -114,12 +114,13 @@ class ReadingRecipesTest(harness.TestCase):
     def as_member(self, argv, message, env=None):
         """Runs argv as the member account, the message on standard input."""
         script = ('mount --bind "$1" /etc/passwd && mount --bind "$2" /etc/group && '
-                  'mount --bind "$3" /var/mail && shift 3 && exec setpriv --reuid %d --regid %d --clear-groups -- "$@"' % (UID, UID))
+                  'mount --bind "$3" /var/mail && shift 3 && '
+                  'exec setpriv --reuid %d --regid %d --clear-groups -- "$@"' % (UID, UID))
         base = {"PATH": "/usr/bin:/bin", "LANG": "C"}
         base.update(env or {})
         return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
-                               self.passwd, self.group, self.spool] + argv, input=message, env=base, capture_output=True,
-                              cwd="/", timeout=300)
+                               self.passwd, self.group, self.spool] + argv,
+                              input=message, env=base, capture_output=True, cwd="/", timeout=300)
 
     def subst(self, text):
         """The doc's text with the test environment's URL and binary."""
