@@ -429,6 +429,9 @@ Status RunReopen(OpenOptions& o) {
                      "--reopen works like --filter: --method rewrap or cert with --member-cert");
   }
   BL_TRY_ASSIGN(crypto::Certificate mine, crypto::Certificate::LoadFile(o.member_cert));
+  // Read --token-file now: each message is opened with a copy of these options, and the file's
+  // path belongs to this ApiCredentials object, not to its copies.
+  BL_TRY(FinishServerOptions(o.creds));
   o.splice_only = true;
   auto is_candidate = [&](const std::string& message) {
     if (!HasListId(message, o.group)) return false;
