@@ -93,10 +93,17 @@ constexpr std::string_view kMembersByLowerAddress = R"sql(
 CREATE INDEX members_by_lower_address ON members (group_id, lower(address));
 )sql";
 
+// One audit record per request for many members (groupd's per-member re-wrap) names them all,
+// by result, as JSON: one row a request instead of one a member.
+constexpr std::string_view kAuditMembers = R"sql(
+ALTER TABLE audit_log ADD COLUMN members TEXT NOT NULL DEFAULT '';
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kInitialSchema},
     {2, "groups.content_cipher", kContentCipher},
     {3, "members_by_lower_address", kMembersByLowerAddress},
+    {4, "audit_log.members", kAuditMembers},
 };
 
 // pg_advisory_xact_lock key: serialises migrations between processes ("blnd").
