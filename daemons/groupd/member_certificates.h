@@ -1,10 +1,11 @@
 // MemberCertificateCache: parsed member certificates for rewrap, keyed by their
 // SHA-256 fingerprint. Parsing an RSA-3072 certificate costs OpenSSL 3.0 about two
 // P-256 ECDHs; the certificate bytes of a fingerprint never change, so the parse
-// can be kept. Membership is not cached: the caller reads the member's row from
-// the store on every request and passes its certificate here, so removing a
-// member still takes effect on the next request. A hit is only served if the
-// cached DER equals the row's DER byte for byte.
+// can be kept. Membership is not cached: the caller reads the member's row (or its
+// fingerprint) from the store on every request, so removing a member, or replacing its
+// certificate, takes effect on the next request. Get and GetWrapTarget serve a hit only
+// if the cached DER equals the row's DER byte for byte; FindWrapTarget, given only a
+// fingerprint, serves only an entry whose DER was checked to hash to it.
 //
 // Thread-safety: Get() may be called from any number of threads at once.
 #pragma once
@@ -38,6 +39,11 @@ class MemberCertificateCache {
   // later posts pay only the wrap. Errors: those of Get and of crypto::WrapTarget::Prepare.
   Result<crypto::WrapTarget> GetWrapTarget(const std::string& fingerprint, const Bytes& der);
 
+  // The prepared certificate whose SHA-256 is `fingerprint` (lowercase hex), if a
+  // GetWrapTarget call made it; nothing otherwise (the caller then reads the certificate and
+  // calls GetWrapTarget). Lets the per-member re-wrap read only fingerprints from the store.
+  std::optional<crypto::WrapTarget> FindWrapTarget(const std::string& fingerprint) const;
+
   std::size_t size() const;
   std::size_t parses() const;  // misses that parsed, for tests
 
@@ -46,6 +52,7 @@ class MemberCertificateCache {
     Bytes der;
     crypto::Certificate certificate;
     std::optional<crypto::WrapTarget> target;  // made on the first wrap to it
+    bool der_matches_key = false;              // SHA-256 of `der` is the entry's fingerprint
   };
   const std::size_t capacity_;
   mutable std::mutex mu_;

@@ -63,5 +63,28 @@ TEST(MemberCertificateCache, StaysWithinItsCapacity) {
   EXPECT_EQ(cache.parses(), 5u);
 }
 
+// The per-member re-wrap reads only fingerprints from the store: FindWrapTarget serves a
+// prepared certificate by its fingerprint alone, and only one whose bytes hash to it.
+TEST(MemberCertificateCache, FindsAPreparedCertificateByItsFingerprintOnly) {
+  MemberCertificateCache cache;
+  Bytes a = NewCertificateDer("a@example.org");
+  Bytes b = NewCertificateDer("b@example.org");
+  EXPECT_FALSE(cache.FindWrapTarget(FingerprintOf(a)).has_value());
+  ASSERT_TRUE(cache.Get(FingerprintOf(a), a).ok());
+  EXPECT_FALSE(cache.FindWrapTarget(FingerprintOf(a)).has_value()) << "parsed, not prepared";
+  ASSERT_TRUE(cache.GetWrapTarget(FingerprintOf(a), a).ok());
+  auto hit = cache.FindWrapTarget(FingerprintOf(a));
+  ASSERT_TRUE(hit.has_value());
+  EXPECT_EQ(hit->certificate().Der(), a);
+  EXPECT_EQ(cache.parses(), 1u);
+  EXPECT_FALSE(cache.FindWrapTarget(FingerprintOf(b)).has_value());
+  // A row whose fingerprint is not its certificate's: wrapped to through GetWrapTarget (bytes
+  // compared), never served by that fingerprint alone.
+  ASSERT_TRUE(cache.GetWrapTarget(FingerprintOf(a), b).ok());
+  EXPECT_FALSE(cache.FindWrapTarget(FingerprintOf(a)).has_value());
+  ASSERT_TRUE(cache.GetWrapTarget("not-its-fingerprint", b).ok());
+  EXPECT_FALSE(cache.FindWrapTarget("not-its-fingerprint").has_value());
+}
+
 }  // namespace
 }  // namespace blindlist::groupd

@@ -8,6 +8,7 @@
 #include <ctime>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <unordered_map>
 #include <variant>
 
 #include "api/json_fields.h"
@@ -247,12 +248,11 @@ void GroupService::Handle(const HttpRequest& req, net::HttpResponder respond) {
     Finish(call, std::move(resp), req.peer_address, start, respond);
     return;
   }
-  // The records of one request, the members' (a per-member re-wrap) and then its own, go to
-  // the writer as one entry: committed in order, one callback, which fails if any record did.
-  // The answer waits for their commit, but no thread waits with it.
-  std::vector<store::AuditRecord> records = std::move(call.member_audit);
-  call.member_audit = {};
+  // The answer waits for the request's record to be committed, but no thread waits with it.
+  std::vector<store::AuditRecord> records;
   records.push_back(AuditRecordOf(call));
+  records.back().members = std::move(call.audit_members);
+  call.audit_members = {};
   audit_.AppendAsync(
       std::move(records), [this, call, resp = std::move(resp), peer = req.peer_address, start,
                            respond = std::move(respond)](const Status& st) mutable {
@@ -770,8 +770,8 @@ std::variant<SecretBytes, HttpResponse> UnwrapGroupRecipient(store::Store& st, G
 
 // One member's answer in a per-member re-wrap.
 struct MemberTarget {
-  std::string address;  // as the exploder named it
-  std::string status;   // "ok", "not-member", "no-certificate", "unusable-certificate"
+  std::string_view address;  // as the exploder named it (in the request's list of addresses)
+  std::string status;        // "ok", "not-member", "no-certificate", "unusable-certificate"
   std::optional<crypto::WrapTarget> target;
 };
 
@@ -790,17 +790,100 @@ void AppendJsonString(std::string& out, std::string_view s) {
   out += '"';
 }
 
-store::AuditRecord MemberAuditRecord(const GroupService::Call& call, const MemberTarget& m) {
-  store::AuditRecord rec;
-  rec.time = Now();
-  rec.daemon = "groupd";
-  rec.caller = call.caller;
-  rec.group = call.group;
-  rec.key_version = call.key_version;
-  rec.operation = "rewrap-member";
-  rec.result = m.status;
-  rec.reason = FirstChars("member:" + m.address, kMaxReasonChars);
-  return rec;
+// The addresses of a per-member re-wrap by status, in the order asked, as a JSON object
+// ({"ok": [...], "not-member": [...], ...}; a status no address had is left out): the request's
+// audit record names every member it wrapped to and every address it refused.
+std::string AuditMembers(const std::vector<MemberTarget>& targets) {
+  static constexpr std::array<std::string_view, 4> kStatuses = {
+      "ok", "not-member", "no-certificate", "unusable-certificate"};
+  std::string out = "{";
+  for (std::string_view status : kStatuses) {
+    bool first = true;
+    for (const MemberTarget& t : targets) {
+      if (t.status != status) continue;
+      if (first) {
+        if (out.size() > 1) out += ',';
+        out += '"';
+        out += status;
+        out += "\":[";
+        first = false;
+      } else {
+        out += ',';
+      }
+      AppendJsonString(out, t.address);
+    }
+    if (!first) out += ']';
+  }
+  return out + "}";
+}
+
+// Each named address as the roster has it now, with its certificate prepared for wrapping.
+// The store gives only each member's certificate fingerprint; a certificate the cache holds
+// under it is used as it is, and only the members whose certificate it lacks are read whole
+// (their rows as they are then: a member removed meanwhile is not one, a certificate replaced
+// meanwhile is the new one). Nothing about membership is kept across requests.
+Result<std::vector<MemberTarget>> ResolveMembers(store::Store& st, MemberCertificateCache& cache,
+                                                 std::int64_t group_id,
+                                                 const std::vector<std::string>& asked,
+                                                 const crypto::Certificate& exploder) {
+  BL_TRY_ASSIGN(auto roster, st.FindMemberFingerprints(group_id, asked));
+  std::unordered_map<std::string, const store::MemberFingerprint*> current;
+  current.reserve(roster.size());
+  for (const auto& m : roster) current.emplace(store::CanonicalMailbox(m.address), &m);
+  std::vector<MemberTarget> targets;
+  targets.reserve(asked.size());
+  std::vector<std::size_t> misses;
+  for (const std::string& address : asked) {
+    MemberTarget t{.address = address, .status = "ok", .target = {}};
+    auto it = current.find(store::CanonicalMailbox(address));
+    if (it == current.end()) {
+      t.status = "not-member";
+    } else if (it->second->cert_fingerprint.empty()) {
+      t.status = "no-certificate";
+    } else if (auto hit = cache.FindWrapTarget(it->second->cert_fingerprint)) {
+      t.target = std::move(*hit);
+    } else {
+      misses.push_back(targets.size());
+    }
+    targets.push_back(std::move(t));
+  }
+  if (!misses.empty()) {
+    std::vector<std::string> missed;
+    missed.reserve(misses.size());
+    for (std::size_t i : misses) missed.emplace_back(targets[i].address);
+    BL_TRY_ASSIGN(auto rows, st.FindMembers(group_id, missed));
+    std::unordered_map<std::string, const store::Member*> whole;
+    whole.reserve(rows.size());
+    for (const auto& m : rows) whole.emplace(store::CanonicalMailbox(m.address), &m);
+    for (std::size_t i : misses) {
+      MemberTarget& t = targets[i];
+      auto it = whole.find(store::CanonicalMailbox(t.address));
+      if (it == whole.end()) {
+        t.status = "not-member";
+      } else if (it->second->certificate_der.empty()) {
+        t.status = "no-certificate";
+      } else {
+        // Whether a certificate can be wrapped to is its own property (WrapTarget::Prepare
+        // checks it), decided before the unwrap.
+        auto target =
+            cache.GetWrapTarget(it->second->cert_fingerprint, it->second->certificate_der);
+        if (target.ok()) {
+          t.target = std::move(*target);
+        } else {
+          t.status = "unusable-certificate";
+        }
+      }
+    }
+  }
+  // The caller's own key: a member registered with it (a clash stored before registration
+  // checked keys, or written around it) would give the exploder that member's copy to read.
+  for (MemberTarget& t : targets) {
+    if (t.target && t.target->certificate().SameKey(exploder)) {
+      t.status = "unusable-certificate";
+      t.target.reset();
+    }
+  }
+  return targets;
 }
 
 }  // namespace
@@ -835,36 +918,13 @@ HttpResponse GroupService::RewrapMembers(const HttpRequest& req, Call& call,
   std::vector<std::string> asked;
   asked.reserve(names->size());
   for (const auto& n : *names) asked.push_back(n.get<std::string>());
-  auto roster = store_->FindMembers(group.id, asked);
-  if (!roster.ok()) return StoreDown(call, roster.error());
-  std::map<std::string, const store::Member*> current;
-  for (const auto& m : *roster) current.emplace(store::CanonicalMailbox(m.address), &m);
-  // The caller's own key: a member registered with it (a clash stored before registration
-  // checked keys, or written around it) would give the exploder that member's copy to read.
-  auto exploder = crypto::Certificate::Load(req.peer_certificate_der);
+  // Parsed once and kept with the members' (OpenSSL 3.0's decoder costs a few hundred µs).
+  auto exploder =
+      member_certificates_.Get(Fingerprint(req.peer_certificate_der), req.peer_certificate_der);
   if (!exploder.ok()) return Internal(call, "the exploder's certificate", exploder.error());
-  std::vector<MemberTarget> targets;
-  targets.reserve(names->size());
-  for (const auto& n : *names) {
-    MemberTarget t{.address = n.get<std::string>(), .status = "ok", .target = {}};
-    auto it = current.find(store::CanonicalMailbox(t.address));
-    if (it == current.end()) {
-      t.status = "not-member";
-    } else if (it->second->certificate_der.empty()) {
-      t.status = "no-certificate";
-    } else {
-      // Whether a certificate can be wrapped to is its own property (WrapTarget::Prepare checks
-      // it), decided before the unwrap.
-      auto target = member_certificates_.GetWrapTarget(it->second->cert_fingerprint,
-                                                       it->second->certificate_der);
-      if (!target.ok() || target->certificate().SameKey(*exploder)) {
-        t.status = "unusable-certificate";
-      } else {
-        t.target = std::move(*target);
-      }
-    }
-    targets.push_back(std::move(t));
-  }
+  auto resolved = ResolveMembers(*store_, member_certificates_, group.id, asked, *exploder);
+  if (!resolved.ok()) return StoreDown(call, resolved.error());
+  std::vector<MemberTarget>& targets = *resolved;
 
   // The unwrap, once, with the refusals of every other unwrap: each a public property of the
   // request, none of the padding (implicit rejection).
@@ -882,7 +942,6 @@ HttpResponse GroupService::RewrapMembers(const HttpRequest& req, Call& call,
   std::string out = "{\"key_version\":" + std::to_string(call.key_version) + ",\"members\":[";
   out.reserve(out.size() + targets.size() * 512);
   std::size_t wrapped_count = 0;
-  call.member_audit.reserve(targets.size());
   for (MemberTarget& t : targets) {
     if (&t != targets.data()) out += ',';
     out += "{\"address\":";
@@ -902,9 +961,9 @@ HttpResponse GroupService::RewrapMembers(const HttpRequest& req, Call& call,
       ++wrapped_count;
     }
     out += '}';
-    call.member_audit.push_back(MemberAuditRecord(call, t));
   }
   out += "]}";
+  call.audit_members = AuditMembers(targets);
   call.result = "ok";
   call.reason = (call.reason.empty() ? "" : call.reason + "; ") +
                 "members:" + std::to_string(targets.size()) +
@@ -1561,15 +1620,21 @@ HttpResponse GroupService::AuditLog(const HttpRequest& req, Call& call, const st
   if (!records.ok()) return StoreDown(call, records.error());
   json out = json::array();
   for (const auto& r : *records) {
-    out.push_back({{"id", r.id},
-                   {"time", r.time},
-                   {"daemon", r.daemon},
-                   {"caller", r.caller},
-                   {"group", r.group},
-                   {"key_version", r.key_version},
-                   {"operation", r.operation},
-                   {"result", r.result},
-                   {"reason", r.reason}});
+    json rec = {{"id", r.id},
+                {"time", r.time},
+                {"daemon", r.daemon},
+                {"caller", r.caller},
+                {"group", r.group},
+                {"key_version", r.key_version},
+                {"operation", r.operation},
+                {"result", r.result},
+                {"reason", r.reason}};
+    // A per-member re-wrap's addresses by status (groupd writes them as a JSON object).
+    if (!r.members.empty()) {
+      json members = json::parse(r.members, nullptr, false);
+      rec["members"] = members.is_discarded() ? json(r.members) : std::move(members);
+    }
+    out.push_back(std::move(rec));
   }
   // A full page may have more behind it: ask again with ?before=next_before.
   json next =

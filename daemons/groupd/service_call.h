@@ -23,9 +23,9 @@ struct GroupService::Call {
   std::string rate_key;
   std::string limited_by;  // for a 429: "address", "failures" or "caller"
   bool tally = false;      // audited in aggregate (api::AuditTally), not one record each
-  // One record per member of a per-member re-wrap (RewrapMembers), committed before the
-  // request's own record: the request succeeds only if all of them are written.
-  std::vector<store::AuditRecord> member_audit;
+  // A per-member re-wrap (RewrapMembers): the addresses by status, as JSON, for the request's
+  // one audit record (store::AuditRecord::members).
+  std::string audit_members;
 };
 
 // What a route found in its path: the group (looked up before the handler runs, for every

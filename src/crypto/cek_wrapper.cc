@@ -5,12 +5,17 @@
 // built here (RFC 8017, 7.1.1 and 7.2.1) and applied with the raw public-key operation:
 // OpenSSL 3.0 draws its padding randomness with one DRBG call (and a getpid) per call, plus
 // one per zero byte for PKCS#1 v1.5, which cost a quarter of an RSA-2048 member's wrap.
+// The public-key operation itself is BN_mod_exp_mont with the modulus's Montgomery context
+// made once per certificate, as OpenSSL's RSA_public_encrypt computes it, without a context
+// duplicated, a BN_CTX allocated and a lock taken for every member.
 //
 // ECDH_compute_key and EVP_PKEY_get0_EC_KEY are deprecated in OpenSSL 3.0. They reach the same
 // constant-time code as EVP_PKEY_derive without setting a peer per member (which compares the
 // curves and takes a key reference each time), as primitives.cc's EcdhWithKey does.
 #define OPENSSL_SUPPRESS_DEPRECATED 1
 
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/ecdh.h>
 #include <openssl/evp.h>
@@ -33,7 +38,9 @@ struct WrapTarget::Impl {
   EVP_PKEY* pub = nullptr;          // owned by cert
   Bytes rid;                        // the IssuerAndSerialNumber DER naming the certificate
   std::size_t modulus_len = 0;      // RSA
-  EvpPkeyCtxPtr rsa_raw;            // RSA: encryption, no padding; each wrap uses a duplicate
+  BnPtr rsa_n;                      // RSA: the modulus,
+  BnPtr rsa_e;                      // the public exponent,
+  BnMontCtxPtr rsa_mont;            // and the modulus's Montgomery context (read-only once made)
   const EC_GROUP* curve = nullptr;  // EC: the key's curve (owned by the key)
   EcPointPtr point;                 // EC: the public point, decoded once
 };
@@ -49,9 +56,16 @@ Result<WrapTarget> WrapTarget::Prepare(const Certificate& cert) {
     return OsslError("crypto", "the certificate has no usable key or issuer");
   if (impl->type == KeyType::kRsa) {
     impl->modulus_len = static_cast<std::size_t>(EVP_PKEY_get_size(impl->pub));
-    impl->rsa_raw.reset(EVP_PKEY_CTX_new_from_pkey(nullptr, impl->pub, nullptr));
-    if (!impl->rsa_raw || EVP_PKEY_encrypt_init(impl->rsa_raw.get()) != 1 ||
-        EVP_PKEY_CTX_set_rsa_padding(impl->rsa_raw.get(), RSA_NO_PADDING) != 1) {
+    BIGNUM* n = nullptr;
+    BIGNUM* e = nullptr;
+    const bool got = EVP_PKEY_get_bn_param(impl->pub, OSSL_PKEY_PARAM_RSA_N, &n) == 1 &&
+                     EVP_PKEY_get_bn_param(impl->pub, OSSL_PKEY_PARAM_RSA_E, &e) == 1;
+    impl->rsa_n.reset(n);
+    impl->rsa_e.reset(e);
+    impl->rsa_mont.reset(BN_MONT_CTX_new());
+    BnCtxPtr bn_ctx(BN_CTX_new());
+    if (!got || !impl->rsa_mont || !bn_ctx ||
+        BN_MONT_CTX_set(impl->rsa_mont.get(), impl->rsa_n.get(), bn_ctx.get()) != 1) {
       return OsslError("crypto", "RSA setup failed");
     }
   }
@@ -90,6 +104,11 @@ struct CekWrapper::Scratch {
   std::size_t used = kRandomBlock;  // nothing drawn yet
   EvpMdCtxPtr md{EVP_MD_CTX_new()};
   SecretBytes em;
+  // The RSA operation's numbers: the encoded message (secret, cleared after each use) and the
+  // temporaries of the exponentiation (cleared when the wrapper goes).
+  BnCtxPtr bn_ctx{BN_CTX_new()};
+  BnSecretPtr bn_message{BN_new()};
+  BnPtr bn_result{BN_new()};
   std::array<std::uint8_t, kSha256Len> empty_label_hash{};
   bool have_label_hash = false;
 
@@ -251,15 +270,18 @@ Result<Bytes> CekWrapper::WrapRsa(const WrapTarget& target) {
   } else {
     BL_TRY(s.EncodePkcs1(cek_.view(), t.modulus_len));
   }
-  // A duplicate of the prepared context: a context is one thread's, the target everyone's.
-  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_dup(t.rsa_raw.get()));
+  // c = m^e mod n; m < n, as EM starts with a zero octet and is the modulus's length.
   Bytes ek(t.modulus_len);
-  std::size_t len = ek.size();
-  if (!ctx || EVP_PKEY_encrypt(ctx.get(), ek.data(), &len, s.em.data(), s.em.size()) != 1 ||
-      len != ek.size()) {
-    return OsslError("crypto", "RSA encryption failed");
-  }
+  const bool done =
+      s.bn_ctx && s.bn_message && s.bn_result &&
+      BN_bin2bn(s.em.data(), static_cast<int>(s.em.size()), s.bn_message.get()) != nullptr &&
+      BN_mod_exp_mont(s.bn_result.get(), s.bn_message.get(), t.rsa_e.get(), t.rsa_n.get(),
+                      s.bn_ctx.get(), t.rsa_mont.get()) == 1 &&
+      BN_bn2binpad(s.bn_result.get(), ek.data(), static_cast<int>(ek.size())) ==
+          static_cast<int>(ek.size());
   OPENSSL_cleanse(s.em.data(), s.em.size());
+  if (s.bn_message) BN_clear(s.bn_message.get());
+  if (!done) return OsslError("crypto", "RSA encryption failed");
   return der::Encode(der::kSequence, {der::EncodeInteger(0), t.rid,
                                       padding_ == RsaPadding::kOaepSha256 ? kOaep : kPkcs1,
                                       der::Encode(der::kOctetString, ek)});

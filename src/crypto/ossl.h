@@ -34,6 +34,7 @@ using X509Ptr = std::unique_ptr<X509, OsslDeleter<X509_free>>;
 using BnPtr = std::unique_ptr<BIGNUM, OsslDeleter<BN_free>>;
 using BnSecretPtr = std::unique_ptr<BIGNUM, OsslDeleter<BN_clear_free>>;
 using BnCtxPtr = std::unique_ptr<BN_CTX, OsslDeleter<BN_CTX_free>>;
+using BnMontCtxPtr = std::unique_ptr<BN_MONT_CTX, OsslDeleter<BN_MONT_CTX_free>>;
 using EcGroupPtr = std::unique_ptr<EC_GROUP, OsslDeleter<EC_GROUP_free>>;
 using EcPointPtr = std::unique_ptr<EC_POINT, OsslDeleter<EC_POINT_clear_free>>;
 using BioPtr = std::unique_ptr<BIO, OsslDeleter<BIO_free_all>>;

@@ -23,6 +23,9 @@ using sql::Row;
 constexpr std::size_t kReasonChars = 200;
 // Audit fields other than the reason come from callers too; keep records bounded.
 constexpr std::size_t kAuditFieldChars = 1024;
+// An audit record's members (AuditRecord::members): 1000 addresses of up to 254 characters, as
+// JSON, fit.
+constexpr std::size_t kAuditMembersChars = std::size_t{1} << 20;
 
 UnixTime Now() { return static_cast<UnixTime>(std::time(nullptr)); }
 
@@ -101,13 +104,13 @@ Member ToMember(const Row& r) {
 }
 
 // Audit records: the columns of one, and an INSERT of `rows` of them ($1 ... $8 for the first).
-constexpr std::size_t kAuditInsertColumns = 8;
+constexpr std::size_t kAuditInsertColumns = 9;
 constexpr std::size_t kAuditRowsPerInsert = 32;
 
 std::string AuditInsertSql(std::size_t rows) {
   std::string sql =
       "INSERT INTO audit_log (occurred_at, daemon, caller, group_name, key_version, operation, "
-      "result, reason) VALUES ";
+      "result, reason, members) VALUES ";
   for (std::size_t r = 0; r < rows; ++r) {
     sql += r == 0 ? "(" : ", (";
     for (std::size_t c = 0; c < kAuditInsertColumns; ++c) {
@@ -130,8 +133,8 @@ std::size_t FindMembersSlots(std::size_t n) {
   return slots;
 }
 
-std::string MembersByAddressSql(std::size_t n) {
-  std::string sql = "SELECT " + std::string(kMemberColumns) +
+std::string MembersByAddressSql(std::string_view columns, std::size_t n) {
+  std::string sql = "SELECT " + std::string(columns) +
                     " FROM members WHERE group_id = $1 AND lower(address) IN (";
   const std::size_t slots = FindMembersSlots(n);
   for (std::size_t i = 0; i < slots; ++i) {
@@ -150,7 +153,7 @@ sql::Params MembersByAddressParams(std::int64_t group_id, const std::vector<std:
 }
 
 constexpr std::string_view kAuditColumns =
-    "id, occurred_at, daemon, caller, group_name, key_version, operation, result, reason";
+    "id, occurred_at, daemon, caller, group_name, key_version, operation, result, reason, members";
 AuditRecord ToAudit(const Row& r) {
   return AuditRecord{.id = AsInt(r[0]),
                      .time = AsInt(r[1]),
@@ -160,7 +163,8 @@ AuditRecord ToAudit(const Row& r) {
                      .key_version = static_cast<int>(AsInt(r[5])),
                      .operation = AsText(r[6]),
                      .result = AsText(r[7]),
-                     .reason = AsText(r[8])};
+                     .reason = AsText(r[8]),
+                     .members = AsText(r[9])};
 }
 
 constexpr std::string_view kCertificateColumns =
@@ -530,31 +534,18 @@ class SqlStore final : public Store {
 
   Result<std::vector<Member>> FindMembers(std::int64_t group_id,
                                           const std::vector<std::string>& addresses) override {
-    std::set<std::string> wanted;
-    for (const auto& a : addresses) wanted.insert(CanonicalMailbox(a));
-    std::vector<Member> found;
-    std::vector<std::string> chunk;
-    auto flush = [&]() -> Status {
-      if (chunk.empty()) return Status::Ok();
-      BL_TRY_ASSIGN(std::vector<Member> rows, Read([&](sql::Connection& c) {
-                      return Map<Member>(c.Query(MembersByAddressSql(chunk.size()),
-                                                 MembersByAddressParams(group_id, chunk)),
-                                         ToMember);
-                    }));
-      chunk.clear();
-      // lower() folds the local part too (and, on PostgreSQL, more than ASCII): keep only the
-      // rows whose address is one of those asked for, its domain's case aside.
-      for (auto& m : rows) {
-        if (wanted.contains(CanonicalMailbox(m.address))) found.push_back(std::move(m));
-      }
-      return Status::Ok();
-    };
-    for (const auto& a : wanted) {
-      chunk.push_back(a);
-      if (chunk.size() == kFindMembersChunk) BL_TRY(flush());
-    }
-    BL_TRY(flush());
-    return found;
+    return FindByAddress<Member>(group_id, addresses, kMemberColumns, ToMember,
+                                 [](const Member& m) -> const std::string& { return m.address; });
+  }
+
+  Result<std::vector<MemberFingerprint>> FindMemberFingerprints(
+      std::int64_t group_id, const std::vector<std::string>& addresses) override {
+    return FindByAddress<MemberFingerprint>(
+        group_id, addresses, "address, cert_fingerprint",
+        [](const Row& r) {
+          return MemberFingerprint{.address = AsText(r[0]), .cert_fingerprint = AsText(r[1])};
+        },
+        [](const MemberFingerprint& m) -> const std::string& { return m.address; });
   }
 
   Status SetExploder(const Exploder& exploder) override {
@@ -752,6 +743,7 @@ class SqlStore final : public Store {
     params.emplace_back(field(record.operation));
     params.emplace_back(field(record.result));
     params.emplace_back(sql::SanitizeText(record.reason, kReasonChars));
+    params.emplace_back(sql::SanitizeText(record.members, kAuditMembersChars));
   }
 
   static Status InsertAudit(sql::Connection& c, const AuditRecord& record) {
@@ -761,6 +753,41 @@ class SqlStore final : public Store {
     AddAuditParams(params, record);
     BL_TRY(c.Exec(kInsertOne, params));
     return Status::Ok();
+  }
+
+  // The rows (`columns`, read by `to_row`) of the members among `addresses`: one query per
+  // kFindMembersChunk addresses, the domain's case aside (Store::FindMembers).
+  template <typename T, typename ToRow, typename AddressOf>
+  Result<std::vector<T>> FindByAddress(std::int64_t group_id,
+                                       const std::vector<std::string>& addresses,
+                                       std::string_view columns, ToRow to_row,
+                                       AddressOf address_of) {
+    std::set<std::string> wanted;
+    for (const auto& a : addresses) wanted.insert(CanonicalMailbox(a));
+    std::vector<T> found;
+    found.reserve(wanted.size());
+    std::vector<std::string> chunk;
+    auto flush = [&]() -> Status {
+      if (chunk.empty()) return Status::Ok();
+      BL_TRY_ASSIGN(std::vector<T> rows, Read([&](sql::Connection& c) {
+                      return Map<T>(c.Query(MembersByAddressSql(columns, chunk.size()),
+                                            MembersByAddressParams(group_id, chunk)),
+                                    to_row);
+                    }));
+      chunk.clear();
+      // lower() folds the local part too (and, on PostgreSQL, more than ASCII): keep only the
+      // rows whose address is one of those asked for, its domain's case aside.
+      for (auto& m : rows) {
+        if (wanted.contains(CanonicalMailbox(address_of(m)))) found.push_back(std::move(m));
+      }
+      return Status::Ok();
+    };
+    for (const auto& a : wanted) {
+      chunk.push_back(a);
+      if (chunk.size() == kFindMembersChunk) BL_TRY(flush());
+    }
+    BL_TRY(flush());
+    return found;
   }
 
   Result<std::optional<Member>> FindMemberWhere(std::string_view where, const sql::Params& params) {

@@ -65,6 +65,13 @@ struct Member {
   UnixTime created_at = 0;
 };
 
+// A member as the per-member re-wrap needs it: whom, and which certificate (by its SHA-256),
+// without the certificate's bytes.
+struct MemberFingerprint {
+  std::string address;
+  std::string cert_fingerprint;  // lowercase hex SHA-256 of the certificate, empty if none
+};
+
 struct Exploder {
   std::int64_t group_id = 0;
   Bytes certificate_der;
@@ -88,6 +95,9 @@ struct AuditRecord {
   std::string operation;  // "unwrap", "rewrap-member", "blind", ...
   std::string result;     // "ok" or an error code
   std::string reason;     // the caller's stated reason, truncated to 200 characters
+  // The addresses a request for many members acted on, by result, as a JSON object (groupd's
+  // per-member re-wrap: {"ok": [ADDRESS, ...], "not-member": [...]}); "" for other records.
+  std::string members;
 };
 
 // Which audit records ListAudit() returns: newest first, at most `limit`, optionally only
@@ -186,6 +196,10 @@ class Store {
   // not a member is simply absent.
   virtual Result<std::vector<Member>> FindMembers(std::int64_t group_id,
                                                   const std::vector<std::string>& addresses) = 0;
+  // As FindMembers, but each member's address and certificate fingerprint only: for a caller
+  // that keeps certificates by fingerprint and reads one (FindMembers) only when it lacks it.
+  virtual Result<std::vector<MemberFingerprint>> FindMemberFingerprints(
+      std::int64_t group_id, const std::vector<std::string>& addresses) = 0;
   // Replace one credential of a current member, leaving the other and the member's
   // membership certificates as they are. An empty value removes that credential.
   // Errors: "not-found" (not a member).

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <ctime>
+#include <map>
 #include <optional>
 #include <ostream>
 #include <set>
@@ -148,12 +149,29 @@ TEST_P(StoreTest, UpgradesEveryOlderSchemaAndRefusesARollback) {
   const migrations::Schema current{
       .steps = migrations::All(), .version_table = "schema_migrations", .lock_key = 0x626c6e64};
   testkit::ForEachOlderSchema(GetParam(), current, [](const std::string& url) {
+    {
+      // An audit record of the older build: it must read after the upgrade, members empty.
+      auto pool = sql::OpenPool(url);
+      ASSERT_OK(pool);
+      auto lease = (*pool)->Acquire();
+      ASSERT_OK(lease);
+      ASSERT_OK((*lease)->Exec(
+          "INSERT INTO audit_log (occurred_at, daemon, caller, group_name, key_version, "
+          "operation, result, reason) VALUES (1700000000, 'groupd', 'exploder', "
+          "'old@example.org', 1, 'rewrap-member', 'ok', 'member:alice@example.org')",
+          {}));
+    }
     auto upgraded = Store::Open(url);
     ASSERT_OK(upgraded);
     auto version = (*upgraded)->SchemaVersion();
     ASSERT_OK(version);
     EXPECT_EQ(*version, migrations::LatestVersion());
     ASSERT_OK((*upgraded)->CreateGroup("after-upgrade@example.org"));
+    auto kept = (*upgraded)->ListAudit("old@example.org", 10);
+    ASSERT_OK(kept);
+    ASSERT_EQ(kept->size(), 1u);
+    EXPECT_EQ((*kept)[0].reason, "member:alice@example.org");
+    EXPECT_EQ((*kept)[0].members, "");
   });
   ASSERT_OK(store_->CreateGroup("kept@example.org"));
   auto refused = testkit::ApplyFirstSteps(db_->url(), current, current.steps.size() - 1);
@@ -584,6 +602,41 @@ TEST_P(StoreTest, FindMembersLooksUpOnlyTheNamedAddresses) {
   EXPECT_EQ(bulk->size(), 11u);
 }
 
+// FindMemberFingerprints finds the members FindMembers finds, with their fingerprints only,
+// and sees a removal and a replaced certificate at once.
+TEST_P(StoreTest, FindMemberFingerprintsGivesTheCurrentFingerprintOfEachNamedMember) {
+  const std::int64_t g = MakeGroup("list@example.org");
+  const std::int64_t other = MakeGroup("other@example.org");
+  ASSERT_OK(store_->AddMember(MakeMember(g, "alice@Example.ORG", 1)));
+  Member bob = MakeMember(g, "bob@example.org", 2);
+  bob.certificate_der.clear();
+  bob.cert_fingerprint.clear();
+  ASSERT_OK(store_->AddMember(bob));
+  ASSERT_OK(store_->AddMember(MakeMember(other, "dave@example.org", 5)));
+  const auto fingerprints = [&](const std::vector<std::string>& asked) {
+    std::map<std::string, std::string> out;
+    auto found = store_->FindMemberFingerprints(g, asked);
+    EXPECT_TRUE(found.ok()) << found.error().message;
+    if (found.ok()) {
+      for (const auto& m : *found) out.emplace(m.address, m.cert_fingerprint);
+    }
+    return out;
+  };
+  const std::vector<std::string> asked = {"alice@example.org", "bob@EXAMPLE.org",
+                                          "dave@example.org", "Alice@example.org"};
+  EXPECT_EQ(fingerprints(asked), (std::map<std::string, std::string>{{"alice@Example.ORG", "ab1cd"},
+                                                                     {"bob@example.org", ""}}));
+  ASSERT_OK(store_->SetMemberCertificate(g, "alice@Example.ORG", Blob(7), "EF07"));
+  EXPECT_EQ(fingerprints(asked), (std::map<std::string, std::string>{{"alice@Example.ORG", "ef07"},
+                                                                     {"bob@example.org", ""}}));
+  ASSERT_OK(store_->RemoveMember(g, "bob@example.org"));
+  EXPECT_EQ(fingerprints(asked),
+            (std::map<std::string, std::string>{{"alice@Example.ORG", "ef07"}}));
+  auto none = store_->FindMemberFingerprints(g, {});
+  ASSERT_OK(none);
+  EXPECT_TRUE(none->empty());
+}
+
 TEST_P(StoreTest, RemovingAMemberRevokesItsUnexpiredCertificates) {
   const std::int64_t g = MakeGroup("list@example.org");
   const std::int64_t other = MakeGroup("other@example.org");
@@ -842,7 +895,8 @@ TEST_P(StoreTest, AuditBatchKeepsEveryRecordInOrder) {
          .key_version = i % 3,
          .operation = "rewrap-member",
          .result = i % 2 == 0 ? "ok" : "not-member",
-         .reason = "member:m" + std::to_string(i) + (i == 40 ? "\xff" : "") + "@example.org"});
+         .reason = "member:m" + std::to_string(i) + (i == 40 ? "\xff" : "") + "@example.org",
+         .members = i % 5 == 0 ? R"({"ok":["m)" + std::to_string(i) + R"(@example.org"]})" : ""});
   }
   ASSERT_OK(store_->AppendAuditBatch(batch));
   auto all = store_->ListAudit("list@example.org", 100);
@@ -856,8 +910,36 @@ TEST_P(StoreTest, AuditBatchKeepsEveryRecordInOrder) {
     if (i != 40) {
       EXPECT_EQ(r.reason, "member:m" + std::to_string(i) + "@example.org");
     }
+    EXPECT_EQ(r.members,
+              i % 5 == 0 ? R"({"ok":["m)" + std::to_string(i) + R"(@example.org"]})" : "");
   }
   EXPECT_EQ((*all)[74 - 40].reason, "member:m40\xef\xbf\xbd@example.org");
+}
+
+// One record of a per-member re-wrap names up to 1000 addresses: kept whole, not cut like a
+// reason.
+TEST_P(StoreTest, AuditKeepsEveryMemberOfARecord) {
+  std::string members = R"({"ok":[)";
+  for (int i = 0; i < 1000; ++i) {
+    if (i != 0) members += ',';
+    members += '"' + std::string(240, 'a') + std::to_string(i) + "@example.org\"";
+  }
+  members += "]}";
+  ASSERT_OK(store_->AppendAudit({.time = 1700000000,
+                                 .daemon = "groupd",
+                                 .caller = "exploder",
+                                 .group = "list@example.org",
+                                 .key_version = 1,
+                                 .operation = "rewrap-members",
+                                 .result = "ok",
+                                 .reason = "members:1000 wrapped:1000",
+                                 .members = members}));
+  auto all = store_->ListAudit("list@example.org", 10);
+  ASSERT_OK(all);
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_GT(members.size(), 250000u);
+  EXPECT_EQ((*all)[0].members, members);
+  EXPECT_EQ((*all)[0].reason, "members:1000 wrapped:1000");
 }
 
 TEST_P(StoreTest, ListsAuditNewestFirstPerGroupAndWithinTheLimit) {

@@ -990,6 +990,18 @@ class TestCase(unittest.TestCase):
                   (group, operation, result, caller,
                    "\n".join(json.dumps(r) for r in records[:60])))
 
+    def assertMemberAudited(self, dep, group, address, status, records=None):
+        """The record of a per-member re-wrap (`rewrap-members`) that lists `address` under
+        `status` (its `members` field): who got a key, and who was refused, for which request."""
+        records = records if records is not None else dep.audit(group)
+        for rec in records:
+            if (rec["operation"] == "rewrap-members" and rec["daemon"] == "groupd" and
+                    address in rec.get("members", {}).get(status, [])):
+                return rec
+        self.fail("no rewrap-members record of %s lists %s as %s among:\n%s" %
+                  (group, address, status,
+                   "\n".join(json.dumps(r) for r in records[:60] if r["operation"] == "rewrap-members")))
+
     def assertAuditedSoon(self, dep, group, operation, result, caller=None, daemon="groupd", timeout=60):
         """A record written in aggregate (refusals: every refusal_audit_seconds): polls for it."""
         deadline = time.monotonic() + timeout

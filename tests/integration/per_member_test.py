@@ -155,7 +155,7 @@ class PerMemberTest(harness.TestCase):
         self.assertNotIn(DAVE, self.copies("per-member-1"))
         self.assertIn("not on groupd's roster", self.l.log_text())
         self.assertAudited(self.d, LIST, "rewrap-members", "ok", caller="exploder")
-        self.assertAudited(self.d, LIST, "rewrap-member", "not-member", caller="exploder")
+        self.assertMemberAudited(self.d, LIST, DAVE, "not-member")
 
     def test_d_a_post_nss_cannot_read_is_refused_with_the_reason(self):
         msg = lh.make_post(self.work, self.cert, "per-member-gcm", "AES-GCM.", to=LIST, cipher="-aes-256-gcm")

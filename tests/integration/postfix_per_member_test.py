@@ -179,7 +179,7 @@ class PostfixPerMemberTest(harness.TestCase):
         log = self.pf.log_text()
         for addr in (ALICE, BOB, CAROL):
             self.assertRegex(log, r"to=<%s>, relay=virtual, .*status=sent \(delivered to maildir\)" % addr)
-        self.assertAudited(self.d, LIST, "rewrap-member", "not-member", caller="exploder")
+        self.assertMemberAudited(self.d, LIST, DAVE, "not-member")
 
     def test_b_a_member_removed_from_groupd_gets_nothing_in_its_maildir(self):
         self.d.admin("member", "remove", LIST, CAROL)

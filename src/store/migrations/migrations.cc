@@ -93,10 +93,26 @@ constexpr std::string_view kMembersByLowerAddress = R"sql(
 CREATE INDEX members_by_lower_address ON members (group_id, lower(address));
 )sql";
 
+// One audit record per request for many members (groupd's per-member re-wrap) names them all,
+// by result, as JSON: one row a request instead of one a member.
+constexpr std::string_view kAuditMembers = R"sql(
+ALTER TABLE audit_log ADD COLUMN members TEXT NOT NULL DEFAULT '';
+)sql";
+
+// Store::FindMemberFingerprints (groupd's per-member re-wrap) answers from this index alone,
+// without reading the members' rows and their certificates; it serves FindMembers as the
+// index it replaces did.
+constexpr std::string_view kMemberFingerprintsByLowerAddress = R"sql(
+CREATE INDEX members_fingerprint_by_lower_address ON members (group_id, lower(address), address, cert_fingerprint);
+DROP INDEX members_by_lower_address;
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kInitialSchema},
     {2, "groups.content_cipher", kContentCipher},
     {3, "members_by_lower_address", kMembersByLowerAddress},
+    {4, "audit_log.members", kAuditMembers},
+    {5, "members_fingerprint_by_lower_address", kMemberFingerprintsByLowerAddress},
 };
 
 // pg_advisory_xact_lock key: serialises migrations between processes ("blnd").
