@@ -795,7 +795,7 @@ void AppendJsonString(std::string& out, std::string_view s) {
 // audit record names every member it wrapped to and every address it refused.
 std::string AuditMembers(const std::vector<MemberTarget>& targets) {
   static constexpr std::array<std::string_view, 4> kStatuses = {
-      "ok", "not-member", "no-certificate", "unusable-certificate"};
+      "ok", errc::kNotMember, "no-certificate", "unusable-certificate"};
   std::string out = "{";
   for (std::string_view status : kStatuses) {
     bool first = true;
@@ -837,7 +837,7 @@ Result<std::vector<MemberTarget>> ResolveMembers(store::Store& st, MemberCertifi
     MemberTarget t{.address = address, .status = "ok", .target = {}};
     auto it = current.find(store::CanonicalMailbox(address));
     if (it == current.end()) {
-      t.status = "not-member";
+      t.status = std::string(errc::kNotMember);
     } else if (it->second->cert_fingerprint.empty()) {
       t.status = "no-certificate";
     } else if (auto hit = cache.FindWrapTarget(it->second->cert_fingerprint)) {
@@ -859,7 +859,7 @@ Result<std::vector<MemberTarget>> ResolveMembers(store::Store& st, MemberCertifi
       MemberTarget& t = targets[i];
       auto it = whole.find(store::CanonicalMailbox(t.address));
       if (it == whole.end()) {
-        t.status = "not-member";
+        t.status = std::string(errc::kNotMember);
       } else if (it->second->certificate_der.empty()) {
         t.status = "no-certificate";
       } else {
@@ -1477,7 +1477,7 @@ struct GroupService::Handlers {
     // aside): a removal must not leave a second spelling reading on.
     auto rows = s.store_->FindMembers(t.group->id, {address});
     if (!rows.ok()) return StoreDown(call, rows.error());
-    if (rows->empty()) return Fail(call, 404, "not-a-member", "no such member");
+    if (rows->empty()) return Fail(call, 404, errc::kNotAMember, "no such member");
     for (const store::Member& m : *rows) {
       Status st = s.store_->RemoveMember(t.group->id, m.address);
       if (!st.ok() && st.error().code != errc::kNotFound) return StoreDown(call, st.error());
@@ -1502,10 +1502,10 @@ struct GroupService::Handlers {
     std::optional<HttpResponse> lookup;
     const std::string entry = RosterAddress(s, call, t, address, lookup);
     if (lookup) return *lookup;
-    if (entry.empty()) return Fail(call, 404, "not-a-member", "no such member");
+    if (entry.empty()) return Fail(call, 404, errc::kNotAMember, "no such member");
     Status st = s.store_->SetMemberCertificate(t.group->id, entry, cert->Der(), fp);
     if (!st.ok() && st.error().code == errc::kNotFound)
-      return Fail(call, 404, "not-a-member", "no such member");
+      return Fail(call, 404, errc::kNotAMember, "no such member");
     if (auto refused = CertificateInUse(call, st)) return *refused;
     if (!st.ok()) return StoreDown(call, st.error());
     call.reason = "cert-sha256:" + fp.substr(0, 16);
@@ -1519,11 +1519,11 @@ struct GroupService::Handlers {
     std::optional<HttpResponse> lookup;
     const std::string entry = RosterAddress(s, call, t, address, lookup);
     if (lookup) return *lookup;
-    if (entry.empty()) return Fail(call, 404, "not-a-member", "no such member");
+    if (entry.empty()) return Fail(call, 404, errc::kNotAMember, "no such member");
     const std::string member_token = NewToken();
     Status st = s.store_->SetMemberTokenHash(t.group->id, entry, TokenHash(member_token));
     if (!st.ok() && st.error().code == errc::kNotFound)
-      return Fail(call, 404, "not-a-member", "no such member");
+      return Fail(call, 404, errc::kNotAMember, "no such member");
     if (!st.ok()) return StoreDown(call, st.error());
     return Ok(200, {{"address", address}, {"token", member_token}});  // shown once
   }
