@@ -143,6 +143,20 @@ std::optional<HttpResponse> VerifiedStarts(Call& call, const std::string& name, 
                   NodeName(r, j) + ": its round key and commitments are not signed by its TLS key");
     }
   }
+  // No certificate may also name another node's host (spelled otherwise, on another port, by a
+  // wildcard): its holder could then answer for that node's index and read the pieces dealt to
+  // it. Each node's certificate names its own host and no other node's.
+  for (const auto& [i, holder] : seen) {
+    for (const auto& [j, other] : seen) {
+      const auto host = dkg::UrlHost(r.nodes[j - 1U]);
+      if (i != j &&
+          crypto::VerifyServerCertificate(holder, *u.node_ca, host.value_or(""), Now()).ok()) {
+        return Fail(call, 400, "bad-signature",
+                    NodeName(r, i) + "'s certificate also names the host of " + NodeName(r, j) +
+                        ": every node needs a certificate naming only its own host");
+      }
+    }
+  }
   return std::nullopt;
 }
 

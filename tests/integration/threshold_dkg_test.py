@@ -411,5 +411,33 @@ class ThresholdDkg(harness.TestCase):
         self.assertIn(b"made without a dealer", p.stdout)
 
 
+    # 4
+    def test_4_a_certificate_naming_another_nodes_host(self):
+        """A node whose certificate (from the node CA) also names node 2's host could answer for
+        node 2's index: every other node refuses the round, naming both."""
+
+        class Greedy(DkgNode):
+            def _make_pki(self):
+                super()._make_pki()
+                self.pki.issue("groupd-%s" % self.name, "tls-ca", "ec", self.host, key_usage="digitalSignature",
+                               ext_key_usage="serverAuth", san="IP:%s,IP:127.0.0.2" % self.host)
+
+        greedy = Greedy("dkg5", True, with_certd=False, pki=self.pki,
+                        admin_fingerprints=self.nodes[0].admin_fingerprints, host="127.0.0.5").start()
+        group = "greedy@example.org"
+        path = "/v1/groups/%s/threshold/dkg/" % harness.quote(group)
+        base = {"round": "5a" * 16, "threshold": 2, "nodes": [self.urls[0], self.urls[1], greedy.g.url()]}
+        starts, states = [], []
+        for i, ep in ((1, self.nodes[0].g), (2, self.nodes[1].g), (3, greedy.g)):
+            r = ep.post(path + "start", dict(base, index=i), cert=self.admin_cert)
+            self.assertEqual(r.status, 200, r)
+            states.append(r.json.pop("state"))
+            starts.append(r.json)
+        r = self.post_admin(0, path + "deal", dict(base, starts=starts, index=1, state=states[0]))
+        body = self.assertRefused(r, 400, "bad-signature")
+        self.assertIn("node 3", body["message"])
+        self.assertIn("also names the host of node 2", body["message"])
+
+
 if __name__ == "__main__":
     harness.main()
