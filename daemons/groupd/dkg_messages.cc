@@ -141,6 +141,14 @@ std::string ParseRound(const json& body, Round& out) {
   if (k == body.end() || !k->is_number_integer() || k->get<int>() < 2 || k->get<int>() > out.n)
     return "\"threshold\" must be a whole number with 2 <= threshold <= nodes";
   out.k = k->get<int>();
+  // Feldman's checks bind a dealer's polynomial only where honest nodes hold pieces: with
+  // n <= 2k - 2 the k - 1 other nodes are enough to fit commitments to a chosen group key (and
+  // know d). Pedersen's key generation assumes fewer than half the nodes dishonest: n >= 2k - 1.
+  if (out.n < 2 * out.k - 1) {
+    return "a key generation needs at least 2 * threshold - 1 nodes (" +
+           std::to_string(2 * out.k - 1) + " for threshold " + std::to_string(out.k) +
+           "): with fewer, threshold - 1 colluding nodes could choose the group key";
+  }
   const auto index = body.find("index");
   if (index == body.end() || !index->is_number_integer() || index->get<int>() < 1 ||
       index->get<int>() > out.n) {

@@ -275,9 +275,10 @@ class ThresholdDkg(harness.TestCase):
         g = harness.quote(group)
         path = "/v1/groups/%s/threshold/dkg/" % g
         # A node without a node CA takes part in none; the command names it, and nothing is stored.
-        base = {"round": "cd" * 16, "threshold": 2, "nodes": [self.urls[3], self.urls[0]], "index": 1}
+        base = {"round": "cd" * 16, "threshold": 2, "nodes": [self.urls[3], self.urls[0], self.urls[1]],
+                "index": 1}
         self.assertRefused(self.post_admin(3, path + "start", base), 409, "no-node-ca")
-        r = self.nodes[0].g.post(path + "start", dict(base, nodes=self.urls[:2]),
+        r = self.nodes[0].g.post(path + "start", dict(base, nodes=self.urls[:3]),
                                  token=self.nodes[0].admin_token)
         self.assertRefused(r, 403, "not-admin")
         p = self.admin("group", "create", group, "--key-type", "p256-threshold", "--threshold", "2",
@@ -286,8 +287,11 @@ class ThresholdDkg(harness.TestCase):
                               "no node stored the group")
         # A URL the node's certificate does not name; a malformed round.
         wrong = self.urls[0].replace("127.0.0.1", "localhost.invalid")
-        self.assertRefused(self.post_admin(0, path + "start", dict(base, nodes=[wrong, self.urls[1]])),
+        self.assertRefused(self.post_admin(0, path + "start", dict(base, nodes=[wrong] + self.urls[1:3])),
                            400, "wrong-url")
+        # Fewer than 2k - 1 nodes: k - 1 colluders could fit their commitments to a key they chose.
+        r = self.post_admin(0, path + "start", dict(base, nodes=self.urls[:3], threshold=3))
+        self.assertIn("2 * threshold - 1", self.assertRefused(r, 400, "malformed-request")["message"])
         self.assertRefused(self.post_admin(0, path + "start", dict(base, nodes=[self.urls[1]] * 2)),
                            400, "malformed-request")
         self.assertRefused(self.post_admin(0, path + "start", dict(base, round="xyz")), 400,
