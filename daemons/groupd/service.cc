@@ -34,6 +34,23 @@ using json = nlohmann::json;
 using net::HttpRequest;
 using net::HttpResponse;
 
+// The list address rules of `POST /v1/groups` (service_call.h).
+bool ValidAddress(std::string_view a) {
+  if (a.empty() || a.size() > 254) return false;
+  auto at = a.find('@');
+  if (at == std::string_view::npos || at == 0 || at + 1 == a.size() ||
+      a.find('@', at + 1) != std::string_view::npos) {
+    return false;
+  }
+  for (char c : a) {
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '/' || c == '"' || c == '<' ||
+        c == '>') {
+      return false;
+    }
+  }
+  return true;
+}
+
 namespace {
 
 constexpr std::size_t kMaxReasonChars = 200;
@@ -90,22 +107,6 @@ HttpResponse RateLimited(GroupService::Call& call, int retry, std::string_view b
 }
 
 using api::SplitPath;
-
-bool ValidAddress(std::string_view a) {
-  if (a.empty() || a.size() > 254) return false;
-  auto at = a.find('@');
-  if (at == std::string_view::npos || at == 0 || at + 1 == a.size() ||
-      a.find('@', at + 1) != std::string_view::npos) {
-    return false;
-  }
-  for (char c : a) {
-    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '/' || c == '"' || c == '<' ||
-        c == '>') {
-      return false;
-    }
-  }
-  return true;
-}
 
 using api::BearerToken;
 using api::TokenHash;

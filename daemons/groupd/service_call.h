@@ -3,11 +3,16 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "service.h"
 
 namespace blindlist::groupd {
+
+// A list (group) address as `POST /v1/groups` takes it: one @, neither part empty, at most 254
+// octets, no controls, spaces, '/', '"', '<' or '>'.
+bool ValidAddress(std::string_view a);
 
 struct GroupService::Call {
   std::string operation = "unknown";

@@ -46,22 +46,6 @@ HttpResponse Internal(Call& call, std::string_view what, const Error& e) {
 
 HttpResponse Ok(const json& body) { return HttpResponse::Json(200, body.dump()); }
 
-// The list address rules of `POST /v1/groups`.
-bool ValidGroupName(std::string_view a) {
-  const auto at = a.find('@');
-  if (a.empty() || a.size() > 254 || at == std::string_view::npos || at == 0 ||
-      at + 1 == a.size() || a.find('@', at + 1) != std::string_view::npos) {
-    return false;
-  }
-  for (char c : a) {
-    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '/' || c == '"' || c == '<' ||
-        c == '>') {
-      return false;
-    }
-  }
-  return true;
-}
-
 std::string NodeName(const dkg::Round& r, std::uint8_t index) {
   return "node " + std::to_string(index) + " (" + r.nodes[index - 1U] + ")";
 }
@@ -84,7 +68,7 @@ std::optional<HttpResponse> SetUp(Call& call, const HttpRequest& req, const std:
   body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded() || !body.is_object())
     return Fail(call, 400, errc::kMalformedJson, "the request body is not a JSON object");
-  if (!ValidGroupName(name))
+  if (!ValidAddress(name))
     return Fail(call, 400, "bad-address", "the group must be the list's email address");
   if (auto wrong = dkg::ParseRound(body, out.round); !wrong.empty())
     return Fail(call, 400, errc::kMalformedRequest, wrong);
