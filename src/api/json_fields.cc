@@ -50,4 +50,23 @@ std::optional<std::int64_t> IntegerField(const nlohmann::json& j, const char* na
   return it->get<std::int64_t>();
 }
 
+std::optional<bool> BoolField(const nlohmann::json& j, const char* name) {
+  if (!j.is_object()) return std::nullopt;
+  auto it = j.find(name);
+  if (it == j.end() || !it->is_boolean()) return std::nullopt;
+  return it->get<bool>();
+}
+
+const nlohmann::json* ArrayField(const nlohmann::json& j, const char* name) {
+  if (!j.is_object()) return nullptr;
+  auto it = j.find(name);
+  return it != j.end() && it->is_array() ? &*it : nullptr;
+}
+
+const nlohmann::json* ObjectField(const nlohmann::json& j, const char* name) {
+  if (!j.is_object()) return nullptr;
+  auto it = j.find(name);
+  return it != j.end() && it->is_object() ? &*it : nullptr;
+}
+
 }  // namespace blindlist::api

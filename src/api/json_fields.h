@@ -35,4 +35,13 @@ std::optional<std::string> StringField(const nlohmann::json& j, const char* name
 // (a fraction, a string of digits) or an integer outside int64.
 std::optional<std::int64_t> IntegerField(const nlohmann::json& j, const char* name);
 
+// The boolean `j[name]`; nullopt when `j` is not an object, has no `name`, or holds another type
+// (0 and 1, "true").
+std::optional<bool> BoolField(const nlohmann::json& j, const char* name);
+
+// The array or object `j[name]`, pointing into `j`; nullptr when `j` is not an object, has no
+// `name`, or holds another type. The pointer lives as long as `j` is not changed.
+const nlohmann::json* ArrayField(const nlohmann::json& j, const char* name);
+const nlohmann::json* ObjectField(const nlohmann::json& j, const char* name);
+
 }  // namespace blindlist::api

@@ -75,5 +75,36 @@ TEST(JsonFieldsTest, StringAndIntegerFieldsReadOnlyTheirOwnTypeAndNeverThrow) {
   }
 }
 
+TEST(JsonFieldsTest, BoolArrayAndObjectFieldsReadOnlyTheirOwnTypeAndNeverThrow) {
+  const json reply = {{"flag", false}, {"items", {1, 2}}, {"proof", {{"a", 1}}}};
+  EXPECT_EQ(BoolField(reply, "flag"), false);
+  EXPECT_EQ(BoolField(json{{"flag", true}}, "flag"), true);
+  const json* items = ArrayField(reply, "items");
+  ASSERT_NE(items, nullptr);
+  EXPECT_EQ(items, &reply["items"]);  // points into the reply, no copy
+  EXPECT_EQ(items->size(), 2U);
+  const json* proof = ObjectField(reply, "proof");
+  ASSERT_NE(proof, nullptr);
+  EXPECT_EQ(IntegerField(*proof, "a"), 1);
+  EXPECT_FALSE(BoolField(reply, "absent"));
+  EXPECT_EQ(ArrayField(reply, "absent"), nullptr);
+  EXPECT_EQ(ObjectField(reply, "absent"), nullptr);
+  // Each of another type: 0 and 1 and "true" are no booleans, an object no array, and so on.
+  const std::array<json, 7> others = {json(0),   json(1),       json("true"),  json(nullptr),
+                                      json(1.5), json::array(), json::object()};
+  for (const auto& v : others) {
+    const json one = {{"f", v}};
+    EXPECT_FALSE(BoolField(one, "f")) << v.dump();
+    EXPECT_EQ(ArrayField(one, "f") != nullptr, v.is_array()) << v.dump();
+    EXPECT_EQ(ObjectField(one, "f") != nullptr, v.is_object()) << v.dump();
+  }
+  // Not an object at all: an array holding the name, a string, null.
+  for (const auto& j : {json::array({"flag"}), json("flag"), json(nullptr)}) {
+    EXPECT_FALSE(BoolField(j, "flag")) << j.dump();
+    EXPECT_EQ(ArrayField(j, "flag"), nullptr) << j.dump();
+    EXPECT_EQ(ObjectField(j, "flag"), nullptr) << j.dump();
+  }
+}
+
 }  // namespace
 }  // namespace blindlist::api
