@@ -304,6 +304,8 @@ Status RunInspect(const InspectOptions& o) {
   j["size"] = in.smime.cms.size();
   j["encrypted_content_size"] = env.ciphertext.size();
   j["recipient_infos"] = nlohmann::json::array();
+  // One line per RecipientInfo, written beside its JSON object (never read back from it).
+  std::ostringstream lines;
   for (std::size_t i = 0; i < env.recipients.size(); ++i) {
     const auto& ri = env.recipients[i];
     nlohmann::json r;
@@ -311,31 +313,30 @@ Status RunInspect(const InspectOptions& o) {
     r["kind"] = crypto::RecipientKindName(ri.kind);
     r["key_algorithm"] = ri.AlgorithmName();
     r["size"] = ri.der.size();
+    std::string id;
     if (ri.kind == RecipientKind::kKeyAgree) {
       auto ids = nlohmann::json::array();
       for (const auto& rek : ri.recipient_keys) ids.push_back(rek.rid.Describe());
       r["recipient_ids"] = ids;
-      r["recipient_id"] = ids.empty() ? "" : ids[0];
+      if (!ri.recipient_keys.empty()) id = ri.recipient_keys[0].rid.Describe();
     } else if (ri.kind == RecipientKind::kKeyTrans || ri.kind == RecipientKind::kKek) {
-      r["recipient_id"] = ri.rid.Describe();
-    } else {
-      r["recipient_id"] = "";
+      id = ri.rid.Describe();
     }
+    r["recipient_id"] = id;
     j["recipient_infos"].push_back(r);
+    lines << "  [" << i << "] " << crypto::RecipientKindName(ri.kind) << "  " << id << "  "
+          << ri.AlgorithmName() << "  (" << ri.der.size() << " bytes)\n";
   }
   if (o.json) return WriteOutput(o.io.out, j.dump(2) + "\n");
   std::ostringstream text;
   text << "form:                   " << FormName(in.smime.form) << "\n"
-       << "content type:           " << j["content_type"].get<std::string>() << "\n"
+       << "content type:           " << (env.auth_enveloped ? "AuthEnvelopedData" : "EnvelopedData")
+       << "\n"
        << "cipher:                 " << cipher << "\n"
        << "size:                   " << in.smime.cms.size() << " bytes\n"
        << "encrypted content size: " << env.ciphertext.size() << " bytes\n"
-       << "recipient infos:        " << env.recipients.size() << "\n";
-  for (const auto& r : j["recipient_infos"]) {
-    text << "  [" << r["index"].get<std::size_t>() << "] " << r["kind"].get<std::string>() << "  "
-         << r["recipient_id"].get<std::string>() << "  " << r["key_algorithm"].get<std::string>()
-         << "  (" << r["size"].get<std::size_t>() << " bytes)\n";
-  }
+       << "recipient infos:        " << env.recipients.size() << "\n"
+       << lines.str();
   return WriteOutput(o.io.out, text.str());
 }
 

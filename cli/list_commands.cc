@@ -154,11 +154,15 @@ Result<Bytes> LoadGroupCertificate(const std::string& path, const std::string& l
   return cert->Der();
 }
 
-json CertificateJson(const Bytes& der, bool current) {
-  json j = {{"state", current ? "current" : "retired"}};
+// One list certificate as JSON and, with `text`, as `list show` prints it (made from the
+// certificate itself, never read back from the JSON).
+json CertificateJson(const Bytes& der, bool current, std::string* text = nullptr) {
+  const std::string state = current ? "current" : "retired";
+  json j = {{"state", state}};
   auto cert = crypto::Certificate::Load(der);
   if (!cert.ok()) {
     j["error"] = cert.error().message;
+    if (text != nullptr) *text += "  " + state + "  (unreadable: " + cert.error().message + ")\n";
     return j;
   }
   const crypto::CertificateInfo info = crypto::DescribeCertificate(*cert);
@@ -166,6 +170,10 @@ json CertificateJson(const Bytes& der, bool current) {
   j["subject"] = cert->SubjectText();
   j["emails"] = info.emails;
   j["not_after"] = info.not_after;
+  if (text != nullptr) {
+    *text += "  " + state + "  sha256 " + info.fingerprint_sha256 + "\n           " +
+             cert->SubjectText() + ", not after " + IsoTime(info.not_after) + "\n";
+  }
   return j;
 }
 
@@ -327,15 +335,8 @@ Status Show(ListOptions& o) {
        "\n";
   t += "created:      " + IsoTime(l.created_at) + "\n";
   t += "certificates:\n";
-  for (const json& c : j["certificates"]) {
-    if (c.contains("error")) {
-      t += "  " + c["state"].get<std::string>() +
-           "  (unreadable: " + c["error"].get<std::string>() + ")\n";
-      continue;
-    }
-    t += "  " + c["state"].get<std::string>() + "  sha256 " + c["sha256"].get<std::string>() +
-         "\n           " + c["subject"].get<std::string>() + ", not after " +
-         IsoTime(c["not_after"].get<std::int64_t>()) + "\n";
+  for (std::size_t i = 0; i < l.certificates.size(); ++i) {
+    CertificateJson(l.certificates[i], i == 0, &t);
   }
   t += "members:      " + std::to_string(counts.enabled) + " enabled, " +
        std::to_string(counts.disabled) + " disabled\n";

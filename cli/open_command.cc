@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "api/groupd_client.h"
+#include "api/json_fields.h"
 #include "api/membership.h"
 #include "blindlist/base64.h"
 #include "blindlist/error_codes.h"
@@ -73,10 +74,9 @@ class Groupd {
   // an error value (never a JSON exception).
   Result<std::string> Text(const json& reply, const char* field) const {
     if (!reply.is_object()) return Malformed("the answer is not a JSON object");
-    auto it = reply.find(field);
-    if (it == reply.end() || !it->is_string())
-      return Malformed(std::string("no string \"") + field + "\" in the answer");
-    return it->get<std::string>();
+    auto text = api::StringField(reply, field);
+    if (!text) return Malformed(std::string("no string \"") + field + "\" in the answer");
+    return std::move(*text);
   }
   template <typename Out>
   Result<Out> Base64(const json& reply, const char* field) const {
@@ -287,9 +287,8 @@ Status OpenSecret(Reading& r) {
       json reply,
       r.groupd.Call("GET", r.base + "/secrets?reason=" + api::ApiClient::Segment(r.o.reason),
                     nullptr));
-  auto list = reply.is_object() ? reply.find("secrets") : reply.end();
-  if (list == reply.end() || !list->is_array())
-    return r.groupd.Malformed("no array \"secrets\" in the answer");
+  const json* list = api::ArrayField(reply, "secrets");
+  if (list == nullptr) return r.groupd.Malformed("no array \"secrets\" in the answer");
   std::vector<crypto::GroupSecret> secrets;
   for (const auto& s : *list) {
     BL_TRY_ASSIGN(std::string key_id, r.groupd.Text(s, "key_id"));

@@ -19,6 +19,7 @@
 #include <sstream>
 
 #include "api/groupd_client.h"
+#include "blindlist/error_codes.h"
 #include "commands.h"
 #include "crypto/x509.h"
 #include "io.h"
@@ -359,7 +360,10 @@ Status RunPost(PostOptions o) {
   if (password) BL_TRY(session->Authenticate(o.smtp_user, *password));
   BL_TRY_ASSIGN(net::SmtpSendResult sent, session->Send(from, {o.list}, encrypted));
   session->Quit();
-  const net::SmtpRecipientResult& r = sent.recipients.at(0);
+  if (sent.recipients.empty())  // one RCPT TO, so one answer; none is the server's fault
+    return MakeError(std::string(errc::kBadReply),
+                     o.list + ": the SMTP server gave no answer to RCPT TO");
+  const net::SmtpRecipientResult& r = sent.recipients.front();
   if (r.code / 100 != 2) {
     return MakeError("refused",
                      o.list + ": " + std::to_string(r.code) + " " + r.enhanced + " " + r.text);

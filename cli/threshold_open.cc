@@ -1,6 +1,7 @@
 #include "threshold_open.h"
 
 #include <algorithm>
+#include <climits>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -31,10 +32,9 @@ struct NodeAnswer {
 };
 
 std::optional<Bytes> Base64Field(const json& j, const char* name) {
-  auto it = j.find(name);
+  auto text = api::StringField(j, name);
   Bytes out;
-  if (it == j.end() || !it->is_string() || !Base64Decode(it->get<std::string>(), out))
-    return std::nullopt;
+  if (!text || !Base64Decode(*text, out)) return std::nullopt;
   return out;
 }
 
@@ -97,9 +97,10 @@ struct BatchProof {
 // The node-level fields of an answer (index, commitments); false when malformed.
 bool ReadShareFields(NodeAnswer& a, const json& reply) {
   auto commitments = Base64Field(reply, "commitments");
-  auto index = reply.find("index");
-  if (!commitments || index == reply.end() || !index->is_number_integer()) return false;
-  a.index = index->get<int>();
+  auto index = api::IntegerField(reply, "index");
+  // An index beyond the node count is refused later (CheckBatches); beyond int, here.
+  if (!commitments || !index || *index < INT_MIN || *index > INT_MAX) return false;
+  a.index = static_cast<int>(*index);
   a.commitments = std::move(*commitments);
   return true;
 }
@@ -161,8 +162,8 @@ void AskNode(NodeAnswer& a, const ThresholdRead& t, std::span<const Bytes> blind
       items[start] = ReadItem(*reply, false);
       continue;
     }
-    auto results = reply->find("results");
-    if (results == reply->end() || !results->is_array() || results->size() != to - from) {
+    const json* results = api::ArrayField(*reply, "results");
+    if (results == nullptr || results->size() != to - from) {
       Fail(a, std::string(errc::kBadReply), "malformed bulk answer (results)");
       return;
     }
