@@ -126,7 +126,14 @@ class Reply {
   Reply(json body, std::string route) : body_(std::move(body)), route_(std::move(route)) {}
 
   const json& body() const { return body_; }
-  bool Has(const char* name) const { return body_.is_object() && body_.contains(name); }
+  bool Has(const char* name) const { return Has(body_, name); }
+  static bool Has(const json& object, const char* name) {
+    return object.is_object() && object.contains(name);
+  }
+  // Present and not null: a field groupd sends as null when there is nothing to say.
+  static bool Given(const json& object, const char* name) {
+    return Has(object, name) && !object.find(name)->is_null();
+  }
 
   std::string Text(const char* name) { return Text(body_, name); }
   std::string Text(const json& object, const char* name) {
@@ -138,7 +145,7 @@ class Reply {
   }
   // An integer groupd may leave out: `absent` then (present with another type is refused).
   std::int64_t Integer(const json& object, const char* name, std::int64_t absent) {
-    return object.is_object() && object.contains(name) ? Integer(object, name) : absent;
+    return Has(object, name) ? Integer(object, name) : absent;
   }
   // An integer that fits an int (a version, an index, k, n); a larger one is of another type.
   int Int(const char* name) { return Int(body_, name); }
@@ -722,7 +729,7 @@ Status GroupList(AdminState& s) {
   std::string text;
   for (const auto& g : r.Array("groups")) {
     // A group without a current key has "key_version": null.
-    const bool keyed = api::IntegerField(g, "key_version").has_value();
+    const bool keyed = Reply::Given(g, "key_version");
     text += r.Text(g, "name") + "  " +
             (keyed ? r.Text(g, "key_type") + " v" + std::to_string(r.Int(g, "key_version"))
                    : std::string("(no current key)")) +
@@ -742,14 +749,14 @@ Status GroupSetCipher(AdminState& s) {
 Status GroupShow(AdminState& s) {
   BL_TRY_ASSIGN(Reply r, Call(s, "GET", G(s), nullptr));
   // "exploder": null (or absent) when the group has none.
-  const bool exploder = r.Has("exploder") && !r.body()["exploder"].is_null();
+  const bool exploder = Reply::Given(r.body(), "exploder");
   std::string text =
       "group:    " + r.Text("name") + "\nmembers:  " + std::to_string(r.Int("members")) +
       "\nexploder: " + (exploder ? r.Text("exploder") : std::string("(none)")) + "\nkeys:\n";
   for (const auto& k : r.Array("keys")) {
     text += "  v" + std::to_string(r.Int(k, "version")) + "  " + r.Text(k, "key_type") + "  " +
             r.Text(k, "state") +
-            (k.is_object() && k.contains("serial") ? "  serial " + r.Text(k, "serial") : "") + "\n";
+            (Reply::Has(k, "serial") ? "  serial " + r.Text(k, "serial") : "") + "\n";
   }
   text += "secrets:\n";
   for (const auto& v : r.Array("secrets")) {
