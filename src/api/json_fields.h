@@ -2,8 +2,9 @@
 // endpoint reads has one JSON type, and a field of another type is the caller's
 // mistake (400 malformed-request), never "absent" (which would pick a default) and
 // never an exception from nlohmann::json's get<>() or value(). An answer or a file
-// (a server's reply, a key file): each field is read with StringField / IntegerField,
-// so a missing or mistyped field is a value the reader refuses, never an exception.
+// (a server's reply, a key file): each field is read with StringField, IntegerField,
+// BoolField, ArrayField or ObjectField, so a missing or mistyped field is a value the reader
+// refuses, never an exception.
 // Thread-safety: pure functions.
 #pragma once
 
