@@ -52,7 +52,13 @@ Result<json> ApiClient::Call(const std::string& method, const std::string& path,
   std::string payload;
   if (!body.is_null()) {
     headers.emplace_back("content-type", "application/json");
-    payload = body.dump();
+    // Command-line values go into the body as given; text that is not UTF-8 would make
+    // dump() throw. The two non-throwing forms differ only when some string is not UTF-8.
+    payload = body.dump(-1, ' ', false, json::error_handler_t::replace);
+    if (payload != body.dump(-1, ' ', false, json::error_handler_t::ignore))
+      return MakeError(
+          std::string(errc::kMalformedRequest),
+          "a value for the request (a group name, an address, ...) is not valid UTF-8");
   }
   last_status_ = 0;
   BL_TRY_ASSIGN(net::ClientResponse r, http_->Request(method, server_ + path, payload, headers));
