@@ -593,8 +593,8 @@ Status GroupCreateDkg(AdminState& s) {
     return MakeError("usage", "--dkg needs --threshold K and --nodes with 2 <= K <= n <= 16");
   for (const std::string& url : s.nodes) {
     if (!DkgNodeUrl(url)) {
-      return MakeError("usage", "--nodes: " + url +
-                                    " is not https://HOST[:PORT] (no path, no trailing /)");
+      return MakeError("usage",
+                       "--nodes: " + url + " is not https://HOST[:PORT] (no path, no trailing /)");
     }
   }
   if (s.csr) return MakeError("usage", "--csr does not apply to p256-threshold groups");

@@ -124,7 +124,7 @@ std::string HostKey(std::string_view host) {
   std::string key(host);
   std::transform(key.begin(), key.end(), key.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  if (key.ends_with(".")) key.pop_back();
+  while (key.ends_with(".")) key.pop_back();
   std::array<unsigned char, 16> address{};
   std::array<char, INET6_ADDRSTRLEN> text{};
   if (inet_pton(AF_INET, key.c_str(), address.data()) == 1) {
@@ -207,8 +207,7 @@ std::string ParseStarts(const json& body, const Round& r,
 
 std::string ParseDeals(const json& body, const Round& r, std::map<std::uint8_t, Bytes>& out) {
   const auto deals = body.find("deals");
-  if (deals == body.end() || !deals->is_array() ||
-      deals->size() != static_cast<std::size_t>(r.n)) {
+  if (deals == body.end() || !deals->is_array() || deals->size() != static_cast<std::size_t>(r.n)) {
     return "\"deals\" must hold the deal signature of every node";
   }
   for (const auto& item : *deals) {

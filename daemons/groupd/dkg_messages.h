@@ -44,7 +44,7 @@ std::string ParseRound(const nlohmann::json& body, Round& out);
 // The host of an https://HOST[:PORT] URL, brackets removed from an IPv6 literal; nullopt if there
 // is none, or if the URL has anything after the port (a path, "/", a query).
 std::optional<std::string> UrlHost(std::string_view url);
-// A host as two node URLs are compared: lowercase, without a trailing dot ("node.example." is
+// A host as two node URLs are compared: lowercase, without trailing dots ("node.example." is
 // "node.example"), an IPv4-mapped IPv6 address as the IPv4 address ("::ffff:127.0.0.1" is
 // "127.0.0.1"), any other IP address in its canonical text.
 std::string HostKey(std::string_view host);

@@ -184,9 +184,9 @@ std::optional<HttpResponse> LoadTls(Call& call, const Config& config, TlsIdentit
   auto key = crypto::PrivateKey::LoadFile(config.common.server.key_file);
   if (!cert.ok() || !key.ok() || !cert->Matches(*key)) {
     return Internal(call, "this node's TLS key cannot be read",
-                    !cert.ok() ? cert.error()
-                               : (!key.ok() ? key.error()
-                                            : MakeError("bad-key", "key and cert differ")));
+                    !cert.ok()
+                        ? cert.error()
+                        : (!key.ok() ? key.error() : MakeError("bad-key", "key and cert differ")));
   }
   out.certificate = std::move(*cert);
   out.key = std::move(*key);
@@ -204,8 +204,7 @@ std::string Until(std::int64_t when) {
 
 // Refuses a round this node does not keep as `r`: another round of the group in progress, the
 // same round started with another node list, k or index, or none at all.
-std::optional<HttpResponse> RecordRefusal(Call& call, const std::string& name,
-                                          const dkg::Round& r,
+std::optional<HttpResponse> RecordRefusal(Call& call, const std::string& name, const dkg::Round& r,
                                           const std::optional<store::DkgRound>& kept) {
   if (!kept) {
     return Fail(call, 409, "dkg-no-round",
@@ -223,8 +222,9 @@ std::optional<HttpResponse> RecordRefusal(Call& call, const std::string& name,
   }
   if (kept->context != r.StateContext(name)) {
     return Fail(call, 409, "dkg-round-differs",
-                "key generation round " + r.round + " was started at this node with another node "
-                "list, threshold or index");
+                "key generation round " + r.round +
+                    " was started at this node with another node "
+                    "list, threshold or index");
   }
   return std::nullopt;
 }
@@ -357,14 +357,14 @@ HttpResponse GroupService::DkgHandlers::Start(GroupService& s, const HttpRequest
   auto signature = crypto::SignMessage(*tls.key, AsBytes(message));
   if (!sealed.ok() || !signature.ok())
     return Internal(call, "start failed", !sealed.ok() ? sealed.error() : signature.error());
-  const std::string answer =
-      json{{"index", r.index},
-           {"key", Base64Encode(key->point)},
-           {"commitments", Base64Encode(th::EncodeCommitments(dealing->commitments))},
-           {"signature", Base64Encode(*signature)},
-           {"certificate", crypto::ToPem("CERTIFICATE", tls.certificate->Der())},
-           {"state", Base64Encode(*sealed)}}
-          .dump();
+  const std::string answer = json{
+      {"index", r.index},
+      {"key", Base64Encode(key->point)},
+      {"commitments", Base64Encode(th::EncodeCommitments(dealing->commitments))},
+      {"signature", Base64Encode(*signature)},
+      {"certificate", crypto::ToPem("CERTIFICATE", tls.certificate->Der())},
+      {"state",
+       Base64Encode(*sealed)}}.dump();
   // Recorded before it is answered; a concurrent start of the same round gets the one recorded.
   auto begun = s.store_->BeginDkgRound(store::DkgRound{.group = name,
                                                        .round = r.round,
@@ -414,20 +414,20 @@ HttpResponse GroupService::DkgHandlers::Deal(GroupService& s, const HttpRequest&
     if (j == r.index) continue;
     const SecretBytes piece = th::EncodeShare(th::Share{
         j, static_cast<std::uint8_t>(r.k), static_cast<std::uint8_t>(r.n), state.pieces[j - 1U]});
-    auto sealed = th::SealBetween(state.round_scalar, starts.at(j).key,
-                                  th::DkgPieceContext(name, r.round, r.index, j, digest),
-                                  piece.view());
+    auto sealed =
+        th::SealBetween(state.round_scalar, starts.at(j).key,
+                        th::DkgPieceContext(name, r.round, r.index, j, digest), piece.view());
     if (!sealed.ok()) return Internal(call, "sealing a piece failed", sealed.error());
     pieces.push_back({{"to", j}, {"piece", Base64Encode(*sealed)}});
   }
   auto signature =
       crypto::SignMessage(*tls.key, AsBytes(th::DkgDealMessage(name, r.round, r.index, digest)));
   if (!signature.ok()) return Internal(call, "signing the deal failed", signature.error());
-  const std::string answer = json{{"index", r.index},
-                                  {"view", Base64Encode(digest)},
-                                  {"signature", Base64Encode(*signature)},
-                                  {"pieces", pieces}}
-                                 .dump();
+  const std::string answer = json{
+      {"index", r.index},
+      {"view", Base64Encode(digest)},
+      {"signature", Base64Encode(*signature)},
+      {"pieces", pieces}}.dump();
   auto dealt = s.store_->DealDkgRound(name, r.round, digest, ToBytes(answer));
   if (!dealt.ok()) {
     if (dealt.error().code == errc::kNotFound) return *RecordRefusal(call, name, r, std::nullopt);

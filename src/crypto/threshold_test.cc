@@ -503,8 +503,9 @@ TEST(ThresholdDkg, TheViewDigestNamesEveryStartAndTheRound) {
   EXPECT_EQ(d.size(), 32u);
   EXPECT_EQ(d, DkgViewDigest("g", "r", 2, urls, starts));
   EXPECT_NE(d, DkgViewDigest("g", "r", 2, urls, std::vector<std::string>{"s1", "s2", "s4"}));
-  EXPECT_NE(d, DkgViewDigest("g", "r", 2, std::vector<std::string>{"https://a", "https://b",
-                                                                    "https://d"}, starts));
+  EXPECT_NE(
+      d, DkgViewDigest("g", "r", 2, std::vector<std::string>{"https://a", "https://b", "https://d"},
+                       starts));
   EXPECT_NE(d, DkgViewDigest("g", "r2", 2, urls, starts));
   EXPECT_NE(d, DkgViewDigest("g2", "r", 2, urls, starts));
   EXPECT_NE(d, DkgViewDigest("g", "r", 3, urls, starts));

@@ -278,10 +278,10 @@ DkgRound ToDkgRound(const Row& r) {
 }
 
 Result<DkgRound> UnexpiredDkgRound(sql::Connection& c, const std::string& group) {
-  BL_TRY_ASSIGN(auto rows,
-                c.Query(Select(kDkgColumns, "FROM dkg_rounds WHERE group_name = $1 AND "
-                                            "expires_at >= $2"),
-                        {group, Now()}));
+  BL_TRY_ASSIGN(auto rows, c.Query(Select(kDkgColumns,
+                                          "FROM dkg_rounds WHERE group_name = $1 AND "
+                                          "expires_at >= $2"),
+                                   {group, Now()}));
   if (rows.empty()) return NotFound("no unexpired key generation round for " + group);
   return ToDkgRound(rows[0]);
 }
@@ -849,11 +849,13 @@ class SqlStore final : public Store {
   Result<DkgRound> DealDkgRound(const std::string& group, const std::string& round,
                                 const Bytes& view_digest, const Bytes& deal_answer) override {
     return Write([&](sql::Connection& c) -> Result<DkgRound> {
-      BL_TRY(c.Exec("UPDATE dkg_rounds SET dealt = 1, view_digest = $3, deal_answer = $4 "
-                    "WHERE group_name = $1 AND round = $2 AND dealt = 0 AND expires_at >= $5",
-                    {group, round, view_digest, deal_answer, Now()}));
+      BL_TRY(
+          c.Exec("UPDATE dkg_rounds SET dealt = 1, view_digest = $3, deal_answer = $4 "
+                 "WHERE group_name = $1 AND round = $2 AND dealt = 0 AND expires_at >= $5",
+                 {group, round, view_digest, deal_answer, Now()}));
       BL_TRY_ASSIGN(DkgRound kept, UnexpiredDkgRound(c, group));
-      if (kept.round != round) return NotFound("no key generation round " + round + " for " + group);
+      if (kept.round != round)
+        return NotFound("no key generation round " + round + " for " + group);
       return kept;
     });
   }

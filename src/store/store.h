@@ -131,14 +131,14 @@ struct IssuedCertificateStatus {
 // finishes, is cancelled or expires. Nothing secret: the start answer carries the node's round
 // state sealed under its master key.
 struct DkgRound {
-  std::string group;          // the group's name
-  std::string round;          // the round id (32 hex digits)
-  std::string context;        // k, n, the node's index and the node list the round was started with
-  Bytes start_answer;         // the node's own start answer (JSON), exactly as it answered
-  bool dealt = false;         // the node dealt, on view_digest
-  Bytes view_digest;          // SHA-256 of the one view the node dealt on; empty until it dealt
-  Bytes deal_answer;          // the node's deal answer (JSON), exactly as it answered
-  UnixTime expires_at = 0;    // the round is forgotten after this
+  std::string group;        // the group's name
+  std::string round;        // the round id (32 hex digits)
+  std::string context;      // k, n, the node's index and the node list the round was started with
+  Bytes start_answer;       // the node's own start answer (JSON), exactly as it answered
+  bool dealt = false;       // the node dealt, on view_digest
+  Bytes view_digest;        // SHA-256 of the one view the node dealt on; empty until it dealt
+  Bytes deal_answer;        // the node's deal answer (JSON), exactly as it answered
+  UnixTime expires_at = 0;  // the round is forgotten after this
 };
 
 class Store {
