@@ -589,11 +589,11 @@ std::string StoredOn(const std::vector<std::string>& stored, const std::string& 
 // A creation without a dealer (docs/threshold.md, "distributed key generation"): each node draws
 // its own polynomial; this command relays the three rounds (start, deal, finish) and sees round
 // keys, signatures, commitments, sealed pieces and sealed states only: no piece, no share, no key.
-Result<json> RunDkg(const AdminState& s, Relay& relay, std::vector<std::string>& stored) {
+// `started` collects the nodes that keep the round (to cancel it there if it fails).
+Result<json> RunDkg(const AdminState& s, const json& round, Relay& relay,
+                    std::vector<std::string>& started, std::vector<std::string>& stored) {
   const std::size_t n = s.nodes.size();
-  const SecretBytes round_bytes = crypto::RandomSecret(16);
-  json round = {{"round", ToHex(round_bytes.view())}, {"threshold", s.threshold}};
-  round["nodes"] = s.nodes;
+  json view = round;
   auto path = [&](const char* step) { return G(s) + "/threshold/dkg/" + step; };
   json starts = json::array();
   std::vector<json> states;
@@ -601,26 +601,31 @@ Result<json> RunDkg(const AdminState& s, Relay& relay, std::vector<std::string>&
     json body = round;
     body["index"] = i + 1;
     BL_TRY_ASSIGN(json r, relay.Call(s.nodes[i], path("start"), body, "dkg start"));
+    started.push_back(s.nodes[i]);
     states.push_back(r.at("state"));
     r.erase("state");
     starts.push_back(std::move(r));
   }
-  round["starts"] = starts;
+  view["starts"] = starts;
+  // Each node deals on this one view and signs its digest; every node finishes only on it.
   std::map<int, json> pieces_to;
+  json deals = json::array();
   for (std::size_t i = 0; i < n; ++i) {
-    json body = round;
+    json body = view;
     body["index"] = i + 1;
     body["state"] = states[i];
     BL_TRY_ASSIGN(json r, relay.Call(s.nodes[i], path("deal"), body, "dkg deal"));
+    deals.push_back({{"index", r.at("index")}, {"signature", r.at("signature")}});
     for (const auto& p : r.at("pieces"))
       pieces_to[p.at("to").get<int>()].push_back(
           {{"from", r.at("index")}, {"piece", p.at("piece")}});
   }
+  view["deals"] = deals;
   // Node 1 issues the group certificate for C_0; the others check its key is their C_0.
   json out;
   json nodes = json::array();
   for (std::size_t i = 0; i < n; ++i) {
-    json body = round;
+    json body = view;
     body["index"] = i + 1;
     body["state"] = states[i];
     body["pieces"] = pieces_to[static_cast<int>(i + 1)];
@@ -644,19 +649,64 @@ Result<json> RunDkg(const AdminState& s, Relay& relay, std::vector<std::string>&
               {"certificate", out.at("certificate")}};
 }
 
+// A key generation's node URL: https://HOST[:PORT], nothing after it (not even "/"): the nodes
+// sign and compare the URLs as given.
+bool DkgNodeUrl(const std::string& url) {
+  constexpr std::string_view kScheme = "https://";
+  if (!url.starts_with(kScheme) || url.size() == kScheme.size()) return false;
+  const std::string rest = url.substr(kScheme.size());
+  return rest.find_first_of("/?#@") == std::string::npos;
+}
+
+// A failed round cancelled at the nodes that keep it and did not store the group (one round per
+// group at a node at a time): "" if there were none, else what the operator reads.
+std::string CancelRound(const AdminState& s, const json& round, Relay& relay,
+                        const std::vector<std::string>& started,
+                        const std::vector<std::string>& stored) {
+  std::string cancelled;
+  std::string kept;
+  for (std::size_t i = 0; i < started.size(); ++i) {
+    if (std::find(stored.begin(), stored.end(), started[i]) != stored.end()) continue;
+    json body = round;
+    body["index"] = i + 1;
+    auto r = relay.Call(started[i], G(s) + "/threshold/dkg/cancel", body, "dkg cancel");
+    std::string& list = r.ok() ? cancelled : kept;
+    list += (list.empty() ? "" : ", ") + started[i];
+  }
+  std::string out;
+  if (!cancelled.empty()) out += "; round cancelled at " + cancelled;
+  if (!kept.empty())
+    out += "; round NOT cancelled at " + kept + " (it expires there within the hour)";
+  return out;
+}
+
 Status GroupCreateDkg(AdminState& s) {
   namespace th = crypto::threshold;
   const int n = static_cast<int>(s.nodes.size());
   if (s.threshold < 2 || s.threshold > n || n > th::kMaxNodes)
     return MakeError("usage", "--dkg needs --threshold K and --nodes with 2 <= K <= n <= 16");
+  for (const std::string& url : s.nodes) {
+    if (!DkgNodeUrl(url)) {
+      return MakeError("usage",
+                       "--nodes: " + url + " is not https://HOST[:PORT] (no path, no trailing /)");
+    }
+  }
   if (s.csr) return MakeError("usage", "--csr does not apply to p256-threshold groups");
   BL_TRY(FinishServerOptions(s.creds));
   Relay relay{s};
+  std::vector<std::string> started;
   std::vector<std::string> stored;
-  auto created = RunDkg(s, relay, stored);
+  const SecretBytes round_bytes = crypto::RandomSecret(16);
+  json round = {{"round", ToHex(round_bytes.view())}, {"threshold", s.threshold}};
+  round["nodes"] = s.nodes;
+  auto created = RunDkg(s, round, relay, started, stored);
+  std::string cancelled;
+  if (!created.ok()) cancelled = CancelRound(s, round, relay, started, stored);
   if (!s.transcript.empty()) BL_TRY(WriteOutput(s.transcript, relay.transcript.dump(2) + "\n"));
-  if (!created.ok())
-    return MakeError(created.error().code, created.error().message + StoredOn(stored, s.group));
+  if (!created.ok()) {
+    return MakeError(created.error().code,
+                     created.error().message + StoredOn(stored, s.group) + cancelled);
+  }
   if (s.json_out) return Print(s, *created, "");
   std::fprintf(stderr,
                "created %s on %d nodes by a key generation, any %d of which can read; no party "

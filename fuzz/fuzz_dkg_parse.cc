@@ -1,9 +1,12 @@
 // The key generation's message parsers (daemons/groupd/dkg_messages.h) over arbitrary bytes:
-// the round, the relayed start answers and pieces (JSON), a node URL's host, and the sealed
-// state's plaintext. The first octet picks the parser; the rest is its input.
-// Invariants: an accepted round names 2..16 distinct https:// URLs, each with a host, and k and
-// its index within them; accepted starts are one per index 1..n with k commitments each;
-// accepted pieces come one from every other node; a state that parses encodes back to its octets.
+// the round, the relayed start answers, deal signatures and pieces (JSON), a node URL's host and
+// its comparison key, and the sealed state's plaintext. The first octet picks the parser; the
+// rest is its input.
+// Invariants: an accepted round names 2..16 distinct https:// URLs, each with a host and no path,
+// no two with one host key, and k and its index within them; accepted starts are one per index
+// 1..n with k commitments and one PEM block each; accepted deals are one signature per index
+// 1..n; accepted pieces come one from every other node; a host key is its own host key; a state
+// that parses encodes back to its octets.
 
 #include <algorithm>
 #include <cstddef>
@@ -30,7 +33,14 @@ void Rounds(const json& body) {
   FUZZ_CHECK(r.k >= 2 && r.k <= r.n && r.index >= 1 && r.index <= r.n, "k and index in range");
   for (const auto& url : r.nodes) {
     FUZZ_CHECK(url.starts_with("https://") && dkg::UrlHost(url).has_value(), "a URL with a host");
+    FUZZ_CHECK(url.find('/', 8) == std::string::npos, "no path, no trailing /");
     FUZZ_CHECK(std::count(r.nodes.begin(), r.nodes.end(), url) == 1, "distinct URLs");
+    const std::string key = dkg::HostKey(*dkg::UrlHost(url));
+    FUZZ_CHECK(std::count_if(r.nodes.begin(), r.nodes.end(),
+                             [&](const std::string& other) {
+                               return dkg::HostKey(*dkg::UrlHost(other)) == key;
+                             }) == 1,
+               "one node per host");
   }
   FUZZ_CHECK(r.round.size() == 32, "a 32-digit round");
   (void)r.StateContext("list@example.org");
@@ -40,7 +50,17 @@ void Rounds(const json& body) {
     for (const auto& [index, answer] : starts) {
       FUZZ_CHECK(index == answer.index && index >= 1 && index <= r.n, "start index in range");
       FUZZ_CHECK(answer.commitments.size() == static_cast<std::size_t>(r.k), "k commitments");
+      const auto begin = answer.certificate_pem.find("-----BEGIN");
+      FUZZ_CHECK(begin != std::string::npos &&
+                     answer.certificate_pem.find("-----BEGIN", begin + 1) == std::string::npos,
+                 "one PEM block");
     }
+  }
+  std::map<std::uint8_t, blindlist::Bytes> deals;
+  if (dkg::ParseDeals(body, r, deals).empty()) {
+    FUZZ_CHECK(deals.size() == static_cast<std::size_t>(r.n), "a deal signature from every node");
+    for (const auto& [index, signature] : deals)
+      FUZZ_CHECK(index >= 1 && index <= r.n && !signature.empty(), "deal index in range");
   }
   std::map<std::uint8_t, blindlist::Bytes> pieces;
   if (dkg::ParsePieces(body, r, pieces).empty()) {
@@ -65,6 +85,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     case 1: {
       const auto host = dkg::UrlHost(text);
       FUZZ_CHECK(!host || (!host->empty() && text.starts_with("https://")), "a host is not empty");
+      const std::string key = dkg::HostKey(text);
+      FUZZ_CHECK(dkg::HostKey(key) == key, "a host key is its own host key");
       break;
     }
     case 2: {

@@ -1,6 +1,10 @@
 #include "dkg_messages.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
+#include <array>
+#include <cctype>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -61,6 +65,12 @@ std::string ParseStart(const json& item, const Round& r, StartAnswer& out) {
       cert->get<std::string>().size() > kMaxCertificateChars) {
     return which + " lacks its \"certificate\" (PEM)";
   }
+  // One certificate, nothing else: a second block would be read by no check and relayed by all.
+  const std::string& pem = cert->get<std::string>();
+  constexpr std::string_view kBegin = "-----BEGIN";
+  const auto first = pem.find(kBegin);
+  if (first == std::string::npos || pem.find(kBegin, first + 1) != std::string::npos)
+    return which + ": \"certificate\" must hold exactly one PEM block";
   out.certificate_pem = cert->get<std::string>();
   return "";
 }
@@ -84,7 +94,6 @@ std::optional<std::string> UrlHost(std::string_view url) {
   constexpr std::string_view kScheme = "https://";
   if (!url.starts_with(kScheme)) return std::nullopt;
   std::string_view rest = url.substr(kScheme.size());
-  if (rest.ends_with("/")) rest.remove_suffix(1);
   if (rest.find_first_of("/?#") != std::string_view::npos) return std::nullopt;  // HOST[:PORT] only
   if (rest.find('@') != std::string_view::npos) return std::nullopt;             // no user info
   std::string_view host;
@@ -111,6 +120,27 @@ std::optional<std::string> UrlHost(std::string_view url) {
   return std::string(host);
 }
 
+std::string HostKey(std::string_view host) {
+  std::string key(host);
+  std::transform(key.begin(), key.end(), key.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  while (key.ends_with(".")) key.pop_back();
+  std::array<unsigned char, 16> address{};
+  std::array<char, INET6_ADDRSTRLEN> text{};
+  if (inet_pton(AF_INET, key.c_str(), address.data()) == 1) {
+    if (inet_ntop(AF_INET, address.data(), text.data(), text.size()) != nullptr)
+      return std::string(text.data());
+  } else if (inet_pton(AF_INET6, key.c_str(), address.data()) == 1) {
+    constexpr std::array<unsigned char, 12> kMapped = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    const bool mapped = std::equal(kMapped.begin(), kMapped.end(), address.begin());
+    const int family = mapped ? AF_INET : AF_INET6;
+    const unsigned char* from = mapped ? address.data() + kMapped.size() : address.data();
+    if (inet_ntop(family, from, text.data(), text.size()) != nullptr)
+      return std::string(text.data());
+  }
+  return key;
+}
+
 std::string ParseRound(const json& body, Round& out) {
   const auto round = body.find("round");
   if (round == body.end() || !round->is_string() || round->get<std::string>().size() != 32 ||
@@ -130,8 +160,9 @@ std::string ParseRound(const json& body, Round& out) {
       return "\"nodes\" names a URL twice";
     // A certificate names hosts, not ports: two nodes on one host could each answer for the
     // other's index, and so learn the pieces dealt to it.
+    const std::string host = HostKey(UrlHost(url.get<std::string>()).value_or(""));
     for (const std::string& other : out.nodes) {
-      if (UrlHost(other) == UrlHost(url.get<std::string>()))
+      if (HostKey(UrlHost(other).value_or("")) == host)
         return "\"nodes\" names one host twice: every node needs a host name of its own";
     }
     out.nodes.push_back(url.get<std::string>());
@@ -170,6 +201,24 @@ std::string ParseStarts(const json& body, const Round& r,
     if (auto wrong = ParseStart(item, r, answer); !wrong.empty()) return wrong;
     if (out.contains(answer.index)) return "\"starts\" holds two answers for one index";
     out.emplace(answer.index, std::move(answer));
+  }
+  return "";
+}
+
+std::string ParseDeals(const json& body, const Round& r, std::map<std::uint8_t, Bytes>& out) {
+  const auto deals = body.find("deals");
+  if (deals == body.end() || !deals->is_array() || deals->size() != static_cast<std::size_t>(r.n)) {
+    return "\"deals\" must hold the deal signature of every node";
+  }
+  for (const auto& item : *deals) {
+    Bytes signature;
+    if (!item.is_object() || !item.contains("index") || !item["index"].is_number_integer() ||
+        item["index"].get<int>() < 1 || item["index"].get<int>() > r.n ||
+        out.contains(static_cast<std::uint8_t>(item["index"].get<int>())) ||
+        !Base64Field(item, "signature", signature)) {
+      return "\"deals\" must hold one {\"index\", \"signature\"} for every node";
+    }
+    out.emplace(static_cast<std::uint8_t>(item["index"].get<int>()), std::move(signature));
   }
   return "";
 }

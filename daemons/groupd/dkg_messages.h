@@ -37,15 +37,20 @@ struct Round {
 };
 
 // "" if `body` holds a well-formed round ("round", "threshold", "nodes", "index"), else what is
-// wrong. A node URL is https://HOST[:PORT] with an optional path, at most 255 characters, no
-// whitespace, commas or controls, and the URLs are distinct.
+// wrong. A node URL is https://HOST[:PORT] (no path, not even "/"), at most 255 characters, no
+// whitespace, commas or controls, and no two URLs name one host (compared as HostKey).
 std::string ParseRound(const nlohmann::json& body, Round& out);
 
-// The host of an https:// URL, brackets removed from an IPv6 literal; nullopt if there is none.
+// The host of an https://HOST[:PORT] URL, brackets removed from an IPv6 literal; nullopt if there
+// is none, or if the URL has anything after the port (a path, "/", a query).
 std::optional<std::string> UrlHost(std::string_view url);
+// A host as two node URLs are compared: lowercase, without trailing dots ("node.example." is
+// "node.example"), an IPv4-mapped IPv6 address as the IPv4 address ("::ffff:127.0.0.1" is
+// "127.0.0.1"), any other IP address in its canonical text.
+std::string HostKey(std::string_view host);
 
 // One node's answer to the start round, as relayed: its round key, its commitments (k points), its
-// signature over DkgStartMessage and its TLS server certificate (PEM).
+// signature over DkgStartMessage and its TLS server certificate (PEM: exactly one block).
 struct StartAnswer {
   std::uint8_t index = 0;
   Bytes key;  // compressed point
@@ -57,6 +62,11 @@ struct StartAnswer {
 // signatures are the caller's to check).
 std::string ParseStarts(const nlohmann::json& body, const Round& r,
                         std::map<std::uint8_t, StartAnswer>& out);
+
+// "deals": [{"index": i, "signature": base64}], exactly one for each index 1..n: node i's
+// signature over DkgDealMessage (the view it dealt on). "" or what is wrong.
+std::string ParseDeals(const nlohmann::json& body, const Round& r,
+                       std::map<std::uint8_t, Bytes>& out);
 
 // "pieces": [{"from": i, "piece": base64}], exactly one from every other node. "" or what is wrong.
 std::string ParsePieces(const nlohmann::json& body, const Round& r,

@@ -2549,6 +2549,8 @@ const api::RouteTable<GroupService::RouteHandler>& GroupService::Routes() {
        &DkgHandlers::Deal},
       {"POST", "/v1/groups/{group}/threshold/dkg/finish", "threshold-dkg-finish", Access::kAdmin,
        &DkgHandlers::Finish},
+      {"POST", "/v1/groups/{group}/threshold/dkg/cancel", "threshold-dkg-cancel", Access::kAdmin,
+       &DkgHandlers::Cancel},
       {"POST", "/v1/groups/{group}/bulk", "bulk", Access::kMember, &H::Bulk},
       {"GET", "/v1/groups/{group}/secrets", "secrets", Access::kMember, &H::Secrets},
       {"GET", "/v1/groups/{group}/roster", "roster", Access::kExploder, &H::Roster},

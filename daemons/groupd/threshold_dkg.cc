@@ -1,5 +1,6 @@
 #include "threshold_dkg.h"
 
+#include <array>
 #include <ctime>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -172,11 +173,125 @@ std::optional<HttpResponse> OpenedState(Call& call, const std::string& name, con
   return std::nullopt;
 }
 
+// This node's TLS server certificate and key: what it signs its start and deal answers with.
+struct TlsIdentity {
+  std::optional<crypto::Certificate> certificate;
+  std::optional<crypto::PrivateKey> key;
+};
+
+std::optional<HttpResponse> LoadTls(Call& call, const Config& config, TlsIdentity& out) {
+  auto cert = crypto::Certificate::LoadFile(config.common.server.cert_file);
+  auto key = crypto::PrivateKey::LoadFile(config.common.server.key_file);
+  if (!cert.ok() || !key.ok() || !cert->Matches(*key)) {
+    return Internal(call, "this node's TLS key cannot be read",
+                    !cert.ok()
+                        ? cert.error()
+                        : (!key.ok() ? key.error() : MakeError("bad-key", "key and cert differ")));
+  }
+  out.certificate = std::move(*cert);
+  out.key = std::move(*key);
+  return std::nullopt;
+}
+
+std::string Until(std::int64_t when) {
+  std::array<char, 32> text{};
+  const std::time_t t = when;
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  std::strftime(text.data(), text.size(), "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return text.data();
+}
+
+// Refuses a round this node does not keep as `r`: another round of the group in progress, the
+// same round started with another node list, k or index, or none at all.
+std::optional<HttpResponse> RecordRefusal(Call& call, const std::string& name, const dkg::Round& r,
+                                          const std::optional<store::DkgRound>& kept) {
+  if (!kept) {
+    return Fail(call, 409, "dkg-no-round",
+                "this node keeps no key generation round " + r.round + " for " + name +
+                    " (never started here, finished, cancelled or expired): run the key "
+                    "generation again");
+  }
+  if (kept->round != r.round) {
+    return Fail(call, 409, "dkg-in-progress",
+                "this node is in another key generation round for " + name + " (" +
+                    kept->round.substr(0, 8) + "..., until " + Until(kept->expires_at) +
+                    "): one round per group at a time. The command that ran it cancels it when it "
+                    "fails; otherwise it expires then, and `admin group create --dkg` can be run "
+                    "again");
+  }
+  if (kept->context != r.StateContext(name)) {
+    return Fail(call, 409, "dkg-round-differs",
+                "key generation round " + r.round +
+                    " was started at this node with another node "
+                    "list, threshold or index");
+  }
+  return std::nullopt;
+}
+
+std::optional<HttpResponse> KeptRound(Call& call, store::Store& store, const std::string& name,
+                                      const dkg::Round& r, store::DkgRound& out) {
+  auto kept = store.FindDkgRound(name);
+  if (!kept.ok()) {
+    net::Log(net::LogLevel::kError, "store error", {{"error", kept.error().message}});
+    return Fail(call, 503, errc::kStoreUnavailable, "the store is unavailable; retry later");
+  }
+  if (auto refusal = RecordRefusal(call, name, r, *kept)) return refusal;
+  out = std::move(**kept);
+  return std::nullopt;
+}
+
+// The view this node is given: the start given for it must be the one it answered (its record),
+// and the digest of every start (DkgViewDigest) is what it deals on and finishes with.
+std::optional<HttpResponse> ViewOf(Call& call, const std::string& name, const dkg::Round& r,
+                                   const Starts& starts, const store::DkgRound& kept,
+                                   Bytes& digest) {
+  const json own = json::parse(std::string(AsChars(kept.start_answer)), nullptr, false);
+  const dkg::StartAnswer& given = starts.at(r.index);
+  Bytes key;
+  Bytes commitments;
+  if (!own.is_object() || !own.contains("key") || !own.contains("commitments") ||
+      !Base64Decode(own["key"].get<std::string>(), key) ||
+      !Base64Decode(own["commitments"].get<std::string>(), commitments) || key != given.key ||
+      commitments != th::EncodeCommitments(given.commitments)) {
+    return Fail(call, 400, "dkg-view",
+                "the start given for this node is not the one it answered in round " + r.round);
+  }
+  std::vector<std::string> messages;
+  for (const auto& [j, answer] : starts) {
+    messages.push_back(th::DkgStartMessage(name, r.round, r.k, r.n, j, r.nodes[j - 1U], answer.key,
+                                           answer.commitments));
+  }
+  digest = th::DkgViewDigest(name, r.round, r.k, r.nodes, messages);
+  return std::nullopt;
+}
+
+// Every dealer's signature over the view this node dealt on: a node that dealt on another view
+// (or never dealt) is named.
+std::optional<HttpResponse> VerifiedDeals(Call& call, const std::string& name, const json& body,
+                                          const dkg::Round& r, const Starts& starts,
+                                          const Bytes& digest) {
+  std::map<std::uint8_t, Bytes> deals;
+  if (auto wrong = dkg::ParseDeals(body, r, deals); !wrong.empty())
+    return Fail(call, 400, errc::kMalformedRequest, wrong);
+  for (const auto& [i, signature] : deals) {
+    auto cert = crypto::Certificate::Load(AsBytes(starts.at(i).certificate_pem));
+    const std::string message = th::DkgDealMessage(name, r.round, i, digest);
+    if (!cert.ok() || !crypto::VerifyMessage(*cert, AsBytes(message), signature)) {
+      return Fail(call, 400, "bad-signature",
+                  NodeName(r, i) + " did not deal on this view of round " + r.round +
+                      ": its deal signature does not verify");
+    }
+  }
+  return std::nullopt;
+}
+
 // The pieces dealt to this node, opened and each checked against its dealer's commitments (the
 // Feldman check), with this node's own piece: n shares of the one index, to be summed.
 std::optional<HttpResponse> CheckedPieces(Call& call, const std::string& name, const json& body,
                                           const RoundSetUp& u, const Starts& starts,
-                                          dkg::State& state, std::vector<th::Share>& out) {
+                                          const Bytes& digest, dkg::State& state,
+                                          std::vector<th::Share>& out) {
   const dkg::Round& r = u.round;
   std::map<std::uint8_t, Bytes> sealed;
   if (auto wrong = dkg::ParsePieces(body, r, sealed); !wrong.empty())
@@ -186,7 +301,7 @@ std::optional<HttpResponse> CheckedPieces(Call& call, const std::string& name, c
   out.push_back(th::Share{r.index, k, n, std::move(state.pieces[r.index - 1U])});
   for (const auto& [from, piece] : sealed) {
     auto opened = th::OpenBetween(state.round_scalar, starts.at(from).key,
-                                  th::DkgPieceContext(name, r.round, from, r.index), piece);
+                                  th::DkgPieceContext(name, r.round, from, r.index, digest), piece);
     if (!opened.ok()) {
       return Fail(call, 400, "bad-piece",
                   "the piece from " + NodeName(r, from) + " does not open: changed in transit?");
@@ -204,7 +319,8 @@ std::optional<HttpResponse> CheckedPieces(Call& call, const std::string& name, c
 
 }  // namespace
 
-// Round 1: f_i drawn, its commitments and a fresh round key signed with this node's TLS key.
+// Round 1: f_i drawn, its commitments and a fresh round key signed with this node's TLS key; once
+// per round: a repeated start gets the first answer back, never new coefficients.
 HttpResponse GroupService::DkgHandlers::Start(GroupService& s, const HttpRequest& req, Call& call,
                                               const Target& t) {
   const std::string& name = t.params[0];
@@ -212,22 +328,22 @@ HttpResponse GroupService::DkgHandlers::Start(GroupService& s, const HttpRequest
   RoundSetUp u;
   if (auto refusal = SetUp(call, req, name, *s.store_, s.config_, body, u)) return *refusal;
   const dkg::Round& r = u.round;
-  auto tls_cert = crypto::Certificate::LoadFile(s.config_.common.server.cert_file);
-  auto tls_key = crypto::PrivateKey::LoadFile(s.config_.common.server.key_file);
-  if (!tls_cert.ok() || !tls_key.ok() || !tls_cert->Matches(*tls_key)) {
-    return Internal(call, "this node's TLS key cannot be read",
-                    !tls_cert.ok() ? tls_cert.error()
-                                   : (!tls_key.ok() ? tls_key.error()
-                                                    : MakeError("bad-key", "key and cert differ")));
-  }
+  TlsIdentity tls;
+  if (auto refusal = LoadTls(call, s.config_, tls)) return *refusal;
   // The other nodes will check this node's certificate against the URL the operator gave: refuse
   // here already, where the operator can see why.
-  Status own = crypto::VerifyServerCertificate(*tls_cert, *u.node_ca,
+  Status own = crypto::VerifyServerCertificate(*tls.certificate, *u.node_ca,
                                                dkg::UrlHost(r.OwnUrl()).value_or(""), Now());
   if (!own.ok()) {
     return Fail(call, 400, "wrong-url",
                 "this node's TLS certificate does not verify for " + r.OwnUrl() +
                     " under the node CA: " + own.error().message);
+  }
+  auto kept = s.store_->FindDkgRound(name);
+  if (!kept.ok()) return Fail(call, 503, errc::kStoreUnavailable, "the store is unavailable");
+  if (*kept) {
+    if (auto refusal = RecordRefusal(call, name, r, *kept)) return *refusal;
+    return HttpResponse::Json(200, std::string(AsChars((*kept)->start_answer)));
   }
   auto dealing = th::DealRandom(r.k, r.n);
   auto key = th::NewRoundKey();
@@ -238,18 +354,34 @@ HttpResponse GroupService::DkgHandlers::Start(GroupService& s, const HttpRequest
   auto sealed = s.ring_->SealRepairState(r.StateContext(name), dkg::EncodeState(state));
   const std::string message = th::DkgStartMessage(name, r.round, r.k, r.n, r.index, r.OwnUrl(),
                                                   key->point, dealing->commitments);
-  auto signature = crypto::SignMessage(*tls_key, AsBytes(message));
+  auto signature = crypto::SignMessage(*tls.key, AsBytes(message));
   if (!sealed.ok() || !signature.ok())
     return Internal(call, "start failed", !sealed.ok() ? sealed.error() : signature.error());
-  return Ok({{"index", r.index},
-             {"key", Base64Encode(key->point)},
-             {"commitments", Base64Encode(th::EncodeCommitments(dealing->commitments))},
-             {"signature", Base64Encode(*signature)},
-             {"certificate", crypto::ToPem("CERTIFICATE", tls_cert->Der())},
-             {"state", Base64Encode(*sealed)}});
+  const std::string answer = json{
+      {"index", r.index},
+      {"key", Base64Encode(key->point)},
+      {"commitments", Base64Encode(th::EncodeCommitments(dealing->commitments))},
+      {"signature", Base64Encode(*signature)},
+      {"certificate", crypto::ToPem("CERTIFICATE", tls.certificate->Der())},
+      {"state",
+       Base64Encode(*sealed)}}.dump();
+  // Recorded before it is answered; a concurrent start of the same round gets the one recorded.
+  auto begun = s.store_->BeginDkgRound(store::DkgRound{.group = name,
+                                                       .round = r.round,
+                                                       .context = r.StateContext(name),
+                                                       .start_answer = ToBytes(answer),
+                                                       .dealt = false,
+                                                       .view_digest = {},
+                                                       .deal_answer = {},
+                                                       .expires_at = state.expires});
+  if (!begun.ok()) return Fail(call, 503, errc::kStoreUnavailable, "the store is unavailable");
+  if (auto refusal = RecordRefusal(call, name, r, *begun)) return *refusal;
+  return HttpResponse::Json(200, std::string(AsChars(begun->start_answer)));
 }
 
-// Round 2: every start checked, then f_i(j) sealed from this node to node j, for every j != i.
+// Round 2: every start checked, then f_i(j) sealed from this node to node j, for every j != i, on
+// one view of the starts, signed. Once per round: the same view gets the same answer, another
+// view is refused.
 HttpResponse GroupService::DkgHandlers::Deal(GroupService& s, const HttpRequest& req, Call& call,
                                              const Target& t) {
   const std::string& name = t.params[0];
@@ -262,17 +394,47 @@ HttpResponse GroupService::DkgHandlers::Deal(GroupService& s, const HttpRequest&
   dkg::State state;
   if (auto refusal = OpenedState(call, name, body, u, *s.ring_, starts.at(r.index), state))
     return *refusal;
+  store::DkgRound kept;
+  if (auto refusal = KeptRound(call, *s.store_, name, r, kept)) return *refusal;
+  Bytes digest;
+  if (auto refusal = ViewOf(call, name, r, starts, kept, digest)) return *refusal;
+  const auto other_view = [&] {
+    return Fail(call, 409, "dkg-other-view",
+                "this node dealt key generation round " + r.round +
+                    " on another view of the starts: it deals once per round");
+  };
+  if (kept.dealt) {
+    if (kept.view_digest != digest) return other_view();
+    return HttpResponse::Json(200, std::string(AsChars(kept.deal_answer)));
+  }
+  TlsIdentity tls;
+  if (auto refusal = LoadTls(call, s.config_, tls)) return *refusal;
   json pieces = json::array();
   for (std::uint8_t j = 1; j <= r.n; ++j) {
     if (j == r.index) continue;
     const SecretBytes piece = th::EncodeShare(th::Share{
         j, static_cast<std::uint8_t>(r.k), static_cast<std::uint8_t>(r.n), state.pieces[j - 1U]});
-    auto sealed = th::SealBetween(state.round_scalar, starts.at(j).key,
-                                  th::DkgPieceContext(name, r.round, r.index, j), piece.view());
+    auto sealed =
+        th::SealBetween(state.round_scalar, starts.at(j).key,
+                        th::DkgPieceContext(name, r.round, r.index, j, digest), piece.view());
     if (!sealed.ok()) return Internal(call, "sealing a piece failed", sealed.error());
     pieces.push_back({{"to", j}, {"piece", Base64Encode(*sealed)}});
   }
-  return Ok({{"index", r.index}, {"pieces", pieces}});
+  auto signature =
+      crypto::SignMessage(*tls.key, AsBytes(th::DkgDealMessage(name, r.round, r.index, digest)));
+  if (!signature.ok()) return Internal(call, "signing the deal failed", signature.error());
+  const std::string answer = json{
+      {"index", r.index},
+      {"view", Base64Encode(digest)},
+      {"signature", Base64Encode(*signature)},
+      {"pieces", pieces}}.dump();
+  auto dealt = s.store_->DealDkgRound(name, r.round, digest, ToBytes(answer));
+  if (!dealt.ok()) {
+    if (dealt.error().code == errc::kNotFound) return *RecordRefusal(call, name, r, std::nullopt);
+    return Fail(call, 503, errc::kStoreUnavailable, "the store is unavailable");
+  }
+  if (dealt->view_digest != digest) return other_view();
+  return HttpResponse::Json(200, std::string(AsChars(dealt->deal_answer)));
 }
 
 // Round 3: the pieces for this node opened and checked, d_i = sum f_j(i), C = sum C_j; stored as
@@ -293,11 +455,24 @@ HttpResponse GroupService::DkgHandlers::Finish(GroupService& s, const HttpReques
   }
   Starts starts;
   if (auto refusal = VerifiedStarts(call, name, body, u, starts)) return *refusal;
+  // The view this node dealt on, and every dealer's signature over it: every node that finishes
+  // has summed the same commitments, so holds a share of the same key.
+  store::DkgRound kept;
+  if (auto refusal = KeptRound(call, *s.store_, name, r, kept)) return *refusal;
+  Bytes digest;
+  if (auto refusal = ViewOf(call, name, r, starts, kept, digest)) return *refusal;
+  if (!kept.dealt || kept.view_digest != digest) {
+    return Fail(call, 400, "dkg-view",
+                kept.dealt ? "these starts are not the view this node dealt on in round " + r.round
+                           : "this node has not dealt in round " + r.round + " yet");
+  }
+  if (auto refusal = VerifiedDeals(call, name, body, r, starts, digest)) return *refusal;
   dkg::State state;
   if (auto refusal = OpenedState(call, name, body, u, *s.ring_, starts.at(r.index), state))
     return *refusal;
   std::vector<th::Share> pieces;
-  if (auto refusal = CheckedPieces(call, name, body, u, starts, state, pieces)) return *refusal;
+  if (auto refusal = CheckedPieces(call, name, body, u, starts, digest, state, pieces))
+    return *refusal;
   auto share = th::SumShares(pieces);
   std::vector<std::vector<Bytes>> per_node;
   for (const auto& [j, answer] : starts) per_node.push_back(answer.commitments);
@@ -307,7 +482,29 @@ HttpResponse GroupService::DkgHandlers::Finish(GroupService& s, const HttpReques
                 "the pieces sum to no usable share (a sum of 0, or commitments at infinity): run "
                 "the key generation again");
   }
-  return s.StoreThresholdGroup(call, name, *share, *commitments, certificate);
+  HttpResponse stored = s.StoreThresholdGroup(call, name, *share, *commitments, certificate);
+  // Once stored, the group refuses every round (409 exists); the record goes with the round.
+  if (stored.status == 201) {
+    if (Status ended = s.store_->EndDkgRound(name, r.round); !ended.ok())
+      net::Log(net::LogLevel::kWarning, "key generation round not forgotten",
+               {{"error", ended.error().message}});
+  }
+  return stored;
+}
+
+// A round's record forgotten at this node, by the command that ran it (when it fails) or by an
+// operator: the group can then take a new round. An expired round is forgotten anyway.
+HttpResponse GroupService::DkgHandlers::Cancel(GroupService& s, const HttpRequest& req, Call& call,
+                                               const Target& t) {
+  const std::string& name = t.params[0];
+  json body;
+  RoundSetUp u;
+  if (auto refusal = SetUp(call, req, name, *s.store_, s.config_, body, u)) return *refusal;
+  Status ended = s.store_->EndDkgRound(name, u.round.round);
+  if (!ended.ok() && ended.error().code == errc::kNotFound)
+    return *RecordRefusal(call, name, u.round, std::nullopt);
+  if (!ended.ok()) return Fail(call, 503, errc::kStoreUnavailable, "the store is unavailable");
+  return Ok({{"cancelled", u.round.round}});
 }
 
 }  // namespace blindlist::groupd

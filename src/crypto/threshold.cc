@@ -1071,10 +1071,28 @@ std::string DkgStartMessage(std::string_view group, std::string_view round, int 
          Field("commitments", ToHex(EncodeCommitments(commitments)));
 }
 
+Bytes DkgViewDigest(std::string_view group, std::string_view round, int k,
+                    std::span<const std::string> node_urls,
+                    std::span<const std::string> start_messages) {
+  std::string text = "blindlist threshold-dkg-view v1\n" + Field("group", group) +
+                     Field("round", round) + Field("k", std::to_string(k)) +
+                     Field("n", std::to_string(node_urls.size()));
+  for (const auto& url : node_urls) text += Field("node", url);
+  for (const auto& message : start_messages) text += Field("start", message);
+  return Sha256(AsBytes(text));
+}
+
+std::string DkgDealMessage(std::string_view group, std::string_view round, std::uint8_t index,
+                           ByteView view_digest) {
+  return "blindlist threshold-dkg-deal v1\n" + Field("group", group) + Field("round", round) +
+         Field("index", std::to_string(index)) + Field("view", ToHex(view_digest));
+}
+
 std::string DkgPieceContext(std::string_view group, std::string_view round, std::uint8_t from,
-                            std::uint8_t to) {
-  return "blindlist threshold-dkg-piece v1\n" + Field("group", group) + Field("round", round) +
-         Field("from", std::to_string(from)) + Field("to", std::to_string(to));
+                            std::uint8_t to, ByteView view_digest) {
+  return "blindlist threshold-dkg-piece v2\n" + Field("group", group) + Field("round", round) +
+         Field("from", std::to_string(from)) + Field("to", std::to_string(to)) +
+         Field("view", ToHex(view_digest));
 }
 
 void WipeText(std::string& text) { OPENSSL_cleanse(text.data(), text.size()); }

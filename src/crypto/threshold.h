@@ -196,9 +196,20 @@ Result<Share> SumShares(std::span<const Share> pieces);
 std::string DkgStartMessage(std::string_view group, std::string_view round, int k, int n,
                             std::uint8_t index, std::string_view node_url, ByteView round_key,
                             std::span<const Bytes> commitments);
-// The sealing context (HKDF info and AAD) of the piece f_from(to).
+// The digest of one view of a round: SHA-256 over a tag, the group, the round, k, n, the node URLs
+// and every node's start message (DkgStartMessage) in index order, each value length-prefixed.
+// Two nodes with the same digest sum the same commitments, so reach the same group key.
+Bytes DkgViewDigest(std::string_view group, std::string_view round, int k,
+                    std::span<const std::string> node_urls,
+                    std::span<const std::string> start_messages);
+// What node `index` signs in round 2 with its TLS server key: the group, the round, its index and
+// the digest of the one view it dealt on (each value length-prefixed).
+std::string DkgDealMessage(std::string_view group, std::string_view round, std::uint8_t index,
+                           ByteView view_digest);
+// The sealing context (HKDF info and AAD) of the piece f_from(to), dealt on the view
+// `view_digest`: a piece opens only at a node that recomputes the same view.
 std::string DkgPieceContext(std::string_view group, std::string_view round, std::uint8_t from,
-                            std::uint8_t to);
+                            std::uint8_t to, ByteView view_digest);
 
 // Overwrites a string that held secret text (OPENSSL_cleanse: not optimised away); its length
 // stays.

@@ -487,7 +487,30 @@ TEST(ThresholdDkg, SignedMessagesNameEveryField) {
   // A value cannot carry the next field: lengths are part of the message.
   EXPECT_NE(DkgStartMessage("g\nround=1:r", "r", 2, 3, 1, "u", key, a.commitments),
             DkgStartMessage("g", "r", 2, 3, 1, "u", key, a.commitments));
-  EXPECT_NE(DkgPieceContext("g", "r", 1, 2), DkgPieceContext("g", "r", 2, 1));
+  const Bytes view(32, 7);
+  EXPECT_NE(DkgPieceContext("g", "r", 1, 2, view), DkgPieceContext("g", "r", 2, 1, view));
+  EXPECT_NE(DkgPieceContext("g", "r", 1, 2, view), DkgPieceContext("g", "r", 1, 2, Bytes(32, 8)));
+  EXPECT_NE(DkgDealMessage("g", "r", 1, view), DkgDealMessage("g", "r", 2, view));
+  EXPECT_NE(DkgDealMessage("g", "r", 1, view), DkgDealMessage("g", "r", 1, Bytes(32, 8)));
+}
+
+// The view digest changes with any node's start, the node list, the round or k: two nodes with
+// the same digest dealt on the same starts.
+TEST(ThresholdDkg, TheViewDigestNamesEveryStartAndTheRound) {
+  const std::vector<std::string> urls = {"https://a", "https://b", "https://c"};
+  const std::vector<std::string> starts = {"s1", "s2", "s3"};
+  const Bytes d = DkgViewDigest("g", "r", 2, urls, starts);
+  EXPECT_EQ(d.size(), 32u);
+  EXPECT_EQ(d, DkgViewDigest("g", "r", 2, urls, starts));
+  EXPECT_NE(d, DkgViewDigest("g", "r", 2, urls, std::vector<std::string>{"s1", "s2", "s4"}));
+  EXPECT_NE(
+      d, DkgViewDigest("g", "r", 2, std::vector<std::string>{"https://a", "https://b", "https://d"},
+                       starts));
+  EXPECT_NE(d, DkgViewDigest("g", "r2", 2, urls, starts));
+  EXPECT_NE(d, DkgViewDigest("g2", "r", 2, urls, starts));
+  EXPECT_NE(d, DkgViewDigest("g", "r", 3, urls, starts));
+  // Lengths are part of the digest: a start cannot run into the next one.
+  EXPECT_NE(d, DkgViewDigest("g", "r", 2, urls, std::vector<std::string>{"s1s", "2", "s3"}));
 }
 
 }  // namespace

@@ -264,6 +264,28 @@ Result<int> InsertGroupSecret(sql::Connection& c, const GroupSecretVersion& secr
   return static_cast<int>(version);
 }
 
+constexpr std::string_view kDkgColumns =
+    "group_name, round, context, start_answer, dealt, view_digest, deal_answer, expires_at";
+DkgRound ToDkgRound(const Row& r) {
+  return DkgRound{.group = AsText(r[0]),
+                  .round = AsText(r[1]),
+                  .context = AsText(r[2]),
+                  .start_answer = AsBlob(r[3]),
+                  .dealt = AsInt(r[4]) != 0,
+                  .view_digest = AsBlob(r[5]),
+                  .deal_answer = AsBlob(r[6]),
+                  .expires_at = AsInt(r[7])};
+}
+
+Result<DkgRound> UnexpiredDkgRound(sql::Connection& c, const std::string& group) {
+  BL_TRY_ASSIGN(auto rows, c.Query(Select(kDkgColumns,
+                                          "FROM dkg_rounds WHERE group_name = $1 AND "
+                                          "expires_at >= $2"),
+                                   {group, Now()}));
+  if (rows.empty()) return NotFound("no unexpired key generation round for " + group);
+  return ToDkgRound(rows[0]);
+}
+
 class SqlStore final : public Store {
  public:
   explicit SqlStore(std::unique_ptr<sql::ConnectionPool> pool) : pool_(std::move(pool)) {}
@@ -796,6 +818,55 @@ class SqlStore final : public Store {
     return Read([&](sql::Connection& c) {
       return First<Member>(c.Query(Select(kMemberColumns, rest), params), ToMember);
     });
+  }
+
+  // ---- threshold key generation rounds ----
+
+  Result<DkgRound> BeginDkgRound(const DkgRound& round) override {
+    if (round.group.empty() || round.round.empty())
+      return InvalidArgument("a key generation round needs its group and round id");
+    return Write([&](sql::Connection& c) -> Result<DkgRound> {
+      BL_TRY(c.Exec("DELETE FROM dkg_rounds WHERE expires_at < $1", {Now()}));
+      BL_TRY(c.Exec("INSERT INTO dkg_rounds (" + std::string(kDkgColumns) +
+                        ") VALUES ($1, $2, $3, $4, 0, $5, $5, $6) ON CONFLICT DO NOTHING",
+                    {round.group, round.round, round.context, round.start_answer, Bytes{},
+                     round.expires_at}));
+      return UnexpiredDkgRound(c, round.group);
+    });
+  }
+
+  Result<std::optional<DkgRound>> FindDkgRound(const std::string& group) override {
+    return Read([&](sql::Connection& c) -> Result<std::optional<DkgRound>> {
+      auto found = UnexpiredDkgRound(c, group);
+      if (!found.ok()) {
+        if (found.error().code == errc::kNotFound) return std::optional<DkgRound>();
+        return found.error();
+      }
+      return std::optional<DkgRound>(std::move(*found));
+    });
+  }
+
+  Result<DkgRound> DealDkgRound(const std::string& group, const std::string& round,
+                                const Bytes& view_digest, const Bytes& deal_answer) override {
+    return Write([&](sql::Connection& c) -> Result<DkgRound> {
+      BL_TRY(
+          c.Exec("UPDATE dkg_rounds SET dealt = 1, view_digest = $3, deal_answer = $4 "
+                 "WHERE group_name = $1 AND round = $2 AND dealt = 0 AND expires_at >= $5",
+                 {group, round, view_digest, deal_answer, Now()}));
+      BL_TRY_ASSIGN(DkgRound kept, UnexpiredDkgRound(c, group));
+      if (kept.round != round)
+        return NotFound("no key generation round " + round + " for " + group);
+      return kept;
+    });
+  }
+
+  Status EndDkgRound(const std::string& group, const std::string& round) override {
+    return ToStatus(Write([&](sql::Connection& c) -> Result<std::monostate> {
+      BL_TRY_ASSIGN(auto n, c.Exec("DELETE FROM dkg_rounds WHERE group_name = $1 AND round = $2",
+                                   {group, round}));
+      if (n == 0) return NotFound("no key generation round " + round + " for " + group);
+      return std::monostate{};
+    }));
   }
 
   template <typename F>

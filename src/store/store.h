@@ -126,6 +126,21 @@ struct IssuedCertificateStatus {
   bool member_current = false;  // member_address is a member of group_id now
 };
 
+// A threshold key generation round as one groupd node keeps it between the round's requests
+// (docs/threshold.md, "Creation without a dealer"): at most one per group at a time, until it
+// finishes, is cancelled or expires. Nothing secret: the start answer carries the node's round
+// state sealed under its master key.
+struct DkgRound {
+  std::string group;        // the group's name
+  std::string round;        // the round id (32 hex digits)
+  std::string context;      // k, n, the node's index and the node list the round was started with
+  Bytes start_answer;       // the node's own start answer (JSON), exactly as it answered
+  bool dealt = false;       // the node dealt, on view_digest
+  Bytes view_digest;        // SHA-256 of the one view the node dealt on; empty until it dealt
+  Bytes deal_answer;        // the node's deal answer (JSON), exactly as it answered
+  UnixTime expires_at = 0;  // the round is forgotten after this
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -252,6 +267,22 @@ class Store {
   virtual Result<std::optional<IssuedCertificateStatus>> FindIssuedCertificate(
       const std::string& serial_hex) = 0;
   virtual Result<std::vector<IssuedCertificate>> ListRevokedCertificates() = 0;
+
+  // ---- threshold key generation rounds (groupd) ----
+  // Records `round` unless its group has an unexpired round already, and returns the group's
+  // round as stored afterwards: `round` itself, or the one kept (the caller compares the round
+  // id and context). Every expired round, of any group, is forgotten first.
+  virtual Result<DkgRound> BeginDkgRound(const DkgRound& round) = 0;
+  // The group's unexpired round, if any.
+  virtual Result<std::optional<DkgRound>> FindDkgRound(const std::string& group) = 0;
+  // Records the deal of the group's unexpired round `round` if it has none yet, and returns the
+  // round as stored afterwards (the caller compares the view). Errors: "not-found" (no such
+  // unexpired round).
+  virtual Result<DkgRound> DealDkgRound(const std::string& group, const std::string& round,
+                                        const Bytes& view_digest, const Bytes& deal_answer) = 0;
+  // Forgets the group's round `round` (finished or cancelled). Errors: "not-found" (none, or
+  // another round: a finish claims its round once).
+  virtual Status EndDkgRound(const std::string& group, const std::string& round) = 0;
 };
 
 }  // namespace blindlist::store

@@ -52,6 +52,12 @@ Bytes Blob(std::uint8_t seed, std::size_t n = 40) {
   return out;
 }
 
+template <typename T>
+std::string ErrorCode(const Result<T>& r) {
+  return r.ok() ? "ok" : r.error().code;
+}
+std::string ErrorCode(const Status& s) { return s.ok() ? "ok" : s.error().code; }
+
 class StoreTest : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
@@ -172,6 +178,14 @@ TEST_P(StoreTest, UpgradesEveryOlderSchemaAndRefusesARollback) {
     ASSERT_EQ(kept->size(), 1u);
     EXPECT_EQ((*kept)[0].reason, "member:alice@example.org");
     EXPECT_EQ((*kept)[0].members, "");
+    // The key generation rounds' table (step 6) is there and takes a round.
+    auto begun = (*upgraded)->BeginDkgRound(DkgRound{.group = "after-upgrade@example.org",
+                                                     .round = "r1",
+                                                     .context = "c",
+                                                     .start_answer = Blob(1),
+                                                     .expires_at = Now() + 60});
+    ASSERT_OK(begun);
+    EXPECT_EQ(begun->round, "r1");
   });
   ASSERT_OK(store_->CreateGroup("kept@example.org"));
   auto refused = testkit::ApplyFirstSteps(db_->url(), current, current.steps.size() - 1);
@@ -188,6 +202,74 @@ TEST_P(StoreTest, UpgradesEveryOlderSchemaAndRefusesARollback) {
   auto kept = store_->FindGroup("kept@example.org");
   ASSERT_OK(kept);
   EXPECT_TRUE(kept->has_value());
+}
+
+// ---- threshold key generation rounds ----
+
+// One round per group at a node: a second start of the same round gets the first one's record
+// back, another round is not recorded while the first lasts; a round deals on one view only; a
+// finish claims its round once; an expired round is forgotten and makes way for a new one.
+TEST_P(StoreTest, KeepsOneKeyGenerationRoundPerGroupUntilItEndsOrExpires) {
+  const DkgRound first{.group = "g@example.org",
+                       .round = "r1",
+                       .context = "k=2 n=3 index=1",
+                       .start_answer = Blob(1),
+                       .expires_at = Now() + 3600};
+  auto begun = store_->BeginDkgRound(first);
+  ASSERT_OK(begun);
+  EXPECT_EQ(begun->round, "r1");
+  EXPECT_EQ(begun->start_answer, Blob(1));
+  EXPECT_FALSE(begun->dealt);
+  DkgRound again = first;
+  again.start_answer = Blob(2);
+  auto kept = store_->BeginDkgRound(again);
+  ASSERT_OK(kept);
+  EXPECT_EQ(kept->start_answer, Blob(1));  // the first answer, never a new one
+  DkgRound other = first;
+  other.round = "r2";
+  kept = store_->BeginDkgRound(other);
+  ASSERT_OK(kept);
+  EXPECT_EQ(kept->round, "r1");
+  // Another group has a round of its own.
+  DkgRound elsewhere = other;
+  elsewhere.group = "h@example.org";
+  ASSERT_OK(store_->BeginDkgRound(elsewhere));
+
+  auto dealt = store_->DealDkgRound("g@example.org", "r1", Blob(3, 32), Blob(4));
+  ASSERT_OK(dealt);
+  EXPECT_TRUE(dealt->dealt);
+  EXPECT_EQ(dealt->view_digest, Blob(3, 32));
+  dealt = store_->DealDkgRound("g@example.org", "r1", Blob(5, 32), Blob(6));
+  ASSERT_OK(dealt);
+  EXPECT_EQ(dealt->view_digest, Blob(3, 32));  // the first view stays
+  EXPECT_EQ(dealt->deal_answer, Blob(4));
+  EXPECT_EQ(ErrorCode(store_->DealDkgRound("g@example.org", "r2", Blob(5, 32), Blob(6))),
+            "not-found");
+  auto found = store_->FindDkgRound("g@example.org");
+  ASSERT_OK(found);
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->view_digest, Blob(3, 32));
+
+  EXPECT_EQ(ErrorCode(store_->EndDkgRound("g@example.org", "r2")), "not-found");
+  ASSERT_OK(store_->EndDkgRound("g@example.org", "r1"));
+  EXPECT_EQ(ErrorCode(store_->EndDkgRound("g@example.org", "r1")), "not-found");
+  found = store_->FindDkgRound("g@example.org");
+  ASSERT_OK(found);
+  EXPECT_FALSE(found->has_value());
+
+  // An expired round is forgotten: a new round takes its place.
+  DkgRound expired = first;
+  expired.round = "old";
+  expired.expires_at = Now() - 10;
+  EXPECT_EQ(ErrorCode(store_->BeginDkgRound(expired)), "not-found");  // recorded, but over
+  found = store_->FindDkgRound("g@example.org");
+  ASSERT_OK(found);
+  EXPECT_FALSE(found->has_value());
+  EXPECT_EQ(ErrorCode(store_->DealDkgRound("g@example.org", "old", Blob(3, 32), Blob(4))),
+            "not-found");
+  kept = store_->BeginDkgRound(other);
+  ASSERT_OK(kept);
+  EXPECT_EQ(kept->round, "r2");
 }
 
 // ---- groups ----

@@ -284,7 +284,8 @@ class ThresholdDkg(harness.TestCase):
         p = self.admin("group", "create", group, "--key-type", "p256-threshold", "--threshold", "2",
                        "--nodes", ",".join(self.urls[:2] + [self.urls[3]]), "--dkg")
         self.assertCliRefused(p, "dkg start at %s" % self.urls[3], "node_ca_certificate",
-                              "no node stored the group")
+                              "no node stored the group",
+                              "round cancelled at %s, %s" % (self.urls[0], self.urls[1]))
         # A URL the node's certificate does not name; a malformed round.
         wrong = self.urls[0].replace("127.0.0.1", "localhost.invalid")
         self.assertRefused(self.post_admin(0, path + "start", dict(base, nodes=[wrong] + self.urls[1:3])),
@@ -318,21 +319,29 @@ class ThresholdDkg(harness.TestCase):
             self.assertRefused(r, 400, "malformed-request")
         # One node under two spellings of its URL (its certificate names both) would take two
         # indices, so two shares: every other node refuses the round.
+        # A node keeps one round per group: the relay gets both starts from it only by cancelling
+        # the first in between (as it may: a whole round aborted and restarted).
         alias = self.urls[0].replace("127.0.0.1", "localhost")
         twice = {"round": "ab" * 16, "threshold": 2, "nodes": [self.urls[0], alias, self.urls[1]]}
+        twice_path = "/v1/groups/%s/threshold/dkg/" % harness.quote("twice@example.org")
         starts = []
         for i, n in ((1, 0), (2, 0), (3, 1)):
-            r = self.post_admin(n, path + "start", dict(twice, index=i))
+            if i == 2:
+                self.assertRefused(self.post_admin(n, twice_path + "start", dict(twice, index=i)),
+                                   409, "dkg-round-differs")
+                r = self.post_admin(n, twice_path + "cancel", dict(twice, index=1))
+                self.assertEqual(r.status, 200, r)
+            r = self.post_admin(n, twice_path + "start", dict(twice, index=i))
             self.assertEqual(r.status, 200, r)
             if i == 3:
                 own_state = r.json["state"]
             starts.append({k: v for k, v in r.json.items() if k != "state"})
-        r = self.post_admin(1, path + "deal", dict(twice, starts=starts, index=3, state=own_state))
+        r = self.post_admin(1, twice_path + "deal", dict(twice, starts=starts, index=3, state=own_state))
         self.assertIn("one node cannot hold two indices", self.assertRefused(r, 400, "bad-signature")["message"])
         # Another node's state, a state from another round, an expired state.
         r = self.post_admin(0, path + "deal", dict(body, index=1, state=states[1]))
         self.assertRefused(r, 400, "bad-state")
-        other, other_states = self.manual_round(group, "0f" * 16)
+        other, other_states = self.manual_round("other@example.org", "0f" * 16)
         r = self.post_admin(0, path + "deal", dict(body, index=1, state=other_states[0]))
         self.assertRefused(r, 400, "bad-state")
         context = self.state_context(group, body["round"], 2, self.urls[:3], 1)
@@ -347,12 +356,15 @@ class ThresholdDkg(harness.TestCase):
         pieces2[2] = (pieces2[2] + 1) % Q
         bad_state = self.reseal_state(self.nodes[1], context2, expiry, scalar2, pieces2)
         pieces_to = {1: [], 2: [], 3: []}
+        deals = []
         for i in (1, 2, 3):
             state = bad_state if i == 2 else states[i - 1]
             r = self.post_admin(i - 1, path + "deal", dict(body, index=i, state=state))
             self.assertEqual(r.status, 200, r)
+            deals.append({"index": i, "signature": r.json["signature"]})
             for p in r.json["pieces"]:
                 pieces_to[p["to"]].append({"from": i, "piece": p["piece"]})
+        body = dict(body, deals=deals)
         r = self.post_admin(2, path + "finish", dict(body, index=3, state=states[2],
                                                      pieces=pieces_to[3], certificate="x"))
         self.assertIn("node 2", self.assertRefused(r, 400, "bad-share")["message"])
@@ -442,6 +454,130 @@ class ThresholdDkg(harness.TestCase):
         self.assertIn("node 3", body["message"])
         self.assertIn("also names the host of node 2", body["message"])
 
+
+    # 5
+    def test_5_one_view_per_round(self):
+        """A node keeps its round: one start answer, one deal on one view, a finish only on that
+        view with every dealer's signature over it. A relay can no longer leave honest nodes on
+        different group keys."""
+        group = "views@example.org"
+        path = "/v1/groups/%s/threshold/dkg/" % harness.quote(group)
+        base = {"round": "7e" * 16, "threshold": 2, "nodes": self.urls[:3]}
+        # (a) A start asked twice: the same signed answer, never new coefficients.
+        first = self.post_admin(0, path + "start", dict(base, index=1))
+        self.assertEqual(first.status, 200, first)
+        again = self.post_admin(0, path + "start", dict(base, index=1))
+        self.assertEqual(again.status, 200, again)
+        self.assertEqual(again.json, first.json)
+        # No second round for the group while this one lasts (no starts to pick from), and not
+        # the same round with another node list.
+        r = self.post_admin(0, path + "start", dict(base, round="7f" * 16, index=1))
+        self.assertIn("7e7e7e7e", self.assertRefused(r, 409, "dkg-in-progress")["message"])
+        other_order = [self.urls[0], self.urls[2], self.urls[1]]
+        self.assertRefused(self.post_admin(0, path + "start", dict(base, nodes=other_order, index=1)),
+                           409, "dkg-round-differs")
+        body, states = self.manual_round(group, base["round"])
+        for field in ("key", "commitments", "signature"):
+            self.assertEqual(body["starts"][0][field], first.json[field])
+        # A start whose certificate field holds two PEM blocks is refused.
+        doubled = [dict(x) for x in body["starts"]]
+        doubled[2]["certificate"] += doubled[2]["certificate"]
+        r = self.post_admin(0, path + "deal", dict(body, starts=doubled, index=1, state=states[0]))
+        self.assertIn("one PEM block", self.assertRefused(r, 400, "malformed-request")["message"])
+        # (b) Node 1 deals on view A; the same view again gets the same answer.
+        deal_a = self.post_admin(0, path + "deal", dict(body, index=1, state=states[0]))
+        self.assertEqual(deal_a.status, 200, deal_a)
+        self.assertEqual(self.post_admin(0, path + "deal", dict(body, index=1, state=states[0])).json,
+                         deal_a.json)
+        # View B: node 3's round cancelled and started again (a relay may), so another start.
+        r = self.post_admin(2, path + "cancel", dict(base, index=3))
+        self.assertEqual(r.status, 200, r)
+        r = self.post_admin(2, path + "start", dict(base, index=3))
+        self.assertEqual(r.status, 200, r)
+        state3 = r.json.pop("state")
+        self.assertNotEqual(r.json["key"], body["starts"][2]["key"])
+        view_b = dict(body, starts=body["starts"][:2] + [r.json])
+        r = self.post_admin(0, path + "deal", dict(view_b, index=1, state=states[0]))
+        self.assertIn(base["round"], self.assertRefused(r, 409, "dkg-other-view")["message"])
+        # (c) The different-keys attack: nodes 2 and 3 deal on view B, node 1 dealt on view A.
+        pieces = {1: [], 2: [], 3: []}
+        deals = [{"index": 1, "signature": deal_a.json["signature"]}]
+        for p in deal_a.json["pieces"]:
+            pieces[p["to"]].append({"from": 1, "piece": p["piece"]})
+        for i, state in ((2, states[1]), (3, state3)):
+            r = self.post_admin(i - 1, path + "deal", dict(view_b, index=i, state=state))
+            self.assertEqual(r.status, 200, r)
+            deals.append({"index": i, "signature": r.json["signature"]})
+            for p in r.json["pieces"]:
+                pieces[p["to"]].append({"from": i, "piece": p["piece"]})
+        # Each finish is refused: node 2 on view B (node 1 did not sign it), node 1 on view A
+        # (node 2 did not sign it), node 2 shown view A (not the one it dealt on).
+        r = self.post_admin(1, path + "finish", dict(view_b, index=2, state=states[1],
+                                                     pieces=pieces[2], deals=deals, certificate="x"))
+        self.assertIn("node 1", self.assertRefused(r, 400, "bad-signature")["message"])
+        r = self.post_admin(0, path + "finish", dict(body, index=1, state=states[0],
+                                                     pieces=pieces[1], deals=deals))
+        self.assertIn("node 2", self.assertRefused(r, 400, "bad-signature")["message"])
+        r = self.post_admin(1, path + "finish", dict(body, index=2, state=states[1],
+                                                     pieces=pieces[2], deals=deals, certificate="x"))
+        self.assertRefused(r, 400, "dkg-view")
+        for n in range(3):
+            self.assertRefused(self.nodes[n].g.get("/v1/groups/%s/certificate" % harness.quote(group)),
+                               404, "unknown-group")
+        # The command meets the unfinished round and says how it goes; cancelled, it runs.
+        create = ("group", "create", group, "--key-type", "p256-threshold", "--threshold", "2",
+                  "--nodes", ",".join(self.urls[:3]), "--dkg")
+        self.assertCliRefused(self.admin(*create), "dkg start at %s" % self.urls[0],
+                              "another key generation round", "expires")
+        for n in range(3):
+            self.assertEqual(self.post_admin(n, path + "cancel", dict(base, index=n + 1)).status, 200)
+        transcript = self.nodes[0].f("views.json")
+        p = self.admin(*create, "--transcript", transcript)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        created = json.loads(p.stdout)
+        # (d) A finish replayed is refused: the group is there; deleted, the round is gone too.
+        finish = [e for e in json.loads(harness.read(transcript)) if e["path"].endswith("/dkg/finish")]
+        replay = finish[1]["request"]
+        self.assertRefused(self.post_admin(1, path + "finish", replay), 409, "exists")
+        self.admin_at(self.nodes[1], "group", "delete", group, "--yes")
+        self.assertRefused(self.post_admin(1, path + "finish", replay), 409, "dkg-no-round")
+        self.assertRefused(self.nodes[1].g.get("/v1/groups/%s/certificate" % harness.quote(group)),
+                           404, "unknown-group")
+        # Nodes 1 and 3 read what is posted to the new group.
+        for n in (0, 2):
+            self.admin_at(self.nodes[n], "member", "add", group, "alice@example.org", "--cert",
+                          self.alice[0])
+        cert_file = self.nodes[0].f("views.crt")
+        harness.write(cert_file, created["certificate"])
+        ent = self.nodes[0].f("views.txt")
+        harness.write(ent, harness.entity("one view, one key"))
+        post = self.nodes[0].f("views.eml")
+        harness.osl_encrypt(ent, post, cert_file)
+        args = ["open", "--server", self.urls[0], "--server", self.urls[2], "--ca",
+                self.pki.crt("tls-ca"), "--client-cert", self.alice[0], "--client-key", self.alice[1],
+                "--group", group, "--method", "threshold", "-i", post]
+        p = self.nodes[0].bl(*args, check=False)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(b"one view, one key", p.stdout)
+
+    # 6
+    def test_6_node_urls(self):
+        """Hosts compared with a trailing dot and IPv4-mapped IPv6 folded; a URL is
+        https://HOST[:PORT] only, at the node and in the command."""
+        path = "/v1/groups/%s/threshold/dkg/start" % harness.quote("urls@example.org")
+        base = {"round": "9a" * 16, "threshold": 2, "index": 1}
+        port2 = int(self.urls[1].rsplit(":", 1)[1])
+        for alias in ("https://127.0.0.1.:%d" % port2, "https://[::ffff:127.0.0.1]:%d" % port2,
+                      "https://[::FFFF:7f00:1]:%d" % port2):
+            r = self.post_admin(0, path, dict(base, nodes=[self.urls[0], alias, self.urls[2]]))
+            self.assertIn("one host twice", self.assertRefused(r, 400, "malformed-request")["message"])
+        for bad in (self.urls[1] + "/", self.urls[1] + "/v1"):
+            r = self.post_admin(0, path, dict(base, nodes=[self.urls[0], bad, self.urls[2]]))
+            self.assertRefused(r, 400, "malformed-request")
+        p = self.admin("group", "create", "urls@example.org", "--key-type", "p256-threshold",
+                       "--threshold", "2", "--nodes", ",".join([self.urls[0], self.urls[1] + "/",
+                                                                self.urls[2]]), "--dkg")
+        self.assertCliRefused(p, self.urls[1] + "/", "https://HOST[:PORT]")
 
 if __name__ == "__main__":
     harness.main()

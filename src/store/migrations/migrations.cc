@@ -107,12 +107,29 @@ CREATE INDEX members_fingerprint_by_lower_address ON members (group_id, lower(ad
 DROP INDEX members_by_lower_address;
 )sql";
 
+// A threshold key generation round as each groupd node keeps it between its requests (one per
+// group): the node's own start answer, and the one view it dealt on.
+constexpr std::string_view kDkgRounds = R"sql(
+CREATE TABLE dkg_rounds (
+  group_name TEXT PRIMARY KEY,
+  round TEXT NOT NULL,
+  context TEXT NOT NULL,
+  start_answer {BLOB} NOT NULL,
+  dealt INTEGER NOT NULL DEFAULT 0 CHECK (dealt IN (0, 1)),
+  view_digest {BLOB} NOT NULL,
+  deal_answer {BLOB} NOT NULL,
+  expires_at BIGINT NOT NULL
+);
+CREATE INDEX dkg_rounds_by_expiry ON dkg_rounds (expires_at);
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kInitialSchema},
     {2, "groups.content_cipher", kContentCipher},
     {3, "members_by_lower_address", kMembersByLowerAddress},
     {4, "audit_log.members", kAuditMembers},
     {5, "members_fingerprint_by_lower_address", kMemberFingerprintsByLowerAddress},
+    {6, "dkg_rounds", kDkgRounds},
 };
 
 // pg_advisory_xact_lock key: serialises migrations between processes ("blnd").
