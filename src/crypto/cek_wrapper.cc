@@ -5,9 +5,11 @@
 // built here (RFC 8017, 7.1.1 and 7.2.1) and applied with the raw public-key operation:
 // OpenSSL 3.0 draws its padding randomness with one DRBG call (and a getpid) per call, plus
 // one per zero byte for PKCS#1 v1.5, which cost a quarter of an RSA-2048 member's wrap.
-// The public-key operation itself is BN_mod_exp_mont with the modulus's Montgomery context
-// made once per certificate, as OpenSSL's RSA_public_encrypt computes it, without a context
-// duplicated, a BN_CTX allocated and a lock taken for every member.
+// The public-key operation is square-and-multiply with Montgomery products (the modulus's
+// context made once per certificate) that never converts the message into the Montgomery
+// domain or out of it: the result is scaled back by one product with R^e mod n, also made once
+// per certificate. For e = 65537 that is 18 products, where BN_mod_exp_mont (what
+// RSA_public_encrypt uses) makes 19 and a reduction.
 //
 // ECDH_compute_key and EVP_PKEY_get0_EC_KEY are deprecated in OpenSSL 3.0. They reach the same
 // constant-time code as EVP_PKEY_derive without setting a peer per member (which compares the
@@ -40,7 +42,8 @@ struct WrapTarget::Impl {
   std::size_t modulus_len = 0;      // RSA
   BnPtr rsa_n;                      // RSA: the modulus,
   BnPtr rsa_e;                      // the public exponent,
-  BnMontCtxPtr rsa_mont;            // and the modulus's Montgomery context (read-only once made)
+  BnMontCtxPtr rsa_mont;            // the modulus's Montgomery context (read-only once made),
+  BnPtr rsa_r_to_e;                 // and R^e mod n, R the Montgomery radix (see RsaPublic)
   const EC_GROUP* curve = nullptr;  // EC: the key's curve (owned by the key)
   EcPointPtr point;                 // EC: the public point, decoded once
 };
@@ -63,9 +66,15 @@ Result<WrapTarget> WrapTarget::Prepare(const Certificate& cert) {
     impl->rsa_n.reset(n);
     impl->rsa_e.reset(e);
     impl->rsa_mont.reset(BN_MONT_CTX_new());
+    impl->rsa_r_to_e.reset(BN_new());
     BnCtxPtr bn_ctx(BN_CTX_new());
-    if (!got || !impl->rsa_mont || !bn_ctx ||
-        BN_MONT_CTX_set(impl->rsa_mont.get(), impl->rsa_n.get(), bn_ctx.get()) != 1) {
+    BnPtr r(BN_new());
+    // R mod n is 1 in the Montgomery domain; R^e mod n is its e-th power.
+    if (!got || !impl->rsa_mont || !impl->rsa_r_to_e || !bn_ctx || !r ||
+        BN_MONT_CTX_set(impl->rsa_mont.get(), impl->rsa_n.get(), bn_ctx.get()) != 1 ||
+        BN_to_montgomery(r.get(), BN_value_one(), impl->rsa_mont.get(), bn_ctx.get()) != 1 ||
+        BN_mod_exp_mont(impl->rsa_r_to_e.get(), r.get(), impl->rsa_e.get(), impl->rsa_n.get(),
+                        bn_ctx.get(), impl->rsa_mont.get()) != 1) {
       return OsslError("crypto", "RSA setup failed");
     }
   }
@@ -95,6 +104,23 @@ const EVP_MD* Sha256() {
   return md;
 }
 
+// out = m^e mod n for m < n, `work` a temporary (secret: it holds powers of m). With
+// M(a, b) = a b R^-1 mod n, the Montgomery product: y = m is m^j R^-(j-1) for j = 1; squaring
+// gives m^2j R^-(2j-1) and a product with m gives m^(j+1) R^-j, so at j = e one more product,
+// with R^e mod n, gives m^e. Each product is OpenSSL's bn_mul_mont, as in BN_mod_exp_mont; the
+// exponent is public, so branching on its bits leaks nothing.
+bool RsaPublic(BIGNUM* out, BIGNUM* work, const BIGNUM* m, const WrapTarget::Impl& t, BN_CTX* ctx) {
+  const BIGNUM* e = t.rsa_e.get();
+  BN_MONT_CTX* mont = t.rsa_mont.get();  // read only: OpenSSL 3.0 takes it non-const
+  if (BN_copy(work, m) == nullptr) return false;
+  for (int bit = BN_num_bits(e) - 2; bit >= 0; --bit) {
+    if (BN_mod_mul_montgomery(work, work, work, mont, ctx) != 1) return false;
+    if (BN_is_bit_set(e, bit) != 0 && BN_mod_mul_montgomery(work, work, m, mont, ctx) != 1)
+      return false;
+  }
+  return BN_mod_mul_montgomery(out, work, t.rsa_r_to_e.get(), mont, ctx) == 1;
+}
+
 }  // namespace
 
 // Per message: random bytes drawn from the DRBG a block at a time (secret until used, wiped with
@@ -108,6 +134,7 @@ struct CekWrapper::Scratch {
   // temporaries of the exponentiation (cleared when the wrapper goes).
   BnCtxPtr bn_ctx{BN_CTX_new()};
   BnSecretPtr bn_message{BN_new()};
+  BnSecretPtr bn_power{BN_new()};  // m^j R^-(j-1) mod n on the way to m^e
   BnPtr bn_result{BN_new()};
   std::array<std::uint8_t, kSha256Len> empty_label_hash{};
   bool have_label_hash = false;
@@ -273,14 +300,14 @@ Result<Bytes> CekWrapper::WrapRsa(const WrapTarget& target) {
   // c = m^e mod n; m < n, as EM starts with a zero octet and is the modulus's length.
   Bytes ek(t.modulus_len);
   const bool done =
-      s.bn_ctx && s.bn_message && s.bn_result &&
+      s.bn_ctx && s.bn_message && s.bn_power && s.bn_result &&
       BN_bin2bn(s.em.data(), static_cast<int>(s.em.size()), s.bn_message.get()) != nullptr &&
-      BN_mod_exp_mont(s.bn_result.get(), s.bn_message.get(), t.rsa_e.get(), t.rsa_n.get(),
-                      s.bn_ctx.get(), t.rsa_mont.get()) == 1 &&
+      RsaPublic(s.bn_result.get(), s.bn_power.get(), s.bn_message.get(), t, s.bn_ctx.get()) &&
       BN_bn2binpad(s.bn_result.get(), ek.data(), static_cast<int>(ek.size())) ==
           static_cast<int>(ek.size());
   OPENSSL_cleanse(s.em.data(), s.em.size());
   if (s.bn_message) BN_clear(s.bn_message.get());
+  if (s.bn_power) BN_clear(s.bn_power.get());
   if (!done) return OsslError("crypto", "RSA encryption failed");
   return der::Encode(der::kSequence, {der::EncodeInteger(0), t.rid,
                                       padding_ == RsaPadding::kOaepSha256 ? kOaep : kPkcs1,
