@@ -14,6 +14,9 @@
 // ECDH_compute_key and EVP_PKEY_get0_EC_KEY are deprecated in OpenSSL 3.0. They reach the same
 // constant-time code as EVP_PKEY_derive without setting a peer per member (which compares the
 // curves and takes a key reference each time), as primitives.cc's EcdhWithKey does.
+// SHA256_Init, _Update and _Final (for OAEP's MGF1 and the X9.63 KDF, 8 digests of a block or
+// a few for each RSA member) are deprecated too: they are the same block function as the EVP
+// digest without its dispatch, which cost about as much again for one block.
 #define OPENSSL_SUPPRESS_DEPRECATED 1
 
 #include <openssl/bn.h>
@@ -22,6 +25,7 @@
 #include <openssl/ecdh.h>
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
+#include <openssl/sha.h>
 
 #include <algorithm>
 #include <array>
@@ -37,16 +41,33 @@ namespace blindlist::crypto {
 struct WrapTarget::Impl {
   Certificate cert;
   KeyType type = KeyType::kOther;
-  EVP_PKEY* pub = nullptr;          // owned by cert
-  Bytes rid;                        // the IssuerAndSerialNumber DER naming the certificate
-  std::size_t modulus_len = 0;      // RSA
-  BnPtr rsa_n;                      // RSA: the modulus,
-  BnPtr rsa_e;                      // the public exponent,
-  BnMontCtxPtr rsa_mont;            // the modulus's Montgomery context (read-only once made),
-  BnPtr rsa_r_to_e;                 // and R^e mod n, R the Montgomery radix (see RsaPublic)
+  EVP_PKEY* pub = nullptr;      // owned by cert
+  Bytes rid;                    // the IssuerAndSerialNumber DER naming the certificate
+  std::size_t modulus_len = 0;  // RSA
+  BnPtr rsa_n;                  // RSA: the modulus,
+  BnPtr rsa_e;                  // the public exponent,
+  BnMontCtxPtr rsa_mont;        // the modulus's Montgomery context (read-only once made),
+  BnPtr rsa_r_to_e;             // and R^e mod n, R the Montgomery radix (see RsaPublic)
+  // RSA: the KeyTransRecipientInfo's DER up to its encryptedKey's octets (whose length is the
+  // modulus's), for OAEP and for PKCS#1 v1.5: all of it but the modulus_len octets of the key.
+  Bytes rsa_head_oaep;
+  Bytes rsa_head_pkcs1;
   const EC_GROUP* curve = nullptr;  // EC: the key's curve (owned by the key)
   EcPointPtr point;                 // EC: the public point, decoded once
 };
+
+namespace {
+
+// KeyTransRecipientInfo ::= SEQUENCE { version 0, rid, keyEncryptionAlgorithm,
+// encryptedKey OCTET STRING } (RFC 5652, 6.2.1), up to the encryptedKey's `key_len` octets.
+Bytes KeyTransHead(ByteView rid, ByteView alg, std::size_t key_len) {
+  Bytes whole = der::Encode(der::kSequence, {der::EncodeInteger(0), rid, alg,
+                                             der::Encode(der::kOctetString, Bytes(key_len))});
+  whole.resize(whole.size() - key_len);
+  return whole;
+}
+
+}  // namespace
 
 Result<WrapTarget> WrapTarget::Prepare(const Certificate& cert) {
   BL_TRY(CheckWrapTarget(cert));
@@ -66,6 +87,9 @@ Result<WrapTarget> WrapTarget::Prepare(const Certificate& cert) {
     impl->rsa_n.reset(n);
     impl->rsa_e.reset(e);
     impl->rsa_mont.reset(BN_MONT_CTX_new());
+    impl->rsa_head_oaep = KeyTransHead(impl->rid, OaepSha256AlgorithmId(), impl->modulus_len);
+    impl->rsa_head_pkcs1 = KeyTransHead(
+        impl->rid, EncodeAlgorithmId(oid::kRsaEncryption, der::EncodeNull()), impl->modulus_len);
     impl->rsa_r_to_e.reset(BN_new());
     BnCtxPtr bn_ctx(BN_CTX_new());
     BnPtr r(BN_new());
@@ -98,12 +122,6 @@ namespace {
 constexpr std::size_t kSha256Len = 32;
 constexpr std::size_t kRandomBlock = 4096;  // one DRBG call serves about 18 RSA-2048 members
 
-const EVP_MD* Sha256() {
-  // Fetched once: EVP_sha256() would fetch again inside every digest.
-  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  return md;
-}
-
 // out = m^e mod n for m < n, `work` a temporary (secret: it holds powers of m). With
 // M(a, b) = a b R^-1 mod n, the Montgomery product: y = m is m^j R^-(j-1) for j = 1; squaring
 // gives m^2j R^-(2j-1) and a product with m gives m^(j+1) R^-j, so at j = e one more product,
@@ -124,11 +142,10 @@ bool RsaPublic(BIGNUM* out, BIGNUM* work, const BIGNUM* m, const WrapTarget::Imp
 }  // namespace
 
 // Per message: random bytes drawn from the DRBG a block at a time (secret until used, wiped with
-// the wrapper), a digest context for OAEP, and the encoded message of the RSA operation.
+// the wrapper), and the encoded message of the RSA operation.
 struct CekWrapper::Scratch {
   SecretBytes random = SecretBytes(kRandomBlock);
   std::size_t used = kRandomBlock;  // nothing drawn yet
-  EvpMdCtxPtr md{EVP_MD_CTX_new()};
   SecretBytes em;
   // The RSA operation's numbers: the encoded message (secret, cleared after each use) and the
   // temporaries of the exponentiation (cleared when the wrapper goes).
@@ -166,16 +183,14 @@ struct CekWrapper::Scratch {
     return Status::Ok();
   }
   // SHA-256 over the concatenation of `parts` into `out`.
-  Status Digest(std::initializer_list<ByteView> parts, std::uint8_t* out) {
-    if (!md || EVP_DigestInit_ex(md.get(), Sha256(), nullptr) != 1)
-      return OsslError("crypto", "SHA-256 failed");
-    for (ByteView p : parts) {
-      if (EVP_DigestUpdate(md.get(), p.data(), p.size()) != 1)
-        return OsslError("crypto", "SHA-256 failed");
-    }
-    unsigned int len = 0;
-    if (EVP_DigestFinal_ex(md.get(), out, &len) != 1 || len != kSha256Len)
-      return OsslError("crypto", "SHA-256 failed");
+  // The state is wiped after (it has seen secrets: OAEP's seed, ECDH's shared value).
+  static Status Digest(std::initializer_list<ByteView> parts, std::uint8_t* out) {
+    SHA256_CTX ctx;
+    bool ok = SHA256_Init(&ctx) == 1;
+    for (ByteView p : parts) ok = ok && SHA256_Update(&ctx, p.data(), p.size()) == 1;
+    ok = ok && SHA256_Final(out, &ctx) == 1;
+    OPENSSL_cleanse(&ctx, sizeof(ctx));
+    if (!ok) return OsslError("crypto", "SHA-256 failed");
     return Status::Ok();
   }
   // target ^= MGF1-SHA-256(seed, target's length) (RFC 8017, B.2.1).
@@ -290,28 +305,28 @@ Result<CekWrapper::Ephemeral*> CekWrapper::EphemeralFor(const WrapTarget& target
 Result<Bytes> CekWrapper::WrapRsa(const WrapTarget& target) {
   const WrapTarget::Impl& t = target.impl();
   Scratch& s = *scratch_;
-  static const Bytes kOaep = OaepSha256AlgorithmId();  // the same for every recipient
-  static const Bytes kPkcs1 = EncodeAlgorithmId(oid::kRsaEncryption, der::EncodeNull());
   if (padding_ == RsaPadding::kOaepSha256) {
     BL_TRY(s.EncodeOaep(cek_.view(), t.modulus_len));
   } else {
     BL_TRY(s.EncodePkcs1(cek_.view(), t.modulus_len));
   }
-  // c = m^e mod n; m < n, as EM starts with a zero octet and is the modulus's length.
-  Bytes ek(t.modulus_len);
+  // c = m^e mod n; m < n, as EM starts with a zero octet and is the modulus's length. It is
+  // written in place after the RecipientInfo's head.
+  const Bytes& head = padding_ == RsaPadding::kOaepSha256 ? t.rsa_head_oaep : t.rsa_head_pkcs1;
+  Bytes ri(head.size() + t.modulus_len);
+  std::memcpy(ri.data(), head.data(), head.size());
+  std::uint8_t* ek = ri.data() + head.size();
   const bool done =
       s.bn_ctx && s.bn_message && s.bn_power && s.bn_result &&
       BN_bin2bn(s.em.data(), static_cast<int>(s.em.size()), s.bn_message.get()) != nullptr &&
       RsaPublic(s.bn_result.get(), s.bn_power.get(), s.bn_message.get(), t, s.bn_ctx.get()) &&
-      BN_bn2binpad(s.bn_result.get(), ek.data(), static_cast<int>(ek.size())) ==
-          static_cast<int>(ek.size());
+      BN_bn2binpad(s.bn_result.get(), ek, static_cast<int>(t.modulus_len)) ==
+          static_cast<int>(t.modulus_len);
   OPENSSL_cleanse(s.em.data(), s.em.size());
   if (s.bn_message) BN_clear(s.bn_message.get());
   if (s.bn_power) BN_clear(s.bn_power.get());
   if (!done) return OsslError("crypto", "RSA encryption failed");
-  return der::Encode(der::kSequence, {der::EncodeInteger(0), t.rid,
-                                      padding_ == RsaPadding::kOaepSha256 ? kOaep : kPkcs1,
-                                      der::Encode(der::kOctetString, ek)});
+  return ri;
 }
 
 Result<Bytes> CekWrapper::WrapEc(const WrapTarget& target) {
