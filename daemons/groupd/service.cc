@@ -878,8 +878,11 @@ Result<std::vector<MemberTarget>> ResolveMembers(store::Store& st, MemberCertifi
   }
   // The caller's own key: a member registered with it (a clash stored before registration
   // checked keys, or written around it) would give the exploder that member's copy to read.
+  // Keys of two types are never the same key (EVP_PKEY_eq says so too, at a lock and a lookup
+  // per member).
   for (MemberTarget& t : targets) {
-    if (t.target && t.target->certificate().SameKey(exploder)) {
+    if (t.target && t.target->certificate().key_type() == exploder.key_type() &&
+        t.target->certificate().SameKey(exploder)) {
       t.status = "unusable-certificate";
       t.target.reset();
     }
@@ -941,7 +944,8 @@ HttpResponse GroupService::RewrapMembers(const HttpRequest& req, Call& call,
   // dump cost as much as a tenth of the wraps. Addresses are escaped by json (they are the
   // caller's, checked by ValidAddress); statuses and base64 never need escaping.
   std::string out = "{\"key_version\":" + std::to_string(call.key_version) + ",\"members\":[";
-  out.reserve(out.size() + targets.size() * 512);
+  // Room for an RSA-3072 member's answer (base64 of its key and more): one allocation.
+  out.reserve(out.size() + targets.size() * 1024);
   std::size_t wrapped_count = 0;
   for (MemberTarget& t : targets) {
     if (&t != targets.data()) out += ',';

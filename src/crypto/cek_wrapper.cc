@@ -5,13 +5,18 @@
 // built here (RFC 8017, 7.1.1 and 7.2.1) and applied with the raw public-key operation:
 // OpenSSL 3.0 draws its padding randomness with one DRBG call (and a getpid) per call, plus
 // one per zero byte for PKCS#1 v1.5, which cost a quarter of an RSA-2048 member's wrap.
-// The public-key operation itself is BN_mod_exp_mont with the modulus's Montgomery context
-// made once per certificate, as OpenSSL's RSA_public_encrypt computes it, without a context
-// duplicated, a BN_CTX allocated and a lock taken for every member.
+// The public-key operation is square-and-multiply with Montgomery products (the modulus's
+// context made once per certificate) that never converts the message into the Montgomery
+// domain or out of it: the result is scaled back by one product with R^e mod n, also made once
+// per certificate. For e = 65537 that is 18 products, where BN_mod_exp_mont (what
+// RSA_public_encrypt uses) makes 19 and a reduction.
 //
 // ECDH_compute_key and EVP_PKEY_get0_EC_KEY are deprecated in OpenSSL 3.0. They reach the same
 // constant-time code as EVP_PKEY_derive without setting a peer per member (which compares the
 // curves and takes a key reference each time), as primitives.cc's EcdhWithKey does.
+// SHA256_Init, _Update and _Final (for OAEP's MGF1 and the X9.63 KDF, 8 digests of a block or
+// a few for each RSA member) are deprecated too: they are the same block function as the EVP
+// digest without its dispatch, which cost about as much again for one block.
 #define OPENSSL_SUPPRESS_DEPRECATED 1
 
 #include <openssl/bn.h>
@@ -20,6 +25,7 @@
 #include <openssl/ecdh.h>
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
+#include <openssl/sha.h>
 
 #include <algorithm>
 #include <array>
@@ -35,15 +41,33 @@ namespace blindlist::crypto {
 struct WrapTarget::Impl {
   Certificate cert;
   KeyType type = KeyType::kOther;
-  EVP_PKEY* pub = nullptr;          // owned by cert
-  Bytes rid;                        // the IssuerAndSerialNumber DER naming the certificate
-  std::size_t modulus_len = 0;      // RSA
-  BnPtr rsa_n;                      // RSA: the modulus,
-  BnPtr rsa_e;                      // the public exponent,
-  BnMontCtxPtr rsa_mont;            // and the modulus's Montgomery context (read-only once made)
+  EVP_PKEY* pub = nullptr;      // owned by cert
+  Bytes rid;                    // the IssuerAndSerialNumber DER naming the certificate
+  std::size_t modulus_len = 0;  // RSA
+  BnPtr rsa_n;                  // RSA: the modulus,
+  BnPtr rsa_e;                  // the public exponent,
+  BnMontCtxPtr rsa_mont;        // the modulus's Montgomery context (read-only once made),
+  BnPtr rsa_r_to_e;             // and R^e mod n, R the Montgomery radix (see RsaPublic)
+  // RSA: the KeyTransRecipientInfo's DER up to its encryptedKey's octets (whose length is the
+  // modulus's), for OAEP and for PKCS#1 v1.5: all of it but the modulus_len octets of the key.
+  Bytes rsa_head_oaep;
+  Bytes rsa_head_pkcs1;
   const EC_GROUP* curve = nullptr;  // EC: the key's curve (owned by the key)
   EcPointPtr point;                 // EC: the public point, decoded once
 };
+
+namespace {
+
+// KeyTransRecipientInfo ::= SEQUENCE { version 0, rid, keyEncryptionAlgorithm,
+// encryptedKey OCTET STRING } (RFC 5652, 6.2.1), up to the encryptedKey's `key_len` octets.
+Bytes KeyTransHead(ByteView rid, ByteView alg, std::size_t key_len) {
+  Bytes whole = der::Encode(der::kSequence, {der::EncodeInteger(0), rid, alg,
+                                             der::Encode(der::kOctetString, Bytes(key_len))});
+  whole.resize(whole.size() - key_len);
+  return whole;
+}
+
+}  // namespace
 
 Result<WrapTarget> WrapTarget::Prepare(const Certificate& cert) {
   BL_TRY(CheckWrapTarget(cert));
@@ -63,9 +87,18 @@ Result<WrapTarget> WrapTarget::Prepare(const Certificate& cert) {
     impl->rsa_n.reset(n);
     impl->rsa_e.reset(e);
     impl->rsa_mont.reset(BN_MONT_CTX_new());
+    impl->rsa_head_oaep = KeyTransHead(impl->rid, OaepSha256AlgorithmId(), impl->modulus_len);
+    impl->rsa_head_pkcs1 = KeyTransHead(
+        impl->rid, EncodeAlgorithmId(oid::kRsaEncryption, der::EncodeNull()), impl->modulus_len);
+    impl->rsa_r_to_e.reset(BN_new());
     BnCtxPtr bn_ctx(BN_CTX_new());
-    if (!got || !impl->rsa_mont || !bn_ctx ||
-        BN_MONT_CTX_set(impl->rsa_mont.get(), impl->rsa_n.get(), bn_ctx.get()) != 1) {
+    BnPtr r(BN_new());
+    // R mod n is 1 in the Montgomery domain; R^e mod n is its e-th power.
+    if (!got || !impl->rsa_mont || !impl->rsa_r_to_e || !bn_ctx || !r ||
+        BN_MONT_CTX_set(impl->rsa_mont.get(), impl->rsa_n.get(), bn_ctx.get()) != 1 ||
+        BN_to_montgomery(r.get(), BN_value_one(), impl->rsa_mont.get(), bn_ctx.get()) != 1 ||
+        BN_mod_exp_mont(impl->rsa_r_to_e.get(), r.get(), impl->rsa_e.get(), impl->rsa_n.get(),
+                        bn_ctx.get(), impl->rsa_mont.get()) != 1) {
       return OsslError("crypto", "RSA setup failed");
     }
   }
@@ -89,25 +122,36 @@ namespace {
 constexpr std::size_t kSha256Len = 32;
 constexpr std::size_t kRandomBlock = 4096;  // one DRBG call serves about 18 RSA-2048 members
 
-const EVP_MD* Sha256() {
-  // Fetched once: EVP_sha256() would fetch again inside every digest.
-  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  return md;
+// out = m^e mod n for m < n, `work` a temporary (secret: it holds powers of m). With
+// M(a, b) = a b R^-1 mod n, the Montgomery product: y = m is m^j R^-(j-1) for j = 1; squaring
+// gives m^2j R^-(2j-1) and a product with m gives m^(j+1) R^-j, so at j = e one more product,
+// with R^e mod n, gives m^e. Each product is OpenSSL's bn_mul_mont, as in BN_mod_exp_mont; the
+// exponent is public, so branching on its bits leaks nothing.
+bool RsaPublic(BIGNUM* out, BIGNUM* work, const BIGNUM* m, const WrapTarget::Impl& t, BN_CTX* ctx) {
+  const BIGNUM* e = t.rsa_e.get();
+  BN_MONT_CTX* mont = t.rsa_mont.get();  // read only: OpenSSL 3.0 takes it non-const
+  if (BN_copy(work, m) == nullptr) return false;
+  for (int bit = BN_num_bits(e) - 2; bit >= 0; --bit) {
+    if (BN_mod_mul_montgomery(work, work, work, mont, ctx) != 1) return false;
+    if (BN_is_bit_set(e, bit) != 0 && BN_mod_mul_montgomery(work, work, m, mont, ctx) != 1)
+      return false;
+  }
+  return BN_mod_mul_montgomery(out, work, t.rsa_r_to_e.get(), mont, ctx) == 1;
 }
 
 }  // namespace
 
 // Per message: random bytes drawn from the DRBG a block at a time (secret until used, wiped with
-// the wrapper), a digest context for OAEP, and the encoded message of the RSA operation.
+// the wrapper), and the encoded message of the RSA operation.
 struct CekWrapper::Scratch {
   SecretBytes random = SecretBytes(kRandomBlock);
   std::size_t used = kRandomBlock;  // nothing drawn yet
-  EvpMdCtxPtr md{EVP_MD_CTX_new()};
   SecretBytes em;
   // The RSA operation's numbers: the encoded message (secret, cleared after each use) and the
   // temporaries of the exponentiation (cleared when the wrapper goes).
   BnCtxPtr bn_ctx{BN_CTX_new()};
   BnSecretPtr bn_message{BN_new()};
+  BnSecretPtr bn_power{BN_new()};  // m^j R^-(j-1) mod n on the way to m^e
   BnPtr bn_result{BN_new()};
   std::array<std::uint8_t, kSha256Len> empty_label_hash{};
   bool have_label_hash = false;
@@ -139,16 +183,14 @@ struct CekWrapper::Scratch {
     return Status::Ok();
   }
   // SHA-256 over the concatenation of `parts` into `out`.
-  Status Digest(std::initializer_list<ByteView> parts, std::uint8_t* out) {
-    if (!md || EVP_DigestInit_ex(md.get(), Sha256(), nullptr) != 1)
-      return OsslError("crypto", "SHA-256 failed");
-    for (ByteView p : parts) {
-      if (EVP_DigestUpdate(md.get(), p.data(), p.size()) != 1)
-        return OsslError("crypto", "SHA-256 failed");
-    }
-    unsigned int len = 0;
-    if (EVP_DigestFinal_ex(md.get(), out, &len) != 1 || len != kSha256Len)
-      return OsslError("crypto", "SHA-256 failed");
+  // The state is wiped after (it has seen secrets: OAEP's seed, ECDH's shared value).
+  static Status Digest(std::initializer_list<ByteView> parts, std::uint8_t* out) {
+    SHA256_CTX ctx;
+    bool ok = SHA256_Init(&ctx) == 1;
+    for (ByteView p : parts) ok = ok && SHA256_Update(&ctx, p.data(), p.size()) == 1;
+    ok = ok && SHA256_Final(out, &ctx) == 1;
+    OPENSSL_cleanse(&ctx, sizeof(ctx));
+    if (!ok) return OsslError("crypto", "SHA-256 failed");
     return Status::Ok();
   }
   // target ^= MGF1-SHA-256(seed, target's length) (RFC 8017, B.2.1).
@@ -263,28 +305,28 @@ Result<CekWrapper::Ephemeral*> CekWrapper::EphemeralFor(const WrapTarget& target
 Result<Bytes> CekWrapper::WrapRsa(const WrapTarget& target) {
   const WrapTarget::Impl& t = target.impl();
   Scratch& s = *scratch_;
-  static const Bytes kOaep = OaepSha256AlgorithmId();  // the same for every recipient
-  static const Bytes kPkcs1 = EncodeAlgorithmId(oid::kRsaEncryption, der::EncodeNull());
   if (padding_ == RsaPadding::kOaepSha256) {
     BL_TRY(s.EncodeOaep(cek_.view(), t.modulus_len));
   } else {
     BL_TRY(s.EncodePkcs1(cek_.view(), t.modulus_len));
   }
-  // c = m^e mod n; m < n, as EM starts with a zero octet and is the modulus's length.
-  Bytes ek(t.modulus_len);
+  // c = m^e mod n; m < n, as EM starts with a zero octet and is the modulus's length. It is
+  // written in place after the RecipientInfo's head.
+  const Bytes& head = padding_ == RsaPadding::kOaepSha256 ? t.rsa_head_oaep : t.rsa_head_pkcs1;
+  Bytes ri(head.size() + t.modulus_len);
+  std::memcpy(ri.data(), head.data(), head.size());
+  std::uint8_t* ek = ri.data() + head.size();
   const bool done =
-      s.bn_ctx && s.bn_message && s.bn_result &&
+      s.bn_ctx && s.bn_message && s.bn_power && s.bn_result &&
       BN_bin2bn(s.em.data(), static_cast<int>(s.em.size()), s.bn_message.get()) != nullptr &&
-      BN_mod_exp_mont(s.bn_result.get(), s.bn_message.get(), t.rsa_e.get(), t.rsa_n.get(),
-                      s.bn_ctx.get(), t.rsa_mont.get()) == 1 &&
-      BN_bn2binpad(s.bn_result.get(), ek.data(), static_cast<int>(ek.size())) ==
-          static_cast<int>(ek.size());
+      RsaPublic(s.bn_result.get(), s.bn_power.get(), s.bn_message.get(), t, s.bn_ctx.get()) &&
+      BN_bn2binpad(s.bn_result.get(), ek, static_cast<int>(t.modulus_len)) ==
+          static_cast<int>(t.modulus_len);
   OPENSSL_cleanse(s.em.data(), s.em.size());
   if (s.bn_message) BN_clear(s.bn_message.get());
+  if (s.bn_power) BN_clear(s.bn_power.get());
   if (!done) return OsslError("crypto", "RSA encryption failed");
-  return der::Encode(der::kSequence, {der::EncodeInteger(0), t.rid,
-                                      padding_ == RsaPadding::kOaepSha256 ? kOaep : kPkcs1,
-                                      der::Encode(der::kOctetString, ek)});
+  return ri;
 }
 
 Result<Bytes> CekWrapper::WrapEc(const WrapTarget& target) {

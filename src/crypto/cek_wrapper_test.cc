@@ -120,6 +120,44 @@ TEST(CekWrapperRsa, PreparedTargetNamesTheCertificateAsWrapCekDoes) {
   }
 }
 
+// The public-key operation is a square-and-multiply of its own (cek_wrapper.cc, RsaPublic):
+// for exponents other than 65537 (3, and one with many one bits) it is still m^e mod n, which
+// OpenSSL's private-key operation reads back.
+TEST(CekWrapperRsa, EveryPublicExponentGivesWhatThePrivateKeyReads) {
+  const testkit::TempDir& dir = Pki().dir();
+  for (const std::string e : {"3", "65537", "4294967295"}) {
+    const std::string key_path = dir.File("rsa-e" + e + ".key.pem");
+    const std::string cert_path = dir.File("rsa-e" + e + ".cert.pem");
+    testkit::Openssl(dir,
+                     "genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048"
+                     " -pkeyopt rsa_keygen_pubexp:" +
+                         e + " -out " + testkit::ShellQuote(key_path));
+    testkit::Openssl(dir, "req -x509 -new -key " + testkit::ShellQuote(key_path) + " -subj '/CN=e" +
+                              e +
+                              "' -days 2 -addext keyUsage=keyEncipherment"
+                              " -out " +
+                              testkit::ShellQuote(cert_path));
+    auto key = PrivateKey::LoadFile(key_path);
+    auto cert = Certificate::LoadFile(cert_path);
+    ASSERT_TRUE(key.ok() && cert.ok());
+    auto target = WrapTarget::Prepare(*cert);
+    ASSERT_TRUE(target.ok()) << target.error().message;
+    const SecretBytes cek = RandomSecret(32);
+    for (RsaPadding padding : {RsaPadding::kPkcs1v15, RsaPadding::kOaepSha256}) {
+      CekWrapper wrapper(cek, padding);
+      for (int i = 0; i < 8; ++i) {
+        auto der = wrapper.Wrap(*target);
+        ASSERT_TRUE(der.ok()) << der.error().message;
+        auto ri = RecipientInfo::Parse(*der);
+        ASSERT_TRUE(ri.ok());
+        auto back = UnwrapCek(*ri, *key);
+        ASSERT_TRUE(back.ok()) << "e = " << e << ": " << back.error().message;
+        EXPECT_EQ(*back, cek);
+      }
+    }
+  }
+}
+
 // One prepared target, many threads each with its own wrapper (groupd's request threads).
 TEST(CekWrapperRsa, PreparedTargetIsSharedAcrossThreads) {
   auto rsa = WrapTarget::Prepare(Pki().rsa2048().cert);

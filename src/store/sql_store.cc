@@ -133,13 +133,16 @@ std::size_t FindMembersSlots(std::size_t n) {
   return slots;
 }
 
-std::string MembersByAddressSql(std::string_view columns, std::size_t n) {
+// `folded`: the addresses are passed as lower() would make them, so the statement does not
+// call lower() on each (on SQLite, 512 calls of it cost as much as the look-ups themselves).
+std::string MembersByAddressSql(std::string_view columns, std::size_t n, bool folded) {
   std::string sql = "SELECT " + std::string(columns) +
                     " FROM members WHERE group_id = $1 AND lower(address) IN (";
   const std::size_t slots = FindMembersSlots(n);
   for (std::size_t i = 0; i < slots; ++i) {
     if (i != 0) sql += ", ";
-    sql += "lower($" + std::to_string(i + 2) + ")";
+    const std::string slot = "$" + std::to_string(i + 2);
+    sql += folded ? slot : "lower(" + slot + ")";
   }
   return sql + ")";
 }
@@ -149,6 +152,28 @@ sql::Params MembersByAddressParams(std::int64_t group_id, const std::vector<std:
   const std::size_t slots = FindMembersSlots(chunk.size());
   params.reserve(slots + 1);
   for (std::size_t i = 0; i < slots; ++i) params.emplace_back(chunk[std::min(i, chunk.size() - 1)]);
+  return params;
+}
+
+// SQLite's lower() of each address (after the group id): ASCII letters folded here, as SQLite's
+// lower() folds them; an address with any other byte is folded by the database itself (a build
+// with ICU folds more), one small query each.
+Result<sql::Params> FoldedAddressParams(sql::Connection& c, std::int64_t group_id,
+                                        const std::vector<std::string>& chunk) {
+  sql::Params params = MembersByAddressParams(group_id, chunk);
+  for (std::size_t i = 1; i < params.size(); ++i) {
+    auto& address = std::get<std::string>(params[i]);
+    if (std::all_of(address.begin(), address.end(),
+                    [](char ch) { return static_cast<unsigned char>(ch) < 0x80; })) {
+      for (char& ch : address) {
+        if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+      }
+      continue;
+    }
+    BL_TRY_ASSIGN(auto rows, c.Query("SELECT lower($1)", {address}));
+    if (rows.size() != 1 || rows[0].size() != 1) return sql::StoreError("lower() gave no row");
+    address = AsText(rows[0][0]);
+  }
   return params;
 }
 
@@ -791,10 +816,17 @@ class SqlStore final : public Store {
     std::vector<std::string> chunk;
     auto flush = [&]() -> Status {
       if (chunk.empty()) return Status::Ok();
-      BL_TRY_ASSIGN(std::vector<T> rows, Read([&](sql::Connection& c) {
-                      return Map<T>(c.Query(MembersByAddressSql(columns, chunk.size()),
-                                            MembersByAddressParams(group_id, chunk)),
-                                    to_row);
+      const bool fold_here = pool_->dialect() == sql::Dialect::kSqlite;
+      BL_TRY_ASSIGN(std::vector<T> rows, Read([&](sql::Connection& c) -> Result<std::vector<T>> {
+                      sql::Params params;
+                      if (fold_here) {
+                        BL_TRY_ASSIGN(params, FoldedAddressParams(c, group_id, chunk));
+                      } else {
+                        params = MembersByAddressParams(group_id, chunk);
+                      }
+                      return Map<T>(
+                          c.Query(MembersByAddressSql(columns, chunk.size(), fold_here), params),
+                          to_row);
                     }));
       chunk.clear();
       // lower() folds the local part too (and, on PostgreSQL, more than ASCII): keep only the

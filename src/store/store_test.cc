@@ -661,6 +661,20 @@ TEST_P(StoreTest, FindMembersLooksUpOnlyTheNamedAddresses) {
   auto folded = store_->FindMembers(g, {"\xc3\xa9lan@example.org"});
   ASSERT_OK(folded);
   EXPECT_TRUE(folded->empty());
+  // An address with a letter outside ASCII and a capital inside it, asked as it was added,
+  // its domain in capitals: the member (SQLite's lower() folds the capital on both sides).
+  // So is an ASCII one with a capital in its local part.
+  ASSERT_OK(store_->AddMember(MakeMember(g, "\xc3\x89Mile@example.org", 6)));  // ÉMile
+  ASSERT_OK(store_->AddMember(MakeMember(g, "Zoe@example.org", 7)));
+  auto capitals = store_->FindMembers(g, {"\xc3\x89Mile@EXAMPLE.org", "Zoe@EXAMPLE.org"});
+  ASSERT_OK(capitals);
+  std::vector<std::string> with_capitals;
+  for (const auto& m : *capitals) with_capitals.push_back(m.address);
+  std::sort(with_capitals.begin(), with_capitals.end());
+  EXPECT_EQ(with_capitals,
+            (std::vector<std::string>{"Zoe@example.org", "\xc3\x89Mile@example.org"}));
+  ASSERT_OK(store_->RemoveMember(g, "\xc3\x89Mile@example.org"));
+  ASSERT_OK(store_->RemoveMember(g, "Zoe@example.org"));
   auto none = store_->FindMembers(g, {});
   ASSERT_OK(none);
   EXPECT_TRUE(none->empty());
