@@ -29,7 +29,7 @@ using net::HttpResponse;
 using Call = GroupService::Call;
 using Starts = std::map<std::uint8_t, dkg::StartAnswer>;
 
-// How long a start round's sealed state opens: the command runs the three rounds at once.
+// How long a start round's sealed state opens: the command runs the four rounds at once.
 constexpr std::int64_t kStateSeconds = 3600;
 
 std::int64_t Now() { return static_cast<std::int64_t>(std::time(nullptr)); }

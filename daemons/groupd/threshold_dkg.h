@@ -1,5 +1,5 @@
 // Creation of a threshold group without a dealer (docs/threshold.md, "Creation without a
-// dealer: distributed key generation"): Pedersen's DKG with Feldman VSS in three rounds, each a
+// dealer: distributed key generation"): Pedersen's DKG with Feldman VSS in four rounds, each a
 // route of this node relayed by the admin command, which reads no piece and no share:
 //   start   this node's random polynomial f_i, its commitments and a fresh round key, signed with
 //           this node's TLS server key; the pieces and the round scalar go back sealed as `state`

@@ -14,10 +14,17 @@ fourth without it. Checked, in this order:
   2. the rounds refuse what would leak or break a share: a node without a node CA (409
      no-node-ca, and the command names it), a relay that swaps a node's round key
      (bad-signature naming that node), a state from another round or an expired one
-     (bad-state), a node that deals a bad piece (bad-share naming it; nothing is stored), one
+     (bad-state), a node that deals a bad piece (bad-share naming it at check; its round then fails; nothing is stored), one
      node listed twice under two spellings of its URL (bad-signature), two nodes on one host,
      a group certificate for the right key from another CA (wrong-certificate);
-  3. share refresh and node replacement work on the group made without a dealer.
+  3. share refresh and node replacement work on the group made without a dealer;
+  4.-6. a certificate naming another node's host, one view per round (a stuck round named whole
+     and cancelled with `group dkg-cancel`), node URLs;
+  7. a relay and one colluding node cannot choose the key: no node stores without every node's
+     signed accept, and the honest node given a bad piece never accepts (n - 1 accepts, an accept
+     from a node outside the view or over another view: refused; nothing stored anywhere);
+  8. a node accusing an honest dealer: the command names both, says one of the two is faulty,
+     and nothing is stored.
 """
 
 import base64
