@@ -106,6 +106,7 @@ struct AdminState {
   std::string new_node;            // replace-node: the new node's URL
   std::string transcript;          // replace-node, create --dkg: where to save what was relayed
   bool dkg = false;                // create p256-threshold by a key generation, without a dealer
+  std::string dkg_round;           // dkg-cancel: the round id (32 hex digits) a node shows
   bool yes = false;                // group delete
 };
 
@@ -586,67 +587,141 @@ std::string StoredOn(const std::vector<std::string>& stored, const std::string& 
          "delete " + group + " --yes --server URL` for each) and create it again";
 }
 
-// A creation without a dealer (docs/threshold.md, "distributed key generation"): each node draws
-// its own polynomial; this command relays the three rounds (start, deal, finish) and sees round
-// keys, signatures, commitments, sealed pieces and sealed states only: no piece, no share, no key.
-// `started` collects the nodes that keep the round (to cancel it there if it fails).
-Result<json> RunDkg(const AdminState& s, const json& round, Relay& relay,
-                    std::vector<std::string>& started, std::vector<std::string>& stored) {
-  const std::size_t n = s.nodes.size();
-  json view = round;
-  auto path = [&](const char* step) { return G(s) + "/threshold/dkg/" + step; };
-  json starts = json::array();
-  std::vector<json> states;
-  for (std::size_t i = 0; i < n; ++i) {
-    json body = round;
-    body["index"] = i + 1;
-    BL_TRY_ASSIGN(json r, relay.Call(s.nodes[i], path("start"), body, "dkg start"));
-    started.push_back(s.nodes[i]);
-    states.push_back(r.at("state"));
-    r.erase("state");
-    starts.push_back(std::move(r));
+// A key generation's relay: every answer read field by field (Reply) before anything of it is
+// relayed on; a field missing or of another type stops the round.
+struct DkgRelay {
+  const AdminState& s;
+  Relay& relay;
+  std::vector<std::string>& started;
+  json view;
+
+  std::string Path(const char* step) const { return G(s) + "/threshold/dkg/" + step; }
+  Result<Reply> Call(std::size_t i, const char* step, const json& body) {
+    BL_TRY_ASSIGN(json answer,
+                  relay.Call(s.nodes[i], Path(step), body, std::string("dkg ") + step));
+    return Reply(std::move(answer), "POST " + Path(step) + " at " + s.nodes[i]);
   }
-  view["starts"] = starts;
-  // Each node deals on this one view and signs its digest; every node finishes only on it.
-  std::map<int, json> pieces_to;
+  std::string Node(std::size_t i) const {
+    return "node " + std::to_string(i + 1) + " (" + s.nodes[i] + ")";
+  }
+};
+
+// Round 1: every node's start answer (relayed without its sealed state, which goes back to it
+// alone); `states` gets the states.
+Status DkgStarts(DkgRelay& d, std::vector<std::string>& states) {
+  json starts = json::array();
+  for (std::size_t i = 0; i < d.s.nodes.size(); ++i) {
+    json body = d.view;
+    body["index"] = i + 1;
+    BL_TRY_ASSIGN(Reply r, d.Call(i, "start", body));
+    d.started.push_back(d.s.nodes[i]);
+    starts.push_back({{"index", r.Int("index")},
+                      {"key", r.Text("key")},
+                      {"commitments", r.Text("commitments")},
+                      {"signature", r.Text("signature")},
+                      {"certificate", r.Text("certificate")}});
+    states.push_back(r.Text("state"));
+    BL_TRY(r.Check());
+  }
+  d.view["starts"] = starts;
+  return Status::Ok();
+}
+
+// Round 2: each node deals on this one view and signs its digest; `pieces_to` gets the sealed
+// pieces by recipient.
+Status DkgDeals(DkgRelay& d, const std::vector<std::string>& states,
+                std::map<int, json>& pieces_to) {
   json deals = json::array();
-  for (std::size_t i = 0; i < n; ++i) {
-    json body = view;
+  for (std::size_t i = 0; i < d.s.nodes.size(); ++i) {
+    json body = d.view;
     body["index"] = i + 1;
     body["state"] = states[i];
-    BL_TRY_ASSIGN(json r, relay.Call(s.nodes[i], path("deal"), body, "dkg deal"));
-    deals.push_back({{"index", r.at("index")}, {"signature", r.at("signature")}});
-    for (const auto& p : r.at("pieces"))
-      pieces_to[p.at("to").get<int>()].push_back(
-          {{"from", r.at("index")}, {"piece", p.at("piece")}});
+    BL_TRY_ASSIGN(Reply r, d.Call(i, "deal", body));
+    const int from = r.Int("index");
+    deals.push_back({{"index", from}, {"signature", r.Text("signature")}});
+    for (const auto& p : r.Array("pieces"))
+      pieces_to[r.Int(p, "to")].push_back({{"from", from}, {"piece", r.Text(p, "piece")}});
+    BL_TRY(r.Check());
   }
-  view["deals"] = deals;
-  // Node 1 issues the group certificate for C_0; the others check its key is their C_0.
-  json out;
-  json nodes = json::array();
-  for (std::size_t i = 0; i < n; ++i) {
-    json body = view;
+  d.view["deals"] = deals;
+  return Status::Ok();
+}
+
+// Round 3: every node checks the pieces dealt to it and signs an accept; nobody stores yet. A node
+// that finds a piece off its dealer's commitments is believed by nobody: without a verifiable
+// complaint, the accuser or the accused is faulty, and the operator is told so.
+Status DkgChecks(DkgRelay& d, const std::vector<std::string>& states,
+                 std::map<int, json>& pieces_to) {
+  json accepts = json::array();
+  for (std::size_t i = 0; i < d.s.nodes.size(); ++i) {
+    json body = d.view;
     body["index"] = i + 1;
     body["state"] = states[i];
     body["pieces"] = pieces_to[static_cast<int>(i + 1)];
-    if (i > 0) body["certificate"] = out.at("certificate");
-    BL_TRY_ASSIGN(json r, relay.Call(s.nodes[i], path("finish"), body, "dkg finish"));
+    auto checked = d.Call(i, "check", body);
+    if (!checked.ok() && checked.error().code == "bad-share") {
+      // The accuser's message names the accused: "node I (URL) dealt a piece ...".
+      const std::string& m = checked.error().message;
+      const auto dealt = m.find(" dealt a piece");
+      const auto named = dealt == std::string::npos ? dealt : m.rfind("node ", dealt);
+      const std::string dealer =
+          named == std::string::npos ? "another node" : m.substr(named, dealt - named);
+      return MakeError("bad-share",
+                       d.Node(i) + " says " + dealer +
+                           " dealt a piece that does not match its commitments: one of the two is "
+                           "faulty (this command cannot tell which)");
+    }
+    BL_TRY_ASSIGN(Reply r, std::move(checked));
+    accepts.push_back({{"index", r.Int("index")}, {"signature", r.Text("signature")}});
+    BL_TRY(r.Check());
+  }
+  d.view["accepts"] = accepts;
+  return Status::Ok();
+}
+
+// A creation without a dealer (docs/threshold.md, "distributed key generation"): each node draws
+// its own polynomial; this command relays the four rounds (start, deal, check, finish) and sees
+// round keys, signatures, commitments, sealed pieces and sealed states only: no piece, no share,
+// no key. A node stores only with every node's accept. `started` collects the nodes that keep the
+// round (to cancel it there if it fails).
+Result<json> RunDkg(const AdminState& s, const json& round, Relay& relay,
+                    std::vector<std::string>& started, std::vector<std::string>& stored) {
+  DkgRelay d{s, relay, started, round};
+  std::vector<std::string> states;
+  BL_TRY(DkgStarts(d, states));
+  std::map<int, json> pieces_to;
+  BL_TRY(DkgDeals(d, states, pieces_to));
+  BL_TRY(DkgChecks(d, states, pieces_to));
+  // Round 4: node 1 issues the group certificate for C_0; the others check its key is their C_0.
+  std::string certificate;
+  std::string commitments;
+  json nodes = json::array();
+  for (std::size_t i = 0; i < s.nodes.size(); ++i) {
+    json body = d.view;
+    body["index"] = i + 1;
+    if (i > 0) body["certificate"] = certificate;
+    BL_TRY_ASSIGN(Reply r, d.Call(i, "finish", body));
     stored.push_back(s.nodes[i]);
-    if (i == 0) out = r;
-    if (r.at("commitments") != out.at("commitments")) {
+    if (i == 0) {
+      certificate = r.Text("certificate");
+      commitments = r.Text("commitments");
+    }
+    const std::string summed = r.Text("commitments");
+    nodes.push_back(
+        {{"node", s.nodes[i]}, {"index", i + 1}, {"public_share", r.Text("public_share")}});
+    BL_TRY(r.Check());
+    if (summed != commitments) {
       return MakeError(std::string(errc::kConflict),
                        s.nodes[i] + " summed other commitments than " + s.nodes[0]);
     }
-    nodes.push_back(
-        {{"node", s.nodes[i]}, {"index", i + 1}, {"public_share", r.at("public_share")}});
   }
   return json{{"name", s.group},
               {"key_type", "p256-threshold"},
               {"key_version", 1},
               {"threshold", s.threshold},
               {"nodes", nodes},
-              {"commitments", out.at("commitments")},
-              {"certificate", out.at("certificate")}};
+              {"commitments", commitments},
+              {"certificate", certificate}};
 }
 
 // A key generation's node URL: https://HOST[:PORT], nothing after it (not even "/"): the nodes
@@ -712,7 +787,30 @@ Status GroupCreateDkg(AdminState& s) {
                "created %s on %d nodes by a key generation, any %d of which can read; no party "
                "ever held the key\n",
                s.group.c_str(), n, s.threshold);
-  return WriteOutput(s.out, created->at("certificate").get<std::string>(), kPublicFileMode);
+  return WriteOutput(s.out, api::StringField(*created, "certificate").value_or(""),
+                     kPublicFileMode);
+}
+
+// A key generation round stuck at its nodes (its command was killed): forgotten at each node that
+// keeps it, so the group can take a new round before the hour is up. Nothing else changes.
+Status GroupDkgCancel(AdminState& s) {
+  if (s.nodes.empty() || s.threshold < 2 || s.dkg_round.empty())
+    return MakeError("usage", "dkg-cancel needs --round ID, --threshold K and --nodes URL,...");
+  BL_TRY(FinishServerOptions(s.creds));
+  Relay relay{s};
+  json round = {{"round", s.dkg_round}, {"threshold", s.threshold}};
+  round["nodes"] = s.nodes;
+  std::string text;
+  bool failed = false;
+  for (std::size_t i = 0; i < s.nodes.size(); ++i) {
+    json body = round;
+    body["index"] = i + 1;
+    auto r = relay.Call(s.nodes[i], G(s) + "/threshold/dkg/cancel", body, "dkg cancel");
+    text += s.nodes[i] + ": " + (r.ok() ? "cancelled" : r.error().message) + "\n";
+    failed = failed || (!r.ok() && r.error().code != "dkg-no-round");
+  }
+  if (failed) return MakeError("dkg-cancel", "the round is not cancelled everywhere:\n" + text);
+  return WriteOutput(s.out, text);
 }
 
 Status GroupDelete(AdminState& s) {
@@ -722,23 +820,8 @@ Status GroupDelete(AdminState& s) {
   return Print(s, r, "deleted " + s.group + " with its keys, secrets and roster\n");
 }
 
-// The key-generation relay (RunDkg) still reads the nodes' answers with at(): until it reads
-// them field by field, an exception from such a read becomes here the same one-line bad-reply as
-// every other reply lacking a field. Nothing else in the admin commands relies on an exception.
-Status GroupCreateDkgChecked(AdminState& s) {
-  try {
-    return GroupCreateDkg(s);
-  } catch (const json::exception& e) {
-    return MakeError(std::string(errc::kBadReply),
-                     std::string("a node's answer in the key generation lacks a field this "
-                                 "command reads, or has one of another type (a server of another "
-                                 "version?): ") +
-                         e.what());
-  }
-}
-
 Status GroupCreate(AdminState& s) {
-  if (s.key_type == "p256-threshold" && s.dkg) return GroupCreateDkgChecked(s);
+  if (s.key_type == "p256-threshold" && s.dkg) return GroupCreateDkg(s);
   if (s.dkg || !s.transcript.empty())
     return MakeError("usage", "--dkg and --transcript are for --key-type p256-threshold");
   if (s.key_type == "p256-threshold") return GroupCreateThreshold(s);
@@ -1063,6 +1146,16 @@ void AddAdminCommands(CLI::App& app, Action* chosen) {
                      "--dkg: save every request and answer relayed to FILE (JSON)");
   bind(create, GroupCreate);
   AddThresholdCommands(group, s, bind);
+  auto* dkg_cancel = group->add_subcommand(
+      "dkg-cancel",
+      "Cancel a key generation round stuck at its nodes (409 dkg-in-progress names the round)");
+  dkg_cancel->add_option("name", s->group, "The list address")->required();
+  dkg_cancel->add_option("--round", s->dkg_round, "The round id (32 hex digits)")->required();
+  dkg_cancel->add_option("--threshold", s->threshold, "The round's threshold (k)")->required();
+  dkg_cancel->add_option("--nodes", s->nodes, "The round's nodes, comma-separated, in order")
+      ->required()
+      ->delimiter(',');
+  bind(dkg_cancel, GroupDkgCancel);
   auto* gdelete = group->add_subcommand(
       "delete",
       "Delete a group on this node: its keys or share, secrets and roster (the clean-up of a "

@@ -1,12 +1,11 @@
 // The key generation's message parsers (daemons/groupd/dkg_messages.h) over arbitrary bytes:
-// the round, the relayed start answers, deal signatures and pieces (JSON), a node URL's host and
-// its comparison key, and the sealed state's plaintext. The first octet picks the parser; the
-// rest is its input.
-// Invariants: an accepted round names 2..16 distinct https:// URLs, each with a host and no path,
-// no two with one host key, and k and its index within them; accepted starts are one per index
-// 1..n with k commitments and one PEM block each; accepted deals are one signature per index
-// 1..n; accepted pieces come one from every other node; a host key is its own host key; a state
-// that parses encodes back to its octets.
+// the round, the relayed start answers, deal and accept signatures and pieces (JSON), a node URL's
+// host and its comparison key, and the sealed state's plaintext. The first octet picks the parser;
+// the rest is its input. Invariants: an accepted round names 2..16 distinct https:// URLs, each
+// with a host and no path, no two with one host key, and k and its index within them; accepted
+// starts are one per index 1..n with k commitments and one PEM block each; accepted deals and
+// accepts are one signature per index 1..n; accepted pieces come one from every other node; a host
+// key is its own host key; a state that parses encodes back to its octets.
 
 #include <algorithm>
 #include <cstddef>
@@ -43,7 +42,9 @@ void Rounds(const json& body) {
                "one node per host");
   }
   FUZZ_CHECK(r.round.size() == 32, "a 32-digit round");
-  (void)r.StateContext("list@example.org");
+  FUZZ_CHECK(r.ShareContext("list@example.org") != r.StateContext("list@example.org"),
+             "a share and a state never open for one another");
+  FUZZ_CHECK(r.Reason().find(r.round) != std::string::npos, "the audit names the whole round");
   std::map<std::uint8_t, dkg::StartAnswer> starts;
   if (dkg::ParseStarts(body, r, starts).empty()) {
     FUZZ_CHECK(starts.size() == static_cast<std::size_t>(r.n), "one start per node");
@@ -61,6 +62,12 @@ void Rounds(const json& body) {
     FUZZ_CHECK(deals.size() == static_cast<std::size_t>(r.n), "a deal signature from every node");
     for (const auto& [index, signature] : deals)
       FUZZ_CHECK(index >= 1 && index <= r.n && !signature.empty(), "deal index in range");
+  }
+  std::map<std::uint8_t, blindlist::Bytes> accepts;
+  if (dkg::ParseAccepts(body, r, accepts).empty()) {
+    FUZZ_CHECK(accepts.size() == static_cast<std::size_t>(r.n), "an accept from every node");
+    for (const auto& [index, signature] : accepts)
+      FUZZ_CHECK(index >= 1 && index <= r.n && !signature.empty(), "accept index in range");
   }
   std::map<std::uint8_t, blindlist::Bytes> pieces;
   if (dkg::ParsePieces(body, r, pieces).empty()) {

@@ -85,9 +85,15 @@ std::string Round::StateContext(std::string_view group) const {
          " nodes=" + list;
 }
 
+std::string Round::ShareContext(std::string_view group) const {
+  constexpr std::string_view kStateTag = "blindlist threshold-dkg-state v1";
+  std::string context = StateContext(group);
+  return "blindlist threshold-dkg-share v1" + context.substr(kStateTag.size());
+}
+
 std::string Round::Reason() const {
-  return "round:" + round.substr(0, 8) + " index:" + std::to_string(index) +
-         " k:" + std::to_string(k) + " n:" + std::to_string(n);
+  return "round:" + round + " index:" + std::to_string(index) + " k:" + std::to_string(k) +
+         " n:" + std::to_string(n);
 }
 
 std::optional<std::string> UrlHost(std::string_view url) {
@@ -205,22 +211,36 @@ std::string ParseStarts(const json& body, const Round& r,
   return "";
 }
 
-std::string ParseDeals(const json& body, const Round& r, std::map<std::uint8_t, Bytes>& out) {
-  const auto deals = body.find("deals");
-  if (deals == body.end() || !deals->is_array() || deals->size() != static_cast<std::size_t>(r.n)) {
-    return "\"deals\" must hold the deal signature of every node";
-  }
-  for (const auto& item : *deals) {
+namespace {
+
+// "deals" or "accepts": one {"index", "signature"} for each index 1..n.
+std::string ParseSignatures(const json& body, const char* field, const Round& r,
+                            std::map<std::uint8_t, Bytes>& out) {
+  const std::string quoted = std::string("\"") + field + "\"";
+  const auto items = body.find(field);
+  if (items == body.end() || !items->is_array() || items->size() != static_cast<std::size_t>(r.n))
+    return quoted + " must hold the signature of every node";
+  for (const auto& item : *items) {
     Bytes signature;
     if (!item.is_object() || !item.contains("index") || !item["index"].is_number_integer() ||
         item["index"].get<int>() < 1 || item["index"].get<int>() > r.n ||
         out.contains(static_cast<std::uint8_t>(item["index"].get<int>())) ||
         !Base64Field(item, "signature", signature)) {
-      return "\"deals\" must hold one {\"index\", \"signature\"} for every node";
+      return quoted + " must hold one {\"index\", \"signature\"} for every node";
     }
     out.emplace(static_cast<std::uint8_t>(item["index"].get<int>()), std::move(signature));
   }
   return "";
+}
+
+}  // namespace
+
+std::string ParseDeals(const json& body, const Round& r, std::map<std::uint8_t, Bytes>& out) {
+  return ParseSignatures(body, "deals", r, out);
+}
+
+std::string ParseAccepts(const json& body, const Round& r, std::map<std::uint8_t, Bytes>& out) {
+  return ParseSignatures(body, "accepts", r, out);
 }
 
 std::string ParsePieces(const json& body, const Round& r, std::map<std::uint8_t, Bytes>& out) {

@@ -32,7 +32,10 @@ struct Round {
   // The context of this node's sealed state: the group and every field above, so a state opens
   // only for the round, the index and the node list it was made for.
   std::string StateContext(std::string_view group) const;
-  // For the audit: the round's first 8 digits, the index, k and n (never a secret).
+  // The context of this node's summed share, sealed in its round record between check and finish.
+  std::string ShareContext(std::string_view group) const;
+  // For the audit: the round id (whole: an operator cancels a stuck round by it; never a secret),
+  // the index, k and n.
   std::string Reason() const;
 };
 
@@ -67,6 +70,11 @@ std::string ParseStarts(const nlohmann::json& body, const Round& r,
 // signature over DkgDealMessage (the view it dealt on). "" or what is wrong.
 std::string ParseDeals(const nlohmann::json& body, const Round& r,
                        std::map<std::uint8_t, Bytes>& out);
+
+// "accepts": [{"index": j, "signature": base64}], exactly one for each index 1..n: node j's
+// signature over DkgAcceptMessage (it checked every piece dealt to it). "" or what is wrong.
+std::string ParseAccepts(const nlohmann::json& body, const Round& r,
+                         std::map<std::uint8_t, Bytes>& out);
 
 // "pieces": [{"from": i, "piece": base64}], exactly one from every other node. "" or what is wrong.
 std::string ParsePieces(const nlohmann::json& body, const Round& r,

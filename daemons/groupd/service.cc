@@ -2551,6 +2551,8 @@ const api::RouteTable<GroupService::RouteHandler>& GroupService::Routes() {
        &DkgHandlers::Start},
       {"POST", "/v1/groups/{group}/threshold/dkg/deal", "threshold-dkg-deal", Access::kAdmin,
        &DkgHandlers::Deal},
+      {"POST", "/v1/groups/{group}/threshold/dkg/check", "threshold-dkg-check", Access::kAdmin,
+       &DkgHandlers::Check},
       {"POST", "/v1/groups/{group}/threshold/dkg/finish", "threshold-dkg-finish", Access::kAdmin,
        &DkgHandlers::Finish},
       {"POST", "/v1/groups/{group}/threshold/dkg/cancel", "threshold-dkg-cancel", Access::kAdmin,

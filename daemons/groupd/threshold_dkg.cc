@@ -29,7 +29,7 @@ using net::HttpResponse;
 using Call = GroupService::Call;
 using Starts = std::map<std::uint8_t, dkg::StartAnswer>;
 
-// How long a start round's sealed state opens: the command runs the three rounds at once.
+// How long a start round's sealed state opens: the command runs the four rounds at once.
 constexpr std::int64_t kStateSeconds = 3600;
 
 std::int64_t Now() { return static_cast<std::int64_t>(std::time(nullptr)); }
@@ -214,11 +214,13 @@ std::optional<HttpResponse> RecordRefusal(Call& call, const std::string& name, c
   }
   if (kept->round != r.round) {
     return Fail(call, 409, "dkg-in-progress",
-                "this node is in another key generation round for " + name + " (" +
-                    kept->round.substr(0, 8) + "..., until " + Until(kept->expires_at) +
+                "this node is in another key generation round for " + name + " (round " +
+                    kept->round + ", until " + Until(kept->expires_at) +
                     "): one round per group at a time. The command that ran it cancels it when it "
-                    "fails; otherwise it expires then, and `admin group create --dkg` can be run "
-                    "again");
+                    "fails; otherwise it expires then. To end it now: `blindlist admin group "
+                    "dkg-cancel " +
+                    name + " --round " + kept->round +
+                    " --nodes URL,...` with the round's node list");
   }
   if (kept->context != r.StateContext(name)) {
     return Fail(call, 409, "dkg-round-differs",
@@ -317,6 +319,36 @@ std::optional<HttpResponse> CheckedPieces(Call& call, const std::string& name, c
   return std::nullopt;
 }
 
+Result<std::vector<Bytes>> SummedCommitments(const Starts& starts) {
+  std::vector<std::vector<Bytes>> per_node;
+  for (const auto& [j, answer] : starts) per_node.push_back(answer.commitments);
+  return th::SumCommitments(per_node);
+}
+
+HttpResponse FailedRound(Call& call, const dkg::Round& r) {
+  return Fail(call, 409, "dkg-failed",
+              "this node found a piece off its dealer's commitments in key generation round " +
+                  r.round +
+                  ": it stores nothing for this round. Cancel it and run the key "
+                  "generation again");
+}
+
+// The round this node keeps as `r`, the view of `starts` and the check that it is the one this
+// node dealt on; a round this node failed is refused.
+std::optional<HttpResponse> DealtView(Call& call, store::Store& store, const std::string& name,
+                                      const dkg::Round& r, const Starts& starts,
+                                      store::DkgRound& kept, Bytes& digest) {
+  if (auto refusal = KeptRound(call, store, name, r, kept)) return refusal;
+  if (auto refusal = ViewOf(call, name, r, starts, kept, digest)) return refusal;
+  if (!kept.dealt || kept.view_digest != digest) {
+    return Fail(call, 400, "dkg-view",
+                kept.dealt ? "these starts are not the view this node dealt on in round " + r.round
+                           : "this node has not dealt in round " + r.round + " yet");
+  }
+  if (kept.checked == store::DkgCheck::kFailed) return FailedRound(call, r);
+  return std::nullopt;
+}
+
 }  // namespace
 
 // Round 1: f_i drawn, its commitments and a fresh round key signed with this node's TLS key; once
@@ -373,6 +405,9 @@ HttpResponse GroupService::DkgHandlers::Start(GroupService& s, const HttpRequest
                                                        .dealt = false,
                                                        .view_digest = {},
                                                        .deal_answer = {},
+                                                       .checked = store::DkgCheck::kNone,
+                                                       .check_answer = {},
+                                                       .sealed_share = {},
                                                        .expires_at = state.expires});
   if (!begun.ok()) return Fail(call, 503, errc::kStoreUnavailable, "the store is unavailable");
   if (auto refusal = RecordRefusal(call, name, r, *begun)) return *refusal;
@@ -437,8 +472,84 @@ HttpResponse GroupService::DkgHandlers::Deal(GroupService& s, const HttpRequest&
   return HttpResponse::Json(200, std::string(AsChars(dealt->deal_answer)));
 }
 
-// Round 3: the pieces for this node opened and checked, d_i = sum f_j(i), C = sum C_j; stored as
-// a dealer's creation stores it. Index 1 issues the group certificate; the others get it.
+// Round 3: the pieces for this node opened and checked against their dealers' commitments, summed
+// into d_i (sealed in the round record) and C = sum C_j; the check signed as an accept. A piece
+// off its commitments fails the round here for good: this node never stores for it.
+HttpResponse GroupService::DkgHandlers::Check(GroupService& s, const HttpRequest& req, Call& call,
+                                              const Target& t) {
+  const std::string& name = t.params[0];
+  json body;
+  RoundSetUp u;
+  if (auto refusal = SetUp(call, req, name, *s.store_, s.config_, body, u)) return *refusal;
+  const dkg::Round& r = u.round;
+  Starts starts;
+  if (auto refusal = VerifiedStarts(call, name, body, u, starts)) return *refusal;
+  // The view this node dealt on, and every dealer's signature over it: every node that accepts
+  // has summed the same commitments, so holds a share of the same key.
+  store::DkgRound kept;
+  Bytes digest;
+  if (auto refusal = DealtView(call, *s.store_, name, r, starts, kept, digest)) return *refusal;
+  if (kept.checked == store::DkgCheck::kAccepted)
+    return HttpResponse::Json(200, std::string(AsChars(kept.check_answer)));
+  if (auto refusal = VerifiedDeals(call, name, body, r, starts, digest)) return *refusal;
+  dkg::State state;
+  if (auto refusal = OpenedState(call, name, body, u, *s.ring_, starts.at(r.index), state))
+    return *refusal;
+  std::vector<th::Share> pieces;
+  std::optional<HttpResponse> bad =
+      CheckedPieces(call, name, body, u, starts, digest, state, pieces);
+  std::optional<th::Share> share;
+  std::optional<std::vector<Bytes>> commitments;
+  if (!bad) {
+    auto summed = th::SumShares(pieces);
+    auto points = SummedCommitments(starts);
+    if (summed.ok() && points.ok()) {
+      share = std::move(*summed);
+      commitments = std::move(*points);
+    } else {
+      bad = Fail(call, 400, "bad-share",
+                 "the pieces sum to no usable share (a sum of 0, or commitments at infinity): run "
+                 "the key generation again");
+    }
+  }
+  if (bad) {
+    // A dealer's piece off its commitments: this node will not store for this round, whatever
+    // it is given later.
+    if (call.result == "bad-share") {
+      auto failed =
+          s.store_->CheckDkgRound(name, r.round, digest, store::DkgCheck::kFailed, {}, {});
+      if (!failed.ok())
+        net::Log(net::LogLevel::kWarning, "key generation round not marked failed",
+                 {{"error", failed.error().message}});
+    }
+    return *bad;
+  }
+  TlsIdentity tls;
+  if (auto refusal = LoadTls(call, s.config_, tls)) return *refusal;
+  auto sealed = s.ring_->SealRepairState(r.ShareContext(name), th::EncodeShare(*share));
+  auto signature = crypto::SignMessage(
+      *tls.key, AsBytes(th::DkgAcceptMessage(name, r.round, r.index, digest, *commitments)));
+  if (!sealed.ok() || !signature.ok())
+    return Internal(call, "accepting failed", !sealed.ok() ? sealed.error() : signature.error());
+  const std::string answer = json{
+      {"index", r.index},
+      {"view", Base64Encode(digest)},
+      {"key", Base64Encode((*commitments)[0])},
+      {"signature",
+       Base64Encode(*signature)}}.dump();
+  auto checked = s.store_->CheckDkgRound(name, r.round, digest, store::DkgCheck::kAccepted,
+                                         ToBytes(answer), *sealed);
+  if (!checked.ok()) {
+    if (checked.error().code == errc::kNotFound) return *RecordRefusal(call, name, r, std::nullopt);
+    return Fail(call, 503, errc::kStoreUnavailable, "the store is unavailable");
+  }
+  if (checked->checked != store::DkgCheck::kAccepted) return FailedRound(call, r);
+  return HttpResponse::Json(200, std::string(AsChars(checked->check_answer)));
+}
+
+// Round 4: stored only with every node's accept of this view and these commitments: every node
+// has checked its pieces, so k of them hold shares of C_0 and no k - 1 can choose it. Stored as a
+// dealer's creation stores it; index 1 issues the group certificate, the others get it.
 HttpResponse GroupService::DkgHandlers::Finish(GroupService& s, const HttpRequest& req, Call& call,
                                                const Target& t) {
   const std::string& name = t.params[0];
@@ -455,33 +566,33 @@ HttpResponse GroupService::DkgHandlers::Finish(GroupService& s, const HttpReques
   }
   Starts starts;
   if (auto refusal = VerifiedStarts(call, name, body, u, starts)) return *refusal;
-  // The view this node dealt on, and every dealer's signature over it: every node that finishes
-  // has summed the same commitments, so holds a share of the same key.
   store::DkgRound kept;
-  if (auto refusal = KeptRound(call, *s.store_, name, r, kept)) return *refusal;
   Bytes digest;
-  if (auto refusal = ViewOf(call, name, r, starts, kept, digest)) return *refusal;
-  if (!kept.dealt || kept.view_digest != digest) {
-    return Fail(call, 400, "dkg-view",
-                kept.dealt ? "these starts are not the view this node dealt on in round " + r.round
-                           : "this node has not dealt in round " + r.round + " yet");
+  if (auto refusal = DealtView(call, *s.store_, name, r, starts, kept, digest)) return *refusal;
+  if (kept.checked != store::DkgCheck::kAccepted) {
+    return Fail(call, 409, "dkg-not-checked",
+                "this node has not checked its pieces of round " + r.round +
+                    " yet: it stores nothing before it has accepted them");
   }
-  if (auto refusal = VerifiedDeals(call, name, body, r, starts, digest)) return *refusal;
-  dkg::State state;
-  if (auto refusal = OpenedState(call, name, body, u, *s.ring_, starts.at(r.index), state))
-    return *refusal;
-  std::vector<th::Share> pieces;
-  if (auto refusal = CheckedPieces(call, name, body, u, starts, digest, state, pieces))
-    return *refusal;
-  auto share = th::SumShares(pieces);
-  std::vector<std::vector<Bytes>> per_node;
-  for (const auto& [j, answer] : starts) per_node.push_back(answer.commitments);
-  auto commitments = th::SumCommitments(per_node);
-  if (!share.ok() || !commitments.ok()) {
-    return Fail(call, 400, "bad-share",
-                "the pieces sum to no usable share (a sum of 0, or commitments at infinity): run "
-                "the key generation again");
+  auto commitments = SummedCommitments(starts);
+  if (!commitments.ok())
+    return Internal(call, "summing the commitments failed", commitments.error());
+  std::map<std::uint8_t, Bytes> accepts;
+  if (auto wrong = dkg::ParseAccepts(body, r, accepts); !wrong.empty())
+    return Fail(call, 400, errc::kMalformedRequest, wrong);
+  for (const auto& [j, signature] : accepts) {
+    auto cert = crypto::Certificate::Load(AsBytes(starts.at(j).certificate_pem));
+    const std::string message = th::DkgAcceptMessage(name, r.round, j, digest, *commitments);
+    if (!cert.ok() || !crypto::VerifyMessage(*cert, AsBytes(message), signature)) {
+      return Fail(call, 400, "bad-signature",
+                  NodeName(r, j) + " has not accepted this view and these commitments of round " +
+                      r.round + ": its accept signature does not verify; nothing stored");
+    }
   }
+  auto plain = s.ring_->UnsealRepairState(r.ShareContext(name), kept.sealed_share);
+  if (!plain.ok()) return Internal(call, "this node's share does not open", plain.error());
+  auto share = th::ParseShare(plain->view());
+  if (!share.ok()) return Internal(call, "this node's share does not parse", share.error());
   HttpResponse stored = s.StoreThresholdGroup(call, name, *share, *commitments, certificate);
   // Once stored, the group refuses every round (409 exists); the record goes with the round.
   if (stored.status == 201) {

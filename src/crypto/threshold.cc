@@ -1088,6 +1088,13 @@ std::string DkgDealMessage(std::string_view group, std::string_view round, std::
          Field("index", std::to_string(index)) + Field("view", ToHex(view_digest));
 }
 
+std::string DkgAcceptMessage(std::string_view group, std::string_view round, std::uint8_t index,
+                             ByteView view_digest, std::span<const Bytes> summed_commitments) {
+  return "blindlist threshold-dkg-accept v1\n" + Field("group", group) + Field("round", round) +
+         Field("index", std::to_string(index)) + Field("view", ToHex(view_digest)) +
+         Field("commitments", ToHex(Sha256(EncodeCommitments(summed_commitments))));
+}
+
 std::string DkgPieceContext(std::string_view group, std::string_view round, std::uint8_t from,
                             std::uint8_t to, ByteView view_digest) {
   return "blindlist threshold-dkg-piece v2\n" + Field("group", group) + Field("round", round) +

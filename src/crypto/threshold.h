@@ -206,6 +206,12 @@ Bytes DkgViewDigest(std::string_view group, std::string_view round, int k,
 // the digest of the one view it dealt on (each value length-prefixed).
 std::string DkgDealMessage(std::string_view group, std::string_view round, std::uint8_t index,
                            ByteView view_digest);
+// What node `index` signs in round 3 with its TLS server key once it has checked every piece dealt
+// to it against its dealer's commitments: the group, the round, its index, the digest of the view
+// and of the summed commitments (SHA-256 of EncodeCommitments), each value length-prefixed. No
+// node stores the group before it holds this message signed by every node of the view.
+std::string DkgAcceptMessage(std::string_view group, std::string_view round, std::uint8_t index,
+                             ByteView view_digest, std::span<const Bytes> summed_commitments);
 // The sealing context (HKDF info and AAD) of the piece f_from(to), dealt on the view
 // `view_digest`: a piece opens only at a node that recomputes the same view.
 std::string DkgPieceContext(std::string_view group, std::string_view round, std::uint8_t from,

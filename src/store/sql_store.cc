@@ -290,7 +290,8 @@ Result<int> InsertGroupSecret(sql::Connection& c, const GroupSecretVersion& secr
 }
 
 constexpr std::string_view kDkgColumns =
-    "group_name, round, context, start_answer, dealt, view_digest, deal_answer, expires_at";
+    "group_name, round, context, start_answer, dealt, view_digest, deal_answer, checked, "
+    "check_answer, sealed_share, expires_at";
 DkgRound ToDkgRound(const Row& r) {
   return DkgRound{.group = AsText(r[0]),
                   .round = AsText(r[1]),
@@ -299,7 +300,10 @@ DkgRound ToDkgRound(const Row& r) {
                   .dealt = AsInt(r[4]) != 0,
                   .view_digest = AsBlob(r[5]),
                   .deal_answer = AsBlob(r[6]),
-                  .expires_at = AsInt(r[7])};
+                  .checked = static_cast<DkgCheck>(AsInt(r[7])),
+                  .check_answer = AsBlob(r[8]),
+                  .sealed_share = AsBlob(r[9]),
+                  .expires_at = AsInt(r[10])};
 }
 
 Result<DkgRound> UnexpiredDkgRound(sql::Connection& c, const std::string& group) {
@@ -859,10 +863,11 @@ class SqlStore final : public Store {
       return InvalidArgument("a key generation round needs its group and round id");
     return Write([&](sql::Connection& c) -> Result<DkgRound> {
       BL_TRY(c.Exec("DELETE FROM dkg_rounds WHERE expires_at < $1", {Now()}));
-      BL_TRY(c.Exec("INSERT INTO dkg_rounds (" + std::string(kDkgColumns) +
-                        ") VALUES ($1, $2, $3, $4, 0, $5, $5, $6) ON CONFLICT DO NOTHING",
-                    {round.group, round.round, round.context, round.start_answer, Bytes{},
-                     round.expires_at}));
+      BL_TRY(
+          c.Exec("INSERT INTO dkg_rounds (" + std::string(kDkgColumns) +
+                     ") VALUES ($1, $2, $3, $4, 0, $5, $5, 0, $5, $5, $6) ON CONFLICT DO NOTHING",
+                 {round.group, round.round, round.context, round.start_answer, Bytes{},
+                  round.expires_at}));
       return UnexpiredDkgRound(c, round.group);
     });
   }
@@ -885,6 +890,23 @@ class SqlStore final : public Store {
           c.Exec("UPDATE dkg_rounds SET dealt = 1, view_digest = $3, deal_answer = $4 "
                  "WHERE group_name = $1 AND round = $2 AND dealt = 0 AND expires_at >= $5",
                  {group, round, view_digest, deal_answer, Now()}));
+      BL_TRY_ASSIGN(DkgRound kept, UnexpiredDkgRound(c, group));
+      if (kept.round != round)
+        return NotFound("no key generation round " + round + " for " + group);
+      return kept;
+    });
+  }
+
+  Result<DkgRound> CheckDkgRound(const std::string& group, const std::string& round,
+                                 const Bytes& view_digest, DkgCheck outcome,
+                                 const Bytes& check_answer, const Bytes& sealed_share) override {
+    return Write([&](sql::Connection& c) -> Result<DkgRound> {
+      BL_TRY(
+          c.Exec("UPDATE dkg_rounds SET checked = $4, check_answer = $5, sealed_share = $6 "
+                 "WHERE group_name = $1 AND round = $2 AND dealt = 1 AND view_digest = $3 AND "
+                 "checked = 0 AND expires_at >= $7",
+                 {group, round, view_digest, static_cast<std::int64_t>(outcome), check_answer,
+                  sealed_share, Now()}));
       BL_TRY_ASSIGN(DkgRound kept, UnexpiredDkgRound(c, group));
       if (kept.round != round)
         return NotFound("no key generation round " + round + " for " + group);

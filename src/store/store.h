@@ -130,15 +130,19 @@ struct IssuedCertificateStatus {
 // (docs/threshold.md, "Creation without a dealer"): at most one per group at a time, until it
 // finishes, is cancelled or expires. Nothing secret: the start answer carries the node's round
 // state sealed under its master key.
+enum class DkgCheck : std::uint8_t { kNone = 0, kAccepted = 1, kFailed = 2 };
 struct DkgRound {
-  std::string group;        // the group's name
-  std::string round;        // the round id (32 hex digits)
-  std::string context;      // k, n, the node's index and the node list the round was started with
-  Bytes start_answer;       // the node's own start answer (JSON), exactly as it answered
-  bool dealt = false;       // the node dealt, on view_digest
-  Bytes view_digest;        // SHA-256 of the one view the node dealt on; empty until it dealt
-  Bytes deal_answer;        // the node's deal answer (JSON), exactly as it answered
-  UnixTime expires_at = 0;  // the round is forgotten after this
+  std::string group;    // the group's name
+  std::string round;    // the round id (32 hex digits)
+  std::string context;  // k, n, the node's index and the node list the round was started with
+  Bytes start_answer;   // the node's own start answer (JSON), exactly as it answered
+  bool dealt = false;   // the node dealt, on view_digest
+  Bytes view_digest;    // SHA-256 of the one view the node dealt on; empty until it dealt
+  Bytes deal_answer;    // the node's deal answer (JSON), exactly as it answered
+  DkgCheck checked = DkgCheck::kNone;  // the node's check of the pieces dealt to it
+  Bytes check_answer;                  // its accept answer (JSON) once it accepted
+  Bytes sealed_share;                  // its summed share, sealed under its master key
+  UnixTime expires_at = 0;             // the round is forgotten after this
 };
 
 class Store {
@@ -280,6 +284,13 @@ class Store {
   // unexpired round).
   virtual Result<DkgRound> DealDkgRound(const std::string& group, const std::string& round,
                                         const Bytes& view_digest, const Bytes& deal_answer) = 0;
+  // Records the check of the group's unexpired round `round` if it has dealt on `view_digest` and
+  // has no check yet (`outcome` kAccepted or kFailed, with the accept answer and the sealed share
+  // when accepted), and returns the round as stored afterwards (the caller compares the outcome).
+  // Errors: "not-found" (no such unexpired round).
+  virtual Result<DkgRound> CheckDkgRound(const std::string& group, const std::string& round,
+                                         const Bytes& view_digest, DkgCheck outcome,
+                                         const Bytes& check_answer, const Bytes& sealed_share) = 0;
   // Forgets the group's round `round` (finished or cancelled). Errors: "not-found" (none, or
   // another round: a finish claims its round once).
   virtual Status EndDkgRound(const std::string& group, const std::string& round) = 0;

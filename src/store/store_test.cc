@@ -250,6 +250,35 @@ TEST_P(StoreTest, KeepsOneKeyGenerationRoundPerGroupUntilItEndsOrExpires) {
   ASSERT_TRUE(found->has_value());
   EXPECT_EQ((*found)->view_digest, Blob(3, 32));
 
+  // A check only on the view dealt on; the first check stays (accepted or failed).
+  EXPECT_EQ((*found)->checked, DkgCheck::kNone);
+  auto checked = store_->CheckDkgRound("g@example.org", "r1", Blob(5, 32), DkgCheck::kAccepted,
+                                       Blob(7), Blob(8));
+  ASSERT_OK(checked);
+  EXPECT_EQ(checked->checked, DkgCheck::kNone);  // another view: not recorded
+  checked = store_->CheckDkgRound("g@example.org", "r1", Blob(3, 32), DkgCheck::kFailed, {}, {});
+  ASSERT_OK(checked);
+  EXPECT_EQ(checked->checked, DkgCheck::kFailed);
+  checked = store_->CheckDkgRound("g@example.org", "r1", Blob(3, 32), DkgCheck::kAccepted, Blob(7),
+                                  Blob(8));
+  ASSERT_OK(checked);
+  EXPECT_EQ(checked->checked, DkgCheck::kFailed);  // a failed round never accepts
+  EXPECT_TRUE(checked->sealed_share.empty());
+  auto accepted = store_->CheckDkgRound("h@example.org", "r2", Blob(3, 32), DkgCheck::kAccepted,
+                                        Blob(7), Blob(8));
+  ASSERT_OK(accepted);
+  EXPECT_EQ(accepted->checked, DkgCheck::kNone);  // not dealt yet
+  ASSERT_OK(store_->DealDkgRound("h@example.org", "r2", Blob(3, 32), Blob(4)));
+  accepted = store_->CheckDkgRound("h@example.org", "r2", Blob(3, 32), DkgCheck::kAccepted, Blob(7),
+                                   Blob(8));
+  ASSERT_OK(accepted);
+  EXPECT_EQ(accepted->checked, DkgCheck::kAccepted);
+  EXPECT_EQ(accepted->check_answer, Blob(7));
+  EXPECT_EQ(accepted->sealed_share, Blob(8));
+  EXPECT_EQ(ErrorCode(store_->CheckDkgRound("g@example.org", "r9", Blob(3, 32), DkgCheck::kAccepted,
+                                            Blob(7), Blob(8))),
+            "not-found");
+
   EXPECT_EQ(ErrorCode(store_->EndDkgRound("g@example.org", "r2")), "not-found");
   ASSERT_OK(store_->EndDkgRound("g@example.org", "r1"));
   EXPECT_EQ(ErrorCode(store_->EndDkgRound("g@example.org", "r1")), "not-found");

@@ -14,10 +14,17 @@ fourth without it. Checked, in this order:
   2. the rounds refuse what would leak or break a share: a node without a node CA (409
      no-node-ca, and the command names it), a relay that swaps a node's round key
      (bad-signature naming that node), a state from another round or an expired one
-     (bad-state), a node that deals a bad piece (bad-share naming it; nothing is stored), one
+     (bad-state), a node that deals a bad piece (bad-share naming it at check; its round then fails; nothing is stored), one
      node listed twice under two spellings of its URL (bad-signature), two nodes on one host,
      a group certificate for the right key from another CA (wrong-certificate);
-  3. share refresh and node replacement work on the group made without a dealer.
+  3. share refresh and node replacement work on the group made without a dealer;
+  4.-6. a certificate naming another node's host, one view per round (a stuck round named whole
+     and cancelled with `group dkg-cancel`), node URLs;
+  7. a relay and one colluding node cannot choose the key: no node stores without every node's
+     signed accept, and the honest node given a bad piece never accepts (n - 1 accepts, an accept
+     from a node outside the view or over another view: refused; nothing stored anywhere);
+  8. a node accusing an honest dealer: the command names both, says one of the two is faulty,
+     and nothing is stored.
 """
 
 import base64
@@ -32,6 +39,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dkg_points as E  # noqa: E402
 import harness  # noqa: E402
 
 GROUP = "dkg@example.org"
@@ -204,7 +212,8 @@ class ThresholdDkg(harness.TestCase):
             self.assertEqual(t["commitments"], created["commitments"])
             r = self.nodes[n].g.get("/v1/groups/%s/certificate" % harness.quote(GROUP))
             self.assertEqual(harness.cert_der(r.body.decode()), harness.cert_der(created["certificate"]))
-            for op in ("threshold-dkg-start", "threshold-dkg-deal", "threshold-dkg-finish"):
+            for op in ("threshold-dkg-start", "threshold-dkg-deal", "threshold-dkg-check",
+                       "threshold-dkg-finish"):
                 rec = self.assertAudited(self.nodes[n], GROUP, op, "ok")
                 self.assertIn("index:%d" % (n + 1), rec["reason"])
         # d from two stores and master keys: d·G is the certificate's key; a third share agrees.
@@ -239,7 +248,7 @@ class ThresholdDkg(harness.TestCase):
         # carries, opened here with the master keys (which the command never had).
         text = harness.read(transcript).decode()
         relayed = json.loads(text)
-        self.assertEqual(len(relayed), 9, "three rounds at three nodes")
+        self.assertEqual(len(relayed), 12, "four rounds at three nodes")
         secrets = {"d": d}
         secrets.update({"d_%d" % i: v for i, v in shares.items()})
         starts = [e for e in relayed if e["path"].endswith("/dkg/start")]
@@ -268,6 +277,31 @@ class ThresholdDkg(harness.TestCase):
             states.append(r.json.pop("state"))
             starts.append(r.json)
         return dict(base, starts=starts), states
+
+    def deal_and_check(self, group, body, states, nodes=(0, 1, 2)):
+        """Every node deals on `body`'s view and checks its pieces: `body` with deals and accepts."""
+        path = "/v1/groups/%s/threshold/dkg/" % harness.quote(group)
+        pieces_to = {i + 1: [] for i in range(len(nodes))}
+        deals = []
+        for i, n in enumerate(nodes):
+            r = self.post_admin(n, path + "deal", dict(body, index=i + 1, state=states[i]))
+            self.assertEqual(r.status, 200, r)
+            deals.append({"index": i + 1, "signature": r.json["signature"]})
+            for p in r.json["pieces"]:
+                pieces_to[p["to"]].append({"from": i + 1, "piece": p["piece"]})
+        body = dict(body, deals=deals)
+        accepts = []
+        for i, n in enumerate(nodes):
+            r = self.post_admin(n, path + "check", dict(body, index=i + 1, state=states[i],
+                                                        pieces=pieces_to[i + 1]))
+            self.assertEqual(r.status, 200, r)
+            accepts.append({"index": i + 1, "signature": r.json["signature"]})
+        return {k: v for k, v in dict(body, accepts=accepts).items() if k != "deals"}
+
+    def assertStoredNowhere(self, group, nodes=(0, 1, 2)):
+        for n in nodes:
+            self.assertRefused(self.nodes[n].g.get("/v1/groups/%s/certificate" % harness.quote(group)),
+                               404, "unknown-group")
 
     # 2
     def test_2_refusals(self):
@@ -365,22 +399,41 @@ class ThresholdDkg(harness.TestCase):
             for p in r.json["pieces"]:
                 pieces_to[p["to"]].append({"from": i, "piece": p["piece"]})
         body = dict(body, deals=deals)
-        r = self.post_admin(2, path + "finish", dict(body, index=3, state=states[2],
-                                                     pieces=pieces_to[3], certificate="x"))
+        r = self.post_admin(2, path + "check", dict(body, index=3, state=states[2],
+                                                    pieces=pieces_to[3]))
         self.assertIn("node 2", self.assertRefused(r, 400, "bad-share")["message"])
-        self.audited(self.nodes[2], group, "threshold-dkg-finish", "bad-share")
-        # A piece changed in transit does not open; the honest pieces make node 1's share.
+        self.audited(self.nodes[2], group, "threshold-dkg-check", "bad-share")
+        # Node 3's round has failed: it never accepts nor stores for it, whatever it is given.
+        r = self.post_admin(2, path + "check", dict(body, index=3, state=states[2],
+                                                    pieces=pieces_to[3]))
+        self.assertRefused(r, 409, "dkg-failed")
+        # A piece changed in transit does not open; the honest pieces are accepted at node 1.
         tampered = [dict(p) for p in pieces_to[1]]
         raw = bytearray(base64.b64decode(tampered[0]["piece"]))
         raw[-1] ^= 1
         tampered[0]["piece"] = base64.b64encode(bytes(raw)).decode()
-        r = self.post_admin(0, path + "finish", dict(body, index=1, state=states[0], pieces=tampered))
+        r = self.post_admin(0, path + "check", dict(body, index=1, state=states[0], pieces=tampered))
         self.assertRefused(r, 400, "bad-piece")
-        for n in (0, 2):
-            self.assertRefused(self.nodes[n].g.get("/v1/groups/%s/certificate" % g), 404,
-                               "unknown-group")
-        r = self.post_admin(0, path + "finish", dict(body, index=1, state=states[0],
-                                                     pieces=pieces_to[1]))
+        accepts = []
+        for i in (1, 2):
+            r = self.post_admin(i - 1, path + "check", dict(body, index=i, state=states[i - 1],
+                                                            pieces=pieces_to[i]))
+            self.assertEqual(r.status, 200, r)
+            accepts.append({"index": i, "signature": r.json["signature"]})
+        # Without node 3's accept nobody stores: two accepts, or node 1's in node 3's place.
+        finish = {k: v for k, v in body.items() if k != "deals"}
+        r = self.post_admin(0, path + "finish", dict(finish, index=1, accepts=accepts))
+        self.assertRefused(r, 400, "malformed-request")
+        r = self.post_admin(0, path + "finish", dict(finish, index=1, accepts=accepts + [
+            dict(accepts[0], index=3)]))
+        self.assertIn("node 3", self.assertRefused(r, 400, "bad-signature")["message"])
+        self.assertStoredNowhere(group)
+        for n in range(3):
+            self.assertEqual(self.post_admin(n, path + "cancel", dict(body, index=n + 1)).status, 200)
+        # A round where every node accepts: node 1 stores and issues the certificate.
+        body, states = self.manual_round(group, "e1" * 16)
+        body = self.deal_and_check(group, body, states)
+        r = self.post_admin(0, path + "finish", dict(body, index=1))
         self.assertEqual(r.status, 201, r)
         # Node 1's certificate re-signed by a CA of the relay's (the same key C0, the same names):
         # node 2 refuses it, and takes node 1's own.
@@ -399,11 +452,10 @@ class ThresholdDkg(harness.TestCase):
                         "-force_pubkey", os.path.join(self.pki.dir, "manual-c0.pem"), "-copy_extensions",
                         "copy", "-CA", self.pki.crt("relay-ca"), "-CAkey", self.pki.key("relay-ca"),
                         "-set_serial", "7", "-days", "30", "-out", forged_path)
-        r = self.post_admin(1, path + "finish", dict(body, index=2, state=states[1], pieces=pieces_to[2],
+        r = self.post_admin(1, path + "finish", dict(body, index=2,
                                                      certificate=harness.read(forged_path).decode()))
         self.assertRefused(r, 400, "wrong-certificate")
-        r = self.post_admin(1, path + "finish", dict(body, index=2, state=states[1], pieces=pieces_to[2],
-                                                     certificate=real.decode()))
+        r = self.post_admin(1, path + "finish", dict(body, index=2, certificate=real.decode()))
         self.assertEqual(r.status, 201, r)
         # The group exists there now: every round refuses it.
         self.assertRefused(self.post_admin(0, path + "start", dict(other, index=1)), 409, "exists")
@@ -472,7 +524,10 @@ class ThresholdDkg(harness.TestCase):
         # No second round for the group while this one lasts (no starts to pick from), and not
         # the same round with another node list.
         r = self.post_admin(0, path + "start", dict(base, round="7f" * 16, index=1))
-        self.assertIn("7e7e7e7e", self.assertRefused(r, 409, "dkg-in-progress")["message"])
+        # The whole round id, and how to cancel it: an operator can end a stuck round.
+        message = self.assertRefused(r, 409, "dkg-in-progress")["message"]
+        self.assertIn("round %s" % base["round"], message)
+        self.assertIn("dkg-cancel %s --round %s" % (group, base["round"]), message)
         other_order = [self.urls[0], self.urls[2], self.urls[1]]
         self.assertRefused(self.post_admin(0, path + "start", dict(base, nodes=other_order, index=1)),
                            409, "dkg-round-differs")
@@ -510,16 +565,16 @@ class ThresholdDkg(harness.TestCase):
             deals.append({"index": i, "signature": r.json["signature"]})
             for p in r.json["pieces"]:
                 pieces[p["to"]].append({"from": i, "piece": p["piece"]})
-        # Each finish is refused: node 2 on view B (node 1 did not sign it), node 1 on view A
+        # Each check is refused: node 2 on view B (node 1 did not sign it), node 1 on view A
         # (node 2 did not sign it), node 2 shown view A (not the one it dealt on).
-        r = self.post_admin(1, path + "finish", dict(view_b, index=2, state=states[1],
-                                                     pieces=pieces[2], deals=deals, certificate="x"))
+        r = self.post_admin(1, path + "check", dict(view_b, index=2, state=states[1],
+                                                    pieces=pieces[2], deals=deals))
         self.assertIn("node 1", self.assertRefused(r, 400, "bad-signature")["message"])
-        r = self.post_admin(0, path + "finish", dict(body, index=1, state=states[0],
-                                                     pieces=pieces[1], deals=deals))
+        r = self.post_admin(0, path + "check", dict(body, index=1, state=states[0],
+                                                    pieces=pieces[1], deals=deals))
         self.assertIn("node 2", self.assertRefused(r, 400, "bad-signature")["message"])
-        r = self.post_admin(1, path + "finish", dict(body, index=2, state=states[1],
-                                                     pieces=pieces[2], deals=deals, certificate="x"))
+        r = self.post_admin(1, path + "check", dict(body, index=2, state=states[1],
+                                                    pieces=pieces[2], deals=deals))
         self.assertRefused(r, 400, "dkg-view")
         for n in range(3):
             self.assertRefused(self.nodes[n].g.get("/v1/groups/%s/certificate" % harness.quote(group)),
@@ -529,8 +584,10 @@ class ThresholdDkg(harness.TestCase):
                   "--nodes", ",".join(self.urls[:3]), "--dkg")
         self.assertCliRefused(self.admin(*create), "dkg start at %s" % self.urls[0],
                               "another key generation round", "expires")
-        for n in range(3):
-            self.assertEqual(self.post_admin(n, path + "cancel", dict(base, index=n + 1)).status, 200)
+        p = self.admin("group", "dkg-cancel", group, "--round", base["round"], "--threshold", "2",
+                       "--nodes", ",".join(self.urls[:3]))
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout.decode().count(": cancelled"), 3, p.stdout)
         transcript = self.nodes[0].f("views.json")
         p = self.admin(*create, "--transcript", transcript)
         self.assertEqual(p.returncode, 0, p.stderr)
@@ -578,6 +635,157 @@ class ThresholdDkg(harness.TestCase):
                        "--threshold", "2", "--nodes", ",".join([self.urls[0], self.urls[1] + "/",
                                                                 self.urls[2]]), "--dkg")
         self.assertCliRefused(p, self.urls[1] + "/", "https://HOST[:PORT]")
+
+    # 7
+    def test_7_a_relay_and_one_node_cannot_choose_the_key(self):
+        """The relay and node 3 (its TLS key) choose x: node 3 fits its commitments, after seeing
+        the honest ones, so that C_0 = x·G and its piece for node 1 is a number it knows; the relay
+        then finishes node 1 alone (node 2 would find node 3's piece bad). Node 1 accepts its
+        pieces but stores nothing without node 2's accept; node 2 finds the bad piece."""
+        group = "rush@example.org"
+        path = "/v1/groups/%s/threshold/dkg/" % harness.quote(group)
+        rnd = "3c" * 16
+        base = {"round": rnd, "threshold": 2, "nodes": self.urls[:3]}
+        starts, states = [], {}
+        for i in (1, 2):
+            r = self.post_admin(i - 1, path + "start", dict(base, index=i))
+            self.assertEqual(r.status, 200, r)
+            states[i] = r.json.pop("state")
+            starts.append(r.json)
+        x = E.rand()
+        c0 = E.add(E.mul(x), E.neg(E.add(E.dec(E.unb64(starts[0]["commitments"])[:33]),
+                                         E.dec(E.unb64(starts[1]["commitments"])[:33]))))
+        known = E.rand()  # f_3(1): passes node 1's check
+        c1 = E.add(E.mul(known), E.neg(c0))
+        r3 = E.rand()
+        key3 = E.enc(E.mul(r3))
+        commit3 = E.enc(c0) + E.enc(c1)
+        tls3 = self.pki.key("groupd-dkg3")
+        starts.append({"index": 3, "key": E.b64(key3), "commitments": E.b64(commit3),
+                       "signature": E.b64(E.sign(tls3, E.start_message(group, rnd, 2, 3, 3, self.urls[2],
+                                                                       key3, commit3))),
+                       "certificate": harness.read(self.pki.crt("groupd-dkg3")).decode()})
+        deals, pieces_to, view = [], {1: [], 2: []}, None
+        for i in (1, 2):
+            r = self.post_admin(i - 1, path + "deal", dict(base, index=i, starts=starts, state=states[i]))
+            self.assertEqual(r.status, 200, r)
+            view = E.unb64(r.json["view"])
+            deals.append({"index": i, "signature": r.json["signature"]})
+            for p in r.json["pieces"]:
+                if p["to"] in pieces_to:
+                    pieces_to[p["to"]].append({"from": i, "piece": p["piece"]})
+        deals.append({"index": 3, "signature": E.b64(E.sign(tls3, E.deal_message(group, rnd, 3, view)))})
+        for to, value in ((1, known), (2, E.rand())):  # f_3(2) is unknown to node 3: a guess
+            ctx = E.piece_context(group, rnd, 3, to, view)
+            pieces_to[to].append({"from": 3, "piece": E.b64(E.seal_between(
+                r3, E.dec(E.unb64(starts[to - 1]["key"])), ctx, E.encode_share(to, 2, 3, value)))})
+        body = dict(base, starts=starts, deals=deals)
+        r = self.post_admin(0, path + "check", dict(body, index=1, state=states[1], pieces=pieces_to[1]))
+        self.assertEqual(r.status, 200, r)
+        accept1 = {"index": 1, "signature": r.json["signature"]}
+        r = self.post_admin(1, path + "check", dict(body, index=2, state=states[2], pieces=pieces_to[2]))
+        self.assertIn("node 3", self.assertRefused(r, 400, "bad-share")["message"])
+        # Node 3's accept, signed; node 2's is what the relay cannot make.
+        def point(start, m):
+            return E.dec(E.unb64(start["commitments"])[33 * m:33 * m + 33])
+        summed = b"".join(E.enc(E.add(E.add(point(starts[0], m), point(starts[1], m)), point(starts[2], m)))
+                          for m in (0, 1))
+        self.assertEqual(summed[:33], E.enc(E.mul(x)), "the key node 3 chose")
+        accept3 = {"index": 3, "signature": E.b64(E.sign(tls3, E.accept_message(group, rnd, 3, view, summed)))}
+        finish = dict(base, starts=starts, index=1)
+        # n - 1 accepts; node 3's in node 2's place; node 2's slot signed by a node outside the
+        # view (node 4's TLS key); node 3's accept over another view: all refused at node 1.
+        r = self.post_admin(0, path + "finish", dict(finish, accepts=[accept1, accept3]))
+        self.assertIn("\"accepts\"", self.assertRefused(r, 400, "malformed-request")["message"])
+        r = self.post_admin(0, path + "finish", dict(finish, accepts=[accept1, dict(accept3, index=2), accept3]))
+        self.assertIn("node 2", self.assertRefused(r, 400, "bad-signature")["message"])
+        outsider = E.b64(E.sign(self.pki.key("groupd-dkg4"), E.accept_message(group, rnd, 2, view, summed)))
+        r = self.post_admin(0, path + "finish", dict(finish, accepts=[accept1, {"index": 2, "signature": outsider},
+                                                                       accept3]))
+        self.assertIn("node 2", self.assertRefused(r, 400, "bad-signature")["message"])
+        other_view = E.b64(E.sign(tls3, E.accept_message(group, rnd, 3, bytes(32), summed)))
+        forged2 = E.b64(E.sign(tls3, E.accept_message(group, rnd, 2, view, summed)))
+        r = self.post_admin(0, path + "finish", dict(finish, accepts=[
+            accept1, {"index": 2, "signature": forged2}, {"index": 3, "signature": other_view}]))
+        self.assertRefused(r, 400, "bad-signature")
+        # Node 2 refuses to finish a round it failed; nothing is stored anywhere.
+        r = self.post_admin(1, path + "finish", dict(finish, index=2, certificate="x",
+                                                     accepts=[accept1, accept1, accept3]))
+        self.assertRefused(r, 409, "dkg-failed")
+        self.audited(self.nodes[0], group, "threshold-dkg-finish", "bad-signature")
+        self.assertStoredNowhere(group, (0, 1))
+
+    # 8
+    def test_8_an_accusation_names_both_nodes(self):
+        """A node that answers its check with `400 bad-share` naming an honest dealer: the command
+        cannot tell which of the two lies, says so, and nothing is stored."""
+        import http.server
+        import ssl
+        import threading
+        polynomials = {}
+
+        class Accuser(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def answer(self, status, obj):
+                data = json.dumps(obj).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                group = self.path.split("/")[3].replace("%40", "@")
+                rnd, k, urls = body["round"], body["threshold"], body["nodes"]
+                n, me, tls = len(urls), 3, Accuser.tls_key
+                if self.path.endswith("/start"):
+                    a, r = [E.rand() for _ in range(k)], E.rand()
+                    polynomials[rnd] = (a, r)
+                    key, com = E.enc(E.mul(r)), b"".join(E.enc(E.mul(c)) for c in a)
+                    sig = E.sign(tls, E.start_message(group, rnd, k, n, me, urls[me - 1], key, com))
+                    return self.answer(200, {"index": me, "key": E.b64(key), "commitments": E.b64(com),
+                                             "signature": E.b64(sig), "certificate": Accuser.cert_pem,
+                                             "state": E.b64(b"\x01" * 40)})
+                if self.path.endswith("/deal"):
+                    a, r = polynomials[rnd]
+                    starts = sorted(body["starts"], key=lambda st: st["index"])
+                    msgs = [E.start_message(group, rnd, k, n, st["index"], urls[st["index"] - 1],
+                                            E.unb64(st["key"]), E.unb64(st["commitments"])) for st in starts]
+                    view = E.view_digest(group, rnd, k, urls, msgs)
+                    f = lambda at: sum(c * pow(at, t, E.Q) for t, c in enumerate(a)) % E.Q  # noqa: E731
+                    pieces = [{"to": j, "piece": E.b64(E.seal_between(
+                        r, E.dec(E.unb64(starts[j - 1]["key"])), E.piece_context(group, rnd, me, j, view),
+                        E.encode_share(j, k, n, f(j))))} for j in range(1, n + 1) if j != me]
+                    return self.answer(200, {"index": me, "view": E.b64(view), "pieces": pieces,
+                                             "signature": E.b64(E.sign(tls, E.deal_message(group, rnd, me, view)))})
+                if self.path.endswith("/check"):
+                    return self.answer(400, {"error": "bad-share", "message": "node 1 (%s) dealt a piece "
+                                             "that does not match its commitments" % urls[0]})
+                if self.path.endswith("/cancel"):
+                    return self.answer(200, {"cancelled": rnd})
+                self.answer(404, {"error": "unknown"})
+
+        host = "127.0.0.13"
+        self.pki.server("accuser", "tls-ca", host)
+        Accuser.tls_key = self.pki.key("accuser")
+        Accuser.cert_pem = harness.read(self.pki.crt("accuser")).decode()
+        server = http.server.ThreadingHTTPServer((host, 0), Accuser)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.pki.crt("accuser"), self.pki.key("accuser"))
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.shutdown)
+        urls = self.urls[:2] + ["https://%s:%d" % (host, server.server_address[1])]
+        group = "accused@example.org"
+        p = self.admin("group", "create", group, "--key-type", "p256-threshold", "--threshold", "2",
+                       "--nodes", ",".join(urls), "--dkg")
+        self.assertCliRefused(p, "node 3 (%s) says node 1 (%s) dealt a piece that does not match its "
+                              "commitments: one of the two is faulty" % (urls[2], urls[0]),
+                              "no node stored the group", "round cancelled at")
+        self.assertStoredNowhere(group, (0, 1))
 
 if __name__ == "__main__":
     harness.main()

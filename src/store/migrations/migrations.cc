@@ -123,6 +123,27 @@ CREATE TABLE dkg_rounds (
 CREATE INDEX dkg_rounds_by_expiry ON dkg_rounds (expires_at);
 )sql";
 
+// A round's check (docs/threshold.md): whether the node accepted the pieces dealt to it (1) or
+// found a bad one (2), its signed accept and its summed share sealed under its master key. Rounds
+// last an hour at most and none can finish under the old rules: the table starts empty.
+constexpr std::string_view kDkgRoundChecks = R"sql(
+DROP TABLE dkg_rounds;
+CREATE TABLE dkg_rounds (
+  group_name TEXT PRIMARY KEY,
+  round TEXT NOT NULL,
+  context TEXT NOT NULL,
+  start_answer {BLOB} NOT NULL,
+  dealt INTEGER NOT NULL DEFAULT 0 CHECK (dealt IN (0, 1)),
+  view_digest {BLOB} NOT NULL,
+  deal_answer {BLOB} NOT NULL,
+  checked INTEGER NOT NULL DEFAULT 0 CHECK (checked IN (0, 1, 2)),
+  check_answer {BLOB} NOT NULL,
+  sealed_share {BLOB} NOT NULL,
+  expires_at BIGINT NOT NULL
+);
+CREATE INDEX dkg_rounds_by_expiry ON dkg_rounds (expires_at);
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kInitialSchema},
     {2, "groups.content_cipher", kContentCipher},
@@ -130,6 +151,7 @@ constexpr Migration kMigrations[] = {
     {4, "audit_log.members", kAuditMembers},
     {5, "members_fingerprint_by_lower_address", kMemberFingerprintsByLowerAddress},
     {6, "dkg_rounds", kDkgRounds},
+    {7, "dkg_rounds.checked", kDkgRoundChecks},
 };
 
 // pg_advisory_xact_lock key: serialises migrations between processes ("blnd").
