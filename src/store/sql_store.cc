@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <ctime>
-#include <set>
+#include <span>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -147,7 +147,7 @@ std::string MembersByAddressSql(std::string_view columns, std::size_t n, bool fo
   return sql + ")";
 }
 
-sql::Params MembersByAddressParams(std::int64_t group_id, const std::vector<std::string>& chunk) {
+sql::Params MembersByAddressParams(std::int64_t group_id, std::span<const std::string> chunk) {
   sql::Params params{group_id};
   const std::size_t slots = FindMembersSlots(chunk.size());
   params.reserve(slots + 1);
@@ -159,7 +159,7 @@ sql::Params MembersByAddressParams(std::int64_t group_id, const std::vector<std:
 // lower() folds them; an address with any other byte is folded by the database itself (a build
 // with ICU folds more), one small query each.
 Result<sql::Params> FoldedAddressParams(sql::Connection& c, std::int64_t group_id,
-                                        const std::vector<std::string>& chunk) {
+                                        std::span<const std::string> chunk) {
   sql::Params params = MembersByAddressParams(group_id, chunk);
   for (std::size_t i = 1; i < params.size(); ++i) {
     auto& address = std::get<std::string>(params[i]);
@@ -813,14 +813,19 @@ class SqlStore final : public Store {
                                        const std::vector<std::string>& addresses,
                                        std::string_view columns, ToRow to_row,
                                        AddressOf address_of) {
-    std::set<std::string> wanted;
-    for (const auto& a : addresses) wanted.insert(CanonicalMailbox(a));
+    // The addresses asked for, canonical, sorted and once each (a sorted vector: no node per
+    // address, and each chunk is a slice of it, passed without copies).
+    std::vector<std::string> wanted;
+    wanted.reserve(addresses.size());
+    for (const auto& a : addresses) wanted.push_back(CanonicalMailbox(a));
+    std::sort(wanted.begin(), wanted.end());
+    wanted.erase(std::unique(wanted.begin(), wanted.end()), wanted.end());
     std::vector<T> found;
     found.reserve(wanted.size());
-    std::vector<std::string> chunk;
-    auto flush = [&]() -> Status {
-      if (chunk.empty()) return Status::Ok();
-      const bool fold_here = pool_->dialect() == sql::Dialect::kSqlite;
+    const bool fold_here = pool_->dialect() == sql::Dialect::kSqlite;
+    for (std::size_t start = 0; start < wanted.size(); start += kFindMembersChunk) {
+      const std::span<const std::string> chunk(wanted.data() + start,
+                                               std::min(kFindMembersChunk, wanted.size() - start));
       BL_TRY_ASSIGN(std::vector<T> rows, Read([&](sql::Connection& c) -> Result<std::vector<T>> {
                       sql::Params params;
                       if (fold_here) {
@@ -832,19 +837,13 @@ class SqlStore final : public Store {
                           c.Query(MembersByAddressSql(columns, chunk.size(), fold_here), params),
                           to_row);
                     }));
-      chunk.clear();
       // lower() folds the local part too (and, on PostgreSQL, more than ASCII): keep only the
       // rows whose address is one of those asked for, its domain's case aside.
       for (auto& m : rows) {
-        if (wanted.contains(CanonicalMailbox(address_of(m)))) found.push_back(std::move(m));
+        if (std::binary_search(wanted.begin(), wanted.end(), CanonicalMailbox(address_of(m))))
+          found.push_back(std::move(m));
       }
-      return Status::Ok();
-    };
-    for (const auto& a : wanted) {
-      chunk.push_back(a);
-      if (chunk.size() == kFindMembersChunk) BL_TRY(flush());
     }
-    BL_TRY(flush());
     return found;
   }
 
