@@ -12,7 +12,15 @@
 # per_member_wrap.txt).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-build=${1:?usage: bench/per_member.sh BUILD_DIR [options]}
+case "${1:-}" in
+  -h | --help | "")
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    echo "Options after BUILD_DIR go to bench/per_member.py (python3 bench/per_member.py --help)."
+    [ -n "${1:-}" ]
+    exit
+    ;;
+esac
+build=$1
 shift
 out="$here/results/$(git -C "$here" rev-parse --short HEAD)/per_member"
 if [ "${1:-}" = "--out" ]; then
