@@ -165,6 +165,14 @@ class Reply {
     return array != nullptr ? *array : empty_;
   }
 
+  const json& Object(const json& object, const char* name) {
+    const json* found = api::ObjectField(object, name);
+    if (found == nullptr) Note(name);
+    return found != nullptr ? *found : empty_object_;
+  }
+  // A field that is present with the wrong contents (read by hand).
+  void Refuse(const char* name) { Note(name); }
+
   Status Check() const {
     if (missing_.empty()) return Status::Ok();
     return BadReply(route_, missing_);
@@ -184,6 +192,7 @@ class Reply {
   std::string route_;
   std::string missing_;  // the first field read that was missing or of another type
   json empty_ = json::array();
+  json empty_object_ = json::object();
 };
 
 // JSON text for the user; a string from the command line that is not UTF-8 is shown with
@@ -1018,6 +1027,29 @@ Status ExploderSet(AdminState& s) {
   return Print(s, r, "exploder set: " + r.Text("exploder") + "\n");
 }
 
+// A per-member re-wrap record's addresses by status ("members": {"ok": [...], ...}), as
+// "  not-member: c; ok: a, b" (statuses in name order); empty for a record without them (every
+// other operation).
+std::string AuditMembersText(Reply& r, const json& record) {
+  if (!Reply::Given(record, "members")) return {};
+  std::string text;
+  for (const auto& [status, addresses] : r.Object(record, "members").items()) {
+    text += text.empty() ? "  " : "; ";
+    text += status + ":";
+    const char* sep = " ";
+    if (!addresses.is_array()) r.Refuse(status.c_str());
+    for (const auto& address : addresses.is_array() ? addresses : json::array()) {
+      if (!address.is_string()) {
+        r.Refuse(status.c_str());
+        continue;
+      }
+      text += sep + address.get_ref<const std::string&>();
+      sep = ", ";
+    }
+  }
+  return text;
+}
+
 Status Audit(AdminState& s) {
   std::string query = "/audit?limit=" + std::to_string(s.limit);
   if (s.before > 0) query += "&before=" + std::to_string(s.before);
@@ -1029,7 +1061,7 @@ Status Audit(AdminState& s) {
     text += "#" + std::to_string(r.Integer(a, "id", 0)) + "  " +
             std::to_string(r.Integer(a, "time")) + "  " + r.Text(a, "operation") + "  " +
             r.Text(a, "caller") + "  v" + std::to_string(r.Int(a, "key_version")) + "  " +
-            r.Text(a, "result") + "  " + r.Text(a, "reason") + "\n";
+            r.Text(a, "result") + "  " + r.Text(a, "reason") + AuditMembersText(r, a) + "\n";
   }
   // "next_before": a record id when a full page may have more behind it, else null.
   if (auto next = api::IntegerField(r.body(), "next_before")) {

@@ -112,6 +112,15 @@ CASES = {
                "next_before": 7},
         stdout="#7  1700000000  unwrap  %s  v1  ok  why\n(more: --before 7)\n" % MEMBER,
         optional={"id"}, unread={"next_before"}),
+    "audit of a per-member re-wrap": dict(
+        args=["audit", GROUP, "--limit", "1"], route=("GET", G + "/audit"),
+        reply={"audit": [{"id": 8, "time": 1700000001, "operation": "rewrap-members",
+                          "caller": "exploder", "key_version": 1, "result": "ok", "reason": "",
+                          "members": {"ok": [MEMBER, "o@example.org"], "not-member": ["x@example.org"]}}],
+               "next_before": None},
+        stdout="#8  1700000001  rewrap-members  exploder  v1  ok    not-member: x@example.org; "
+               "ok: %s, o@example.org\n" % MEMBER,
+        optional={"id", "members", "ok", "not-member"}, unread={"next_before"}),
     "audit prune": dict(
         args=["audit", "prune", "--before", "2026-01-31"], route=("POST", "/v1/audit/prune"),
         reply={"pruned": 3, "before": 1769817600},
