@@ -65,17 +65,36 @@ std::string ParseStart(const json& item, const Round& r, StartAnswer& out) {
       cert->get<std::string>().size() > kMaxCertificateChars) {
     return which + " lacks its \"certificate\" (PEM)";
   }
-  // One certificate, nothing else: a second block would be read by no check and relayed by all.
-  const std::string& pem = cert->get<std::string>();
-  constexpr std::string_view kBegin = "-----BEGIN";
-  const auto first = pem.find(kBegin);
-  if (first == std::string::npos || pem.find(kBegin, first + 1) != std::string::npos)
+  if (!SinglePemBlock(cert->get<std::string>()))
     return which + ": \"certificate\" must hold exactly one PEM block";
   out.certificate_pem = cert->get<std::string>();
   return "";
 }
 
 }  // namespace
+
+bool SinglePemBlock(std::string_view pem) {
+  constexpr std::string_view kBegin = "-----BEGIN";
+  const auto first = pem.find(kBegin);
+  return first != std::string_view::npos && pem.find(kBegin, first + 1) == std::string_view::npos;
+}
+
+std::string CancelCommand(std::string_view group, std::string_view round,
+                          std::string_view state_context) {
+  // " k=K " and " nodes=URL,..." (the last field) of the context; URLs hold no spaces.
+  const auto field = [&](std::string_view name) -> std::string {
+    const std::string key = " " + std::string(name) + "=";
+    const auto at = state_context.find(key);
+    if (at == std::string_view::npos) return "";
+    const auto from = at + key.size();
+    return std::string(state_context.substr(from, state_context.find(' ', from) - from));
+  };
+  std::string k = field("k");
+  std::string nodes = field("nodes");
+  return "blindlist admin group dkg-cancel " + std::string(group) + " --round " +
+         std::string(round) + " --threshold " + (k.empty() ? "K" : k) + " --nodes " +
+         (nodes.empty() ? "URL,..." : nodes);
+}
 
 std::string Round::StateContext(std::string_view group) const {
   std::string list;

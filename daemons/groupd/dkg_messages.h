@@ -52,6 +52,15 @@ std::optional<std::string> UrlHost(std::string_view url);
 // "127.0.0.1"), any other IP address in its canonical text.
 std::string HostKey(std::string_view host);
 
+// Whether `pem` holds exactly one PEM block ("-----BEGIN" once): a second block would be read by
+// no check and relayed, or served, by all.
+bool SinglePemBlock(std::string_view pem);
+
+// The dkg-cancel command that ends the round kept under `state_context` (a Round::StateContext)
+// for `group`, with the round's own threshold and node list: what a 409 tells the operator to run.
+std::string CancelCommand(std::string_view group, std::string_view round,
+                          std::string_view state_context);
+
 // One node's answer to the start round, as relayed: its round key, its commitments (k points), its
 // signature over DkgStartMessage and its TLS server certificate (PEM: exactly one block).
 struct StartAnswer {

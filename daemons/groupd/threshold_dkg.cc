@@ -217,10 +217,8 @@ std::optional<HttpResponse> RecordRefusal(Call& call, const std::string& name, c
                 "this node is in another key generation round for " + name + " (round " +
                     kept->round + ", until " + Until(kept->expires_at) +
                     "): one round per group at a time. The command that ran it cancels it when it "
-                    "fails; otherwise it expires then. To end it now: `blindlist admin group "
-                    "dkg-cancel " +
-                    name + " --round " + kept->round +
-                    " --nodes URL,...` with the round's node list");
+                    "fails; otherwise it expires then. To end it now: `" +
+                    dkg::CancelCommand(name, kept->round, kept->context) + "`");
   }
   if (kept->context != r.StateContext(name)) {
     return Fail(call, 409, "dkg-round-differs",
@@ -409,6 +407,13 @@ HttpResponse GroupService::DkgHandlers::Start(GroupService& s, const HttpRequest
                                                        .check_answer = {},
                                                        .sealed_share = {},
                                                        .expires_at = state.expires});
+  if (!begun.ok() && begun.error().code == errc::kConflict) {
+    return Fail(call, 409, "dkg-round-used",
+                "key generation round " + r.round +
+                    " was started at this node before and has ended (finished, cancelled or "
+                    "expired), or is another group's: a round id is used once. Run the key "
+                    "generation again: it starts a new round");
+  }
   if (!begun.ok()) return Fail(call, 503, errc::kStoreUnavailable, "the store is unavailable");
   if (auto refusal = RecordRefusal(call, name, r, *begun)) return *refusal;
   return HttpResponse::Json(200, std::string(AsChars(begun->start_answer)));
@@ -574,6 +579,10 @@ HttpResponse GroupService::DkgHandlers::Finish(GroupService& s, const HttpReques
                 "this node has not checked its pieces of round " + r.round +
                     " yet: it stores nothing before it has accepted them");
   }
+  if (certificate && !dkg::SinglePemBlock(*certificate)) {
+    return Fail(call, 400, errc::kMalformedRequest,
+                "\"certificate\" must hold exactly one PEM block: the group certificate");
+  }
   auto commitments = SummedCommitments(starts);
   if (!commitments.ok())
     return Internal(call, "summing the commitments failed", commitments.error());
@@ -604,13 +613,17 @@ HttpResponse GroupService::DkgHandlers::Finish(GroupService& s, const HttpReques
 }
 
 // A round's record forgotten at this node, by the command that ran it (when it fails) or by an
-// operator: the group can then take a new round. An expired round is forgotten anyway.
+// operator naming the round as it was started (id, threshold, node list): the group can then take
+// a new round, under a new id. An expired round is forgotten anyway. Either way the id stays used.
 HttpResponse GroupService::DkgHandlers::Cancel(GroupService& s, const HttpRequest& req, Call& call,
                                                const Target& t) {
   const std::string& name = t.params[0];
   json body;
   RoundSetUp u;
   if (auto refusal = SetUp(call, req, name, *s.store_, s.config_, body, u)) return *refusal;
+  // The round as it was started here: its id, threshold, node list and this node's index.
+  store::DkgRound kept;
+  if (auto refusal = KeptRound(call, *s.store_, name, u.round, kept)) return *refusal;
   Status ended = s.store_->EndDkgRound(name, u.round.round);
   if (!ended.ok() && ended.error().code == errc::kNotFound)
     return *RecordRefusal(call, name, u.round, std::nullopt);

@@ -861,7 +861,22 @@ class SqlStore final : public Store {
     if (round.group.empty() || round.round.empty())
       return InvalidArgument("a key generation round needs its group and round id");
     return Write([&](sql::Connection& c) -> Result<DkgRound> {
+      // An expired round is over, as a finished or cancelled one is: its id is used.
+      BL_TRY(c.Exec(
+          "INSERT INTO dkg_used_rounds (round, group_name, ended_at) SELECT round, group_name, $1 "
+          "FROM dkg_rounds WHERE expires_at < $1 ON CONFLICT DO NOTHING",
+          {Now()}));
       BL_TRY(c.Exec("DELETE FROM dkg_rounds WHERE expires_at < $1", {Now()}));
+      BL_TRY_ASSIGN(auto used,
+                    c.Query("SELECT 1 FROM dkg_used_rounds WHERE round = $1 UNION ALL "
+                            "SELECT 1 FROM dkg_rounds WHERE round = $1 AND group_name <> $2",
+                            {round.round, round.group}));
+      if (!used.empty()) {
+        return MakeError(std::string(errc::kConflict),
+                         "key generation round " + round.round +
+                             " was started at this node before (it is finished, cancelled, "
+                             "expired or another group's): a round id is used once");
+      }
       BL_TRY(
           c.Exec("INSERT INTO dkg_rounds (" + std::string(kDkgColumns) +
                      ") VALUES ($1, $2, $3, $4, 0, $5, $5, 0, $5, $5, $6) ON CONFLICT DO NOTHING",
@@ -901,9 +916,12 @@ class SqlStore final : public Store {
                                  const Bytes& check_answer, const Bytes& sealed_share) override {
     return Write([&](sql::Connection& c) -> Result<DkgRound> {
       BL_TRY(
-          c.Exec("UPDATE dkg_rounds SET checked = $4, check_answer = $5, sealed_share = $6 "
-                 "WHERE group_name = $1 AND round = $2 AND dealt = 1 AND view_digest = $3 AND "
-                 "checked = 0 AND expires_at >= $7",
+          // A failure is final and overrides an accept (a check racing a good and a bad piece
+          // ends failed, as its bad-share answer says); an accept is recorded only once.
+          c.Exec(std::string("UPDATE dkg_rounds SET checked = $4, check_answer = $5, "
+                             "sealed_share = $6 WHERE group_name = $1 AND round = $2 AND "
+                             "dealt = 1 AND view_digest = $3 AND expires_at >= $7 AND ") +
+                     (outcome == DkgCheck::kFailed ? "checked <> 2" : "checked = 0"),
                  {group, round, view_digest, static_cast<std::int64_t>(outcome), check_answer,
                   sealed_share, Now()}));
       BL_TRY_ASSIGN(DkgRound kept, UnexpiredDkgRound(c, group));
@@ -918,6 +936,10 @@ class SqlStore final : public Store {
       BL_TRY_ASSIGN(auto n, c.Exec("DELETE FROM dkg_rounds WHERE group_name = $1 AND round = $2",
                                    {group, round}));
       if (n == 0) return NotFound("no key generation round " + round + " for " + group);
+      BL_TRY(
+          c.Exec("INSERT INTO dkg_used_rounds (round, group_name, ended_at) VALUES ($1, $2, $3) "
+                 "ON CONFLICT DO NOTHING",
+                 {round, group, Now()}));
       return std::monostate{};
     }));
   }

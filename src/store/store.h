@@ -275,7 +275,9 @@ class Store {
   // ---- threshold key generation rounds (groupd) ----
   // Records `round` unless its group has an unexpired round already, and returns the group's
   // round as stored afterwards: `round` itself, or the one kept (the caller compares the round
-  // id and context). Every expired round, of any group, is forgotten first.
+  // id and context). Every expired round, of any group, is ended first (as EndDkgRound does).
+  // Errors: "conflict" (the round id was ended here before, or is another group's round): a
+  // round id is started once at a node, for good.
   virtual Result<DkgRound> BeginDkgRound(const DkgRound& round) = 0;
   // The group's unexpired round, if any.
   virtual Result<std::optional<DkgRound>> FindDkgRound(const std::string& group) = 0;
@@ -284,15 +286,16 @@ class Store {
   // unexpired round).
   virtual Result<DkgRound> DealDkgRound(const std::string& group, const std::string& round,
                                         const Bytes& view_digest, const Bytes& deal_answer) = 0;
-  // Records the check of the group's unexpired round `round` if it has dealt on `view_digest` and
-  // has no check yet (`outcome` kAccepted or kFailed, with the accept answer and the sealed share
-  // when accepted), and returns the round as stored afterwards (the caller compares the outcome).
+  // Records the check of the group's unexpired round `round` if it has dealt on `view_digest`
+  // (`outcome` kAccepted or kFailed, with the accept answer and the sealed share when accepted):
+  // an accept only if it has no check yet, a failure over an accept too (and for good, the share
+  // dropped), and returns the round as stored afterwards (the caller compares the outcome).
   // Errors: "not-found" (no such unexpired round).
   virtual Result<DkgRound> CheckDkgRound(const std::string& group, const std::string& round,
                                          const Bytes& view_digest, DkgCheck outcome,
                                          const Bytes& check_answer, const Bytes& sealed_share) = 0;
-  // Forgets the group's round `round` (finished or cancelled). Errors: "not-found" (none, or
-  // another round: a finish claims its round once).
+  // Forgets the group's round `round` (finished or cancelled) and keeps its id as used, for good.
+  // Errors: "not-found" (none, or another round: a finish claims its round once).
   virtual Status EndDkgRound(const std::string& group, const std::string& round) = 0;
 };
 

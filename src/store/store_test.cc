@@ -208,7 +208,8 @@ TEST_P(StoreTest, UpgradesEveryOlderSchemaAndRefusesARollback) {
 
 // One round per group at a node: a second start of the same round gets the first one's record
 // back, another round is not recorded while the first lasts; a round deals on one view only; a
-// finish claims its round once; an expired round is forgotten and makes way for a new one.
+// finish claims its round once; an ended or expired round makes way for a new one, and its id
+// is never started again.
 TEST_P(StoreTest, KeepsOneKeyGenerationRoundPerGroupUntilItEndsOrExpires) {
   const DkgRound first{.group = "g@example.org",
                        .round = "r1",
@@ -275,6 +276,17 @@ TEST_P(StoreTest, KeepsOneKeyGenerationRoundPerGroupUntilItEndsOrExpires) {
   EXPECT_EQ(accepted->checked, DkgCheck::kAccepted);
   EXPECT_EQ(accepted->check_answer, Blob(7));
   EXPECT_EQ(accepted->sealed_share, Blob(8));
+  // A failure after an accept (a check racing a good and a bad piece) ends the round failed, its
+  // share dropped; a later accept changes nothing.
+  auto overridden =
+      store_->CheckDkgRound("h@example.org", "r2", Blob(3, 32), DkgCheck::kFailed, {}, {});
+  ASSERT_OK(overridden);
+  EXPECT_EQ(overridden->checked, DkgCheck::kFailed);
+  EXPECT_TRUE(overridden->sealed_share.empty());
+  overridden = store_->CheckDkgRound("h@example.org", "r2", Blob(3, 32), DkgCheck::kAccepted,
+                                     Blob(7), Blob(8));
+  ASSERT_OK(overridden);
+  EXPECT_EQ(overridden->checked, DkgCheck::kFailed);
   EXPECT_EQ(ErrorCode(store_->CheckDkgRound("g@example.org", "r9", Blob(3, 32), DkgCheck::kAccepted,
                                             Blob(7), Blob(8))),
             "not-found");
@@ -286,19 +298,45 @@ TEST_P(StoreTest, KeepsOneKeyGenerationRoundPerGroupUntilItEndsOrExpires) {
   ASSERT_OK(found);
   EXPECT_FALSE(found->has_value());
 
-  // An expired round is forgotten: a new round takes its place.
+  // An ended round's id is used for good: the same round cannot start again, a new one can.
+  EXPECT_EQ(ErrorCode(store_->BeginDkgRound(first)), "conflict");
+  found = store_->FindDkgRound("g@example.org");
+  ASSERT_OK(found);
+  EXPECT_FALSE(found->has_value());
+  // Nor can another group's round id (h@example.org keeps r2).
+  EXPECT_EQ(ErrorCode(store_->BeginDkgRound(other)), "conflict");
+
+  // A round already expired is not started; a new round takes its place.
   DkgRound expired = first;
   expired.round = "old";
   expired.expires_at = Now() - 10;
-  EXPECT_EQ(ErrorCode(store_->BeginDkgRound(expired)), "not-found");  // recorded, but over
+  EXPECT_EQ(ErrorCode(store_->BeginDkgRound(expired)), "not-found");  // over before it starts
   found = store_->FindDkgRound("g@example.org");
   ASSERT_OK(found);
   EXPECT_FALSE(found->has_value());
   EXPECT_EQ(ErrorCode(store_->DealDkgRound("g@example.org", "old", Blob(3, 32), Blob(4))),
             "not-found");
-  kept = store_->BeginDkgRound(other);
+  DkgRound fresh = first;
+  fresh.round = "r3";
+  kept = store_->BeginDkgRound(fresh);
   ASSERT_OK(kept);
-  EXPECT_EQ(kept->round, "r2");
+  EXPECT_EQ(kept->round, "r3");
+  // r3 runs out (as an hour passing would make it): the next start ends it, and its id is used.
+  {
+    auto pool = sql::OpenPool(db_->url());
+    ASSERT_OK(pool);
+    auto lease = (*pool)->Acquire();
+    ASSERT_OK(lease);
+    ASSERT_OK(
+        (*lease)->Exec("UPDATE dkg_rounds SET expires_at = $1 WHERE round = 'r3'", {Now() - 10}));
+  }
+  DkgRound next = first;
+  next.round = "r4";
+  kept = store_->BeginDkgRound(next);
+  ASSERT_OK(kept);
+  EXPECT_EQ(kept->round, "r4");
+  fresh.group = "k@example.org";
+  EXPECT_EQ(ErrorCode(store_->BeginDkgRound(fresh)), "conflict");
 }
 
 // ---- groups ----

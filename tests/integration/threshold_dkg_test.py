@@ -353,11 +353,13 @@ class ThresholdDkg(harness.TestCase):
             self.assertRefused(r, 400, "malformed-request")
         # One node under two spellings of its URL (its certificate names both) would take two
         # indices, so two shares: every other node refuses the round.
-        # A node keeps one round per group: the relay gets both starts from it only by cancelling
-        # the first in between (as it may: a whole round aborted and restarted).
+        # A node keeps one round per group and starts a round id once: the relay cannot get both
+        # starts from it, even by cancelling the first in between. The node itself (its TLS key)
+        # can sign a second start, which every other node refuses.
         alias = self.urls[0].replace("127.0.0.1", "localhost")
         twice = {"round": "ab" * 16, "threshold": 2, "nodes": [self.urls[0], alias, self.urls[1]]}
-        twice_path = "/v1/groups/%s/threshold/dkg/" % harness.quote("twice@example.org")
+        twice_group = "twice@example.org"
+        twice_path = "/v1/groups/%s/threshold/dkg/" % harness.quote(twice_group)
         starts = []
         for i, n in ((1, 0), (2, 0), (3, 1)):
             if i == 2:
@@ -365,6 +367,15 @@ class ThresholdDkg(harness.TestCase):
                                    409, "dkg-round-differs")
                 r = self.post_admin(n, twice_path + "cancel", dict(twice, index=1))
                 self.assertEqual(r.status, 200, r)
+                self.assertRefused(self.post_admin(n, twice_path + "start", dict(twice, index=i)),
+                                   409, "dkg-round-used")
+                key2 = E.enc(E.mul(E.rand()))
+                commit2 = E.enc(E.mul(E.rand())) + E.enc(E.mul(E.rand()))
+                signed = E.sign(self.pki.key("groupd-dkg1"), E.start_message(
+                    twice_group, twice["round"], 2, 3, 2, alias, key2, commit2))
+                starts.append({"index": 2, "key": E.b64(key2), "commitments": E.b64(commit2),
+                               "signature": E.b64(signed), "certificate": starts[0]["certificate"]})
+                continue
             r = self.post_admin(n, twice_path + "start", dict(twice, index=i))
             self.assertEqual(r.status, 200, r)
             if i == 3:
@@ -455,6 +466,10 @@ class ThresholdDkg(harness.TestCase):
         r = self.post_admin(1, path + "finish", dict(body, index=2,
                                                      certificate=harness.read(forged_path).decode()))
         self.assertRefused(r, 400, "wrong-certificate")
+        # The real certificate with a second PEM block behind it (served by no check): refused.
+        r = self.post_admin(1, path + "finish", dict(body, index=2, certificate=real.decode() +
+                                                     harness.read(forged_path).decode()))
+        self.assertIn("one PEM block", self.assertRefused(r, 400, "malformed-request")["message"])
         r = self.post_admin(1, path + "finish", dict(body, index=2, certificate=real.decode()))
         self.assertEqual(r.status, 201, r)
         # The group exists there now: every round refuses it.
@@ -527,7 +542,9 @@ class ThresholdDkg(harness.TestCase):
         # The whole round id, and how to cancel it: an operator can end a stuck round.
         message = self.assertRefused(r, 409, "dkg-in-progress")["message"]
         self.assertIn("round %s" % base["round"], message)
-        self.assertIn("dkg-cancel %s --round %s" % (group, base["round"]), message)
+        # The whole command, with the round's own threshold and node list, as an operator runs it.
+        self.assertIn("`blindlist admin group dkg-cancel %s --round %s --threshold 2 --nodes %s`"
+                      % (group, base["round"], ",".join(self.urls[:3])), message)
         other_order = [self.urls[0], self.urls[2], self.urls[1]]
         self.assertRefused(self.post_admin(0, path + "start", dict(base, nodes=other_order, index=1)),
                            409, "dkg-round-differs")
@@ -544,14 +561,25 @@ class ThresholdDkg(harness.TestCase):
         self.assertEqual(deal_a.status, 200, deal_a)
         self.assertEqual(self.post_admin(0, path + "deal", dict(body, index=1, state=states[0])).json,
                          deal_a.json)
-        # View B: node 3's round cancelled and started again (a relay may), so another start.
+        # A round cancelled at one node cannot start there again under its id, at once or after
+        # it would have expired: a relay alone cannot draw that node new coefficients until the
+        # summed key pleases it. Only a whole new round (a new id, at every node) starts.
         r = self.post_admin(2, path + "cancel", dict(base, index=3))
         self.assertEqual(r.status, 200, r)
-        r = self.post_admin(2, path + "start", dict(base, index=3))
-        self.assertEqual(r.status, 200, r)
-        state3 = r.json.pop("state")
-        self.assertNotEqual(r.json["key"], body["starts"][2]["key"])
-        view_b = dict(body, starts=body["starts"][:2] + [r.json])
+        for _ in range(2):
+            r = self.post_admin(2, path + "start", dict(base, index=3))
+            self.assertIn(base["round"], self.assertRefused(r, 409, "dkg-round-used")["message"])
+        self.audited(self.nodes[2], group, "threshold-dkg-start", "dkg-round-used")
+        # View B: node 3 itself (its TLS key: a colluding node) signs a second start of the round.
+        rnd = base["round"]
+        tls3 = self.pki.key("groupd-dkg3")
+        r3, coefficients = E.rand(), [E.rand(), E.rand()]
+        key3, commit3 = E.enc(E.mul(r3)), b"".join(E.enc(E.mul(c)) for c in coefficients)
+        start3 = {"index": 3, "key": E.b64(key3), "commitments": E.b64(commit3),
+                  "signature": E.b64(E.sign(tls3, E.start_message(group, rnd, 2, 3, 3, self.urls[2],
+                                                                  key3, commit3))),
+                  "certificate": body["starts"][2]["certificate"]}
+        view_b = dict(body, starts=body["starts"][:2] + [start3])
         r = self.post_admin(0, path + "deal", dict(view_b, index=1, state=states[0]))
         self.assertIn(base["round"], self.assertRefused(r, 409, "dkg-other-view")["message"])
         # (c) The different-keys attack: nodes 2 and 3 deal on view B, node 1 dealt on view A.
@@ -559,12 +587,19 @@ class ThresholdDkg(harness.TestCase):
         deals = [{"index": 1, "signature": deal_a.json["signature"]}]
         for p in deal_a.json["pieces"]:
             pieces[p["to"]].append({"from": 1, "piece": p["piece"]})
-        for i, state in ((2, states[1]), (3, state3)):
-            r = self.post_admin(i - 1, path + "deal", dict(view_b, index=i, state=state))
-            self.assertEqual(r.status, 200, r)
-            deals.append({"index": i, "signature": r.json["signature"]})
-            for p in r.json["pieces"]:
-                pieces[p["to"]].append({"from": i, "piece": p["piece"]})
+        r = self.post_admin(1, path + "deal", dict(view_b, index=2, state=states[1]))
+        self.assertEqual(r.status, 200, r)
+        deals.append({"index": 2, "signature": r.json["signature"]})
+        view_b_digest = E.unb64(r.json["view"])
+        for p in r.json["pieces"]:
+            pieces[p["to"]].append({"from": 2, "piece": p["piece"]})
+        deals.append({"index": 3, "signature": E.b64(E.sign(tls3, E.deal_message(group, rnd, 3,
+                                                                                  view_b_digest)))})
+        for to in (1, 2):
+            value = sum(c * pow(to, t, E.Q) for t, c in enumerate(coefficients)) % E.Q
+            pieces[to].append({"from": 3, "piece": E.b64(E.seal_between(
+                r3, E.dec(E.unb64(view_b["starts"][to - 1]["key"])),
+                E.piece_context(group, rnd, 3, to, view_b_digest), E.encode_share(to, 2, 3, value)))})
         # Each check is refused: node 2 on view B (node 1 did not sign it), node 1 on view A
         # (node 2 did not sign it), node 2 shown view A (not the one it dealt on).
         r = self.post_admin(1, path + "check", dict(view_b, index=2, state=states[1],
@@ -584,10 +619,17 @@ class ThresholdDkg(harness.TestCase):
                   "--nodes", ",".join(self.urls[:3]), "--dkg")
         self.assertCliRefused(self.admin(*create), "dkg start at %s" % self.urls[0],
                               "another key generation round", "expires")
+        # The cancel names the round as it was started: another node list is refused.
+        p = self.admin("group", "dkg-cancel", group, "--round", base["round"], "--threshold", "2",
+                       "--nodes", ",".join([self.urls[1], self.urls[0], self.urls[2]]))
+        self.assertCliRefused(p, "not cancelled everywhere", "another node list, threshold or index")
         p = self.admin("group", "dkg-cancel", group, "--round", base["round"], "--threshold", "2",
                        "--nodes", ",".join(self.urls[:3]))
         self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertEqual(p.stdout.decode().count(": cancelled"), 3, p.stdout)
+        # Nodes 1 and 2 keep the round; node 3's was cancelled above.
+        self.assertEqual(p.stdout.decode().count(": cancelled"), 2, p.stdout)
+        self.assertIn("%s: dkg cancel at %s: server refused (409 dkg-no-round)" % (self.urls[2], self.urls[2]),
+                      p.stdout.decode())
         transcript = self.nodes[0].f("views.json")
         p = self.admin(*create, "--transcript", transcript)
         self.assertEqual(p.returncode, 0, p.stderr)

@@ -144,6 +144,17 @@ CREATE TABLE dkg_rounds (
 CREATE INDEX dkg_rounds_by_expiry ON dkg_rounds (expires_at);
 )sql";
 
+// The round ids a node has finished, cancelled or let expire, kept for good (a row per key
+// generation, which is rare): a round id is started once at a node, so a relay cannot restart one
+// node's part of a round under the same id to draw it a new polynomial (docs/threshold.md).
+constexpr std::string_view kDkgUsedRounds = R"sql(
+CREATE TABLE dkg_used_rounds (
+  round TEXT PRIMARY KEY,
+  group_name TEXT NOT NULL,
+  ended_at BIGINT NOT NULL
+);
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kInitialSchema},
     {2, "groups.content_cipher", kContentCipher},
@@ -152,6 +163,7 @@ constexpr Migration kMigrations[] = {
     {5, "members_fingerprint_by_lower_address", kMemberFingerprintsByLowerAddress},
     {6, "dkg_rounds", kDkgRounds},
     {7, "dkg_rounds.checked", kDkgRoundChecks},
+    {8, "dkg_used_rounds", kDkgUsedRounds},
 };
 
 // pg_advisory_xact_lock key: serialises migrations between processes ("blnd").
