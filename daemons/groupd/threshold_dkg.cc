@@ -145,6 +145,15 @@ std::optional<HttpResponse> VerifiedStarts(Call& call, const std::string& name, 
   return std::nullopt;
 }
 
+// What deal, check and finish start with: SetUp, then every node's start verified.
+std::optional<HttpResponse> SetUpWithStarts(Call& call, const HttpRequest& req,
+                                            const std::string& name, store::Store& store,
+                                            const Config& config, json& body, RoundSetUp& u,
+                                            Starts& starts) {
+  if (auto refusal = SetUp(call, req, name, store, config, body, u)) return refusal;
+  return VerifiedStarts(call, name, body, u, starts);
+}
+
 // This node's pieces and round scalar from the request's "state": sealed by this node for this
 // group, round, index and node list, not expired, and for the round key of its own start.
 std::optional<HttpResponse> OpenedState(Call& call, const std::string& name, const json& body,
@@ -427,10 +436,10 @@ HttpResponse GroupService::DkgHandlers::Deal(GroupService& s, const HttpRequest&
   const std::string& name = t.params[0];
   json body;
   RoundSetUp u;
-  if (auto refusal = SetUp(call, req, name, *s.store_, s.config_, body, u)) return *refusal;
-  const dkg::Round& r = u.round;
   Starts starts;
-  if (auto refusal = VerifiedStarts(call, name, body, u, starts)) return *refusal;
+  if (auto refusal = SetUpWithStarts(call, req, name, *s.store_, s.config_, body, u, starts))
+    return *refusal;
+  const dkg::Round& r = u.round;
   dkg::State state;
   if (auto refusal = OpenedState(call, name, body, u, *s.ring_, starts.at(r.index), state))
     return *refusal;
@@ -485,10 +494,10 @@ HttpResponse GroupService::DkgHandlers::Check(GroupService& s, const HttpRequest
   const std::string& name = t.params[0];
   json body;
   RoundSetUp u;
-  if (auto refusal = SetUp(call, req, name, *s.store_, s.config_, body, u)) return *refusal;
-  const dkg::Round& r = u.round;
   Starts starts;
-  if (auto refusal = VerifiedStarts(call, name, body, u, starts)) return *refusal;
+  if (auto refusal = SetUpWithStarts(call, req, name, *s.store_, s.config_, body, u, starts))
+    return *refusal;
+  const dkg::Round& r = u.round;
   // The view this node dealt on, and every dealer's signature over it: every node that accepts
   // has summed the same commitments, so holds a share of the same key.
   store::DkgRound kept;
@@ -560,7 +569,9 @@ HttpResponse GroupService::DkgHandlers::Finish(GroupService& s, const HttpReques
   const std::string& name = t.params[0];
   json body;
   RoundSetUp u;
-  if (auto refusal = SetUp(call, req, name, *s.store_, s.config_, body, u)) return *refusal;
+  Starts starts;
+  if (auto refusal = SetUpWithStarts(call, req, name, *s.store_, s.config_, body, u, starts))
+    return *refusal;
   const dkg::Round& r = u.round;
   std::optional<std::string> certificate;
   if (const auto c = body.find("certificate"); c != body.end() && c->is_string())
@@ -569,8 +580,6 @@ HttpResponse GroupService::DkgHandlers::Finish(GroupService& s, const HttpReques
     return Fail(call, 400, errc::kMalformedRequest,
                 "node 1 issues the group certificate; every other node gets it as \"certificate\"");
   }
-  Starts starts;
-  if (auto refusal = VerifiedStarts(call, name, body, u, starts)) return *refusal;
   store::DkgRound kept;
   Bytes digest;
   if (auto refusal = DealtView(call, *s.store_, name, r, starts, kept, digest)) return *refusal;
