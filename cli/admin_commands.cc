@@ -1,6 +1,7 @@
 // blindlist admin: groups, keys, members, the exploder and the audit, on groupd.
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <array>
 #include <climits>
 #include <cstdint>
 #include <cstdio>
@@ -11,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "api/groupd_client.h"
@@ -739,7 +741,11 @@ bool DkgNodeUrl(const std::string& url) {
   constexpr std::string_view kScheme = "https://";
   if (!url.starts_with(kScheme) || url.size() == kScheme.size()) return false;
   const std::string rest = url.substr(kScheme.size());
-  return rest.find_first_of("/?#@") == std::string::npos;
+  // A host name, or an IPv6 literal in brackets, and a port: nothing else (the nodes refuse it).
+  return std::all_of(rest.begin(), rest.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 ||
+           std::string_view("-.:[]").find(c) != std::string_view::npos;
+  });
 }
 
 // A failed round cancelled at the nodes that keep it and did not store the group (one round per
@@ -888,6 +894,16 @@ Status GroupSetCipher(AdminState& s) {
                    " (with its certificate; blindlist post follows it)\n");
 }
 
+// A Unix time as an operator reads it: 2026-12-06 02:08:09 UTC.
+std::string UtcTime(std::int64_t t) {
+  const auto seconds = static_cast<std::time_t>(t);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  std::array<char, 32> text{};
+  std::strftime(text.data(), text.size(), "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return text.data();
+}
+
 Status GroupShow(AdminState& s) {
   BL_TRY_ASSIGN(Reply r, Call(s, "GET", G(s), nullptr));
   // "exploder": null (or absent) when the group has none.
@@ -903,6 +919,17 @@ Status GroupShow(AdminState& s) {
   text += "secrets:\n";
   for (const auto& v : r.Array("secrets")) {
     text += "  v" + std::to_string(r.Int(v, "version")) + "  id " + r.Text(v, "key_id") + "\n";
+  }
+  // A group made by a key generation: every round this node started for it (one, unless rounds
+  // were thrown away and run again: docs/threshold.md).
+  if (Reply::Given(r.body(), "dkg_rounds")) {
+    const auto rounds = r.Array("dkg_rounds");
+    if (!rounds.empty()) text += "key generation rounds started here:\n";
+    for (const auto& round : rounds) {
+      const std::int64_t at = r.Integer(round, "started_at");
+      text += "  " + r.Text(round, "round") + "  " +
+              (at == 0 ? std::string("(time not kept)") : UtcTime(at)) + "\n";
+    }
   }
   return Print(s, r, text);
 }
@@ -1055,13 +1082,18 @@ Status Audit(AdminState& s) {
   if (s.before > 0) query += "&before=" + std::to_string(s.before);
   if (s.since > 0) query += "&since=" + std::to_string(s.since);
   if (s.until > 0) query += "&until=" + std::to_string(s.until);
-  BL_TRY_ASSIGN(Reply r, Call(s, "GET", G(s) + query, nullptr));
+  // No group: every record of the store, each audit prune's among them.
+  const std::string base = s.group.empty() ? std::string("/v1") : G(s);
+  BL_TRY_ASSIGN(Reply r, Call(s, "GET", base + query, nullptr));
   std::string text;
   for (const auto& a : r.Array("audit")) {
     text += "#" + std::to_string(r.Integer(a, "id", 0)) + "  " +
-            std::to_string(r.Integer(a, "time")) + "  " + r.Text(a, "operation") + "  " +
-            r.Text(a, "caller") + "  v" + std::to_string(r.Int(a, "key_version")) + "  " +
-            r.Text(a, "result") + "  " + r.Text(a, "reason") + AuditMembersText(r, a) + "\n";
+            std::to_string(r.Integer(a, "time")) + "  " +
+            (s.group.empty() ? (r.Text(a, "group").empty() ? "-" : r.Text(a, "group")) + "  "
+                             : std::string()) +
+            r.Text(a, "operation") + "  " + r.Text(a, "caller") + "  v" +
+            std::to_string(r.Int(a, "key_version")) + "  " + r.Text(a, "result") + "  " +
+            r.Text(a, "reason") + AuditMembersText(r, a) + "\n";
   }
   // "next_before": a record id when a full page may have more behind it, else null.
   if (auto next = api::IntegerField(r.body(), "next_before")) {
@@ -1256,8 +1288,10 @@ void AddAdminCommands(CLI::App& app, Action* chosen) {
   bind(set, ExploderSet);
 
   auto* audit = admin->add_subcommand(
-      "audit", "Show the group's audit log, newest first (or: audit prune --before DATE)");
-  audit->add_option("group", s->group, "The list address");
+      "audit",
+      "Show the group's audit log, newest first; with no group, every record of the store (each "
+      "audit prune's too); or: audit prune --before DATE");
+  audit->add_option("group", s->group, "The list address (none: every record)");
   audit->add_option("--limit", s->limit, "How many records (1..10000)")
       ->capture_default_str()
       ->check(CLI::Range(1, 10000));
@@ -1279,10 +1313,7 @@ void AddAdminCommands(CLI::App& app, Action* chosen) {
   // After prune's callback (CLI11 runs a parent's last): only a plain `audit GROUP` shows the log.
   audit->callback([chosen, s, prune] {
     if (prune->parsed()) return;
-    *chosen = [s] {
-      if (s->group.empty()) return Status(MakeError("usage", "admin audit needs GROUP"));
-      return Audit(*s);
-    };
+    *chosen = [s] { return Audit(*s); };
   });
 }
 

@@ -91,9 +91,20 @@ std::string CancelCommand(std::string_view group, std::string_view round,
   };
   std::string k = field("k");
   std::string nodes = field("nodes");
-  return "blindlist admin group dkg-cancel " + std::string(group) + " --round " +
-         std::string(round) + " --threshold " + (k.empty() ? "K" : k) + " --nodes " +
-         (nodes.empty() ? "URL,..." : nodes);
+  // Each value as one shell word: a group name may hold $, `, ; and the like.
+  const auto word = [](std::string_view value) {
+    const bool plain = !value.empty() && std::all_of(value.begin(), value.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) != 0 ||
+             std::string_view("@%+=:,./_-").find(c) != std::string_view::npos;
+    });
+    if (plain) return std::string(value);
+    std::string quoted = "'";
+    for (char c : value) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return quoted + "'";
+  };
+  return "blindlist admin group dkg-cancel " + word(group) + " --round " + word(round) +
+         " --threshold " + (k.empty() ? "K" : word(k)) + " --nodes " +
+         (nodes.empty() ? "URL,..." : word(nodes));
 }
 
 std::string Round::StateContext(std::string_view group) const {
@@ -138,6 +149,15 @@ std::optional<std::string> UrlHost(std::string_view url) {
   const bool digits =
       std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
   if (host.empty() || !digits || port.size() > 5) return std::nullopt;
+  // A host name's letters, digits, '-' and '.'; an IPv6 literal's hex digits, ':' and '.'. Nothing
+  // a shell, a log or a certificate check could read otherwise.
+  const bool bracketed = rest.starts_with("[");
+  const bool clean = std::all_of(host.begin(), host.end(), [&](char c) {
+    const bool hex = std::isxdigit(static_cast<unsigned char>(c)) != 0;
+    if (bracketed) return hex || c == ':' || c == '.';
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '.';
+  });
+  if (!clean) return std::nullopt;
   if (port.empty() != (rest.find(':', host.size()) == std::string_view::npos))
     return std::nullopt;  // "host:" with no port
   if (!port.empty() && (std::stoi(std::string(port)) < 1 || std::stoi(std::string(port)) > 65535))

@@ -1189,7 +1189,10 @@ struct GroupService::Handlers {
     auto secrets = s.store_->ListGroupSecrets(group.id);
     auto members = s.store_->ListMembers(group.id);
     auto exploder = s.store_->FindExploder(group.id);
-    if (!keys.ok() || !secrets.ok() || !members.ok() || !exploder.ok()) {
+    // Every key generation round this node started for the group's name, kept for good: one for
+    // a group made by `create --dkg` that no relay restarted (docs/threshold.md).
+    auto started = s.store_->ListStartedDkgRounds(group.name);
+    if (!keys.ok() || !secrets.ok() || !members.ok() || !exploder.ok() || !started.ok()) {
       return StoreDown(call, MakeError("store", "group show"));
     }
     json jkeys = json::array();
@@ -1225,7 +1228,11 @@ struct GroupService::Handlers {
     json jsecrets = json::array();
     for (const auto& v : *secrets)
       jsecrets.push_back({{"version", v.version}, {"key_id", ToHex(v.key_id)}});
+    json jrounds = json::array();
+    for (const auto& r : *started)
+      jrounds.push_back({{"round", r.round}, {"started_at", r.started_at}});
     return Ok(200, {{"name", group.name},
+                    {"dkg_rounds", jrounds},
                     {"created_at", group.created_at},
                     {"keys", jkeys},
                     {"secrets", jsecrets},
@@ -1567,7 +1574,14 @@ struct GroupService::Handlers {
   }
 
   static HttpResponse Audit(GroupService& s, const HttpRequest& req, Call& call, const Target& t) {
-    return s.AuditLog(req, call, *t.group);
+    return s.AuditLog(req, call, t.group->name);
+  }
+
+  // GET /v1/audit: every record of the store, of every group and of none (each audit prune, the
+  // requests that named no group).
+  static HttpResponse DeploymentAudit(GroupService& s, const HttpRequest& req, Call& call,
+                                      const Target& /*t*/) {
+    return s.AuditLog(req, call, "");
   }
 
   // POST /v1/audit/prune {"before": T}: deletes every group's records older than T (Unix
@@ -1592,10 +1606,11 @@ struct GroupService::Handlers {
   }
 };
 
-// GET /v1/groups/G/audit: newest first, paged backwards by record id or windowed by time.
-HttpResponse GroupService::AuditLog(const HttpRequest& req, Call& call, const store::Group& group) {
+// GET /v1/groups/G/audit (or /v1/audit, group "": every record): newest first, paged backwards by
+// record id or windowed by time.
+HttpResponse GroupService::AuditLog(const HttpRequest& req, Call& call, const std::string& group) {
   call.operation = "audit";
-  store::AuditQuery query{.group = group.name};
+  store::AuditQuery query{.group = group};
   // ?limit=N (1..10000, default 100), ?before=ID (older than that record: the next page),
   // ?since=T and ?until=T (Unix seconds: T <= time < T').
   const auto number = [&](const char* name, std::int64_t low, std::int64_t high,
@@ -2583,6 +2598,7 @@ const api::RouteTable<GroupService::RouteHandler>& GroupService::Routes() {
        &H::ContentCipherSet},
       {"GET", "/v1/groups/{group}/audit", "audit", Access::kAdmin, &H::Audit},
       {"POST", "/v1/audit/prune", "audit-prune", Access::kAdmin, &H::AuditPrune},
+      {"GET", "/v1/audit", "audit", Access::kAdmin, &H::DeploymentAudit},
   });
   return kTable;
 }

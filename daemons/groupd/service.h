@@ -145,7 +145,7 @@ class GroupService {
   // Administration
   std::optional<net::HttpResponse> AuthenticateAdmin(const net::HttpRequest& req, Call& call);
   net::HttpResponse CreateGroup(const net::HttpRequest& req, Call& call);
-  net::HttpResponse AuditLog(const net::HttpRequest& req, Call& call, const store::Group& group);
+  net::HttpResponse AuditLog(const net::HttpRequest& req, Call& call, const std::string& group);
   // A rotation: the next key version, stored with the older ones retired in one transaction.
   net::HttpResponse NewKeyVersion(Call& call, const store::Group& group,
                                   const std::string& key_type, bool csr);

@@ -227,7 +227,8 @@ std::optional<HttpResponse> RecordRefusal(Call& call, const std::string& name, c
                     kept->round + ", until " + Until(kept->expires_at) +
                     "): one round per group at a time. The command that ran it cancels it when it "
                     "fails; otherwise it expires then. To end it now: `" +
-                    dkg::CancelCommand(name, kept->round, kept->context) + "`");
+                    dkg::CancelCommand(name, kept->round, kept->context) +
+                    "` with your --ca, --client-cert and --client-key");
   }
   if (kept->context != r.StateContext(name)) {
     return Fail(call, 409, "dkg-round-differs",
@@ -528,13 +529,18 @@ HttpResponse GroupService::DkgHandlers::Check(GroupService& s, const HttpRequest
   }
   if (bad) {
     // A dealer's piece off its commitments: this node will not store for this round, whatever
-    // it is given later.
+    // it is given later. The first check stands: if a concurrent one accepted already, this
+    // answer is that accept, as any later check gets.
     if (call.result == "bad-share") {
       auto failed =
           s.store_->CheckDkgRound(name, r.round, digest, store::DkgCheck::kFailed, {}, {});
-      if (!failed.ok())
+      if (!failed.ok()) {
         net::Log(net::LogLevel::kWarning, "key generation round not marked failed",
                  {{"error", failed.error().message}});
+      } else if (failed->checked == store::DkgCheck::kAccepted) {
+        call.result = "ok";
+        return HttpResponse::Json(200, std::string(AsChars(failed->check_answer)));
+      }
     }
     return *bad;
   }

@@ -861,28 +861,46 @@ class SqlStore final : public Store {
     if (round.group.empty() || round.round.empty())
       return InvalidArgument("a key generation round needs its group and round id");
     return Write([&](sql::Connection& c) -> Result<DkgRound> {
-      // An expired round is over, as a finished or cancelled one is: its id is used.
-      BL_TRY(c.Exec(
-          "INSERT INTO dkg_used_rounds (round, group_name, ended_at) SELECT round, group_name, $1 "
-          "FROM dkg_rounds WHERE expires_at < $1 ON CONFLICT DO NOTHING",
-          {Now()}));
       BL_TRY(c.Exec("DELETE FROM dkg_rounds WHERE expires_at < $1", {Now()}));
-      BL_TRY_ASSIGN(auto used,
-                    c.Query("SELECT 1 FROM dkg_used_rounds WHERE round = $1 UNION ALL "
-                            "SELECT 1 FROM dkg_rounds WHERE round = $1 AND group_name <> $2",
-                            {round.round, round.group}));
-      if (!used.empty()) {
+      // The round id first: of two concurrent starts of one id, on any backend, the key lets one
+      // in and makes the other wait for it, then see it.
+      BL_TRY_ASSIGN(auto fresh, c.Exec("INSERT INTO dkg_started_rounds (round, group_name, "
+                                       "started_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                                       {round.round, round.group, Now()}));
+      if (fresh == 0) {
+        // Started before: the same round of the group, still kept (a repeated start gets its
+        // record back), or a round that ended, or another group's.
+        auto kept = UnexpiredDkgRound(c, round.group);
+        if (kept.ok() && kept->round == round.round) return kept;
+        if (!kept.ok() && kept.error().code != errc::kNotFound) return kept.error();
         return MakeError(std::string(errc::kConflict),
                          "key generation round " + round.round +
                              " was started at this node before (it is finished, cancelled, "
-                             "expired or another group's): a round id is used once");
+                             "expired or another group's): a round id starts once");
       }
       BL_TRY(
           c.Exec("INSERT INTO dkg_rounds (" + std::string(kDkgColumns) +
                      ") VALUES ($1, $2, $3, $4, 0, $5, $5, 0, $5, $5, $6) ON CONFLICT DO NOTHING",
                  {round.group, round.round, round.context, round.start_answer, Bytes{},
                   round.expires_at}));
-      return UnexpiredDkgRound(c, round.group);
+      BL_TRY_ASSIGN(DkgRound kept, UnexpiredDkgRound(c, round.group));
+      // The group keeps another round: this id was not started after all.
+      if (kept.round != round.round)
+        BL_TRY(c.Exec("DELETE FROM dkg_started_rounds WHERE round = $1", {round.round}));
+      return kept;
+    });
+  }
+
+  Result<std::vector<StartedDkgRound>> ListStartedDkgRounds(const std::string& group) override {
+    return Read([&](sql::Connection& c) -> Result<std::vector<StartedDkgRound>> {
+      BL_TRY_ASSIGN(auto rows, c.Query("SELECT round, started_at FROM dkg_started_rounds WHERE "
+                                       "group_name = $1 ORDER BY id",
+                                       {group}));
+      std::vector<StartedDkgRound> out;
+      out.reserve(rows.size());
+      for (const auto& row : rows)
+        out.push_back(StartedDkgRound{.round = AsText(row[0]), .started_at = AsInt(row[1])});
+      return out;
     });
   }
 
@@ -916,12 +934,9 @@ class SqlStore final : public Store {
                                  const Bytes& check_answer, const Bytes& sealed_share) override {
     return Write([&](sql::Connection& c) -> Result<DkgRound> {
       BL_TRY(
-          // A failure is final and overrides an accept (a check racing a good and a bad piece
-          // ends failed, as its bad-share answer says); an accept is recorded only once.
-          c.Exec(std::string("UPDATE dkg_rounds SET checked = $4, check_answer = $5, "
-                             "sealed_share = $6 WHERE group_name = $1 AND round = $2 AND "
-                             "dealt = 1 AND view_digest = $3 AND expires_at >= $7 AND ") +
-                     (outcome == DkgCheck::kFailed ? "checked <> 2" : "checked = 0"),
+          c.Exec("UPDATE dkg_rounds SET checked = $4, check_answer = $5, sealed_share = $6 "
+                 "WHERE group_name = $1 AND round = $2 AND dealt = 1 AND view_digest = $3 AND "
+                 "checked = 0 AND expires_at >= $7",
                  {group, round, view_digest, static_cast<std::int64_t>(outcome), check_answer,
                   sealed_share, Now()}));
       BL_TRY_ASSIGN(DkgRound kept, UnexpiredDkgRound(c, group));
@@ -936,10 +951,6 @@ class SqlStore final : public Store {
       BL_TRY_ASSIGN(auto n, c.Exec("DELETE FROM dkg_rounds WHERE group_name = $1 AND round = $2",
                                    {group, round}));
       if (n == 0) return NotFound("no key generation round " + round + " for " + group);
-      BL_TRY(
-          c.Exec("INSERT INTO dkg_used_rounds (round, group_name, ended_at) VALUES ($1, $2, $3) "
-                 "ON CONFLICT DO NOTHING",
-                 {round, group, Now()}));
       return std::monostate{};
     }));
   }

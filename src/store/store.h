@@ -130,6 +130,11 @@ struct IssuedCertificateStatus {
 // (docs/threshold.md, "Creation without a dealer"): at most one per group at a time, until it
 // finishes, is cancelled or expires. Nothing secret: the start answer carries the node's round
 // state sealed under its master key.
+// A round id as a node started it (ListStartedDkgRounds).
+struct StartedDkgRound {
+  std::string round;
+  UnixTime started_at = 0;  // 0: started before the node kept the time (schema step 8)
+};
 enum class DkgCheck : std::uint8_t { kNone = 0, kAccepted = 1, kFailed = 2 };
 struct DkgRound {
   std::string group;    // the group's name
@@ -275,9 +280,9 @@ class Store {
   // ---- threshold key generation rounds (groupd) ----
   // Records `round` unless its group has an unexpired round already, and returns the group's
   // round as stored afterwards: `round` itself, or the one kept (the caller compares the round
-  // id and context). Every expired round, of any group, is ended first (as EndDkgRound does).
-  // Errors: "conflict" (the round id was ended here before, or is another group's round): a
-  // round id is started once at a node, for good.
+  // id and context). Every expired round, of any group, is forgotten first. A round id is
+  // started once at a node, for good (ListStartedDkgRounds): errors "conflict" (this id was
+  // started here before and has ended, or is another group's).
   virtual Result<DkgRound> BeginDkgRound(const DkgRound& round) = 0;
   // The group's unexpired round, if any.
   virtual Result<std::optional<DkgRound>> FindDkgRound(const std::string& group) = 0;
@@ -286,17 +291,20 @@ class Store {
   // unexpired round).
   virtual Result<DkgRound> DealDkgRound(const std::string& group, const std::string& round,
                                         const Bytes& view_digest, const Bytes& deal_answer) = 0;
-  // Records the check of the group's unexpired round `round` if it has dealt on `view_digest`
-  // (`outcome` kAccepted or kFailed, with the accept answer and the sealed share when accepted):
-  // an accept only if it has no check yet, a failure over an accept too (and for good, the share
-  // dropped), and returns the round as stored afterwards (the caller compares the outcome).
+  // Records the check of the group's unexpired round `round` if it has dealt on `view_digest` and
+  // has no check yet (`outcome` kAccepted or kFailed, with the accept answer and the sealed share
+  // when accepted): the first check stands. Returns the round as stored afterwards (the caller
+  // compares the outcome).
   // Errors: "not-found" (no such unexpired round).
   virtual Result<DkgRound> CheckDkgRound(const std::string& group, const std::string& round,
                                          const Bytes& view_digest, DkgCheck outcome,
                                          const Bytes& check_answer, const Bytes& sealed_share) = 0;
-  // Forgets the group's round `round` (finished or cancelled) and keeps its id as used, for good.
-  // Errors: "not-found" (none, or another round: a finish claims its round once).
+  // Forgets the group's round `round` (finished or cancelled); its id stays started. Errors:
+  // "not-found" (none, or another round: a finish claims its round once).
   virtual Status EndDkgRound(const std::string& group, const std::string& round) = 0;
+  // Every round id started at this node for the group, oldest first: what a group made by a key
+  // generation was made in, kept for good (no prune reaches it).
+  virtual Result<std::vector<StartedDkgRound>> ListStartedDkgRounds(const std::string& group) = 0;
 };
 
 }  // namespace blindlist::store

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <ctime>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <ostream>
 #include <set>
@@ -276,17 +277,13 @@ TEST_P(StoreTest, KeepsOneKeyGenerationRoundPerGroupUntilItEndsOrExpires) {
   EXPECT_EQ(accepted->checked, DkgCheck::kAccepted);
   EXPECT_EQ(accepted->check_answer, Blob(7));
   EXPECT_EQ(accepted->sealed_share, Blob(8));
-  // A failure after an accept (a check racing a good and a bad piece) ends the round failed, its
-  // share dropped; a later accept changes nothing.
-  auto overridden =
+  // A failure after an accept (a check racing a good and a bad piece) changes nothing: the
+  // first check stands, and every later answer says what it was.
+  auto second =
       store_->CheckDkgRound("h@example.org", "r2", Blob(3, 32), DkgCheck::kFailed, {}, {});
-  ASSERT_OK(overridden);
-  EXPECT_EQ(overridden->checked, DkgCheck::kFailed);
-  EXPECT_TRUE(overridden->sealed_share.empty());
-  overridden = store_->CheckDkgRound("h@example.org", "r2", Blob(3, 32), DkgCheck::kAccepted,
-                                     Blob(7), Blob(8));
-  ASSERT_OK(overridden);
-  EXPECT_EQ(overridden->checked, DkgCheck::kFailed);
+  ASSERT_OK(second);
+  EXPECT_EQ(second->checked, DkgCheck::kAccepted);
+  EXPECT_EQ(second->sealed_share, Blob(8));
   EXPECT_EQ(ErrorCode(store_->CheckDkgRound("g@example.org", "r9", Blob(3, 32), DkgCheck::kAccepted,
                                             Blob(7), Blob(8))),
             "not-found");
@@ -337,6 +334,67 @@ TEST_P(StoreTest, KeepsOneKeyGenerationRoundPerGroupUntilItEndsOrExpires) {
   EXPECT_EQ(kept->round, "r4");
   fresh.group = "k@example.org";
   EXPECT_EQ(ErrorCode(store_->BeginDkgRound(fresh)), "conflict");
+
+  // Every round id the group was started in, for good: not r2 (refused while r1 lasted; it is
+  // h@example.org's), not "old" (over before it started).
+  auto started = store_->ListStartedDkgRounds("g@example.org");
+  ASSERT_OK(started);
+  std::vector<std::string> ids;
+  for (const auto& r : *started) {
+    ids.push_back(r.round);
+    EXPECT_GE(r.started_at, Now() - 60);
+  }
+  EXPECT_EQ(ids, (std::vector<std::string>{"r1", "r3", "r4"}));
+  started = store_->ListStartedDkgRounds("h@example.org");
+  ASSERT_OK(started);
+  ASSERT_EQ(started->size(), 1U);
+  EXPECT_EQ((*started)[0].round, "r2");
+}
+
+// A round id starts once under concurrency too: concurrent first starts of one id get the one
+// answer recorded, and fresh starts racing a cancel never record a second answer for the id.
+TEST_P(StoreTest, StartsARoundIdOnceUnderConcurrentStartsAndCancels) {
+  const auto start = [&](const std::string& id, std::uint8_t answer) {
+    return store_->BeginDkgRound(DkgRound{.group = "race@example.org",
+                                          .round = id,
+                                          .context = "k=2 n=3 index=1",
+                                          .start_answer = Blob(answer),
+                                          .expires_at = Now() + 3600});
+  };
+  for (int trial = 0; trial < 5; ++trial) {
+    const std::string id = "race" + std::to_string(trial);
+    std::mutex lock;
+    std::vector<std::string> answers;  // as text: one distinct value expected
+    std::vector<std::thread> threads;
+    for (std::uint8_t i = 0; i < 6; ++i) {
+      threads.emplace_back([&, i] {
+        auto begun = start(id, static_cast<std::uint8_t>(10 + i));
+        ASSERT_OK(begun);
+        const std::lock_guard<std::mutex> held(lock);
+        answers.emplace_back(begun->start_answer.begin(), begun->start_answer.end());
+      });
+    }
+    for (auto& t : threads) t.join();
+    threads.clear();
+    ASSERT_EQ(answers.size(), 6U);
+    ASSERT_EQ(std::count(answers.begin(), answers.end(), answers[0]), 6) << "trial " << trial;
+    const Bytes first(answers[0].begin(), answers[0].end());
+    // A cancel and more starts of the same id at once: each start gets the first answer or is
+    // refused ("conflict": the id has ended), never a new answer.
+    threads.emplace_back([&] { EXPECT_OK(store_->EndDkgRound("race@example.org", id)); });
+    for (std::uint8_t i = 0; i < 5; ++i) {
+      threads.emplace_back([&, i] {
+        auto again = start(id, static_cast<std::uint8_t>(40 + i));
+        if (again.ok()) {
+          EXPECT_EQ(again->start_answer, first);
+        } else {
+          EXPECT_EQ(again.error().code, "conflict") << again.error().message;
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(ErrorCode(start(id, 99)), "conflict");
+  }
 }
 
 // ---- groups ----

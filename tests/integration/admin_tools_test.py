@@ -148,6 +148,17 @@ class AdminTools(harness.TestCase):
         self.assertGreater(pruned, 0)
         left = d.audit(A)
         self.assertTrue(all(rec["time"] >= cutoff for rec in left), left)
+        # The prune's own record (no group) is read with `admin audit` and no group, which shows
+        # every record: the log says it was pruned, and by whom.
+        every = d.admin("audit")["audit"]
+        prunes = [r for r in every if r["operation"] == "audit-prune" and r["result"] == "ok"]
+        self.assertTrue(prunes, every)
+        self.assertEqual(prunes[0]["reason"], "before:%d pruned:%d" % (cutoff, pruned))
+        self.assertEqual(prunes[0]["group"], "")
+        self.assertTrue(all(rec["time"] >= cutoff for rec in every), every)
+        self.assertIn(A, [r["group"] for r in every])
+        text = d.bl("admin", *d.server_args(token=d.admin_token), "audit").stdout.decode()
+        self.assertRegex(text, r"#\d+  \d+  -  audit-prune  .*  ok  before:%d pruned:%d" % (cutoff, pruned))
         if d.store_url.startswith("sqlite:"):
             rows = d.audit_rows_direct()
             self.assertAudited(d, None, "audit-prune", "ok", records=rows)

@@ -216,6 +216,10 @@ class ThresholdDkg(harness.TestCase):
                        "threshold-dkg-finish"):
                 rec = self.assertAudited(self.nodes[n], GROUP, op, "ok")
                 self.assertIn("index:%d" % (n + 1), rec["reason"])
+            # The one round the group was made in, as every node keeps it (no prune reaches it).
+            rounds = self.admin_at(self.nodes[n], "group", "show", GROUP)["dkg_rounds"]
+            self.assertEqual([r["round"] for r in rounds], [rec["reason"].split()[0][len("round:"):]])
+            self.assertGreater(rounds[0]["started_at"], time.time() - 600)
         # d from two stores and master keys: d·G is the certificate's key; a third share agrees.
         shares = dict(self.share_of(self.nodes[n]) for n in range(3))
         self.assertEqual(sorted(shares), [1, 2, 3])
@@ -634,6 +638,16 @@ class ThresholdDkg(harness.TestCase):
         p = self.admin(*create, "--transcript", transcript)
         self.assertEqual(p.returncode, 0, p.stderr)
         created = json.loads(p.stdout)
+        # Every node lists both rounds it started for the group, the thrown-away one first, even
+        # once the audit is pruned: an operator sees a round was run again.
+        new_round = json.loads(harness.read(transcript))[0]["request"]["round"]
+        for n in range(3):
+            self.assertEqual(self.post_admin(n, "/v1/audit/prune", {"before": int(time.time())}).status, 200)
+            rounds = self.admin_at(self.nodes[n], "group", "show", group)["dkg_rounds"]
+            self.assertEqual([r["round"] for r in rounds], [base["round"], new_round])
+        text = self.nodes[2].bl("admin", *self.admin_args(self.urls[2])[:-1], "group", "show", group).stdout.decode()
+        self.assertIn("key generation rounds started here:\n  %s  " % base["round"], text)
+        self.assertIn("\n  %s  " % new_round, text)
         # (d) A finish replayed is refused: the group is there; deleted, the round is gone too.
         finish = [e for e in json.loads(harness.read(transcript)) if e["path"].endswith("/dkg/finish")]
         replay = finish[1]["request"]
@@ -670,9 +684,23 @@ class ThresholdDkg(harness.TestCase):
                       "https://[::FFFF:7f00:1]:%d" % port2):
             r = self.post_admin(0, path, dict(base, nodes=[self.urls[0], alias, self.urls[2]]))
             self.assertIn("one host twice", self.assertRefused(r, 400, "malformed-request")["message"])
-        for bad in (self.urls[1] + "/", self.urls[1] + "/v1"):
+        for bad in (self.urls[1] + "/", self.urls[1] + "/v1", "https://$(touch${IFS}pwned)",
+                    "https://x;true", "https://a`b`", "https://[::1;x]:443"):
             r = self.post_admin(0, path, dict(base, nodes=[self.urls[0], bad, self.urls[2]]))
             self.assertRefused(r, 400, "malformed-request")
+        # A group name a shell would read: the 409's command quotes it, word by word.
+        odd = "a$b'c;d@example.org"
+        odd_path = "/v1/groups/%s/threshold/dkg/start" % harness.quote(odd)
+        odd_base = dict(base, nodes=self.urls[:3])
+        self.assertEqual(self.post_admin(0, odd_path, odd_base).status, 200)
+        r = self.post_admin(0, odd_path, dict(odd_base, round="9b" * 16))
+        message = self.assertRefused(r, 409, "dkg-in-progress")["message"]
+        command = re.search(r"`(blindlist admin group dkg-cancel [^`]*)`", message).group(1)
+        parsed = subprocess.run(["bash", "-c", "set -f; printf '%s\\n' " + command[len("blindlist "):]],
+                                capture_output=True, check=True).stdout.decode().splitlines()
+        self.assertEqual(parsed, ["admin", "group", "dkg-cancel", odd, "--round", base["round"],
+                                  "--threshold", "2", "--nodes", ",".join(self.urls[:3])])
+        self.assertEqual(self.post_admin(0, odd_path.replace("/start", "/cancel"), odd_base).status, 200)
         p = self.admin("group", "create", "urls@example.org", "--key-type", "p256-threshold",
                        "--threshold", "2", "--nodes", ",".join([self.urls[0], self.urls[1] + "/",
                                                                 self.urls[2]]), "--dkg")

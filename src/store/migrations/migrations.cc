@@ -144,15 +144,21 @@ CREATE TABLE dkg_rounds (
 CREATE INDEX dkg_rounds_by_expiry ON dkg_rounds (expires_at);
 )sql";
 
-// The round ids a node has finished, cancelled or let expire, kept for good (a row per key
-// generation, which is rare): a round id is started once at a node, so a relay cannot restart one
-// node's part of a round under the same id to draw it a new polynomial (docs/threshold.md).
-constexpr std::string_view kDkgUsedRounds = R"sql(
-CREATE TABLE dkg_used_rounds (
-  round TEXT PRIMARY KEY,
+// Every round id a node has started, kept for good (a row per key generation, which is rare): a
+// round id starts once at a node, so a relay cannot restart one node's part of a round under the
+// same id to draw it a new polynomial; the unique key settles concurrent starts on every backend;
+// and the rounds a group was made in stay listed where no audit prune reaches (docs/threshold.md).
+// The rounds kept when this step runs are started already.
+constexpr std::string_view kDkgStartedRounds = R"sql(
+CREATE TABLE dkg_started_rounds (
+  id {ID_PK},
+  round TEXT NOT NULL UNIQUE,
   group_name TEXT NOT NULL,
-  ended_at BIGINT NOT NULL
+  started_at BIGINT NOT NULL
 );
+CREATE INDEX dkg_started_rounds_by_group ON dkg_started_rounds (group_name, id);
+INSERT INTO dkg_started_rounds (round, group_name, started_at)
+  SELECT round, group_name, 0 FROM dkg_rounds;
 )sql";
 
 constexpr Migration kMigrations[] = {
@@ -163,7 +169,7 @@ constexpr Migration kMigrations[] = {
     {5, "members_fingerprint_by_lower_address", kMemberFingerprintsByLowerAddress},
     {6, "dkg_rounds", kDkgRounds},
     {7, "dkg_rounds.checked", kDkgRoundChecks},
-    {8, "dkg_used_rounds", kDkgUsedRounds},
+    {8, "dkg_started_rounds", kDkgStartedRounds},
 };
 
 // pg_advisory_xact_lock key: serialises migrations between processes ("blnd").
