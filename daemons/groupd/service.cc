@@ -1695,8 +1695,9 @@ HttpResponse GroupService::CreateGroup(const HttpRequest& req, Call& call) {
   store::GroupSecretVersion secret_row;
   if (auto refusal = PrepareSecretVersion(call, name, secret_row)) return *refusal;
   auto group = store_->CreateGroupWithKeys(name, key_row, secret_row);
+  // The store's word names the group as stored (it may differ from `name` in case only).
   if (!group.ok() && group.error().code == errc::kExists)
-    return Fail(call, 409, errc::kExists, "the group already exists");
+    return Fail(call, 409, errc::kExists, group.error().message);
   if (!group.ok()) return StoreDown(call, group.error());
   call.key_version = 1;
   out["key_version"] = 1;
@@ -1926,8 +1927,9 @@ HttpResponse GroupService::StoreThresholdGroup(Call& call, const std::string& na
   store::GroupSecretVersion secret_row;
   if (auto refusal = PrepareSecretVersion(call, name, secret_row)) return *refusal;
   auto group = store_->CreateGroupWithKeys(name, key_row, secret_row);
+  // The store's word names the group as stored (it may differ from `name` in case only).
   if (!group.ok() && group.error().code == errc::kExists)
-    return Fail(call, 409, errc::kExists, "the group already exists");
+    return Fail(call, 409, errc::kExists, group.error().message);
   if (!group.ok()) return StoreDown(call, group.error());
   call.key_version = 1;
   auto public_share = th::PublicShareOf(*share);

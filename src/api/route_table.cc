@@ -4,14 +4,14 @@ namespace blindlist::api {
 
 std::vector<std::string> SplitPath(std::string_view path) {
   std::vector<std::string> parts;
-  while (!path.empty()) {
-    auto slash = path.find('/');
-    std::string_view part = path.substr(0, slash);
-    if (!part.empty()) parts.emplace_back(part);
-    if (slash == std::string_view::npos) break;
+  if (path.starts_with('/')) path.remove_prefix(1);
+  if (path.empty()) return parts;
+  for (;;) {
+    const auto slash = path.find('/');
+    parts.emplace_back(path.substr(0, slash));
+    if (slash == std::string_view::npos) return parts;
     path.remove_prefix(slash + 1);
   }
-  return parts;
 }
 
 bool MatchPattern(std::string_view pattern, const std::vector<std::string>& parts,
@@ -19,15 +19,21 @@ bool MatchPattern(std::string_view pattern, const std::vector<std::string>& part
   params.clear();
   std::size_t i = 0;
   for (const std::string& segment : SplitPath(pattern)) {
-    if (i == parts.size()) return false;
+    if (i == parts.size() || parts[i].empty()) {
+      params.clear();
+      return false;
+    }
     if (segment.size() >= 2 && segment.front() == '{' && segment.back() == '}') {
       params.push_back(parts[i]);
     } else if (segment != parts[i]) {
+      params.clear();
       return false;
     }
     ++i;
   }
-  return i == parts.size();
+  if (i == parts.size()) return true;
+  params.clear();
+  return false;
 }
 
 }  // namespace blindlist::api

@@ -1,6 +1,7 @@
 // Endpoints as a table of (method, path pattern, operation, who may call, handler), never a
 // chain of `if` on the path. A pattern is a path of segments: a literal, or "{name}" for any
-// one non-empty segment, captured in order ("/v1/groups/{group}/members/{member}").
+// one non-empty segment, captured in order ("/v1/groups/{group}/members/{member}"). A path with
+// an empty segment ("//v1", "/v1/groups/") matches no pattern: it is not a spelling of another.
 // Thread-safety: a RouteTable is immutable once built; Find() may be called concurrently.
 #pragma once
 
@@ -11,10 +12,12 @@
 
 namespace blindlist::api {
 
-// "/a//b/" -> {"a", "b"}: empty segments are dropped.
+// The segments after the leading "/": "/a/b" -> {"a", "b"}, "/" and "" -> {}. Empty segments are
+// kept ("/a//b/" -> {"a", "", "b", ""}) so that MatchPattern refuses them.
 std::vector<std::string> SplitPath(std::string_view path);
 
-// Whether `parts` (a split path) matches `pattern`; the "{...}" segments into `params`.
+// Whether `parts` (a split path) matches `pattern`; the "{...}" segments into `params`. An empty
+// part matches nothing.
 bool MatchPattern(std::string_view pattern, const std::vector<std::string>& parts,
                   std::vector<std::string>& params);
 

@@ -95,12 +95,34 @@ bool PercentDecode(std::string_view in, bool plus_is_space, std::string& out) {
   return true;
 }
 
+// The path is split at its raw "/" first and each segment decoded alone, so an encoded "/"
+// ("a%2Fb") can never become two segments: a segment that decodes to a "/" or a control byte is
+// refused, which makes the decoded path split back into exactly the segments that were sent.
+// Empty segments are kept; the route table matches no path that has one.
+bool DecodePath(std::string_view raw, std::string& path) {
+  path.clear();
+  std::string segment;
+  for (;;) {
+    const auto slash = raw.find('/');
+    if (!PercentDecode(raw.substr(0, slash), false, segment)) return false;
+    if (std::any_of(segment.begin(), segment.end(), [](char c) {
+          return c == '/' || static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+        })) {
+      return false;
+    }
+    path += segment;
+    if (slash == std::string_view::npos) return true;
+    path += '/';
+    raw.remove_prefix(slash + 1);
+  }
+}
+
 // origin-form only: "/path?query". Absolute-form and "*" are refused.
 bool ParseTarget(std::string_view target, std::string& path,
                  std::vector<std::pair<std::string, std::string>>& query) {
   if (target.empty() || target.front() != '/') return false;
   std::size_t q = target.find('?');
-  if (!PercentDecode(target.substr(0, q), false, path)) return false;
+  if (!DecodePath(target.substr(0, q), path)) return false;
   if (q == std::string_view::npos) return true;
   std::string_view rest = target.substr(q + 1);
   while (!rest.empty()) {

@@ -33,7 +33,10 @@ namespace blindlist::net {
 struct HttpRequest {
   std::string method;  // "GET", "POST", ...
   std::string target;  // path and query, as sent
-  std::string path;    // target without the query, percent-decoded
+  // The target without the query, percent-decoded segment by segment: no segment decodes to a
+  // "/" or a control byte (such a target gets 400 bad-target), so splitting it at "/" gives the
+  // segments as sent. Empty segments ("//", a trailing "/") are kept for the router to refuse.
+  std::string path;
   std::vector<std::pair<std::string, std::string>> query;    // decoded query parameters
   std::vector<std::pair<std::string, std::string>> headers;  // names lowercased
   std::string body;

@@ -352,6 +352,33 @@ TEST_F(HttpsTest, UpdateLimitsAppliesToNewRequests) {
   EXPECT_EQ(r->status, 413);
 }
 
+// The path is decoded segment by segment: an encoded "/" or control byte in a segment is a bad
+// target (it could otherwise become two segments, or reach a handler); other escapes ("@", "+")
+// decode as before, and empty segments reach the router as sent (it refuses them).
+TEST_F(HttpsTest, PathSegmentsDecodeOneByOne) {
+  auto server = StartServer(Config());
+  HttpsClient client(ClientConfig());
+  for (const char* target :
+       {"/echo/a%2Fb", "/echo/a%2fb/c", "/echo/a%01b", "/echo/%7F", "/echo/a%0Ab", "/echo/a%00b"}) {
+    auto r = client.Request("GET", Url(*server, target));
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->status, 400) << target;
+    EXPECT_EQ(Json::parse(r->body)["error"], "bad-target") << target;
+  }
+  const std::pair<const char*, const char*> routed[] = {
+      {"/echo/l%40x.org/a%2Bb%40x.org", "/echo/l@x.org/a+b@x.org"},
+      {"/echo/a+b", "/echo/a+b"},  // '+' is a space only in a query
+      {"/echo//x/", "/echo//x/"},
+      {"/echo/x?z=%2F", "/echo/x"},  // the query may hold a "/"
+  };
+  for (const auto& [target, path] : routed) {
+    auto r = client.Request("GET", Url(*server, target));
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->status, 200) << target;
+    EXPECT_EQ(Json::parse(r->body)["path"], path) << target;
+  }
+}
+
 TEST_F(HttpsTest, MalformedRequestsGet400) {
   auto server = StartServer(Config());
   HttpsClient client(ClientConfig());

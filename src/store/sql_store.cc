@@ -250,11 +250,21 @@ Result<std::int64_t> RevokeWhere(sql::Connection& c, std::string_view where,
 
 // The inserts a group, a key version and a secret version are made of, on a connection
 // inside the caller's transaction (alone, or together: a group with its first keys).
+// A name equal to a group's with its letters' case folded is that group's (the unique index
+// groups_by_lower_name, so concurrent creations settle too): refused, naming the group as stored.
 Result<Group> InsertGroup(sql::Connection& c, const std::string& name) {
   BL_TRY_ASSIGN(auto rows, c.Query("INSERT INTO groups (name, created_at) VALUES ($1, $2) "
-                                   "ON CONFLICT (name) DO NOTHING RETURNING id, created_at",
+                                   "ON CONFLICT DO NOTHING RETURNING id, created_at",
                                    {name, Now()}));
-  if (rows.empty()) return Exists("a group named " + name + " exists");
+  if (rows.empty()) {
+    BL_TRY_ASSIGN(auto same, c.Query("SELECT name FROM groups WHERE lower(name) = lower($1) "
+                                     "ORDER BY id LIMIT 1",
+                                     {name}));
+    const std::string existing = same.empty() ? name : AsText(same[0][0]);
+    if (existing == name) return Exists("a group named " + name + " exists");
+    return Exists("a group named " + existing + " exists (a name differing only in case is " +
+                  "the same list address)");
+  }
   return Group{.id = AsInt(rows[0][0]), .name = name, .created_at = AsInt(rows[0][1])};
 }
 

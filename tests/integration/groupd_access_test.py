@@ -301,6 +301,19 @@ class AccessMatrix(harness.TestCase):
         r = self.d.g.get("/v1/nothing-here")
         self.assertRefused(r, 404, "not-found")
 
+    def test_paths_with_empty_or_encoded_slash_segments_are_refused(self):
+        # A trailing or doubled slash is no other spelling of a route: 404 as for any unknown
+        # path. An encoded "/" in a segment never becomes two segments: 400 bad-target.
+        tok = self.d.admin_token
+        members = "/v1/groups/%s/members" % quote(A)
+        self.assertEqual(self.d.g.get(members, token=tok).status, 200)
+        for path in (members + "/", "/" + members, members.replace("/members", "//members"),
+                     "/v1//groups", "/v1/groups/"):
+            self.assertRefused(self.d.g.get(path, token=tok), 404, "not-found")
+        for path in ("/v1/groups/%s%%2Fmembers" % quote(A), "/v1/groups/a%2Fb/members",
+                     "/v1/groups/%s%%00/members" % quote(A)):
+            self.assertRefused(self.d.g.get(path, token=tok), 400, "bad-target")
+
     def test_wrong_method_405(self):
         r = self.d.g.get("/v1/groups/%s/unwrap" % quote(A), token=self.tok["m1"])
         self.assertRefused(r, 405, "method-not-allowed")
@@ -324,6 +337,13 @@ class AccessMatrix(harness.TestCase):
         self.assertRefused(r, 400, "bad-key-type")
         r = g.post("/v1/groups", {"name": A, "key_type": "p256"}, token=self.d.admin_token)
         self.assertRefused(r, 409, "exists")
+        # A name that differs only in case is the same list address: refused, naming the group.
+        for key_type in ("p256", "rsa3072"):
+            r = g.post("/v1/groups", {"name": A.upper(), "key_type": key_type}, token=self.d.admin_token)
+            self.assertRefused(r, 409, "exists")
+            self.assertIn(A, r.json["message"])
+        r = g.get("/v1/groups/%s/members" % quote(A.upper()), token=self.d.admin_token)
+        self.assertRefused(r, 404, "unknown-group")
         r = g.post("/v1/groups/%s/export" % quote(A), {"passphrase": "short"}, token=self.d.admin_token)
         self.assertRefused(r, 400, "weak-passphrase")
         self.assertAudited(self.d, A, "export-key", "weak-passphrase")

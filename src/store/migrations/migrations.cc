@@ -2,6 +2,7 @@
 
 #include <ctime>
 #include <string>
+#include <variant>
 
 namespace blindlist::store::migrations {
 namespace {
@@ -161,6 +162,14 @@ INSERT INTO dkg_started_rounds (round, group_name, started_at)
   SELECT round, group_name, 0 FROM dkg_rounds;
 )sql";
 
+// A group's name is its list's address, and an address is the same whatever the case of its
+// letters: the index makes two names differing only in case one group, on every path that
+// creates one and across processes. A store holding two such names is refused before this step
+// (CheckBeforeStep) rather than changed: which group to keep is the operator's decision.
+constexpr std::string_view kGroupsByLowerName = R"sql(
+CREATE UNIQUE INDEX groups_by_lower_name ON groups (lower(name));
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kInitialSchema},
     {2, "groups.content_cipher", kContentCipher},
@@ -170,12 +179,30 @@ constexpr Migration kMigrations[] = {
     {6, "dkg_rounds", kDkgRounds},
     {7, "dkg_rounds.checked", kDkgRoundChecks},
     {8, "dkg_started_rounds", kDkgStartedRounds},
+    {9, "groups_by_lower_name", kGroupsByLowerName},
 };
 
 // pg_advisory_xact_lock key: serialises migrations between processes ("blnd").
 constexpr std::int64_t kMigrationLockKey = 0x626c6e64;
 
 int Latest(const Schema& schema) { return schema.steps.back().version; }
+
+// What a step needs of the data it finds, checked before it runs so that a store it cannot take
+// is refused with one line saying why, and left as it was.
+Result<std::monostate> CheckBeforeStep(sql::Connection& c, const Migration& m) {
+  if (m.sql.data() != kGroupsByLowerName.data()) return std::monostate{};
+  BL_TRY_ASSIGN(auto rows, c.Query("SELECT a.name, b.name FROM groups a JOIN groups b "
+                                   "ON lower(a.name) = lower(b.name) AND a.id < b.id "
+                                   "ORDER BY a.id, b.id LIMIT 1",
+                                   {}));
+  if (rows.empty()) return std::monostate{};
+  return sql::StoreError("the groups " + sql::AsText(rows[0][0]) + " and " +
+                         sql::AsText(rows[0][1]) +
+                         " have names that differ only in case, which schema step " +
+                         std::to_string(m.version) + " (" + std::string(m.description) +
+                         ") refuses: delete one of them with the previous release, then start "
+                         "this one (nothing was changed)");
+}
 
 // Applies at most one step; returns the version the database is at afterwards.
 Result<int> ApplyNextStep(sql::Connection& c, sql::Dialect dialect, const Schema& schema) {
@@ -198,6 +225,7 @@ Result<int> ApplyNextStep(sql::Connection& c, sql::Dialect dialect, const Schema
   }
   for (const Migration& m : schema.steps) {
     if (m.version <= current) continue;
+    BL_TRY(CheckBeforeStep(c, m));
     BL_TRY(c.ExecScript(sql::ForDialect(m.sql, dialect)));
     BL_TRY(c.Exec("INSERT INTO " + table +
                       " (version, description, applied_at) "
