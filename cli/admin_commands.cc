@@ -218,6 +218,8 @@ Result<std::string> ReadPem(const std::string& path) { return ReadInput(path, 1 
 
 Result<Reply> Call(AdminState& s, const std::string& method, const std::string& path,
                    const json& body) {
+  // Commands over several nodes (--nodes) name them there; every other command needs --server.
+  if (s.creds.server.empty()) return MakeError("usage", "--server is required");
   BL_TRY(FinishServerOptions(s.creds));
   api::ApiClient client(s.creds);
   BL_TRY_ASSIGN(json r, client.Call(method, path, body));
@@ -1180,7 +1182,8 @@ void AddAdminCommands(CLI::App& app, Action* chosen) {
   // The subcommands made below inherit this: --server, --json, -o ... may also follow them
   // (`admin group export-key LIST --passphrase-file F -o FILE.p12`).
   admin->fallthrough();
-  AddServerOptions(admin, s->creds);
+  // Not required here: the threshold commands take their nodes from --nodes (Call() asks for it).
+  AddServerOptions(admin, s->creds, /*server_required=*/false);
   admin->add_flag("--json", s->json_out, "Print the server's JSON reply");
   admin->add_option("-o,--out", s->out, "Write to FILE instead of standard output");
 

@@ -627,8 +627,10 @@ class ThresholdDkg(harness.TestCase):
         p = self.admin("group", "dkg-cancel", group, "--round", base["round"], "--threshold", "2",
                        "--nodes", ",".join([self.urls[1], self.urls[0], self.urls[2]]))
         self.assertCliRefused(p, "not cancelled everywhere", "another node list, threshold or index")
-        p = self.admin("group", "dkg-cancel", group, "--round", base["round"], "--threshold", "2",
-                       "--nodes", ",".join(self.urls[:3]))
+        # As threshold.md shows it: no --server (the nodes are --nodes), connection options last.
+        p = self.nodes[0].bl("admin", "group", "dkg-cancel", group, "--round", base["round"],
+                             "--threshold", "2", "--nodes", ",".join(self.urls[:3]),
+                             *self.admin_args(self.urls[0])[2:-1], check=False)
         self.assertEqual(p.returncode, 0, p.stderr)
         # Nodes 1 and 2 keep the round; node 3's was cancelled above.
         self.assertEqual(p.stdout.decode().count(": cancelled"), 2, p.stdout)
