@@ -930,7 +930,8 @@ Status GroupShow(AdminState& s) {
     for (const auto& round : rounds) {
       const std::int64_t at = r.Integer(round, "started_at");
       text += "  " + r.Text(round, "round") + "  " +
-              (at == 0 ? std::string("(time not kept)") : UtcTime(at)) + "\n";
+              (at == 0 ? std::string("(time not kept)") : UtcTime(at)) +
+              (r.Flag(round, "finished") ? "  (the group was stored from it)" : "") + "\n";
     }
   }
   return Print(s, r, text);

@@ -417,6 +417,9 @@ HttpResponse GroupService::DkgHandlers::Start(GroupService& s, const HttpRequest
                                                        .check_answer = {},
                                                        .sealed_share = {},
                                                        .expires_at = state.expires});
+  if (!begun.ok() && begun.error().code == errc::kExists)
+    return Fail(call, 409, errc::kExists,
+                "this node holds the group already: " + begun.error().message);
   if (!begun.ok() && begun.error().code == errc::kConflict) {
     return Fail(call, 409, "dkg-round-used",
                 "key generation round " + r.round +
@@ -620,7 +623,7 @@ HttpResponse GroupService::DkgHandlers::Finish(GroupService& s, const HttpReques
   HttpResponse stored = s.StoreThresholdGroup(call, name, *share, *commitments, certificate);
   // Once stored, the group refuses every round (409 exists); the record goes with the round.
   if (stored.status == 201) {
-    if (Status ended = s.store_->EndDkgRound(name, r.round); !ended.ok())
+    if (Status ended = s.store_->EndDkgRound(name, r.round, /*finished=*/true); !ended.ok())
       net::Log(net::LogLevel::kWarning, "key generation round not forgotten",
                {{"error", ended.error().message}});
   }
@@ -639,7 +642,7 @@ HttpResponse GroupService::DkgHandlers::Cancel(GroupService& s, const HttpReques
   // The round as it was started here: its id, threshold, node list and this node's index.
   store::DkgRound kept;
   if (auto refusal = KeptRound(call, *s.store_, name, u.round, kept)) return *refusal;
-  Status ended = s.store_->EndDkgRound(name, u.round.round);
+  Status ended = s.store_->EndDkgRound(name, u.round.round, /*finished=*/false);
   if (!ended.ok() && ended.error().code == errc::kNotFound)
     return *RecordRefusal(call, name, u.round, std::nullopt);
   if (!ended.ok()) return Fail(call, 503, errc::kStoreUnavailable, "the store is unavailable");

@@ -95,6 +95,41 @@ bool PercentDecode(std::string_view in, bool plus_is_space, std::string& out) {
   return true;
 }
 
+// Well-formed UTF-8 (RFC 3629): no overlong form, no surrogate, nothing above U+10FFFF. A path
+// names groups and addresses, which are text: other bytes could reach no record but a store.
+bool WellFormedUtf8(std::string_view text) {
+  for (std::size_t i = 0; i < text.size();) {
+    const auto b = static_cast<unsigned char>(text[i]);
+    std::size_t extra = 0;
+    unsigned int low = 0x80;
+    unsigned int high = 0xBF;  // the first continuation byte's range
+    if (b < 0x80) {
+      ++i;
+      continue;
+    }
+    if (b >= 0xC2 && b <= 0xDF) {
+      extra = 1;
+    } else if (b >= 0xE0 && b <= 0xEF) {
+      extra = 2;
+      low = b == 0xE0 ? 0xA0 : 0x80;
+      high = b == 0xED ? 0x9F : 0xBF;
+    } else if (b >= 0xF0 && b <= 0xF4) {
+      extra = 3;
+      low = b == 0xF0 ? 0x90 : 0x80;
+      high = b == 0xF4 ? 0x8F : 0xBF;
+    } else {
+      return false;
+    }
+    if (i + extra >= text.size()) return false;  // cut short
+    for (std::size_t k = 1; k <= extra; ++k) {
+      const auto c = static_cast<unsigned char>(text[i + k]);
+      if (c < (k == 1 ? low : 0x80) || c > (k == 1 ? high : 0xBF)) return false;
+    }
+    i += extra + 1;
+  }
+  return true;
+}
+
 // The path is split at its raw "/" first and each segment decoded alone, so an encoded "/"
 // ("a%2Fb") can never become two segments: a segment that decodes to a "/" or a control byte is
 // refused, which makes the decoded path split back into exactly the segments that were sent.
@@ -105,9 +140,10 @@ bool DecodePath(std::string_view raw, std::string& path) {
   for (;;) {
     const auto slash = raw.find('/');
     if (!PercentDecode(raw.substr(0, slash), false, segment)) return false;
-    if (std::any_of(segment.begin(), segment.end(), [](char c) {
-          return c == '/' || static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
-        })) {
+    if (std::any_of(
+            segment.begin(), segment.end(),
+            [](char c) { return c == '/' || static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }) ||
+        !WellFormedUtf8(segment)) {
       return false;
     }
     path += segment;

@@ -352,14 +352,18 @@ TEST_F(HttpsTest, UpdateLimitsAppliesToNewRequests) {
   EXPECT_EQ(r->status, 413);
 }
 
-// The path is decoded segment by segment: an encoded "/" or control byte in a segment is a bad
-// target (it could otherwise become two segments, or reach a handler); other escapes ("@", "+")
-// decode as before, and empty segments reach the router as sent (it refuses them).
+// The path is decoded segment by segment: an encoded "/", a control byte or bytes that are not
+// UTF-8 in a segment make a bad target (it could otherwise become two segments, or reach a
+// handler); other escapes ("@", "+") decode as before, and empty segments reach the router as sent
+// (it refuses them).
 TEST_F(HttpsTest, PathSegmentsDecodeOneByOne) {
   auto server = StartServer(Config());
   HttpsClient client(ClientConfig());
   for (const char* target :
-       {"/echo/a%2Fb", "/echo/a%2fb/c", "/echo/a%01b", "/echo/%7F", "/echo/a%0Ab", "/echo/a%00b"}) {
+       {"/echo/a%2Fb", "/echo/a%2fb/c", "/echo/a%01b", "/echo/%7F", "/echo/a%0Ab", "/echo/a%00b",
+        // Not UTF-8: a stray byte, an overlong "/", a surrogate, a sequence cut short, > U+10FFFF.
+        "/echo/%ff%fe@example.org", "/echo/%C0%AF", "/echo/%ED%A0%80", "/echo/a%E2%82",
+        "/echo/%F4%90%80%80"}) {
     auto r = client.Request("GET", Url(*server, target));
     ASSERT_TRUE(r.ok()) << r.error().message;
     EXPECT_EQ(r->status, 400) << target;
@@ -368,6 +372,7 @@ TEST_F(HttpsTest, PathSegmentsDecodeOneByOne) {
   const std::pair<const char*, const char*> routed[] = {
       {"/echo/l%40x.org/a%2Bb%40x.org", "/echo/l@x.org/a+b@x.org"},
       {"/echo/a+b", "/echo/a+b"},  // '+' is a space only in a query
+      {"/echo/%C3%A9t%C3%A9%F0%9F%98%80", "/echo/\u00e9t\u00e9\U0001F600"},  // UTF-8 text
       {"/echo//x/", "/echo//x/"},
       {"/echo/x?z=%2F", "/echo/x"},  // the query may hold a "/"
   };

@@ -325,6 +325,16 @@ Result<DkgRound> UnexpiredDkgRound(sql::Connection& c, const std::string& group)
   return ToDkgRound(rows[0]);
 }
 
+// A group's name as its key generation records are kept: ASCII letters folded, as the groups'
+// unique index folds them, so every spelling of one list address is one group's rounds.
+std::string DkgGroupKey(std::string_view name) {
+  std::string key(name);
+  for (char& c : key) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return key;
+}
+
 class SqlStore final : public Store {
  public:
   explicit SqlStore(std::unique_ptr<sql::ConnectionPool> pool) : pool_(std::move(pool)) {}
@@ -867,11 +877,18 @@ class SqlStore final : public Store {
 
   // ---- threshold key generation rounds ----
 
-  Result<DkgRound> BeginDkgRound(const DkgRound& round) override {
-    if (round.group.empty() || round.round.empty())
+  Result<DkgRound> BeginDkgRound(const DkgRound& given) override {
+    if (given.group.empty() || given.round.empty())
       return InvalidArgument("a key generation round needs its group and round id");
+    DkgRound round = given;
+    round.group = DkgGroupKey(given.group);
     return Write([&](sql::Connection& c) -> Result<DkgRound> {
       BL_TRY(c.Exec("DELETE FROM dkg_rounds WHERE expires_at < $1", {Now()}));
+      // A group of this address, in any spelling, takes no round (it would only be refused at
+      // finish, and would show among the rounds the group was made in).
+      BL_TRY_ASSIGN(auto held, c.Query("SELECT name FROM groups WHERE lower(name) = $1 LIMIT 1",
+                                       {round.group}));
+      if (!held.empty()) return Exists("a group named " + AsText(held[0][0]) + " exists");
       // The round id first: of two concurrent starts of one id, on any backend, the key lets one
       // in and makes the other wait for it, then see it.
       BL_TRY_ASSIGN(auto fresh, c.Exec("INSERT INTO dkg_started_rounds (round, group_name, "
@@ -901,20 +918,24 @@ class SqlStore final : public Store {
     });
   }
 
-  Result<std::vector<StartedDkgRound>> ListStartedDkgRounds(const std::string& group) override {
+  Result<std::vector<StartedDkgRound>> ListStartedDkgRounds(const std::string& name) override {
+    const std::string group = DkgGroupKey(name);
     return Read([&](sql::Connection& c) -> Result<std::vector<StartedDkgRound>> {
-      BL_TRY_ASSIGN(auto rows, c.Query("SELECT round, started_at FROM dkg_started_rounds WHERE "
-                                       "group_name = $1 ORDER BY id",
+      BL_TRY_ASSIGN(auto rows, c.Query("SELECT round, started_at, finished_at FROM "
+                                       "dkg_started_rounds WHERE group_name = $1 ORDER BY id",
                                        {group}));
       std::vector<StartedDkgRound> out;
       out.reserve(rows.size());
-      for (const auto& row : rows)
-        out.push_back(StartedDkgRound{.round = AsText(row[0]), .started_at = AsInt(row[1])});
+      for (const auto& row : rows) {
+        out.push_back(StartedDkgRound{
+            .round = AsText(row[0]), .started_at = AsInt(row[1]), .finished_at = AsInt(row[2])});
+      }
       return out;
     });
   }
 
-  Result<std::optional<DkgRound>> FindDkgRound(const std::string& group) override {
+  Result<std::optional<DkgRound>> FindDkgRound(const std::string& name) override {
+    const std::string group = DkgGroupKey(name);
     return Read([&](sql::Connection& c) -> Result<std::optional<DkgRound>> {
       auto found = UnexpiredDkgRound(c, group);
       if (!found.ok()) {
@@ -925,8 +946,9 @@ class SqlStore final : public Store {
     });
   }
 
-  Result<DkgRound> DealDkgRound(const std::string& group, const std::string& round,
+  Result<DkgRound> DealDkgRound(const std::string& name, const std::string& round,
                                 const Bytes& view_digest, const Bytes& deal_answer) override {
+    const std::string group = DkgGroupKey(name);
     return Write([&](sql::Connection& c) -> Result<DkgRound> {
       BL_TRY(
           c.Exec("UPDATE dkg_rounds SET dealt = 1, view_digest = $3, deal_answer = $4 "
@@ -939,9 +961,10 @@ class SqlStore final : public Store {
     });
   }
 
-  Result<DkgRound> CheckDkgRound(const std::string& group, const std::string& round,
+  Result<DkgRound> CheckDkgRound(const std::string& name, const std::string& round,
                                  const Bytes& view_digest, DkgCheck outcome,
                                  const Bytes& check_answer, const Bytes& sealed_share) override {
+    const std::string group = DkgGroupKey(name);
     return Write([&](sql::Connection& c) -> Result<DkgRound> {
       BL_TRY(
           c.Exec("UPDATE dkg_rounds SET checked = $4, check_answer = $5, sealed_share = $6 "
@@ -956,11 +979,16 @@ class SqlStore final : public Store {
     });
   }
 
-  Status EndDkgRound(const std::string& group, const std::string& round) override {
+  Status EndDkgRound(const std::string& name, const std::string& round, bool finished) override {
+    const std::string group = DkgGroupKey(name);
     return ToStatus(Write([&](sql::Connection& c) -> Result<std::monostate> {
       BL_TRY_ASSIGN(auto n, c.Exec("DELETE FROM dkg_rounds WHERE group_name = $1 AND round = $2",
                                    {group, round}));
-      if (n == 0) return NotFound("no key generation round " + round + " for " + group);
+      if (n == 0) return NotFound("no key generation round " + round + " for " + name);
+      if (finished) {
+        BL_TRY(c.Exec("UPDATE dkg_started_rounds SET finished_at = $2 WHERE round = $1",
+                      {round, Now()}));
+      }
       return std::monostate{};
     }));
   }

@@ -128,12 +128,16 @@ struct IssuedCertificateStatus {
 
 // A threshold key generation round as one groupd node keeps it between the round's requests
 // (docs/threshold.md, "Creation without a dealer"): at most one per group at a time, until it
-// finishes, is cancelled or expires. Nothing secret: the start answer carries the node's round
+// finishes, is cancelled or expires. Every DKG call folds the group name's ASCII letters, as the
+// groups' unique index does: all spellings of a list address share one round at a time and one
+// list of started rounds. Nothing secret: the start answer carries the node's round
 // state sealed under its master key.
 // A round id as a node started it (ListStartedDkgRounds).
 struct StartedDkgRound {
   std::string round;
   UnixTime started_at = 0;  // 0: started before the node kept the time (schema step 8)
+  UnixTime finished_at =
+      0;  // when a group was stored from it; 0: never (ended otherwise, or not yet)
 };
 enum class DkgCheck : std::uint8_t { kNone = 0, kAccepted = 1, kFailed = 2 };
 struct DkgRound {
@@ -281,7 +285,8 @@ class Store {
   // Records `round` unless its group has an unexpired round already, and returns the group's
   // round as stored afterwards: `round` itself, or the one kept (the caller compares the round
   // id and context). Every expired round, of any group, is forgotten first. A round id is
-  // started once at a node, for good (ListStartedDkgRounds): errors "conflict" (this id was
+  // started once at a node, for good (ListStartedDkgRounds). Errors: "exists" (a group of this
+  // name, in any spelling, exists), "conflict" (this id was
   // started here before and has ended, or is another group's).
   virtual Result<DkgRound> BeginDkgRound(const DkgRound& round) = 0;
   // The group's unexpired round, if any.
@@ -299,11 +304,12 @@ class Store {
   virtual Result<DkgRound> CheckDkgRound(const std::string& group, const std::string& round,
                                          const Bytes& view_digest, DkgCheck outcome,
                                          const Bytes& check_answer, const Bytes& sealed_share) = 0;
-  // Forgets the group's round `round` (finished or cancelled); its id stays started. Errors:
-  // "not-found" (none, or another round: a finish claims its round once).
-  virtual Status EndDkgRound(const std::string& group, const std::string& round) = 0;
-  // Every round id started at this node for the group, oldest first: what a group made by a key
-  // generation was made in, kept for good (no prune reaches it).
+  // Forgets the group's round `round`, `finished` (a group was stored from it: its started record
+  // says when) or cancelled; its id stays started. Errors: "not-found" (none, or another round:
+  // a finish claims its round once).
+  virtual Status EndDkgRound(const std::string& group, const std::string& round, bool finished) = 0;
+  // Every round id started at this node for the group, oldest first, kept for good (no prune
+  // reaches it): what a group made by a key generation was made in, and what was thrown away.
   virtual Result<std::vector<StartedDkgRound>> ListStartedDkgRounds(const std::string& group) = 0;
 };
 

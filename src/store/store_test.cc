@@ -180,7 +180,7 @@ TEST_P(StoreTest, UpgradesEveryOlderSchemaAndRefusesARollback) {
     EXPECT_EQ((*kept)[0].reason, "member:alice@example.org");
     EXPECT_EQ((*kept)[0].members, "");
     // The key generation rounds' table (step 6) is there and takes a round.
-    auto begun = (*upgraded)->BeginDkgRound(DkgRound{.group = "after-upgrade@example.org",
+    auto begun = (*upgraded)->BeginDkgRound(DkgRound{.group = "dkg-after-upgrade@example.org",
                                                      .round = "r1",
                                                      .context = "c",
                                                      .start_answer = Blob(1),
@@ -288,9 +288,9 @@ TEST_P(StoreTest, KeepsOneKeyGenerationRoundPerGroupUntilItEndsOrExpires) {
                                             Blob(7), Blob(8))),
             "not-found");
 
-  EXPECT_EQ(ErrorCode(store_->EndDkgRound("g@example.org", "r2")), "not-found");
-  ASSERT_OK(store_->EndDkgRound("g@example.org", "r1"));
-  EXPECT_EQ(ErrorCode(store_->EndDkgRound("g@example.org", "r1")), "not-found");
+  EXPECT_EQ(ErrorCode(store_->EndDkgRound("g@example.org", "r2", false)), "not-found");
+  ASSERT_OK(store_->EndDkgRound("G@Example.org", "r1", true));  // any spelling: one group
+  EXPECT_EQ(ErrorCode(store_->EndDkgRound("g@example.org", "r1", false)), "not-found");
   found = store_->FindDkgRound("g@example.org");
   ASSERT_OK(found);
   EXPECT_FALSE(found->has_value());
@@ -345,6 +345,24 @@ TEST_P(StoreTest, KeepsOneKeyGenerationRoundPerGroupUntilItEndsOrExpires) {
     EXPECT_GE(r.started_at, Now() - 60);
   }
   EXPECT_EQ(ids, (std::vector<std::string>{"r1", "r3", "r4"}));
+  EXPECT_GE((*started)[0].finished_at, Now() - 60);  // r1 was ended as finished
+  EXPECT_EQ((*started)[1].finished_at, 0);
+  // Every spelling of the address is the one group: its list, and its one round at a time.
+  auto spelled = store_->ListStartedDkgRounds("G@EXAMPLE.ORG");
+  ASSERT_OK(spelled);
+  EXPECT_EQ(spelled->size(), 3U);
+  DkgRound other_spelling = first;
+  other_spelling.group = "G@example.ORG";
+  other_spelling.round = "r5";
+  kept = store_->BeginDkgRound(other_spelling);
+  ASSERT_OK(kept);
+  EXPECT_EQ(kept->round, "r4");  // the round in progress, whatever the spelling
+  // A group of the address, in any spelling, takes no round.
+  ASSERT_OK(store_->CreateGroup("Made@example.org"));
+  DkgRound for_made = first;
+  for_made.group = "made@EXAMPLE.org";
+  for_made.round = "r6";
+  EXPECT_EQ(ErrorCode(store_->BeginDkgRound(for_made)), "exists");
   started = store_->ListStartedDkgRounds("h@example.org");
   ASSERT_OK(started);
   ASSERT_EQ(started->size(), 1U);
@@ -381,7 +399,7 @@ TEST_P(StoreTest, StartsARoundIdOnceUnderConcurrentStartsAndCancels) {
     const Bytes first(answers[0].begin(), answers[0].end());
     // A cancel and more starts of the same id at once: each start gets the first answer or is
     // refused ("conflict": the id has ended), never a new answer.
-    threads.emplace_back([&] { EXPECT_OK(store_->EndDkgRound("race@example.org", id)); });
+    threads.emplace_back([&] { EXPECT_OK(store_->EndDkgRound("race@example.org", id, false)); });
     for (std::uint8_t i = 0; i < 5; ++i) {
       threads.emplace_back([&, i] {
         auto again = start(id, static_cast<std::uint8_t>(40 + i));

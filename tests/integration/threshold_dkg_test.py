@@ -859,5 +859,45 @@ class ThresholdDkg(harness.TestCase):
                               "no node stored the group", "round cancelled at")
         self.assertStoredNowhere(group, (0, 1))
 
+    # 9
+    def test_9_every_spelling_is_one_group(self):
+        """Rounds under two spellings of one address are one group's: one round at a time, one
+        list of started rounds; the list starts after the previous group of the name, so a group
+        deleted and made again in one clean round lists one round."""
+        spelled, group = "Spelled@Example.org", "spelled@example.org"
+        base = {"threshold": 2, "nodes": self.urls[:3], "index": 1}
+        start = "/v1/groups/%s/threshold/dkg/start"
+        first = dict(base, round="5e" * 16)
+        self.assertEqual(self.post_admin(0, start % harness.quote(spelled), first).status, 200)
+        r = self.post_admin(0, start % harness.quote(group), dict(base, round="5f" * 16))
+        self.assertRefused(r, 409, "dkg-in-progress")
+        # The same round under the other spelling is another round's context: refused.
+        r = self.post_admin(0, start % harness.quote(group), first)
+        self.assertRefused(r, 409, "dkg-round-differs")
+        r = self.post_admin(0, start.replace("/start", "/cancel") % harness.quote(spelled), first)
+        self.assertEqual(r.status, 200, r)
+        create = ("group", "create", group, "--key-type", "p256-threshold", "--threshold", "2",
+                  "--nodes", ",".join(self.urls[:3]), "--dkg")
+        p = self.admin(*create)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        shown = self.admin_at(self.nodes[0], "group", "show", group)["dkg_rounds"]
+        self.assertEqual([(x["round"], x["finished"]) for x in shown][0], (first["round"], False))
+        self.assertEqual([x["finished"] for x in shown], [False, True])
+        self.assertEqual([x["round"] for x in self.admin_at(self.nodes[1], "group", "show", group)
+                          ["dkg_rounds"]], [shown[1]["round"]])
+        # The group exists: no spelling of it takes a new round.
+        r = self.post_admin(1, start % harness.quote(spelled), dict(base, round="60" * 16, index=2))
+        self.assertIn(group, self.assertRefused(r, 409, "exists")["message"])
+        # Deleted everywhere and made again in one clean round: each node lists that one round.
+        for n in range(3):
+            self.admin_at(self.nodes[n], "group", "delete", group, "--yes")
+        time.sleep(1.1)  # the new group is created in a later second than the old one finished
+        p = self.admin(*create)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        for n in range(3):
+            rounds = self.admin_at(self.nodes[n], "group", "show", group)["dkg_rounds"]
+            self.assertEqual([x["finished"] for x in rounds], [True], rounds)
+            self.assertNotIn(rounds[0]["round"], (first["round"], shown[1]["round"]))
+
 if __name__ == "__main__":
     harness.main()

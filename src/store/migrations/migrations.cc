@@ -149,17 +149,21 @@ CREATE INDEX dkg_rounds_by_expiry ON dkg_rounds (expires_at);
 // round id starts once at a node, so a relay cannot restart one node's part of a round under the
 // same id to draw it a new polynomial; the unique key settles concurrent starts on every backend;
 // and the rounds a group was made in stay listed where no audit prune reaches (docs/threshold.md).
-// The rounds kept when this step runs are started already.
+// Group names are kept with ASCII letters folded (every spelling of an address is one group).
+// The rounds in progress when this step runs are ended (their ids kept as started): a round lasts
+// an hour, and its command says to run the key generation again.
 constexpr std::string_view kDkgStartedRounds = R"sql(
 CREATE TABLE dkg_started_rounds (
   id {ID_PK},
   round TEXT NOT NULL UNIQUE,
   group_name TEXT NOT NULL,
-  started_at BIGINT NOT NULL
+  started_at BIGINT NOT NULL,
+  finished_at BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX dkg_started_rounds_by_group ON dkg_started_rounds (group_name, id);
 INSERT INTO dkg_started_rounds (round, group_name, started_at)
-  SELECT round, group_name, 0 FROM dkg_rounds;
+  SELECT round, lower(group_name), 0 FROM dkg_rounds;
+DELETE FROM dkg_rounds;
 )sql";
 
 // A group's name is its list's address, and an address is the same whatever the case of its
