@@ -226,9 +226,9 @@ std::optional<HttpResponse> RecordRefusal(Call& call, const std::string& name, c
                 "this node is in another key generation round for " + name + " (round " +
                     kept->round + ", until " + Until(kept->expires_at) +
                     "): one round per group at a time. The command that ran it cancels it when it "
-                    "fails; otherwise it expires then. To end it now: `" +
-                    dkg::CancelCommand(name, kept->round, kept->context) +
-                    "` with your --ca, --client-cert and --client-key");
+                    "fails; otherwise it expires then. To end it now, with your --ca, "
+                    "--client-cert and --client-key, run (the rest of this line): " +
+                    dkg::CancelCommand(name, kept->round, kept->context));
   }
   if (kept->context != r.StateContext(name)) {
     return Fail(call, 409, "dkg-round-differs",
