@@ -926,12 +926,18 @@ Status GroupShow(AdminState& s) {
   // were thrown away and run again: docs/threshold.md).
   if (Reply::Given(r.body(), "dkg_rounds")) {
     const auto rounds = r.Array("dkg_rounds");
-    if (!rounds.empty()) text += "key generation rounds started here:\n";
+    if (!rounds.empty())
+      text += "key generation rounds started here (every spelling, oldest first):\n";
     for (const auto& round : rounds) {
       const std::int64_t at = r.Integer(round, "started_at");
+      const bool finished = r.Flag(round, "finished");
+      const bool current = r.Flag(round, "current");
       text += "  " + r.Text(round, "round") + "  " +
-              (at == 0 ? std::string("(time not kept)") : UtcTime(at)) +
-              (r.Flag(round, "finished") ? "  (the group was stored from it)" : "") + "\n";
+              (at == 0 ? std::string("(time not kept)") : UtcTime(at)) + "  " +
+              (current    ? "this group was stored from it"
+               : finished ? "a group was stored from it (since deleted)"
+                          : "ended without a group (cancelled, failed or expired)") +
+              "\n";
     }
   }
   return Print(s, r, text);

@@ -1189,9 +1189,10 @@ struct GroupService::Handlers {
     auto secrets = s.store_->ListGroupSecrets(group.id);
     auto members = s.store_->ListMembers(group.id);
     auto exploder = s.store_->FindExploder(group.id);
-    // The key generation rounds this node started for the group's name (any spelling) since the
-    // previous group of that name was stored from one: one for a group made by `create --dkg`
-    // that no relay restarted (docs/threshold.md). Kept for good: no audit prune reaches them.
+    // Every key generation round this node started for the group's address (any spelling), kept
+    // for good (no audit prune reaches them): one for a group made by `create --dkg` that no
+    // relay restarted; each earlier one must be a creation the operators know of
+    // (docs/threshold.md). Not windowed: a relay could finish and delete groups to move a window.
     auto started = s.store_->ListStartedDkgRounds(group.name);
     if (!keys.ok() || !secrets.ok() || !members.ok() || !exploder.ok() || !started.ok()) {
       return StoreDown(call, MakeError("store", "group show"));
@@ -1229,16 +1230,18 @@ struct GroupService::Handlers {
     json jsecrets = json::array();
     for (const auto& v : *secrets)
       jsecrets.push_back({{"version", v.version}, {"key_id", ToHex(v.key_id)}});
-    std::size_t since = 0;  // after the last round a previous group of this name was stored from
+    // This group was stored from the last round finished since it was created.
+    std::size_t current = started->size();
     for (std::size_t i = 0; i < started->size(); ++i) {
-      const std::int64_t finished = (*started)[i].finished_at;
-      if (finished != 0 && finished < group.created_at) since = i + 1;
+      if ((*started)[i].finished_at >= group.created_at) current = i;
     }
     json jrounds = json::array();
-    for (std::size_t i = since; i < started->size(); ++i) {
+    for (std::size_t i = 0; i < started->size(); ++i) {
       const auto& r = (*started)[i];
-      jrounds.push_back(
-          {{"round", r.round}, {"started_at", r.started_at}, {"finished", r.finished_at != 0}});
+      jrounds.push_back({{"round", r.round},
+                         {"started_at", r.started_at},
+                         {"finished", r.finished_at != 0},
+                         {"current", i == current}});
     }
     return Ok(200, {{"name", group.name},
                     {"dkg_rounds", jrounds},

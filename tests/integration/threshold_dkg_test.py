@@ -219,6 +219,7 @@ class ThresholdDkg(harness.TestCase):
             # The one round the group was made in, as every node keeps it (no prune reaches it).
             rounds = self.admin_at(self.nodes[n], "group", "show", GROUP)["dkg_rounds"]
             self.assertEqual([r["round"] for r in rounds], [rec["reason"].split()[0][len("round:"):]])
+            self.assertEqual((rounds[0]["finished"], rounds[0]["current"]), (True, True))
             self.assertGreater(rounds[0]["started_at"], time.time() - 600)
         # d from two stores and master keys: d·G is the certificate's key; a third share agrees.
         shares = dict(self.share_of(self.nodes[n]) for n in range(3))
@@ -649,8 +650,9 @@ class ThresholdDkg(harness.TestCase):
             rounds = self.admin_at(self.nodes[n], "group", "show", group)["dkg_rounds"]
             self.assertEqual([r["round"] for r in rounds], [base["round"], new_round])
         text = self.nodes[2].bl("admin", *self.admin_args(self.urls[2])[:-1], "group", "show", group).stdout.decode()
-        self.assertIn("key generation rounds started here:\n  %s  " % base["round"], text)
-        self.assertIn("\n  %s  " % new_round, text)
+        self.assertRegex(text, r"key generation rounds started here \(every spelling, oldest first\):\n"
+                               r"  %s  [-0-9: ]+UTC  ended without a group \(cancelled, failed or expired\)\n"
+                               r"  %s  [-0-9: ]+UTC  this group was stored from it\n" % (base["round"], new_round))
         # (d) A finish replayed is refused: the group is there; deleted, the round is gone too.
         finish = [e for e in json.loads(harness.read(transcript)) if e["path"].endswith("/dkg/finish")]
         replay = finish[1]["request"]
@@ -863,8 +865,9 @@ class ThresholdDkg(harness.TestCase):
     # 9
     def test_9_every_spelling_is_one_group(self):
         """Rounds under two spellings of one address are one group's: one round at a time, one
-        list of started rounds; the list starts after the previous group of the name, so a group
-        deleted and made again in one clean round lists one round."""
+        list of started rounds, kept whole: a group deleted and made again lists the old rounds
+        (marked) before the one it was stored from, so finishing and deleting groups cannot hide
+        thrown-away rounds."""
         spelled, group = "Spelled@Example.org", "spelled@example.org"
         base = {"threshold": 2, "nodes": self.urls[:3], "index": 1}
         start = "/v1/groups/%s/threshold/dkg/start"
@@ -883,13 +886,14 @@ class ThresholdDkg(harness.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         shown = self.admin_at(self.nodes[0], "group", "show", group)["dkg_rounds"]
         self.assertEqual([(x["round"], x["finished"]) for x in shown][0], (first["round"], False))
-        self.assertEqual([x["finished"] for x in shown], [False, True])
+        self.assertEqual([(x["finished"], x["current"]) for x in shown], [(False, False), (True, True)])
         self.assertEqual([x["round"] for x in self.admin_at(self.nodes[1], "group", "show", group)
                           ["dkg_rounds"]], [shown[1]["round"]])
         # The group exists: no spelling of it takes a new round.
         r = self.post_admin(1, start % harness.quote(spelled), dict(base, round="60" * 16, index=2))
         self.assertIn(group, self.assertRefused(r, 409, "exists")["message"])
-        # Deleted everywhere and made again in one clean round: each node lists that one round.
+        # Deleted everywhere and made again: each node lists the old group's round, marked, before
+        # the one this group was stored from (a relay finishing and deleting groups shows so).
         for n in range(3):
             self.admin_at(self.nodes[n], "group", "delete", group, "--yes")
         time.sleep(1.1)  # the new group is created in a later second than the old one finished
@@ -897,8 +901,10 @@ class ThresholdDkg(harness.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         for n in range(3):
             rounds = self.admin_at(self.nodes[n], "group", "show", group)["dkg_rounds"]
-            self.assertEqual([x["finished"] for x in rounds], [True], rounds)
-            self.assertNotIn(rounds[0]["round"], (first["round"], shown[1]["round"]))
+            self.assertEqual([(x["finished"], x["current"]) for x in rounds][-2:],
+                             [(True, False), (True, True)], rounds)
+            self.assertEqual(rounds[-2]["round"], shown[1]["round"])
+            self.assertNotIn(rounds[-1]["round"], (first["round"], shown[1]["round"]))
 
 if __name__ == "__main__":
     harness.main()
