@@ -1,5 +1,6 @@
 #include "threshold_dkg.h"
 
+#include <algorithm>
 #include <array>
 #include <ctime>
 #include <map>
@@ -71,6 +72,13 @@ std::optional<HttpResponse> SetUp(Call& call, const HttpRequest& req, const std:
     return Fail(call, 400, errc::kMalformedJson, "the request body is not a JSON object");
   if (!ValidAddress(name))
     return Fail(call, 400, "bad-address", "the group must be the list's email address");
+  // The group certificate names the address as an rfc822Name, which is ASCII; and the rounds are
+  // kept by the address with ASCII letters folded, which must be every spelling of it.
+  if (std::any_of(name.begin(), name.end(), [](char c) { return (c & 0x80) != 0; })) {
+    return Fail(call, 400, "bad-address",
+                "a key generation's group address must be ASCII: the group certificate names it "
+                "as an RFC 822 address");
+  }
   if (auto wrong = dkg::ParseRound(body, out.round); !wrong.empty())
     return Fail(call, 400, errc::kMalformedRequest, wrong);
   call.reason = out.round.Reason();

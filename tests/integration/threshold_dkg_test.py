@@ -693,6 +693,10 @@ class ThresholdDkg(harness.TestCase):
                     "https://x;true", "https://a`b`", "https://[::1;x]:443"):
             r = self.post_admin(0, path, dict(base, nodes=[self.urls[0], bad, self.urls[2]]))
             self.assertRefused(r, 400, "malformed-request")
+        # A non-ASCII address (the Kelvin sign folds to "k" in some lower()s): refused at once.
+        r = self.post_admin(0, "/v1/groups/%s/threshold/dkg/start" % harness.quote("\u212aelvin@example.org"),
+                            dict(base, nodes=self.urls[:3]))
+        self.assertIn("ASCII", self.assertRefused(r, 400, "bad-address")["message"])
         # A group name a shell would read: the 409's command quotes it, word by word.
         odd = "a$b'c;d`e@example.org"
         odd_path = "/v1/groups/%s/threshold/dkg/start" % harness.quote(odd)
