@@ -886,8 +886,9 @@ class SqlStore final : public Store {
       BL_TRY(c.Exec("DELETE FROM dkg_rounds WHERE expires_at < $1", {Now()}));
       // A group of this address, in any spelling, takes no round (it would only be refused at
       // finish, and would show among the rounds the group was made in).
-      BL_TRY_ASSIGN(auto held, c.Query("SELECT name FROM groups WHERE lower(name) = lower($1) LIMIT 1",
-                                       {round.group}));
+      BL_TRY_ASSIGN(
+          auto held,
+          c.Query("SELECT name FROM groups WHERE lower(name) = lower($1) LIMIT 1", {round.group}));
       if (!held.empty()) return Exists("a group named " + AsText(held[0][0]) + " exists");
       // The round id first: of two concurrent starts of one id, on any backend, the key lets one
       // in and makes the other wait for it, then see it.
