@@ -1683,6 +1683,12 @@ HttpResponse GroupService::CreateGroup(const HttpRequest& req, Call& call) {
   call.group = name;
   if (!ValidAddress(name))
     return Fail(call, 400, "bad-address", "\"name\" must be the list's email address");
+  // Every group has a certificate naming its address as an rfc822Name, which is ASCII.
+  if (std::any_of(name.begin(), name.end(), [](char c) { return (c & 0x80) != 0; })) {
+    return Fail(call, 400, "bad-address",
+                "a group's address must be ASCII: its certificate names it as an RFC 822 "
+                "address, which cannot hold other characters");
+  }
   std::string key_type = StringField(*body, "key_type").value_or("rsa3072");
   if (key_type == kThresholdKeyType) {
     WipeRequestBody(req);

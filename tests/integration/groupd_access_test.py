@@ -335,6 +335,12 @@ class AccessMatrix(harness.TestCase):
         self.assertRefused(r, 400, "bad-address")
         r = g.post("/v1/groups", {"name": "x@example.org", "key_type": "dsa"}, token=self.d.admin_token)
         self.assertRefused(r, 400, "bad-key-type")
+        # A non-ASCII address: its certificate could not name it (an rfc822Name is ASCII), on any
+        # creation path: refused with a word, never a 500.
+        for body in ({"key_type": "p256"}, {"key_type": "rsa3072", "csr": True},
+                     {"key_type": "p256-threshold"}):
+            r = g.post("/v1/groups", dict(body, name="\u00e9t\u00e9@example.org"), token=self.d.admin_token)
+            self.assertIn("ASCII", self.assertRefused(r, 400, "bad-address")["message"])
         r = g.post("/v1/groups", {"name": A, "key_type": "p256"}, token=self.d.admin_token)
         self.assertRefused(r, 409, "exists")
         # A name that differs only in case is the same list address: refused, naming the group.
