@@ -34,7 +34,11 @@ using json = nlohmann::json;
 using net::HttpRequest;
 using net::HttpResponse;
 
-// The list address rules of `POST /v1/groups` (service_call.h).
+// The list address rules of `POST /v1/groups` (service_call.h): ASCII, and an address.
+bool AsciiAddress(std::string_view a) {
+  return std::none_of(a.begin(), a.end(), [](char c) { return (c & 0x80) != 0; });
+}
+
 bool ValidAddress(std::string_view a) {
   if (a.empty() || a.size() > 254) return false;
   auto at = a.find('@');
@@ -1684,7 +1688,7 @@ HttpResponse GroupService::CreateGroup(const HttpRequest& req, Call& call) {
   if (!ValidAddress(name))
     return Fail(call, 400, "bad-address", "\"name\" must be the list's email address");
   // Every group has a certificate naming its address as an rfc822Name, which is ASCII.
-  if (std::any_of(name.begin(), name.end(), [](char c) { return (c & 0x80) != 0; })) {
+  if (!AsciiAddress(name)) {
     return Fail(call, 400, "bad-address",
                 "a group's address must be ASCII: its certificate names it as an RFC 822 "
                 "address, which cannot hold other characters");

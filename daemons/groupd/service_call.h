@@ -13,6 +13,8 @@ namespace blindlist::groupd {
 // A list (group) address as `POST /v1/groups` takes it: one @, neither part empty, at most 254
 // octets, no controls, spaces, '/', '"', '<' or '>'.
 bool ValidAddress(std::string_view a);
+// Whether a group's address is ASCII: its certificate names it as an rfc822Name, which is.
+bool AsciiAddress(std::string_view a);
 
 struct GroupService::Call {
   std::string operation = "unknown";

@@ -74,7 +74,7 @@ std::optional<HttpResponse> SetUp(Call& call, const HttpRequest& req, const std:
     return Fail(call, 400, "bad-address", "the group must be the list's email address");
   // The group certificate names the address as an rfc822Name, which is ASCII; and the rounds are
   // kept by the address with ASCII letters folded, which must be every spelling of it.
-  if (std::any_of(name.begin(), name.end(), [](char c) { return (c & 0x80) != 0; })) {
+  if (!AsciiAddress(name)) {
     return Fail(call, 400, "bad-address",
                 "a key generation's group address must be ASCII: the group certificate names it "
                 "as an RFC 822 address");

@@ -77,14 +77,6 @@ bool EqualIgnoringCase(std::string_view a, std::string_view b) {
                                             [&](char x, char y) { return lower(x) == lower(y); });
 }
 
-std::string AsciiLower(std::string_view s) {
-  std::string out(s);
-  for (char& ch : out) {
-    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
-  }
-  return out;
-}
-
 std::int64_t Now() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
 Error NotFound(std::string what) { return MakeError("not-found", std::move(what)); }
@@ -705,10 +697,11 @@ class SqlListStore final : public ListStore {
   // address, as either of its two addresses.
   static Status AddressesFree(sql::Connection& c, const MailingList& list, std::int64_t self_id) {
     // Without case in the local part (ASCII), as lists are found.
-    BL_TRY_ASSIGN(auto rows,
-                  c.Query("SELECT address FROM lists WHERE id <> $3 AND "
-                          "(lower(address) IN ($1, $2) OR lower(bounce_address) IN ($1, $2))",
-                          {AsciiLower(list.address), AsciiLower(list.bounce_address), self_id}));
+    BL_TRY_ASSIGN(
+        auto rows,
+        c.Query("SELECT address FROM lists WHERE id <> $3 AND "
+                "(lower(address) IN ($1, $2) OR lower(bounce_address) IN ($1, $2))",
+                {sql::AsciiLower(list.address), sql::AsciiLower(list.bounce_address), self_id}));
     if (rows.empty()) return Status::Ok();
     const std::string other = sql::AsText(rows[0][0]);
     if (EqualIgnoringCase(other, list.address)) return Exists("a list at " + other + " exists");
@@ -744,9 +737,9 @@ class SqlListStore final : public ListStore {
                                                           const std::string& address) {
     const std::string canonical = CanonicalMailbox(address);
     BL_TRY_ASSIGN(auto exact, LoadList(c, std::string(column) + " = $1", {canonical}));
-    if (exact || AsciiLower(canonical) == canonical) return exact;
+    if (exact || sql::AsciiLower(canonical) == canonical) return exact;
     return LoadList(c, "lower(" + std::string(column) + ") = $1 ORDER BY id LIMIT 1",
-                    {AsciiLower(canonical)});
+                    {sql::AsciiLower(canonical)});
   }
 
   static Result<std::optional<MailingList>> LoadList(sql::Connection& c, std::string_view where,

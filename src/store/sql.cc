@@ -156,4 +156,12 @@ Result<std::unique_ptr<ConnectionPool>> OpenPool(const std::string& url) {
   return pool;
 }
 
+std::string AsciiLower(std::string_view s) {
+  std::string out(s);
+  for (char& ch : out) {
+    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+  }
+  return out;
+}
+
 }  // namespace blindlist::store::sql

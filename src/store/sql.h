@@ -141,6 +141,9 @@ bool IsValidText(std::string_view s);
 // Replaces invalid UTF-8 and NUL bytes with U+FFFD, keeping at most
 // max_chars code points. For free text from callers (audit records).
 std::string SanitizeText(std::string_view s, std::size_t max_chars);
+// ASCII letters folded to lowercase, the rest as is: what SQLite's lower() does, and the part of
+// PostgreSQL's lower() every locale agrees on.
+std::string AsciiLower(std::string_view s);
 
 // Typed access to a result column; a mismatched type reads as 0 / empty.
 std::int64_t AsInt(const Value& v);

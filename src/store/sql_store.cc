@@ -325,16 +325,6 @@ Result<DkgRound> UnexpiredDkgRound(sql::Connection& c, const std::string& group)
   return ToDkgRound(rows[0]);
 }
 
-// A group's name as its key generation records are kept: ASCII letters folded, as the groups'
-// unique index folds them, so every spelling of one list address is one group's rounds.
-std::string DkgGroupKey(std::string_view name) {
-  std::string key(name);
-  for (char& c : key) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return key;
-}
-
 class SqlStore final : public Store {
  public:
   explicit SqlStore(std::unique_ptr<sql::ConnectionPool> pool) : pool_(std::move(pool)) {}
@@ -881,7 +871,7 @@ class SqlStore final : public Store {
     if (given.group.empty() || given.round.empty())
       return InvalidArgument("a key generation round needs its group and round id");
     DkgRound round = given;
-    round.group = DkgGroupKey(given.group);
+    round.group = sql::AsciiLower(given.group);
     return Write([&](sql::Connection& c) -> Result<DkgRound> {
       BL_TRY(c.Exec("DELETE FROM dkg_rounds WHERE expires_at < $1", {Now()}));
       // A group of this address, in any spelling, takes no round (it would only be refused at
@@ -920,7 +910,7 @@ class SqlStore final : public Store {
   }
 
   Result<std::vector<StartedDkgRound>> ListStartedDkgRounds(const std::string& name) override {
-    const std::string group = DkgGroupKey(name);
+    const std::string group = sql::AsciiLower(name);
     return Read([&](sql::Connection& c) -> Result<std::vector<StartedDkgRound>> {
       BL_TRY_ASSIGN(auto rows, c.Query("SELECT round, started_at, finished_at FROM "
                                        "dkg_started_rounds WHERE group_name = $1 ORDER BY id",
@@ -936,7 +926,7 @@ class SqlStore final : public Store {
   }
 
   Result<std::optional<DkgRound>> FindDkgRound(const std::string& name) override {
-    const std::string group = DkgGroupKey(name);
+    const std::string group = sql::AsciiLower(name);
     return Read([&](sql::Connection& c) -> Result<std::optional<DkgRound>> {
       auto found = UnexpiredDkgRound(c, group);
       if (!found.ok()) {
@@ -949,7 +939,7 @@ class SqlStore final : public Store {
 
   Result<DkgRound> DealDkgRound(const std::string& name, const std::string& round,
                                 const Bytes& view_digest, const Bytes& deal_answer) override {
-    const std::string group = DkgGroupKey(name);
+    const std::string group = sql::AsciiLower(name);
     return Write([&](sql::Connection& c) -> Result<DkgRound> {
       BL_TRY(
           c.Exec("UPDATE dkg_rounds SET dealt = 1, view_digest = $3, deal_answer = $4 "
@@ -965,7 +955,7 @@ class SqlStore final : public Store {
   Result<DkgRound> CheckDkgRound(const std::string& name, const std::string& round,
                                  const Bytes& view_digest, DkgCheck outcome,
                                  const Bytes& check_answer, const Bytes& sealed_share) override {
-    const std::string group = DkgGroupKey(name);
+    const std::string group = sql::AsciiLower(name);
     return Write([&](sql::Connection& c) -> Result<DkgRound> {
       BL_TRY(
           c.Exec("UPDATE dkg_rounds SET checked = $4, check_answer = $5, sealed_share = $6 "
@@ -981,7 +971,7 @@ class SqlStore final : public Store {
   }
 
   Status EndDkgRound(const std::string& name, const std::string& round, bool finished) override {
-    const std::string group = DkgGroupKey(name);
+    const std::string group = sql::AsciiLower(name);
     return ToStatus(Write([&](sql::Connection& c) -> Result<std::monostate> {
       BL_TRY_ASSIGN(auto n, c.Exec("DELETE FROM dkg_rounds WHERE group_name = $1 AND round = $2",
                                    {group, round}));
